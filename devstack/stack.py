@@ -1,0 +1,159 @@
+"""The embedded stack: servers, topics, keys and every service as its own process."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from devstack import keys as demo_keys
+from devstack import servers
+from libs.config import load_city
+from libs.kafka import ensure_topics
+from libs.settings import PROJECT_ROOT
+from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+
+# Service name, default port; a service joins the stack once its package exists.
+SERVICES = (("intake", 8001), ("router", 8002), ("sla", 8003), ("notify", 8004), ("stats", 8005))
+
+
+def available_services() -> list[tuple[str, int]]:
+    """The services whose packages exist in this checkout."""
+    return [(name, port) for name, port in SERVICES if (PROJECT_ROOT / "services" / name / "app.py").exists()]
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    kafka_port: int = 9092
+    mongo_port: int = 27017
+    service_ports: dict[str, int] = field(default_factory=dict)
+    kafka_bootstrap: str | None = None
+    mongodb_uri: str | None = None
+    mongo_storage: str | None = None
+    partitions: int = 4
+    config_dir: Path = PROJECT_ROOT / "config"
+    env: dict[str, str] = field(default_factory=dict)
+    log_stream: IO[str] | None = None
+    kafka: subprocess.Popen | None = None
+    mongo: subprocess.Popen | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return self.mongodb_uri or f"mongodb://127.0.0.1:{self.mongo_port}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.service_ports[service]}"
+
+    def start(self) -> None:
+        """Start servers (unless external ones are given), topics, keys and services; wait until ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        city = load_city(self.config_dir)
+        if self.kafka_bootstrap is None:
+            self.kafka = servers.start_kafka(self.kafka_port, self.data_dir / "kafka.log")
+        if self.mongodb_uri is None:
+            storage = self.mongo_storage or str(self.data_dir / "mongodb")
+            self.mongo = servers.start_mongo(self.mongo_port, storage, self.data_dir / "mongodb.log")
+        topics = list(PLATFORM_TOPICS) + [department_topic(d.code) for d in city.departments]
+        topics += [dead_letter_topic(t) for t in PLATFORM_TOPICS]
+        asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
+        self.keys = demo_keys.provision(city, self.data_dir)
+        for name, default_port in available_services():
+            self.service_ports.setdefault(name, default_port)
+            self.start_service(name)
+        for name in self.processes:
+            self.wait_ready(name)
+        self.write_manifest()
+
+    def service_env(self, name: str) -> dict[str, str]:
+        prefix = name.upper() + "_"
+        values = {
+            "ENVIRONMENT": "dev", "HTTP_PORT": str(self.service_ports[name]),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "MONGODB_URI": self.mongo_uri,
+            "API_KEYS_FILE": str(self.data_dir / "api-keys.json"), "CONFIG_DIR": str(self.config_dir),
+        }
+        env = {**os.environ, **{prefix + k: v for k, v in values.items()}, "PYTHONUNBUFFERED": "1"}
+        env.update({k: v for k, v in self.env.items()})
+        return env
+
+    def start_service(self, name: str) -> subprocess.Popen:
+        """Start (or restart) one service as its own process, its log lines prefixed with its name."""
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=PROJECT_ROOT,
+                                env=self.service_env(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, start_new_session=True)
+        self.processes[name] = proc
+        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+        return proc
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        with open(self.data_dir / f"{name}.log", "a") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if self.log_stream is not None:
+                    self.log_stream.write(f"{name:<7}| {line}")
+                    self.log_stream.flush()
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        """Block until the service's /readyz answers 200."""
+        deadline = time.monotonic() + timeout
+        proc = self.processes[name]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.data_dir / (name + '.log')}")
+            try:
+                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not ready after {timeout}s")
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to a service (kill -9 by default) and wait for it to end."""
+        proc = self.processes[name]
+        proc.send_signal(sig)
+        proc.wait(30)
+
+    def manifest(self) -> dict:
+        return {
+            "kafka": {"bootstrap_servers": self.bootstrap, "embedded": self.kafka is not None},
+            "mongodb": {"uri": self.mongo_uri, "embedded": self.mongo is not None},
+            "services": {name: {"url": self.url(name), "docs": self.url(name) + "/docs",
+                                "metrics": self.url(name) + "/metrics"} for name in self.processes},
+            "keys": self.keys,
+        }
+
+    def write_manifest(self) -> Path:
+        path = self.data_dir / "stack.json"
+        path.write_text(json.dumps(self.manifest(), indent=2))
+        path.chmod(0o600)
+        return path
+
+    def stop(self) -> None:
+        """Stop services, then the servers this stack started."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in (self.kafka, self.mongo):
+            if server is not None:
+                servers.stop(server)

@@ -1,0 +1,149 @@
+"""The one way a service is assembled: FastAPI for HTTP, FastStream for Kafka, PyMongo for state.
+
+Nothing is created at import time: a service's `create_app(settings)` builds a
+`Runtime`, registers its consumers, and the lifespan connects MongoDB, prepares
+indexes, starts the broker and the scheduled tasks, and tears them down in reverse.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from libs.auth import KeyStore
+from libs.clock import Clock, SystemClock
+from libs.config import ConfigError
+from libs.http import BodySizeLimit, install_operational_routes, install_problem_handlers, problem
+from libs.kafka import make_broker
+from libs.logging import configure_logging
+from libs.mongo import make_client, service_database
+from libs.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything a service's handlers and views share; one per process."""
+
+    settings: ServiceSettings
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    clock: Clock = field(default_factory=SystemClock)
+    broker: KafkaBroker = field(init=False)
+    keys: KeyStore = field(init=False)
+    mongo: AsyncMongoClient | None = None
+    _db: AsyncDatabase | None = None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.broker = make_broker(self.settings, self.registry)
+        self.keys = KeyStore.from_file(self.settings.api_keys_file)
+
+    @property
+    def db(self) -> AsyncDatabase:
+        if self._db is None:
+            raise RuntimeError("the database is used before the service started")
+        return self._db
+
+    def every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, Any]], name: str) -> None:
+        """Run `job` every `seconds` while the service runs; a failing run is logged and retried next time."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except Exception:
+                    log.exception("scheduled job failed", extra={"job": name})
+
+        self.tasks.append(asyncio.create_task(loop(), name=name))
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the service's runtime."""
+    return request.app.state.runtime
+
+
+def create_service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: list[APIRouter],
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """A FastAPI app that owns the runtime's connections for its lifetime."""
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        runtime.mongo = make_client(settings)
+        runtime._db = service_database(runtime.mongo, settings)
+        try:
+            if on_startup is not None:
+                await on_startup(runtime)
+            await runtime.broker.start()
+            log.info("service started", extra={"port": settings.http_port})
+            yield
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            runtime.tasks.clear()
+            await runtime.broker.stop()
+            await runtime.mongo.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.keys = runtime.keys
+    app.state.readiness_checks = {
+        "kafka": _broker_ping(runtime),
+        "mongodb": lambda: runtime.db.command("ping"),
+    }
+    install_problem_handlers(app)
+
+    @app.exception_handler(PyMongoError)
+    async def _database_down(_: Request, exc: PyMongoError):
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+
+    app.add_middleware(BodySizeLimit)
+    install_operational_routes(app, runtime.registry, settings.service_name)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _broker_ping(runtime: Runtime) -> Callable[[], Awaitable[None]]:
+    async def ping() -> None:
+        if not await runtime.broker.ping(timeout=2.0):
+            raise ConnectionError("broker did not answer")
+    return ping
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run `app` with uvicorn on the configured address."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+                log_config=None, access_log=False, timeout_graceful_shutdown=10)
+
+
+def run_service(settings_class: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI]) -> None:
+    """Entry point of every service: settings from the environment, JSON logs, then serve."""
+    settings = settings_class()
+    configure_logging(settings.service_name, settings.log_level)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"{settings.service_name}: {exc}") from None
+    serve(app, settings)

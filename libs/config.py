@@ -1,0 +1,147 @@
+"""Validated YAML configuration shared by several services: the city's districts, departments, size bands.
+
+Service-specific files (routing rules, policies, SLA profiles) are modelled in
+their own service, but all of them load through `load_yaml`, so an invalid file
+stops the service with one message naming the file, the entry and the field.
+"""
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration file is invalid; the message names file, entry and field."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _entry_path(data: object, loc: tuple) -> str:
+    """Render a pydantic error location, naming list entries by their `id`/`code` when they have one."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                ident = node[part].get("id") or node[part].get("code")
+                if ident:
+                    label = f"[{part}] ({ident})"
+            parts.append(label)
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def load_yaml(path: Path, model: type[ModelT]) -> ModelT:
+    """Load and validate one YAML file into `model`, or raise ConfigError naming what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: {_entry_path(data, err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(lines)) from exc
+
+
+def config_error(path: Path, entry: str, field: str, message: str) -> ConfigError:
+    """A ConfigError for a rule that spans entries (e.g. a reference to an unknown department)."""
+    return ConfigError(f"invalid configuration\n  {path}: {entry}: {field}: {message}")
+
+
+class Person(StrictModel):
+    """A member of staff who receives notifications."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+
+
+class District(StrictModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str
+    name_zh: str | None = None
+
+
+class Department(StrictModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Also names the topic dept.<code>.v1.")
+    name: str
+    name_zh: str | None = None
+    level: Literal["municipal", "district"]
+    district: str | None = Field(default=None, description="Required for district-level departments.")
+    counterpart_of: str | None = Field(
+        default=None, description="The municipal department this district department mirrors.")
+    calendar: str = "default"
+    handler: Person | None = None
+    head: Person | None = None
+    supervisor: Person | None = None
+
+
+class SizeBand(StrictModel):
+    code: str
+    label: str
+    min_employees: int = Field(ge=0)
+    max_employees: int | None = Field(default=None, description="Inclusive; none means no upper bound.")
+
+
+class City(StrictModel):
+    """`config/city.yaml`: who is who in the city."""
+
+    name: str
+    coordinating_office: str = Field(description="Fallback department when nothing else fits.")
+    districts: list[District]
+    size_bands: list[SizeBand]
+    departments: list[Department]
+
+    def department(self, code: str) -> Department | None:
+        """The department with `code`, if any."""
+        return next((d for d in self.departments if d.code == code), None)
+
+    def counterpart(self, code: str, district: str) -> str:
+        """The district counterpart of municipal department `code` in `district`, or `code` itself."""
+        for dept in self.departments:
+            if dept.counterpart_of == code and dept.district == district:
+                return dept.code
+        return code
+
+    def size_band(self, employees: int) -> str:
+        """The size band an employee count falls into."""
+        for band in self.size_bands:
+            if employees >= band.min_employees and (band.max_employees is None or employees <= band.max_employees):
+                return band.code
+        return self.size_bands[-1].code
+
+
+def load_city(config_dir: Path) -> City:
+    """Load `city.yaml` and check its cross-references."""
+    path = config_dir / "city.yaml"
+    city = load_yaml(path, City)
+    codes = [d.code for d in city.departments]
+    districts = {d.code for d in city.districts}
+    for i, dept in enumerate(city.departments):
+        entry = f"departments[{i}] ({dept.code})"
+        if codes.count(dept.code) > 1:
+            raise config_error(path, entry, "code", "duplicate department code")
+        if dept.level == "district" and dept.district not in districts:
+            raise config_error(path, entry, "district", f"unknown district {dept.district!r}")
+        if dept.counterpart_of is not None and city.department(dept.counterpart_of) is None:
+            raise config_error(path, entry, "counterpart_of", f"unknown department {dept.counterpart_of!r}")
+    if city.department(city.coordinating_office) is None:
+        raise config_error(path, "coordinating_office", "coordinating_office",
+                           f"unknown department {city.coordinating_office!r}")
+    if not city.size_bands:
+        raise config_error(path, "size_bands", "size_bands", "at least one band is required")
+    return city

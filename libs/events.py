@@ -1,0 +1,306 @@
+"""The event contract: CloudEvents 1.0 envelope and the versioned data of every event type.
+
+Event types are past tense and carry their version. Additive changes add optional
+fields; a breaking change makes a `.v2` type on a new topic.
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.ids import new_id
+
+
+class Category(StrEnum):
+    financing = "financing"
+    labour = "labour"
+    tax = "tax"
+    sci_tech = "sci_tech"
+    social_security = "social_security"
+    export = "export"
+    tariffs = "tariffs"
+    customs = "customs"
+    operations = "operations"
+    trade = "trade"
+    legal = "legal"
+    insurance = "insurance"
+    materials = "materials"
+    approvals = "approvals"
+    other = "other"
+
+
+class Channel(StrEnum):
+    wechat = "wechat"
+    web = "web"
+    app = "app"
+    hotline_12345 = "hotline_12345"
+    kiosk = "kiosk"
+    staff_visit = "staff_visit"
+
+
+class AppealStatus(StrEnum):
+    submitted = "submitted"
+    routed = "routed"
+    accepted = "accepted"
+    declined = "declined"
+    rerouted = "rerouted"
+    transferred = "transferred"
+    info_requested = "info_requested"
+    resolved = "resolved"
+    confirmed = "confirmed"
+    reopened = "reopened"
+    closed = "closed"
+    rejected = "rejected"
+
+
+class ActionKind(StrEnum):
+    accept = "accept"
+    decline = "decline"
+    request_info = "request_info"
+    resolve = "resolve"
+    transfer = "transfer"
+    add_cohandler = "add_cohandler"
+
+
+class EventType(StrEnum):
+    appeal_submitted = "appeal.submitted.v1"
+    appeal_routed = "appeal.routed.v1"
+    appeal_accepted = "appeal.accepted.v1"
+    appeal_declined = "appeal.declined.v1"
+    appeal_rerouted = "appeal.rerouted.v1"
+    appeal_transferred = "appeal.transferred.v1"
+    appeal_cohandler_added = "appeal.cohandler_added.v1"
+    appeal_info_requested = "appeal.info_requested.v1"
+    appeal_info_provided = "appeal.info_provided.v1"
+    appeal_resolved = "appeal.resolved.v1"
+    appeal_confirmed = "appeal.confirmed.v1"
+    appeal_reopened = "appeal.reopened.v1"
+    appeal_closed = "appeal.closed.v1"
+    appeal_rejected = "appeal.rejected.v1"
+    assignment_created = "assignment.created.v1"
+    assignment_withdrawn = "assignment.withdrawn.v1"
+    action_rejected = "department.action_rejected.v1"
+    department_action = "department.action.v1"
+    company_info_provided = "company.info_provided.v1"
+    company_feedback = "company.feedback.v1"
+
+
+class Enterprise(BaseModel):
+    """The company making the appeal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uscc: str = Field(
+        description="Unified social credit code, 18 characters, check digit per GB 32100-2015.",
+        examples=["91440300MA5FXT4K8Q"],
+    )
+    name: str = Field(min_length=1, max_length=200, description="Registered company name.",
+                      examples=["Shenzhen Lanhai Network Technology Co., Ltd."])
+    employees: int = Field(ge=0, le=10_000_000, description="Number of employees.", examples=[25])
+    industry: str = Field(min_length=1, max_length=100, description="Industry, free text.",
+                          examples=["internet services"])
+    district: str = Field(min_length=1, max_length=50, description="District code of the registered seat.",
+                          examples=["nanshan"])
+
+
+class Contact(BaseModel):
+    """Who at the company hears back. Personal data: never logged, never a metric label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="Contact person.", examples=["Li Wei"])
+    phone: str = Field(pattern=r"^\+?[0-9][0-9 \-]{5,19}$", description="Phone number.",
+                       examples=["13800138000"])
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                              description="E-mail address.", examples=["liwei@example.com"])
+    wechat_openid: str | None = Field(default=None, max_length=64, description="WeChat open id.",
+                                      examples=["oX3f0t1example"])
+
+
+class AppealSubmitted(BaseModel):
+    """A channel adapter handed in an appeal and intake made it durable."""
+
+    appeal_id: str = Field(description="Platform id of the appeal (ULID).", examples=["01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"])
+    channel: Channel = Field(description="Channel the appeal came through.")
+    channel_ref: str = Field(description="The adapter's own id for the appeal.", examples=["wx-20260303-0042"])
+    enterprise: Enterprise
+    contact: Contact
+    category: Category = Field(description="What the difficulty is about.")
+    size_band: str = Field(description="Size band from the employee count.", examples=["micro"])
+    title: str = Field(description="Short title.", examples=["Loan due while staff cannot return"])
+    description: str = Field(description="The difficulty in the company's words.")
+    attachments: list[str] = Field(default_factory=list, description="URLs of attached documents.")
+    flags: list[str] = Field(default_factory=list, description="Flags such as key_enterprise, epidemic_supplies.",
+                             examples=[["key_enterprise"]])
+    submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
+
+
+class PolicyRef(BaseModel):
+    """A policy from the catalogue that fits the appeal."""
+
+    id: str = Field(examples=["vat-small-scale-cut"])
+    title: str = Field(examples=["VAT cut for small-scale taxpayers"])
+    url: str | None = Field(default=None)
+
+
+class AppealChanged(BaseModel):
+    """Data of every `appeal.*.v1` lifecycle event: the appeal's state after the transition."""
+
+    appeal_id: str = Field(description="Appeal id.")
+    status: AppealStatus = Field(description="Status after this transition.")
+    sequence: int = Field(description="Per-appeal transition counter; readers keep the highest.", examples=[3])
+    department: str | None = Field(default=None, description="Lead department after the transition.",
+                                   examples=["nanshan-finance"])
+    previous_department: str | None = Field(default=None,
+                                            description="Lead before a decline, reroute or transfer.")
+    cohandlers: list[str] = Field(default_factory=list, description="Co-handling departments.")
+    category: Category
+    channel: Channel
+    district: str
+    size_band: str
+    flags: list[str] = Field(default_factory=list)
+    sla_profile: str | None = Field(default=None, description="SLA profile governing the clocks.",
+                                    examples=["policy_24h"])
+    policy_available: bool = Field(default=False, description="A catalogue policy fits the appeal.")
+    rule_id: str | None = Field(default=None, description="Routing rule that matched.")
+    policies: list[PolicyRef] = Field(default_factory=list)
+    actor: str | None = Field(default=None, description="Who caused the transition: department code, "
+                              "'company' or 'system'.")
+    note: str | None = Field(default=None, description="Free-text note from the actor.")
+    guidance: str | None = Field(default=None, description="For declines: how the company should proceed.")
+    resolution: str | None = Field(default=None, description="For resolutions: what was done.")
+    policy_refs: list[str] = Field(default_factory=list, description="Policies cited by the department.")
+    reason: str | None = Field(default=None, description="Why: rejection, reroute, auto-close.")
+    submitted_at: datetime = Field(description="When the appeal was submitted.")
+    satisfaction: int | None = Field(default=None, description="Company's satisfaction 1..5, on confirm/reopen.")
+
+
+class AppealSummary(BaseModel):
+    """What a department needs to act on an assignment."""
+
+    category: Category
+    title: str
+    description: str
+    enterprise: Enterprise
+    contact: Contact
+    channel: Channel
+    flags: list[str] = Field(default_factory=list)
+    attachments: list[str] = Field(default_factory=list)
+    submitted_at: datetime
+
+
+class AssignmentCreated(BaseModel):
+    """A department was given an appeal to handle, as lead or co-handler."""
+
+    appeal_id: str
+    department: str = Field(description="Department the assignment is for.", examples=["nanshan-finance"])
+    role: str = Field(description="`lead` or `cohandler`.", examples=["lead"])
+    lead_department: str = Field(description="The lead department.")
+    cohandlers: list[str] = Field(default_factory=list)
+    rule_id: str | None = Field(description="Routing rule that matched.", examples=["financing-district"])
+    policies: list[PolicyRef] = Field(default_factory=list, description="Matched catalogue policies.")
+    sla_profile: str = Field(examples=["policy_24h"])
+    appeal: AppealSummary
+
+
+class AssignmentWithdrawn(BaseModel):
+    """An appeal left a department: transferred, rerouted or declined."""
+
+    appeal_id: str
+    department: str
+    reason: str = Field(examples=["transferred"])
+    to_department: str | None = None
+
+
+class DepartmentAction(BaseModel):
+    """A department acts on an appeal (published to `appeals.actions.v1` or posted to router)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    appeal_id: str
+    department: str = Field(description="Acting department; must hold the appeal.", examples=["nanshan-finance"])
+    action: ActionKind
+    note: str | None = Field(default=None, max_length=4000)
+    guidance: str | None = Field(default=None, max_length=4000, description="Required for decline.")
+    resolution: str | None = Field(default=None, max_length=8000, description="Required for resolve.")
+    policy_refs: list[str] = Field(default_factory=list)
+    target_department: str | None = Field(default=None, description="For transfer, add_cohandler; "
+                                          "optional for decline (where the company should go).")
+
+
+class ActionRejected(BaseModel):
+    """An action from a department's Kafka integration could not be applied."""
+
+    appeal_id: str
+    department: str
+    action: str
+    status: int = Field(description="HTTP-like status: 403, 404, 409 or 422.")
+    detail: str
+
+
+class CompanyInfoProvided(BaseModel):
+    """The company answered a department's request for information."""
+
+    appeal_id: str
+    information: str
+    attachments: list[str] = Field(default_factory=list)
+
+
+class CompanyFeedback(BaseModel):
+    """The company says whether the resolution solved its difficulty."""
+
+    appeal_id: str
+    resolved: bool
+    satisfaction: int = Field(ge=1, le=5)
+    comment: str | None = None
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """CloudEvents 1.0, structured JSON mode; `traceparent` is the distributed-tracing extension."""
+
+    specversion: str = "1.0"
+    id: str = Field(default_factory=new_id, description="ULID, unique per event.")
+    source: str = Field(examples=["appeals/router"])
+    type: str = Field(examples=["appeal.routed.v1"])
+    subject: str = Field(description="The appeal id; also the Kafka key.")
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: str = "application/json"
+    traceparent: str | None = None
+    data: DataT
+
+
+class RawEvent(CloudEvent[Any]):
+    """An envelope whose data is not yet validated against its type."""
+
+    data: dict[str, Any]
+
+
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    EventType.appeal_submitted: AppealSubmitted,
+    EventType.assignment_created: AssignmentCreated,
+    EventType.assignment_withdrawn: AssignmentWithdrawn,
+    EventType.action_rejected: ActionRejected,
+    EventType.department_action: DepartmentAction,
+    EventType.company_info_provided: CompanyInfoProvided,
+    EventType.company_feedback: CompanyFeedback,
+    **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
+}
+
+
+def lifecycle_type(status: AppealStatus) -> str:
+    """The lifecycle event type announcing `status`."""
+    return f"appeal.{status.value}.v1"
+
+
+def parse_event(body: bytes) -> CloudEvent[Any]:
+    """Parse and validate an envelope and its data; raises `ValueError` naming what is wrong."""
+    raw = RawEvent.model_validate_json(body)
+    model = DATA_MODELS.get(raw.type)
+    if model is None:
+        raise ValueError(f"unknown event type {raw.type!r}")
+    return CloudEvent[model].model_validate({**raw.model_dump(), "data": raw.data})  # type: ignore[valid-type]

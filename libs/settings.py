@@ -1,0 +1,50 @@
+"""Settings base: every service reads its own prefix from the environment (e.g. ROUTER_MONGODB_URI)."""
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceSettings(BaseSettings):
+    """Common settings; subclasses set `service_name` and `model_config` with their prefix."""
+
+    service_name: ClassVar[str] = "service"
+    model_config = SettingsConfigDict(extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = Field(
+        default="dev", description="dev allows demo secrets; test and prod refuse them.")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = ""
+    config_dir: Path = PROJECT_ROOT / "config"
+    api_keys_file: Path | None = Field(
+        default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py).")
+    log_level: str = "INFO"
+    consumer_group: str = ""
+
+    @model_validator(mode="after")
+    def _defaults_from_service_name(self) -> "ServiceSettings":
+        if not self.mongodb_database:
+            self.mongodb_database = self.service_name
+        if not self.consumer_group:
+            self.consumer_group = self.service_name
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_dev(self) -> "ServiceSettings":
+        if self.environment == "dev":
+            return self
+        for name, value in self.model_dump().items():
+            if name.endswith("secret") and value == DEV_SECRET:
+                raise ValueError(f"{name} still has the development default; set a real secret "
+                                 f"for environment {self.environment!r}")
+        if self.api_keys_file is None:
+            raise ValueError(f"api_keys_file must be set for environment {self.environment!r}")
+        return self

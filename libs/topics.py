@@ -1,0 +1,27 @@
+"""Kafka topic names: the one place they are spelled."""
+
+APPEALS_SUBMITTED = "appeals.submitted.v1"
+APPEALS_LIFECYCLE = "appeals.lifecycle.v1"
+APPEALS_ACTIONS = "appeals.actions.v1"
+APPEALS_COMPANY = "appeals.company.v1"
+SLA_EVENTS = "sla.events.v1"
+NOTIFY_DELIVERIES = "notify.deliveries.v1"
+
+PLATFORM_TOPICS = (
+    APPEALS_SUBMITTED,
+    APPEALS_LIFECYCLE,
+    APPEALS_ACTIONS,
+    APPEALS_COMPANY,
+    SLA_EVENTS,
+    NOTIFY_DELIVERIES,
+)
+
+
+def department_topic(code: str) -> str:
+    """The topic a department's own systems consume."""
+    return f"dept.{code}.v1"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a consumer of `topic` puts what it cannot parse or validate."""
+    return f"{topic}.dlq"

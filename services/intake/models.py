@@ -1,0 +1,92 @@
+"""Intake's request and response bodies."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from libs.events import Category, Contact, Enterprise, PolicyRef
+from services.intake.uscc import uscc_problem
+
+
+class EnterpriseIn(Enterprise):
+    @field_validator("uscc")
+    @classmethod
+    def _valid_uscc(cls, value: str) -> str:
+        value = value.strip().upper()
+        problem = uscc_problem(value)
+        if problem:
+            raise ValueError(f"unified social credit code {problem}")
+        return value
+
+
+class AppealIn(BaseModel):
+    """An appeal as a channel adapter posts it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "channel_ref": "wx-20260303-0042",
+        "enterprise": {"uscc": "91440300MA5FXT4K8Q", "name": "Shenzhen Lanhai Network Technology Co., Ltd.",
+                       "employees": 25, "industry": "internet services", "district": "nanshan"},
+        "contact": {"name": "Li Wei", "phone": "13800138000"},
+        "category": "financing",
+        "title": "Loan due while staff cannot return",
+        "description": "Our working-capital loan falls due on 10 March; staff cannot return after the holiday.",
+    }]})
+
+    channel_ref: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$",
+                             description="The adapter's own id; posting it again returns the same appeal.")
+    enterprise: EnterpriseIn
+    contact: Contact
+    category: Category
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=20_000)
+    attachments: list[str] = Field(default_factory=list, max_length=20)
+    flags: list[str] = Field(default_factory=list, max_length=10)
+
+    @field_validator("title", "description")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class AppealAccepted(BaseModel):
+    """Answer to a submission: the appeal is durable and on its way to a department."""
+
+    appeal_id: str
+    status: str = Field(examples=["submitted"])
+    status_url: str
+    status_token: str = Field(description="Lets the company read this appeal, and only this one.")
+
+
+class TimelineEntry(BaseModel):
+    event_id: str
+    type: str
+    status: str
+    time: datetime
+    department: str | None = None
+    note: str | None = None
+    guidance: str | None = None
+    resolution: str | None = None
+    reason: str | None = None
+
+
+class AppealView(BaseModel):
+    """What a channel or the company sees of an appeal."""
+
+    appeal_id: str
+    channel: str
+    channel_ref: str
+    category: str
+    title: str
+    status: str
+    department: str | None = None
+    cohandlers: list[str] = Field(default_factory=list)
+    submitted_at: datetime
+    updated_at: datetime | None = None
+    resolution: str | None = None
+    policies: list[PolicyRef] = Field(default_factory=list)
+    policy_refs: list[str] = Field(default_factory=list)
+    guidance: str | None = None
+    reason: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)

@@ -1,0 +1,20 @@
+"""Intake settings, from INTAKE_* environment variables."""
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from libs.settings import DEV_SECRET, ServiceSettings
+
+
+class IntakeSettings(ServiceSettings):
+    service_name: ClassVar[str] = "intake"
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
+
+    http_port: int = 8001
+    public_base_url: str = Field(default="", description="Base of status_url; defaults to this server.")
+    status_token_secret: str = Field(default=DEV_SECRET, description="Signs status tokens given to companies.")
+    publish_timeout_seconds: float = Field(
+        default=5.0, description="How long a submission waits for the broker before answering 503.")
+    retry_after_seconds: int = 5

@@ -1,0 +1,289 @@
+"""The appeal lifecycle state machine (DOMAIN.md, "Lifecycle"): pure functions from state to outcome.
+
+Each function takes the appeal as stored and returns the fields to set and the
+events to emit; persistence and publishing live in `service.py`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from libs.events import (ActionKind, AppealChanged, AppealStatus, AppealSubmitted, AppealSummary,
+                         AssignmentCreated, AssignmentWithdrawn, DepartmentAction, EventType, PolicyRef,
+                         lifecycle_type)
+from libs.topics import APPEALS_LIFECYCLE, department_topic
+from services.router.rules import AppealFacts, RoutingBook, route
+
+S = AppealStatus
+OPEN_STATUSES = {S.submitted, S.routed, S.accepted, S.info_requested, S.resolved, S.reopened}
+
+# Which statuses each department action may start from.
+ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
+    ActionKind.accept: {S.routed, S.reopened},
+    ActionKind.decline: {S.routed},
+    ActionKind.request_info: {S.routed, S.accepted, S.reopened},
+    ActionKind.resolve: {S.accepted},
+    ActionKind.transfer: {S.routed, S.accepted, S.reopened},
+    ActionKind.add_cohandler: {S.routed, S.accepted, S.info_requested, S.reopened},
+}
+
+LITIGATION_FLAGS = ("in_litigation", "in_arbitration")
+
+
+class ActionError(Exception):
+    """An action that cannot be applied; `status` follows HTTP (403, 404, 409, 422)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Emit:
+    topic: str
+    type: str
+    data: BaseModel
+
+
+@dataclass
+class Outcome:
+    set: dict[str, Any] = field(default_factory=dict)
+    emits: list[Emit] = field(default_factory=list)
+
+
+def duplicate_key(uscc: str, category: str, title: str) -> str:
+    """Same company, category and title (case and spacing ignored) make a duplicate."""
+    return f"{uscc}|{category}|{' '.join(title.casefold().split())}"
+
+
+def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: Any) -> AppealChanged:
+    return AppealChanged(
+        appeal_id=doc["_id"], status=status, sequence=sequence,
+        department=extra.pop("department", doc.get("lead")), cohandlers=extra.pop("cohandlers", doc.get("cohandlers", [])),
+        category=doc["category"], channel=doc["channel"], district=doc["district"], size_band=doc["size_band"],
+        flags=doc.get("flags", []), sla_profile=doc.get("sla_profile"),
+        policy_available=doc.get("policy_available", False), rule_id=doc.get("rule_id"),
+        policies=[PolicyRef(**p) for p in doc.get("policies", [])], submitted_at=doc["submitted_at"], **extra)
+
+
+def _lifecycle(doc: dict[str, Any], out: Outcome, status: AppealStatus, type_: str | None = None,
+               **extra: Any) -> None:
+    sequence = out.set.get("sequence", doc.get("sequence", 0)) + 1
+    out.set["sequence"] = sequence
+    out.emits.append(Emit(APPEALS_LIFECYCLE, type_ or lifecycle_type(status), _changed(doc, status, sequence, **extra)))
+
+
+def _summary(doc: dict[str, Any]) -> AppealSummary:
+    return AppealSummary(category=doc["category"], title=doc["title"], description=doc["description"],
+                         enterprise=doc["enterprise"], contact=doc["contact"], channel=doc["channel"],
+                         flags=doc.get("flags", []), attachments=doc.get("attachments", []),
+                         submitted_at=doc["submitted_at"])
+
+
+def _assign(doc: dict[str, Any], out: Outcome, department: str, role: str, lead: str, cohandlers: list[str]) -> None:
+    out.emits.append(Emit(department_topic(department), EventType.assignment_created, AssignmentCreated(
+        appeal_id=doc["_id"], department=department, role=role, lead_department=lead, cohandlers=cohandlers,
+        rule_id=doc.get("rule_id"), policies=[PolicyRef(**p) for p in doc.get("policies", [])],
+        sla_profile=doc["sla_profile"], appeal=_summary(doc))))
+
+
+def _withdraw(doc: dict[str, Any], out: Outcome, department: str, reason: str, to: str | None) -> None:
+    out.emits.append(Emit(department_topic(department), EventType.assignment_withdrawn,
+                          AssignmentWithdrawn(appeal_id=doc["_id"], department=department, reason=reason,
+                                              to_department=to)))
+
+
+def facts_of(doc: dict[str, Any]) -> AppealFacts:
+    """The routing facts of a stored appeal."""
+    return AppealFacts(category=doc["category"], district=doc["district"], size_band=doc["size_band"],
+                       title=doc["title"], description=doc["description"], flags=tuple(doc.get("flags", [])))
+
+
+def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
+    """The stored form of a freshly submitted appeal, before any decision."""
+    e = submitted.enterprise
+    return {
+        "_id": submitted.appeal_id, "status": S.submitted.value, "sequence": 0,
+        "channel": submitted.channel.value, "channel_ref": submitted.channel_ref,
+        "category": submitted.category.value, "district": e.district, "size_band": submitted.size_band,
+        "flags": submitted.flags, "title": submitted.title, "description": submitted.description,
+        "attachments": submitted.attachments, "enterprise": e.model_dump(), "contact": submitted.contact.model_dump(),
+        "submitted_at": submitted.submitted_at, "cohandlers": [], "declined_by": [], "policies": [],
+        "dup_key": duplicate_key(e.uscc, submitted.category.value, submitted.title), "open": True,
+    }
+
+
+def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Outcome:
+    """Route a new appeal, or reject it when the matter is in litigation or arbitration."""
+    out = Outcome()
+    flagged = [f for f in doc.get("flags", []) if f in LITIGATION_FLAGS]
+    if flagged:
+        return reject(doc, f"the matter is {flagged[0].replace('_', ' ')}; the platform cannot take it up "
+                           "while a court or arbitration body handles it")
+    decision = route(book, facts_of(doc))
+    doc_after = {**doc, "lead": decision.lead, "cohandlers": decision.cohandlers, "rule_id": decision.rule_id,
+                 "policies": [p.model_dump() for p in decision.policies], "sla_profile": decision.sla_profile,
+                 "policy_available": decision.policy_available, "status": S.routed.value}
+    out.set.update({k: doc_after[k] for k in ("lead", "cohandlers", "rule_id", "policies", "sla_profile",
+                                               "policy_available", "status")})
+    out.set["routing_explanation"] = decision.explanation
+    _lifecycle(doc_after, out, S.routed, reason="; ".join(decision.explanation))
+    _assign(doc_after, out, decision.lead, "lead", decision.lead, decision.cohandlers)
+    for co in decision.cohandlers:
+        _assign(doc_after, out, co, "cohandler", decision.lead, decision.cohandlers)
+    return out
+
+
+def reject(doc: dict[str, Any], reason: str) -> Outcome:
+    """Refuse to admit an appeal, with the reason the company is told."""
+    out = Outcome(set={"status": S.rejected.value, "open": False, "reason": reason})
+    _lifecycle({**doc, "lead": None}, out, S.rejected, reason=reason, actor="system")
+    return out
+
+
+def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> Outcome:
+    """Apply a department's action, or raise ActionError (403 scope, 409 transition, 422 missing field)."""
+    dept = action.department
+    lead = doc.get("lead")
+    if dept != lead:
+        if dept in doc.get("cohandlers", []):
+            raise ActionError(403, f"{dept} co-handles this appeal; only the lead department {lead} may "
+                                   f"{action.action.value} it")
+        raise ActionError(403, f"appeal {doc['_id']} is not assigned to {dept}")
+    status = S(doc["status"])
+    if status not in ALLOWED_FROM[action.action]:
+        raise ActionError(409, f"cannot {action.action.value} an appeal that is {status.value}")
+    handler = {ActionKind.accept: _accept, ActionKind.decline: _decline, ActionKind.request_info: _request_info,
+               ActionKind.resolve: _resolve, ActionKind.transfer: _transfer,
+               ActionKind.add_cohandler: _add_cohandler}[action.action]
+    return handler(doc, action, book, now)
+
+
+def _common(action: DepartmentAction) -> dict[str, Any]:
+    return {"actor": action.department, "note": action.note, "policy_refs": action.policy_refs}
+
+
+def _accept(doc, action, book, now) -> Outcome:
+    out = Outcome(set={"status": S.accepted.value, "declined_by": [], "accepted_at": now})
+    _lifecycle(doc, out, S.accepted, **_common(action))
+    return out
+
+
+def _decline(doc, action, book: RoutingBook, now) -> Outcome:
+    if not action.guidance:
+        raise ActionError(422, "guidance is required when declining: tell the company where to go")
+    office = book.city.coordinating_office
+    if doc["lead"] == office:
+        raise ActionError(409, "the coordinating office is the fallback and cannot decline; transfer instead")
+    declined_by = [*doc.get("declined_by", []), doc["lead"]]
+    target = action.target_department
+    if target is not None and book.city.department(target) is None:
+        raise ActionError(422, f"target_department {target!r} is not a known department")
+    if len(declined_by) >= 2:
+        new_lead, why = office, "declined twice in a row; the coordinating office takes over"
+    elif target and target not in declined_by:
+        new_lead, why = target, f"{doc['lead']} pointed to {target}"
+    else:
+        new_lead = route(book, facts_of(doc), exclude=set(declined_by)).lead
+        why = f"rerouted after {doc['lead']} declined"
+    cohandlers = [c for c in doc.get("cohandlers", []) if c != new_lead]
+    out = Outcome(set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers,
+                       "status": S.routed.value})
+    _lifecycle(doc, out, S.declined, **_common(action), guidance=action.guidance)
+    after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
+    _lifecycle(after, out, S.routed, EventType.appeal_rerouted, previous_department=doc["lead"], reason=why,
+               actor="system")
+    _withdraw(doc, out, doc["lead"], "declined", new_lead)
+    _assign(after, out, new_lead, "lead", new_lead, cohandlers)
+    return out
+
+
+def _request_info(doc, action, book, now) -> Outcome:
+    if not action.note:
+        raise ActionError(422, "note is required: say what information the company must provide")
+    out = Outcome(set={"status": S.info_requested.value, "status_before_info": doc["status"]})
+    _lifecycle(doc, out, S.info_requested, **_common(action))
+    return out
+
+
+def _resolve(doc, action, book, now) -> Outcome:
+    if not action.resolution:
+        raise ActionError(422, "resolution is required: say what was done")
+    out = Outcome(set={"status": S.resolved.value, "resolved_at": now, "resolution": action.resolution,
+                       "policy_refs": action.policy_refs})
+    _lifecycle(doc, out, S.resolved, **_common(action), resolution=action.resolution)
+    return out
+
+
+def _target(action: DepartmentAction, book: RoutingBook, doc: dict[str, Any]) -> str:
+    target = action.target_department
+    if not target:
+        raise ActionError(422, f"target_department is required to {action.action.value}")
+    if book.city.department(target) is None:
+        raise ActionError(422, f"target_department {target!r} is not a known department")
+    if target == doc["lead"]:
+        raise ActionError(409, f"{target} already leads this appeal")
+    return target
+
+
+def _transfer(doc, action, book, now) -> Outcome:
+    target = _target(action, book, doc)
+    cohandlers = [c for c in doc.get("cohandlers", []) if c != target]
+    out = Outcome(set={"lead": target, "cohandlers": cohandlers, "status": S.routed.value, "declined_by": []})
+    after = {**doc, "lead": target, "cohandlers": cohandlers}
+    _lifecycle(after, out, S.routed, EventType.appeal_transferred, previous_department=doc["lead"],
+               **_common(action))
+    _withdraw(doc, out, doc["lead"], "transferred", target)
+    _assign(after, out, target, "lead", target, cohandlers)
+    return out
+
+
+def _add_cohandler(doc, action, book, now) -> Outcome:
+    target = _target(action, book, doc)
+    if target in doc.get("cohandlers", []):
+        raise ActionError(409, f"{target} already co-handles this appeal")
+    cohandlers = [*doc.get("cohandlers", []), target]
+    out = Outcome(set={"cohandlers": cohandlers})
+    after = {**doc, "cohandlers": cohandlers}
+    _lifecycle(after, out, S(doc["status"]), EventType.appeal_cohandler_added, **_common(action))
+    _assign(after, out, target, "cohandler", doc["lead"], cohandlers)
+    return out
+
+
+def decide_info_provided(doc: dict[str, Any]) -> Outcome:
+    """The company answered: back to where the department asked from."""
+    if doc["status"] != S.info_requested:
+        raise ActionError(409, f"no information was requested; the appeal is {doc['status']}")
+    back = S(doc.get("status_before_info") or S.accepted)
+    out = Outcome(set={"status": back.value})
+    _lifecycle(doc, out, back, EventType.appeal_info_provided, actor="company")
+    return out
+
+
+def decide_feedback(doc: dict[str, Any], resolved: bool, satisfaction: int, comment: str | None) -> Outcome:
+    """Confirmed closes the appeal; not resolved reopens it to its lead department."""
+    if doc["status"] != S.resolved:
+        raise ActionError(409, f"feedback is taken on resolved appeals; this one is {doc['status']}")
+    extra = {"actor": "company", "note": comment, "satisfaction": satisfaction}
+    if resolved:
+        out = Outcome(set={"status": S.closed.value, "open": False})
+        _lifecycle(doc, out, S.confirmed, **extra)
+        _lifecycle(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
+        return out
+    out = Outcome(set={"status": S.reopened.value, "resolved_at": None})
+    _lifecycle(doc, out, S.reopened, **extra)
+    _assign(doc, out, doc["lead"], "lead", doc["lead"], doc.get("cohandlers", []))
+    return out
+
+
+def decide_auto_close(doc: dict[str, Any], days: int) -> Outcome:
+    """Close a resolution the company left unanswered."""
+    if doc["status"] != S.resolved:
+        raise ActionError(409, f"only resolved appeals close automatically; this one is {doc['status']}")
+    out = Outcome(set={"status": S.closed.value, "open": False})
+    _lifecycle(doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution",
+               actor="system")
+    return out

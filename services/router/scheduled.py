@@ -1,0 +1,31 @@
+"""Router's periodic work: finish stale outboxes, close resolutions the company never answered."""
+
+import logging
+
+from libs.app import Runtime
+from services.router import lifecycle, service
+
+log = logging.getLogger(__name__)
+
+
+def start(runtime: Runtime) -> None:
+    """Schedule the router's jobs on the runtime."""
+    settings = runtime.settings
+
+    async def sweep_outboxes() -> None:
+        count = await service.flush_stale_outboxes(runtime.db, runtime.broker, runtime.clock.now())
+        if count:
+            log.info("published stale outboxes", extra={"appeals": count})
+
+    async def auto_close() -> None:
+        now = runtime.clock.now()
+        for appeal_id in await service.due_for_auto_close(runtime.db, now, settings.auto_close_days):
+            try:
+                await service.transition(runtime.db, runtime.broker, appeal_id,
+                                         lambda d: lifecycle.decide_auto_close(d, settings.auto_close_days), now,
+                                         event_id=f"auto-close:{appeal_id}")
+            except lifecycle.ActionError:
+                pass  # the company answered or another replica closed it meanwhile
+
+    runtime.every(settings.sweep_interval_seconds, sweep_outboxes, "router-outbox-sweep")
+    runtime.every(settings.sweep_interval_seconds, auto_close, "router-auto-close")

@@ -1,0 +1,159 @@
+"""Router persistence: appeals with a transactional outbox, so a state change and its events never part.
+
+A transition writes the new state and the events it owes into the same document
+in one conditional update (optimistic concurrency on `version`), then publishes
+the outbox and removes what was published. A crash in between leaves the outbox
+for the redelivered message or the sweeper; event ids are fixed when the outbox is
+written, so a republish is recognisably the same event.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from libs.events import AppealSubmitted, CloudEvent, EventType
+from libs.ids import new_id
+from libs.kafka import encode, make_event, publish
+from services.router.lifecycle import ActionError, Outcome, decide_admission, new_appeal, reject
+from services.router.rules import RoutingBook
+
+log = logging.getLogger(__name__)
+
+SOURCE = "appeals/router"
+SEEN_KEPT = 200
+MAX_ATTEMPTS = 20
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Indexes for every query the router makes."""
+    await db.appeals.create_index([("lead", ASCENDING), ("status", ASCENDING), ("submitted_at", ASCENDING)])
+    await db.appeals.create_index([("cohandlers", ASCENDING), ("status", ASCENDING)])
+    await db.appeals.create_index([("dup_key", ASCENDING)], unique=True, name="open_duplicate",
+                                  partialFilterExpression={"open": True})
+    await db.appeals.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
+    await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
+
+
+def _outbox(outcome: Outcome, traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
+    items = []
+    for emit in outcome.emits:
+        event = make_event(SOURCE, emit.type, emit.data.appeal_id, emit.data, traceparent=traceparent, time=now)
+        items.append({"id": event.id, "topic": emit.topic, "payload": encode(event).decode()})
+    return items
+
+
+async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> None:
+    """Publish the appeal's pending events in order, then drop them from its outbox."""
+    items = doc.get("outbox") or []
+    if not items:
+        return
+    for item in items:
+        await broker.publish(item["payload"].encode(), topic=item["topic"], key=doc["_id"].encode(),
+                             headers={"content-type": "application/cloudevents+json"})
+    ids = [item["id"] for item in items]
+    await db.appeals.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
+    await db.appeals.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
+
+
+async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook, event: CloudEvent[AppealSubmitted],
+                now: datetime) -> None:
+    """Route a submitted appeal once; a redelivery only finishes publishing what is owed."""
+    existing = await db.appeals.find_one({"_id": event.data.appeal_id})
+    if existing is None:
+        doc = new_appeal(event.data, book)
+        outcome = decide_admission(doc, book)
+        stored = {**doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
+                  "traceparent": event.traceparent,
+                  "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
+        try:
+            await db.appeals.insert_one(stored)
+            existing = stored
+        except DuplicateKeyError as exc:
+            if "dup_key" in str(exc.details or exc):
+                existing = await _store_rejection(db, doc, event, now)
+            else:
+                existing = await db.appeals.find_one({"_id": event.data.appeal_id})
+    await flush(db, broker, existing)
+
+
+async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted],
+                           now: datetime) -> dict[str, Any]:
+    original = await db.appeals.find_one({"dup_key": doc["dup_key"], "open": True}, {"_id": 1})
+    reason = ("a duplicate of open appeal " + original["_id"] if original else "a duplicate of an open appeal") + \
+             " from the same company, category and title"
+    outcome = reject(doc, reason)
+    stored = {**doc, **outcome.set, "dup_key": None, "version": 1, "seen": [event.id], "updated_at": now,
+              "traceparent": event.traceparent,
+              "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
+    try:
+        await db.appeals.insert_one(stored)
+        return stored
+    except DuplicateKeyError:
+        return await db.appeals.find_one({"_id": doc["_id"]})
+
+
+async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Outcome],
+                     now: datetime, *, event_id: str | None = None) -> dict[str, Any]:
+    """Apply `decide` to the current state atomically; `event_id` makes a redelivered request a no-op."""
+    event_id = event_id or new_id()
+    for _ in range(MAX_ATTEMPTS):
+        doc = await db.appeals.find_one({"_id": appeal_id})
+        if doc is None:
+            raise ActionError(404, f"no appeal {appeal_id}")
+        if event_id in doc.get("seen", []):
+            await flush(db, broker, doc)
+            return doc
+        outcome = decide(doc)
+        items = _outbox(outcome, doc.get("traceparent"), now)
+        updated = await db.appeals.find_one_and_update(
+            {"_id": appeal_id, "version": doc["version"]},
+            {"$set": {**outcome.set, "updated_at": now, "outbox_since": now},
+             "$inc": {"version": 1},
+             "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}},
+            return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            await flush(db, broker, updated)
+            return updated
+    raise RuntimeError(f"appeal {appeal_id} kept changing under {MAX_ATTEMPTS} attempts")
+
+
+async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime,
+                               older_than: timedelta = timedelta(seconds=5)) -> int:
+    """Publish outboxes left behind by a crash between writing and publishing."""
+    count = 0
+    async for doc in db.appeals.find({"outbox_since": {"$lte": now - older_than}}).limit(500):
+        await flush(db, broker, doc)
+        count += 1
+    return count
+
+
+async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> list[str]:
+    """Ids of resolved appeals whose company has been silent for `days`."""
+    cursor = db.appeals.find({"status": "resolved", "resolved_at": {"$lte": now - timedelta(days=days)}},
+                             {"_id": 1}).limit(500)
+    return [doc["_id"] async for doc in cursor]
+
+
+async def worklist(db: AsyncDatabase, department: str, status: str | None, limit: int, skip: int) -> list[dict]:
+    """Appeals a department leads or co-handles, oldest first."""
+    query: dict[str, Any] = {"$or": [{"lead": department}, {"cohandlers": department}]}
+    if status:
+        query["status"] = status
+    cursor = db.appeals.find(query, {"outbox": 0, "seen": 0}).sort("submitted_at", ASCENDING).skip(skip).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
+    """One appeal as the router holds it."""
+    return await db.appeals.find_one({"_id": appeal_id}, {"outbox": 0, "seen": 0})
+
+
+async def publish_rejection(broker: KafkaBroker, topic: str, appeal_id: str, data) -> None:
+    """Tell a department's integration that its Kafka action was refused."""
+    await publish(broker, topic, make_event(SOURCE, EventType.action_rejected, appeal_id, data))
