@@ -77,3 +77,12 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     if principal.kind not in kinds:
         raise HTTPException(403, f"a {principal.kind} key may not call this; it needs one of: {', '.join(kinds)}")
     return principal
+
+
+def require(*kinds: str):
+    """FastAPI dependency: the caller, authenticated before the body is validated."""
+
+    def dependency(request: Request) -> Principal:
+        return authenticate(request, *kinds)
+
+    return dependency

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from libs.app import get_runtime
-from libs.auth import authenticate
+from libs.auth import Principal, authenticate, require
 from libs.http import problem
 from services.intake import service
 from services.intake.models import AppealAccepted, AppealIn, AppealView
@@ -22,9 +22,9 @@ PROBLEMS = {code: {"description": text, "content": {"application/problem+json": 
 @router.post("/appeals", status_code=202, response_model=AppealAccepted, responses=PROBLEMS,
              summary="Submit an appeal (channel key)")
 async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_runtime),
+                        principal: Principal = Depends(require("channel")),
                         traceparent: Annotated[str | None, Header()] = None):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
-    principal = authenticate(request, "channel")
     settings = runtime.settings
     try:
         result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,

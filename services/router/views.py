@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 
 from libs.app import get_runtime
-from libs.auth import Principal, authenticate
+from libs.auth import Principal, require
 from libs.events import AppealStatus, DepartmentAction
 from services.router import lifecycle, service
 from services.router.models import ActionIn, AppealOut, PreviewIn, PreviewOut
@@ -30,9 +30,9 @@ def _may_see(principal: Principal, doc: dict) -> bool:
 
 
 @router.get("/departments", tags=["departments"], responses=PROBLEMS, summary="All departments")
-async def list_departments(request: Request, runtime=Depends(get_runtime)) -> list[dict]:
+async def list_departments(runtime=Depends(get_runtime),
+                           _: Principal = Depends(require("department", "operator", "admin", "channel"))) -> list[dict]:
     """Departments with their level, district and Kafka topic."""
-    authenticate(request, "department", "operator", "admin", "channel")
     return [{"code": d.code, "name": d.name, "name_zh": d.name_zh, "level": d.level, "district": d.district,
              "counterpart_of": d.counterpart_of, "topic": f"dept.{d.code}.v1"}
             for d in runtime.book.city.departments]
@@ -40,12 +40,12 @@ async def list_departments(request: Request, runtime=Depends(get_runtime)) -> li
 
 @router.get("/departments/{code}/appeals", tags=["departments"], response_model=list[AppealOut],
             responses=PROBLEMS, summary="A department's worklist")
-async def department_worklist(code: str, request: Request, runtime=Depends(get_runtime),
+async def department_worklist(code: str, runtime=Depends(get_runtime),
+                              principal: Principal = Depends(require("department", "operator", "admin")),
                               status: AppealStatus | None = None,
                               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                               offset: Annotated[int, Query(ge=0)] = 0):
     """Appeals the department leads or co-handles, optionally of one status."""
-    principal = authenticate(request, "department", "operator", "admin")
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")
     if principal.kind == "department" and principal.name != code:
@@ -56,9 +56,9 @@ async def department_worklist(code: str, request: Request, runtime=Depends(get_r
 
 @router.get("/appeals/{appeal_id}", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
             summary="One appeal, for the departments handling it")
-async def get_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime)):
+async def get_appeal(appeal_id: str, runtime=Depends(get_runtime),
+                     principal: Principal = Depends(require("department", "operator", "admin"))):
     """The appeal with its routing; a department sees only appeals it leads or co-handles."""
-    principal = authenticate(request, "department", "operator", "admin")
     doc = await service.find(runtime.db, appeal_id)
     if doc is None:
         raise HTTPException(404, f"no appeal {appeal_id}")
@@ -69,10 +69,10 @@ async def get_appeal(appeal_id: str, request: Request, runtime=Depends(get_runti
 
 @router.post("/appeals/{appeal_id}/actions", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
              summary="Act on an appeal (department key)")
-async def act(appeal_id: str, body: ActionIn, request: Request, runtime=Depends(get_runtime),
+async def act(appeal_id: str, body: ActionIn, runtime=Depends(get_runtime),
+              principal: Principal = Depends(require("department")),
               idempotency_key: Annotated[str | None, Header(max_length=128)] = None):
     """Accept, decline with guidance, request information, resolve, transfer or add a co-handler."""
-    principal = authenticate(request, "department")
     action = DepartmentAction(appeal_id=appeal_id, department=principal.name, **body.model_dump())
     now = runtime.clock.now()
     event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else None
@@ -86,17 +86,16 @@ async def act(appeal_id: str, body: ActionIn, request: Request, runtime=Depends(
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(request: Request, runtime=Depends(get_runtime)) -> list[dict]:
+async def routing_rules(runtime=Depends(get_runtime), _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
     """Rules in the order they are tried; the first match wins."""
-    authenticate(request, "operator", "admin")
     return [rule.model_dump() for rule in runtime.book.routing.rules]
 
 
 @router.post("/routing/preview", tags=["routing"], response_model=PreviewOut, responses=PROBLEMS,
              summary="Which rule and policy would match, and why")
-async def routing_preview(body: PreviewIn, request: Request, runtime=Depends(get_runtime)):
+async def routing_preview(body: PreviewIn, runtime=Depends(get_runtime),
+                          _: Principal = Depends(require("operator", "admin"))):
     """Dry-run the routing for an appeal's facts; nothing is stored or published."""
-    authenticate(request, "operator", "admin")
     city = runtime.book.city
     size_band = city.size_band(body.employees)
     decision = route(runtime.book, AppealFacts(category=body.category.value, district=body.district,

@@ -1,0 +1,47 @@
+"""Fixtures that start real servers: Tansu (Kafka protocol) and SecantusDB (MongoDB protocol)."""
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack import servers
+from devstack.keys import provision
+from libs.config import load_city
+from libs.kafka import ensure_topics
+from libs.settings import PROJECT_ROOT
+from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+
+
+@dataclass
+class Servers:
+    bootstrap: str
+    mongodb_uri: str
+    kafka: object
+    mongo: object
+
+
+@pytest.fixture(scope="session")
+def real_servers(tmp_path_factory) -> Servers:
+    """A Tansu broker and a SecantusDB server on free loopback ports, with every topic created."""
+    logs = tmp_path_factory.mktemp("server-logs")
+    kafka_port, mongo_port = servers.free_port(), servers.free_port()
+    kafka = servers.start_kafka(kafka_port, logs / "kafka.log")
+    mongo = servers.start_mongo(mongo_port, ":memory:", logs / "mongodb.log")
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    city = load_city(PROJECT_ROOT / "config")
+    topics = list(PLATFORM_TOPICS) + [department_topic(d.code) for d in city.departments]
+    topics += [dead_letter_topic(t) for t in PLATFORM_TOPICS]
+    asyncio.run(ensure_topics(bootstrap, topics, partitions=4))
+    yield Servers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka, mongo)
+    servers.stop(kafka)
+    servers.stop(mongo)
+
+
+@pytest.fixture(scope="session")
+def demo_keys(tmp_path_factory) -> tuple[dict[str, str], Path]:
+    """Demo keys for every scope, and the hashed key file services read."""
+    data = tmp_path_factory.mktemp("keys")
+    keys = provision(load_city(PROJECT_ROOT / "config"), data)
+    return keys, data / "api-keys.json"

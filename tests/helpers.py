@@ -1,0 +1,98 @@
+"""Test helpers: valid credit codes, appeal bodies, reading Kafka topics."""
+
+import asyncio
+import itertools
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.intake.uscc import check_character
+
+_counter = itertools.count(1)
+
+
+def valid_uscc(n: int | None = None) -> str:
+    """A credit code with a correct check character, different for each `n`."""
+    n = next(_counter) if n is None else n
+    first17 = f"91440300MA{n:07d}"
+    return first17 + check_character(first17)
+
+
+def appeal_body(**overrides: Any) -> dict[str, Any]:
+    """A valid appeal body; pass nested overrides as enterprise={...} etc."""
+    n = next(_counter)
+    body = {
+        "channel_ref": f"ref-{time.time_ns()}-{n}",
+        "enterprise": {"uscc": valid_uscc(n), "name": f"Company {n}", "employees": 25,
+                       "industry": "internet services", "district": "nanshan"},
+        "contact": {"name": "Li Wei", "phone": "13800138000", "email": "liwei@example.com"},
+        "category": "financing",
+        "title": f"Loan due while staff cannot return #{n}",
+        "description": "Our working-capital loan falls due; we ask for deferred repayment of principal.",
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    return body
+
+
+async def read_topic(bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1,
+                     timeout: float = 15.0) -> list[dict]:
+    """Events of `topic` (from the beginning) matching `predicate`; waits until `count` are there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = None
+        deadline = time.monotonic() + timeout
+        while not partitions and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic) or None
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in partitions or []]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[dict] = []
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        event = json.loads(record.value)
+                    except ValueError:
+                        event = {"_raw": record.value, "_headers": dict(record.headers)}
+                    if predicate(event):
+                        found.append(event)
+            if len(found) >= count:
+                # Read a little longer so tests that check "exactly once" see late duplicates too.
+                more = await consumer.getmany(timeout_ms=500)
+                for records in more.values():
+                    for record in records:
+                        try:
+                            event = json.loads(record.value)
+                        except ValueError:
+                            continue
+                        if predicate(event):
+                            found.append(event)
+                return found
+        return found
+    finally:
+        await consumer.stop()
+
+
+class MovableClock:
+    """Wall-clock time plus an offset that tests can push forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta

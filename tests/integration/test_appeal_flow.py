@@ -1,0 +1,229 @@
+"""Appeals from submission to closure, on the real broker and database."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+from libs.events import CompanyInfoProvided, DepartmentAction, EventType
+from libs.kafka import encode, make_event, publish
+from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, dead_letter_topic, department_topic
+from tests.helpers import appeal_body, read_topic
+
+
+async def submit(p, body, channel="wechat"):
+    return await p.intake.post("/v1/appeals", json=body, headers=p.key(f"channel:{channel}"))
+
+
+async def wait_status(p, appeal_id, status, timeout=15.0):
+    """Poll the router until the appeal has `status`; returns the appeal."""
+    deadline = time.monotonic() + timeout
+    doc = None
+    while time.monotonic() < deadline:
+        r = await p.router.get(f"/v1/appeals/{appeal_id}", headers=p.key("operator"))
+        if r.status_code == 200:
+            doc = r.json()
+            if doc["status"] == status:
+                return doc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"appeal {appeal_id} never reached {status}; last seen {doc}")
+
+
+async def act(p, appeal_id, department, **body):
+    return await p.router.post(f"/v1/appeals/{appeal_id}/actions", json=body, headers=p.key(f"department:{department}"))
+
+
+async def test_submission_reaches_the_lead_department_topic(platform):
+    body = appeal_body(description="Loan falls due; we ask for deferred repayment of principal and interest.")
+    r = await submit(platform, body)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["status"] == "submitted" and accepted["status_token"]
+    again = await submit(platform, body)
+    assert again.status_code == 202 and again.json()["appeal_id"] == accepted["appeal_id"]
+
+    doc = await wait_status(platform, accepted["appeal_id"], "routed")
+    assert doc["lead"] == "nanshan-finance"
+    events = await read_topic(platform.bootstrap, department_topic("nanshan-finance"),
+                              lambda e: e.get("subject") == accepted["appeal_id"])
+    assert len(events) == 1, "one appeal, one assignment, even though it was posted twice"
+    event = events[0]
+    assert event["type"] == "assignment.created.v1" and event["specversion"] == "1.0"
+    data = event["data"]
+    assert data["role"] == "lead" and data["rule_id"] and data["sla_profile"]
+    assert "deferred-repayment" in {p["id"] for p in data["policies"]}
+    assert data["appeal"]["title"] == body["title"]
+
+
+async def test_cohandlers_get_their_own_assignment(platform):
+    body = appeal_body(category="export", description="Our goods are stuck in customs clearance at the port.")
+    appeal_id = (await submit(platform, body)).json()["appeal_id"]
+    doc = await wait_status(platform, appeal_id, "routed")
+    assert doc["cohandlers"], "export with customs trouble is co-handled"
+    co = doc["cohandlers"][0]
+    events = await read_topic(platform.bootstrap, department_topic(co), lambda e: e.get("subject") == appeal_id)
+    assert events[0]["data"]["role"] == "cohandler" and events[0]["data"]["lead_department"] == doc["lead"]
+    assert (await act(platform, appeal_id, co, action="accept")).status_code == 403
+
+
+async def test_status_read_model_follows_the_lifecycle(platform):
+    r = await submit(platform, appeal_body())
+    appeal_id, token = r.json()["appeal_id"], r.json()["status_token"]
+    doc = await wait_status(platform, appeal_id, "routed")
+    lead = doc["lead"]
+    assert (await act(platform, appeal_id, lead, action="accept", note="calling the bank")).status_code == 200
+    assert (await act(platform, appeal_id, lead, action="resolve", resolution="Repayment deferred 6 months",
+                      policy_refs=["deferred-repayment"])).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        view = (await platform.intake.get(f"/v1/appeals/{appeal_id}", headers={"X-Status-Token": token})).json()
+        if view["status"] == "resolved":
+            break
+        await asyncio.sleep(0.1)
+    assert view["status"] == "resolved" and view["resolution"] == "Repayment deferred 6 months"
+    assert [e["type"] for e in view["timeline"]] == ["appeal.routed.v1", "appeal.accepted.v1", "appeal.resolved.v1"]
+    other = await submit(platform, appeal_body())
+    refused = await platform.intake.get(f"/v1/appeals/{other.json()['appeal_id']}", headers={"X-Status-Token": token})
+    assert refused.status_code == 401, "a status token opens only its own appeal"
+    wrong_channel = await platform.intake.get(f"/v1/appeals/{appeal_id}", headers=platform.key("channel:web"))
+    assert wrong_channel.status_code == 403
+
+
+async def test_forbidden_transitions_and_scope(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    resolve_early = await act(platform, appeal_id, lead, action="resolve", resolution="done")
+    assert resolve_early.status_code == 409 and resolve_early.headers["content-type"] == "application/problem+json"
+    assert (await act(platform, appeal_id, "tax", action="accept")).status_code == 403
+    no_guidance = await act(platform, appeal_id, lead, action="decline")
+    assert no_guidance.status_code == 422 and "guidance" in no_guidance.json()["detail"]
+    no_key = await platform.router.post(f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"})
+    assert no_key.status_code == 401
+    channel_key = await platform.router.post(f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"},
+                                             headers=platform.key("channel:web"))
+    assert channel_key.status_code == 403
+    worklist = await platform.router.get("/v1/departments/tax/appeals", headers=platform.key(f"department:{lead}"))
+    assert worklist.status_code == 403
+
+
+async def test_two_declines_send_the_appeal_to_the_coordinating_office(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    first = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    r = await act(platform, appeal_id, first, action="decline", guidance="Ask the tax service", target_department="tax")
+    assert r.status_code == 200 and r.json()["lead"] == "tax" and r.json()["status"] == "routed"
+    r = await act(platform, appeal_id, "tax", action="decline", guidance="Not a tax matter")
+    assert r.json()["lead"] == "coord"
+    withdrawn = await read_topic(platform.bootstrap, department_topic(first),
+                                 lambda e: e.get("subject") == appeal_id and e["type"] == "assignment.withdrawn.v1")
+    assert withdrawn[0]["data"]["to_department"] == "tax"
+    assert (await act(platform, appeal_id, "coord", action="decline", guidance="x")).status_code == 409
+    worklist = await platform.router.get("/v1/departments/coord/appeals", params={"status": "routed"},
+                                         headers=platform.key("department:coord"))
+    assert appeal_id in {a["appeal_id"] for a in worklist.json()}
+
+
+async def test_request_info_transfer_and_cohandler(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    assert (await act(platform, appeal_id, lead, action="accept")).status_code == 200
+    r = await act(platform, appeal_id, lead, action="add_cohandler", target_department="hrss")
+    assert r.status_code == 200 and r.json()["cohandlers"] == ["hrss"]
+    assert (await act(platform, appeal_id, lead, action="request_info", note="Send the loan contract")).status_code == 200
+    assert (await act(platform, appeal_id, lead, action="resolve", resolution="x")).status_code == 409
+    r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
+    assert r.status_code == 409, "an appeal waiting for the company's information cannot be transferred"
+    company = make_event("appeals/intake", EventType.company_info_provided, appeal_id,
+                         CompanyInfoProvided(appeal_id=appeal_id, information="Contract attached"))
+    await publish(platform.router_runtime.broker, APPEALS_COMPANY, company)
+    await wait_status(platform, appeal_id, "accepted")
+    r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
+    assert r.status_code == 200 and r.json()["lead"] == "finance" and r.json()["status"] == "routed"
+    lifecycle = await read_topic(platform.bootstrap, "appeals.lifecycle.v1", lambda e: e.get("subject") == appeal_id,
+                                 count=6)
+    assert [e["type"] for e in lifecycle] == ["appeal.routed.v1", "appeal.accepted.v1", "appeal.cohandler_added.v1",
+                                              "appeal.info_requested.v1", "appeal.info_provided.v1",
+                                              "appeal.transferred.v1"]
+    assert [e["data"]["sequence"] for e in lifecycle] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_actions_over_kafka_are_applied_once_and_refusals_reported(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    action = make_event(f"dept/{lead}", EventType.department_action, appeal_id,
+                        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"))
+    broker = platform.router_runtime.broker
+    await publish(broker, APPEALS_ACTIONS, action)
+    await publish(broker, APPEALS_ACTIONS, action)  # redelivered: must change nothing
+    await wait_status(platform, appeal_id, "accepted")
+    forbidden = make_event("dept/tax", EventType.department_action, appeal_id,
+                           DepartmentAction(appeal_id=appeal_id, department="tax", action="resolve", resolution="x"))
+    await publish(broker, APPEALS_ACTIONS, forbidden)
+    refused = await read_topic(platform.bootstrap, department_topic("tax"),
+                               lambda e: e.get("subject") == appeal_id and e["type"] == "department.action_rejected.v1")
+    assert refused[0]["data"]["status"] == 403
+    accepted = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
+                                lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.accepted.v1")
+    assert len(accepted) == 1
+
+
+async def test_redelivered_submission_routes_once(platform):
+    r = await submit(platform, appeal_body())
+    appeal_id = r.json()["appeal_id"]
+    await wait_status(platform, appeal_id, "routed")
+    record = await platform.intake_runtime.db.appeals.find_one({"_id": appeal_id})
+    await platform.router_runtime.broker.publish(record["event"].encode(), topic=APPEALS_SUBMITTED,
+                                                 key=appeal_id.encode())
+    routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
+                              lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.routed.v1")
+    assert len(routed) == 1
+
+
+async def test_duplicate_of_an_open_appeal_is_rejected(platform):
+    body = appeal_body()
+    first = (await submit(platform, body)).json()["appeal_id"]
+    await wait_status(platform, first, "routed")
+    second_body = {**body, "channel_ref": body["channel_ref"] + "-again", "title": body["title"].upper()}
+    second = (await submit(platform, second_body, channel="web")).json()["appeal_id"]
+    assert second != first
+    doc = await wait_status(platform, second, "rejected")
+    assert first in doc["reason"]
+    litigation = (await submit(platform, appeal_body(flags=["in_litigation"]))).json()["appeal_id"]
+    assert "litigation" in (await wait_status(platform, litigation, "rejected"))["reason"]
+
+
+async def test_unparseable_messages_go_to_the_dead_letter_topic(platform):
+    broker = platform.router_runtime.broker
+    await broker.publish(b"{not json", topic=APPEALS_SUBMITTED, key=b"garbage")
+    unknown = make_event("appeals/test", "appeal.teleported.v1", "X", DepartmentAction(
+        appeal_id="X", department="tax", action="accept"))
+    await broker.publish(encode(unknown), topic=APPEALS_SUBMITTED, key=b"X")
+    dead = await read_topic(platform.bootstrap, dead_letter_topic(APPEALS_SUBMITTED),
+                            lambda e: True, count=2)
+    assert len(dead) >= 2
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    await wait_status(platform, appeal_id, "routed")  # the consumer carried on
+
+
+async def test_resolved_appeal_closes_after_seven_silent_days(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    await act(platform, appeal_id, lead, action="accept")
+    await act(platform, appeal_id, lead, action="resolve", resolution="Loan extended")
+    await asyncio.sleep(1)
+    assert (await wait_status(platform, appeal_id, "resolved"))["status"] == "resolved"
+    platform.clock.advance(timedelta(days=7, minutes=1))
+    try:
+        closed = await wait_status(platform, appeal_id, "closed")
+    finally:
+        platform.clock.advance(-timedelta(days=7, minutes=1))
+    assert closed["status"] == "closed"
+
+
+async def test_routing_preview_explains_the_choice(platform):
+    r = await platform.router.post("/v1/routing/preview", headers=platform.key("operator"), json={
+        "category": "tax", "district": "futian", "employees": 12,
+        "title": "VAT rate", "description": "Can we as a small-scale taxpayer pay the reduced VAT?"})
+    assert r.status_code == 200
+    preview = r.json()
+    assert preview["lead"] == "futian-tax" and preview["policy_available"] and preview["sla_profile"] == "policy_24h"
+    assert any("rule" in line for line in preview["explanation"])
+    assert (await platform.router.post("/v1/routing/preview", json={})).status_code == 401
