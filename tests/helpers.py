@@ -3,8 +3,10 @@
 import asyncio
 import itertools
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -96,3 +98,19 @@ class MovableClock:
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
+
+
+def kcat_env(tmp_dir: Path) -> dict[str, str]:
+    """Environment for Debian's kcat with the librdkafka bundled in the confluent-kafka wheel.
+
+    Debian bookworm's librdkafka 2.0.2 misreads the tagged fields of the ApiVersions v3
+    answer that Tansu sends; librdkafka 2.16 reads it. The kcat binary stays stock.
+    """
+    import confluent_kafka
+
+    libs = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
+    bundled = next(libs.glob("librdkafka-*.so.1"))
+    link = tmp_dir / "librdkafka.so.1"
+    if not link.exists():
+        link.symlink_to(bundled)
+    return {**os.environ, "LD_LIBRARY_PATH": str(tmp_dir)}
