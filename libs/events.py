@@ -94,7 +94,7 @@ class Enterprise(BaseModel):
 
     uscc: str = Field(
         description="Unified social credit code, 18 characters, check digit per GB 32100-2015.",
-        examples=["91440300MA5FXT4K8Q"],
+        examples=["91440300MA5FXT4K8N"],
     )
     name: str = Field(min_length=1, max_length=200, description="Registered company name.",
                       examples=["Shenzhen Lanhai Network Technology Co., Ltd."])

@@ -60,8 +60,8 @@ async def read_topic(bootstrap: str, topic: str, predicate: Callable[[dict], boo
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         found: list[dict] = []
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
+
+        def collect(batch) -> None:
             for records in batch.values():
                 for record in records:
                     try:
@@ -70,17 +70,12 @@ async def read_topic(bootstrap: str, topic: str, predicate: Callable[[dict], boo
                         event = {"_raw": record.value, "_headers": dict(record.headers)}
                     if predicate(event):
                         found.append(event)
+
+        while time.monotonic() < deadline:
+            collect(await consumer.getmany(timeout_ms=300))
             if len(found) >= count:
                 # Read a little longer so tests that check "exactly once" see late duplicates too.
-                more = await consumer.getmany(timeout_ms=500)
-                for records in more.values():
-                    for record in records:
-                        try:
-                            event = json.loads(record.value)
-                        except ValueError:
-                            continue
-                        if predicate(event):
-                            found.append(event)
+                collect(await consumer.getmany(timeout_ms=500))
                 return found
         return found
     finally:

@@ -24,7 +24,7 @@ class AppealIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "channel_ref": "wx-20260303-0042",
-        "enterprise": {"uscc": "91440300MA5FXT4K8Q", "name": "Shenzhen Lanhai Network Technology Co., Ltd.",
+        "enterprise": {"uscc": "91440300MA5FXT4K8N", "name": "Shenzhen Lanhai Network Technology Co., Ltd.",
                        "employees": 25, "industry": "internet services", "district": "nanshan"},
         "contact": {"name": "Li Wei", "phone": "13800138000"},
         "category": "financing",

@@ -12,12 +12,30 @@ from typing import Any
 
 import pytest
 
-from libs.events import (ActionKind, AppealStatus, AppealSubmitted, Category, Channel, Contact,
-                         DepartmentAction, Enterprise, EventType)
+from libs.events import (
+    ActionKind,
+    AppealStatus,
+    AppealSubmitted,
+    Category,
+    Channel,
+    Contact,
+    DepartmentAction,
+    Enterprise,
+    EventType,
+)
 from libs.topics import APPEALS_LIFECYCLE, department_topic
-from services.router.lifecycle import (ALLOWED_FROM, ActionError, Outcome, decide_action, decide_admission,
-                                       decide_auto_close, decide_feedback, decide_info_provided,
-                                       duplicate_key, new_appeal)
+from services.router.lifecycle import (
+    ALLOWED_FROM,
+    ActionError,
+    Outcome,
+    decide_action,
+    decide_admission,
+    decide_auto_close,
+    decide_feedback,
+    decide_info_provided,
+    duplicate_key,
+    new_appeal,
+)
 from services.router.rules import RoutingBook, load_routing_book
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -121,8 +121,6 @@ def test_appeal_in_rejects_an_invalid_code_naming_uscc():
     assert "check character" in error["msg"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the documented example code 91440300MA5FXT4K8Q (AppealIn schema "
-                   "example, Enterprise.uscc example) has a wrong check character; GB 32100-2015 gives N")
 def test_documented_example_body_is_valid():
     [example] = AppealIn.model_config["json_schema_extra"]["examples"]
     AppealIn.model_validate(example)
