@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-slow lint system-deps clean
+.PHONY: run test test-slow lint system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,6 @@ system-deps:
 
 run: $(STAMP)
 	$(BIN)/python -m devstack run
-
-demo: $(STAMP)
-	$(BIN)/python -m devstack demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

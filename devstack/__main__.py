@@ -7,15 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.stack import Stack
+from devstack.stack import SERVICES, Stack
 from libs.settings import PROJECT_ROOT
 
 
 def _print_banner(stack: Stack) -> None:
     m = stack.manifest()
     print("\nEnterprise appeals platform is running\n")
-    print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({'embedded Tansu, topics in memory' if stack.kafka else 'external'})")
-    print(f"  MongoDB  {m['mongodb']['uri']}  ({'embedded SecantusDB, data in ' + str(stack.data_dir / 'mongodb') if stack.mongo else 'external'})")
+    kafka_kind = "embedded Tansu, topics in memory" if stack.kafka else "external"
+    mongo_kind = f"embedded SecantusDB, data in {stack.data_dir / 'mongodb'}" if stack.mongo else "external"
+    print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({kafka_kind})")
+    print(f"  MongoDB  {m['mongodb']['uri']}  ({mongo_kind})")
     for name, svc in m["services"].items():
         print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
     print("\n  Demo API keys (X-Api-Key):")
@@ -27,12 +29,12 @@ def _print_banner(stack: Stack) -> None:
 def run(args: argparse.Namespace) -> None:
     stack = Stack(
         data_dir=Path(args.data_dir),
-        kafka_port=int(os.environ.get("KAFKA_PORT", 9092)),
-        mongo_port=int(os.environ.get("MONGODB_PORT", 27017)),
+        kafka_port=int(os.environ.get("KAFKA_PORT", "9092")),
+        mongo_port=int(os.environ.get("MONGODB_PORT", "27017")),
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
         service_ports={name: int(os.environ[f"{name.upper()}_PORT"])
-                       for name in ("intake", "router", "sla", "notify", "stats") if f"{name.upper()}_PORT" in os.environ},
+                       for name, _ in SERVICES if f"{name.upper()}_PORT" in os.environ},
         log_stream=sys.stdout,
     )
     stopping = False

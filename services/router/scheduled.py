@@ -1,5 +1,6 @@
 """Router's periodic work: finish stale outboxes, close resolutions the company never answered."""
 
+import contextlib
 import logging
 
 from libs.app import Runtime
@@ -20,12 +21,11 @@ def start(runtime: Runtime) -> None:
     async def auto_close() -> None:
         now = runtime.clock.now()
         for appeal_id in await service.due_for_auto_close(runtime.db, now, settings.auto_close_days):
-            try:
+            # ActionError: the company answered, or another replica closed it meanwhile.
+            with contextlib.suppress(lifecycle.ActionError):
                 await service.transition(runtime.db, runtime.broker, appeal_id,
                                          lambda d: lifecycle.decide_auto_close(d, settings.auto_close_days), now,
                                          event_id=f"auto-close:{appeal_id}")
-            except lifecycle.ActionError:
-                pass  # the company answered or another replica closed it meanwhile
 
     runtime.every(settings.sweep_interval_seconds, sweep_outboxes, "router-outbox-sweep")
     runtime.every(settings.sweep_interval_seconds, auto_close, "router-auto-close")

@@ -86,7 +86,8 @@ async def act(appeal_id: str, body: ActionIn, runtime=Depends(get_runtime),
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(runtime=Depends(get_runtime), _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
+async def routing_rules(runtime=Depends(get_runtime),
+                        _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
     """Rules in the order they are tried; the first match wins."""
     return [rule.model_dump() for rule in runtime.book.routing.rules]
 

@@ -46,7 +46,7 @@ def test_stack_writes_its_manifest_and_every_service_is_observable(stack):
     manifest = json.loads((stack.data_dir / "stack.json").read_text())
     assert set(manifest["services"]) >= {"intake", "router"}
     assert manifest["keys"]["channel:wechat"].startswith("ak_")
-    for name, svc in manifest["services"].items():
+    for svc in manifest["services"].values():
         assert httpx.get(svc["url"] + "/healthz").json()["status"] == "ok"
         assert httpx.get(svc["url"] + "/readyz").status_code == 200
         assert httpx.get(svc["url"] + "/openapi.json").json()["info"]["title"]

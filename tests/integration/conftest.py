@@ -41,8 +41,8 @@ async def platform(real_servers, demo_keys):
     router_app = create_router(RouterSettings(**{k: v for k, v in common.items() if k != "status_token_secret"},
                                               mongodb_database=f"router_{run}", consumer_group=f"router-{run}",
                                               sweep_interval_seconds=0.3), clock=clock)
-    async with LifespanManager(intake_app, startup_timeout=60), LifespanManager(router_app, startup_timeout=60):
-        async with (httpx.AsyncClient(transport=httpx.ASGITransport(intake_app), base_url="http://intake") as intake,
-                    httpx.AsyncClient(transport=httpx.ASGITransport(router_app), base_url="http://router") as router):
-            yield Platform(intake, router, keys, real_servers.bootstrap, router_app.state.runtime,
-                           intake_app.state.runtime, clock)
+    async with (LifespanManager(intake_app, startup_timeout=60), LifespanManager(router_app, startup_timeout=60),
+                httpx.AsyncClient(transport=httpx.ASGITransport(intake_app), base_url="http://intake") as intake,
+                httpx.AsyncClient(transport=httpx.ASGITransport(router_app), base_url="http://router") as router):
+        yield Platform(intake, router, keys, real_servers.bootstrap, router_app.state.runtime,
+                       intake_app.state.runtime, clock)

@@ -127,7 +127,8 @@ async def test_request_info_transfer_and_cohandler(platform):
     assert (await act(platform, appeal_id, lead, action="accept")).status_code == 200
     r = await act(platform, appeal_id, lead, action="add_cohandler", target_department="hrss")
     assert r.status_code == 200 and r.json()["cohandlers"] == ["hrss"]
-    assert (await act(platform, appeal_id, lead, action="request_info", note="Send the loan contract")).status_code == 200
+    asked = await act(platform, appeal_id, lead, action="request_info", note="Send the loan contract")
+    assert asked.status_code == 200
     assert (await act(platform, appeal_id, lead, action="resolve", resolution="x")).status_code == 409
     r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
     assert r.status_code == 409, "an appeal waiting for the company's information cannot be transferred"

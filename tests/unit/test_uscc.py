@@ -38,7 +38,7 @@ def test_alphabet_is_digits_and_capitals_without_i_o_s_v_z():
 
 
 def test_weights_are_powers_of_three_modulo_31():
-    assert WEIGHTS == tuple(pow(3, i, 31) for i in range(17))
+    assert tuple(pow(3, i, 31) for i in range(17)) == WEIGHTS
 
 
 # ---------------------------------------------------------------- valid codes
