@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from libs.events import (
     ActionKind,
     AppealChanged,
@@ -23,6 +21,7 @@ from libs.events import (
     PolicyRef,
     lifecycle_type,
 )
+from libs.outbox import Emit
 from libs.topics import APPEALS_LIFECYCLE, department_topic
 from services.router.rules import AppealFacts, RoutingBook, route
 
@@ -49,13 +48,6 @@ class ActionError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-@dataclass(frozen=True)
-class Emit:
-    topic: str
-    type: str
-    data: BaseModel
 
 
 @dataclass

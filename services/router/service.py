@@ -17,9 +17,11 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from libs import outbox
 from libs.events import AppealSubmitted, CloudEvent, EventType
 from libs.ids import new_id
-from libs.kafka import encode, make_event, publish
+from libs.kafka import make_event, publish
+from libs.outbox import outbox_items
 from services.router.lifecycle import ActionError, Outcome, decide_admission, new_appeal, reject
 from services.router.rules import RoutingBook
 
@@ -41,24 +43,12 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 def _outbox(outcome: Outcome, traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
-    items = []
-    for emit in outcome.emits:
-        event = make_event(SOURCE, emit.type, emit.data.appeal_id, emit.data, traceparent=traceparent, time=now)
-        items.append({"id": event.id, "topic": emit.topic, "payload": encode(event).decode()})
-    return items
+    return outbox_items(SOURCE, outcome.emits, traceparent, now)
 
 
 async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> None:
     """Publish the appeal's pending events in order, then drop them from its outbox."""
-    items = doc.get("outbox") or []
-    if not items:
-        return
-    for item in items:
-        await broker.publish(item["payload"].encode(), topic=item["topic"], key=doc["_id"].encode(),
-                             headers={"content-type": "application/cloudevents+json"})
-    ids = [item["id"] for item in items]
-    await db.appeals.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
-    await db.appeals.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
+    await outbox.flush(db.appeals, broker, doc)
 
 
 async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook, event: CloudEvent[AppealSubmitted],
@@ -123,14 +113,9 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
     raise RuntimeError(f"appeal {appeal_id} kept changing under {MAX_ATTEMPTS} attempts")
 
 
-async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime,
-                               older_than: timedelta = timedelta(seconds=5)) -> int:
+async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
     """Publish outboxes left behind by a crash between writing and publishing."""
-    count = 0
-    async for doc in db.appeals.find({"outbox_since": {"$lte": now - older_than}}).limit(500):
-        await flush(db, broker, doc)
-        count += 1
-    return count
+    return await outbox.flush_stale(db.appeals, broker, now)
 
 
 async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> list[str]:

@@ -1,0 +1,62 @@
+"""A transactional outbox inside each document: a state change and the events it owes are one write.
+
+The writer pushes `outbox` items (event bytes with fixed ids) in the same update
+that changes the document's state, then calls `flush`. A crash in between leaves
+the items for `flush_stale` (any replica) or for the redelivered message; a
+republished event keeps its id, which is what consumers deduplicate on.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+from pymongo.asynchronous.collection import AsyncCollection
+
+from libs.kafka import encode, make_event
+
+STALE_AFTER = timedelta(seconds=3)
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An event a decision owes: where it goes, its type, its data (with `appeal_id`)."""
+
+    topic: str
+    type: str
+    data: BaseModel
+
+
+def outbox_items(source: str, emits: list[Emit], traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Freeze events (ids included) into outbox items to store with the state change."""
+    items = []
+    for emit in emits:
+        event = make_event(source, emit.type, emit.data.appeal_id, emit.data, traceparent=traceparent, time=now)
+        items.append({"id": event.id, "topic": emit.topic, "key": event.subject,
+                      "payload": encode(event).decode()})
+    return items
+
+
+async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Publish the document's pending items in order, then drop them; returns what was published."""
+    items = doc.get("outbox") or []
+    if not items:
+        return []
+    for item in items:
+        await broker.publish(item["payload"].encode(), topic=item["topic"], key=item["key"].encode(),
+                             headers={"content-type": "application/cloudevents+json"})
+    ids = [item["id"] for item in items]
+    await collection.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
+    await collection.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
+    return items
+
+
+async def flush_stale(collection: AsyncCollection, broker: KafkaBroker, now: datetime,
+                      older_than: timedelta = STALE_AFTER, limit: int = 500) -> int:
+    """Publish outboxes a crash left behind; needs an index on `outbox_since`."""
+    count = 0
+    async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit):
+        await flush(collection, broker, doc)
+        count += 1
+    return count
