@@ -79,10 +79,10 @@ class Stack:
             self.wait_ready(name)
         self.write_manifest()
 
-    def service_env(self, name: str) -> dict[str, str]:
+    def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = name.upper() + "_"
         values = {
-            "ENVIRONMENT": "dev", "HTTP_PORT": str(self.service_ports[name]),
+            "ENVIRONMENT": "dev", "HTTP_PORT": str(port or self.service_ports[name]),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "MONGODB_URI": self.mongo_uri,
             "API_KEYS_FILE": str(self.data_dir / "api-keys.json"), "CONFIG_DIR": str(self.config_dir),
         }
@@ -90,13 +90,20 @@ class Stack:
         env.update({k: v for k, v in self.env.items()})
         return env
 
-    def start_service(self, name: str) -> subprocess.Popen:
-        """Start (or restart) one service as its own process, its log lines prefixed with its name."""
+    def start_service(self, name: str, replica: int = 1) -> subprocess.Popen:
+        """Start (or restart) one service as its own process, its log lines prefixed with its name.
+
+        Replica 2 and up of a service run beside the first in the same consumer groups,
+        on ports of their own, under the key `<name>-<replica>`.
+        """
+        key = name if replica == 1 else f"{name}-{replica}"
+        if key not in self.service_ports:
+            self.service_ports[key] = servers.free_port()
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=PROJECT_ROOT,
-                                env=self.service_env(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, start_new_session=True)
-        self.processes[name] = proc
-        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+                                env=self.service_env(name, self.service_ports[key]), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        self.processes[key] = proc
+        threading.Thread(target=self._pump, args=(key, proc), daemon=True).start()
         return proc
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:

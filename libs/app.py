@@ -54,16 +54,19 @@ class Runtime:
             raise RuntimeError("the database is used before the service started")
         return self._db
 
-    def every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, Any]], name: str) -> None:
+    def every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, Any]], name: str,
+              run_first: bool = False) -> None:
         """Run `job` every `seconds` while the service runs; a failing run is logged and retried next time."""
 
         async def loop() -> None:
-            while True:
+            if not run_first:
                 await asyncio.sleep(seconds)
+            while True:
                 try:
                     await job()
                 except Exception:
                     log.exception("scheduled job failed", extra={"job": name})
+                await asyncio.sleep(seconds)
 
         self.tasks.append(asyncio.create_task(loop(), name=name))
 

@@ -84,7 +84,7 @@ class Department(StrictModel):
     district: str | None = Field(default=None, description="Required for district-level departments.")
     counterpart_of: str | None = Field(
         default=None, description="The municipal department this district department mirrors.")
-    calendar: str = "default"
+    calendar: str = Field(default="default", description="Business calendar of config/calendars.yaml.")
     handler: Person | None = None
     head: Person | None = None
     supervisor: Person | None = None
@@ -123,6 +123,48 @@ class City(StrictModel):
             if employees >= band.min_employees and (band.max_employees is None or employees <= band.max_employees):
                 return band.code
         return self.size_bands[-1].code
+
+
+# Calendar hours/minutes/seconds/days, or working days ("3wd") counted on a business calendar.
+DURATION = r"^\d+(\.\d+)?(wd|d|h|m|s)$"
+
+
+class ProfileCondition(StrictModel):
+    flags: list[str] = Field(default_factory=list, description="Any one of these flags.")
+    policy_available: bool | None = None
+    cohandlers: bool | None = Field(default=None, description="True: several departments coordinate.")
+
+
+class ProfileSelection(StrictModel):
+    when: ProfileCondition | None = Field(default=None, description="No condition: the default.")
+    profile: str
+
+
+class SlaProfile(StrictModel):
+    description: str = ""
+    scope: str = Field(pattern=DURATION, description="Duration: '6h', '30m', '3wd' (working days), '10s'.")
+    response: str = Field(pattern=DURATION)
+    response_with_cohandlers: str | None = Field(default=None, pattern=DURATION)
+    resolution: str = Field(pattern=DURATION)
+
+
+class SlaConfig(StrictModel):
+    """`config/sla_profiles.yaml`: targets per profile and the ordered selection of a profile."""
+
+    profiles: dict[str, SlaProfile]
+    selection: list[ProfileSelection]
+
+
+def load_sla_config(config_dir: Path) -> SlaConfig:
+    """Load `sla_profiles.yaml` and check that every selection names a profile and the last is the default."""
+    path = config_dir / "sla_profiles.yaml"
+    sla = load_yaml(path, SlaConfig)
+    for i, choice in enumerate(sla.selection):
+        if choice.profile not in sla.profiles:
+            raise config_error(path, f"selection[{i}]", "profile", f"unknown SLA profile {choice.profile!r}")
+    if not sla.selection or sla.selection[-1].when is not None:
+        raise config_error(path, "selection", "when", "the last selection must be the default (no `when`)")
+    return sla
 
 
 def load_city(config_dir: Path) -> City:

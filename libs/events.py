@@ -85,6 +85,27 @@ class EventType(StrEnum):
     department_action = "department.action.v1"
     company_info_provided = "company.info_provided.v1"
     company_feedback = "company.feedback.v1"
+    sla_started = "sla.started.v1"
+    sla_paused = "sla.paused.v1"
+    sla_resumed = "sla.resumed.v1"
+    sla_warning = "sla.warning.v1"
+    sla_breached = "sla.breached.v1"
+    sla_met = "sla.met.v1"
+    sla_cancelled = "sla.cancelled.v1"
+
+
+class ClockKind(StrEnum):
+    scope = "scope"
+    response = "response"
+    resolution = "resolution"
+
+
+class ClockState(StrEnum):
+    running = "running"
+    paused = "paused"
+    met = "met"
+    breached = "breached"
+    cancelled = "cancelled"
 
 
 class Enterprise(BaseModel):
@@ -257,6 +278,27 @@ class CompanyFeedback(BaseModel):
     comment: str | None = None
 
 
+class SlaClockChanged(BaseModel):
+    """Data of every `sla.*.v1` event: one clock of one appeal after the change."""
+
+    appeal_id: str
+    clock_id: str = Field(description="Stable id of this clock run.", examples=["01JB8X4R5ZJ6Q8V2Y7K9M3N4P5:scope:1"])
+    clock: ClockKind
+    department: str = Field(description="Department the clock holds to account.", examples=["nanshan-finance"])
+    state: ClockState
+    level: int | None = Field(default=None, description="For warnings and breaches: 50, 80 or 100 (% of target).")
+    target: str = Field(description="Target as configured: '6h', '3wd' (working days).", examples=["6h"])
+    calendar: str = Field(examples=["default"])
+    sla_profile: str = Field(examples=["policy_24h"])
+    started_at: datetime
+    due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
+    remaining_seconds: float | None = Field(
+        default=None, description="Target time left: calendar seconds, or working seconds for working-day targets.")
+    fired_at: datetime | None = Field(default=None, description="For warnings and breaches: when it was sent.")
+    category: str | None = None
+    district: str | None = None
+
+
 DataT = TypeVar("DataT", bound=BaseModel)
 
 
@@ -288,6 +330,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.department_action: DepartmentAction,
     EventType.company_info_provided: CompanyInfoProvided,
     EventType.company_feedback: CompanyFeedback,
+    **{t: SlaClockChanged for t in EventType if t.value.startswith("sla.")},
     **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
 }
 

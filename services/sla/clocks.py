@@ -1,0 +1,182 @@
+"""SLA clocks (DOMAIN.md, "SLA clocks") as plain functions: start, pause, resume, stop, cancel, fire.
+
+A clock counts `budget` seconds of its target's kind of time (calendar, or office
+time for working-day targets). While running, `consumed` holds what was used
+before `segment_start`; thresholds are 50 % and 80 % (warnings) and 100 %
+(breach). Each function returns the fields to set and the events owed.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.outbox import Emit
+from libs.topics import SLA_EVENTS, department_topic
+from services.sla.calendars import BusinessCalendar, parse_target
+
+LEVELS = (50, 80, 100)
+LIVE = (ClockState.running.value, ClockState.paused.value)
+
+
+@dataclass
+class Change:
+    set: dict[str, Any] = field(default_factory=dict)
+    emits: list[Emit] = field(default_factory=list)
+    fired: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+def clock_id(appeal_id: str, kind: ClockKind | str, generation: int) -> str:
+    """Stable id of one run of a clock; a restart after reroute is a new generation."""
+    return f"{appeal_id}:{ClockKind(kind).value}:{generation}"
+
+
+def level_at(doc: dict[str, Any], calendar: BusinessCalendar, level: int) -> datetime:
+    """When a running clock reaches `level` % of its budget."""
+    target = parse_target(doc["target"])
+    return calendar.add(target, doc["segment_start"], doc["budget"] * level / 100 - doc["consumed"])
+
+
+def _schedule(doc: dict[str, Any], calendar: BusinessCalendar) -> dict[str, Any]:
+    """Due time and next threshold of a running clock."""
+    pending = [lv for lv in LEVELS if lv not in doc.get("levels_fired", [])]
+    nxt = pending[0] if pending else None
+    return {"due_at": level_at(doc, calendar, 100), "next_level": nxt,
+            "next_fire_at": level_at(doc, calendar, nxt) if nxt else None}
+
+
+def remaining(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> float:
+    """Target time left (negative when overdue), in the clock's kind of time."""
+    used = doc["consumed"]
+    counting = doc["state"] == ClockState.running or (doc["state"] == ClockState.breached and not doc.get("ended_at"))
+    if counting:
+        used += calendar.elapsed(parse_target(doc["target"]), doc["segment_start"], now)
+    return doc["budget"] - used
+
+
+def _event(doc: dict[str, Any], state: ClockState, calendar: BusinessCalendar, now: datetime,
+           level: int | None = None) -> SlaClockChanged:
+    return SlaClockChanged(
+        appeal_id=doc["appeal_id"], clock_id=doc["_id"], clock=doc["clock"], department=doc["department"],
+        state=state, level=level, target=doc["target"], calendar=doc["calendar"], sla_profile=doc["sla_profile"],
+        started_at=doc["started_at"], due_at=doc.get("due_at"),
+        remaining_seconds=round(remaining(doc, calendar, now), 3) if state in (ClockState.running, ClockState.paused)
+        else None,
+        fired_at=now if level else None, category=doc.get("category"), district=doc.get("district"))
+
+
+def start(appeal_id: str, kind: ClockKind, generation: int, department: str, profile: str, target_text: str,
+          calendar: BusinessCalendar, started_at: datetime, now: datetime,
+          facts: dict[str, Any]) -> tuple[dict[str, Any], list[Emit]]:
+    """A new running clock and its `sla.started.v1` event."""
+    target = parse_target(target_text)
+    doc: dict[str, Any] = {
+        "_id": clock_id(appeal_id, kind, generation), "appeal_id": appeal_id, "clock": kind.value,
+        "generation": generation, "department": department, "sla_profile": profile, "target": target_text,
+        "calendar": calendar.name, "state": ClockState.running.value, "started_at": started_at,
+        "segment_start": started_at, "consumed": 0.0, "budget": calendar.budget(target), "levels_fired": [],
+        "version": 1, **facts,
+    }
+    doc.update(_schedule(doc, calendar))
+    return doc, [Emit(SLA_EVENTS, EventType.sla_started, _event(doc, ClockState.running, calendar, now))]
+
+
+def pause(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+    """Stop counting (the company owes information); no-op unless running."""
+    if doc["state"] != ClockState.running:
+        return Change()
+    target = parse_target(doc["target"])
+    consumed = doc["consumed"] + calendar.elapsed(target, doc["segment_start"], at)
+    after = {**doc, "state": ClockState.paused.value, "consumed": consumed, "due_at": None}
+    change = Change(set={"state": ClockState.paused.value, "consumed": consumed, "paused_at": at, "due_at": None,
+                         "next_level": None, "next_fire_at": None})
+    change.emits.append(Emit(SLA_EVENTS, EventType.sla_paused, _event(after, ClockState.paused, calendar, at)))
+    return change
+
+
+def resume(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+    """Count again from `at`; no-op unless paused."""
+    if doc["state"] != ClockState.paused:
+        return Change()
+    after = {**doc, "state": ClockState.running.value, "segment_start": at}
+    after.update(_schedule(after, calendar))
+    change = Change(set={k: after[k] for k in ("state", "segment_start", "due_at", "next_level", "next_fire_at")})
+    change.set["paused_at"] = None
+    change.emits.append(Emit(SLA_EVENTS, EventType.sla_resumed, _event(after, ClockState.running, calendar, at)))
+    return change
+
+
+def retarget(doc: dict[str, Any], calendar: BusinessCalendar, target_text: str, at: datetime) -> Change:
+    """Give a live clock a new target (e.g. co-handlers join: 5 working days instead of 3)."""
+    if doc["state"] not in LIVE or doc["target"] == target_text:
+        return Change()
+    after = {**doc, "target": target_text, "budget": calendar.budget(parse_target(target_text))}
+    fields = {"target": target_text, "budget": after["budget"]}
+    if doc["state"] == ClockState.running:
+        after.update(_schedule(after, calendar))
+        fields.update({k: after[k] for k in ("due_at", "next_level", "next_fire_at")})
+    return Change(set=fields)
+
+
+def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+    """The awaited answer came: the clock is met (a breached clock stays breached, now answered)."""
+    if doc["state"] == ClockState.breached and not doc.get("ended_at"):
+        return Change(set={"ended_at": at})
+    if doc["state"] not in LIVE:
+        return Change()
+    after = {**doc, "state": ClockState.met.value}
+    change = Change(set={"state": ClockState.met.value, "ended_at": at, "next_level": None, "next_fire_at": None})
+    change.emits.append(Emit(SLA_EVENTS, EventType.sla_met, _event(after, ClockState.met, calendar, at)))
+    return change
+
+
+def cancel(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+    """The clock no longer applies (appeal withdrawn from the department, closed or rejected)."""
+    if doc["state"] == ClockState.breached and not doc.get("ended_at"):
+        return Change(set={"ended_at": at})
+    if doc["state"] not in LIVE:
+        return Change()
+    after = {**doc, "state": ClockState.cancelled.value}
+    change = Change(set={"state": ClockState.cancelled.value, "ended_at": at, "next_level": None,
+                         "next_fire_at": None})
+    change.emits.append(Emit(SLA_EVENTS, EventType.sla_cancelled, _event(after, ClockState.cancelled, calendar, at)))
+    return change
+
+
+def reassign(doc: dict[str, Any], department: str) -> Change:
+    """The resolution clock follows the lead department."""
+    if doc["state"] not in LIVE or doc["department"] == department:
+        return Change()
+    return Change(set={"department": department})
+
+
+def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> Change:
+    """Every threshold reached by `now` that has not fired: warnings at 50/80 %, breach at 100 %."""
+    if doc["state"] != ClockState.running:
+        return Change()
+    fired = list(doc.get("levels_fired", []))
+    change = Change()
+    for level in LEVELS:
+        if level in fired:
+            continue
+        at = level_at(doc, calendar, level)
+        if at > now:
+            break
+        fired.append(level)
+        state = ClockState.breached if level == 100 else ClockState.running
+        after = {**doc, "levels_fired": fired, "state": state.value}
+        event = _event(after, state, calendar, now, level=level)
+        kind = EventType.sla_breached if level == 100 else EventType.sla_warning
+        change.emits.append(Emit(SLA_EVENTS, kind, event))
+        change.emits.append(Emit(department_topic(doc["department"]), kind, event))
+        change.fired.append((level, at))
+    if not change.fired:
+        return change
+    after = {**doc, "levels_fired": fired}
+    change.set["levels_fired"] = fired
+    if 100 in fired:
+        change.set.update({"state": ClockState.breached.value, "breached_at": now, "next_level": None,
+                           "next_fire_at": None})
+    else:
+        change.set.update({k: v for k, v in _schedule(after, calendar).items() if k != "due_at"})
+    return change

@@ -1,0 +1,236 @@
+"""SLA persistence: clocks driven by the lifecycle, and a scheduler that fires each threshold once.
+
+Firing is claim-then-write: a replica claims a batch of due clocks with one
+conditional update (`claim` token, expiring), computes what fires, writes the new
+state and the events into each clock's outbox in one bulk write, then publishes.
+Only the claimant writes, so a threshold fires once however many replicas run; a
+crash before the outbox write lets the claim expire and another replica fire it;
+a crash after it leaves the outbox for `flush_stale` with the event ids fixed.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from libs import outbox
+from libs.config import City, SlaConfig
+from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
+from libs.ids import new_id
+from libs.outbox import outbox_items
+from services.sla import clocks
+from services.sla.calendars import BusinessCalendar
+
+log = logging.getLogger(__name__)
+
+SOURCE = "appeals/sla"
+CLAIM_TTL = timedelta(seconds=10)
+E = EventType
+
+
+@dataclass(frozen=True)
+class SlaBook:
+    """Profiles, calendars and who uses which calendar."""
+
+    city: City
+    sla: SlaConfig
+    calendars: dict[str, BusinessCalendar]
+
+    def calendar_for(self, department: str) -> BusinessCalendar:
+        dept = self.city.department(department)
+        return self.calendars.get(dept.calendar if dept else "default", self.calendars["default"])
+
+    def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
+        p = self.sla.profiles.get(profile) or self.sla.profiles[self.sla.selection[-1].profile]
+        if kind == ClockKind.response and cohandlers and p.response_with_cohandlers:
+            return p.response_with_cohandlers
+        return getattr(p, kind.value)
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """The scheduler reads only due clocks; queries never scan running ones."""
+    await db.clocks.create_index([("next_fire_at", ASCENDING)], sparse=True)
+    await db.clocks.create_index([("appeal_id", ASCENDING), ("clock", ASCENDING)])
+    await db.clocks.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
+    await db.clocks.create_index([("department", ASCENDING), ("state", ASCENDING), ("due_at", ASCENDING)])
+    await db.clocks.create_index([("outbox_since", ASCENDING)], sparse=True)
+    await db.clocks.create_index([("claim", ASCENDING)], sparse=True)
+    await db.clocks.create_index([("outbox.id", ASCENDING)], sparse=True)
+    await db.clocks.create_index([("state", ASCENDING), ("clock", ASCENDING)])
+
+
+async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], change: clocks.Change,
+                 now: datetime, traceparent: str | None) -> None:
+    if not change.set and not change.emits:
+        return
+    items = outbox_items(SOURCE, change.emits, traceparent, now)
+    # Unsetting the claim lets the scheduler look at the changed clock at once.
+    update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
+                              "$unset": {"claim": "", "claim_until": ""}}
+    if items:
+        update["$set"]["outbox_since"] = now
+        update["$push"] = {"outbox": {"$each": items}}
+    after = await db.clocks.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
+                                                return_document=True)
+    if after is None:
+        raise RuntimeError(f"clock {doc['_id']} changed concurrently; the event will be retried")
+    await outbox.flush(db.clocks, broker, after)
+
+
+async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: AppealChanged, kind: ClockKind,
+                 generation: int, department: str, started_at: datetime, now: datetime,
+                 traceparent: str | None) -> None:
+    calendar = book.calendar_for(department)
+    target = book.target(data.sla_profile or "", kind, bool(data.cohandlers))
+    facts = {"category": data.category.value, "district": data.district}
+    doc, emits = clocks.start(data.appeal_id, kind, generation, department, data.sla_profile or "", target,
+                              calendar, started_at, now, facts)
+    doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now, "updated_at": now})
+    try:
+        await db.clocks.insert_one(doc)
+    except DuplicateKeyError:
+        doc = await db.clocks.find_one({"_id": doc["_id"]})  # a redelivery: started already
+    await outbox.flush(db.clocks, broker, doc)
+
+
+async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, event: CloudEvent[AppealChanged],
+                          now: datetime) -> None:
+    """Start, stop, pause, resume or cancel the appeal's clocks; a replayed event changes nothing."""
+    data = event.data
+    state = await db.appeals.find_one({"_id": data.appeal_id}) or {"_id": data.appeal_id, "sequence": 0,
+                                                                      "generation": {}}
+    if data.sequence <= state["sequence"]:
+        return
+    generation: dict[str, int] = dict(state.get("generation", {}))
+    live = [c async for c in db.clocks.find({"appeal_id": data.appeal_id,
+                                              "state": {"$in": [*clocks.LIVE, ClockState.breached.value]}})]
+    at = event.time
+    trace = event.traceparent
+
+    def of(kind: ClockKind, department: str | None = None) -> list[dict[str, Any]]:
+        return [c for c in live if c["clock"] == kind and (department is None or c["department"] == department)]
+
+    async def apply(docs: list[dict[str, Any]], op) -> None:
+        for doc in docs:
+            await _write(db, broker, doc, op(doc, book.calendars.get(doc["calendar"], book.calendars["default"])),
+                         now, trace)
+
+    async def begin(kind: ClockKind, department: str, started_at: datetime) -> None:
+        generation[kind.value] = generation.get(kind.value, 0) + 1
+        await _start(db, broker, book, data, kind, generation[kind.value], department, started_at, now, trace)
+
+    def stop(doc, cal):
+        return clocks.stop(doc, cal, at)
+
+    def cancel(doc, cal):
+        return clocks.cancel(doc, cal, at)
+
+    t = event.type
+    if t == E.appeal_routed:
+        if not of(ClockKind.resolution):
+            await begin(ClockKind.resolution, data.department, data.submitted_at)
+        await begin(ClockKind.scope, data.department, at)
+        await begin(ClockKind.response, data.department, at)
+    elif t == E.appeal_declined:
+        await apply(of(ClockKind.scope, data.department), stop)
+    elif t in (E.appeal_rerouted, E.appeal_transferred):
+        old = data.previous_department
+        await apply(of(ClockKind.scope, old), stop)
+        await apply(of(ClockKind.response, old), cancel)
+        await apply(of(ClockKind.resolution), lambda d, c: clocks.reassign(d, data.department))
+        await begin(ClockKind.scope, data.department, at)
+        await begin(ClockKind.response, data.department, at)
+    elif t == E.appeal_accepted:
+        await apply(of(ClockKind.scope), stop)
+        if data.note:  # accepted with a plan: a substantive answer
+            await apply(of(ClockKind.response), stop)
+    elif t == E.appeal_info_requested:
+        await apply(of(ClockKind.scope) + of(ClockKind.response), stop)
+        await apply(of(ClockKind.resolution), lambda d, c: clocks.pause(d, c, at))
+    elif t == E.appeal_info_provided:
+        await apply(of(ClockKind.resolution), lambda d, c: clocks.resume(d, c, at))
+    elif t == E.appeal_resolved:
+        await apply(live, stop)
+    elif t == E.appeal_reopened:
+        await begin(ClockKind.resolution, data.department, at)
+    elif t in (E.appeal_closed, E.appeal_rejected):
+        await apply(live, cancel)
+    elif t == E.appeal_cohandler_added:
+        target = book.target(data.sla_profile or "", ClockKind.response, True)
+        await apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
+    await db.appeals.update_one({"_id": data.appeal_id},
+                                {"$set": {"sequence": data.sequence, "generation": generation}}, upsert=True)
+
+
+@dataclass
+class Fired:
+    department: str
+    clock: str
+    level: int
+    lag: float
+
+
+async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, now: datetime,
+                   batch: int = 1000) -> list[Fired]:
+    """Fire every threshold due by `now` among a batch of clocks this replica manages to claim."""
+    token = new_id()
+    due = {"next_fire_at": {"$lte": now}, "$or": [{"claim": None}, {"claim_until": {"$lt": now}}]}
+    ids = [d["_id"] async for d in db.clocks.find(due, {"_id": 1}).sort("next_fire_at", ASCENDING).limit(batch)]
+    if not ids:
+        return []
+    await db.clocks.update_many({"_id": {"$in": ids}, **due},
+                                {"$set": {"claim": token, "claim_until": now + CLAIM_TTL}})
+    claimed = [d async for d in db.clocks.find({"claim": token})]
+    writes, owed, fired = [], [], []
+    for doc in claimed:
+        calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
+        change = clocks.fire(doc, calendar, now)
+        items = outbox_items(SOURCE, change.emits, None, now)
+        update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$unset": {"claim": "",
+                                                                                        "claim_until": ""},
+                                  "$inc": {"version": 1}}
+        if items:
+            update["$set"]["outbox_since"] = now
+            update["$push"] = {"outbox": {"$each": items}}
+            owed.append(items[0]["id"])
+        # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
+        writes.append(UpdateOne({"_id": doc["_id"], "claim": token, "version": doc["version"]}, update))
+        fired += [(doc["_id"], Fired(doc["department"], doc["clock"], level, (now - at).total_seconds()))
+                  for level, at in change.fired]
+    if writes:
+        await db.clocks.bulk_write(writes, ordered=False)
+    written = [d async for d in db.clocks.find({"outbox.id": {"$in": owed}})] if owed else []
+    await asyncio.gather(*(outbox.flush(db.clocks, broker, doc) for doc in written))
+    stored = {d["_id"] for d in written}
+    return [f for clock, f in fired if clock in stored]
+
+
+async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:
+    """Every clock of an appeal, oldest first."""
+    return [c async for c in db.clocks.find({"appeal_id": appeal_id}, {"outbox": 0})
+            .sort([("started_at", ASCENDING), ("clock", ASCENDING)])]
+
+
+async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, limit: int) -> list[dict[str, Any]]:
+    """Running clocks due before `until` (overdue included), soonest first."""
+    query: dict[str, Any] = {"state": ClockState.running.value, "due_at": {"$lte": until}}
+    if department:
+        query["department"] = department
+    return [c async for c in db.clocks.find(query, {"outbox": 0}).sort("due_at", ASCENDING).limit(limit)]
+
+
+async def running_counts(db: AsyncDatabase) -> dict[str, int]:
+    """Running clocks per kind, for the `sla_clocks_running` gauge."""
+    return {kind.value: await db.clocks.count_documents({"state": ClockState.running.value, "clock": kind.value})
+            for kind in ClockKind}
+
+
+async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
+    """Publish what a crash left in clock outboxes."""
+    return await outbox.flush_stale(db.clocks, broker, now)

@@ -1,0 +1,84 @@
+"""SLA's HTTP surface: an appeal's clocks, the work at risk, the calendars."""
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from libs.app import get_runtime
+from libs.auth import Principal, require
+from services.sla import clocks, service
+from services.sla.models import AppealClocks, CalendarView, ClockView
+
+router = APIRouter(prefix="/v1", tags=["sla"])
+
+PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+    401: "No valid API key", 403: "Outside the key's department", 404: "No clocks for this appeal",
+    422: "Invalid parameters",
+}.items()}
+_WITHIN = re.compile(r"^(\d+)(s|m|h|d)$")
+
+
+def human(seconds: float) -> str:
+    """'1d 2h 5m' for people; negative values read as overdue."""
+    sign, seconds = ("overdue ", -seconds) if seconds < 0 else ("", seconds)
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v] or [f"{secs}s"]
+    return sign + " ".join(parts)
+
+
+def _view(doc: dict, runtime) -> ClockView:
+    calendar = runtime.book.calendars.get(doc["calendar"], runtime.book.calendars["default"])
+    left = clocks.remaining(doc, calendar, runtime.clock.now())
+    return ClockView(clock_id=doc["_id"], clock=doc["clock"], department=doc["department"], state=doc["state"],
+                     target=doc["target"], calendar=doc["calendar"], sla_profile=doc["sla_profile"],
+                     started_at=doc["started_at"], due_at=doc.get("due_at"), remaining_seconds=round(left, 3),
+                     remaining=human(left), paused=doc["state"] == "paused", breached=100 in doc["levels_fired"],
+                     warnings_fired=doc["levels_fired"], ended_at=doc.get("ended_at"))
+
+
+@router.get("/appeals/{appeal_id}/sla", response_model=AppealClocks, responses=PROBLEMS,
+            summary="Every clock of an appeal")
+async def appeal_clocks(appeal_id: str, runtime=Depends(get_runtime),
+                        principal: Principal = Depends(require("department", "operator", "admin"))):
+    """State, start, due time, remaining time, pause and breach of each clock."""
+    docs = await service.clocks_of(runtime.db, appeal_id)
+    if not docs:
+        raise HTTPException(404, f"no clocks for appeal {appeal_id}")
+    if principal.kind == "department" and principal.name not in {d["department"] for d in docs}:
+        raise HTTPException(403, f"appeal {appeal_id} has no clock of {principal.name}")
+    return AppealClocks(appeal_id=appeal_id, clocks=[_view(d, runtime) for d in docs])
+
+
+@router.get("/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS,
+            summary="Running clocks due soon or overdue")
+async def clocks_at_risk(runtime=Depends(get_runtime),
+                         principal: Principal = Depends(require("department", "operator", "admin")),
+                         department: str | None = None,
+                         within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 200):
+    """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first."""
+    if principal.kind == "department":
+        if department not in (None, principal.name):
+            raise HTTPException(403, f"a key of {principal.name} cannot see the clocks of {department}")
+        department = principal.name
+    amount, unit = _WITHIN.match(within).groups()
+    span = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: int(amount)})
+    docs = await service.at_risk(runtime.db, department, runtime.clock.now() + span, limit)
+    return [_view(d, runtime) for d in docs]
+
+
+@router.get("/calendars", response_model=list[CalendarView], summary="Business calendars in use")
+async def calendars(runtime=Depends(get_runtime)):
+    """Office hours, holidays and make-up working days of every calendar for the coming year."""
+    today = runtime.clock.now().date()
+    views = []
+    for name, cal in runtime.book.calendars.items():
+        views.append(CalendarView(
+            name=name, description=cal.config.description, timezone=cal.config.timezone, country=cal.config.country,
+            office_hours=[h.model_dump() for h in cal.config.office_hours],
+            working_day_hours=round(cal.day_seconds / 3600, 2), **cal.upcoming(today, 366)))
+    return views

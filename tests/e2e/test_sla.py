@@ -1,0 +1,161 @@
+"""SLA clocks on the running stack: targets of seconds (the test_fast profile), two sla replicas, kill -9."""
+
+import asyncio
+import json
+import shutil
+import time
+from collections import Counter
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from devstack import servers
+from devstack.stack import Stack
+from libs.events import CompanyInfoProvided, EventType
+from libs.kafka import encode, make_event
+from libs.settings import PROJECT_ROOT
+from libs.topics import APPEALS_COMPANY
+from tests.helpers import appeal_body, read_topic
+
+# test_fast: scope 4 s, response 8 s, resolution 12 s; warnings at 50 % and 80 %.
+ALL_THRESHOLDS = {(clock, level) for clock in ("scope", "response", "resolution") for level in (50, 80, 100)}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Intake, router and two sla replicas; every appeal gets the test_fast profile."""
+    config = tmp_path_factory.mktemp("config")
+    shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
+    profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
+    profiles["selection"] = [{"profile": "test_fast"}]
+    (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
+    s = Stack(data_dir=tmp_path_factory.mktemp("sla-stack"), kafka_port=servers.free_port(),
+              mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
+              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")})
+    s.start()
+    s.start_service("sla", replica=2)
+    s.wait_ready("sla-2")
+    yield s
+    s.stop()
+
+
+def submit(stack) -> str:
+    r = httpx.post(stack.url("intake") + "/v1/appeals", json=appeal_body(),
+                   headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30)
+    assert r.status_code == 202, r.text
+    return r.json()["appeal_id"]
+
+
+def sla_view(stack, appeal_id, key="operator"):
+    return httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers={"X-Api-Key": stack.keys[key]})
+
+
+async def sla_events(stack, appeal_ids, types, count, timeout=40.0):
+    wanted = set(appeal_ids)
+    return await read_topic(stack.bootstrap, "sla.events.v1",
+                            lambda e: e.get("subject") in wanted and e.get("type") in types, count=count,
+                            timeout=timeout)
+
+
+def thresholds(events):
+    """(appeal, clock, level) -> distinct event ids; one id per threshold means it fired once."""
+    ids: dict[tuple, set] = {}
+    for e in events:
+        ids.setdefault((e["subject"], e["data"]["clock"], e["data"]["level"]), set()).add(e["id"])
+    return ids
+
+
+async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
+    appeal_id = submit(stack)
+    events = await sla_events(stack, [appeal_id], {"sla.warning.v1", "sla.breached.v1"}, count=9)
+    fired = thresholds(events)
+    assert {(c, lv) for _, c, lv in fired} == ALL_THRESHOLDS
+    assert all(len(ids) == 1 for ids in fired.values()), fired
+    lead = next(e["data"]["department"] for e in events if e["data"]["clock"] == "scope")
+    copies = await read_topic(stack.bootstrap, f"dept.{lead}.v1",
+                              lambda e: e.get("subject") == appeal_id and e["type"].startswith("sla."), count=9)
+    assert {(e["data"]["clock"], e["data"]["level"]) for e in copies} == ALL_THRESHOLDS
+    view = sla_view(stack, appeal_id)
+    assert view.status_code == 200
+    clocks = {c["clock"]: c for c in view.json()["clocks"]}
+    assert all(c["state"] == "breached" and c["breached"] and c["remaining_seconds"] < 0 for c in clocks.values())
+    assert sla_view(stack, appeal_id, key="department:tax").status_code == 403
+
+
+async def test_answers_stop_clocks_and_information_requests_pause_resolution(stack):
+    appeal_id = submit(stack)
+    deadline = time.monotonic() + 20
+    while sla_view(stack, appeal_id).status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    lead = sla_view(stack, appeal_id).json()["clocks"][0]["department"]
+    act = stack.url("router") + f"/v1/appeals/{appeal_id}/actions"
+    headers = {"X-Api-Key": stack.keys[f"department:{lead}"]}
+    assert httpx.post(act, json={"action": "accept", "note": "we call the bank today"}, headers=headers).is_success
+    assert httpx.post(act, json={"action": "request_info", "note": "send the contract"}, headers=headers).is_success
+    paused = await sla_events(stack, [appeal_id], {"sla.paused.v1"}, count=1)
+    assert paused[0]["data"]["clock"] == "resolution"
+    await asyncio.sleep(1.0)
+    view = {c["clock"]: c for c in sla_view(stack, appeal_id).json()["clocks"]}
+    assert view["scope"]["state"] == "met" and view["response"]["state"] == "met"
+    assert view["resolution"]["paused"] and view["resolution"]["due_at"] is None
+    left_while_paused = view["resolution"]["remaining_seconds"]
+    await asyncio.sleep(1.0)
+    again = {c["clock"]: c for c in sla_view(stack, appeal_id).json()["clocks"]}
+    assert again["resolution"]["remaining_seconds"] == left_while_paused, "a paused clock does not count"
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        info = make_event("appeals/intake", EventType.company_info_provided, appeal_id,
+                          CompanyInfoProvided(appeal_id=appeal_id, information="contract attached"))
+        await producer.send_and_wait(APPEALS_COMPANY, encode(info), key=appeal_id.encode())
+    finally:
+        await producer.stop()
+    resumed = await sla_events(stack, [appeal_id], {"sla.resumed.v1"}, count=1)
+    assert resumed[0]["data"]["remaining_seconds"] == pytest.approx(left_while_paused, abs=0.5)
+    assert httpx.post(act, json={"action": "resolve", "resolution": "deferred"}, headers=headers).is_success
+    met = await sla_events(stack, [appeal_id], {"sla.met.v1"}, count=3)
+    assert {e["data"]["clock"] for e in met} == {"scope", "response", "resolution"}
+    warned = await sla_events(stack, [appeal_id], {"sla.breached.v1"}, count=1, timeout=3)
+    assert {e["data"]["clock"] for e in warned} <= {"resolution"}, "answered clocks never breach"
+
+
+async def test_at_risk_and_calendars(stack):
+    appeal_id = submit(stack)
+    deadline = time.monotonic() + 20
+    while sla_view(stack, appeal_id).status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    lead = sla_view(stack, appeal_id).json()["clocks"][0]["department"]
+    risky = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"within": "1h"},
+                      headers={"X-Api-Key": stack.keys[f"department:{lead}"]}).json()
+    assert {c["department"] for c in risky} == {lead}
+    assert appeal_id in {c["clock_id"].split(":")[0] for c in risky}
+    forbidden = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"department": "tax"},
+                          headers={"X-Api-Key": stack.keys[f"department:{lead}"]})
+    assert forbidden.status_code == 403 or lead == "tax"
+    calendars = {c["name"]: c for c in httpx.get(stack.url("sla") + "/v1/calendars").json()}
+    assert calendars["default"]["working_day_hours"] == 7
+    metrics = httpx.get(stack.url("sla") + "/metrics").text
+    assert "sla_clocks_running" in metrics and "sla_fire_lag_seconds_bucket" in metrics
+
+
+async def test_two_replicas_and_a_kill_9_fire_every_threshold_exactly_once(stack):
+    ids = [submit(stack) for _ in range(20)]
+    await asyncio.sleep(2.5)  # the first scope warnings are falling due
+    stack.kill_service("sla")
+    await asyncio.sleep(1.0)
+    stack.start_service("sla")
+    stack.wait_ready("sla")
+    events = await sla_events(stack, ids, {"sla.warning.v1", "sla.breached.v1"}, count=9 * len(ids), timeout=60)
+    fired = thresholds(events)
+    per_appeal = Counter(appeal for appeal, _, _ in fired)
+    assert per_appeal == {appeal_id: 9 for appeal_id in ids}, "every threshold of every clock fired"
+    duplicates = {k: v for k, v in fired.items() if len(v) > 1}
+    assert duplicates == {}, "no threshold fired twice"
+    breaches = sum(float(line.split()[-1]) for name in ("sla", "sla-2")
+                   for line in httpx.get(stack.url(name) + "/metrics").text.splitlines()
+                   if line.startswith("sla_breaches_total{"))
+    assert breaches >= 1
+    assert json.loads((stack.data_dir / "stack.json").read_text())["services"]["sla"]
