@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint system-deps clean
+.PHONY: run test test-slow bench-sla lint system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP) system-deps
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m slow
+
+bench-sla: $(STAMP)
+	$(BIN)/python -m bench.sla
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

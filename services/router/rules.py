@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from libs.config import City, StrictModel, config_error, load_city, load_yaml
+from libs.config import City, SlaConfig, StrictModel, config_error, load_city, load_sla_config, load_yaml
 from libs.events import Category, PolicyRef
 
 
@@ -51,32 +51,6 @@ class PolicyCatalogue(StrictModel):
     """`config/policies.yaml`."""
 
     policies: list[Policy]
-
-
-class ProfileCondition(StrictModel):
-    flags: list[str] = Field(default_factory=list, description="Any one of these flags.")
-    policy_available: bool | None = None
-    cohandlers: bool | None = Field(default=None, description="True: several departments coordinate.")
-
-
-class ProfileSelection(StrictModel):
-    when: ProfileCondition | None = Field(default=None, description="No condition: the default.")
-    profile: str
-
-
-class SlaProfile(StrictModel):
-    description: str = ""
-    scope: str = Field(description="Duration: '6h', '30m', '3wd' (working days), '10s'.")
-    response: str
-    response_with_cohandlers: str | None = None
-    resolution: str
-
-
-class SlaConfig(StrictModel):
-    """`config/sla_profiles.yaml`: targets per profile and the ordered selection of a profile."""
-
-    profiles: dict[str, SlaProfile]
-    selection: list[ProfileSelection]
 
 
 @dataclass(frozen=True)
@@ -201,11 +175,10 @@ def route(book: RoutingBook, facts: AppealFacts, exclude: set[str] = frozenset()
 def load_routing_book(config_dir: Path) -> RoutingBook:
     """Load city, rules, policies and SLA profiles, and check that every reference resolves."""
     city = load_city(config_dir)
-    routing_path, policies_path, sla_path = (config_dir / "routing.yaml", config_dir / "policies.yaml",
-                                             config_dir / "sla_profiles.yaml")
+    routing_path, policies_path = config_dir / "routing.yaml", config_dir / "policies.yaml"
     routing = load_yaml(routing_path, RoutingConfig)
     policies = load_yaml(policies_path, PolicyCatalogue)
-    sla = load_yaml(sla_path, SlaConfig)
+    sla = load_sla_config(config_dir)
     districts = {d.code for d in city.districts}
     bands = {b.code for b in city.size_bands}
     ids: set[str] = set()
@@ -229,11 +202,6 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
     missing = [c.value for c in Category if c not in covered]
     if missing:
         raise config_error(routing_path, "rules", "match.categories", "no rule covers " + ", ".join(missing))
-    for i, choice in enumerate(sla.selection):
-        if choice.profile not in sla.profiles:
-            raise config_error(sla_path, f"selection[{i}]", "profile", f"unknown SLA profile {choice.profile!r}")
-    if not sla.selection or sla.selection[-1].when is not None:
-        raise config_error(sla_path, "selection", "when", "the last selection must be the default (no `when`)")
     seen: set[str] = set()
     for i, policy in enumerate(policies.policies):
         if policy.id in seen:

@@ -48,8 +48,7 @@ def _schedule(doc: dict[str, Any], calendar: BusinessCalendar) -> dict[str, Any]
 def remaining(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> float:
     """Target time left (negative when overdue), in the clock's kind of time."""
     used = doc["consumed"]
-    counting = doc["state"] == ClockState.running or (doc["state"] == ClockState.breached and not doc.get("ended_at"))
-    if counting:
+    if doc["state"] != ClockState.paused and _open(doc):
         used += calendar.elapsed(parse_target(doc["target"]), doc["segment_start"], now)
     return doc["budget"] - used
 
@@ -118,34 +117,50 @@ def retarget(doc: dict[str, Any], calendar: BusinessCalendar, target_text: str, 
     return Change(set=fields)
 
 
+def _open(doc: dict[str, Any]) -> bool:
+    """Still awaiting its answer: running, paused, or breached but not yet answered."""
+    return doc["state"] in LIVE or (doc["state"] == ClockState.breached and not doc.get("ended_at"))
+
+
+def _final_consumed(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> float:
+    """Time used when the clock ends at `at` (paused clocks used nothing since the pause)."""
+    if doc["state"] == ClockState.paused:
+        return doc["consumed"]
+    return doc["consumed"] + calendar.elapsed(parse_target(doc["target"]), doc["segment_start"], at)
+
+
+def _end(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[str, Any]:
+    return {"ended_at": at, "consumed": _final_consumed(doc, calendar, at), "next_level": None,
+            "next_fire_at": None}
+
+
 def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
     """The awaited answer came: the clock is met (a breached clock stays breached, now answered)."""
-    if doc["state"] == ClockState.breached and not doc.get("ended_at"):
-        return Change(set={"ended_at": at})
+    if doc["state"] == ClockState.breached and _open(doc):
+        return Change(set=_end(doc, calendar, at))
     if doc["state"] not in LIVE:
         return Change()
-    after = {**doc, "state": ClockState.met.value}
-    change = Change(set={"state": ClockState.met.value, "ended_at": at, "next_level": None, "next_fire_at": None})
+    after = {**doc, **_end(doc, calendar, at), "state": ClockState.met.value}
+    change = Change(set={"state": ClockState.met.value, **_end(doc, calendar, at)})
     change.emits.append(Emit(SLA_EVENTS, EventType.sla_met, _event(after, ClockState.met, calendar, at)))
     return change
 
 
 def cancel(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
     """The clock no longer applies (appeal withdrawn from the department, closed or rejected)."""
-    if doc["state"] == ClockState.breached and not doc.get("ended_at"):
-        return Change(set={"ended_at": at})
+    if doc["state"] == ClockState.breached and _open(doc):
+        return Change(set=_end(doc, calendar, at))
     if doc["state"] not in LIVE:
         return Change()
-    after = {**doc, "state": ClockState.cancelled.value}
-    change = Change(set={"state": ClockState.cancelled.value, "ended_at": at, "next_level": None,
-                         "next_fire_at": None})
+    after = {**doc, **_end(doc, calendar, at), "state": ClockState.cancelled.value}
+    change = Change(set={"state": ClockState.cancelled.value, **_end(doc, calendar, at)})
     change.emits.append(Emit(SLA_EVENTS, EventType.sla_cancelled, _event(after, ClockState.cancelled, calendar, at)))
     return change
 
 
 def reassign(doc: dict[str, Any], department: str) -> Change:
-    """The resolution clock follows the lead department."""
-    if doc["state"] not in LIVE or doc["department"] == department:
+    """The resolution clock follows the lead department, overdue or not."""
+    if not _open(doc) or doc["department"] == department:
         return Change()
     return Change(set={"department": department})
 

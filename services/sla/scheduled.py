@@ -23,7 +23,9 @@ def start(runtime: Runtime) -> None:
                 return
 
     async def sweep() -> None:
-        await service.flush_stale_outboxes(runtime.db, runtime.broker, runtime.clock.now())
+        now = runtime.clock.now()
+        await service.release_expired_claims(runtime.db, now)
+        await service.flush_stale_outboxes(runtime.db, runtime.broker, now)
 
     async def recount() -> None:
         for clock, count in (await service.running_counts(runtime.db)).items():

@@ -1,14 +1,16 @@
 """SLA persistence: clocks driven by the lifecycle, and a scheduler that fires each threshold once.
 
-Firing is claim-then-write: a replica claims a batch of due clocks with one
-conditional update (`claim` token, expiring), computes what fires, writes the new
-state and the events into each clock's outbox in one bulk write, then publishes.
-Only the claimant writes, so a threshold fires once however many replicas run; a
-crash before the outbox write lets the claim expire and another replica fire it;
-a crash after it leaves the outbox for `flush_stale` with the event ids fixed.
+Firing is claim, publish, record: a replica claims a batch of due clocks with one
+conditional update (a `claim` token that expires), publishes what is due, then
+records it in one bulk write. Only the claimant fires a clock, however many
+replicas run. Each threshold's event id is derived from the clock and the level,
+so if a crash comes between publishing and recording, the clock is fired again
+once the claim expires under the same id: consumers see one event, perhaps
+delivered twice, never two warnings. Lifecycle changes use the per-clock outbox.
 """
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from ulid import ULID
 
 from libs import outbox
 from libs.config import City, SlaConfig
@@ -55,14 +58,12 @@ class SlaBook:
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     """The scheduler reads only due clocks; queries never scan running ones."""
+    # Few indexes on purpose: every one of them costs each fired threshold a write.
     await db.clocks.create_index([("next_fire_at", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("appeal_id", ASCENDING), ("clock", ASCENDING)])
+    await db.clocks.create_index([("appeal_id", ASCENDING)])
     await db.clocks.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
-    await db.clocks.create_index([("department", ASCENDING), ("state", ASCENDING), ("due_at", ASCENDING)])
     await db.clocks.create_index([("outbox_since", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("claim", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("outbox.id", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("state", ASCENDING), ("clock", ASCENDING)])
+    await db.clocks.create_index([("claim_until", ASCENDING)], sparse=True)
 
 
 async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], change: clocks.Change,
@@ -176,39 +177,46 @@ class Fired:
     lag: float
 
 
+def threshold_event_id(clock: str, level: int, due: datetime) -> str:
+    """The same ULID every time a given threshold of a given clock fires, so a refire is recognisably a copy."""
+    digest = hashlib.sha256(f"{clock}:{level}".encode()).digest()
+    return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
+
+
 async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, now: datetime,
                    batch: int = 1000) -> list[Fired]:
     """Fire every threshold due by `now` among a batch of clocks this replica manages to claim."""
     token = new_id()
-    due = {"next_fire_at": {"$lte": now}, "$or": [{"claim": None}, {"claim_until": {"$lt": now}}]}
-    ids = [d["_id"] async for d in db.clocks.find(due, {"_id": 1}).sort("next_fire_at", ASCENDING).limit(batch)]
+    # A bare range on the indexed field (no sort, no other condition) keeps the scan to the due entries,
+    # which come back in due order; claimed ones are skipped here rather than in the query.
+    due = db.clocks.find({"next_fire_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
+    ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
     if not ids:
         return []
-    await db.clocks.update_many({"_id": {"$in": ids}, **due},
+    await db.clocks.update_many({"_id": {"$in": ids}, "claim": None},
                                 {"$set": {"claim": token, "claim_until": now + CLAIM_TTL}})
-    claimed = [d async for d in db.clocks.find({"claim": token})]
+    claimed = [d async for d in db.clocks.find({"_id": {"$in": ids}, "claim": token}, {"outbox": 0})]
     writes, owed, fired = [], [], []
     for doc in claimed:
         calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
         change = clocks.fire(doc, calendar, now)
-        items = outbox_items(SOURCE, change.emits, None, now)
-        update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$unset": {"claim": "",
-                                                                                        "claim_until": ""},
-                                  "$inc": {"version": 1}}
-        if items:
-            update["$set"]["outbox_since"] = now
-            update["$push"] = {"outbox": {"$each": items}}
-            owed.append(items[0]["id"])
+        event_ids = [threshold_event_id(doc["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+        owed.append(outbox_items(SOURCE, change.emits, None, now, ids=event_ids))
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
-        writes.append(UpdateOne({"_id": doc["_id"], "claim": token, "version": doc["version"]}, update))
-        fired += [(doc["_id"], Fired(doc["department"], doc["clock"], level, (now - at).total_seconds()))
+        writes.append(UpdateOne({"_id": doc["_id"], "claim": token, "version": doc["version"]},
+                                {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
+                                 "$unset": {"claim": "", "claim_until": ""}}))
+        fired += [Fired(doc["department"], doc["clock"], level, (now - at).total_seconds())
                   for level, at in change.fired]
-    if writes:
-        await db.clocks.bulk_write(writes, ordered=False)
-    written = [d async for d in db.clocks.find({"outbox.id": {"$in": owed}})] if owed else []
-    await asyncio.gather(*(outbox.flush(db.clocks, broker, doc) for doc in written))
-    stored = {d["_id"] for d in written}
-    return [f for clock, f in fired if clock in stored]
+    await asyncio.gather(*(outbox.publish_items(broker, items) for items in owed if items))
+    await db.clocks.bulk_write(writes, ordered=False)
+    return fired
+
+
+async def release_expired_claims(db: AsyncDatabase, now: datetime) -> int:
+    """Free the clocks a crashed replica had claimed, so another one fires them."""
+    result = await db.clocks.update_many({"claim_until": {"$lt": now}}, {"$unset": {"claim": "", "claim_until": ""}})
+    return result.modified_count
 
 
 async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:

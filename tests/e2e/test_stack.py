@@ -20,7 +20,7 @@ def stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("stack")
     s = Stack(data_dir=data, kafka_port=servers.free_port(), mongo_port=servers.free_port(),
               mongo_storage=":memory:",
-              service_ports={"intake": servers.free_port(), "router": servers.free_port()},
+              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
               env={"INTAKE_PUBLISH_TIMEOUT_SECONDS": "2"})
     s.start()
     yield s

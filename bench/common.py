@@ -1,0 +1,109 @@
+"""What every benchmark shares: its own servers, service processes, resource readings, the table."""
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from devstack import servers
+from libs.config import load_city
+from libs.kafka import ensure_topics
+from libs.settings import PROJECT_ROOT
+from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class BenchServers:
+    bootstrap: str
+    mongodb_uri: str
+    kafka_pid: int
+    mongo_pid: int
+    workdir: Path
+
+
+@contextmanager
+def bench_servers():
+    """A fresh Tansu broker and SecantusDB server on free ports, every topic created; stopped afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="appeals-bench-"))
+    kafka_port, mongo_port = servers.free_port(), servers.free_port()
+    kafka = servers.start_kafka(kafka_port, workdir / "kafka.log")
+    mongo = servers.start_mongo(mongo_port, workdir / "mongodb", workdir / "mongodb.log")
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    city = load_city(PROJECT_ROOT / "config")
+    topics = [*PLATFORM_TOPICS, *(department_topic(d.code) for d in city.departments),
+              *(dead_letter_topic(t) for t in PLATFORM_TOPICS)]
+    asyncio.run(ensure_topics(bootstrap, topics, partitions=4))
+    try:
+        yield BenchServers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka.pid, mongo.pid, workdir)
+    finally:
+        servers.stop(kafka)
+        servers.stop(mongo)
+
+
+def start_service(name: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """A service as its own process, ready when this returns."""
+    prefix = name.upper() + "_"
+    full = {**os.environ, **{prefix + k: v for k, v in env.items()}, prefix + "HTTP_PORT": str(port),
+            prefix + "LOG_LEVEL": "WARNING"}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=PROJECT_ROOT, env=full,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} not ready")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    """A plain aligned table on stdout (easy to paste into the README)."""
+    cells = [header] + [[f"{c:,.3f}".rstrip("0").rstrip(".") if isinstance(c, float) else str(c) for c in row]
+                        for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n{title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells[1:]:
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
