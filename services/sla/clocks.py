@@ -134,28 +134,27 @@ def _end(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[
             "next_fire_at": None}
 
 
-def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
-    """The awaited answer came: the clock is met (a breached clock stays breached, now answered)."""
+def _finish(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime, state: ClockState,
+            event_type: EventType) -> Change:
+    """End a live clock in `state`; a breached clock keeps its state and only records the end."""
     if doc["state"] == ClockState.breached and _open(doc):
         return Change(set=_end(doc, calendar, at))
     if doc["state"] not in LIVE:
         return Change()
-    after = {**doc, **_end(doc, calendar, at), "state": ClockState.met.value}
-    change = Change(set={"state": ClockState.met.value, **_end(doc, calendar, at)})
-    change.emits.append(Emit(SLA_EVENTS, EventType.sla_met, _event(after, ClockState.met, calendar, at)))
+    ended = {**_end(doc, calendar, at), "state": state.value}
+    change = Change(set=ended)
+    change.emits.append(Emit(SLA_EVENTS, event_type, _event({**doc, **ended}, state, calendar, at)))
     return change
+
+
+def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+    """The awaited answer came: the clock is met (a breached clock stays breached, now answered)."""
+    return _finish(doc, calendar, at, ClockState.met, EventType.sla_met)
 
 
 def cancel(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
     """The clock no longer applies (appeal withdrawn from the department, closed or rejected)."""
-    if doc["state"] == ClockState.breached and _open(doc):
-        return Change(set=_end(doc, calendar, at))
-    if doc["state"] not in LIVE:
-        return Change()
-    after = {**doc, **_end(doc, calendar, at), "state": ClockState.cancelled.value}
-    change = Change(set={"state": ClockState.cancelled.value, **_end(doc, calendar, at)})
-    change.emits.append(Emit(SLA_EVENTS, EventType.sla_cancelled, _event(after, ClockState.cancelled, calendar, at)))
-    return change
+    return _finish(doc, calendar, at, ClockState.cancelled, EventType.sla_cancelled)
 
 
 def reassign(doc: dict[str, Any], department: str) -> Change:

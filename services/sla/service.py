@@ -12,6 +12,7 @@ delivered twice, never two warnings. Lifecycle changes use the per-clock outbox.
 import asyncio
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,6 +82,8 @@ async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], ch
                                                 return_document=True)
     if after is None:
         raise RuntimeError(f"clock {doc['_id']} changed concurrently; the event will be retried")
+    was, now_running = doc["state"] == ClockState.running, after["state"] == ClockState.running
+    await _count_running(db, {doc["clock"]: int(now_running) - int(was)})
     await outbox.flush(db.clocks, broker, after)
 
 
@@ -95,6 +98,7 @@ async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: Ap
     doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now, "updated_at": now})
     try:
         await db.clocks.insert_one(doc)
+        await _count_running(db, {kind.value: 1})
     except DuplicateKeyError:
         doc = await db.clocks.find_one({"_id": doc["_id"]})  # a redelivery: started already
     await outbox.flush(db.clocks, broker, doc)
@@ -209,7 +213,13 @@ async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, now: d
         fired += [Fired(doc["department"], doc["clock"], level, (now - at).total_seconds())
                   for level, at in change.fired]
     await asyncio.gather(*(outbox.publish_items(broker, items) for items in owed if items))
-    await db.clocks.bulk_write(writes, ordered=False)
+    result = await db.clocks.bulk_write(writes, ordered=False)
+    breached = Counter(f.clock for f in fired if f.level == 100)
+    if result.modified_count == len(writes):
+        await _count_running(db, {clock: -n for clock, n in breached.items()})
+    else:
+        log.info("some fired clocks changed meanwhile", extra={"claimed": len(writes),
+                                                               "written": result.modified_count})
     return fired
 
 
@@ -233,10 +243,27 @@ async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, li
     return [c async for c in db.clocks.find(query, {"outbox": 0}).sort("due_at", ASCENDING).limit(limit)]
 
 
+async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:
+    for kind, delta in deltas.items():
+        if delta:
+            await db.counters.update_one({"_id": f"running:{kind}"}, {"$inc": {"value": delta}}, upsert=True)
+
+
 async def running_counts(db: AsyncDatabase) -> dict[str, int]:
-    """Running clocks per kind, for the `sla_clocks_running` gauge."""
-    return {kind.value: await db.clocks.count_documents({"state": ClockState.running.value, "clock": kind.value})
-            for kind in ClockKind}
+    """Running clocks per kind, for the `sla_clocks_running` gauge.
+
+    Kept as counters beside the clocks because counting 100,000 clocks on every
+    scrape would load the database more than firing them does. The first start
+    on an existing clock collection counts once to seed them.
+    """
+    counters = {d["_id"]: d["value"] async for d in db.counters.find({"_id": {"$regex": "^running:"}})}
+    if not counters and await db.clocks.estimated_document_count():
+        for kind in ClockKind:
+            n = await db.clocks.count_documents({"state": ClockState.running.value, "clock": kind.value})
+            await db.counters.update_one({"_id": f"running:{kind.value}"}, {"$setOnInsert": {"value": n}},
+                                         upsert=True)
+        return await running_counts(db)
+    return {kind.value: max(0, counters.get(f"running:{kind.value}", 0)) for kind in ClockKind}
 
 
 async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:

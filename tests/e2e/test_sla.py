@@ -52,6 +52,14 @@ def sla_view(stack, appeal_id, key="operator"):
     return httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers={"X-Api-Key": stack.keys[key]})
 
 
+async def lead_of(stack, appeal_id) -> str:
+    """The department the appeal's first clocks hold to account, once sla has started them."""
+    deadline = time.monotonic() + 20
+    while sla_view(stack, appeal_id).status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return sla_view(stack, appeal_id).json()["clocks"][0]["department"]
+
+
 async def sla_events(stack, appeal_ids, types, count, timeout=40.0):
     wanted = set(appeal_ids)
     return await read_topic(stack.bootstrap, "sla.events.v1",
@@ -86,10 +94,7 @@ async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
 
 async def test_answers_stop_clocks_and_information_requests_pause_resolution(stack):
     appeal_id = submit(stack)
-    deadline = time.monotonic() + 20
-    while sla_view(stack, appeal_id).status_code != 200 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    lead = sla_view(stack, appeal_id).json()["clocks"][0]["department"]
+    lead = await lead_of(stack, appeal_id)
     act = stack.url("router") + f"/v1/appeals/{appeal_id}/actions"
     headers = {"X-Api-Key": stack.keys[f"department:{lead}"]}
     assert httpx.post(act, json={"action": "accept", "note": "we call the bank today"}, headers=headers).is_success
@@ -124,10 +129,7 @@ async def test_answers_stop_clocks_and_information_requests_pause_resolution(sta
 
 async def test_at_risk_and_calendars(stack):
     appeal_id = submit(stack)
-    deadline = time.monotonic() + 20
-    while sla_view(stack, appeal_id).status_code != 200 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    lead = sla_view(stack, appeal_id).json()["clocks"][0]["department"]
+    lead = await lead_of(stack, appeal_id)
     risky = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"within": "1h"},
                       headers={"X-Api-Key": stack.keys[f"department:{lead}"]}).json()
     assert {c["department"] for c in risky} == {lead}
