@@ -1,5 +1,7 @@
 """SLA's periodic work: fire due thresholds, finish stale outboxes, recount running clocks."""
 
+from datetime import timedelta
+
 from libs.app import Runtime
 from services.sla import service
 
@@ -8,18 +10,20 @@ def start(runtime: Runtime) -> None:
     """Schedule the sla jobs on the runtime."""
     settings, metrics = runtime.settings, runtime.metrics
 
+    lookahead = timedelta(seconds=settings.lookahead_seconds)
+
     async def fire() -> None:
-        # Keep going while whole batches come back, so a backlog drains without waiting a tick.
+        # Keep going while clocks come back, so a backlog drains without waiting a tick.
         while True:
-            fired = await service.fire_due(runtime.db, runtime.broker, runtime.book, runtime.clock.now(),
-                                           settings.fire_batch)
+            fired = await service.fire_due(runtime.db, runtime.broker, runtime.book, runtime.clock,
+                                           settings.fire_batch, lookahead)
             for f in fired:
                 metrics.fire_lag.observe(max(f.lag, 0.0))
                 if f.level == 100:
                     metrics.breaches.labels(f.department, f.clock).inc()
                 else:
                     metrics.warnings.labels(f.department, f.clock, str(f.level)).inc()
-            if len(fired) < settings.fire_batch:
+            if not fired:
                 return
 
     async def sweep() -> None:

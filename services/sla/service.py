@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from ulid import ULID
 
 from libs import outbox
+from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
 from libs.ids import new_id
@@ -187,32 +188,43 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, now: datetime,
-                   batch: int = 1000) -> list[Fired]:
-    """Fire every threshold due by `now` among a batch of clocks this replica manages to claim."""
+async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock, batch: int = 1000,
+                   lookahead: timedelta = timedelta(0)) -> list[Fired]:
+    """Fire every threshold due within `lookahead` among a batch of clocks this replica manages to claim.
+
+    Claiming and reading ahead of time leaves only publishing for the due instant:
+    each claimed clock is fired when its threshold comes, not when the batch was read.
+    """
     token = new_id()
+    now = clock.now()
     # A bare range on the indexed field (no sort, no other condition) keeps the scan to the due entries,
     # which come back in due order; claimed ones are skipped here rather than in the query.
-    due = db.clocks.find({"next_fire_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
+    due = db.clocks.find({"next_fire_at": {"$lte": now + lookahead}}, {"_id": 1, "claim": 1}).limit(batch * 2)
     ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
     if not ids:
         return []
     await db.clocks.update_many({"_id": {"$in": ids}, "claim": None},
-                                {"$set": {"claim": token, "claim_until": now + CLAIM_TTL}})
+                                {"$set": {"claim": token, "claim_until": now + lookahead + CLAIM_TTL}})
     claimed = [d async for d in db.clocks.find({"_id": {"$in": ids}, "claim": token}, {"outbox": 0})]
-    writes, owed, fired = [], [], []
-    for doc in claimed:
+    writes, publishing, fired = [], [], []
+    for doc in sorted(claimed, key=lambda d: d["next_fire_at"]):
+        wait = (doc["next_fire_at"] - clock.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        at_now = clock.now()
         calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
-        change = clocks.fire(doc, calendar, now)
+        change = clocks.fire(doc, calendar, at_now)
         event_ids = [threshold_event_id(doc["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
-        owed.append(outbox_items(SOURCE, change.emits, None, now, ids=event_ids))
+        items = outbox_items(SOURCE, change.emits, None, at_now, ids=event_ids)
+        if items:
+            publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
         writes.append(UpdateOne({"_id": doc["_id"], "claim": token, "version": doc["version"]},
-                                {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
+                                {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1},
                                  "$unset": {"claim": "", "claim_until": ""}}))
-        fired += [Fired(doc["department"], doc["clock"], level, (now - at).total_seconds())
+        fired += [Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds())
                   for level, at in change.fired]
-    await asyncio.gather(*(outbox.publish_items(broker, items) for items in owed if items))
+    await asyncio.gather(*publishing)
     result = await db.clocks.bulk_write(writes, ordered=False)
     breached = Counter(f.clock for f in fired if f.level == 100)
     if result.modified_count == len(writes):
