@@ -20,6 +20,7 @@ def _print_banner(stack: Stack) -> None:
     print(f"  MongoDB  {m['mongodb']['uri']}  ({mongo_kind})")
     for name, svc in m["services"].items():
         print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
+    print(f"  outbox   {m['outbox']['url']}   (what notify sent; e-mail via SMTP {m['outbox']['smtp']})")
     print("\n  Demo API keys (X-Api-Key):")
     for scope, key in m["keys"].items():
         print(f"    {scope:<32} {key}")
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> None:
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
         service_ports={name: int(os.environ[f"{name.upper()}_PORT"])
                        for name, _ in SERVICES if f"{name.upper()}_PORT" in os.environ},
+        smtp_port=int(os.environ.get("SMTP_PORT", "8025")),
+        outbox_port=int(os.environ.get("OUTBOX_PORT", "8006")),
         log_stream=sys.stdout,
     )
     stopping = False

@@ -42,7 +42,10 @@ class Stack:
     partitions: int = 4
     config_dir: Path = PROJECT_ROOT / "config"
     env: dict[str, str] = field(default_factory=dict)
+    smtp_port: int = 8025
+    outbox_port: int = 8006
     log_stream: IO[str] | None = None
+    sinks: subprocess.Popen | None = None
     kafka: subprocess.Popen | None = None
     mongo: subprocess.Popen | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -72,12 +75,23 @@ class Stack:
         topics += [dead_letter_topic(t) for t in PLATFORM_TOPICS]
         asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
         self.keys = demo_keys.provision(city, self.data_dir)
+        self.start_sinks()
         for name, default_port in available_services():
             self.service_ports.setdefault(name, default_port)
             self.start_service(name)
         for name in self.processes:
             self.wait_ready(name)
         self.write_manifest()
+
+    def start_sinks(self) -> None:
+        """Local SMTP and HTTP receivers, so what notify sends stays on this machine and can be read."""
+        with open(self.data_dir / "sinks.log", "ab") as log:
+            self.sinks = subprocess.Popen(
+                [sys.executable, "-m", "devstack.sinks", "--smtp-port", str(self.smtp_port), "--http-port",
+                 str(self.outbox_port), "--dir", str(self.data_dir / "outbox")], cwd=PROJECT_ROOT,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        servers.wait_for_port(self.outbox_port, process=self.sinks)
+        servers.wait_for_port(self.smtp_port, process=self.sinks)
 
     def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = name.upper() + "_"
@@ -86,6 +100,12 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "MONGODB_URI": self.mongo_uri,
             "API_KEYS_FILE": str(self.data_dir / "api-keys.json"), "CONFIG_DIR": str(self.config_dir),
         }
+        if name == "notify":
+            outbox = f"http://127.0.0.1:{self.outbox_port}"
+            values.update({"SMTP_PORT": str(self.smtp_port), "SMS_ENDPOINT": outbox + "/sms",
+                           "WECHAT_ENDPOINT": outbox + "/wechat",
+                           "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('intake', 8001)}"
+                                         "/v1/appeals/{appeal_id}"})
         env = {**os.environ, **{prefix + k: v for k, v in values.items()}, "PYTHONUNBUFFERED": "1"}
         env.update({k: v for k, v in self.env.items()})
         return env
@@ -142,6 +162,8 @@ class Stack:
             "mongodb": {"uri": self.mongo_uri, "embedded": self.mongo is not None},
             "services": {name: {"url": self.url(name), "docs": self.url(name) + "/docs",
                                 "metrics": self.url(name) + "/metrics"} for name in self.processes},
+            "outbox": {"smtp": f"127.0.0.1:{self.smtp_port}", "url": f"http://127.0.0.1:{self.outbox_port}/",
+                       "files": str(self.data_dir / "outbox")},
             "keys": self.keys,
         }
 
@@ -161,6 +183,6 @@ class Stack:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for server in (self.kafka, self.mongo):
+        for server in (self.sinks, self.kafka, self.mongo):
             if server is not None:
                 servers.stop(server)

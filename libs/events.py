@@ -92,6 +92,8 @@ class EventType(StrEnum):
     sla_breached = "sla.breached.v1"
     sla_met = "sla.met.v1"
     sla_cancelled = "sla.cancelled.v1"
+    notification_delivered = "notification.delivered.v1"
+    notification_failed = "notification.failed.v1"
 
 
 class ClockKind(StrEnum):
@@ -299,6 +301,20 @@ class SlaClockChanged(BaseModel):
     district: str | None = None
 
 
+class NotificationOutcome(BaseModel):
+    """A notification reached its recipient, or finally could not. Carries no personal data."""
+
+    appeal_id: str
+    notification_id: str = Field(description="<event id>:<recipient>:<channel>; one per such triple.")
+    event_id: str = Field(description="The event the notification is about.")
+    event_type: str = Field(examples=["appeal.routed.v1"])
+    recipient: str = Field(description="'company' or '<department>:<role>'.", examples=["nanshan-finance:head"])
+    audience: str = Field(description="company, handler, head or supervisor.", examples=["head"])
+    channel: str = Field(description="webhook, email, sms or wechat.", examples=["email"])
+    attempts: int
+    reason: str | None = Field(default=None, description="For failures: why the last attempt failed.")
+
+
 DataT = TypeVar("DataT", bound=BaseModel)
 
 
@@ -331,6 +347,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.company_info_provided: CompanyInfoProvided,
     EventType.company_feedback: CompanyFeedback,
     **{t: SlaClockChanged for t in EventType if t.value.startswith("sla.")},
+    EventType.notification_delivered: NotificationOutcome,
+    EventType.notification_failed: NotificationOutcome,
     **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
 }
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from libs.app import Runtime, create_service_app
+from libs.calendars import load_calendars
 from libs.config import config_error, load_city, load_sla_config
 from services.sla import handlers, scheduled, service, views
-from services.sla.calendars import load_calendars
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaBook
 from services.sla.settings import SlaSettings

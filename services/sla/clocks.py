@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from libs.calendars import BusinessCalendar, parse_target
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
 from libs.outbox import Emit
 from libs.topics import SLA_EVENTS, department_topic
-from services.sla.calendars import BusinessCalendar, parse_target
 
 LEVELS = (50, 80, 100)
 LIVE = (ClockState.running.value, ClockState.paused.value)

@@ -24,13 +24,13 @@ from pymongo.errors import DuplicateKeyError
 from ulid import ULID
 
 from libs import outbox
+from libs.calendars import BusinessCalendar
 from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
 from libs.ids import new_id
 from libs.outbox import outbox_items
 from services.sla import clocks
-from services.sla.calendars import BusinessCalendar
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from libs.settings import PROJECT_ROOT
 
 def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
     ports = {name: servers.free_port() for name in ("KAFKA_PORT", "MONGODB_PORT", "INTAKE_PORT", "ROUTER_PORT",
-                                                    "SLA_PORT", "NOTIFY_PORT", "STATS_PORT")}
+                                                    "SLA_PORT", "NOTIFY_PORT", "STATS_PORT", "SMTP_PORT",
+                                                    "OUTBOX_PORT")}
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
     env.update({k: str(v) for k, v in ports.items()})
     proc = subprocess.Popen([sys.executable, "-m", "devstack", "--data-dir", str(tmp_path), "run"], cwd=PROJECT_ROOT,

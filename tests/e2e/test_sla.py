@@ -33,7 +33,8 @@ def stack(tmp_path_factory):
     (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
     s = Stack(data_dir=tmp_path_factory.mktemp("sla-stack"), kafka_port=servers.free_port(),
               mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
-              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")})
+              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
+              smtp_port=servers.free_port(), outbox_port=servers.free_port())
     s.start()
     s.start_service("sla", replica=2)
     s.wait_ready("sla-2")

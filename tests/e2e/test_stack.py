@@ -21,6 +21,7 @@ def stack(tmp_path_factory):
     s = Stack(data_dir=data, kafka_port=servers.free_port(), mongo_port=servers.free_port(),
               mongo_storage=":memory:",
               service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
+              smtp_port=servers.free_port(), outbox_port=servers.free_port(),
               env={"INTAKE_PUBLISH_TIMEOUT_SECONDS": "2"})
     s.start()
     yield s

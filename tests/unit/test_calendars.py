@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from libs.calendars import BusinessCalendar, Target, load_calendars, parse_target
 from libs.config import ConfigError
-from services.sla.calendars import BusinessCalendar, Target, load_calendars, parse_target
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SH = ZoneInfo("Asia/Shanghai")

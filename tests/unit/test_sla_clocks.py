@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from libs.calendars import BusinessCalendar, load_calendars
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
 from libs.topics import SLA_EVENTS, department_topic
 from services.sla import clocks
-from services.sla.calendars import BusinessCalendar, load_calendars
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SH = ZoneInfo("Asia/Shanghai")

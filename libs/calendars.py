@@ -1,4 +1,4 @@
-"""Business calendars and SLA targets: calendar hours, or working time on a calendar.
+"""Business calendars and SLA targets, shared by sla (deadlines) and notify (quiet hours).
 
 "3wd" is three working days of office time: from Friday 16:00 with offices open
 09:00-12:00 and 14:00-18:00, two hours count on Friday and the rest on the next
@@ -138,6 +138,10 @@ class BusinessCalendar:
                         yield begin, end
             day += timedelta(days=1)
         raise ValueError(f"calendar {self.name} has no office time within {MAX_DAYS_SEARCHED} days")
+
+    def next_opening(self, at: datetime) -> datetime:
+        """`at` itself during office hours, otherwise when the offices next open."""
+        return next(self._office_spans(at))[0].astimezone(UTC)
 
     def add_working(self, start: datetime, seconds: float) -> datetime:
         """The instant when `seconds` of office time have passed since `start`."""

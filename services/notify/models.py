@@ -1,0 +1,50 @@
+"""Notify's request and response bodies."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QuietHours(BaseModel):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["22:00"])
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["08:00"])
+
+
+class Subscription(BaseModel):
+    """How a member of staff wants to be told; every field optional."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "webhook_url": "https://dept.example.org/appeals-hook", "webhook_secret": "a-long-random-secret",
+        "email": "head@example.org", "quiet_hours": {"start": "22:00", "end": "08:00"}, "language": "zh"}]})
+
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://", max_length=500)
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200,
+                                       description="Signs each webhook body (HMAC-SHA256).")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")
+    wechat_openid: str | None = Field(default=None, max_length=64)
+    quiet_hours: QuietHours | None = Field(default=None, description="Non-urgent messages wait until the end.")
+    language: str = Field(default="zh", pattern=r"^(zh|en)$")
+
+
+class SubscriptionView(Subscription):
+    recipient: str
+    webhook_secret: str | None = Field(default=None, description="Never shown; '***' when set.")
+
+
+class DeliveryView(BaseModel):
+    """One notification: no message body or full address is shown."""
+
+    notification_id: str
+    event_type: str
+    recipient: str
+    audience: str
+    channel: str
+    to: str = Field(description="Masked address.", examples=["138****8000"])
+    status: str = Field(examples=["delivered"], description="held, pending, retrying, delivered or failed")
+    attempts: int
+    subject: str
+    created_at: datetime
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = None

@@ -1,0 +1,143 @@
+"""Who hears what, on which channel (DOMAIN.md, "Notifications"): plain functions over an event."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from libs.config import City, Person
+from libs.events import EventType
+
+E = EventType
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("zh", "en")
+
+# Company-facing lifecycle events and their template.
+COMPANY_TEMPLATES = {
+    E.appeal_submitted: "acknowledged",
+    E.appeal_routed: "routed",
+    E.appeal_rerouted: "routed",
+    E.appeal_transferred: "routed",
+    E.appeal_declined: "declined",
+    E.appeal_info_requested: "info_requested",
+    E.appeal_resolved: "resolved",
+}
+# Staff told of a new assignment: the handler of the (new) lead department.
+ASSIGNMENT_EVENTS = {E.appeal_routed, E.appeal_rerouted, E.appeal_transferred}
+# SLA levels and who hears them.
+SLA_AUDIENCES = {50: ("handler",), 80: ("handler", "head"), 100: ("handler", "head", "supervisor")}
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where one recipient can be reached; personal data, never logged."""
+
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    quiet_hours: tuple[str, str] | None = None
+    language: str = "zh"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One notification to send: (event, recipient, channel) is its identity."""
+
+    recipient: str
+    audience: str
+    channel: str
+    department: str | None
+    urgent: bool
+    template: str
+    language: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def staff_address(person: Person | None, subscription: dict[str, Any] | None) -> Address:
+    """Staff contact from config, overridden field by field by the recipient's subscription."""
+    sub = subscription or {}
+    quiet = sub.get("quiet_hours")
+    return Address(
+        email=sub.get("email") or (person.email if person else None),
+        phone=sub.get("phone") or (person.phone if person else None),
+        wechat_openid=sub.get("wechat_openid") or (person.wechat_openid if person else None),
+        webhook_url=sub.get("webhook_url"), webhook_secret=sub.get("webhook_secret"),
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None, language=sub.get("language") or "zh")
+
+
+def company_channels(address: Address, appeal_channel: str) -> list[str]:
+    """SMS always (the phone is required); WeChat when the appeal came that way; e-mail when given."""
+    channels = ["sms"] if address.phone else []
+    if address.wechat_openid and appeal_channel == "wechat":
+        channels = ["wechat"]
+    if address.email:
+        channels.append("email")
+    if address.webhook_url:
+        channels.append("webhook")
+    return channels
+
+
+def staff_channels(address: Address, urgent: bool) -> list[str]:
+    """E-mail, WeChat and webhook where known; SMS only for what cannot wait (breaches)."""
+    channels = [c for c, v in (("email", address.email), ("wechat", address.wechat_openid),
+                               ("webhook", address.webhook_url)) if v]
+    if urgent and address.phone:
+        channels.append("sms")
+    return channels
+
+
+def local_time(at: datetime | None, zone: str = "Asia/Shanghai") -> str:
+    """A time as people in the city read it."""
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def plan(event_type: str, data: dict[str, Any], appeal: dict[str, Any] | None, city: City,
+         staff: dict[str, Address], company: Address | None) -> list[Planned]:
+    """Every notification an event owes, per DOMAIN.md's table."""
+    planned: list[Planned] = []
+    context = {**data, **(appeal or {}).get("context", {})}
+    if event_type.startswith("sla."):
+        level = data.get("level")
+        if event_type not in (E.sla_warning, E.sla_breached) or level not in SLA_AUDIENCES:
+            return []
+        department = data["department"]
+        urgent = level == 100
+        template = "sla_breached" if urgent else "sla_warning"
+        dept = city.department(department)
+        context.update(department_name=dept.name if dept else department, due_at=local_time(data.get("due_at")))
+        for role in SLA_AUDIENCES[level]:
+            recipient = f"{department}:{role}"
+            address = staff.get(recipient, Address())
+            planned += [Planned(recipient, role, ch, department, urgent, template, address.language, context)
+                        for ch in staff_channels(address, urgent)]
+        return planned
+    template = COMPANY_TEMPLATES.get(event_type)
+    if template and company is not None:
+        planned += [Planned("company", "company", ch, data.get("department"), False, template, company.language,
+                            context) for ch in company_channels(company, context.get("channel", ""))]
+    if event_type in ASSIGNMENT_EVENTS and data.get("department"):
+        recipient = f"{data['department']}:handler"
+        address = staff.get(recipient, Address())
+        planned += [Planned(recipient, "handler", ch, data["department"], False, "assigned", address.language,
+                            {**context, "role": "lead"}) for ch in staff_channels(address, False)]
+    return planned
+
+
+class Renderer:
+    """Jinja2 templates in `templates/<language>/<name>.j2`: first line subject, the rest the body."""
+
+    def __init__(self, directory: Path = TEMPLATES) -> None:
+        self._env = Environment(loader=FileSystemLoader(directory), undefined=StrictUndefined,
+                                autoescape=False, keep_trailing_newline=False)
+
+    def render(self, template: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
+        """(subject, body) of a template in `language` (falling back to Chinese)."""
+        lang = language if language in LANGUAGES else "zh"
+        text = self._env.get_template(f"{lang}/{template}.j2").render(**context).strip()
+        subject, _, body = text.partition("\n")
+        return subject.strip(), body.strip()

@@ -1,0 +1,26 @@
+"""Notify's periodic work: send what is due, retry, release held messages, finish outboxes."""
+
+from libs.app import Runtime
+from services.notify import service
+
+
+def start(runtime: Runtime) -> None:
+    """Schedule notify's jobs on the runtime."""
+    settings, metrics = runtime.settings, runtime.metrics
+
+    async def send() -> None:
+        while True:
+            outcomes = await service.dispatch(runtime.db, runtime.broker, runtime.http, settings,
+                                              runtime.clock.now())
+            for o in outcomes:
+                metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
+            if not outcomes:
+                return
+
+    async def sweep() -> None:
+        now = runtime.clock.now()
+        await service.release_expired_claims(runtime.db, now)
+        await service.flush_stale_outboxes(runtime.db, runtime.broker, now)
+
+    runtime.every(settings.tick_seconds, send, "notify-send")
+    runtime.every(5.0, sweep, "notify-sweep")

@@ -1,0 +1,283 @@
+"""Notify persistence: one delivery record per (event, recipient, channel), sent by a claiming dispatcher.
+
+An event is turned into delivery records whose `_id` is `<event id>:<recipient>:
+<channel>`; a redelivered event inserts nothing new. The dispatcher claims due
+records (like sla's scheduler), sends, and records the outcome with the
+`notification.delivered/failed.v1` event in the record's outbox. A crash mid-send
+leaves the claim to expire and the record is sent again under the same
+notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID, provider
+`client_ref`), which receivers use to drop the copy.
+"""
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from libs import outbox
+from libs.calendars import BusinessCalendar, parse_target
+from libs.config import City, SlaConfig
+from libs.events import CloudEvent, EventType, NotificationOutcome
+from libs.ids import new_id
+from libs.outbox import Emit, outbox_items
+from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
+from services.notify import channels, rules
+from services.notify.rules import Address, Planned, Renderer
+
+log = logging.getLogger(__name__)
+
+SOURCE = "appeals/notify"
+CLAIM_TTL = timedelta(seconds=60)
+WAIT_FOR_SUBMISSION = timedelta(minutes=5)
+
+
+class AppealNotYetKnown(Exception):
+    """A lifecycle event arrived before its submission; the message is retried."""
+
+
+@dataclass
+class NotifyBook:
+    city: City
+    sla: SlaConfig
+    calendars: dict[str, BusinessCalendar]
+    renderer: Renderer
+
+    def calendar_for(self, department: str | None) -> BusinessCalendar:
+        dept = self.city.department(department) if department else None
+        return self.calendars.get(dept.calendar if dept else "default", self.calendars["default"])
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """The dispatcher reads only records due for an attempt; the log is read per appeal."""
+    await db.notifications.create_index([("due_at", ASCENDING)], sparse=True)
+    await db.notifications.create_index([("appeal_id", ASCENDING), ("created_at", ASCENDING)])
+    await db.notifications.create_index([("claim_until", ASCENDING)], sparse=True)
+    await db.notifications.create_index([("outbox_since", ASCENDING)], sparse=True)
+
+
+def _expected(book: NotifyBook, profile: str | None, start: datetime, department: str | None) -> datetime:
+    sla = book.sla
+    p = sla.profiles.get(profile or "") or sla.profiles[sla.selection[-1].profile]
+    target = parse_target(p.resolution)
+    calendar = book.calendar_for(department)
+    return calendar.add(target, start, calendar.budget(target))
+
+
+def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None, status_url: str) -> dict[str, Any]:
+    data = event.data.model_dump(mode="python")
+    department = data.get("department")
+    dept = book.city.department(department) if department else None
+    submitted = data.get("submitted_at") or (appeal or {}).get("submitted_at") or event.time
+    return {
+        "appeal_id": event.subject, "title": (appeal or {}).get("title", ""),
+        "category": data.get("category") or (appeal or {}).get("category", ""),
+        "channel": (appeal or {}).get("channel", ""),
+        "department_name": dept.name if dept else (department or ""), "role": "lead",
+        "sla_profile": data.get("sla_profile") or "", "guidance": data.get("guidance") or "",
+        "note": data.get("note") or "", "resolution": data.get("resolution") or "",
+        "policies": [p["title"] for p in data.get("policies", [])],
+        "expected_at": rules.local_time(_expected(book, data.get("sla_profile"), submitted, department)),
+        "status_url": status_url.format(appeal_id=event.subject),
+        "clock": data.get("clock", ""), "level": data.get("level", ""), "target": data.get("target", ""),
+        "due_at": rules.local_time(data.get("due_at")) if data.get("due_at") else "",
+    }
+
+
+async def remember_appeal(db: AsyncDatabase, event: CloudEvent) -> None:
+    """Keep what notify needs of a submitted appeal: how to reach the company, and the title."""
+    d = event.data
+    await db.appeals.update_one({"_id": d.appeal_id}, {"$setOnInsert": {
+        "contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
+        "category": d.category.value, "submitted_at": d.submitted_at}}, upsert=True)
+
+
+async def _staff(db: AsyncDatabase, city: City, departments: set[str]) -> dict[str, rules.Address]:
+    recipients = [f"{code}:{role}" for code in departments for role in ("handler", "head", "supervisor")]
+    subs = {s["_id"]: s async for s in db.subscriptions.find({"_id": {"$in": recipients}})}
+    staff = {}
+    for recipient in recipients:
+        code, role = recipient.split(":")
+        dept = city.department(code)
+        staff[recipient] = rules.staff_address(getattr(dept, role, None) if dept else None, subs.get(recipient))
+    return staff
+
+
+def _not_before(book: NotifyBook, item: Planned, address: Address, now: datetime) -> datetime:
+    """Non-urgent staff messages wait for office hours (or the end of the recipient's quiet hours)."""
+    if item.audience == "company" or item.urgent:
+        return now
+    calendar = book.calendar_for(item.department)
+    if address.quiet_hours:
+        start, end = (time.fromisoformat(t) for t in address.quiet_hours)
+        local = now.astimezone(ZoneInfo(calendar.config.timezone))
+        inside = (start <= local.time() < end) if start < end else (local.time() >= start or local.time() < end)
+        if not inside:
+            return now
+        release = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        return (release + timedelta(days=1) if release <= local else release).astimezone(now.tzinfo)
+    return calendar.next_opening(now)
+
+
+def _destination(item: Planned, address: Address) -> str | None:
+    return {"email": address.email, "sms": address.phone, "wechat": address.wechat_openid,
+            "webhook": address.webhook_url}.get(item.channel)
+
+
+async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now: datetime, status_url: str) -> int:
+    """Record every notification the event owes; a replayed event records nothing new."""
+    if event.type == EventType.appeal_submitted:
+        await remember_appeal(db, event)
+    appeal = await db.appeals.find_one({"_id": event.subject})
+    if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
+        # Topics are consumed side by side: the submission may simply not have been read yet.
+        raise AppealNotYetKnown(event.subject)
+    company = None
+    if appeal:
+        contact = appeal["contact"]
+        company = Address(email=contact.get("email"), phone=contact.get("phone"),
+                          wechat_openid=contact.get("wechat_openid"))
+    data = event.data.model_dump(mode="python")
+    departments = {data["department"]} if data.get("department") else set()
+    staff = await _staff(db, book.city, departments)
+    context = _context(book, event, appeal, status_url)
+    planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
+    records = []
+    for item in planned:
+        address = company if item.audience == "company" else staff[item.recipient]
+        destination = _destination(item, address)
+        if not destination:
+            continue
+        subject, body = book.renderer.render(item.template, item.language, item.context)
+        records.append({
+            "_id": f"{event.id}:{item.recipient}:{item.channel}", "appeal_id": event.subject, "event_id": event.id,
+            "event_type": event.type, "recipient": item.recipient, "audience": item.audience,
+            "channel": item.channel, "to": destination, "secret": address.webhook_secret, "urgent": item.urgent,
+            "template": item.template, "language": item.language, "subject": subject, "body": body,
+            "payload": {"notification_id": f"{event.id}:{item.recipient}:{item.channel}", "audience": item.audience,
+                        "subject": subject, "text": body, "event": event.model_dump(mode="json")},
+            "status": "pending", "attempts": 0, "created_at": now,
+            "due_at": _not_before(book, item, address, now), "version": 1,
+        })
+        if records[-1]["due_at"] > now:
+            records[-1]["status"] = "held"
+    if not records:
+        return 0
+    try:
+        await db.notifications.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            raise
+    return len(records)
+
+
+@dataclass
+class Outcome:
+    channel: str
+    audience: str
+    outcome: str
+
+
+async def _attempt(doc: dict[str, Any], http: httpx.AsyncClient, settings) -> None:
+    message = channels.Message(doc["_id"], doc["to"], doc["subject"], doc["body"], doc["template"],
+                               doc["language"], doc["payload"], doc.get("secret"))
+    if doc["channel"] == "webhook":
+        await channels.send_webhook(http, message)
+    elif doc["channel"] == "email":
+        await channels.send_email(settings.smtp_host, settings.smtp_port, settings.smtp_sender, message,
+                                  settings.send_timeout_seconds)
+    elif doc["channel"] == "sms":
+        await channels.send_provider(http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
+    else:
+        await channels.send_provider(http, settings.wechat_endpoint, settings.provider_api_key, "wechat", message)
+
+
+def backoff(attempts: int, base: float, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: a random wait up to base * 2^(attempts-1), capped."""
+    return random.uniform(0, min(cap, base * 2 ** (attempts - 1)))
+
+
+def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: str | None) -> list[Emit]:
+    data = NotificationOutcome(appeal_id=doc["appeal_id"], notification_id=doc["_id"], event_id=doc["event_id"],
+                               event_type=doc["event_type"], recipient=doc["recipient"], audience=doc["audience"],
+                               channel=doc["channel"], attempts=attempts, reason=reason)
+    kind = EventType.notification_delivered if delivered else EventType.notification_failed
+    emits = [Emit(NOTIFY_DELIVERIES, kind, data)]
+    if not delivered:
+        emits.append(Emit(dead_letter_topic(NOTIFY_DELIVERIES), kind, data))
+    return emits
+
+
+async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings, now: datetime,
+                   batch: int = 100) -> list[Outcome]:
+    """Claim records due for an attempt, send them side by side, record each outcome once."""
+    token = new_id()
+    due = db.notifications.find({"due_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
+    ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
+    if not ids:
+        return []
+    await db.notifications.update_many({"_id": {"$in": ids}, "claim": None},
+                                       {"$set": {"claim": token, "claim_until": now + CLAIM_TTL}})
+    claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
+
+    async def one(doc: dict[str, Any]) -> Outcome:
+        attempts = doc["attempts"] + 1
+        try:
+            await _attempt(doc, http, settings)
+        except channels.DeliveryError as exc:
+            final = exc.permanent or attempts >= settings.max_attempts
+            fields: dict[str, Any] = {"attempts": attempts, "last_error": exc.reason}
+            emits: list[Emit] = []
+            if final:
+                fields.update(status="failed", failed_at=now)
+                emits = _outcome_emits(doc, False, attempts, exc.reason)
+                unset = {"claim": "", "claim_until": "", "due_at": ""}
+            else:
+                fields.update(status="retrying",
+                              due_at=now + timedelta(seconds=backoff(attempts, settings.retry_base_seconds)))
+                unset = {"claim": "", "claim_until": ""}
+            await _record(db, broker, doc, token, fields, unset, emits, now)
+            return Outcome(doc["channel"], doc["audience"], "failed" if final else "retried")
+        fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
+        await _record(db, broker, doc, token, fields, {"claim": "", "claim_until": "", "due_at": ""},
+                      _outcome_emits(doc, True, attempts, None), now)
+        return Outcome(doc["channel"], doc["audience"], "delivered")
+
+    return list(await asyncio.gather(*(one(doc) for doc in claimed)))
+
+
+async def _record(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], token: str, fields: dict[str, Any],
+                  unset: dict[str, str], emits: list[Emit], now: datetime) -> None:
+    update: dict[str, Any] = {"$set": fields, "$unset": unset, "$inc": {"version": 1}}
+    items = outbox_items(SOURCE, emits, None, now)
+    if items:
+        update["$set"]["outbox_since"] = now
+        update["$push"] = {"outbox": {"$each": items}}
+    after = await db.notifications.find_one_and_update({"_id": doc["_id"], "claim": token}, update,
+                                                       return_document=True)
+    if after is not None:
+        await outbox.flush(db.notifications, broker, after)
+
+
+async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:
+    """Records a crashed dispatcher had claimed become due again."""
+    await db.notifications.update_many({"claim_until": {"$lt": now}}, {"$unset": {"claim": "", "claim_until": ""}})
+
+
+async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
+    return await outbox.flush_stale(db.notifications, broker, now)
+
+
+async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    """The notifications of an appeal, oldest first, without message bodies' addresses."""
+    projection = {"outbox": 0, "secret": 0, "payload": 0, "claim": 0}
+    return [d async for d in db.notifications.find({"appeal_id": appeal_id}, projection)
+            .sort("created_at", ASCENDING).limit(limit)]

@@ -1,0 +1,31 @@
+"""Notify settings, from NOTIFY_* environment variables."""
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from libs.settings import DEV_SECRET, ServiceSettings
+
+
+class NotifySettings(ServiceSettings):
+    service_name: ClassVar[str] = "notify"
+    model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
+
+    http_port: int = 8004
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_sender: str = "appeals-platform@example.org"
+    sms_endpoint: str = Field(default="", description="SMS provider's HTTP endpoint (JSON POST).")
+    wechat_endpoint: str = Field(default="", description="WeChat template-message endpoint (JSON POST).")
+    provider_api_key_secret: str = Field(default=DEV_SECRET, description="Bearer token for the SMS/WeChat providers.")
+    status_url: str = Field(default="http://127.0.0.1:8001/v1/appeals/{appeal_id}",
+                            description="Where companies follow their appeal; {appeal_id} is filled in.")
+    max_attempts: int = Field(default=5, description="Attempts before a notification is marked failed.")
+    retry_base_seconds: float = Field(default=1.0, description="Backoff base: waits grow as base * 2^n, jittered.")
+    send_timeout_seconds: float = 10.0
+    tick_seconds: float = 0.2
+
+    @property
+    def provider_api_key(self) -> str:
+        return self.provider_api_key_secret

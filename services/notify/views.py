@@ -1,0 +1,76 @@
+"""Notify's HTTP surface: staff subscriptions and the delivery log."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from libs.app import get_runtime
+from libs.auth import Principal, require
+from services.notify import service
+from services.notify.models import DeliveryView, Subscription, SubscriptionView
+
+router = APIRouter(prefix="/v1", tags=["notifications"])
+
+PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+    401: "No valid API key", 403: "Outside the key's department", 404: "Unknown recipient",
+    422: "Invalid fields",
+}.items()}
+Recipient = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$",
+                                examples=["nanshan-finance:head"])]
+
+
+def mask(channel: str, address: str) -> str:
+    """Enough of an address to tell which one it was, not enough to use it."""
+    if channel == "email" and "@" in address:
+        name, _, domain = address.partition("@")
+        return f"{name[:1]}***@{domain}"
+    if channel == "webhook":
+        return address.split("?")[0]
+    return f"{address[:3]}****{address[-4:]}" if len(address) > 7 else "****"
+
+
+def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
+    code = recipient.split(":")[0]
+    if runtime.book.city.department(code) is None:
+        raise HTTPException(404, f"no department {code}")
+    if principal.kind == "department" and principal.name != code:
+        raise HTTPException(403, f"a key of {principal.name} cannot manage recipients of {code}")
+
+
+@router.put("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
+            summary="How a member of staff is told (admin, or the department's own key)")
+async def put_subscription(recipient: Recipient, body: Subscription, runtime=Depends(get_runtime),
+                           principal: Principal = Depends(require("department", "admin"))):
+    """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
+    _check_recipient(recipient, principal, runtime)
+    await runtime.db.subscriptions.replace_one({"_id": recipient}, body.model_dump(), upsert=True)
+    return SubscriptionView(recipient=recipient, **{**body.model_dump(),
+                                                    "webhook_secret": "***" if body.webhook_secret else None})
+
+
+@router.get("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
+            summary="A member of staff's subscription")
+async def get_subscription(recipient: Recipient, runtime=Depends(get_runtime),
+                           principal: Principal = Depends(require("department", "admin", "operator"))):
+    _check_recipient(recipient, principal, runtime)
+    doc = await runtime.db.subscriptions.find_one({"_id": recipient})
+    if doc is None:
+        raise HTTPException(404, f"no subscription for {recipient}")
+    doc.pop("_id")
+    return SubscriptionView(recipient=recipient, **{**doc, "webhook_secret": "***" if doc.get("webhook_secret")
+                                                    else None})
+
+
+@router.get("/notifications", response_model=list[DeliveryView], responses=PROBLEMS,
+            summary="Delivery log of an appeal")
+async def notifications(appeal_id: Annotated[str, Query(min_length=1, max_length=64)], runtime=Depends(get_runtime),
+                        principal: Principal = Depends(require("operator", "admin", "department"))):
+    """Every notification about the appeal: who, which channel, status, attempts, last error."""
+    docs = await service.delivery_log(runtime.db, appeal_id)
+    if principal.kind == "department":
+        docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
+    return [DeliveryView(notification_id=d["_id"], event_type=d["event_type"], recipient=d["recipient"],
+                         audience=d["audience"], channel=d["channel"], to=mask(d["channel"], d["to"]),
+                         status=d["status"], attempts=d["attempts"], subject=d["subject"],
+                         created_at=d["created_at"], delivered_at=d.get("delivered_at"),
+                         failed_at=d.get("failed_at"), last_error=d.get("last_error")) for d in docs]

@@ -1,0 +1,221 @@
+"""Notify on the real broker and database, delivering to a real SMTP server and real HTTP receivers."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from devstack import servers
+from devstack.sinks import Sinks
+from libs.events import (
+    AppealChanged,
+    AppealStatus,
+    AppealSubmitted,
+    ClockKind,
+    ClockState,
+    Contact,
+    Enterprise,
+    EventType,
+    SlaClockChanged,
+)
+from libs.ids import new_id
+from libs.kafka import make_event, publish
+from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
+from services.notify.app import create_app
+from services.notify.settings import NotifySettings
+from tests.helpers import MovableClock, read_topic, valid_uscc
+
+DEPT = "futian-finance"  # default calendar: offices open 09:00-12:00, 14:00-18:00
+SECRET = "a-webhook-secret-of-some-length"
+OFFICE_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Tuesday morning
+
+
+@pytest.fixture(scope="module")
+async def notify(real_servers, demo_keys):
+    """Notify in-process with its clock in office hours, sinks for every channel, staff subscribed by webhook."""
+    keys, key_file = demo_keys
+    sinks = Sinks(servers.free_port(), servers.free_port())
+    sinks.start()
+    for role in ("handler", "head", "supervisor"):
+        sinks.add_secret(role, SECRET)
+    clock = MovableClock()
+    clock.advance(OFFICE_TIME - clock.now())
+    run = new_id().lower()
+    outbox = f"http://127.0.0.1:{sinks.http_port}"
+    settings = NotifySettings(kafka_bootstrap_servers=real_servers.bootstrap, mongodb_uri=real_servers.mongodb_uri,
+                              mongodb_database=f"notify_{run}", consumer_group=f"notify-{run}", api_keys_file=key_file,
+                              smtp_port=sinks.smtp_port, sms_endpoint=outbox + "/sms", wechat_endpoint=outbox + "/wechat",
+                              retry_base_seconds=0.05, tick_seconds=0.1)
+    app = create_app(settings, clock=clock)
+    async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://notify") as client:
+        admin = {"X-Api-Key": keys["admin"]}
+        for role in ("handler", "head", "supervisor"):
+            r = await client.put(f"/v1/subscriptions/{DEPT}:{role}", headers=admin,
+                                 json={"webhook_url": f"{outbox}/webhook/{role}", "webhook_secret": SECRET})
+            assert r.status_code == 200, r.text
+        yield {"client": client, "sinks": sinks, "runtime": app.state.runtime, "keys": keys, "clock": clock,
+               "bootstrap": real_servers.bootstrap}
+    sinks.stop()
+
+
+def submitted(appeal_id: str, channel: str = "web") -> AppealSubmitted:
+    return AppealSubmitted(
+        appeal_id=appeal_id, channel=channel, channel_ref=f"ref-{appeal_id}",
+        enterprise=Enterprise(uscc=valid_uscc(), name="Lanhai", employees=20, industry="internet", district="futian"),
+        contact=Contact(name="Li Wei", phone="13800138000", email="liwei@example.com", wechat_openid="o-company-1"),
+        category="financing", size_band="micro", title="Loan due", description="Need deferred repayment",
+        submitted_at=datetime.now(UTC))
+
+
+def changed(appeal_id: str, status: AppealStatus, sequence: int, **extra) -> AppealChanged:
+    return AppealChanged(appeal_id=appeal_id, status=status, sequence=sequence, department=DEPT, category="financing",
+                         channel="web", district="futian", size_band="micro", sla_profile="standard_72h",
+                         submitted_at=datetime.now(UTC), **extra)
+
+
+def sla(appeal_id: str, level: int) -> SlaClockChanged:
+    now = datetime.now(UTC)
+    return SlaClockChanged(appeal_id=appeal_id, clock_id=f"{appeal_id}:scope:1", clock=ClockKind.scope,
+                           department=DEPT, state=ClockState.breached if level == 100 else ClockState.running,
+                           level=level, target="6h", calendar="default", sla_profile="standard_72h",
+                           started_at=now, due_at=now + timedelta(hours=1), fired_at=now)
+
+
+async def send(n, topic, type_, data, event=None):
+    event = event or make_event("test", type_, data.appeal_id, data, time=n["clock"].now())
+    await publish(n["runtime"].broker, topic, event)
+    return event
+
+
+async def log_of(n, appeal_id, want, timeout=15.0):
+    """The delivery log once `want(log)` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await n["client"].get("/v1/notifications", params={"appeal_id": appeal_id},
+                                  headers={"X-Api-Key": n["keys"]["operator"]})
+        entries = r.json()
+        if want(entries) or time.monotonic() > deadline:
+            return entries
+        await asyncio.sleep(0.1)
+
+
+def delivered(entries, **match):
+    return [e for e in entries if e["status"] == "delivered" and all(e[k] == v for k, v in match.items())]
+
+
+async def test_company_hears_each_step_on_its_channels(notify):
+    appeal_id = new_id()
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    steps = [(EventType.appeal_routed, AppealStatus.routed, {}),
+             (EventType.appeal_declined, AppealStatus.declined, {"guidance": "Ask the customs office"}),
+             (EventType.appeal_info_requested, AppealStatus.info_requested, {"note": "Send the loan contract"}),
+             (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Repayment deferred"})]
+    for seq, (type_, status, extra) in enumerate(steps, start=1):
+        await send(notify, APPEALS_LIFECYCLE, type_, changed(appeal_id, status, seq, **extra))
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, audience="company")) >= 10)
+    company = delivered(entries, audience="company")
+    assert {(e["event_type"], e["channel"]) for e in company} == {
+        (t, ch) for t in ("appeal.submitted.v1", "appeal.routed.v1", "appeal.declined.v1",
+                          "appeal.info_requested.v1", "appeal.resolved.v1") for ch in ("sms", "email")}
+    assert all("13800138000" not in e["to"] and "liwei@" not in e["to"] for e in entries), "addresses are masked"
+    mails = [m for m in notify["sinks"].of("email") if appeal_id in m["subject"]]
+    bodies = "\n".join(m["body"] for m in mails)
+    assert "Ask the customs office" in bodies and "Send the loan contract" in bodies and "Repayment deferred" in bodies
+    assert any("已受理" in m["subject"] for m in mails), "Chinese is the default language"
+    texts = [s["body"]["text"] for s in notify["sinks"].of("sms")]
+    assert any(appeal_id in t for t in texts)
+    handler = delivered(entries, recipient=f"{DEPT}:handler", event_type="appeal.routed.v1")
+    assert {e["channel"] for e in handler} == {"email", "wechat", "webhook"}
+    hooks = [h for h in notify["sinks"].of("webhook") if h["body"]["event"]["subject"] == appeal_id]
+    assert hooks and all(h["verified"] for h in hooks), "webhook bodies carry a valid HMAC-SHA256 signature"
+
+
+@pytest.mark.parametrize(("level", "audiences"), [(50, {"handler"}), (80, {"handler", "head"}),
+                                                  (100, {"handler", "head", "supervisor"})])
+async def test_sla_levels_reach_the_right_staff(notify, level, audiences):
+    appeal_id = new_id()
+    type_ = EventType.sla_breached if level == 100 else EventType.sla_warning
+    await send(notify, SLA_EVENTS, type_, sla(appeal_id, level))
+    entries = await log_of(notify, appeal_id, lambda e: {x["audience"] for x in delivered(e)} >= audiences
+                           and all(x["status"] == "delivered" for x in e))
+    assert {e["audience"] for e in delivered(entries)} == audiences
+    sms = {e["recipient"] for e in delivered(entries, channel="sms")}
+    assert sms == ({f"{DEPT}:{a}" for a in audiences} if level == 100 else set()), "SMS only for breaches"
+
+
+async def test_a_redelivered_event_is_delivered_once(notify):
+    appeal_id = new_id()
+    event = await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, event.data, event=event)
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e)) >= 2)
+    await asyncio.sleep(1)
+    mails = [m for m in notify["sinks"].of("email") if appeal_id in m["subject"]]
+    assert len(mails) == 1 and len(entries) == 2
+
+
+async def test_a_webhook_failing_three_times_is_delivered_once(notify):
+    appeal_id = new_id()
+    notify["sinks"].fail_next("/webhook/head", 3)
+    await send(notify, SLA_EVENTS, EventType.sla_warning, sla(appeal_id, 80))
+    entries = await log_of(notify, appeal_id, lambda e: bool(delivered(e, audience="head", channel="webhook")))
+    hook = delivered(entries, audience="head", channel="webhook")[0]
+    assert hook["attempts"] == 4
+    received = [h for h in notify["sinks"].of("webhook") if h["name"] == "head"
+                and h["body"]["event"]["subject"] == appeal_id]
+    assert len(received) == 1
+
+
+async def test_quiet_hours_hold_until_they_end(notify):
+    client, clock = notify["client"], notify["clock"]
+    local = clock.now().astimezone(ZoneInfo("Asia/Shanghai"))
+    quiet = {"start": (local - timedelta(minutes=5)).strftime("%H:%M"),
+             "end": (local + timedelta(minutes=30)).strftime("%H:%M")}
+    recipient = "futian-hrss:handler"
+    r = await client.put(f"/v1/subscriptions/{recipient}", headers={"X-Api-Key": notify["keys"]["department:futian-hrss"]},
+                         json={"email": "hrss-handler@example.org", "quiet_hours": quiet})
+    assert r.status_code == 200
+    appeal_id = new_id()
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    data = changed(appeal_id, AppealStatus.routed, 1).model_copy(update={"department": "futian-hrss"})
+    await send(notify, APPEALS_LIFECYCLE, EventType.appeal_routed, data)
+    entries = await log_of(notify, appeal_id, lambda e: any(x["recipient"] == recipient for x in e))
+    assert {e["status"] for e in entries if e["recipient"] == recipient} == {"held"}
+    breach = sla(appeal_id, 100).model_copy(update={"department": "futian-hrss"})
+    await send(notify, SLA_EVENTS, EventType.sla_breached, breach)
+    urgent = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="sla.breached.v1",
+                                                                      recipient=recipient)))
+    assert delivered(urgent, event_type="sla.breached.v1", recipient=recipient), "breaches go at once"
+    clock.advance(timedelta(minutes=31))
+    try:
+        released = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1",
+                                                                            recipient=recipient)))
+    finally:
+        clock.advance(-timedelta(minutes=31))
+    assert delivered(released, event_type="appeal.routed.v1", recipient=recipient)
+
+
+async def test_an_unreachable_provider_ends_failed_with_the_reason(notify):
+    runtime = notify["runtime"]
+    runtime.settings.wechat_endpoint = f"http://127.0.0.1:{servers.free_port()}/wechat"
+    try:
+        appeal_id = new_id()
+        await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id, channel="wechat"))
+        entries = await log_of(notify, appeal_id, lambda e: any(x["status"] == "failed" for x in e), timeout=30)
+    finally:
+        runtime.settings.wechat_endpoint = f"http://127.0.0.1:{notify['sinks'].http_port}/wechat"
+    failed = [e for e in entries if e["status"] == "failed"]
+    assert failed[0]["channel"] == "wechat" and failed[0]["attempts"] == 5
+    assert "unreachable" in failed[0]["last_error"]
+    outcome = await read_topic(notify["bootstrap"], NOTIFY_DELIVERIES,
+                               lambda e: e.get("subject") == appeal_id and e["type"] == "notification.failed.v1")
+    assert outcome[0]["data"]["reason"] == failed[0]["last_error"]
+    dead = await read_topic(notify["bootstrap"], dead_letter_topic(NOTIFY_DELIVERIES),
+                            lambda e: e.get("subject") == appeal_id)
+    assert dead and "13800138000" not in str(dead)
+    metrics = (await notify["client"].get("/metrics")).text
+    assert 'notifications_total{audience="company",channel="wechat",outcome="failed"}' in metrics
