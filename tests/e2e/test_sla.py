@@ -92,6 +92,20 @@ async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
     assert all(c["state"] == "breached" and c["breached"] and c["remaining_seconds"] < 0 for c in clocks.values())
     assert sla_view(stack, appeal_id, key="department:tax").status_code == 403
 
+    # Notify, in the same stack, told the company and the supervisor through the local receivers.
+    mail_log = stack.data_dir / "outbox" / "email.jsonl"
+    deadline = time.monotonic() + 30
+    subjects: list[str] = []
+    while time.monotonic() < deadline:
+        if mail_log.exists():
+            subjects = [json.loads(line)["subject"] for line in mail_log.read_text().splitlines()]
+            if sum(appeal_id in s and "超时" in s for s in subjects) >= 3 and any(
+                    appeal_id in s and "已受理" in s for s in subjects):
+                break
+        await asyncio.sleep(0.5)
+    assert any(appeal_id in s and "已受理" in s for s in subjects), "the company's acknowledgement"
+    assert sum(appeal_id in s and "超时" in s for s in subjects) >= 3, "breach mail to handler, head and supervisor"
+
 
 async def test_answers_stop_clocks_and_information_requests_pause_resolution(stack):
     appeal_id = submit(stack)

@@ -48,8 +48,8 @@ async def notify(real_servers, demo_keys):
     outbox = f"http://127.0.0.1:{sinks.http_port}"
     settings = NotifySettings(kafka_bootstrap_servers=real_servers.bootstrap, mongodb_uri=real_servers.mongodb_uri,
                               mongodb_database=f"notify_{run}", consumer_group=f"notify-{run}", api_keys_file=key_file,
-                              smtp_port=sinks.smtp_port, sms_endpoint=outbox + "/sms", wechat_endpoint=outbox + "/wechat",
-                              retry_base_seconds=0.05, tick_seconds=0.1)
+                              smtp_port=sinks.smtp_port, sms_endpoint=outbox + "/sms",
+                              wechat_endpoint=outbox + "/wechat", retry_base_seconds=0.05, tick_seconds=0.1)
     app = create_app(settings, clock=clock)
     async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://notify") as client:
@@ -117,11 +117,14 @@ async def test_company_hears_each_step_on_its_channels(notify):
              (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Repayment deferred"})]
     for seq, (type_, status, extra) in enumerate(steps, start=1):
         await send(notify, APPEALS_LIFECYCLE, type_, changed(appeal_id, status, seq, **extra))
-    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, audience="company")) >= 10)
-    company = delivered(entries, audience="company")
-    assert {(e["event_type"], e["channel"]) for e in company} == {
-        (t, ch) for t in ("appeal.submitted.v1", "appeal.routed.v1", "appeal.declined.v1",
-                          "appeal.info_requested.v1", "appeal.resolved.v1") for ch in ("sms", "email")}
+    expected = {(t, ch) for t in ("appeal.submitted.v1", "appeal.routed.v1", "appeal.declined.v1",
+                                  "appeal.info_requested.v1", "appeal.resolved.v1") for ch in ("sms", "email")}
+
+    def company_steps(entries):
+        return {(e["event_type"], e["channel"]) for e in delivered(entries, audience="company")}
+
+    entries = await log_of(notify, appeal_id, lambda e: company_steps(e) >= expected)
+    assert company_steps(entries) == expected
     assert all("13800138000" not in e["to"] and "liwei@" not in e["to"] for e in entries), "addresses are masked"
     mails = [m for m in notify["sinks"].of("email") if appeal_id in m["subject"]]
     bodies = "\n".join(m["body"] for m in mails)
@@ -152,10 +155,12 @@ async def test_a_redelivered_event_is_delivered_once(notify):
     appeal_id = new_id()
     event = await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
     await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, event.data, event=event)
-    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e)) >= 2)
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, event_type="appeal.submitted.v1")) >= 2)
     await asyncio.sleep(1)
-    mails = [m for m in notify["sinks"].of("email") if appeal_id in m["subject"]]
-    assert len(mails) == 1 and len(entries) == 2
+    # Only this event's mail: an in-process router of other tests may route the appeal too.
+    mails = [m for m in notify["sinks"].of("email") if m["delivery"].startswith(event.id)]
+    assert len(mails) == 1
+    assert len([e for e in entries if e["event_type"] == "appeal.submitted.v1"]) == 2, "one SMS and one e-mail"
 
 
 async def test_a_webhook_failing_three_times_is_delivered_once(notify):
@@ -176,7 +181,8 @@ async def test_quiet_hours_hold_until_they_end(notify):
     quiet = {"start": (local - timedelta(minutes=5)).strftime("%H:%M"),
              "end": (local + timedelta(minutes=30)).strftime("%H:%M")}
     recipient = "futian-hrss:handler"
-    r = await client.put(f"/v1/subscriptions/{recipient}", headers={"X-Api-Key": notify["keys"]["department:futian-hrss"]},
+    key = {"X-Api-Key": notify["keys"]["department:futian-hrss"]}
+    r = await client.put(f"/v1/subscriptions/{recipient}", headers=key,
                          json={"email": "hrss-handler@example.org", "quiet_hours": quiet})
     assert r.status_code == 200
     appeal_id = new_id()
@@ -218,4 +224,5 @@ async def test_an_unreachable_provider_ends_failed_with_the_reason(notify):
                             lambda e: e.get("subject") == appeal_id)
     assert dead and "13800138000" not in str(dead)
     metrics = (await notify["client"].get("/metrics")).text
-    assert 'notifications_total{audience="company",channel="wechat",outcome="failed"}' in metrics
+    assert any(line.startswith("notifications_total{") and 'channel="wechat"' in line and 'audience="company"' in line
+               and 'outcome="failed"' in line for line in metrics.splitlines())
