@@ -223,6 +223,12 @@ async def test_an_unreachable_provider_ends_failed_with_the_reason(notify):
     dead = await read_topic(notify["bootstrap"], dead_letter_topic(NOTIFY_DELIVERIES),
                             lambda e: e.get("subject") == appeal_id)
     assert dead and "13800138000" not in str(dead)
-    metrics = (await notify["client"].get("/metrics")).text
-    assert any(line.startswith("notifications_total{") and 'channel="wechat"' in line and 'audience="company"' in line
-               and 'outcome="failed"' in line for line in metrics.splitlines())
+
+    def counted(text: str) -> bool:
+        return any(line.startswith("notifications_total{") and 'channel="wechat"' in line
+                   and 'audience="company"' in line and 'outcome="failed"' in line for line in text.splitlines())
+
+    deadline = time.monotonic() + 5  # the counter moves when the dispatcher's pass returns
+    while not counted(metrics := (await notify["client"].get("/metrics")).text) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert counted(metrics)
