@@ -36,7 +36,6 @@ from services.notify.rules import Address, Planned, Renderer
 log = logging.getLogger(__name__)
 
 SOURCE = "appeals/notify"
-CLAIM_TTL = timedelta(seconds=60)
 WAIT_FOR_SUBMISSION = timedelta(minutes=5)
 
 
@@ -225,7 +224,8 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
     if not ids:
         return []
     await db.notifications.update_many({"_id": {"$in": ids}, "claim": None},
-                                       {"$set": {"claim": token, "claim_until": now + CLAIM_TTL}})
+                                       {"$set": {"claim": token,
+                                                 "claim_until": now + timedelta(seconds=settings.claim_seconds)}})
     claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
 
     async def one(doc: dict[str, Any]) -> Outcome:

@@ -25,6 +25,7 @@ class NotifySettings(ServiceSettings):
     retry_base_seconds: float = Field(default=1.0, description="Backoff base: waits grow as base * 2^n, jittered.")
     send_timeout_seconds: float = 10.0
     tick_seconds: float = 0.2
+    claim_seconds: float = Field(default=60.0, description="How long a crashed sender's claim blocks a resend.")
 
     @property
     def provider_api_key(self) -> str:

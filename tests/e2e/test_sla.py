@@ -34,7 +34,7 @@ def stack(tmp_path_factory):
     s = Stack(data_dir=tmp_path_factory.mktemp("sla-stack"), kafka_port=servers.free_port(),
               mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
               service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port())
+              smtp_port=servers.free_port(), outbox_port=servers.free_port(), env={"NOTIFY_CLAIM_SECONDS": "3"})
     s.start()
     s.start_service("sla", replica=2)
     s.wait_ready("sla-2")
@@ -176,3 +176,26 @@ async def test_two_replicas_and_a_kill_9_fire_every_threshold_exactly_once(stack
                    if line.startswith("sla_breaches_total{"))
     assert breaches >= 1
     assert json.loads((stack.data_dir / "stack.json").read_text())["services"]["sla"]
+
+
+async def test_notify_killed_mid_run_loses_nothing_and_resends_under_the_same_id(stack):
+    ids = [submit(stack) for _ in range(10)]
+    stack.kill_service("notify")
+    await asyncio.sleep(0.5)
+    stack.start_service("notify")
+    stack.wait_ready("notify")
+    mail_log = stack.data_dir / "outbox" / "email.jsonl"
+    deadline = time.monotonic() + 60
+    acks: dict[str, set[str]] = {}
+    while time.monotonic() < deadline:
+        acks = {}
+        for line in mail_log.read_text().splitlines() if mail_log.exists() else []:
+            mail = json.loads(line)
+            for appeal_id in ids:
+                if appeal_id in mail["subject"] and "已受理" in mail["subject"]:
+                    acks.setdefault(appeal_id, set()).add(mail["delivery"])
+        if len(acks) == len(ids):
+            break
+        await asyncio.sleep(0.5)
+    assert set(acks) == set(ids), "every company got its acknowledgement after the crash"
+    assert all(len(deliveries) == 1 for deliveries in acks.values()), "one notification each; a resend keeps its id"
