@@ -8,14 +8,13 @@ def start(runtime: Runtime) -> None:
     """Schedule notify's jobs on the runtime."""
     settings, metrics = runtime.settings, runtime.metrics
 
+    def count(o: service.Outcome) -> None:
+        metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
+
     async def send() -> None:
-        while True:
-            outcomes = await service.dispatch(runtime.db, runtime.broker, runtime.http, settings,
-                                              runtime.clock.now())
-            for o in outcomes:
-                metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
-            if not outcomes:
-                return
+        while await service.dispatch(runtime.db, runtime.broker, runtime.http, settings, runtime.clock.now(),
+                                     on_outcome=count):
+            pass
 
     async def sweep() -> None:
         now = runtime.clock.now()

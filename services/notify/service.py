@@ -12,6 +12,7 @@ notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID, provider
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -216,8 +217,11 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
 
 
 async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings, now: datetime,
-                   batch: int = 100) -> list[Outcome]:
-    """Claim records due for an attempt, send them side by side, record each outcome once."""
+                   batch: int = 100, on_outcome: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
+    """Claim records due for an attempt, send them side by side, record each outcome once.
+
+    `on_outcome` hears of each outcome as soon as it is recorded, not when the slowest send of the batch ends.
+    """
     token = new_id()
     due = db.notifications.find({"due_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
     ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
@@ -229,10 +233,17 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
     claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
 
     async def one(doc: dict[str, Any]) -> Outcome:
+        outcome = await attempt_and_record(doc)
+        on_outcome(outcome)
+        return outcome
+
+    async def attempt_and_record(doc: dict[str, Any]) -> Outcome:
         attempts = doc["attempts"] + 1
         try:
             await _attempt(doc, http, settings)
-        except channels.DeliveryError as exc:
+        except Exception as raised:  # an unforeseen client error is one failed attempt, not a lost batch
+            exc = raised if isinstance(raised, channels.DeliveryError) else channels.DeliveryError(
+                f"{doc['channel']} send failed: {type(raised).__name__}")
             final = exc.permanent or attempts >= settings.max_attempts
             fields: dict[str, Any] = {"attempts": attempts, "last_error": exc.reason}
             emits: list[Emit] = []
