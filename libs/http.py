@@ -32,6 +32,11 @@ def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, 
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_responses(descriptions: dict[int, str]) -> dict[int, dict]:
+    """OpenAPI `responses` declaring that these statuses answer with problem details."""
+    return {code: {"description": text, "content": {PROBLEM_JSON: {}}} for code, text in descriptions.items()}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict]:
     errors = []
     for err in exc.errors():

@@ -7,16 +7,16 @@ from fastapi.responses import JSONResponse
 
 from libs.app import get_runtime
 from libs.auth import Principal, authenticate, require
-from libs.http import problem
+from libs.http import problem, problem_responses
 from services.intake import service
 from services.intake.models import AppealAccepted, AppealIn, AppealView
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
-PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+PROBLEMS = problem_responses({
     401: "No valid API key", 403: "The key's scope does not allow this", 404: "No such appeal",
     413: "Body over 1 MB", 422: "Invalid fields, named in `errors`", 503: "Broker or database unavailable",
-}.items()}
+})
 
 
 @router.post("/appeals", status_code=202, response_model=AppealAccepted, responses=PROBLEMS,

@@ -6,15 +6,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from libs.app import get_runtime
 from libs.auth import Principal, require
+from libs.http import problem_responses
 from services.notify import service
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
-PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+PROBLEMS = problem_responses({
     401: "No valid API key", 403: "Outside the key's department", 404: "Unknown recipient",
     422: "Invalid fields",
-}.items()}
+})
 Recipient = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$",
                                 examples=["nanshan-finance:head"])]
 

@@ -7,16 +7,17 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from libs.app import get_runtime
 from libs.auth import Principal, require
 from libs.events import AppealStatus, DepartmentAction
+from libs.http import problem_responses
 from services.router import lifecycle, service
 from services.router.models import ActionIn, AppealOut, PreviewIn, PreviewOut
 from services.router.rules import AppealFacts, route
 
 router = APIRouter(prefix="/v1")
 
-PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+PROBLEMS = problem_responses({
     401: "No valid API key", 403: "Outside the key's department", 404: "No such appeal or department",
     409: "The lifecycle forbids this transition", 422: "Invalid or missing fields",
-}.items()}
+})
 
 
 def _out(doc: dict) -> AppealOut:

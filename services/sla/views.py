@@ -8,15 +8,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from libs.app import get_runtime
 from libs.auth import Principal, require
+from libs.http import problem_responses
 from services.sla import clocks, service
 from services.sla.models import AppealClocks, CalendarView, ClockView
 
 router = APIRouter(prefix="/v1", tags=["sla"])
 
-PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
+PROBLEMS = problem_responses({
     401: "No valid API key", 403: "Outside the key's department", 404: "No clocks for this appeal",
     422: "Invalid parameters",
-}.items()}
+})
 _WITHIN = re.compile(r"^(\d+)(s|m|h|d)$")
 
 
