@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench-sla lint system-deps clean
+.PHONY: run demo test test-slow bench-sla lint system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ system-deps:
 
 run: $(STAMP)
 	$(BIN)/python -m devstack run
+
+demo: $(STAMP)
+	$(BIN)/python -m devstack demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

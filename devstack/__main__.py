@@ -20,6 +20,8 @@ def _print_banner(stack: Stack) -> None:
     print(f"  MongoDB  {m['mongodb']['uri']}  ({mongo_kind})")
     for name, svc in m["services"].items():
         print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
+    if "stats" in m["services"]:
+        print(f"  dashboard {m['services']['stats']['url']}/dashboard#key={m['keys']['operator']}")
     print(f"  outbox   {m['outbox']['url']}   (what notify sent; e-mail via SMTP {m['outbox']['smtp']})")
     print("\n  Demo API keys (X-Api-Key):")
     for scope, key in m["keys"].items():
@@ -62,11 +64,23 @@ def run(args: argparse.Namespace) -> None:
         stack.stop()
 
 
+def demo(args: argparse.Namespace) -> None:
+    from devstack.demo import Scenario
+    from devstack.demo import main as play
+
+    play(Path(args.data_dir) / "stack.json", Scenario(appeals=args.appeals, financing=args.financing,
+                                                      micro=args.micro, small=args.small, resolved=args.resolved))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the embedded stack and every service").set_defaults(func=run)
+    play = sub.add_parser("demo", help="play the Shenzhen seed against the running stack; print the daily report")
+    for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
+        play.add_argument(f"--{name}", type=int, default=default)
+    play.set_defaults(func=demo)
     args = parser.parse_args()
     args.func(args)
 

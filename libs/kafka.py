@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -62,7 +63,11 @@ def make_event(source: str, type_: str, subject: str, data: BaseModel,
 
 async def dead_letter(broker: KafkaBroker, message: KafkaMessage, reason: str) -> None:
     """Copy the original bytes to the topic's `.dlq`, with the reason in headers."""
-    record = message.raw_message
+    await dead_letter_record(broker, message.raw_message, reason)
+
+
+async def dead_letter_record(broker: KafkaBroker, record: Any, reason: str) -> None:
+    """Copy one consumer record to its topic's `.dlq`, with the reason in headers."""
     log.warning("dead-lettered a message", extra={"topic": record.topic, "offset": record.offset,
                                                    "reason": reason[:500]})
     await broker.publish(
@@ -102,6 +107,56 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
         except Exception:
             log.exception("handler failed; the message will be retried",
                           extra={"event_type": event.type, "event_id": event.id})
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            raise
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An event with where it sits in Kafka; (topic, partition, offset) identifies it for idempotent effects."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: CloudEvent[Any]
+
+    @property
+    def stream(self) -> str:
+        """The topic-partition as a name usable as a MongoDB field (no dots)."""
+        return f"{self.topic.replace('.', '_')}:{self.partition}"
+
+
+BatchHandler = Callable[[list[Delivered]], Awaitable[None]]
+
+
+def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: BatchHandler,
+                    max_records: int = 500, batch_timeout_ms: int = 200) -> None:
+    """Like `subscribe`, but `handler` gets up to `max_records` valid events at once, in partition order.
+
+    Invalid messages of the batch go to their `.dlq`; an exception rewinds every
+    partition of the batch to its first record, so the whole batch is redelivered.
+    """
+    group = f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
+
+    @broker.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms,
+                       group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+                       title=f"{group}:{handler.__name__}", description=handler.__doc__)
+    async def consume(message: KafkaMessage = Context("message")) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        batch: list[Delivered] = []
+        for record in records:
+            try:
+                event = parse_event(record.value)
+            except (ValidationError, ValueError) as exc:
+                await dead_letter_record(broker, record, str(exc))
+                continue
+            batch.append(Delivered(record.topic, record.partition, record.offset, event))
+        if not batch:
+            return
+        try:
+            await handler(batch)
+        except Exception:
+            log.exception("batch handler failed; the batch will be retried", extra={"events": len(batch)})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             raise
 

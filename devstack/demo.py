@@ -1,0 +1,170 @@
+"""`python -m devstack demo`: channel adapters and departments play the Shenzhen seed against a running stack.
+
+The figures are the seed's (Shenzhen, 3 to 4 March 2020): 463 appeals, 172 about
+financing, 330 from companies under 30 employees and 96 from 30 to 100; 100 are
+resolved by their departments. It ends by printing stats' daily report.
+"""
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from libs.events import Category, Channel
+from services.intake.uscc import check_character
+
+CHANNELS = [Channel.wechat, Channel.web, Channel.app, Channel.hotline_12345, Channel.kiosk]
+DISTRICTS = ["nanshan", "futian", "baoan"]
+TITLES = {
+    Category.financing: "Working-capital loan falls due while orders are frozen",
+    Category.labour: "Workers from other provinces cannot return to the plant",
+    Category.tax: "Asking to defer VAT filing for the quarter",
+    Category.sci_tech: "Innovation voucher for our research project",
+    Category.social_security: "Deferring social insurance contributions",
+    Category.export: "Export order at risk of cancellation",
+    Category.tariffs: "Tariff exclusion for imported parts",
+    Category.customs: "Goods held at customs clearance",
+    Category.operations: "Rent relief for our workshop",
+    Category.trade: "Force majeure certificate for a foreign buyer",
+    Category.legal: "Contract disputes with suppliers",
+    Category.insurance: "Insurance claim for spoiled stock",
+    Category.materials: "Shortage of production materials",
+    Category.approvals: "Approval to resume production",
+    Category.other: "Question about support measures",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How many appeals of which kind; the defaults are the Shenzhen seed's figures."""
+
+    appeals: int = 463
+    financing: int = 172
+    micro: int = 330
+    small: int = 96
+    resolved: int = 100
+    seed: int = 2020
+
+
+def _uscc(n: int) -> str:
+    first17 = f"91440300MA{n:07d}"
+    return first17 + check_character(first17)
+
+
+def appeal_bodies(scenario: Scenario, run: str) -> list[tuple[Channel, dict[str, Any]]]:
+    """One body per appeal with exactly the scenario's counts, in a shuffled order."""
+    rng = random.Random(scenario.seed)
+    others = [c for c in Category if c != Category.financing]
+    categories = [Category.financing] * scenario.financing + [
+        others[i % len(others)] for i in range(scenario.appeals - scenario.financing)]
+    rest = scenario.appeals - scenario.micro - scenario.small
+    employees = ([rng.randint(1, 29) for _ in range(scenario.micro)] + [rng.randint(30, 100) for _ in
+                 range(scenario.small)] + [rng.choice((rng.randint(101, 300), rng.randint(301, 5000)))
+                                           for _ in range(rest)])
+    rng.shuffle(categories)
+    rng.shuffle(employees)
+    bodies = []
+    for i, (category, staff) in enumerate(zip(categories, employees, strict=True)):
+        n = rng.randint(1, 9_999_999)
+        channel = CHANNELS[i % len(CHANNELS)]
+        bodies.append((channel, {
+            "channel_ref": f"demo-{run}-{i}",
+            "enterprise": {"uscc": _uscc(n), "name": f"Shenzhen demo company {i}", "employees": staff,
+                           "industry": "manufacturing", "district": DISTRICTS[i % len(DISTRICTS)]},
+            "contact": {"name": "Demo Contact", "phone": f"1380013{i:04d}"},
+            "category": category.value,
+            "title": f"{TITLES[category]} ({i})",
+            "description": f"{TITLES[category]}. The epidemic stopped our business; we ask for support.",
+        }))
+    return bodies
+
+
+async def _submit(client: httpx.AsyncClient, stack: dict, bodies, bar: tqdm) -> list[str]:
+    intake = stack["services"]["intake"]["url"]
+    gate = asyncio.Semaphore(16)
+
+    async def one(channel: Channel, body: dict) -> str:
+        async with gate:
+            for _ in range(10):
+                response = await client.post(f"{intake}/v1/appeals", json=body,
+                                             headers={"X-Api-Key": stack["keys"][f"channel:{channel.value}"]})
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(1)
+            response.raise_for_status()
+            bar.update()
+            return response.json()["appeal_id"]
+
+    return list(await asyncio.gather(*(one(c, b) for c, b in bodies)))
+
+
+async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm) -> None:
+    router = stack["services"]["router"]["url"]
+    operator = {"X-Api-Key": stack["keys"]["operator"]}
+    gate = asyncio.Semaphore(8)
+
+    async def one(appeal_id: str) -> None:
+        async with gate:
+            lead = None
+            for _ in range(300):
+                response = await client.get(f"{router}/v1/appeals/{appeal_id}", headers=operator)
+                if response.status_code == 200 and response.json()["status"] == "routed":
+                    lead = response.json()["lead"]
+                    break
+                await asyncio.sleep(0.2)
+            if lead is None:
+                raise RuntimeError(f"appeal {appeal_id} was not routed")
+            key = {"X-Api-Key": stack["keys"][f"department:{lead}"]}
+            for action in ({"action": "accept", "note": "We are on it."},
+                           {"action": "resolve", "resolution": "Support granted under the relief measures."}):
+                response = await client.post(f"{router}/v1/appeals/{appeal_id}/actions", json=action, headers=key)
+                response.raise_for_status()
+            bar.update()
+
+    await asyncio.gather(*(one(a) for a in appeal_ids))
+
+
+async def _report(client: httpx.AsyncClient, stack: dict, start: datetime, end: datetime,
+                  scenario: Scenario, timeout: float) -> str:
+    """Wait until stats has counted the run, then fetch the Markdown report of the window."""
+    stats = stack["services"]["stats"]["url"]
+    headers = {"X-Api-Key": stack["keys"]["operator"]}
+    params = {"from": start.isoformat(), "to": end.isoformat()}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        summary = (await client.get(f"{stats}/v1/stats/summary", params=params, headers=headers)).json()
+        if summary["total"] >= scenario.appeals and summary["resolved"] >= scenario.resolved:
+            break
+        await asyncio.sleep(0.5)
+    response = await client.get(f"{stats}/v1/reports/daily", params=params,
+                                headers={**headers, "Accept": "text/markdown"})
+    response.raise_for_status()
+    return response.text
+
+
+async def play(stack: dict, scenario: Scenario = Scenario(), timeout: float = 300.0) -> str:
+    """Submit the scenario's appeals, resolve some of them, and return the daily report of the run."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    run = f"{int(time.time())}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        with tqdm(total=scenario.appeals, desc="channels submit", unit="appeal") as bar:
+            ids = await _submit(client, stack, appeal_bodies(scenario, run), bar)
+        chosen = random.Random(scenario.seed).sample(ids, scenario.resolved)
+        with tqdm(total=len(chosen), desc="departments resolve", unit="appeal") as bar:
+            await _resolve(client, stack, chosen, bar)
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return await _report(client, stack, start, end, scenario, timeout)
+
+
+def main(manifest: Path, scenario: Scenario) -> None:
+    """Play against the stack described by `manifest` (written by `python -m devstack run`)."""
+    if not manifest.exists():
+        raise SystemExit(f"{manifest} not found: start the stack first with `make run`")
+    print(asyncio.run(play(json.loads(manifest.read_text()), scenario)))

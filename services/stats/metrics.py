@@ -1,0 +1,70 @@
+"""Business metrics of DOMAIN.md read from the all-time counts, so a restart neither loses nor doubles them."""
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.stats.projection import RESOLUTION_BUCKETS
+
+
+class BusinessMetrics(Collector):
+    """Serves the latest snapshot of the `t` bucket; `update` replaces the snapshot."""
+
+    def __init__(self, departments: list[str]) -> None:
+        self.departments = departments
+        self.snapshot: dict[str, int] | None = None
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry, departments: list[str]) -> "BusinessMetrics":
+        collector = cls(departments)
+        registry.register(collector)
+        return collector
+
+    def update(self, totals: dict[str, int]) -> None:
+        self.snapshot = dict(totals)
+
+    def describe(self) -> list[Metric]:
+        # Described up front so the registry knows the names without reading the database.
+        return list(self._families({}))
+
+    def collect(self) -> Iterator[Metric]:
+        if self.snapshot is not None:
+            yield from self._families(self.snapshot)
+
+    def _families(self, totals: dict[str, int]) -> Iterator[Metric]:
+        submitted = CounterMetricFamily("appeals_submitted", "Appeals submitted",
+                                        labels=["channel", "category", "size_band"])
+        routed = CounterMetricFamily("appeals_routed", "Appeals routed to a lead department",
+                                     labels=["department", "sla_profile"])
+        declined = CounterMetricFamily("appeals_declined", "Appeals declined as out of scope", labels=["department"])
+        resolved = CounterMetricFamily("appeals_resolved", "Appeals resolved", labels=["department", "category"])
+        families = {"submitted": submitted, "routed": routed, "declined": declined, "resolved": resolved}
+        open_now = {d: 0 for d in self.departments}
+        histograms: dict[str, list[int]] = {}
+        sums: dict[str, int] = {}
+        for name, value in totals.items():
+            kind, *labels = name.split("|")
+            if kind in families:
+                families[kind].add_metric(labels, value)
+            elif kind == "open":
+                open_now[labels[0]] = value
+            elif kind == "resolution_seconds":
+                histograms.setdefault(labels[0], [0] * (len(RESOLUTION_BUCKETS) + 1))[int(labels[1])] += value
+            elif kind == "resolution_seconds_sum":
+                sums[labels[0]] = value
+        yield from families.values()
+        gauge = GaugeMetricFamily("appeals_open", "Appeals open now, by lead department", labels=["department"])
+        for dept, value in sorted(open_now.items()):
+            gauge.add_metric([dept], value)
+        yield gauge
+        histogram = HistogramMetricFamily("appeal_resolution_seconds", "Time from submission to resolution",
+                                          labels=["category"])
+        for category, counts in sorted(histograms.items()):
+            cumulative, buckets = 0, []
+            for le, n in zip([*map(str, RESOLUTION_BUCKETS), "+Inf"], counts, strict=True):
+                cumulative += n
+                buckets.append((le, cumulative))
+            histogram.add_metric([category], buckets, sums.get(category, 0))
+        yield histogram

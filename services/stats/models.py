@@ -1,0 +1,116 @@
+"""Stats' response bodies."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Dimension(StrEnum):
+    category = "category"
+    size_band = "size_band"
+    channel = "channel"
+    department = "department"
+    district = "district"
+    status = "status"
+
+
+class Interval(StrEnum):
+    hour = "hour"
+    day = "day"
+
+
+class Group(BaseModel):
+    key: str = Field(examples=["financing"])
+    count: int = Field(examples=[172])
+    share: float | None = Field(description="Of all appeals submitted in the period.", examples=[0.3715])
+    label: str | None = Field(default=None, description="Wording of a size band.")
+
+
+class Summary(BaseModel):
+    """Appeals submitted in [from, to), counted by their current facts."""
+
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to")
+    total: int = Field(description="Appeals submitted in the period.", examples=[463])
+    resolved: int = Field(description="Of those, resolved (or confirmed, or closed) by now.", examples=[100])
+    groups: dict[Dimension, list[Group]]
+
+
+class SeriesPoint(BaseModel):
+    start: datetime
+    total: int
+    groups: dict[str, int] = Field(default_factory=dict)
+
+
+class Series(BaseModel):
+    """Appeals submitted per hour or per day."""
+
+    interval: Interval
+    group_by: Dimension | None
+    points: list[SeriesPoint]
+
+
+class ClockCounts(BaseModel):
+    met: int
+    breached: int
+    overdue: int = Field(description="Running past due, no breach seen yet: counted as breached work.")
+    running: int
+    cancelled: int
+
+
+class Durations(BaseModel):
+    median: float | None = Field(description="Seconds, within 1 %.")
+    p90: float | None = Field(description="Seconds, within 1 %.")
+
+
+class DepartmentFigures(BaseModel):
+    department: str
+    name: str
+    assigned: int = Field(description="Lead assignments made in the period.")
+    resolved: int = Field(description="Of those, resolved by this department and not reopened.")
+    open: int = Field(description="Appeals this department leads that are open now.")
+    feedback: int
+    response_rate: float | None = Field(description="scope met / (met + breached + running past due).")
+    resolution_rate: float | None = Field(description="resolved and not reopened / lead assignments.")
+    satisfaction_rate: float | None = Field(description="feedback with satisfaction >= 4 / feedback.")
+    breach_rate: dict[str, float | None] = Field(description="Per clock: (breached + running past due) / "
+                                                 "(met + breached + running past due).")
+    clocks: dict[str, ClockCounts]
+    first_response_seconds: Durations
+    resolution_seconds: Durations
+    rank: int | None = Field(description="By resolution rate, then response rate; only at or above min_volume.")
+
+
+class Departments(BaseModel):
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to")
+    min_volume: int
+    departments: list[DepartmentFigures]
+
+
+class LateDepartment(BaseModel):
+    department: str
+    name: str
+    breached: int
+    overdue: int
+    breach_rate: dict[str, float | None]
+
+
+class DailyReport(BaseModel):
+    """The seeds' report: every sentence's figure is also a field."""
+
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to")
+    timezone: str
+    received: int
+    resolved: int
+    categories: list[Group]
+    size_bands: list[Group]
+    channels: list[Group]
+    districts: list[Group]
+    late_departments: list[LateDepartment]
+    text: str = Field(examples=["Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform "
+                                "received 463 appeals, 100 of which have been resolved. 172 were about financing "
+                                "(37%). 330 came from companies with fewer than 30 employees and 96 from "
+                                "companies with 30 to 100 employees."])

@@ -1,0 +1,244 @@
+"""What stats counts, as plain functions (DOMAIN.md, "Statistics").
+
+Every event is folded into the document of the thing it is about: an appeal, or
+one SLA clock. What a document counts is a pure function of the document
+(`appeal_counts`, `clock_counts`), so the effect of an event on the
+pre-aggregated buckets is the difference of the counts before and after it.
+Live consumption and a replay from the beginning therefore end with the same
+figures whatever the order of topics, and an event already folded changes nothing.
+
+Buckets are hours in UTC (`h:2026-03-03T14`: counts, `l:...`: latency sketches)
+plus one all-time document `t` behind the Prometheus metrics. A cohort is
+counted in the hour its work arrived: an appeal at submission, an assignment
+when it was made, a clock when it started, feedback when it was given.
+"""
+
+import math
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType
+
+Counts = dict[str, dict[str, int]]
+
+S = AppealStatus
+OPEN = {S.submitted, S.routed, S.accepted, S.declined, S.rerouted, S.transferred, S.info_requested, S.reopened}
+RESOLVED = {S.resolved, S.confirmed, S.closed}
+SATISFIED = 4
+TOTALS = "t"
+# Prometheus buckets of appeal_resolution_seconds: 1 h, 6 h, 12 h, 1 d, 2 d, 3 d, 7 d, 14 d, 30 d.
+RESOLUTION_BUCKETS = (3600.0, 21600.0, 43200.0, 86400.0, 172800.0, 259200.0, 604800.0, 1209600.0, 2592000.0)
+# Latency sketch: logarithmic bins with 1 % relative accuracy (the DDSketch mapping).
+_GAMMA = (1 + 0.01) / (1 - 0.01)
+_LOG_GAMMA = math.log(_GAMMA)
+
+
+def hour_of(at: datetime) -> str:
+    """The hour bucket's name part: '2026-03-03T14' in UTC."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def sketch_key(seconds: float) -> int:
+    """The logarithmic bin holding `seconds` (anything under a second counts as one)."""
+    return math.ceil(math.log(max(seconds, 1.0)) / _LOG_GAMMA)
+
+
+def sketch_value(key: int) -> float:
+    """The representative value of bin `key`, within 1 % of every value in it."""
+    return 2 * _GAMMA ** key / (_GAMMA + 1)
+
+
+def entity_of(event: CloudEvent[Any]) -> tuple[str, str]:
+    """(collection, id) of the document an event is folded into."""
+    if event.type.startswith("sla."):
+        return "clocks", event.data.clock_id
+    return "appeals", event.data.appeal_id
+
+
+def new_document(collection: str, entity_id: str) -> dict[str, Any]:
+    """An empty appeal or clock document."""
+    return {"_id": entity_id, "version": 0, "applied": [], "deltas": {}}
+
+
+def fold(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> None:
+    """Apply one event to its document, in place."""
+    if collection == "clocks":
+        _fold_clock(doc, event)
+    else:
+        _fold_appeal(doc, event)
+
+
+def counts(collection: str, doc: dict[str, Any]) -> Counts:
+    """What a document contributes to the buckets."""
+    return clock_counts(doc) if collection == "clocks" else appeal_counts(doc)
+
+
+def difference(after: Counts, before: Counts) -> Counts:
+    """after - before, leaving out what did not change."""
+    out: Counts = {}
+    for bucket in after.keys() | before.keys():
+        a, b = after.get(bucket, {}), before.get(bucket, {})
+        changed = {f: a.get(f, 0) - b.get(f, 0) for f in a.keys() | b.keys() if a.get(f, 0) != b.get(f, 0)}
+        if changed:
+            out[bucket] = changed
+    return out
+
+
+def record(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> Counts | None:
+    """Fold `event` once: the change it makes to the buckets, or None if it was folded before."""
+    if event.id in doc["applied"]:
+        return None
+    before = counts(collection, doc)
+    fold(collection, doc, event)
+    doc["applied"].append(event.id)
+    return difference(counts(collection, doc), before)
+
+
+def _ms(at: datetime) -> datetime:
+    """`at` as MongoDB stores it (milliseconds), so counts from a reloaded document match."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _fold_appeal(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
+    data, at = event.data, _ms(event.time)
+    if event.type == EventType.appeal_submitted:
+        _set_facts(doc, data)
+    elif isinstance(data, AppealChanged):
+        _set_facts(doc, data)
+        _fold_lifecycle(doc, event.type, data, at)
+    elif event.type in (EventType.company_info_provided, EventType.company_feedback):
+        doc.setdefault("company", []).append({"at": at, "kind": event.type.split(".")[1]})
+    elif event.type in (EventType.notification_delivered, EventType.notification_failed):
+        outcome = "delivered" if event.type == EventType.notification_delivered else "failed"
+        notes = doc.setdefault("notifications", [])
+        if all(n["id"] != data.notification_id for n in notes):
+            notes.append({"id": data.notification_id, "at": at, "channel": data.channel, "outcome": outcome})
+
+
+def _set_facts(doc: dict[str, Any], data: AppealSubmitted | AppealChanged) -> None:
+    district = data.enterprise.district if isinstance(data, AppealSubmitted) else data.district
+    doc.update(submitted_at=_ms(data.submitted_at), category=data.category.value, size_band=data.size_band,
+               channel=data.channel.value, district=district)
+
+
+def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: datetime) -> None:
+    assignments = doc.setdefault("assignments", [])
+    if data.department and data.status not in (S.rejected, S.closed) and (
+            not assignments or assignments[-1]["d"] != data.department):
+        assignments.append({"d": data.department, "at": at, "responded": None})
+    lead = assignments[-1] if assignments else None
+    tally = doc.setdefault("tally", {})
+    if type_ == EventType.appeal_routed:
+        key = f"routed|{data.department}|{data.sla_profile or 'none'}"
+        tally[key] = tally.get(key, 0) + 1
+    if type_ == EventType.appeal_declined:
+        key = f"declined|{data.department}"
+        tally[key] = tally.get(key, 0) + 1
+    answered = type_ in (EventType.appeal_info_requested, EventType.appeal_resolved) or (
+        type_ == EventType.appeal_accepted and bool(data.note))
+    if answered and lead and lead["responded"] is None:
+        lead["responded"] = at
+    if type_ == EventType.appeal_resolved:
+        seconds = max(int((at - doc["submitted_at"]).total_seconds()), 0)
+        doc["resolution"] = {"d": data.department, "at": at, "seconds": seconds, "kept": True}
+        key = f"resolved|{data.department}|{data.category}"
+        tally[key] = tally.get(key, 0) + 1
+        doc.setdefault("resolution_times", []).append(seconds)
+    if type_ == EventType.appeal_reopened and doc.get("resolution"):
+        doc["resolution"]["kept"] = False
+    if type_ in (EventType.appeal_confirmed, EventType.appeal_reopened) and data.satisfaction is not None:
+        doc.setdefault("feedback", []).append({"at": at, "d": data.department, "s": data.satisfaction})
+    if data.sequence > doc.get("sequence", 0):
+        doc.update(sequence=data.sequence, status=data.status.value,
+                   department=None if data.status == S.rejected else data.department)
+
+
+def appeal_counts(doc: dict[str, Any]) -> Counts:
+    """What one appeal counts: its submission cohort, its assignments, feedback, totals."""
+    out: Counts = defaultdict(lambda: defaultdict(int))
+    totals = out[TOTALS]
+    status = S(doc.get("status", S.submitted))
+    if "submitted_at" in doc:
+        hour = out["h:" + hour_of(doc["submitted_at"])]
+        lead = doc.get("department") or "unassigned"
+        hour["n"] += 1
+        for dim in ("category", "size_band", "channel", "district"):
+            hour[f"{dim}|{doc[dim]}"] += 1
+        hour[f"status|{status.value}"] += 1
+        hour[f"department|{lead}"] += 1
+        if status in RESOLVED:
+            hour["resolved"] += 1
+        totals[f"submitted|{doc['channel']}|{doc['category']}|{doc['size_band']}"] += 1
+        if status in OPEN:
+            totals[f"open|{lead}"] += 1
+    resolution = doc.get("resolution")
+    assignments = doc.get("assignments", [])
+    for i, a in enumerate(assignments):
+        bucket = out["h:" + hour_of(a["at"])]
+        bucket[f"assigned|{a['d']}"] += 1
+        if (i == len(assignments) - 1 and status in RESOLVED and resolution and resolution["kept"]
+                and resolution["d"] == a["d"]):
+            bucket[f"resolved|{a['d']}"] += 1
+        if a["responded"] is not None:
+            seconds = (a["responded"] - a["at"]).total_seconds()
+            out["l:" + hour_of(a["at"])][f"first_response|{a['d']}|{sketch_key(seconds)}"] += 1
+    if resolution and "submitted_at" in doc:
+        key = sketch_key(resolution["seconds"])
+        out["l:" + hour_of(doc["submitted_at"])][f"resolution|{resolution['d']}|{key}"] += 1
+    for fb in doc.get("feedback", []):
+        bucket = out["h:" + hour_of(fb["at"])]
+        bucket[f"feedback|{fb['d']}"] += 1
+        if fb["s"] >= SATISFIED:
+            bucket[f"satisfied|{fb['d']}"] += 1
+    for c in doc.get("company", []):
+        out["h:" + hour_of(c["at"])][f"company|{c['kind']}"] += 1
+    for n in doc.get("notifications", []):
+        out["h:" + hour_of(n["at"])][f"notification|{n['channel']}|{n['outcome']}"] += 1
+    for key, n in doc.get("tally", {}).items():
+        totals[key] += n
+    category = doc.get("category", "other")
+    for seconds in doc.get("resolution_times", []):
+        index = next((i for i, le in enumerate(RESOLUTION_BUCKETS) if seconds <= le), len(RESOLUTION_BUCKETS))
+        totals[f"resolution_seconds|{category}|{index}"] += 1
+        totals[f"resolution_seconds_sum|{category}"] += seconds
+    return {b: dict(f) for b, f in out.items() if f}
+
+
+_CLOCK_STATES = {
+    EventType.sla_started: "running", EventType.sla_resumed: "running", EventType.sla_paused: "paused",
+    EventType.sla_met: "met", EventType.sla_cancelled: "cancelled",
+}
+
+
+def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
+    data = event.data
+    doc.update(appeal_id=data.appeal_id, clock=data.clock.value, department=data.department,
+               started_at=_ms(data.started_at))
+    if event.type == EventType.sla_breached:
+        doc["breached"] = True
+    state = _CLOCK_STATES.get(event.type)
+    if state:
+        doc["state"] = state
+    if event.type in (EventType.sla_started, EventType.sla_resumed, EventType.sla_paused):
+        doc["due_at"] = data.due_at and _ms(data.due_at)
+    # Present only while the clock runs unbreached: the index behind "running past due".
+    if doc.get("state") == "running" and not doc.get("breached") and doc.get("due_at"):
+        doc["live_due"] = doc["due_at"]
+    else:
+        doc.pop("live_due", None)
+
+
+def clock_outcome(doc: dict[str, Any]) -> str:
+    """met, breached, live (running or paused, not yet breached) or cancelled."""
+    if doc.get("breached"):
+        return "breached"
+    return {"met": "met", "cancelled": "cancelled"}.get(doc.get("state", "running"), "live")
+
+
+def clock_counts(doc: dict[str, Any]) -> Counts:
+    """What one clock counts: its outcome, in the hour it started, against its department."""
+    if "started_at" not in doc:
+        return {}
+    return {"h:" + hour_of(doc["started_at"]):
+            {f"clock|{doc['department']}|{doc['clock']}|{clock_outcome(doc)}": 1}}

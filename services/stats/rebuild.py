@@ -1,0 +1,100 @@
+"""Rebuild the projections from zero by replaying every projected topic from its beginning.
+
+`python -m services.stats rebuild --database stats_check` builds a second copy
+while stats runs, to compare. Without `--database` it rebuilds stats' own
+database: stop every stats replica first; at the end the consumer group is
+moved to where the replay stopped, so the service carries on from there.
+"""
+
+import argparse
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from libs.events import parse_event
+from libs.kafka import Delivered
+from libs.logging import configure_logging
+from libs.mongo import make_client
+from services.stats import service
+from services.stats.handlers import PROJECTED_TOPICS
+from services.stats.settings import StatsSettings
+
+log = logging.getLogger(__name__)
+_EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000) -> dict[str, Any]:
+    """Drop `database`, replay the topics up to their current ends into it; returns what was done."""
+    client = make_client(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                                auto_offset_reset="earliest", client_id="appeals-stats-rebuild")
+    started = time.monotonic()
+    await consumer.start()
+    try:
+        await client.drop_database(database)
+        db = client[database]
+        await service.ensure_indexes(db)
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for topic in PROJECTED_TOPICS
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        replayed = skipped = 0
+        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
+            batch = []
+            for tp, records in fetched.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        batch.append(Delivered(record.topic, record.partition, record.offset,
+                                               parse_event(record.value)))
+                    except (ValidationError, ValueError):
+                        skipped += 1  # the live consumer sent it to the .dlq already
+            if batch:
+                await service.project(db, batch)
+                replayed += len(batch)
+        if database == settings.mongodb_database:
+            await _move_group(settings, partitions, ends)
+        totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
+        return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
+                "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}
+    finally:
+        await consumer.stop()
+        await client.close()
+
+
+async def _move_group(settings: StatsSettings, partitions: list[TopicPartition],
+                      ends: dict[TopicPartition, int]) -> None:
+    """Point the live consumer group at the replay's end, so nothing is counted twice or skipped."""
+    group = f"{settings.consumer_group}.project"
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+def main(argv: list[str]) -> None:
+    """Command line of `python -m services.stats rebuild`."""
+    settings = StatsSettings()
+    parser = argparse.ArgumentParser(prog="python -m services.stats rebuild", description=__doc__)
+    parser.add_argument("--database", default=settings.mongodb_database,
+                        help="Database to rebuild into (default: stats' own; stop stats first).")
+    args = parser.parse_args(argv)
+    configure_logging("stats", settings.log_level)
+    result = asyncio.run(rebuild(settings, args.database))
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+

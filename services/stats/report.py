@@ -1,0 +1,167 @@
+"""Figures from summed buckets, as plain functions: groupings, the department rates, the daily report."""
+
+import csv
+import io
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from libs.config import City
+from libs.events import ClockKind
+from services.stats.projection import sketch_value
+
+DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
+CLOCKS = tuple(k.value for k in ClockKind)
+
+
+def share(count: int, total: int) -> float | None:
+    """count / total, or None when there is nothing to divide by."""
+    return round(count / total, 4) if total else None
+
+
+def groups(counts: dict[str, int], dimension: str) -> list[dict[str, Any]]:
+    """[{key, count, share}] of one dimension, largest first; shares are of all appeals in the period."""
+    total = counts.get("n", 0)
+    prefix = dimension + "|"
+    rows = [{"key": name.removeprefix(prefix), "count": n, "share": share(n, total)}
+            for name, n in counts.items() if name.startswith(prefix) and n]
+    return sorted(rows, key=lambda r: (-r["count"], r["key"]))
+
+
+def quantile(sketch: dict[int, int], q: float) -> float | None:
+    """The q-quantile of a logarithmic sketch (within 1 %), or None when it is empty."""
+    total = sum(sketch.values())
+    if not total:
+        return None
+    rank, seen = q * (total - 1), 0
+    for key in sorted(sketch):
+        seen += sketch[key]
+        if seen > rank:
+            return round(sketch_value(key), 1)
+    return round(sketch_value(max(sketch)), 1)
+
+
+def _sketches(latencies: dict[str, int]) -> dict[tuple[str, str], dict[int, int]]:
+    out: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    for name, n in latencies.items():
+        kind, dept, key = name.split("|")
+        out[(kind, dept)][int(key)] = out[(kind, dept)].get(int(key), 0) + n
+    return out
+
+
+def department_rates(city: City, counts: dict[str, int], latencies: dict[str, int], overdue: list[dict[str, Any]],
+                     open_now: dict[str, int], min_volume: int) -> list[dict[str, Any]]:
+    """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank.
+
+    A clock past its due time with no breach seen yet counts as breached work: open
+    overdue appeals are never hidden. Departments below `min_volume` assignments are
+    shown but not ranked.
+    """
+    late: dict[tuple[str, str], int] = defaultdict(int)
+    for clock in overdue:
+        late[(clock["department"], clock["clock"])] += 1
+    sketches = _sketches(latencies)
+    rows = []
+    for dept in city.departments:
+        d = dept.code
+        clocks = {}
+        for kind in CLOCKS:
+            met, breached = counts.get(f"clock|{d}|{kind}|met", 0), counts.get(f"clock|{d}|{kind}|breached", 0)
+            overdue_now = late[(d, kind)]
+            clocks[kind] = {"met": met, "breached": breached, "overdue": overdue_now,
+                            "running": counts.get(f"clock|{d}|{kind}|live", 0) - overdue_now,
+                            "cancelled": counts.get(f"clock|{d}|{kind}|cancelled", 0)}
+        assigned = counts.get(f"assigned|{d}", 0)
+        feedback = counts.get(f"feedback|{d}", 0)
+        scope = clocks["scope"]
+        rows.append({
+            "department": d, "name": dept.name, "assigned": assigned,
+            "resolved": counts.get(f"resolved|{d}", 0), "open": open_now.get(d, 0), "feedback": feedback,
+            "response_rate": share(scope["met"], scope["met"] + scope["breached"] + scope["overdue"]),
+            "resolution_rate": share(counts.get(f"resolved|{d}", 0), assigned),
+            "satisfaction_rate": share(counts.get(f"satisfied|{d}", 0), feedback),
+            "breach_rate": {k: share(c["breached"] + c["overdue"], c["met"] + c["breached"] + c["overdue"])
+                            for k, c in clocks.items()},
+            "clocks": clocks,
+            "first_response_seconds": {"median": quantile(sketches.get(("first_response", d), {}), 0.5),
+                                       "p90": quantile(sketches.get(("first_response", d), {}), 0.9)},
+            "resolution_seconds": {"median": quantile(sketches.get(("resolution", d), {}), 0.5),
+                                   "p90": quantile(sketches.get(("resolution", d), {}), 0.9)},
+            "rank": None,
+        })
+    ranked = [r for r in rows if r["assigned"] >= min_volume]
+    ranked.sort(key=lambda r: (-(r["resolution_rate"] or 0), -(r["response_rate"] or 0), r["department"]))
+    for i, row in enumerate(ranked, start=1):
+        row["rank"] = i
+    return sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["assigned"], r["department"]))
+
+
+def _when(at: datetime, tz: ZoneInfo) -> str:
+    local = at.astimezone(tz)
+    return f"{local:%H:%M} {local:%A} {local.day} {local:%B %Y}"
+
+
+def daily_report(city: City, counts: dict[str, int], departments: list[dict[str, Any]], start: datetime,
+                 end: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The report the seeds write by hand, with every figure also as data."""
+    received, resolved = counts.get("n", 0), counts.get("resolved", 0)
+    categories = groups(counts, "category")
+    bands = {row["key"]: row for row in groups(counts, "size_band")}
+    size_bands = [{**bands[b.code], "label": b.label} for b in city.size_bands if b.code in bands]
+    late = [{"department": r["department"], "name": r["name"],
+             "breached": sum(c["breached"] for c in r["clocks"].values()),
+             "overdue": sum(c["overdue"] for c in r["clocks"].values()),
+             "breach_rate": r["breach_rate"]} for r in departments]
+    late = sorted((r for r in late if r["breached"] + r["overdue"]),
+                  key=lambda r: (-(r["breached"] + r["overdue"]), r["department"]))
+    sentences = [f"Between {_when(start, tz)} and {_when(end, tz)} the platform received "
+                 f"{received} appeal{'s' if received != 1 else ''}, {resolved} of which "
+                 f"{'has' if resolved == 1 else 'have'} been resolved."]
+    if categories:
+        top = categories[0]
+        sentences.append(f"{top['count']} were about {top['key'].replace('_', ' ')} ({top['share']:.0%}).")
+    if size_bands:
+        parts = [f"{b['count']} {'came ' if i == 0 else ''}from companies with {b['label']}"
+                 for i, b in enumerate(size_bands)]
+        sentences.append(", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+    if late:
+        names = ", ".join(f"{r['name']} ({r['breached'] + r['overdue']})" for r in late[:5])
+        sentences.append(f"Late on their deadlines: {names}.")
+    return {"from": start, "to": end, "timezone": str(tz), "received": received, "resolved": resolved,
+            "categories": categories, "size_bands": size_bands, "channels": groups(counts, "channel"),
+            "districts": groups(counts, "district"), "late_departments": late, "text": " ".join(sentences)}
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: the sentences, then a table per grouping."""
+    lines = [f"# Appeals report {report['from']:%Y-%m-%d %H:%M} to {report['to']:%Y-%m-%d %H:%M} UTC", "",
+             report["text"], ""]
+    for title, key in (("Categories", "categories"), ("Size bands", "size_bands"), ("Channels", "channels"),
+                       ("Districts", "districts")):
+        lines += [f"## {title}", "", "| | Appeals | Share |", "|---|---:|---:|"]
+        lines += [f"| {row.get('label', row['key'])} | {row['count']} | {_percent(row['share'])} |"
+                  for row in report[key]]
+        lines.append("")
+    lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
+    lines += [f"| {r['name']} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """The report as CSV rows: section, key, count, share."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "key", "count", "share"])
+    writer.writerow(["total", "received", report["received"], ""])
+    writer.writerow(["total", "resolved", report["resolved"], share(report["resolved"], report["received"]) or ""])
+    for section in ("categories", "size_bands", "channels", "districts"):
+        for row in report[section]:
+            writer.writerow([section, row["key"], row["count"], row["share"]])
+    for row in report["late_departments"]:
+        writer.writerow(["late_departments", row["department"], row["breached"] + row["overdue"], ""])
+    return out.getvalue()

@@ -1,0 +1,165 @@
+"""Stats state in MongoDB: appeal and clock documents, hourly buckets, and reading them back.
+
+A batch is written in two steps, each idempotent. First the documents, each
+guarded by its version, carrying the change every new event made. Then the
+buckets: each bucket remembers, per topic-partition, the last offset it
+counted (`wm`), so an event counts once in a bucket whether it is redelivered
+after a crash, replayed, or republished under the same id at a new offset.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from libs.kafka import Delivered
+from services.stats import projection
+from services.stats.projection import TOTALS, Counts, hour_of
+
+BUCKETS = "buckets"
+
+
+class ProjectionConflict(RuntimeError):
+    """Another replica wrote the same document or bucket first; the batch is retried."""
+
+
+@dataclass
+class Change:
+    stream: str
+    offset: int
+    delta: Counts
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """The index behind "running past due": `live_due` exists only on running clocks."""
+    await db.clocks.create_index("live_due", sparse=True)
+
+
+async def project(db: AsyncDatabase, batch: list[Delivered]) -> int:
+    """Fold a batch of events into documents and buckets; returns how many events changed something."""
+    keys = [projection.entity_of(item.event) for item in batch]
+    docs = await _load(db, keys)
+    first_offset: dict[str, int] = {}
+    for item in batch:
+        first_offset[item.stream] = min(first_offset.get(item.stream, item.offset), item.offset)
+    versions = {key: doc["version"] for key, doc in docs.items()}
+    changes: list[Change] = []
+    dirty: set[tuple[str, str]] = set()
+    for item, key in zip(batch, keys, strict=True):
+        doc = docs.setdefault(key, projection.new_document(*key))
+        versions.setdefault(key, 0)
+        if key not in dirty:
+            _forget_settled(doc, first_offset)
+        delta = projection.record(key[0], doc, item.event)
+        if delta is not None:
+            doc["deltas"][item.event.id] = {"s": item.stream, "o": item.offset, "c": delta}
+            dirty.add(key)
+            changes.append(Change(item.stream, item.offset, delta))
+            continue
+        kept = doc["deltas"].get(item.event.id)
+        # Folded before at this very position: the crash came before the buckets were written.
+        if kept and kept["s"] == item.stream and kept["o"] == item.offset:
+            changes.append(Change(item.stream, item.offset, kept["c"]))
+    await _save(db, {key: docs[key] for key in dirty}, versions)
+    await apply_changes(db, changes)
+    return len([c for c in changes if c.delta])
+
+
+def _forget_settled(doc: dict[str, Any], first_offset: dict[str, int]) -> None:
+    """Drop kept changes of positions before this batch: their buckets were written before it began."""
+    for event_id, kept in list(doc["deltas"].items()):
+        if kept["s"] in first_offset and kept["o"] < first_offset[kept["s"]]:
+            del doc["deltas"][event_id]
+
+
+async def _load(db: AsyncDatabase, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    by_collection: dict[str, set[str]] = defaultdict(set)
+    for collection, entity_id in keys:
+        by_collection[collection].add(entity_id)
+    docs = {}
+    for collection, ids in by_collection.items():
+        async for doc in db[collection].find({"_id": {"$in": list(ids)}}):
+            docs[(collection, doc["_id"])] = doc
+    return docs
+
+
+async def _save(db: AsyncDatabase, docs: dict[tuple[str, str], dict[str, Any]],
+                versions: dict[tuple[str, str], int]) -> None:
+    by_collection: dict[str, list[ReplaceOne]] = defaultdict(list)
+    for (collection, entity_id), doc in docs.items():
+        version = versions[(collection, entity_id)]
+        doc["version"] = version + 1
+        by_collection[collection].append(ReplaceOne({"_id": entity_id, "version": version}, doc, upsert=True))
+    for collection, ops in by_collection.items():
+        try:
+            result = await db[collection].bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            raise ProjectionConflict(f"{collection}: {len(exc.details.get('writeErrors', []))} conflicts") from exc
+        if result.matched_count + result.upserted_count != len(ops):
+            raise ProjectionConflict(f"{collection}: a document changed under us")
+
+
+async def apply_changes(db: AsyncDatabase, changes: list[Change]) -> None:
+    """Add the changes to their buckets, each position at most once per bucket."""
+    if not changes:
+        return
+    names = sorted({bucket for change in changes for bucket in change.delta})
+    marks = {doc["_id"]: doc.get("wm", {}) async for doc in db[BUCKETS].find({"_id": {"$in": names}}, {"wm": 1})}
+    increments: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    new_marks: dict[str, dict[str, int]] = defaultdict(dict)
+    for change in changes:
+        for bucket, fields in change.delta.items():
+            seen = new_marks[bucket].get(change.stream, marks.get(bucket, {}).get(change.stream, -1))
+            if change.offset <= seen:
+                continue
+            new_marks[bucket][change.stream] = change.offset
+            for name, n in fields.items():
+                increments[bucket][name] += n
+    ops = []
+    for bucket, streams in new_marks.items():
+        old = marks.get(bucket, {})
+        guard = {f"wm.{s}": old.get(s) for s in streams}
+        inc = {f"c.{name}": n for name, n in increments[bucket].items() if n}
+        update: dict[str, Any] = {"$set": {f"wm.{s}": o for s, o in streams.items()}}
+        if inc:
+            update["$inc"] = inc
+        ops.append(UpdateOne({"_id": bucket, **guard}, update, upsert=True))
+    if not ops:
+        return
+    try:
+        await db[BUCKETS].bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        raise ProjectionConflict(f"buckets: {len(exc.details.get('writeErrors', []))} conflicts") from exc
+
+
+async def hourly(db: AsyncDatabase, prefix: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The buckets of the hours in [start, end), oldest first; `prefix` is 'h:' (counts) or 'l:' (latencies)."""
+    cursor = db[BUCKETS].find({"_id": {"$gte": prefix + hour_of(start), "$lt": prefix + hour_of(end)}}, {"wm": 0})
+    docs = [doc async for doc in cursor]
+    docs.sort(key=lambda d: d["_id"])
+    return docs
+
+
+def add_up(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """The sum of the buckets' counts."""
+    total: dict[str, int] = defaultdict(int)
+    for doc in docs:
+        for name, n in doc.get("c", {}).items():
+            total[name] += n
+    return dict(total)
+
+
+async def totals(db: AsyncDatabase) -> dict[str, int]:
+    """The all-time counts behind the Prometheus metrics."""
+    doc = await db[BUCKETS].find_one({"_id": TOTALS})
+    return doc.get("c", {}) if doc else {}
+
+
+async def overdue_clocks(db: AsyncDatabase, now: datetime, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Clocks still running past their due time with no breach seen yet, started in [start, end)."""
+    cursor = db.clocks.find({"live_due": {"$lt": now}}, {"department": 1, "clock": 1, "started_at": 1})
+    return [doc async for doc in cursor if start <= doc["started_at"] < end]

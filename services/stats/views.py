@@ -1,0 +1,165 @@
+"""Stats' HTTP surface: summaries, series, department rates, the daily report, the operator dashboard."""
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+
+from libs.app import get_runtime
+from libs.auth import require
+from libs.http import problem_responses
+from services.stats import report, service
+from services.stats.models import DailyReport, Departments, Dimension, Interval, Series, SeriesPoint, Summary
+
+router = APIRouter(tags=["stats"])
+operators = require("operator", "admin")
+
+PROBLEMS = problem_responses({401: "No valid API key", 403: "Not an operator or admin key",
+                              422: "Invalid period or grouping"})
+MAX_SPAN = timedelta(days=400)
+STATIC = Path(__file__).parent / "static"
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "value_error"}])
+
+
+def _moment(value: str, field: str, tz) -> datetime:
+    """A date (its local midnight) or an ISO datetime (local time when no offset is given), on the hour."""
+    try:
+        moment = (datetime.combine(date.fromisoformat(value), time()) if len(value) == 10
+                  else datetime.fromisoformat(value))
+    except ValueError:
+        raise _invalid(field, "expected a date (2026-03-04) or a datetime (2026-03-04T17:00+08:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    if moment.minute or moment.second or moment.microsecond:
+        raise _invalid(field, "periods are counted by the hour: give a time on the hour")
+    return moment
+
+
+def _hour_ceiling(at: datetime) -> datetime:
+    floor = at.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == at else floor + timedelta(hours=1)
+
+
+def period(runtime, start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """[from, to) from the query; by default the last 24 hours up to the coming hour."""
+    tz = runtime.tz
+    to = _moment(end, "to", tz) if end else _hour_ceiling(runtime.clock.now().astimezone(tz))
+    frm = _moment(start, "from", tz) if start else to - timedelta(days=1)
+    if to <= frm:
+        raise _invalid("to", "must be after from")
+    if to - frm > MAX_SPAN:
+        raise _invalid("to", f"a period spans at most {MAX_SPAN.days} days")
+    return frm, to
+
+
+def _period_of(request: Request,
+               start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
+               end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None):
+    return period(get_runtime(request), start, end)
+
+
+Period = Annotated[tuple[datetime, datetime], Depends(_period_of)]
+
+
+async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
+    return service.add_up(await service.hourly(runtime.db, "h:", frm, to))
+
+
+async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int]) -> list[dict[str, Any]]:
+    latencies = service.add_up(await service.hourly(runtime.db, "l:", frm, to))
+    overdue = await service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to)
+    totals = await service.totals(runtime.db)
+    open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
+    return report.department_rates(runtime.city, counts, latencies, overdue, open_now, runtime.settings.min_volume)
+
+
+@router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
+async def summary(when: Period, runtime=Depends(get_runtime), _=Depends(operators),
+                  group_by: Dimension | None = None):
+    """Appeals submitted in [from, to) and how many are resolved, by one dimension or by all of them."""
+    frm, to = when
+    counts = await _counts(runtime, frm, to)
+    dims = [group_by] if group_by else list(Dimension)
+    return Summary.model_validate({"from": frm, "to": to, "total": counts.get("n", 0),
+                                   "resolved": counts.get("resolved", 0),
+                                   "groups": {d: report.groups(counts, d.value) for d in dims}})
+
+
+@router.get("/v1/stats/series", response_model=Series, responses=PROBLEMS, summary="Appeals per hour or per day")
+async def series(when: Period, runtime=Depends(get_runtime), _=Depends(operators),
+                 interval: Interval = Interval.hour, group_by: Dimension | None = None):
+    """Appeals submitted per hour (UTC hours) or per day (local days), optionally split by one dimension."""
+    frm, to = when
+    points: dict[datetime, dict[str, int]] = {}
+    step = timedelta(hours=1) if interval == Interval.hour else timedelta(days=1)
+    at = frm
+    while at < to:
+        points[at] = {}
+        at += step
+    for doc in await service.hourly(runtime.db, "h:", frm, to):
+        hour = datetime.fromisoformat(doc["_id"][2:] + ":00+00:00").astimezone(runtime.tz)
+        start = frm + step * ((hour - frm) // step)
+        bucket = points.setdefault(start, {})
+        for name, n in doc.get("c", {}).items():
+            bucket[name] = bucket.get(name, 0) + n
+    prefix = f"{group_by.value}|" if group_by else None
+    return Series(interval=interval, group_by=group_by, points=[
+        SeriesPoint(start=start, total=c.get("n", 0),
+                    groups={k.removeprefix(prefix): n for k, n in c.items() if k.startswith(prefix) and n}
+                    if prefix else {})
+        for start, c in sorted(points.items())])
+
+
+@router.get("/v1/stats/departments", response_model=Departments, responses=PROBLEMS,
+            summary="The three rates, breach rates and response times per department")
+async def departments(when: Period, runtime=Depends(get_runtime), _=Depends(operators)):
+    """Rates of the work that reached each department in [from, to), as DOMAIN.md defines them."""
+    frm, to = when
+    rows = await _departments(runtime, frm, to, await _counts(runtime, frm, to))
+    return Departments.model_validate({"from": frm, "to": to, "min_volume": runtime.settings.min_volume,
+                                       "departments": rows})
+
+
+@router.get("/v1/reports/daily", response_model=DailyReport, responses={
+    **PROBLEMS, 200: {"content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
+                      "description": "The report as JSON, Markdown or CSV, by the Accept header."}},
+    summary="The daily report, as the seeds write it")
+async def daily(request: Request, runtime=Depends(get_runtime), _=Depends(operators),
+                day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
+                start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
+                end: Annotated[str | None, Query(alias="to")] = None):
+    """Totals, resolved, top categories with shares, size bands, channels, districts and late departments."""
+    if start or end:
+        frm, to = period(runtime, start, end)
+    else:
+        day = day or runtime.clock.now().astimezone(runtime.tz).date()
+        frm = datetime.combine(day, time(), tzinfo=runtime.tz)
+        to = frm + timedelta(days=1)
+    counts = await _counts(runtime, frm, to)
+    data = report.daily_report(runtime.city, counts, await _departments(runtime, frm, to, counts), frm, to,
+                               runtime.tz)
+    accept = request.headers.get("accept", "")
+    if "text/markdown" in accept:
+        return PlainTextResponse(report.to_markdown(data), media_type="text/markdown; charset=utf-8")
+    if "text/csv" in accept:
+        return PlainTextResponse(report.to_csv(data), media_type="text/csv; charset=utf-8")
+    return DailyReport.model_validate(data)
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard() -> HTMLResponse:
+    """The operator page; it reads the API with the operator key given after '#key='."""
+    return HTMLResponse((STATIC / "dashboard.html").read_text(encoding="utf-8"))
+
+
+@router.get("/dashboard/plotly.min.js", include_in_schema=False)
+async def plotly_js(runtime=Depends(get_runtime)) -> Response:
+    """Plotly's browser bundle, from the pinned `plotly` package."""
+    return Response(runtime.plotly_js(), media_type="text/javascript",
+                    headers={"Cache-Control": "public, max-age=86400"})
