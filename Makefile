@@ -1,11 +1,11 @@
 # Everything the project needs is installed from here: a virtual environment from PyPI,
-# and the few Debian tools the tests use (kcat) when they are missing and we are root.
+# and the Debian tools the tests use (kcat, chromium) when they are missing and we are root.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-slow bench-sla lint system-deps clean
+.PHONY: run demo test test-slow bench-sla bench-stats lint system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
 
+# kcat reads department topics in the tests; chromium loads the stats dashboard headless.
 system-deps:
-	@command -v kcat >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat; \
-	  else echo "kcat is missing: install Debian's kcat package" >&2; exit 1; fi; }
+	@missing=""; \
+	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing" >&2; exit 1; fi; fi
 
 run: $(STAMP)
 	$(BIN)/python -m devstack run
@@ -32,6 +36,9 @@ test-slow: $(STAMP) system-deps
 
 bench-sla: $(STAMP)
 	$(BIN)/python -m bench.sla
+
+bench-stats: $(STAMP)
+	$(BIN)/python -m bench.stats
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

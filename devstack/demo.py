@@ -105,22 +105,24 @@ async def _submit(client: httpx.AsyncClient, stack: dict, bodies, bar: tqdm) -> 
     return list(await asyncio.gather(*(one(c, b) for c, b in bodies)))
 
 
-async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm) -> None:
+async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm,
+                   timeout: float) -> None:
     router = stack["services"]["router"]["url"]
+    deadline = time.monotonic() + timeout
     operator = {"X-Api-Key": stack["keys"]["operator"]}
     gate = asyncio.Semaphore(8)
 
     async def one(appeal_id: str) -> None:
         async with gate:
             lead = None
-            for _ in range(300):
+            while time.monotonic() < deadline:
                 response = await client.get(f"{router}/v1/appeals/{appeal_id}", headers=operator)
                 if response.status_code == 200 and response.json()["status"] == "routed":
                     lead = response.json()["lead"]
                     break
                 await asyncio.sleep(0.2)
             if lead is None:
-                raise RuntimeError(f"appeal {appeal_id} was not routed")
+                raise RuntimeError(f"appeal {appeal_id} was not routed within {timeout:.0f} s")
             key = {"X-Api-Key": stack["keys"][f"department:{lead}"]}
             for action in ({"action": "accept", "note": "We are on it."},
                            {"action": "resolve", "resolution": "Support granted under the relief measures."}):
@@ -158,7 +160,7 @@ async def play(stack: dict, scenario: Scenario = Scenario(), timeout: float = 30
             ids = await _submit(client, stack, appeal_bodies(scenario, run), bar)
         chosen = random.Random(scenario.seed).sample(ids, scenario.resolved)
         with tqdm(total=len(chosen), desc="departments resolve", unit="appeal") as bar:
-            await _resolve(client, stack, chosen, bar)
+            await _resolve(client, stack, chosen, bar, timeout)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return await _report(client, stack, start, end, scenario, timeout)
 

@@ -30,7 +30,7 @@ _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC
 
 
 async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000) -> dict[str, Any]:
-    """Drop `database`, replay the topics up to their current ends into it; returns what was done."""
+    """Drop `database`, replay the topics until caught up with their ends; returns what was done."""
     client = make_client(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="appeals-stats-rebuild")
@@ -47,13 +47,18 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         replayed = skipped = 0
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions):
+                # Some brokers (the embedded Tansu among them) first answer with stale ends:
+                # ask again once caught up, and stop only when nothing more is there.
+                ends = await consumer.end_offsets(partitions)
+                if all(positions[tp] >= ends[tp] for tp in partitions):
+                    break
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
-            for tp, records in fetched.items():
+            for records in fetched.values():
                 for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
                     try:
                         batch.append(Delivered(record.topic, record.partition, record.offset,
                                                parse_event(record.value)))
@@ -63,7 +68,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                 await service.project(db, batch)
                 replayed += len(batch)
         if database == settings.mongodb_database:
-            await _move_group(settings, partitions, ends)
+            await _move_group(settings, partitions, positions)
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
                 "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}
@@ -73,7 +78,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
 
 
 async def _move_group(settings: StatsSettings, partitions: list[TopicPartition],
-                      ends: dict[TopicPartition, int]) -> None:
+                      positions: dict[TopicPartition, int]) -> None:
     """Point the live consumer group at the replay's end, so nothing is counted twice or skipped."""
     group = f"{settings.consumer_group}.project"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
@@ -81,7 +86,7 @@ async def _move_group(settings: StatsSettings, partitions: list[TopicPartition],
     await consumer.start()
     try:
         consumer.assign(partitions)
-        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+        await consumer.commit({tp: OffsetAndMetadata(positions[tp], "") for tp in partitions})
     finally:
         await consumer.stop()
 

@@ -9,7 +9,7 @@ after a crash, replayed, or republished under the same id at a new offset.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
@@ -161,5 +161,12 @@ async def totals(db: AsyncDatabase) -> dict[str, int]:
 
 async def overdue_clocks(db: AsyncDatabase, now: datetime, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Clocks still running past their due time with no breach seen yet, started in [start, end)."""
-    cursor = db.clocks.find({"live_due": {"$lt": now}}, {"department": 1, "clock": 1, "started_at": 1})
+    # A clock is due after it starts, so nothing due before the period began can belong to it.
+    cursor = db.clocks.find({"live_due": {"$gte": start, "$lt": min(now, _far_after(end))}},
+                            {"department": 1, "clock": 1, "started_at": 1})
     return [doc async for doc in cursor if start <= doc["started_at"] < end]
+
+
+def _far_after(end: datetime) -> datetime:
+    """No target is longer than this; bounds the overdue search of a period long past."""
+    return end + timedelta(days=90)

@@ -1,5 +1,6 @@
 """Stats' HTTP surface: summaries, series, department rates, the daily report, the operator dashboard."""
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,12 +72,17 @@ async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
     return service.add_up(await service.hourly(runtime.db, "h:", frm, to))
 
 
-async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int]) -> list[dict[str, Any]]:
-    latencies = service.add_up(await service.hourly(runtime.db, "l:", frm, to))
-    overdue = await service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to)
-    totals = await service.totals(runtime.db)
+async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int],
+                       latencies: bool = True) -> list[dict[str, Any]]:
+    async def no_latencies() -> list:
+        return []
+
+    sketches, overdue, totals = await asyncio.gather(
+        service.hourly(runtime.db, "l:", frm, to) if latencies else no_latencies(),
+        service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db))
     open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
-    return report.department_rates(runtime.city, counts, latencies, overdue, open_now, runtime.settings.min_volume)
+    return report.department_rates(runtime.city, counts, service.add_up(sketches), overdue, open_now,
+                                   runtime.settings.min_volume)
 
 
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
@@ -142,8 +148,8 @@ async def daily(request: Request, runtime=Depends(get_runtime), _=Depends(operat
         frm = datetime.combine(day, time(), tzinfo=runtime.tz)
         to = frm + timedelta(days=1)
     counts = await _counts(runtime, frm, to)
-    data = report.daily_report(runtime.city, counts, await _departments(runtime, frm, to, counts), frm, to,
-                               runtime.tz)
+    rows = await _departments(runtime, frm, to, counts, latencies=False)
+    data = report.daily_report(runtime.city, counts, rows, frm, to, runtime.tz)
     accept = request.headers.get("accept", "")
     if "text/markdown" in accept:
         return PlainTextResponse(report.to_markdown(data), media_type="text/markdown; charset=utf-8")

@@ -1,0 +1,156 @@
+"""Stats in this process on the real broker and database: counting once, crash recovery, metrics after restart."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from asgi_lifespan import LifespanManager
+from pymongo import AsyncMongoClient
+
+from libs.events import AppealStatus, EventType
+from libs.ids import new_id
+from libs.kafka import Delivered, encode
+from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED
+from services.stats import service
+from services.stats.app import create_app
+from services.stats.settings import StatsSettings
+from tests.unit.test_stats import changed, submitted
+
+# A quiet hour of its own, so that appeals other tests submit now never mix in.
+HOUR = datetime(2021, 5, 5, 10, 7, tzinfo=UTC)
+WINDOW = {"from": "2021-05-05T10:00:00+00:00", "to": "2021-05-05T11:00:00+00:00"}
+DEPT = "stats-test-dept"
+
+
+def settings(real_servers, demo_keys, run: str) -> StatsSettings:
+    return StatsSettings(kafka_bootstrap_servers=real_servers.bootstrap, mongodb_uri=real_servers.mongodb_uri,
+                         api_keys_file=demo_keys[1], environment="test", mongodb_database=f"stats_{run}",
+                         consumer_group=f"stats-{run}", metrics_refresh_seconds=0.2)
+
+
+async def publish(bootstrap: str, items: list[tuple[str, object]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, event in items:
+            await producer.send_and_wait(topic, encode(event), key=event.subject.encode())
+    finally:
+        await producer.stop()
+
+
+async def eventually(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.3)
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture(scope="module")
+async def stats(real_servers, demo_keys):
+    run = new_id().lower()
+    app = create_app(settings(real_servers, demo_keys, run))
+    async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://stats") as client:
+        yield client, run, {"X-Api-Key": demo_keys[0]["operator"]}
+
+
+async def test_appeals_count_once_when_events_are_redelivered_or_republished(stats, real_servers):
+    client, _, headers = stats
+    ids = [new_id() for _ in range(3)]
+    items = []
+    for i, appeal_id in enumerate(ids):
+        at = HOUR + timedelta(minutes=i)
+        items.append((APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)))
+        items.append((APPEALS_LIFECYCLE, changed(EventType.appeal_routed, AppealStatus.routed, 1,
+                                                 at + timedelta(seconds=1), department=DEPT, appeal_id=appeal_id,
+                                                 submitted_at=at)))
+    # The router's outbox may publish an event twice (same id, new offset): it must count once.
+    items += [items[0], items[1]]
+    await publish(real_servers.bootstrap, items)
+
+    async def counted():
+        body = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()
+        return body if body["total"] == 3 and body["groups"]["department"] else None
+
+    body = await eventually(counted)
+    assert body, "stats did not count the three appeals"
+    assert body["groups"]["department"] == [{"key": DEPT, "count": 3, "share": 1.0, "label": None}]
+    assert body["groups"]["status"] == [{"key": "routed", "count": 3, "share": 1.0, "label": None}]
+    await asyncio.sleep(1.0)  # a late duplicate would show now
+    again = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()
+    assert again["total"] == 3
+
+
+async def test_business_metrics_come_back_the_same_after_a_restart(stats, real_servers, demo_keys):
+    client, run, _ = stats
+
+    async def open_now():
+        text = (await client.get("/metrics")).text
+        value = metric(text, "appeals_open", department=DEPT)
+        return text if value == 3 else None
+
+    text = await eventually(open_now)
+    assert text, "appeals_open did not reach 3"
+    assert metric(text, "appeals_routed_total", department=DEPT, sla_profile="policy_24h") == 3
+    assert metric(text, "appeals_open", department="finance") is not None, "every department is exported"
+    restarted = create_app(settings(real_servers, demo_keys, run))
+    async with LifespanManager(restarted, startup_timeout=60), httpx.AsyncClient(
+            transport=httpx.ASGITransport(restarted), base_url="http://stats") as second:
+        text = (await second.get("/metrics")).text
+    assert metric(text, "appeals_open", department=DEPT) == 3
+    assert metric(text, "appeals_routed_total", department=DEPT, sla_profile="policy_24h") == 3
+
+
+async def test_a_crash_between_documents_and_buckets_is_finished_when_the_batch_comes_again(real_servers,
+                                                                                            monkeypatch):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"stats_crash_{new_id().lower()}"]
+    appeal_id = new_id()
+    events = [submitted(at=HOUR, appeal_id=appeal_id),
+              changed(EventType.appeal_routed, AppealStatus.routed, 1, HOUR, department=DEPT, appeal_id=appeal_id,
+                      submitted_at=HOUR)]
+    batch = [Delivered(APPEALS_SUBMITTED, 0, 40, events[0]), Delivered(APPEALS_LIFECYCLE, 0, 70, events[1])]
+    real_apply = service.apply_changes
+
+    async def crash(*_):
+        raise ConnectionError("killed before the buckets were written")
+
+    try:
+        monkeypatch.setattr(service, "apply_changes", crash)
+        with pytest.raises(ConnectionError):
+            await service.project(db, batch)
+        monkeypatch.setattr(service, "apply_changes", real_apply)
+        await service.project(db, batch)  # redelivered after the restart
+        await service.project(db, batch)  # and once more, after it had succeeded
+        republished = [Delivered(APPEALS_LIFECYCLE, 0, 95, events[1])]
+        await service.project(db, republished)
+        counts = service.add_up(await service.hourly(db, "h:", HOUR - timedelta(hours=1), HOUR + timedelta(hours=1)))
+        assert counts["n"] == 1 and counts[f"assigned|{DEPT}"] == 1 and counts[f"department|{DEPT}"] == 1
+        assert (await service.totals(db))[f"routed|{DEPT}|policy_24h"] == 1
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_stats_refuses_periods_it_cannot_count(stats):
+    client, _, headers = stats
+    bad = await client.get("/v1/stats/summary", params={"from": "2021-05-05T10:30:00+00:00"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "from"
+    backwards = await client.get("/v1/stats/departments", params={"from": "2021-05-06", "to": "2021-05-05"},
+                                 headers=headers)
+    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to"
+    assert (await client.get("/v1/stats/summary", params={"group_by": "colour"}, headers=headers)).status_code == 422
+    assert (await client.get("/v1/stats/summary")).status_code == 401

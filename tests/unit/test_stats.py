@@ -1,0 +1,218 @@
+"""Stats' rules as plain functions: what an appeal and a clock count, the rates, the report wording."""
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from libs.config import load_city
+from libs.events import (
+    AppealChanged,
+    AppealStatus,
+    AppealSubmitted,
+    ClockState,
+    Contact,
+    Enterprise,
+    EventType,
+    SlaClockChanged,
+)
+from libs.kafka import make_event
+from services.stats import projection, report
+from services.stats.projection import sketch_key
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+T0 = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
+APPEAL = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
+DEPT = "nanshan-finance"
+
+
+@pytest.fixture(scope="module")
+def city():
+    return load_city(CONFIG)
+
+
+def submitted(at=T0, appeal_id=APPEAL, category="financing", size_band="micro", employees=12):
+    data = AppealSubmitted(
+        appeal_id=appeal_id, channel="wechat", channel_ref="wx-1", category=category, size_band=size_band,
+        enterprise=Enterprise(uscc="91440300MA5FXT4K8N", name="Lanhai", employees=employees, industry="it",
+                              district="nanshan"),
+        contact=Contact(name="Li Wei", phone="13800138000"), title="Loan", description="Loan due",
+        submitted_at=at)
+    return make_event("appeals/intake", EventType.appeal_submitted, appeal_id, data, time=at)
+
+
+def changed(type_, status, seq, at, department=DEPT, appeal_id=APPEAL, submitted_at=T0, **extra):
+    data = AppealChanged(appeal_id=appeal_id, status=status, sequence=seq, department=department,
+                         category="financing", channel="wechat", district="nanshan", size_band="micro",
+                         submitted_at=submitted_at, sla_profile="policy_24h", **extra)
+    return make_event("appeals/router", type_, appeal_id, data, time=at)
+
+
+def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, generation=1):
+    data = SlaClockChanged(appeal_id=APPEAL, clock_id=f"{APPEAL}:{clock}:{generation}", clock=clock,
+                           department=department, state=state, target="6h", calendar="default",
+                           sla_profile="policy_24h", started_at=T0, due_at=due)
+    return make_event("appeals/sla", type_, APPEAL, data, time=at)
+
+
+def fold_all(events, collection="appeals", entity=APPEAL):
+    """Fold events into a fresh document; returns it and the sum of the changes they made."""
+    doc = projection.new_document(collection, entity)
+    total = defaultdict(lambda: defaultdict(int))
+    for event in events:
+        delta = projection.record(collection, doc, event)
+        for bucket, fields in (delta or {}).items():
+            for name, n in fields.items():
+                total[bucket][name] += n
+    return doc, {b: {k: v for k, v in f.items() if v} for b, f in total.items() if any(f.values())}
+
+
+def resolved_story():
+    return [
+        submitted(),
+        changed(EventType.appeal_routed, AppealStatus.routed, 1, T0 + timedelta(seconds=2)),
+        changed(EventType.appeal_accepted, AppealStatus.accepted, 2, T0 + timedelta(minutes=30), note="On it"),
+        changed(EventType.appeal_resolved, AppealStatus.resolved, 3, T0 + timedelta(hours=5), resolution="Done"),
+    ]
+
+
+def test_a_resolved_appeal_counts_in_its_submission_hour_and_against_its_department():
+    doc, total = fold_all(resolved_story())
+    hour = total["h:2026-03-03T14"]
+    assert hour["n"] == 1 and hour["resolved"] == 1
+    assert hour["category|financing"] == hour["size_band|micro"] == hour["channel|wechat"] == 1
+    assert hour["district|nanshan"] == hour["status|resolved"] == hour[f"department|{DEPT}"] == 1
+    assert hour[f"assigned|{DEPT}"] == hour[f"resolved|{DEPT}"] == 1
+    assert "status|routed" not in hour, "an appeal counts under its current status only"
+    latency = total["l:2026-03-03T14"]
+    first_response = sketch_key(30 * 60 - 2)
+    assert latency[f"first_response|{DEPT}|{first_response}"] == 1
+    assert latency[f"resolution|{DEPT}|{sketch_key(5 * 3600)}"] == 1
+    t = total["t"]
+    assert t["submitted|wechat|financing|micro"] == 1
+    assert t[f"routed|{DEPT}|policy_24h"] == 1 and t[f"resolved|{DEPT}|financing"] == 1
+    assert not any(k.startswith("open|") for k in t), "a resolved appeal is no longer open"
+    assert total == projection.appeal_counts(doc), "the changes add up to what the document counts"
+
+
+def test_an_event_folded_twice_changes_nothing_the_second_time():
+    story = resolved_story()
+    doc, once = fold_all(story)
+    assert all(projection.record("appeals", doc, event) is None for event in story)
+    _, twice = fold_all(story + story)
+    assert twice == once
+
+
+def test_topics_may_arrive_in_any_order_and_end_with_the_same_figures():
+    story = resolved_story()
+    _, in_order = fold_all(story)
+    _, lifecycle_first = fold_all(story[1:] + story[:1])
+    assert lifecycle_first == in_order
+
+
+def test_a_reopened_resolution_no_longer_counts_and_feedback_feeds_satisfaction():
+    story = resolved_story() + [
+        changed(EventType.appeal_reopened, AppealStatus.reopened, 4, T0 + timedelta(days=1), satisfaction=2),
+    ]
+    _, total = fold_all(story)
+    feedback_hour = total["h:2026-03-04T14"]
+    assert feedback_hour[f"feedback|{DEPT}"] == 1 and f"satisfied|{DEPT}" not in feedback_hour
+    assert f"resolved|{DEPT}" not in total["h:2026-03-03T14"]
+    assert total["t"][f"open|{DEPT}"] == 1
+    story.append(changed(EventType.appeal_resolved, AppealStatus.resolved, 5, T0 + timedelta(days=2),
+                         resolution="Done now"))
+    story.append(changed(EventType.appeal_confirmed, AppealStatus.confirmed, 6, T0 + timedelta(days=3),
+                         satisfaction=5))
+    _, total = fold_all(story)
+    assert total["h:2026-03-03T14"][f"resolved|{DEPT}"] == 1
+    assert total["h:2026-03-06T14"][f"satisfied|{DEPT}"] == 1
+    assert total["t"][f"resolved|{DEPT}|financing"] == 2
+
+
+def test_a_transfer_opens_a_second_assignment_and_the_first_stays_unresolved():
+    other = "nanshan-commerce"
+    story = resolved_story()[:2] + [
+        changed(EventType.appeal_transferred, AppealStatus.routed, 2, T0 + timedelta(minutes=10), department=other,
+                previous_department=DEPT),
+        changed(EventType.appeal_resolved, AppealStatus.resolved, 3, T0 + timedelta(hours=2), department=other,
+                resolution="Done"),
+    ]
+    _, total = fold_all(story)
+    hour = total["h:2026-03-03T14"]
+    assert hour[f"assigned|{DEPT}"] == hour[f"assigned|{other}"] == 1
+    assert hour[f"resolved|{other}"] == 1 and f"resolved|{DEPT}" not in hour
+    assert hour[f"department|{other}"] == 1
+
+
+def test_a_clock_counts_its_outcome_and_a_breach_stays_a_breach():
+    due = T0 + timedelta(hours=6)
+    started = clock_event(EventType.sla_started, ClockState.running, T0, due=due)
+    doc, total = fold_all([started], "clocks", f"{APPEAL}:scope:1")
+    assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|live": 1}}
+    assert doc["live_due"] == due, "a running clock is found by the 'running past due' index"
+    doc, total = fold_all([started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))],
+                          "clocks", f"{APPEAL}:scope:1")
+    assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|met": 1}} and "live_due" not in doc
+    doc, total = fold_all([started, clock_event(EventType.sla_breached, ClockState.breached, due)],
+                          "clocks", f"{APPEAL}:scope:1")
+    assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|breached": 1}} and "live_due" not in doc
+
+
+def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
+    counts = {f"clock|{DEPT}|scope|met": 6, f"clock|{DEPT}|scope|breached": 1, f"clock|{DEPT}|scope|live": 3,
+              f"clock|{DEPT}|resolution|met": 4, f"clock|{DEPT}|resolution|live": 2,
+              f"assigned|{DEPT}": 10, f"resolved|{DEPT}": 4, f"feedback|{DEPT}": 4, f"satisfied|{DEPT}": 3,
+              "assigned|finance": 9, "resolved|finance": 9}
+    overdue = [{"department": DEPT, "clock": "scope"}, {"department": DEPT, "clock": "resolution"},
+               {"department": DEPT, "clock": "resolution"}]
+    rows = {r["department"]: r for r in report.department_rates(city, counts, {}, overdue, {DEPT: 6}, 10)}
+    row = rows[DEPT]
+    # scope: 6 met, 1 breached, 1 of the 3 running is past due -> 6 / (6 + 1 + 1).
+    assert row["response_rate"] == 0.75
+    assert row["clocks"]["scope"] == {"met": 6, "breached": 1, "overdue": 1, "running": 2, "cancelled": 0}
+    assert row["breach_rate"]["scope"] == 0.25
+    # resolution: nothing breached yet, but both running clocks are past due -> 2 / (4 + 0 + 2).
+    assert row["breach_rate"]["resolution"] == round(2 / 6, 4)
+    assert row["resolution_rate"] == 0.4 and row["satisfaction_rate"] == 0.75 and row["open"] == 6
+    assert row["rank"] == 1
+    assert rows["finance"]["resolution_rate"] == 1.0 and rows["finance"]["rank"] is None, \
+        "below the minimum volume a department is shown but not ranked"
+    assert rows["tax"]["response_rate"] is None, "no work means no rate, not 0 %"
+
+
+def test_percentiles_come_from_the_sketch_within_one_percent():
+    rng = random.Random(7)
+    values = [rng.uniform(60, 86400) for _ in range(5000)]
+    sketch = defaultdict(int)
+    for v in values:
+        sketch[sketch_key(v)] += 1
+    values.sort()
+    for q in (0.5, 0.9):
+        exact = values[int(q * (len(values) - 1))]
+        assert report.quantile(sketch, q) == pytest.approx(exact, rel=0.011)
+    assert report.quantile({}, 0.5) is None
+
+
+def test_the_daily_report_reads_like_the_seed(city):
+    counts = {"n": 463, "resolved": 100, "category|financing": 172, "category|labour": 120,
+              "category|tax": 171, "size_band|micro": 330, "size_band|small": 96, "size_band|medium": 37,
+              f"clock|{DEPT}|resolution|breached": 3}
+    sh = ZoneInfo("Asia/Shanghai")
+    start, end = datetime(2020, 3, 3, 22, tzinfo=sh), datetime(2020, 3, 4, 17, tzinfo=sh)
+    rows = report.department_rates(city, counts, {}, [], {}, 10)
+    data = report.daily_report(city, counts, rows, start, end, sh)
+    assert data["text"].startswith(
+        "Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform received 463 appeals, "
+        "100 of which have been resolved. 172 were about financing (37%). 330 came from companies with fewer "
+        "than 30 employees, 96 from companies with 30 to 100 employees and 37 from companies with 101 to 300 "
+        "employees.")
+    assert "Late on their deadlines: Nanshan District Financial" in data["text"]
+    assert [c["key"] for c in data["categories"]] == ["financing", "tax", "labour"]
+    assert data["categories"][0]["share"] == 0.3715
+    markdown = report.to_markdown(data)
+    assert "| financing | 172 | 37% |" in markdown and "| fewer than 30 employees | 330 | 71% |" in markdown
+    csv_text = report.to_csv(data)
+    assert "total,received,463," in csv_text and "size_bands,small,96,0.2073" in csv_text
