@@ -28,6 +28,7 @@ from libs.config import load_city
 from libs.events import AppealStatus, ClockKind
 from libs.settings import PROJECT_ROOT
 from services.stats import projection
+from services.stats.service import collection_of
 
 DAY = datetime(2026, 3, 4, tzinfo=UTC) - timedelta(hours=8)  # 4 March 2026, 00:00 in Shanghai
 
@@ -107,8 +108,8 @@ def build_buckets(n: int, overdue: int, departments: list[str]) -> tuple[dict, l
 async def store(mongodb_uri: str, buckets: dict, clocks: list[dict]) -> None:
     client = AsyncMongoClient(mongodb_uri)
     db = client.stats
-    await db.drop_collection("buckets")
-    await db.buckets.insert_many([{"_id": name, "c": dict(fields), "wm": {}} for name, fields in buckets.items()])
+    for name in buckets:
+        await db[collection_of(name)].insert_one({"_id": name, "c": dict(buckets[name]), "wm": {}})
     await db.clocks.create_index("live_due", sparse=True)
     for start in range(0, len(clocks), 5000):
         await db.clocks.insert_many(clocks[start:start + 5000])

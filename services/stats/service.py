@@ -21,6 +21,13 @@ from services.stats import projection
 from services.stats.projection import TOTALS, Counts, hour_of
 
 BUCKETS = "buckets"
+# The latency sketches are large; kept apart so that reading counts never loads them.
+SKETCHES = "sketches"
+
+
+def collection_of(bucket: str) -> str:
+    """Where a bucket lives: 'l:' sketches in their own collection, counts and totals in `buckets`."""
+    return SKETCHES if bucket.startswith("l:") else BUCKETS
 
 
 class ProjectionConflict(RuntimeError):
@@ -108,7 +115,12 @@ async def apply_changes(db: AsyncDatabase, changes: list[Change]) -> None:
     if not changes:
         return
     names = sorted({bucket for change in changes for bucket in change.delta})
-    marks = {doc["_id"]: doc.get("wm", {}) async for doc in db[BUCKETS].find({"_id": {"$in": names}}, {"wm": 1})}
+    marks: dict[str, dict[str, int]] = {}
+    for collection in (BUCKETS, SKETCHES):
+        wanted = [name for name in names if collection_of(name) == collection]
+        if wanted:
+            async for doc in db[collection].find({"_id": {"$in": wanted}}, {"wm": 1}):
+                marks[doc["_id"]] = doc.get("wm", {})
     increments: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     new_marks: dict[str, dict[str, int]] = defaultdict(dict)
     for change in changes:
@@ -119,7 +131,7 @@ async def apply_changes(db: AsyncDatabase, changes: list[Change]) -> None:
             new_marks[bucket][change.stream] = change.offset
             for name, n in fields.items():
                 increments[bucket][name] += n
-    ops = []
+    ops: dict[str, list[UpdateOne]] = defaultdict(list)
     for bucket, streams in new_marks.items():
         old = marks.get(bucket, {})
         guard = {f"wm.{s}": old.get(s) for s in streams}
@@ -127,18 +139,18 @@ async def apply_changes(db: AsyncDatabase, changes: list[Change]) -> None:
         update: dict[str, Any] = {"$set": {f"wm.{s}": o for s, o in streams.items()}}
         if inc:
             update["$inc"] = inc
-        ops.append(UpdateOne({"_id": bucket, **guard}, update, upsert=True))
-    if not ops:
-        return
-    try:
-        await db[BUCKETS].bulk_write(ops, ordered=False)
-    except BulkWriteError as exc:
-        raise ProjectionConflict(f"buckets: {len(exc.details.get('writeErrors', []))} conflicts") from exc
+        ops[collection_of(bucket)].append(UpdateOne({"_id": bucket, **guard}, update, upsert=True))
+    for collection, writes in ops.items():
+        try:
+            await db[collection].bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:
+            raise ProjectionConflict(f"{collection}: {len(exc.details.get('writeErrors', []))} conflicts") from exc
 
 
 async def hourly(db: AsyncDatabase, prefix: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The buckets of the hours in [start, end), oldest first; `prefix` is 'h:' (counts) or 'l:' (latencies)."""
-    cursor = db[BUCKETS].find({"_id": {"$gte": prefix + hour_of(start), "$lt": prefix + hour_of(end)}}, {"wm": 0})
+    cursor = db[collection_of(prefix)].find({"_id": {"$gte": prefix + hour_of(start), "$lt": prefix + hour_of(end)}},
+                                            {"wm": 0})
     docs = [doc async for doc in cursor]
     docs.sort(key=lambda d: d["_id"])
     return docs

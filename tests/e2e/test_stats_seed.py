@@ -80,8 +80,9 @@ def test_prometheus_sees_the_same_numbers(stack, played):
 
 
 def _buckets(client: MongoClient, database: str) -> dict[str, dict[str, int]]:
+    """Every count and sketch bucket of a stats database, zeros left out."""
     return {doc["_id"]: {k: v for k, v in doc.get("c", {}).items() if v}
-            for doc in client[database].buckets.find({}, {"c": 1})}
+            for collection in ("buckets", "sketches") for doc in client[database][collection].find({}, {"c": 1})}
 
 
 def _differences(live: dict, rebuilt: dict) -> dict:

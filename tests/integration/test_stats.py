@@ -13,10 +13,11 @@ from pymongo import AsyncMongoClient
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
 from libs.kafka import Delivered, encode
-from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED
+from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
 from services.stats import service
 from services.stats.app import create_app
 from services.stats.settings import StatsSettings
+from tests.helpers import read_topic
 from tests.unit.test_stats import changed, submitted
 
 # A quiet hour of its own, so that appeals other tests submit now never mix in.
@@ -154,3 +155,28 @@ async def test_stats_refuses_periods_it_cannot_count(stats):
     assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to"
     assert (await client.get("/v1/stats/summary", params={"group_by": "colour"}, headers=headers)).status_code == 422
     assert (await client.get("/v1/stats/summary")).status_code == 401
+
+
+async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting_goes_on(stats, real_servers):
+    client, _, headers = stats
+    marker = new_id()
+    producer = AIOKafkaProducer(bootstrap_servers=real_servers.bootstrap, acks="all")
+    await producer.start()
+    try:
+        # Only stats consumes notify.deliveries.v1, so this copy in the .dlq is stats'.
+        await producer.send_and_wait(NOTIFY_DELIVERIES, f'{{"type": "mystery.v1", "id": "{marker}"}}'.encode())
+    finally:
+        await producer.stop()
+    dead = await read_topic(real_servers.bootstrap, dead_letter_topic(NOTIFY_DELIVERIES),
+                            lambda e: e.get("id") == marker)
+    assert dead, "the unreadable message did not reach the .dlq"
+    before = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()["total"]
+    appeal_id = new_id()
+    at = HOUR + timedelta(minutes=30)
+    await publish(real_servers.bootstrap, [(APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id))])
+
+    async def counted():
+        body = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()
+        return body["total"] == before + 1
+
+    assert await eventually(counted), "stats stopped counting after the bad message"
