@@ -42,6 +42,7 @@ class Stack:
     partitions: int = 4
     config_dir: Path = PROJECT_ROOT / "config"
     env: dict[str, str] = field(default_factory=dict)
+    only: tuple[str, ...] | None = None  # start just these services (tests that need fewer)
     smtp_port: int = 8025
     outbox_port: int = 8006
     log_stream: IO[str] | None = None
@@ -77,6 +78,8 @@ class Stack:
         self.keys = demo_keys.provision(city, self.data_dir)
         self.start_sinks()
         for name, default_port in available_services():
+            if self.only is not None and name not in self.only:
+                continue
             self.service_ports.setdefault(name, default_port)
             self.start_service(name)
         for name in self.processes:

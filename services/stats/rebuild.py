@@ -26,6 +26,7 @@ from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
 log = logging.getLogger(__name__)
+MAX_RECHECKS = 3
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -47,14 +48,17 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         replayed = skipped = 0
+        rechecks = 0
         while True:
             positions = {tp: await consumer.position(tp) for tp in partitions}
             if all(positions[tp] >= ends[tp] for tp in partitions):
-                # Some brokers (the embedded Tansu among them) first answer with stale ends:
-                # ask again once caught up, and stop only when nothing more is there.
+                # Some brokers (the embedded Tansu among them) first answer with stale ends, so
+                # ask again once caught up; a few rounds at most, so live traffic cannot keep us here.
                 ends = await consumer.end_offsets(partitions)
-                if all(positions[tp] >= ends[tp] for tp in partitions):
+                rechecks += 1
+                if rechecks > MAX_RECHECKS or all(positions[tp] >= ends[tp] for tp in partitions):
                     break
+                continue
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
             for records in fetched.values():

@@ -25,7 +25,7 @@ ALL_THRESHOLDS = {(clock, level) for clock in ("scope", "response", "resolution"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """Intake, router and two sla replicas; every appeal gets the test_fast profile."""
+    """Intake, router, notify and two sla replicas (stats is not needed here); every appeal gets test_fast."""
     config = tmp_path_factory.mktemp("config")
     shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
     profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
@@ -34,7 +34,8 @@ def stack(tmp_path_factory):
     s = Stack(data_dir=tmp_path_factory.mktemp("sla-stack"), kafka_port=servers.free_port(),
               mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
               service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port(), env={"NOTIFY_CLAIM_SECONDS": "3"})
+              smtp_port=servers.free_port(), outbox_port=servers.free_port(), env={"NOTIFY_CLAIM_SECONDS": "3"},
+              only=("intake", "router", "sla", "notify"))
     s.start()
     s.start_service("sla", replica=2)
     s.wait_ready("sla-2")
