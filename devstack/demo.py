@@ -142,7 +142,8 @@ async def _report(client: httpx.AsyncClient, stack: dict, start: datetime, end: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         summary = (await client.get(f"{stats}/v1/stats/summary", params=params, headers=headers)).json()
-        if summary["total"] >= scenario.appeals and summary["resolved"] >= scenario.resolved:
+        waiting = sum(g["count"] for g in summary["groups"]["status"] if g["key"] == "submitted")
+        if summary["total"] >= scenario.appeals and summary["resolved"] >= scenario.resolved and not waiting:
             break
         await asyncio.sleep(0.5)
     response = await client.get(f"{stats}/v1/reports/daily", params=params,
