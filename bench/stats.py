@@ -39,7 +39,7 @@ def appeal_document(i: int, rng: random.Random, departments: list[str]) -> dict:
     dept = departments[i % len(departments)]
     at = submitted + timedelta(seconds=rng.uniform(1, 5))
     outcome = rng.random()
-    doc = projection.new_document("appeals", f"A{i:09d}")
+    doc = projection.new_document(f"A{i:09d}")
     doc.update(submitted_at=submitted, category=rng.choice(CATEGORIES), size_band=rng.choice(BANDS),
                channel=rng.choice(CHANNELS), district=rng.choice(DISTRICTS), department=dept,
                assignments=[{"d": dept, "at": at, "responded": None}],
@@ -64,7 +64,7 @@ def clock_documents(doc: dict, rng: random.Random) -> list[dict]:
     """Its three clocks: met when answered, breached for some, running otherwise."""
     out = []
     for kind in ClockKind:
-        clock = projection.new_document("clocks", f"{doc['_id']}:{kind.value}:1")
+        clock = projection.new_document(f"{doc['_id']}:{kind.value}:1")
         clock.update(appeal_id=doc["_id"], clock=kind.value, department=doc["department"],
                      started_at=doc["assignments"][0]["at"], state="running")
         answered = doc["status"] != AppealStatus.routed.value

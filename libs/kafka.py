@@ -83,6 +83,11 @@ async def dead_letter_record(broker: KafkaBroker, record: Any, reason: str) -> N
     )
 
 
+def _group(settings: ServiceSettings, handler: Callable[..., Any]) -> str:
+    """The handler's own consumer group: `router.submitted` for router's `on_submitted`."""
+    return f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
+
+
 def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: EventHandler) -> None:
     """Feed validated events of `topics` to `handler`; commit only after it returns.
 
@@ -91,7 +96,7 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
     redelivered: handlers must be idempotent. Each handler has its own consumer
     group (`router.submitted`), so a slow handler never stalls another's rebalance.
     """
-    group = f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
+    group = _group(settings, handler)
 
     @broker.subscriber(*topics, group_id=group, auto_offset_reset="earliest",
                        ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:{handler.__name__}",
@@ -136,7 +141,7 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
     Invalid messages of the batch go to their `.dlq`; an exception rewinds every
     partition of the batch to its first record, so the whole batch is redelivered.
     """
-    group = f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
+    group = _group(settings, handler)
 
     @broker.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms,
                        group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,

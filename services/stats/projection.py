@@ -56,7 +56,7 @@ def entity_of(event: CloudEvent[Any]) -> tuple[str, str]:
     return "appeals", event.data.appeal_id
 
 
-def new_document(collection: str, entity_id: str) -> dict[str, Any]:
+def new_document(entity_id: str) -> dict[str, Any]:
     """An empty appeal or clock document."""
     return {"_id": entity_id, "version": 0, "applied": [], "deltas": {}}
 

@@ -8,7 +8,6 @@ moved to where the replay stopped, so the service carries on from there.
 
 import argparse
 import asyncio
-import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,6 @@ from services.stats import service
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
-log = logging.getLogger(__name__)
 MAX_RECHECKS = 3
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 

@@ -57,7 +57,7 @@ async def project(db: AsyncDatabase, batch: list[Delivered]) -> int:
     changes: list[Change] = []
     dirty: set[tuple[str, str]] = set()
     for item, key in zip(batch, keys, strict=True):
-        doc = docs.setdefault(key, projection.new_document(*key))
+        doc = docs.setdefault(key, projection.new_document(key[1]))
         versions.setdefault(key, 0)
         if key not in dirty:
             _forget_settled(doc, first_offset)

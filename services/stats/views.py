@@ -74,15 +74,13 @@ async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
 
 async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int],
                        latencies: bool = True) -> list[dict[str, Any]]:
-    async def no_latencies() -> list:
-        return []
-
-    sketches, overdue, totals = await asyncio.gather(
-        service.hourly(runtime.db, "l:", frm, to) if latencies else no_latencies(),
-        service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db))
+    reads = [service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)]
+    if latencies:
+        reads.append(service.hourly(runtime.db, "l:", frm, to))
+    overdue, totals, *sketches = await asyncio.gather(*reads)
     open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
-    return report.department_rates(runtime.city, counts, service.add_up(sketches), overdue, open_now,
-                                   runtime.settings.min_volume)
+    return report.department_rates(runtime.city, counts, service.add_up(sketches[0] if sketches else []),
+                                   overdue, open_now, runtime.settings.min_volume)
 
 
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")

@@ -60,7 +60,7 @@ def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, gene
 
 def fold_all(events, collection="appeals", entity=APPEAL):
     """Fold events into a fresh document; returns it and the sum of the changes they made."""
-    doc = projection.new_document(collection, entity)
+    doc = projection.new_document(entity)
     total = defaultdict(lambda: defaultdict(int))
     for event in events:
         delta = projection.record(collection, doc, event)
