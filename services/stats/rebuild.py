@@ -2,8 +2,9 @@
 
 `python -m services.stats rebuild --database stats_check` builds a second copy
 while stats runs, to compare. Without `--database` it rebuilds stats' own
-database: stop every stats replica first; at the end the consumer group is
-moved to where the replay stopped, so the service carries on from there.
+database: stop every stats replica first. The consumer group is left where it
+was: when stats starts again it reads what the replay already counted, and the
+projection's per-document event ids and per-bucket offsets make that a no-op.
 """
 
 import argparse
@@ -13,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from libs.events import parse_event
@@ -69,28 +69,12 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             if batch:
                 await service.project(db, batch)
                 replayed += len(batch)
-        if database == settings.mongodb_database:
-            await _move_group(settings, partitions, positions)
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
                 "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}
     finally:
         await consumer.stop()
         await client.close()
-
-
-async def _move_group(settings: StatsSettings, partitions: list[TopicPartition],
-                      positions: dict[TopicPartition, int]) -> None:
-    """Point the live consumer group at the replay's end, so nothing is counted twice or skipped."""
-    group = f"{settings.consumer_group}.project"
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit({tp: OffsetAndMetadata(positions[tp], "") for tp in partitions})
-    finally:
-        await consumer.stop()
 
 
 def main(argv: list[str]) -> None:
