@@ -11,6 +11,8 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from libs.events import Category
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -125,6 +127,27 @@ class City(StrictModel):
         return self.size_bands[-1].code
 
 
+class CategoryEntry(StrictModel):
+    """One appeal category as people see it (Open311 clients see it as a service)."""
+
+    code: Category
+    name: str
+    name_zh: str | None = None
+    group: str
+    description: str
+    keywords: list[str] = Field(default_factory=list)
+
+
+class Catalogue(StrictModel):
+    """`config/categories.yaml`: names, groups and keywords of the categories."""
+
+    categories: list[CategoryEntry]
+
+    def entry(self, code: str) -> CategoryEntry | None:
+        """The category with `code`, if any."""
+        return next((c for c in self.categories if c.code == code), None)
+
+
 # Calendar hours/minutes/seconds/days, or working days ("3wd") counted on a business calendar.
 DURATION = r"^\d+(\.\d+)?(wd|d|h|m|s)$"
 
@@ -187,3 +210,17 @@ def load_city(config_dir: Path) -> City:
     if not city.size_bands:
         raise config_error(path, "size_bands", "size_bands", "at least one band is required")
     return city
+
+
+def load_catalogue(config_dir: Path) -> Catalogue:
+    """Load `categories.yaml`; every category must appear exactly once."""
+    path = config_dir / "categories.yaml"
+    catalogue = load_yaml(path, Catalogue)
+    codes = [c.code for c in catalogue.categories]
+    for i, code in enumerate(codes):
+        if codes.count(code) > 1:
+            raise config_error(path, f"categories[{i}] ({code})", "code", "duplicate category")
+    missing = sorted(set(Category) - set(codes))
+    if missing:
+        raise config_error(path, "categories", "code", f"missing categories: {', '.join(missing)}")
+    return catalogue

@@ -5,14 +5,15 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from libs.app import Runtime, create_service_app
-from libs.config import City, load_city
-from services.intake import handlers, service, views
+from libs.config import Catalogue, City, load_catalogue, load_city
+from services.intake import handlers, open311, service, views
 from services.intake.settings import IntakeSettings
 
 
 @dataclass
 class IntakeRuntime(Runtime):
     city: City | None = None
+    catalogue: Catalogue | None = None
 
 
 async def _startup(runtime: Runtime) -> None:
@@ -22,9 +23,13 @@ async def _startup(runtime: Runtime) -> None:
 def create_app(settings: IntakeSettings | None = None, **runtime_options) -> FastAPI:
     """The intake service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or IntakeSettings()
-    runtime = IntakeRuntime(settings=settings, city=load_city(settings.config_dir), **runtime_options)
+    runtime = IntakeRuntime(settings=settings, city=load_city(settings.config_dir),
+                            catalogue=load_catalogue(settings.config_dir), **runtime_options)
     handlers.register(runtime)
-    return create_service_app(
+    app = create_service_app(
         runtime, title="Appeals intake",
-        description="Channel adapters submit appeals; companies follow them.",
-        routers=[views.router], on_startup=_startup)
+        description="Channel adapters submit appeals; companies follow them and answer departments. "
+                    "Existing 311 software can use the Open311 GeoReport v2 facade under /open311/v2.",
+        routers=[views.router, open311.router], on_startup=_startup)
+    app.add_exception_handler(open311.Open311Error, open311.on_open311_error)
+    return app

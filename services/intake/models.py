@@ -71,6 +71,21 @@ class TimelineEntry(BaseModel):
     reason: str | None = None
 
 
+class Deadline(BaseModel):
+    """One SLA clock of the appeal, as sla last reported it."""
+
+    clock: str = Field(description="scope, response or resolution.", examples=["resolution"])
+    department: str = Field(description="Department the clock holds to account.", examples=["nanshan-finance"])
+    state: str = Field(description="running, paused, met, breached or cancelled.", examples=["running"])
+    target: str = Field(description="Target as configured: '72h', '3wd' (working days).", examples=["72h"])
+    started_at: datetime
+    due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
+    remaining_seconds: float | None = Field(
+        default=None, description="Running: seconds until due_at at the time of this answer (negative once "
+        "overdue). Paused: target time left when it resumes. Stopped clocks: none.")
+    overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
+
+
 class AppealView(BaseModel):
     """What a channel or the company sees of an appeal."""
 
@@ -80,8 +95,8 @@ class AppealView(BaseModel):
     category: str
     title: str
     status: str
-    department: str | None = None
-    cohandlers: list[str] = Field(default_factory=list)
+    department: str | None = Field(default=None, description="Lead department.")
+    cohandlers: list[str] = Field(default_factory=list, description="Co-handling departments.")
     submitted_at: datetime
     updated_at: datetime | None = None
     resolution: str | None = None
@@ -90,3 +105,41 @@ class AppealView(BaseModel):
     guidance: str | None = None
     reason: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    deadlines: list[Deadline] = Field(default_factory=list, description="Current SLA clocks, cancelled ones left out.")
+
+
+class InfoIn(BaseModel):
+    """The company's answer to a department's request for information."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "information": "Our loan contract number is 2026-0042; the bank branch is Nanshan Keyuan.",
+        "attachments": ["https://files.example.org/loan-contract.pdf"]}]})
+
+    information: str = Field(min_length=1, max_length=8000, description="What the department asked for.")
+    attachments: list[str] = Field(default_factory=list, max_length=20, description="URLs of documents.")
+
+    @field_validator("information")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class FeedbackIn(BaseModel):
+    """Whether the resolution solved the company's difficulty."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"resolved": True, "satisfaction": 5, "comment": "The bank deferred the loan, thank you."}]})
+
+    resolved: bool = Field(description="True confirms and closes; false reopens the appeal to its lead department.")
+    satisfaction: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy); 4 and 5 count as satisfied.")
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class AnswerAccepted(BaseModel):
+    """The company's answer is durable in Kafka and on its way to the department."""
+
+    appeal_id: str
+    event_id: str = Field(description="Id of the company event; a retry of an unacknowledged answer reuses it.")
+    status_url: str

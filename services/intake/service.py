@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -15,20 +16,38 @@ from pymongo.errors import DuplicateKeyError
 
 from libs.clock import Clock
 from libs.config import City
-from libs.events import AppealChanged, AppealSubmitted, CloudEvent, EventType
+from libs.events import (
+    AppealChanged,
+    AppealStatus,
+    AppealSubmitted,
+    CloudEvent,
+    CompanyFeedback,
+    CompanyInfoProvided,
+    EventType,
+    SlaClockChanged,
+    parse_event,
+)
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
-from libs.topics import APPEALS_SUBMITTED
-from services.intake.models import AppealIn
+from libs.topics import APPEALS_COMPANY, APPEALS_SUBMITTED
+from services.intake.models import AppealIn, Deadline
 
 log = logging.getLogger(__name__)
 
 SOURCE = "appeals/intake"
-PENDING, ACCEPTED = "pending", "accepted"
+PENDING, ACCEPTED, SENT = "pending", "accepted", "sent"
 
 
 class BrokerUnavailable(Exception):
     """The broker did not acknowledge the write in time; the caller must retry."""
+
+
+class AnswerRefused(Exception):
+    """The appeal is not waiting for this answer (409); `detail` says why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     """Idempotency is a unique index, not a check-then-insert."""
     await db.appeals.create_index([("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True,
                                   name="channel_ref_unique")
+    await db.appeals.create_index([("submitted_at", ASCENDING)], name="submitted_at")
 
 
 def status_token(secret: str, appeal_id: str) -> str:
@@ -66,6 +86,16 @@ def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City, cl
     return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data, traceparent=traceparent)
 
 
+async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEvent, timeout: float) -> None:
+    """Publish with acks=all within `timeout`, or raise BrokerUnavailable."""
+    try:
+        await asyncio.wait_for(publish(broker, topic, event), timeout=timeout)
+    except Exception as exc:  # any broker failure means the write is not acknowledged
+        log.warning("broker did not acknowledge an event", extra={"appeal_id": event.subject,
+                                                                  "error": type(exc).__name__})
+        raise BrokerUnavailable() from exc
+
+
 async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
                  body: AppealIn, *, publish_timeout: float, traceparent: str | None = None) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
@@ -83,6 +113,7 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
         record = {
             "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
             "event": encode(event).decode(), "category": body.category.value, "title": body.title,
+            "description": body.description, "attachments": body.attachments,
             "status": "submitted", "sequence": 0, "submitted_at": event.data.submitted_at,
             "updated_at": event.data.submitted_at, "timeline": [],
         }
@@ -93,12 +124,7 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
             existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
     if existing["state"] == PENDING:
         event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
-        try:
-            await asyncio.wait_for(publish(broker, APPEALS_SUBMITTED, event), timeout=publish_timeout)
-        except Exception as exc:  # any broker failure means the write is not acknowledged
-            log.warning("broker did not acknowledge a submission", extra={"appeal_id": existing["_id"],
-                                                                          "error": type(exc).__name__})
-            raise BrokerUnavailable() from exc
+        await publish_acknowledged(broker, APPEALS_SUBMITTED, event, publish_timeout)
         await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": ACCEPTED}})
     return Submission(existing["_id"], existing.get("status", "submitted"), created)
 
@@ -130,3 +156,102 @@ async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -
     if data.policy_refs:
         current["policy_refs"] = data.policy_refs
     await db.appeals.update_one({"_id": data.appeal_id, "sequence": {"$lt": data.sequence}}, {"$set": current})
+
+
+async def apply_clock(db: AsyncDatabase, event: CloudEvent[SlaClockChanged]) -> None:
+    """Keep the last reported state of each SLA clock; an older event never overwrites a newer one."""
+    data = event.data
+    key = f"clocks.{data.clock_id}"
+    entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
+             "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
+             "remaining_seconds": data.remaining_seconds, "at": event.time}
+    await db.appeals.update_one(
+        {"_id": data.appeal_id, "$or": [{f"{key}.at": {"$exists": False}}, {f"{key}.at": {"$lte": event.time}}]},
+        {"$set": {key: entry}})
+
+
+def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
+    """The appeal's clocks as the company sees them, oldest first, cancelled ones left out."""
+    out = []
+    for clock in sorted(record.get("clocks", {}).values(), key=lambda c: (c["started_at"], c["clock"])):
+        if clock["state"] == "cancelled":
+            continue
+        due = _aware(clock.get("due_at"))
+        remaining = None
+        if clock["state"] == "running" and due is not None:
+            remaining = round((due - now).total_seconds(), 1)
+        elif clock["state"] == "paused":
+            remaining = clock.get("remaining_seconds")
+        overdue = clock["state"] == "breached" or (remaining is not None and clock["state"] == "running"
+                                                   and remaining < 0)
+        out.append(Deadline(clock=clock["clock"], department=clock["department"], state=clock["state"],
+                            target=clock["target"], started_at=_aware(clock["started_at"]), due_at=due,
+                            remaining_seconds=remaining, overdue=overdue))
+    return out
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """MongoDB hands datetimes back naive; they are UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+# What each company answer needs the appeal to be waiting for, and the event it becomes.
+_ANSWERS = {
+    "info": (AppealStatus.info_requested, EventType.company_info_provided,
+             "no information was requested; the appeal is {status}",
+             "the information for this request was already sent; the department has it"),
+    "feedback": (AppealStatus.resolved, EventType.company_feedback,
+                 "feedback is taken once the appeal is resolved; it is {status}",
+                 "feedback on this resolution was already given"),
+}
+
+
+async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: dict[str, Any], kind: str,
+                 data: CompanyInfoProvided | CompanyFeedback, *, publish_timeout: float,
+                 traceparent: str | None = None) -> str:
+    """Publish the company's answer once per request (info) or per resolution (feedback); its event id.
+
+    The answer is tied to the lifecycle sequence it answers. A slot in the record is
+    claimed first with the event's bytes (of concurrent answers one wins, the others
+    get 409), then the event is published with acks=all, then the slot is marked sent.
+    If that publish was never acknowledged, the next answer first finishes the earlier
+    one, as it was and under its id (it may have reached Kafka after all), so the
+    department gets exactly one answer and a 202 never covers words that were dropped.
+    """
+    expected, event_type, wrong_status, already = _ANSWERS[kind]
+    appeal_id, sequence = record["_id"], record.get("sequence", 0)
+    if record["status"] != expected:
+        raise AnswerRefused(wrong_status.format(status=record["status"]))
+    path, now = f"answers.{kind}", clock.now()
+    slot = record.get("answers", {}).get(kind) or {}
+    if slot.get("seq") == sequence:
+        if slot["state"] == SENT:
+            raise AnswerRefused(already)
+        if now - _aware(slot["claimed_at"]) < timedelta(seconds=2 * publish_timeout):
+            raise AnswerRefused("an answer is being sent right now; read the status in a few seconds")
+        taken = await db.appeals.update_one({"_id": appeal_id, f"{path}.id": slot["id"], f"{path}.state": PENDING,
+                                             f"{path}.claimed_at": slot["claimed_at"]},
+                                            {"$set": {f"{path}.claimed_at": now}})
+        if taken.matched_count == 0:
+            raise AnswerRefused("an answer is being sent right now; read the status in a few seconds")
+        earlier = parse_event(slot["event"].encode())
+        await _send(db, broker, path, earlier, publish_timeout)
+        if earlier.data.model_dump() == data.model_dump():
+            return earlier.id  # this was a retry of the same answer
+        raise AnswerRefused(already)
+    event = make_event(SOURCE, event_type, appeal_id, data, traceparent=traceparent)
+    claimed = await db.appeals.update_one(
+        {"_id": appeal_id, "status": expected.value, "sequence": sequence, f"{path}.seq": {"$ne": sequence}},
+        {"$set": {path: {"id": event.id, "seq": sequence, "state": PENDING, "claimed_at": now,
+                         "event": encode(event).decode()}}})
+    if claimed.matched_count == 0:  # another answer took the slot, or the appeal moved on meanwhile
+        latest = await find_appeal(db, appeal_id) or record
+        raise AnswerRefused(wrong_status.format(status=latest["status"]) if latest["status"] != expected
+                            else already)
+    await _send(db, broker, path, event, publish_timeout)
+    return event.id
+
+
+async def _send(db: AsyncDatabase, broker: KafkaBroker, path: str, event: CloudEvent, publish_timeout: float) -> None:
+    await publish_acknowledged(broker, APPEALS_COMPANY, event, publish_timeout)
+    await db.appeals.update_one({"_id": event.subject, f"{path}.id": event.id}, {"$set": {f"{path}.state": SENT}})

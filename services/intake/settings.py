@@ -18,3 +18,6 @@ class IntakeSettings(ServiceSettings):
     publish_timeout_seconds: float = Field(
         default=5.0, description="How long a submission waits for the broker before answering 503.")
     retry_after_seconds: int = 5
+    open311_jurisdiction_id: str = Field(default="shenzhen", description="Open311 jurisdiction_id this serves.")
+    open311_contact: str = Field(default="Enterprise appeals platform operators, via the 12345 hotline",
+                                 description="Contact line of the Open311 discovery document.")

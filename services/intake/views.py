@@ -1,22 +1,58 @@
 """Intake's HTTP surface for channel adapters and companies."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from libs.app import get_runtime
 from libs.auth import Principal, authenticate, require
+from libs.events import CompanyFeedback, CompanyInfoProvided
 from libs.http import problem, problem_responses
 from services.intake import service
-from services.intake.models import AppealAccepted, AppealIn, AppealView
+from services.intake.models import AnswerAccepted, AppealAccepted, AppealIn, AppealView, FeedbackIn, InfoIn
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
 PROBLEMS = problem_responses({
-    401: "No valid API key", 403: "The key's scope does not allow this", 404: "No such appeal",
-    413: "Body over 1 MB", 422: "Invalid fields, named in `errors`", 503: "Broker or database unavailable",
+    401: "No valid API key or status token", 403: "The key's scope does not allow this", 404: "No such appeal",
+    409: "The appeal is not waiting for this answer", 413: "Body over 1 MB",
+    422: "Invalid fields, named in `errors`", 503: "Broker or database unavailable",
 })
+
+TokenHeader = Annotated[str | None, Header(description="The status_token returned at submission.")]
+
+
+def _base_url(settings: Any, request: Request) -> str:
+    return settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+def _broker_down(settings: Any) -> JSONResponse:
+    return problem(503, "the message broker did not acknowledge the write; nothing was accepted, retry",
+                   headers={"Retry-After": str(settings.retry_after_seconds)})
+
+
+async def _open(appeal_id: str, request: Request, runtime: Any, token: str | None, *kinds: str) -> dict[str, Any]:
+    by_token = service.token_opens(runtime.settings.status_token_secret, appeal_id, token)
+    principal = None if by_token else authenticate(request, *kinds)
+    record = await service.find_appeal(runtime.db, appeal_id)
+    if record is None:
+        raise HTTPException(404, f"no appeal {appeal_id}")
+    if principal is not None and principal.kind == "channel" and record["channel"] != principal.name:
+        raise HTTPException(403, "this appeal was submitted through another channel")
+    return record
+
+
+async def opened_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime),
+                        x_status_token: TokenHeader = None, token: str | None = None) -> dict[str, Any]:
+    """The appeal, for its status token, the submitting channel's key, or an operator."""
+    return await _open(appeal_id, request, runtime, x_status_token or token, "channel", "operator", "admin")
+
+
+async def answerable_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime),
+                            x_status_token: TokenHeader = None, token: str | None = None) -> dict[str, Any]:
+    """The appeal, for the company itself: its status token, or the channel it came through."""
+    return await _open(appeal_id, request, runtime, x_status_token or token, "channel")
 
 
 @router.post("/appeals", status_code=202, response_model=AppealAccepted, responses=PROBLEMS,
@@ -31,27 +67,49 @@ async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_ru
                                       body, publish_timeout=settings.publish_timeout_seconds,
                                       traceparent=traceparent)
     except service.BrokerUnavailable:
-        return problem(503, "the message broker did not acknowledge the appeal; nothing was accepted, "
-                       "retry with the same channel_ref", headers={"Retry-After": str(settings.retry_after_seconds)})
-    base = settings.public_base_url or str(request.base_url).rstrip("/")
+        return _broker_down(settings)
     accepted = AppealAccepted(appeal_id=result.appeal_id, status=result.status,
-                              status_url=f"{base}/v1/appeals/{result.appeal_id}",
+                              status_url=f"{_base_url(settings, request)}/v1/appeals/{result.appeal_id}",
                               status_token=service.status_token(settings.status_token_secret, result.appeal_id))
-    return JSONResponse(accepted.model_dump(), status_code=202,
-                        headers={"Location": accepted.status_url})
+    return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})
 
 
 @router.get("/appeals/{appeal_id}", response_model=AppealView, responses=PROBLEMS,
-            summary="Status and timeline of an appeal (channel key or status token)")
-async def get_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime),
-                     x_status_token: Annotated[str | None, Header()] = None, token: str | None = None):
+            summary="Status, departments, timeline and deadlines (channel key or status token)")
+async def get_appeal(record: dict = Depends(opened_appeal), runtime=Depends(get_runtime)):
     """The submitting channel's key, or the status token issued for this appeal, opens it."""
-    presented = x_status_token or token
-    by_token = service.token_opens(runtime.settings.status_token_secret, appeal_id, presented)
-    principal = None if by_token else authenticate(request, "channel", "operator", "admin")
-    record = await service.find_appeal(runtime.db, appeal_id)
-    if record is None:
-        raise HTTPException(404, f"no appeal {appeal_id}")
-    if principal is not None and principal.kind == "channel" and record["channel"] != principal.name:
-        raise HTTPException(403, "this appeal was submitted through another channel")
-    return AppealView(appeal_id=record["_id"], **{k: v for k, v in record.items() if k != "_id"})
+    return AppealView(appeal_id=record["_id"], deadlines=service.deadlines(record, runtime.clock.now()),
+                      **{k: v for k, v in record.items() if k not in ("_id", "clocks")})
+
+
+async def _answer(kind: str, data, record: dict, request: Request, runtime, traceparent: str | None):
+    settings = runtime.settings
+    try:
+        event_id = await service.answer(runtime.db, runtime.broker, runtime.clock, record, kind, data,
+                                        publish_timeout=settings.publish_timeout_seconds, traceparent=traceparent)
+    except service.AnswerRefused as exc:
+        return problem(409, exc.detail)
+    except service.BrokerUnavailable:
+        return _broker_down(settings)
+    status_url = f"{_base_url(settings, request)}/v1/appeals/{record['_id']}"
+    return JSONResponse(AnswerAccepted(appeal_id=record["_id"], event_id=event_id, status_url=status_url)
+                        .model_dump(), status_code=202, headers={"Location": status_url})
+
+
+@router.post("/appeals/{appeal_id}/info", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
+             summary="Give the information a department asked for (status token or channel key)")
+async def provide_info(body: InfoIn, request: Request, record: dict = Depends(answerable_appeal),
+                       runtime=Depends(get_runtime), traceparent: Annotated[str | None, Header()] = None):
+    """Only while the appeal is `info_requested`, once per request; the resolution clock resumes."""
+    data = CompanyInfoProvided(appeal_id=record["_id"], information=body.information, attachments=body.attachments)
+    return await _answer("info", data, record, request, runtime, traceparent)
+
+
+@router.post("/appeals/{appeal_id}/feedback", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
+             summary="Confirm or dispute the resolution (status token or channel key)")
+async def give_feedback(body: FeedbackIn, request: Request, record: dict = Depends(answerable_appeal),
+                        runtime=Depends(get_runtime), traceparent: Annotated[str | None, Header()] = None):
+    """Only after resolution, once per resolution: `resolved: true` closes, `false` reopens to the lead."""
+    data = CompanyFeedback(appeal_id=record["_id"], resolved=body.resolved, satisfaction=body.satisfaction,
+                           comment=body.comment)
+    return await _answer("feedback", data, record, request, runtime, traceparent)

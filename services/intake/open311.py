@@ -1,0 +1,362 @@
+"""Open311 GeoReport v2 facade: existing 311 channel software submits and follows appeals unchanged.
+
+Categories are services; the enterprise fields are the services' attributes; the
+channel key is the `api_key`. Submissions go through the same validation,
+idempotency and durability as `POST /v1/appeals`. Errors are the spec's list of
+`{code, description}`. Only the JSON format is served.
+
+Reading requests needs no key, as in the spec, but without one a request shows
+no company data: status, service, department and dates only. The channel's own
+key (or an operator's) adds the description and the departments' answers.
+"""
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from libs.app import get_runtime
+from libs.auth import Principal
+from libs.config import Catalogue, CategoryEntry, City
+from libs.events import AppealStatus
+from services.intake import service
+from services.intake.models import AppealIn
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+CHANGESET = "2026-11-22T00:00:00Z"  # when this facade's services or attributes last changed
+MAX_SPAN = timedelta(days=90)
+MAX_RESULTS = 1000
+FLAGS = {"key_enterprise": "On a government key-SME list", "epidemic_supplies": "Produces prevention materials"}
+CLOSED = {AppealStatus.resolved, AppealStatus.confirmed, AppealStatus.closed, AppealStatus.rejected}
+
+# Open311 names of the fields of AppealIn, for error messages a 311 client can act on.
+_FIELD_NAMES = {
+    "enterprise.uscc": "attribute[uscc]", "enterprise.name": "attribute[enterprise_name]",
+    "enterprise.employees": "attribute[employees]", "enterprise.industry": "attribute[industry]",
+    "enterprise.district": "attribute[district]", "title": "attribute[title]", "flags": "attribute[flags]",
+    "channel_ref": "attribute[channel_ref]", "contact.name": "first_name/last_name", "contact.phone": "phone",
+    "contact.email": "email", "description": "description", "attachments": "media_url",
+}
+
+
+class Open311Error(Exception):
+    """An error the spec's way: HTTP status plus a description naming what is wrong."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status, self.description = status, description
+
+
+def errors_response(status: int, *descriptions: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The spec's error body: a list of `{code, description}`."""
+    return JSONResponse([{"code": status, "description": d} for d in descriptions], status_code=status,
+                        headers=headers)
+
+
+def service_list(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """`services.json`: every category as a service."""
+    return [{"service_code": c.code.value, "service_name": c.name, "description": c.description,
+             "metadata": True, "type": "realtime", "keywords": ", ".join(c.keywords), "group": c.group}
+            for c in catalogue.categories]
+
+
+def service_definition(entry: CategoryEntry, city: City) -> dict[str, Any]:
+    """`services/{code}.json`: the enterprise fields every appeal carries, as attributes."""
+    def attr(code: str, datatype: str, required: bool, description: str, values: Mapping[str, str] | None = None):
+        out = {"variable": True, "code": code, "datatype": datatype, "required": required,
+               "datatype_description": None, "description": description}
+        if values is not None:
+            out["values"] = [{"key": k, "name": v} for k, v in values.items()]
+        return out
+
+    attributes = [
+        attr("uscc", "string", True, "Unified social credit code: 18 characters, check character per GB 32100-2015."),
+        attr("enterprise_name", "string", True, "Registered company name."),
+        attr("employees", "number", True, "Number of employees."),
+        attr("industry", "string", True, "Industry, in a few words."),
+        attr("district", "singlevaluelist", True, "District of the registered seat.",
+             {d.code: d.name for d in city.districts}),
+        attr("title", "string", False, "Short title; the start of the description when left out."),
+        attr("flags", "multivaluelist", False, "What applies to the company.", FLAGS),
+        attr("channel_ref", "string", False, "Your own id for this request: posting it again returns the same "
+             "request. When left out, an identical post returns the same request."),
+    ]
+    for order, attribute in enumerate(attributes, start=1):
+        attribute["order"] = order
+    return {"service_code": entry.code.value, "attributes": attributes}
+
+
+def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn:
+    """Translate a GeoReport v2 POST into an appeal; Open311Error(400) names the fields that are wrong."""
+    single: dict[str, str] = {}
+    flags: list[str] = []
+    for key, value in form:
+        if key in ("attribute[flags]", "attribute[flags][]"):
+            flags.extend(v for v in value.split(",") if v)
+        else:
+            single[key] = value
+    attribute = {k[len("attribute["):-1]: v for k, v in single.items()
+                 if k.startswith("attribute[") and k.endswith("]")}
+    description = single.get("description", "").strip()
+    name = " ".join(p for p in (single.get("first_name", "").strip(), single.get("last_name", "").strip()) if p)
+    media = single.get("media_url")
+    body: dict[str, Any] = {
+        "channel_ref": attribute.get("channel_ref") or _derived_ref(form),
+        "enterprise": {"uscc": attribute.get("uscc"), "name": attribute.get("enterprise_name"),
+                       "employees": attribute.get("employees"), "industry": attribute.get("industry"),
+                       "district": attribute.get("district")},
+        "contact": {"name": name or None, "phone": single.get("phone") or None},
+        "category": service_code,
+        "title": attribute.get("title") or _title_from(description),
+        "description": description,
+        "attachments": [media] if media else [],
+        "flags": flags,
+    }
+    if single.get("email"):
+        body["contact"]["email"] = single["email"]
+    unknown = sorted(set(flags) - set(FLAGS))
+    try:
+        appeal = AppealIn.model_validate(body)
+    except ValidationError as exc:
+        raise Open311Error(400, "; ".join(_describe(err) for err in exc.errors())) from exc
+    if unknown:
+        raise Open311Error(400, f"attribute[flags]: unknown values {', '.join(unknown)}; known: {', '.join(FLAGS)}")
+    return appeal
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    field = ".".join(str(p) for p in err.get("loc", ()))
+    name = next((v for k, v in _FIELD_NAMES.items() if field == k or field.startswith(k + ".")), field)
+    message = "is required" if err.get("type") in ("missing", "none_required") or err.get("input") is None \
+        else err.get("msg", "is invalid")
+    return f"{name}: {message}"
+
+
+def _derived_ref(form: list[tuple[str, str]]) -> str:
+    """An idempotency key from the post itself, for 311 clients that have no id of their own."""
+    content = sorted((k, v) for k, v in form if k not in ("api_key", "jurisdiction_id"))
+    return "o311-" + hashlib.sha256(repr(content).encode()).hexdigest()[:32]
+
+
+def _title_from(description: str) -> str:
+    first = description.split("\n", 1)[0]
+    for stop in (". ", "。", "? ", "！", "!"):
+        first = first.split(stop, 1)[0]
+    return first[:80].strip()
+
+
+def status_of(status: str) -> str:
+    """Open311 knows open and closed: resolved, confirmed, closed and rejected appeals are closed."""
+    return "closed" if status in CLOSED else "open"
+
+
+_NOTES = {
+    "submitted": "Received; being routed to the responsible department.",
+    "routed": "Assigned to {dept}.", "rerouted": "Assigned to {dept} after a decline.",
+    "transferred": "Transferred to {dept}.", "accepted": "{dept} is working on it.",
+    "info_requested": "{dept} asked the company for information.",
+    "declined": "{dept} declined it as outside its remit; it is being routed again.",
+    "resolved": "{dept} resolved it; waiting for the company's confirmation.",
+    "reopened": "The company said it is not solved; {dept} takes it up again.",
+    "confirmed": "The company confirmed the resolution.", "closed": "Closed.",
+    "rejected": "Not admitted.",
+}
+
+
+def request_view(record: dict[str, Any], city: City, catalogue: Catalogue, full: bool) -> dict[str, Any]:
+    """One service request as GeoReport v2 shows it; company data only when `full`."""
+    department = city.department(record["department"]) if record.get("department") else None
+    dept_name = department.name if department else "the department"
+    notes = _NOTES.get(record["status"], record["status"]).format(dept=dept_name)
+    if full:
+        detail = record.get("resolution") or record.get("guidance") or record.get("reason")
+        notes = f"{notes} {detail}" if detail else notes
+    entry = catalogue.entry(record["category"])
+    return {
+        "service_request_id": record["_id"], "status": status_of(record["status"]), "status_notes": notes,
+        "service_name": entry.name if entry else record["category"], "service_code": record["category"],
+        "description": record.get("description") if full else None,
+        "agency_responsible": department.name if department else None, "service_notice": None,
+        "requested_datetime": _w3c(record.get("submitted_at")), "updated_datetime": _w3c(record.get("updated_at")),
+        "expected_datetime": _w3c(_resolution_due(record)), "address": None, "address_id": None,
+        "zipcode": None, "lat": None, "long": None, "media_url": (record.get("attachments") or [None])[0] if full
+        else None,
+    }
+
+
+def _resolution_due(record: dict[str, Any]) -> datetime | None:
+    running = [c for c in record.get("clocks", {}).values() if c["clock"] == "resolution" and c["state"] == "running"]
+    return max(running, key=lambda c: c["at"])["due_at"] if running else None
+
+
+def _w3c(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat(timespec="seconds")
+
+
+def parse_w3c(value: str, name: str) -> datetime:
+    """A W3C datetime query parameter, as an aware UTC datetime, or Open311Error(400)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Open311Error(400, f"{name}: {value!r} is not a W3C datetime such as 2026-03-03T00:00:00Z") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _json_only(fmt: str) -> None:
+    if fmt != "json":
+        raise Open311Error(400, f"format {fmt!r} is not served; use .json")
+
+
+def _check_jurisdiction(runtime: Any, jurisdiction_id: str | None) -> None:
+    if jurisdiction_id and jurisdiction_id != runtime.settings.open311_jurisdiction_id:
+        raise Open311Error(404, f"jurisdiction_id {jurisdiction_id!r} not found; this endpoint serves "
+                                f"{runtime.settings.open311_jurisdiction_id!r}")
+
+
+def _caller(request: Request, api_key: str | None) -> Principal | None:
+    """Who an `api_key` belongs to; none given is anonymous, an unknown one is refused."""
+    if not api_key:
+        return None
+    principal = request.app.state.keys.lookup(api_key)
+    if principal is None:
+        raise Open311Error(403, "api_key is not valid")
+    return principal
+
+
+def _sees_all(principal: Principal | None, record: dict[str, Any]) -> bool:
+    if principal is None:
+        return False
+    return principal.kind in ("operator", "admin") or (principal.kind == "channel"
+                                                       and principal.name == record["channel"])
+
+
+async def on_open311_error(_: Request, exc: Open311Error) -> JSONResponse:
+    """Exception handler: Open311Error as the spec's error list."""
+    return errors_response(exc.status, exc.description)
+
+
+@router.get("/discovery.{fmt}", summary="Open311 discovery")
+async def discovery(fmt: str, request: Request, runtime=Depends(get_runtime)):
+    """Where the GeoReport v2 endpoint is and what it speaks."""
+    _json_only(fmt)
+    base = (runtime.settings.public_base_url or str(request.base_url).rstrip("/")) + "/open311/v2"
+    return {"changeset": CHANGESET, "contact": runtime.settings.open311_contact,
+            "key_service": "Channel keys are issued by the platform's administrators.",
+            "endpoints": [{"specification": SPECIFICATION, "url": base, "changeset": CHANGESET,
+                           "type": "production", "formats": ["application/json"]}]}
+
+
+@router.get("/services.{fmt}", summary="Open311 service list: the appeal categories")
+async def services(fmt: str, runtime=Depends(get_runtime), jurisdiction_id: str | None = None):
+    """Every category as a service, with its group and keywords."""
+    _json_only(fmt)
+    _check_jurisdiction(runtime, jurisdiction_id)
+    return service_list(runtime.catalogue)
+
+
+@router.get("/services/{code}.{fmt}", summary="Open311 service definition: the enterprise attributes")
+async def service_definition_view(code: str, fmt: str, runtime=Depends(get_runtime),
+                                  jurisdiction_id: str | None = None):
+    """The attributes a request for this service carries."""
+    _json_only(fmt)
+    _check_jurisdiction(runtime, jurisdiction_id)
+    entry = runtime.catalogue.entry(code)
+    if entry is None:
+        raise Open311Error(404, f"service_code {code!r} not found")
+    return service_definition(entry, runtime.city)
+
+
+@router.post("/requests.{fmt}", status_code=201, summary="Open311: create a service request (an appeal)")
+async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime)):
+    """Form-encoded as the spec says; `api_key` is the channel key. 201 once the appeal is durable."""
+    _json_only(fmt)
+    if "multipart/" in request.headers.get("content-type", ""):
+        raise Open311Error(400, "send application/x-www-form-urlencoded; give files as media_url")
+    form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    fields = dict(form)
+    principal = _caller(request, request.query_params.get("api_key") or fields.get("api_key"))
+    if principal is None:
+        raise Open311Error(403, "api_key is required: the channel key issued to this 311 system")
+    if principal.kind != "channel":
+        raise Open311Error(403, f"api_key belongs to a {principal.kind}, not a channel")
+    _check_jurisdiction(runtime, request.query_params.get("jurisdiction_id") or fields.get("jurisdiction_id"))
+    code = fields.get("service_code")
+    if not code:
+        raise Open311Error(400, "service_code is required")
+    if runtime.catalogue.entry(code) is None:
+        raise Open311Error(404, f"service_code {code!r} not found")
+    appeal = appeal_from_form(form, code)
+    settings = runtime.settings
+    try:
+        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
+                                      appeal, publish_timeout=settings.publish_timeout_seconds,
+                                      traceparent=request.headers.get("traceparent"))
+    except service.BrokerUnavailable:
+        return errors_response(503, "the message broker did not acknowledge the request; nothing was "
+                               "accepted, post it again", headers={"Retry-After": str(settings.retry_after_seconds)})
+    return JSONResponse([{"service_request_id": result.appeal_id, "account_id": None,
+                          "service_notice": "Received. The responsible department is told at once and "
+                                            "the deadlines run from now.",
+                          "status_token": service.status_token(settings.status_token_secret, result.appeal_id)}],
+                        status_code=201)
+
+
+@router.get("/requests.{fmt}", summary="Open311: service requests by id, service, date and status")
+async def list_requests(fmt: str, request: Request, runtime=Depends(get_runtime),
+                    service_request_id: str | None = None, service_code: str | None = None,
+                    start_date: str | None = None, end_date: str | None = None, status: str | None = None,
+                    jurisdiction_id: str | None = None, api_key: str | None = None):
+    """Ids override the other filters; otherwise at most 90 days and 1000 requests, newest first."""
+    _json_only(fmt)
+    _check_jurisdiction(runtime, jurisdiction_id)
+    principal = _caller(request, api_key)
+    query: dict[str, Any] = {"state": service.ACCEPTED}
+    if service_request_id:
+        query["_id"] = {"$in": [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_RESULTS]}
+    else:
+        end = parse_w3c(end_date, "end_date") if end_date else runtime.clock.now()
+        start = parse_w3c(start_date, "start_date") if start_date else end - MAX_SPAN
+        if start > end:
+            raise Open311Error(400, "start_date is after end_date")
+        if end - start > MAX_SPAN:
+            raise Open311Error(400, "start_date to end_date may span at most 90 days")
+        query["submitted_at"] = {"$gte": start, "$lte": end}
+        if service_code:
+            codes = [c.strip() for c in service_code.split(",") if c.strip()]
+            unknown = [c for c in codes if runtime.catalogue.entry(c) is None]
+            if unknown:
+                raise Open311Error(404, f"service_code {', '.join(unknown)} not found")
+            query["category"] = {"$in": codes}
+        if status:
+            wanted = {s.strip() for s in status.split(",") if s.strip()}
+            if not wanted <= {"open", "closed"}:
+                raise Open311Error(400, f"status {', '.join(sorted(wanted - {'open', 'closed'}))}: "
+                                        "use open or closed")
+            if wanted == {"closed"}:
+                query["status"] = {"$in": [s.value for s in CLOSED]}
+            elif wanted == {"open"}:
+                query["status"] = {"$nin": [s.value for s in CLOSED]}
+    records = await runtime.db.appeals.find(query, {"event": 0}).sort("submitted_at", -1).to_list(MAX_RESULTS)
+    return [request_view(r, runtime.city, runtime.catalogue, _sees_all(principal, r)) for r in records]
+
+
+@router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
+async def get_request(request_id: str, fmt: str, request: Request, runtime=Depends(get_runtime),
+                  jurisdiction_id: str | None = None, api_key: str | None = None):
+    """A list holding the one request, as the spec has it."""
+    _json_only(fmt)
+    _check_jurisdiction(runtime, jurisdiction_id)
+    principal = _caller(request, api_key)
+    record = await service.find_appeal(runtime.db, request_id)
+    if record is None:
+        raise Open311Error(404, f"service_request_id {request_id!r} not found")
+    return [request_view(record, runtime.city, runtime.catalogue, _sees_all(principal, record))]
