@@ -1,5 +1,6 @@
 # Everything the project needs is installed from here: a virtual environment from PyPI,
-# and the Debian tools the tests use (kcat, chromium) when they are missing and we are root.
+# and the Debian tools the tests use (kcat, chromium, promtool, docker-compose) when they are
+# missing and we are root.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,11 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
 
-# kcat reads department topics in the tests; chromium loads the stats dashboard headless.
+# kcat reads department topics in the tests; chromium loads the stats dashboard headless;
+# promtool (package prometheus) checks the alert rules; docker-compose validates the compose file.
 system-deps:
 	@missing=""; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing" >&2; exit 1; fi; fi

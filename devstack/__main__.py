@@ -72,6 +72,16 @@ def demo(args: argparse.Namespace) -> None:
                                                       micro=args.micro, small=args.small, resolved=args.resolved))
 
 
+def keys(args: argparse.Namespace) -> None:
+    from devstack.keys import provision
+    from libs.config import load_city
+
+    data_dir = Path(args.data_dir)
+    provision(load_city(PROJECT_ROOT / "config"), data_dir)
+    print(f"keys: {data_dir / 'demo-keys.json'} (plain, hand each to its client)\n"
+          f"hashed key file for the services: {data_dir / 'api-keys.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
@@ -81,6 +91,8 @@ def main() -> None:
     for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
         play.add_argument(f"--{name}", type=int, default=default)
     play.set_defaults(func=demo)
+    sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)"
+                   ).set_defaults(func=keys)
     args = parser.parse_args()
     args.func(args)
 

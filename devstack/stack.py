@@ -19,7 +19,7 @@ from devstack import servers
 from libs.config import load_city
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+from libs.topics import all_topics
 
 # Service name, default port; a service joins the stack once its package exists.
 SERVICES = (("intake", 8001), ("router", 8002), ("sla", 8003), ("notify", 8004), ("stats", 8005))
@@ -72,8 +72,7 @@ class Stack:
         if self.mongodb_uri is None:
             storage = self.mongo_storage or str(self.data_dir / "mongodb")
             self.mongo = servers.start_mongo(self.mongo_port, storage, self.data_dir / "mongodb.log")
-        topics = list(PLATFORM_TOPICS) + [department_topic(d.code) for d in city.departments]
-        topics += [dead_letter_topic(t) for t in PLATFORM_TOPICS]
+        topics = all_topics([d.code for d in city.departments])
         asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
         self.keys = demo_keys.provision(city, self.data_dir)
         self.start_sinks()

@@ -166,14 +166,39 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
             raise
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4) -> None:
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4,
+                        replication: int = 1) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name in dict.fromkeys(topics) if name not in existing]
+        missing = [NewTopic(name, partitions, replication) for name in dict.fromkeys(topics) if name not in existing]
         if missing:
             await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m libs.kafka --bootstrap kafka:9092`: create every topic of the platform (idempotent)."""
+    import argparse
+    from pathlib import Path
+
+    from libs.config import load_city
+    from libs.settings import PROJECT_ROOT
+    from libs.topics import all_topics
+
+    parser = argparse.ArgumentParser(prog="python -m libs.kafka", description=main.__doc__)
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")
+    parser.add_argument("--config-dir", type=Path, default=PROJECT_ROOT / "config")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--replication", type=int, default=1)
+    args = parser.parse_args(argv)
+    topics = all_topics([d.code for d in load_city(args.config_dir).departments])
+    asyncio.run(ensure_topics(args.bootstrap, topics, args.partitions, args.replication))
+    print(f"{len(topics)} topics present")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,3 +25,9 @@ def department_topic(code: str) -> str:
 def dead_letter_topic(topic: str) -> str:
     """Where a consumer of `topic` puts what it cannot parse or validate."""
     return f"{topic}.dlq"
+
+
+def all_topics(department_codes: list[str]) -> list[str]:
+    """Every topic the platform uses: its own, one per department, and the dead-letter topics."""
+    return [*PLATFORM_TOPICS, *(department_topic(c) for c in department_codes),
+            *(dead_letter_topic(t) for t in PLATFORM_TOPICS)]

@@ -1,0 +1,68 @@
+"""The production files are valid for the tools that read them: docker-compose, promtool, the Dockerfile."""
+
+import os
+import re
+import subprocess
+
+import yaml
+
+from libs.settings import PROJECT_ROOT
+
+PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
+SECRETS = {"STATUS_TOKEN_SECRET": "s1", "PROVIDER_API_KEY_SECRET": "s2", "SMTP_HOST": "mail.example.org",
+           "API_KEYS_FILE": "/srv/appeals/api-keys.json", "GRAFANA_ADMIN_PASSWORD": "s3"}
+
+
+def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run(["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), *args],
+                          capture_output=True, text=True, timeout=60, env={**clean, **env}, cwd=PROJECT_ROOT)
+
+
+def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
+    result = compose("config", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)["services"]
+    for name in ("intake", "router", "sla", "notify", "stats"):
+        service = config[name]
+        assert service["command"] == ["python", "-m", f"services.{name}"]
+        assert service["depends_on"]["mongo"]["condition"] == "service_healthy"
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        assert "readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["environment"][f"{name.upper()}_ENVIRONMENT"] == "prod"
+    assert config["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert config["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller", "Kafka runs in KRaft mode"
+    assert "rs.initiate" in " ".join(config["mongo"]["healthcheck"]["test"]), "the stack initiates its replica set"
+    assert config["intake"]["environment"]["INTAKE_STATUS_TOKEN_SECRET"] == "s1"
+
+
+def test_compose_refuses_to_start_without_each_required_secret():
+    for missing in SECRETS:
+        result = compose("config", "-q", env={k: v for k, v in SECRETS.items() if k != missing})
+        assert result.returncode != 0
+        assert f"set {missing}" in result.stderr, result.stderr
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_health_check_on_a_pinned_base():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert bases and all(re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", b.split(" ")[0]) for b in bases)
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)
+    assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
+
+
+def test_prometheus_config_and_rules_pass_promtool():
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "rules/alerts.yml"]):
+        result = subprocess.run(["promtool", *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_promtool_unit_test_and_they_pass():
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
+    alerts = {r["alert"] for group in rules["groups"] for r in group["rules"]}
+    tests = yaml.safe_load((PROMETHEUS / "tests" / "alerts.test.yml").read_text())
+    tested = {case["alertname"] for t in tests["tests"] for case in t["alert_rule_test"] if case["exp_alerts"]}
+    assert alerts == tested, f"alerts without a test that makes them fire: {alerts - tested}"
+    result = subprocess.run(["promtool", "test", "rules", "tests/alerts.test.yml"], cwd=PROMETHEUS,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
