@@ -23,7 +23,7 @@ from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError
 from libs.http import BodySizeLimit, install_operational_routes, install_problem_handlers, problem
-from libs.kafka import make_broker
+from libs.kafka import consumer_lag_gauge, make_broker, record_consumer_lag
 from libs.logging import configure_logging
 from libs.mongo import make_client, service_database
 from libs.settings import ServiceSettings
@@ -86,6 +86,7 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app that owns the runtime's connections for its lifetime."""
     settings = runtime.settings
+    lag = consumer_lag_gauge(runtime.registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -95,6 +96,7 @@ def create_service_app(
             if on_startup is not None:
                 await on_startup(runtime)
             await runtime.broker.start()
+            runtime.every(5, lambda: record_consumer_lag(runtime.broker, lag), "consumer-lag", run_first=True)
             log.info("service started", extra={"port": settings.http_port})
             yield
         finally:

@@ -11,7 +11,7 @@ from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, ValidationError
 
 from libs.events import CloudEvent, parse_event
@@ -164,6 +164,33 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
             log.exception("batch handler failed; the batch will be retried", extra={"events": len(batch)})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             raise
+
+
+def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
+    """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
+    return Gauge("kafka_consumer_lag", "Records not yet consumed, per consumer group and topic",
+                 ["group", "topic"], registry=registry)
+
+
+async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
+    """Set the lag gauge: for each subscriber's partitions, the broker's end offset minus what it committed."""
+    lags: dict[tuple[str, str], int] = {}
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        assigned = consumer.assignment() if consumer is not None else set()
+        if not assigned:
+            continue
+        # Asked of the broker each time: the fetcher's highwater stops moving while a handler is stuck,
+        # which is exactly when lag matters.
+        ends = await consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            done = await consumer.committed(tp)
+            if done is None:
+                done = await consumer.position(tp)
+            key = (subscriber.group_id, tp.topic)
+            lags[key] = lags.get(key, 0) + max(0, ends[tp] - done)
+    for (group, topic), lag in lags.items():
+        gauge.labels(group, topic).set(lag)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4,

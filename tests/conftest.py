@@ -11,7 +11,7 @@ from devstack.keys import provision
 from libs.config import load_city
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+from libs.topics import all_topics
 
 
 @dataclass
@@ -31,9 +31,7 @@ def real_servers(tmp_path_factory) -> Servers:
     mongo = servers.start_mongo(mongo_port, ":memory:", logs / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")
-    topics = list(PLATFORM_TOPICS) + [department_topic(d.code) for d in city.departments]
-    topics += [dead_letter_topic(t) for t in PLATFORM_TOPICS]
-    asyncio.run(ensure_topics(bootstrap, topics, partitions=4))
+    asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
     yield Servers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka, mongo)
     servers.stop(kafka)
     servers.stop(mongo)
