@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # kcat reads department topics in the tests; chromium loads the stats dashboard headless;
-# promtool (package prometheus) checks the alert rules; docker-compose validates the compose file.
+# promtool (package prometheus) checks the alert rules; docker-compose validates the compose file;
+# kubectl (kubernetes-client) renders the kustomize manifests.
 system-deps:
 	@missing=""; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing" >&2; exit 1; fi; fi

@@ -12,6 +12,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs import tracing
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -43,6 +45,22 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "header")]
         errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
     return errors
+
+
+def install_tracing(app: FastAPI) -> None:
+    """Bind each request to the caller's W3C trace (or a new one) and echo it in the `traceparent` header."""
+
+    @app.middleware("http")
+    async def _trace(request: Request, call_next):
+        header = request.headers.get("traceparent")
+        traceparent = header if tracing.valid(header) else tracing.new_traceparent()
+        bound = tracing.current.set(traceparent)
+        try:
+            response = await call_next(request)
+        finally:
+            tracing.current.reset(bound)
+        response.headers["traceparent"] = traceparent
+        return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -14,6 +14,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, ValidationError
 
+from libs import tracing
 from libs.events import CloudEvent, parse_event
 from libs.settings import ServiceSettings
 from libs.topics import dead_letter_topic
@@ -56,9 +57,10 @@ async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> No
 
 def make_event(source: str, type_: str, subject: str, data: BaseModel,
                traceparent: str | None = None, **kwargs: Any) -> CloudEvent[Any]:
-    """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router")."""
+    """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
+    parent = traceparent or tracing.current.get()
     return CloudEvent[type(data)](source=source, type=type_, subject=subject, data=data,  # type: ignore[misc]
-                                  traceparent=traceparent, **kwargs)
+                                  traceparent=tracing.child_of(parent) if parent else None, **kwargs)
 
 
 async def dead_letter(broker: KafkaBroker, message: KafkaMessage, reason: str) -> None:
@@ -107,13 +109,18 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
         except (ValidationError, ValueError) as exc:
             await dead_letter(broker, message, str(exc))
             return
+        bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
         try:
             await handler(event)
+            log.info("event handled", extra={"event_type": event.type, "event_id": event.id,
+                                             "appeal_id": event.subject, "group": group})
         except Exception:
             log.exception("handler failed; the message will be retried",
                           extra={"event_type": event.type, "event_id": event.id})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             raise
+        finally:
+            tracing.current.reset(bound)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from libs import tracing
+
 # Defence in depth: code never logs contacts, but a stray value in an exception
 # message must not leak either, so anything shaped like a mobile number or a
 # unified social credit code is masked before a line is written.
@@ -16,6 +18,16 @@ _USCC = re.compile(r"(?<![0-9A-Z])[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]
 def redact(text: str) -> str:
     """Mask phone numbers and credit codes in `text`."""
     return _USCC.sub("[uscc]", _PHONE.sub("[phone]", text))
+
+
+class _TraceFilter(logging.Filter):
+    """Name the trace a line belongs to, so one appeal's lines can be found across the services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trace = tracing.trace_id(tracing.current.get())
+        if trace is not None:
+            record.trace_id = trace
+        return True
 
 
 class _RedactingFormatter(JsonFormatter):
@@ -31,8 +43,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         static_fields={"service": service},
     ))
+    handler.addFilter(_TraceFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
+    # FastStream's per-message lines are plain text without the trace; libs.kafka writes one JSON line instead.
+    for noisy in ("aiokafka", "pymongo", "uvicorn.access", "faststream"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -75,15 +75,15 @@ def token_opens(secret: str, appeal_id: str, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(status_token(secret, appeal_id), token or "")
 
 
-def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock,
-                    traceparent: str | None) -> CloudEvent[AppealSubmitted]:
-    """The appeal.submitted.v1 event for a new appeal."""
+def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City,
+                    clock: Clock) -> CloudEvent[AppealSubmitted]:
+    """The appeal.submitted.v1 event for a new appeal, in the request's trace."""
     data = AppealSubmitted(
         appeal_id=appeal_id, channel=channel, channel_ref=body.channel_ref,
         enterprise=body.enterprise, contact=body.contact, category=body.category,
         size_band=city.size_band(body.enterprise.employees), title=body.title, description=body.description,
         attachments=body.attachments, flags=sorted(set(body.flags)), submitted_at=clock.now())
-    return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data, traceparent=traceparent)
+    return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)
 
 
 async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEvent, timeout: float) -> None:
@@ -97,7 +97,7 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
 
 
 async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
-                 body: AppealIn, *, publish_timeout: float, traceparent: str | None = None) -> Submission:
+                 body: AppealIn, *, publish_timeout: float) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
     The record is written first as `pending` with the exact event bytes; the event
@@ -109,11 +109,11 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     created = False
     if existing is None:
         appeal_id = new_id()
-        event = build_submitted(appeal_id, channel, body, city, clock, traceparent)
+        event = build_submitted(appeal_id, channel, body, city, clock)
         record = {
             "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
             "event": encode(event).decode(), "category": body.category.value, "title": body.title,
-            "description": body.description, "attachments": body.attachments,
+            "description": body.description, "attachments": body.attachments, "traceparent": event.traceparent,
             "status": "submitted", "sequence": 0, "submitted_at": event.data.submitted_at,
             "updated_at": event.data.submitted_at, "timeline": [],
         }
@@ -207,8 +207,7 @@ _ANSWERS = {
 
 
 async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: dict[str, Any], kind: str,
-                 data: CompanyInfoProvided | CompanyFeedback, *, publish_timeout: float,
-                 traceparent: str | None = None) -> str:
+                 data: CompanyInfoProvided | CompanyFeedback, *, publish_timeout: float) -> str:
     """Publish the company's answer once per request (info) or per resolution (feedback); its event id.
 
     The answer is tied to the lifecycle sequence it answers. A slot in the record is
@@ -239,7 +238,7 @@ async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: d
         if earlier.data.model_dump() == data.model_dump():
             return earlier.id  # this was a retry of the same answer
         raise AnswerRefused(already)
-    event = make_event(SOURCE, event_type, appeal_id, data, traceparent=traceparent)
+    event = make_event(SOURCE, event_type, appeal_id, data, traceparent=record.get("traceparent"))
     claimed = await db.appeals.update_one(
         {"_id": appeal_id, "status": expected.value, "sequence": sequence, f"{path}.seq": {"$ne": sequence}},
         {"$set": {path: {"id": event.id, "seq": sequence, "state": PENDING, "claimed_at": now,

@@ -58,14 +58,12 @@ async def answerable_appeal(appeal_id: str, request: Request, runtime=Depends(ge
 @router.post("/appeals", status_code=202, response_model=AppealAccepted, responses=PROBLEMS,
              summary="Submit an appeal (channel key)")
 async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_runtime),
-                        principal: Principal = Depends(require("channel")),
-                        traceparent: Annotated[str | None, Header()] = None):
+                        principal: Principal = Depends(require("channel"))):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
     settings = runtime.settings
     try:
         result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
-                                      body, publish_timeout=settings.publish_timeout_seconds,
-                                      traceparent=traceparent)
+                                      body, publish_timeout=settings.publish_timeout_seconds)
     except service.BrokerUnavailable:
         return _broker_down(settings)
     accepted = AppealAccepted(appeal_id=result.appeal_id, status=result.status,
@@ -82,11 +80,11 @@ async def get_appeal(record: dict = Depends(opened_appeal), runtime=Depends(get_
                       **{k: v for k, v in record.items() if k not in ("_id", "clocks")})
 
 
-async def _answer(kind: str, data, record: dict, request: Request, runtime, traceparent: str | None):
+async def _answer(kind: str, data, record: dict, request: Request, runtime):
     settings = runtime.settings
     try:
         event_id = await service.answer(runtime.db, runtime.broker, runtime.clock, record, kind, data,
-                                        publish_timeout=settings.publish_timeout_seconds, traceparent=traceparent)
+                                        publish_timeout=settings.publish_timeout_seconds)
     except service.AnswerRefused as exc:
         return problem(409, exc.detail)
     except service.BrokerUnavailable:
@@ -99,17 +97,17 @@ async def _answer(kind: str, data, record: dict, request: Request, runtime, trac
 @router.post("/appeals/{appeal_id}/info", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
              summary="Give the information a department asked for (status token or channel key)")
 async def provide_info(body: InfoIn, request: Request, record: dict = Depends(answerable_appeal),
-                       runtime=Depends(get_runtime), traceparent: Annotated[str | None, Header()] = None):
+                       runtime=Depends(get_runtime)):
     """Only while the appeal is `info_requested`, once per request; the resolution clock resumes."""
     data = CompanyInfoProvided(appeal_id=record["_id"], information=body.information, attachments=body.attachments)
-    return await _answer("info", data, record, request, runtime, traceparent)
+    return await _answer("info", data, record, request, runtime)
 
 
 @router.post("/appeals/{appeal_id}/feedback", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
              summary="Confirm or dispute the resolution (status token or channel key)")
 async def give_feedback(body: FeedbackIn, request: Request, record: dict = Depends(answerable_appeal),
-                        runtime=Depends(get_runtime), traceparent: Annotated[str | None, Header()] = None):
+                        runtime=Depends(get_runtime)):
     """Only after resolution, once per resolution: `resolved: true` closes, `false` reopens to the lead."""
     data = CompanyFeedback(appeal_id=record["_id"], resolved=body.resolved, satisfaction=body.satisfaction,
                            comment=body.comment)
-    return await _answer("feedback", data, record, request, runtime, traceparent)
+    return await _answer("feedback", data, record, request, runtime)

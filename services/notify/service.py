@@ -24,7 +24,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from libs import outbox
+from libs import outbox, tracing
 from libs.calendars import BusinessCalendar, parse_target
 from libs.config import City, SlaConfig
 from libs.events import CloudEvent, EventType, NotificationOutcome
@@ -164,7 +164,7 @@ async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now
             "template": item.template, "language": item.language, "subject": subject, "body": body,
             "payload": {"notification_id": f"{event.id}:{item.recipient}:{item.channel}", "audience": item.audience,
                         "subject": subject, "text": body, "event": event.model_dump(mode="json")},
-            "status": "pending", "attempts": 0, "created_at": now,
+            "status": "pending", "attempts": 0, "created_at": now, "traceparent": event.traceparent,
             "due_at": _not_before(book, item, address, now), "version": 1,
         })
         if records[-1]["due_at"] > now:
@@ -233,6 +233,7 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
     claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
 
     async def one(doc: dict[str, Any]) -> Outcome:
+        tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
         outcome = await attempt_and_record(doc)
         on_outcome(outcome)
         return outcome
@@ -268,7 +269,8 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
 async def _record(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], token: str, fields: dict[str, Any],
                   unset: dict[str, str], emits: list[Emit], now: datetime) -> None:
     update: dict[str, Any] = {"$set": fields, "$unset": unset, "$inc": {"version": 1}}
-    items = outbox_items(SOURCE, emits, None, now)
+    # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
+    items = outbox_items(SOURCE, emits, doc.get("traceparent"), now)
     if items:
         update["$set"]["outbox_since"] = now
         update["$push"] = {"outbox": {"$each": items}}

@@ -96,7 +96,9 @@ async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: Ap
     facts = {"category": data.category.value, "district": data.district}
     doc, emits = clocks.start(data.appeal_id, kind, generation, department, data.sla_profile or "", target,
                               calendar, started_at, now, facts)
-    doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now, "updated_at": now})
+    # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
+    doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now, "updated_at": now,
+                "traceparent": traceparent})
     try:
         await db.clocks.insert_one(doc)
         await _count_running(db, {kind.value: 1})
@@ -215,7 +217,7 @@ async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock:
         calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
         change = clocks.fire(doc, calendar, at_now)
         event_ids = [threshold_event_id(doc["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
-        items = outbox_items(SOURCE, change.emits, None, at_now, ids=event_ids)
+        items = outbox_items(SOURCE, change.emits, doc.get("traceparent"), at_now, ids=event_ids)
         if items:
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).

@@ -128,3 +128,29 @@ def test_logs_hold_no_personal_data(stack):
     for name in stack.processes:
         text = (stack.data_dir / f"{name}.log").read_text()
         assert "13912345678" not in text and "Zhang Sanfeng" not in text and body["enterprise"]["uscc"] not in text
+
+
+async def test_one_trace_runs_from_the_request_through_every_service(stack):
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    r = httpx.post(stack.url("intake") + "/v1/appeals", json=appeal_body(),
+                   headers={"X-Api-Key": stack.keys["channel:wechat"], "traceparent": caller}, timeout=30)
+    assert r.status_code == 202 and r.headers["traceparent"] == caller
+    appeal_id = r.json()["appeal_id"]
+    lead = wait_routed(stack, appeal_id)["lead"]
+    mine = lambda e: e.get("subject") == appeal_id  # noqa: E731
+    events = {
+        "intake": await read_topic(stack.bootstrap, "appeals.submitted.v1", mine),
+        "router": await read_topic(stack.bootstrap, "appeals.lifecycle.v1", mine)
+        + await read_topic(stack.bootstrap, f"dept.{lead}.v1", mine),
+        "sla": await read_topic(stack.bootstrap, "sla.events.v1", mine, count=3),
+        "notify": await read_topic(stack.bootstrap, "notify.deliveries.v1", mine, timeout=60),
+    }
+    for service, found in events.items():
+        assert found and {e["traceparent"].split("-")[1] for e in found} == {trace}, service
+    spans = [e["traceparent"].split("-")[2] for found in events.values() for e in found]
+    assert len(set(spans)) == len(spans), "each event is its own span in the one trace"
+    for service in ("intake", "router", "sla", "notify"):
+        lines = [json.loads(line) for line in (stack.data_dir / f"{service}.log").read_text().splitlines()
+                 if line.startswith("{") and appeal_id in line]
+        assert lines and all(line.get("trace_id") == trace for line in lines), (service, lines[:3])
