@@ -57,6 +57,14 @@ def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = 
     return proc
 
 
+def start_prometheus(port: int, config: Path, storage: Path, log: Path | None = None) -> subprocess.Popen:
+    """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage`."""
+    proc = _spawn(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={storage}",
+                   f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log)
+    wait_for_port(port, timeout=60, process=proc)
+    return proc
+
+
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """Terminate a server and wait for it; kill it if it lingers."""
     if proc.poll() is not None:
