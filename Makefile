@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-slow bench-sla bench-stats lint system-deps clean
+.PHONY: run demo test test-slow bench-sla bench-stats lint system-deps clean apidocs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-sla: $(STAMP)
 
 bench-stats: $(STAMP)
 	$(BIN)/python -m bench.stats
+
+apidocs: $(STAMP)
+	$(BIN)/python -m devstack apidocs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -82,6 +82,22 @@ def keys(args: argparse.Namespace) -> None:
           f"hashed key file for the services: {data_dir / 'api-keys.json'}")
 
 
+def apidocs(args: argparse.Namespace) -> None:
+    from devstack.apidocs import stale_documents, write_documents
+
+    out = Path(args.out)
+    if args.check:
+        stale = stale_documents(out)
+        for path in stale:
+            print(f"out of date: {path} (run `python -m devstack apidocs`)", file=sys.stderr)
+        if stale:
+            sys.exit(1)
+        print(f"API documents in {out} are up to date")
+        return
+    for path in write_documents(out):
+        print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
@@ -93,6 +109,10 @@ def main() -> None:
     play.set_defaults(func=demo)
     sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)"
                    ).set_defaults(func=keys)
+    docs = sub.add_parser("apidocs", help="write every service's OpenAPI and AsyncAPI document")
+    docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "api"))
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every stale document")
+    docs.set_defaults(func=apidocs)
     args = parser.parse_args()
     args.func(args)
 
