@@ -24,7 +24,6 @@ from services.stats import service
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
-MAX_RECHECKS = 3
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -44,19 +43,8 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         replayed = skipped = 0
-        rechecks = 0
         while True:
-            positions = {tp: await consumer.position(tp) for tp in partitions}
-            if all(positions[tp] >= ends[tp] for tp in partitions):
-                # Some brokers (the embedded Tansu among them) first answer with stale ends, so
-                # ask again once caught up; a few rounds at most, so live traffic cannot keep us here.
-                ends = await consumer.end_offsets(partitions)
-                rechecks += 1
-                if rechecks > MAX_RECHECKS or all(positions[tp] >= ends[tp] for tp in partitions):
-                    break
-                continue
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
             for records in fetched.values():
@@ -69,12 +57,25 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             if batch:
                 await service.project(db, batch)
                 replayed += len(batch)
+            # The log ends as the fetches saw them, not as ListOffsets says: the embedded Tansu can
+            # answer ListOffsets with a stale end for a long time. Caught up with what the last fetch
+            # saw is the end of the replay, so live traffic cannot keep it going.
+            if await _caught_up(consumer, partitions):
+                break
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
                 "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}
     finally:
         await consumer.stop()
         await client.close()
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    for tp in partitions:
+        end = consumer.highwater(tp)  # None until a fetch answered for the partition
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return True
 
 
 def main(argv: list[str]) -> None:
