@@ -17,7 +17,7 @@ from devstack import servers
 from libs.config import load_city
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import PLATFORM_TOPICS, dead_letter_topic, department_topic
+from libs.topics import all_topics
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -41,9 +41,7 @@ def bench_servers():
     mongo = servers.start_mongo(mongo_port, workdir / "mongodb", workdir / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")
-    topics = [*PLATFORM_TOPICS, *(department_topic(d.code) for d in city.departments),
-              *(dead_letter_topic(t) for t in PLATFORM_TOPICS)]
-    asyncio.run(ensure_topics(bootstrap, topics, partitions=4))
+    asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
     try:
         yield BenchServers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka.pid, mongo.pid, workdir)
     finally:
@@ -107,3 +105,57 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells[1:]:
         print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    number = text.rstrip("usm")
+    return float(number) * _UNITS[text[len(number):]]
+
+
+def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1) -> WrkResult:
+    """wrk (Debian) posting new appeals with bench/post_appeals.lua; throughput and latency percentiles."""
+    script = PROJECT_ROOT / "bench" / "post_appeals.lua"
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True, env={**os.environ, **env},
+                         timeout=seconds + 60).stdout
+    lines = out.splitlines()
+    pct = {line.split()[0]: _ms(line.split()[1]) for line in lines if line.strip().endswith(("s", "ms", "us"))
+           and line.strip().split()[0] in ("50%", "75%", "90%", "99%")}
+    total = next(int(line.split()[0]) for line in lines if "requests in" in line)
+    rate = next(float(line.split()[1]) for line in lines if line.startswith("Requests/sec"))
+    non_2xx = next((int(line.split()[-1]) for line in lines if "Non-2xx" in line), 0)
+    return WrkResult(rate, pct["50%"], pct["99%"], total, non_2xx)
+
+
+def start_process(args: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Any server process, ready when `ready_url` answers."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args} exited; see {log}")
+        try:
+            httpx.get(ready_url, timeout=2)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{args} not ready")
+
+
+def rss_table(processes: dict[str, int]) -> list[list]:
+    """Rows of (process, RSS MB) for the table every benchmark prints."""
+    return [[name, round(rss_mb(pid), 1)] for name, pid in processes.items()]

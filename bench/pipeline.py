@@ -1,0 +1,176 @@
+"""`python -m bench.pipeline`: appeals at a fixed rate through all five services (QUALITY.md, `pipeline`).
+
+The embedded stack runs as in `make run` (every service its own process, logs at
+WARNING). A load generator posts new appeals to intake at `--rate` per second for
+`--seconds`; simulated departments read their topics and accept, then resolve,
+each assignment through router's HTTP API. A consumer records when each appeal's
+`appeal.routed.v1` and its assignment arrive. Figures: the rate sustained from
+202 to routed, latency submitted -> routed and routed -> department topic, and
+each service's RSS (largest seen, sampled every 5 s). The baseline, measured
+first in the same run, is FastStream's own consume -> publish loop.
+"""
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from tqdm import tqdm
+
+from bench.baseline import kafka_loop
+from bench.common import percentile, print_table, rss_mb
+from bench.intake import appeal
+from devstack import servers
+from devstack.stack import Stack
+
+SERVICES = ("intake", "router", "sla", "notify", "stats")
+
+
+class Recorder:
+    """Arrival times (monotonic) of each appeal's routing and assignment, from the topics."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, float] = {}
+        self.routed: dict[str, float] = {}
+        self.assigned: dict[str, tuple[float, str]] = {}
+
+    async def run(self, bootstrap: str, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="latest", group_id=f"bench-recorder-{time.time_ns()}")
+        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|dept\.[a-z0-9-]+\.v1)$")
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                for records in (await consumer.getmany(timeout_ms=200, max_records=2000)).values():
+                    now = time.monotonic()
+                    for record in records:
+                        event = json.loads(record.value)
+                        if event["type"] == "appeal.routed.v1":
+                            self.routed.setdefault(event["subject"], now)
+                        elif event["type"] == "assignment.created.v1" and event["data"]["role"] == "lead":
+                            self.assigned.setdefault(event["subject"], (now, event["data"]["department"]))
+        finally:
+            await consumer.stop()
+
+
+async def departments(stack: Stack, recorder: Recorder, stop: asyncio.Event) -> int:
+    """Accept, then resolve, every lead assignment as it arrives; returns how many were resolved."""
+    done: set[str] = set()
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=stack.url("router"), limits=limits, timeout=30) as client:
+        async def handle(appeal_id: str, department: str) -> None:
+            key = {"X-Api-Key": stack.keys[f"department:{department}"]}
+            url = f"/v1/appeals/{appeal_id}/actions"
+            if (await client.post(url, json={"action": "accept"}, headers=key)).status_code == 200:
+                await client.post(url, json={"action": "resolve", "resolution": "Settled by the bench"}, headers=key)
+                done.add(appeal_id)
+
+        pending: set[asyncio.Task] = set()
+        seen: set[str] = set()
+        while not stop.is_set():
+            for appeal_id, (_, department) in list(recorder.assigned.items()):
+                if appeal_id not in seen:
+                    seen.add(appeal_id)
+                    task = asyncio.create_task(handle(appeal_id, department))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+            await asyncio.sleep(0.2)
+        await asyncio.gather(*pending, return_exceptions=True)
+    return len(done)
+
+
+async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) -> int:
+    """Post new appeals at `rate` for `seconds`; returns how many were not accepted."""
+    failures = 0
+    run = str(time.time_ns())
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=30,
+                                 headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
+        async def one(n: int) -> None:
+            nonlocal failures
+            r = await client.post(stack.url("intake") + "/v1/appeals", json=appeal(run, n))
+            if r.status_code == 202:
+                recorder.accepted[r.json()["appeal_id"]] = time.monotonic()
+            else:
+                failures += 1
+
+        tasks = []
+        began = time.perf_counter()
+        for n in tqdm(range(int(rate * seconds)), desc=f"posting {rate:.0f} appeals/s", unit="appeal", leave=False):
+            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return failures
+
+
+async def run(stack: Stack, rate: float, seconds: float) -> dict:
+    recorder = Recorder()
+    stop = asyncio.Event()
+    rss_peak = {name: 0.0 for name in SERVICES}
+
+    async def sample() -> None:
+        while not stop.is_set():
+            for name in SERVICES:
+                rss_peak[name] = max(rss_peak[name], rss_mb(stack.processes[name].pid))
+            await asyncio.sleep(5)
+
+    background = [asyncio.create_task(recorder.run(stack.bootstrap, stop)), asyncio.create_task(sample())]
+    resolver = asyncio.create_task(departments(stack, recorder, stop))
+    await asyncio.sleep(3)  # the recorder joins its group
+    began = time.monotonic()
+    failures = await load(stack, recorder, rate, seconds)
+    sent_for = time.monotonic() - began
+    with tqdm(total=len(recorder.accepted), desc="waiting for routing", unit="appeal", leave=False) as bar:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(recorder.routed.keys() & recorder.accepted.keys()) < len(
+                recorder.accepted):
+            bar.n = len(recorder.routed.keys() & recorder.accepted.keys())
+            bar.refresh()
+            await asyncio.sleep(0.5)
+    stop.set()
+    resolved = await resolver
+    await asyncio.gather(*background)
+    ids = recorder.accepted.keys() & recorder.routed.keys()
+    last_routed = max((recorder.routed[i] for i in ids), default=began)
+    to_routed = [(recorder.routed[i] - recorder.accepted[i]) * 1000 for i in ids]
+    to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
+    return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
+            "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
+            "to_routed": to_routed, "to_topic": to_topic, "rss": rss_peak,
+            "rss_end": {name: rss_mb(stack.processes[name].pid) for name in SERVICES}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="appeals per second offered")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
+    stack = Stack(data_dir=data, kafka_port=servers.free_port(), mongo_port=servers.free_port(),
+                  service_ports={name: servers.free_port() for name in SERVICES}, smtp_port=servers.free_port(),
+                  outbox_port=servers.free_port(), env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
+    stack.start()
+    try:
+        loop_rate = asyncio.run(kafka_loop(stack.bootstrap, 10_000))
+        result = asyncio.run(run(stack, args.rate, args.seconds))
+    finally:
+        stack.stop()
+    sustained = result["sustained"]
+    print_table(f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve",
+                ["accepted", "not accepted", "routed", "resolved", "sustained routed/s", "ratio to raw loop",
+                 "submitted->routed p50 ms", "p99 ms", "routed->dept topic p50 ms", "p99 ms"],
+                [[result["accepted"], result["failures"], result["routed"], result["resolved"], round(sustained, 1),
+                  f"{sustained / loop_rate:.3f}", percentile(result["to_routed"], 50),
+                  percentile(result["to_routed"], 99), percentile(result["to_topic"], 50),
+                  percentile(result["to_topic"], 99)]])
+    print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"],
+                [[f"{loop_rate:,.0f}"]])
+    print_table("memory", ["service", "RSS MB peak", "RSS MB at end"],
+                [[name, round(result["rss"][name], 1), round(result["rss_end"][name], 1)] for name in SERVICES])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Faults on the running stack: the database stopped and restarted on the same data; intake killed mid-run."""
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from devstack import servers
+from devstack.stack import Stack
+from tests.helpers import appeal_body, read_topic
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Intake and router on a MongoDB that keeps its data on disk, so it can be stopped and started again."""
+    s = Stack(data_dir=tmp_path_factory.mktemp("fault-stack"), kafka_port=servers.free_port(),
+              mongo_port=servers.free_port(), only=("intake", "router"),
+              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
+              smtp_port=servers.free_port(), outbox_port=servers.free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+def post(stack, body) -> httpx.Response:
+    return httpx.post(stack.url("intake") + "/v1/appeals", json=body,
+                      headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30)
+
+
+def post_until_accepted(stack, body, timeout=90.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = post(stack, body)
+        if r.status_code == 202:
+            return r.json()["appeal_id"]
+        assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        assert time.monotonic() < deadline, "intake never came back"
+        time.sleep(1)
+
+
+async def routed_once(stack, ids: list[str]) -> None:
+    wanted = set(ids)
+    events = await read_topic(stack.bootstrap, "appeals.lifecycle.v1",
+                              lambda e: e.get("subject") in wanted and e["type"] == "appeal.routed.v1",
+                              count=len(ids), timeout=120)
+    decisions: dict[str, set[str]] = {}
+    for event in events:
+        decisions.setdefault(event["subject"], set()).add(event["id"])
+    assert {i: len(decisions.get(i, ())) for i in ids} == {i: 1 for i in ids}
+
+
+async def test_database_stopped_then_restarted_on_the_same_data_loses_and_doubles_nothing(stack):
+    before = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
+    servers.stop(stack.mongo)
+    during = appeal_body()
+    refused = post(stack, during)
+    assert refused.status_code == 503, "no 202 without the write"
+    assert refused.headers["content-type"] == "application/problem+json" and refused.headers["retry-after"]
+    await asyncio.sleep(3)  # router's consumers meet the dead database too, and must not commit past it
+    stack.mongo = servers.start_mongo(stack.mongo_port, stack.data_dir / "mongodb", stack.data_dir / "mongodb.log")
+    retried = post_until_accepted(stack, during)
+    assert post_until_accepted(stack, during) == retried, "the retry made one appeal"
+    after = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
+    await routed_once(stack, before + [retried] + after)
+
+
+async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack):
+    bodies = [appeal_body() for _ in range(40)]
+    accepted = {}
+    for n, body in enumerate(bodies):
+        if n == 15:
+            stack.kill_service("intake")
+            stack.start_service("intake")
+            stack.wait_ready("intake")
+        accepted[body["channel_ref"]] = post_until_accepted(stack, body)
+    # A client that saw no answer retries: the same channel_ref gives the same appeal.
+    for body in bodies[:20]:
+        assert post_until_accepted(stack, body) == accepted[body["channel_ref"]]
+    await routed_once(stack, list(accepted.values()))
