@@ -1,6 +1,6 @@
 """Intake assembled: settings, config, consumers, HTTP."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
@@ -14,10 +14,12 @@ from services.intake.settings import IntakeSettings
 class IntakeRuntime(Runtime):
     city: City | None = None
     catalogue: Catalogue | None = None
+    acceptances: service.Acceptances = field(default_factory=service.Acceptances)
 
 
-async def _startup(runtime: Runtime) -> None:
+async def _startup(runtime: IntakeRuntime) -> None:
     await service.ensure_indexes(runtime.db)
+    runtime.every(0.1, lambda: runtime.acceptances.flush(runtime.db), "mark-accepted")
 
 
 def create_app(settings: IntakeSettings | None = None, **runtime_options) -> FastAPI:

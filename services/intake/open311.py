@@ -298,7 +298,8 @@ async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime
     settings = runtime.settings
     try:
         result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
-                                      appeal, publish_timeout=settings.publish_timeout_seconds)
+                                      appeal, publish_timeout=settings.publish_timeout_seconds,
+                                          acceptances=runtime.acceptances)
     except service.BrokerUnavailable:
         return errors_response(503, "the message broker did not acknowledge the request; nothing was "
                                "accepted, post it again", headers={"Retry-After": str(settings.retry_after_seconds)})

@@ -96,42 +96,78 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
         raise BrokerUnavailable() from exc
 
 
+class Acceptances:
+    """Marks published appeals `accepted` in batches: one update_many instead of a write per request.
+
+    The mark only tells retries and readers that the event is in Kafka; if a batch is
+    lost in a crash, the appeal's first lifecycle event sets it (see apply_lifecycle).
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+
+    def add(self, appeal_id: str) -> None:
+        """Queue an appeal whose submitted event Kafka acknowledged."""
+        self._ids.append(appeal_id)
+
+    async def flush(self, db: AsyncDatabase) -> None:
+        """Write the queued marks; on a database error they wait for the next flush."""
+        ids, self._ids = self._ids, []
+        if not ids:
+            return
+        try:
+            await db.appeals.update_many({"_id": {"$in": ids}, "state": PENDING}, {"$set": {"state": ACCEPTED}})
+        except Exception:
+            self._ids.extend(ids)
+            raise
+
+
 async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
-                 body: AppealIn, *, publish_timeout: float) -> Submission:
+                 body: AppealIn, *, publish_timeout: float, acceptances: Acceptances | None = None) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
     The record is written first as `pending` with the exact event bytes; the event
-    is published with acks=all; only then is the record `accepted`. A retry of the
-    same channel_ref finds the record and republishes the same event (same id),
-    which every consumer deduplicates, so a timeout never makes a second appeal.
+    is published with acks=all; only then is the record marked `accepted` (in a
+    batch when `acceptances` is given). A retry of the same channel_ref finds the
+    record and republishes the same event (same id), which every consumer
+    deduplicates, so a timeout never makes a second appeal.
     """
-    existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
-    created = False
-    if existing is None:
-        appeal_id = new_id()
-        event = build_submitted(appeal_id, channel, body, city, clock)
-        record = {
-            "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
-            "event": encode(event).decode(), "category": body.category.value, "title": body.title,
-            "description": body.description, "attachments": body.attachments, "traceparent": event.traceparent,
-            "status": "submitted", "sequence": 0, "submitted_at": event.data.submitted_at,
-            "updated_at": event.data.submitted_at, "timeline": [],
-        }
-        try:
-            await db.appeals.insert_one(record)
-            existing, created = record, True
-        except DuplicateKeyError:
-            existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
-    if existing["state"] == PENDING:
+    appeal_id = new_id()
+    event = build_submitted(appeal_id, channel, body, city, clock)
+    record = {
+        "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
+        "event": encode(event).decode(), "category": body.category.value, "title": body.title,
+        "description": body.description, "attachments": body.attachments, "traceparent": event.traceparent,
+        "status": "submitted", "sequence": 0, "submitted_at": event.data.submitted_at,
+        "updated_at": event.data.submitted_at, "timeline": [],
+    }
+    try:
+        # Insert first and let the unique index find repeats: a new appeal costs one write, no read.
+        await db.appeals.insert_one(record)
+        existing, created = record, True
+    except DuplicateKeyError:
+        existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
+        created = False
+        if existing is None:  # the clash was on another index; nothing to retry into
+            raise
         event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
+    if existing["state"] == PENDING:
         await publish_acknowledged(broker, APPEALS_SUBMITTED, event, publish_timeout)
-        await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": ACCEPTED}})
+        if acceptances is None:
+            await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": ACCEPTED}})
+        else:
+            acceptances.add(existing["_id"])
     return Submission(existing["_id"], existing.get("status", "submitted"), created)
 
 
 async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
-    """The read-model record of an appeal that was accepted (pending ones are not yet appeals)."""
-    return await db.appeals.find_one({"_id": appeal_id, "state": ACCEPTED}, {"event": 0})
+    """The read-model record of an appeal.
+
+    Pending records count too: their id is only ever given out with a 202, which
+    comes after Kafka acknowledged the event, and the `accepted` mark may trail it
+    by a batch. An appeal that got a 503 was never named to anyone.
+    """
+    return await db.appeals.find_one({"_id": appeal_id}, {"event": 0})
 
 
 async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -> None:
