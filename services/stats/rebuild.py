@@ -43,7 +43,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        replayed = skipped = 0
+        replayed = skipped = quiet = 0
         while True:
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
@@ -57,10 +57,16 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             if batch:
                 await service.project(db, batch)
                 replayed += len(batch)
-            # The log ends as the fetches saw them, not as ListOffsets says: the embedded Tansu can
-            # answer ListOffsets with a stale end for a long time. Caught up with what the last fetch
-            # saw is the end of the replay, so live traffic cannot keep it going.
-            if await _caught_up(consumer, partitions):
+            # Done when fetches come back empty with every position at the end ListOffsets reports,
+            # twice in a row: the embedded Tansu can return part of what a partition holds with a
+            # high watermark that matches the part, so neither a fetch's highwater nor one look is proof.
+            if fetched:
+                quiet = 0
+                continue
+            ends = await consumer.end_offsets(partitions)
+            behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
+            quiet = 0 if behind else quiet + 1
+            if quiet >= 2:
                 break
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
@@ -68,14 +74,6 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
     finally:
         await consumer.stop()
         await client.close()
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    for tp in partitions:
-        end = consumer.highwater(tp)  # None until a fetch answered for the partition
-        if end is None or await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def main(argv: list[str]) -> None:
