@@ -59,14 +59,18 @@ class Recorder:
 async def departments(stack: Stack, recorder: Recorder, stop: asyncio.Event) -> int:
     """Accept, then resolve, every lead assignment as it arrives; returns how many were resolved."""
     done: set[str] = set()
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=stack.url("router"), limits=limits, timeout=30) as client:
         async def handle(appeal_id: str, department: str) -> None:
             key = {"X-Api-Key": stack.keys[f"department:{department}"]}
             url = f"/v1/appeals/{appeal_id}/actions"
-            if (await client.post(url, json={"action": "accept"}, headers=key)).status_code == 200:
-                await client.post(url, json={"action": "resolve", "resolution": "Settled by the bench"}, headers=key)
-                done.add(appeal_id)
+            try:
+                if (await client.post(url, json={"action": "accept"}, headers=key)).status_code == 200:
+                    resolve = {"action": "resolve", "resolution": "Settled by the bench"}
+                    if (await client.post(url, json=resolve, headers=key)).status_code == 200:
+                        done.add(appeal_id)
+            except httpx.HTTPError:
+                pass  # counted as not resolved
 
         pending: set[asyncio.Task] = set()
         seen: set[str] = set()
@@ -86,12 +90,16 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
     """Post new appeals at `rate` for `seconds`; returns how many were not accepted."""
     failures = 0
     run = str(time.time_ns())
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
     async with httpx.AsyncClient(limits=limits, timeout=30,
                                  headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
         async def one(n: int) -> None:
             nonlocal failures
-            r = await client.post(stack.url("intake") + "/v1/appeals", json=appeal(run, n))
+            try:
+                r = await client.post(stack.url("intake") + "/v1/appeals", json=appeal(run, n))
+            except httpx.HTTPError:
+                failures += 1
+                return
             if r.status_code == 202:
                 recorder.accepted[r.json()["appeal_id"]] = time.monotonic()
             else:
