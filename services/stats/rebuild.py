@@ -24,6 +24,7 @@ from services.stats import service
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
+QUIET_FETCHES = 3
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -57,16 +58,19 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             if batch:
                 await service.project(db, batch)
                 replayed += len(batch)
-            # Done when fetches come back empty with every position at the end ListOffsets reports,
-            # twice in a row: the embedded Tansu can return part of what a partition holds with a
-            # high watermark that matches the part, so neither a fetch's highwater nor one look is proof.
+            # Done after three empty fetches in a row with every position at the log end the fetches
+            # report. Neither one fetch nor ListOffsets is proof on the embedded Tansu: a fetch can
+            # return part of a partition with a high watermark matching the part, and ListOffsets can
+            # name an end no fetch ever reaches.
             if fetched:
                 quiet = 0
                 continue
-            ends = await consumer.end_offsets(partitions)
-            behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
-            quiet = 0 if behind else quiet + 1
-            if quiet >= 2:
+            at_end = True
+            for tp in partitions:
+                end = consumer.highwater(tp)
+                at_end = at_end and end is not None and await consumer.position(tp) >= end
+            quiet = quiet + 1 if at_end else 0
+            if quiet >= QUIET_FETCHES:
                 break
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
