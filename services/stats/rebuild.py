@@ -9,6 +9,7 @@ projection's per-document event ids and per-bucket offsets make that a no-op.
 
 import argparse
 import asyncio
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,8 @@ from services.stats import service
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
-QUIET_FETCHES = 3
+MAX_ROUNDS = 3
+MAX_QUIET = 10
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -44,7 +46,8 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        replayed = skipped = quiet = 0
+        replayed = skipped = quiet = rounds = 0
+        target = await consumer.end_offsets(partitions)
         while True:
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
@@ -58,19 +61,21 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             if batch:
                 await service.project(db, batch)
                 replayed += len(batch)
-            # Done after three empty fetches in a row with every position at the log end the fetches
-            # report. Neither one fetch nor ListOffsets is proof on the embedded Tansu: a fetch can
-            # return part of a partition with a high watermark matching the part, and ListOffsets can
-            # name an end no fetch ever reaches.
-            if fetched:
-                quiet = 0
-                continue
-            at_end = True
-            for tp in partitions:
-                end = consumer.highwater(tp)
-                at_end = at_end and end is not None and await consumer.position(tp) >= end
-            quiet = quiet + 1 if at_end else 0
-            if quiet >= QUIET_FETCHES:
+            quiet = 0 if fetched else quiet + 1
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            # On the embedded Tansu a fetch may return part of a partition with a matching high
+            # watermark, so the ends come from ListOffsets; asked again once reached, a few rounds
+            # at most so live traffic cannot keep the replay going, and given up on after
+            # MAX_QUIET empty fetches, for an end that no fetch reaches.
+            if all(positions[tp] >= target[tp] for tp in partitions):
+                rounds += 1
+                target = await consumer.end_offsets(partitions)
+                if rounds > MAX_ROUNDS or all(positions[tp] >= target[tp] for tp in partitions):
+                    break
+            elif quiet >= MAX_QUIET:
+                behind = {f"{tp.topic}:{tp.partition}": target[tp] - positions[tp] for tp in partitions
+                          if positions[tp] < target[tp]}
+                print(f"stopping: no records come although ListOffsets says more: {behind}", file=sys.stderr)
                 break
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
