@@ -1,17 +1,22 @@
-"""Test helpers: valid credit codes, appeal bodies, reading Kafka topics."""
+"""Test helpers: valid credit codes, appeal bodies, reading Kafka topics, stacks on free ports."""
 
 import asyncio
 import itertools
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from devstack import servers
+from devstack.stack import SERVICES, Stack
+from libs.settings import PROJECT_ROOT
 from services.intake.uscc import check_character
 
 _counter = itertools.count(1)
@@ -110,3 +115,41 @@ def kcat_env(tmp_dir: Path) -> dict[str, str]:
     if not link.exists():
         link.symlink_to(bundled)
     return {**os.environ, "LD_LIBRARY_PATH": str(tmp_dir)}
+
+
+def fresh_stack(tmp_path_factory, label: str, *, fast_sla: bool = False, **options: Any) -> Stack:
+    """A started stack on free loopback ports, MongoDB in memory unless `mongo_storage=None` (on disk).
+
+    `fast_sla` gives every appeal the test_fast profile (targets of seconds), so warnings
+    and breaches fire within a test.
+    """
+    config = PROJECT_ROOT / "config"
+    if fast_sla:
+        config = tmp_path_factory.mktemp("config")
+        shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
+        profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
+        profiles["selection"] = [{"profile": "test_fast"}]
+        (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
+    options.setdefault("mongo_storage", ":memory:")
+    stack = Stack(data_dir=tmp_path_factory.mktemp(label), kafka_port=servers.free_port(),
+                  mongo_port=servers.free_port(), config_dir=config,
+                  service_ports={name: servers.free_port() for name, _ in SERVICES},
+                  smtp_port=servers.free_port(), outbox_port=servers.free_port(), **options)
+    stack.start()
+    return stack
+
+
+async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30.0) -> None:
+    """Each appeal has exactly one routing decision on the lifecycle topic.
+
+    A crash between publishing and clearing an outbox may republish an event, but always
+    under the same id, which consumers deduplicate; a second routing would have a new id.
+    """
+    wanted = set(ids)
+    routed = await read_topic(bootstrap, "appeals.lifecycle.v1",
+                              lambda e: e.get("subject") in wanted and e["type"] == "appeal.routed.v1",
+                              count=len(ids), timeout=timeout)
+    decisions: dict[str, set[str]] = {}
+    for event in routed:
+        decisions.setdefault(event["subject"], set()).add(event["id"])
+    assert {i: len(decisions.get(i, ())) for i in ids} == {i: 1 for i in ids}

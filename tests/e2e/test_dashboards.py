@@ -17,9 +17,8 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from devstack import servers
-from devstack.stack import Stack
 from libs.settings import PROJECT_ROOT
-from tests.helpers import appeal_body
+from tests.helpers import appeal_body, fresh_stack
 
 DASHBOARDS = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
 pytestmark = pytest.mark.timeout(600)
@@ -27,16 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = tmp_path_factory.mktemp("config")
-    shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
-    profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
-    profiles["selection"] = [{"profile": "test_fast"}]
-    (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
-    s = Stack(data_dir=tmp_path_factory.mktemp("dash-stack"), kafka_port=servers.free_port(),
-              mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
-              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port())
-    s.start()
+    s = fresh_stack(tmp_path_factory, "dash-stack", fast_sla=True)
     yield s
     s.stop()
 

@@ -7,8 +7,7 @@ import httpx
 import pytest
 
 from devstack import servers
-from devstack.stack import Stack
-from tests.helpers import appeal_body, read_topic
+from tests.helpers import appeal_body, assert_routed_once, fresh_stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -16,11 +15,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Intake and router on a MongoDB that keeps its data on disk, so it can be stopped and started again."""
-    s = Stack(data_dir=tmp_path_factory.mktemp("fault-stack"), kafka_port=servers.free_port(),
-              mongo_port=servers.free_port(), only=("intake", "router"),
-              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port())
-    s.start()
+    s = fresh_stack(tmp_path_factory, "fault-stack", mongo_storage=None, only=("intake", "router"))
     yield s
     s.stop()
 
@@ -41,17 +36,6 @@ def post_until_accepted(stack, body, timeout=90.0) -> str:
         time.sleep(1)
 
 
-async def routed_once(stack, ids: list[str]) -> None:
-    wanted = set(ids)
-    events = await read_topic(stack.bootstrap, "appeals.lifecycle.v1",
-                              lambda e: e.get("subject") in wanted and e["type"] == "appeal.routed.v1",
-                              count=len(ids), timeout=120)
-    decisions: dict[str, set[str]] = {}
-    for event in events:
-        decisions.setdefault(event["subject"], set()).add(event["id"])
-    assert {i: len(decisions.get(i, ())) for i in ids} == {i: 1 for i in ids}
-
-
 async def test_database_stopped_then_restarted_on_the_same_data_loses_and_doubles_nothing(stack):
     before = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
     servers.stop(stack.mongo)
@@ -64,7 +48,7 @@ async def test_database_stopped_then_restarted_on_the_same_data_loses_and_double
     retried = post_until_accepted(stack, during)
     assert post_until_accepted(stack, during) == retried, "the retry made one appeal"
     after = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
-    await routed_once(stack, before + [retried] + after)
+    await assert_routed_once(stack.bootstrap, before + [retried] + after, timeout=120)
 
 
 async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack):
@@ -79,4 +63,4 @@ async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack)
     # A client that saw no answer retries: the same channel_ref gives the same appeal.
     for body in bodies[:20]:
         assert post_until_accepted(stack, body) == accepted[body["channel_ref"]]
-    await routed_once(stack, list(accepted.values()))
+    await assert_routed_once(stack.bootstrap, list(accepted.values()), timeout=120)

@@ -2,22 +2,17 @@
 
 import asyncio
 import json
-import shutil
 import time
 from collections import Counter
 
 import httpx
 import pytest
-import yaml
 from aiokafka import AIOKafkaProducer
 
-from devstack import servers
-from devstack.stack import Stack
 from libs.events import CompanyInfoProvided, EventType
 from libs.kafka import encode, make_event
-from libs.settings import PROJECT_ROOT
 from libs.topics import APPEALS_COMPANY
-from tests.helpers import appeal_body, read_topic
+from tests.helpers import appeal_body, fresh_stack, read_topic
 
 # test_fast: scope 4 s, response 8 s, resolution 12 s; warnings at 50 % and 80 %.
 ALL_THRESHOLDS = {(clock, level) for clock in ("scope", "response", "resolution") for level in (50, 80, 100)}
@@ -26,17 +21,8 @@ ALL_THRESHOLDS = {(clock, level) for clock in ("scope", "response", "resolution"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Intake, router, notify and two sla replicas (stats is not needed here); every appeal gets test_fast."""
-    config = tmp_path_factory.mktemp("config")
-    shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
-    profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
-    profiles["selection"] = [{"profile": "test_fast"}]
-    (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
-    s = Stack(data_dir=tmp_path_factory.mktemp("sla-stack"), kafka_port=servers.free_port(),
-              mongo_port=servers.free_port(), mongo_storage=":memory:", config_dir=config,
-              service_ports={name: servers.free_port() for name in ("intake", "router", "sla", "notify", "stats")},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port(), env={"NOTIFY_CLAIM_SECONDS": "3"},
-              only=("intake", "router", "sla", "notify"))
-    s.start()
+    s = fresh_stack(tmp_path_factory, "sla-stack", fast_sla=True, env={"NOTIFY_CLAIM_SECONDS": "3"},
+                    only=("intake", "router", "sla", "notify"))
     s.start_service("sla", replica=2)
     s.wait_ready("sla-2")
     yield s

@@ -12,10 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
-from devstack import servers
-from devstack.stack import SERVICES, Stack
 from libs.settings import PROJECT_ROOT
 from services.stats.handlers import PROJECTED_TOPICS
+from tests.helpers import fresh_stack
 
 # The demo plays 463 appeals through every service; the whole module needs more than the default 300 s.
 pytestmark = pytest.mark.timeout(1800)
@@ -28,11 +27,7 @@ SEED_SENTENCE = ("the platform received 463 appeals, 100 of which have been reso
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """All five services as processes, on a broker and database of their own."""
-    s = Stack(data_dir=tmp_path_factory.mktemp("seed-stack"), kafka_port=servers.free_port(),
-              mongo_port=servers.free_port(), mongo_storage=":memory:",
-              service_ports={name: servers.free_port() for name, _ in SERVICES},
-              smtp_port=servers.free_port(), outbox_port=servers.free_port())
-    s.start()
+    s = fresh_stack(tmp_path_factory, "seed-stack")
     yield s
     s.stop()
 
