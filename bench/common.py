@@ -43,7 +43,7 @@ def bench_servers():
     city = load_city(PROJECT_ROOT / "config")
     asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
     try:
-        yield BenchServers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka.pid, mongo.pid, workdir)
+        yield BenchServers(bootstrap, servers.embedded_mongo_uri(mongo_port), kafka.pid, mongo.pid, workdir)
     finally:
         servers.stop(kafka)
         servers.stop(mongo)

@@ -57,6 +57,17 @@ def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = 
     return proc
 
 
+def embedded_mongo_uri(port: int) -> str:
+    """The URI of an embedded SecantusDB on 127.0.0.1:`port`, without retryable writes.
+
+    SecantusDB keeps every retryable write's reply and prunes the list (10,000
+    entries, sorted) on each write, which took a third of its CPU under load. A
+    single embedded server has no failover for a retry to survive, and every write
+    of ours is idempotent and retried by its consumer, so nothing is lost.
+    """
+    return f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+
+
 def start_prometheus(port: int, config: Path, storage: Path, log: Path | None = None) -> subprocess.Popen:
     """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage`."""
     proc = _spawn(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={storage}",

@@ -58,7 +58,7 @@ class Stack:
 
     @property
     def mongo_uri(self) -> str:
-        return self.mongodb_uri or f"mongodb://127.0.0.1:{self.mongo_port}"
+        return self.mongodb_uri or servers.embedded_mongo_uri(self.mongo_port)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.service_ports[service]}"

@@ -57,8 +57,14 @@ async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str,
         return []
     await publish_items(broker, items)
     ids = [item["id"] for item in items]
-    await collection.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
-    await collection.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
+    # Items are only appended, and removed by flushes: an outbox of the same length whose last item is
+    # still ours is exactly what was published, and one write empties it (the usual case).
+    emptied = await collection.update_one(
+        {"_id": doc["_id"], "outbox": {"$size": len(ids)}, f"outbox.{len(ids) - 1}.id": ids[-1]},
+        {"$unset": {"outbox": "", "outbox_since": ""}})
+    if emptied.matched_count == 0:
+        await collection.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
+        await collection.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
     return items
 
 

@@ -32,7 +32,7 @@ def real_servers(tmp_path_factory) -> Servers:
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")
     asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
-    yield Servers(bootstrap, f"mongodb://127.0.0.1:{mongo_port}", kafka, mongo)
+    yield Servers(bootstrap, servers.embedded_mongo_uri(mongo_port), kafka, mongo)
     servers.stop(kafka)
     servers.stop(mongo)
 

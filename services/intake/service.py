@@ -176,11 +176,9 @@ async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -
     entry = {"event_id": event.id, "type": event.type, "status": data.status.value, "time": event.time,
              "department": data.department, "note": data.note, "guidance": data.guidance,
              "resolution": data.resolution, "reason": data.reason}
-    await db.appeals.update_one(
-        {"_id": data.appeal_id, "timeline.event_id": {"$ne": event.id}},
-        {"$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
-         # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
-         "$set": {"state": ACCEPTED}})
+    timeline = {"$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
+                # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
+                "$set": {"state": ACCEPTED}}
     current: dict[str, Any] = {"status": data.status.value, "sequence": data.sequence,
                                "department": data.department, "cohandlers": data.cohandlers,
                                "updated_at": event.time}
@@ -191,7 +189,13 @@ async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -
             current[field] = getattr(data, field)
     if data.policy_refs:
         current["policy_refs"] = data.policy_refs
-    await db.appeals.update_one({"_id": data.appeal_id, "sequence": {"$lt": data.sequence}}, {"$set": current})
+    # In order (the usual case) the event is new on both counts and one write folds it in.
+    folded = await db.appeals.update_one(
+        {"_id": data.appeal_id, "sequence": {"$lt": data.sequence}, "timeline.event_id": {"$ne": event.id}},
+        {**timeline, "$set": {**timeline["$set"], **current}})
+    if folded.matched_count == 0:
+        await db.appeals.update_one({"_id": data.appeal_id, "timeline.event_id": {"$ne": event.id}}, timeline)
+        await db.appeals.update_one({"_id": data.appeal_id, "sequence": {"$lt": data.sequence}}, {"$set": current})
 
 
 async def apply_clock(db: AsyncDatabase, event: CloudEvent[SlaClockChanged]) -> None:

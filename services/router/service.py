@@ -54,21 +54,20 @@ async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> 
 async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook, event: CloudEvent[AppealSubmitted],
                 now: datetime) -> None:
     """Route a submitted appeal once; a redelivery only finishes publishing what is owed."""
-    existing = await db.appeals.find_one({"_id": event.data.appeal_id})
-    if existing is None:
-        doc = new_appeal(event.data, book)
-        outcome = decide_admission(doc, book)
-        stored = {**doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
-                  "traceparent": event.traceparent,
-                  "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
-        try:
-            await db.appeals.insert_one(stored)
-            existing = stored
-        except DuplicateKeyError as exc:
-            if "dup_key" in str(exc.details or exc):
-                existing = await _store_rejection(db, doc, event, now)
-            else:
-                existing = await db.appeals.find_one({"_id": event.data.appeal_id})
+    doc = new_appeal(event.data, book)
+    outcome = decide_admission(doc, book)
+    stored = {**doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
+              "traceparent": event.traceparent,
+              "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
+    # Insert first: a new appeal (the usual case) costs no read, and the unique indexes catch the rest.
+    try:
+        await db.appeals.insert_one(stored)
+        existing = stored
+    except DuplicateKeyError as exc:
+        if "dup_key" in str(exc.details or exc):
+            existing = await _store_rejection(db, doc, event, now)
+        else:
+            existing = await db.appeals.find_one({"_id": event.data.appeal_id})
     await flush(db, broker, existing)
 
 
