@@ -90,6 +90,16 @@ def _group(settings: ServiceSettings, handler: Callable[..., Any]) -> str:
     return f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
 
 
+def _log_handled(event: CloudEvent[Any], group: str) -> None:
+    """One JSON line per handled event, in the event's trace."""
+    bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
+    try:
+        log.info("event handled", extra={"event_type": event.type, "event_id": event.id,
+                                         "appeal_id": event.subject, "group": group})
+    finally:
+        tracing.current.reset(bound)
+
+
 def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: EventHandler) -> None:
     """Feed validated events of `topics` to `handler`; commit only after it returns.
 
@@ -112,8 +122,7 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
         bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
         try:
             await handler(event)
-            log.info("event handled", extra={"event_type": event.type, "event_id": event.id,
-                                             "appeal_id": event.subject, "group": group})
+            _log_handled(event, group)
         except Exception:
             log.exception("handler failed; the message will be retried",
                           extra={"event_type": event.type, "event_id": event.id})
@@ -171,6 +180,9 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
             log.exception("batch handler failed; the batch will be retried", extra={"events": len(batch)})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             raise
+        if log.isEnabledFor(logging.INFO):
+            for delivered in batch:
+                _log_handled(delivered.event, group)
 
 
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:

@@ -50,6 +50,20 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
                              headers={"content-type": "application/cloudevents+json"})
 
 
+EMPTY = {"$unset": {"outbox": "", "outbox_since": ""}}
+
+
+def _unchanged(doc: dict[str, Any]) -> dict[str, Any]:
+    """Matches the document while its outbox is still exactly the items read with it.
+
+    Items are only appended, and removed by flushes: an outbox of the same length
+    whose last item is still ours holds nothing else, so it can be emptied in one
+    write (the usual case). SecantusDB does not match `$all` on an array path, hence the positional test.
+    """
+    items = doc["outbox"]
+    return {"_id": doc["_id"], "outbox": {"$size": len(items)}, f"outbox.{len(items) - 1}.id": items[-1]["id"]}
+
+
 async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Publish the document's pending items in order, then drop them; returns what was published."""
     items = doc.get("outbox") or []
@@ -57,11 +71,7 @@ async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str,
         return []
     await publish_items(broker, items)
     ids = [item["id"] for item in items]
-    # Items are only appended, and removed by flushes: an outbox of the same length whose last item is
-    # still ours is exactly what was published, and one write empties it (the usual case).
-    emptied = await collection.update_one(
-        {"_id": doc["_id"], "outbox": {"$size": len(ids)}, f"outbox.{len(ids) - 1}.id": ids[-1]},
-        {"$unset": {"outbox": "", "outbox_since": ""}})
+    emptied = await collection.update_one(_unchanged(doc), EMPTY)
     if emptied.matched_count == 0:
         await collection.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
         await collection.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
@@ -69,12 +79,15 @@ async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str,
 
 
 async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: list[dict[str, Any]]) -> None:
-    """`flush` for a batch: each document's items in order, documents side by side, two writes in all."""
-
+    """`flush` for a batch: each document's items in order, documents side by side, one bulk write usually."""
     pending = [doc for doc in docs if doc.get("outbox")]
     if not pending:
         return
     await asyncio.gather(*(publish_items(broker, doc["outbox"]) for doc in pending))
+    emptied = await collection.bulk_write([UpdateOne(_unchanged(doc), EMPTY) for doc in pending], ordered=False)
+    if emptied.matched_count == len(pending):
+        return
+    # Some outboxes grew meanwhile: drop only what was published (a no-op where it is gone already).
     await collection.bulk_write([UpdateOne({"_id": doc["_id"]},
                                            {"$pull": {"outbox": {"id": {"$in": [i["id"] for i in doc["outbox"]]}}}})
                                  for doc in pending], ordered=False)
