@@ -20,7 +20,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 from ulid import ULID
 
 from libs import outbox
@@ -88,23 +88,43 @@ async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], ch
     await outbox.flush(db.clocks, broker, after)
 
 
-async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: AppealChanged, kind: ClockKind,
-                 generation: int, department: str, started_at: datetime, now: datetime,
-                 traceparent: str | None) -> None:
-    calendar = book.calendar_for(department)
-    target = book.target(data.sla_profile or "", kind, bool(data.cohandlers))
-    facts = {"category": data.category.value, "district": data.district}
-    doc, emits = clocks.start(data.appeal_id, kind, generation, department, data.sla_profile or "", target,
-                              calendar, started_at, now, facts)
-    # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-    doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now, "updated_at": now,
-                "traceparent": traceparent})
+@dataclass(frozen=True)
+class Start:
+    """A clock an event starts: which kind, its generation, for which department, from when."""
+
+    kind: ClockKind
+    generation: int
+    department: str
+    started_at: datetime
+
+
+async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: AppealChanged, starts: list[Start],
+                 now: datetime, traceparent: str | None) -> None:
+    """Insert the clocks an event starts in one write, count them, and publish their first events."""
+    docs = []
+    for start in starts:
+        calendar = book.calendar_for(start.department)
+        target = book.target(data.sla_profile or "", start.kind, bool(data.cohandlers))
+        facts = {"category": data.category.value, "district": data.district}
+        doc, emits = clocks.start(data.appeal_id, start.kind, start.generation, start.department,
+                                  data.sla_profile or "", target, calendar, start.started_at, now, facts)
+        # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
+        doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now,
+                    "updated_at": now, "traceparent": traceparent})
+        docs.append(doc)
+    refused: set[int] = set()
     try:
-        await db.clocks.insert_one(doc)
-        await _count_running(db, {kind.value: 1})
-    except DuplicateKeyError:
-        doc = await db.clocks.find_one({"_id": doc["_id"]})  # a redelivery: started already
-    await outbox.flush(db.clocks, broker, doc)
+        await db.clocks.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        refused = {e["index"] for e in errors}  # a redelivery: started already
+    await _count_running(db, Counter(doc["clock"] for n, doc in enumerate(docs) if n not in refused))
+    if refused:
+        again = {d["_id"]: d async for d in db.clocks.find({"_id": {"$in": [docs[n]["_id"] for n in refused]}})}
+        docs = [again.get(doc["_id"], doc) if n in refused else doc for n, doc in enumerate(docs)]
+    await outbox.flush_many(db.clocks, broker, docs)
 
 
 async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, event: CloudEvent[AppealChanged],
@@ -129,9 +149,11 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
             await _write(db, broker, doc, op(doc, book.calendars.get(doc["calendar"], book.calendars["default"])),
                          now, trace)
 
-    async def begin(kind: ClockKind, department: str, started_at: datetime) -> None:
+    starts: list[Start] = []
+
+    def begin(kind: ClockKind, department: str, started_at: datetime) -> None:
         generation[kind.value] = generation.get(kind.value, 0) + 1
-        await _start(db, broker, book, data, kind, generation[kind.value], department, started_at, now, trace)
+        starts.append(Start(kind, generation[kind.value], department, started_at))
 
     def stop(doc, cal):
         return clocks.stop(doc, cal, at)
@@ -142,9 +164,9 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
     t = event.type
     if t == E.appeal_routed:
         if not of(ClockKind.resolution):
-            await begin(ClockKind.resolution, data.department, data.submitted_at)
-        await begin(ClockKind.scope, data.department, at)
-        await begin(ClockKind.response, data.department, at)
+            begin(ClockKind.resolution, data.department, data.submitted_at)
+        begin(ClockKind.scope, data.department, at)
+        begin(ClockKind.response, data.department, at)
     elif t == E.appeal_declined:
         await apply(of(ClockKind.scope, data.department), stop)
     elif t in (E.appeal_rerouted, E.appeal_transferred):
@@ -152,8 +174,8 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
         await apply(of(ClockKind.scope, old), stop)
         await apply(of(ClockKind.response, old), cancel)
         await apply(of(ClockKind.resolution), lambda d, c: clocks.reassign(d, data.department))
-        await begin(ClockKind.scope, data.department, at)
-        await begin(ClockKind.response, data.department, at)
+        begin(ClockKind.scope, data.department, at)
+        begin(ClockKind.response, data.department, at)
     elif t == E.appeal_accepted:
         await apply(of(ClockKind.scope), stop)
         if data.note:  # accepted with a plan: a substantive answer
@@ -166,12 +188,14 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
     elif t == E.appeal_resolved:
         await apply(live, stop)
     elif t == E.appeal_reopened:
-        await begin(ClockKind.resolution, data.department, at)
+        begin(ClockKind.resolution, data.department, at)
     elif t in (E.appeal_closed, E.appeal_rejected):
         await apply(live, cancel)
     elif t == E.appeal_cohandler_added:
         target = book.target(data.sla_profile or "", ClockKind.response, True)
         await apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
+    if starts:
+        await _start(db, broker, book, data, starts, now, trace)
     await db.appeals.update_one({"_id": data.appeal_id},
                                 {"$set": {"sequence": data.sequence, "generation": generation}}, upsert=True)
 
@@ -258,9 +282,10 @@ async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, li
 
 
 async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:
-    for kind, delta in deltas.items():
-        if delta:
-            await db.counters.update_one({"_id": f"running:{kind}"}, {"$inc": {"value": delta}}, upsert=True)
+    writes = [UpdateOne({"_id": f"running:{kind}"}, {"$inc": {"value": delta}}, upsert=True)
+              for kind, delta in deltas.items() if delta]
+    if writes:
+        await db.counters.bulk_write(writes, ordered=False)
 
 
 async def running_counts(db: AsyncDatabase) -> dict[str, int]:
