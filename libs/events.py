@@ -11,6 +11,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.ids import new_id
+from libs.topics import (
+    APPEALS_ACTIONS,
+    APPEALS_COMPANY,
+    APPEALS_LIFECYCLE,
+    APPEALS_SUBMITTED,
+    NOTIFY_DELIVERIES,
+    SLA_EVENTS,
+)
 
 
 class Category(StrEnum):
@@ -353,15 +361,29 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+# The event types each platform topic carries (DESIGN.md, "Events on Kafka"). A consumer refuses any
+# other: a known type on the wrong topic would pass validation and then fail its handler forever.
+TOPIC_TYPES: dict[str, frozenset[str]] = {
+    APPEALS_SUBMITTED: frozenset({EventType.appeal_submitted}),
+    APPEALS_LIFECYCLE: frozenset(t for t in EventType if t.startswith("appeal.") and t != EventType.appeal_submitted),
+    APPEALS_ACTIONS: frozenset({EventType.department_action}),
+    APPEALS_COMPANY: frozenset({EventType.company_info_provided, EventType.company_feedback}),
+    SLA_EVENTS: frozenset(t for t in EventType if t.startswith("sla.")),
+    NOTIFY_DELIVERIES: frozenset({EventType.notification_delivered, EventType.notification_failed}),
+}
+
+
 def lifecycle_type(status: AppealStatus) -> str:
     """The lifecycle event type announcing `status`."""
     return f"appeal.{status.value}.v1"
 
 
-def parse_event(body: bytes) -> CloudEvent[Any]:
-    """Parse and validate an envelope and its data; raises `ValueError` naming what is wrong."""
+def parse_event(body: bytes, topic: str | None = None) -> CloudEvent[Any]:
+    """Parse and validate an envelope and its data (read from `topic`); raises `ValueError` naming what is wrong."""
     raw = RawEvent.model_validate_json(body)
     model = DATA_MODELS.get(raw.type)
     if model is None:
         raise ValueError(f"unknown event type {raw.type!r}")
+    if topic in TOPIC_TYPES and raw.type not in TOPIC_TYPES[topic]:
+        raise ValueError(f"event type {raw.type!r} does not travel on {topic}")
     return CloudEvent[model].model_validate({**raw.model_dump(), "data": raw.data})  # type: ignore[valid-type]

@@ -115,7 +115,7 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
                        description=handler.__doc__)
     async def consume(message: KafkaMessage = Context("message")) -> None:
         try:
-            event = parse_event(message.body)
+            event = parse_event(message.body, message.raw_message.topic)
         except (ValidationError, ValueError) as exc:
             await dead_letter(broker, message, str(exc))
             return
@@ -167,7 +167,7 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
         batch: list[Delivered] = []
         for record in records:
             try:
-                event = parse_event(record.value)
+                event = parse_event(record.value, record.topic)
             except (ValidationError, ValueError) as exc:
                 await dead_letter_record(broker, record, str(exc))
                 continue
