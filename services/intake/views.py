@@ -33,6 +33,8 @@ def _broker_down(settings: Any) -> JSONResponse:
 
 
 async def _open(appeal_id: str, request: Request, runtime: Any, token: str | None, *kinds: str) -> dict[str, Any]:
+    # Issued tokens are URL-safe base64; hmac.compare_digest raises TypeError on a non-ASCII str.
+    token = token if token and token.isascii() else None
     by_token = service.token_opens(runtime.settings.status_token_secret, appeal_id, token)
     principal = None if by_token else authenticate(request, *kinds)
     record = await service.find_appeal(runtime.db, appeal_id)

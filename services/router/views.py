@@ -45,7 +45,8 @@ async def department_worklist(code: str, runtime=Depends(get_runtime),
                               principal: Principal = Depends(require("department", "operator", "admin")),
                               status: AppealStatus | None = None,
                               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                              offset: Annotated[int, Query(ge=0)] = 0):
+                              # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
+                              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
     """Appeals the department leads or co-handles, optionally of one status."""
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
 from libs.app import get_runtime
 from libs.auth import Principal, require
@@ -19,6 +20,9 @@ PROBLEMS = problem_responses({
     422: "Invalid parameters",
 })
 _WITHIN = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Far beyond any SLA target; an unbounded `within` overflows timedelta and datetime (a 500, not a 422).
+MAX_WITHIN = timedelta(days=400)
 
 
 def human(seconds: float) -> str:
@@ -67,7 +71,11 @@ async def clocks_at_risk(runtime=Depends(get_runtime),
             raise HTTPException(403, f"a key of {principal.name} cannot see the clocks of {department}")
         department = principal.name
     amount, unit = _WITHIN.match(within).groups()
-    span = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: int(amount)})
+    seconds = int(amount) * _UNIT_SECONDS[unit]
+    if seconds > MAX_WITHIN.total_seconds():
+        raise RequestValidationError([{"loc": ("query", "within"), "type": "value_error",
+                                       "msg": f"at most {MAX_WITHIN.days}d ahead"}])
+    span = timedelta(seconds=seconds)
     docs = await service.at_risk(runtime.db, department, runtime.clock.now() + span, limit)
     return [_view(d, runtime) for d in docs]
 
