@@ -6,7 +6,8 @@ WARNING). A load generator posts new appeals to intake at `--rate` per second fo
 each assignment through router's HTTP API. A consumer records when each appeal's
 `appeal.routed.v1` and its assignment arrive. Figures: the rate sustained from
 202 to routed, latency submitted -> routed and routed -> department topic, and
-each service's RSS (largest seen, sampled every 5 s). The baseline, measured
+each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute run,
+`--seconds 600`, shows whether memory stays flat). The baseline, measured
 first in the same run, is FastStream's own consume -> publish loop.
 """
 
@@ -117,12 +118,13 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
 async def run(stack: Stack, rate: float, seconds: float) -> dict:
     recorder = Recorder()
     stop = asyncio.Event()
-    rss_peak = {name: 0.0 for name in SERVICES}
+    rss: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVICES}
+    started = time.monotonic()
 
     async def sample() -> None:
         while not stop.is_set():
             for name in SERVICES:
-                rss_peak[name] = max(rss_peak[name], rss_mb(stack.processes[name].pid))
+                rss[name].append((time.monotonic() - started, rss_mb(stack.processes[name].pid)))
             await asyncio.sleep(5)
 
     background = [asyncio.create_task(recorder.run(stack.bootstrap, stop)), asyncio.create_task(sample())]
@@ -147,8 +149,18 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
     return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
             "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
-            "to_routed": to_routed, "to_topic": to_topic, "rss": rss_peak,
-            "rss_end": {name: rss_mb(stack.processes[name].pid) for name in SERVICES}}
+            "to_routed": to_routed, "to_topic": to_topic, "rss": rss}
+
+
+def memory_rows(rss: dict[str, list[tuple[float, float]]]) -> list[list]:
+    """Per service: RSS once warm (after the first minute, or the first sample), peak, at the end, growth."""
+    rows = []
+    for name, samples in rss.items():
+        warm = next((mb for at, mb in samples if at >= 60), samples[0][1])
+        end = samples[-1][1]
+        rows.append([name, round(warm, 1), round(max(mb for _, mb in samples), 1), round(end, 1),
+                     f"{end - warm:+.1f}"])
+    return rows
 
 
 def main() -> None:
@@ -176,8 +188,8 @@ def main() -> None:
                   percentile(result["to_topic"], 99)]])
     print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"],
                 [[f"{loop_rate:,.0f}"]])
-    print_table("memory", ["service", "RSS MB peak", "RSS MB at end"],
-                [[name, round(result["rss"][name], 1), round(result["rss_end"][name], 1)] for name in SERVICES])
+    print_table("memory, sampled every 5 s", ["service", "RSS MB after 1 min", "peak", "at end", "growth"],
+                memory_rows(result["rss"]))
 
 
 if __name__ == "__main__":
