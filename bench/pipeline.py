@@ -39,8 +39,9 @@ class Recorder:
         self.assigned: dict[str, tuple[float, str]] = {}
 
     async def run(self, bootstrap: str, stop: asyncio.Event) -> None:
+        # From the start: the stack is fresh, and a partition assigned late must not hide its first events.
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="latest", group_id=f"bench-recorder-{time.time_ns()}")
+                                    auto_offset_reset="earliest", group_id=f"bench-recorder-{time.time_ns()}")
         consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|dept\.[a-z0-9-]+\.v1)$")
         await consumer.start()
         try:
