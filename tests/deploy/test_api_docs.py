@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from devstack.apidocs import DEFAULT_OUT, ENVELOPES, SERVICES, TOPIC_ENVELOPES, stale_documents
-from libs.events import DATA_MODELS
+from libs.events import DATA_MODELS, TOPIC_TYPES
 from libs.topics import PLATFORM_TOPICS
 
 SUBSCRIBED = {
@@ -100,3 +100,8 @@ def test_every_event_type_and_platform_topic_is_documented():
     documented = {t for types in ENVELOPES.values() for t in types}
     assert set(DATA_MODELS) <= documented
     assert set(PLATFORM_TOPICS) == set(TOPIC_ENVELOPES)
+
+
+def test_each_topic_is_documented_with_the_types_its_consumers_accept():
+    for topic, names in TOPIC_ENVELOPES.items():
+        assert {t for name in names for t in ENVELOPES[name]} == TOPIC_TYPES[topic], topic

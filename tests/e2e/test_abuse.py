@@ -196,7 +196,7 @@ def consumers_of_topics() -> dict[str, set[str]]:
 
 
 # A type each topic really carries, for a message whose envelope is fine but whose data is not.
-TOPIC_TYPES = {APPEALS_SUBMITTED: EventType.appeal_submitted, APPEALS_LIFECYCLE: EventType.appeal_routed,
+SAMPLE_TYPE = {APPEALS_SUBMITTED: EventType.appeal_submitted, APPEALS_LIFECYCLE: EventType.appeal_routed,
                APPEALS_ACTIONS: EventType.department_action, APPEALS_COMPANY: EventType.company_feedback,
                SLA_EVENTS: EventType.sla_started, NOTIFY_DELIVERIES: EventType.notification_delivered}
 
@@ -213,7 +213,7 @@ def bad_messages(topic: str, partition: int) -> dict[str, bytes]:
     return {
         "unparseable": b"\xff\xfe{not json " + marker.encode(),
         "unknown type": envelope(marker + "-unknown", "appeal.teleported.v1", {"appeal_id": marker}),
-        "invalid data": envelope(marker + "-invalid", TOPIC_TYPES[topic], {"appeal_id": 42}),
+        "invalid data": envelope(marker + "-invalid", SAMPLE_TYPE[topic], {"appeal_id": 42}),
     }
 
 
@@ -255,7 +255,7 @@ def dead_lettered_in_log(stack, service: str, topic: str) -> Counter[int]:
 
 async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_consumer_goes_on(stack):
     consumers = consumers_of_topics()
-    assert set(consumers) == set(TOPIC_TYPES), "every topic a service consumes, and only those"
+    assert set(consumers) == set(SAMPLE_TYPE), "every topic a service consumes, and only those"
     assert consumers[APPEALS_LIFECYCLE] == {"intake", "sla", "notify", "stats"}
     sent: dict[str, dict[tuple[int, int], str]] = {}
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
