@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient, InsertOne
 from tqdm import tqdm
 
-from bench.common import bench_servers, print_table, rss_mb, run_wrk, start_process
+from bench.common import bench_servers, exit_on_sigterm, print_table, rss_mb, run_wrk, start_process
 from devstack import servers
 from libs.kafka import ensure_topics
 
@@ -111,6 +111,7 @@ def baseline_rows(base: dict) -> list[list]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--writes", type=int, default=20_000)

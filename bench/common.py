@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,11 @@ class BenchServers:
     kafka_pid: int
     mongo_pid: int
     workdir: Path
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so a benchmark that is killed still stops the servers it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import httpx
 from tqdm import tqdm
 
 from bench.baseline import bare_endpoint
-from bench.common import bench_servers, percentile, print_table, rss_mb, run_wrk, start_service
+from bench.common import bench_servers, exit_on_sigterm, percentile, print_table, rss_mb, run_wrk, start_service
 from devstack import servers
 from devstack.keys import provision
 from libs.config import load_city
@@ -61,6 +61,7 @@ async def steady(url: str, key: str, rate: float, seconds: float) -> tuple[list[
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from tqdm import tqdm
 
 from bench.baseline import kafka_loop
-from bench.common import percentile, print_table, rss_mb
+from bench.common import exit_on_sigterm, percentile, print_table, rss_mb
 from bench.intake import appeal
 from devstack import servers
 from devstack.stack import Stack
@@ -165,6 +165,7 @@ def memory_rows(rss: dict[str, list[tuple[float, float]]]) -> list[list]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0, help="appeals per second offered")
     parser.add_argument("--seconds", type=float, default=60.0)

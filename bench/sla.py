@@ -19,7 +19,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient, UpdateOne
 from tqdm import tqdm
 
-from bench.common import bench_servers, cpu_seconds, median, percentile, print_table, rss_mb, start_service
+from bench.common import (
+    bench_servers,
+    cpu_seconds,
+    exit_on_sigterm,
+    median,
+    percentile,
+    print_table,
+    rss_mb,
+    start_service,
+)
 from devstack import servers
 from libs.topics import SLA_EVENTS
 
@@ -153,6 +162,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.sla", description=__doc__.splitlines()[0])
     parser.add_argument("--running", type=int, default=100_000, help="clocks running in the large phase")
     parser.add_argument("--due", type=int, default=5_000, help="clocks reaching 80 %% and breach in the window")

@@ -21,7 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 from tqdm import tqdm
 
-from bench.common import bench_servers, median, percentile, print_table, rss_mb, start_service
+from bench.common import bench_servers, exit_on_sigterm, median, percentile, print_table, rss_mb, start_service
 from devstack import servers
 from devstack.keys import provision
 from libs.config import load_city
@@ -141,6 +141,7 @@ def timed(client: httpx.Client, url: str, rounds: int, **kwargs) -> list[float]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
     parser.add_argument("--appeals", type=int, default=1_000_000)
     parser.add_argument("--overdue", type=int, default=100,
