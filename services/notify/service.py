@@ -102,6 +102,8 @@ async def remember_appeal(db: AsyncDatabase, event: CloudEvent) -> None:
 
 async def _staff(db: AsyncDatabase, city: City, departments: set[str]) -> dict[str, rules.Address]:
     recipients = [f"{code}:{role}" for code in departments for role in ("handler", "head", "supervisor")]
+    if not recipients:
+        return {}
     subs = {s["_id"]: s async for s in db.subscriptions.find({"_id": {"$in": recipients}})}
     staff = {}
     for recipient in recipients:
