@@ -33,6 +33,7 @@ class StatsRuntime(Runtime):
 
 async def _startup(runtime: Runtime) -> None:
     await service.ensure_indexes(runtime.db)
+    await service.prepare_days(runtime.db, runtime.tz, runtime.clock.now())
     scheduled.start(runtime)
 
 

@@ -13,7 +13,7 @@ def register(runtime: Runtime) -> None:
 
     async def on_project(batch: list[Delivered]) -> None:
         """Count submissions, transitions, clocks, company answers and deliveries, each once."""
-        await service.project(runtime.db, batch)
+        await service.project(runtime.db, batch, runtime.tz)
 
     subscribe_batch(runtime.broker, runtime.settings, PROJECTED_TOPICS, on_project,
                     max_records=runtime.settings.batch_size)

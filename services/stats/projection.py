@@ -10,13 +10,18 @@ figures whatever the order of topics, and an event already folded changes nothin
 Buckets are hours in UTC (`h:2026-03-03T14`: counts, `l:...`: latency sketches)
 plus one all-time document `t` behind the Prometheus metrics. A cohort is
 counted in the hour its work arrived: an appeal at submission, an assignment
-when it was made, a clock when it started, feedback when it was given.
+when it was made, a clock when it started, feedback when it was given. Each
+hour also adds into the bucket of the local day its UTC start falls on
+(`hd:2026-03-04`, `ld:...`, in stats' time zone), so a report over whole days
+reads one bucket per day instead of 24 (`day_of`, `cover`).
 """
 
 import math
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType
 
@@ -32,11 +37,82 @@ RESOLUTION_BUCKETS = (3600.0, 21600.0, 43200.0, 86400.0, 172800.0, 259200.0, 604
 # Latency sketch: logarithmic bins with 1 % relative accuracy (the DDSketch mapping).
 _GAMMA = (1 + 0.01) / (1 - 0.01)
 _LOG_GAMMA = math.log(_GAMMA)
+HOUR = timedelta(hours=1)
 
 
 def hour_of(at: datetime) -> str:
     """The hour bucket's name part: '2026-03-03T14' in UTC."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+@lru_cache(maxsize=8192)
+def day_span(day: date, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """[start, end) in UTC of a local day that can have a day bucket, or None.
+
+    Only a day made of whole UTC hours, each starting on that day, has one: its
+    midnights fall on UTC hours and local time runs forward through it. Where the
+    offset is not whole hours (Asia/Kolkata; Australia/Lord_Howe outside summer
+    time; any zone's local mean time) an hour straddles local midnight, so those
+    days have no bucket and are always read hour by hour. Daylight saving days in
+    whole-hour zones have one, of 23 or 25 hours.
+    """
+    start = datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+    if end <= start or any(at.minute or at.second or at.microsecond for at in (start, end)):
+        return None
+    hours = (end - start) // HOUR
+    if any((start + i * HOUR).astimezone(tz).date() != day for i in range(hours)):
+        return None
+    return start, end
+
+
+@lru_cache(maxsize=65536)
+def day_of(bucket: str, tz: ZoneInfo) -> str | None:
+    """The day bucket an hour bucket adds into ('h:2026-03-03T16' -> 'hd:2026-03-04' in Shanghai), or None."""
+    kind, _, hour = bucket.partition(":")
+    if kind not in ("h", "l"):
+        return None
+    at = datetime.fromisoformat(hour + ":00+00:00")
+    day = at.astimezone(tz).date()
+    span = day_span(day, tz)
+    # An hour of this date outside its span (local time stepping back across midnight) stays hourly only.
+    return f"{kind}d:{day.isoformat()}" if span and span[0] <= at < span[1] else None
+
+
+def with_days(delta: Counts, tz: ZoneInfo) -> Counts:
+    """`delta` plus the same changes added into the day buckets of its hours."""
+    out = {bucket: dict(fields) for bucket, fields in delta.items()}
+    for bucket, fields in delta.items():
+        day = day_of(bucket, tz)
+        if day is None:
+            continue
+        target = out.setdefault(day, {})
+        for name, n in fields.items():
+            target[name] = target.get(name, 0) + n
+    return out
+
+
+def cover(start: datetime, end: datetime, tz: ZoneInfo, since: date | None) -> tuple[list[str], list[str]]:
+    """(days, hours): name parts of the day and hour buckets holding exactly the hours of [start, end).
+
+    The hours are those `hour_of(start)` <= hour < `hour_of(end)`, as an hourly
+    read takes them. A day is used only when all of its span lies in them and it
+    is not before `since` (the first day whose bucket holds every hour; None: none does).
+    """
+    at = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    stop = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    days: list[str] = []
+    hours: list[str] = []
+    while at < stop:
+        day = at.astimezone(tz).date()
+        span = day_span(day, tz) if since is not None and day >= since else None
+        if span and span[0] == at and span[1] <= stop:
+            days.append(day.isoformat())
+            at = span[1]
+        else:
+            hours.append(hour_of(at))
+            at += HOUR
+    return days, hours
 
 
 def sketch_key(seconds: float) -> int:

@@ -5,6 +5,8 @@ while stats runs, to compare. Without `--database` it rebuilds stats' own
 database: stop every stats replica first. The consumer group is left where it
 was: when stats starts again it reads what the replay already counted, and the
 projection's per-document event ids and per-bucket offsets make that a no-op.
+The replay writes the day buckets of every day it sees, so a database that
+predates them, or whose time zone changed, reads whole days from them again.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -36,11 +39,13 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="appeals-stats-rebuild")
     started = time.monotonic()
+    tz = ZoneInfo(settings.timezone)
     await consumer.start()
     try:
         await client.drop_database(database)
         db = client[database]
         await service.ensure_indexes(db)
+        await service.prepare_days(db, tz, datetime.now(UTC))
         await consumer.topics()
         partitions = [TopicPartition(topic, p) for topic in PROJECTED_TOPICS
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -59,7 +64,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                     except (ValidationError, ValueError):
                         skipped += 1  # the live consumer sent it to the .dlq already
             if batch:
-                await service.project(db, batch)
+                await service.project(db, batch, tz)
                 replayed += len(batch)
             quiet = 0 if fetched else quiet + 1
             positions = {tp: await consumer.position(tp) for tp in partitions}

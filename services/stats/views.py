@@ -69,17 +69,17 @@ Period = Annotated[tuple[datetime, datetime], Depends(_period_of)]
 
 
 async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
-    return service.add_up(await service.hourly(runtime.db, "h:", frm, to))
+    return await service.window(runtime.db, "h:", frm, to, runtime.tz)
 
 
 async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int],
                        latencies: bool = True) -> list[dict[str, Any]]:
     reads = [service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)]
     if latencies:
-        reads.append(service.hourly(runtime.db, "l:", frm, to))
+        reads.append(service.window(runtime.db, "l:", frm, to, runtime.tz))
     overdue, totals, *sketches = await asyncio.gather(*reads)
     open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
-    return report.department_rates(runtime.city, counts, service.add_up(sketches[0] if sketches else []),
+    return report.department_rates(runtime.city, counts, sketches[0] if sketches else {},
                                    overdue, open_now, runtime.settings.min_volume)
 
 
@@ -100,24 +100,19 @@ async def series(when: Period, runtime=Depends(get_runtime), _=Depends(operators
                  interval: Interval = Interval.hour, group_by: Dimension | None = None):
     """Appeals submitted per hour (UTC hours) or per day (local days), optionally split by one dimension."""
     frm, to = when
-    points: dict[datetime, dict[str, int]] = {}
     step = timedelta(hours=1) if interval == Interval.hour else timedelta(days=1)
+    starts = []
     at = frm
     while at < to:
-        points[at] = {}
+        starts.append(at)
         at += step
-    for doc in await service.hourly(runtime.db, "h:", frm, to):
-        hour = datetime.fromisoformat(doc["_id"][2:] + ":00+00:00").astimezone(runtime.tz)
-        start = frm + step * ((hour - frm) // step)
-        bucket = points.setdefault(start, {})
-        for name, n in doc.get("c", {}).items():
-            bucket[name] = bucket.get(name, 0) + n
+    sums = await service.windows(runtime.db, "h:", [(at, min(at + step, to)) for at in starts], runtime.tz)
     prefix = f"{group_by.value}|" if group_by else None
     return Series(interval=interval, group_by=group_by, points=[
         SeriesPoint(start=start, total=c.get("n", 0),
                     groups={k.removeprefix(prefix): n for k, n in c.items() if k.startswith(prefix) and n}
                     if prefix else {})
-        for start, c in sorted(points.items())])
+        for start, c in zip(starts, sums, strict=True)])
 
 
 @router.get("/v1/stats/departments", response_model=Departments, responses=PROBLEMS,

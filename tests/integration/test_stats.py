@@ -1,8 +1,12 @@
 """Stats in this process on the real broker and database: counting once, crash recovery, metrics after restart."""
 
 import asyncio
+import logging
+import random
 import time
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -14,7 +18,7 @@ from libs.events import AppealStatus, EventType
 from libs.ids import new_id
 from libs.kafka import Delivered, encode
 from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
-from services.stats import service
+from services.stats import projection, service
 from services.stats.app import create_app
 from services.stats.settings import StatsSettings
 from tests.helpers import read_topic
@@ -22,6 +26,7 @@ from tests.unit.test_stats import changed, submitted
 
 # A quiet hour of its own, so that appeals other tests submit now never mix in.
 HOUR = datetime(2021, 5, 5, 10, 7, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 WINDOW = {"from": "2021-05-05T10:00:00+00:00", "to": "2021-05-05T11:00:00+00:00"}
 DEPT = "stats-test-dept"
 
@@ -130,16 +135,20 @@ async def test_a_crash_between_documents_and_buckets_is_finished_when_the_batch_
         raise ConnectionError("killed before the buckets were written")
 
     try:
+        await service.prepare_days(db, SHANGHAI, HOUR)
         monkeypatch.setattr(service, "apply_changes", crash)
         with pytest.raises(ConnectionError):
-            await service.project(db, batch)
+            await service.project(db, batch, SHANGHAI)
         monkeypatch.setattr(service, "apply_changes", real_apply)
-        await service.project(db, batch)  # redelivered after the restart
-        await service.project(db, batch)  # and once more, after it had succeeded
+        await service.project(db, batch, SHANGHAI)  # redelivered after the restart
+        await service.project(db, batch, SHANGHAI)  # and once more, after it had succeeded
         republished = [Delivered(APPEALS_LIFECYCLE, 0, 95, events[1])]
-        await service.project(db, republished)
+        await service.project(db, republished, SHANGHAI)
         counts = service.add_up(await service.hourly(db, "h:", HOUR - timedelta(hours=1), HOUR + timedelta(hours=1)))
         assert counts["n"] == 1 and counts[f"assigned|{DEPT}"] == 1 and counts[f"department|{DEPT}"] == 1
+        day = datetime(2021, 5, 5, tzinfo=SHANGHAI)
+        assert projection.cover(day, day + timedelta(days=1), SHANGHAI, date.min) == (["2021-05-05"], [])
+        assert await service.window(db, "h:", day, day + timedelta(days=1), SHANGHAI) == counts
         assert (await service.totals(db))[f"routed|{DEPT}|policy_24h"] == 1
     finally:
         await client.drop_database(db.name)
@@ -180,3 +189,130 @@ async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting
         return body["total"] == before + 1
 
     assert await eventually(counted), "stats stopped counting after the bad message"
+
+
+def appeals_over_days(start: datetime, n: int) -> list[Delivered]:
+    """n appeals, one every 97 minutes from `start`: routed, answered, a third resolved, some confirmed; in order."""
+    rng = random.Random(n)
+    timed = []
+    for i in range(n):
+        appeal_id, at = new_id(), start + timedelta(minutes=97 * i)
+        routed = at + timedelta(seconds=5)
+        answered, resolved = (at + timedelta(minutes=rng.uniform(5, 600)),
+                              at + timedelta(minutes=rng.uniform(600, 3000)))
+        story = [(at, APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)),
+                 (routed, APPEALS_LIFECYCLE, changed(EventType.appeal_routed, AppealStatus.routed, 1, routed,
+                                                     appeal_id=appeal_id, submitted_at=at)),
+                 (answered, APPEALS_LIFECYCLE, changed(EventType.appeal_accepted, AppealStatus.accepted, 2, answered,
+                                                       appeal_id=appeal_id, submitted_at=at, note="On it"))]
+        if i % 3 == 0:
+            story.append((resolved, APPEALS_LIFECYCLE, changed(EventType.appeal_resolved, AppealStatus.resolved, 3,
+                                                               resolved, appeal_id=appeal_id, submitted_at=at,
+                                                               resolution="Done")))
+        if i % 6 == 0:
+            confirmed = resolved + timedelta(hours=5)
+            story.append((confirmed, APPEALS_LIFECYCLE, changed(EventType.appeal_confirmed, AppealStatus.confirmed,
+                                                                4, confirmed, appeal_id=appeal_id, submitted_at=at,
+                                                                satisfaction=rng.randint(1, 5))))
+        timed += [(when, topic, i % 2 if topic == APPEALS_LIFECYCLE else 0, event) for when, topic, event in story]
+    timed.sort(key=lambda t: t[0])
+    offsets: dict[tuple[str, int], int] = defaultdict(int)
+    out = []
+    for _, topic, partition, event in timed:
+        out.append(Delivered(topic, partition, offsets[(topic, partition)], event))
+        offsets[(topic, partition)] += 1
+    return out
+
+
+async def _day_buckets_add_up_their_hours(db, tz: ZoneInfo) -> int:
+    """Every day bucket equals the sum of the hour buckets that add into it; returns how many there are."""
+    days, sums = {}, defaultdict(lambda: defaultdict(int))
+    for collection in (service.BUCKETS, service.SKETCHES):
+        async for doc in db[collection].find({}, {"c": 1}):
+            name, c = doc["_id"], {k: v for k, v in doc.get("c", {}).items() if v}
+            if name.startswith(("hd:", "ld:")):
+                days[name] = c
+            elif day := projection.day_of(name, tz):
+                for k, v in c.items():
+                    sums[day][k] += v
+    assert days == {d: dict(c) for d, c in sums.items()}
+    return len(days)
+
+
+def periods(tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    def at(day: int, hour: int = 0) -> datetime:
+        return datetime(2026, 3, day, hour, tzinfo=tz)
+
+    return [(at(27, 10), at(30, 15)),  # mid-day to mid-day over days, 29 March (DST in Berlin) among them
+            (at(29), at(30)),  # exactly the day of the change
+            (at(27), at(31)),  # whole days only
+            (at(28, 3), at(28, 19)),  # within one day
+            (at(28, 13), at(29)),  # mid-day to midnight
+            (at(30), at(31, 7)),  # midnight to mid-day
+            (datetime(2026, 3, 27, 5, tzinfo=UTC), datetime(2026, 3, 31, 5, tzinfo=UTC)),  # UTC hours
+            (at(20), at(31) + timedelta(days=10))]  # all of it and empty days around
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "Asia/Kolkata"])
+async def test_whole_days_read_from_day_buckets_add_up_to_the_same_as_their_hours(real_servers, zone):
+    tz = ZoneInfo(zone)
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"stats_days_{new_id().lower()}"]
+    deliveries = appeals_over_days(datetime(2026, 3, 26, 20, tzinfo=UTC), 90)
+    try:
+        await service.prepare_days(db, tz, datetime.now(UTC))
+        for start in range(0, len(deliveries), 37):
+            await service.project(db, deliveries[start:start + 37], tz)
+        await service.project(db, deliveries[74:111], tz)  # redelivered: counts nothing twice, days included
+        days = await _day_buckets_add_up_their_hours(db, tz)
+        assert (days == 0) == (zone == "Asia/Kolkata"), "no day buckets where hours straddle midnight"
+        since = await service.days_since(db, tz)
+        used = 0
+        for start, end in periods(tz):
+            for prefix in ("h:", "l:"):
+                hourly = service.add_up(await service.hourly(db, prefix, start, end))
+                assert await service.window(db, prefix, start, end, tz) == hourly, (prefix, start, end)
+                assert hourly, "every period holds appeals"
+            used += len(projection.cover(start, end, tz, since)[0])
+        assert (used == 0) == (zone == "Asia/Kolkata")
+        total = service.add_up(await service.hourly(db, "h:", *periods(tz)[-1]))
+        assert total["n"] == 90 and total["resolved"] == 30
+        starts = [s for s, _ in periods(tz)]
+        sums = await service.windows(db, "h:", periods(tz), tz)
+        assert [s["n"] for s in sums] == [service.add_up(await service.hourly(db, "h:", s, e)).get("n", 0)
+                                          for s, e in periods(tz)], starts
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_days_counted_before_there_were_day_buckets_are_read_by_the_hour(real_servers, caplog):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"stats_upgrade_{new_id().lower()}"]
+    deliveries = appeals_over_days(datetime(2026, 3, 26, 20, tzinfo=UTC), 60)
+    start, end = datetime(2026, 3, 27, tzinfo=SHANGHAI), datetime(2026, 4, 1, tzinfo=SHANGHAI)
+    upgraded = datetime(2026, 3, 28, 12, tzinfo=SHANGHAI)
+    before = len([d for d in deliveries if d.event.time < upgraded])
+    try:
+        # A database of the hourly-only version: its hours, no day buckets, no note of them.
+        await service.project(db, deliveries[:before], SHANGHAI)
+        await db[service.BUCKETS].delete_many({"_id": {"$regex": "^hd:"}})
+        await db[service.SKETCHES].delete_many({"_id": {"$regex": "^ld:"}})
+        await service.prepare_days(db, SHANGHAI, upgraded)
+        assert await service.days_since(db, SHANGHAI) == date(2026, 3, 29)
+        await service.project(db, deliveries[before:], SHANGHAI)
+        days, _ = projection.cover(start, end, SHANGHAI, await service.days_since(db, SHANGHAI))
+        assert days == ["2026-03-29", "2026-03-30", "2026-03-31"]
+        hourly = service.add_up(await service.hourly(db, "h:", start, end))
+        assert await service.window(db, "h:", start, end, SHANGHAI) == hourly and hourly["n"] == 60
+        await service.prepare_days(db, SHANGHAI, datetime(2026, 4, 2, tzinfo=SHANGHAI))
+        assert await service.days_since(db, SHANGHAI) == date(2026, 3, 29), "decided once"
+        berlin = ZoneInfo("Europe/Berlin")
+        with caplog.at_level(logging.WARNING, logger=service.__name__):
+            await service.prepare_days(db, berlin, datetime(2026, 4, 2, tzinfo=berlin))
+        assert "another time zone" in caplog.text
+        assert await service.days_since(db, berlin) is None and await service.days_since(db, SHANGHAI) is None
+        assert await service.window(db, "h:", start, end, berlin) == hourly
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

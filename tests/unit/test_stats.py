@@ -2,7 +2,7 @@
 
 import random
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -216,3 +216,96 @@ def test_the_daily_report_reads_like_the_seed(city):
     assert "| financing | 172 | 37% |" in markdown and "| fewer than 30 employees | 330 | 71% |" in markdown
     csv_text = report.to_csv(data)
     assert "total,received,463," in csv_text and "size_bands,small,96,0.2073" in csv_text
+
+
+SHANGHAI, BERLIN = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
+# Whole-hour zones with and without daylight saving (Santiago changes at midnight, Apia skipped 30 December
+# 2011), and zones whose offset is not whole hours all year (Kolkata) or half the year (Lord Howe).
+ZONES = ("Asia/Shanghai", "Europe/Berlin", "America/New_York", "America/Santiago", "Pacific/Apia", "Asia/Kolkata",
+         "Australia/Lord_Howe")
+DST_DAYS = (date(2026, 3, 29), date(2026, 10, 25), date(2026, 3, 8), date(2026, 11, 1), date(2026, 4, 5),
+            date(2026, 9, 6), date(2011, 12, 29), date(2026, 4, 4), date(2026, 10, 3))
+
+
+def test_an_hour_adds_into_the_day_its_utc_start_falls_on_in_the_city():
+    assert projection.day_of("h:2026-03-03T15", SHANGHAI) == "hd:2026-03-03"  # 23:00 local
+    assert projection.day_of("h:2026-03-03T16", SHANGHAI) == "hd:2026-03-04"  # midnight local
+    assert projection.day_of("l:2026-03-04T15", SHANGHAI) == "ld:2026-03-04"
+    assert projection.day_of("t", SHANGHAI) is None and projection.day_of("hd:2026-03-04", SHANGHAI) is None
+    assert projection.day_span(date(2026, 3, 29), BERLIN) == (datetime(2026, 3, 28, 23, tzinfo=UTC),
+                                                               datetime(2026, 3, 29, 22, tzinfo=UTC))
+    assert projection.day_span(date(2026, 10, 25), BERLIN)[1] - projection.day_span(date(2026, 10, 25), BERLIN)[0] \
+        == timedelta(hours=25)
+
+
+def test_where_an_hour_straddles_local_midnight_there_are_no_day_buckets():
+    kolkata, lord_howe = ZoneInfo("Asia/Kolkata"), ZoneInfo("Australia/Lord_Howe")
+    assert projection.day_span(date(2026, 3, 4), kolkata) is None
+    assert all(projection.day_of(f"h:2026-03-04T{h:02d}", kolkata) is None for h in range(24))
+    assert projection.day_span(date(2026, 7, 4), lord_howe) is None, "+10:30 in winter"
+    assert projection.day_span(date(2026, 1, 4), lord_howe) is not None, "+11:00 in summer"
+    assert projection.day_span(date(2011, 12, 30), ZoneInfo("Pacific/Apia")) is None, "a day that never was"
+
+
+def test_day_buckets_receive_the_changes_of_their_hours_and_nothing_else():
+    _, total = fold_all(resolved_story() + [
+        changed(EventType.appeal_confirmed, AppealStatus.confirmed, 4, T0 + timedelta(hours=3), satisfaction=5)])
+    days = projection.with_days(total, SHANGHAI)
+    assert {b: f for b, f in days.items() if not b.startswith(("hd:", "ld:"))} == total
+    # 14:05 UTC is 22:05 in Shanghai, 17:05 UTC is 01:05 the next day.
+    assert days["hd:2026-03-03"] == total["h:2026-03-03T14"]
+    assert days["hd:2026-03-04"] == total["h:2026-03-03T17"] == {f"feedback|{DEPT}": 1, f"satisfied|{DEPT}": 1}
+    assert days["ld:2026-03-03"] == total["l:2026-03-03T14"]
+    assert set(days) - set(total) == {"hd:2026-03-03", "hd:2026-03-04", "ld:2026-03-03"}
+
+
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    at = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    stop = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while at < stop:
+        out.append(at)
+        at += timedelta(hours=1)
+    return out
+
+
+def _periods(rng: random.Random, tz: ZoneInfo):
+    """Periods from local midnight or mid-day to local midnight or mid-day, over hours, days and DST changes."""
+    for i in range(120):
+        day = DST_DAYS[i % len(DST_DAYS)] + timedelta(days=rng.randint(-3, 1)) if i % 2 else \
+            date(2026, 1, 1) + timedelta(days=rng.randint(0, 364))
+        start = datetime.combine(day, time(0 if i % 3 else rng.randint(0, 23)), tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=rng.randint(0, 6)), time(0 if i % 5 else rng.randint(0, 23)),
+                               tzinfo=tz)
+        if end > start:
+            yield start, end
+
+
+def _covered(start: datetime, end: datetime, tz: ZoneInfo, since: date | None,
+             near: list[tuple[datetime, str | None]]) -> tuple[list[datetime], int]:
+    """The hours the day buckets (as day_of fills them) and hour buckets `cover` names hold; how many days."""
+    days, hours = projection.cover(start, end, tz, since)
+    names = {"hd:" + d for d in days}
+    covered = [h for h, day in near if day in names]
+    return sorted(covered + [datetime.fromisoformat(h + ":00+00:00") for h in hours]), len(days)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_whole_days_and_the_hours_left_hold_exactly_the_hours_of_a_period(zone):
+    tz = ZoneInfo(zone)
+    used = 0
+    for start, end in _periods(random.Random(zone), tz):
+        wanted = _hours(start, end)
+        near = [(h, projection.day_of("h:" + projection.hour_of(h), tz))
+                for h in _hours(start - timedelta(days=2), end + timedelta(days=2))]
+        covered, days = _covered(start, end, tz, date.min, near)
+        assert covered == wanted, (start, end)
+        used += days
+        assert _covered(start, end, tz, None, near) == (wanted, 0), "no day bucket is whole yet"
+        since = start.astimezone(tz).date() + timedelta(days=2)
+        assert _covered(start, end, tz, since, near)[0] == wanted
+        assert all(date.fromisoformat(d) >= since for d in projection.cover(start, end, tz, since)[0])
+    if zone == "Asia/Kolkata":
+        assert used == 0
+    else:
+        assert used > 100, "whole days come from day buckets"
