@@ -44,9 +44,10 @@ def quantile(sketch: dict[int, int], q: float) -> float | None:
 
 def _sketches(latencies: dict[str, int]) -> dict[tuple[str, str], dict[int, int]]:
     out: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    # Each name is one bin of one sketch, so a bin is set once (a day's sketch has tens of thousands).
     for name, n in latencies.items():
         kind, dept, key = name.split("|")
-        out[(kind, dept)][int(key)] = out[(kind, dept)].get(int(key), 0) + n
+        out[(kind, dept)][int(key)] = n
     return out
 
 
