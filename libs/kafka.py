@@ -104,8 +104,9 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
     """Feed validated events of `topics` to `handler`; commit only after it returns.
 
     A message that cannot be parsed or validated goes to `<topic>.dlq` and is
-    committed. An exception from `handler` rewinds the partition so the message is
-    redelivered: handlers must be idempotent. Each handler has its own consumer
+    committed. An exception from `handler`, or a handler still waiting after
+    `handler_timeout_seconds` (logged with where it waited), rewinds the partition
+    so the message is redelivered: handlers must be idempotent. Each handler has its own consumer
     group (`router.submitted`), so a slow handler never stalls another's rebalance.
     """
     group = _group(settings, handler)
@@ -121,7 +122,8 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[s
             return
         bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
         try:
-            await handler(event)
+            async with asyncio.timeout(settings.handler_timeout_seconds):
+                await handler(event)
             _log_handled(event, group)
         except Exception:
             log.exception("handler failed; the message will be retried",
@@ -151,7 +153,7 @@ BatchHandler = Callable[[list[Delivered]], Awaitable[None]]
 
 
 def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: BatchHandler,
-                    max_records: int = 500, batch_timeout_ms: int = 200) -> None:
+                    max_records: int = 100, batch_timeout_ms: int = 200) -> None:
     """Like `subscribe`, but `handler` gets up to `max_records` valid events at once, in partition order.
 
     Invalid messages of the batch go to their `.dlq`; an exception rewinds every
@@ -175,7 +177,8 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
         if not batch:
             return
         try:
-            await handler(batch)
+            async with asyncio.timeout(settings.handler_timeout_seconds):
+                await handler(batch)
         except Exception:
             log.exception("batch handler failed; the batch will be retried", extra={"events": len(batch)})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)

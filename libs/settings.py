@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
         default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py).")
     log_level: str = "INFO"
     consumer_group: str = ""
+    handler_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=240,
+        description="A consumer's handler still waiting after this long is cancelled and its message or batch "
+                    "retried; under Kafka's max.poll.interval (300 s), so a stuck await never costs the group.")
 
     @model_validator(mode="after")
     def _defaults_from_service_name(self) -> "ServiceSettings":
