@@ -205,9 +205,10 @@ async def apply_clock(db: AsyncDatabase, event: CloudEvent[SlaClockChanged]) -> 
     entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
              "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
              "remaining_seconds": data.remaining_seconds, "at": event.time}
-    await db.appeals.update_one(
-        {"_id": data.appeal_id, "$or": [{f"{key}.at": {"$exists": False}}, {f"{key}.at": {"$lte": event.time}}]},
-        {"$set": {key: entry}})
+    # "Not later than this event" also matches a clock never seen; unlike a top-level $or it keeps the
+    # write on the _id index in SecantusDB, which scans the whole collection for an $or.
+    await db.appeals.update_one({"_id": data.appeal_id, f"{key}.at": {"$not": {"$gt": event.time}}},
+                                {"$set": {key: entry}})
 
 
 def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:

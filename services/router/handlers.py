@@ -4,7 +4,7 @@ import logging
 
 from libs.app import Runtime
 from libs.events import ActionRejected, CloudEvent, EventType
-from libs.kafka import subscribe
+from libs.kafka import Delivered, subscribe, subscribe_batch
 from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, department_topic
 from services.router import lifecycle, service
 
@@ -14,9 +14,9 @@ log = logging.getLogger(__name__)
 def register(runtime: Runtime) -> None:
     """Subscribe router's handlers on the runtime's broker."""
 
-    async def on_submitted(event: CloudEvent) -> None:
+    async def on_submitted(batch: list[Delivered]) -> None:
         """Route each new appeal to its lead department and co-handlers."""
-        await service.admit(runtime.db, runtime.broker, runtime.book, event, runtime.clock.now())
+        await service.admit(runtime.db, runtime.broker, runtime.book, [d.event for d in batch], runtime.clock.now())
 
     async def on_action(event: CloudEvent) -> None:
         """Apply a department's action published on Kafka; refusals go back to its topic."""
@@ -49,6 +49,7 @@ def register(runtime: Runtime) -> None:
         except lifecycle.ActionError as exc:
             log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
-    subscribe(runtime.broker, runtime.settings, [APPEALS_SUBMITTED], on_submitted)
+    # In batches: at load, one insert and one write route up to a hundred appeals.
+    subscribe_batch(runtime.broker, runtime.settings, [APPEALS_SUBMITTED], on_submitted)
     subscribe(runtime.broker, runtime.settings, [APPEALS_ACTIONS], on_action)
     subscribe(runtime.broker, runtime.settings, [APPEALS_COMPANY], on_company)

@@ -13,14 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
 from libs.events import AppealSubmitted, CloudEvent, EventType
 from libs.ids import new_id
 from libs.kafka import make_event, publish
+from libs.mongo import update_then_read
 from libs.outbox import outbox_items
 from services.router.lifecycle import ActionError, Outcome, decide_admission, new_appeal, reject
 from services.router.rules import RoutingBook
@@ -51,24 +52,37 @@ async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> 
     await outbox.flush(db.appeals, broker, doc)
 
 
-async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook, event: CloudEvent[AppealSubmitted],
-                now: datetime) -> None:
-    """Route a submitted appeal once; a redelivery only finishes publishing what is owed."""
-    doc = new_appeal(event.data, book)
-    outcome = decide_admission(doc, book)
-    stored = {**doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
-              "traceparent": event.traceparent,
-              "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
-    # Insert first: a new appeal (the usual case) costs no read, and the unique indexes catch the rest.
+async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
+                events: list[CloudEvent[AppealSubmitted]], now: datetime) -> None:
+    """Route a batch of submitted appeals once each; a redelivery only finishes publishing what is owed.
+
+    New appeals (the usual case) cost one insert for the batch and one write to
+    empty their outboxes; the unique indexes catch redeliveries and duplicates.
+    """
+    stored = {}
+    for event in events:
+        doc = new_appeal(event.data, book)
+        outcome = decide_admission(doc, book)
+        stored.setdefault(doc["_id"], (event, doc, {
+            **doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
+            "traceparent": event.traceparent, "outbox": _outbox(outcome, event.traceparent, now),
+            "outbox_since": now}))
+    rows = list(stored.values())
+    refused: dict[int, dict[str, Any]] = {}
     try:
-        await db.appeals.insert_one(stored)
-        existing = stored
-    except DuplicateKeyError as exc:
-        if "dup_key" in str(exc.details or exc):
-            existing = await _store_rejection(db, doc, event, now)
+        await db.appeals.insert_many([row[2] for row in rows], ordered=False)
+    except BulkWriteError as exc:
+        refused = {error["index"]: error for error in exc.details.get("writeErrors", [])}
+        if any(error.get("code") != 11000 for error in refused.values()):
+            raise
+    ready = [row[2] for n, row in enumerate(rows) if n not in refused]
+    for n, error in refused.items():
+        event, doc, _ = rows[n]
+        if "dup_key" in str(error.get("keyPattern") or error.get("errmsg")):
+            ready.append(await _store_rejection(db, doc, event, now))
         else:
-            existing = await db.appeals.find_one({"_id": event.data.appeal_id})
-    await flush(db, broker, existing)
+            ready.append(await db.appeals.find_one({"_id": doc["_id"]}))
+    await outbox.flush_many(db.appeals, broker, ready)
 
 
 async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted],
@@ -100,12 +114,11 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
             return doc
         outcome = decide(doc)
         items = _outbox(outcome, doc.get("traceparent"), now)
-        updated = await db.appeals.find_one_and_update(
-            {"_id": appeal_id, "version": doc["version"]},
+        updated = await update_then_read(
+            db.appeals, {"_id": appeal_id, "version": doc["version"]},
             {"$set": {**outcome.set, "updated_at": now, "outbox_since": now},
              "$inc": {"version": 1},
-             "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}},
-            return_document=ReturnDocument.AFTER)
+             "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}})
         if updated is not None:
             await flush(db, broker, updated)
             return updated

@@ -29,6 +29,7 @@ from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
 from libs.ids import new_id
+from libs.mongo import update_then_read
 from libs.outbox import outbox_items
 from services.sla import clocks
 
@@ -79,8 +80,7 @@ async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], ch
     if items:
         update["$set"]["outbox_since"] = now
         update["$push"] = {"outbox": {"$each": items}}
-    after = await db.clocks.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
-                                                return_document=True)
+    after = await update_then_read(db.clocks, {"_id": doc["_id"], "version": doc["version"]}, update)
     if after is None:
         raise RuntimeError(f"clock {doc['_id']} changed concurrently; the event will be retried")
     was, now_running = doc["state"] == ClockState.running, after["state"] == ClockState.running

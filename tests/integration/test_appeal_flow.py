@@ -4,9 +4,11 @@ import asyncio
 import time
 from datetime import timedelta
 
-from libs.events import CompanyInfoProvided, DepartmentAction, EventType
+from libs.events import CompanyInfoProvided, DepartmentAction, EventType, parse_event
+from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, dead_letter_topic, department_topic
+from services.router import service as router_service
 from tests.helpers import appeal_body, read_topic
 
 
@@ -176,6 +178,27 @@ async def test_redelivered_submission_routes_once(platform):
     routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
                               lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.routed.v1")
     assert len(routed) == 1
+
+
+async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_redelivery(platform):
+    routed_before = (await submit(platform, appeal_body())).json()["appeal_id"]
+    await wait_status(platform, routed_before, "routed")
+    record = await platform.intake_runtime.db.appeals.find_one({"_id": routed_before})
+    redelivered = parse_event(record["event"].encode())
+    new = redelivered.data.model_copy(update={"appeal_id": new_id(), "title": f"Another matter {new_id()}"})
+    twin = new.model_copy(update={"appeal_id": new_id(), "channel_ref": "twin"})
+    batch = [make_event("appeals/intake", EventType.appeal_submitted, d.appeal_id, d) for d in (new, twin)]
+    runtime = platform.router_runtime
+    await router_service.admit(runtime.db, runtime.broker, runtime.book, [*batch, redelivered], runtime.clock.now())
+
+    await wait_status(platform, new.appeal_id, "routed")
+    assert new.appeal_id in (await wait_status(platform, twin.appeal_id, "rejected"))["reason"]
+    routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
+                              lambda e: e.get("subject") == routed_before and e["type"] == "appeal.routed.v1")
+    assert len(routed) == 1, "the redelivered submission in the batch is not routed again"
+    left = await runtime.db.appeals.count_documents({"_id": {"$in": [new.appeal_id, twin.appeal_id, routed_before]},
+                                                     "outbox.0": {"$exists": True}})
+    assert left == 0, "every outbox of the batch was published and emptied"
 
 
 async def test_duplicate_of_an_open_appeal_is_rejected(platform):
