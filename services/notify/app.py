@@ -1,6 +1,6 @@
 """Notify assembled: directory and templates, the event consumer, the dispatcher, HTTP."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ class NotifyRuntime(Runtime):
     book: NotifyBook | None = None
     metrics: NotifyMetrics | None = None
     http: httpx.AsyncClient | None = None
+    memory: service.Memory = field(default_factory=service.Memory)
 
 
 async def _startup(runtime: Runtime) -> None:

@@ -12,6 +12,7 @@ def register(runtime: Runtime) -> None:
 
     async def on_event(event: CloudEvent) -> None:
         """Record the notifications an appeal, lifecycle or SLA event owes; the dispatcher sends them."""
-        await service.plan_event(runtime.db, runtime.book, event, runtime.clock.now(), runtime.settings.status_url)
+        await service.plan_event(runtime.db, runtime.book, event, runtime.clock.now(), runtime.settings.status_url,
+                                 runtime.memory)
 
     subscribe(runtime.broker, runtime.settings, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS], on_event)

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from cachetools import LRUCache, TTLCache
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,6 +30,7 @@ from libs.calendars import BusinessCalendar, parse_target
 from libs.config import City, SlaConfig
 from libs.events import CloudEvent, EventType, NotificationOutcome
 from libs.ids import new_id
+from libs.mongo import update_then_read
 from libs.outbox import Emit, outbox_items
 from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
 from services.notify import channels, rules
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "appeals/notify"
 WAIT_FOR_SUBMISSION = timedelta(minutes=5)
+# A subscription changed through another replica is seen within this many seconds.
+SUBSCRIPTIONS_KEPT_SECONDS = 10.0
 
 
 class AppealNotYetKnown(Exception):
@@ -92,19 +96,51 @@ def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
     }
 
 
-async def remember_appeal(db: AsyncDatabase, event: CloudEvent) -> None:
+@dataclass
+class Memory:
+    """What notify read before and may read again without the database.
+
+    An appeal as notify keeps it never changes after submission, so it is safe to
+    keep; subscriptions can change (through any replica), so they are kept briefly.
+    """
+
+    appeals: LRUCache = field(default_factory=lambda: LRUCache(maxsize=20_000))
+    subscriptions: TTLCache = field(default_factory=lambda: TTLCache(maxsize=5_000, ttl=SUBSCRIPTIONS_KEPT_SECONDS))
+
+
+async def remember_appeal(db: AsyncDatabase, event: CloudEvent, memory: Memory) -> None:
     """Keep what notify needs of a submitted appeal: how to reach the company, and the title."""
     d = event.data
-    await db.appeals.update_one({"_id": d.appeal_id}, {"$setOnInsert": {
-        "contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
-        "category": d.category.value, "submitted_at": d.submitted_at}}, upsert=True)
+    kept = {"contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
+            "category": d.category.value, "submitted_at": d.submitted_at}
+    await db.appeals.update_one({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True)
+    # What the database kept may be an earlier copy; both say the same, the submission being immutable.
+    memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
 
 
-async def _staff(db: AsyncDatabase, city: City, departments: set[str]) -> dict[str, rules.Address]:
+async def _appeal(db: AsyncDatabase, appeal_id: str, memory: Memory) -> dict[str, Any] | None:
+    if appeal_id in memory.appeals:
+        return memory.appeals[appeal_id]
+    appeal = await db.appeals.find_one({"_id": appeal_id})
+    if appeal is not None:
+        memory.appeals[appeal_id] = appeal
+    return appeal
+
+
+async def _subscriptions(db: AsyncDatabase, recipients: list[str], memory: Memory) -> dict[str, dict | None]:
+    missing = [r for r in recipients if r not in memory.subscriptions]
+    if missing:
+        found = {s["_id"]: s async for s in db.subscriptions.find({"_id": {"$in": missing}})}
+        for recipient in missing:
+            memory.subscriptions[recipient] = found.get(recipient)
+    return {r: memory.subscriptions.get(r) for r in recipients}
+
+
+async def _staff(db: AsyncDatabase, city: City, departments: set[str], memory: Memory) -> dict[str, rules.Address]:
     recipients = [f"{code}:{role}" for code in departments for role in ("handler", "head", "supervisor")]
     if not recipients:
         return {}
-    subs = {s["_id"]: s async for s in db.subscriptions.find({"_id": {"$in": recipients}})}
+    subs = await _subscriptions(db, recipients, memory)
     staff = {}
     for recipient in recipients:
         code, role = recipient.split(":")
@@ -134,11 +170,12 @@ def _destination(item: Planned, address: Address) -> str | None:
             "webhook": address.webhook_url}.get(item.channel)
 
 
-async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now: datetime, status_url: str) -> int:
+async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now: datetime, status_url: str,
+                     memory: Memory) -> int:
     """Record every notification the event owes; a replayed event records nothing new."""
     if event.type == EventType.appeal_submitted:
-        await remember_appeal(db, event)
-    appeal = await db.appeals.find_one({"_id": event.subject})
+        await remember_appeal(db, event, memory)
+    appeal = await _appeal(db, event.subject, memory)
     if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
         # Topics are consumed side by side: the submission may simply not have been read yet.
         raise AppealNotYetKnown(event.subject)
@@ -149,7 +186,7 @@ async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now
                           wechat_openid=contact.get("wechat_openid"))
     data = event.data.model_dump(mode="python")
     departments = {data["department"]} if data.get("department") else set()
-    staff = await _staff(db, book.city, departments)
+    staff = await _staff(db, book.city, departments, memory)
     context = _context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
     records = []
@@ -276,8 +313,7 @@ async def _record(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], t
     if items:
         update["$set"]["outbox_since"] = now
         update["$push"] = {"outbox": {"$each": items}}
-    after = await db.notifications.find_one_and_update({"_id": doc["_id"], "claim": token}, update,
-                                                       return_document=True)
+    after = await update_then_read(db.notifications, {"_id": doc["_id"], "claim": token}, update)
     if after is not None:
         await outbox.flush(db.notifications, broker, after)
 

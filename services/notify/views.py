@@ -45,6 +45,7 @@ async def put_subscription(recipient: Recipient, body: Subscription, runtime=Dep
     """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
     _check_recipient(recipient, principal, runtime)
     await runtime.db.subscriptions.replace_one({"_id": recipient}, body.model_dump(), upsert=True)
+    runtime.memory.subscriptions.pop(recipient, None)
     return SubscriptionView(recipient=recipient, **{**body.model_dump(),
                                                     "webhook_secret": "***" if body.webhook_secret else None})
 

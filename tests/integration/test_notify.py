@@ -236,3 +236,20 @@ async def test_an_unreachable_provider_ends_failed_with_the_reason(notify):
     while not counted(metrics := (await notify["client"].get("/metrics")).text) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert counted(metrics)
+
+
+async def test_a_changed_subscription_takes_effect_for_the_next_event(notify):
+    client, runtime = notify["client"], notify["runtime"]
+    recipient, dept = "futian-tax:handler", "futian-tax"
+    key = {"X-Api-Key": notify["keys"][f"department:{dept}"]}
+    addresses = []
+    for address in ("tax-first@example.org", "tax-second@example.org"):
+        r = await client.put(f"/v1/subscriptions/{recipient}", headers=key, json={"email": address})
+        assert r.status_code == 200
+        appeal_id = new_id()
+        await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+        await send(notify, SLA_EVENTS, EventType.sla_breached, sla(appeal_id, 100).model_copy(update={"department": dept}))
+        await log_of(notify, appeal_id, lambda e: any(x["recipient"] == recipient for x in e))
+        record = await runtime.db.notifications.find_one({"appeal_id": appeal_id, "recipient": recipient})
+        addresses.append(record["to"])
+    assert addresses == ["tax-first@example.org", "tax-second@example.org"], "notify does not keep an old address"
