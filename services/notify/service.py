@@ -30,7 +30,7 @@ from libs.calendars import BusinessCalendar, parse_target
 from libs.config import City, SlaConfig
 from libs.events import CloudEvent, EventType, NotificationOutcome
 from libs.ids import new_id
-from libs.mongo import update_then_read
+from libs.mongo import update_guarded
 from libs.outbox import Emit, outbox_items
 from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
 from services.notify import channels, rules
@@ -313,7 +313,7 @@ async def _record(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], t
     if items:
         update["$set"]["outbox_since"] = now
         update["$push"] = {"outbox": {"$each": items}}
-    after = await update_then_read(db.notifications, {"_id": doc["_id"], "claim": token}, update)
+    after = await update_guarded(db.notifications, doc, {"claim": token}, update)
     if after is not None:
         await outbox.flush(db.notifications, broker, after)
 

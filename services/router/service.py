@@ -21,7 +21,7 @@ from libs import outbox
 from libs.events import AppealSubmitted, CloudEvent, EventType
 from libs.ids import new_id
 from libs.kafka import make_event, publish
-from libs.mongo import update_then_read
+from libs.mongo import update_guarded
 from libs.outbox import outbox_items
 from services.router.lifecycle import ActionError, Outcome, decide_admission, new_appeal, reject
 from services.router.rules import RoutingBook
@@ -114,8 +114,8 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
             return doc
         outcome = decide(doc)
         items = _outbox(outcome, doc.get("traceparent"), now)
-        updated = await update_then_read(
-            db.appeals, {"_id": appeal_id, "version": doc["version"]},
+        updated = await update_guarded(
+            db.appeals, doc, {"version": doc["version"]},
             {"$set": {**outcome.set, "updated_at": now, "outbox_since": now},
              "$inc": {"version": 1},
              "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}})
