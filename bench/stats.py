@@ -2,12 +2,13 @@
 
 The appeals' events (submitted, routed, accepted, resolved for a third of them,
 their three clocks, some feedback) are folded with stats' own projection code
-into documents whose counts are summed into the hourly buckets, exactly what
-the live consumer would have written, and the buckets are stored in a fresh
-stats database. All appeals fall on one day, so the daily report of that day
-covers every one of them. A real stats process then answers the daily report
-(JSON, Markdown), the department rates and a summary; the baseline is the same
-process's bare /healthz and a raw read of the day's bucket documents.
+into documents whose counts are summed into the hourly buckets and, as the live
+consumer adds them, into the local day buckets, exactly what it would have
+written, and the buckets are stored in a fresh stats database. All appeals fall
+on one day, so the daily report of that day covers every one of them and reads
+its day bucket. A real stats process then answers the daily report (JSON,
+Markdown), the department rates and a summary; the baseline is the same
+process's bare /healthz and raw reads of the day's bucket documents.
 """
 
 import argparse
@@ -15,7 +16,8 @@ import asyncio
 import random
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from pymongo import AsyncMongoClient
@@ -27,10 +29,11 @@ from devstack.keys import provision
 from libs.config import load_city
 from libs.events import AppealStatus, ClockKind
 from libs.settings import PROJECT_ROOT
-from services.stats import projection
+from services.stats import projection, service
 from services.stats.service import collection_of
 
-DAY = datetime(2026, 3, 4, tzinfo=UTC) - timedelta(hours=8)  # 4 March 2026, 00:00 in Shanghai
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = datetime(2026, 3, 4, tzinfo=TZ)
 
 
 def appeal_document(i: int, rng: random.Random, departments: list[str]) -> dict:
@@ -91,12 +94,12 @@ def build_buckets(n: int, overdue: int, departments: list[str]) -> tuple[dict, l
     began = time.perf_counter()
     for i in tqdm(range(n), desc="folding appeals", unit="appeal", unit_scale=True):
         doc = appeal_document(i, rng, departments)
-        for bucket, fields in projection.appeal_counts(doc).items():
+        for bucket, fields in projection.with_days(projection.appeal_counts(doc), TZ).items():
             target = buckets[bucket]
             for name, value in fields.items():
                 target[name] += value
         for clock in clock_documents(doc, rng):
-            for bucket, fields in projection.clock_counts(clock).items():
+            for bucket, fields in projection.with_days(projection.clock_counts(clock), TZ).items():
                 for name, value in fields.items():
                     buckets[bucket][name] += value
             if len(running_past_due) < overdue and clock["state"] == "running" and not clock.get("breached"):
@@ -108,6 +111,8 @@ def build_buckets(n: int, overdue: int, departments: list[str]) -> tuple[dict, l
 async def store(mongodb_uri: str, buckets: dict, clocks: list[dict]) -> None:
     client = AsyncMongoClient(mongodb_uri)
     db = client.stats
+    # As a rebuild does: the database is new, so every day bucket is whole.
+    await service.prepare_days(db, TZ, DAY)
     for name in buckets:
         await db[collection_of(name)].insert_one({"_id": name, "c": dict(buckets[name]), "wm": {}})
     await db.clocks.create_index("live_due", sparse=True)
@@ -116,14 +121,13 @@ async def store(mongodb_uri: str, buckets: dict, clocks: list[dict]) -> None:
     await client.close()
 
 
-async def raw_read(mongodb_uri: str, rounds: int) -> list[float]:
-    """Baseline: read the day's 24 count buckets straight from MongoDB."""
+async def raw_read(mongodb_uri: str, rounds: int, query: dict) -> list[float]:
+    """Baseline: read the day's count buckets that `query` selects straight from MongoDB."""
     client = AsyncMongoClient(mongodb_uri)
-    lo, hi = "h:" + projection.hour_of(DAY), "h:" + projection.hour_of(DAY + timedelta(days=1))
     times = []
     for _ in range(rounds):
         began = time.perf_counter()
-        await client.stats.buckets.find({"_id": {"$gte": lo, "$lt": hi}}).to_list()
+        await client.stats.buckets.find(query).to_list()
         times.append(time.perf_counter() - began)
     await client.close()
     return times
@@ -155,20 +159,24 @@ def main() -> None:
         keys = provision(city, bench.workdir)
         port = servers.free_port()
         env = {"KAFKA_BOOTSTRAP_SERVERS": bench.bootstrap, "MONGODB_URI": bench.mongodb_uri,
-               "API_KEYS_FILE": str(bench.workdir / "api-keys.json")}
+               "API_KEYS_FILE": str(bench.workdir / "api-keys.json"), "TIMEZONE": TZ.key}
         proc = start_service("stats", env, port, bench.workdir / "stats.log")
         try:
             base = f"http://127.0.0.1:{port}"
             headers = {"X-Api-Key": keys["operator"]}
-            day = {"date": "2026-03-04"}
+            day = {"date": DAY.date().isoformat()}
+            next_day = DAY + timedelta(days=1)
             window = {"from": "2026-03-04", "to": "2026-03-05"}
             with httpx.Client(timeout=60) as client:
                 report = client.get(base + "/v1/reports/daily", params=day, headers=headers).json()
                 assert report["received"] == args.appeals, report["received"]
                 results = {
                     "bare /healthz (baseline)": timed(client, base + "/healthz", args.rounds),
-                    "raw read of the day's buckets (baseline)": asyncio.run(raw_read(bench.mongodb_uri,
-                                                                                     args.rounds)),
+                    "raw read of the day's 24 hour buckets (baseline)": asyncio.run(raw_read(
+                        bench.mongodb_uri, args.rounds, {"_id": {"$gte": "h:" + projection.hour_of(DAY),
+                                                                 "$lt": "h:" + projection.hour_of(next_day)}})),
+                    "raw read of the day's day bucket (baseline)": asyncio.run(raw_read(
+                        bench.mongodb_uri, args.rounds, {"_id": "hd:" + DAY.date().isoformat()})),
                     "daily report, JSON": timed(client, base + "/v1/reports/daily", args.rounds, params=day,
                                                 headers=headers),
                     "daily report, Markdown": timed(client, base + "/v1/reports/daily", args.rounds, params=day,
