@@ -12,8 +12,8 @@ delivered twice, never two warnings. Lifecycle changes use the per-clock outbox.
 import asyncio
 import hashlib
 import logging
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
 from libs.ids import new_id
-from libs.mongo import update_then_read
+from libs.mongo import apply_update, as_stored
 from libs.outbox import outbox_items
 from services.sla import clocks
 
@@ -69,25 +69,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.clocks.create_index([("claim_until", ASCENDING)], sparse=True)
 
 
-async def _write(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], change: clocks.Change,
-                 now: datetime, traceparent: str | None) -> None:
-    if not change.set and not change.emits:
-        return
-    items = outbox_items(SOURCE, change.emits, traceparent, now)
-    # Unsetting the claim lets the scheduler look at the changed clock at once.
-    update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
-                              "$unset": {"claim": "", "claim_until": ""}}
-    if items:
-        update["$set"]["outbox_since"] = now
-        update["$push"] = {"outbox": {"$each": items}}
-    after = await update_then_read(db.clocks, {"_id": doc["_id"], "version": doc["version"]}, update)
-    if after is None:
-        raise RuntimeError(f"clock {doc['_id']} changed concurrently; the event will be retried")
-    was, now_running = doc["state"] == ClockState.running, after["state"] == ClockState.running
-    await _count_running(db, {doc["clock"]: int(now_running) - int(was)})
-    await outbox.flush(db.clocks, broker, after)
-
-
 @dataclass(frozen=True)
 class Start:
     """A clock an event starts: which kind, its generation, for which department, from when."""
@@ -98,62 +79,125 @@ class Start:
     started_at: datetime
 
 
-async def _start(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, data: AppealChanged, starts: list[Start],
-                 now: datetime, traceparent: str | None) -> None:
-    """Insert the clocks an event starts in one write, count them, and publish their first events."""
-    docs = []
-    for start in starts:
-        calendar = book.calendar_for(start.department)
-        target = book.target(data.sla_profile or "", start.kind, bool(data.cohandlers))
-        facts = {"category": data.category.value, "district": data.district}
-        doc, emits = clocks.start(data.appeal_id, start.kind, start.generation, start.department,
-                                  data.sla_profile or "", target, calendar, start.started_at, now, facts)
-        # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-        doc.update({"outbox": outbox_items(SOURCE, emits, traceparent, now), "outbox_since": now,
-                    "updated_at": now, "traceparent": traceparent})
-        docs.append(doc)
-    refused: set[int] = set()
-    try:
-        await db.clocks.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        refused = {e["index"] for e in errors}  # a redelivery: started already
-    await _count_running(db, Counter(doc["clock"] for n, doc in enumerate(docs) if n not in refused))
-    if refused:
-        again = {d["_id"]: d async for d in db.clocks.find({"_id": {"$in": [docs[n]["_id"] for n in refused]}})}
-        docs = [again.get(doc["_id"], doc) if n in refused else doc for n, doc in enumerate(docs)]
-    await outbox.flush_many(db.clocks, broker, docs)
+@dataclass
+class Writes:
+    """What a batch of lifecycle events adds up to, written at the end in a few bulk writes.
+
+    Documents are changed in memory as the events are folded in order, so a later
+    event of the same appeal sees what an earlier one did; each update is guarded by
+    the version it was computed from.
+    """
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[UpdateOne] = field(default_factory=list)
+    running: Counter = field(default_factory=Counter)
+    # Clock id -> the document as it will be once written: its outbox is published at the end.
+    touched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    appeals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def change(self, doc: dict[str, Any], change: clocks.Change, now: datetime,
+               traceparent: str | None) -> dict[str, Any]:
+        """Queue a guarded update of one clock; returns the clock as it will be."""
+        if not change.set and not change.emits:
+            return doc
+        items = outbox_items(SOURCE, change.emits, traceparent, now)
+        # Unsetting the claim lets the scheduler look at the changed clock at once.
+        update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
+                                  "$unset": {"claim": "", "claim_until": ""}}
+        if items:
+            update["$set"]["outbox_since"] = now
+            update["$push"] = {"outbox": {"$each": items}}
+        self.updates.append(UpdateOne({"_id": doc["_id"], "version": doc["version"]}, update))
+        after = apply_update(doc, update)
+        running = ClockState.running.value
+        self.running[doc["clock"]] += int(after["state"] == running) - int(doc["state"] == running)
+        self.touched[doc["_id"]] = after
+        return after
+
+    async def write(self, db: AsyncDatabase, broker: KafkaBroker) -> None:
+        """Insert, update, count, publish the outboxes, then remember each appeal's sequence."""
+        if self.inserts:
+            try:
+                await db.clocks.insert_many(self.inserts, ordered=False)
+            except BulkWriteError as exc:
+                raise ClocksChanged(f"{len(exc.details.get('writeErrors', []))} clocks started meanwhile") from exc
+        if self.updates:
+            result = await db.clocks.bulk_write(self.updates, ordered=True)
+            if result.matched_count != len(self.updates):
+                raise ClocksChanged(f"{len(self.updates) - result.matched_count} clocks changed meanwhile")
+        await _count_running(db, self.running)
+        await outbox.flush_many(db.clocks, broker, list(self.touched.values()))
+        if self.appeals:
+            await db.appeals.bulk_write([UpdateOne({"_id": appeal_id}, {"$set": state}, upsert=True)
+                                         for appeal_id, state in self.appeals.items()], ordered=False)
 
 
-async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, event: CloudEvent[AppealChanged],
-                          now: datetime) -> None:
-    """Start, stop, pause, resume or cancel the appeal's clocks; a replayed event changes nothing."""
+class ClocksChanged(RuntimeError):
+    """Another writer (the scheduler, another replica) changed a clock first; the batch is retried."""
+
+
+async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
+                          events: list[CloudEvent[AppealChanged]], now: datetime) -> None:
+    """Start, stop, pause, resume or cancel the clocks of a batch of lifecycle events, in order.
+
+    A replayed event changes nothing: each appeal remembers the last sequence applied,
+    and a clock a redelivered event would start is found already there.
+    """
+    ids = list(dict.fromkeys(event.data.appeal_id for event in events))
+    states = {d["_id"]: d async for d in db.appeals.find({"_id": {"$in": ids}})}
+    kept: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    async for clock in db.clocks.find({"appeal_id": {"$in": ids}}):
+        kept[clock["appeal_id"]].append(clock)
+    writes = Writes()
+    for event in events:
+        appeal_id = event.data.appeal_id
+        state = states.get(appeal_id) or {"_id": appeal_id, "sequence": 0, "generation": {}}
+        states[appeal_id] = _fold(writes, book, event, state, kept[appeal_id], now)
+    await writes.write(db, broker)
+
+
+def _fold(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], state: dict[str, Any],
+          kept: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Fold one event into the appeal's clocks (`kept`, changed in place); returns the appeal's new state."""
     data = event.data
-    state = await db.appeals.find_one({"_id": data.appeal_id}) or {"_id": data.appeal_id, "sequence": 0,
-                                                                      "generation": {}}
     if data.sequence <= state["sequence"]:
-        return
+        return state
     generation: dict[str, int] = dict(state.get("generation", {}))
-    live = [c async for c in db.clocks.find({"appeal_id": data.appeal_id,
-                                              "state": {"$in": [*clocks.LIVE, ClockState.breached.value]}})]
     at = event.time
     trace = event.traceparent
+    alive = (*clocks.LIVE, ClockState.breached.value)
 
     def of(kind: ClockKind, department: str | None = None) -> list[dict[str, Any]]:
-        return [c for c in live if c["clock"] == kind and (department is None or c["department"] == department)]
+        return [c for c in kept if c["state"] in alive and c["clock"] == kind
+                and (department is None or c["department"] == department)]
 
-    async def apply(docs: list[dict[str, Any]], op) -> None:
+    def apply(docs: list[dict[str, Any]], op) -> None:
         for doc in docs:
-            await _write(db, broker, doc, op(doc, book.calendars.get(doc["calendar"], book.calendars["default"])),
-                         now, trace)
-
-    starts: list[Start] = []
+            after = writes.change(doc, op(doc, book.calendars.get(doc["calendar"], book.calendars["default"])),
+                                  now, trace)
+            kept[kept.index(doc)] = after
 
     def begin(kind: ClockKind, department: str, started_at: datetime) -> None:
         generation[kind.value] = generation.get(kind.value, 0) + 1
-        starts.append(Start(kind, generation[kind.value], department, started_at))
+        clock_id = clocks.clock_id(data.appeal_id, kind, generation[kind.value])
+        there = next((c for c in kept if c["_id"] == clock_id), None)
+        if there is not None:
+            # Started by an earlier delivery of this event: publish what it still owes, start nothing.
+            writes.touched.setdefault(clock_id, there)
+            return
+        calendar = book.calendar_for(department)
+        target = book.target(data.sla_profile or "", kind, bool(data.cohandlers))
+        facts = {"category": data.category.value, "district": data.district}
+        doc, emits = clocks.start(data.appeal_id, kind, generation[kind.value], department, data.sla_profile or "",
+                                  target, calendar, started_at, now, facts)
+        # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
+        doc.update({"outbox": outbox_items(SOURCE, emits, trace, now), "outbox_since": now,
+                    "updated_at": now, "traceparent": trace})
+        doc = as_stored(doc)  # as the database will hold it (milliseconds), for the updates that follow
+        writes.inserts.append(doc)
+        writes.running[kind.value] += 1
+        writes.touched[clock_id] = doc
+        kept.append(doc)
 
     def stop(doc, cal):
         return clocks.stop(doc, cal, at)
@@ -168,36 +212,35 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
         begin(ClockKind.scope, data.department, at)
         begin(ClockKind.response, data.department, at)
     elif t == E.appeal_declined:
-        await apply(of(ClockKind.scope, data.department), stop)
+        apply(of(ClockKind.scope, data.department), stop)
     elif t in (E.appeal_rerouted, E.appeal_transferred):
         old = data.previous_department
-        await apply(of(ClockKind.scope, old), stop)
-        await apply(of(ClockKind.response, old), cancel)
-        await apply(of(ClockKind.resolution), lambda d, c: clocks.reassign(d, data.department))
+        apply(of(ClockKind.scope, old), stop)
+        apply(of(ClockKind.response, old), cancel)
+        apply(of(ClockKind.resolution), lambda d, c: clocks.reassign(d, data.department))
         begin(ClockKind.scope, data.department, at)
         begin(ClockKind.response, data.department, at)
     elif t == E.appeal_accepted:
-        await apply(of(ClockKind.scope), stop)
+        apply(of(ClockKind.scope), stop)
         if data.note:  # accepted with a plan: a substantive answer
-            await apply(of(ClockKind.response), stop)
+            apply(of(ClockKind.response), stop)
     elif t == E.appeal_info_requested:
-        await apply(of(ClockKind.scope) + of(ClockKind.response), stop)
-        await apply(of(ClockKind.resolution), lambda d, c: clocks.pause(d, c, at))
+        apply(of(ClockKind.scope) + of(ClockKind.response), stop)
+        apply(of(ClockKind.resolution), lambda d, c: clocks.pause(d, c, at))
     elif t == E.appeal_info_provided:
-        await apply(of(ClockKind.resolution), lambda d, c: clocks.resume(d, c, at))
+        apply(of(ClockKind.resolution), lambda d, c: clocks.resume(d, c, at))
     elif t == E.appeal_resolved:
-        await apply(live, stop)
+        apply([c for c in kept if c["state"] in alive], stop)
     elif t == E.appeal_reopened:
         begin(ClockKind.resolution, data.department, at)
     elif t in (E.appeal_closed, E.appeal_rejected):
-        await apply(live, cancel)
+        apply([c for c in kept if c["state"] in alive], cancel)
     elif t == E.appeal_cohandler_added:
         target = book.target(data.sla_profile or "", ClockKind.response, True)
-        await apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
-    if starts:
-        await _start(db, broker, book, data, starts, now, trace)
-    await db.appeals.update_one({"_id": data.appeal_id},
-                                {"$set": {"sequence": data.sequence, "generation": generation}}, upsert=True)
+        apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
+    new_state = {"_id": data.appeal_id, "sequence": data.sequence, "generation": generation}
+    writes.appeals[data.appeal_id] = {"sequence": data.sequence, "generation": generation}
+    return new_state
 
 
 @dataclass
