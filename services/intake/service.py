@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -170,8 +170,8 @@ async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | Non
     return await db.appeals.find_one({"_id": appeal_id}, {"event": 0})
 
 
-async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -> None:
-    """Fold a lifecycle event into the status read model; replays change nothing."""
+def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list[UpdateOne]]:
+    """One write folding an in-order event in, and the guarded pair that takes what is new of any event."""
     data = event.data
     entry = {"event_id": event.id, "type": event.type, "status": data.status.value, "time": event.time,
              "department": data.department, "note": data.note, "guidance": data.guidance,
@@ -189,26 +189,37 @@ async def apply_lifecycle(db: AsyncDatabase, event: CloudEvent[AppealChanged]) -
             current[field] = getattr(data, field)
     if data.policy_refs:
         current["policy_refs"] = data.policy_refs
-    # In order (the usual case) the event is new on both counts and one write folds it in.
-    folded = await db.appeals.update_one(
-        {"_id": data.appeal_id, "sequence": {"$lt": data.sequence}, "timeline.event_id": {"$ne": event.id}},
-        {**timeline, "$set": {**timeline["$set"], **current}})
-    if folded.matched_count == 0:
-        await db.appeals.update_one({"_id": data.appeal_id, "timeline.event_id": {"$ne": event.id}}, timeline)
-        await db.appeals.update_one({"_id": data.appeal_id, "sequence": {"$lt": data.sequence}}, {"$set": current})
+    new = {"timeline.event_id": {"$ne": event.id}}
+    later = {"sequence": {"$lt": data.sequence}}
+    combined = UpdateOne({"_id": data.appeal_id, **later, **new}, {**timeline, "$set": {**timeline["$set"], **current}})
+    return combined, [UpdateOne({"_id": data.appeal_id, **new}, timeline),
+                      UpdateOne({"_id": data.appeal_id, **later}, {"$set": current})]
 
 
-async def apply_clock(db: AsyncDatabase, event: CloudEvent[SlaClockChanged]) -> None:
+async def apply_lifecycle(db: AsyncDatabase, events: list[CloudEvent[AppealChanged]]) -> None:
+    """Fold lifecycle events into the status read model, in order; replays change nothing."""
+    writes = [_lifecycle_writes(event) for event in events]
+    # In order (the usual case) each event is new on both counts and one write folds it in.
+    folded = await db.appeals.bulk_write([combined for combined, _ in writes], ordered=True)
+    if folded.matched_count < len(writes):
+        # A replay or an event out of order: the guarded pairs take what is still new, and are no-ops for the rest.
+        await db.appeals.bulk_write([op for _, pair in writes for op in pair], ordered=True)
+
+
+async def apply_clocks(db: AsyncDatabase, events: list[CloudEvent[SlaClockChanged]]) -> None:
     """Keep the last reported state of each SLA clock; an older event never overwrites a newer one."""
-    data = event.data
-    key = f"clocks.{data.clock_id}"
-    entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
-             "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
-             "remaining_seconds": data.remaining_seconds, "at": event.time}
-    # "Not later than this event" also matches a clock never seen; unlike a top-level $or it keeps the
-    # write on the _id index in SecantusDB, which scans the whole collection for an $or.
-    await db.appeals.update_one({"_id": data.appeal_id, f"{key}.at": {"$not": {"$gt": event.time}}},
-                                {"$set": {key: entry}})
+    writes = []
+    for event in events:
+        data = event.data
+        key = f"clocks.{data.clock_id}"
+        entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
+                 "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
+                 "remaining_seconds": data.remaining_seconds, "at": event.time}
+        # "Not later than this event" also matches a clock never seen; unlike a top-level $or it keeps the
+        # write on the _id index in SecantusDB, which scans the whole collection for an $or.
+        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": {"$not": {"$gt": event.time}}},
+                                {"$set": {key: entry}}))
+    await db.appeals.bulk_write(writes, ordered=True)
 
 
 def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
