@@ -5,7 +5,8 @@ WARNING). A load generator posts new appeals to intake at `--rate` per second fo
 `--seconds`; simulated departments read their topics and accept, then resolve,
 each assignment through router's HTTP API. A consumer records when each appeal's
 `appeal.routed.v1` and its assignment arrive. Figures: the rate sustained from
-202 to routed, latency submitted -> routed and routed -> department topic, and
+202 to routed, latency submitted -> routed and routed -> department topic, what
+each service's consumers still had to read when the run ended, and
 each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute run,
 `--seconds 600`, shows whether memory stays flat). The baseline, measured
 first in the same run, is FastStream's own consume -> publish loop.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from bench.baseline import kafka_loop
@@ -141,6 +143,7 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
             bar.n = len(recorder.routed.keys() & recorder.accepted.keys())
             bar.refresh()
             await asyncio.sleep(0.5)
+    lag = await consumer_lag(stack)
     stop.set()
     resolved = await resolver
     await asyncio.gather(*background)
@@ -150,7 +153,18 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
     return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
             "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
-            "to_routed": to_routed, "to_topic": to_topic, "rss": rss}
+            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag}
+
+
+async def consumer_lag(stack: Stack) -> dict[str, int]:
+    """Per service, the records its consumer groups had not reached yet (its `kafka_consumer_lag` gauges)."""
+    out = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in SERVICES:
+            text = (await client.get(stack.url(name) + "/metrics")).text
+            out[name] = int(sum(sample.value for family in text_string_to_metric_families(text)
+                                if family.name == "kafka_consumer_lag" for sample in family.samples))
+    return out
 
 
 def memory_rows(rss: dict[str, list[tuple[float, float]]]) -> list[list]:
@@ -190,6 +204,8 @@ def main() -> None:
                   percentile(result["to_topic"], 99)]])
     print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"],
                 [[f"{loop_rate:,.0f}"]])
+    print_table("consumer lag when the run ended (records not yet consumed; the gauges are 5 s old at most)",
+                list(SERVICES), [[result["lag"][name] for name in SERVICES]])
     print_table("memory, sampled every 5 s", ["service", "RSS MB after 1 min", "peak", "at end", "growth"],
                 memory_rows(result["rss"]))
 
