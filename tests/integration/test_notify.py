@@ -248,7 +248,8 @@ async def test_a_changed_subscription_takes_effect_for_the_next_event(notify):
         assert r.status_code == 200
         appeal_id = new_id()
         await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
-        await send(notify, SLA_EVENTS, EventType.sla_breached, sla(appeal_id, 100).model_copy(update={"department": dept}))
+        breach = sla(appeal_id, 100).model_copy(update={"department": dept})
+        await send(notify, SLA_EVENTS, EventType.sla_breached, breach)
         await log_of(notify, appeal_id, lambda e: any(x["recipient"] == recipient for x in e))
         record = await runtime.db.notifications.find_one({"appeal_id": appeal_id, "recipient": recipient})
         addresses.append(record["to"])
