@@ -1,4 +1,4 @@
-"""Notify's periodic work: send what is due, retry, release held messages, finish outboxes."""
+"""Notify's periodic work: send what is due, retry, release held messages, plan early events, finish outboxes."""
 
 from libs.app import Runtime
 from services.notify import service
@@ -16,10 +16,15 @@ def start(runtime: Runtime) -> None:
                                      on_outcome=count):
             pass
 
+    async def waiting() -> None:
+        await service.plan_waiting(runtime.db, runtime.book, runtime.clock.now(), settings.status_url,
+                                   runtime.memory)
+
     async def sweep() -> None:
         now = runtime.clock.now()
         await service.release_expired_claims(runtime.db, now)
         await service.flush_stale_outboxes(runtime.db, runtime.broker, now)
 
     runtime.every(settings.tick_seconds, send, "notify-send")
+    runtime.every(1.0, waiting, "notify-waiting")
     runtime.every(5.0, sweep, "notify-sweep")

@@ -21,15 +21,16 @@ from zoneinfo import ZoneInfo
 import httpx
 from cachetools import LRUCache, TTLCache
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from libs import outbox, tracing
 from libs.calendars import BusinessCalendar, parse_target
 from libs.config import City, SlaConfig
-from libs.events import CloudEvent, EventType, NotificationOutcome
+from libs.events import CloudEvent, EventType, NotificationOutcome, parse_event
 from libs.ids import new_id
+from libs.kafka import encode
 from libs.mongo import update_guarded
 from libs.outbox import Emit, outbox_items
 from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
@@ -42,10 +43,6 @@ SOURCE = "appeals/notify"
 WAIT_FOR_SUBMISSION = timedelta(minutes=5)
 # A subscription changed through another replica is seen within this many seconds.
 SUBSCRIPTIONS_KEPT_SECONDS = 10.0
-
-
-class AppealNotYetKnown(Exception):
-    """A lifecycle event arrived before its submission; the message is retried."""
 
 
 @dataclass
@@ -108,23 +105,26 @@ class Memory:
     subscriptions: TTLCache = field(default_factory=lambda: TTLCache(maxsize=5_000, ttl=SUBSCRIPTIONS_KEPT_SECONDS))
 
 
-async def remember_appeal(db: AsyncDatabase, event: CloudEvent, memory: Memory) -> None:
-    """Keep what notify needs of a submitted appeal: how to reach the company, and the title."""
-    d = event.data
-    kept = {"contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
-            "category": d.category.value, "submitted_at": d.submitted_at}
-    await db.appeals.update_one({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True)
-    # What the database kept may be an earlier copy; both say the same, the submission being immutable.
-    memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
+async def remember_appeals(db: AsyncDatabase, events: list[CloudEvent], memory: Memory) -> None:
+    """Keep what notify needs of submitted appeals: how to reach the company, and the title."""
+    writes = []
+    for event in events:
+        d = event.data
+        kept = {"contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
+                "category": d.category.value, "submitted_at": d.submitted_at}
+        writes.append(UpdateOne({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True))
+        # What the database kept may be an earlier copy; both say the same, the submission being immutable.
+        memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
+    if writes:
+        await db.appeals.bulk_write(writes, ordered=False)
 
 
-async def _appeal(db: AsyncDatabase, appeal_id: str, memory: Memory) -> dict[str, Any] | None:
-    if appeal_id in memory.appeals:
-        return memory.appeals[appeal_id]
-    appeal = await db.appeals.find_one({"_id": appeal_id})
-    if appeal is not None:
-        memory.appeals[appeal_id] = appeal
-    return appeal
+async def _appeals(db: AsyncDatabase, appeal_ids: set[str], memory: Memory) -> dict[str, dict[str, Any]]:
+    missing = [a for a in appeal_ids if a not in memory.appeals]
+    if missing:
+        async for appeal in db.appeals.find({"_id": {"$in": missing}}):
+            memory.appeals[appeal["_id"]] = appeal
+    return {a: memory.appeals[a] for a in appeal_ids if a in memory.appeals}
 
 
 async def _subscriptions(db: AsyncDatabase, recipients: list[str], memory: Memory) -> dict[str, dict | None]:
@@ -170,23 +170,68 @@ def _destination(item: Planned, address: Address) -> str | None:
             "webhook": address.webhook_url}.get(item.channel)
 
 
-async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now: datetime, status_url: str,
-                     memory: Memory) -> int:
-    """Record every notification the event owes; a replayed event records nothing new."""
-    if event.type == EventType.appeal_submitted:
-        await remember_appeal(db, event, memory)
-    appeal = await _appeal(db, event.subject, memory)
-    if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
-        # Topics are consumed side by side: the submission may simply not have been read yet.
-        raise AppealNotYetKnown(event.subject)
+async def plan_events(db: AsyncDatabase, book: NotifyBook, events: list[CloudEvent], now: datetime,
+                      status_url: str, memory: Memory) -> int:
+    """Record every notification a batch of events owes; a replayed event records nothing new.
+
+    Topics are consumed side by side, so an event can come before its appeal's
+    submission: it waits in `waiting` (stored before the batch is committed) and
+    `plan_waiting` plans it once the submission is read.
+    """
+    await remember_appeals(db, [e for e in events if e.type == EventType.appeal_submitted], memory)
+    planned, early = await _plan(db, book, events, now, status_url, memory)
+    if early:
+        await db.waiting.bulk_write([UpdateOne({"_id": e.id}, {"$setOnInsert": {
+            "appeal_id": e.subject, "event": encode(e).decode(), "since": now}}, upsert=True) for e in early],
+            ordered=False)
+    return planned
+
+
+async def plan_waiting(db: AsyncDatabase, book: NotifyBook, now: datetime, status_url: str, memory: Memory) -> int:
+    """Plan the events that came before their submission: once it is read, or without the company after a while."""
+    docs = [d async for d in db.waiting.find().limit(500)]
+    if not docs:
+        return 0
+    events = [parse_event(d["event"].encode()) for d in docs]
+    planned, early = await _plan(db, book, events, now, status_url, memory)
+    still = {e.id for e in early}
+    done = [e.id for e in events if e.id not in still]
+    if done:
+        await db.waiting.delete_many({"_id": {"$in": done}})
+    return planned
+
+
+async def _plan(db: AsyncDatabase, book: NotifyBook, events: list[CloudEvent], now: datetime, status_url: str,
+                memory: Memory) -> tuple[int, list[CloudEvent]]:
+    """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
+    appeals = await _appeals(db, {e.subject for e in events}, memory)
+    departments = {e.data.department for e in events if getattr(e.data, "department", None)}
+    staff = await _staff(db, book.city, departments, memory)
+    records, early = [], []
+    for event in events:
+        appeal = appeals.get(event.subject)
+        if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
+            early.append(event)
+            continue
+        records += _records(book, event, appeal, staff, now, status_url)
+    if records:
+        try:
+            await db.notifications.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+    return len(records), early
+
+
+def _records(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None, staff: dict[str, Address],
+             now: datetime, status_url: str) -> list[dict[str, Any]]:
+    """The delivery records one event owes, ids fixed by (event, recipient, channel)."""
     company = None
     if appeal:
         contact = appeal["contact"]
         company = Address(email=contact.get("email"), phone=contact.get("phone"),
                           wechat_openid=contact.get("wechat_openid"))
     data = event.data.model_dump(mode="python")
-    departments = {data["department"]} if data.get("department") else set()
-    staff = await _staff(db, book.city, departments, memory)
     context = _context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
     records = []
@@ -208,14 +253,7 @@ async def plan_event(db: AsyncDatabase, book: NotifyBook, event: CloudEvent, now
         })
         if records[-1]["due_at"] > now:
             records[-1]["status"] = "held"
-    if not records:
-        return 0
-    try:
-        await db.notifications.insert_many(records, ordered=False)
-    except BulkWriteError as exc:
-        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-            raise
-    return len(records)
+    return records
 
 
 @dataclass

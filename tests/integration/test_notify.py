@@ -254,3 +254,19 @@ async def test_a_changed_subscription_takes_effect_for_the_next_event(notify):
         record = await runtime.db.notifications.find_one({"appeal_id": appeal_id, "recipient": recipient})
         addresses.append(record["to"])
     assert addresses == ["tax-first@example.org", "tax-second@example.org"], "notify does not keep an old address"
+
+
+async def test_an_event_read_before_its_submission_waits_for_it(notify):
+    appeal_id = new_id()
+    await send(notify, APPEALS_LIFECYCLE, EventType.appeal_routed, changed(appeal_id, AppealStatus.routed, 1))
+    runtime = notify["runtime"]
+    for _ in range(100):
+        if await runtime.db.waiting.count_documents({"appeal_id": appeal_id}):
+            break
+        await asyncio.sleep(0.1)
+    assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 1, "kept until the submission"
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    entries = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1",
+                                                                        audience="company")), timeout=30)
+    assert delivered(entries, event_type="appeal.routed.v1", audience="company"), "the company hears of its routing"
+    assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 0
