@@ -7,6 +7,7 @@ republished event keeps its id, which is what consumers deduplicate on.
 """
 
 import asyncio
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,8 +85,19 @@ async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: lis
     if not pending:
         return
     await asyncio.gather(*(publish_items(broker, doc["outbox"]) for doc in pending))
-    emptied = await collection.bulk_write([UpdateOne(_unchanged(doc), EMPTY) for doc in pending], ordered=False)
-    if emptied.matched_count == len(pending):
+    # One statement per outbox length, not one per document: SecantusDB takes a collection's lock per
+    # statement, and a hundred statements queued behind every other writer of the collection for seconds.
+    # Item ids are unique, so "the last item is one of ours" still pins each document to its own outbox.
+    by_length: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for doc in pending:
+        by_length[len(doc["outbox"])].append(doc)
+    matched = 0
+    for length, docs in by_length.items():
+        emptied = await collection.update_many(
+            {"_id": {"$in": [doc["_id"] for doc in docs]}, "outbox": {"$size": length},
+             f"outbox.{length - 1}.id": {"$in": [doc["outbox"][-1]["id"] for doc in docs]}}, EMPTY)
+        matched += emptied.matched_count
+    if matched == len(pending):
         return
     # Some outboxes grew meanwhile: drop only what was published (a no-op where it is gone already).
     await collection.bulk_write([UpdateOne({"_id": doc["_id"]},
