@@ -31,7 +31,7 @@ from libs.config import City, SlaConfig
 from libs.events import CloudEvent, EventType, NotificationOutcome, parse_event
 from libs.ids import new_id
 from libs.kafka import encode
-from libs.mongo import update_guarded
+from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
 from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
 from services.notify import channels, rules
@@ -295,9 +295,12 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
 
 async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings, now: datetime,
                    batch: int = 100, on_outcome: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
-    """Claim records due for an attempt, send them side by side, record each outcome once.
+    """Claim records due for an attempt, send them side by side, then record every outcome in one write.
 
-    `on_outcome` hears of each outcome as soon as it is recorded, not when the slowest send of the batch ends.
+    One bulk request rather than a hundred concurrent writes: the database
+    serialises the writes to a collection, and those queued behind each other (and
+    behind the planner's inserts) for seconds. A send waits `send_timeout_seconds`
+    at most, well inside the claim, so a batch is recorded before its claim expires.
     """
     token = new_id()
     due = db.notifications.find({"due_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
@@ -309,13 +312,8 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
                                                  "claim_until": now + timedelta(seconds=settings.claim_seconds)}})
     claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
 
-    async def one(doc: dict[str, Any]) -> Outcome:
+    async def attempt(doc: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
         tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
-        outcome = await attempt_and_record(doc)
-        on_outcome(outcome)
-        return outcome
-
-    async def attempt_and_record(doc: dict[str, Any]) -> Outcome:
         attempts = doc["attempts"] + 1
         try:
             await _attempt(doc, http, settings)
@@ -333,27 +331,41 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
                 fields.update(status="retrying",
                               due_at=now + timedelta(seconds=backoff(attempts, settings.retry_base_seconds)))
                 unset = {"claim": "", "claim_until": ""}
-            await _record(db, broker, doc, token, fields, unset, emits, now)
-            return Outcome(doc["channel"], doc["audience"], "failed" if final else "retried")
+            return _outcome_update(doc, fields, unset, emits, now), Outcome(
+                doc["channel"], doc["audience"], "failed" if final else "retried")
         fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
-        await _record(db, broker, doc, token, fields, {"claim": "", "claim_until": "", "due_at": ""},
-                      _outcome_emits(doc, True, attempts, None), now)
-        return Outcome(doc["channel"], doc["audience"], "delivered")
+        return (_outcome_update(doc, fields, {"claim": "", "claim_until": "", "due_at": ""},
+                                _outcome_emits(doc, True, attempts, None), now),
+                Outcome(doc["channel"], doc["audience"], "delivered"))
 
-    return list(await asyncio.gather(*(one(doc) for doc in claimed)))
+    results = await asyncio.gather(*(attempt(doc) for doc in claimed))
+    updates = [update for update, _ in results]
+    written = await db.notifications.bulk_write(
+        [UpdateOne({"_id": doc["_id"], "claim": token}, update) for doc, update in zip(claimed, updates, strict=True)],
+        ordered=False)
+    if written.matched_count == len(claimed):
+        after = [apply_update(doc, update) for doc, update in zip(claimed, updates, strict=True)]
+    else:
+        # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
+        after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in claimed]},
+                                                          "outbox.0": {"$exists": True}})]
+    await outbox.flush_many(db.notifications, broker, after)
+    outcomes = [outcome for _, outcome in results]
+    for outcome in outcomes:
+        on_outcome(outcome)
+    return outcomes
 
 
-async def _record(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any], token: str, fields: dict[str, Any],
-                  unset: dict[str, str], emits: list[Emit], now: datetime) -> None:
+def _outcome_update(doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit],
+                    now: datetime) -> dict[str, Any]:
+    """The write recording one attempt, with the outcome event (if final) in the record's outbox."""
     update: dict[str, Any] = {"$set": fields, "$unset": unset, "$inc": {"version": 1}}
     # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
     items = outbox_items(SOURCE, emits, doc.get("traceparent"), now)
     if items:
         update["$set"]["outbox_since"] = now
         update["$push"] = {"outbox": {"$each": items}}
-    after = await update_guarded(db.notifications, doc, {"claim": token}, update)
-    if after is not None:
-        await outbox.flush(db.notifications, broker, after)
+    return update
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:
