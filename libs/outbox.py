@@ -44,6 +44,14 @@ def outbox_items(source: str, emits: list[Emit], traceparent: str | None, now: d
     return items
 
 
+def stage(update: dict[str, Any], items: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Add `items` to a document's outbox in the same `update` that changes its state; returns `update`."""
+    if items:
+        update.setdefault("$set", {})["outbox_since"] = now
+        update.setdefault("$push", {})["outbox"] = {"$each": items}
+    return update
+
+
 async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> None:
     """Publish items one after another, so one appeal's events keep their order."""
     for item in items:

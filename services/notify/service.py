@@ -359,13 +359,9 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
 def _outcome_update(doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit],
                     now: datetime) -> dict[str, Any]:
     """The write recording one attempt, with the outcome event (if final) in the record's outbox."""
-    update: dict[str, Any] = {"$set": fields, "$unset": unset, "$inc": {"version": 1}}
     # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
-    items = outbox_items(SOURCE, emits, doc.get("traceparent"), now)
-    if items:
-        update["$set"]["outbox_since"] = now
-        update["$push"] = {"outbox": {"$each": items}}
-    return update
+    return outbox.stage({"$set": fields, "$unset": unset, "$inc": {"version": 1}},
+                        outbox_items(SOURCE, emits, doc.get("traceparent"), now), now)
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:

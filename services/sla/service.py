@@ -69,16 +69,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.clocks.create_index([("claim_until", ASCENDING)], sparse=True)
 
 
-@dataclass(frozen=True)
-class Start:
-    """A clock an event starts: which kind, its generation, for which department, from when."""
-
-    kind: ClockKind
-    generation: int
-    department: str
-    started_at: datetime
-
-
 @dataclass
 class Writes:
     """What a batch of lifecycle events adds up to, written at the end in a few bulk writes.
@@ -100,13 +90,10 @@ class Writes:
         """Queue a guarded update of one clock; returns the clock as it will be."""
         if not change.set and not change.emits:
             return doc
-        items = outbox_items(SOURCE, change.emits, traceparent, now)
         # Unsetting the claim lets the scheduler look at the changed clock at once.
-        update: dict[str, Any] = {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
-                                  "$unset": {"claim": "", "claim_until": ""}}
-        if items:
-            update["$set"]["outbox_since"] = now
-            update["$push"] = {"outbox": {"$each": items}}
+        update = outbox.stage({"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
+                               "$unset": {"claim": "", "claim_until": ""}},
+                              outbox_items(SOURCE, change.emits, traceparent, now), now)
         self.updates.append(UpdateOne({"_id": doc["_id"], "version": doc["version"]}, update))
         after = apply_update(doc, update)
         running = ClockState.running.value
@@ -238,9 +225,8 @@ def _fold(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], state
     elif t == E.appeal_cohandler_added:
         target = book.target(data.sla_profile or "", ClockKind.response, True)
         apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
-    new_state = {"_id": data.appeal_id, "sequence": data.sequence, "generation": generation}
     writes.appeals[data.appeal_id] = {"sequence": data.sequence, "generation": generation}
-    return new_state
+    return {"_id": data.appeal_id, **writes.appeals[data.appeal_id]}
 
 
 @dataclass
