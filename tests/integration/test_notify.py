@@ -269,4 +269,9 @@ async def test_an_event_read_before_its_submission_waits_for_it(notify):
     entries = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1",
                                                                         audience="company")), timeout=30)
     assert delivered(entries, event_type="appeal.routed.v1", audience="company"), "the company hears of its routing"
-    assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 0
+    # Polled: an in-process router of other tests may route the appeal too, and its event can wait a moment as well.
+    for _ in range(100):
+        if not await runtime.db.waiting.count_documents({"appeal_id": appeal_id}):
+            break
+        await asyncio.sleep(0.1)
+    assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 0, "nothing left waiting"
