@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError
-from libs.http import BodySizeLimit, install_operational_routes, install_problem_handlers, install_tracing, problem
+from libs.http import BodySizeLimit, Tracing, install_operational_routes, install_problem_handlers, problem
 from libs.kafka import consumer_lag_gauge, make_broker, record_consumer_lag
 from libs.logging import configure_logging
 from libs.mongo import make_client, service_database
@@ -71,8 +71,8 @@ class Runtime:
         self.tasks.append(asyncio.create_task(loop(), name=name))
 
 
-def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the service's runtime."""
+async def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the service's runtime (async, so FastAPI does not hand it to a thread)."""
     return request.app.state.runtime
 
 
@@ -122,7 +122,7 @@ def create_service_app(
         return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
 
     app.add_middleware(BodySizeLimit)
-    install_tracing(app)
+    app.add_middleware(Tracing)
     install_operational_routes(app, runtime.registry, settings.service_name)
     for router in routers:
         app.include_router(router)

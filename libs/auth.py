@@ -82,7 +82,7 @@ def authenticate(request: Request, *kinds: str) -> Principal:
 def require(*kinds: str):
     """FastAPI dependency: the caller, authenticated before the body is validated."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         return authenticate(request, *kinds)
 
     return dependency

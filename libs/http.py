@@ -47,20 +47,34 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     return errors
 
 
-def install_tracing(app: FastAPI) -> None:
-    """Bind each request to the caller's W3C trace (or a new one) and echo it in the `traceparent` header."""
+class Tracing:
+    """Bind each request to the caller's W3C trace (or a new one) and echo it in the `traceparent` header.
 
-    @app.middleware("http")
-    async def _trace(request: Request, call_next):
-        header = request.headers.get("traceparent")
+    A plain ASGI middleware: Starlette's `@app.middleware("http")` runs the endpoint in
+    another task with streams between them, which cost intake a fifth of its CPU per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"traceparent"), None)
         traceparent = header if tracing.valid(header) else tracing.new_traceparent()
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"traceparent"]
+                message = {**message, "headers": [*headers, (b"traceparent", traceparent.encode())]}
+            await send(message)
+
         bound = tracing.current.set(traceparent)
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_trace)
         finally:
             tracing.current.reset(bound)
-        response.headers["traceparent"] = traceparent
-        return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

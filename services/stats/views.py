@@ -59,10 +59,10 @@ def period(runtime, start: str | None, end: str | None) -> tuple[datetime, datet
     return frm, to
 
 
-def _period_of(request: Request,
+async def _period_of(request: Request,
                start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
                end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None):
-    return period(get_runtime(request), start, end)
+    return period(request.app.state.runtime, start, end)
 
 
 Period = Annotated[tuple[datetime, datetime], Depends(_period_of)]
