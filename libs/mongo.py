@@ -1,11 +1,13 @@
 """MongoDB wiring with PyMongo's asyncio client."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from libs.settings import ServiceSettings
 
@@ -73,3 +75,57 @@ async def update_guarded(collection: AsyncCollection, doc: dict[str, Any], guard
     """
     result = await collection.update_one({"_id": doc["_id"], **guard}, update)
     return apply_update(doc, update) if result.matched_count else None
+
+
+class GroupedInserts:
+    """Inserts that arrive together go to the server as one `insert_many` (a group commit).
+
+    Each caller still learns its own outcome: `insert` returns once its document is
+    written, or raises DuplicateKeyError (or WriteError) for that document alone. One
+    batch is in flight at a time and the next takes everything queued meanwhile, so a
+    lone request waits for nobody, and under load one statement carries many documents:
+    SecantusDB spends about 2 ms of CPU per insert_one and 0.6 ms per document in a batch.
+    """
+
+    def __init__(self, collection: AsyncCollection, max_batch: int = 100) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def insert(self, doc: dict[str, Any]) -> None:
+        """Write `doc` in the next batch; raises as `insert_one` would for this document."""
+        done = asyncio.get_running_loop().create_future()
+        self._queued.append((doc, done))
+        if self._writer is None:
+            # A task of its own: a caller that is cancelled must not cancel the others' batch.
+            self._writer = asyncio.create_task(self._write_all())
+        await asyncio.shield(done)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued[:self._max_batch], self._queued[self._max_batch:]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        failed: dict[int, Exception] = {}
+        try:
+            await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                failed = dict.fromkeys(range(len(batch)), exc)
+            for error in exc.details.get("writeErrors", []):
+                kind = DuplicateKeyError if error.get("code") == 11000 else WriteError
+                failed[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
+        except Exception as exc:  # the whole batch failed (server gone, timeout): every caller gets it
+            failed = dict.fromkeys(range(len(batch)), exc)
+        for index, (_, done) in enumerate(batch):
+            if done.done():
+                continue
+            if index in failed:
+                done.set_exception(failed[index])
+            else:
+                done.set_result(None)

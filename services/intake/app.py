@@ -1,11 +1,12 @@
 """Intake assembled: settings, config, consumers, HTTP."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from libs.app import Runtime, create_service_app
 from libs.config import Catalogue, City, load_catalogue, load_city
+from libs.mongo import GroupedInserts
 from services.intake import handlers, open311, service, views
 from services.intake.settings import IntakeSettings
 
@@ -14,12 +15,12 @@ from services.intake.settings import IntakeSettings
 class IntakeRuntime(Runtime):
     city: City | None = None
     catalogue: Catalogue | None = None
-    acceptances: service.Acceptances = field(default_factory=service.Acceptances)
+    inserts: GroupedInserts | None = None
 
 
 async def _startup(runtime: IntakeRuntime) -> None:
     await service.ensure_indexes(runtime.db)
-    runtime.every(0.1, lambda: runtime.acceptances.flush(runtime.db), "mark-accepted")
+    runtime.inserts = GroupedInserts(runtime.db.appeals)
 
 
 def create_app(settings: IntakeSettings | None = None, **runtime_options) -> FastAPI:

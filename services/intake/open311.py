@@ -299,7 +299,7 @@ async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime
     try:
         result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
                                       appeal, publish_timeout=settings.publish_timeout_seconds,
-                                          acceptances=runtime.acceptances)
+                                      inserts=runtime.inserts)
     except service.BrokerUnavailable:
         return errors_response(503, "the message broker did not acknowledge the request; nothing was "
                                "accepted, post it again", headers={"Retry-After": str(settings.retry_after_seconds)})
@@ -315,11 +315,15 @@ async def list_requests(fmt: str, request: Request, runtime=Depends(get_runtime)
                     service_request_id: str | None = None, service_code: str | None = None,
                     start_date: str | None = None, end_date: str | None = None, status: str | None = None,
                     jurisdiction_id: str | None = None, api_key: str | None = None):
-    """Ids override the other filters; otherwise at most 90 days and 1000 requests, newest first."""
+    """Ids override the other filters; otherwise at most 90 days and 1000 requests, newest first.
+
+    A post that was answered 503 is not listed (its record is `unsent` until a retry
+    goes through).
+    """
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
     principal = _caller(request, api_key)
-    query: dict[str, Any] = {"state": service.ACCEPTED}
+    query: dict[str, Any] = {"state": {"$ne": service.UNSENT}}
     if service_request_id:
         query["_id"] = {"$in": [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_RESULTS]}
     else:

@@ -29,6 +29,7 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
+from libs.mongo import GroupedInserts
 from libs.topics import APPEALS_COMPANY, APPEALS_SUBMITTED
 from services.intake.models import AppealIn, Deadline
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "appeals/intake"
 PENDING, ACCEPTED, SENT = "pending", "accepted", "sent"
+# An appeal record whose publish was not acknowledged: its caller got a 503, so nobody has its id yet.
+UNSENT = "unsent"
 
 
 class BrokerUnavailable(Exception):
@@ -96,41 +99,19 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
         raise BrokerUnavailable() from exc
 
 
-class Acceptances:
-    """Marks published appeals `accepted` in batches: one update_many instead of a write per request.
-
-    The mark only tells retries and readers that the event is in Kafka; if a batch is
-    lost in a crash, the appeal's first lifecycle event sets it (see apply_lifecycle).
-    """
-
-    def __init__(self) -> None:
-        self._ids: list[str] = []
-
-    def add(self, appeal_id: str) -> None:
-        """Queue an appeal whose submitted event Kafka acknowledged."""
-        self._ids.append(appeal_id)
-
-    async def flush(self, db: AsyncDatabase) -> None:
-        """Write the queued marks; on a database error they wait for the next flush."""
-        ids, self._ids = self._ids, []
-        if not ids:
-            return
-        try:
-            await db.appeals.update_many({"_id": {"$in": ids}, "state": PENDING}, {"$set": {"state": ACCEPTED}})
-        except Exception:
-            self._ids.extend(ids)
-            raise
-
-
 async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
-                 body: AppealIn, *, publish_timeout: float, acceptances: Acceptances | None = None) -> Submission:
+                 body: AppealIn, *, publish_timeout: float, inserts: GroupedInserts | None = None) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
-    The record is written first as `pending` with the exact event bytes; the event
-    is published with acks=all; only then is the record marked `accepted` (in a
-    batch when `acceptances` is given). A retry of the same channel_ref finds the
-    record and republishes the same event (same id), which every consumer
-    deduplicates, so a timeout never makes a second appeal.
+    The record is written first as `pending` with the exact event bytes (with
+    concurrent ones when `inserts` is given), then the event is published with
+    acks=all; if that fails the record is marked `unsent` and the caller gets 503.
+    A retry of the same channel_ref finds the record and, until it is `accepted`,
+    republishes the same event (same id), which every consumer deduplicates, so a
+    timeout never makes a second appeal. The record turns `accepted` with the
+    appeal's first lifecycle event (see apply_lifecycle). Marking success here
+    instead cost SecantusDB a second write per appeal, as much as the insert itself;
+    a failure is rare, so marking that costs nothing in the usual case.
     """
     appeal_id = new_id()
     event = build_submitted(appeal_id, channel, body, city, clock)
@@ -143,7 +124,7 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     }
     try:
         # Insert first and let the unique index find repeats: a new appeal costs one write, no read.
-        await db.appeals.insert_one(record)
+        await (inserts.insert(record) if inserts is not None else db.appeals.insert_one(record))
         existing, created = record, True
     except DuplicateKeyError:
         existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
@@ -151,21 +132,23 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
         if existing is None:  # the clash was on another index; nothing to retry into
             raise
         event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
-    if existing["state"] == PENDING:
-        await publish_acknowledged(broker, APPEALS_SUBMITTED, event, publish_timeout)
-        if acceptances is None:
-            await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": ACCEPTED}})
-        else:
-            acceptances.add(existing["_id"])
+    if existing["state"] != ACCEPTED:
+        try:
+            await publish_acknowledged(broker, APPEALS_SUBMITTED, event, publish_timeout)
+        except BrokerUnavailable:
+            await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": UNSENT}})
+            raise
+        if existing["state"] == UNSENT:
+            await db.appeals.update_one({"_id": existing["_id"], "state": UNSENT}, {"$set": {"state": PENDING}})
     return Submission(existing["_id"], existing.get("status", "submitted"), created)
 
 
 async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
     """The read-model record of an appeal.
 
-    Pending records count too: their id is only ever given out with a 202, which
-    comes after Kafka acknowledged the event, and the `accepted` mark may trail it
-    by a batch. An appeal that got a 503 was never named to anyone.
+    Pending and unsent records count too: their id is only ever given out with a 202,
+    which comes after Kafka acknowledged the event, and the `accepted` mark trails it
+    until the appeal is routed. An appeal that got a 503 was never named to anyone.
     """
     return await db.appeals.find_one({"_id": appeal_id}, {"event": 0})
 

@@ -66,7 +66,7 @@ async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_ru
     try:
         result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
                                       body, publish_timeout=settings.publish_timeout_seconds,
-                                      acceptances=runtime.acceptances)
+                                      inserts=runtime.inserts)
     except service.BrokerUnavailable:
         return _broker_down(settings)
     accepted = AppealAccepted(appeal_id=result.appeal_id, status=result.status,

@@ -66,11 +66,21 @@ async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path
     assert json.loads(lines[0][1])["data"]["appeal"]["title"] == body["title"]
 
 
+def listed(stack) -> set[str]:
+    """The ids an Open311 client sees when it lists today's requests."""
+    r = httpx.get(stack.url("intake") + "/open311/v2/requests.json",
+                  params={"api_key": stack.keys["channel:hotline_12345"]}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {request["service_request_id"] for request in r.json()}
+
+
 def test_broker_frozen_gives_503_and_a_retry_makes_one_appeal(stack):
     body = appeal_body()
+    before = listed(stack)
     os.kill(stack.kafka.pid, signal.SIGSTOP)
     try:
         frozen = post(stack, body)
+        assert listed(stack) == before, "an appeal answered 503 is not listed to anyone"
     finally:
         os.kill(stack.kafka.pid, signal.SIGCONT)
     assert frozen.status_code == 503, frozen.text
@@ -83,6 +93,7 @@ def test_broker_frozen_gives_503_and_a_retry_makes_one_appeal(stack):
             break
         time.sleep(1)
     assert retry.status_code == 202, retry.text
+    assert listed(stack) - before == {retry.json()["appeal_id"]}, "listed once the retry went through"
     wait_routed(stack, retry.json()["appeal_id"])
     by_ref = httpx.get(stack.url("router") + f"/v1/appeals/{retry.json()['appeal_id']}",
                        headers={"X-Api-Key": stack.keys["operator"]}).json()

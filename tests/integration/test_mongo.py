@@ -1,12 +1,14 @@
-"""Guarded updates on the real database: the document computed after an update is the one stored."""
+"""The database helpers on the real server: guarded updates, grouped inserts."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from libs.ids import new_id
-from libs.mongo import apply_update, update_guarded
+from libs.mongo import GroupedInserts, apply_update, update_guarded
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -38,3 +40,47 @@ async def test_the_document_after_a_guarded_update_is_what_the_database_holds(re
 def test_apply_update_refuses_what_it_cannot_compute(update):
     with pytest.raises(ValueError):
         apply_update({"_id": "x"}, update)
+
+
+class CountingCollection:
+    """The real collection, counting the insert statements sent to the server."""
+
+    def __init__(self, collection) -> None:
+        self.collection = collection
+        self.statements = 0
+
+    async def insert_many(self, docs, **options):
+        self.statements += 1
+        return await self.collection.insert_many(docs, **options)
+
+
+async def test_grouped_inserts_write_concurrent_documents_together_and_tell_each_caller_its_outcome(real_servers):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    collection = client.mongo_test[f"grouped_{new_id()}"]
+    await collection.create_index([("ref", ASCENDING)], unique=True)
+    await collection.insert_one({"_id": "taken", "ref": "ref-taken"})
+    counting = CountingCollection(collection)
+    inserts = GroupedInserts(counting)
+    docs = [{"_id": f"doc-{n}", "ref": f"ref-{n}"} for n in range(60)]
+    clashes = [{"_id": "again", "ref": "ref-taken"}, {"_id": "twin", "ref": "ref-7"}, {"_id": "doc-3", "ref": "x"}]
+
+    outcomes = await asyncio.gather(*(inserts.insert(doc) for doc in docs + clashes), return_exceptions=True)
+
+    assert outcomes[:60] == [None] * 60
+    assert all(isinstance(o, DuplicateKeyError) for o in outcomes[60:]), outcomes[60:]
+    assert await collection.count_documents({}) == 61
+    assert counting.statements <= 3, "documents that arrive together go to the server together"
+    await client.close()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_others_in_its_batch(real_servers):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    collection = client.mongo_test[f"grouped_{new_id()}"]
+    inserts = GroupedInserts(collection)
+    first = asyncio.create_task(inserts.insert({"_id": "first"}))
+    second = asyncio.create_task(inserts.insert({"_id": "second"}))
+    await asyncio.sleep(0)
+    first.cancel()
+    await second
+    assert await collection.find_one({"_id": "second"}) is not None
+    await client.close()
