@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tqdm import tqdm
 
 from devstack import servers
 from libs.config import load_city
@@ -130,12 +131,21 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[text[len(number):]]
 
 
-def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1) -> WrkResult:
+def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1,
+            label: str = "wrk") -> WrkResult:
     """wrk (Debian) posting new appeals with bench/post_appeals.lua; throughput and latency percentiles."""
     script = PROJECT_ROOT / "bench" / "post_appeals.lua"
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, check=True, env={**os.environ, **env},
-                         timeout=seconds + 60).stdout
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+                                 str(script), url], stdout=output, env={**os.environ, **env})
+        with tqdm(total=seconds, desc=label, unit="s", leave=False) as bar:
+            while proc.poll() is None:
+                time.sleep(1)
+                bar.update(min(1, bar.total - bar.n))
+        if proc.wait(timeout=seconds + 60) != 0:
+            raise subprocess.CalledProcessError(proc.returncode, "wrk")
+        output.seek(0)
+        out = output.read()
     lines = out.splitlines()
     pct = {line.split()[0]: _ms(line.split()[1]) for line in lines if line.strip().endswith(("s", "ms", "us"))
            and line.strip().split()[0] in ("50%", "75%", "90%", "99%")}

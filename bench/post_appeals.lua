@@ -28,6 +28,14 @@ local function uscc(n)
   return first .. string.sub(alphabet, check + 1, check + 1)
 end
 
+-- BENCH_PAUSE_MS makes each connection wait between requests: a steady load below saturation.
+local pause_ms = tonumber(os.getenv("BENCH_PAUSE_MS") or "")
+if pause_ms then
+  function delay()
+    return pause_ms
+  end
+end
+
 function request()
   counter = counter + 1
   local n = thread_id * 1000000 + counter
