@@ -25,11 +25,21 @@ from tqdm import tqdm
 
 from bench.baseline import kafka_loop
 from bench.common import exit_on_sigterm, percentile, print_table, rss_mb
-from bench.intake import appeal
 from devstack import servers
 from devstack.stack import Stack
+from services.intake.uscc import check_character
 
 SERVICES = ("intake", "router", "sla", "notify", "stats")
+
+
+def appeal(run: str, n: int) -> dict:
+    """A new, valid appeal (the same shape bench/post_appeals.lua posts)."""
+    first17 = f"91440300MB{n:07d}"
+    return {"channel_ref": f"pipeline-{run}-{n}",
+            "enterprise": {"uscc": first17 + check_character(first17), "name": f"Bench Company {n}",
+                           "employees": n % 400, "industry": "manufacturing", "district": "nanshan"},
+            "contact": {"name": "Bench Contact", "phone": "13800138000"}, "category": "financing",
+            "title": "Loan falls due", "description": "Our working-capital loan falls due; we ask for deferral."}
 
 
 class Recorder:
