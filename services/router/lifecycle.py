@@ -56,6 +56,12 @@ class Outcome:
     emits: list[Emit] = field(default_factory=list)
 
 
+def handlers(doc: dict[str, Any]) -> list[str]:
+    """The departments working on an appeal, lead first: what department worklists are indexed on."""
+    lead = doc.get("lead")
+    return ([lead] if lead else []) + [c for c in doc.get("cohandlers", []) if c != lead]
+
+
 def duplicate_key(uscc: str, category: str, title: str) -> str:
     """Same company, category and title (case and spacing ignored) make a duplicate."""
     return f"{uscc}|{category}|{' '.join(title.casefold().split())}"

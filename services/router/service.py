@@ -9,11 +9,11 @@ written, so a republish is recognisably the same event.
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -23,7 +23,7 @@ from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import update_guarded
 from libs.outbox import outbox_items
-from services.router.lifecycle import ActionError, Outcome, decide_admission, new_appeal, reject
+from services.router.lifecycle import ActionError, Outcome, decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,42 @@ MAX_ATTEMPTS = 20
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """Indexes for every query the router makes."""
-    await db.appeals.create_index([("lead", ASCENDING), ("status", ASCENDING), ("submitted_at", ASCENDING)])
-    await db.appeals.create_index([("cohandlers", ASCENDING), ("status", ASCENDING)])
+    """Indexes for every query the router makes, and no more: each one costs every write of an appeal."""
+    await _index_handlers(db)
+    await db.appeals.create_index([("handlers", ASCENDING), ("status", ASCENDING), ("submitted_at", ASCENDING)])
     await db.appeals.create_index([("dup_key", ASCENDING)], unique=True, name="open_duplicate",
                                   partialFilterExpression={"open": True})
     await db.appeals.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
     await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
+
+
+async def _index_handlers(db: AsyncDatabase) -> None:
+    """Once per database: give appeals stored before `handlers` existed their handlers, drop the two old indexes.
+
+    Worklists were an `$or` over `lead` and `cohandlers`, which SecantusDB answers by
+    scanning every appeal (over a second at 20,000), and two indexes cost each write.
+    """
+    if await db.migrations.find_one({"_id": "handlers"}):
+        return
+    writes = [UpdateOne({"_id": doc["_id"]}, {"$set": {"handlers": handlers(doc)}})
+              async for doc in db.appeals.find({"handlers": {"$exists": False}}, {"lead": 1, "cohandlers": 1})]
+    for start in range(0, len(writes), 1000):
+        await db.appeals.bulk_write(writes[start:start + 1000], ordered=False)
+    names = {index["name"] async for index in await db.appeals.list_indexes()}
+    for old in ("lead_1_status_1_submitted_at_1", "cohandlers_1_status_1"):
+        if old in names:
+            await db.appeals.drop_index(old)
+    # An upsert: replicas starting together may both get here.
+    await db.migrations.update_one({"_id": "handlers"}, {"$set": {"at": datetime.now(UTC), "appeals": len(writes)}},
+                                   upsert=True)
+
+
+def _changes(doc: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The fields an outcome sets, with `handlers` kept in step with the lead and co-handlers."""
+    fields = dict(outcome.set)
+    if "lead" in fields or "cohandlers" in fields:
+        fields["handlers"] = handlers({**doc, **fields})
+    return fields
 
 
 def _outbox(outcome: Outcome, traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
@@ -64,7 +93,7 @@ async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
         doc = new_appeal(event.data, book)
         outcome = decide_admission(doc, book)
         stored.setdefault(doc["_id"], (event, doc, {
-            **doc, **outcome.set, "version": 1, "seen": [event.id], "updated_at": now,
+            **doc, **_changes(doc, outcome), "version": 1, "seen": [event.id], "updated_at": now,
             "traceparent": event.traceparent, "outbox": _outbox(outcome, event.traceparent, now),
             "outbox_since": now}))
     rows = list(stored.values())
@@ -91,7 +120,7 @@ async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudE
     reason = ("a duplicate of open appeal " + original["_id"] if original else "a duplicate of an open appeal") + \
              " from the same company, category and title"
     outcome = reject(doc, reason)
-    stored = {**doc, **outcome.set, "dup_key": None, "version": 1, "seen": [event.id], "updated_at": now,
+    stored = {**doc, **_changes(doc, outcome), "dup_key": None, "version": 1, "seen": [event.id], "updated_at": now,
               "traceparent": event.traceparent,
               "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
     try:
@@ -116,7 +145,7 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
         items = _outbox(outcome, doc.get("traceparent"), now)
         updated = await update_guarded(
             db.appeals, doc, {"version": doc["version"]},
-            {"$set": {**outcome.set, "updated_at": now, "outbox_since": now},
+            {"$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": now},
              "$inc": {"version": 1},
              "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}})
         if updated is not None:
@@ -139,10 +168,11 @@ async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> lis
 
 async def worklist(db: AsyncDatabase, department: str, status: str | None, limit: int, skip: int) -> list[dict]:
     """Appeals a department leads or co-handles, oldest first."""
-    query: dict[str, Any] = {"$or": [{"lead": department}, {"cohandlers": department}]}
+    query: dict[str, Any] = {"handlers": department}
     if status:
         query["status"] = status
-    cursor = db.appeals.find(query, {"outbox": 0, "seen": 0}).sort("submitted_at", ASCENDING).skip(skip).limit(limit)
+    cursor = (db.appeals.find(query, {"outbox": 0, "seen": 0, "handlers": 0})
+              .sort("submitted_at", ASCENDING).skip(skip).limit(limit))
     return [doc async for doc in cursor]
 
 

@@ -4,6 +4,8 @@ import asyncio
 import time
 from datetime import timedelta
 
+from pymongo import AsyncMongoClient
+
 from libs.events import CompanyInfoProvided, DepartmentAction, EventType, parse_event
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
@@ -28,6 +30,14 @@ async def wait_status(p, appeal_id, status, timeout=15.0):
                 return doc
         await asyncio.sleep(0.1)
     raise AssertionError(f"appeal {appeal_id} never reached {status}; last seen {doc}")
+
+
+async def worklist(p, department, **params) -> list[str]:
+    """The ids in a department's worklist, read with its own key."""
+    r = await p.router.get(f"/v1/departments/{department}/appeals", params={"limit": 500, **params},
+                           headers=p.key(f"department:{department}"))
+    assert r.status_code == 200, r.text
+    return [a["appeal_id"] for a in r.json()]
 
 
 async def act(p, appeal_id, department, **body):
@@ -103,8 +113,8 @@ async def test_forbidden_transitions_and_scope(platform):
     channel_key = await platform.router.post(f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"},
                                              headers=platform.key("channel:web"))
     assert channel_key.status_code == 403
-    worklist = await platform.router.get("/v1/departments/tax/appeals", headers=platform.key(f"department:{lead}"))
-    assert worklist.status_code == 403
+    other = await platform.router.get("/v1/departments/tax/appeals", headers=platform.key(f"department:{lead}"))
+    assert other.status_code == 403
 
 
 async def test_two_declines_send_the_appeal_to_the_coordinating_office(platform):
@@ -118,9 +128,7 @@ async def test_two_declines_send_the_appeal_to_the_coordinating_office(platform)
                                  lambda e: e.get("subject") == appeal_id and e["type"] == "assignment.withdrawn.v1")
     assert withdrawn[0]["data"]["to_department"] == "tax"
     assert (await act(platform, appeal_id, "coord", action="decline", guidance="x")).status_code == 409
-    worklist = await platform.router.get("/v1/departments/coord/appeals", params={"status": "routed"},
-                                         headers=platform.key("department:coord"))
-    assert appeal_id in {a["appeal_id"] for a in worklist.json()}
+    assert appeal_id in await worklist(platform, "coord", status="routed")
 
 
 async def test_request_info_transfer_and_cohandler(platform):
@@ -129,6 +137,7 @@ async def test_request_info_transfer_and_cohandler(platform):
     assert (await act(platform, appeal_id, lead, action="accept")).status_code == 200
     r = await act(platform, appeal_id, lead, action="add_cohandler", target_department="hrss")
     assert r.status_code == 200 and r.json()["cohandlers"] == ["hrss"]
+    assert appeal_id in await worklist(platform, "hrss"), "a co-handler sees the appeal in its worklist"
     asked = await act(platform, appeal_id, lead, action="request_info", note="Send the loan contract")
     assert asked.status_code == 200
     assert (await act(platform, appeal_id, lead, action="resolve", resolution="x")).status_code == 409
@@ -140,6 +149,9 @@ async def test_request_info_transfer_and_cohandler(platform):
     await wait_status(platform, appeal_id, "accepted")
     r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
     assert r.status_code == 200 and r.json()["lead"] == "finance" and r.json()["status"] == "routed"
+    assert appeal_id in await worklist(platform, "finance", status="routed")
+    assert appeal_id in await worklist(platform, "hrss")
+    assert appeal_id not in await worklist(platform, lead), "the department it was transferred from no longer has it"
     lifecycle = await read_topic(platform.bootstrap, "appeals.lifecycle.v1", lambda e: e.get("subject") == appeal_id,
                                  count=6)
     assert [e["type"] for e in lifecycle] == ["appeal.routed.v1", "appeal.accepted.v1", "appeal.cohandler_added.v1",
@@ -251,3 +263,24 @@ async def test_routing_preview_explains_the_choice(platform):
     assert preview["lead"] == "futian-tax" and preview["policy_available"] and preview["sla_profile"] == "policy_24h"
     assert any("rule" in line for line in preview["explanation"])
     assert (await platform.router.post("/v1/routing/preview", json={})).status_code == 401
+
+
+async def test_appeals_stored_before_handlers_existed_are_in_worklists_after_an_upgrade(real_servers):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"router_upgrade_{new_id()}"]
+    old = [{"_id": "led", "lead": "tax", "cohandlers": ["hrss"], "status": "routed", "submitted_at": 1},
+           {"_id": "rejected", "cohandlers": [], "status": "rejected", "submitted_at": 2}]
+    await db.appeals.insert_many(old)
+    await db.appeals.create_index([("lead", 1), ("status", 1), ("submitted_at", 1)])
+    await db.appeals.create_index([("cohandlers", 1), ("status", 1)])
+
+    await router_service.ensure_indexes(db)
+    await router_service.ensure_indexes(db)  # a restart: the migration ran once
+
+    assert [d["_id"] for d in await router_service.worklist(db, "hrss", None, 10, 0)] == ["led"]
+    assert [d["_id"] for d in await router_service.worklist(db, "tax", "routed", 10, 0)] == ["led"]
+    names = {index["name"] async for index in await db.appeals.list_indexes()}
+    assert not names & {"lead_1_status_1_submitted_at_1", "cohandlers_1_status_1"}, "each index costs every write"
+    assert (await db.migrations.find_one({"_id": "handlers"}))["appeals"] == 2
+    await client.drop_database(db.name)
+    await client.close()
