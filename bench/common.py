@@ -139,10 +139,12 @@ def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threa
         proc = subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
                                  str(script), url], stdout=output, env={**os.environ, **env})
         with tqdm(total=seconds, desc=label, unit="s", leave=False) as bar:
-            while proc.poll() is None:
+            for _ in range(seconds):
+                if proc.poll() is not None:
+                    break
                 time.sleep(1)
-                bar.update(min(1, bar.total - bar.n))
-        if proc.wait(timeout=seconds + 60) != 0:
+                bar.update(1)
+        if proc.wait(timeout=60) != 0:
             raise subprocess.CalledProcessError(proc.returncode, "wrk")
         output.seek(0)
         out = output.read()

@@ -100,11 +100,11 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
 
 
 async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
-                 body: AppealIn, *, publish_timeout: float, inserts: GroupedInserts | None = None) -> Submission:
+                 body: AppealIn, *, publish_timeout: float, inserts: GroupedInserts) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
-    The record is written first as `pending` with the exact event bytes (with
-    concurrent ones when `inserts` is given), then the event is published with
+    The record is written first as `pending` with the exact event bytes (together
+    with concurrent ones, through `inserts`), then the event is published with
     acks=all; if that fails the record is marked `unsent` and the caller gets 503.
     A retry of the same channel_ref finds the record and, until it is `accepted`,
     republishes the same event (same id), which every consumer deduplicates, so a
@@ -124,7 +124,7 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     }
     try:
         # Insert first and let the unique index find repeats: a new appeal costs one write, no read.
-        await (inserts.insert(record) if inserts is not None else db.appeals.insert_one(record))
+        await inserts.insert(record)
         existing, created = record, True
     except DuplicateKeyError:
         existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})

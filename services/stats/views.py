@@ -60,8 +60,8 @@ def period(runtime, start: str | None, end: str | None) -> tuple[datetime, datet
 
 
 async def _period_of(request: Request,
-               start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
-               end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None):
+                     start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
+                     end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None):
     return period(request.app.state.runtime, start, end)
 
 
