@@ -70,6 +70,21 @@ class Runtime:
 
         self.tasks.append(asyncio.create_task(loop(), name=name))
 
+    def once(self, job: Callable[[], Coroutine[Any, Any, Any]], name: str, delay: float = 1.0) -> None:
+        """Run `job` once the service has started (after `delay`), again after each failure until it succeeds."""
+
+        async def run() -> None:
+            while True:
+                # The delay also lets the broker start: jobs are scheduled before it does.
+                await asyncio.sleep(delay)
+                try:
+                    await job()
+                    return
+                except Exception:
+                    log.exception("scheduled job failed", extra={"job": name})
+
+        self.tasks.append(asyncio.create_task(run(), name=name))
+
 
 async def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the service's runtime (async, so FastAPI does not hand it to a thread)."""

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from libs.app import Runtime, create_service_app
 from libs.config import Catalogue, City, load_catalogue, load_city
 from libs.mongo import GroupedInserts
-from services.intake import handlers, open311, service, views
+from services.intake import handlers, open311, scheduled, service, views
 from services.intake.settings import IntakeSettings
 
 
@@ -21,6 +21,7 @@ class IntakeRuntime(Runtime):
 async def _startup(runtime: IntakeRuntime) -> None:
     await service.ensure_indexes(runtime.db)
     runtime.inserts = GroupedInserts(runtime.db.appeals)
+    scheduled.start(runtime)
 
 
 def create_app(settings: IntakeSettings | None = None, **runtime_options) -> FastAPI:

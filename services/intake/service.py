@@ -108,10 +108,12 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     acks=all; if that fails the record is marked `unsent` and the caller gets 503.
     A retry of the same channel_ref finds the record and, until it is `accepted`,
     republishes the same event (same id), which every consumer deduplicates, so a
-    timeout never makes a second appeal. The record turns `accepted` with the
-    appeal's first lifecycle event (see apply_lifecycle). Marking success here
-    instead cost SecantusDB a second write per appeal, as much as the insert itself;
-    a failure is rare, so marking that costs nothing in the usual case.
+    timeout never makes a second appeal. An intake that dies between the insert and
+    the publish leaves a `pending` record; `publish_stranded` sends it at the next
+    start. The record turns `accepted` with the appeal's first lifecycle event (see
+    apply_lifecycle). Marking success here instead cost SecantusDB a second write
+    per appeal, as much as the insert itself; a failure is rare, so marking that
+    costs nothing in the usual case.
     """
     appeal_id = new_id()
     event = build_submitted(appeal_id, channel, body, city, clock)
@@ -141,6 +143,36 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
         if existing["state"] == UNSENT:
             await db.appeals.update_one({"_id": existing["_id"], "state": UNSENT}, {"$set": {"state": PENDING}})
     return Submission(existing["_id"], existing.get("status", "submitted"), created)
+
+
+async def publish_stranded(db: AsyncDatabase, broker: KafkaBroker, since: datetime, before: datetime,
+                           publish_timeout: float, batch: int = 100) -> int:
+    """Publish the `pending` appeals submitted in [since, before) again; returns how many.
+
+    A pending record may be one whose intake died between the insert and the publish:
+    durable here, unknown to Kafka, and no 202 named it. Run at start, this publishes
+    them, so a company whose channel never retried still has its appeal routed. The
+    rest were published already; their copies keep the event id and consumers drop
+    them. `unsent` records stay as they are: their caller was told nothing was accepted.
+    """
+    query = {"submitted_at": {"$gte": since, "$lt": before}, "state": PENDING}
+    published = 0
+    chunk: list[CloudEvent[AppealSubmitted]] = []
+    async for record in db.appeals.find(query, {"event": 1}):
+        chunk.append(CloudEvent[AppealSubmitted].model_validate_json(record["event"]))
+        if len(chunk) == batch:
+            published += await _publish_all(broker, chunk, publish_timeout)
+            chunk = []
+    if chunk:
+        published += await _publish_all(broker, chunk, publish_timeout)
+    if published:
+        log.info("stranded appeals published", extra={"count": published})
+    return published
+
+
+async def _publish_all(broker: KafkaBroker, events: list[CloudEvent], timeout: float) -> int:
+    await asyncio.gather(*[publish_acknowledged(broker, APPEALS_SUBMITTED, e, timeout) for e in events])
+    return len(events)
 
 
 async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:

@@ -21,3 +21,6 @@ class IntakeSettings(ServiceSettings):
     open311_jurisdiction_id: str = Field(default="shenzhen", description="Open311 jurisdiction_id this serves.")
     open311_contact: str = Field(default="Enterprise appeals platform operators, via the 12345 hotline",
                                  description="Contact line of the Open311 discovery document.")
+    stranded_window_minutes: float = Field(
+        default=60, description="At start, pending appeals submitted this far back are published again, in case "
+                                "an intake died between storing and publishing one.")

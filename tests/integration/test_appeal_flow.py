@@ -4,12 +4,17 @@ import asyncio
 import time
 from datetime import timedelta
 
+import pytest
+from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
 from libs.events import CompanyInfoProvided, DepartmentAction, EventType, parse_event
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, dead_letter_topic, department_topic
+from services.intake import service as intake_service
+from services.intake.app import create_app as create_intake
+from services.intake.models import AppealIn
 from services.router import service as router_service
 from tests.helpers import appeal_body, read_topic
 
@@ -190,6 +195,41 @@ async def test_redelivered_submission_routes_once(platform):
     routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
                               lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.routed.v1")
     assert len(routed) == 1
+
+
+class IntakeDied(BaseException):
+    """The intake process ending between storing an appeal and publishing it."""
+
+
+async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_intake_starts_again(platform,
+                                                                                                 monkeypatch):
+    runtime = platform.intake_runtime
+
+    async def store(body, failure):
+        async def publish_fails(*_args, **_kwargs):
+            raise failure
+
+        monkeypatch.setattr(intake_service, "publish_acknowledged", publish_fails)
+        with pytest.raises((IntakeDied, intake_service.BrokerUnavailable)):
+            await intake_service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, "wechat", body,
+                                        publish_timeout=5, inserts=runtime.inserts)
+        monkeypatch.undo()
+        return (await runtime.db.appeals.find_one({"channel_ref": body.channel_ref}))["_id"]
+
+    stranded = await store(AppealIn.model_validate(appeal_body()), IntakeDied())
+    refused = await store(AppealIn.model_validate(appeal_body()), intake_service.BrokerUnavailable())
+    assert (await platform.router.get(f"/v1/appeals/{stranded}", headers=platform.key("operator"))).status_code == 404
+
+    # A new intake process on the same database: its start publishes what the dead one stored.
+    settings = runtime.settings.model_copy(update={"consumer_group": f"intake-restarted-{new_id().lower()}"})
+    async with LifespanManager(create_intake(settings), startup_timeout=60):
+        await wait_status(platform, stranded, "routed")
+    submitted = await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == stranded)
+    assert len({e["id"] for e in submitted}) == 1, "the stored event itself, not a second appeal"
+    # The caller of the other one was answered 503: nothing was accepted, so nothing is sent.
+    assert (await platform.router.get(f"/v1/appeals/{refused}", headers=platform.key("operator"))).status_code == 404
+    assert not await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == refused,
+                                timeout=2)
 
 
 async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_redelivery(platform):
