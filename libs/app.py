@@ -70,6 +70,13 @@ class Runtime:
 
         self.tasks.append(asyncio.create_task(loop(), name=name))
 
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
+        """Run `work` in the background, cancelled with the service's other tasks when it stops."""
+        task = asyncio.create_task(work, name=name)
+        self.tasks.append(task)
+        task.add_done_callback(lambda done: done in self.tasks and self.tasks.remove(done))
+        return task
+
     def once(self, job: Callable[[], Coroutine[Any, Any, Any]], name: str, delay: float = 1.0) -> None:
         """Run `job` once the service has started (after `delay`), again after each failure until it succeeds."""
 

@@ -1,9 +1,13 @@
 """SLA's periodic work: fire due thresholds, finish stale outboxes, recount running clocks."""
 
+import asyncio
 from datetime import timedelta
 
 from libs.app import Runtime
 from services.sla import service
+
+# Passes claimed but not yet finished (waiting for their instants, or recording what they fired).
+PASSES_IN_FLIGHT = 4
 
 
 def start(runtime: Runtime) -> None:
@@ -11,19 +15,41 @@ def start(runtime: Runtime) -> None:
     settings, metrics = runtime.settings, runtime.metrics
 
     lookahead = timedelta(seconds=settings.lookahead_seconds)
+    passes = asyncio.Semaphore(PASSES_IN_FLIGHT)
+    held = 0  # clocks claimed by passes still running, which the next claim passes over
+
+    async def fire_pass(claimed: service.Claimed) -> None:
+        nonlocal held
+        try:
+            fired = await service.fire_claimed(runtime.db, runtime.broker, runtime.book, runtime.clock, claimed)
+        finally:
+            held -= len(claimed.docs)
+            passes.release()
+        for f in fired:
+            metrics.fire_lag.observe(max(f.lag, 0.0))
+            if f.level == 100:
+                metrics.breaches.labels(f.department, f.clock).inc()
+            else:
+                metrics.warnings.labels(f.department, f.clock, str(f.level)).inc()
 
     async def fire() -> None:
-        # Keep going while clocks come back, so a backlog drains without waiting a tick.
+        # Claiming runs every tick while earlier passes still wait or write, so a pass recording its
+        # results never makes the next clocks late; a full claim means a backlog, so claim again at once.
+        nonlocal held
         while True:
-            fired = await service.fire_due(runtime.db, runtime.broker, runtime.book, runtime.clock,
-                                           settings.fire_batch, lookahead)
-            for f in fired:
-                metrics.fire_lag.observe(max(f.lag, 0.0))
-                if f.level == 100:
-                    metrics.breaches.labels(f.department, f.clock).inc()
-                else:
-                    metrics.warnings.labels(f.department, f.clock, str(f.level)).inc()
-            if not fired:
+            await passes.acquire()
+            try:
+                claimed = await service.claim_due(runtime.db, runtime.clock, settings.fire_batch, lookahead,
+                                                  skip=held)
+            except BaseException:
+                passes.release()
+                raise
+            if not claimed.docs:
+                passes.release()
+                return
+            held += len(claimed.docs)
+            runtime.spawn(fire_pass(claimed), "sla-fire-pass")
+            if len(claimed.docs) < settings.fire_batch:
                 return
 
     async def sweep() -> None:

@@ -243,43 +243,64 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-async def fire_due(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock, batch: int = 1000,
-                   lookahead: timedelta = timedelta(0)) -> list[Fired]:
-    """Fire every threshold due within `lookahead` among a batch of clocks this replica manages to claim.
+@dataclass
+class Claimed:
+    """Clocks one scheduler pass holds: only the holder of `token` fires them."""
 
-    Claiming and reading ahead of time leaves only publishing for the due instant:
-    each claimed clock is fired when its threshold comes, not when the batch was read.
+    token: str
+    docs: list[dict[str, Any]]
+
+
+async def claim_due(db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0),
+                    skip: int = 0) -> Claimed:
+    """Claim up to `batch` clocks with a threshold due within `lookahead`, soonest first.
+
+    Claiming ahead of time leaves only publishing for the due instant. `skip` is how
+    many due clocks other passes of this replica may still hold: they come first in
+    the index and are passed over.
     """
     token = new_id()
     now = clock.now()
     # A bare range on the indexed field (no sort, no other condition) keeps the scan to the due entries,
     # which come back in due order; claimed ones are skipped here rather than in the query.
-    due = db.clocks.find({"next_fire_at": {"$lte": now + lookahead}}, {"_id": 1, "claim": 1}).limit(batch * 2)
+    due = db.clocks.find({"next_fire_at": {"$lte": now + lookahead}}, {"_id": 1, "claim": 1}).limit(batch + skip)
     ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
     if not ids:
-        return []
+        return Claimed(token, [])
     await db.clocks.update_many({"_id": {"$in": ids}, "claim": None},
                                 {"$set": {"claim": token, "claim_until": now + lookahead + CLAIM_TTL}})
     claimed = [d async for d in db.clocks.find({"_id": {"$in": ids}, "claim": token}, {"outbox": 0})]
+    return Claimed(token, sorted(claimed, key=lambda d: d["next_fire_at"]))
+
+
+async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock,
+                       claimed: Claimed) -> list[Fired]:
+    """Fire each claimed clock when its threshold comes, then record them all in one bulk write."""
     writes, publishing, fired = [], [], []
-    for doc in sorted(claimed, key=lambda d: d["next_fire_at"]):
-        wait = (doc["next_fire_at"] - clock.now()).total_seconds()
-        if wait > 0:
+    for doc in claimed.docs:
+        calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
+        # The stored instant is rounded to the millisecond, and asyncio may wake a little early: waking
+        # before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
+        due = doc["next_fire_at"]
+        if doc.get("next_level"):
+            due = max(due, clocks.level_at(doc, calendar, doc["next_level"]))
+        while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
-        calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
         change = clocks.fire(doc, calendar, at_now)
         event_ids = [threshold_event_id(doc["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
         items = outbox_items(SOURCE, change.emits, doc.get("traceparent"), at_now, ids=event_ids)
         if items:
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
-        writes.append(UpdateOne({"_id": doc["_id"], "claim": token, "version": doc["version"]},
+        writes.append(UpdateOne({"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
                                 {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1},
                                  "$unset": {"claim": "", "claim_until": ""}}))
         fired += [Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds())
                   for level, at in change.fired]
     await asyncio.gather(*publishing)
+    if not writes:
+        return fired
     result = await db.clocks.bulk_write(writes, ordered=False)
     breached = Counter(f.clock for f in fired if f.level == 100)
     if result.modified_count == len(writes):
