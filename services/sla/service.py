@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "appeals/sla"
 CLAIM_TTL = timedelta(seconds=10)
+# How much later than its stored `next_fire_at` a pass waits for a threshold computed afresh.
+ROUNDING = timedelta(milliseconds=50)
 E = EventType
 
 
@@ -283,7 +285,7 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
         # before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
         due = doc["next_fire_at"]
         if doc.get("next_level"):
-            due = max(due, clocks.level_at(doc, calendar, doc["next_level"]))
+            due = max(due, min(clocks.level_at(doc, calendar, doc["next_level"]), due + ROUNDING))
         while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
