@@ -62,13 +62,21 @@ class Runtime:
             if not run_first:
                 await asyncio.sleep(seconds)
             while True:
-                try:
-                    await job()
-                except Exception:
-                    log.exception("scheduled job failed", extra={"job": name})
+                await _attempt(job, name)
                 await asyncio.sleep(seconds)
 
-        self.tasks.append(asyncio.create_task(loop(), name=name))
+        self.spawn(loop(), name)
+
+    def once(self, job: Callable[[], Coroutine[Any, Any, Any]], name: str, delay: float = 1.0) -> None:
+        """Run `job` once the service has started (after `delay`), again after each failure until it succeeds."""
+
+        async def run() -> None:
+            # The delay also lets the broker start: jobs are scheduled before it does.
+            await asyncio.sleep(delay)
+            while not await _attempt(job, name):
+                await asyncio.sleep(delay)
+
+        self.spawn(run(), name)
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         """Run `work` in the background, cancelled with the service's other tasks when it stops."""
@@ -77,20 +85,15 @@ class Runtime:
         task.add_done_callback(lambda done: done in self.tasks and self.tasks.remove(done))
         return task
 
-    def once(self, job: Callable[[], Coroutine[Any, Any, Any]], name: str, delay: float = 1.0) -> None:
-        """Run `job` once the service has started (after `delay`), again after each failure until it succeeds."""
 
-        async def run() -> None:
-            while True:
-                # The delay also lets the broker start: jobs are scheduled before it does.
-                await asyncio.sleep(delay)
-                try:
-                    await job()
-                    return
-                except Exception:
-                    log.exception("scheduled job failed", extra={"job": name})
-
-        self.tasks.append(asyncio.create_task(run(), name=name))
+async def _attempt(job: Callable[[], Coroutine[Any, Any, Any]], name: str) -> bool:
+    """Run a scheduled job; a failure is logged, not raised, so its schedule goes on."""
+    try:
+        await job()
+        return True
+    except Exception:
+        log.exception("scheduled job failed", extra={"job": name})
+        return False
 
 
 async def get_runtime(request: Request) -> Runtime:

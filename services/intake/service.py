@@ -156,23 +156,17 @@ async def publish_stranded(db: AsyncDatabase, broker: KafkaBroker, since: dateti
     them. `unsent` records stay as they are: their caller was told nothing was accepted.
     """
     query = {"submitted_at": {"$gte": since, "$lt": before}, "state": PENDING}
+    cursor = db.appeals.find(query, {"event": 1}, batch_size=batch)
     published = 0
-    chunk: list[CloudEvent[AppealSubmitted]] = []
-    async for record in db.appeals.find(query, {"event": 1}):
-        chunk.append(CloudEvent[AppealSubmitted].model_validate_json(record["event"]))
-        if len(chunk) == batch:
-            published += await _publish_all(broker, chunk, publish_timeout)
-            chunk = []
-    if chunk:
-        published += await _publish_all(broker, chunk, publish_timeout)
+    while records := await cursor.to_list(batch):
+        await asyncio.gather(*[
+            publish_acknowledged(broker, APPEALS_SUBMITTED,
+                                 CloudEvent[AppealSubmitted].model_validate_json(r["event"]), publish_timeout)
+            for r in records])
+        published += len(records)
     if published:
         log.info("stranded appeals published", extra={"count": published})
     return published
-
-
-async def _publish_all(broker: KafkaBroker, events: list[CloudEvent], timeout: float) -> int:
-    await asyncio.gather(*[publish_acknowledged(broker, APPEALS_SUBMITTED, e, timeout) for e in events])
-    return len(events)
 
 
 async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:

@@ -1,6 +1,5 @@
 """SLA's periodic work: fire due thresholds, finish stale outboxes, recount running clocks."""
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -9,7 +8,7 @@ from services.sla import service
 
 log = logging.getLogger(__name__)
 
-# Passes claimed but not yet finished (waiting for their instants, or recording what they fired).
+# Most passes claimed and not yet finished at once.
 PASSES_IN_FLIGHT = 4
 
 
@@ -18,11 +17,10 @@ def start(runtime: Runtime) -> None:
     settings, metrics = runtime.settings, runtime.metrics
 
     lookahead = timedelta(seconds=settings.lookahead_seconds)
-    passes = asyncio.Semaphore(PASSES_IN_FLIGHT)
-    held = 0  # clocks claimed by passes still running, which the next claim passes over
+    # Passes still running (waiting for their instants, or recording what they fired): token -> clocks held.
+    passes: dict[str, int] = {}
 
     async def fire_pass(claimed: service.Claimed) -> None:
-        nonlocal held
         try:
             fired = await service.fire_claimed(runtime.db, runtime.broker, runtime.book, runtime.clock, claimed)
         except Exception:
@@ -30,8 +28,7 @@ def start(runtime: Runtime) -> None:
             log.exception("a firing pass failed", extra={"claimed": len(claimed.docs)})
             return
         finally:
-            held -= len(claimed.docs)
-            passes.release()
+            del passes[claimed.token]
         for f in fired:
             metrics.fire_lag.observe(max(f.lag, 0.0))
             if f.level == 100:
@@ -42,19 +39,12 @@ def start(runtime: Runtime) -> None:
     async def fire() -> None:
         # Claiming runs every tick while earlier passes still wait or write, so a pass recording its
         # results never makes the next clocks late; a full claim means a backlog, so claim again at once.
-        nonlocal held
-        while True:
-            await passes.acquire()
-            try:
-                claimed = await service.claim_due(runtime.db, runtime.clock, settings.fire_batch, lookahead,
-                                                  skip=held)
-            except BaseException:
-                passes.release()
-                raise
+        while len(passes) < PASSES_IN_FLIGHT:
+            claimed = await service.claim_due(runtime.db, runtime.clock, settings.fire_batch, lookahead,
+                                              skip=sum(passes.values()))
             if not claimed.docs:
-                passes.release()
                 return
-            held += len(claimed.docs)
+            passes[claimed.token] = len(claimed.docs)
             runtime.spawn(fire_pass(claimed), "sla-fire-pass")
             if len(claimed.docs) < settings.fire_batch:
                 return
