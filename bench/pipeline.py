@@ -7,6 +7,7 @@ each assignment through router's HTTP API. A consumer records when each appeal's
 `appeal.routed.v1` and its assignment arrive. Figures: the rate sustained from
 202 to routed, latency submitted -> routed and routed -> department topic, what
 each service's consumers still had to read when the run ended, and
+how many events reached the lifecycle, sla and department topics more than once, and
 each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute run,
 `--seconds 600`, shows whether memory stays flat). The baseline, measured
 first in the same run, is FastStream's own consume -> publish loop.
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -43,18 +45,20 @@ def appeal(run: str, n: int) -> dict:
 
 
 class Recorder:
-    """Arrival times (monotonic) of each appeal's routing and assignment, from the topics."""
+    """Arrival times (monotonic) of each appeal's routing and assignment, and every event id read, from the topics."""
 
     def __init__(self) -> None:
         self.accepted: dict[str, float] = {}
         self.routed: dict[str, float] = {}
         self.assigned: dict[str, tuple[float, str]] = {}
+        # (topic, or "department topics"), event id -> times read: a copy is the same id again.
+        self.seen: Counter[tuple[str, str]] = Counter()
 
     async def run(self, bootstrap: str, stop: asyncio.Event) -> None:
         # From the start: the stack is fresh, and a partition assigned late must not hide its first events.
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", group_id=f"bench-recorder-{time.time_ns()}")
-        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|dept\.[a-z0-9-]+\.v1)$")
+        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v1|dept\.[a-z0-9-]+\.v1)$")
         await consumer.start()
         try:
             while not stop.is_set():
@@ -62,6 +66,8 @@ class Recorder:
                     now = time.monotonic()
                     for record in records:
                         event = json.loads(record.value)
+                        topic = "department topics" if record.topic.startswith("dept.") else record.topic
+                        self.seen[(topic, event["id"])] += 1
                         if event["type"] == "appeal.routed.v1":
                             self.routed.setdefault(event["subject"], now)
                         elif event["type"] == "assignment.created.v1" and event["data"]["role"] == "lead":
@@ -167,7 +173,16 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
     return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
             "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
-            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag}
+            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag, "seen": recorder.seen}
+
+
+def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
+    """Per topic: events read, distinct ids, and copies (an id read again)."""
+    rows = []
+    for topic in sorted({topic for topic, _ in seen}):
+        counts = [n for (t, _), n in seen.items() if t == topic]
+        rows.append([topic, sum(counts), len(counts), sum(counts) - len(counts)])
+    return rows
 
 
 async def consumer_lag(stack: Stack) -> dict[str, int]:
@@ -220,6 +235,8 @@ def main() -> None:
                 [[f"{loop_rate:,.0f}"]])
     print_table("consumer lag when the run ended (records not yet consumed; the gauges are 5 s old at most)",
                 list(SERVICES), [[result["lag"][name] for name in SERVICES]])
+    print_table("events read more than once during the run (a copy: the same event id again; consumers drop it)",
+                ["topic", "events read", "distinct", "copies"], copy_rows(result["seen"]))
     print_table("memory, sampled every 5 s", ["service", "RSS MB after 1 min", "peak", "at end", "growth"],
                 memory_rows(result["rss"]))
 

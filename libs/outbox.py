@@ -7,11 +7,14 @@ republished event keeps its id, which is what consumers deduplicate on.
 """
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cachetools import TTLCache
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 from pymongo import UpdateOne
@@ -20,6 +23,26 @@ from pymongo.asynchronous.collection import AsyncCollection
 from libs.kafka import encode, make_event
 
 STALE_AFTER = timedelta(seconds=3)
+
+# Per collection, the documents whose outboxes a writer of this process is writing and flushing right now.
+# Under load a write can take longer than STALE_AFTER, and the sweep then published the same items as
+# the writer: at 10 appeals/s, a third of sla's events and 7 % of the lifecycle went out twice.
+_held: defaultdict[str, Counter[Any]] = defaultdict(Counter)
+
+
+@contextmanager
+def held(collection: AsyncCollection, ids: Iterable[Any]) -> Iterator[None]:
+    """Keep this process's `flush_stale` off these documents while their writer writes and flushes them."""
+    ids = list(ids)
+    holding = _held[collection.full_name]
+    holding.update(ids)
+    try:
+        yield
+    finally:
+        holding.subtract(ids)
+        for key in ids:
+            if holding[key] <= 0:
+                del holding[key]
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,20 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
                              headers={"content-type": "application/cloudevents+json"})
 
 
+# Ids of the items this process's flushes had acknowledged in the last minutes. Another flush of the same
+# document (a department acting on an assignment while routing still empties the outbox that published it)
+# sends only what is new: before, 3 % of lifecycle events and of department assignments went out twice.
+_sent: TTLCache[str, bool] = TTLCache(maxsize=50_000, ttl=300)
+
+
+async def _publish_unsent(broker: KafkaBroker, items: list[dict[str, Any]]) -> None:
+    """Publish, in order, the items this process has not had acknowledged already."""
+    for item in items:
+        if item["id"] not in _sent:
+            await publish_items(broker, [item])
+            _sent[item["id"]] = True
+
+
 EMPTY = {"$unset": {"outbox": "", "outbox_since": ""}}
 
 
@@ -78,7 +115,7 @@ async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str,
     items = doc.get("outbox") or []
     if not items:
         return []
-    await publish_items(broker, items)
+    await _publish_unsent(broker, items)
     ids = [item["id"] for item in items]
     emptied = await collection.update_one(_unchanged(doc), EMPTY)
     if emptied.matched_count == 0:
@@ -92,7 +129,7 @@ async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: lis
     pending = [doc for doc in docs if doc.get("outbox")]
     if not pending:
         return
-    await asyncio.gather(*(publish_items(broker, doc["outbox"]) for doc in pending))
+    await asyncio.gather(*(_publish_unsent(broker, doc["outbox"]) for doc in pending))
     # One statement per outbox length, not one per document: SecantusDB takes a collection's lock per
     # statement, and a hundred statements queued behind every other writer of the collection for seconds.
     # Item ids are unique, so "the last item is one of ours" still pins each document to its own outbox.
@@ -117,7 +154,9 @@ async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: lis
 
 async def flush_stale(collection: AsyncCollection, broker: KafkaBroker, now: datetime,
                       older_than: timedelta = STALE_AFTER, limit: int = 500) -> int:
-    """Publish outboxes a crash left behind; needs an index on `outbox_since`."""
-    docs = [doc async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)]
+    """Publish outboxes a crash left behind, except those `held` by a writer; needs an index on `outbox_since`."""
+    holding = _held[collection.full_name]
+    docs = [doc async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)
+            if doc["_id"] not in holding]
     await flush_many(collection, broker, docs)
     return len(docs)

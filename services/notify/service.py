@@ -340,16 +340,17 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
 
     results = await asyncio.gather(*(attempt(doc) for doc in claimed))
     updates = [update for update, _ in results]
-    written = await db.notifications.bulk_write(
-        [UpdateOne({"_id": doc["_id"], "claim": token}, update) for doc, update in zip(claimed, updates, strict=True)],
-        ordered=False)
-    if written.matched_count == len(claimed):
-        after = [apply_update(doc, update) for doc, update in zip(claimed, updates, strict=True)]
-    else:
-        # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
-        after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in claimed]},
-                                                          "outbox.0": {"$exists": True}})]
-    await outbox.flush_many(db.notifications, broker, after)
+    with outbox.held(db.notifications, [doc["_id"] for doc in claimed]):
+        written = await db.notifications.bulk_write(
+            [UpdateOne({"_id": doc["_id"], "claim": token}, update)
+             for doc, update in zip(claimed, updates, strict=True)], ordered=False)
+        if written.matched_count == len(claimed):
+            after = [apply_update(doc, update) for doc, update in zip(claimed, updates, strict=True)]
+        else:
+            # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
+            after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in claimed]},
+                                                              "outbox.0": {"$exists": True}})]
+        await outbox.flush_many(db.notifications, broker, after)
     outcomes = [outcome for _, outcome in results]
     for outcome in outcomes:
         on_outcome(outcome)

@@ -97,21 +97,22 @@ async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
             "traceparent": event.traceparent, "outbox": _outbox(outcome, event.traceparent, now),
             "outbox_since": now}))
     rows = list(stored.values())
-    refused: dict[int, dict[str, Any]] = {}
-    try:
-        await db.appeals.insert_many([row[2] for row in rows], ordered=False)
-    except BulkWriteError as exc:
-        refused = {error["index"]: error for error in exc.details.get("writeErrors", [])}
-        if any(error.get("code") != 11000 for error in refused.values()):
-            raise
-    ready = [row[2] for n, row in enumerate(rows) if n not in refused]
-    for n, error in refused.items():
-        event, doc, _ = rows[n]
-        if "dup_key" in str(error.get("keyPattern") or error.get("errmsg")):
-            ready.append(await _store_rejection(db, doc, event, now))
-        else:
-            ready.append(await db.appeals.find_one({"_id": doc["_id"]}))
-    await outbox.flush_many(db.appeals, broker, ready)
+    with outbox.held(db.appeals, stored):
+        refused: dict[int, dict[str, Any]] = {}
+        try:
+            await db.appeals.insert_many([row[2] for row in rows], ordered=False)
+        except BulkWriteError as exc:
+            refused = {error["index"]: error for error in exc.details.get("writeErrors", [])}
+            if any(error.get("code") != 11000 for error in refused.values()):
+                raise
+        ready = [row[2] for n, row in enumerate(rows) if n not in refused]
+        for n, error in refused.items():
+            event, doc, _ = rows[n]
+            if "dup_key" in str(error.get("keyPattern") or error.get("errmsg")):
+                ready.append(await _store_rejection(db, doc, event, now))
+            else:
+                ready.append(await db.appeals.find_one({"_id": doc["_id"]}))
+        await outbox.flush_many(db.appeals, broker, ready)
 
 
 async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted],
@@ -134,6 +135,12 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
                      now: datetime, *, event_id: str | None = None) -> dict[str, Any]:
     """Apply `decide` to the current state atomically; `event_id` makes a redelivered request a no-op."""
     event_id = event_id or new_id()
+    with outbox.held(db.appeals, [appeal_id]):
+        return await _transition(db, broker, appeal_id, decide, now, event_id)
+
+
+async def _transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Outcome],
+                      now: datetime, event_id: str) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         doc = await db.appeals.find_one({"_id": appeal_id})
         if doc is None:

@@ -105,6 +105,10 @@ class Writes:
 
     async def write(self, db: AsyncDatabase, broker: KafkaBroker) -> None:
         """Insert, update, count, publish the outboxes, then remember each appeal's sequence."""
+        with outbox.held(db.clocks, self.touched):
+            await self._write(db, broker)
+
+    async def _write(self, db: AsyncDatabase, broker: KafkaBroker) -> None:
         if self.inserts:
             try:
                 await db.clocks.insert_many(self.inserts, ordered=False)
