@@ -1,12 +1,14 @@
 """The in-document outbox on the real broker and database: what is published leaves, what came after stays."""
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from libs import outbox
 from libs.ids import new_id
@@ -36,76 +38,78 @@ async def published(bootstrap: str, topic: str, count: int, wait_ms: int = 30_00
     return seen
 
 
-async def test_flush_empties_what_it_published_and_keeps_what_was_added_meanwhile(real_servers):
+@dataclass
+class Place:
+    """What a test of the outbox works on."""
+
+    bootstrap: str
+    topic: str
+    docs: AsyncCollection
+    broker: KafkaBroker
+
+
+@pytest.fixture
+async def place(real_servers):
+    """A topic and a collection of its own for each test, and a started broker."""
     topic = f"outbox-test-{new_id().lower()}"
     await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
-    docs = client[f"outbox_{new_id().lower()}"].docs
     broker = KafkaBroker(real_servers.bootstrap)
     async with broker:
         await broker.start()
-        await docs.insert_one({"_id": "untouched", "outbox": [item(topic, 1), item(topic, 2)], "outbox_since": 1})
-        await outbox.flush(docs, broker, await docs.find_one({"_id": "untouched"}))
-        assert "outbox" not in await docs.find_one({"_id": "untouched"})
-
-        await docs.insert_one({"_id": "grown", "outbox": [item(topic, 3)], "outbox_since": 1})
-        read = await docs.find_one({"_id": "grown"})
-        later = item(topic, 4)
-        await docs.update_one({"_id": "grown"}, {"$push": {"outbox": later}})
-        await outbox.flush(docs, broker, read)
-        kept = await docs.find_one({"_id": "grown"})
-        assert [i["id"] for i in kept["outbox"]] == [later["id"]], "an item added after the read is not lost"
-        assert kept["outbox_since"] == 1, "the sweeper still finds the appeal with an unpublished item"
-
-        await outbox.flush(docs, broker, kept)
-        assert "outbox_since" not in await docs.find_one({"_id": "grown"})
+        yield Place(real_servers.bootstrap, topic, client[f"outbox_{new_id().lower()}"].docs, broker)
     await client.close()
-    assert sorted(await published(real_servers.bootstrap, topic, 4)) == [1, 2, 3, 4]
 
 
-async def test_the_sweep_leaves_an_outbox_to_the_writer_holding_it_and_takes_it_once_the_writer_failed(real_servers):
-    topic = f"outbox-test-{new_id().lower()}"
-    await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
-    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
-    docs = client[f"outbox_{new_id().lower()}"].docs
+async def test_flush_empties_what_it_published_and_keeps_what_was_added_meanwhile(place):
+    topic, docs, broker = place.topic, place.docs, place.broker
+    await docs.insert_one({"_id": "untouched", "outbox": [item(topic, 1), item(topic, 2)], "outbox_since": 1})
+    await outbox.flush(docs, broker, await docs.find_one({"_id": "untouched"}))
+    assert "outbox" not in await docs.find_one({"_id": "untouched"})
+
+    await docs.insert_one({"_id": "grown", "outbox": [item(topic, 3)], "outbox_since": 1})
+    read = await docs.find_one({"_id": "grown"})
+    later = item(topic, 4)
+    await docs.update_one({"_id": "grown"}, {"$push": {"outbox": later}})
+    await outbox.flush(docs, broker, read)
+    kept = await docs.find_one({"_id": "grown"})
+    assert [i["id"] for i in kept["outbox"]] == [later["id"]], "an item added after the read is not lost"
+    assert kept["outbox_since"] == 1, "the sweeper still finds the appeal with an unpublished item"
+
+    await outbox.flush(docs, broker, kept)
+    assert "outbox_since" not in await docs.find_one({"_id": "grown"})
+    assert sorted(await published(place.bootstrap, topic, 4)) == [1, 2, 3, 4]
+
+
+async def test_the_sweep_leaves_an_outbox_to_the_writer_holding_it_and_takes_it_once_the_writer_failed(place):
+    topic, docs, broker = place.topic, place.docs, place.broker
     now = datetime.now(UTC)
     long_ago = now - 10 * outbox.STALE_AFTER
-    broker = KafkaBroker(real_servers.bootstrap)
-    async with broker:
-        await broker.start()
-        await docs.insert_many([{"_id": doc_id, "outbox": [item(topic, n)], "outbox_since": long_ago}
-                                for n, doc_id in enumerate(["slow writer", "crashed", "failed writer"], start=1)])
-        with outbox.held(docs, ["slow writer"]):
-            assert await outbox.flush_stale(docs, broker, now) == 2, "only what no writer holds is swept"
-            assert "outbox" in await docs.find_one({"_id": "slow writer"})
-            await outbox.flush(docs, broker, await docs.find_one({"_id": "slow writer"}))
-        assert await outbox.flush_stale(docs, broker, now) == 0
+    await docs.insert_many([{"_id": doc_id, "outbox": [item(topic, n)], "outbox_since": long_ago}
+                            for n, doc_id in enumerate(["slow writer", "crashed", "failed writer"], start=1)])
+    with outbox.held(docs, ["slow writer"]):
+        assert await outbox.flush_stale(docs, broker, now) == 2, "only what no writer holds is swept"
+        assert "outbox" in await docs.find_one({"_id": "slow writer"})
+        await outbox.flush(docs, broker, await docs.find_one({"_id": "slow writer"}))
+    assert await outbox.flush_stale(docs, broker, now) == 0
 
-        await docs.insert_one({"_id": "failing", "outbox": [item(topic, 4)], "outbox_since": long_ago})
-        with pytest.raises(ConnectionError), outbox.held(docs, ["failing"]):
-            raise ConnectionError("the writer's publish failed")
-        assert await outbox.flush_stale(docs, broker, now) == 1, "a writer that failed leaves its outbox to the sweep"
-    await client.close()
-    assert sorted(await published(real_servers.bootstrap, topic, 5, wait_ms=3000)) == [1, 2, 3, 4], "each item once"
+    await docs.insert_one({"_id": "failing", "outbox": [item(topic, 4)], "outbox_since": long_ago})
+    with pytest.raises(ConnectionError), outbox.held(docs, ["failing"]):
+        raise ConnectionError("the writer's publish failed")
+    assert await outbox.flush_stale(docs, broker, now) == 1, "a writer that failed leaves its outbox to the sweep"
+    assert sorted(await published(place.bootstrap, topic, 5, wait_ms=3000)) == [1, 2, 3, 4], "each item once"
 
 
-async def test_a_flush_of_a_document_read_before_an_earlier_flush_emptied_it_sends_only_new_items(real_servers):
-    topic = f"outbox-test-{new_id().lower()}"
-    await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
-    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
-    docs = client[f"outbox_{new_id().lower()}"].docs
-    broker = KafkaBroker(real_servers.bootstrap)
-    async with broker:
-        await broker.start()
-        await docs.insert_one({"_id": "appeal", "outbox": [item(topic, 1)], "outbox_since": 1})
-        routed = await docs.find_one({"_id": "appeal"})
-        # A department acts on the appeal while routing's flush is still under way: its transition read
-        # the outbox with item 1 still in it and adds item 2.
-        accepted = {**routed, "outbox": [*routed["outbox"], item(topic, 2)]}
-        await docs.update_one({"_id": "appeal"}, {"$push": {"outbox": accepted["outbox"][-1]}})
-        await outbox.flush(docs, broker, routed)
-        await outbox.flush(docs, broker, accepted)
-        left = await docs.find_one({"_id": "appeal"})
-        assert not left.get("outbox") and "outbox_since" not in left, "nothing is left for the sweep"
-    await client.close()
-    assert await published(real_servers.bootstrap, topic, 3, wait_ms=3000) == [1, 2], "each item once, in order"
+async def test_a_flush_of_a_document_read_before_an_earlier_flush_emptied_it_sends_only_new_items(place):
+    topic, docs, broker = place.topic, place.docs, place.broker
+    await docs.insert_one({"_id": "appeal", "outbox": [item(topic, 1)], "outbox_since": 1})
+    routed = await docs.find_one({"_id": "appeal"})
+    # A department acts on the appeal while routing's flush is still under way: its transition read
+    # the outbox with item 1 still in it and adds item 2.
+    accepted = {**routed, "outbox": [*routed["outbox"], item(topic, 2)]}
+    await docs.update_one({"_id": "appeal"}, {"$push": {"outbox": accepted["outbox"][-1]}})
+    await outbox.flush(docs, broker, routed)
+    await outbox.flush(docs, broker, accepted)
+    left = await docs.find_one({"_id": "appeal"})
+    assert not left.get("outbox") and "outbox_since" not in left, "nothing is left for the sweep"
+    assert await published(place.bootstrap, topic, 3, wait_ms=3000) == [1, 2], "each item once, in order"
