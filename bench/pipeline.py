@@ -214,7 +214,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
-    stack = Stack(data_dir=data, kafka_port=servers.free_port(), mongo_port=servers.free_port(),
+    stack = Stack(data_dir=data, kafka_port=servers.free_port(),
+                  mongo_ports={name: servers.free_port() for name in SERVICES},
                   service_ports={name: servers.free_port() for name in SERVICES}, smtp_port=servers.free_port(),
                   outbox_port=servers.free_port(), env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
     stack.start()

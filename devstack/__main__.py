@@ -15,9 +15,13 @@ def _print_banner(stack: Stack) -> None:
     m = stack.manifest()
     print("\nEnterprise appeals platform is running\n")
     kafka_kind = "embedded Tansu, topics in memory" if stack.kafka else "external"
-    mongo_kind = f"embedded SecantusDB, data in {stack.data_dir / 'mongodb'}" if stack.mongo else "external"
     print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({kafka_kind})")
-    print(f"  MongoDB  {m['mongodb']['uri']}  ({mongo_kind})")
+    if stack.databases:
+        print(f"  MongoDB  embedded SecantusDB, one per service, data in {stack.data_dir / 'mongodb'}/<service>")
+        for name, uri in m["mongodb"]["uris"].items():
+            print(f"    {name:<6} {uri}")
+    else:
+        print(f"  MongoDB  {stack.mongodb_uri}  (external)")
     for name, svc in m["services"].items():
         print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
     if "stats" in m["services"]:

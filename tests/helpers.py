@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import servers
 from devstack.stack import SERVICES, Stack
@@ -132,11 +134,26 @@ def fresh_stack(tmp_path_factory, label: str, *, fast_sla: bool = False, **optio
         (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
     options.setdefault("mongo_storage", ":memory:")
     stack = Stack(data_dir=tmp_path_factory.mktemp(label), kafka_port=servers.free_port(),
-                  mongo_port=servers.free_port(), config_dir=config,
+                  mongo_ports={name: servers.free_port() for name, _ in SERVICES}, config_dir=config,
                   service_ports={name: servers.free_port() for name, _ in SERVICES},
                   smtp_port=servers.free_port(), outbox_port=servers.free_port(), **options)
     stack.start()
     return stack
+
+
+class Databases:
+    """Each service's own database in a stack, by service name: `Databases(stack).router.appeals`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._clients = {name: AsyncMongoClient(stack.mongo_uri(name)) for name, _ in SERVICES}
+
+    def __getattr__(self, service: str) -> AsyncDatabase:
+        return self._clients[service][service]
+
+    async def close(self) -> None:
+        """Close every client."""
+        for client in self._clients.values():
+            await client.close()
 
 
 async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30.0) -> None:

@@ -6,7 +6,6 @@ import time
 import httpx
 import pytest
 
-from devstack import servers
 from tests.helpers import appeal_body, assert_routed_once, fresh_stack
 
 pytestmark = pytest.mark.timeout(600)
@@ -38,13 +37,13 @@ def post_until_accepted(stack, body, timeout=90.0) -> str:
 
 async def test_database_stopped_then_restarted_on_the_same_data_loses_and_doubles_nothing(stack):
     before = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
-    servers.stop(stack.mongo)
+    stack.stop_databases()
     during = appeal_body()
     refused = post(stack, during)
     assert refused.status_code == 503, "no 202 without the write"
     assert refused.headers["content-type"] == "application/problem+json" and refused.headers["retry-after"]
     await asyncio.sleep(3)  # router's consumers meet the dead database too, and must not commit past it
-    stack.mongo = servers.start_mongo(stack.mongo_port, stack.data_dir / "mongodb", stack.data_dir / "mongodb.log")
+    stack.start_databases()
     retried = post_until_accepted(stack, during)
     assert post_until_accepted(stack, during) == retried, "the retry made one appeal"
     after = [post_until_accepted(stack, appeal_body()) for _ in range(10)]

@@ -45,7 +45,6 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo import AsyncMongoClient
 
 from devstack import servers
 from devstack.stack import SERVICES, Stack
@@ -61,6 +60,7 @@ from libs.topics import (
     department_topic,
 )
 from services.intake.uscc import check_character
+from tests.helpers import Databases
 
 KILL_ORDER = ("intake", "router", "sla", "notify", "stats")
 PAUSE_AFTER_KILL = 3.0  # seconds a killed service stays down
@@ -102,7 +102,8 @@ def crash_stack(tmp_path_factory) -> Stack:
     attempt = 1
     while True:
         stack = Stack(data_dir=tmp_path_factory.mktemp("kill-each-stack"), kafka_port=servers.free_port(),
-                      mongo_port=servers.free_port(), config_dir=config, mongo_storage=":memory:",
+                      mongo_ports={name: servers.free_port() for name, _ in SERVICES}, config_dir=config,
+                      mongo_storage=":memory:",
                       service_ports={name: servers.free_port() for name, _ in SERVICES},
                       smtp_port=servers.free_port(), outbox_port=servers.free_port())
         try:
@@ -384,7 +385,7 @@ async def stats_figures(stack: Stack) -> dict[str, int]:
     return dict(figures)
 
 
-async def busy(run: Run, mongo: AsyncMongoClient) -> dict[str, int]:
+async def busy(run: Run, mongo: Databases) -> dict[str, int]:
     """Work still under way anywhere: consumer lag, outboxes, claims, clocks to fire, notifications to send.
 
     Each database question is a range on an indexed field, and none is asked while consumers lag:
@@ -409,7 +410,7 @@ async def busy(run: Run, mongo: AsyncMongoClient) -> dict[str, int]:
     return {k: v for k, v in left.items() if v}
 
 
-async def wait_until_quiet(run: Run, mongo: AsyncMongoClient, expected_submitted: int, timeout: float,
+async def wait_until_quiet(run: Run, mongo: Databases, expected_submitted: int, timeout: float,
                            stalled_after: float = 600.0) -> None:
     """Poll until nothing is under way, stats has counted every appeal, and no topic grows for a while.
 
@@ -485,7 +486,7 @@ def sink_message(record: dict) -> str:
                       ensure_ascii=False)
 
 
-async def check_invariants(run: Run, mongo: AsyncMongoClient, before: dict[str, int]) -> list[str]:
+async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -> list[str]:
     stack = run.stack
     report: list[str] = []
     city = load_city(stack.config_dir)
@@ -611,7 +612,7 @@ async def check_invariants(run: Run, mongo: AsyncMongoClient, before: dict[str, 
 ])
 async def test_kill_9_of_each_service_mid_run_routes_times_counts_and_notifies_once(stack, n, rate):
     run = Run(stack, n, rate)
-    mongo = AsyncMongoClient(stack.mongo_uri)
+    mongo = Databases(stack)
     try:
         before = await stats_figures(stack)
         began = run.began = time.monotonic()

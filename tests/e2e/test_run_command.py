@@ -15,9 +15,10 @@ from libs.settings import PROJECT_ROOT
 
 
 def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
-    ports = {name: servers.free_port() for name in ("KAFKA_PORT", "MONGODB_PORT", "INTAKE_PORT", "ROUTER_PORT",
-                                                    "SLA_PORT", "NOTIFY_PORT", "STATS_PORT", "SMTP_PORT",
-                                                    "OUTBOX_PORT")}
+    ports = {name: servers.free_port() for name in ("KAFKA_PORT", "INTAKE_PORT", "ROUTER_PORT", "SLA_PORT",
+                                                    "NOTIFY_PORT", "STATS_PORT", "SMTP_PORT", "OUTBOX_PORT")}
+    # One SecantusDB per service, on MONGODB_PORT and the four after it.
+    ports["MONGODB_PORT"] = servers.free_port_run(5)
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
     env.update({k: str(v) for k, v in ports.items()})
     proc = subprocess.Popen([sys.executable, "-m", "devstack", "--data-dir", str(tmp_path), "run"], cwd=PROJECT_ROOT,
@@ -40,6 +41,6 @@ def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
-    for port in ports.values():
+    for port in [*ports.values(), *range(ports["MONGODB_PORT"] + 1, ports["MONGODB_PORT"] + 5)]:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"

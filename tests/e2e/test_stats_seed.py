@@ -132,8 +132,9 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
 
 
 def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
-    env = {**os.environ, "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "STATS_MONGODB_URI": stack.mongo_uri}
-    client = MongoClient(stack.mongo_uri)
+    env = {**os.environ, "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+           "STATS_MONGODB_URI": stack.mongo_uri("stats")}
+    client = MongoClient(stack.mongo_uri("stats"))
     try:
         _wait_until_idle(stack)
         run = subprocess.run([sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
