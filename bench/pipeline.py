@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from bench.baseline import kafka_loop
-from bench.common import exit_on_sigterm, percentile, print_table, rss_mb
+from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
 from devstack import servers
 from devstack.stack import Stack
 from services.intake.uscc import check_character
@@ -138,22 +138,33 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
     return failures
 
 
+def stack_processes(stack: Stack) -> dict[str, int]:
+    """Every process of the stack by name: the services, the broker, each database server."""
+    pids = {name: stack.processes[name].pid for name in SERVICES}
+    if stack.kafka is not None:
+        pids["broker"] = stack.kafka.pid
+    pids.update({f"db {name}": proc.pid for name, proc in stack.databases.items()})
+    return pids
+
+
 async def run(stack: Stack, rate: float, seconds: float) -> dict:
     recorder = Recorder()
     stop = asyncio.Event()
-    rss: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVICES}
+    pids = stack_processes(stack)
+    rss: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
     started = time.monotonic()
 
     async def sample() -> None:
         while not stop.is_set():
-            for name in SERVICES:
-                rss[name].append((time.monotonic() - started, rss_mb(stack.processes[name].pid)))
+            for name, pid in pids.items():
+                rss[name].append((time.monotonic() - started, rss_mb(pid)))
             await asyncio.sleep(5)
 
     background = [asyncio.create_task(recorder.run(stack.bootstrap, stop)), asyncio.create_task(sample())]
     resolver = asyncio.create_task(departments(stack, recorder, stop))
     await asyncio.sleep(3)  # the recorder joins its group
     began = time.monotonic()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     failures = await load(stack, recorder, rate, seconds)
     sent_for = time.monotonic() - began
     with tqdm(total=len(recorder.accepted), desc="waiting for routing", unit="appeal", leave=False) as bar:
@@ -163,6 +174,7 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
             bar.n = len(recorder.routed.keys() & recorder.accepted.keys())
             bar.refresh()
             await asyncio.sleep(0.5)
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     lag = await consumer_lag(stack)
     stop.set()
     resolved = await resolver
@@ -173,7 +185,7 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
     return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
             "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
-            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag, "seen": recorder.seen}
+            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag, "seen": recorder.seen, "cpu": cpu}
 
 
 def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
@@ -194,6 +206,13 @@ async def consumer_lag(stack: Stack) -> dict[str, int]:
             out[name] = int(sum(sample.value for family in text_string_to_metric_families(text)
                                 if family.name == "kafka_consumer_lag" for sample in family.samples))
     return out
+
+
+def cpu_rows(cpu: dict[str, float], appeals: int) -> list[list]:
+    """Per process: CPU seconds from the first post until routing caught up, and ms per accepted appeal."""
+    rows = [[name, round(seconds, 1), round(seconds * 1000 / max(appeals, 1), 1)] for name, seconds in cpu.items()]
+    total = sum(cpu.values())
+    return rows + [["all of the above", round(total, 1), round(total * 1000 / max(appeals, 1), 1)]]
 
 
 def memory_rows(rss: dict[str, list[tuple[float, float]]]) -> list[list]:
@@ -238,7 +257,9 @@ def main() -> None:
                 list(SERVICES), [[result["lag"][name] for name in SERVICES]])
     print_table("events read more than once during the run (a copy: the same event id again; consumers drop it)",
                 ["topic", "events read", "distinct", "copies"], copy_rows(result["seen"]))
-    print_table("memory, sampled every 5 s", ["service", "RSS MB after 1 min", "peak", "at end", "growth"],
+    print_table("CPU from the first post until every appeal was routed", ["process", "CPU s", "ms per appeal"],
+                cpu_rows(result["cpu"], result["accepted"]))
+    print_table("memory, sampled every 5 s", ["process", "RSS MB after 1 min", "peak", "at end", "growth"],
                 memory_rows(result["rss"]))
 
 
