@@ -1,19 +1,43 @@
-# Everything the project needs is installed from here: a virtual environment from PyPI,
-# and the Debian tools the tests use (kcat, chromium, promtool, docker-compose) when they are
-# missing and we are root.
+# Everything the project needs is installed from here: a virtual environment from PyPI, Apache Kafka's
+# jars from Maven Central (Java 17 and Maven from Debian when missing and we are root), and the Debian
+# tools the tests use (kcat, chromium, promtool, docker-compose, kubectl, wrk).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+KAFKA_POM := devstack/kafka/pom.xml
+KAFKA_LIBS := .kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.copied
+APT_INSTALL := apt-get install -y -qq --no-install-recommends
 
-.PHONY: run demo test test-slow bench-baseline bench-intake bench-pipeline bench-sla bench-stats lint system-deps \
-	clean apidocs
+.PHONY: run stop demo test test-slow bench-baseline bench-intake bench-pipeline bench-sla bench-stats lint \
+	system-deps java kafka clean apidocs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
+
+# Apache Kafka 4.x runs on Java 17 or newer; Maven fetches its jars.
+java:
+	@missing=""; \
+	if ! java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then missing="$$missing openjdk-17-jre-headless"; fi; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && $(APT_INSTALL) $$missing; \
+	  else echo "Apache Kafka needs Java 17 or newer and Maven: install them (Debian: sudo apt-get install$$missing)," \
+	    "or set JAVA_HOME to a Java 17" >&2; exit 1; fi; fi
+
+# The broker's jars, copied once from Maven's repository (fetched there from Maven Central the first time).
+$(KAFKA_STAMP): $(KAFKA_POM)
+	$(MAKE) --no-print-directory java
+	rm -rf $(KAFKA_LIBS)
+	mvn --batch-mode --quiet -Dstyle.color=never -f $(KAFKA_POM) dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	touch $(KAFKA_STAMP)
+
+kafka: $(KAFKA_STAMP)
 
 # kcat reads department topics in the tests; chromium loads the stats dashboard headless;
 # promtool (package prometheus) checks the alert rules; docker-compose validates the compose file;
@@ -27,31 +51,35 @@ system-deps:
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && $(APT_INSTALL) $$missing; \
 	  else echo "missing Debian packages:$$missing" >&2; exit 1; fi; fi
 
-run: $(STAMP)
+run: $(STAMP) $(KAFKA_STAMP)
 	$(BIN)/python -m devstack run
+
+# Stops a stack started in the background (`make run > run.log 2>&1 &`) and anything it left.
+stop: $(STAMP)
+	$(BIN)/python -m devstack stop
 
 demo: $(STAMP)
 	$(BIN)/python -m devstack demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m pytest
 
-test-slow: $(STAMP) system-deps
+test-slow: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m pytest -m slow
 
-bench-baseline: $(STAMP) system-deps
+bench-baseline: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m bench.baseline
 
-bench-intake: $(STAMP) system-deps
+bench-intake: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m bench.intake
 
-bench-pipeline: $(STAMP) system-deps
+bench-pipeline: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m bench.pipeline
 
-bench-sla: $(STAMP)
+bench-sla: $(STAMP) $(KAFKA_STAMP)
 	$(BIN)/python -m bench.sla
 
 bench-stats: $(STAMP)
@@ -64,4 +92,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data .kafka

@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     with bench_servers() as srv:
         base = measure(srv, args.messages, args.writes, args.seconds, args.connections)
-        rss = [["Tansu (Kafka)", round(rss_mb(srv.kafka_pid), 1)], ["SecantusDB", round(rss_mb(srv.mongo_pid), 1)]]
+        rss = [["Apache Kafka", round(rss_mb(srv.kafka_pid), 1)], ["SecantusDB", round(rss_mb(srv.mongo_pid), 1)]]
     print_table("baseline: the bare parts on this machine", ["what", "rate", "detail"], baseline_rows(base))
     print_table("servers", ["process", "RSS MB"], rss)
 

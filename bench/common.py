@@ -41,10 +41,10 @@ def exit_on_sigterm() -> None:
 
 @contextmanager
 def bench_servers():
-    """A fresh Tansu broker and SecantusDB server on free ports, every topic created; stopped afterwards."""
+    """A fresh Apache Kafka and SecantusDB server on free ports, every topic created; stopped afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="appeals-bench-"))
     kafka_port, mongo_port = servers.free_port(), servers.free_port()
-    kafka = servers.start_kafka(kafka_port, workdir / "kafka.log")
+    kafka = servers.start_kafka(kafka_port, servers.free_port(), workdir / "kafka", workdir / "kafka.log")
     mongo = servers.start_mongo(mongo_port, workdir / "mongodb", workdir / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")

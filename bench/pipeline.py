@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
-from devstack import servers
 from devstack.stack import Stack
 from services.intake.uscc import check_character
 
@@ -233,10 +232,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
-    stack = Stack(data_dir=data, kafka_port=servers.free_port(),
-                  mongo_ports={name: servers.free_port() for name in SERVICES},
-                  service_ports={name: servers.free_port() for name in SERVICES}, smtp_port=servers.free_port(),
-                  outbox_port=servers.free_port(), env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
+    stack = Stack.on_free_ports(data, env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
     stack.start()
     try:
         loop_rate = asyncio.run(kafka_loop(stack.bootstrap, 10_000))

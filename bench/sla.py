@@ -15,7 +15,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, UpdateOne
 from tqdm import tqdm
 
@@ -30,6 +30,7 @@ from bench.common import (
     start_service,
 )
 from devstack import servers
+from libs.kafka import partitions_of
 from libs.topics import SLA_EVENTS
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold
@@ -116,7 +117,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
 
     consumer = AIOKafkaConsumer(bootstrap_servers=srv.bootstrap, enable_auto_commit=False)
     await consumer.start()
-    parts = [TopicPartition(SLA_EVENTS, p) for p in consumer.partitions_for_topic(SLA_EVENTS) or range(4)]
+    parts = await partitions_of(srv.bootstrap, [SLA_EVENTS])
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     cpu_before = cpu_seconds(proc.pid)

@@ -7,14 +7,24 @@ import sys
 import time
 from pathlib import Path
 
+from devstack import supervisor
+from devstack.servers import port_in_use
 from devstack.stack import SERVICES, Stack
 from libs.settings import PROJECT_ROOT
+
+# What moves each port of the stack, for the message of a start that finds one taken.
+PORT_SETTINGS = {"Kafka": "KAFKA_PORT", "Kafka's controller": "KAFKA_CONTROLLER_PORT",
+                 "SMTP receiver": "SMTP_PORT", "outbox receiver": "OUTBOX_PORT",
+                 **{name: f"{name.upper()}_PORT" for name, _ in SERVICES}}
 
 
 def _print_banner(stack: Stack) -> None:
     m = stack.manifest()
     print("\nEnterprise appeals platform is running\n")
-    kafka_kind = "embedded Tansu, topics in memory" if stack.kafka else "external"
+    if stack.kafka:
+        kafka_kind = f"Apache Kafka {m['kafka']['version']}, one KRaft node, log in {m['kafka']['log_dir']}"
+    else:
+        kafka_kind = "external"
     print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({kafka_kind})")
     if stack.databases:
         print(f"  MongoDB  embedded SecantusDB, one per service, data in {stack.data_dir / 'mongodb'}/<service>")
@@ -33,10 +43,35 @@ def _print_banner(stack: Stack) -> None:
     print(f"\n  All of this is in {stack.data_dir / 'stack.json'}. Ctrl-C stops everything.\n", flush=True)
 
 
+def clear_the_way(stack: Stack) -> None:
+    """Stop what a previous stack in this data folder left running; refuse if a live stack or a stranger is there."""
+    left = supervisor.still_running(stack.data_dir)
+    boss = next((r for r in left if r.name == supervisor.SUPERVISOR), None)
+    if boss is not None:
+        sys.exit(f"A stack is already running from {stack.data_dir} (pid {boss.pid}, started "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(boss.started))}). Use it, or stop it "
+                 f"first with `make stop`.")
+    if left:
+        print(f"A previous stack in {stack.data_dir} left {len(left)} of its processes running: "
+              + ", ".join(f"{r.name} (pid {r.pid})" for r in left) + ". Stopping them.", flush=True)
+        supervisor.stop_processes(left)
+    taken = []
+    for what, port in stack.ports().items():
+        if port_in_use(port):
+            setting = PORT_SETTINGS.get(what, "MONGODB_PORT")
+            taken.append(f"  port {port} ({what}) is held by {supervisor.describe(supervisor.listener(port) or 0)}; "
+                         f"stop that, or move the stack's port with {setting}=<port>")
+    if taken:
+        sys.exit("The stack did not start: ports it needs are taken by processes it did not start.\n"
+                 + "\n".join(taken))
+
+
 def run(args: argparse.Namespace) -> None:
     stack = Stack(
         data_dir=Path(args.data_dir),
+        config_dir=Path(args.config_dir),
         kafka_port=int(os.environ.get("KAFKA_PORT", "9092")),
+        kafka_controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
         mongo_port=int(os.environ.get("MONGODB_PORT", "27017")),
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
@@ -52,13 +87,18 @@ def run(args: argparse.Namespace) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    # A closed terminal (SIGHUP) stops the stack as Ctrl-C does; a SIGKILL reaches every process through
+    # the parent-death signal each was started with (devstack/servers.py).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+    stack.data_dir.mkdir(parents=True, exist_ok=True)
+    clear_the_way(stack)
+    stack.remember(supervisor.SUPERVISOR, os.getpid())
     try:
         stack.start()
         _print_banner(stack)
         while not stopping:
-            for name, proc in stack.processes.items():
+            for name, proc in stack.children().items():
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
                     stopping = True
@@ -66,6 +106,26 @@ def run(args: argparse.Namespace) -> None:
     finally:
         print("\nstopping...", flush=True)
         stack.stop()
+        print("stopped", flush=True)
+
+
+def stop(args: argparse.Namespace) -> None:
+    """Stop the stack running from the data folder (started in the background), and whatever it left."""
+    data_dir = Path(args.data_dir)
+    left = supervisor.still_running(data_dir)
+    if not left:
+        print(f"no stack is running from {data_dir}")
+        return
+    boss = [r for r in left if r.name == supervisor.SUPERVISOR]
+    if boss:
+        print(f"stopping the stack (pid {boss[0].pid})...", flush=True)
+        supervisor.stop_processes(boss, timeout=120)  # it stops its own processes first
+    rest = supervisor.still_running(data_dir)
+    if rest:
+        print("stopping what it left: " + ", ".join(f"{r.name} (pid {r.pid})" for r in rest), flush=True)
+        supervisor.stop_processes(rest)
+    supervisor.write(data_dir, [])
+    print("stopped")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -106,7 +166,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start the embedded stack and every service").set_defaults(func=run)
+    start = sub.add_parser("run", help="start the embedded stack and every service")
+    start.add_argument("--config-dir", default=str(PROJECT_ROOT / "config"),
+                       help="departments, rules, SLA profiles and calendars to load (default: config/)")
+    start.set_defaults(func=run)
+    sub.add_parser("stop", help="stop a stack started in the background from the same data folder"
+                   ).set_defaults(func=stop)
     play = sub.add_parser("demo", help="play the Shenzhen seed against the running stack; print the daily report")
     for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
         play.add_argument(f"--{name}", type=int, default=default)

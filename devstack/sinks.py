@@ -8,6 +8,7 @@ against the secrets given with `--secret name=value` (or `add_secret`).
 """
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -57,7 +58,15 @@ class Sinks:
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def start(self) -> None:
+        """Serve both receivers; what an earlier run kept under `directory` is shown again."""
         sinks = self
+        if self.directory and self.directory.exists():
+            for path in sorted(self.directory.glob("*.jsonl")):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    # A line that does not parse is the last one of a receiver killed while writing it.
+                    with contextlib.suppress(ValueError):
+                        self.received.append(json.loads(line))
+            self.received.sort(key=lambda record: record.get("at", 0))
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)

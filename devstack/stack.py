@@ -6,16 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import httpx
+import psutil
 
 from devstack import keys as demo_keys
-from devstack import servers
+from devstack import servers, supervisor
 from libs.config import load_city
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
@@ -34,6 +34,7 @@ def available_services() -> list[tuple[str, int]]:
 class Stack:
     data_dir: Path
     kafka_port: int = 9092
+    kafka_controller_port: int = 9093
     # The embedded MongoDB runs one SecantusDB per service database: intake's on `mongo_port`,
     # the others on the next ports unless `mongo_ports` names them.
     mongo_port: int = 27017
@@ -54,6 +55,16 @@ class Stack:
     databases: dict[str, subprocess.Popen] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    # The processes this stack started, as recorded in `stack.pids.json` (see devstack/supervisor.py).
+    recorded: dict[str, supervisor.Recorded] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **options) -> "Stack":
+        """A stack (not started) whose servers and services all take free loopback ports: for tests and benches."""
+        return cls(data_dir=data_dir, kafka_port=servers.free_port(), kafka_controller_port=servers.free_port(),
+                   mongo_ports={name: servers.free_port() for name, _ in SERVICES},
+                   service_ports={name: servers.free_port() for name, _ in SERVICES},
+                   smtp_port=servers.free_port(), outbox_port=servers.free_port(), **options)
 
     @property
     def bootstrap(self) -> str:
@@ -68,26 +79,50 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.service_ports[service]}"
 
+    def ports(self) -> dict[str, int]:
+        """Every port on 127.0.0.1 this stack's own processes will listen on, by what listens there."""
+        ports = {}
+        if self.kafka_bootstrap is None:
+            ports.update({"Kafka": self.kafka_port, "Kafka's controller": self.kafka_controller_port})
+        if self.mongodb_uri is None:
+            ports.update({f"MongoDB ({name})": self.mongo_ports.get(name, self.mongo_port + n)
+                          for n, (name, _) in enumerate(SERVICES)})
+        ports.update({"SMTP receiver": self.smtp_port, "outbox receiver": self.outbox_port})
+        ports.update({name: self.service_ports.get(name, port) for name, port in self.wanted_services()})
+        return ports
+
+    def wanted_services(self) -> list[tuple[str, int]]:
+        """The services this stack runs, with their default ports."""
+        return [(name, port) for name, port in available_services() if self.only is None or name in self.only]
+
     def start(self) -> None:
         """Start servers (unless external ones are given), topics, keys and services; wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         city = load_city(self.config_dir)
         if self.kafka_bootstrap is None:
-            self.kafka = servers.start_kafka(self.kafka_port, self.data_dir / "kafka.log")
+            self.kafka = servers.start_kafka(self.kafka_port, self.kafka_controller_port, self.data_dir / "kafka",
+                                             self.data_dir / "kafka.log")
+            self.remember("kafka", self.kafka.pid)
         if self.mongodb_uri is None:
             self.start_databases()
         topics = all_topics([d.code for d in city.departments])
         asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
         self.keys = demo_keys.provision(city, self.data_dir)
         self.start_sinks()
-        for name, default_port in available_services():
-            if self.only is not None and name not in self.only:
-                continue
+        for name, default_port in self.wanted_services():
             self.service_ports.setdefault(name, default_port)
             self.start_service(name)
         for name in self.processes:
             self.wait_ready(name)
         self.write_manifest()
+
+    def remember(self, name: str, pid: int) -> None:
+        """Record a process of this stack in `stack.pids.json`, so no later start mistakes it for another's."""
+        try:
+            self.recorded[name] = supervisor.record(name, pid)
+        except psutil.NoSuchProcess:
+            self.recorded.pop(name, None)
+        supervisor.write(self.data_dir, list(self.recorded.values()))
 
     def start_databases(self) -> None:
         """One embedded SecantusDB per service database, on the same data as before when restarted.
@@ -102,6 +137,7 @@ class Stack:
             port = self.mongo_ports.setdefault(name, self.mongo_port + n)
             storage = root if root == ":memory:" else Path(root) / name
             self.databases[name] = servers.start_mongo(port, storage, self.data_dir / f"mongodb-{name}.log")
+            self.remember(f"mongodb-{name}", self.databases[name].pid)
 
     def stop_databases(self) -> None:
         """Stop the embedded SecantusDB servers (a restart with `start_databases` finds their data)."""
@@ -114,11 +150,10 @@ class Stack:
 
     def start_sinks(self) -> None:
         """Local SMTP and HTTP receivers, so what notify sends stays on this machine and can be read."""
-        with open(self.data_dir / "sinks.log", "ab") as log:
-            self.sinks = subprocess.Popen(
-                [sys.executable, "-m", "devstack.sinks", "--smtp-port", str(self.smtp_port), "--http-port",
-                 str(self.outbox_port), "--dir", str(self.data_dir / "outbox")], cwd=PROJECT_ROOT,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.sinks = servers.spawn([sys.executable, "-m", "devstack.sinks", "--smtp-port", str(self.smtp_port),
+                                    "--http-port", str(self.outbox_port), "--dir", str(self.data_dir / "outbox")],
+                                   self.data_dir / "sinks.log")
+        self.remember("sinks", self.sinks.pid)
         servers.wait_for_port(self.outbox_port, process=self.sinks)
         servers.wait_for_port(self.smtp_port, process=self.sinks)
 
@@ -148,24 +183,15 @@ class Stack:
         key = name if replica == 1 else f"{name}-{replica}"
         if key not in self.service_ports:
             self.service_ports[key] = servers.free_port()
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=PROJECT_ROOT,
-                                env=self.service_env(name, self.service_ports[key]), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        echo = servers.echo_to(self.log_stream, key) if self.log_stream is not None else None
+        proc = servers.spawn([sys.executable, "-m", f"services.{name}"], self.data_dir / f"{key}.log",
+                             env=self.service_env(name, self.service_ports[key]), echo=echo)
         self.processes[key] = proc
-        threading.Thread(target=self._pump, args=(key, proc), daemon=True).start()
+        self.remember(key, proc.pid)
         return proc
 
-    def _pump(self, name: str, proc: subprocess.Popen) -> None:
-        with open(self.data_dir / f"{name}.log", "a") as log:
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                if self.log_stream is not None:
-                    self.log_stream.write(f"{name:<7}| {line}")
-                    self.log_stream.flush()
-
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
-        """Block until the service's /readyz answers 200."""
+        """Block until the service's /readyz answers 200, and it is this stack's process that answers."""
         deadline = time.monotonic() + timeout
         proc = self.processes[name]
         while time.monotonic() < deadline:
@@ -173,11 +199,21 @@ class Stack:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.data_dir / (name + '.log')}")
             try:
                 if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                    holder = supervisor.listener(self.service_ports[name])
+                    if holder not in (proc.pid, 0):
+                        raise RuntimeError(f"{name}'s port {self.service_ports[name]} is answered by "
+                                           f"{supervisor.describe(holder or 0)}, not by the {name} just started")
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{name} not ready after {timeout}s")
+
+    def children(self) -> dict[str, subprocess.Popen]:
+        """Every process this stack started and still holds, by name."""
+        named = {"kafka": self.kafka, "sinks": self.sinks,
+                 **{f"mongodb-{name}": proc for name, proc in self.databases.items()}, **self.processes}
+        return {name: proc for name, proc in named.items() if proc is not None}
 
     def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to a service (kill -9 by default) and wait for it to end."""
@@ -186,8 +222,11 @@ class Stack:
         proc.wait(30)
 
     def manifest(self) -> dict:
+        kafka: dict[str, object] = {"bootstrap_servers": self.bootstrap, "embedded": self.kafka is not None}
+        if self.kafka is not None:
+            kafka.update({"version": servers.kafka_version(), "log_dir": str(self.data_dir / "kafka")})
         return {
-            "kafka": {"bootstrap_servers": self.bootstrap, "embedded": self.kafka is not None},
+            "kafka": kafka,
             "mongodb": {"uris": {name: self.mongo_uri(name) for name, _ in SERVICES},
                         "embedded": bool(self.databases)},
             "services": {name: {"url": self.url(name), "docs": self.url(name) + "/docs",
@@ -217,3 +256,6 @@ class Stack:
             if server is not None:
                 servers.stop(server)
         self.stop_databases()
+        self.recorded.clear()
+        if self.data_dir.exists():
+            supervisor.write(self.data_dir, [])

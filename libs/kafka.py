@@ -1,12 +1,16 @@
 """Kafka wiring: broker factory, CloudEvent publishing, consumers that dead-letter bad input."""
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -17,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from libs import tracing
 from libs.events import CloudEvent, parse_event
 from libs.settings import ServiceSettings
-from libs.topics import dead_letter_topic
+from libs.topics import TOPIC_CONFIG, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +192,54 @@ def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iter
                 _log_handled(delivered.event, group)
 
 
+async def partitions_of(bootstrap_servers: str, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics` that exist, as the broker describes them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [TopicPartition(t["topic"], p["partition"]) for t in described if t["error_code"] == 0
+            for p in sorted(t["partitions"], key=lambda p: p["partition"])]
+
+
+async def first_records(bootstrap_servers: str, partitions: list[tuple[str, int]],
+                        timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, str] | None]:
+    """The offset and event id of the first record of each (topic, partition); None for an empty partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
+                                client_id="appeals-first-records")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        found: dict[tuple[str, int], tuple[int, str] | None] = {
+            (tp.topic, tp.partition): None for tp in tps if starts[tp] >= ends[tp]}
+        wanted = [tp for tp in tps if starts[tp] < ends[tp]]
+        for tp in wanted:
+            consumer.seek(tp, starts[tp])
+        async with asyncio.timeout(timeout):
+            while len(found) < len(tps):
+                for tp, records in (await consumer.getmany(*wanted, timeout_ms=500, max_records=1)).items():
+                    if records and (tp.topic, tp.partition) not in found:
+                        record = records[0]
+                        found[(tp.topic, tp.partition)] = (record.offset, _event_id(record.value))
+                        consumer.pause(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _event_id(value: bytes | None) -> str:
+    """A record's CloudEvent id, or a digest of its bytes when it is not a readable event."""
+    try:
+        return str(json.loads(value or b"")["id"])
+    except (ValueError, KeyError, TypeError):
+        return "sha256:" + hashlib.sha256(value or b"").hexdigest()
+
+
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
     """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
     return Gauge("kafka_consumer_lag", "Records not yet consumed, per consumer group and topic",
@@ -216,17 +268,43 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4,
-                        replication: int = 1) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+                        replication: int = 1, config: dict[str, str] = TOPIC_CONFIG) -> None:
+    """Create the topics that do not exist yet, with `config`; give existing ones `config` where it differs.
+
+    Existing topics keep their partitions (adding some would move keys to other
+    partitions and break the order of an appeal's events).
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
+        wanted = list(dict.fromkeys(topics))
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication) for name in dict.fromkeys(topics) if name not in existing]
+        missing = [NewTopic(name, partitions, replication, topic_configs=config) for name in wanted
+                   if name not in existing]
         if missing:
-            await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            failed = {name: message or code for name, code, message in response.topic_errors
+                      if code not in (0, 36)}  # 36: created meanwhile by another start
+            if failed:
+                raise RuntimeError(f"Kafka refused to create topics: {failed}")
+        present = [name for name in wanted if name in existing]
+        if present and config:
+            await _align_config(admin, present, config)
     finally:
         await admin.close()
+
+
+async def _align_config(admin: AIOKafkaAdminClient, topics: list[str], config: dict[str, str]) -> None:
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t, None) for t in topics])
+    differing = []
+    for response in described:
+        for _code, _message, _type, name, entries in response.resources:
+            current = {entry[0]: entry[1] for entry in entries}
+            if any(current.get(key) != value for key, value in config.items()):
+                differing.append(name)
+    if differing:
+        # AlterConfigs sets a topic's whole configuration: `config` is all of it that differs from the broker's.
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, config) for t in differing])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,12 +13,20 @@ from libs.settings import ServiceSettings
 
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient:
-    """A client that returns timezone-aware datetimes and fails fast when the server is gone."""
+    """A client that returns timezone-aware datetimes, fails fast when the server is gone, and journals.
+
+    Every write is acknowledged only once it is in the server's journal (`j: true`):
+    what follows a write (an offset commit, a publish, a 202) must never outlive it.
+    With `j: false` a server killed at once (kill -9, a lost machine) drops its last
+    few milliseconds of acknowledged writes: the embedded SecantusDB lost 20-40 of
+    5,000 inserts that way, and mongod's documentation says the same of itself.
+    """
     return AsyncMongoClient(
         settings.mongodb_uri,
         tz_aware=True,
         serverSelectionTimeoutMS=3000,
         appname=f"appeals-{settings.service_name}",
+        journal=True,
     )
 
 

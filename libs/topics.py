@@ -17,6 +17,11 @@ PLATFORM_TOPICS = (
 )
 
 
+# Every topic keeps its events for good: stats must be rebuildable from them, and a department
+# system that was away for weeks still finds its assignments.
+TOPIC_CONFIG = {"retention.ms": "-1"}
+
+
 def department_topic(code: str) -> str:
     """The topic a department's own systems consume."""
     return f"dept.{code}.v1"

@@ -1,4 +1,4 @@
-"""Fixtures that start real servers: Tansu (Kafka protocol) and SecantusDB (MongoDB protocol)."""
+"""Fixtures that start real servers: Apache Kafka and SecantusDB (MongoDB protocol)."""
 
 import asyncio
 from dataclasses import dataclass
@@ -24,10 +24,14 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def real_servers(tmp_path_factory) -> Servers:
-    """A Tansu broker and a SecantusDB server on free loopback ports, with every topic created."""
+    """One Apache Kafka and one SecantusDB server for the session, on free loopback ports, every topic created.
+
+    Tests that share them keep apart by their own databases, consumer groups and, where
+    they need a topic to themselves, their own topics.
+    """
     logs = tmp_path_factory.mktemp("server-logs")
     kafka_port, mongo_port = servers.free_port(), servers.free_port()
-    kafka = servers.start_kafka(kafka_port, logs / "kafka.log")
+    kafka = servers.start_kafka(kafka_port, servers.free_port(), logs / "kafka", logs / "kafka.log")
     mongo = servers.start_mongo(mongo_port, ":memory:", logs / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")

@@ -5,6 +5,8 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo import AsyncMongoClient
+from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import servers
 from devstack.stack import SERVICES, Stack
+from libs.kafka import partitions_of
 from libs.settings import PROJECT_ROOT
 from services.intake.uscc import check_character
 
@@ -54,17 +57,14 @@ def appeal_body(**overrides: Any) -> dict[str, Any]:
 async def read_topic(bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1,
                      timeout: float = 15.0) -> list[dict]:
     """Events of `topic` (from the beginning) matching `predicate`; waits until `count` are there."""
+    deadline = time.monotonic() + timeout
+    tps = await partitions_of(bootstrap, [topic])
+    while not tps and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        tps = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = None
-        deadline = time.monotonic() + timeout
-        while not partitions and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic) or None
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in partitions or []]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         found: list[dict] = []
@@ -103,22 +103,6 @@ class MovableClock:
         self.offset += delta
 
 
-def kcat_env(tmp_dir: Path) -> dict[str, str]:
-    """Environment for Debian's kcat with the librdkafka bundled in the confluent-kafka wheel.
-
-    Debian bookworm's librdkafka 2.0.2 misreads the tagged fields of the ApiVersions v3
-    answer that Tansu sends; librdkafka 2.16 reads it. The kcat binary stays stock.
-    """
-    import confluent_kafka
-
-    libs = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
-    bundled = next(libs.glob("librdkafka-*.so.1"))
-    link = tmp_dir / "librdkafka.so.1"
-    if not link.exists():
-        link.symlink_to(bundled)
-    return {**os.environ, "LD_LIBRARY_PATH": str(tmp_dir)}
-
-
 def fresh_stack(tmp_path_factory, label: str, *, fast_sla: bool = False, **options: Any) -> Stack:
     """A started stack on free loopback ports, MongoDB in memory unless `mongo_storage=None` (on disk).
 
@@ -133,10 +117,7 @@ def fresh_stack(tmp_path_factory, label: str, *, fast_sla: bool = False, **optio
         profiles["selection"] = [{"profile": "test_fast"}]
         (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
     options.setdefault("mongo_storage", ":memory:")
-    stack = Stack(data_dir=tmp_path_factory.mktemp(label), kafka_port=servers.free_port(),
-                  mongo_ports={name: servers.free_port() for name, _ in SERVICES}, config_dir=config,
-                  service_ports={name: servers.free_port() for name, _ in SERVICES},
-                  smtp_port=servers.free_port(), outbox_port=servers.free_port(), **options)
+    stack = Stack.on_free_ports(tmp_path_factory.mktemp(label), config_dir=config, **options)
     stack.start()
     return stack
 
@@ -170,3 +151,54 @@ async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30
     for event in routed:
         decisions.setdefault(event["subject"], set()).add(event["id"])
     assert {i: len(decisions.get(i, ())) for i in ids} == {i: 1 for i in ids}
+
+
+def stats_buckets(client: MongoClient, database: str) -> dict[str, dict[str, int]]:
+    """Every count and sketch bucket of a stats database, zeros left out."""
+    return {doc["_id"]: {k: v for k, v in doc.get("c", {}).items() if v}
+            for collection in ("buckets", "sketches") for doc in client[database][collection].find({}, {"c": 1})}
+
+
+def bucket_differences(live: dict, rebuilt: dict) -> dict:
+    """Per bucket, the figures that differ between two `stats_buckets` readings."""
+    out = {}
+    for bucket in live.keys() | rebuilt.keys():
+        a, b = live.get(bucket, {}), rebuilt.get(bucket, {})
+        diff = {f: (a.get(f), b.get(f)) for f in a.keys() | b.keys() if a.get(f) != b.get(f)}
+        if diff:
+            out[bucket] = diff
+    return out
+
+
+def stack_for_run_command(data_dir: Path, **options: Any) -> Stack:
+    """A stack on free ports that `python -m devstack run` will start (see `run_command`); not started here."""
+    stack = Stack.on_free_ports(data_dir, **options)
+    stack.mongo_port = servers.free_port_run(len(SERVICES))
+    stack.mongo_ports = {name: stack.mongo_port + n for n, (name, _) in enumerate(SERVICES)}
+    return stack
+
+
+def run_command(stack: Stack, log: Path, *args: str) -> subprocess.Popen:
+    """`python -m devstack run` (or another devstack command) on the stack's data folder and ports, output to `log`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
+    env.update({"KAFKA_PORT": str(stack.kafka_port), "KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
+                "MONGODB_PORT": str(stack.mongo_port), "SMTP_PORT": str(stack.smtp_port),
+                "OUTBOX_PORT": str(stack.outbox_port),
+                **{f"{name.upper()}_PORT": str(stack.service_ports[name]) for name, _ in SERVICES}})
+    command = list(args) or ["run", "--config-dir", str(stack.config_dir)]
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), *command],
+                                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_banner(proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> str:
+    """Block until the run command says everything is running; its output so far."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Ctrl-C stops everything" in text:
+            return text
+        if proc.poll() is not None:
+            raise AssertionError(f"the run command exited with {proc.returncode}:\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise AssertionError(f"no banner after {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")

@@ -11,25 +11,23 @@ predates them, or whose time zone changed, reads whole days from them again.
 
 import argparse
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from libs.events import parse_event
-from libs.kafka import Delivered
+from libs.kafka import Delivered, first_records, partitions_of
 from libs.logging import configure_logging
 from libs.mongo import make_client
 from services.stats import service
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 
-MAX_ROUNDS = 3
-MAX_QUIET = 10
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -46,14 +44,14 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         db = client[database]
         await service.ensure_indexes(db)
         await service.prepare_days(db, tz, datetime.now(UTC))
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for topic in PROJECTED_TOPICS
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await partitions_of(settings.kafka_bootstrap_servers, PROJECTED_TOPICS)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        replayed = skipped = quiet = rounds = 0
+        replayed = skipped = 0
+        # Up to the ends as they are now: what comes later is live stats' to count (and counted once if both do).
         target = await consumer.end_offsets(partitions)
-        while True:
+        firsts = partial(first_records, settings.kafka_bootstrap_servers)
+        while any([await consumer.position(tp) < target[tp] for tp in partitions]):
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []
             for records in fetched.values():
@@ -64,24 +62,8 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                     except (ValidationError, ValueError):
                         skipped += 1  # the live consumer sent it to the .dlq already
             if batch:
-                await service.project(db, batch, tz)
+                await service.project(db, batch, tz, firsts)
                 replayed += len(batch)
-            quiet = 0 if fetched else quiet + 1
-            positions = {tp: await consumer.position(tp) for tp in partitions}
-            # On the embedded Tansu a fetch may return part of a partition with a matching high
-            # watermark, so the ends come from ListOffsets; asked again once reached, a few rounds
-            # at most so live traffic cannot keep the replay going, and given up on after
-            # MAX_QUIET empty fetches, for an end that no fetch reaches.
-            if all(positions[tp] >= target[tp] for tp in partitions):
-                rounds += 1
-                target = await consumer.end_offsets(partitions)
-                if rounds > MAX_ROUNDS or all(positions[tp] >= target[tp] for tp in partitions):
-                    break
-            elif quiet >= MAX_QUIET:
-                behind = {f"{tp.topic}:{tp.partition}": target[tp] - positions[tp] for tp in partitions
-                          if positions[tp] < target[tp]}
-                print(f"stopping: no records come although ListOffsets says more: {behind}", file=sys.stderr)
-                break
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
                 "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}

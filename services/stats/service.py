@@ -6,6 +6,15 @@ buckets: each bucket remembers, per topic-partition, the last offset it
 counted (`wm`), so an event counts once in a bucket whether it is redelivered
 after a crash, replayed, or republished under the same id at a new offset.
 
+Offsets name a position only within one life of a partition: a topic deleted and
+created again, or a broker whose data was wiped, starts again from offset 0. So
+each topic-partition is counted under the name of its life (`incarnations`): the
+first life under `topic:partition`, later ones under `topic:partition#n`. A life is
+known by the event id of the partition's first record, noted when stats first read
+it; a batch that holds another event at that offset, or one below it (a partition's
+start never moves back within a life), has met a new life. Its events then count
+under the new name, from its new offsets, and none is skipped for an old offset.
+
 A change to an hour bucket is made to its local day's bucket too, in the same
 bulk write, guarded by the day bucket's own `wm`: a day bucket holds the sum of
 its hours. A period is read as the buckets of its whole local days plus its
@@ -18,6 +27,7 @@ them, since the hours before were never added into days.
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +46,8 @@ BUCKETS = "buckets"
 # The latency sketches are large; kept apart so that reading counts never loads them.
 SKETCHES = "sketches"
 DAYS = "days"
+# One document per topic-partition: which life of it stats counts now, and how that life is known.
+STREAMS = "streams"
 DAY_PREFIX = {"h:": "hd:", "l:": "ld:"}
 # SecantusDB's cost of an `_id` `$in` grows faster than its length (2,400 names: 4 s in one query, 0.6 s in
 # queries of 100), and an `_id` range is a collection scan there.
@@ -65,41 +77,93 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.clocks.create_index("live_due", sparse=True)
 
 
-async def project(db: AsyncDatabase, batch: list[Delivered], tz: ZoneInfo) -> int:
-    """Fold a batch of events into documents and buckets; returns how many events changed something."""
+# Given topic-partitions, the offset and event id of each one's first record (None for an empty one).
+FirstRecords = Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], tuple[int, str] | None]]]
+
+
+async def project(db: AsyncDatabase, batch: list[Delivered], tz: ZoneInfo,
+                  first_records: FirstRecords | None = None) -> int:
+    """Fold a batch of events into documents and buckets; returns how many events changed something.
+
+    `first_records` reads a partition's first record from Kafka the first time stats
+    meets the partition; without it, the batch's own lowest record stands for it.
+    """
     keys = [projection.entity_of(item.event) for item in batch]
+    names = await incarnations(db, batch, first_records)
     docs = await _load(db, keys)
     first_offset: dict[str, int] = {}
     for item in batch:
-        first_offset[item.stream] = min(first_offset.get(item.stream, item.offset), item.offset)
+        stream = names[item.stream]
+        first_offset[stream] = min(first_offset.get(stream, item.offset), item.offset)
     versions = {key: doc["version"] for key, doc in docs.items()}
     changes: list[Change] = []
     dirty: set[tuple[str, str]] = set()
     for item, key in zip(batch, keys, strict=True):
+        stream = names[item.stream]
         doc = docs.setdefault(key, projection.new_document(key[1]))
         versions.setdefault(key, 0)
         if key not in dirty:
             _forget_settled(doc, first_offset)
         delta = projection.record(key[0], doc, item.event)
         if delta is not None:
-            doc["deltas"][item.event.id] = {"s": item.stream, "o": item.offset, "c": delta}
+            doc["deltas"][item.event.id] = {"s": stream, "o": item.offset, "c": delta}
             dirty.add(key)
-            changes.append(Change(item.stream, item.offset, delta))
+            changes.append(Change(stream, item.offset, delta))
             continue
         kept = doc["deltas"].get(item.event.id)
         # Folded before at this very position: the crash came before the buckets were written.
-        if kept and kept["s"] == item.stream and kept["o"] == item.offset:
-            changes.append(Change(item.stream, item.offset, kept["c"]))
+        if kept and kept["s"] == stream and kept["o"] == item.offset:
+            changes.append(Change(stream, item.offset, kept["c"]))
     await _save(db, {key: docs[key] for key in dirty}, versions)
     await apply_changes(db, changes, tz)
     return len([c for c in changes if c.delta])
 
 
 def _forget_settled(doc: dict[str, Any], first_offset: dict[str, int]) -> None:
-    """Drop kept changes of positions before this batch: their buckets were written before it began."""
+    """Drop kept changes of positions before this batch (their buckets were written before it began),
+    and those of an earlier life of a partition this batch reads."""
+    lives = {stream.split("#")[0]: stream for stream in first_offset}
     for event_id, kept in list(doc["deltas"].items()):
-        if kept["s"] in first_offset and kept["o"] < first_offset[kept["s"]]:
+        current = lives.get(kept["s"].split("#")[0])
+        if current is not None and (kept["s"] != current or kept["o"] < first_offset[current]):
             del doc["deltas"][event_id]
+
+
+async def incarnations(db: AsyncDatabase, batch: list[Delivered],
+                       first_records: FirstRecords | None = None) -> dict[str, str]:
+    """For each topic-partition of the batch, the name its offsets count under in the life they belong to."""
+    lowest: dict[str, Delivered] = {}
+    for item in batch:
+        if item.stream not in lowest or item.offset < lowest[item.stream].offset:
+            lowest[item.stream] = item
+    at = {(item.stream, item.offset): item.event.id for item in batch}
+    known = {doc["_id"]: doc async for doc in db[STREAMS].find({"_id": {"$in": list(lowest)}})}
+    met = [stream for stream in lowest if stream not in known]
+    for stream, doc in known.items():
+        item = lowest[stream]
+        there = at.get((stream, doc["o"]))
+        if item.offset < doc["o"] or (there is not None and there != doc["id"]):
+            met.append(stream)
+    firsts = await first_records([(lowest[s].topic, lowest[s].partition) for s in met]) if met and first_records \
+        else {}
+    ops = []
+    for stream in met:
+        item = lowest[stream]
+        offset, event_id = firsts.get((item.topic, item.partition)) or (item.offset, item.event.id)
+        if stream not in known:
+            known[stream] = {"_id": stream, "n": 0, "o": offset, "id": event_id}
+            ops.append(UpdateOne({"_id": stream}, {"$setOnInsert": known[stream]}, upsert=True))
+            continue
+        life = known[stream]["n"] + 1
+        log.warning("a partition began again (its topic was created anew, or the broker's data is new): "
+                    "its events count under a new name", extra={"stream": stream, "life": life})
+        ops.append(UpdateOne({"_id": stream, "n": life - 1}, {"$set": {"n": life, "o": offset, "id": event_id}}))
+        known[stream] = {"_id": stream, "n": life, "o": offset, "id": event_id}
+    if ops:
+        result = await db[STREAMS].bulk_write(ops, ordered=False)
+        if result.matched_count + result.upserted_count < len(ops):
+            raise ProjectionConflict(f"{STREAMS}: another replica noted a partition's life first")
+    return {stream: stream if known[stream]["n"] == 0 else f"{stream}#{known[stream]['n']}" for stream in lowest}
 
 
 async def _load(db: AsyncDatabase, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:

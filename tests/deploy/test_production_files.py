@@ -3,12 +3,15 @@
 import os
 import re
 import subprocess
+from xml.etree import ElementTree
 
 import yaml
 
+from devstack.servers import KAFKA_POM
 from libs.settings import PROJECT_ROOT
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
+MAVEN = "http://maven.apache.org/POM/4.0.0"
 SECRETS = {"STATUS_TOKEN_SECRET": "s1", "PROVIDER_API_KEY_SECRET": "s2", "SMTP_HOST": "mail.example.org",
            "API_KEYS_FILE": "/srv/appeals/api-keys.json", "GRAFANA_ADMIN_PASSWORD": "s3"}
 
@@ -32,6 +35,8 @@ def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
         assert service["environment"][f"{name.upper()}_ENVIRONMENT"] == "prod"
     assert config["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert config["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller", "Kafka runs in KRaft mode"
+    embedded = ElementTree.parse(KAFKA_POM).find("m:properties/m:kafka.version", {"m": MAVEN}).text
+    assert config["kafka"]["image"] == f"apache/kafka:{embedded}", "production runs the Kafka the embedded stack runs"
     assert "rs.initiate" in " ".join(config["mongo"]["healthcheck"]["test"]), "the stack initiates its replica set"
     assert config["intake"]["environment"]["INTAKE_STATUS_TOKEN_SECRET"] == "s1"
 

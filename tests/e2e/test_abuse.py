@@ -16,7 +16,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 
 from libs.events import DepartmentAction, EventType
 from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
-from libs.kafka import encode, make_event
+from libs.kafka import encode, make_event, partitions_of
 from libs.settings import PROJECT_ROOT
 from libs.topics import (
     APPEALS_ACTIONS,
@@ -225,8 +225,7 @@ async def dead_letters(bootstrap: str, topic: str, wanted: set[tuple[int, int]],
     await consumer.start()
     found: dict[tuple[int, int], list[dict[str, str]]] = {w: [] for w in wanted}
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()]
+        tps = await partitions_of(bootstrap, [dlq])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import appeal_body, assert_routed_once, fresh_stack, kcat_env, read_topic
+from tests.helpers import appeal_body, assert_routed_once, fresh_stack, read_topic
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,7 @@ async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path
     assert events[0]["type"] == "assignment.created.v1" and events[0]["data"]["sla_profile"] == "policy_24h"
 
     out = subprocess.run(["kcat", "-b", stack.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
-                          "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60, check=True,
-                         env=kcat_env(tmp_path)).stdout
+                          "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60, check=True).stdout
     lines = [line.split("\t", 1) for line in out.splitlines() if line.startswith(appeal_id)]
     assert len(lines) == 1, out
     assert json.loads(lines[0][1])["data"]["appeal"]["title"] == body["title"]

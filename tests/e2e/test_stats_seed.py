@@ -14,7 +14,7 @@ from pymongo import MongoClient
 
 from libs.settings import PROJECT_ROOT
 from services.stats.handlers import PROJECTED_TOPICS
-from tests.helpers import fresh_stack
+from tests.helpers import bucket_differences, fresh_stack, stats_buckets
 
 # The demo plays 463 appeals through every service; the whole module needs more than the default 300 s.
 pytestmark = pytest.mark.timeout(1800)
@@ -87,22 +87,6 @@ def test_prometheus_sees_the_same_numbers(stack, played):
                       "appeal_resolution_seconds_count": 100}
 
 
-def _buckets(client: MongoClient, database: str) -> dict[str, dict[str, int]]:
-    """Every count and sketch bucket of a stats database, zeros left out."""
-    return {doc["_id"]: {k: v for k, v in doc.get("c", {}).items() if v}
-            for collection in ("buckets", "sketches") for doc in client[database][collection].find({}, {"c": 1})}
-
-
-def _differences(live: dict, rebuilt: dict) -> dict:
-    out = {}
-    for bucket in live.keys() | rebuilt.keys():
-        a, b = live.get(bucket, {}), rebuilt.get(bucket, {})
-        diff = {f: (a.get(f), b.get(f)) for f in a.keys() | b.keys() if a.get(f) != b.get(f)}
-        if diff:
-            out[bucket] = diff
-    return out
-
-
 def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) -> None:
     """Until no projected topic grows for `quiet_seconds` and stats has consumed everything.
 
@@ -140,13 +124,13 @@ def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
         run = subprocess.run([sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
-        live = _buckets(client, "stats")
+        live = stats_buckets(client, "stats")
         assert any(b.startswith("hd:") for b in live) and any(b.startswith("ld:") for b in live), \
             "the comparison covers the day buckets"
-        diff = _differences(live, _buckets(client, "stats_rebuilt"))
+        diff = bucket_differences(live, stats_buckets(client, "stats_rebuilt"))
         assert not diff
         assert "appeals=463 resolved=100" in run.stdout
-        rebuilt = _buckets(client, "stats_rebuilt")
+        rebuilt = stats_buckets(client, "stats_rebuilt")
         # Rebuilding stats' own database: stop the service, replay, start it again; it rereads from its offsets.
         stack.kill_service("stats")
         try:
@@ -157,7 +141,7 @@ def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
             stack.wait_ready("stats")
         assert run.returncode == 0, run.stderr[-3000:]
         time.sleep(3)
-        assert not _differences(_buckets(client, "stats"), rebuilt)
+        assert not bucket_differences(stats_buckets(client, "stats"), rebuilt)
     finally:
         client.close()
 

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import random
+import shutil
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -14,12 +15,14 @@ from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
+from devstack import servers
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
-from libs.kafka import Delivered, encode
+from libs.kafka import Delivered, encode, ensure_topics
 from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
 from services.stats import projection, service
 from services.stats.app import create_app
+from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
 from tests.helpers import read_topic
 from tests.unit.test_stats import changed, submitted
@@ -316,3 +319,59 @@ async def test_days_counted_before_there_were_day_buckets_are_read_by_the_hour(r
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_partition_that_begins_again_counts_its_new_events_and_no_old_one_twice(real_servers):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"stats_lives_{new_id().lower()}"]
+    first = [Delivered(APPEALS_SUBMITTED, 0, n, submitted(at=HOUR, appeal_id=new_id())) for n in range(5)]
+    # The topic was deleted and created again: its offsets start at 0 again, under other events.
+    second = [Delivered(APPEALS_SUBMITTED, 0, n, submitted(at=HOUR, appeal_id=new_id())) for n in range(3)]
+
+    async def total() -> int:
+        return service.add_up(await service.hourly(db, "h:", HOUR, HOUR + timedelta(hours=1))).get("n", 0)
+
+    try:
+        await service.project(db, first, SHANGHAI)
+        await service.project(db, first[2:], SHANGHAI)  # a redelivery in the same life
+        assert await total() == 5
+        await service.project(db, second, SHANGHAI)
+        assert await total() == 8, "the new life's events were taken for ones already counted"
+        await service.project(db, second, SHANGHAI)
+        await service.project(db, first, SHANGHAI)  # events of the old life again: counted already
+        assert await total() == 8
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_servers, demo_keys, tmp_path):
+    """The broker's data wiped (a new cluster on the same address): offsets start at 0 again, nothing is skipped."""
+    port, controller = servers.free_port(), servers.free_port()
+    broker = servers.start_kafka(port, controller, tmp_path / "kafka", tmp_path / "kafka.log")
+    bootstrap = f"127.0.0.1:{port}"
+    own = settings(real_servers, demo_keys, new_id().lower()).model_copy(
+        update={"kafka_bootstrap_servers": bootstrap})
+    hour = datetime(2021, 6, 6, 10, 7, tzinfo=UTC)
+    window = {"from": "2021-06-06T10:00:00+00:00", "to": "2021-06-06T11:00:00+00:00"}
+    try:
+        await ensure_topics(bootstrap, PROJECTED_TOPICS, partitions=1)
+        app = create_app(own)
+        async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app), base_url="http://stats") as client:
+            headers = {"X-Api-Key": demo_keys[0]["operator"]}
+
+            async def counted(n: int):
+                body = (await client.get("/v1/stats/summary", params=window, headers=headers)).json()
+                return body["total"] == n
+
+            await publish(bootstrap, [(APPEALS_SUBMITTED, submitted(at=hour, appeal_id=new_id())) for _ in range(5)])
+            assert await eventually(lambda: counted(5), timeout=60)
+            servers.stop(broker)
+            shutil.rmtree(tmp_path / "kafka")
+            broker = servers.start_kafka(port, controller, tmp_path / "kafka", tmp_path / "kafka.log")
+            await ensure_topics(bootstrap, PROJECTED_TOPICS, partitions=1)
+            await publish(bootstrap, [(APPEALS_SUBMITTED, submitted(at=hour, appeal_id=new_id())) for _ in range(3)])
+            assert await eventually(lambda: counted(8), timeout=90), "events at offsets counted before were skipped"
+    finally:
+        servers.stop(broker)
