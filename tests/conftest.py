@@ -1,6 +1,7 @@
 """Fixtures that start real servers: Apache Kafka and SecantusDB (MongoDB protocol)."""
 
 import asyncio
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,16 @@ class Servers:
     mongo: object
 
 
+def start_broker(directory: Path) -> tuple[subprocess.Popen, str]:
+    """An Apache Kafka on free loopback ports, its log under `directory`, every platform topic created."""
+    port = servers.free_port()
+    kafka = servers.start_kafka(port, servers.free_port(), directory / "kafka", directory / "kafka.log")
+    bootstrap = f"127.0.0.1:{port}"
+    city = load_city(PROJECT_ROOT / "config")
+    asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
+    return kafka, bootstrap
+
+
 @pytest.fixture(scope="session")
 def real_servers(tmp_path_factory) -> Servers:
     """One Apache Kafka and one SecantusDB server for the session, on free loopback ports, every topic created.
@@ -30,12 +41,9 @@ def real_servers(tmp_path_factory) -> Servers:
     they need a topic to themselves, their own topics.
     """
     logs = tmp_path_factory.mktemp("server-logs")
-    kafka_port, mongo_port = servers.free_port(), servers.free_port()
-    kafka = servers.start_kafka(kafka_port, servers.free_port(), logs / "kafka", logs / "kafka.log")
+    kafka, bootstrap = start_broker(logs)
+    mongo_port = servers.free_port()
     mongo = servers.start_mongo(mongo_port, ":memory:", logs / "mongodb.log")
-    bootstrap = f"127.0.0.1:{kafka_port}"
-    city = load_city(PROJECT_ROOT / "config")
-    asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
     yield Servers(bootstrap, servers.embedded_mongo_uri(mongo_port), kafka, mongo)
     servers.stop(kafka)
     servers.stop(mongo)

@@ -24,6 +24,7 @@ from services.stats import projection, service
 from services.stats.app import create_app
 from services.stats.handlers import PROJECTED_TOPICS
 from services.stats.settings import StatsSettings
+from tests.conftest import Servers, start_broker
 from tests.helpers import read_topic
 from tests.unit.test_stats import changed, submitted
 
@@ -34,8 +35,8 @@ WINDOW = {"from": "2021-05-05T10:00:00+00:00", "to": "2021-05-05T11:00:00+00:00"
 DEPT = "stats-test-dept"
 
 
-def settings(real_servers, demo_keys, run: str) -> StatsSettings:
-    return StatsSettings(kafka_bootstrap_servers=real_servers.bootstrap, mongodb_uri=real_servers.mongodb_uri,
+def settings(place: Servers, demo_keys, run: str) -> StatsSettings:
+    return StatsSettings(kafka_bootstrap_servers=place.bootstrap, mongodb_uri=place.mongodb_uri,
                          api_keys_file=demo_keys[1], environment="test", mongodb_database=f"stats_{run}",
                          consumer_group=f"stats-{run}", metrics_refresh_seconds=0.2)
 
@@ -68,15 +69,27 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-async def stats(real_servers, demo_keys):
+def quiet_servers(real_servers, tmp_path_factory):
+    """The session's database and a broker of this module's own.
+
+    Other modules' intake and router run for the whole session and would route the
+    appeals published here, adding routing events of their own to what is counted.
+    """
+    kafka, bootstrap = start_broker(tmp_path_factory.mktemp("stats-kafka"))
+    yield Servers(bootstrap, real_servers.mongodb_uri, kafka, real_servers.mongo)
+    servers.stop(kafka)
+
+
+@pytest.fixture(scope="module")
+async def stats(quiet_servers, demo_keys):
     run = new_id().lower()
-    app = create_app(settings(real_servers, demo_keys, run))
+    app = create_app(settings(quiet_servers, demo_keys, run))
     async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://stats") as client:
         yield client, run, {"X-Api-Key": demo_keys[0]["operator"]}
 
 
-async def test_appeals_count_once_when_events_are_redelivered_or_republished(stats, real_servers):
+async def test_appeals_count_once_when_events_are_redelivered_or_republished(stats, quiet_servers):
     client, _, headers = stats
     ids = [new_id() for _ in range(3)]
     items = []
@@ -88,7 +101,7 @@ async def test_appeals_count_once_when_events_are_redelivered_or_republished(sta
                                                  submitted_at=at)))
     # The router's outbox may publish an event twice (same id, new offset): it must count once.
     items += [items[0], items[1]]
-    await publish(real_servers.bootstrap, items)
+    await publish(quiet_servers.bootstrap, items)
 
     async def counted():
         body = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()
@@ -103,7 +116,7 @@ async def test_appeals_count_once_when_events_are_redelivered_or_republished(sta
     assert again["total"] == 3
 
 
-async def test_business_metrics_come_back_the_same_after_a_restart(stats, real_servers, demo_keys):
+async def test_business_metrics_come_back_the_same_after_a_restart(stats, quiet_servers, demo_keys):
     client, run, _ = stats
 
     async def open_now():
@@ -115,7 +128,7 @@ async def test_business_metrics_come_back_the_same_after_a_restart(stats, real_s
     assert text, "appeals_open did not reach 3"
     assert metric(text, "appeals_routed_total", department=DEPT, sla_profile="policy_24h") == 3
     assert metric(text, "appeals_open", department="finance") is not None, "every department is exported"
-    restarted = create_app(settings(real_servers, demo_keys, run))
+    restarted = create_app(settings(quiet_servers, demo_keys, run))
     async with LifespanManager(restarted, startup_timeout=60), httpx.AsyncClient(
             transport=httpx.ASGITransport(restarted), base_url="http://stats") as second:
         text = (await second.get("/metrics")).text
@@ -169,23 +182,23 @@ async def test_stats_refuses_periods_it_cannot_count(stats):
     assert (await client.get("/v1/stats/summary")).status_code == 401
 
 
-async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting_goes_on(stats, real_servers):
+async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting_goes_on(stats, quiet_servers):
     client, _, headers = stats
     marker = new_id()
-    producer = AIOKafkaProducer(bootstrap_servers=real_servers.bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=quiet_servers.bootstrap, acks="all")
     await producer.start()
     try:
         # Only stats consumes notify.deliveries.v1, so this copy in the .dlq is stats'.
         await producer.send_and_wait(NOTIFY_DELIVERIES, f'{{"type": "mystery.v1", "id": "{marker}"}}'.encode())
     finally:
         await producer.stop()
-    dead = await read_topic(real_servers.bootstrap, dead_letter_topic(NOTIFY_DELIVERIES),
+    dead = await read_topic(quiet_servers.bootstrap, dead_letter_topic(NOTIFY_DELIVERIES),
                             lambda e: e.get("id") == marker)
     assert dead, "the unreadable message did not reach the .dlq"
     before = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()["total"]
     appeal_id = new_id()
     at = HOUR + timedelta(minutes=30)
-    await publish(real_servers.bootstrap, [(APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id))])
+    await publish(quiet_servers.bootstrap, [(APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id))])
 
     async def counted():
         body = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()
