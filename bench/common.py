@@ -43,8 +43,8 @@ def exit_on_sigterm() -> None:
 def bench_servers():
     """A fresh Apache Kafka and SecantusDB server on free ports, every topic created; stopped afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="appeals-bench-"))
-    kafka_port, mongo_port = servers.free_port(), servers.free_port()
-    kafka = servers.start_kafka(kafka_port, servers.free_port(), workdir / "kafka", workdir / "kafka.log")
+    kafka_port, controller_port, mongo_port = servers.free_ports(3)
+    kafka = servers.start_kafka(kafka_port, controller_port, workdir / "kafka", workdir / "kafka.log")
     mongo = servers.start_mongo(mongo_port, workdir / "mongodb", workdir / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")

@@ -30,7 +30,7 @@ from bench.common import (
     start_service,
 )
 from devstack import servers
-from libs.kafka import partitions_of
+from libs.kafka import ensure_topics, partitions_of
 from libs.topics import SLA_EVENTS
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold
@@ -51,6 +51,7 @@ def clock_doc(i: int, due: datetime, target: float, fired: list[int], prefix: st
 
 async def baseline(bootstrap: str, mongodb_uri: str, n: int = 20_000) -> dict[str, float]:
     """Raw acks=all produce rate and raw bulk update rate on the same servers."""
+    await ensure_topics(bootstrap, ["bench.baseline"], partitions=4)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     payload = b"x" * 600

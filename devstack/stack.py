@@ -61,10 +61,11 @@ class Stack:
     @classmethod
     def on_free_ports(cls, data_dir: Path, **options) -> "Stack":
         """A stack (not started) whose servers and services all take free loopback ports: for tests and benches."""
-        return cls(data_dir=data_dir, kafka_port=servers.free_port(), kafka_controller_port=servers.free_port(),
-                   mongo_ports={name: servers.free_port() for name, _ in SERVICES},
-                   service_ports={name: servers.free_port() for name, _ in SERVICES},
-                   smtp_port=servers.free_port(), outbox_port=servers.free_port(), **options)
+        names = [name for name, _ in SERVICES]
+        ports = iter(servers.free_ports(4 + 2 * len(names)))
+        return cls(data_dir=data_dir, kafka_port=next(ports), kafka_controller_port=next(ports),
+                   smtp_port=next(ports), outbox_port=next(ports), mongo_ports={name: next(ports) for name in names},
+                   service_ports={name: next(ports) for name in names}, **options)
 
     @property
     def bootstrap(self) -> str:

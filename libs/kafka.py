@@ -287,11 +287,23 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
                       if code not in (0, 36)}  # 36: created meanwhile by another start
             if failed:
                 raise RuntimeError(f"Kafka refused to create topics: {failed}")
+            await _until_led(admin, [topic.name for topic in missing])
         present = [name for name in wanted if name in existing]
         if present and config:
             await _align_config(admin, present, config)
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of the new `topics` has a leader, so the first client to use them finds them."""
+    async with asyncio.timeout(timeout):
+        while True:
+            described = await admin.describe_topics(topics)
+            if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                   for t in described):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def _align_config(admin: AIOKafkaAdminClient, topics: list[str], config: dict[str, str]) -> None:

@@ -25,8 +25,8 @@ class Servers:
 
 def start_broker(directory: Path) -> tuple[subprocess.Popen, str]:
     """An Apache Kafka on free loopback ports, its log under `directory`, every platform topic created."""
-    port = servers.free_port()
-    kafka = servers.start_kafka(port, servers.free_port(), directory / "kafka", directory / "kafka.log")
+    port, controller = servers.free_ports(2)
+    kafka = servers.start_kafka(port, controller, directory / "kafka", directory / "kafka.log")
     bootstrap = f"127.0.0.1:{port}"
     city = load_city(PROJECT_ROOT / "config")
     asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))

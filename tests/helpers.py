@@ -173,7 +173,10 @@ def bucket_differences(live: dict, rebuilt: dict) -> dict:
 def stack_for_run_command(data_dir: Path, **options: Any) -> Stack:
     """A stack on free ports that `python -m devstack run` will start (see `run_command`); not started here."""
     stack = Stack.on_free_ports(data_dir, **options)
+    taken = set(stack.ports().values())
     stack.mongo_port = servers.free_port_run(len(SERVICES))
+    while taken & set(range(stack.mongo_port, stack.mongo_port + len(SERVICES))):
+        stack.mongo_port = servers.free_port_run(len(SERVICES))
     stack.mongo_ports = {name: stack.mongo_port + n for n, (name, _) in enumerate(SERVICES)}
     return stack
 

@@ -38,7 +38,7 @@ OFFICE_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  #
 async def notify(real_servers, demo_keys):
     """Notify in-process with its clock in office hours, sinks for every channel, staff subscribed by webhook."""
     keys, key_file = demo_keys
-    sinks = Sinks(servers.free_port(), servers.free_port())
+    sinks = Sinks(*servers.free_ports(2))
     sinks.start()
     for role in ("handler", "head", "supervisor"):
         sinks.add_secret(role, SECRET)

@@ -360,7 +360,7 @@ async def test_a_partition_that_begins_again_counts_its_new_events_and_no_old_on
 
 async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_servers, demo_keys, tmp_path):
     """The broker's data wiped (a new cluster on the same address): offsets start at 0 again, nothing is skipped."""
-    port, controller = servers.free_port(), servers.free_port()
+    port, controller = servers.free_ports(2)
     broker = servers.start_kafka(port, controller, tmp_path / "kafka", tmp_path / "kafka.log")
     bootstrap = f"127.0.0.1:{port}"
     own = settings(real_servers, demo_keys, new_id().lower()).model_copy(
