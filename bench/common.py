@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from devstack import servers
 from libs.config import load_city
+from libs.contract import all_topics
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import all_topics
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -28,9 +28,10 @@ from tqdm import tqdm
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
 from devstack.stack import Stack
+from libs.contract import SERVICE_NAMES
 from services.intake.uscc import check_character
 
-SERVICES = ("intake", "router", "sla", "notify", "stats")
+SERVICES = SERVICE_NAMES
 
 
 def appeal(run: str, n: int) -> dict:

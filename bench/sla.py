@@ -30,8 +30,8 @@ from bench.common import (
     start_service,
 )
 from devstack import servers
+from libs.contract import SLA_EVENTS
 from libs.kafka import ensure_topics, partitions_of
-from libs.topics import SLA_EVENTS
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold
 

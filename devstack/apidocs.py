@@ -8,112 +8,24 @@ machine and every run.
 
 import importlib
 import json
-import operator
-from collections.abc import Callable, Iterable
-from functools import cache, reduce
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel, Field, RootModel, create_model
 from pydantic_settings import BaseSettings
 
-from libs.config import load_city
-from libs.events import DATA_MODELS, CloudEvent, EventType
+from libs import contract
+from libs.contract import SERVICE_NAMES, payload_of, topic
 from libs.settings import PROJECT_ROOT, ServiceSettings
-from libs.topics import (
-    APPEALS_ACTIONS,
-    APPEALS_COMPANY,
-    APPEALS_LIFECYCLE,
-    APPEALS_SUBMITTED,
-    NOTIFY_DELIVERIES,
-    SLA_EVENTS,
-    department_topic,
-)
 
-SERVICES = ("intake", "router", "sla", "notify", "stats")
+SERVICES = SERVICE_NAMES
 DEFAULT_OUT = PROJECT_ROOT / "docs" / "api"
+ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
 # 3.0.0 is FastStream's default and keeps a service's sends and receives apart as
 # operations on shared channels; 2.6.0's publish/subscribe read from the client's side.
 ASYNCAPI_VERSION = "3.0.0"
-
-_E = EventType
-_APPEAL_CHANGES = tuple(t for t in EventType if t.startswith("appeal.") and t != _E.appeal_submitted)
-_SLA_CHANGES = tuple(t for t in EventType if t.startswith("sla."))
-
-# Each envelope is a CloudEvent whose `type` is one of its event types and whose `data` is their shared model.
-ENVELOPES: dict[str, tuple[EventType, ...]] = {
-    "AppealSubmittedEvent": (_E.appeal_submitted,),
-    "AppealLifecycleEvent": _APPEAL_CHANGES,
-    "DepartmentActionEvent": (_E.department_action,),
-    "CompanyInfoProvidedEvent": (_E.company_info_provided,),
-    "CompanyFeedbackEvent": (_E.company_feedback,),
-    "SlaClockEvent": _SLA_CHANGES,
-    "SlaAlertEvent": (_E.sla_warning, _E.sla_breached),
-    "AssignmentCreatedEvent": (_E.assignment_created,),
-    "AssignmentWithdrawnEvent": (_E.assignment_withdrawn,),
-    "ActionRejectedEvent": (_E.action_rejected,),
-    "NotificationOutcomeEvent": (_E.notification_delivered, _E.notification_failed),
-}
-
-# What travels on each platform topic (DESIGN.md, "Events on Kafka").
-TOPIC_ENVELOPES: dict[str, tuple[str, ...]] = {
-    APPEALS_SUBMITTED: ("AppealSubmittedEvent",),
-    APPEALS_LIFECYCLE: ("AppealLifecycleEvent",),
-    APPEALS_ACTIONS: ("DepartmentActionEvent",),
-    APPEALS_COMPANY: ("CompanyInfoProvidedEvent", "CompanyFeedbackEvent"),
-    SLA_EVENTS: ("SlaClockEvent",),
-    NOTIFY_DELIVERIES: ("NotificationOutcomeEvent",),
-}
-
-# What each service publishes with `broker.publish`, which FastStream cannot see; `None` stands for
-# every department's `dept.<code>.v1`, listed from the city configuration.
-PUBLISHED: dict[str, tuple[tuple[str | None, tuple[str, ...]], ...]] = {
-    "intake": ((APPEALS_SUBMITTED, TOPIC_ENVELOPES[APPEALS_SUBMITTED]),
-               (APPEALS_COMPANY, TOPIC_ENVELOPES[APPEALS_COMPANY])),
-    "router": ((APPEALS_LIFECYCLE, TOPIC_ENVELOPES[APPEALS_LIFECYCLE]),
-               (None, ("AssignmentCreatedEvent", "AssignmentWithdrawnEvent", "ActionRejectedEvent"))),
-    "sla": ((SLA_EVENTS, TOPIC_ENVELOPES[SLA_EVENTS]),
-            (None, ("SlaAlertEvent",))),
-    "notify": ((NOTIFY_DELIVERIES, TOPIC_ENVELOPES[NOTIFY_DELIVERIES]),),
-    "stats": (),
-}
-
-
-def _envelope(name: str, types: tuple[EventType, ...]) -> type[BaseModel]:
-    data = DATA_MODELS[types[0]]
-    return create_model(
-        name, __base__=CloudEvent[data], __doc__=f"CloudEvents 1.0 envelope. {data.__doc__}",  # type: ignore[valid-type]
-        type=(Literal[tuple(t.value for t in types)], Field(description="Event type.", examples=[types[0].value])),
-    )
-
-
-_MODELS = {name: _envelope(name, types) for name, types in ENVELOPES.items()}
-
-
-@cache
-def _payload(names: tuple[str, ...], union_name: str) -> Any:
-    """One envelope, or a named union of them so that its schema has a stable name in the document."""
-    models = tuple(_MODELS[n] for n in names)
-    if len(models) == 1:
-        return models[0]
-    return create_model(union_name, __base__=RootModel[reduce(operator.or_, models)],  # type: ignore[misc]
-                        __doc__="One of: " + ", ".join(names) + ".")
-
-
-def _topic_payload(topic: str, names: tuple[str, ...]) -> Any:
-    return _payload(names, "".join(part.capitalize() for part in topic.replace("-", ".").split(".")) + "Events")
-
-
-def _documented_handler(payload: Any) -> Callable[..., Any]:
-    # The annotation is set below: the payload type is only known at run time.
-    async def handle(event):
-        """Never called: FastStream reads the payload schema from this signature."""
-
-    handle.__annotations__ = {"event": payload, "return": None}
-    return handle
 
 
 def offline_settings(settings_class: type[ServiceSettings]) -> ServiceSettings:
@@ -133,43 +45,42 @@ def build_app(service: str) -> FastAPI:
     return importlib.import_module(f"services.{service}.app").create_app(offline_settings(settings_class))
 
 
-def documented_broker(service: str, app: FastAPI) -> KafkaBroker:
-    """A never-started broker mirroring the service's subscribers, with payload types, and its publishers."""
-    # The service's subscribers take the raw message so that they can dead-letter what does not
-    # validate, which leaves FastStream no payload type to document: each is mirrored here, one
-    # per topic, with that topic's envelopes. Declaring the publishers on the mirror rather than
-    # on the service's broker keeps this out of every run-time code path.
-    runtime = app.state.runtime
-    broker: KafkaBroker = runtime.broker
-    docs = KafkaBroker(runtime.settings.kafka_bootstrap_servers)
-    for sub in broker.subscribers:
-        spec = sub.specification
-        topics = spec.topics
-        for topic in topics:
-            title = spec.config.title_ if len(topics) == 1 else f"{spec.config.title_}:{topic}"
-            docs.subscriber(topic, title=title, description=spec.description)(
-                _documented_handler(_topic_payload(topic, TOPIC_ENVELOPES[topic])))
-    departments = load_city(runtime.settings.config_dir).departments
-    for topic, names in PUBLISHED[service]:
-        types = ", ".join(t for n in names for t in ENVELOPES[n])
-        if topic is not None:
-            docs.publisher(topic, title=f"{topic}:{service}", description=f"{service} publishes {types}.",
-                           schema=_topic_payload(topic, names))
-            continue
-        schema = _payload(names, "DepartmentTopicEvents")
-        for dept in departments:
-            dept_topic = department_topic(dept.code)
-            docs.publisher(dept_topic, title=f"{dept_topic}:{service}", schema=schema,
-                           description=f"For {dept.name} ({dept.code})'s own systems: {service} publishes {types}.")
-    return docs
-
-
 def asyncapi_document(service: str, app: FastAPI) -> dict[str, Any]:
-    """The AsyncAPI document FastStream generates for the service."""
-    spec = AsyncAPI(documented_broker(service, app), title=f"{app.title} (Kafka)", version=app.version,
+    """The AsyncAPI document of the service's own broker: its typed subscribers and declared publishers."""
+    spec = AsyncAPI(app.state.runtime.broker, title=f"{app.title} (Kafka)", version=app.version,
                     description=app.description, identifier=f"urn:appeals-platform:{service}",
                     schema_version=ASYNCAPI_VERSION)
-    return spec.to_specification().to_jsonable()
+    return one_event_per_record(spec.to_specification().to_jsonable())
+
+
+def one_event_per_record(document: dict[str, Any]) -> dict[str, Any]:
+    """Each subscribed channel's message is what one record on its topic holds: the topic's envelopes.
+
+    FastStream documents a handler's argument: a batch consumer's list, and for a consumer
+    of several topics the union of all their envelopes on each. On the wire each record is
+    one event, and the contract says which envelopes each topic carries.
+    """
+    schemas = document["components"]["schemas"]
+    messages = document["components"]["messages"]
+    replaced = set()
+    for channel in document["channels"].values():
+        entry = topic(channel["address"])
+        refs = [messages[ref["$ref"].rsplit("/", 1)[1]] for ref in channel["messages"].values()]
+        generated = [m for m in refs if m["payload"].get("$ref", "").endswith(":Message:Payload")]
+        if entry is None or not generated:
+            continue
+        payload_model = payload_of(entry.envelopes, entry.name)
+        names = [envelope.__name__ for envelope in entry.envelopes]
+        if len(names) > 1:
+            schemas.setdefault(payload_model.__name__, {
+                "anyOf": [{"$ref": f"#/components/schemas/{n}"} for n in names],
+                "description": payload_model.__doc__, "title": payload_model.__name__})
+        for message in generated:
+            replaced.add(message["payload"]["$ref"].rsplit("/", 1)[1])
+            message["payload"] = {"$ref": f"#/components/schemas/{payload_model.__name__}"}
+    for name in replaced:
+        schemas.pop(name, None)
+    return document
 
 
 def render(document: dict[str, Any]) -> str:
@@ -187,17 +98,65 @@ def build_documents(services: Iterable[str] = SERVICES) -> dict[str, str]:
     return documents
 
 
+def architecture_document() -> str:
+    """docs/architecture.md: the services, topics and consumer groups of libs/contract.py, and how events flow."""
+    def node(name: str) -> str:
+        return name.replace(".", "_").replace("<", "").replace(">", "").replace("-", "_")
+
+    lines = ["# Architecture", "",
+             "Generated from `libs/contract.py` by `make apidocs` (the tests fail when it is stale); edit the",
+             "contract, not this file. Each service is its own process with its own MongoDB database; Kafka is",
+             "the only way state crosses from one service to another. Every record is a CloudEvents 1.0 event",
+             "in structured JSON mode, keyed by the appeal id so that one appeal's events stay in order.", "",
+             "## Services", "", "| service | port | what it does |", "|---|---|---|"]
+    lines += [f"| {s.name} | {s.port} | {s.role} |" for s in contract.SERVICES]
+    lines += ["", "## How events flow", "", "```mermaid", "flowchart LR"]
+    everything = (*contract.TOPICS, contract.DEPARTMENT_TOPIC)
+    for entry in everything:
+        label = entry.name.replace("<", "#lt;").replace(">", "#gt;")
+        lines.append(f'    {node(entry.name)}[/"{label}"/]')
+    for entry in everything:
+        for producer in entry.producers:
+            lines.append(f"    {node(producer)}([{producer}]) --> {node(entry.name)}")
+    for consumer in contract.CONSUMERS:
+        for name in consumer.topics:
+            lines.append(f"    {node(name)} -- {consumer.group} --> {node(consumer.service)}")
+    lines += [f"    {node(contract.DEPARTMENT_TOPIC.name)} --> departments", "```", "",
+              "## Topics", "",
+              f"Every topic has {contract.TOPICS[0].partitions} partitions and keeps its events for good "
+              "(`retention.ms=-1`): stats is rebuilt from them.", "",
+              "| topic | what it holds | written by | event types | read by (group) |", "|---|---|---|---|---|"]
+    for entry in everything:
+        readers = ", ".join(c.group for c in contract.CONSUMERS if entry.name in c.topics) or "departments' systems"
+        for producer, envelopes in entry.producers.items():
+            types = ", ".join(f"`{t}`" for e in envelopes for t in e.TYPES)
+            lines.append(f"| `{entry.name}` | {entry.about} | {producer} | {types} | {readers} |")
+    lines += [f"| `{contract.DEAD_LETTERS}` | What a consumer of the topic could not read, with the reason in "
+              "headers; on `notify.deliveries.v1.dlq`, the notifications notify gave up on. | any consumer | "
+              "the original bytes | operators |", "",
+              "## Consumers", "",
+              "A group is `<service>.<name>`; a renamed group reads its topics again from the beginning.", "",
+              "| group | reads | delivery | what it does |", "|---|---|---|---|"]
+    lines += [f"| `{c.group}` | {', '.join(f'`{t}`' for t in c.topics)} | {'batches' if c.batch else 'one by one'} "
+              f"| {c.does} |" for c in contract.CONSUMERS]
+    return "\n".join(lines) + "\n"
+
+
 def write_documents(out: Path = DEFAULT_OUT) -> list[Path]:
-    """Write every document to `out`; returns the paths written."""
+    """Write every document to `out`, and docs/architecture.md; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in build_documents().items():
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
-    return written
+    ARCHITECTURE.write_text(architecture_document(), encoding="utf-8")
+    return [*written, ARCHITECTURE]
 
 
 def stale_documents(out: Path = DEFAULT_OUT) -> list[Path]:
-    """The documents in `out` that are missing or differ from what would be generated."""
-    return [out / name for name, text in build_documents().items()
-            if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
+    """The documents in `out` (and docs/architecture.md) that are missing or differ from what would be generated."""
+    stale = [out / name for name, text in build_documents().items()
+             if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
+    if not ARCHITECTURE.is_file() or ARCHITECTURE.read_text(encoding="utf-8") != architecture_document():
+        stale.append(ARCHITECTURE)
+    return stale

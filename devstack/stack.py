@@ -16,13 +16,14 @@ import psutil
 
 from devstack import keys as demo_keys
 from devstack import servers, supervisor
+from libs import contract
 from libs.config import load_city
+from libs.contract import all_topics
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import all_topics
 
-# Service name, default port; a service joins the stack once its package exists.
-SERVICES = (("intake", 8001), ("router", 8002), ("sla", 8003), ("notify", 8004), ("stats", 8005))
+# Service name, default port (libs/contract.py); a service joins the stack once its package exists.
+SERVICES = tuple((service.name, service.port) for service in contract.SERVICES)
 
 
 def available_services() -> list[tuple[str, int]]:

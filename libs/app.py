@@ -21,9 +21,9 @@ from pymongo.errors import PyMongoError
 
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
-from libs.config import ConfigError
+from libs.config import ConfigError, load_city
 from libs.http import BodySizeLimit, Tracing, install_operational_routes, install_problem_handlers, problem
-from libs.kafka import consumer_lag_gauge, make_broker, record_consumer_lag
+from libs.kafka import consumer_lag_gauge, declare_publishers, make_broker, record_consumer_lag
 from libs.logging import configure_logging
 from libs.mongo import make_client, service_database
 from libs.settings import ServiceSettings
@@ -47,6 +47,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.broker = make_broker(self.settings, self.registry)
         self.keys = KeyStore.from_file(self.settings.api_keys_file)
+        # What the service publishes, declared from the contract so that its AsyncAPI document shows it.
+        departments = [(d.code, d.name) for d in load_city(self.settings.config_dir).departments]
+        declare_publishers(self.broker, self.settings.service_name, departments)
 
     @property
     def db(self) -> AsyncDatabase:

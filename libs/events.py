@@ -6,19 +6,11 @@ fields; a breaking change makes a `.v2` type on a new topic.
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from libs.ids import new_id
-from libs.topics import (
-    APPEALS_ACTIONS,
-    APPEALS_COMPANY,
-    APPEALS_LIFECYCLE,
-    APPEALS_SUBMITTED,
-    NOTIFY_DELIVERIES,
-    SLA_EVENTS,
-)
 
 
 class Category(StrEnum):
@@ -338,12 +330,94 @@ class CloudEvent(BaseModel, Generic[DataT]):
     datacontenttype: str = "application/json"
     traceparent: str | None = None
     data: DataT
+    # Where a consumer read the event: (topic, partition, offset); not part of the event itself.
+    _position: tuple[str, int, int] | None = PrivateAttr(default=None)
+
+    @property
+    def position(self) -> tuple[str, int, int] | None:
+        """(topic, partition, offset) of the record this event was read from, when read from Kafka."""
+        return self._position
 
 
 class RawEvent(CloudEvent[Any]):
     """An envelope whose data is not yet validated against its type."""
 
     data: dict[str, Any]
+
+
+# The envelopes: what a record on a topic holds, one class per kind of event. A consumer receives
+# them (libs.kafka), the AsyncAPI documents name them, and libs/contract.py says which travels where.
+
+class Envelope(CloudEvent[DataT], Generic[DataT]):
+    """CloudEvents 1.0 envelope of one kind of event; `TYPES` are the event types it may carry."""
+
+    TYPES: ClassVar[tuple[EventType, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "type" in cls.__annotations__:
+            cls.TYPES = tuple(get_args(cls.model_fields["type"].annotation))
+            cls.__doc__ = f"CloudEvents 1.0 envelope. {cls.model_fields['data'].annotation.__doc__}"
+
+
+_TYPE = "Event type."
+
+
+class AppealSubmittedEvent(Envelope[AppealSubmitted]):
+    type: Literal[EventType.appeal_submitted] = Field(description=_TYPE, examples=["appeal.submitted.v1"])
+
+
+class AppealLifecycleEvent(Envelope[AppealChanged]):
+    type: Literal[
+        EventType.appeal_routed, EventType.appeal_accepted, EventType.appeal_declined, EventType.appeal_rerouted,
+        EventType.appeal_transferred, EventType.appeal_cohandler_added, EventType.appeal_info_requested,
+        EventType.appeal_info_provided, EventType.appeal_resolved, EventType.appeal_confirmed,
+        EventType.appeal_reopened, EventType.appeal_closed, EventType.appeal_rejected,
+    ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
+
+
+class DepartmentActionEvent(Envelope[DepartmentAction]):
+    type: Literal[EventType.department_action] = Field(description=_TYPE, examples=["department.action.v1"])
+
+
+class CompanyInfoProvidedEvent(Envelope[CompanyInfoProvided]):
+    type: Literal[EventType.company_info_provided] = Field(description=_TYPE,
+                                                          examples=["company.info_provided.v1"])
+
+
+class CompanyFeedbackEvent(Envelope[CompanyFeedback]):
+    type: Literal[EventType.company_feedback] = Field(description=_TYPE, examples=["company.feedback.v1"])
+
+
+class SlaClockEvent(Envelope[SlaClockChanged]):
+    type: Literal[
+        EventType.sla_started, EventType.sla_paused, EventType.sla_resumed, EventType.sla_warning,
+        EventType.sla_breached, EventType.sla_met, EventType.sla_cancelled,
+    ] = Field(description=_TYPE, examples=["sla.started.v1"])
+
+
+class SlaAlertEvent(Envelope[SlaClockChanged]):
+    type: Literal[EventType.sla_warning, EventType.sla_breached] = Field(description=_TYPE,
+                                                                        examples=["sla.warning.v1"])
+
+
+class AssignmentCreatedEvent(Envelope[AssignmentCreated]):
+    type: Literal[EventType.assignment_created] = Field(description=_TYPE, examples=["assignment.created.v1"])
+
+
+class AssignmentWithdrawnEvent(Envelope[AssignmentWithdrawn]):
+    type: Literal[EventType.assignment_withdrawn] = Field(description=_TYPE, examples=["assignment.withdrawn.v1"])
+
+
+class ActionRejectedEvent(Envelope[ActionRejected]):
+    type: Literal[EventType.action_rejected] = Field(description=_TYPE,
+                                                    examples=["department.action_rejected.v1"])
+
+
+class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
+    type: Literal[EventType.notification_delivered, EventType.notification_failed] = Field(
+        description=_TYPE, examples=["notification.delivered.v1"])
 
 
 DATA_MODELS: dict[str, type[BaseModel]] = {
@@ -361,29 +435,6 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-# The event types each platform topic carries (DESIGN.md, "Events on Kafka"). A consumer refuses any
-# other: a known type on the wrong topic would pass validation and then fail its handler forever.
-TOPIC_TYPES: dict[str, frozenset[str]] = {
-    APPEALS_SUBMITTED: frozenset({EventType.appeal_submitted}),
-    APPEALS_LIFECYCLE: frozenset(t for t in EventType if t.startswith("appeal.") and t != EventType.appeal_submitted),
-    APPEALS_ACTIONS: frozenset({EventType.department_action}),
-    APPEALS_COMPANY: frozenset({EventType.company_info_provided, EventType.company_feedback}),
-    SLA_EVENTS: frozenset(t for t in EventType if t.startswith("sla.")),
-    NOTIFY_DELIVERIES: frozenset({EventType.notification_delivered, EventType.notification_failed}),
-}
-
-
 def lifecycle_type(status: AppealStatus) -> str:
     """The lifecycle event type announcing `status`."""
     return f"appeal.{status.value}.v1"
-
-
-def parse_event(body: bytes, topic: str | None = None) -> CloudEvent[Any]:
-    """Parse and validate an envelope and its data (read from `topic`); raises `ValueError` naming what is wrong."""
-    raw = RawEvent.model_validate_json(body)
-    model = DATA_MODELS.get(raw.type)
-    if model is None:
-        raise ValueError(f"unknown event type {raw.type!r}")
-    if topic in TOPIC_TYPES and raw.type not in TOPIC_TYPES[topic]:
-        raise ValueError(f"event type {raw.type!r} does not travel on {topic}")
-    return CloudEvent[model].model_validate({**raw.model_dump(), "data": raw.data})  # type: ignore[valid-type]

@@ -1,31 +1,43 @@
 """Kafka wiring: broker factory, CloudEvent publishing, consumers that dead-letter bad input."""
 
 import asyncio
+import functools
 import hashlib
+import inspect
 import json
 import logging
+import types
+import typing
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
+from faststream.exceptions import AckMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Gauge
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from libs import tracing
-from libs.events import CloudEvent, parse_event
+from libs.contract import (
+    DEPARTMENT_TOPIC,
+    TOPICS,
+    Consumer,
+    dead_letter_topic,
+    department_topic,
+    parse_event,
+    payload_of,
+    topic_config,
+)
+from libs.contract import topic as contract_topic
+from libs.events import CloudEvent
 from libs.settings import ServiceSettings
-from libs.topics import TOPIC_CONFIG, dead_letter_topic
 
 log = logging.getLogger(__name__)
-
-EventHandler = Callable[[CloudEvent[Any]], Awaitable[None]]
 
 # After a failed effect (database down, broker hiccup) the message is rewound and
 # retried; this pause keeps a dead dependency from turning into a busy loop.
@@ -67,12 +79,7 @@ def make_event(source: str, type_: str, subject: str, data: BaseModel,
                                   traceparent=tracing.child_of(parent) if parent else None, **kwargs)
 
 
-async def dead_letter(broker: KafkaBroker, message: KafkaMessage, reason: str) -> None:
-    """Copy the original bytes to the topic's `.dlq`, with the reason in headers."""
-    await dead_letter_record(broker, message.raw_message, reason)
-
-
-async def dead_letter_record(broker: KafkaBroker, record: Any, reason: str) -> None:
+async def dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
     """Copy one consumer record to its topic's `.dlq`, with the reason in headers."""
     log.warning("dead-lettered a message", extra={"topic": record.topic, "offset": record.offset,
                                                    "reason": reason[:500]})
@@ -89,9 +96,89 @@ async def dead_letter_record(broker: KafkaBroker, record: Any, reason: str) -> N
     )
 
 
-def _group(settings: ServiceSettings, handler: Callable[..., Any]) -> str:
-    """The handler's own consumer group: `router.submitted` for router's `on_submitted`."""
-    return f"{settings.consumer_group}.{handler.__name__.removeprefix('on_')}"
+def group_of(settings: ServiceSettings, consumer: Consumer) -> str:
+    """The consumer's group: the contract's name behind the service's group prefix (`router.submitted`)."""
+    return f"{settings.consumer_group}.{consumer.name}"
+
+
+def subscribe(broker: KafkaBroker, settings: ServiceSettings, consumer: Consumer,
+              handler: Callable[..., Awaitable[None]], max_records: int = 100) -> None:
+    """Feed `consumer`'s topics to `handler`, typed: an envelope, or a list of them for a batch consumer.
+
+    Records are read into the envelopes the contract puts on their topic, each with
+    its `position`. One that cannot be read or validated goes to `<topic>.dlq` with the
+    reason and is committed; the others of its batch go on. Offsets are committed
+    only after the handler returns. An exception from the handler, or a handler still
+    waiting after `handler_timeout_seconds` (logged with where it waited), rewinds the
+    partitions so the records are delivered again: handlers must be idempotent. Each
+    consumer has its own group, so a slow one never stalls another's rebalance.
+    """
+    group = group_of(settings, consumer)
+    _check_handler(consumer, handler)
+
+    async def decode(message: KafkaMessage, _default: Any = None) -> Any:
+        raw = message.raw_message
+        records = list(raw) if isinstance(raw, tuple | list) else [raw]
+        events = []
+        for record in records:
+            try:
+                event = parse_event(record.value, record.topic)
+            except ValueError as exc:
+                await dead_letter(broker, record, str(exc))
+                continue
+            event._position = (record.topic, record.partition, record.offset)
+            events.append(event)
+        if consumer.batch:
+            return events
+        if not events:
+            raise AckMessage()  # it went to the .dlq: commit it and read on
+        return events[0]
+
+    @functools.wraps(handler)
+    async def guarded(*args: Any, **kwargs: Any) -> None:
+        received = args[0] if args else next(iter(kwargs.values()))
+        events = received if isinstance(received, list) else [received]
+        if not events:
+            return
+        # A lone event's handler runs in its trace; a batch's events keep theirs in what they publish.
+        bound = tracing.current.set(events[0].traceparent if len(events) == 1
+                                    and tracing.valid(events[0].traceparent) else None)
+        try:
+            async with asyncio.timeout(settings.handler_timeout_seconds):
+                await handler(*args, **kwargs)
+        except Exception:
+            log.exception("handler failed; its records will be retried",
+                          extra={"group": group, "events": len(events)})
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            raise
+        finally:
+            tracing.current.reset(bound)
+        if log.isEnabledFor(logging.INFO):
+            for event in events:
+                _log_handled(event, group)
+
+    options: dict[str, Any] = {"batch": True, "max_records": max_records, "batch_timeout_ms": 200} \
+        if consumer.batch else {}
+    broker.subscriber(*consumer.topics, group_id=group, auto_offset_reset="earliest",
+                      ack_policy=AckPolicy.NACK_ON_ERROR, decoder=decode, title=f"{group}:{handler.__name__}",
+                      description=handler.__doc__, **options)(guarded)
+
+
+def _check_handler(consumer: Consumer, handler: Callable[..., Any]) -> None:
+    """Refuse a handler whose argument is not what the consumer's topics carry (the contract's envelopes)."""
+    hints = typing.get_type_hints(handler)
+    first = next(name for name in inspect.signature(handler).parameters)
+    annotation = hints.get(first)
+    if consumer.batch:
+        if typing.get_origin(annotation) is not list:
+            raise TypeError(f"{consumer.group}: {handler.__name__} takes a batch: annotate it list[...]")
+        annotation = typing.get_args(annotation)[0]
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    accepted = set(typing.get_args(annotation)) if is_union else {annotation}
+    carried = {envelope for name in consumer.topics for envelope in contract_topic(name).envelopes}
+    if accepted != carried:
+        raise TypeError(f"{consumer.group}: {handler.__name__} takes {sorted(a.__name__ for a in accepted)}, "
+                        f"its topics carry {sorted(c.__name__ for c in carried)}")
 
 
 def _log_handled(event: CloudEvent[Any], group: str) -> None:
@@ -104,92 +191,23 @@ def _log_handled(event: CloudEvent[Any], group: str) -> None:
         tracing.current.reset(bound)
 
 
-def subscribe(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: EventHandler) -> None:
-    """Feed validated events of `topics` to `handler`; commit only after it returns.
+def declare_publishers(broker: KafkaBroker, service: str, departments: Iterable[tuple[str, str]]) -> None:
+    """Declare on `broker` what `service` publishes (from the contract), so that its AsyncAPI document says so.
 
-    A message that cannot be parsed or validated goes to `<topic>.dlq` and is
-    committed. An exception from `handler`, or a handler still waiting after
-    `handler_timeout_seconds` (logged with where it waited), rewinds the partition
-    so the message is redelivered: handlers must be idempotent. Each handler has its own consumer
-    group (`router.submitted`), so a slow handler never stalls another's rebalance.
+    `departments` are (code, name) pairs, one `dept.<code>.v1` each.
     """
-    group = _group(settings, handler)
-
-    @broker.subscriber(*topics, group_id=group, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:{handler.__name__}",
-                       description=handler.__doc__)
-    async def consume(message: KafkaMessage = Context("message")) -> None:
-        try:
-            event = parse_event(message.body, message.raw_message.topic)
-        except (ValidationError, ValueError) as exc:
-            await dead_letter(broker, message, str(exc))
-            return
-        bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
-        try:
-            async with asyncio.timeout(settings.handler_timeout_seconds):
-                await handler(event)
-            _log_handled(event, group)
-        except Exception:
-            log.exception("handler failed; the message will be retried",
-                          extra={"event_type": event.type, "event_id": event.id})
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            raise
-        finally:
-            tracing.current.reset(bound)
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """An event with where it sits in Kafka; (topic, partition, offset) identifies it for idempotent effects."""
-
-    topic: str
-    partition: int
-    offset: int
-    event: CloudEvent[Any]
-
-    @property
-    def stream(self) -> str:
-        """The topic-partition as a name usable as a MongoDB field (no dots)."""
-        return f"{self.topic.replace('.', '_')}:{self.partition}"
-
-
-BatchHandler = Callable[[list[Delivered]], Awaitable[None]]
-
-
-def subscribe_batch(broker: KafkaBroker, settings: ServiceSettings, topics: Iterable[str], handler: BatchHandler,
-                    max_records: int = 100, batch_timeout_ms: int = 200) -> None:
-    """Like `subscribe`, but `handler` gets up to `max_records` valid events at once, in partition order.
-
-    Invalid messages of the batch go to their `.dlq`; an exception rewinds every
-    partition of the batch to its first record, so the whole batch is redelivered.
-    """
-    group = _group(settings, handler)
-
-    @broker.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms,
-                       group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
-                       title=f"{group}:{handler.__name__}", description=handler.__doc__)
-    async def consume(message: KafkaMessage = Context("message")) -> None:
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
-        batch: list[Delivered] = []
-        for record in records:
-            try:
-                event = parse_event(record.value, record.topic)
-            except (ValidationError, ValueError) as exc:
-                await dead_letter_record(broker, record, str(exc))
-                continue
-            batch.append(Delivered(record.topic, record.partition, record.offset, event))
-        if not batch:
-            return
-        try:
-            async with asyncio.timeout(settings.handler_timeout_seconds):
-                await handler(batch)
-        except Exception:
-            log.exception("batch handler failed; the batch will be retried", extra={"events": len(batch)})
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            raise
-        if log.isEnabledFor(logging.INFO):
-            for delivered in batch:
-                _log_handled(delivered.event, group)
+    for entry in TOPICS:
+        if service in entry.producers:
+            types = ", ".join(t for e in entry.producers[service] for t in e.TYPES)
+            broker.publisher(entry.name, title=f"{entry.name}:{service}", description=f"{service} publishes {types}.",
+                             schema=payload_of(entry.producers[service], entry.name), include_in_schema=True)
+    if service in DEPARTMENT_TOPIC.producers:
+        envelopes = DEPARTMENT_TOPIC.producers[service]
+        types = ", ".join(t for e in envelopes for t in e.TYPES)
+        for code, department in departments:
+            name = department_topic(code)
+            broker.publisher(name, title=f"{name}:{service}", schema=payload_of(envelopes, "DepartmentTopic"),
+                             description=f"For {department} ({code})'s own systems: {service} publishes {types}.")
 
 
 async def partitions_of(bootstrap_servers: str, topics: Iterable[str]) -> list[TopicPartition]:
@@ -268,8 +286,8 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4,
-                        replication: int = 1, config: dict[str, str] = TOPIC_CONFIG) -> None:
-    """Create the topics that do not exist yet, with `config`; give existing ones `config` where it differs.
+                        replication: int = 1) -> None:
+    """Create the topics that do not exist yet; give every one the settings of its contract entry.
 
     Existing topics keep their partitions (adding some would move keys to other
     partitions and break the order of an appeal's events).
@@ -279,7 +297,7 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
     try:
         wanted = list(dict.fromkeys(topics))
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication, topic_configs=config) for name in wanted
+        missing = [NewTopic(name, partitions, replication, topic_configs=dict(topic_config(name))) for name in wanted
                    if name not in existing]
         if missing:
             response = await admin.create_topics(missing)
@@ -289,8 +307,8 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
                 raise RuntimeError(f"Kafka refused to create topics: {failed}")
             await _until_led(admin, [topic.name for topic in missing])
         present = [name for name in wanted if name in existing]
-        if present and config:
-            await _align_config(admin, present, config)
+        if present:
+            await _align_config(admin, present)
     finally:
         await admin.close()
 
@@ -306,17 +324,18 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout: flo
             await asyncio.sleep(0.1)
 
 
-async def _align_config(admin: AIOKafkaAdminClient, topics: list[str], config: dict[str, str]) -> None:
+async def _align_config(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
     described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t, None) for t in topics])
     differing = []
     for response in described:
         for _code, _message, _type, name, entries in response.resources:
             current = {entry[0]: entry[1] for entry in entries}
-            if any(current.get(key) != value for key, value in config.items()):
+            if any(current.get(key) != value for key, value in topic_config(name).items()):
                 differing.append(name)
     if differing:
-        # AlterConfigs sets a topic's whole configuration: `config` is all of it that differs from the broker's.
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, config) for t in differing])
+        # AlterConfigs sets a topic's whole configuration: the contract's is all of it that differs from the broker's.
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, dict(topic_config(t)))
+                                   for t in differing])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,8 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     from pathlib import Path
 
     from libs.config import load_city
+    from libs.contract import all_topics
     from libs.settings import PROJECT_ROOT
-    from libs.topics import all_topics
 
     parser = argparse.ArgumentParser(prog="python -m libs.kafka", description=main.__doc__)
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")

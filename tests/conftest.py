@@ -10,9 +10,9 @@ import pytest
 from devstack import servers
 from devstack.keys import provision
 from libs.config import load_city
+from libs.contract import all_topics
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
-from libs.topics import all_topics
 
 
 @dataclass

@@ -1,22 +1,22 @@
 """Intake's consumers: the status read model follows the lifecycle and the SLA clocks."""
 
 from libs.app import Runtime
-from libs.kafka import Delivered, subscribe_batch
-from libs.topics import APPEALS_LIFECYCLE, SLA_EVENTS
+from libs.contract import consumer
+from libs.events import AppealLifecycleEvent, SlaClockEvent
+from libs.kafka import subscribe
 from services.intake import service
 
 
 def register(runtime: Runtime) -> None:
     """Subscribe intake's handlers on the runtime's broker."""
 
-    async def on_lifecycle(batch: list[Delivered]) -> None:
+    async def on_lifecycle(events: list[AppealLifecycleEvent]) -> None:
         """Keep each appeal's status and timeline for companies and channels."""
-        await service.apply_lifecycle(runtime.db, [d.event for d in batch])
+        await service.apply_lifecycle(runtime.db, events)
 
-    async def on_clocks(batch: list[Delivered]) -> None:
+    async def on_clocks(events: list[SlaClockEvent]) -> None:
         """Keep each appeal's deadlines, so the company sees when to expect an answer."""
-        await service.apply_clocks(runtime.db, [d.event for d in batch])
+        await service.apply_clocks(runtime.db, events)
 
-    # In batches: at load, one bulk write keeps up to a hundred events.
-    subscribe_batch(runtime.broker, runtime.settings, [APPEALS_LIFECYCLE], on_lifecycle)
-    subscribe_batch(runtime.broker, runtime.settings, [SLA_EVENTS], on_clocks)
+    subscribe(runtime.broker, runtime.settings, consumer("intake", "lifecycle"), on_lifecycle)
+    subscribe(runtime.broker, runtime.settings, consumer("intake", "clocks"), on_clocks)

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from libs.clock import Clock
 from libs.config import City
+from libs.contract import APPEALS_COMPANY, APPEALS_SUBMITTED, parse_event
 from libs.events import (
     AppealChanged,
     AppealStatus,
@@ -25,12 +26,10 @@ from libs.events import (
     CompanyInfoProvided,
     EventType,
     SlaClockChanged,
-    parse_event,
 )
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from libs.mongo import GroupedInserts
-from libs.topics import APPEALS_COMPANY, APPEALS_SUBMITTED
 from services.intake.models import AppealIn, Deadline
 
 log = logging.getLogger(__name__)

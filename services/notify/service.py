@@ -28,12 +28,12 @@ from pymongo.errors import BulkWriteError
 from libs import outbox, tracing
 from libs.calendars import BusinessCalendar, parse_target
 from libs.config import City, SlaConfig
-from libs.events import CloudEvent, EventType, NotificationOutcome, parse_event
+from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
+from libs.events import CloudEvent, EventType, NotificationOutcome
 from libs.ids import new_id
 from libs.kafka import encode
 from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
-from libs.topics import NOTIFY_DELIVERIES, dead_letter_topic
 from services.notify import channels, rules
 from services.notify.rules import Address, Planned, Renderer
 

@@ -3,9 +3,15 @@
 import logging
 
 from libs.app import Runtime
-from libs.events import ActionRejected, CloudEvent, EventType
-from libs.kafka import Delivered, subscribe, subscribe_batch
-from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, department_topic
+from libs.contract import consumer, department_topic
+from libs.events import (
+    ActionRejected,
+    AppealSubmittedEvent,
+    CompanyFeedbackEvent,
+    CompanyInfoProvidedEvent,
+    DepartmentActionEvent,
+)
+from libs.kafka import subscribe
 from services.router import lifecycle, service
 
 log = logging.getLogger(__name__)
@@ -14,11 +20,11 @@ log = logging.getLogger(__name__)
 def register(runtime: Runtime) -> None:
     """Subscribe router's handlers on the runtime's broker."""
 
-    async def on_submitted(batch: list[Delivered]) -> None:
+    async def on_submitted(events: list[AppealSubmittedEvent]) -> None:
         """Route each new appeal to its lead department and co-handlers."""
-        await service.admit(runtime.db, runtime.broker, runtime.book, [d.event for d in batch], runtime.clock.now())
+        await service.admit(runtime.db, runtime.broker, runtime.book, events, runtime.clock.now())
 
-    async def on_action(event: CloudEvent) -> None:
+    async def on_action(event: DepartmentActionEvent) -> None:
         """Apply a department's action published on Kafka; refusals go back to its topic."""
         action = event.data
         now = runtime.clock.now()
@@ -35,10 +41,10 @@ def register(runtime: Runtime) -> None:
                     ActionRejected(appeal_id=action.appeal_id, department=action.department,
                                    action=action.action.value, status=exc.status, detail=exc.detail))
 
-    async def on_company(event: CloudEvent) -> None:
+    async def on_company(event: CompanyInfoProvidedEvent | CompanyFeedbackEvent) -> None:
         """The company provided information or gave feedback on a resolution."""
         data = event.data
-        if event.type == EventType.company_info_provided:
+        if isinstance(event, CompanyInfoProvidedEvent):
             decide = lifecycle.decide_info_provided
         else:
             def decide(doc):
@@ -49,7 +55,6 @@ def register(runtime: Runtime) -> None:
         except lifecycle.ActionError as exc:
             log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
-    # In batches: at load, one insert and one write route up to a hundred appeals.
-    subscribe_batch(runtime.broker, runtime.settings, [APPEALS_SUBMITTED], on_submitted)
-    subscribe(runtime.broker, runtime.settings, [APPEALS_ACTIONS], on_action)
-    subscribe(runtime.broker, runtime.settings, [APPEALS_COMPANY], on_company)
+    subscribe(runtime.broker, runtime.settings, consumer("router", "submitted"), on_submitted)
+    subscribe(runtime.broker, runtime.settings, consumer("router", "action"), on_action)
+    subscribe(runtime.broker, runtime.settings, consumer("router", "company"), on_company)

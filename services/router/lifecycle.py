@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from libs.contract import APPEALS_LIFECYCLE, department_topic
 from libs.events import (
     ActionKind,
     AppealChanged,
@@ -22,7 +23,6 @@ from libs.events import (
     lifecycle_type,
 )
 from libs.outbox import Emit
-from libs.topics import APPEALS_LIFECYCLE, department_topic
 from services.router.rules import AppealFacts, RoutingBook, route
 
 S = AppealStatus

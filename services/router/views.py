@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query
 
 from libs.app import get_runtime
 from libs.auth import Principal, require
+from libs.contract import department_topic
 from libs.events import AppealStatus, DepartmentAction
 from libs.http import problem_responses
 from services.router import lifecycle, service
@@ -35,7 +36,7 @@ async def list_departments(runtime=Depends(get_runtime),
                            _: Principal = Depends(require("department", "operator", "admin", "channel"))) -> list[dict]:
     """Departments with their level, district and Kafka topic."""
     return [{"code": d.code, "name": d.name, "name_zh": d.name_zh, "level": d.level, "district": d.district,
-             "counterpart_of": d.counterpart_of, "topic": f"dept.{d.code}.v1"}
+             "counterpart_of": d.counterpart_of, "topic": department_topic(d.code)}
             for d in runtime.book.city.departments]
 
 

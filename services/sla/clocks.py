@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from libs.calendars import BusinessCalendar, parse_target
+from libs.contract import SLA_EVENTS, department_topic
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
 from libs.outbox import Emit
-from libs.topics import SLA_EVENTS, department_topic
 
 LEVELS = (50, 80, 100)
 LIVE = (ClockState.running.value, ClockState.paused.value)

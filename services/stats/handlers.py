@@ -3,11 +3,21 @@
 from functools import partial
 
 from libs.app import Runtime
-from libs.kafka import Delivered, first_records, subscribe_batch
-from libs.topics import APPEALS_COMPANY, APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS
+from libs.contract import consumer
+from libs.events import (
+    AppealLifecycleEvent,
+    AppealSubmittedEvent,
+    CompanyFeedbackEvent,
+    CompanyInfoProvidedEvent,
+    NotificationOutcomeEvent,
+    SlaClockEvent,
+)
+from libs.kafka import first_records, subscribe
 from services.stats import service
 
-PROJECTED_TOPICS = (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY, NOTIFY_DELIVERIES)
+PROJECTED = consumer("stats", "project")
+Projected = (AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | CompanyInfoProvidedEvent
+             | CompanyFeedbackEvent | NotificationOutcomeEvent)
 
 
 def register(runtime: Runtime) -> None:
@@ -15,9 +25,8 @@ def register(runtime: Runtime) -> None:
 
     firsts = partial(first_records, runtime.settings.kafka_bootstrap_servers)
 
-    async def on_project(batch: list[Delivered]) -> None:
+    async def on_project(events: list[Projected]) -> None:
         """Count submissions, transitions, clocks, company answers and deliveries, each once."""
-        await service.project(runtime.db, batch, runtime.tz, firsts)
+        await service.project(runtime.db, [service.Delivered.of(e) for e in events], runtime.tz, firsts)
 
-    subscribe_batch(runtime.broker, runtime.settings, PROJECTED_TOPICS, on_project,
-                    max_records=runtime.settings.batch_size)
+    subscribe(runtime.broker, runtime.settings, PROJECTED, on_project, max_records=runtime.settings.batch_size)

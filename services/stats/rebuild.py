@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from libs.events import parse_event
-from libs.kafka import Delivered, first_records, partitions_of
+from libs.contract import parse_event
+from libs.kafka import first_records, partitions_of
 from libs.logging import configure_logging
 from libs.mongo import make_client
 from services.stats import service
-from services.stats.handlers import PROJECTED_TOPICS
+from services.stats.handlers import PROJECTED
 from services.stats.settings import StatsSettings
 
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
@@ -44,7 +44,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         db = client[database]
         await service.ensure_indexes(db)
         await service.prepare_days(db, tz, datetime.now(UTC))
-        partitions = await partitions_of(settings.kafka_bootstrap_servers, PROJECTED_TOPICS)
+        partitions = await partitions_of(settings.kafka_bootstrap_servers, PROJECTED.topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         replayed = skipped = 0
@@ -57,8 +57,8 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             for records in fetched.values():
                 for record in records:
                     try:
-                        batch.append(Delivered(record.topic, record.partition, record.offset,
-                                               parse_event(record.value)))
+                        batch.append(service.Delivered(record.topic, record.partition, record.offset,
+                                                       parse_event(record.value, record.topic)))
                     except (ValidationError, ValueError):
                         skipped += 1  # the live consumer sent it to the .dlq already
             if batch:

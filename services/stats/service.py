@@ -38,7 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from libs.kafka import Delivered
+from libs.events import CloudEvent
 from services.stats import projection
 from services.stats.projection import TOTALS, Counts, hour_of
 
@@ -59,6 +59,28 @@ log = logging.getLogger(__name__)
 def collection_of(bucket: str) -> str:
     """Where a bucket lives: 'l:' and 'ld:' sketches in their own collection, counts and totals in `buckets`."""
     return SKETCHES if bucket.startswith(("l:", "ld:")) else BUCKETS
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An event with where it sits in Kafka; (topic, partition, offset) identifies it for idempotent counting."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: CloudEvent[Any]
+
+    @classmethod
+    def of(cls, event: CloudEvent[Any]) -> "Delivered":
+        """The event as its consumer read it (its `position`)."""
+        if event.position is None:
+            raise ValueError(f"event {event.id} was not read from Kafka")
+        return cls(*event.position, event)
+
+    @property
+    def stream(self) -> str:
+        """The topic-partition as a name usable as a MongoDB field (no dots)."""
+        return f"{self.topic.replace('.', '_')}:{self.partition}"
 
 
 class ProjectionConflict(RuntimeError):

@@ -5,23 +5,17 @@ import json
 import pytest
 from openapi_spec_validator import validate
 
-from devstack.apidocs import DEFAULT_OUT, ENVELOPES, SERVICES, TOPIC_ENVELOPES, stale_documents
-from libs.events import DATA_MODELS, TOPIC_TYPES
-from libs.topics import PLATFORM_TOPICS
+from devstack.apidocs import DEFAULT_OUT, SERVICES, stale_documents
+from libs.contract import TOPICS, consumers_of
+from libs.contract import topic as contract_topic
+from libs.events import DATA_MODELS
 
-SUBSCRIBED = {
-    "intake": {"appeals.lifecycle.v1", "sla.events.v1"},
-    "router": {"appeals.submitted.v1", "appeals.actions.v1", "appeals.company.v1"},
-    "sla": {"appeals.lifecycle.v1"},
-    "notify": {"appeals.submitted.v1", "appeals.lifecycle.v1", "sla.events.v1"},
-    "stats": {"appeals.submitted.v1", "appeals.lifecycle.v1", "sla.events.v1", "appeals.company.v1",
-              "notify.deliveries.v1"},
-}
+RELEASED = DEFAULT_OUT / "released"
 CLOUDEVENT_FIELDS = {"specversion", "id", "type", "source", "subject", "time", "datacontenttype", "data"}
 
 
-def load(name: str) -> dict:
-    return json.loads((DEFAULT_OUT / name).read_text(encoding="utf-8"))
+def load(name: str, folder=DEFAULT_OUT) -> dict:
+    return json.loads((folder / name).read_text(encoding="utf-8"))
 
 
 def resolve(doc: dict, node: dict) -> dict:
@@ -78,7 +72,7 @@ def test_asyncapi_document_receives_each_subscribed_topic_as_cloudevents(service
     doc = load(f"{service}.asyncapi.json")
     assert doc["asyncapi"] == "3.0.0"
     received = operations(doc, "receive")
-    assert set(received) == SUBSCRIBED[service]
+    assert set(received) == {t for c in consumers_of(service) for t in c.topics}
     for topic, envelopes in received.items():
         for envelope in envelopes:
             assert envelope["properties"].keys() >= CLOUDEVENT_FIELDS, (topic, envelope["title"])
@@ -96,12 +90,90 @@ def test_department_topics_carry_assignments_from_router_and_sla_alerts_from_sla
     assert "appeals.lifecycle.v1" in router and "sla.events.v1" in sla
 
 
-def test_every_event_type_and_platform_topic_is_documented():
-    documented = {t for types in ENVELOPES.values() for t in types}
-    assert set(DATA_MODELS) <= documented
-    assert set(PLATFORM_TOPICS) == set(TOPIC_ENVELOPES)
+def test_every_event_type_is_documented_and_each_topic_with_what_the_contract_puts_on_it():
+    sent = {}
+    received = {}
+    for service in SERVICES:
+        doc = load(f"{service}.asyncapi.json")
+        for address, envelopes in operations(doc, "send").items():
+            sent.setdefault(address, set()).update(t for e in envelopes for t in event_types(e))
+        for address, envelopes in operations(doc, "receive").items():
+            carried = set(contract_topic(address).carries)
+            assert {t for e in envelopes for t in event_types(e)} == carried, (service, address)
+            received.setdefault(address, set()).update(t for e in envelopes for t in event_types(e))
+    assert set(DATA_MODELS) <= {t for types in (*sent.values(), *received.values()) for t in types}
+    for entry in TOPICS:
+        if "departments" not in entry.producers:
+            assert sent[entry.name] == set(entry.carries), entry.name
 
 
-def test_each_topic_is_documented_with_the_types_its_consumers_accept():
-    for topic, names in TOPIC_ENVELOPES.items():
-        assert {t for name in names for t in ENVELOPES[name]} == TOPIC_TYPES[topic], topic
+def schema_of(doc: dict, node: dict) -> dict:
+    """A schema with its `$ref`s followed, its properties and each property's own type, recursively."""
+    node = resolve(doc, node)
+    if "anyOf" in node:
+        return {"anyOf": sorted(json.dumps(schema_of(doc, m), sort_keys=True) for m in node["anyOf"])}
+    out = {k: node[k] for k in ("type", "required", "enum", "const") if k in node}
+    if "properties" in node:
+        out["properties"] = {k: schema_of(doc, v) for k, v in node["properties"].items()}
+    if "items" in node:
+        out["items"] = schema_of(doc, node["items"])
+    return out
+
+
+def envelopes_by_type(doc: dict, action: str) -> dict[tuple[str, str], dict]:
+    """(channel address, event type) -> the schema of the envelope that carries it there."""
+    found = {}
+    for address, envelopes in operations(doc, action).items():
+        for envelope in envelopes:
+            for event_type in event_types(envelope):
+                found[(address, event_type)] = schema_of(doc, envelope)
+    return found
+
+
+def not_wider(old: dict, new: dict, path: str, reading: bool) -> list[str]:
+    """What in `new` breaks someone who relied on `old`.
+
+    Whoever reads what we send relies on every old field still being there with its
+    type; whoever sends what we receive relies on no new field being required of them.
+    """
+    problems = []
+    if old.get("type") != new.get("type"):
+        problems.append(f"{path}: type {old.get('type')} became {new.get('type')}")
+    if "enum" in old and "enum" in new and not set(old["enum"]) <= set(new["enum"]) and reading:
+        problems.append(f"{path}: values {set(old['enum']) - set(new['enum'])} are gone")
+    for name, old_field in old.get("properties", {}).items():
+        if name not in new.get("properties", {}):
+            problems.append(f"{path}.{name} is gone")
+        else:
+            problems += not_wider(old_field, new["properties"][name], f"{path}.{name}", reading)
+    if not reading:
+        added = set(new.get("required", [])) - set(old.get("required", []))
+        if added:
+            problems.append(f"{path}: {sorted(added)} are required now")
+    return problems
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_kafka_documents_only_add_to_what_was_released(service):
+    """Department integrators build on `docs/api/released/`: channels, event types and fields stay.
+
+    A breaking change makes a `.v2` event on a new topic (and a new release of the documents).
+    """
+    released, current = load(f"{service}.asyncapi.json", RELEASED), load(f"{service}.asyncapi.json")
+    problems = []
+    for action, reading in (("send", True), ("receive", False)):
+        before, now = envelopes_by_type(released, action), envelopes_by_type(current, action)
+        for key, old in before.items():
+            if key not in now:
+                problems.append(f"{action} {key[1]} on {key[0]} is gone")
+            else:
+                problems += not_wider(old, now[key], f"{action} {key[1]} on {key[0]}", reading)
+    assert problems == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_http_documents_only_add_to_what_was_released(service):
+    released, current = load(f"{service}.openapi.json", RELEASED), load(f"{service}.openapi.json")
+    gone = [f"{method.upper()} {path}" for path, methods in released["paths"].items() for method in methods
+            if method not in current["paths"].get(path, {})]
+    assert gone == []

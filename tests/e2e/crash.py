@@ -42,16 +42,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devstack.stack import Stack
 from libs.config import load_city
-from libs.settings import PROJECT_ROOT
-from libs.topics import (
+from libs.contract import (
     APPEALS_ACTIONS,
-    APPEALS_COMPANY,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    CONSUMERS,
     NOTIFY_DELIVERIES,
     SLA_EVENTS,
     department_topic,
 )
+from libs.settings import PROJECT_ROOT
 from services.intake.uscc import check_character
 from tests.helpers import Databases
 
@@ -59,17 +59,8 @@ CLOCKS = ("scope", "response", "resolution")
 LEVELS = (50, 80, 100)
 CATEGORIES = ("financing", "tax", "labour", "social_security", "approvals", "export")
 DISTRICTS = ("nanshan", "futian", "baoan")
-# Every consumer group of the platform (`<service>.<handler without on_>`) and what it reads.
-GROUPS = {
-    "intake.lifecycle": (APPEALS_LIFECYCLE,),
-    "intake.clocks": (SLA_EVENTS,),
-    "router.submitted": (APPEALS_SUBMITTED,),
-    "router.action": (APPEALS_ACTIONS,),
-    "router.company": (APPEALS_COMPANY,),
-    "sla.lifecycle": (APPEALS_LIFECYCLE,),
-    "notify.event": (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
-    "stats.project": (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
-}
+# Every consumer group of the platform and what it reads.
+GROUPS = {c.group: c.topics for c in CONSUMERS}
 
 
 def crash_config(directory: Path) -> Path:

@@ -22,24 +22,25 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from libs.events import DepartmentAction, EventType
-from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
-from libs.kafka import encode, make_event, partitions_of
-from libs.settings import PROJECT_ROOT
-from libs.topics import (
+from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
     NOTIFY_DELIVERIES,
+    SERVICE_NAMES,
     SLA_EVENTS,
     dead_letter_topic,
 )
+from libs.events import DepartmentAction, EventType
+from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
+from libs.kafka import encode, make_event, partitions_of
+from libs.settings import PROJECT_ROOT
 from tests.helpers import appeal_body, fresh_stack, read_topic, valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
-SERVICES = ("intake", "router", "sla", "notify", "stats")
+SERVICES = SERVICE_NAMES
 API_DOCS = PROJECT_ROOT / "docs" / "api"
 OPEN311 = "/open311/v2"
 

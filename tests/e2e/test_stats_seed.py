@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
 from libs.settings import PROJECT_ROOT
-from services.stats.handlers import PROJECTED_TOPICS
+from services.stats.handlers import PROJECTED
 from tests.helpers import bucket_differences, fresh_stack, stats_buckets
 
 # The demo plays 463 appeals through every service; the whole module needs more than the default 300 s.
@@ -96,7 +96,7 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
         consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
         await consumer.start()
         try:
-            tps = [TopicPartition(t, p) for t in PROJECTED_TOPICS for p in range(stack.partitions)]
+            tps = [TopicPartition(t, p) for t in PROJECTED.topics for p in range(stack.partitions)]
             return await consumer.end_offsets(tps)
         finally:
             await consumer.stop()

@@ -8,10 +8,17 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
-from libs.events import CompanyInfoProvided, DepartmentAction, EventType, parse_event
+from libs.contract import (
+    APPEALS_ACTIONS,
+    APPEALS_COMPANY,
+    APPEALS_SUBMITTED,
+    dead_letter_topic,
+    department_topic,
+    parse_event,
+)
+from libs.events import CompanyInfoProvided, DepartmentAction, EventType
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
-from libs.topics import APPEALS_ACTIONS, APPEALS_COMPANY, APPEALS_SUBMITTED, dead_letter_topic, department_topic
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake
 from services.intake.models import AppealIn

@@ -11,6 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from devstack import servers
 from devstack.sinks import Sinks
+from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
 from libs.events import (
     AppealChanged,
     AppealStatus,
@@ -24,7 +25,6 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import make_event, publish
-from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings
 from tests.helpers import MovableClock, read_topic, valid_uscc

@@ -7,11 +7,11 @@ from pymongo import AsyncMongoClient
 
 from libs.calendars import load_calendars
 from libs.config import load_city, load_sla_config
+from libs.contract import SLA_EVENTS
 from libs.events import ClockKind
 from libs.ids import new_id
 from libs.mongo import as_stored
 from libs.settings import PROJECT_ROOT
-from libs.topics import SLA_EVENTS
 from services.sla import clocks, service
 from tests.helpers import read_topic
 

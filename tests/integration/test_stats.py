@@ -16,13 +16,14 @@ from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
 from devstack import servers
+from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
-from libs.kafka import Delivered, encode, ensure_topics
-from libs.topics import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
+from libs.kafka import encode, ensure_topics
 from services.stats import projection, service
 from services.stats.app import create_app
-from services.stats.handlers import PROJECTED_TOPICS
+from services.stats.handlers import PROJECTED
+from services.stats.service import Delivered
 from services.stats.settings import StatsSettings
 from tests.conftest import Servers, start_broker
 from tests.helpers import read_topic
@@ -368,7 +369,7 @@ async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_serve
     hour = datetime(2021, 6, 6, 10, 7, tzinfo=UTC)
     window = {"from": "2021-06-06T10:00:00+00:00", "to": "2021-06-06T11:00:00+00:00"}
     try:
-        await ensure_topics(bootstrap, PROJECTED_TOPICS, partitions=1)
+        await ensure_topics(bootstrap, PROJECTED.topics, partitions=1)
         app = create_app(own)
         async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app), base_url="http://stats") as client:
@@ -383,7 +384,7 @@ async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_serve
             servers.stop(broker)
             shutil.rmtree(tmp_path / "kafka")
             broker = servers.start_kafka(port, controller, tmp_path / "kafka", tmp_path / "kafka.log")
-            await ensure_topics(bootstrap, PROJECTED_TOPICS, partitions=1)
+            await ensure_topics(bootstrap, PROJECTED.topics, partitions=1)
             await publish(bootstrap, [(APPEALS_SUBMITTED, submitted(at=hour, appeal_id=new_id())) for _ in range(3)])
             assert await eventually(lambda: counted(8), timeout=90), "events at offsets counted before were skipped"
     finally:

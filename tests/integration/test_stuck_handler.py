@@ -8,10 +8,21 @@ from typing import ClassVar
 import pytest
 from faststream.kafka import KafkaBroker
 
-from libs.events import ActionRejected, EventType
+from libs.contract import Consumer
+from libs.events import (
+    ActionRejected,
+    ActionRejectedEvent,
+    AssignmentCreatedEvent,
+    AssignmentWithdrawnEvent,
+    EventType,
+    SlaAlertEvent,
+)
 from libs.ids import new_id
-from libs.kafka import encode, ensure_topics, make_event, subscribe, subscribe_batch
+from libs.kafka import encode, ensure_topics, make_event, subscribe
 from libs.settings import ServiceSettings
+
+# What a department's topic carries: the handler here reads one, as a department's own system would.
+OnDepartmentTopic = AssignmentCreatedEvent | AssignmentWithdrawnEvent | ActionRejectedEvent | SlaAlertEvent
 
 
 class StuckSettings(ServiceSettings):
@@ -25,7 +36,7 @@ def an_event():
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
 async def test_a_handler_waiting_past_its_limit_is_cancelled_logged_and_retried(real_servers, batched, caplog):
-    topic = f"stuck-test-{new_id().lower()}"
+    topic = f"dept.stuck-{new_id().lower()}.v1"
     await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
     settings = StuckSettings(kafka_bootstrap_servers=real_servers.bootstrap, handler_timeout_seconds=1,
                              consumer_group=f"stuck-{new_id().lower()}")
@@ -43,14 +54,14 @@ async def test_a_handler_waiting_past_its_limit_is_cancelled_logged_and_retried(
         done.set()
 
     broker = KafkaBroker(real_servers.bootstrap)
+    reader = Consumer("stuck", "test", (topic,), "reads a department topic", batch=batched)
     if batched:
-        async def on_stuck(batch):
-            await handle([d.event.id for d in batch])
-        subscribe_batch(broker, settings, [topic], on_stuck)
+        async def on_stuck(events: list[OnDepartmentTopic]) -> None:
+            await handle([e.id for e in events])
     else:
-        async def on_stuck(e):
-            await handle([e.id])
-        subscribe(broker, settings, [topic], on_stuck)
+        async def on_stuck(event: OnDepartmentTopic) -> None:
+            await handle([event.id])
+    subscribe(broker, settings, reader, on_stuck)
     with caplog.at_level(logging.ERROR, logger="libs.kafka"):
         async with broker:
             await broker.start()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from libs.contract import APPEALS_LIFECYCLE, department_topic
 from libs.events import (
     ActionKind,
     AppealStatus,
@@ -23,7 +24,6 @@ from libs.events import (
     Enterprise,
     EventType,
 )
-from libs.topics import APPEALS_LIFECYCLE, department_topic
 from services.router.lifecycle import (
     ALLOWED_FROM,
     ActionError,

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.calendars import BusinessCalendar, load_calendars
+from libs.contract import SLA_EVENTS, department_topic
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
-from libs.topics import SLA_EVENTS, department_topic
 from services.sla import clocks
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -1,0 +1,243 @@
+"""The platform's Kafka contract in one table: the services, every topic with what it carries and who
+writes it, and every consumer with its group.
+
+Everything that names a topic, checks an event's topic or joins a group derives from here: topic
+creation (`libs.kafka.ensure_topics`), the check that an event travels on its topic (`parse_event`),
+the groups the services join (`libs.kafka.subscribe`), the AsyncAPI documents and
+`docs/architecture.md` (`devstack/apidocs.py`, both checked for drift in the tests), the embedded stack's
+list of services and the crash tests' list of groups.
+
+The names are the wire contract. A renamed topic is another topic; a renamed group has no committed
+offsets and reads its topics again from the beginning. `tests/unit/test_contract.py` pins them.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import MappingProxyType
+from typing import Annotated, Any, Union
+
+from pydantic import Field, RootModel, TypeAdapter, ValidationError, create_model
+
+from libs.events import (
+    DATA_MODELS,
+    ActionRejectedEvent,
+    AppealLifecycleEvent,
+    AppealSubmittedEvent,
+    AssignmentCreatedEvent,
+    AssignmentWithdrawnEvent,
+    CloudEvent,
+    CompanyFeedbackEvent,
+    CompanyInfoProvidedEvent,
+    DepartmentActionEvent,
+    Envelope,
+    EventType,
+    NotificationOutcomeEvent,
+    RawEvent,
+    SlaAlertEvent,
+    SlaClockEvent,
+)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service of the platform: its name (package, settings prefix, database, group prefix) and default port."""
+
+    name: str
+    port: int
+    role: str
+
+
+SERVICES = (
+    Service("intake", 8001, "HTTP intake for channel adapters, company status and answers, the Open311 facade"),
+    Service("router", 8002, "routing, the appeal lifecycle, department actions and worklists"),
+    Service("sla", 8003, "SLA clocks on business calendars: warnings, breaches, escalation"),
+    Service("notify", 8004, "notifications to companies, departments and supervisors"),
+    Service("stats", 8005, "counts, department rates, the daily report, the operator dashboard"),
+)
+SERVICE_NAMES = tuple(service.name for service in SERVICES)
+
+APPEALS_SUBMITTED = "appeals.submitted.v1"
+APPEALS_LIFECYCLE = "appeals.lifecycle.v1"
+APPEALS_ACTIONS = "appeals.actions.v1"
+APPEALS_COMPANY = "appeals.company.v1"
+SLA_EVENTS = "sla.events.v1"
+NOTIFY_DELIVERIES = "notify.deliveries.v1"
+
+# Every topic keeps its events for good: stats must be rebuildable from them, and a department's
+# system that was away for weeks still finds its assignments.
+KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
+BY_APPEAL = "appeal id (the event's subject), so that one appeal's events stay in order"
+
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic: what it is for, which envelopes each producer writes to it, its key and settings."""
+
+    name: str
+    about: str
+    producers: Mapping[str, tuple[type[Envelope[Any]], ...]]
+    key: str = BY_APPEAL
+    partitions: int = 4
+    config: Mapping[str, str] = field(default_factory=lambda: KEEP_FOR_GOOD)
+
+    @property
+    def envelopes(self) -> tuple[type[Envelope[Any]], ...]:
+        """Every envelope on the topic, in the order of the producers'."""
+        return tuple(dict.fromkeys(e for envelopes in self.producers.values() for e in envelopes))
+
+    @property
+    def carries(self) -> tuple[EventType, ...]:
+        """Every event type on the topic."""
+        return tuple(t for envelope in self.envelopes for t in envelope.TYPES)
+
+
+TOPICS = (
+    Topic(APPEALS_SUBMITTED, "Appeals intake accepted, with what the company told.",
+          {"intake": (AppealSubmittedEvent,)}),
+    Topic(APPEALS_LIFECYCLE, "Every transition of an appeal, from routed to closed.",
+          {"router": (AppealLifecycleEvent,)}),
+    Topic(APPEALS_ACTIONS, "What departments' own systems decide on their assignments.",
+          {"departments": (DepartmentActionEvent,)}),
+    Topic(APPEALS_COMPANY, "The company's answers: information asked for, feedback on a resolution.",
+          {"intake": (CompanyInfoProvidedEvent, CompanyFeedbackEvent)}),
+    Topic(SLA_EVENTS, "Each clock of each appeal: started, paused, resumed, warned, breached, met, cancelled.",
+          {"sla": (SlaClockEvent,)}),
+    Topic(NOTIFY_DELIVERIES, "What became of each notification.", {"notify": (NotificationOutcomeEvent,)}),
+)
+# One per department, `dept.<code>.v1`, for that department's own systems.
+DEPARTMENT_TOPIC = Topic(
+    "dept.<code>.v1", "For the department's own systems: its assignments, refusals of its actions, its deadlines.",
+    {"router": (AssignmentCreatedEvent, AssignmentWithdrawnEvent, ActionRejectedEvent), "sla": (SlaAlertEvent,)})
+# Beside each platform topic, `<topic>.dlq`: the bytes a consumer could not read, with the reason in
+# headers (any consumer), and the notifications notify gave up on (notification.failed.v1).
+DEAD_LETTERS = "<topic>.dlq"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A consumer of a service: its group (`<service>.<name>`), the topics it reads, in batches or one by one."""
+
+    service: str
+    name: str
+    topics: tuple[str, ...]
+    does: str
+    batch: bool = True
+
+    @property
+    def group(self) -> str:
+        """The consumer group with the service's default prefix (a deployment may set another)."""
+        return f"{self.service}.{self.name}"
+
+
+CONSUMERS = (
+    Consumer("intake", "lifecycle", (APPEALS_LIFECYCLE,), "keeps each appeal's status and timeline for the company"),
+    Consumer("intake", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for the company"),
+    Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
+    Consumer("router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic",
+             batch=False),
+    Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
+    Consumer("sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks"),
+    Consumer("notify", "event", (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
+             "plans what each event owes to whom, on which channel"),
+    Consumer("stats", "project", (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY,
+                                  NOTIFY_DELIVERIES), "counts each event once into the figures"),
+)
+
+
+def consumer(service: str, name: str) -> Consumer:
+    """The contract's consumer `name` of `service`."""
+    for entry in CONSUMERS:
+        if entry.service == service and entry.name == name:
+            return entry
+    raise KeyError(f"no consumer {name!r} of {service!r} in the contract")
+
+
+def consumers_of(service: str) -> tuple[Consumer, ...]:
+    """The consumers of one service."""
+    return tuple(entry for entry in CONSUMERS if entry.service == service)
+
+
+def department_topic(code: str) -> str:
+    """The topic a department's own systems consume."""
+    return f"dept.{code}.v1"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a consumer of `topic` puts what it cannot parse or validate."""
+    return f"{topic}.dlq"
+
+
+_BY_NAME = {topic.name: topic for topic in TOPICS}
+
+
+def topic(name: str) -> Topic | None:
+    """The contract's entry for a topic name: a platform topic, a department's topic, or None."""
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    if name.startswith("dept.") and name.endswith(".v1") and not name.endswith(".dlq"):
+        return DEPARTMENT_TOPIC
+    return None
+
+
+def all_topics(department_codes: Iterable[str]) -> list[str]:
+    """Every topic the platform uses: its own, one per department, and the dead-letter topics."""
+    return [*_BY_NAME, *(department_topic(c) for c in department_codes),
+            *(dead_letter_topic(t) for t in _BY_NAME)]
+
+
+def topic_config(name: str) -> Mapping[str, str]:
+    """The settings a topic is created with: its entry's, and keep-for-good for the dead-letter topics."""
+    entry = topic(name)
+    return entry.config if entry is not None else KEEP_FOR_GOOD
+
+
+@cache
+def payload_of(envelopes: tuple[type[Envelope[Any]], ...], label: str) -> Any:
+    """What a record may hold: one envelope, or a union of them named after `label` (a topic) in documents."""
+    if len(envelopes) == 1:
+        return envelopes[0]
+    name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[.\-]", label) if part) + "Events"
+    return create_model(name, __base__=RootModel[Union[envelopes]],  # type: ignore[misc]  # noqa: UP007
+                        __doc__="One of: " + ", ".join(e.__name__ for e in envelopes) + ".")
+
+
+def _reader(entry: Topic) -> TypeAdapter[Any]:
+    envelopes = entry.envelopes
+    if len(envelopes) == 1:
+        return TypeAdapter(envelopes[0])
+    return TypeAdapter(Annotated[Union[envelopes], Field(discriminator="type")])  # noqa: UP007 (a runtime tuple)
+
+
+_READERS = {entry.name: _reader(entry) for entry in (*TOPICS, DEPARTMENT_TOPIC)}
+# Read from no topic in particular (an event kept in a database): the platform topic's envelope for its type.
+_ENVELOPE_OF_TYPE = {t: envelope for entry in (DEPARTMENT_TOPIC, *TOPICS) for envelope in entry.envelopes
+                     for t in envelope.TYPES}
+
+
+def parse_event(body: bytes, topic_name: str | None = None) -> CloudEvent[Any]:
+    """Parse and validate an event (read from `topic_name`) into its envelope; raises `ValueError` naming what is wrong.
+
+    A known type on a topic that does not carry it is refused too: it would pass validation
+    and then fail its handler forever.
+    """
+    entry = topic(topic_name) if topic_name is not None else None
+    if entry is None:
+        raw = RawEvent.model_validate_json(body)
+        envelope = _ENVELOPE_OF_TYPE.get(raw.type)
+        if envelope is None:
+            raise ValueError(f"unknown event type {raw.type!r}")
+        return envelope.model_validate(raw.model_dump() | {"data": raw.data})
+    try:
+        return _READERS[entry.name].validate_json(body)
+    except ValidationError as exc:
+        kind = exc.errors()[0]["type"] if exc.error_count() else ""
+        if kind in ("union_tag_invalid", "literal_error"):
+            raw = RawEvent.model_validate_json(body)
+            if raw.type not in DATA_MODELS:
+                raise ValueError(f"unknown event type {raw.type!r}") from None
+            if raw.type not in entry.carries:
+                raise ValueError(f"event type {raw.type!r} does not travel on {topic_name}") from None
+        raise

@@ -1,0 +1,114 @@
+"""Every consumer's handler on FastStream's in-memory broker: typed events in, bad records to the `.dlq`.
+
+The service functions behind the handlers are replaced by recorders here; the same handlers
+run against the real broker and databases in tests/integration and tests/e2e.
+"""
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from faststream import Context
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from devstack.apidocs import build_app
+from libs.contract import CONSUMERS, consumers_of, dead_letter_topic
+from libs.events import (
+    ActionKind,
+    AppealStatus,
+    CompanyFeedback,
+    CompanyInfoProvided,
+    DepartmentAction,
+    EventType,
+    NotificationOutcome,
+)
+from libs.kafka import encode, make_event
+from services.intake import service as intake
+from services.notify import service as notify
+from services.router import service as router
+from services.sla import service as sla
+from services.stats import service as stats
+from tests.unit.test_stats import APPEAL, T0, changed, clock_event, submitted
+
+ROUTED = changed(EventType.appeal_routed, AppealStatus.routed, 1, T0)
+ACTION = make_event("departments/nanshan-finance", EventType.department_action, APPEAL,
+                    DepartmentAction(appeal_id=APPEAL, department="nanshan-finance", action=ActionKind.accept))
+INFO = make_event("appeals/intake", EventType.company_info_provided, APPEAL,
+                  CompanyInfoProvided(appeal_id=APPEAL, information="Our tax number is 123."))
+FEEDBACK = make_event("appeals/intake", EventType.company_feedback, APPEAL,
+                      CompanyFeedback(appeal_id=APPEAL, resolved=True, satisfaction=5))
+DELIVERED = make_event("appeals/notify", EventType.notification_delivered, APPEAL,
+                       NotificationOutcome(appeal_id=APPEAL, notification_id="x:company:sms", event_id="x",
+                                           event_type="appeal.routed.v1", recipient="company", audience="company",
+                                           channel="sms", attempts=1))
+# One valid event of each topic a consumer reads.
+SAMPLES = {"appeals.submitted.v1": [submitted()], "appeals.lifecycle.v1": [ROUTED],
+           "sla.events.v1": [clock_event(EventType.sla_started, "running", T0)], "appeals.actions.v1": [ACTION],
+           "appeals.company.v1": [INFO, FEEDBACK], "notify.deliveries.v1": [DELIVERED]}
+
+
+def recorder(calls: list[tuple[Any, ...]]):
+    async def record(*args: Any, **kwargs: Any) -> None:
+        calls.append(args + tuple(kwargs.values()))
+    return record
+
+
+@pytest.fixture
+def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
+    """What reached each service function the handlers call, by consumer group."""
+    seen: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    monkeypatch.setattr(intake, "apply_lifecycle", recorder(seen["intake.lifecycle"]))
+    monkeypatch.setattr(intake, "apply_clocks", recorder(seen["intake.clocks"]))
+    monkeypatch.setattr(router, "admit", recorder(seen["router.submitted"]))
+    monkeypatch.setattr(router, "transition", recorder(seen["router.transition"]))
+    monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
+    monkeypatch.setattr(notify, "plan_events", recorder(seen["notify.event"]))
+    monkeypatch.setattr(stats, "project", recorder(seen["stats.project"]))
+    return seen
+
+
+def events_in(call: tuple[Any, ...]) -> list[Any]:
+    """The events a service function was given (its one list argument; stats' hold them with their positions)."""
+    return [getattr(item, "event", item) for item in next(arg for arg in call if isinstance(arg, list))]
+
+
+@pytest.mark.parametrize("service", sorted({c.service for c in CONSUMERS}))
+async def test_each_handler_gets_its_topics_events_typed_and_sends_bad_records_to_the_dlq(service, calls):
+    app = build_app(service)
+    runtime = app.state.runtime
+    runtime._db = "the database"
+    dead: dict[str, list[bytes]] = defaultdict(list)
+    topics = {t for c in consumers_of(service) for t in c.topics}
+
+    @runtime.broker.subscriber(*(dead_letter_topic(t) for t in topics))
+    async def keep(message: KafkaMessage = Context("message")) -> None:
+        dead[message.raw_message.topic.removesuffix(".dlq")].append(message.raw_message.value)
+
+    async with TestKafkaBroker(runtime.broker) as broker:
+        for topic in sorted(topics):
+            for event in SAMPLES[topic]:
+                await broker.publish(encode(event), topic=topic, key=event.subject.encode())
+            await broker.publish(b"{not an event", topic=topic)
+            # A known event on a topic that does not carry it is refused too.
+            wrong = SAMPLES["notify.deliveries.v1" if topic != "notify.deliveries.v1" else "appeals.actions.v1"][0]
+            await broker.publish(encode(wrong), topic=topic)
+
+    assert {t: len(bodies) for t, bodies in dead.items()} == dict.fromkeys(topics, 2)
+    for entry in consumers_of(service):
+        if entry.batch:
+            received = [e for call in calls[entry.group] for e in events_in(call)]
+            assert sorted(e.id for e in received) == sorted(e.id for t in entry.topics for e in SAMPLES[t])
+            assert all(e.position is not None and e.position[0] in entry.topics for e in received)
+            envelopes = {type(e).__name__ for e in received}
+            assert envelopes <= {env.__name__ for t in entry.topics for env in _carried(t)}
+        else:
+            # Router's one-by-one consumers apply each event as a transition of its appeal.
+            assert [call[2] for call in calls["router.transition"]].count(APPEAL) == len(
+                [e for c in consumers_of("router") if not c.batch for t in c.topics for e in SAMPLES[t]])
+
+
+def _carried(topic: str):
+    from libs.contract import topic as contract_topic
+
+    return contract_topic(topic).envelopes
