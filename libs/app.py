@@ -7,16 +7,15 @@ indexes, starts the broker and the scheduled tasks, and tears them down in rever
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from libs.auth import KeyStore
@@ -25,24 +24,31 @@ from libs.config import ConfigError, load_city
 from libs.http import BodySizeLimit, Tracing, install_operational_routes, install_problem_handlers, problem
 from libs.kafka import consumer_lag_gauge, declare_publishers, make_broker, record_consumer_lag
 from libs.logging import configure_logging
-from libs.mongo import make_client, service_database
+from libs.mongo import Client, Database, make_client, service_database
 from libs.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Runtime:
-    """Everything a service's handlers and views share; one per process."""
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
-    settings: ServiceSettings
+
+@dataclass
+class Runtime(Generic[SettingsT]):
+    """Everything a service's handlers, views and jobs share; one per process.
+
+    Each service extends it with what it adds (`services/<name>/runtime.py`) and hands it
+    to views as an `Annotated` dependency.
+    """
+
+    settings: SettingsT
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     clock: Clock = field(default_factory=SystemClock)
     broker: KafkaBroker = field(init=False)
     keys: KeyStore = field(init=False)
-    mongo: AsyncMongoClient | None = None
-    _db: AsyncDatabase | None = None
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    mongo: Client | None = None
+    _db: Database | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.broker = make_broker(self.settings, self.registry)
@@ -52,7 +58,7 @@ class Runtime:
         declare_publishers(self.broker, self.settings.service_name, departments)
 
     @property
-    def db(self) -> AsyncDatabase:
+    def db(self) -> Database:
         if self._db is None:
             raise RuntimeError("the database is used before the service started")
         return self._db
@@ -81,12 +87,16 @@ class Runtime:
 
         self.spawn(run(), name)
 
-    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run `work` in the background, cancelled with the service's other tasks when it stops."""
         task = asyncio.create_task(work, name=name)
         self.tasks.append(task)
-        task.add_done_callback(lambda done: done in self.tasks and self.tasks.remove(done))
+        task.add_done_callback(self._forget)
         return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        if task in self.tasks:
+            self.tasks.remove(task)
 
 
 async def _attempt(job: Callable[[], Coroutine[Any, Any, Any]], name: str) -> bool:
@@ -99,25 +109,26 @@ async def _attempt(job: Callable[[], Coroutine[Any, Any, Any]], name: str) -> bo
         return False
 
 
-async def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime[Any]:
     """FastAPI dependency: the service's runtime (async, so FastAPI does not hand it to a thread)."""
-    return request.app.state.runtime
+    runtime: Runtime[Any] = request.app.state.runtime
+    return runtime
 
 
 def create_service_app(
-    runtime: Runtime,
+    runtime: Runtime[Any],
     *,
     title: str,
     description: str,
     routers: list[APIRouter],
-    on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    on_startup: Callable[[Any], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A FastAPI app that owns the runtime's connections for its lifetime."""
     settings = runtime.settings
     lag = consumer_lag_gauge(runtime.registry)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.mongo = make_client(settings)
         runtime._db = service_database(runtime.mongo, settings)
         try:
@@ -145,7 +156,7 @@ def create_service_app(
     install_problem_handlers(app)
 
     @app.exception_handler(PyMongoError)
-    async def _database_down(_: Request, exc: PyMongoError):
+    async def _database_down(_: Request, exc: PyMongoError) -> JSONResponse:
         log.warning("database unavailable", extra={"error": type(exc).__name__})
         return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
 
@@ -157,7 +168,7 @@ def create_service_app(
     return app
 
 
-def _broker_ping(runtime: Runtime) -> Callable[[], Awaitable[None]]:
+def _broker_ping(runtime: Runtime[Any]) -> Callable[[], Awaitable[None]]:
     async def ping() -> None:
         if not await runtime.broker.ping(timeout=2.0):
             raise ConnectionError("broker did not answer")
@@ -172,7 +183,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
                 log_config=None, access_log=False, timeout_graceful_shutdown=10)
 
 
-def run_service(settings_class: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI]) -> None:
+def run_service(settings_class: type[SettingsT], create_app: Callable[[SettingsT], FastAPI]) -> None:
     """Entry point of every service: settings from the environment, JSON logs, then serve."""
     settings = settings_class()
     configure_logging(settings.service_name, settings.log_level)

@@ -8,6 +8,7 @@ Keys are high-entropy, so a plain digest is enough (no password hashing needed).
 import hashlib
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,13 @@ class Principal:
     kind: str
     name: str | None
     label: str
+
+    @property
+    def owner(self) -> str:
+        """The channel or department the key acts for; only keys of those scopes reach code that asks."""
+        if self.name is None:
+            raise HTTPException(403, f"a {self.kind} key does not act for a channel or a department")
+        return self.name
 
 
 def hash_key(key: str) -> str:
@@ -48,7 +56,7 @@ def parse_scope(scope: str) -> tuple[str, str | None]:
 class KeyStore:
     """Looks up principals by the digest of the presented key."""
 
-    def __init__(self, entries: list[dict]) -> None:
+    def __init__(self, entries: list[dict[str, str]]) -> None:
         self._by_digest: dict[str, Principal] = {}
         for entry in entries:
             kind, name = parse_scope(entry["scope"])
@@ -79,7 +87,7 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     return principal
 
 
-def require(*kinds: str):
+def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
     """FastAPI dependency: the caller, authenticated before the body is validated."""
 
     async def dependency(request: Request) -> Principal:

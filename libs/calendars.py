@@ -8,6 +8,7 @@ agrees with "the same time on the third working day" to within the office day.
 """
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import Field, field_validator
 
-from libs.config import StrictModel, config_error, load_yaml
+from libs.config import City, StrictModel, config_error, load_yaml
 
 _TARGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(wd|d|h|m|s)\s*$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -127,7 +128,7 @@ class BusinessCalendar:
             return self._holidays.is_working_day(day)
         return self.config.weekends_work or day.weekday() < 5
 
-    def _office_spans(self, start: datetime):
+    def _office_spans(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Office spans (open, close) from the day of `start` on, clipped to begin no earlier than `start`."""
         day = start.astimezone(self.zone).date()
         for _ in range(MAX_DAYS_SEARCHED):
@@ -168,7 +169,7 @@ class BusinessCalendar:
 
     def budget(self, target: Target) -> float:
         """The target in seconds of the time it counts (office seconds for working days)."""
-        return target.working_days * self.day_seconds if target.working else target.seconds
+        return target.working_days * self.day_seconds if target.working_days is not None else target.seconds
 
     def add(self, target: Target, start: datetime, seconds: float) -> datetime:
         """`start` plus `seconds` of the kind of time `target` counts."""
@@ -195,13 +196,26 @@ class BusinessCalendar:
         return {"holidays": closed, "makeup_workdays": opened}
 
 
-def load_calendars(config_dir: Path) -> dict[str, BusinessCalendar]:
+class Calendars(dict[str, BusinessCalendar]):
+    """The configured calendars by name; `default` stands in for a name or department not configured."""
+
+    def named(self, name: str) -> BusinessCalendar:
+        """A calendar by name (a clock keeps the name it started with, which the configuration may drop)."""
+        return self.get(name, self["default"])
+
+    def of_department(self, city: City, department: str | None) -> BusinessCalendar:
+        """The calendar a department works by."""
+        dept = city.department(department) if department else None
+        return self.named(dept.calendar if dept else "default")
+
+
+def load_calendars(config_dir: Path) -> Calendars:
     """Load `calendars.yaml`; a `default` calendar is required."""
     path = config_dir / "calendars.yaml"
     parsed = load_yaml(path, CalendarsFile)
     if "default" not in parsed.calendars:
         raise config_error(path, "calendars", "default", "a calendar named 'default' is required")
-    calendars = {}
+    calendars = Calendars()
     for name, cfg in parsed.calendars.items():
         calendar = BusinessCalendar(name, cfg)
         if calendar.day_seconds <= 0:

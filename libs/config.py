@@ -24,7 +24,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _entry_path(data: object, loc: tuple) -> str:
+def _entry_path(data: object, loc: tuple[int | str, ...]) -> str:
     """Render a pydantic error location, naming list entries by their `id`/`code` when they have one."""
     parts: list[str] = []
     node = data
@@ -176,6 +176,10 @@ class SlaConfig(StrictModel):
 
     profiles: dict[str, SlaProfile]
     selection: list[ProfileSelection]
+
+    def profile(self, name: str | None) -> SlaProfile:
+        """A profile by name; the default one (the last selection's) for a name no longer configured."""
+        return self.profiles.get(name or "") or self.profiles[self.selection[-1].profile]
 
 
 def load_sla_config(config_dir: Path) -> SlaConfig:

@@ -200,15 +200,18 @@ def payload_of(envelopes: tuple[type[Envelope[Any]], ...], label: str) -> Any:
     if len(envelopes) == 1:
         return envelopes[0]
     name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[.\-]", label) if part) + "Events"
-    return create_model(name, __base__=RootModel[Union[envelopes]],  # type: ignore[misc]  # noqa: UP007
-                        __doc__="One of: " + ", ".join(e.__name__ for e in envelopes) + ".")
+    members: Any = Union[envelopes]  # noqa: UP007 (built from a runtime tuple)
+    return create_model(name, __base__=RootModel[members], __doc__="One of: " + ", ".join(e.__name__ for e in envelopes)
+                        + ".")
 
 
 def _reader(entry: Topic) -> TypeAdapter[Any]:
     envelopes = entry.envelopes
     if len(envelopes) == 1:
         return TypeAdapter(envelopes[0])
-    return TypeAdapter(Annotated[Union[envelopes], Field(discriminator="type")])  # noqa: UP007 (a runtime tuple)
+    members: Any = Union[envelopes]  # noqa: UP007 (built from a runtime tuple)
+    by_type: Any = Annotated[members, Field(discriminator="type")]
+    return TypeAdapter(by_type)
 
 
 _READERS = {entry.name: _reader(entry) for entry in (*TOPICS, DEPARTMENT_TOPIC)}
@@ -226,12 +229,13 @@ def parse_event(body: bytes, topic_name: str | None = None) -> CloudEvent[Any]:
     entry = topic(topic_name) if topic_name is not None else None
     if entry is None:
         raw = RawEvent.model_validate_json(body)
-        envelope = _ENVELOPE_OF_TYPE.get(raw.type)
+        envelope = _ENVELOPE_OF_TYPE.get(EventType(raw.type)) if raw.type in _ENVELOPE_OF_TYPE else None
         if envelope is None:
             raise ValueError(f"unknown event type {raw.type!r}")
         return envelope.model_validate(raw.model_dump() | {"data": raw.data})
     try:
-        return _READERS[entry.name].validate_json(body)
+        event: CloudEvent[Any] = _READERS[entry.name].validate_json(body)
+        return event
     except ValidationError as exc:
         kind = exc.errors()[0]["type"] if exc.error_count() else ""
         if kind in ("union_tag_invalid", "literal_error"):

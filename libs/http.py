@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,19 +28,19 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra) -> JSONResponse:
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """An RFC 9457 problem details response."""
     body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status, "detail": detail}
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_responses(descriptions: dict[int, str]) -> dict[int, dict]:
+def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` declaring that these statuses answer with problem details."""
     return {code: {"description": text, "content": {PROBLEM_JSON: {}}} for code, text in descriptions.items()}
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict]:
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for err in exc.errors():
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "header")]
@@ -62,7 +63,7 @@ class Tracing:
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"traceparent"), None)
-        traceparent = header if tracing.valid(header) else tracing.new_traceparent()
+        traceparent = header if header is not None and tracing.valid(header) else tracing.new_traceparent()
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -145,7 +146,7 @@ def install_operational_routes(app: FastAPI, registry: CollectorRegistry, servic
         app, metric_namespace="", metric_subsystem="")
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
     @app.get("/readyz", tags=["operations"], summary="Broker and database are reachable")

@@ -27,6 +27,7 @@ from libs.contract import (
     DEPARTMENT_TOPIC,
     TOPICS,
     Consumer,
+    Topic,
     dead_letter_topic,
     department_topic,
     parse_event,
@@ -75,8 +76,10 @@ def make_event(source: str, type_: str, subject: str, data: BaseModel,
                traceparent: str | None = None, **kwargs: Any) -> CloudEvent[Any]:
     """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
     parent = traceparent or tracing.current.get()
-    return CloudEvent[type(data)](source=source, type=type_, subject=subject, data=data,  # type: ignore[misc]
-                                  traceparent=tracing.child_of(parent) if parent else None, **kwargs)
+    envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]  # the data's own model, known at run time
+    event: CloudEvent[Any] = envelope(source=source, type=type_, subject=subject, data=data,
+                                      traceparent=tracing.child_of(parent) if parent else None, **kwargs)
+    return event
 
 
 async def dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
@@ -175,10 +178,17 @@ def _check_handler(consumer: Consumer, handler: Callable[..., Any]) -> None:
         annotation = typing.get_args(annotation)[0]
     is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     accepted = set(typing.get_args(annotation)) if is_union else {annotation}
-    carried = {envelope for name in consumer.topics for envelope in contract_topic(name).envelopes}
+    carried = {envelope for name in consumer.topics for envelope in _entry(name).envelopes}
     if accepted != carried:
-        raise TypeError(f"{consumer.group}: {handler.__name__} takes {sorted(a.__name__ for a in accepted)}, "
+        raise TypeError(f"{consumer.group}: {handler.__name__} takes {sorted(str(a) for a in accepted)}, "
                         f"its topics carry {sorted(c.__name__ for c in carried)}")
+
+
+def _entry(name: str) -> Topic:
+    entry = contract_topic(name)
+    if entry is None:
+        raise KeyError(f"topic {name} is not in the contract")
+    return entry
 
 
 def _log_handled(event: CloudEvent[Any], group: str) -> None:
@@ -268,10 +278,11 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
     """Set the lag gauge: for each subscriber's partitions, the broker's end offset minus what it committed."""
     lags: dict[tuple[str, str], int] = {}
     for subscriber in broker.subscribers:
-        consumer = getattr(subscriber, "consumer", None)
+        consumer: Any = getattr(subscriber, "consumer", None)
         assigned = consumer.assignment() if consumer is not None else set()
         if not assigned:
             continue
+        group = getattr(subscriber, "group_id", None) or ""
         # Asked of the broker each time: the fetcher's highwater stops moving while a handler is stuck,
         # which is exactly when lag matters.
         ends = await consumer.end_offsets(list(assigned))
@@ -279,7 +290,7 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
             done = await consumer.committed(tp)
             if done is None:
                 done = await consumer.position(tp)
-            key = (subscriber.group_id, tp.topic)
+            key = (group, tp.topic)
             lags[key] = lags.get(key, 0) + max(0, ends[tp] - done)
     for (group, topic), lag in lags.items():
         gauge.labels(group, topic).set(lag)

@@ -18,9 +18,9 @@ from cachetools import TTLCache
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 from pymongo import UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 
 from libs.kafka import encode, make_event
+from libs.mongo import Collection
 
 STALE_AFTER = timedelta(seconds=3)
 
@@ -31,7 +31,7 @@ _held: defaultdict[str, Counter[Any]] = defaultdict(Counter)
 
 
 @contextmanager
-def held(collection: AsyncCollection, ids: Iterable[Any]) -> Iterator[None]:
+def held(collection: Collection, ids: Iterable[Any]) -> Iterator[None]:
     """Keep this process's `flush_stale` off these documents while their writer writes and flushes them."""
     ids = Counter(list(ids))  # a mapping would be read as counts: hold its keys
     holding = _held[collection.full_name]
@@ -57,8 +57,8 @@ def outbox_items(source: str, emits: list[Emit], traceparent: str | None, now: d
     items = []
     for n, emit in enumerate(emits):
         fixed = {"id": ids[n]} if ids else {}
-        event = make_event(source, emit.type, emit.data.appeal_id, emit.data, traceparent=traceparent, time=now,
-                           **fixed)
+        appeal_id: str = getattr(emit.data, "appeal_id")  # noqa: B009 (every event's data names its appeal)
+        event = make_event(source, emit.type, appeal_id, emit.data, traceparent=traceparent, time=now, **fixed)
         items.append({"id": event.id, "topic": emit.topic, "key": event.subject,
                       "payload": encode(event).decode()})
     return items
@@ -97,13 +97,13 @@ def _unchanged(doc: dict[str, Any]) -> dict[str, Any]:
 
     Items are only appended, and removed by flushes: an outbox of the same length
     whose last item is still ours holds nothing else, so it can be emptied in one
-    write (the usual case). SecantusDB does not match `$all` on an array path, hence the positional test.
+    write (the usual case). A positional test, not `$all` on an array path (libs/mongo.py).
     """
     items = doc["outbox"]
     return {"_id": doc["_id"], "outbox": {"$size": len(items)}, f"outbox.{len(items) - 1}.id": items[-1]["id"]}
 
 
-async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str, Any]) -> list[dict[str, Any]]:
+async def flush(collection: Collection, broker: KafkaBroker, doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Publish the document's pending items in order, then drop them; returns what was published."""
     items = doc.get("outbox") or []
     if not items:
@@ -117,14 +117,14 @@ async def flush(collection: AsyncCollection, broker: KafkaBroker, doc: dict[str,
     return items
 
 
-async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: list[dict[str, Any]]) -> None:
+async def flush_many(collection: Collection, broker: KafkaBroker, docs: list[dict[str, Any]]) -> None:
     """`flush` for a batch: each document's items in order, documents side by side, one bulk write usually."""
     pending = [doc for doc in docs if doc.get("outbox")]
     if not pending:
         return
     await asyncio.gather(*(publish_items(broker, doc["outbox"]) for doc in pending))
-    # One statement per outbox length, not one per document: SecantusDB takes a collection's lock per
-    # statement, and a hundred statements queued behind every other writer of the collection for seconds.
+    # One statement per outbox length, not one per document: a hundred statements queued behind every
+    # other writer of the collection for seconds on the embedded server, which locks a collection per statement.
     # Item ids are unique, so "the last item is one of ours" still pins each document to its own outbox.
     by_length: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for doc in pending:
@@ -145,7 +145,7 @@ async def flush_many(collection: AsyncCollection, broker: KafkaBroker, docs: lis
                                  {"$unset": {"outbox_since": ""}})
 
 
-async def flush_stale(collection: AsyncCollection, broker: KafkaBroker, now: datetime,
+async def flush_stale(collection: Collection, broker: KafkaBroker, now: datetime,
                       older_than: timedelta = STALE_AFTER, limit: int = 500) -> int:
     """Publish outboxes a crash left behind, except those `held` by a writer; needs an index on `outbox_since`."""
     holding = _held[collection.full_name]

@@ -19,7 +19,7 @@ current: ContextVar[str | None] = ContextVar("traceparent", default=None)
 def valid(traceparent: str | None) -> bool:
     """Whether `traceparent` is a version-00 header with non-zero ids (others are ignored, as the spec says)."""
     match = _FORMAT.match(traceparent or "")
-    return bool(match) and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
+    return match is not None and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
 
 
 def new_traceparent() -> str:
@@ -29,7 +29,7 @@ def new_traceparent() -> str:
 
 def child_of(traceparent: str | None) -> str:
     """The same trace under a new span id; a new trace when `traceparent` is missing or invalid."""
-    if not valid(traceparent):
+    if traceparent is None or not valid(traceparent):
         return new_traceparent()
     _, trace_id, _, flags = traceparent.split("-")
     return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
@@ -37,4 +37,4 @@ def child_of(traceparent: str | None) -> str:
 
 def trace_id(traceparent: str | None) -> str | None:
     """The 32-hex trace id of a valid `traceparent`."""
-    return traceparent.split("-")[1] if valid(traceparent) else None
+    return traceparent.split("-")[1] if traceparent is not None and valid(traceparent) else None

@@ -1,21 +1,15 @@
 """Intake assembled: settings, config, consumers, HTTP."""
 
-from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
-from libs.app import Runtime, create_service_app
-from libs.config import Catalogue, City, load_catalogue, load_city
+from libs.app import create_service_app
+from libs.config import load_catalogue, load_city
 from libs.mongo import GroupedInserts
 from services.intake import handlers, open311, scheduled, service, views
+from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
-
-
-@dataclass
-class IntakeRuntime(Runtime):
-    city: City | None = None
-    catalogue: Catalogue | None = None
-    inserts: GroupedInserts | None = None
 
 
 async def _startup(runtime: IntakeRuntime) -> None:
@@ -24,7 +18,7 @@ async def _startup(runtime: IntakeRuntime) -> None:
     scheduled.start(runtime)
 
 
-def create_app(settings: IntakeSettings | None = None, **runtime_options) -> FastAPI:
+def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -> FastAPI:
     """The intake service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or IntakeSettings()
     runtime = IntakeRuntime(settings=settings, city=load_city(settings.config_dir),

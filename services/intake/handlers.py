@@ -1,13 +1,13 @@
 """Intake's consumers: the status read model follows the lifecycle and the SLA clocks."""
 
-from libs.app import Runtime
 from libs.contract import consumer
 from libs.events import AppealLifecycleEvent, SlaClockEvent
 from libs.kafka import subscribe
 from services.intake import service
+from services.intake.runtime import IntakeRuntime
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: IntakeRuntime) -> None:
     """Subscribe intake's handlers on the runtime's broker."""
 
     async def on_lifecycle(events: list[AppealLifecycleEvent]) -> None:

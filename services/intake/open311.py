@@ -16,16 +16,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from libs.app import get_runtime
 from libs.auth import Principal
 from libs.config import Catalogue, CategoryEntry, City
 from libs.events import AppealStatus
 from services.intake import service
 from services.intake.models import AppealIn
+from services.intake.runtime import IntakeRuntimeDep
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -239,13 +239,15 @@ def _sees_all(principal: Principal | None, record: dict[str, Any]) -> bool:
                                                        and principal.name == record["channel"])
 
 
-async def on_open311_error(_: Request, exc: Open311Error) -> JSONResponse:
+async def on_open311_error(_: Request, exc: Exception) -> JSONResponse:
     """Exception handler: Open311Error as the spec's error list."""
+    if not isinstance(exc, Open311Error):  # registered for Open311Error only
+        raise exc
     return errors_response(exc.status, exc.description)
 
 
 @router.get("/discovery.{fmt}", summary="Open311 discovery")
-async def discovery(fmt: str, request: Request, runtime=Depends(get_runtime)):
+async def discovery(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     """Where the GeoReport v2 endpoint is and what it speaks."""
     _json_only(fmt)
     base = (runtime.settings.public_base_url or str(request.base_url).rstrip("/")) + "/open311/v2"
@@ -256,7 +258,7 @@ async def discovery(fmt: str, request: Request, runtime=Depends(get_runtime)):
 
 
 @router.get("/services.{fmt}", summary="Open311 service list: the appeal categories")
-async def services(fmt: str, runtime=Depends(get_runtime), jurisdiction_id: str | None = None):
+async def services(fmt: str, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None):
     """Every category as a service, with its group and keywords."""
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
@@ -264,7 +266,7 @@ async def services(fmt: str, runtime=Depends(get_runtime), jurisdiction_id: str 
 
 
 @router.get("/services/{code}.{fmt}", summary="Open311 service definition: the enterprise attributes")
-async def service_definition_view(code: str, fmt: str, runtime=Depends(get_runtime),
+async def service_definition_view(code: str, fmt: str, runtime: IntakeRuntimeDep,
                                   jurisdiction_id: str | None = None):
     """The attributes a request for this service carries."""
     _json_only(fmt)
@@ -276,7 +278,7 @@ async def service_definition_view(code: str, fmt: str, runtime=Depends(get_runti
 
 
 @router.post("/requests.{fmt}", status_code=201, summary="Open311: create a service request (an appeal)")
-async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime)):
+async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     """Form-encoded as the spec says; `api_key` is the channel key. 201 once the appeal is durable."""
     _json_only(fmt)
     if "multipart/" in request.headers.get("content-type", ""):
@@ -297,7 +299,7 @@ async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime
     appeal = appeal_from_form(form, code)
     settings = runtime.settings
     try:
-        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
+        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.owner,
                                       appeal, publish_timeout=settings.publish_timeout_seconds,
                                       inserts=runtime.inserts)
     except service.BrokerUnavailable:
@@ -311,7 +313,7 @@ async def create_request(fmt: str, request: Request, runtime=Depends(get_runtime
 
 
 @router.get("/requests.{fmt}", summary="Open311: service requests by id, service, date and status")
-async def list_requests(fmt: str, request: Request, runtime=Depends(get_runtime),
+async def list_requests(fmt: str, request: Request, runtime: IntakeRuntimeDep,
                     service_request_id: str | None = None, service_code: str | None = None,
                     start_date: str | None = None, end_date: str | None = None, status: str | None = None,
                     jurisdiction_id: str | None = None, api_key: str | None = None):
@@ -354,7 +356,7 @@ async def list_requests(fmt: str, request: Request, runtime=Depends(get_runtime)
 
 
 @router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
-async def get_request(request_id: str, fmt: str, request: Request, runtime=Depends(get_runtime),
+async def get_request(request_id: str, fmt: str, request: Request, runtime: IntakeRuntimeDep,
                   jurisdiction_id: str | None = None, api_key: str | None = None):
     """A list holding the one request, as the spec has it."""
     _json_only(fmt)

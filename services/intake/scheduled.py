@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from libs.app import Runtime
 from services.intake import service
+from services.intake.runtime import IntakeRuntime
 
 
-def start(runtime: Runtime) -> None:
+def start(runtime: IntakeRuntime) -> None:
     """Schedule the intake jobs on the runtime."""
     settings = runtime.settings
     # Records this process submits are newer than this, and it publishes them itself.

@@ -5,9 +5,10 @@ import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
@@ -21,6 +22,7 @@ from libs.events import (
     AppealChanged,
     AppealStatus,
     AppealSubmitted,
+    Channel,
     CloudEvent,
     CompanyFeedback,
     CompanyInfoProvided,
@@ -29,7 +31,7 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
-from libs.mongo import GroupedInserts
+from libs.mongo import GroupedInserts, not_after
 from services.intake.models import AppealIn, Deadline
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City,
                     clock: Clock) -> CloudEvent[AppealSubmitted]:
     """The appeal.submitted.v1 event for a new appeal, in the request's trace."""
     data = AppealSubmitted(
-        appeal_id=appeal_id, channel=channel, channel_ref=body.channel_ref,
+        appeal_id=appeal_id, channel=Channel(channel), channel_ref=body.channel_ref,
         enterprise=body.enterprise, contact=body.contact, category=body.category,
         size_band=city.size_band(body.enterprise.employees), title=body.title, description=body.description,
         attachments=body.attachments, flags=sorted(set(body.flags)), submitted_at=clock.now())
@@ -110,13 +112,13 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     timeout never makes a second appeal. An intake that dies between the insert and
     the publish leaves a `pending` record; `publish_stranded` sends it at the next
     start. The record turns `accepted` with the appeal's first lifecycle event (see
-    apply_lifecycle). Marking success here instead cost SecantusDB a second write
+    apply_lifecycle). Marking success here instead cost the database a second write
     per appeal, as much as the insert itself; a failure is rare, so marking that
     costs nothing in the usual case.
     """
     appeal_id = new_id()
     event = build_submitted(appeal_id, channel, body, city, clock)
-    record = {
+    record: dict[str, Any] = {
         "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
         "event": encode(event).decode(), "category": body.category.value, "title": body.title,
         "description": body.description, "attachments": body.attachments, "traceparent": event.traceparent,
@@ -128,10 +130,11 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
         await inserts.insert(record)
         existing, created = record, True
     except DuplicateKeyError:
-        existing = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
+        found = await db.appeals.find_one({"channel": channel, "channel_ref": body.channel_ref})
         created = False
-        if existing is None:  # the clash was on another index; nothing to retry into
+        if found is None:  # the clash was on another index; nothing to retry into
             raise
+        existing = found
         event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
     if existing["state"] != ACCEPTED:
         try:
@@ -184,9 +187,10 @@ def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list
     entry = {"event_id": event.id, "type": event.type, "status": data.status.value, "time": event.time,
              "department": data.department, "note": data.note, "guidance": data.guidance,
              "resolution": data.resolution, "reason": data.reason}
-    timeline = {"$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
-                # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
-                "$set": {"state": ACCEPTED}}
+    timeline: dict[str, dict[str, Any]] = {
+        "$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
+        # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
+        "$set": {"state": ACCEPTED}}
     current: dict[str, Any] = {"status": data.status.value, "sequence": data.sequence,
                                "department": data.department, "cohandlers": data.cohandlers,
                                "updated_at": event.time}
@@ -197,14 +201,14 @@ def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list
             current[field] = getattr(data, field)
     if data.policy_refs:
         current["policy_refs"] = data.policy_refs
-    new = {"timeline.event_id": {"$ne": event.id}}
-    later = {"sequence": {"$lt": data.sequence}}
+    new: dict[str, Any] = {"timeline.event_id": {"$ne": event.id}}
+    later: dict[str, Any] = {"sequence": {"$lt": data.sequence}}
     combined = UpdateOne({"_id": data.appeal_id, **later, **new}, {**timeline, "$set": {**timeline["$set"], **current}})
     return combined, [UpdateOne({"_id": data.appeal_id, **new}, timeline),
                       UpdateOne({"_id": data.appeal_id, **later}, {"$set": current})]
 
 
-async def apply_lifecycle(db: AsyncDatabase, events: list[CloudEvent[AppealChanged]]) -> None:
+async def apply_lifecycle(db: AsyncDatabase, events: Sequence[CloudEvent[AppealChanged]]) -> None:
     """Fold lifecycle events into the status read model, in order; replays change nothing."""
     writes = [_lifecycle_writes(event) for event in events]
     # In order (the usual case) each event is new on both counts and one write folds it in.
@@ -214,7 +218,7 @@ async def apply_lifecycle(db: AsyncDatabase, events: list[CloudEvent[AppealChang
         await db.appeals.bulk_write([op for _, pair in writes for op in pair], ordered=True)
 
 
-async def apply_clocks(db: AsyncDatabase, events: list[CloudEvent[SlaClockChanged]]) -> None:
+async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
     """Keep the last reported state of each SLA clock; an older event never overwrites a newer one."""
     writes = []
     for event in events:
@@ -223,10 +227,8 @@ async def apply_clocks(db: AsyncDatabase, events: list[CloudEvent[SlaClockChange
         entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
                  "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
                  "remaining_seconds": data.remaining_seconds, "at": event.time}
-        # "Not later than this event" also matches a clock never seen; unlike a top-level $or it keeps the
-        # write on the _id index in SecantusDB, which scans the whole collection for an $or.
-        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": {"$not": {"$gt": event.time}}},
-                                {"$set": {key: entry}}))
+        # Not later than this event, or a clock never seen.
+        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: entry}}))
     await db.appeals.bulk_write(writes, ordered=True)
 
 
@@ -250,6 +252,10 @@ def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
     return out
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: datetime | None) -> datetime | None:
     """MongoDB hands datetimes back naive; they are UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -5,12 +5,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from libs.app import get_runtime
 from libs.auth import Principal, authenticate, require
 from libs.events import CompanyFeedback, CompanyInfoProvided
 from libs.http import problem, problem_responses
 from services.intake import service
 from services.intake.models import AnswerAccepted, AppealAccepted, AppealIn, AppealView, FeedbackIn, InfoIn
+from services.intake.runtime import IntakeRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
@@ -45,13 +45,13 @@ async def _open(appeal_id: str, request: Request, runtime: Any, token: str | Non
     return record
 
 
-async def opened_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime),
+async def opened_appeal(appeal_id: str, request: Request, runtime: IntakeRuntimeDep,
                         x_status_token: TokenHeader = None, token: str | None = None) -> dict[str, Any]:
     """The appeal, for its status token, the submitting channel's key, or an operator."""
     return await _open(appeal_id, request, runtime, x_status_token or token, "channel", "operator", "admin")
 
 
-async def answerable_appeal(appeal_id: str, request: Request, runtime=Depends(get_runtime),
+async def answerable_appeal(appeal_id: str, request: Request, runtime: IntakeRuntimeDep,
                             x_status_token: TokenHeader = None, token: str | None = None) -> dict[str, Any]:
     """The appeal, for the company itself: its status token, or the channel it came through."""
     return await _open(appeal_id, request, runtime, x_status_token or token, "channel")
@@ -59,12 +59,12 @@ async def answerable_appeal(appeal_id: str, request: Request, runtime=Depends(ge
 
 @router.post("/appeals", status_code=202, response_model=AppealAccepted, responses=PROBLEMS,
              summary="Submit an appeal (channel key)")
-async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_runtime),
+async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntimeDep,
                         principal: Principal = Depends(require("channel"))):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
     settings = runtime.settings
     try:
-        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.name,
+        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.owner,
                                       body, publish_timeout=settings.publish_timeout_seconds,
                                       inserts=runtime.inserts)
     except service.BrokerUnavailable:
@@ -75,9 +75,14 @@ async def submit_appeal(body: AppealIn, request: Request, runtime=Depends(get_ru
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})
 
 
+# The appeal a request names, once its caller may read it, or also answer it.
+OpenedAppeal = Annotated[dict[str, Any], Depends(opened_appeal)]
+AnswerableAppeal = Annotated[dict[str, Any], Depends(answerable_appeal)]
+
+
 @router.get("/appeals/{appeal_id}", response_model=AppealView, responses=PROBLEMS,
             summary="Status, departments, timeline and deadlines (channel key or status token)")
-async def get_appeal(record: dict = Depends(opened_appeal), runtime=Depends(get_runtime)):
+async def get_appeal(record: OpenedAppeal, runtime: IntakeRuntimeDep):
     """The submitting channel's key, or the status token issued for this appeal, opens it."""
     return AppealView(appeal_id=record["_id"], deadlines=service.deadlines(record, runtime.clock.now()),
                       **{k: v for k, v in record.items() if k not in ("_id", "clocks")})
@@ -99,8 +104,7 @@ async def _answer(kind: str, data, record: dict, request: Request, runtime):
 
 @router.post("/appeals/{appeal_id}/info", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
              summary="Give the information a department asked for (status token or channel key)")
-async def provide_info(body: InfoIn, request: Request, record: dict = Depends(answerable_appeal),
-                       runtime=Depends(get_runtime)):
+async def provide_info(body: InfoIn, request: Request, record: AnswerableAppeal, runtime: IntakeRuntimeDep):
     """Only while the appeal is `info_requested`, once per request; the resolution clock resumes."""
     data = CompanyInfoProvided(appeal_id=record["_id"], information=body.information, attachments=body.attachments)
     return await _answer("info", data, record, request, runtime)
@@ -108,8 +112,8 @@ async def provide_info(body: InfoIn, request: Request, record: dict = Depends(an
 
 @router.post("/appeals/{appeal_id}/feedback", status_code=202, response_model=AnswerAccepted, responses=PROBLEMS,
              summary="Confirm or dispute the resolution (status token or channel key)")
-async def give_feedback(body: FeedbackIn, request: Request, record: dict = Depends(answerable_appeal),
-                        runtime=Depends(get_runtime)):
+async def give_feedback(body: FeedbackIn, request: Request, record: AnswerableAppeal,
+                        runtime: IntakeRuntimeDep):
     """Only after resolution, once per resolution: `resolved: true` closes, `false` reopens to the lead."""
     data = CompanyFeedback(appeal_id=record["_id"], resolved=body.resolved, satisfaction=body.satisfaction,
                            comment=body.comment)

@@ -1,13 +1,13 @@
 """Notify's consumer: every event that someone must hear about."""
 
-from libs.app import Runtime
 from libs.contract import consumer
 from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, SlaClockEvent
 from libs.kafka import subscribe
 from services.notify import service
+from services.notify.runtime import NotifyRuntime
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: NotifyRuntime) -> None:
     """Subscribe notify's handlers on the runtime's broker."""
 
     async def on_event(events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent]) -> None:

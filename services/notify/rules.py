@@ -16,7 +16,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("zh", "en")
 
 # Company-facing lifecycle events and their template.
-COMPANY_TEMPLATES = {
+COMPANY_TEMPLATES: dict[str, str] = {
     E.appeal_submitted: "acknowledged",
     E.appeal_routed: "routed",
     E.appeal_rerouted: "routed",
@@ -116,9 +116,9 @@ def plan(event_type: str, data: dict[str, Any], appeal: dict[str, Any] | None, c
             planned += [Planned(recipient, role, ch, department, urgent, template, address.language, context)
                         for ch in staff_channels(address, urgent)]
         return planned
-    template = COMPANY_TEMPLATES.get(event_type)
-    if template and company is not None:
-        planned += [Planned("company", "company", ch, data.get("department"), False, template, company.language,
+    company_template = COMPANY_TEMPLATES.get(event_type)
+    if company_template and company is not None:
+        planned += [Planned("company", "company", ch, data.get("department"), False, company_template, company.language,
                             context) for ch in company_channels(company, context.get("channel", ""))]
     if event_type in ASSIGNMENT_EVENTS and data.get("department"):
         recipient = f"{data['department']}:handler"

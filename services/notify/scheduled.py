@@ -1,14 +1,14 @@
 """Notify's periodic work: send what is due, retry, release held messages, plan early events, finish outboxes."""
 
-from libs.app import Runtime
 from services.notify import service
+from services.notify.runtime import NotifyRuntime
 
 
-def start(runtime: Runtime) -> None:
+def start(runtime: NotifyRuntime) -> None:
     """Schedule notify's jobs on the runtime."""
     settings, metrics = runtime.settings, runtime.metrics
 
-    def count(o: service.Outcome) -> None:
+    def count(o: service.AttemptResult) -> None:
         metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
 
     async def send() -> None:

@@ -12,7 +12,7 @@ notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID, provider
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -25,12 +25,11 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from libs import outbox, tracing
-from libs.calendars import BusinessCalendar, parse_target
+from libs import claims, outbox, tracing
+from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
 from libs.events import CloudEvent, EventType, NotificationOutcome
-from libs.ids import new_id
 from libs.kafka import encode
 from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
@@ -49,12 +48,12 @@ SUBSCRIPTIONS_KEPT_SECONDS = 10.0
 class NotifyBook:
     city: City
     sla: SlaConfig
-    calendars: dict[str, BusinessCalendar]
+    calendars: Calendars
     renderer: Renderer
 
     def calendar_for(self, department: str | None) -> BusinessCalendar:
-        dept = self.city.department(department) if department else None
-        return self.calendars.get(dept.calendar if dept else "default", self.calendars["default"])
+        """The calendar a department works by (the default one for none or an unknown one)."""
+        return self.calendars.of_department(self.city, department)
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -66,9 +65,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 def _expected(book: NotifyBook, profile: str | None, start: datetime, department: str | None) -> datetime:
-    sla = book.sla
-    p = sla.profiles.get(profile or "") or sla.profiles[sla.selection[-1].profile]
-    target = parse_target(p.resolution)
+    target = parse_target(book.sla.profile(profile).resolution)
     calendar = book.calendar_for(department)
     return calendar.add(target, start, calendar.budget(target))
 
@@ -105,7 +102,7 @@ class Memory:
     subscriptions: TTLCache = field(default_factory=lambda: TTLCache(maxsize=5_000, ttl=SUBSCRIPTIONS_KEPT_SECONDS))
 
 
-async def remember_appeals(db: AsyncDatabase, events: list[CloudEvent], memory: Memory) -> None:
+async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]], memory: Memory) -> None:
     """Keep what notify needs of submitted appeals: how to reach the company, and the title."""
     writes = []
     for event in events:
@@ -170,7 +167,7 @@ def _destination(item: Planned, address: Address) -> str | None:
             "webhook": address.webhook_url}.get(item.channel)
 
 
-async def plan_events(db: AsyncDatabase, book: NotifyBook, events: list[CloudEvent], now: datetime,
+async def plan_events(db: AsyncDatabase, book: NotifyBook, events: Sequence[CloudEvent[Any]], now: datetime,
                       status_url: str, memory: Memory) -> int:
     """Record every notification a batch of events owes; a replayed event records nothing new.
 
@@ -201,7 +198,7 @@ async def plan_waiting(db: AsyncDatabase, book: NotifyBook, now: datetime, statu
     return planned
 
 
-async def _plan(db: AsyncDatabase, book: NotifyBook, events: list[CloudEvent], now: datetime, status_url: str,
+async def _plan(db: AsyncDatabase, book: NotifyBook, events: Sequence[CloudEvent[Any]], now: datetime, status_url: str,
                 memory: Memory) -> tuple[int, list[CloudEvent]]:
     """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
     appeals = await _appeals(db, {e.subject for e in events}, memory)
@@ -234,11 +231,11 @@ def _records(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
     data = event.data.model_dump(mode="python")
     context = _context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
-    records = []
+    records: list[dict[str, Any]] = []
     for item in planned:
         address = company if item.audience == "company" else staff[item.recipient]
-        destination = _destination(item, address)
-        if not destination:
+        destination = _destination(item, address) if address is not None else None
+        if address is None or not destination:
             continue
         subject, body = book.renderer.render(item.template, item.language, item.context)
         records.append({
@@ -257,7 +254,7 @@ def _records(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
 
 
 @dataclass
-class Outcome:
+class AttemptResult:
     channel: str
     audience: str
     outcome: str
@@ -293,68 +290,79 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
     return emits
 
 
-async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings, now: datetime,
-                   batch: int = 100, on_outcome: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
-    """Claim records due for an attempt, send them side by side, then record every outcome in one write.
+async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings: Any, now: datetime,
+                   batch: int = 100,
+                   on_outcome: Callable[[AttemptResult], None] = lambda _: None) -> list[AttemptResult]:
+    """Claim the records due for an attempt, send them side by side, then record every outcome in one write.
 
-    One bulk request rather than a hundred concurrent writes: the database
-    serialises the writes to a collection, and those queued behind each other (and
-    behind the planner's inserts) for seconds. A send waits `send_timeout_seconds`
-    at most, well inside the claim, so a batch is recorded before its claim expires.
+    One bulk write rather than a hundred concurrent ones: the database serialises the
+    writes to a collection, and those queued behind each other (and behind the
+    planner's inserts) for seconds. A send waits `send_timeout_seconds` at most, well
+    inside the claim, so a batch is recorded before its claim expires.
     """
-    token = new_id()
-    due = db.notifications.find({"due_at": {"$lte": now}}, {"_id": 1, "claim": 1}).limit(batch * 2)
-    ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
-    if not ids:
+    held = await claims.claim_due(db.notifications, "due_at", now, limit=batch, skip=batch,
+                                  hold_until=now + timedelta(seconds=settings.claim_seconds))
+    if not held.docs:
         return []
-    await db.notifications.update_many({"_id": {"$in": ids}, "claim": None},
-                                       {"$set": {"claim": token,
-                                                 "claim_until": now + timedelta(seconds=settings.claim_seconds)}})
-    claimed = [d async for d in db.notifications.find({"_id": {"$in": ids}, "claim": token})]
+    errors = await asyncio.gather(*(_send(doc, http, settings) for doc in held.docs))
+    settled = [settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
+               for doc, error in zip(held.docs, errors, strict=True)]
+    await _record(db, broker, held, [update for update, _ in settled])
+    results = [result for _, result in settled]
+    for result in results:
+        on_outcome(result)
+    return results
 
-    async def attempt(doc: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
-        tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
-        attempts = doc["attempts"] + 1
-        try:
-            await _attempt(doc, http, settings)
-        except Exception as raised:  # an unforeseen client error is one failed attempt, not a lost batch
-            exc = raised if isinstance(raised, channels.DeliveryError) else channels.DeliveryError(
-                f"{doc['channel']} send failed: {type(raised).__name__}")
-            final = exc.permanent or attempts >= settings.max_attempts
-            fields: dict[str, Any] = {"attempts": attempts, "last_error": exc.reason}
-            emits: list[Emit] = []
-            if final:
-                fields.update(status="failed", failed_at=now)
-                emits = _outcome_emits(doc, False, attempts, exc.reason)
-                unset = {"claim": "", "claim_until": "", "due_at": ""}
-            else:
-                fields.update(status="retrying",
-                              due_at=now + timedelta(seconds=backoff(attempts, settings.retry_base_seconds)))
-                unset = {"claim": "", "claim_until": ""}
-            return _outcome_update(doc, fields, unset, emits, now), Outcome(
-                doc["channel"], doc["audience"], "failed" if final else "retried")
+
+async def _send(doc: dict[str, Any], http: httpx.AsyncClient, settings: Any) -> channels.DeliveryError | None:
+    """One attempt to deliver a record; the error it met, if any."""
+    tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
+    try:
+        await _attempt(doc, http, settings)
+    except channels.DeliveryError as error:
+        return error
+    except Exception as raised:  # an unforeseen client error is one failed attempt, not a lost batch
+        return channels.DeliveryError(f"{doc['channel']} send failed: {type(raised).__name__}")
+    return None
+
+
+def settle(doc: dict[str, Any], error: channels.DeliveryError | None, now: datetime, max_attempts: int,
+           retry_base_seconds: float) -> tuple[dict[str, Any], AttemptResult]:
+    """What one attempt comes to, as the record's update: delivered, tried again later, or failed for good.
+
+    A final outcome puts its `notification.*.v1` event in the record's outbox; a failure
+    that gives up goes to `notify.deliveries.v1.dlq` too, for operators.
+    """
+    attempts = doc["attempts"] + 1
+    if error is None:
         fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
-        return (_outcome_update(doc, fields, {"claim": "", "claim_until": "", "due_at": ""},
-                                _outcome_emits(doc, True, attempts, None), now),
-                Outcome(doc["channel"], doc["audience"], "delivered"))
+        update = _outcome_update(doc, fields, {**claims.UNCLAIM, "due_at": ""},
+                                 _outcome_emits(doc, True, attempts, None), now)
+        return update, AttemptResult(doc["channel"], doc["audience"], "delivered")
+    fields = {"attempts": attempts, "last_error": error.reason}
+    if error.permanent or attempts >= max_attempts:
+        fields.update(status="failed", failed_at=now)
+        update = _outcome_update(doc, fields, {**claims.UNCLAIM, "due_at": ""},
+                                 _outcome_emits(doc, False, attempts, error.reason), now)
+        return update, AttemptResult(doc["channel"], doc["audience"], "failed")
+    fields.update(status="retrying", due_at=now + timedelta(seconds=backoff(attempts, retry_base_seconds)))
+    return _outcome_update(doc, fields, dict(claims.UNCLAIM), [], now), AttemptResult(
+        doc["channel"], doc["audience"], "retried")
 
-    results = await asyncio.gather(*(attempt(doc) for doc in claimed))
-    updates = [update for update, _ in results]
-    with outbox.held(db.notifications, [doc["_id"] for doc in claimed]):
+
+async def _record(db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, updates: list[dict[str, Any]]) -> None:
+    """Write every outcome of a claimed batch in one bulk write, then publish the outcome events."""
+    with outbox.held(db.notifications, [doc["_id"] for doc in held.docs]):
         written = await db.notifications.bulk_write(
-            [UpdateOne({"_id": doc["_id"], "claim": token}, update)
-             for doc, update in zip(claimed, updates, strict=True)], ordered=False)
-        if written.matched_count == len(claimed):
-            after = [apply_update(doc, update) for doc, update in zip(claimed, updates, strict=True)]
+            [UpdateOne({"_id": doc["_id"], "claim": held.token}, update)
+             for doc, update in zip(held.docs, updates, strict=True)], ordered=False)
+        if written.matched_count == len(held.docs):
+            after = [apply_update(doc, update) for doc, update in zip(held.docs, updates, strict=True)]
         else:
             # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
-            after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in claimed]},
+            after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in held.docs]},
                                                               "outbox.0": {"$exists": True}})]
         await outbox.flush_many(db.notifications, broker, after)
-    outcomes = [outcome for _, outcome in results]
-    for outcome in outcomes:
-        on_outcome(outcome)
-    return outcomes
 
 
 def _outcome_update(doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit],
@@ -367,7 +375,7 @@ def _outcome_update(doc: dict[str, Any], fields: dict[str, Any], unset: dict[str
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:
     """Records a crashed dispatcher had claimed become due again."""
-    await db.notifications.update_many({"claim_until": {"$lt": now}}, {"$unset": {"claim": "", "claim_until": ""}})
+    await claims.release_expired(db.notifications, now)
 
 
 async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:

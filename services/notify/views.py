@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from libs.app import get_runtime
 from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.notify import service
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
+from services.notify.runtime import NotifyRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
@@ -40,7 +40,7 @@ def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
 
 @router.put("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
             summary="How a member of staff is told (admin, or the department's own key)")
-async def put_subscription(recipient: Recipient, body: Subscription, runtime=Depends(get_runtime),
+async def put_subscription(recipient: Recipient, body: Subscription, runtime: NotifyRuntimeDep,
                            principal: Principal = Depends(require("department", "admin"))):
     """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
     _check_recipient(recipient, principal, runtime)
@@ -52,7 +52,7 @@ async def put_subscription(recipient: Recipient, body: Subscription, runtime=Dep
 
 @router.get("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
             summary="A member of staff's subscription")
-async def get_subscription(recipient: Recipient, runtime=Depends(get_runtime),
+async def get_subscription(recipient: Recipient, runtime: NotifyRuntimeDep,
                            principal: Principal = Depends(require("department", "admin", "operator"))):
     _check_recipient(recipient, principal, runtime)
     doc = await runtime.db.subscriptions.find_one({"_id": recipient})
@@ -65,7 +65,7 @@ async def get_subscription(recipient: Recipient, runtime=Depends(get_runtime),
 
 @router.get("/notifications", response_model=list[DeliveryView], responses=PROBLEMS,
             summary="Delivery log of an appeal")
-async def notifications(appeal_id: Annotated[str, Query(min_length=1, max_length=64)], runtime=Depends(get_runtime),
+async def notifications(appeal_id: Annotated[str, Query(min_length=1, max_length=64)], runtime: NotifyRuntimeDep,
                         principal: Principal = Depends(require("operator", "admin", "department"))):
     """Every notification about the appeal: who, which channel, status, attempts, last error."""
     docs = await service.delivery_log(runtime.db, appeal_id)

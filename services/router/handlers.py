@@ -2,7 +2,6 @@
 
 import logging
 
-from libs.app import Runtime
 from libs.contract import consumer, department_topic
 from libs.events import (
     ActionRejected,
@@ -13,11 +12,12 @@ from libs.events import (
 )
 from libs.kafka import subscribe
 from services.router import lifecycle, service
+from services.router.runtime import RouterRuntime
 
 log = logging.getLogger(__name__)
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: RouterRuntime) -> None:
     """Subscribe router's handlers on the runtime's broker."""
 
     async def on_submitted(events: list[AppealSubmittedEvent]) -> None:

@@ -51,7 +51,7 @@ class ActionError(Exception):
 
 
 @dataclass
-class Outcome:
+class Transition:
     set: dict[str, Any] = field(default_factory=dict)
     emits: list[Emit] = field(default_factory=list)
 
@@ -78,7 +78,7 @@ def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: 
         policies=[PolicyRef(**p) for p in doc.get("policies", [])], submitted_at=doc["submitted_at"], **extra)
 
 
-def _lifecycle(doc: dict[str, Any], out: Outcome, status: AppealStatus, type_: str | None = None,
+def _lifecycle(doc: dict[str, Any], out: Transition, status: AppealStatus, type_: str | None = None,
                **extra: Any) -> None:
     sequence = out.set.get("sequence", doc.get("sequence", 0)) + 1
     out.set["sequence"] = sequence
@@ -92,14 +92,14 @@ def _summary(doc: dict[str, Any]) -> AppealSummary:
                          submitted_at=doc["submitted_at"])
 
 
-def _assign(doc: dict[str, Any], out: Outcome, department: str, role: str, lead: str, cohandlers: list[str]) -> None:
+def _assign(doc: dict[str, Any], out: Transition, department: str, role: str, lead: str, cohandlers: list[str]) -> None:
     out.emits.append(Emit(department_topic(department), EventType.assignment_created, AssignmentCreated(
         appeal_id=doc["_id"], department=department, role=role, lead_department=lead, cohandlers=cohandlers,
         rule_id=doc.get("rule_id"), policies=[PolicyRef(**p) for p in doc.get("policies", [])],
         sla_profile=doc["sla_profile"], appeal=_summary(doc))))
 
 
-def _withdraw(doc: dict[str, Any], out: Outcome, department: str, reason: str, to: str | None) -> None:
+def _withdraw(doc: dict[str, Any], out: Transition, department: str, reason: str, to: str | None) -> None:
     out.emits.append(Emit(department_topic(department), EventType.assignment_withdrawn,
                           AssignmentWithdrawn(appeal_id=doc["_id"], department=department, reason=reason,
                                               to_department=to)))
@@ -125,9 +125,9 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
     }
 
 
-def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Outcome:
+def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
     """Route a new appeal, or reject it when the matter is in litigation or arbitration."""
-    out = Outcome()
+    out = Transition()
     flagged = [f for f in doc.get("flags", []) if f in LITIGATION_FLAGS]
     if flagged:
         return reject(doc, f"the matter is {flagged[0].replace('_', ' ')}; the platform cannot take it up "
@@ -146,14 +146,14 @@ def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Outcome:
     return out
 
 
-def reject(doc: dict[str, Any], reason: str) -> Outcome:
+def reject(doc: dict[str, Any], reason: str) -> Transition:
     """Refuse to admit an appeal, with the reason the company is told."""
-    out = Outcome(set={"status": S.rejected.value, "open": False, "reason": reason})
+    out = Transition(set={"status": S.rejected.value, "open": False, "reason": reason})
     _lifecycle({**doc, "lead": None}, out, S.rejected, reason=reason, actor="system")
     return out
 
 
-def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> Outcome:
+def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> Transition:
     """Apply a department's action, or raise ActionError (403 scope, 409 transition, 422 missing field)."""
     dept = action.department
     lead = doc.get("lead")
@@ -175,13 +175,13 @@ def _common(action: DepartmentAction) -> dict[str, Any]:
     return {"actor": action.department, "note": action.note, "policy_refs": action.policy_refs}
 
 
-def _accept(doc, action, book, now) -> Outcome:
-    out = Outcome(set={"status": S.accepted.value, "declined_by": [], "accepted_at": now})
+def _accept(doc, action, book, now) -> Transition:
+    out = Transition(set={"status": S.accepted.value, "declined_by": [], "accepted_at": now})
     _lifecycle(doc, out, S.accepted, **_common(action))
     return out
 
 
-def _decline(doc, action, book: RoutingBook, now) -> Outcome:
+def _decline(doc, action, book: RoutingBook, now) -> Transition:
     if not action.guidance:
         raise ActionError(422, "guidance is required when declining: tell the company where to go")
     office = book.city.coordinating_office
@@ -199,7 +199,7 @@ def _decline(doc, action, book: RoutingBook, now) -> Outcome:
         new_lead = route(book, facts_of(doc), exclude=set(declined_by)).lead
         why = f"rerouted after {doc['lead']} declined"
     cohandlers = [c for c in doc.get("cohandlers", []) if c != new_lead]
-    out = Outcome(set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers,
+    out = Transition(set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers,
                        "status": S.routed.value})
     _lifecycle(doc, out, S.declined, **_common(action), guidance=action.guidance)
     after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
@@ -210,18 +210,18 @@ def _decline(doc, action, book: RoutingBook, now) -> Outcome:
     return out
 
 
-def _request_info(doc, action, book, now) -> Outcome:
+def _request_info(doc, action, book, now) -> Transition:
     if not action.note:
         raise ActionError(422, "note is required: say what information the company must provide")
-    out = Outcome(set={"status": S.info_requested.value, "status_before_info": doc["status"]})
+    out = Transition(set={"status": S.info_requested.value, "status_before_info": doc["status"]})
     _lifecycle(doc, out, S.info_requested, **_common(action))
     return out
 
 
-def _resolve(doc, action, book, now) -> Outcome:
+def _resolve(doc, action, book, now) -> Transition:
     if not action.resolution:
         raise ActionError(422, "resolution is required: say what was done")
-    out = Outcome(set={"status": S.resolved.value, "resolved_at": now, "resolution": action.resolution,
+    out = Transition(set={"status": S.resolved.value, "resolved_at": now, "resolution": action.resolution,
                        "policy_refs": action.policy_refs})
     _lifecycle(doc, out, S.resolved, **_common(action), resolution=action.resolution)
     return out
@@ -238,10 +238,10 @@ def _target(action: DepartmentAction, book: RoutingBook, doc: dict[str, Any]) ->
     return target
 
 
-def _transfer(doc, action, book, now) -> Outcome:
+def _transfer(doc, action, book, now) -> Transition:
     target = _target(action, book, doc)
     cohandlers = [c for c in doc.get("cohandlers", []) if c != target]
-    out = Outcome(set={"lead": target, "cohandlers": cohandlers, "status": S.routed.value, "declined_by": []})
+    out = Transition(set={"lead": target, "cohandlers": cohandlers, "status": S.routed.value, "declined_by": []})
     after = {**doc, "lead": target, "cohandlers": cohandlers}
     _lifecycle(after, out, S.routed, EventType.appeal_transferred, previous_department=doc["lead"],
                **_common(action))
@@ -250,49 +250,49 @@ def _transfer(doc, action, book, now) -> Outcome:
     return out
 
 
-def _add_cohandler(doc, action, book, now) -> Outcome:
+def _add_cohandler(doc, action, book, now) -> Transition:
     target = _target(action, book, doc)
     if target in doc.get("cohandlers", []):
         raise ActionError(409, f"{target} already co-handles this appeal")
     cohandlers = [*doc.get("cohandlers", []), target]
-    out = Outcome(set={"cohandlers": cohandlers})
+    out = Transition(set={"cohandlers": cohandlers})
     after = {**doc, "cohandlers": cohandlers}
     _lifecycle(after, out, S(doc["status"]), EventType.appeal_cohandler_added, **_common(action))
     _assign(after, out, target, "cohandler", doc["lead"], cohandlers)
     return out
 
 
-def decide_info_provided(doc: dict[str, Any]) -> Outcome:
+def decide_info_provided(doc: dict[str, Any]) -> Transition:
     """The company answered: back to where the department asked from."""
     if doc["status"] != S.info_requested:
         raise ActionError(409, f"no information was requested; the appeal is {doc['status']}")
     back = S(doc.get("status_before_info") or S.accepted)
-    out = Outcome(set={"status": back.value})
+    out = Transition(set={"status": back.value})
     _lifecycle(doc, out, back, EventType.appeal_info_provided, actor="company")
     return out
 
 
-def decide_feedback(doc: dict[str, Any], resolved: bool, satisfaction: int, comment: str | None) -> Outcome:
+def decide_feedback(doc: dict[str, Any], resolved: bool, satisfaction: int, comment: str | None) -> Transition:
     """Confirmed closes the appeal; not resolved reopens it to its lead department."""
     if doc["status"] != S.resolved:
         raise ActionError(409, f"feedback is taken on resolved appeals; this one is {doc['status']}")
-    extra = {"actor": "company", "note": comment, "satisfaction": satisfaction}
+    extra: dict[str, Any] = {"actor": "company", "note": comment, "satisfaction": satisfaction}
     if resolved:
-        out = Outcome(set={"status": S.closed.value, "open": False})
+        out = Transition(set={"status": S.closed.value, "open": False})
         _lifecycle(doc, out, S.confirmed, **extra)
         _lifecycle(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
         return out
-    out = Outcome(set={"status": S.reopened.value, "resolved_at": None})
+    out = Transition(set={"status": S.reopened.value, "resolved_at": None})
     _lifecycle(doc, out, S.reopened, **extra)
     _assign(doc, out, doc["lead"], "lead", doc["lead"], doc.get("cohandlers", []))
     return out
 
 
-def decide_auto_close(doc: dict[str, Any], days: int) -> Outcome:
+def decide_auto_close(doc: dict[str, Any], days: int) -> Transition:
     """Close a resolution the company left unanswered."""
     if doc["status"] != S.resolved:
         raise ActionError(409, f"only resolved appeals close automatically; this one is {doc['status']}")
-    out = Outcome(set={"status": S.closed.value, "open": False})
+    out = Transition(set={"status": S.closed.value, "open": False})
     _lifecycle(doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution",
                actor="system")
     return out

@@ -1,6 +1,7 @@
 """Routing rules, the policy catalogue and SLA profile selection: plain functions over validated config."""
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def select_profile(sla: SlaConfig, flags: tuple[str, ...], policy_available: boo
     raise LookupError("no SLA profile selection matched and there is no default")
 
 
-def route(book: RoutingBook, facts: AppealFacts, exclude: set[str] = frozenset()) -> RoutingDecision:
+def route(book: RoutingBook, facts: AppealFacts, exclude: Set[str] = frozenset()) -> RoutingDecision:
     """Pick lead, co-handlers, policies and SLA profile for an appeal; departments in `exclude` are skipped."""
     city = book.city
     explanation: list[str] = []

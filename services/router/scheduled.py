@@ -3,13 +3,13 @@
 import contextlib
 import logging
 
-from libs.app import Runtime
 from services.router import lifecycle, service
+from services.router.runtime import RouterRuntime
 
 log = logging.getLogger(__name__)
 
 
-def start(runtime: Runtime) -> None:
+def start(runtime: RouterRuntime) -> None:
     """Schedule the router's jobs on the runtime."""
     settings = runtime.settings
 

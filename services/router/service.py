@@ -8,7 +8,7 @@ written, so a republish is recognisably the same event.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import update_guarded
 from libs.outbox import outbox_items
-from services.router.lifecycle import ActionError, Outcome, decide_admission, handlers, new_appeal, reject
+from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 async def _index_handlers(db: AsyncDatabase) -> None:
     """Once per database: give appeals stored before `handlers` existed their handlers, drop the two old indexes.
 
-    Worklists were an `$or` over `lead` and `cohandlers`, which SecantusDB answers by
-    scanning every appeal (over a second at 20,000), and two indexes cost each write.
+    Worklists were an `$or` over `lead` and `cohandlers` (see libs/mongo.py), and the
+    two indexes behind it cost every write.
     """
     if await db.migrations.find_one({"_id": "handlers"}):
         return
@@ -64,7 +64,7 @@ async def _index_handlers(db: AsyncDatabase) -> None:
                                    upsert=True)
 
 
-def _changes(doc: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+def _changes(doc: dict[str, Any], outcome: Transition) -> dict[str, Any]:
     """The fields an outcome sets, with `handlers` kept in step with the lead and co-handlers."""
     fields = dict(outcome.set)
     if "lead" in fields or "cohandlers" in fields:
@@ -72,7 +72,7 @@ def _changes(doc: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
     return fields
 
 
-def _outbox(outcome: Outcome, traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
+def _outbox(outcome: Transition, traceparent: str | None, now: datetime) -> list[dict[str, Any]]:
     return outbox_items(SOURCE, outcome.emits, traceparent, now)
 
 
@@ -82,13 +82,13 @@ async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> 
 
 
 async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
-                events: list[CloudEvent[AppealSubmitted]], now: datetime) -> None:
+                events: Sequence[CloudEvent[AppealSubmitted]], now: datetime) -> None:
     """Route a batch of submitted appeals once each; a redelivery only finishes publishing what is owed.
 
     New appeals (the usual case) cost one insert for the batch and one write to
     empty their outboxes; the unique indexes catch redeliveries and duplicates.
     """
-    stored = {}
+    stored: dict[str, tuple[CloudEvent[AppealSubmitted], dict[str, Any], dict[str, Any]]] = {}
     for event in events:
         doc = new_appeal(event.data, book)
         outcome = decide_admission(doc, book)
@@ -110,8 +110,8 @@ async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
             event, doc, _ = rows[n]
             if "dup_key" in str(error.get("keyPattern") or error.get("errmsg")):
                 ready.append(await _store_rejection(db, doc, event, now))
-            else:
-                ready.append(await db.appeals.find_one({"_id": doc["_id"]}))
+            elif (again := await db.appeals.find_one({"_id": doc["_id"]})) is not None:
+                ready.append(again)  # an earlier delivery stored it
         await outbox.flush_many(db.appeals, broker, ready)
 
 
@@ -128,10 +128,13 @@ async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudE
         await db.appeals.insert_one(stored)
         return stored
     except DuplicateKeyError:
-        return await db.appeals.find_one({"_id": doc["_id"]})
+        found = await db.appeals.find_one({"_id": doc["_id"]})  # an earlier delivery stored it
+        if found is None:
+            raise
+        return found
 
 
-async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Outcome],
+async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Transition],
                      now: datetime, *, event_id: str | None = None) -> dict[str, Any]:
     """Apply `decide` to the current state atomically; `event_id` makes a redelivered request a no-op."""
     event_id = event_id or new_id()
@@ -139,7 +142,7 @@ async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, dec
         return await _transition(db, broker, appeal_id, decide, now, event_id)
 
 
-async def _transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Outcome],
+async def _transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Transition],
                       now: datetime, event_id: str) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         doc = await db.appeals.find_one({"_id": appeal_id})

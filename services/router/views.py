@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 
-from libs.app import get_runtime
 from libs.auth import Principal, require
 from libs.contract import department_topic
 from libs.events import AppealStatus, DepartmentAction
@@ -12,6 +11,7 @@ from libs.http import problem_responses
 from services.router import lifecycle, service
 from services.router.models import ActionIn, AppealOut, PreviewIn, PreviewOut
 from services.router.rules import AppealFacts, route
+from services.router.runtime import RouterRuntimeDep
 
 router = APIRouter(prefix="/v1")
 
@@ -32,7 +32,7 @@ def _may_see(principal: Principal, doc: dict) -> bool:
 
 
 @router.get("/departments", tags=["departments"], responses=PROBLEMS, summary="All departments")
-async def list_departments(runtime=Depends(get_runtime),
+async def list_departments(runtime: RouterRuntimeDep,
                            _: Principal = Depends(require("department", "operator", "admin", "channel"))) -> list[dict]:
     """Departments with their level, district and Kafka topic."""
     return [{"code": d.code, "name": d.name, "name_zh": d.name_zh, "level": d.level, "district": d.district,
@@ -42,7 +42,7 @@ async def list_departments(runtime=Depends(get_runtime),
 
 @router.get("/departments/{code}/appeals", tags=["departments"], response_model=list[AppealOut],
             responses=PROBLEMS, summary="A department's worklist")
-async def department_worklist(code: str, runtime=Depends(get_runtime),
+async def department_worklist(code: str, runtime: RouterRuntimeDep,
                               principal: Principal = Depends(require("department", "operator", "admin")),
                               status: AppealStatus | None = None,
                               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -59,7 +59,7 @@ async def department_worklist(code: str, runtime=Depends(get_runtime),
 
 @router.get("/appeals/{appeal_id}", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
             summary="One appeal, for the departments handling it")
-async def get_appeal(appeal_id: str, runtime=Depends(get_runtime),
+async def get_appeal(appeal_id: str, runtime: RouterRuntimeDep,
                      principal: Principal = Depends(require("department", "operator", "admin"))):
     """The appeal with its routing; a department sees only appeals it leads or co-handles."""
     doc = await service.find(runtime.db, appeal_id)
@@ -72,11 +72,11 @@ async def get_appeal(appeal_id: str, runtime=Depends(get_runtime),
 
 @router.post("/appeals/{appeal_id}/actions", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
              summary="Act on an appeal (department key)")
-async def act(appeal_id: str, body: ActionIn, runtime=Depends(get_runtime),
+async def act(appeal_id: str, body: ActionIn, runtime: RouterRuntimeDep,
               principal: Principal = Depends(require("department")),
               idempotency_key: Annotated[str | None, Header(max_length=128)] = None):
     """Accept, decline with guidance, request information, resolve, transfer or add a co-handler."""
-    action = DepartmentAction(appeal_id=appeal_id, department=principal.name, **body.model_dump())
+    action = DepartmentAction(appeal_id=appeal_id, department=principal.owner, **body.model_dump())
     now = runtime.clock.now()
     event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else None
     try:
@@ -89,7 +89,7 @@ async def act(appeal_id: str, body: ActionIn, runtime=Depends(get_runtime),
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(runtime=Depends(get_runtime),
+async def routing_rules(runtime: RouterRuntimeDep,
                         _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
     """Rules in the order they are tried; the first match wins."""
     return [rule.model_dump() for rule in runtime.book.routing.rules]
@@ -97,7 +97,7 @@ async def routing_rules(runtime=Depends(get_runtime),
 
 @router.post("/routing/preview", tags=["routing"], response_model=PreviewOut, responses=PROBLEMS,
              summary="Which rule and policy would match, and why")
-async def routing_preview(body: PreviewIn, runtime=Depends(get_runtime),
+async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep,
                           _: Principal = Depends(require("operator", "admin"))):
     """Dry-run the routing for an appeal's facts; nothing is stored or published."""
     city = runtime.book.city

@@ -1,30 +1,24 @@
 """SLA assembled: calendars and profiles, the lifecycle consumer, the scheduler, HTTP."""
 
-from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
-from libs.app import Runtime, create_service_app
+from libs.app import create_service_app
 from libs.calendars import load_calendars
 from libs.config import config_error, load_city, load_sla_config
 from services.sla import handlers, scheduled, service, views
-from services.sla.metrics import SlaMetrics
+from services.sla.runtime import SlaRuntime
 from services.sla.service import SlaBook
 from services.sla.settings import SlaSettings
 
 
-@dataclass
-class SlaRuntime(Runtime):
-    book: SlaBook | None = None
-    metrics: SlaMetrics | None = None
-
-
-async def _startup(runtime: Runtime) -> None:
+async def _startup(runtime: SlaRuntime) -> None:
     await service.ensure_indexes(runtime.db)
     scheduled.start(runtime)
 
 
-def create_app(settings: SlaSettings | None = None, **runtime_options) -> FastAPI:
+def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> FastAPI:
     """The sla service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or SlaSettings()
     city, calendars = load_city(settings.config_dir), load_calendars(settings.config_dir)
@@ -34,7 +28,6 @@ def create_app(settings: SlaSettings | None = None, **runtime_options) -> FastAP
                                f"unknown calendar {dept.calendar!r}; see calendars.yaml")
     book = SlaBook(city, load_sla_config(settings.config_dir), calendars)
     runtime = SlaRuntime(settings=settings, book=book, **runtime_options)
-    runtime.metrics = SlaMetrics.register(runtime.registry)
     handlers.register(runtime)
     return create_service_app(
         runtime, title="Appeals SLA",

@@ -20,7 +20,7 @@ LIVE = (ClockState.running.value, ClockState.paused.value)
 
 
 @dataclass
-class Change:
+class ClockChange:
     set: dict[str, Any] = field(default_factory=dict)
     emits: list[Emit] = field(default_factory=list)
     fired: list[tuple[int, datetime]] = field(default_factory=list)
@@ -80,41 +80,41 @@ def start(appeal_id: str, kind: ClockKind, generation: int, department: str, pro
     return doc, [Emit(SLA_EVENTS, EventType.sla_started, _event(doc, ClockState.running, calendar, now))]
 
 
-def pause(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+def pause(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> ClockChange:
     """Stop counting (the company owes information); no-op unless running."""
     if doc["state"] != ClockState.running:
-        return Change()
+        return ClockChange()
     target = parse_target(doc["target"])
     consumed = doc["consumed"] + calendar.elapsed(target, doc["segment_start"], at)
     after = {**doc, "state": ClockState.paused.value, "consumed": consumed, "due_at": None}
-    change = Change(set={"state": ClockState.paused.value, "consumed": consumed, "paused_at": at, "due_at": None,
+    change = ClockChange(set={"state": ClockState.paused.value, "consumed": consumed, "paused_at": at, "due_at": None,
                          "next_level": None, "next_fire_at": None})
     change.emits.append(Emit(SLA_EVENTS, EventType.sla_paused, _event(after, ClockState.paused, calendar, at)))
     return change
 
 
-def resume(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+def resume(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> ClockChange:
     """Count again from `at`; no-op unless paused."""
     if doc["state"] != ClockState.paused:
-        return Change()
+        return ClockChange()
     after = {**doc, "state": ClockState.running.value, "segment_start": at}
     after.update(_schedule(after, calendar))
-    change = Change(set={k: after[k] for k in ("state", "segment_start", "due_at", "next_level", "next_fire_at")})
+    change = ClockChange(set={k: after[k] for k in ("state", "segment_start", "due_at", "next_level", "next_fire_at")})
     change.set["paused_at"] = None
     change.emits.append(Emit(SLA_EVENTS, EventType.sla_resumed, _event(after, ClockState.running, calendar, at)))
     return change
 
 
-def retarget(doc: dict[str, Any], calendar: BusinessCalendar, target_text: str, at: datetime) -> Change:
+def retarget(doc: dict[str, Any], calendar: BusinessCalendar, target_text: str, at: datetime) -> ClockChange:
     """Give a live clock a new target (e.g. co-handlers join: 5 working days instead of 3)."""
     if doc["state"] not in LIVE or doc["target"] == target_text:
-        return Change()
+        return ClockChange()
     after = {**doc, "target": target_text, "budget": calendar.budget(parse_target(target_text))}
     fields = {"target": target_text, "budget": after["budget"]}
     if doc["state"] == ClockState.running:
         after.update(_schedule(after, calendar))
         fields.update({k: after[k] for k in ("due_at", "next_level", "next_fire_at")})
-    return Change(set=fields)
+    return ClockChange(set=fields)
 
 
 def _open(doc: dict[str, Any]) -> bool:
@@ -135,41 +135,41 @@ def _end(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[
 
 
 def _finish(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime, state: ClockState,
-            event_type: EventType) -> Change:
+            event_type: EventType) -> ClockChange:
     """End a live clock in `state`; a breached clock keeps its state and only records the end."""
     if doc["state"] == ClockState.breached and _open(doc):
-        return Change(set=_end(doc, calendar, at))
+        return ClockChange(set=_end(doc, calendar, at))
     if doc["state"] not in LIVE:
-        return Change()
+        return ClockChange()
     ended = {**_end(doc, calendar, at), "state": state.value}
-    change = Change(set=ended)
+    change = ClockChange(set=ended)
     change.emits.append(Emit(SLA_EVENTS, event_type, _event({**doc, **ended}, state, calendar, at)))
     return change
 
 
-def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+def stop(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> ClockChange:
     """The awaited answer came: the clock is met (a breached clock stays breached, now answered)."""
     return _finish(doc, calendar, at, ClockState.met, EventType.sla_met)
 
 
-def cancel(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Change:
+def cancel(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> ClockChange:
     """The clock no longer applies (appeal withdrawn from the department, closed or rejected)."""
     return _finish(doc, calendar, at, ClockState.cancelled, EventType.sla_cancelled)
 
 
-def reassign(doc: dict[str, Any], department: str) -> Change:
+def reassign(doc: dict[str, Any], department: str) -> ClockChange:
     """The resolution clock follows the lead department, overdue or not."""
     if not _open(doc) or doc["department"] == department:
-        return Change()
-    return Change(set={"department": department})
+        return ClockChange()
+    return ClockChange(set={"department": department})
 
 
-def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> Change:
+def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> ClockChange:
     """Every threshold reached by `now` that has not fired: warnings at 50/80 %, breach at 100 %."""
     if doc["state"] != ClockState.running:
-        return Change()
+        return ClockChange()
     fired = list(doc.get("levels_fired", []))
-    change = Change()
+    change = ClockChange()
     for level in LEVELS:
         if level in fired:
             continue

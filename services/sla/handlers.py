@@ -1,13 +1,13 @@
 """SLA's consumer: the lifecycle drives the clocks."""
 
-from libs.app import Runtime
 from libs.contract import consumer
 from libs.events import AppealLifecycleEvent
 from libs.kafka import subscribe
 from services.sla import service
+from services.sla.runtime import SlaRuntime
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: SlaRuntime) -> None:
     """Subscribe sla's handlers on the runtime's broker."""
 
     async def on_lifecycle(events: list[AppealLifecycleEvent]) -> None:

@@ -3,8 +3,8 @@
 import logging
 from datetime import timedelta
 
-from libs.app import Runtime
 from services.sla import service
+from services.sla.runtime import SlaRuntime
 
 log = logging.getLogger(__name__)
 
@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 PASSES_IN_FLIGHT = 4
 
 
-def start(runtime: Runtime) -> None:
+def start(runtime: SlaRuntime) -> None:
     """Schedule the sla jobs on the runtime."""
     settings, metrics = runtime.settings, runtime.metrics
 

@@ -13,8 +13,9 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -23,15 +24,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from ulid import ULID
 
-from libs import outbox
-from libs.calendars import BusinessCalendar
+from libs import claims, outbox
+from libs.calendars import BusinessCalendar, Calendars
+from libs.claims import Claimed
 from libs.clock import Clock
 from libs.config import City, SlaConfig
-from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent, EventType
-from libs.ids import new_id
+from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
 from libs.mongo import apply_update, as_stored
 from libs.outbox import outbox_items
-from services.sla import clocks
+from services.sla import clocks, rules
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ SOURCE = "appeals/sla"
 CLAIM_TTL = timedelta(seconds=10)
 # How much later than its stored `next_fire_at` a pass waits for a threshold computed afresh.
 ROUNDING = timedelta(milliseconds=50)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before any clock's threshold
-E = EventType
+# A breached clock still awaits its answer: the lifecycle can stop or cancel it.
+ALIVE = (*clocks.LIVE, ClockState.breached.value)
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,14 @@ class SlaBook:
 
     city: City
     sla: SlaConfig
-    calendars: dict[str, BusinessCalendar]
+    calendars: Calendars
 
     def calendar_for(self, department: str) -> BusinessCalendar:
-        dept = self.city.department(department)
-        return self.calendars.get(dept.calendar if dept else "default", self.calendars["default"])
+        """The calendar a department works by (the default one for an unknown department)."""
+        return self.calendars.of_department(self.city, department)
 
     def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
-        p = self.sla.profiles.get(profile) or self.sla.profiles[self.sla.selection[-1].profile]
+        p = self.sla.profile(profile)
         if kind == ClockKind.response and cohandlers and p.response_with_cohandlers:
             return p.response_with_cohandlers
         return getattr(p, kind.value)
@@ -88,14 +89,14 @@ class Writes:
     touched: dict[str, dict[str, Any]] = field(default_factory=dict)
     appeals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def change(self, doc: dict[str, Any], change: clocks.Change, now: datetime,
+    def change(self, doc: dict[str, Any], change: clocks.ClockChange, now: datetime,
                traceparent: str | None) -> dict[str, Any]:
         """Queue a guarded update of one clock; returns the clock as it will be."""
         if not change.set and not change.emits:
             return doc
         # Unsetting the claim lets the scheduler look at the changed clock at once.
         update = outbox.stage({"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
-                               "$unset": {"claim": "", "claim_until": ""}},
+                               "$unset": claims.UNCLAIM},
                               outbox_items(SOURCE, change.emits, traceparent, now), now)
         self.updates.append(UpdateOne({"_id": doc["_id"], "version": doc["version"]}, update))
         after = apply_update(doc, update)
@@ -131,7 +132,7 @@ class ClocksChanged(RuntimeError):
 
 
 async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
-                          events: list[CloudEvent[AppealChanged]], now: datetime) -> None:
+                          events: Sequence[CloudEvent[AppealChanged]], now: datetime) -> None:
     """Start, stop, pause, resume or cancel the clocks of a batch of lifecycle events, in order.
 
     A replayed event changes nothing: each appeal remembers the last sequence applied,
@@ -152,88 +153,75 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
 
 def _fold(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], state: dict[str, Any],
           kept: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """Fold one event into the appeal's clocks (`kept`, changed in place); returns the appeal's new state."""
+    """Carry out one event's steps (`rules.steps`) on the appeal's clocks (`kept`, changed in place).
+
+    Returns the appeal's new state: the last sequence applied and each kind's generation.
+    """
     data = event.data
     if data.sequence <= state["sequence"]:
         return state
     generation: dict[str, int] = dict(state.get("generation", {}))
     at = event.time
-    trace = event.traceparent
-    alive = (*clocks.LIVE, ClockState.breached.value)
-
-    def of(kind: ClockKind, department: str | None = None) -> list[dict[str, Any]]:
-        return [c for c in kept if c["state"] in alive and c["clock"] == kind
-                and (department is None or c["department"] == department)]
-
-    def apply(docs: list[dict[str, Any]], op) -> None:
-        for doc in docs:
-            after = writes.change(doc, op(doc, book.calendars.get(doc["calendar"], book.calendars["default"])),
-                                  now, trace)
+    for step in rules.steps(event.type, data):
+        if isinstance(step, rules.Start):
+            if step.only_if_none_alive and _alive(kept, step.kind, None):
+                continue
+            generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
+            _begin(writes, book, event, step, generation[step.kind.value], kept, now)
+            continue
+        change = _VERBS[step.verb]
+        target = book.target(data.sla_profile or "", ClockKind.response, True) if step.verb == "retarget" else None
+        for doc in _alive(kept, step.kinds, step.department):
+            calendar = book.calendars.named(doc["calendar"])
+            after = writes.change(doc, change(doc, calendar, at, step.to or target), now, event.traceparent)
             kept[kept.index(doc)] = after
-
-    def begin(kind: ClockKind, department: str, started_at: datetime) -> None:
-        generation[kind.value] = generation.get(kind.value, 0) + 1
-        clock_id = clocks.clock_id(data.appeal_id, kind, generation[kind.value])
-        there = next((c for c in kept if c["_id"] == clock_id), None)
-        if there is not None:
-            # Started by an earlier delivery of this event: publish what it still owes, start nothing.
-            writes.touched.setdefault(clock_id, there)
-            return
-        calendar = book.calendar_for(department)
-        target = book.target(data.sla_profile or "", kind, bool(data.cohandlers))
-        facts = {"category": data.category.value, "district": data.district}
-        doc, emits = clocks.start(data.appeal_id, kind, generation[kind.value], department, data.sla_profile or "",
-                                  target, calendar, started_at, now, facts)
-        # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-        doc.update({"outbox": outbox_items(SOURCE, emits, trace, now), "outbox_since": now,
-                    "updated_at": now, "traceparent": trace})
-        doc = as_stored(doc)  # as the database will hold it (milliseconds), for the updates that follow
-        writes.inserts.append(doc)
-        writes.running[kind.value] += 1
-        writes.touched[clock_id] = doc
-        kept.append(doc)
-
-    def stop(doc, cal):
-        return clocks.stop(doc, cal, at)
-
-    def cancel(doc, cal):
-        return clocks.cancel(doc, cal, at)
-
-    t = event.type
-    if t == E.appeal_routed:
-        if not of(ClockKind.resolution):
-            begin(ClockKind.resolution, data.department, data.submitted_at)
-        begin(ClockKind.scope, data.department, at)
-        begin(ClockKind.response, data.department, at)
-    elif t == E.appeal_declined:
-        apply(of(ClockKind.scope, data.department), stop)
-    elif t in (E.appeal_rerouted, E.appeal_transferred):
-        old = data.previous_department
-        apply(of(ClockKind.scope, old), stop)
-        apply(of(ClockKind.response, old), cancel)
-        apply(of(ClockKind.resolution), lambda d, c: clocks.reassign(d, data.department))
-        begin(ClockKind.scope, data.department, at)
-        begin(ClockKind.response, data.department, at)
-    elif t == E.appeal_accepted:
-        apply(of(ClockKind.scope), stop)
-        if data.note:  # accepted with a plan: a substantive answer
-            apply(of(ClockKind.response), stop)
-    elif t == E.appeal_info_requested:
-        apply(of(ClockKind.scope) + of(ClockKind.response), stop)
-        apply(of(ClockKind.resolution), lambda d, c: clocks.pause(d, c, at))
-    elif t == E.appeal_info_provided:
-        apply(of(ClockKind.resolution), lambda d, c: clocks.resume(d, c, at))
-    elif t == E.appeal_resolved:
-        apply([c for c in kept if c["state"] in alive], stop)
-    elif t == E.appeal_reopened:
-        begin(ClockKind.resolution, data.department, at)
-    elif t in (E.appeal_closed, E.appeal_rejected):
-        apply([c for c in kept if c["state"] in alive], cancel)
-    elif t == E.appeal_cohandler_added:
-        target = book.target(data.sla_profile or "", ClockKind.response, True)
-        apply(of(ClockKind.response), lambda d, c: clocks.retarget(d, c, target, at))
     writes.appeals[data.appeal_id] = {"sequence": data.sequence, "generation": generation}
     return {"_id": data.appeal_id, **writes.appeals[data.appeal_id]}
+
+
+# What each verb of the table does to one clock; the last argument is the reassign's department or the new target.
+_VERBS: dict[str, Callable[[dict[str, Any], BusinessCalendar, datetime, Any], clocks.ClockChange]] = {
+    "stop": lambda doc, cal, at, _: clocks.stop(doc, cal, at),
+    "cancel": lambda doc, cal, at, _: clocks.cancel(doc, cal, at),
+    "pause": lambda doc, cal, at, _: clocks.pause(doc, cal, at),
+    "resume": lambda doc, cal, at, _: clocks.resume(doc, cal, at),
+    "reassign": lambda doc, cal, at, department: clocks.reassign(doc, department),
+    "retarget": lambda doc, cal, at, target: clocks.retarget(doc, cal, target, at),
+}
+
+
+def _alive(kept: list[dict[str, Any]], kinds: ClockKind | tuple[ClockKind, ...] | None,
+           department: str | None) -> list[dict[str, Any]]:
+    """The appeal's clocks still counting or awaiting an answer, of `kinds` and `department` when given."""
+    wanted = (kinds,) if isinstance(kinds, ClockKind) else kinds
+    return [c for c in kept if c["state"] in ALIVE and (wanted is None or c["clock"] in wanted)
+            and (department is None or c["department"] == department)]
+
+
+def _begin(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], step: rules.Start, generation: int,
+           kept: list[dict[str, Any]], now: datetime) -> None:
+    """Start one run of a clock, unless an earlier delivery of the event started it already."""
+    data = event.data
+    clock_id = clocks.clock_id(data.appeal_id, step.kind, generation)
+    there = next((c for c in kept if c["_id"] == clock_id), None)
+    if there is not None:
+        # Started by an earlier delivery of this event: publish what it still owes, start nothing.
+        writes.touched.setdefault(clock_id, there)
+        return
+    calendar = book.calendar_for(step.department)
+    target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
+    facts = {"category": data.category.value, "district": data.district}
+    started_at = data.submitted_at if step.from_submission else event.time
+    doc, emits = clocks.start(data.appeal_id, step.kind, generation, step.department, data.sla_profile or "",
+                              target, calendar, started_at, now, facts)
+    # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
+    doc.update({"outbox": outbox_items(SOURCE, emits, event.traceparent, now), "outbox_since": now,
+                "updated_at": now, "traceparent": event.traceparent})
+    doc = as_stored(doc)  # as the database will hold it (milliseconds), for the updates that follow
+    writes.inserts.append(doc)
+    writes.running[step.kind.value] += 1
+    writes.touched[clock_id] = doc
+    kept.append(doc)
 
 
 @dataclass
@@ -250,37 +238,18 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-@dataclass
-class Claimed:
-    """Clocks one scheduler pass holds: only the holder of `token` fires them."""
-
-    token: str
-    docs: list[dict[str, Any]]
-
-
 async def claim_due(db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0),
                     skip: int = 0) -> Claimed:
     """Claim up to `batch` clocks with a threshold due within `lookahead`, soonest first.
 
     Claiming ahead of time leaves only publishing for the due instant. `skip` is how
-    many due clocks other passes of this replica may still hold: they come first in
-    the index and are passed over.
+    many due clocks other passes of this replica may still hold.
     """
-    token = new_id()
     now = clock.now()
-    # A bare range on the indexed field (no sort, no other condition) keeps the scan to the due entries,
-    # which come back in due order; claimed ones are skipped here rather than in the query. The lower
-    # bound matters: SecantusDB starts an open range at the index's nulls, every stopped clock's
-    # (700 ms against 2 ms with 20,000 of them), where MongoDB's type bracketing skips them anyway.
-    due = db.clocks.find({"next_fire_at": {"$gte": _EPOCH, "$lte": now + lookahead}},
-                         {"_id": 1, "claim": 1}).limit(batch + skip)
-    ids = [d["_id"] async for d in due if d.get("claim") is None][:batch]
-    if not ids:
-        return Claimed(token, [])
-    await db.clocks.update_many({"_id": {"$in": ids}, "claim": None},
-                                {"$set": {"claim": token, "claim_until": now + lookahead + CLAIM_TTL}})
-    claimed = [d async for d in db.clocks.find({"_id": {"$in": ids}, "claim": token}, {"outbox": 0})]
-    return Claimed(token, sorted(claimed, key=lambda d: d["next_fire_at"]))
+    claimed = await claims.claim_due(db.clocks, "next_fire_at", now + lookahead, limit=batch, skip=skip,
+                                     hold_until=now + lookahead + CLAIM_TTL, projection={"outbox": 0})
+    claimed.docs.sort(key=lambda d: d["next_fire_at"])
+    return claimed
 
 
 async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock,
@@ -288,7 +257,7 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
     """Fire each claimed clock when its threshold comes, then record them all in one bulk write."""
     writes, publishing, fired = [], [], []
     for doc in claimed.docs:
-        calendar = book.calendars.get(doc["calendar"], book.calendars["default"])
+        calendar = book.calendars.named(doc["calendar"])
         # The stored instant is rounded to the millisecond, and asyncio may wake a little early: waking
         # before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
         due = doc["next_fire_at"]
@@ -305,7 +274,7 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
         writes.append(UpdateOne({"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
                                 {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1},
-                                 "$unset": {"claim": "", "claim_until": ""}}))
+                                 "$unset": claims.UNCLAIM}))
         fired += [Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds())
                   for level, at in change.fired]
     await asyncio.gather(*publishing)
@@ -323,8 +292,7 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> int:
     """Free the clocks a crashed replica had claimed, so another one fires them."""
-    result = await db.clocks.update_many({"claim_until": {"$lt": now}}, {"$unset": {"claim": "", "claim_until": ""}})
-    return result.modified_count
+    return await claims.release_expired(db.clocks, now)
 
 
 async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:

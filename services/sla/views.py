@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 
-from libs.app import get_runtime
 from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.sla import clocks, service
 from services.sla.models import AppealClocks, CalendarView, ClockView
+from services.sla.runtime import SlaRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["sla"])
 
@@ -36,7 +36,7 @@ def human(seconds: float) -> str:
 
 
 def _view(doc: dict, runtime) -> ClockView:
-    calendar = runtime.book.calendars.get(doc["calendar"], runtime.book.calendars["default"])
+    calendar = runtime.book.calendars.named(doc["calendar"])
     left = clocks.remaining(doc, calendar, runtime.clock.now())
     return ClockView(clock_id=doc["_id"], clock=doc["clock"], department=doc["department"], state=doc["state"],
                      target=doc["target"], calendar=doc["calendar"], sla_profile=doc["sla_profile"],
@@ -47,7 +47,7 @@ def _view(doc: dict, runtime) -> ClockView:
 
 @router.get("/appeals/{appeal_id}/sla", response_model=AppealClocks, responses=PROBLEMS,
             summary="Every clock of an appeal")
-async def appeal_clocks(appeal_id: str, runtime=Depends(get_runtime),
+async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep,
                         principal: Principal = Depends(require("department", "operator", "admin"))):
     """State, start, due time, remaining time, pause and breach of each clock."""
     docs = await service.clocks_of(runtime.db, appeal_id)
@@ -60,7 +60,7 @@ async def appeal_clocks(appeal_id: str, runtime=Depends(get_runtime),
 
 @router.get("/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS,
             summary="Running clocks due soon or overdue")
-async def clocks_at_risk(runtime=Depends(get_runtime),
+async def clocks_at_risk(runtime: SlaRuntimeDep,
                          principal: Principal = Depends(require("department", "operator", "admin")),
                          department: str | None = None,
                          within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
@@ -70,7 +70,10 @@ async def clocks_at_risk(runtime=Depends(get_runtime),
         if department not in (None, principal.name):
             raise HTTPException(403, f"a key of {principal.name} cannot see the clocks of {department}")
         department = principal.name
-    amount, unit = _WITHIN.match(within).groups()
+    match = _WITHIN.match(within)
+    if match is None:  # the query pattern refuses it first
+        raise HTTPException(422, f"within {within!r} is not like 30m, 4h or 2d")
+    amount, unit = match.groups()
     seconds = int(amount) * _UNIT_SECONDS[unit]
     if seconds > MAX_WITHIN.total_seconds():
         raise RequestValidationError([{"loc": ("query", "within"), "type": "value_error",
@@ -81,7 +84,7 @@ async def clocks_at_risk(runtime=Depends(get_runtime),
 
 
 @router.get("/calendars", response_model=list[CalendarView], summary="Business calendars in use")
-async def calendars(runtime=Depends(get_runtime)):
+async def calendars(runtime: SlaRuntimeDep):
     """Office hours, holidays and make-up working days of every calendar for the coming year."""
     today = runtime.clock.now().date()
     views = []

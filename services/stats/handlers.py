@@ -2,7 +2,6 @@
 
 from functools import partial
 
-from libs.app import Runtime
 from libs.contract import consumer
 from libs.events import (
     AppealLifecycleEvent,
@@ -14,13 +13,14 @@ from libs.events import (
 )
 from libs.kafka import first_records, subscribe
 from services.stats import service
+from services.stats.runtime import StatsRuntime
 
 PROJECTED = consumer("stats", "project")
 Projected = (AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | CompanyInfoProvidedEvent
              | CompanyFeedbackEvent | NotificationOutcomeEvent)
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: StatsRuntime) -> None:
     """Subscribe stats' handler on the runtime's broker."""
 
     firsts = partial(first_records, runtime.settings.kafka_bootstrap_servers)

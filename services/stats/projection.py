@@ -293,7 +293,7 @@ def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
                started_at=_ms(data.started_at))
     if event.type == EventType.sla_breached:
         doc["breached"] = True
-    state = _CLOCK_STATES.get(event.type)
+    state = _CLOCK_STATES.get(EventType(event.type))
     if state:
         doc["state"] = state
     if event.type in (EventType.sla_started, EventType.sla_resumed, EventType.sla_paused):

@@ -63,7 +63,7 @@ def department_rates(city: City, counts: dict[str, int], latencies: dict[str, in
     for clock in overdue:
         late[(clock["department"], clock["clock"])] += 1
     sketches = _sketches(latencies)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for dept in city.departments:
         d = dept.code
         clocks = {}

@@ -1,10 +1,10 @@
 """Stats' periodic work: reread the all-time counts behind the business metrics."""
 
-from libs.app import Runtime
 from services.stats import service
+from services.stats.runtime import StatsRuntime
 
 
-def start(runtime: Runtime) -> None:
+def start(runtime: StatsRuntime) -> None:
     """Schedule the stats jobs on the runtime."""
 
     async def refresh() -> None:

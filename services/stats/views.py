@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from libs.app import get_runtime
 from libs.auth import require
 from libs.http import problem_responses
 from services.stats import report, service
 from services.stats.models import DailyReport, Departments, Dimension, Interval, Series, SeriesPoint, Summary
+from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 
 router = APIRouter(tags=["stats"])
 operators = require("operator", "admin")
@@ -72,19 +72,18 @@ async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
     return await service.window(runtime.db, "h:", frm, to, runtime.tz)
 
 
-async def _departments(runtime, frm: datetime, to: datetime, counts: dict[str, int],
+async def _departments(runtime: StatsRuntime, frm: datetime, to: datetime, counts: dict[str, int],
                        latencies: bool = True) -> list[dict[str, Any]]:
-    reads = [service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)]
-    if latencies:
-        reads.append(service.window(runtime.db, "l:", frm, to, runtime.tz))
-    overdue, totals, *sketches = await asyncio.gather(*reads)
+    overdue, totals = await asyncio.gather(service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to),
+                                           service.totals(runtime.db))
+    sketches = [await service.window(runtime.db, "l:", frm, to, runtime.tz)] if latencies else []
     open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
     return report.department_rates(runtime.city, counts, sketches[0] if sketches else {},
                                    overdue, open_now, runtime.settings.min_volume)
 
 
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
-async def summary(when: Period, runtime=Depends(get_runtime), _=Depends(operators),
+async def summary(when: Period, runtime: StatsRuntimeDep, _=Depends(operators),
                   group_by: Dimension | None = None):
     """Appeals submitted in [from, to) and how many are resolved, by one dimension or by all of them."""
     frm, to = when
@@ -96,7 +95,7 @@ async def summary(when: Period, runtime=Depends(get_runtime), _=Depends(operator
 
 
 @router.get("/v1/stats/series", response_model=Series, responses=PROBLEMS, summary="Appeals per hour or per day")
-async def series(when: Period, runtime=Depends(get_runtime), _=Depends(operators),
+async def series(when: Period, runtime: StatsRuntimeDep, _=Depends(operators),
                  interval: Interval = Interval.hour, group_by: Dimension | None = None):
     """Appeals submitted per hour (UTC hours) or per day (local days), optionally split by one dimension."""
     frm, to = when
@@ -117,7 +116,7 @@ async def series(when: Period, runtime=Depends(get_runtime), _=Depends(operators
 
 @router.get("/v1/stats/departments", response_model=Departments, responses=PROBLEMS,
             summary="The three rates, breach rates and response times per department")
-async def departments(when: Period, runtime=Depends(get_runtime), _=Depends(operators)):
+async def departments(when: Period, runtime: StatsRuntimeDep, _=Depends(operators)):
     """Rates of the work that reached each department in [from, to), as DOMAIN.md defines them."""
     frm, to = when
     rows = await _departments(runtime, frm, to, await _counts(runtime, frm, to))
@@ -129,7 +128,7 @@ async def departments(when: Period, runtime=Depends(get_runtime), _=Depends(oper
     **PROBLEMS, 200: {"content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
                       "description": "The report as JSON, Markdown or CSV, by the Accept header."}},
     summary="The daily report, as the seeds write it")
-async def daily(request: Request, runtime=Depends(get_runtime), _=Depends(operators),
+async def daily(request: Request, runtime: StatsRuntimeDep, _=Depends(operators),
                 day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
                 start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
                 end: Annotated[str | None, Query(alias="to")] = None):
@@ -158,7 +157,7 @@ async def dashboard() -> HTMLResponse:
 
 
 @router.get("/dashboard/plotly.min.js", include_in_schema=False)
-async def plotly_js(runtime=Depends(get_runtime)) -> Response:
+async def plotly_js(runtime: StatsRuntimeDep) -> Response:
     """Plotly's browser bundle, from the pinned `plotly` package."""
     return Response(runtime.plotly_js(), media_type="text/javascript",
                     headers={"Cache-Control": "public, max-age=86400"})

@@ -27,7 +27,7 @@ from libs.events import (
 from services.router.lifecycle import (
     ALLOWED_FROM,
     ActionError,
-    Outcome,
+    Transition,
     decide_action,
     decide_admission,
     decide_auto_close,
@@ -73,7 +73,7 @@ def submitted(**overrides: Any) -> AppealSubmitted:
     return AppealSubmitted(**fields)
 
 
-def apply(doc: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+def apply(doc: dict[str, Any], outcome: Transition) -> dict[str, Any]:
     """The stored appeal after an outcome, as service.py writes it."""
     return {**doc, **outcome.set}
 
@@ -89,21 +89,21 @@ def action(kind: ActionKind, department: str = LEAD, **fields: Any) -> Departmen
 
 
 def act(doc: dict[str, Any], book: RoutingBook, kind: ActionKind, department: str | None = None,
-        **fields: Any) -> Outcome:
+        **fields: Any) -> Transition:
     return decide_action(doc, action(kind, department or doc["lead"], **fields), book, NOW)
 
 
-def lifecycle_types(outcome: Outcome) -> list[str]:
+def lifecycle_types(outcome: Transition) -> list[str]:
     return [e.type for e in outcome.emits if e.topic == APPEALS_LIFECYCLE]
 
 
-def assignments(outcome: Outcome) -> list[tuple[str, str, str]]:
+def assignments(outcome: Transition) -> list[tuple[str, str, str]]:
     """(topic, department, role) of every assignment.created emitted."""
     return [(e.topic, e.data.department, e.data.role) for e in outcome.emits
             if e.type == EventType.assignment_created]
 
 
-def withdrawals(outcome: Outcome) -> list[tuple[str, str, str | None]]:
+def withdrawals(outcome: Transition) -> list[tuple[str, str, str | None]]:
     return [(e.topic, e.data.reason, e.data.to_department) for e in outcome.emits
             if e.type == EventType.assignment_withdrawn]
 

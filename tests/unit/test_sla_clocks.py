@@ -1,6 +1,6 @@
 """The SLA clock state machine (services/sla/clocks.py) with fixed instants: nothing sleeps.
 
-Functions return a Change (fields to set, events owed); the tests apply it with
+Functions return a ClockChange (fields to set, events owed); the tests apply it with
 `doc.update(change.set)` as the service does with its database write.
 """
 
@@ -46,7 +46,7 @@ def new_clock(calendar: BusinessCalendar, target: str = "24h", started_at: datet
                         dict(FACTS))
 
 
-def apply(doc: dict[str, Any], change: clocks.Change) -> dict[str, Any]:
+def apply(doc: dict[str, Any], change: clocks.ClockChange) -> dict[str, Any]:
     doc.update(change.set)
     return doc
 
@@ -56,7 +56,7 @@ def data(emit) -> SlaClockChanged:
     return emit.data
 
 
-def is_noop(change: clocks.Change) -> bool:
+def is_noop(change: clocks.ClockChange) -> bool:
     return change.set == {} and change.emits == [] and change.fired == []
 
 

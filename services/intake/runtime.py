@@ -1,0 +1,21 @@
+"""What intake's handlers, views and jobs share in one process: settings, the city, the catalogue, the inserts."""
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+
+from libs.app import Runtime, get_runtime
+from libs.config import Catalogue, City
+from libs.mongo import GroupedInserts
+from services.intake.settings import IntakeSettings
+
+
+@dataclass
+class IntakeRuntime(Runtime[IntakeSettings]):
+    city: City = field(kw_only=True)
+    catalogue: Catalogue = field(kw_only=True)
+    inserts: GroupedInserts = field(init=False)  # opened when the service starts, on its database
+
+
+IntakeRuntimeDep = Annotated[IntakeRuntime, Depends(get_runtime)]

@@ -1,0 +1,27 @@
+"""What notify's handlers, views and jobs share in one process: settings, the book, metrics, what it remembers."""
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+from fastapi import Depends
+
+from libs.app import Runtime, get_runtime
+from services.notify.metrics import NotifyMetrics
+from services.notify.service import Memory, NotifyBook
+from services.notify.settings import NotifySettings
+
+
+@dataclass
+class NotifyRuntime(Runtime[NotifySettings]):
+    book: NotifyBook = field(kw_only=True)
+    memory: Memory = field(default_factory=Memory)
+    metrics: NotifyMetrics = field(init=False)
+    http: httpx.AsyncClient = field(init=False)  # opened when the service starts
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.metrics = NotifyMetrics.register(self.registry)
+
+
+NotifyRuntimeDep = Annotated[NotifyRuntime, Depends(get_runtime)]

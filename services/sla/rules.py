@@ -1,0 +1,77 @@
+"""Which lifecycle event starts, pauses, resumes, meets or cancels which clock (DOMAIN.md, "SLA clocks").
+
+`steps(event)` is the whole table: a pure function from one lifecycle event to the
+ordered steps it takes on the appeal's clocks. `services/sla/service.py` carries the
+steps out on the stored clocks with the functions of `clocks.py`.
+
+Each appeal has three clocks: `scope` (has the department said whether the matter is
+its own), `response` (a substantive answer) and `resolution` (the whole appeal).
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from libs.events import AppealChanged, ClockKind, EventType
+
+K = ClockKind
+E = EventType
+
+Verb = Literal["stop", "cancel", "pause", "resume", "reassign", "retarget"]
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start a new run of `kind` for `department`; from submission (the resolution clock's first run) or now."""
+
+    kind: ClockKind
+    department: str
+    from_submission: bool = False
+    only_if_none_alive: bool = False
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Apply `verb` to the live clocks of `kinds` (all when None), of `department` only when given.
+
+    `reassign` moves the clocks to `to`; `retarget` gives them the target for co-handled appeals.
+    """
+
+    verb: Verb
+    kinds: tuple[ClockKind, ...] | None = None
+    department: str | None = None
+    to: str | None = None
+
+
+Step = Start | Apply
+
+
+def steps(event_type: str, data: AppealChanged) -> list[Step]:
+    """The steps one lifecycle event takes on its appeal's clocks, in order; none for the others."""
+    dept = data.department or ""
+    if event_type == E.appeal_routed:
+        # The resolution clock runs from submission, and only once however often the appeal is routed.
+        return [Start(K.resolution, dept, from_submission=True, only_if_none_alive=True),
+                Start(K.scope, dept), Start(K.response, dept)]
+    if event_type == E.appeal_declined:
+        return [Apply("stop", (K.scope,), department=dept)]
+    if event_type in (E.appeal_rerouted, E.appeal_transferred):
+        old = data.previous_department
+        return [Apply("stop", (K.scope,), department=old), Apply("cancel", (K.response,), department=old),
+                Apply("reassign", (K.resolution,), to=dept), Start(K.scope, dept), Start(K.response, dept)]
+    if event_type == E.appeal_accepted:
+        # Accepted with a plan (a note) is a substantive answer too.
+        answered: list[Step] = [Apply("stop", (K.scope,))]
+        return answered + [Apply("stop", (K.response,))] if data.note else answered
+    if event_type == E.appeal_info_requested:
+        return [Apply("stop", (K.scope, K.response)), Apply("pause", (K.resolution,))]
+    if event_type == E.appeal_info_provided:
+        return [Apply("resume", (K.resolution,))]
+    if event_type == E.appeal_resolved:
+        return [Apply("stop")]
+    if event_type == E.appeal_reopened:
+        return [Start(K.resolution, dept)]
+    if event_type in (E.appeal_closed, E.appeal_rejected):
+        return [Apply("cancel")]
+    if event_type == E.appeal_cohandler_added:
+        return [Apply("retarget", (K.response,))]
+    return []
