@@ -10,7 +10,7 @@ KAFKA_LIBS := .kafka/libs
 KAFKA_STAMP := $(KAFKA_LIBS)/.copied
 APT_INSTALL := apt-get install -y -qq --no-install-recommends
 
-.PHONY: run stop demo test test-slow bench-baseline bench-intake bench-pipeline bench-sla bench-stats lint \
+.PHONY: run stop demo test test-unit test-slow bench-baseline bench-intake bench-pipeline bench-sla bench-stats lint \
 	system-deps java kafka clean apidocs
 
 $(STAMP): pyproject.toml
@@ -67,6 +67,10 @@ demo: $(STAMP)
 test: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m pytest
 
+# The pure rules, the contract and the handlers on FastStream's in-memory broker: seconds, no server.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
 test-slow: $(STAMP) $(KAFKA_STAMP) system-deps
 	$(BIN)/python -m pytest -m slow
 
@@ -88,8 +92,11 @@ bench-stats: $(STAMP)
 apidocs: $(STAMP)
 	$(BIN)/python -m devstack apidocs
 
+# Style, formatting and types; CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .data .kafka

@@ -46,8 +46,12 @@ async def kafka_loop(bootstrap: str, n: int) -> float:
             await reader.position(p)
         began = time.perf_counter()
         for start in range(0, n, 500):
-            await asyncio.gather(*[producer.send("bench.loop.in", b"message %d" % i, key=b"%d" % i)
-                                   for i in range(start, min(n, start + 500))])
+            await asyncio.gather(
+                *[
+                    producer.send("bench.loop.in", b"message %d" % i, key=b"%d" % i)
+                    for i in range(start, min(n, start + 500))
+                ]
+            )
         seen = 0
         with tqdm(total=n, desc="kafka consume -> publish", unit="msg", leave=False) as bar:
             while seen < n and time.perf_counter() - began < 300:
@@ -71,8 +75,9 @@ async def mongo_writes(uri: str, n: int) -> tuple[float, float]:
     single = (n // 10) / (time.perf_counter() - began)
     began = time.perf_counter()
     for start in tqdm(range(0, n, 1000), desc="mongodb bulk_write", unit="batch", leave=False):
-        await coll.bulk_write([InsertOne({"_id": f"bulk-{i}", "status": "submitted", "n": i})
-                               for i in range(start, start + 1000)])
+        await coll.bulk_write(
+            [InsertOne({"_id": f"bulk-{i}", "status": "submitted", "n": i}) for i in range(start, start + 1000)]
+        )
     bulk = n / (time.perf_counter() - began)
     await client.close()
     return single, bulk
@@ -81,9 +86,25 @@ async def mongo_writes(uri: str, n: int) -> tuple[float, float]:
 def bare_endpoint(workdir, seconds: int, connections: int):
     """wrk against the bare endpoint: (result, RSS MB of its process)."""
     port = servers.free_port()
-    proc = start_process([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-                          "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-                         workdir / "bare.log", f"http://127.0.0.1:{port}/docs")
+    proc = start_process(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        workdir / "bare.log",
+        f"http://127.0.0.1:{port}/docs",
+    )
     try:
         result = run_wrk(f"http://127.0.0.1:{port}/v1/appeals", seconds, connections, {"BENCH_RUN": "bare"})
         return result, rss_mb(proc.pid)
@@ -103,11 +124,16 @@ def measure(srv, messages: int, writes: int, seconds: int, connections: int) -> 
 def baseline_rows(base: dict) -> list[list]:
     """The baseline table's rows, shared by every benchmark that prints its baselines."""
     http = base["http"]
-    return [["FastStream consume -> publish (acks=all)", f"{base['loop']:,.0f} msg/s", ""],
-            ["MongoDB insert_one", f"{base['insert_one']:,.0f} docs/s", ""],
-            ["MongoDB bulk_write (1,000 per call)", f"{base['bulk']:,.0f} docs/s", ""],
-            ["bare FastAPI endpoint (wrk)", f"{http.requests_per_s:,.0f} req/s",
-             f"p50 {http.p50_ms:.1f} ms, p99 {http.p99_ms:.1f} ms, RSS {base['bare_rss']:.0f} MB"]]
+    return [
+        ["FastStream consume -> publish (acks=all)", f"{base['loop']:,.0f} msg/s", ""],
+        ["MongoDB insert_one", f"{base['insert_one']:,.0f} docs/s", ""],
+        ["MongoDB bulk_write (1,000 per call)", f"{base['bulk']:,.0f} docs/s", ""],
+        [
+            "bare FastAPI endpoint (wrk)",
+            f"{http.requests_per_s:,.0f} req/s",
+            f"p50 {http.p50_ms:.1f} ms, p99 {http.p99_ms:.1f} ms, RSS {base['bare_rss']:.0f} MB",
+        ],
+    ]
 
 
 def main() -> None:

@@ -59,11 +59,21 @@ def bench_servers():
 def start_service(name: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     """A service as its own process, ready when this returns."""
     prefix = name.upper() + "_"
-    full = {**os.environ, **{prefix + k: v for k, v in env.items()}, prefix + "HTTP_PORT": str(port),
-            prefix + "LOG_LEVEL": "WARNING"}
+    full = {
+        **os.environ,
+        **{prefix + k: v for k, v in env.items()},
+        prefix + "HTTP_PORT": str(port),
+        prefix + "LOG_LEVEL": "WARNING",
+    }
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=PROJECT_ROOT, env=full,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=PROJECT_ROOT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -104,8 +114,9 @@ def median(values: list[float]) -> float:
 
 def print_table(title: str, header: list[str], rows: list[list]) -> None:
     """A plain aligned table on stdout (easy to paste into the README)."""
-    cells = [header] + [[f"{c:,.3f}".rstrip("0").rstrip(".") if isinstance(c, float) else str(c) for c in row]
-                        for row in rows]
+    cells = [header] + [
+        [f"{c:,.3f}".rstrip("0").rstrip(".") if isinstance(c, float) else str(c) for c in row] for row in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     print(f"\n{title}\n")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
@@ -128,16 +139,20 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 def _ms(text: str) -> float:
     number = text.rstrip("usm")
-    return float(number) * _UNITS[text[len(number):]]
+    return float(number) * _UNITS[text[len(number) :]]
 
 
-def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1,
-            label: str = "wrk") -> WrkResult:
+def run_wrk(
+    url: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1, label: str = "wrk"
+) -> WrkResult:
     """wrk (Debian) posting new appeals with bench/post_appeals.lua; throughput and latency percentiles."""
     script = PROJECT_ROOT / "bench" / "post_appeals.lua"
     with tempfile.TemporaryFile("w+") as output:
-        proc = subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-                                 str(script), url], stdout=output, env={**os.environ, **env})
+        proc = subprocess.Popen(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+            stdout=output,
+            env={**os.environ, **env},
+        )
         with tqdm(total=seconds, desc=label, unit="s", leave=False) as bar:
             for _ in range(seconds):
                 if proc.poll() is not None:
@@ -149,8 +164,11 @@ def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threa
         output.seek(0)
         out = output.read()
     lines = out.splitlines()
-    pct = {line.split()[0]: _ms(line.split()[1]) for line in lines if line.strip().endswith(("s", "ms", "us"))
-           and line.strip().split()[0] in ("50%", "75%", "90%", "99%")}
+    pct = {
+        line.split()[0]: _ms(line.split()[1])
+        for line in lines
+        if line.strip().endswith(("s", "ms", "us")) and line.strip().split()[0] in ("50%", "75%", "90%", "99%")
+    }
     total = next(int(line.split()[0]) for line in lines if "requests in" in line)
     rate = next(float(line.split()[1]) for line in lines if line.startswith("Requests/sec"))
     non_2xx = next((int(line.split()[-1]) for line in lines if "Non-2xx" in line), 0)
@@ -160,8 +178,14 @@ def run_wrk(url: str, seconds: int, connections: int, env: dict[str, str], threa
 def start_process(args: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Any server process, ready when `ready_url` answers."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -37,11 +37,20 @@ SERVICES = SERVICE_NAMES
 def appeal(run: str, n: int) -> dict:
     """A new, valid appeal (the same shape bench/post_appeals.lua posts)."""
     first17 = f"91440300MB{n:07d}"
-    return {"channel_ref": f"pipeline-{run}-{n}",
-            "enterprise": {"uscc": first17 + check_character(first17), "name": f"Bench Company {n}",
-                           "employees": n % 400, "industry": "manufacturing", "district": "nanshan"},
-            "contact": {"name": "Bench Contact", "phone": "13800138000"}, "category": "financing",
-            "title": "Loan falls due", "description": "Our working-capital loan falls due; we ask for deferral."}
+    return {
+        "channel_ref": f"pipeline-{run}-{n}",
+        "enterprise": {
+            "uscc": first17 + check_character(first17),
+            "name": f"Bench Company {n}",
+            "employees": n % 400,
+            "industry": "manufacturing",
+            "district": "nanshan",
+        },
+        "contact": {"name": "Bench Contact", "phone": "13800138000"},
+        "category": "financing",
+        "title": "Loan falls due",
+        "description": "Our working-capital loan falls due; we ask for deferral.",
+    }
 
 
 class Recorder:
@@ -56,8 +65,12 @@ class Recorder:
 
     async def run(self, bootstrap: str, stop: asyncio.Event) -> None:
         # From the start: the stack is fresh, and a partition assigned late must not hide its first events.
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", group_id=f"bench-recorder-{time.time_ns()}")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=f"bench-recorder-{time.time_ns()}",
+        )
         consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v1|dept\.[a-z0-9-]+\.v1)$")
         await consumer.start()
         try:
@@ -81,6 +94,7 @@ async def departments(stack: Stack, recorder: Recorder, stop: asyncio.Event) -> 
     done: set[str] = set()
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=stack.url("router"), limits=limits, timeout=30) as client:
+
         async def handle(appeal_id: str, department: str) -> None:
             key = {"X-Api-Key": stack.keys[f"department:{department}"]}
             url = f"/v1/appeals/{appeal_id}/actions"
@@ -115,8 +129,8 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
     failures = 0
     run = str(time.time_ns())
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
-    async with httpx.AsyncClient(limits=limits, timeout=30,
-                                 headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
+
         async def one(n: int) -> None:
             nonlocal failures
             try:
@@ -170,7 +184,8 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     with tqdm(total=len(recorder.accepted), desc="waiting for routing", unit="appeal", leave=False) as bar:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(recorder.routed.keys() & recorder.accepted.keys()) < len(
-                recorder.accepted):
+            recorder.accepted
+        ):
             bar.n = len(recorder.routed.keys() & recorder.accepted.keys())
             bar.refresh()
             await asyncio.sleep(0.5)
@@ -183,9 +198,21 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     last_routed = max((recorder.routed[i] for i in ids), default=began)
     to_routed = [(recorder.routed[i] - recorder.accepted[i]) * 1000 for i in ids]
     to_topic = [(recorder.assigned[i][0] - recorder.routed[i]) * 1000 for i in ids if i in recorder.assigned]
-    return {"accepted": len(recorder.accepted), "failures": failures, "routed": len(ids), "resolved": resolved,
-            "offered": rate, "sent_for": sent_for, "sustained": len(ids) / max(last_routed - began, 1e-9),
-            "to_routed": to_routed, "to_topic": to_topic, "rss": rss, "lag": lag, "seen": recorder.seen, "cpu": cpu}
+    return {
+        "accepted": len(recorder.accepted),
+        "failures": failures,
+        "routed": len(ids),
+        "resolved": resolved,
+        "offered": rate,
+        "sent_for": sent_for,
+        "sustained": len(ids) / max(last_routed - began, 1e-9),
+        "to_routed": to_routed,
+        "to_topic": to_topic,
+        "rss": rss,
+        "lag": lag,
+        "seen": recorder.seen,
+        "cpu": cpu,
+    }
 
 
 def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
@@ -203,8 +230,14 @@ async def consumer_lag(stack: Stack) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=10) as client:
         for name in SERVICES:
             text = (await client.get(stack.url(name) + "/metrics")).text
-            out[name] = int(sum(sample.value for family in text_string_to_metric_families(text)
-                                if family.name == "kafka_consumer_lag" for sample in family.samples))
+            out[name] = int(
+                sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    if family.name == "kafka_consumer_lag"
+                    for sample in family.samples
+                )
+            )
     return out
 
 
@@ -221,8 +254,7 @@ def memory_rows(rss: dict[str, list[tuple[float, float]]]) -> list[list]:
     for name, samples in rss.items():
         warm = next((mb for at, mb in samples if at >= 60), samples[0][1])
         end = samples[-1][1]
-        rows.append([name, round(warm, 1), round(max(mb for _, mb in samples), 1), round(end, 1),
-                     f"{end - warm:+.1f}"])
+        rows.append([name, round(warm, 1), round(max(mb for _, mb in samples), 1), round(end, 1), f"{end - warm:+.1f}"])
     return rows
 
 
@@ -241,23 +273,56 @@ def main() -> None:
     finally:
         stack.stop()
     sustained = result["sustained"]
-    print_table(f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve",
-                ["accepted", "not accepted", "routed", "resolved", "sustained routed/s", "ratio to raw loop",
-                 "submitted->routed p50 ms", "p99 ms", "routed->dept topic p50 ms", "p99 ms"],
-                [[result["accepted"], result["failures"], result["routed"], result["resolved"], round(sustained, 1),
-                  f"{sustained / loop_rate:.3f}", percentile(result["to_routed"], 50),
-                  percentile(result["to_routed"], 99), percentile(result["to_topic"], 50),
-                  percentile(result["to_topic"], 99)]])
-    print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"],
-                [[f"{loop_rate:,.0f}"]])
-    print_table("consumer lag when the run ended (records not yet consumed; the gauges are 5 s old at most)",
-                list(SERVICES), [[result["lag"][name] for name in SERVICES]])
-    print_table("events read more than once during the run (a copy: the same event id again; consumers drop it)",
-                ["topic", "events read", "distinct", "copies"], copy_rows(result["seen"]))
-    print_table("CPU from the first post until every appeal was routed", ["process", "CPU s", "ms per appeal"],
-                cpu_rows(result["cpu"], result["accepted"]))
-    print_table("memory, sampled every 5 s", ["process", "RSS MB after 1 min", "peak", "at end", "growth"],
-                memory_rows(result["rss"]))
+    print_table(
+        f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve",
+        [
+            "accepted",
+            "not accepted",
+            "routed",
+            "resolved",
+            "sustained routed/s",
+            "ratio to raw loop",
+            "submitted->routed p50 ms",
+            "p99 ms",
+            "routed->dept topic p50 ms",
+            "p99 ms",
+        ],
+        [
+            [
+                result["accepted"],
+                result["failures"],
+                result["routed"],
+                result["resolved"],
+                round(sustained, 1),
+                f"{sustained / loop_rate:.3f}",
+                percentile(result["to_routed"], 50),
+                percentile(result["to_routed"], 99),
+                percentile(result["to_topic"], 50),
+                percentile(result["to_topic"], 99),
+            ]
+        ],
+    )
+    print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"], [[f"{loop_rate:,.0f}"]])
+    print_table(
+        "consumer lag when the run ended (records not yet consumed; the gauges are 5 s old at most)",
+        list(SERVICES),
+        [[result["lag"][name] for name in SERVICES]],
+    )
+    print_table(
+        "events read more than once during the run (a copy: the same event id again; consumers drop it)",
+        ["topic", "events read", "distinct", "copies"],
+        copy_rows(result["seen"]),
+    )
+    print_table(
+        "CPU from the first post until every appeal was routed",
+        ["process", "CPU s", "ms per appeal"],
+        cpu_rows(result["cpu"], result["accepted"]),
+    )
+    print_table(
+        "memory, sampled every 5 s",
+        ["process", "RSS MB after 1 min", "peak", "at end", "growth"],
+        memory_rows(result["rss"]),
+    )
 
 
 if __name__ == "__main__":

@@ -40,12 +40,26 @@ def clock_doc(i: int, due: datetime, target: float, fired: list[int], prefix: st
     started = due - timedelta(seconds=target)
     pending = [lv for lv in (50, 80, 100) if lv not in fired]
     return {
-        "_id": f"{prefix}{i:08d}:resolution:1", "appeal_id": f"{prefix}{i:08d}", "clock": "resolution", "generation": 1,
-        "department": "nanshan-finance", "sla_profile": "standard_72h", "target": f"{target:g}s",
-        "calendar": "default", "state": "running", "started_at": started, "segment_start": started,
-        "consumed": 0.0, "budget": target, "levels_fired": fired, "version": 1, "due_at": due,
-        "next_level": pending[0], "next_fire_at": started + timedelta(seconds=target * pending[0] / 100),
-        "category": "financing", "district": "nanshan",
+        "_id": f"{prefix}{i:08d}:resolution:1",
+        "appeal_id": f"{prefix}{i:08d}",
+        "clock": "resolution",
+        "generation": 1,
+        "department": "nanshan-finance",
+        "sla_profile": "standard_72h",
+        "target": f"{target:g}s",
+        "calendar": "default",
+        "state": "running",
+        "started_at": started,
+        "segment_start": started,
+        "consumed": 0.0,
+        "budget": target,
+        "levels_fired": fired,
+        "version": 1,
+        "due_at": due,
+        "next_level": pending[0],
+        "next_fire_at": started + timedelta(seconds=target * pending[0] / 100),
+        "category": "financing",
+        "district": "nanshan",
     }
 
 
@@ -57,8 +71,9 @@ async def baseline(bootstrap: str, mongodb_uri: str, n: int = 20_000) -> dict[st
     payload = b"x" * 600
     began = time.perf_counter()
     for start in range(0, n, 1000):
-        await asyncio.gather(*[producer.send("bench.baseline", payload, key=str(i).encode())
-                               for i in range(start, start + 1000)])
+        await asyncio.gather(
+            *[producer.send("bench.baseline", payload, key=str(i).encode()) for i in range(start, start + 1000)]
+        )
     await producer.flush()
     publish_rate = n / (time.perf_counter() - began)
     await producer.stop()
@@ -81,23 +96,32 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
     clocks = client[database].clocks
     await clocks.drop()
     port = servers.free_port()
-    proc = start_service("sla", {"KAFKA_BOOTSTRAP_SERVERS": srv.bootstrap, "MONGODB_URI": srv.mongodb_uri,
-                                 "MONGODB_DATABASE": database, "CONSUMER_GROUP": f"bench-{label}"},
-                         port, srv.workdir / f"sla-{label}.log")
+    proc = start_service(
+        "sla",
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": srv.bootstrap,
+            "MONGODB_URI": srv.mongodb_uri,
+            "MONGODB_DATABASE": database,
+            "CONSUMER_GROUP": f"bench-{label}",
+        },
+        port,
+        srv.workdir / f"sla-{label}.log",
+    )
     target = window * 2.0  # 80 % and 100 % are 0.4 x window apart
 
     async def write(docs: list[dict], bar: tqdm) -> None:
         for start in range(0, len(docs), 2000):
-            await clocks.insert_many(docs[start:start + 2000])
-            bar.update(len(docs[start:start + 2000]))
+            await clocks.insert_many(docs[start : start + 2000])
+            bar.update(len(docs[start : start + 2000]))
 
     with tqdm(total=running, desc=f"{label}: writing clocks", unit="clock", leave=False) as bar:
         # The idle clocks first (due next week), then the ones due in the window, timed from when they are written.
         idle = [clock_doc(i, datetime.now(UTC) + timedelta(days=7), target, [50], label) for i in range(due, running)]
         await write(idle, bar)
         probe_started = time.perf_counter()
-        await clocks.insert_many([clock_doc(running + i, datetime.now(UTC) + timedelta(days=7), target, [50], "probe")
-                                  for i in range(500)])
+        await clocks.insert_many(
+            [clock_doc(running + i, datetime.now(UTC) + timedelta(days=7), target, [50], "probe") for i in range(500)]
+        )
         per_doc = (time.perf_counter() - probe_started) / 500
         await clocks.delete_many({"appeal_id": {"$regex": "^probe"}})
         t0 = datetime.now(UTC) + timedelta(seconds=per_doc * due * 1.5 + LEAD_SECONDS)
@@ -111,8 +135,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
             busy.append(doc)
         await write(busy, bar)
     # What the service itself would have counted as it started the clocks (see service.running_counts).
-    await client[database].counters.update_one({"_id": "running:resolution"}, {"$set": {"value": running}},
-                                               upsert=True)
+    await client[database].counters.update_one({"_id": "running:resolution"}, {"$set": {"value": running}}, upsert=True)
     if datetime.now(UTC) > t0:
         print(f"warning: writing the clocks overran the lead time by {(datetime.now(UTC) - t0).total_seconds():.1f}s")
 
@@ -156,10 +179,17 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
     proc.wait(20)
     await client.close()
     return {
-        "label": label, "running": running, "expected": len(expected), "fired": len(ids_seen),
+        "label": label,
+        "running": running,
+        "expected": len(expected),
+        "fired": len(ids_seen),
         "duplicates": sum(1 for v in ids_seen.values() if len(v) > 1),
-        "p50": median(lags), "p99": percentile(lags, 99), "max": max(lags, default=0.0),
-        "service_p99": percentile(service_lags, 99), "cpu": cpu, "rss": rss,
+        "p50": median(lags),
+        "p99": percentile(lags, 99),
+        "max": max(lags, default=0.0),
+        "service_p99": percentile(service_lags, 99),
+        "cpu": cpu,
+        "rss": rss,
     }
 
 
@@ -177,15 +207,43 @@ def main() -> None:
     fires_per_s = [r["fired"] / args.window for r in (small, large)]
     rows = []
     for r, rate in zip((small, large), fires_per_s, strict=True):
-        rows.append([f"{r['running']:,}", f"{r['expected']:,}", f"{r['fired']:,}", r["duplicates"],
-                     r["p50"], r["p99"], r["max"], r["service_p99"],
-                     round(r["cpu"] / max(r["fired"], 1) * 1000, 3), round(r["rss"], 1),
-                     f"{rate:,.0f}/s ({rate / base['publish']:.3f} of raw publish)"])
-    print_table("sla: fire lag of warnings (80 %) and breaches (100 %), seconds after due",
-                ["running clocks", "due", "fired", "duplicates", "lag p50", "lag p99", "lag max",
-                 "lag p99 at sla", "sla CPU s / 1000 fires", "sla RSS MB", "fires (ratio)"], rows)
-    print_table("baseline on the same servers", ["raw acks=all publish msg/s", "raw bulk_write updates/s"],
-                [[f"{base['publish']:,.0f}", f"{base['writes']:,.0f}"]])
+        rows.append(
+            [
+                f"{r['running']:,}",
+                f"{r['expected']:,}",
+                f"{r['fired']:,}",
+                r["duplicates"],
+                r["p50"],
+                r["p99"],
+                r["max"],
+                r["service_p99"],
+                round(r["cpu"] / max(r["fired"], 1) * 1000, 3),
+                round(r["rss"], 1),
+                f"{rate:,.0f}/s ({rate / base['publish']:.3f} of raw publish)",
+            ]
+        )
+    print_table(
+        "sla: fire lag of warnings (80 %) and breaches (100 %), seconds after due",
+        [
+            "running clocks",
+            "due",
+            "fired",
+            "duplicates",
+            "lag p50",
+            "lag p99",
+            "lag max",
+            "lag p99 at sla",
+            "sla CPU s / 1000 fires",
+            "sla RSS MB",
+            "fires (ratio)",
+        ],
+        rows,
+    )
+    print_table(
+        "baseline on the same servers",
+        ["raw acks=all publish msg/s", "raw bulk_write updates/s"],
+        [[f"{base['publish']:,.0f}", f"{base['writes']:,.0f}"]],
+    )
 
 
 if __name__ == "__main__":

@@ -43,10 +43,16 @@ def appeal_document(i: int, rng: random.Random, departments: list[str]) -> dict:
     at = submitted + timedelta(seconds=rng.uniform(1, 5))
     outcome = rng.random()
     doc = projection.new_document(f"A{i:09d}")
-    doc.update(submitted_at=submitted, category=rng.choice(CATEGORIES), size_band=rng.choice(BANDS),
-               channel=rng.choice(CHANNELS), district=rng.choice(DISTRICTS), department=dept,
-               assignments=[{"d": dept, "at": at, "responded": None}],
-               tally={f"routed|{dept}|standard_72h": 1})
+    doc.update(
+        submitted_at=submitted,
+        category=rng.choice(CATEGORIES),
+        size_band=rng.choice(BANDS),
+        channel=rng.choice(CHANNELS),
+        district=rng.choice(DISTRICTS),
+        department=dept,
+        assignments=[{"d": dept, "at": at, "responded": None}],
+        tally={f"routed|{dept}|standard_72h": 1},
+    )
     doc["status"] = AppealStatus.routed.value
     if outcome < 0.6:
         doc["assignments"][0]["responded"] = at + timedelta(seconds=rng.expovariate(1 / 3600))
@@ -54,8 +60,7 @@ def appeal_document(i: int, rng: random.Random, departments: list[str]) -> dict:
     if outcome < 0.33:
         seconds = int(rng.expovariate(1 / 30_000)) + 60
         doc["status"] = AppealStatus.resolved.value
-        doc["resolution"] = {"d": dept, "at": submitted + timedelta(seconds=seconds), "seconds": seconds,
-                             "kept": True}
+        doc["resolution"] = {"d": dept, "at": submitted + timedelta(seconds=seconds), "seconds": seconds, "kept": True}
         doc["resolution_times"] = [seconds]
         doc["tally"][f"resolved|{dept}|{doc['category']}"] = 1
         if outcome < 0.1:
@@ -68,8 +73,13 @@ def clock_documents(doc: dict, rng: random.Random) -> list[dict]:
     out = []
     for kind in ClockKind:
         clock = projection.new_document(f"{doc['_id']}:{kind.value}:1")
-        clock.update(appeal_id=doc["_id"], clock=kind.value, department=doc["department"],
-                     started_at=doc["assignments"][0]["at"], state="running")
+        clock.update(
+            appeal_id=doc["_id"],
+            clock=kind.value,
+            department=doc["department"],
+            started_at=doc["assignments"][0]["at"],
+            state="running",
+        )
         answered = doc["status"] != AppealStatus.routed.value
         if answered and rng.random() < 0.9:
             clock["state"] = "met"
@@ -79,8 +89,23 @@ def clock_documents(doc: dict, rng: random.Random) -> list[dict]:
     return out
 
 
-CATEGORIES = ["financing", "labour", "tax", "sci_tech", "social_security", "export", "tariffs", "customs",
-              "operations", "trade", "legal", "insurance", "materials", "approvals", "other"]
+CATEGORIES = [
+    "financing",
+    "labour",
+    "tax",
+    "sci_tech",
+    "social_security",
+    "export",
+    "tariffs",
+    "customs",
+    "operations",
+    "trade",
+    "legal",
+    "insurance",
+    "materials",
+    "approvals",
+    "other",
+]
 BANDS = ["micro", "small", "medium", "large"]
 CHANNELS = ["wechat", "web", "app", "hotline_12345", "kiosk"]
 DISTRICTS = ["nanshan", "futian", "baoan"]
@@ -117,7 +142,7 @@ async def store(mongodb_uri: str, buckets: dict, clocks: list[dict]) -> None:
         await db[collection_of(name)].insert_one({"_id": name, "c": dict(buckets[name]), "wm": {}})
     await db.clocks.create_index("live_due", sparse=True)
     for start in range(0, len(clocks), 5000):
-        await db.clocks.insert_many(clocks[start:start + 5000])
+        await db.clocks.insert_many(clocks[start : start + 5000])
     await client.close()
 
 
@@ -148,8 +173,12 @@ def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
     parser.add_argument("--appeals", type=int, default=1_000_000)
-    parser.add_argument("--overdue", type=int, default=100,
-                        help="running clocks past due with no breach yet (sla lagging), found at query time")
+    parser.add_argument(
+        "--overdue",
+        type=int,
+        default=100,
+        help="running clocks past due with no breach yet (sla lagging), found at query time",
+    )
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     city = load_city(PROJECT_ROOT / "config")
@@ -158,8 +187,12 @@ def main() -> None:
         asyncio.run(store(bench.mongodb_uri, buckets, clocks))
         keys = provision(city, bench.workdir)
         port = servers.free_port()
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bench.bootstrap, "MONGODB_URI": bench.mongodb_uri,
-               "API_KEYS_FILE": str(bench.workdir / "api-keys.json"), "TIMEZONE": TZ.key}
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bench.bootstrap,
+            "MONGODB_URI": bench.mongodb_uri,
+            "API_KEYS_FILE": str(bench.workdir / "api-keys.json"),
+            "TIMEZONE": TZ.key,
+        }
         proc = start_service("stats", env, port, bench.workdir / "stats.log")
         try:
             base = f"http://127.0.0.1:{port}"
@@ -172,30 +205,57 @@ def main() -> None:
                 assert report["received"] == args.appeals, report["received"]
                 results = {
                     "bare /healthz (baseline)": timed(client, base + "/healthz", args.rounds),
-                    "raw read of the day's 24 hour buckets (baseline)": asyncio.run(raw_read(
-                        bench.mongodb_uri, args.rounds, {"_id": {"$gte": "h:" + projection.hour_of(DAY),
-                                                                 "$lt": "h:" + projection.hour_of(next_day)}})),
-                    "raw read of the day's day bucket (baseline)": asyncio.run(raw_read(
-                        bench.mongodb_uri, args.rounds, {"_id": "hd:" + DAY.date().isoformat()})),
-                    "daily report, JSON": timed(client, base + "/v1/reports/daily", args.rounds, params=day,
-                                                headers=headers),
-                    "daily report, Markdown": timed(client, base + "/v1/reports/daily", args.rounds, params=day,
-                                                    headers={**headers, "Accept": "text/markdown"}),
-                    "department rates": timed(client, base + "/v1/stats/departments", args.rounds, params=window,
-                                              headers=headers),
-                    "summary by category": timed(client, base + "/v1/stats/summary", args.rounds,
-                                                 params={**window, "group_by": "category"}, headers=headers),
+                    "raw read of the day's 24 hour buckets (baseline)": asyncio.run(
+                        raw_read(
+                            bench.mongodb_uri,
+                            args.rounds,
+                            {
+                                "_id": {
+                                    "$gte": "h:" + projection.hour_of(DAY),
+                                    "$lt": "h:" + projection.hour_of(next_day),
+                                }
+                            },
+                        )
+                    ),
+                    "raw read of the day's day bucket (baseline)": asyncio.run(
+                        raw_read(bench.mongodb_uri, args.rounds, {"_id": "hd:" + DAY.date().isoformat()})
+                    ),
+                    "daily report, JSON": timed(
+                        client, base + "/v1/reports/daily", args.rounds, params=day, headers=headers
+                    ),
+                    "daily report, Markdown": timed(
+                        client,
+                        base + "/v1/reports/daily",
+                        args.rounds,
+                        params=day,
+                        headers={**headers, "Accept": "text/markdown"},
+                    ),
+                    "department rates": timed(
+                        client, base + "/v1/stats/departments", args.rounds, params=window, headers=headers
+                    ),
+                    "summary by category": timed(
+                        client,
+                        base + "/v1/stats/summary",
+                        args.rounds,
+                        params={**window, "group_by": "category"},
+                        headers=headers,
+                    ),
                 }
             rss = rss_mb(proc.pid)
         finally:
             servers.stop(proc)
     healthz = median(results["bare /healthz (baseline)"])
     rows = [[name, median(t) * 1000, percentile(t, 99) * 1000, median(t) / healthz] for name, t in results.items()]
-    print_table(f"stats: {args.appeals:,} appeals on one day, {len(buckets)} bucket documents, "
-                f"{len(clocks):,} clocks running past due; {args.rounds} requests each",
-                ["request", "p50 ms", "p99 ms", "p50 / healthz p50"], rows)
-    print(f"\nfolding {args.appeals:,} appeals into buckets in-process: {fold_seconds:.1f} s "
-          f"({args.appeals / fold_seconds:,.0f} appeals/s); stats RSS after the run: {rss:.0f} MB")
+    print_table(
+        f"stats: {args.appeals:,} appeals on one day, {len(buckets)} bucket documents, "
+        f"{len(clocks):,} clocks running past due; {args.rounds} requests each",
+        ["request", "p50 ms", "p99 ms", "p50 / healthz p50"],
+        rows,
+    )
+    print(
+        f"\nfolding {args.appeals:,} appeals into buckets in-process: {fold_seconds:.1f} s "
+        f"({args.appeals / fold_seconds:,.0f} appeals/s); stats RSS after the run: {rss:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

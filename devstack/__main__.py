@@ -13,9 +13,13 @@ from devstack.stack import SERVICES, Stack
 from libs.settings import PROJECT_ROOT
 
 # What moves each port of the stack, for the message of a start that finds one taken.
-PORT_SETTINGS = {"Kafka": "KAFKA_PORT", "Kafka's controller": "KAFKA_CONTROLLER_PORT",
-                 "SMTP receiver": "SMTP_PORT", "outbox receiver": "OUTBOX_PORT",
-                 **{name: f"{name.upper()}_PORT" for name, _ in SERVICES}}
+PORT_SETTINGS = {
+    "Kafka": "KAFKA_PORT",
+    "Kafka's controller": "KAFKA_CONTROLLER_PORT",
+    "SMTP receiver": "SMTP_PORT",
+    "outbox receiver": "OUTBOX_PORT",
+    **{name: f"{name.upper()}_PORT" for name, _ in SERVICES},
+}
 
 
 def _print_banner(stack: Stack) -> None:
@@ -48,22 +52,31 @@ def clear_the_way(stack: Stack) -> None:
     left = supervisor.still_running(stack.data_dir)
     boss = next((r for r in left if r.name == supervisor.SUPERVISOR), None)
     if boss is not None:
-        sys.exit(f"A stack is already running from {stack.data_dir} (pid {boss.pid}, started "
-                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(boss.started))}). Use it, or stop it "
-                 f"first with `make stop`.")
+        sys.exit(
+            f"A stack is already running from {stack.data_dir} (pid {boss.pid}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(boss.started))}). Use it, or stop it "
+            f"first with `make stop`."
+        )
     if left:
-        print(f"A previous stack in {stack.data_dir} left {len(left)} of its processes running: "
-              + ", ".join(f"{r.name} (pid {r.pid})" for r in left) + ". Stopping them.", flush=True)
+        print(
+            f"A previous stack in {stack.data_dir} left {len(left)} of its processes running: "
+            + ", ".join(f"{r.name} (pid {r.pid})" for r in left)
+            + ". Stopping them.",
+            flush=True,
+        )
         supervisor.stop_processes(left)
     taken = []
     for what, port in stack.ports().items():
         if port_in_use(port):
             setting = PORT_SETTINGS.get(what, "MONGODB_PORT")
-            taken.append(f"  port {port} ({what}) is held by {supervisor.describe(supervisor.listener(port) or 0)}; "
-                         f"stop that, or move the stack's port with {setting}=<port>")
+            taken.append(
+                f"  port {port} ({what}) is held by {supervisor.describe(supervisor.listener(port) or 0)}; "
+                f"stop that, or move the stack's port with {setting}=<port>"
+            )
     if taken:
-        sys.exit("The stack did not start: ports it needs are taken by processes it did not start.\n"
-                 + "\n".join(taken))
+        sys.exit(
+            "The stack did not start: ports it needs are taken by processes it did not start.\n" + "\n".join(taken)
+        )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -75,8 +88,11 @@ def run(args: argparse.Namespace) -> None:
         mongo_port=int(os.environ.get("MONGODB_PORT", "27017")),
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
-        service_ports={name: int(os.environ[f"{name.upper()}_PORT"])
-                       for name, _ in SERVICES if f"{name.upper()}_PORT" in os.environ},
+        service_ports={
+            name: int(os.environ[f"{name.upper()}_PORT"])
+            for name, _ in SERVICES
+            if f"{name.upper()}_PORT" in os.environ
+        },
         smtp_port=int(os.environ.get("SMTP_PORT", "8025")),
         outbox_port=int(os.environ.get("OUTBOX_PORT", "8006")),
         log_stream=sys.stdout,
@@ -132,8 +148,12 @@ def demo(args: argparse.Namespace) -> None:
     from devstack.demo import Scenario
     from devstack.demo import main as play
 
-    play(Path(args.data_dir) / "stack.json", Scenario(appeals=args.appeals, financing=args.financing,
-                                                      micro=args.micro, small=args.small, resolved=args.resolved))
+    play(
+        Path(args.data_dir) / "stack.json",
+        Scenario(
+            appeals=args.appeals, financing=args.financing, micro=args.micro, small=args.small, resolved=args.resolved
+        ),
+    )
 
 
 def keys(args: argparse.Namespace) -> None:
@@ -142,8 +162,10 @@ def keys(args: argparse.Namespace) -> None:
 
     data_dir = Path(args.data_dir)
     provision(load_city(PROJECT_ROOT / "config"), data_dir)
-    print(f"keys: {data_dir / 'demo-keys.json'} (plain, hand each to its client)\n"
-          f"hashed key file for the services: {data_dir / 'api-keys.json'}")
+    print(
+        f"keys: {data_dir / 'demo-keys.json'} (plain, hand each to its client)\n"
+        f"hashed key file for the services: {data_dir / 'api-keys.json'}"
+    )
 
 
 def apidocs(args: argparse.Namespace) -> None:
@@ -167,17 +189,22 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("run", help="start the embedded stack and every service")
-    start.add_argument("--config-dir", default=str(PROJECT_ROOT / "config"),
-                       help="departments, rules, SLA profiles and calendars to load (default: config/)")
+    start.add_argument(
+        "--config-dir",
+        default=str(PROJECT_ROOT / "config"),
+        help="departments, rules, SLA profiles and calendars to load (default: config/)",
+    )
     start.set_defaults(func=run)
-    sub.add_parser("stop", help="stop a stack started in the background from the same data folder"
-                   ).set_defaults(func=stop)
+    sub.add_parser("stop", help="stop a stack started in the background from the same data folder").set_defaults(
+        func=stop
+    )
     play = sub.add_parser("demo", help="play the Shenzhen seed against the running stack; print the daily report")
     for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
         play.add_argument(f"--{name}", type=int, default=default)
     play.set_defaults(func=demo)
-    sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)"
-                   ).set_defaults(func=keys)
+    sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)").set_defaults(
+        func=keys
+    )
     docs = sub.add_parser("apidocs", help="write every service's OpenAPI and AsyncAPI document")
     docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "api"))
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every stale document")

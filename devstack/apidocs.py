@@ -47,9 +47,14 @@ def build_app(service: str) -> FastAPI:
 
 def asyncapi_document(service: str, app: FastAPI) -> dict[str, Any]:
     """The AsyncAPI document of the service's own broker: its typed subscribers and declared publishers."""
-    spec = AsyncAPI(app.state.runtime.broker, title=f"{app.title} (Kafka)", version=app.version,
-                    description=app.description, identifier=f"urn:appeals-platform:{service}",
-                    schema_version=ASYNCAPI_VERSION)
+    spec = AsyncAPI(
+        app.state.runtime.broker,
+        title=f"{app.title} (Kafka)",
+        version=app.version,
+        description=app.description,
+        identifier=f"urn:appeals-platform:{service}",
+        schema_version=ASYNCAPI_VERSION,
+    )
     return one_event_per_record(spec.to_specification().to_jsonable())
 
 
@@ -72,9 +77,14 @@ def one_event_per_record(document: dict[str, Any]) -> dict[str, Any]:
         payload_model = payload_of(entry.envelopes, entry.name)
         names = [envelope.__name__ for envelope in entry.envelopes]
         if len(names) > 1:
-            schemas.setdefault(payload_model.__name__, {
-                "anyOf": [{"$ref": f"#/components/schemas/{n}"} for n in names],
-                "description": payload_model.__doc__, "title": payload_model.__name__})
+            schemas.setdefault(
+                payload_model.__name__,
+                {
+                    "anyOf": [{"$ref": f"#/components/schemas/{n}"} for n in names],
+                    "description": payload_model.__doc__,
+                    "title": payload_model.__name__,
+                },
+            )
         for message in generated:
             replaced.add(message["payload"]["$ref"].rsplit("/", 1)[1])
             message["payload"] = {"$ref": f"#/components/schemas/{payload_model.__name__}"}
@@ -100,15 +110,23 @@ def build_documents(services: Iterable[str] = SERVICES) -> dict[str, str]:
 
 def architecture_document() -> str:
     """docs/architecture.md: the services, topics and consumer groups of libs/contract.py, and how events flow."""
+
     def node(name: str) -> str:
         return name.replace(".", "_").replace("<", "").replace(">", "").replace("-", "_")
 
-    lines = ["# Architecture", "",
-             "Generated from `libs/contract.py` by `make apidocs` (the tests fail when it is stale); edit the",
-             "contract, not this file. Each service is its own process with its own MongoDB database; Kafka is",
-             "the only way state crosses from one service to another. Every record is a CloudEvents 1.0 event",
-             "in structured JSON mode, keyed by the appeal id so that one appeal's events stay in order.", "",
-             "## Services", "", "| service | port | what it does |", "|---|---|---|"]
+    lines = [
+        "# Architecture",
+        "",
+        "Generated from `libs/contract.py` by `make apidocs` (the tests fail when it is stale); edit the",
+        "contract, not this file. Each service is its own process with its own MongoDB database; Kafka is",
+        "the only way state crosses from one service to another. Every record is a CloudEvents 1.0 event",
+        "in structured JSON mode, keyed by the appeal id so that one appeal's events stay in order.",
+        "",
+        "## Services",
+        "",
+        "| service | port | what it does |",
+        "|---|---|---|",
+    ]
     lines += [f"| {s.name} | {s.port} | {s.role} |" for s in contract.SERVICES]
     lines += ["", "## How events flow", "", "```mermaid", "flowchart LR"]
     everything = (*contract.TOPICS, contract.DEPARTMENT_TOPIC)
@@ -121,24 +139,40 @@ def architecture_document() -> str:
     for consumer in contract.CONSUMERS:
         for name in consumer.topics:
             lines.append(f"    {node(name)} -- {consumer.group} --> {node(consumer.service)}")
-    lines += [f"    {node(contract.DEPARTMENT_TOPIC.name)} --> departments", "```", "",
-              "## Topics", "",
-              f"Every topic has {contract.TOPICS[0].partitions} partitions and keeps its events for good "
-              "(`retention.ms=-1`): stats is rebuilt from them.", "",
-              "| topic | what it holds | written by | event types | read by (group) |", "|---|---|---|---|---|"]
+    lines += [
+        f"    {node(contract.DEPARTMENT_TOPIC.name)} --> departments",
+        "```",
+        "",
+        "## Topics",
+        "",
+        f"Every topic has {contract.TOPICS[0].partitions} partitions and keeps its events for good "
+        "(`retention.ms=-1`): stats is rebuilt from them.",
+        "",
+        "| topic | what it holds | written by | event types | read by (group) |",
+        "|---|---|---|---|---|",
+    ]
     for entry in everything:
         readers = ", ".join(c.group for c in contract.CONSUMERS if entry.name in c.topics) or "departments' systems"
         for producer, envelopes in entry.producers.items():
             types = ", ".join(f"`{t}`" for e in envelopes for t in e.TYPES)
             lines.append(f"| `{entry.name}` | {entry.about} | {producer} | {types} | {readers} |")
-    lines += [f"| `{contract.DEAD_LETTERS}` | What a consumer of the topic could not read, with the reason in "
-              "headers; on `notify.deliveries.v1.dlq`, the notifications notify gave up on. | any consumer | "
-              "the original bytes | operators |", "",
-              "## Consumers", "",
-              "A group is `<service>.<name>`; a renamed group reads its topics again from the beginning.", "",
-              "| group | reads | delivery | what it does |", "|---|---|---|---|"]
-    lines += [f"| `{c.group}` | {', '.join(f'`{t}`' for t in c.topics)} | {'batches' if c.batch else 'one by one'} "
-              f"| {c.does} |" for c in contract.CONSUMERS]
+    lines += [
+        f"| `{contract.DEAD_LETTERS}` | What a consumer of the topic could not read, with the reason in "
+        "headers; on `notify.deliveries.v1.dlq`, the notifications notify gave up on. | any consumer | "
+        "the original bytes | operators |",
+        "",
+        "## Consumers",
+        "",
+        "A group is `<service>.<name>`; a renamed group reads its topics again from the beginning.",
+        "",
+        "| group | reads | delivery | what it does |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{c.group}` | {', '.join(f'`{t}`' for t in c.topics)} | {'batches' if c.batch else 'one by one'} "
+        f"| {c.does} |"
+        for c in contract.CONSUMERS
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -155,8 +189,11 @@ def write_documents(out: Path = DEFAULT_OUT) -> list[Path]:
 
 def stale_documents(out: Path = DEFAULT_OUT) -> list[Path]:
     """The documents in `out` (and docs/architecture.md) that are missing or differ from what would be generated."""
-    stale = [out / name for name, text in build_documents().items()
-             if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text]
+    stale = [
+        out / name
+        for name, text in build_documents().items()
+        if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
+    ]
     if not ARCHITECTURE.is_file() or ARCHITECTURE.read_text(encoding="utf-8") != architecture_document():
         stale.append(ARCHITECTURE)
     return stale

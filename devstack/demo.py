@@ -63,26 +63,39 @@ def appeal_bodies(scenario: Scenario, run: str) -> list[tuple[Channel, dict[str,
     rng = random.Random(scenario.seed)
     others = [c for c in Category if c != Category.financing]
     categories = [Category.financing] * scenario.financing + [
-        others[i % len(others)] for i in range(scenario.appeals - scenario.financing)]
+        others[i % len(others)] for i in range(scenario.appeals - scenario.financing)
+    ]
     rest = scenario.appeals - scenario.micro - scenario.small
-    employees = ([rng.randint(1, 29) for _ in range(scenario.micro)] + [rng.randint(30, 100) for _ in
-                 range(scenario.small)] + [rng.choice((rng.randint(101, 300), rng.randint(301, 5000)))
-                                           for _ in range(rest)])
+    employees = (
+        [rng.randint(1, 29) for _ in range(scenario.micro)]
+        + [rng.randint(30, 100) for _ in range(scenario.small)]
+        + [rng.choice((rng.randint(101, 300), rng.randint(301, 5000))) for _ in range(rest)]
+    )
     rng.shuffle(categories)
     rng.shuffle(employees)
     bodies = []
     for i, (category, staff) in enumerate(zip(categories, employees, strict=True)):
         n = rng.randint(1, 9_999_999)
         channel = CHANNELS[i % len(CHANNELS)]
-        bodies.append((channel, {
-            "channel_ref": f"demo-{run}-{i}",
-            "enterprise": {"uscc": _uscc(n), "name": f"Shenzhen demo company {i}", "employees": staff,
-                           "industry": "manufacturing", "district": DISTRICTS[i % len(DISTRICTS)]},
-            "contact": {"name": "Demo Contact", "phone": f"1380013{i:04d}"},
-            "category": category.value,
-            "title": f"{TITLES[category]} ({i})",
-            "description": f"{TITLES[category]}. The epidemic stopped our business; we ask for support.",
-        }))
+        bodies.append(
+            (
+                channel,
+                {
+                    "channel_ref": f"demo-{run}-{i}",
+                    "enterprise": {
+                        "uscc": _uscc(n),
+                        "name": f"Shenzhen demo company {i}",
+                        "employees": staff,
+                        "industry": "manufacturing",
+                        "district": DISTRICTS[i % len(DISTRICTS)],
+                    },
+                    "contact": {"name": "Demo Contact", "phone": f"1380013{i:04d}"},
+                    "category": category.value,
+                    "title": f"{TITLES[category]} ({i})",
+                    "description": f"{TITLES[category]}. The epidemic stopped our business; we ask for support.",
+                },
+            )
+        )
     return bodies
 
 
@@ -93,8 +106,9 @@ async def _submit(client: httpx.AsyncClient, stack: dict, bodies, bar: tqdm) -> 
     async def one(channel: Channel, body: dict) -> str:
         async with gate:
             for _ in range(10):
-                response = await client.post(f"{intake}/v1/appeals", json=body,
-                                             headers={"X-Api-Key": stack["keys"][f"channel:{channel.value}"]})
+                response = await client.post(
+                    f"{intake}/v1/appeals", json=body, headers={"X-Api-Key": stack["keys"][f"channel:{channel.value}"]}
+                )
                 if response.status_code != 503:
                     break
                 await asyncio.sleep(1)
@@ -105,8 +119,7 @@ async def _submit(client: httpx.AsyncClient, stack: dict, bodies, bar: tqdm) -> 
     return list(await asyncio.gather(*(one(c, b) for c, b in bodies)))
 
 
-async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm,
-                   timeout: float) -> None:
+async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm, timeout: float) -> None:
     router = stack["services"]["router"]["url"]
     deadline = time.monotonic() + timeout
     operator = {"X-Api-Key": stack["keys"]["operator"]}
@@ -124,8 +137,10 @@ async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str]
             if lead is None:
                 raise RuntimeError(f"appeal {appeal_id} was not routed within {timeout:.0f} s")
             key = {"X-Api-Key": stack["keys"][f"department:{lead}"]}
-            for action in ({"action": "accept", "note": "We are on it."},
-                           {"action": "resolve", "resolution": "Support granted under the relief measures."}):
+            for action in (
+                {"action": "accept", "note": "We are on it."},
+                {"action": "resolve", "resolution": "Support granted under the relief measures."},
+            ):
                 response = await client.post(f"{router}/v1/appeals/{appeal_id}/actions", json=action, headers=key)
                 response.raise_for_status()
             bar.update()
@@ -133,8 +148,9 @@ async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str]
     await asyncio.gather(*(one(a) for a in appeal_ids))
 
 
-async def _report(client: httpx.AsyncClient, stack: dict, start: datetime, end: datetime,
-                  scenario: Scenario, timeout: float) -> str:
+async def _report(
+    client: httpx.AsyncClient, stack: dict, start: datetime, end: datetime, scenario: Scenario, timeout: float
+) -> str:
     """Wait until stats has counted the run, then fetch the Markdown report of the window."""
     stats = stack["services"]["stats"]["url"]
     headers = {"X-Api-Key": stack["keys"]["operator"]}
@@ -146,8 +162,9 @@ async def _report(client: httpx.AsyncClient, stack: dict, start: datetime, end: 
         if summary["total"] >= scenario.appeals and summary["resolved"] >= scenario.resolved and not waiting:
             break
         await asyncio.sleep(0.5)
-    response = await client.get(f"{stats}/v1/reports/daily", params=params,
-                                headers={**headers, "Accept": "text/markdown"})
+    response = await client.get(
+        f"{stats}/v1/reports/daily", params=params, headers={**headers, "Accept": "text/markdown"}
+    )
     response.raise_for_status()
     return response.text
 

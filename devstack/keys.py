@@ -12,8 +12,11 @@ def provision(city: City, data_dir: Path) -> dict[str, str]:
     """Return `{scope: key}`, reusing keys from an earlier run; writes the hashed key file services read."""
     plain_file = data_dir / "demo-keys.json"
     keys: dict[str, str] = json.loads(plain_file.read_text()) if plain_file.exists() else {}
-    scopes = ([f"channel:{c.value}" for c in Channel] + [f"department:{d.code}" for d in city.departments]
-              + ["operator", "admin"])
+    scopes = (
+        [f"channel:{c.value}" for c in Channel]
+        + [f"department:{d.code}" for d in city.departments]
+        + ["operator", "admin"]
+    )
     for scope in scopes:
         keys.setdefault(scope, new_key())
     keys = {scope: keys[scope] for scope in scopes}

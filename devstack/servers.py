@@ -113,12 +113,22 @@ def _pump(proc: subprocess.Popen, log: Path, echo: Callable[[str], None] | None)
 _BOUND = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
 
 
-def spawn(args: list[str], log: Path, *, env: dict[str, str] | None = None,
-          echo: Callable[[str], None] | None = None) -> subprocess.Popen:
+def spawn(
+    args: list[str], log: Path, *, env: dict[str, str] | None = None, echo: Callable[[str], None] | None = None
+) -> subprocess.Popen:
     """Start a process in its own session (Ctrl-C reaches it only through us), its output to a rotating `log`."""
-    proc = subprocess.Popen([*_BOUND, *args], cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        [*_BOUND, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
     threading.Thread(target=_pump, args=(proc, log, echo), daemon=True, name=f"log {log.name}").start()
     return proc
 
@@ -128,8 +138,10 @@ def java() -> str:
     home = os.environ.get("JAVA_HOME")
     command = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not command or not Path(command).exists():
-        raise RuntimeError("no Java found: Apache Kafka needs Java 17 or newer (Debian: apt-get install "
-                           "openjdk-17-jre-headless), on PATH or in JAVA_HOME")
+        raise RuntimeError(
+            "no Java found: Apache Kafka needs Java 17 or newer (Debian: apt-get install "
+            "openjdk-17-jre-headless), on PATH or in JAVA_HOME"
+        )
     return command
 
 
@@ -137,40 +149,44 @@ def kafka_version() -> str:
     """The Apache Kafka version whose jars are in KAFKA_LIBS."""
     jars = sorted(KAFKA_LIBS.glob("kafka_2.13-*.jar"))
     if not jars:
-        raise RuntimeError(f"Apache Kafka's jars are not in {KAFKA_LIBS}: run `make kafka` (it runs "
-                           f"`mvn dependency:copy-dependencies -f {KAFKA_POM.relative_to(PROJECT_ROOT)}`)")
+        raise RuntimeError(
+            f"Apache Kafka's jars are not in {KAFKA_LIBS}: run `make kafka` (it runs "
+            f"`mvn dependency:copy-dependencies -f {KAFKA_POM.relative_to(PROJECT_ROOT)}`)"
+        )
     return jars[-1].stem.removeprefix("kafka_2.13-")
 
 
 def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
     """One node, broker and controller in one JVM, on loopback, with a small machine's settings."""
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={log_dir}",
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        # Nothing to wait for: a lone consumer gets its partitions at once.
-        "group.initial.rebalance.delay.ms=0",
-        # The stack creates every topic with its partitions and retention; a typo must not make a new one.
-        "auto.create.topics.enable=false",
-        "num.partitions=4",
-        # Fewer threads than the defaults, for two cores.
-        "num.network.threads=2",
-        "num.io.threads=4",
-        "num.recovery.threads.per.data.dir=2",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={log_dir}",
+            # One node: every internal topic has one replica.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # Nothing to wait for: a lone consumer gets its partitions at once.
+            "group.initial.rebalance.delay.ms=0",
+            # The stack creates every topic with its partitions and retention; a typo must not make a new one.
+            "auto.create.topics.enable=false",
+            "num.partitions=4",
+            # Fewer threads than the defaults, for two cores.
+            "num.network.threads=2",
+            "num.io.threads=4",
+            "num.recovery.threads.per.data.dir=2",
+            "",
+        ]
+    )
 
 
 def new_cluster_id() -> str:
@@ -192,15 +208,28 @@ def start_kafka(port: int, controller_port: int, log_dir: Path, log: Path) -> su
     log_dir.mkdir(parents=True, exist_ok=True)
     properties = log_dir.parent / f"{log_dir.name}.properties"
     properties.write_text(kafka_properties(port, controller_port, log_dir))
-    jvm = [java(), *KAFKA_HEAP.split(), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-           "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
-           f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", classpath]
+    jvm = [
+        java(),
+        *KAFKA_HEAP.split(),
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+        "-cp",
+        classpath,
+    ]
     if not (log_dir / "meta.properties").exists():
-        formatted = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(),
-                                    "--config", str(properties)], capture_output=True, text=True)
+        formatted = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(), "--config", str(properties)],
+            capture_output=True,
+            text=True,
+        )
         if formatted.returncode != 0:
-            raise RuntimeError(f"formatting Kafka's log in {log_dir} failed: {formatted.stdout[-2000:]}"
-                               f"{formatted.stderr[-2000:]}")
+            raise RuntimeError(
+                f"formatting Kafka's log in {log_dir} failed: {formatted.stdout[-2000:]}{formatted.stderr[-2000:]}"
+            )
     proc = spawn([*jvm, "kafka.Kafka", str(properties)], log)
     try:
         wait_for_port(port, timeout=90, process=proc)
@@ -219,9 +248,23 @@ def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = 
     """
     if storage != ":memory:":
         Path(storage).mkdir(parents=True, exist_ok=True)
-    proc = spawn([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-                  "--storage-path", str(storage), "--log-level", "WARNING", "--standalone"],
-                 log or Path(os.devnull))
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage),
+            "--log-level",
+            "WARNING",
+            "--standalone",
+        ],
+        log or Path(os.devnull),
+    )
     wait_for_port(port, timeout=60, process=proc)
     return proc
 
@@ -239,8 +282,16 @@ def embedded_mongo_uri(port: int) -> str:
 
 def start_prometheus(port: int, config: Path, storage: Path, log: Path) -> subprocess.Popen:
     """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage`."""
-    proc = spawn(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={storage}",
-                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log)
+    proc = spawn(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={storage}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        log,
+    )
     wait_for_port(port, timeout=60, process=proc)
     return proc
 

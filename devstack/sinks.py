@@ -71,15 +71,24 @@ class Sinks:
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
                 mail = message_from_bytes(envelope.content, policy=default_policy)
-                sinks._keep({"kind": "email", "to": list(envelope.rcpt_tos), "subject": str(mail["Subject"]),
-                             "delivery": str(mail[DELIVERY_HEADER]), "message_id": str(mail["Message-ID"]),
-                             "body": mail.get_content(), "at": time.time()})
+                sinks._keep(
+                    {
+                        "kind": "email",
+                        "to": list(envelope.rcpt_tos),
+                        "subject": str(mail["Subject"]),
+                        "delivery": str(mail[DELIVERY_HEADER]),
+                        "message_id": str(mail["Message-ID"]),
+                        "body": mail.get_content(),
+                        "at": time.time(),
+                    }
+                )
                 return "250 Message accepted for delivery"
 
         self._smtp = Controller(Handler(), hostname="127.0.0.1", port=self.smtp_port)
         self._smtp.start()
-        self._http = uvicorn.Server(uvicorn.Config(self._app(), host="127.0.0.1", port=self.http_port,
-                                                   log_level="warning", access_log=False))
+        self._http = uvicorn.Server(
+            uvicorn.Config(self._app(), host="127.0.0.1", port=self.http_port, log_level="warning", access_log=False)
+        )
         threading.Thread(target=self._http.run, daemon=True).start()
         deadline = time.monotonic() + 10
         while not self._http.started and time.monotonic() < deadline:
@@ -106,8 +115,16 @@ class Sinks:
                 verified = request.headers.get(SIGNATURE_HEADER) == sign(sinks.secrets[name], body)
                 if not verified:
                     return JSONResponse({"error": "bad signature"}, status_code=401)
-            sinks._keep({"kind": kind, "name": name, "delivery": request.headers.get(DELIVERY_HEADER),
-                         "verified": verified, "body": json.loads(body or b"null"), "at": time.time()})
+            sinks._keep(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "delivery": request.headers.get(DELIVERY_HEADER),
+                    "verified": verified,
+                    "body": json.loads(body or b"null"),
+                    "at": time.time(),
+                }
+            )
             return JSONResponse({"ok": True})
 
         @app.post("/sms")
@@ -126,11 +143,15 @@ class Sinks:
         async def index():
             rows = "".join(
                 f"<tr><td>{r['kind']}</td><td>{r.get('name') or ''}</td><td>{r.get('subject') or ''}</td>"
-                f"<td><code>{r.get('delivery')}</code></td></tr>" for r in reversed(sinks.received[-200:]))
-            return (f"<html><head><meta charset='utf-8'><title>Local outbox</title></head><body>"
-                    f"<h1>What notify sent ({len(sinks.received)})</h1><table border=1 cellpadding=4>"
-                    f"<tr><th>channel</th><th>webhook</th><th>subject</th><th>delivery id</th></tr>{rows}"
-                    f"</table></body></html>")
+                f"<td><code>{r.get('delivery')}</code></td></tr>"
+                for r in reversed(sinks.received[-200:])
+            )
+            return (
+                f"<html><head><meta charset='utf-8'><title>Local outbox</title></head><body>"
+                f"<h1>What notify sent ({len(sinks.received)})</h1><table border=1 cellpadding=4>"
+                f"<tr><th>channel</th><th>webhook</th><th>subject</th><th>delivery id</th></tr>{rows}"
+                f"</table></body></html>"
+            )
 
         @app.get("/received")
         async def received():

@@ -64,9 +64,16 @@ class Stack:
         """A stack (not started) whose servers and services all take free loopback ports: for tests and benches."""
         names = [name for name, _ in SERVICES]
         ports = iter(servers.free_ports(4 + 2 * len(names)))
-        return cls(data_dir=data_dir, kafka_port=next(ports), kafka_controller_port=next(ports),
-                   smtp_port=next(ports), outbox_port=next(ports), mongo_ports={name: next(ports) for name in names},
-                   service_ports={name: next(ports) for name in names}, **options)
+        return cls(
+            data_dir=data_dir,
+            kafka_port=next(ports),
+            kafka_controller_port=next(ports),
+            smtp_port=next(ports),
+            outbox_port=next(ports),
+            mongo_ports={name: next(ports) for name in names},
+            service_ports={name: next(ports) for name in names},
+            **options,
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -87,8 +94,12 @@ class Stack:
         if self.kafka_bootstrap is None:
             ports.update({"Kafka": self.kafka_port, "Kafka's controller": self.kafka_controller_port})
         if self.mongodb_uri is None:
-            ports.update({f"MongoDB ({name})": self.mongo_ports.get(name, self.mongo_port + n)
-                          for n, (name, _) in enumerate(SERVICES)})
+            ports.update(
+                {
+                    f"MongoDB ({name})": self.mongo_ports.get(name, self.mongo_port + n)
+                    for n, (name, _) in enumerate(SERVICES)
+                }
+            )
         ports.update({"SMTP receiver": self.smtp_port, "outbox receiver": self.outbox_port})
         ports.update({name: self.service_ports.get(name, port) for name, port in self.wanted_services()})
         return ports
@@ -102,8 +113,9 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         city = load_city(self.config_dir)
         if self.kafka_bootstrap is None:
-            self.kafka = servers.start_kafka(self.kafka_port, self.kafka_controller_port, self.data_dir / "kafka",
-                                             self.data_dir / "kafka.log")
+            self.kafka = servers.start_kafka(
+                self.kafka_port, self.kafka_controller_port, self.data_dir / "kafka", self.data_dir / "kafka.log"
+            )
             self.remember("kafka", self.kafka.pid)
         if self.mongodb_uri is None:
             self.start_databases()
@@ -152,9 +164,20 @@ class Stack:
 
     def start_sinks(self) -> None:
         """Local SMTP and HTTP receivers, so what notify sends stays on this machine and can be read."""
-        self.sinks = servers.spawn([sys.executable, "-m", "devstack.sinks", "--smtp-port", str(self.smtp_port),
-                                    "--http-port", str(self.outbox_port), "--dir", str(self.data_dir / "outbox")],
-                                   self.data_dir / "sinks.log")
+        self.sinks = servers.spawn(
+            [
+                sys.executable,
+                "-m",
+                "devstack.sinks",
+                "--smtp-port",
+                str(self.smtp_port),
+                "--http-port",
+                str(self.outbox_port),
+                "--dir",
+                str(self.data_dir / "outbox"),
+            ],
+            self.data_dir / "sinks.log",
+        )
         self.remember("sinks", self.sinks.pid)
         servers.wait_for_port(self.outbox_port, process=self.sinks)
         servers.wait_for_port(self.smtp_port, process=self.sinks)
@@ -162,16 +185,23 @@ class Stack:
     def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = name.upper() + "_"
         values = {
-            "ENVIRONMENT": "dev", "HTTP_PORT": str(port or self.service_ports[name]),
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "MONGODB_URI": self.mongo_uri(name),
-            "API_KEYS_FILE": str(self.data_dir / "api-keys.json"), "CONFIG_DIR": str(self.config_dir),
+            "ENVIRONMENT": "dev",
+            "HTTP_PORT": str(port or self.service_ports[name]),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "MONGODB_URI": self.mongo_uri(name),
+            "API_KEYS_FILE": str(self.data_dir / "api-keys.json"),
+            "CONFIG_DIR": str(self.config_dir),
         }
         if name == "notify":
             outbox = f"http://127.0.0.1:{self.outbox_port}"
-            values.update({"SMTP_PORT": str(self.smtp_port), "SMS_ENDPOINT": outbox + "/sms",
-                           "WECHAT_ENDPOINT": outbox + "/wechat",
-                           "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('intake', 8001)}"
-                                         "/v1/appeals/{appeal_id}"})
+            values.update(
+                {
+                    "SMTP_PORT": str(self.smtp_port),
+                    "SMS_ENDPOINT": outbox + "/sms",
+                    "WECHAT_ENDPOINT": outbox + "/wechat",
+                    "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('intake', 8001)}/v1/appeals/{{appeal_id}}",
+                }
+            )
         env = {**os.environ, **{prefix + k: v for k, v in values.items()}, "PYTHONUNBUFFERED": "1"}
         env.update({k: v for k, v in self.env.items()})
         return env
@@ -186,8 +216,12 @@ class Stack:
         if key not in self.service_ports:
             self.service_ports[key] = servers.free_port()
         echo = servers.echo_to(self.log_stream, key) if self.log_stream is not None else None
-        proc = servers.spawn([sys.executable, "-m", f"services.{name}"], self.data_dir / f"{key}.log",
-                             env=self.service_env(name, self.service_ports[key]), echo=echo)
+        proc = servers.spawn(
+            [sys.executable, "-m", f"services.{name}"],
+            self.data_dir / f"{key}.log",
+            env=self.service_env(name, self.service_ports[key]),
+            echo=echo,
+        )
         self.processes[key] = proc
         self.remember(key, proc.pid)
         return proc
@@ -203,8 +237,10 @@ class Stack:
                 if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
                     holder = supervisor.listener(self.service_ports[name])
                     if holder not in (proc.pid, 0):
-                        raise RuntimeError(f"{name}'s port {self.service_ports[name]} is answered by "
-                                           f"{supervisor.describe(holder or 0)}, not by the {name} just started")
+                        raise RuntimeError(
+                            f"{name}'s port {self.service_ports[name]} is answered by "
+                            f"{supervisor.describe(holder or 0)}, not by the {name} just started"
+                        )
                     return
             except httpx.HTTPError:
                 pass
@@ -213,8 +249,12 @@ class Stack:
 
     def children(self) -> dict[str, subprocess.Popen]:
         """Every process this stack started and still holds, by name."""
-        named = {"kafka": self.kafka, "sinks": self.sinks,
-                 **{f"mongodb-{name}": proc for name, proc in self.databases.items()}, **self.processes}
+        named = {
+            "kafka": self.kafka,
+            "sinks": self.sinks,
+            **{f"mongodb-{name}": proc for name, proc in self.databases.items()},
+            **self.processes,
+        }
         return {name: proc for name, proc in named.items() if proc is not None}
 
     def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -229,12 +269,16 @@ class Stack:
             kafka.update({"version": servers.kafka_version(), "log_dir": str(self.data_dir / "kafka")})
         return {
             "kafka": kafka,
-            "mongodb": {"uris": {name: self.mongo_uri(name) for name, _ in SERVICES},
-                        "embedded": bool(self.databases)},
-            "services": {name: {"url": self.url(name), "docs": self.url(name) + "/docs",
-                                "metrics": self.url(name) + "/metrics"} for name in self.processes},
-            "outbox": {"smtp": f"127.0.0.1:{self.smtp_port}", "url": f"http://127.0.0.1:{self.outbox_port}/",
-                       "files": str(self.data_dir / "outbox")},
+            "mongodb": {"uris": {name: self.mongo_uri(name) for name, _ in SERVICES}, "embedded": bool(self.databases)},
+            "services": {
+                name: {"url": self.url(name), "docs": self.url(name) + "/docs", "metrics": self.url(name) + "/metrics"}
+                for name in self.processes
+            },
+            "outbox": {
+                "smtp": f"127.0.0.1:{self.smtp_port}",
+                "url": f"http://127.0.0.1:{self.outbox_port}/",
+                "files": str(self.data_dir / "outbox"),
+            },
             "keys": self.keys,
         }
 

@@ -63,8 +63,9 @@ class Runtime(Generic[SettingsT]):
             raise RuntimeError("the database is used before the service started")
         return self._db
 
-    def every(self, seconds: float, job: Callable[[], Coroutine[Any, Any, Any]], name: str,
-              run_first: bool = False) -> None:
+    def every(
+        self, seconds: float, job: Callable[[], Coroutine[Any, Any, Any]], name: str, run_first: bool = False
+    ) -> None:
         """Run `job` every `seconds` while the service runs; a failing run is logged and retried next time."""
 
         async def loop() -> None:
@@ -172,6 +173,7 @@ def _broker_ping(runtime: Runtime[Any]) -> Callable[[], Awaitable[None]]:
     async def ping() -> None:
         if not await runtime.broker.ping(timeout=2.0):
             raise ConnectionError("broker did not answer")
+
     return ping
 
 
@@ -179,8 +181,16 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the configured address."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
-                log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def run_service(settings_class: type[SettingsT], create_app: Callable[[SettingsT], FastAPI]) -> None:

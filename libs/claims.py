@@ -26,8 +26,16 @@ class Claimed:
     docs: list[dict[str, Any]]
 
 
-async def claim_due(collection: Collection, field: str, until: datetime, *, limit: int, hold_until: datetime,
-                    skip: int = 0, projection: dict[str, Any] | None = None) -> Claimed:
+async def claim_due(
+    collection: Collection,
+    field: str,
+    until: datetime,
+    *,
+    limit: int,
+    hold_until: datetime,
+    skip: int = 0,
+    projection: dict[str, Any] | None = None,
+) -> Claimed:
     """Claim up to `limit` records whose `field` is due by `until`, soonest first in the index.
 
     `skip` is how many due records other passes of this replica may still hold: they
@@ -38,8 +46,9 @@ async def claim_due(collection: Collection, field: str, until: datetime, *, limi
     ids = [d["_id"] async for d in due if d.get("claim") is None][:limit]
     if not ids:
         return Claimed(token, [])
-    await collection.update_many({"_id": {"$in": ids}, "claim": None},
-                                 {"$set": {"claim": token, "claim_until": hold_until}})
+    await collection.update_many(
+        {"_id": {"$in": ids}, "claim": None}, {"$set": {"claim": token, "claim_until": hold_until}}
+    )
     docs = [d async for d in collection.find({"_id": {"$in": ids}, "claim": token}, projection)]
     return Claimed(token, docs)
 

@@ -85,7 +85,8 @@ class Department(StrictModel):
     level: Literal["municipal", "district"]
     district: str | None = Field(default=None, description="Required for district-level departments.")
     counterpart_of: str | None = Field(
-        default=None, description="The municipal department this district department mirrors.")
+        default=None, description="The municipal department this district department mirrors."
+    )
     calendar: str = Field(default="default", description="Business calendar of config/calendars.yaml.")
     handler: Person | None = None
     head: Person | None = None
@@ -209,8 +210,9 @@ def load_city(config_dir: Path) -> City:
         if dept.counterpart_of is not None and city.department(dept.counterpart_of) is None:
             raise config_error(path, entry, "counterpart_of", f"unknown department {dept.counterpart_of!r}")
     if city.department(city.coordinating_office) is None:
-        raise config_error(path, "coordinating_office", "coordinating_office",
-                           f"unknown department {city.coordinating_office!r}")
+        raise config_error(
+            path, "coordinating_office", "coordinating_office", f"unknown department {city.coordinating_office!r}"
+        )
     if not city.size_bands:
         raise config_error(path, "size_bands", "size_bands", "at least one band is required")
     return city

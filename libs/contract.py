@@ -71,7 +71,6 @@ KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
 BY_APPEAL = "appeal id (the event's subject), so that one appeal's events stay in order"
 
 
-
 @dataclass(frozen=True)
 class Topic:
     """A topic: what it is for, which envelopes each producer writes to it, its key and settings."""
@@ -95,22 +94,35 @@ class Topic:
 
 
 TOPICS = (
-    Topic(APPEALS_SUBMITTED, "Appeals intake accepted, with what the company told.",
-          {"intake": (AppealSubmittedEvent,)}),
-    Topic(APPEALS_LIFECYCLE, "Every transition of an appeal, from routed to closed.",
-          {"router": (AppealLifecycleEvent,)}),
-    Topic(APPEALS_ACTIONS, "What departments' own systems decide on their assignments.",
-          {"departments": (DepartmentActionEvent,)}),
-    Topic(APPEALS_COMPANY, "The company's answers: information asked for, feedback on a resolution.",
-          {"intake": (CompanyInfoProvidedEvent, CompanyFeedbackEvent)}),
-    Topic(SLA_EVENTS, "Each clock of each appeal: started, paused, resumed, warned, breached, met, cancelled.",
-          {"sla": (SlaClockEvent,)}),
+    Topic(
+        APPEALS_SUBMITTED, "Appeals intake accepted, with what the company told.", {"intake": (AppealSubmittedEvent,)}
+    ),
+    Topic(
+        APPEALS_LIFECYCLE, "Every transition of an appeal, from routed to closed.", {"router": (AppealLifecycleEvent,)}
+    ),
+    Topic(
+        APPEALS_ACTIONS,
+        "What departments' own systems decide on their assignments.",
+        {"departments": (DepartmentActionEvent,)},
+    ),
+    Topic(
+        APPEALS_COMPANY,
+        "The company's answers: information asked for, feedback on a resolution.",
+        {"intake": (CompanyInfoProvidedEvent, CompanyFeedbackEvent)},
+    ),
+    Topic(
+        SLA_EVENTS,
+        "Each clock of each appeal: started, paused, resumed, warned, breached, met, cancelled.",
+        {"sla": (SlaClockEvent,)},
+    ),
     Topic(NOTIFY_DELIVERIES, "What became of each notification.", {"notify": (NotificationOutcomeEvent,)}),
 )
 # One per department, `dept.<code>.v1`, for that department's own systems.
 DEPARTMENT_TOPIC = Topic(
-    "dept.<code>.v1", "For the department's own systems: its assignments, refusals of its actions, its deadlines.",
-    {"router": (AssignmentCreatedEvent, AssignmentWithdrawnEvent, ActionRejectedEvent), "sla": (SlaAlertEvent,)})
+    "dept.<code>.v1",
+    "For the department's own systems: its assignments, refusals of its actions, its deadlines.",
+    {"router": (AssignmentCreatedEvent, AssignmentWithdrawnEvent, ActionRejectedEvent), "sla": (SlaAlertEvent,)},
+)
 # Beside each platform topic, `<topic>.dlq`: the bytes a consumer could not read, with the reason in
 # headers (any consumer), and the notifications notify gave up on (notification.failed.v1).
 DEAD_LETTERS = "<topic>.dlq"
@@ -136,14 +148,23 @@ CONSUMERS = (
     Consumer("intake", "lifecycle", (APPEALS_LIFECYCLE,), "keeps each appeal's status and timeline for the company"),
     Consumer("intake", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for the company"),
     Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
-    Consumer("router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic",
-             batch=False),
+    Consumer(
+        "router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic", batch=False
+    ),
     Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
     Consumer("sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks"),
-    Consumer("notify", "event", (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
-             "plans what each event owes to whom, on which channel"),
-    Consumer("stats", "project", (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY,
-                                  NOTIFY_DELIVERIES), "counts each event once into the figures"),
+    Consumer(
+        "notify",
+        "event",
+        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
+        "plans what each event owes to whom, on which channel",
+    ),
+    Consumer(
+        "stats",
+        "project",
+        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
+        "counts each event once into the figures",
+    ),
 )
 
 
@@ -184,8 +205,7 @@ def topic(name: str) -> Topic | None:
 
 def all_topics(department_codes: Iterable[str]) -> list[str]:
     """Every topic the platform uses: its own, one per department, and the dead-letter topics."""
-    return [*_BY_NAME, *(department_topic(c) for c in department_codes),
-            *(dead_letter_topic(t) for t in _BY_NAME)]
+    return [*_BY_NAME, *(department_topic(c) for c in department_codes), *(dead_letter_topic(t) for t in _BY_NAME)]
 
 
 def topic_config(name: str) -> Mapping[str, str]:
@@ -201,8 +221,9 @@ def payload_of(envelopes: tuple[type[Envelope[Any]], ...], label: str) -> Any:
         return envelopes[0]
     name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[.\-]", label) if part) + "Events"
     members: Any = Union[envelopes]  # noqa: UP007 (built from a runtime tuple)
-    return create_model(name, __base__=RootModel[members], __doc__="One of: " + ", ".join(e.__name__ for e in envelopes)
-                        + ".")
+    return create_model(
+        name, __base__=RootModel[members], __doc__="One of: " + ", ".join(e.__name__ for e in envelopes) + "."
+    )
 
 
 def _reader(entry: Topic) -> TypeAdapter[Any]:
@@ -216,8 +237,9 @@ def _reader(entry: Topic) -> TypeAdapter[Any]:
 
 _READERS = {entry.name: _reader(entry) for entry in (*TOPICS, DEPARTMENT_TOPIC)}
 # Read from no topic in particular (an event kept in a database): the platform topic's envelope for its type.
-_ENVELOPE_OF_TYPE = {t: envelope for entry in (DEPARTMENT_TOPIC, *TOPICS) for envelope in entry.envelopes
-                     for t in envelope.TYPES}
+_ENVELOPE_OF_TYPE = {
+    t: envelope for entry in (DEPARTMENT_TOPIC, *TOPICS) for envelope in entry.envelopes for t in envelope.TYPES
+}
 
 
 def parse_event(body: bytes, topic_name: str | None = None) -> CloudEvent[Any]:

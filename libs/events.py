@@ -119,13 +119,19 @@ class Enterprise(BaseModel):
         description="Unified social credit code, 18 characters, check digit per GB 32100-2015.",
         examples=["91440300MA5FXT4K8N"],
     )
-    name: str = Field(min_length=1, max_length=200, description="Registered company name.",
-                      examples=["Shenzhen Lanhai Network Technology Co., Ltd."])
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Registered company name.",
+        examples=["Shenzhen Lanhai Network Technology Co., Ltd."],
+    )
     employees: int = Field(ge=0, le=10_000_000, description="Number of employees.", examples=[25])
-    industry: str = Field(min_length=1, max_length=100, description="Industry, free text.",
-                          examples=["internet services"])
-    district: str = Field(min_length=1, max_length=50, description="District code of the registered seat.",
-                          examples=["nanshan"])
+    industry: str = Field(
+        min_length=1, max_length=100, description="Industry, free text.", examples=["internet services"]
+    )
+    district: str = Field(
+        min_length=1, max_length=50, description="District code of the registered seat.", examples=["nanshan"]
+    )
 
 
 class Contact(BaseModel):
@@ -134,12 +140,17 @@ class Contact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, description="Contact person.", examples=["Li Wei"])
-    phone: str = Field(pattern=r"^\+?[0-9][0-9 \-]{5,19}$", description="Phone number.",
-                       examples=["13800138000"])
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-                              description="E-mail address.", examples=["liwei@example.com"])
-    wechat_openid: str | None = Field(default=None, max_length=64, description="WeChat open id.",
-                                      examples=["oX3f0t1example"])
+    phone: str = Field(pattern=r"^\+?[0-9][0-9 \-]{5,19}$", description="Phone number.", examples=["13800138000"])
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="E-mail address.",
+        examples=["liwei@example.com"],
+    )
+    wechat_openid: str | None = Field(
+        default=None, max_length=64, description="WeChat open id.", examples=["oX3f0t1example"]
+    )
 
 
 class AppealSubmitted(BaseModel):
@@ -155,8 +166,11 @@ class AppealSubmitted(BaseModel):
     title: str = Field(description="Short title.", examples=["Loan due while staff cannot return"])
     description: str = Field(description="The difficulty in the company's words.")
     attachments: list[str] = Field(default_factory=list, description="URLs of attached documents.")
-    flags: list[str] = Field(default_factory=list, description="Flags such as key_enterprise, epidemic_supplies.",
-                             examples=[["key_enterprise"]])
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Flags such as key_enterprise, epidemic_supplies.",
+        examples=[["key_enterprise"]],
+    )
     submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
 
 
@@ -174,23 +188,25 @@ class AppealChanged(BaseModel):
     appeal_id: str = Field(description="Appeal id.")
     status: AppealStatus = Field(description="Status after this transition.")
     sequence: int = Field(description="Per-appeal transition counter; readers keep the highest.", examples=[3])
-    department: str | None = Field(default=None, description="Lead department after the transition.",
-                                   examples=["nanshan-finance"])
-    previous_department: str | None = Field(default=None,
-                                            description="Lead before a decline, reroute or transfer.")
+    department: str | None = Field(
+        default=None, description="Lead department after the transition.", examples=["nanshan-finance"]
+    )
+    previous_department: str | None = Field(default=None, description="Lead before a decline, reroute or transfer.")
     cohandlers: list[str] = Field(default_factory=list, description="Co-handling departments.")
     category: Category
     channel: Channel
     district: str
     size_band: str
     flags: list[str] = Field(default_factory=list)
-    sla_profile: str | None = Field(default=None, description="SLA profile governing the clocks.",
-                                    examples=["policy_24h"])
+    sla_profile: str | None = Field(
+        default=None, description="SLA profile governing the clocks.", examples=["policy_24h"]
+    )
     policy_available: bool = Field(default=False, description="A catalogue policy fits the appeal.")
     rule_id: str | None = Field(default=None, description="Routing rule that matched.")
     policies: list[PolicyRef] = Field(default_factory=list)
-    actor: str | None = Field(default=None, description="Who caused the transition: department code, "
-                              "'company' or 'system'.")
+    actor: str | None = Field(
+        default=None, description="Who caused the transition: department code, 'company' or 'system'."
+    )
     note: str | None = Field(default=None, description="Free-text note from the actor.")
     guidance: str | None = Field(default=None, description="For declines: how the company should proceed.")
     resolution: str | None = Field(default=None, description="For resolutions: what was done.")
@@ -249,8 +265,9 @@ class DepartmentAction(BaseModel):
     guidance: str | None = Field(default=None, max_length=4000, description="Required for decline.")
     resolution: str | None = Field(default=None, max_length=8000, description="Required for resolve.")
     policy_refs: list[str] = Field(default_factory=list)
-    target_department: str | None = Field(default=None, description="For transfer, add_cohandler; "
-                                          "optional for decline (where the company should go).")
+    target_department: str | None = Field(
+        default=None, description="For transfer, add_cohandler; optional for decline (where the company should go)."
+    )
 
 
 class ActionRejected(BaseModel):
@@ -295,7 +312,8 @@ class SlaClockChanged(BaseModel):
     started_at: datetime
     due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
     remaining_seconds: float | None = Field(
-        default=None, description="Target time left: calendar seconds, or working seconds for working-day targets.")
+        default=None, description="Target time left: calendar seconds, or working seconds for working-day targets."
+    )
     fired_at: datetime | None = Field(default=None, description="For warnings and breaches: when it was sent.")
     category: str | None = None
     district: str | None = None
@@ -348,6 +366,7 @@ class RawEvent(CloudEvent[Any]):
 # The envelopes: what a record on a topic holds, one class per kind of event. A consumer receives
 # them (libs.kafka), the AsyncAPI documents name them, and libs/contract.py says which travels where.
 
+
 class Envelope(CloudEvent[DataT], Generic[DataT]):
     """CloudEvents 1.0 envelope of one kind of event; `TYPES` are the event types it may carry."""
 
@@ -370,10 +389,19 @@ class AppealSubmittedEvent(Envelope[AppealSubmitted]):
 
 class AppealLifecycleEvent(Envelope[AppealChanged]):
     type: Literal[
-        EventType.appeal_routed, EventType.appeal_accepted, EventType.appeal_declined, EventType.appeal_rerouted,
-        EventType.appeal_transferred, EventType.appeal_cohandler_added, EventType.appeal_info_requested,
-        EventType.appeal_info_provided, EventType.appeal_resolved, EventType.appeal_confirmed,
-        EventType.appeal_reopened, EventType.appeal_closed, EventType.appeal_rejected,
+        EventType.appeal_routed,
+        EventType.appeal_accepted,
+        EventType.appeal_declined,
+        EventType.appeal_rerouted,
+        EventType.appeal_transferred,
+        EventType.appeal_cohandler_added,
+        EventType.appeal_info_requested,
+        EventType.appeal_info_provided,
+        EventType.appeal_resolved,
+        EventType.appeal_confirmed,
+        EventType.appeal_reopened,
+        EventType.appeal_closed,
+        EventType.appeal_rejected,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 
@@ -382,8 +410,7 @@ class DepartmentActionEvent(Envelope[DepartmentAction]):
 
 
 class CompanyInfoProvidedEvent(Envelope[CompanyInfoProvided]):
-    type: Literal[EventType.company_info_provided] = Field(description=_TYPE,
-                                                          examples=["company.info_provided.v1"])
+    type: Literal[EventType.company_info_provided] = Field(description=_TYPE, examples=["company.info_provided.v1"])
 
 
 class CompanyFeedbackEvent(Envelope[CompanyFeedback]):
@@ -392,14 +419,18 @@ class CompanyFeedbackEvent(Envelope[CompanyFeedback]):
 
 class SlaClockEvent(Envelope[SlaClockChanged]):
     type: Literal[
-        EventType.sla_started, EventType.sla_paused, EventType.sla_resumed, EventType.sla_warning,
-        EventType.sla_breached, EventType.sla_met, EventType.sla_cancelled,
+        EventType.sla_started,
+        EventType.sla_paused,
+        EventType.sla_resumed,
+        EventType.sla_warning,
+        EventType.sla_breached,
+        EventType.sla_met,
+        EventType.sla_cancelled,
     ] = Field(description=_TYPE, examples=["sla.started.v1"])
 
 
 class SlaAlertEvent(Envelope[SlaClockChanged]):
-    type: Literal[EventType.sla_warning, EventType.sla_breached] = Field(description=_TYPE,
-                                                                        examples=["sla.warning.v1"])
+    type: Literal[EventType.sla_warning, EventType.sla_breached] = Field(description=_TYPE, examples=["sla.warning.v1"])
 
 
 class AssignmentCreatedEvent(Envelope[AssignmentCreated]):
@@ -411,13 +442,13 @@ class AssignmentWithdrawnEvent(Envelope[AssignmentWithdrawn]):
 
 
 class ActionRejectedEvent(Envelope[ActionRejected]):
-    type: Literal[EventType.action_rejected] = Field(description=_TYPE,
-                                                    examples=["department.action_rejected.v1"])
+    type: Literal[EventType.action_rejected] = Field(description=_TYPE, examples=["department.action_rejected.v1"])
 
 
 class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
     type: Literal[EventType.notification_delivered, EventType.notification_failed] = Field(
-        description=_TYPE, examples=["notification.delivered.v1"])
+        description=_TYPE, examples=["notification.delivered.v1"]
+    )
 
 
 DATA_MODELS: dict[str, type[BaseModel]] = {

@@ -22,10 +22,20 @@ MAX_BODY_BYTES = 1024 * 1024
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-           415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -143,7 +153,8 @@ class _TooLarge(HTTPException):
 def install_operational_routes(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
     """`/healthz` (process alive), `/readyz` (dependencies reachable), `/metrics`, HTTP metrics."""
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(
-        app, metric_namespace="", metric_subsystem="")
+        app, metric_namespace="", metric_subsystem=""
+    )
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -72,20 +72,28 @@ async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> No
     )
 
 
-def make_event(source: str, type_: str, subject: str, data: BaseModel,
-               traceparent: str | None = None, **kwargs: Any) -> CloudEvent[Any]:
+def make_event(
+    source: str, type_: str, subject: str, data: BaseModel, traceparent: str | None = None, **kwargs: Any
+) -> CloudEvent[Any]:
     """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
     parent = traceparent or tracing.current.get()
     envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]  # the data's own model, known at run time
-    event: CloudEvent[Any] = envelope(source=source, type=type_, subject=subject, data=data,
-                                      traceparent=tracing.child_of(parent) if parent else None, **kwargs)
+    event: CloudEvent[Any] = envelope(
+        source=source,
+        type=type_,
+        subject=subject,
+        data=data,
+        traceparent=tracing.child_of(parent) if parent else None,
+        **kwargs,
+    )
     return event
 
 
 async def dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
     """Copy one consumer record to its topic's `.dlq`, with the reason in headers."""
-    log.warning("dead-lettered a message", extra={"topic": record.topic, "offset": record.offset,
-                                                   "reason": reason[:500]})
+    log.warning(
+        "dead-lettered a message", extra={"topic": record.topic, "offset": record.offset, "reason": reason[:500]}
+    )
     await broker.publish(
         record.value,
         topic=dead_letter_topic(record.topic),
@@ -104,8 +112,13 @@ def group_of(settings: ServiceSettings, consumer: Consumer) -> str:
     return f"{settings.consumer_group}.{consumer.name}"
 
 
-def subscribe(broker: KafkaBroker, settings: ServiceSettings, consumer: Consumer,
-              handler: Callable[..., Awaitable[None]], max_records: int = 100) -> None:
+def subscribe(
+    broker: KafkaBroker,
+    settings: ServiceSettings,
+    consumer: Consumer,
+    handler: Callable[..., Awaitable[None]],
+    max_records: int = 100,
+) -> None:
     """Feed `consumer`'s topics to `handler`, typed: an envelope, or a list of them for a batch consumer.
 
     Records are read into the envelopes the contract puts on their topic, each with
@@ -144,14 +157,14 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, consumer: Consumer
         if not events:
             return
         # A lone event's handler runs in its trace; a batch's events keep theirs in what they publish.
-        bound = tracing.current.set(events[0].traceparent if len(events) == 1
-                                    and tracing.valid(events[0].traceparent) else None)
+        bound = tracing.current.set(
+            events[0].traceparent if len(events) == 1 and tracing.valid(events[0].traceparent) else None
+        )
         try:
             async with asyncio.timeout(settings.handler_timeout_seconds):
                 await handler(*args, **kwargs)
         except Exception:
-            log.exception("handler failed; its records will be retried",
-                          extra={"group": group, "events": len(events)})
+            log.exception("handler failed; its records will be retried", extra={"group": group, "events": len(events)})
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             raise
         finally:
@@ -160,11 +173,19 @@ def subscribe(broker: KafkaBroker, settings: ServiceSettings, consumer: Consumer
             for event in events:
                 _log_handled(event, group)
 
-    options: dict[str, Any] = {"batch": True, "max_records": max_records, "batch_timeout_ms": 200} \
-        if consumer.batch else {}
-    broker.subscriber(*consumer.topics, group_id=group, auto_offset_reset="earliest",
-                      ack_policy=AckPolicy.NACK_ON_ERROR, decoder=decode, title=f"{group}:{handler.__name__}",
-                      description=handler.__doc__, **options)(guarded)
+    options: dict[str, Any] = (
+        {"batch": True, "max_records": max_records, "batch_timeout_ms": 200} if consumer.batch else {}
+    )
+    broker.subscriber(
+        *consumer.topics,
+        group_id=group,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=decode,
+        title=f"{group}:{handler.__name__}",
+        description=handler.__doc__,
+        **options,
+    )(guarded)
 
 
 def _check_handler(consumer: Consumer, handler: Callable[..., Any]) -> None:
@@ -180,8 +201,10 @@ def _check_handler(consumer: Consumer, handler: Callable[..., Any]) -> None:
     accepted = set(typing.get_args(annotation)) if is_union else {annotation}
     carried = {envelope for name in consumer.topics for envelope in _entry(name).envelopes}
     if accepted != carried:
-        raise TypeError(f"{consumer.group}: {handler.__name__} takes {sorted(str(a) for a in accepted)}, "
-                        f"its topics carry {sorted(c.__name__ for c in carried)}")
+        raise TypeError(
+            f"{consumer.group}: {handler.__name__} takes {sorted(str(a) for a in accepted)}, "
+            f"its topics carry {sorted(c.__name__ for c in carried)}"
+        )
 
 
 def _entry(name: str) -> Topic:
@@ -195,8 +218,10 @@ def _log_handled(event: CloudEvent[Any], group: str) -> None:
     """One JSON line per handled event, in the event's trace."""
     bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
     try:
-        log.info("event handled", extra={"event_type": event.type, "event_id": event.id,
-                                         "appeal_id": event.subject, "group": group})
+        log.info(
+            "event handled",
+            extra={"event_type": event.type, "event_id": event.id, "appeal_id": event.subject, "group": group},
+        )
     finally:
         tracing.current.reset(bound)
 
@@ -209,15 +234,24 @@ def declare_publishers(broker: KafkaBroker, service: str, departments: Iterable[
     for entry in TOPICS:
         if service in entry.producers:
             types = ", ".join(t for e in entry.producers[service] for t in e.TYPES)
-            broker.publisher(entry.name, title=f"{entry.name}:{service}", description=f"{service} publishes {types}.",
-                             schema=payload_of(entry.producers[service], entry.name), include_in_schema=True)
+            broker.publisher(
+                entry.name,
+                title=f"{entry.name}:{service}",
+                description=f"{service} publishes {types}.",
+                schema=payload_of(entry.producers[service], entry.name),
+                include_in_schema=True,
+            )
     if service in DEPARTMENT_TOPIC.producers:
         envelopes = DEPARTMENT_TOPIC.producers[service]
         types = ", ".join(t for e in envelopes for t in e.TYPES)
         for code, department in departments:
             name = department_topic(code)
-            broker.publisher(name, title=f"{name}:{service}", schema=payload_of(envelopes, "DepartmentTopic"),
-                             description=f"For {department} ({code})'s own systems: {service} publishes {types}.")
+            broker.publisher(
+                name,
+                title=f"{name}:{service}",
+                schema=payload_of(envelopes, "DepartmentTopic"),
+                description=f"For {department} ({code})'s own systems: {service} publishes {types}.",
+            )
 
 
 async def partitions_of(bootstrap_servers: str, topics: Iterable[str]) -> list[TopicPartition]:
@@ -228,15 +262,21 @@ async def partitions_of(bootstrap_servers: str, topics: Iterable[str]) -> list[T
         described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
-    return [TopicPartition(t["topic"], p["partition"]) for t in described if t["error_code"] == 0
-            for p in sorted(t["partitions"], key=lambda p: p["partition"])]
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in sorted(t["partitions"], key=lambda p: p["partition"])
+    ]
 
 
-async def first_records(bootstrap_servers: str, partitions: list[tuple[str, int]],
-                        timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, str] | None]:
+async def first_records(
+    bootstrap_servers: str, partitions: list[tuple[str, int]], timeout: float = 30.0
+) -> dict[tuple[str, int], tuple[int, str] | None]:
     """The offset and event id of the first record of each (topic, partition); None for an empty partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                client_id="appeals-first-records")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, client_id="appeals-first-records"
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
@@ -244,7 +284,8 @@ async def first_records(bootstrap_servers: str, partitions: list[tuple[str, int]
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         found: dict[tuple[str, int], tuple[int, str] | None] = {
-            (tp.topic, tp.partition): None for tp in tps if starts[tp] >= ends[tp]}
+            (tp.topic, tp.partition): None for tp in tps if starts[tp] >= ends[tp]
+        }
         wanted = [tp for tp in tps if starts[tp] < ends[tp]]
         for tp in wanted:
             consumer.seek(tp, starts[tp])
@@ -270,8 +311,12 @@ def _event_id(value: bytes | None) -> str:
 
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
     """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
-    return Gauge("kafka_consumer_lag", "Records not yet consumed, per consumer group and topic",
-                 ["group", "topic"], registry=registry)
+    return Gauge(
+        "kafka_consumer_lag",
+        "Records not yet consumed, per consumer group and topic",
+        ["group", "topic"],
+        registry=registry,
+    )
 
 
 async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
@@ -296,8 +341,9 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
         gauge.labels(group, topic).set(lag)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 4,
-                        replication: int = 1) -> None:
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], partitions: int = 4, replication: int = 1
+) -> None:
     """Create the topics that do not exist yet; give every one the settings of its contract entry.
 
     Existing topics keep their partitions (adding some would move keys to other
@@ -308,12 +354,16 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
     try:
         wanted = list(dict.fromkeys(topics))
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication, topic_configs=dict(topic_config(name))) for name in wanted
-                   if name not in existing]
+        missing = [
+            NewTopic(name, partitions, replication, topic_configs=dict(topic_config(name)))
+            for name in wanted
+            if name not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing)
-            failed = {name: message or code for name, code, message in response.topic_errors
-                      if code not in (0, 36)}  # 36: created meanwhile by another start
+            failed = {
+                name: message or code for name, code, message in response.topic_errors if code not in (0, 36)
+            }  # 36: created meanwhile by another start
             if failed:
                 raise RuntimeError(f"Kafka refused to create topics: {failed}")
             await _until_led(admin, [topic.name for topic in missing])
@@ -329,8 +379,10 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout: flo
     async with asyncio.timeout(timeout):
         while True:
             described = await admin.describe_topics(topics)
-            if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
-                   for t in described):
+            if all(
+                t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
                 return
             await asyncio.sleep(0.1)
 
@@ -345,8 +397,9 @@ async def _align_config(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
                 differing.append(name)
     if differing:
         # AlterConfigs sets a topic's whole configuration: the contract's is all of it that differs from the broker's.
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, dict(topic_config(t)))
-                                   for t in differing])
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, dict(topic_config(t))) for t in differing]
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,11 +38,13 @@ class _RedactingFormatter(JsonFormatter):
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every log record to stdout as one JSON object tagged with the service name."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_RedactingFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        static_fields={"service": service},
-    ))
+    handler.setFormatter(
+        _RedactingFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"service": service},
+        )
+    )
     handler.addFilter(_TraceFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

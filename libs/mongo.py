@@ -81,12 +81,13 @@ def not_after(at: datetime) -> dict[str, Any]:
     return {"$not": {"$gt": at}}
 
 
-async def by_ids(collection: Collection, ids: list[Any],
-                 projection: dict[str, Any] | None = None) -> dict[Any, dict[str, Any]]:
+async def by_ids(
+    collection: Collection, ids: list[Any], projection: dict[str, Any] | None = None
+) -> dict[Any, dict[str, Any]]:
     """The documents with these `_id`s, by id."""
     found = {}
     for start in range(0, len(ids), ID_CHUNK):
-        async for doc in collection.find({"_id": {"$in": ids[start:start + ID_CHUNK]}}, projection):
+        async for doc in collection.find({"_id": {"$in": ids[start : start + ID_CHUNK]}}, projection):
             found[doc["_id"]] = doc
     return found
 
@@ -121,15 +122,16 @@ def apply_update(doc: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
                 each = value["$each"] if isinstance(value, dict) else [value]
                 pushed = [*after.get(name, []), *as_stored(each)]
                 if isinstance(value, dict) and "$slice" in value:
-                    pushed = pushed[value["$slice"]:] if value["$slice"] < 0 else pushed[:value["$slice"]]
+                    pushed = pushed[value["$slice"] :] if value["$slice"] < 0 else pushed[: value["$slice"]]
                 after[name] = pushed
             else:
                 raise ValueError(f"apply_update does not handle {operator}")
     return after
 
 
-async def update_guarded(collection: Collection, doc: dict[str, Any], guard: dict[str, Any],
-                         update: dict[str, Any]) -> dict[str, Any] | None:
+async def update_guarded(
+    collection: Collection, doc: dict[str, Any], guard: dict[str, Any], update: dict[str, Any]
+) -> dict[str, Any] | None:
     """Update `doc` while `guard` (its `_id` and version or claim) still matches; the document after, or None.
 
     `find_one_and_update(..., AFTER)` without the findAndModify (see above): the guard
@@ -166,7 +168,7 @@ class GroupedInserts:
     async def _write_all(self) -> None:
         try:
             while self._queued:
-                batch, self._queued = self._queued[:self._max_batch], self._queued[self._max_batch:]
+                batch, self._queued = self._queued[: self._max_batch], self._queued[self._max_batch :]
                 await self._write(batch)
         finally:
             self._writer = None

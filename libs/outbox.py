@@ -51,16 +51,16 @@ class Emit:
     data: BaseModel
 
 
-def outbox_items(source: str, emits: list[Emit], traceparent: str | None, now: datetime,
-                 ids: list[str] | None = None) -> list[dict[str, Any]]:
+def outbox_items(
+    source: str, emits: list[Emit], traceparent: str | None, now: datetime, ids: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Freeze events (ids included; given or new) into outbox items to store with the state change."""
     items = []
     for n, emit in enumerate(emits):
         fixed = {"id": ids[n]} if ids else {}
         appeal_id: str = getattr(emit.data, "appeal_id")  # noqa: B009 (every event's data names its appeal)
         event = make_event(source, emit.type, appeal_id, emit.data, traceparent=traceparent, time=now, **fixed)
-        items.append({"id": event.id, "topic": emit.topic, "key": event.subject,
-                      "payload": encode(event).decode()})
+        items.append({"id": event.id, "topic": emit.topic, "key": event.subject, "payload": encode(event).decode()})
     return items
 
 
@@ -84,8 +84,12 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
     for item in items:
         if (item["topic"], item["id"]) in _sent:
             continue
-        await broker.publish(item["payload"].encode(), topic=item["topic"], key=item["key"].encode(),
-                             headers={"content-type": "application/cloudevents+json"})
+        await broker.publish(
+            item["payload"].encode(),
+            topic=item["topic"],
+            key=item["key"].encode(),
+            headers={"content-type": "application/cloudevents+json"},
+        )
         _sent[item["topic"], item["id"]] = True
 
 
@@ -132,24 +136,38 @@ async def flush_many(collection: Collection, broker: KafkaBroker, docs: list[dic
     matched = 0
     for length, docs in by_length.items():
         emptied = await collection.update_many(
-            {"_id": {"$in": [doc["_id"] for doc in docs]}, "outbox": {"$size": length},
-             f"outbox.{length - 1}.id": {"$in": [doc["outbox"][-1]["id"] for doc in docs]}}, EMPTY)
+            {
+                "_id": {"$in": [doc["_id"] for doc in docs]},
+                "outbox": {"$size": length},
+                f"outbox.{length - 1}.id": {"$in": [doc["outbox"][-1]["id"] for doc in docs]},
+            },
+            EMPTY,
+        )
         matched += emptied.matched_count
     if matched == len(pending):
         return
     # Some outboxes grew meanwhile: drop only what was published (a no-op where it is gone already).
-    await collection.bulk_write([UpdateOne({"_id": doc["_id"]},
-                                           {"$pull": {"outbox": {"id": {"$in": [i["id"] for i in doc["outbox"]]}}}})
-                                 for doc in pending], ordered=False)
-    await collection.update_many({"_id": {"$in": [doc["_id"] for doc in pending]}, "outbox": {"$size": 0}},
-                                 {"$unset": {"outbox_since": ""}})
+    await collection.bulk_write(
+        [
+            UpdateOne({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": [i["id"] for i in doc["outbox"]]}}}})
+            for doc in pending
+        ],
+        ordered=False,
+    )
+    await collection.update_many(
+        {"_id": {"$in": [doc["_id"] for doc in pending]}, "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}}
+    )
 
 
-async def flush_stale(collection: Collection, broker: KafkaBroker, now: datetime,
-                      older_than: timedelta = STALE_AFTER, limit: int = 500) -> int:
+async def flush_stale(
+    collection: Collection, broker: KafkaBroker, now: datetime, older_than: timedelta = STALE_AFTER, limit: int = 500
+) -> int:
     """Publish outboxes a crash left behind, except those `held` by a writer; needs an index on `outbox_since`."""
     holding = _held[collection.full_name]
-    docs = [doc async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)
-            if doc["_id"] not in holding]
+    docs = [
+        doc
+        async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)
+        if doc["_id"] not in holding
+    ]
     await flush_many(collection, broker, docs)
     return len(docs)

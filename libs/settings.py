@@ -17,7 +17,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     environment: Literal["dev", "test", "prod"] = Field(
-        default="dev", description="dev allows demo secrets; test and prod refuse them.")
+        default="dev", description="dev allows demo secrets; test and prod refuse them."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -25,13 +26,17 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = ""
     config_dir: Path = PROJECT_ROOT / "config"
     api_keys_file: Path | None = Field(
-        default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py).")
+        default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py)."
+    )
     log_level: str = "INFO"
     consumer_group: str = ""
     handler_timeout_seconds: float = Field(
-        default=60.0, gt=0, le=240,
+        default=60.0,
+        gt=0,
+        le=240,
         description="A consumer's handler still waiting after this long is cancelled and its message or batch "
-                    "retried; under Kafka's max.poll.interval (300 s), so a stuck await never costs the group.")
+        "retried; under Kafka's max.poll.interval (300 s), so a stuck await never costs the group.",
+    )
 
     @model_validator(mode="after")
     def _defaults_from_service_name(self) -> "ServiceSettings":
@@ -47,8 +52,9 @@ class ServiceSettings(BaseSettings):
             return self
         for name, value in self.model_dump().items():
             if name.endswith("secret") and value == DEV_SECRET:
-                raise ValueError(f"{name} still has the development default; set a real secret "
-                                 f"for environment {self.environment!r}")
+                raise ValueError(
+                    f"{name} still has the development default; set a real secret for environment {self.environment!r}"
+                )
         if self.api_keys_file is None:
             raise ValueError(f"api_keys_file must be set for environment {self.environment!r}")
         return self

@@ -39,8 +39,13 @@ def appeal_body(**overrides: Any) -> dict[str, Any]:
     n = next(_counter)
     body = {
         "channel_ref": f"ref-{time.time_ns()}-{n}",
-        "enterprise": {"uscc": valid_uscc(n), "name": f"Company {n}", "employees": 25,
-                       "industry": "internet services", "district": "nanshan"},
+        "enterprise": {
+            "uscc": valid_uscc(n),
+            "name": f"Company {n}",
+            "employees": 25,
+            "industry": "internet services",
+            "district": "nanshan",
+        },
         "contact": {"name": "Li Wei", "phone": "13800138000", "email": "liwei@example.com"},
         "category": "financing",
         "title": f"Loan due while staff cannot return #{n}",
@@ -54,8 +59,9 @@ def appeal_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def read_topic(bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1,
-                     timeout: float = 15.0) -> list[dict]:
+async def read_topic(
+    bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1, timeout: float = 15.0
+) -> list[dict]:
     """Events of `topic` (from the beginning) matching `predicate`; waits until `count` are there."""
     deadline = time.monotonic() + timeout
     tps = await partitions_of(bootstrap, [topic])
@@ -144,9 +150,13 @@ async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30
     under the same id, which consumers deduplicate; a second routing would have a new id.
     """
     wanted = set(ids)
-    routed = await read_topic(bootstrap, "appeals.lifecycle.v1",
-                              lambda e: e.get("subject") in wanted and e["type"] == "appeal.routed.v1",
-                              count=len(ids), timeout=timeout)
+    routed = await read_topic(
+        bootstrap,
+        "appeals.lifecycle.v1",
+        lambda e: e.get("subject") in wanted and e["type"] == "appeal.routed.v1",
+        count=len(ids),
+        timeout=timeout,
+    )
     decisions: dict[str, set[str]] = {}
     for event in routed:
         decisions.setdefault(event["subject"], set()).add(event["id"])
@@ -155,8 +165,11 @@ async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30
 
 def stats_buckets(client: MongoClient, database: str) -> dict[str, dict[str, int]]:
     """Every count and sketch bucket of a stats database, zeros left out."""
-    return {doc["_id"]: {k: v for k, v in doc.get("c", {}).items() if v}
-            for collection in ("buckets", "sketches") for doc in client[database][collection].find({}, {"c": 1})}
+    return {
+        doc["_id"]: {k: v for k, v in doc.get("c", {}).items() if v}
+        for collection in ("buckets", "sketches")
+        for doc in client[database][collection].find({}, {"c": 1})
+    }
 
 
 def bucket_differences(live: dict, rebuilt: dict) -> dict:
@@ -184,14 +197,25 @@ def stack_for_run_command(data_dir: Path, **options: Any) -> Stack:
 def run_command(stack: Stack, log: Path, *args: str) -> subprocess.Popen:
     """`python -m devstack run` (or another devstack command) on the stack's data folder and ports, output to `log`."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
-    env.update({"KAFKA_PORT": str(stack.kafka_port), "KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
-                "MONGODB_PORT": str(stack.mongo_port), "SMTP_PORT": str(stack.smtp_port),
-                "OUTBOX_PORT": str(stack.outbox_port),
-                **{f"{name.upper()}_PORT": str(stack.service_ports[name]) for name, _ in SERVICES}})
+    env.update(
+        {
+            "KAFKA_PORT": str(stack.kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
+            "MONGODB_PORT": str(stack.mongo_port),
+            "SMTP_PORT": str(stack.smtp_port),
+            "OUTBOX_PORT": str(stack.outbox_port),
+            **{f"{name.upper()}_PORT": str(stack.service_ports[name]) for name, _ in SERVICES},
+        }
+    )
     command = list(args) or ["run", "--config-dir", str(stack.config_dir)]
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), *command],
-                                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), *command],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_for_banner(proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> str:

@@ -21,13 +21,20 @@ async def _startup(runtime: IntakeRuntime) -> None:
 def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -> FastAPI:
     """The intake service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or IntakeSettings()
-    runtime = IntakeRuntime(settings=settings, city=load_city(settings.config_dir),
-                            catalogue=load_catalogue(settings.config_dir), **runtime_options)
+    runtime = IntakeRuntime(
+        settings=settings,
+        city=load_city(settings.config_dir),
+        catalogue=load_catalogue(settings.config_dir),
+        **runtime_options,
+    )
     handlers.register(runtime)
     app = create_service_app(
-        runtime, title="Appeals intake",
+        runtime,
+        title="Appeals intake",
         description="Channel adapters submit appeals; companies follow them and answer departments. "
-                    "Existing 311 software can use the Open311 GeoReport v2 facade under /open311/v2.",
-        routers=[views.router, open311.router], on_startup=_startup)
+        "Existing 311 software can use the Open311 GeoReport v2 facade under /open311/v2.",
+        routers=[views.router, open311.router],
+        on_startup=_startup,
+    )
     app.add_exception_handler(open311.Open311Error, open311.on_open311_error)
     return app

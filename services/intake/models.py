@@ -22,18 +22,36 @@ class EnterpriseIn(Enterprise):
 class AppealIn(BaseModel):
     """An appeal as a channel adapter posts it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "channel_ref": "wx-20260303-0042",
-        "enterprise": {"uscc": "91440300MA5FXT4K8N", "name": "Shenzhen Lanhai Network Technology Co., Ltd.",
-                       "employees": 25, "industry": "internet services", "district": "nanshan"},
-        "contact": {"name": "Li Wei", "phone": "13800138000"},
-        "category": "financing",
-        "title": "Loan due while staff cannot return",
-        "description": "Our working-capital loan falls due on 10 March; staff cannot return after the holiday.",
-    }]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel_ref": "wx-20260303-0042",
+                    "enterprise": {
+                        "uscc": "91440300MA5FXT4K8N",
+                        "name": "Shenzhen Lanhai Network Technology Co., Ltd.",
+                        "employees": 25,
+                        "industry": "internet services",
+                        "district": "nanshan",
+                    },
+                    "contact": {"name": "Li Wei", "phone": "13800138000"},
+                    "category": "financing",
+                    "title": "Loan due while staff cannot return",
+                    "description": (
+                        "Our working-capital loan falls due on 10 March; staff cannot return after the holiday."
+                    ),
+                }
+            ]
+        },
+    )
 
-    channel_ref: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$",
-                             description="The adapter's own id; posting it again returns the same appeal.")
+    channel_ref: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The adapter's own id; posting it again returns the same appeal.",
+    )
     enterprise: EnterpriseIn
     contact: Contact
     category: Category
@@ -81,8 +99,10 @@ class Deadline(BaseModel):
     started_at: datetime
     due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
     remaining_seconds: float | None = Field(
-        default=None, description="Running: seconds until due_at at the time of this answer (negative once "
-        "overdue). Paused: target time left when it resumes. Stopped clocks: none.")
+        default=None,
+        description="Running: seconds until due_at at the time of this answer (negative once "
+        "overdue). Paused: target time left when it resumes. Stopped clocks: none.",
+    )
     overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
 
 
@@ -111,9 +131,17 @@ class AppealView(BaseModel):
 class InfoIn(BaseModel):
     """The company's answer to a department's request for information."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "information": "Our loan contract number is 2026-0042; the bank branch is Nanshan Keyuan.",
-        "attachments": ["https://files.example.org/loan-contract.pdf"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "information": "Our loan contract number is 2026-0042; the bank branch is Nanshan Keyuan.",
+                    "attachments": ["https://files.example.org/loan-contract.pdf"],
+                }
+            ]
+        },
+    )
 
     information: str = Field(min_length=1, max_length=8000, description="What the department asked for.")
     attachments: list[str] = Field(default_factory=list, max_length=20, description="URLs of documents.")
@@ -129,8 +157,12 @@ class InfoIn(BaseModel):
 class FeedbackIn(BaseModel):
     """Whether the resolution solved the company's difficulty."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"resolved": True, "satisfaction": 5, "comment": "The bank deferred the loan, thank you."}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"resolved": True, "satisfaction": 5, "comment": "The bank deferred the loan, thank you."}]
+        },
+    )
 
     resolved: bool = Field(description="True confirms and closes; false reopens the appeal to its lead department.")
     satisfaction: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy); 4 and 5 count as satisfied.")

@@ -38,11 +38,19 @@ CLOSED = {AppealStatus.resolved, AppealStatus.confirmed, AppealStatus.closed, Ap
 
 # Open311 names of the fields of AppealIn, for error messages a 311 client can act on.
 _FIELD_NAMES = {
-    "enterprise.uscc": "attribute[uscc]", "enterprise.name": "attribute[enterprise_name]",
-    "enterprise.employees": "attribute[employees]", "enterprise.industry": "attribute[industry]",
-    "enterprise.district": "attribute[district]", "title": "attribute[title]", "flags": "attribute[flags]",
-    "channel_ref": "attribute[channel_ref]", "contact.name": "first_name/last_name", "contact.phone": "phone",
-    "contact.email": "email", "description": "description", "attachments": "media_url",
+    "enterprise.uscc": "attribute[uscc]",
+    "enterprise.name": "attribute[enterprise_name]",
+    "enterprise.employees": "attribute[employees]",
+    "enterprise.industry": "attribute[industry]",
+    "enterprise.district": "attribute[district]",
+    "title": "attribute[title]",
+    "flags": "attribute[flags]",
+    "channel_ref": "attribute[channel_ref]",
+    "contact.name": "first_name/last_name",
+    "contact.phone": "phone",
+    "contact.email": "email",
+    "description": "description",
+    "attachments": "media_url",
 }
 
 
@@ -56,22 +64,37 @@ class Open311Error(Exception):
 
 def errors_response(status: int, *descriptions: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The spec's error body: a list of `{code, description}`."""
-    return JSONResponse([{"code": status, "description": d} for d in descriptions], status_code=status,
-                        headers=headers)
+    return JSONResponse([{"code": status, "description": d} for d in descriptions], status_code=status, headers=headers)
 
 
 def service_list(catalogue: Catalogue) -> list[dict[str, Any]]:
     """`services.json`: every category as a service."""
-    return [{"service_code": c.code.value, "service_name": c.name, "description": c.description,
-             "metadata": True, "type": "realtime", "keywords": ", ".join(c.keywords), "group": c.group}
-            for c in catalogue.categories]
+    return [
+        {
+            "service_code": c.code.value,
+            "service_name": c.name,
+            "description": c.description,
+            "metadata": True,
+            "type": "realtime",
+            "keywords": ", ".join(c.keywords),
+            "group": c.group,
+        }
+        for c in catalogue.categories
+    ]
 
 
 def service_definition(entry: CategoryEntry, city: City) -> dict[str, Any]:
     """`services/{code}.json`: the enterprise fields every appeal carries, as attributes."""
+
     def attr(code: str, datatype: str, required: bool, description: str, values: Mapping[str, str] | None = None):
-        out = {"variable": True, "code": code, "datatype": datatype, "required": required,
-               "datatype_description": None, "description": description}
+        out = {
+            "variable": True,
+            "code": code,
+            "datatype": datatype,
+            "required": required,
+            "datatype_description": None,
+            "description": description,
+        }
         if values is not None:
             out["values"] = [{"key": k, "name": v} for k, v in values.items()]
         return out
@@ -81,12 +104,22 @@ def service_definition(entry: CategoryEntry, city: City) -> dict[str, Any]:
         attr("enterprise_name", "string", True, "Registered company name."),
         attr("employees", "number", True, "Number of employees."),
         attr("industry", "string", True, "Industry, in a few words."),
-        attr("district", "singlevaluelist", True, "District of the registered seat.",
-             {d.code: d.name for d in city.districts}),
+        attr(
+            "district",
+            "singlevaluelist",
+            True,
+            "District of the registered seat.",
+            {d.code: d.name for d in city.districts},
+        ),
         attr("title", "string", False, "Short title; the start of the description when left out."),
         attr("flags", "multivaluelist", False, "What applies to the company.", FLAGS),
-        attr("channel_ref", "string", False, "Your own id for this request: posting it again returns the same "
-             "request. When left out, an identical post returns the same request."),
+        attr(
+            "channel_ref",
+            "string",
+            False,
+            "Your own id for this request: posting it again returns the same "
+            "request. When left out, an identical post returns the same request.",
+        ),
     ]
     for order, attribute in enumerate(attributes, start=1):
         attribute["order"] = order
@@ -102,16 +135,21 @@ def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn
             flags.extend(v for v in value.split(",") if v)
         else:
             single[key] = value
-    attribute = {k[len("attribute["):-1]: v for k, v in single.items()
-                 if k.startswith("attribute[") and k.endswith("]")}
+    attribute = {
+        k[len("attribute[") : -1]: v for k, v in single.items() if k.startswith("attribute[") and k.endswith("]")
+    }
     description = single.get("description", "").strip()
     name = " ".join(p for p in (single.get("first_name", "").strip(), single.get("last_name", "").strip()) if p)
     media = single.get("media_url")
     body: dict[str, Any] = {
         "channel_ref": attribute.get("channel_ref") or _derived_ref(form),
-        "enterprise": {"uscc": attribute.get("uscc"), "name": attribute.get("enterprise_name"),
-                       "employees": attribute.get("employees"), "industry": attribute.get("industry"),
-                       "district": attribute.get("district")},
+        "enterprise": {
+            "uscc": attribute.get("uscc"),
+            "name": attribute.get("enterprise_name"),
+            "employees": attribute.get("employees"),
+            "industry": attribute.get("industry"),
+            "district": attribute.get("district"),
+        },
         "contact": {"name": name or None, "phone": single.get("phone") or None},
         "category": service_code,
         "title": attribute.get("title") or _title_from(description),
@@ -134,8 +172,11 @@ def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn
 def _describe(err: Mapping[str, Any]) -> str:
     field = ".".join(str(p) for p in err.get("loc", ()))
     name = next((v for k, v in _FIELD_NAMES.items() if field == k or field.startswith(k + ".")), field)
-    message = "is required" if err.get("type") in ("missing", "none_required") or err.get("input") is None \
+    message = (
+        "is required"
+        if err.get("type") in ("missing", "none_required") or err.get("input") is None
         else err.get("msg", "is invalid")
+    )
     return f"{name}: {message}"
 
 
@@ -159,13 +200,16 @@ def status_of(status: str) -> str:
 
 _NOTES = {
     "submitted": "Received; being routed to the responsible department.",
-    "routed": "Assigned to {dept}.", "rerouted": "Assigned to {dept} after a decline.",
-    "transferred": "Transferred to {dept}.", "accepted": "{dept} is working on it.",
+    "routed": "Assigned to {dept}.",
+    "rerouted": "Assigned to {dept} after a decline.",
+    "transferred": "Transferred to {dept}.",
+    "accepted": "{dept} is working on it.",
     "info_requested": "{dept} asked the company for information.",
     "declined": "{dept} declined it as outside its remit; it is being routed again.",
     "resolved": "{dept} resolved it; waiting for the company's confirmation.",
     "reopened": "The company said it is not solved; {dept} takes it up again.",
-    "confirmed": "The company confirmed the resolution.", "closed": "Closed.",
+    "confirmed": "The company confirmed the resolution.",
+    "closed": "Closed.",
     "rejected": "Not admitted.",
 }
 
@@ -180,14 +224,23 @@ def request_view(record: dict[str, Any], city: City, catalogue: Catalogue, full:
         notes = f"{notes} {detail}" if detail else notes
     entry = catalogue.entry(record["category"])
     return {
-        "service_request_id": record["_id"], "status": status_of(record["status"]), "status_notes": notes,
-        "service_name": entry.name if entry else record["category"], "service_code": record["category"],
+        "service_request_id": record["_id"],
+        "status": status_of(record["status"]),
+        "status_notes": notes,
+        "service_name": entry.name if entry else record["category"],
+        "service_code": record["category"],
         "description": record.get("description") if full else None,
-        "agency_responsible": department.name if department else None, "service_notice": None,
-        "requested_datetime": _w3c(record.get("submitted_at")), "updated_datetime": _w3c(record.get("updated_at")),
-        "expected_datetime": _w3c(_resolution_due(record)), "address": None, "address_id": None,
-        "zipcode": None, "lat": None, "long": None, "media_url": (record.get("attachments") or [None])[0] if full
-        else None,
+        "agency_responsible": department.name if department else None,
+        "service_notice": None,
+        "requested_datetime": _w3c(record.get("submitted_at")),
+        "updated_datetime": _w3c(record.get("updated_at")),
+        "expected_datetime": _w3c(_resolution_due(record)),
+        "address": None,
+        "address_id": None,
+        "zipcode": None,
+        "lat": None,
+        "long": None,
+        "media_url": (record.get("attachments") or [None])[0] if full else None,
     }
 
 
@@ -218,8 +271,11 @@ def _json_only(fmt: str) -> None:
 
 def _check_jurisdiction(runtime: Any, jurisdiction_id: str | None) -> None:
     if jurisdiction_id and jurisdiction_id != runtime.settings.open311_jurisdiction_id:
-        raise Open311Error(404, f"jurisdiction_id {jurisdiction_id!r} not found; this endpoint serves "
-                                f"{runtime.settings.open311_jurisdiction_id!r}")
+        raise Open311Error(
+            404,
+            f"jurisdiction_id {jurisdiction_id!r} not found; this endpoint serves "
+            f"{runtime.settings.open311_jurisdiction_id!r}",
+        )
 
 
 def _caller(request: Request, api_key: str | None) -> Principal | None:
@@ -235,8 +291,9 @@ def _caller(request: Request, api_key: str | None) -> Principal | None:
 def _sees_all(principal: Principal | None, record: dict[str, Any]) -> bool:
     if principal is None:
         return False
-    return principal.kind in ("operator", "admin") or (principal.kind == "channel"
-                                                       and principal.name == record["channel"])
+    return principal.kind in ("operator", "admin") or (
+        principal.kind == "channel" and principal.name == record["channel"]
+    )
 
 
 async def on_open311_error(_: Request, exc: Exception) -> JSONResponse:
@@ -251,10 +308,20 @@ async def discovery(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     """Where the GeoReport v2 endpoint is and what it speaks."""
     _json_only(fmt)
     base = (runtime.settings.public_base_url or str(request.base_url).rstrip("/")) + "/open311/v2"
-    return {"changeset": CHANGESET, "contact": runtime.settings.open311_contact,
-            "key_service": "Channel keys are issued by the platform's administrators.",
-            "endpoints": [{"specification": SPECIFICATION, "url": base, "changeset": CHANGESET,
-                           "type": "production", "formats": ["application/json"]}]}
+    return {
+        "changeset": CHANGESET,
+        "contact": runtime.settings.open311_contact,
+        "key_service": "Channel keys are issued by the platform's administrators.",
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": base,
+                "changeset": CHANGESET,
+                "type": "production",
+                "formats": ["application/json"],
+            }
+        ],
+    }
 
 
 @router.get("/services.{fmt}", summary="Open311 service list: the appeal categories")
@@ -266,8 +333,7 @@ async def services(fmt: str, runtime: IntakeRuntimeDep, jurisdiction_id: str | N
 
 
 @router.get("/services/{code}.{fmt}", summary="Open311 service definition: the enterprise attributes")
-async def service_definition_view(code: str, fmt: str, runtime: IntakeRuntimeDep,
-                                  jurisdiction_id: str | None = None):
+async def service_definition_view(code: str, fmt: str, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None):
     """The attributes a request for this service carries."""
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
@@ -299,24 +365,49 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     appeal = appeal_from_form(form, code)
     settings = runtime.settings
     try:
-        result = await service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, principal.owner,
-                                      appeal, publish_timeout=settings.publish_timeout_seconds,
-                                      inserts=runtime.inserts)
+        result = await service.submit(
+            runtime.db,
+            runtime.broker,
+            runtime.city,
+            runtime.clock,
+            principal.owner,
+            appeal,
+            publish_timeout=settings.publish_timeout_seconds,
+            inserts=runtime.inserts,
+        )
     except service.BrokerUnavailable:
-        return errors_response(503, "the message broker did not acknowledge the request; nothing was "
-                               "accepted, post it again", headers={"Retry-After": str(settings.retry_after_seconds)})
-    return JSONResponse([{"service_request_id": result.appeal_id, "account_id": None,
-                          "service_notice": "Received. The responsible department is told at once and "
-                                            "the deadlines run from now.",
-                          "status_token": service.status_token(settings.status_token_secret, result.appeal_id)}],
-                        status_code=201)
+        return errors_response(
+            503,
+            "the message broker did not acknowledge the request; nothing was accepted, post it again",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+    return JSONResponse(
+        [
+            {
+                "service_request_id": result.appeal_id,
+                "account_id": None,
+                "service_notice": "Received. The responsible department is told at once and "
+                "the deadlines run from now.",
+                "status_token": service.status_token(settings.status_token_secret, result.appeal_id),
+            }
+        ],
+        status_code=201,
+    )
 
 
 @router.get("/requests.{fmt}", summary="Open311: service requests by id, service, date and status")
-async def list_requests(fmt: str, request: Request, runtime: IntakeRuntimeDep,
-                    service_request_id: str | None = None, service_code: str | None = None,
-                    start_date: str | None = None, end_date: str | None = None, status: str | None = None,
-                    jurisdiction_id: str | None = None, api_key: str | None = None):
+async def list_requests(
+    fmt: str,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    jurisdiction_id: str | None = None,
+    api_key: str | None = None,
+):
     """Ids override the other filters; otherwise at most 90 days and 1000 requests, newest first.
 
     A post that was answered 503 is not listed (its record is `unsent` until a retry
@@ -345,8 +436,7 @@ async def list_requests(fmt: str, request: Request, runtime: IntakeRuntimeDep,
         if status:
             wanted = {s.strip() for s in status.split(",") if s.strip()}
             if not wanted <= {"open", "closed"}:
-                raise Open311Error(400, f"status {', '.join(sorted(wanted - {'open', 'closed'}))}: "
-                                        "use open or closed")
+                raise Open311Error(400, f"status {', '.join(sorted(wanted - {'open', 'closed'}))}: use open or closed")
             if wanted == {"closed"}:
                 query["status"] = {"$in": [s.value for s in CLOSED]}
             elif wanted == {"open"}:
@@ -356,8 +446,14 @@ async def list_requests(fmt: str, request: Request, runtime: IntakeRuntimeDep,
 
 
 @router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
-async def get_request(request_id: str, fmt: str, request: Request, runtime: IntakeRuntimeDep,
-                  jurisdiction_id: str | None = None, api_key: str | None = None):
+async def get_request(
+    request_id: str,
+    fmt: str,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    jurisdiction_id: str | None = None,
+    api_key: str | None = None,
+):
     """A list holding the one request, as the spec has it."""
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)

@@ -13,8 +13,12 @@ def start(runtime: IntakeRuntime) -> None:
     started = runtime.clock.now()
 
     async def publish_stranded() -> None:
-        await service.publish_stranded(runtime.db, runtime.broker,
-                                       started - timedelta(minutes=settings.stranded_window_minutes), started,
-                                       settings.publish_timeout_seconds)
+        await service.publish_stranded(
+            runtime.db,
+            runtime.broker,
+            started - timedelta(minutes=settings.stranded_window_minutes),
+            started,
+            settings.publish_timeout_seconds,
+        )
 
     runtime.once(publish_stranded, "intake-stranded")

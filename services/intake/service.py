@@ -63,8 +63,9 @@ class Submission:
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     """Idempotency is a unique index, not a check-then-insert."""
-    await db.appeals.create_index([("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True,
-                                  name="channel_ref_unique")
+    await db.appeals.create_index(
+        [("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, name="channel_ref_unique"
+    )
     await db.appeals.create_index([("submitted_at", ASCENDING)], name="submitted_at")
 
 
@@ -79,14 +80,24 @@ def token_opens(secret: str, appeal_id: str, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(status_token(secret, appeal_id), token or "")
 
 
-def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City,
-                    clock: Clock) -> CloudEvent[AppealSubmitted]:
+def build_submitted(
+    appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock
+) -> CloudEvent[AppealSubmitted]:
     """The appeal.submitted.v1 event for a new appeal, in the request's trace."""
     data = AppealSubmitted(
-        appeal_id=appeal_id, channel=Channel(channel), channel_ref=body.channel_ref,
-        enterprise=body.enterprise, contact=body.contact, category=body.category,
-        size_band=city.size_band(body.enterprise.employees), title=body.title, description=body.description,
-        attachments=body.attachments, flags=sorted(set(body.flags)), submitted_at=clock.now())
+        appeal_id=appeal_id,
+        channel=Channel(channel),
+        channel_ref=body.channel_ref,
+        enterprise=body.enterprise,
+        contact=body.contact,
+        category=body.category,
+        size_band=city.size_band(body.enterprise.employees),
+        title=body.title,
+        description=body.description,
+        attachments=body.attachments,
+        flags=sorted(set(body.flags)),
+        submitted_at=clock.now(),
+    )
     return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)
 
 
@@ -95,13 +106,23 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
     try:
         await asyncio.wait_for(publish(broker, topic, event), timeout=timeout)
     except Exception as exc:  # any broker failure means the write is not acknowledged
-        log.warning("broker did not acknowledge an event", extra={"appeal_id": event.subject,
-                                                                  "error": type(exc).__name__})
+        log.warning(
+            "broker did not acknowledge an event", extra={"appeal_id": event.subject, "error": type(exc).__name__}
+        )
         raise BrokerUnavailable() from exc
 
 
-async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Clock, channel: str,
-                 body: AppealIn, *, publish_timeout: float, inserts: GroupedInserts) -> Submission:
+async def submit(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    city: City,
+    clock: Clock,
+    channel: str,
+    body: AppealIn,
+    *,
+    publish_timeout: float,
+    inserts: GroupedInserts,
+) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
     The record is written first as `pending` with the exact event bytes (together
@@ -119,11 +140,21 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     appeal_id = new_id()
     event = build_submitted(appeal_id, channel, body, city, clock)
     record: dict[str, Any] = {
-        "_id": appeal_id, "channel": channel, "channel_ref": body.channel_ref, "state": PENDING,
-        "event": encode(event).decode(), "category": body.category.value, "title": body.title,
-        "description": body.description, "attachments": body.attachments, "traceparent": event.traceparent,
-        "status": "submitted", "sequence": 0, "submitted_at": event.data.submitted_at,
-        "updated_at": event.data.submitted_at, "timeline": [],
+        "_id": appeal_id,
+        "channel": channel,
+        "channel_ref": body.channel_ref,
+        "state": PENDING,
+        "event": encode(event).decode(),
+        "category": body.category.value,
+        "title": body.title,
+        "description": body.description,
+        "attachments": body.attachments,
+        "traceparent": event.traceparent,
+        "status": "submitted",
+        "sequence": 0,
+        "submitted_at": event.data.submitted_at,
+        "updated_at": event.data.submitted_at,
+        "timeline": [],
     }
     try:
         # Insert first and let the unique index find repeats: a new appeal costs one write, no read.
@@ -147,8 +178,9 @@ async def submit(db: AsyncDatabase, broker: KafkaBroker, city: City, clock: Cloc
     return Submission(existing["_id"], existing.get("status", "submitted"), created)
 
 
-async def publish_stranded(db: AsyncDatabase, broker: KafkaBroker, since: datetime, before: datetime,
-                           publish_timeout: float, batch: int = 100) -> int:
+async def publish_stranded(
+    db: AsyncDatabase, broker: KafkaBroker, since: datetime, before: datetime, publish_timeout: float, batch: int = 100
+) -> int:
     """Publish the `pending` appeals submitted in [since, before) again; returns how many.
 
     A pending record may be one whose intake died between the insert and the publish:
@@ -161,10 +193,17 @@ async def publish_stranded(db: AsyncDatabase, broker: KafkaBroker, since: dateti
     cursor = db.appeals.find(query, {"event": 1}, batch_size=batch)
     published = 0
     while records := await cursor.to_list(batch):
-        await asyncio.gather(*[
-            publish_acknowledged(broker, APPEALS_SUBMITTED,
-                                 CloudEvent[AppealSubmitted].model_validate_json(r["event"]), publish_timeout)
-            for r in records])
+        await asyncio.gather(
+            *[
+                publish_acknowledged(
+                    broker,
+                    APPEALS_SUBMITTED,
+                    CloudEvent[AppealSubmitted].model_validate_json(r["event"]),
+                    publish_timeout,
+                )
+                for r in records
+            ]
+        )
         published += len(records)
     if published:
         log.info("stranded appeals published", extra={"count": published})
@@ -184,16 +223,29 @@ async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | Non
 def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list[UpdateOne]]:
     """One write folding an in-order event in, and the guarded pair that takes what is new of any event."""
     data = event.data
-    entry = {"event_id": event.id, "type": event.type, "status": data.status.value, "time": event.time,
-             "department": data.department, "note": data.note, "guidance": data.guidance,
-             "resolution": data.resolution, "reason": data.reason}
+    entry = {
+        "event_id": event.id,
+        "type": event.type,
+        "status": data.status.value,
+        "time": event.time,
+        "department": data.department,
+        "note": data.note,
+        "guidance": data.guidance,
+        "resolution": data.resolution,
+        "reason": data.reason,
+    }
     timeline: dict[str, dict[str, Any]] = {
         "$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
         # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
-        "$set": {"state": ACCEPTED}}
-    current: dict[str, Any] = {"status": data.status.value, "sequence": data.sequence,
-                               "department": data.department, "cohandlers": data.cohandlers,
-                               "updated_at": event.time}
+        "$set": {"state": ACCEPTED},
+    }
+    current: dict[str, Any] = {
+        "status": data.status.value,
+        "sequence": data.sequence,
+        "department": data.department,
+        "cohandlers": data.cohandlers,
+        "updated_at": event.time,
+    }
     if data.policies:
         current["policies"] = [p.model_dump() for p in data.policies]
     for field in ("resolution", "guidance", "reason"):
@@ -204,8 +256,10 @@ def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list
     new: dict[str, Any] = {"timeline.event_id": {"$ne": event.id}}
     later: dict[str, Any] = {"sequence": {"$lt": data.sequence}}
     combined = UpdateOne({"_id": data.appeal_id, **later, **new}, {**timeline, "$set": {**timeline["$set"], **current}})
-    return combined, [UpdateOne({"_id": data.appeal_id, **new}, timeline),
-                      UpdateOne({"_id": data.appeal_id, **later}, {"$set": current})]
+    return combined, [
+        UpdateOne({"_id": data.appeal_id, **new}, timeline),
+        UpdateOne({"_id": data.appeal_id, **later}, {"$set": current}),
+    ]
 
 
 async def apply_lifecycle(db: AsyncDatabase, events: Sequence[CloudEvent[AppealChanged]]) -> None:
@@ -224,9 +278,16 @@ async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockCh
     for event in events:
         data = event.data
         key = f"clocks.{data.clock_id}"
-        entry = {"clock": data.clock.value, "department": data.department, "state": data.state.value,
-                 "target": data.target, "started_at": data.started_at, "due_at": data.due_at,
-                 "remaining_seconds": data.remaining_seconds, "at": event.time}
+        entry = {
+            "clock": data.clock.value,
+            "department": data.department,
+            "state": data.state.value,
+            "target": data.target,
+            "started_at": data.started_at,
+            "due_at": data.due_at,
+            "remaining_seconds": data.remaining_seconds,
+            "at": event.time,
+        }
         # Not later than this event, or a clock never seen.
         writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: entry}}))
     await db.appeals.bulk_write(writes, ordered=True)
@@ -244,11 +305,21 @@ def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
             remaining = round((due - now).total_seconds(), 1)
         elif clock["state"] == "paused":
             remaining = clock.get("remaining_seconds")
-        overdue = clock["state"] == "breached" or (remaining is not None and clock["state"] == "running"
-                                                   and remaining < 0)
-        out.append(Deadline(clock=clock["clock"], department=clock["department"], state=clock["state"],
-                            target=clock["target"], started_at=_aware(clock["started_at"]), due_at=due,
-                            remaining_seconds=remaining, overdue=overdue))
+        overdue = clock["state"] == "breached" or (
+            remaining is not None and clock["state"] == "running" and remaining < 0
+        )
+        out.append(
+            Deadline(
+                clock=clock["clock"],
+                department=clock["department"],
+                state=clock["state"],
+                target=clock["target"],
+                started_at=_aware(clock["started_at"]),
+                due_at=due,
+                remaining_seconds=remaining,
+                overdue=overdue,
+            )
+        )
     return out
 
 
@@ -263,17 +334,31 @@ def _aware(value: datetime | None) -> datetime | None:
 
 # What each company answer needs the appeal to be waiting for, and the event it becomes.
 _ANSWERS = {
-    "info": (AppealStatus.info_requested, EventType.company_info_provided,
-             "no information was requested; the appeal is {status}",
-             "the information for this request was already sent; the department has it"),
-    "feedback": (AppealStatus.resolved, EventType.company_feedback,
-                 "feedback is taken once the appeal is resolved; it is {status}",
-                 "feedback on this resolution was already given"),
+    "info": (
+        AppealStatus.info_requested,
+        EventType.company_info_provided,
+        "no information was requested; the appeal is {status}",
+        "the information for this request was already sent; the department has it",
+    ),
+    "feedback": (
+        AppealStatus.resolved,
+        EventType.company_feedback,
+        "feedback is taken once the appeal is resolved; it is {status}",
+        "feedback on this resolution was already given",
+    ),
 }
 
 
-async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: dict[str, Any], kind: str,
-                 data: CompanyInfoProvided | CompanyFeedback, *, publish_timeout: float) -> str:
+async def answer(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    clock: Clock,
+    record: dict[str, Any],
+    kind: str,
+    data: CompanyInfoProvided | CompanyFeedback,
+    *,
+    publish_timeout: float,
+) -> str:
     """Publish the company's answer once per request (info) or per resolution (feedback); its event id.
 
     The answer is tied to the lifecycle sequence it answers. A slot in the record is
@@ -294,9 +379,15 @@ async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: d
             raise AnswerRefused(already)
         if now - _aware(slot["claimed_at"]) < timedelta(seconds=2 * publish_timeout):
             raise AnswerRefused("an answer is being sent right now; read the status in a few seconds")
-        taken = await db.appeals.update_one({"_id": appeal_id, f"{path}.id": slot["id"], f"{path}.state": PENDING,
-                                             f"{path}.claimed_at": slot["claimed_at"]},
-                                            {"$set": {f"{path}.claimed_at": now}})
+        taken = await db.appeals.update_one(
+            {
+                "_id": appeal_id,
+                f"{path}.id": slot["id"],
+                f"{path}.state": PENDING,
+                f"{path}.claimed_at": slot["claimed_at"],
+            },
+            {"$set": {f"{path}.claimed_at": now}},
+        )
         if taken.matched_count == 0:
             raise AnswerRefused("an answer is being sent right now; read the status in a few seconds")
         earlier = parse_event(slot["event"].encode())
@@ -307,12 +398,21 @@ async def answer(db: AsyncDatabase, broker: KafkaBroker, clock: Clock, record: d
     event = make_event(SOURCE, event_type, appeal_id, data, traceparent=record.get("traceparent"))
     claimed = await db.appeals.update_one(
         {"_id": appeal_id, "status": expected.value, "sequence": sequence, f"{path}.seq": {"$ne": sequence}},
-        {"$set": {path: {"id": event.id, "seq": sequence, "state": PENDING, "claimed_at": now,
-                         "event": encode(event).decode()}}})
+        {
+            "$set": {
+                path: {
+                    "id": event.id,
+                    "seq": sequence,
+                    "state": PENDING,
+                    "claimed_at": now,
+                    "event": encode(event).decode(),
+                }
+            }
+        },
+    )
     if claimed.matched_count == 0:  # another answer took the slot, or the appeal moved on meanwhile
         latest = await find_appeal(db, appeal_id) or record
-        raise AnswerRefused(wrong_status.format(status=latest["status"]) if latest["status"] != expected
-                            else already)
+        raise AnswerRefused(wrong_status.format(status=latest["status"]) if latest["status"] != expected else already)
     await _send(db, broker, path, event, publish_timeout)
     return event.id
 

@@ -16,11 +16,16 @@ class IntakeSettings(ServiceSettings):
     public_base_url: str = Field(default="", description="Base of status_url; defaults to this server.")
     status_token_secret: str = Field(default=DEV_SECRET, description="Signs status tokens given to companies.")
     publish_timeout_seconds: float = Field(
-        default=5.0, description="How long a submission waits for the broker before answering 503.")
+        default=5.0, description="How long a submission waits for the broker before answering 503."
+    )
     retry_after_seconds: int = 5
     open311_jurisdiction_id: str = Field(default="shenzhen", description="Open311 jurisdiction_id this serves.")
-    open311_contact: str = Field(default="Enterprise appeals platform operators, via the 12345 hotline",
-                                 description="Contact line of the Open311 discovery document.")
+    open311_contact: str = Field(
+        default="Enterprise appeals platform operators, via the 12345 hotline",
+        description="Contact line of the Open311 discovery document.",
+    )
     stranded_window_minutes: float = Field(
-        default=60, description="At start, pending appeals submitted this far back are published again, in case "
-                                "an intake died between storing and publishing one.")
+        default=60,
+        description="At start, pending appeals submitted this far back are published again, in case "
+        "an intake died between storing and publishing one.",
+    )

@@ -24,11 +24,18 @@ async def _startup(runtime: NotifyRuntime) -> None:
 def create_app(settings: NotifySettings | None = None, **runtime_options: Any) -> FastAPI:
     """The notify service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or NotifySettings()
-    book = NotifyBook(load_city(settings.config_dir), load_sla_config(settings.config_dir),
-                      load_calendars(settings.config_dir), Renderer())
+    book = NotifyBook(
+        load_city(settings.config_dir),
+        load_sla_config(settings.config_dir),
+        load_calendars(settings.config_dir),
+        Renderer(),
+    )
     runtime = NotifyRuntime(settings=settings, book=book, **runtime_options)
     handlers.register(runtime)
     return create_service_app(
-        runtime, title="Appeals notify",
+        runtime,
+        title="Appeals notify",
         description="Tells companies, handlers, heads and supervisors what they must hear, once, on their channel.",
-        routers=[views.router], on_startup=_startup)
+        routers=[views.router],
+        on_startup=_startup,
+    )

@@ -80,15 +80,26 @@ async def send_provider(http: httpx.AsyncClient, endpoint: str, api_key: str, ki
     if not endpoint:
         raise DeliveryError(f"no {kind} provider is configured", permanent=True)
     if kind == "wechat":
-        body = {"touser": message.to, "template_id": f"appeals_{message.template}",
-                "data": {"first": {"value": message.subject}, "remark": {"value": message.body}},
-                "client_msg_id": message.notification_id}
+        body = {
+            "touser": message.to,
+            "template_id": f"appeals_{message.template}",
+            "data": {"first": {"value": message.subject}, "remark": {"value": message.body}},
+            "client_msg_id": message.notification_id,
+        }
     else:
-        body = {"to": message.to, "template": message.template, "language": message.language,
-                "text": f"{message.subject} {message.body}", "client_ref": message.notification_id}
+        body = {
+            "to": message.to,
+            "template": message.template,
+            "language": message.language,
+            "text": f"{message.subject} {message.body}",
+            "client_ref": message.notification_id,
+        }
     try:
-        response = await http.post(endpoint, json=body, headers={"Authorization": f"Bearer {api_key}",
-                                                                 DELIVERY_HEADER: message.notification_id})
+        response = await http.post(
+            endpoint,
+            json=body,
+            headers={"Authorization": f"Bearer {api_key}", DELIVERY_HEADER: message.notification_id},
+        )
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{kind} provider unreachable: {type(exc).__name__}") from exc
     _check(response, f"{kind} provider")

@@ -12,7 +12,8 @@ def register(runtime: NotifyRuntime) -> None:
 
     async def on_event(events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent]) -> None:
         """Record the notifications appeal, lifecycle and SLA events owe; the dispatcher sends them."""
-        await service.plan_events(runtime.db, runtime.book, events, runtime.clock.now(),
-                                  runtime.settings.status_url, runtime.memory)
+        await service.plan_events(
+            runtime.db, runtime.book, events, runtime.clock.now(), runtime.settings.status_url, runtime.memory
+        )
 
     subscribe(runtime.broker, runtime.settings, consumer("notify", "event"), on_event)

@@ -11,5 +11,11 @@ class NotifyMetrics:
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> "NotifyMetrics":
-        return cls(notifications=Counter("notifications_total", "Notification attempts by outcome",
-                                         ["channel", "audience", "outcome"], registry=registry))
+        return cls(
+            notifications=Counter(
+                "notifications_total",
+                "Notification attempts by outcome",
+                ["channel", "audience", "outcome"],
+                registry=registry,
+            )
+        )

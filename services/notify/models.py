@@ -13,13 +13,25 @@ class QuietHours(BaseModel):
 class Subscription(BaseModel):
     """How a member of staff wants to be told; every field optional."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "webhook_url": "https://dept.example.org/appeals-hook", "webhook_secret": "a-long-random-secret",
-        "email": "head@example.org", "quiet_hours": {"start": "22:00", "end": "08:00"}, "language": "zh"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "webhook_url": "https://dept.example.org/appeals-hook",
+                    "webhook_secret": "a-long-random-secret",
+                    "email": "head@example.org",
+                    "quiet_hours": {"start": "22:00", "end": "08:00"},
+                    "language": "zh",
+                }
+            ]
+        },
+    )
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://", max_length=500)
-    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200,
-                                       description="Signs each webhook body (HMAC-SHA256).")
+    webhook_secret: str | None = Field(
+        default=None, min_length=16, max_length=200, description="Signs each webhook body (HMAC-SHA256)."
+    )
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")
     wechat_openid: str | None = Field(default=None, max_length=64)

@@ -66,8 +66,11 @@ def staff_address(person: Person | None, subscription: dict[str, Any] | None) ->
         email=sub.get("email") or (person.email if person else None),
         phone=sub.get("phone") or (person.phone if person else None),
         wechat_openid=sub.get("wechat_openid") or (person.wechat_openid if person else None),
-        webhook_url=sub.get("webhook_url"), webhook_secret=sub.get("webhook_secret"),
-        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None, language=sub.get("language") or "zh")
+        webhook_url=sub.get("webhook_url"),
+        webhook_secret=sub.get("webhook_secret"),
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+        language=sub.get("language") or "zh",
+    )
 
 
 def company_channels(address: Address, appeal_channel: str) -> list[str]:
@@ -84,8 +87,11 @@ def company_channels(address: Address, appeal_channel: str) -> list[str]:
 
 def staff_channels(address: Address, urgent: bool) -> list[str]:
     """E-mail, WeChat and webhook where known; SMS only for what cannot wait (breaches)."""
-    channels = [c for c, v in (("email", address.email), ("wechat", address.wechat_openid),
-                               ("webhook", address.webhook_url)) if v]
+    channels = [
+        c
+        for c, v in (("email", address.email), ("wechat", address.wechat_openid), ("webhook", address.webhook_url))
+        if v
+    ]
     if urgent and address.phone:
         channels.append("sms")
     return channels
@@ -96,8 +102,14 @@ def local_time(at: datetime | None, zone: str = "Asia/Shanghai") -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") if at else ""
 
 
-def plan(event_type: str, data: dict[str, Any], appeal: dict[str, Any] | None, city: City,
-         staff: dict[str, Address], company: Address | None) -> list[Planned]:
+def plan(
+    event_type: str,
+    data: dict[str, Any],
+    appeal: dict[str, Any] | None,
+    city: City,
+    staff: dict[str, Address],
+    company: Address | None,
+) -> list[Planned]:
     """Every notification an event owes, per DOMAIN.md's table."""
     planned: list[Planned] = []
     context = {**data, **(appeal or {}).get("context", {})}
@@ -113,18 +125,35 @@ def plan(event_type: str, data: dict[str, Any], appeal: dict[str, Any] | None, c
         for role in SLA_AUDIENCES[level]:
             recipient = f"{department}:{role}"
             address = staff.get(recipient, Address())
-            planned += [Planned(recipient, role, ch, department, urgent, template, address.language, context)
-                        for ch in staff_channels(address, urgent)]
+            planned += [
+                Planned(recipient, role, ch, department, urgent, template, address.language, context)
+                for ch in staff_channels(address, urgent)
+            ]
         return planned
     company_template = COMPANY_TEMPLATES.get(event_type)
     if company_template and company is not None:
-        planned += [Planned("company", "company", ch, data.get("department"), False, company_template, company.language,
-                            context) for ch in company_channels(company, context.get("channel", ""))]
+        planned += [
+            Planned(
+                "company", "company", ch, data.get("department"), False, company_template, company.language, context
+            )
+            for ch in company_channels(company, context.get("channel", ""))
+        ]
     if event_type in ASSIGNMENT_EVENTS and data.get("department"):
         recipient = f"{data['department']}:handler"
         address = staff.get(recipient, Address())
-        planned += [Planned(recipient, "handler", ch, data["department"], False, "assigned", address.language,
-                            {**context, "role": "lead"}) for ch in staff_channels(address, False)]
+        planned += [
+            Planned(
+                recipient,
+                "handler",
+                ch,
+                data["department"],
+                False,
+                "assigned",
+                address.language,
+                {**context, "role": "lead"},
+            )
+            for ch in staff_channels(address, False)
+        ]
     return planned
 
 
@@ -132,8 +161,9 @@ class Renderer:
     """Jinja2 templates in `templates/<language>/<name>.j2`: first line subject, the rest the body."""
 
     def __init__(self, directory: Path = TEMPLATES) -> None:
-        self._env = Environment(loader=FileSystemLoader(directory), undefined=StrictUndefined,
-                                autoescape=False, keep_trailing_newline=False)
+        self._env = Environment(
+            loader=FileSystemLoader(directory), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
 
     def render(self, template: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body) of a template in `language` (falling back to Chinese)."""

@@ -12,13 +12,13 @@ def start(runtime: NotifyRuntime) -> None:
         metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
 
     async def send() -> None:
-        while await service.dispatch(runtime.db, runtime.broker, runtime.http, settings, runtime.clock.now(),
-                                     on_outcome=count):
+        while await service.dispatch(
+            runtime.db, runtime.broker, runtime.http, settings, runtime.clock.now(), on_outcome=count
+        ):
             pass
 
     async def waiting() -> None:
-        await service.plan_waiting(runtime.db, runtime.book, runtime.clock.now(), settings.status_url,
-                                   runtime.memory)
+        await service.plan_waiting(runtime.db, runtime.book, runtime.clock.now(), settings.status_url, runtime.memory)
 
     async def sweep() -> None:
         now = runtime.clock.now()

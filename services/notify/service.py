@@ -76,16 +76,22 @@ def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
     dept = book.city.department(department) if department else None
     submitted = data.get("submitted_at") or (appeal or {}).get("submitted_at") or event.time
     return {
-        "appeal_id": event.subject, "title": (appeal or {}).get("title", ""),
+        "appeal_id": event.subject,
+        "title": (appeal or {}).get("title", ""),
         "category": data.get("category") or (appeal or {}).get("category", ""),
         "channel": (appeal or {}).get("channel", ""),
-        "department_name": dept.name if dept else (department or ""), "role": "lead",
-        "sla_profile": data.get("sla_profile") or "", "guidance": data.get("guidance") or "",
-        "note": data.get("note") or "", "resolution": data.get("resolution") or "",
+        "department_name": dept.name if dept else (department or ""),
+        "role": "lead",
+        "sla_profile": data.get("sla_profile") or "",
+        "guidance": data.get("guidance") or "",
+        "note": data.get("note") or "",
+        "resolution": data.get("resolution") or "",
         "policies": [p["title"] for p in data.get("policies", [])],
         "expected_at": rules.local_time(_expected(book, data.get("sla_profile"), submitted, department)),
         "status_url": status_url.format(appeal_id=event.subject),
-        "clock": data.get("clock", ""), "level": data.get("level", ""), "target": data.get("target", ""),
+        "clock": data.get("clock", ""),
+        "level": data.get("level", ""),
+        "target": data.get("target", ""),
         "due_at": rules.local_time(data.get("due_at")) if data.get("due_at") else "",
     }
 
@@ -107,8 +113,13 @@ async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]],
     writes = []
     for event in events:
         d = event.data
-        kept = {"contact": d.contact.model_dump(), "channel": d.channel.value, "title": d.title,
-                "category": d.category.value, "submitted_at": d.submitted_at}
+        kept = {
+            "contact": d.contact.model_dump(),
+            "channel": d.channel.value,
+            "title": d.title,
+            "category": d.category.value,
+            "submitted_at": d.submitted_at,
+        }
         writes.append(UpdateOne({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True))
         # What the database kept may be an earlier copy; both say the same, the submission being immutable.
         memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
@@ -163,12 +174,22 @@ def _not_before(book: NotifyBook, item: Planned, address: Address, now: datetime
 
 
 def _destination(item: Planned, address: Address) -> str | None:
-    return {"email": address.email, "sms": address.phone, "wechat": address.wechat_openid,
-            "webhook": address.webhook_url}.get(item.channel)
+    return {
+        "email": address.email,
+        "sms": address.phone,
+        "wechat": address.wechat_openid,
+        "webhook": address.webhook_url,
+    }.get(item.channel)
 
 
-async def plan_events(db: AsyncDatabase, book: NotifyBook, events: Sequence[CloudEvent[Any]], now: datetime,
-                      status_url: str, memory: Memory) -> int:
+async def plan_events(
+    db: AsyncDatabase,
+    book: NotifyBook,
+    events: Sequence[CloudEvent[Any]],
+    now: datetime,
+    status_url: str,
+    memory: Memory,
+) -> int:
     """Record every notification a batch of events owes; a replayed event records nothing new.
 
     Topics are consumed side by side, so an event can come before its appeal's
@@ -178,9 +199,17 @@ async def plan_events(db: AsyncDatabase, book: NotifyBook, events: Sequence[Clou
     await remember_appeals(db, [e for e in events if e.type == EventType.appeal_submitted], memory)
     planned, early = await _plan(db, book, events, now, status_url, memory)
     if early:
-        await db.waiting.bulk_write([UpdateOne({"_id": e.id}, {"$setOnInsert": {
-            "appeal_id": e.subject, "event": encode(e).decode(), "since": now}}, upsert=True) for e in early],
-            ordered=False)
+        await db.waiting.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": e.id},
+                    {"$setOnInsert": {"appeal_id": e.subject, "event": encode(e).decode(), "since": now}},
+                    upsert=True,
+                )
+                for e in early
+            ],
+            ordered=False,
+        )
     return planned
 
 
@@ -198,8 +227,14 @@ async def plan_waiting(db: AsyncDatabase, book: NotifyBook, now: datetime, statu
     return planned
 
 
-async def _plan(db: AsyncDatabase, book: NotifyBook, events: Sequence[CloudEvent[Any]], now: datetime, status_url: str,
-                memory: Memory) -> tuple[int, list[CloudEvent]]:
+async def _plan(
+    db: AsyncDatabase,
+    book: NotifyBook,
+    events: Sequence[CloudEvent[Any]],
+    now: datetime,
+    status_url: str,
+    memory: Memory,
+) -> tuple[int, list[CloudEvent]]:
     """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
     appeals = await _appeals(db, {e.subject for e in events}, memory)
     departments = {e.data.department for e in events if getattr(e.data, "department", None)}
@@ -220,14 +255,21 @@ async def _plan(db: AsyncDatabase, book: NotifyBook, events: Sequence[CloudEvent
     return len(records), early
 
 
-def _records(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None, staff: dict[str, Address],
-             now: datetime, status_url: str) -> list[dict[str, Any]]:
+def _records(
+    book: NotifyBook,
+    event: CloudEvent,
+    appeal: dict[str, Any] | None,
+    staff: dict[str, Address],
+    now: datetime,
+    status_url: str,
+) -> list[dict[str, Any]]:
     """The delivery records one event owes, ids fixed by (event, recipient, channel)."""
     company = None
     if appeal:
         contact = appeal["contact"]
-        company = Address(email=contact.get("email"), phone=contact.get("phone"),
-                          wechat_openid=contact.get("wechat_openid"))
+        company = Address(
+            email=contact.get("email"), phone=contact.get("phone"), wechat_openid=contact.get("wechat_openid")
+        )
     data = event.data.model_dump(mode="python")
     context = _context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
@@ -238,16 +280,37 @@ def _records(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
         if address is None or not destination:
             continue
         subject, body = book.renderer.render(item.template, item.language, item.context)
-        records.append({
-            "_id": f"{event.id}:{item.recipient}:{item.channel}", "appeal_id": event.subject, "event_id": event.id,
-            "event_type": event.type, "recipient": item.recipient, "audience": item.audience,
-            "channel": item.channel, "to": destination, "secret": address.webhook_secret, "urgent": item.urgent,
-            "template": item.template, "language": item.language, "subject": subject, "body": body,
-            "payload": {"notification_id": f"{event.id}:{item.recipient}:{item.channel}", "audience": item.audience,
-                        "subject": subject, "text": body, "event": event.model_dump(mode="json")},
-            "status": "pending", "attempts": 0, "created_at": now, "traceparent": event.traceparent,
-            "due_at": _not_before(book, item, address, now), "version": 1,
-        })
+        records.append(
+            {
+                "_id": f"{event.id}:{item.recipient}:{item.channel}",
+                "appeal_id": event.subject,
+                "event_id": event.id,
+                "event_type": event.type,
+                "recipient": item.recipient,
+                "audience": item.audience,
+                "channel": item.channel,
+                "to": destination,
+                "secret": address.webhook_secret,
+                "urgent": item.urgent,
+                "template": item.template,
+                "language": item.language,
+                "subject": subject,
+                "body": body,
+                "payload": {
+                    "notification_id": f"{event.id}:{item.recipient}:{item.channel}",
+                    "audience": item.audience,
+                    "subject": subject,
+                    "text": body,
+                    "event": event.model_dump(mode="json"),
+                },
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "traceparent": event.traceparent,
+                "due_at": _not_before(book, item, address, now),
+                "version": 1,
+            }
+        )
         if records[-1]["due_at"] > now:
             records[-1]["status"] = "held"
     return records
@@ -261,13 +324,22 @@ class AttemptResult:
 
 
 async def _attempt(doc: dict[str, Any], http: httpx.AsyncClient, settings) -> None:
-    message = channels.Message(doc["_id"], doc["to"], doc["subject"], doc["body"], doc["template"],
-                               doc["language"], doc["payload"], doc.get("secret"))
+    message = channels.Message(
+        doc["_id"],
+        doc["to"],
+        doc["subject"],
+        doc["body"],
+        doc["template"],
+        doc["language"],
+        doc["payload"],
+        doc.get("secret"),
+    )
     if doc["channel"] == "webhook":
         await channels.send_webhook(http, message)
     elif doc["channel"] == "email":
-        await channels.send_email(settings.smtp_host, settings.smtp_port, settings.smtp_sender, message,
-                                  settings.send_timeout_seconds)
+        await channels.send_email(
+            settings.smtp_host, settings.smtp_port, settings.smtp_sender, message, settings.send_timeout_seconds
+        )
     elif doc["channel"] == "sms":
         await channels.send_provider(http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
     else:
@@ -280,9 +352,17 @@ def backoff(attempts: int, base: float, cap: float = 300.0) -> float:
 
 
 def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: str | None) -> list[Emit]:
-    data = NotificationOutcome(appeal_id=doc["appeal_id"], notification_id=doc["_id"], event_id=doc["event_id"],
-                               event_type=doc["event_type"], recipient=doc["recipient"], audience=doc["audience"],
-                               channel=doc["channel"], attempts=attempts, reason=reason)
+    data = NotificationOutcome(
+        appeal_id=doc["appeal_id"],
+        notification_id=doc["_id"],
+        event_id=doc["event_id"],
+        event_type=doc["event_type"],
+        recipient=doc["recipient"],
+        audience=doc["audience"],
+        channel=doc["channel"],
+        attempts=attempts,
+        reason=reason,
+    )
     kind = EventType.notification_delivered if delivered else EventType.notification_failed
     emits = [Emit(NOTIFY_DELIVERIES, kind, data)]
     if not delivered:
@@ -290,9 +370,15 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
     return emits
 
 
-async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClient, settings: Any, now: datetime,
-                   batch: int = 100,
-                   on_outcome: Callable[[AttemptResult], None] = lambda _: None) -> list[AttemptResult]:
+async def dispatch(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    http: httpx.AsyncClient,
+    settings: Any,
+    now: datetime,
+    batch: int = 100,
+    on_outcome: Callable[[AttemptResult], None] = lambda _: None,
+) -> list[AttemptResult]:
     """Claim the records due for an attempt, send them side by side, then record every outcome in one write.
 
     One bulk write rather than a hundred concurrent ones: the database serialises the
@@ -300,13 +386,21 @@ async def dispatch(db: AsyncDatabase, broker: KafkaBroker, http: httpx.AsyncClie
     planner's inserts) for seconds. A send waits `send_timeout_seconds` at most, well
     inside the claim, so a batch is recorded before its claim expires.
     """
-    held = await claims.claim_due(db.notifications, "due_at", now, limit=batch, skip=batch,
-                                  hold_until=now + timedelta(seconds=settings.claim_seconds))
+    held = await claims.claim_due(
+        db.notifications,
+        "due_at",
+        now,
+        limit=batch,
+        skip=batch,
+        hold_until=now + timedelta(seconds=settings.claim_seconds),
+    )
     if not held.docs:
         return []
     errors = await asyncio.gather(*(_send(doc, http, settings) for doc in held.docs))
-    settled = [settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
-               for doc, error in zip(held.docs, errors, strict=True)]
+    settled = [
+        settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
+        for doc, error in zip(held.docs, errors, strict=True)
+    ]
     await _record(db, broker, held, [update for update, _ in settled])
     results = [result for _, result in settled]
     for result in results:
@@ -326,8 +420,13 @@ async def _send(doc: dict[str, Any], http: httpx.AsyncClient, settings: Any) -> 
     return None
 
 
-def settle(doc: dict[str, Any], error: channels.DeliveryError | None, now: datetime, max_attempts: int,
-           retry_base_seconds: float) -> tuple[dict[str, Any], AttemptResult]:
+def settle(
+    doc: dict[str, Any],
+    error: channels.DeliveryError | None,
+    now: datetime,
+    max_attempts: int,
+    retry_base_seconds: float,
+) -> tuple[dict[str, Any], AttemptResult]:
     """What one attempt comes to, as the record's update: delivered, tried again later, or failed for good.
 
     A final outcome puts its `notification.*.v1` event in the record's outbox; a failure
@@ -336,41 +435,56 @@ def settle(doc: dict[str, Any], error: channels.DeliveryError | None, now: datet
     attempts = doc["attempts"] + 1
     if error is None:
         fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
-        update = _outcome_update(doc, fields, {**claims.UNCLAIM, "due_at": ""},
-                                 _outcome_emits(doc, True, attempts, None), now)
+        update = _outcome_update(
+            doc, fields, {**claims.UNCLAIM, "due_at": ""}, _outcome_emits(doc, True, attempts, None), now
+        )
         return update, AttemptResult(doc["channel"], doc["audience"], "delivered")
     fields = {"attempts": attempts, "last_error": error.reason}
     if error.permanent or attempts >= max_attempts:
         fields.update(status="failed", failed_at=now)
-        update = _outcome_update(doc, fields, {**claims.UNCLAIM, "due_at": ""},
-                                 _outcome_emits(doc, False, attempts, error.reason), now)
+        update = _outcome_update(
+            doc, fields, {**claims.UNCLAIM, "due_at": ""}, _outcome_emits(doc, False, attempts, error.reason), now
+        )
         return update, AttemptResult(doc["channel"], doc["audience"], "failed")
     fields.update(status="retrying", due_at=now + timedelta(seconds=backoff(attempts, retry_base_seconds)))
     return _outcome_update(doc, fields, dict(claims.UNCLAIM), [], now), AttemptResult(
-        doc["channel"], doc["audience"], "retried")
+        doc["channel"], doc["audience"], "retried"
+    )
 
 
 async def _record(db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, updates: list[dict[str, Any]]) -> None:
     """Write every outcome of a claimed batch in one bulk write, then publish the outcome events."""
     with outbox.held(db.notifications, [doc["_id"] for doc in held.docs]):
         written = await db.notifications.bulk_write(
-            [UpdateOne({"_id": doc["_id"], "claim": held.token}, update)
-             for doc, update in zip(held.docs, updates, strict=True)], ordered=False)
+            [
+                UpdateOne({"_id": doc["_id"], "claim": held.token}, update)
+                for doc, update in zip(held.docs, updates, strict=True)
+            ],
+            ordered=False,
+        )
         if written.matched_count == len(held.docs):
             after = [apply_update(doc, update) for doc, update in zip(held.docs, updates, strict=True)]
         else:
             # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
-            after = [d async for d in db.notifications.find({"_id": {"$in": [d["_id"] for d in held.docs]},
-                                                              "outbox.0": {"$exists": True}})]
+            after = [
+                d
+                async for d in db.notifications.find(
+                    {"_id": {"$in": [d["_id"] for d in held.docs]}, "outbox.0": {"$exists": True}}
+                )
+            ]
         await outbox.flush_many(db.notifications, broker, after)
 
 
-def _outcome_update(doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit],
-                    now: datetime) -> dict[str, Any]:
+def _outcome_update(
+    doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit], now: datetime
+) -> dict[str, Any]:
     """The write recording one attempt, with the outcome event (if final) in the record's outbox."""
     # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
-    return outbox.stage({"$set": fields, "$unset": unset, "$inc": {"version": 1}},
-                        outbox_items(SOURCE, emits, doc.get("traceparent"), now), now)
+    return outbox.stage(
+        {"$set": fields, "$unset": unset, "$inc": {"version": 1}},
+        outbox_items(SOURCE, emits, doc.get("traceparent"), now),
+        now,
+    )
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:
@@ -385,5 +499,9 @@ async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: date
 async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
     """The notifications of an appeal, oldest first, without message bodies' addresses."""
     projection = {"outbox": 0, "secret": 0, "payload": 0, "claim": 0}
-    return [d async for d in db.notifications.find({"appeal_id": appeal_id}, projection)
-            .sort("created_at", ASCENDING).limit(limit)]
+    return [
+        d
+        async for d in db.notifications.find({"appeal_id": appeal_id}, projection)
+        .sort("created_at", ASCENDING)
+        .limit(limit)
+    ]

@@ -19,8 +19,10 @@ class NotifySettings(ServiceSettings):
     sms_endpoint: str = Field(default="", description="SMS provider's HTTP endpoint (JSON POST).")
     wechat_endpoint: str = Field(default="", description="WeChat template-message endpoint (JSON POST).")
     provider_api_key_secret: str = Field(default=DEV_SECRET, description="Bearer token for the SMS/WeChat providers.")
-    status_url: str = Field(default="http://127.0.0.1:8001/v1/appeals/{appeal_id}",
-                            description="Where companies follow their appeal; {appeal_id} is filled in.")
+    status_url: str = Field(
+        default="http://127.0.0.1:8001/v1/appeals/{appeal_id}",
+        description="Where companies follow their appeal; {appeal_id} is filled in.",
+    )
     max_attempts: int = Field(default=5, description="Attempts before a notification is marked failed.")
     retry_base_seconds: float = Field(default=1.0, description="Backoff base: waits grow as base * 2^n, jittered.")
     send_timeout_seconds: float = 10.0

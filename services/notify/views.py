@@ -12,12 +12,17 @@ from services.notify.runtime import NotifyRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
-PROBLEMS = problem_responses({
-    401: "No valid API key", 403: "Outside the key's department", 404: "Unknown recipient",
-    422: "Invalid fields",
-})
-Recipient = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$",
-                                examples=["nanshan-finance:head"])]
+PROBLEMS = problem_responses(
+    {
+        401: "No valid API key",
+        403: "Outside the key's department",
+        404: "Unknown recipient",
+        422: "Invalid fields",
+    }
+)
+Recipient = Annotated[
+    str, Path(pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$", examples=["nanshan-finance:head"])
+]
 
 
 def mask(channel: str, address: str) -> str:
@@ -38,41 +43,75 @@ def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
         raise HTTPException(403, f"a key of {principal.name} cannot manage recipients of {code}")
 
 
-@router.put("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
-            summary="How a member of staff is told (admin, or the department's own key)")
-async def put_subscription(recipient: Recipient, body: Subscription, runtime: NotifyRuntimeDep,
-                           principal: Principal = Depends(require("department", "admin"))):
+@router.put(
+    "/subscriptions/{recipient}",
+    response_model=SubscriptionView,
+    responses=PROBLEMS,
+    summary="How a member of staff is told (admin, or the department's own key)",
+)
+async def put_subscription(
+    recipient: Recipient,
+    body: Subscription,
+    runtime: NotifyRuntimeDep,
+    principal: Principal = Depends(require("department", "admin")),
+):
     """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
     _check_recipient(recipient, principal, runtime)
     await runtime.db.subscriptions.replace_one({"_id": recipient}, body.model_dump(), upsert=True)
     runtime.memory.subscriptions.pop(recipient, None)
-    return SubscriptionView(recipient=recipient, **{**body.model_dump(),
-                                                    "webhook_secret": "***" if body.webhook_secret else None})
+    return SubscriptionView(
+        recipient=recipient, **{**body.model_dump(), "webhook_secret": "***" if body.webhook_secret else None}
+    )
 
 
-@router.get("/subscriptions/{recipient}", response_model=SubscriptionView, responses=PROBLEMS,
-            summary="A member of staff's subscription")
-async def get_subscription(recipient: Recipient, runtime: NotifyRuntimeDep,
-                           principal: Principal = Depends(require("department", "admin", "operator"))):
+@router.get(
+    "/subscriptions/{recipient}",
+    response_model=SubscriptionView,
+    responses=PROBLEMS,
+    summary="A member of staff's subscription",
+)
+async def get_subscription(
+    recipient: Recipient,
+    runtime: NotifyRuntimeDep,
+    principal: Principal = Depends(require("department", "admin", "operator")),
+):
     _check_recipient(recipient, principal, runtime)
     doc = await runtime.db.subscriptions.find_one({"_id": recipient})
     if doc is None:
         raise HTTPException(404, f"no subscription for {recipient}")
     doc.pop("_id")
-    return SubscriptionView(recipient=recipient, **{**doc, "webhook_secret": "***" if doc.get("webhook_secret")
-                                                    else None})
+    return SubscriptionView(
+        recipient=recipient, **{**doc, "webhook_secret": "***" if doc.get("webhook_secret") else None}
+    )
 
 
-@router.get("/notifications", response_model=list[DeliveryView], responses=PROBLEMS,
-            summary="Delivery log of an appeal")
-async def notifications(appeal_id: Annotated[str, Query(min_length=1, max_length=64)], runtime: NotifyRuntimeDep,
-                        principal: Principal = Depends(require("operator", "admin", "department"))):
+@router.get(
+    "/notifications", response_model=list[DeliveryView], responses=PROBLEMS, summary="Delivery log of an appeal"
+)
+async def notifications(
+    appeal_id: Annotated[str, Query(min_length=1, max_length=64)],
+    runtime: NotifyRuntimeDep,
+    principal: Principal = Depends(require("operator", "admin", "department")),
+):
     """Every notification about the appeal: who, which channel, status, attempts, last error."""
     docs = await service.delivery_log(runtime.db, appeal_id)
     if principal.kind == "department":
         docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
-    return [DeliveryView(notification_id=d["_id"], event_type=d["event_type"], recipient=d["recipient"],
-                         audience=d["audience"], channel=d["channel"], to=mask(d["channel"], d["to"]),
-                         status=d["status"], attempts=d["attempts"], subject=d["subject"],
-                         created_at=d["created_at"], delivered_at=d.get("delivered_at"),
-                         failed_at=d.get("failed_at"), last_error=d.get("last_error")) for d in docs]
+    return [
+        DeliveryView(
+            notification_id=d["_id"],
+            event_type=d["event_type"],
+            recipient=d["recipient"],
+            audience=d["audience"],
+            channel=d["channel"],
+            to=mask(d["channel"], d["to"]),
+            status=d["status"],
+            attempts=d["attempts"],
+            subject=d["subject"],
+            created_at=d["created_at"],
+            delivered_at=d.get("delivered_at"),
+            failed_at=d.get("failed_at"),
+            last_error=d.get("last_error"),
+        )
+        for d in docs
+    ]

@@ -22,6 +22,9 @@ def create_app(settings: RouterSettings | None = None, **runtime_options: Any) -
     runtime = RouterRuntime(settings=settings, book=load_routing_book(settings.config_dir), **runtime_options)
     handlers.register(runtime)
     return create_service_app(
-        runtime, title="Appeals router",
+        runtime,
+        title="Appeals router",
         description="Routing rules, the appeal lifecycle and department actions.",
-        routers=[views.router], on_startup=_startup)
+        routers=[views.router],
+        on_startup=_startup,
+    )

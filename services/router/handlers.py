@@ -29,17 +29,32 @@ def register(runtime: RouterRuntime) -> None:
         action = event.data
         now = runtime.clock.now()
         try:
-            await service.transition(runtime.db, runtime.broker, action.appeal_id,
-                                     lambda d: lifecycle.decide_action(d, action, runtime.book, now), now,
-                                     event_id=event.id)
+            await service.transition(
+                runtime.db,
+                runtime.broker,
+                action.appeal_id,
+                lambda d: lifecycle.decide_action(d, action, runtime.book, now),
+                now,
+                event_id=event.id,
+            )
         except lifecycle.ActionError as exc:
-            log.info("refused a department action", extra={"appeal_id": action.appeal_id,
-                                                           "status": exc.status, "detail": exc.detail})
+            log.info(
+                "refused a department action",
+                extra={"appeal_id": action.appeal_id, "status": exc.status, "detail": exc.detail},
+            )
             if runtime.book.city.department(action.department) is not None:
                 await service.publish_rejection(
-                    runtime.broker, department_topic(action.department), action.appeal_id,
-                    ActionRejected(appeal_id=action.appeal_id, department=action.department,
-                                   action=action.action.value, status=exc.status, detail=exc.detail))
+                    runtime.broker,
+                    department_topic(action.department),
+                    action.appeal_id,
+                    ActionRejected(
+                        appeal_id=action.appeal_id,
+                        department=action.department,
+                        action=action.action.value,
+                        status=exc.status,
+                        detail=exc.detail,
+                    ),
+                )
 
     async def on_company(event: CompanyInfoProvidedEvent | CompanyFeedbackEvent) -> None:
         """The company provided information or gave feedback on a resolution."""
@@ -47,11 +62,14 @@ def register(runtime: RouterRuntime) -> None:
         if isinstance(event, CompanyInfoProvidedEvent):
             decide = lifecycle.decide_info_provided
         else:
+
             def decide(doc):
                 return lifecycle.decide_feedback(doc, data.resolved, data.satisfaction, data.comment)
+
         try:
-            await service.transition(runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(),
-                                     event_id=event.id)
+            await service.transition(
+                runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(), event_id=event.id
+            )
         except lifecycle.ActionError as exc:
             log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 

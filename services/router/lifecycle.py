@@ -69,59 +69,113 @@ def duplicate_key(uscc: str, category: str, title: str) -> str:
 
 def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: Any) -> AppealChanged:
     return AppealChanged(
-        appeal_id=doc["_id"], status=status, sequence=sequence,
+        appeal_id=doc["_id"],
+        status=status,
+        sequence=sequence,
         department=extra.pop("department", doc.get("lead")),
         cohandlers=extra.pop("cohandlers", doc.get("cohandlers", [])),
-        category=doc["category"], channel=doc["channel"], district=doc["district"], size_band=doc["size_band"],
-        flags=doc.get("flags", []), sla_profile=doc.get("sla_profile"),
-        policy_available=doc.get("policy_available", False), rule_id=doc.get("rule_id"),
-        policies=[PolicyRef(**p) for p in doc.get("policies", [])], submitted_at=doc["submitted_at"], **extra)
+        category=doc["category"],
+        channel=doc["channel"],
+        district=doc["district"],
+        size_band=doc["size_band"],
+        flags=doc.get("flags", []),
+        sla_profile=doc.get("sla_profile"),
+        policy_available=doc.get("policy_available", False),
+        rule_id=doc.get("rule_id"),
+        policies=[PolicyRef(**p) for p in doc.get("policies", [])],
+        submitted_at=doc["submitted_at"],
+        **extra,
+    )
 
 
-def _lifecycle(doc: dict[str, Any], out: Transition, status: AppealStatus, type_: str | None = None,
-               **extra: Any) -> None:
+def _lifecycle(
+    doc: dict[str, Any], out: Transition, status: AppealStatus, type_: str | None = None, **extra: Any
+) -> None:
     sequence = out.set.get("sequence", doc.get("sequence", 0)) + 1
     out.set["sequence"] = sequence
     out.emits.append(Emit(APPEALS_LIFECYCLE, type_ or lifecycle_type(status), _changed(doc, status, sequence, **extra)))
 
 
 def _summary(doc: dict[str, Any]) -> AppealSummary:
-    return AppealSummary(category=doc["category"], title=doc["title"], description=doc["description"],
-                         enterprise=doc["enterprise"], contact=doc["contact"], channel=doc["channel"],
-                         flags=doc.get("flags", []), attachments=doc.get("attachments", []),
-                         submitted_at=doc["submitted_at"])
+    return AppealSummary(
+        category=doc["category"],
+        title=doc["title"],
+        description=doc["description"],
+        enterprise=doc["enterprise"],
+        contact=doc["contact"],
+        channel=doc["channel"],
+        flags=doc.get("flags", []),
+        attachments=doc.get("attachments", []),
+        submitted_at=doc["submitted_at"],
+    )
 
 
 def _assign(doc: dict[str, Any], out: Transition, department: str, role: str, lead: str, cohandlers: list[str]) -> None:
-    out.emits.append(Emit(department_topic(department), EventType.assignment_created, AssignmentCreated(
-        appeal_id=doc["_id"], department=department, role=role, lead_department=lead, cohandlers=cohandlers,
-        rule_id=doc.get("rule_id"), policies=[PolicyRef(**p) for p in doc.get("policies", [])],
-        sla_profile=doc["sla_profile"], appeal=_summary(doc))))
+    out.emits.append(
+        Emit(
+            department_topic(department),
+            EventType.assignment_created,
+            AssignmentCreated(
+                appeal_id=doc["_id"],
+                department=department,
+                role=role,
+                lead_department=lead,
+                cohandlers=cohandlers,
+                rule_id=doc.get("rule_id"),
+                policies=[PolicyRef(**p) for p in doc.get("policies", [])],
+                sla_profile=doc["sla_profile"],
+                appeal=_summary(doc),
+            ),
+        )
+    )
 
 
 def _withdraw(doc: dict[str, Any], out: Transition, department: str, reason: str, to: str | None) -> None:
-    out.emits.append(Emit(department_topic(department), EventType.assignment_withdrawn,
-                          AssignmentWithdrawn(appeal_id=doc["_id"], department=department, reason=reason,
-                                              to_department=to)))
+    out.emits.append(
+        Emit(
+            department_topic(department),
+            EventType.assignment_withdrawn,
+            AssignmentWithdrawn(appeal_id=doc["_id"], department=department, reason=reason, to_department=to),
+        )
+    )
 
 
 def facts_of(doc: dict[str, Any]) -> AppealFacts:
     """The routing facts of a stored appeal."""
-    return AppealFacts(category=doc["category"], district=doc["district"], size_band=doc["size_band"],
-                       title=doc["title"], description=doc["description"], flags=tuple(doc.get("flags", [])))
+    return AppealFacts(
+        category=doc["category"],
+        district=doc["district"],
+        size_band=doc["size_band"],
+        title=doc["title"],
+        description=doc["description"],
+        flags=tuple(doc.get("flags", [])),
+    )
 
 
 def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
     """The stored form of a freshly submitted appeal, before any decision."""
     e = submitted.enterprise
     return {
-        "_id": submitted.appeal_id, "status": S.submitted.value, "sequence": 0,
-        "channel": submitted.channel.value, "channel_ref": submitted.channel_ref,
-        "category": submitted.category.value, "district": e.district, "size_band": submitted.size_band,
-        "flags": submitted.flags, "title": submitted.title, "description": submitted.description,
-        "attachments": submitted.attachments, "enterprise": e.model_dump(), "contact": submitted.contact.model_dump(),
-        "submitted_at": submitted.submitted_at, "cohandlers": [], "declined_by": [], "policies": [],
-        "dup_key": duplicate_key(e.uscc, submitted.category.value, submitted.title), "open": True,
+        "_id": submitted.appeal_id,
+        "status": S.submitted.value,
+        "sequence": 0,
+        "channel": submitted.channel.value,
+        "channel_ref": submitted.channel_ref,
+        "category": submitted.category.value,
+        "district": e.district,
+        "size_band": submitted.size_band,
+        "flags": submitted.flags,
+        "title": submitted.title,
+        "description": submitted.description,
+        "attachments": submitted.attachments,
+        "enterprise": e.model_dump(),
+        "contact": submitted.contact.model_dump(),
+        "submitted_at": submitted.submitted_at,
+        "cohandlers": [],
+        "declined_by": [],
+        "policies": [],
+        "dup_key": duplicate_key(e.uscc, submitted.category.value, submitted.title),
+        "open": True,
     }
 
 
@@ -130,14 +184,28 @@ def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
     out = Transition()
     flagged = [f for f in doc.get("flags", []) if f in LITIGATION_FLAGS]
     if flagged:
-        return reject(doc, f"the matter is {flagged[0].replace('_', ' ')}; the platform cannot take it up "
-                           "while a court or arbitration body handles it")
+        return reject(
+            doc,
+            f"the matter is {flagged[0].replace('_', ' ')}; the platform cannot take it up "
+            "while a court or arbitration body handles it",
+        )
     decision = route(book, facts_of(doc))
-    doc_after = {**doc, "lead": decision.lead, "cohandlers": decision.cohandlers, "rule_id": decision.rule_id,
-                 "policies": [p.model_dump() for p in decision.policies], "sla_profile": decision.sla_profile,
-                 "policy_available": decision.policy_available, "status": S.routed.value}
-    out.set.update({k: doc_after[k] for k in ("lead", "cohandlers", "rule_id", "policies", "sla_profile",
-                                               "policy_available", "status")})
+    doc_after = {
+        **doc,
+        "lead": decision.lead,
+        "cohandlers": decision.cohandlers,
+        "rule_id": decision.rule_id,
+        "policies": [p.model_dump() for p in decision.policies],
+        "sla_profile": decision.sla_profile,
+        "policy_available": decision.policy_available,
+        "status": S.routed.value,
+    }
+    out.set.update(
+        {
+            k: doc_after[k]
+            for k in ("lead", "cohandlers", "rule_id", "policies", "sla_profile", "policy_available", "status")
+        }
+    )
     out.set["routing_explanation"] = decision.explanation
     _lifecycle(doc_after, out, S.routed, reason="; ".join(decision.explanation))
     _assign(doc_after, out, decision.lead, "lead", decision.lead, decision.cohandlers)
@@ -159,15 +227,21 @@ def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBo
     lead = doc.get("lead")
     if dept != lead:
         if dept in doc.get("cohandlers", []):
-            raise ActionError(403, f"{dept} co-handles this appeal; only the lead department {lead} may "
-                                   f"{action.action.value} it")
+            raise ActionError(
+                403, f"{dept} co-handles this appeal; only the lead department {lead} may {action.action.value} it"
+            )
         raise ActionError(403, f"appeal {doc['_id']} is not assigned to {dept}")
     status = S(doc["status"])
     if status not in ALLOWED_FROM[action.action]:
         raise ActionError(409, f"cannot {action.action.value} an appeal that is {status.value}")
-    handler = {ActionKind.accept: _accept, ActionKind.decline: _decline, ActionKind.request_info: _request_info,
-               ActionKind.resolve: _resolve, ActionKind.transfer: _transfer,
-               ActionKind.add_cohandler: _add_cohandler}[action.action]
+    handler = {
+        ActionKind.accept: _accept,
+        ActionKind.decline: _decline,
+        ActionKind.request_info: _request_info,
+        ActionKind.resolve: _resolve,
+        ActionKind.transfer: _transfer,
+        ActionKind.add_cohandler: _add_cohandler,
+    }[action.action]
     return handler(doc, action, book, now)
 
 
@@ -199,12 +273,14 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
         new_lead = route(book, facts_of(doc), exclude=set(declined_by)).lead
         why = f"rerouted after {doc['lead']} declined"
     cohandlers = [c for c in doc.get("cohandlers", []) if c != new_lead]
-    out = Transition(set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers,
-                       "status": S.routed.value})
+    out = Transition(
+        set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers, "status": S.routed.value}
+    )
     _lifecycle(doc, out, S.declined, **_common(action), guidance=action.guidance)
     after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
-    _lifecycle(after, out, S.routed, EventType.appeal_rerouted, previous_department=doc["lead"], reason=why,
-               actor="system")
+    _lifecycle(
+        after, out, S.routed, EventType.appeal_rerouted, previous_department=doc["lead"], reason=why, actor="system"
+    )
     _withdraw(doc, out, doc["lead"], "declined", new_lead)
     _assign(after, out, new_lead, "lead", new_lead, cohandlers)
     return out
@@ -221,8 +297,14 @@ def _request_info(doc, action, book, now) -> Transition:
 def _resolve(doc, action, book, now) -> Transition:
     if not action.resolution:
         raise ActionError(422, "resolution is required: say what was done")
-    out = Transition(set={"status": S.resolved.value, "resolved_at": now, "resolution": action.resolution,
-                       "policy_refs": action.policy_refs})
+    out = Transition(
+        set={
+            "status": S.resolved.value,
+            "resolved_at": now,
+            "resolution": action.resolution,
+            "policy_refs": action.policy_refs,
+        }
+    )
     _lifecycle(doc, out, S.resolved, **_common(action), resolution=action.resolution)
     return out
 
@@ -243,8 +325,7 @@ def _transfer(doc, action, book, now) -> Transition:
     cohandlers = [c for c in doc.get("cohandlers", []) if c != target]
     out = Transition(set={"lead": target, "cohandlers": cohandlers, "status": S.routed.value, "declined_by": []})
     after = {**doc, "lead": target, "cohandlers": cohandlers}
-    _lifecycle(after, out, S.routed, EventType.appeal_transferred, previous_department=doc["lead"],
-               **_common(action))
+    _lifecycle(after, out, S.routed, EventType.appeal_transferred, previous_department=doc["lead"], **_common(action))
     _withdraw(doc, out, doc["lead"], "transferred", target)
     _assign(after, out, target, "lead", target, cohandlers)
     return out
@@ -293,6 +374,7 @@ def decide_auto_close(doc: dict[str, Any], days: int) -> Transition:
     if doc["status"] != S.resolved:
         raise ActionError(409, f"only resolved appeals close automatically; this one is {doc['status']}")
     out = Transition(set={"status": S.closed.value, "open": False})
-    _lifecycle(doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution",
-               actor="system")
+    _lifecycle(
+        doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution", actor="system"
+    )
     return out

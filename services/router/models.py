@@ -10,19 +10,33 @@ from libs.events import ActionKind, Category, PolicyRef
 class ActionIn(BaseModel):
     """A department's action on one of its appeals."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"action": "accept", "note": "We will contact the bank today."},
-        {"action": "decline", "guidance": "Customs questions go to Shenzhen Customs.", "target_department": "customs"},
-        {"action": "resolve", "resolution": "Repayment deferred by 6 months.", "policy_refs": ["deferred-repayment"]},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"action": "accept", "note": "We will contact the bank today."},
+                {
+                    "action": "decline",
+                    "guidance": "Customs questions go to Shenzhen Customs.",
+                    "target_department": "customs",
+                },
+                {
+                    "action": "resolve",
+                    "resolution": "Repayment deferred by 6 months.",
+                    "policy_refs": ["deferred-repayment"],
+                },
+            ]
+        },
+    )
 
     action: ActionKind
     note: str | None = Field(default=None, max_length=4000)
     guidance: str | None = Field(default=None, max_length=4000, description="Required for decline.")
     resolution: str | None = Field(default=None, max_length=8000, description="Required for resolve.")
     policy_refs: list[str] = Field(default_factory=list, max_length=20)
-    target_department: str | None = Field(default=None, max_length=64,
-                                          description="Required for transfer and add_cohandler.")
+    target_department: str | None = Field(
+        default=None, max_length=64, description="Required for transfer and add_cohandler."
+    )
 
 
 class AppealOut(BaseModel):

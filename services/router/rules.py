@@ -16,8 +16,7 @@ class RuleMatch(StrictModel):
 
     categories: list[Category] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list, description="Any one, in title or description, "
-                                "case-insensitive.")
+    keywords: list[str] = Field(default_factory=list, description="Any one, in title or description, case-insensitive.")
     size_bands: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list, description="Any one of these flags.")
 
@@ -106,20 +105,25 @@ def rule_matches(rule: Rule, facts: AppealFacts) -> bool:
     """Whether every condition of `rule` holds for the appeal."""
     m = rule.match
     text = _text(facts)
-    return ((not m.categories or facts.category in m.categories)
-            and (not m.districts or facts.district in m.districts)
-            and (not m.size_bands or facts.size_band in m.size_bands)
-            and (not m.flags or any(f in facts.flags for f in m.flags))
-            and (not m.keywords or any(mentions(text, k) for k in m.keywords)))
+    return (
+        (not m.categories or facts.category in m.categories)
+        and (not m.districts or facts.district in m.districts)
+        and (not m.size_bands or facts.size_band in m.size_bands)
+        and (not m.flags or any(f in facts.flags for f in m.flags))
+        and (not m.keywords or any(mentions(text, k) for k in m.keywords))
+    )
 
 
 def matching_policies(catalogue: PolicyCatalogue, facts: AppealFacts) -> list[Policy]:
     """Catalogue policies for the appeal's category whose keywords and flags (if any) fit."""
     text = _text(facts)
-    return [p for p in catalogue.policies
-            if facts.category in p.categories
-            and (not p.keywords or any(mentions(text, k) for k in p.keywords))
-            and (not p.flags or any(f in facts.flags for f in p.flags))]
+    return [
+        p
+        for p in catalogue.policies
+        if facts.category in p.categories
+        and (not p.keywords or any(mentions(text, k) for k in p.keywords))
+        and (not p.flags or any(f in facts.flags for f in p.flags))
+    ]
 
 
 def select_profile(sla: SlaConfig, flags: tuple[str, ...], policy_available: bool, has_cohandlers: bool) -> str:
@@ -149,8 +153,9 @@ def route(book: RoutingBook, facts: AppealFacts, exclude: Set[str] = frozenset()
     else:
         rule_id = rule.id
         lead = city.counterpart(rule.lead, facts.district) if rule.use_district_counterpart else rule.lead
-        cohandlers = [city.counterpart(c, facts.district) if rule.use_district_counterpart else c
-                      for c in rule.cohandlers]
+        cohandlers = [
+            city.counterpart(c, facts.district) if rule.use_district_counterpart else c for c in rule.cohandlers
+        ]
         explanation.append(f"rule {rule.id} matched: {rule.description}")
         if lead != rule.lead:
             explanation.append(f"district {facts.district} has a counterpart of {rule.lead}: {lead}")

@@ -23,9 +23,14 @@ def start(runtime: RouterRuntime) -> None:
         for appeal_id in await service.due_for_auto_close(runtime.db, now, settings.auto_close_days):
             # ActionError: the company answered, or another replica closed it meanwhile.
             with contextlib.suppress(lifecycle.ActionError):
-                await service.transition(runtime.db, runtime.broker, appeal_id,
-                                         lambda d: lifecycle.decide_auto_close(d, settings.auto_close_days), now,
-                                         event_id=f"auto-close:{appeal_id}")
+                await service.transition(
+                    runtime.db,
+                    runtime.broker,
+                    appeal_id,
+                    lambda d: lifecycle.decide_auto_close(d, settings.auto_close_days),
+                    now,
+                    event_id=f"auto-close:{appeal_id}",
+                )
 
     runtime.every(settings.sweep_interval_seconds, sweep_outboxes, "router-outbox-sweep")
     runtime.every(settings.sweep_interval_seconds, auto_close, "router-auto-close")

@@ -37,8 +37,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     """Indexes for every query the router makes, and no more: each one costs every write of an appeal."""
     await _index_handlers(db)
     await db.appeals.create_index([("handlers", ASCENDING), ("status", ASCENDING), ("submitted_at", ASCENDING)])
-    await db.appeals.create_index([("dup_key", ASCENDING)], unique=True, name="open_duplicate",
-                                  partialFilterExpression={"open": True})
+    await db.appeals.create_index(
+        [("dup_key", ASCENDING)], unique=True, name="open_duplicate", partialFilterExpression={"open": True}
+    )
     await db.appeals.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
     await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
 
@@ -51,17 +52,20 @@ async def _index_handlers(db: AsyncDatabase) -> None:
     """
     if await db.migrations.find_one({"_id": "handlers"}):
         return
-    writes = [UpdateOne({"_id": doc["_id"]}, {"$set": {"handlers": handlers(doc)}})
-              async for doc in db.appeals.find({"handlers": {"$exists": False}}, {"lead": 1, "cohandlers": 1})]
+    writes = [
+        UpdateOne({"_id": doc["_id"]}, {"$set": {"handlers": handlers(doc)}})
+        async for doc in db.appeals.find({"handlers": {"$exists": False}}, {"lead": 1, "cohandlers": 1})
+    ]
     for start in range(0, len(writes), 1000):
-        await db.appeals.bulk_write(writes[start:start + 1000], ordered=False)
+        await db.appeals.bulk_write(writes[start : start + 1000], ordered=False)
     names = {index["name"] async for index in await db.appeals.list_indexes()}
     for old in ("lead_1_status_1_submitted_at_1", "cohandlers_1_status_1"):
         if old in names:
             await db.appeals.drop_index(old)
     # An upsert: replicas starting together may both get here.
-    await db.migrations.update_one({"_id": "handlers"}, {"$set": {"at": datetime.now(UTC), "appeals": len(writes)}},
-                                   upsert=True)
+    await db.migrations.update_one(
+        {"_id": "handlers"}, {"$set": {"at": datetime.now(UTC), "appeals": len(writes)}}, upsert=True
+    )
 
 
 def _changes(doc: dict[str, Any], outcome: Transition) -> dict[str, Any]:
@@ -81,8 +85,13 @@ async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> 
     await outbox.flush(db.appeals, broker, doc)
 
 
-async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
-                events: Sequence[CloudEvent[AppealSubmitted]], now: datetime) -> None:
+async def admit(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    book: RoutingBook,
+    events: Sequence[CloudEvent[AppealSubmitted]],
+    now: datetime,
+) -> None:
     """Route a batch of submitted appeals once each; a redelivery only finishes publishing what is owed.
 
     New appeals (the usual case) cost one insert for the batch and one write to
@@ -92,10 +101,23 @@ async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
     for event in events:
         doc = new_appeal(event.data, book)
         outcome = decide_admission(doc, book)
-        stored.setdefault(doc["_id"], (event, doc, {
-            **doc, **_changes(doc, outcome), "version": 1, "seen": [event.id], "updated_at": now,
-            "traceparent": event.traceparent, "outbox": _outbox(outcome, event.traceparent, now),
-            "outbox_since": now}))
+        stored.setdefault(
+            doc["_id"],
+            (
+                event,
+                doc,
+                {
+                    **doc,
+                    **_changes(doc, outcome),
+                    "version": 1,
+                    "seen": [event.id],
+                    "updated_at": now,
+                    "traceparent": event.traceparent,
+                    "outbox": _outbox(outcome, event.traceparent, now),
+                    "outbox_since": now,
+                },
+            ),
+        )
     rows = list(stored.values())
     with outbox.held(db.appeals, stored):
         refused: dict[int, dict[str, Any]] = {}
@@ -115,15 +137,25 @@ async def admit(db: AsyncDatabase, broker: KafkaBroker, book: RoutingBook,
         await outbox.flush_many(db.appeals, broker, ready)
 
 
-async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted],
-                           now: datetime) -> dict[str, Any]:
+async def _store_rejection(
+    db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted], now: datetime
+) -> dict[str, Any]:
     original = await db.appeals.find_one({"dup_key": doc["dup_key"], "open": True}, {"_id": 1})
-    reason = ("a duplicate of open appeal " + original["_id"] if original else "a duplicate of an open appeal") + \
-             " from the same company, category and title"
+    reason = (
+        "a duplicate of open appeal " + original["_id"] if original else "a duplicate of an open appeal"
+    ) + " from the same company, category and title"
     outcome = reject(doc, reason)
-    stored = {**doc, **_changes(doc, outcome), "dup_key": None, "version": 1, "seen": [event.id], "updated_at": now,
-              "traceparent": event.traceparent,
-              "outbox": _outbox(outcome, event.traceparent, now), "outbox_since": now}
+    stored = {
+        **doc,
+        **_changes(doc, outcome),
+        "dup_key": None,
+        "version": 1,
+        "seen": [event.id],
+        "updated_at": now,
+        "traceparent": event.traceparent,
+        "outbox": _outbox(outcome, event.traceparent, now),
+        "outbox_since": now,
+    }
     try:
         await db.appeals.insert_one(stored)
         return stored
@@ -134,16 +166,29 @@ async def _store_rejection(db: AsyncDatabase, doc: dict[str, Any], event: CloudE
         return found
 
 
-async def transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Transition],
-                     now: datetime, *, event_id: str | None = None) -> dict[str, Any]:
+async def transition(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    appeal_id: str,
+    decide: Callable[[dict], Transition],
+    now: datetime,
+    *,
+    event_id: str | None = None,
+) -> dict[str, Any]:
     """Apply `decide` to the current state atomically; `event_id` makes a redelivered request a no-op."""
     event_id = event_id or new_id()
     with outbox.held(db.appeals, [appeal_id]):
         return await _transition(db, broker, appeal_id, decide, now, event_id)
 
 
-async def _transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, decide: Callable[[dict], Transition],
-                      now: datetime, event_id: str) -> dict[str, Any]:
+async def _transition(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    appeal_id: str,
+    decide: Callable[[dict], Transition],
+    now: datetime,
+    event_id: str,
+) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         doc = await db.appeals.find_one({"_id": appeal_id})
         if doc is None:
@@ -154,10 +199,15 @@ async def _transition(db: AsyncDatabase, broker: KafkaBroker, appeal_id: str, de
         outcome = decide(doc)
         items = _outbox(outcome, doc.get("traceparent"), now)
         updated = await update_guarded(
-            db.appeals, doc, {"version": doc["version"]},
-            {"$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": now},
-             "$inc": {"version": 1},
-             "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}})
+            db.appeals,
+            doc,
+            {"version": doc["version"]},
+            {
+                "$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": now},
+                "$inc": {"version": 1},
+                "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}},
+            },
+        )
         if updated is not None:
             await flush(db, broker, updated)
             return updated
@@ -171,8 +221,9 @@ async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: date
 
 async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> list[str]:
     """Ids of resolved appeals whose company has been silent for `days`."""
-    cursor = db.appeals.find({"status": "resolved", "resolved_at": {"$lte": now - timedelta(days=days)}},
-                             {"_id": 1}).limit(500)
+    cursor = db.appeals.find(
+        {"status": "resolved", "resolved_at": {"$lte": now - timedelta(days=days)}}, {"_id": 1}
+    ).limit(500)
     return [doc["_id"] async for doc in cursor]
 
 
@@ -181,8 +232,12 @@ async def worklist(db: AsyncDatabase, department: str, status: str | None, limit
     query: dict[str, Any] = {"handlers": department}
     if status:
         query["status"] = status
-    cursor = (db.appeals.find(query, {"outbox": 0, "seen": 0, "handlers": 0})
-              .sort("submitted_at", ASCENDING).skip(skip).limit(limit))
+    cursor = (
+        db.appeals.find(query, {"outbox": 0, "seen": 0, "handlers": 0})
+        .sort("submitted_at", ASCENDING)
+        .skip(skip)
+        .limit(limit)
+    )
     return [doc async for doc in cursor]
 
 

@@ -15,10 +15,15 @@ from services.router.runtime import RouterRuntimeDep
 
 router = APIRouter(prefix="/v1")
 
-PROBLEMS = problem_responses({
-    401: "No valid API key", 403: "Outside the key's department", 404: "No such appeal or department",
-    409: "The lifecycle forbids this transition", 422: "Invalid or missing fields",
-})
+PROBLEMS = problem_responses(
+    {
+        401: "No valid API key",
+        403: "Outside the key's department",
+        404: "No such appeal or department",
+        409: "The lifecycle forbids this transition",
+        422: "Invalid or missing fields",
+    }
+)
 
 
 def _out(doc: dict) -> AppealOut:
@@ -32,22 +37,40 @@ def _may_see(principal: Principal, doc: dict) -> bool:
 
 
 @router.get("/departments", tags=["departments"], responses=PROBLEMS, summary="All departments")
-async def list_departments(runtime: RouterRuntimeDep,
-                           _: Principal = Depends(require("department", "operator", "admin", "channel"))) -> list[dict]:
+async def list_departments(
+    runtime: RouterRuntimeDep, _: Principal = Depends(require("department", "operator", "admin", "channel"))
+) -> list[dict]:
     """Departments with their level, district and Kafka topic."""
-    return [{"code": d.code, "name": d.name, "name_zh": d.name_zh, "level": d.level, "district": d.district,
-             "counterpart_of": d.counterpart_of, "topic": department_topic(d.code)}
-            for d in runtime.book.city.departments]
+    return [
+        {
+            "code": d.code,
+            "name": d.name,
+            "name_zh": d.name_zh,
+            "level": d.level,
+            "district": d.district,
+            "counterpart_of": d.counterpart_of,
+            "topic": department_topic(d.code),
+        }
+        for d in runtime.book.city.departments
+    ]
 
 
-@router.get("/departments/{code}/appeals", tags=["departments"], response_model=list[AppealOut],
-            responses=PROBLEMS, summary="A department's worklist")
-async def department_worklist(code: str, runtime: RouterRuntimeDep,
-                              principal: Principal = Depends(require("department", "operator", "admin")),
-                              status: AppealStatus | None = None,
-                              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                              # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
-                              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+@router.get(
+    "/departments/{code}/appeals",
+    tags=["departments"],
+    response_model=list[AppealOut],
+    responses=PROBLEMS,
+    summary="A department's worklist",
+)
+async def department_worklist(
+    code: str,
+    runtime: RouterRuntimeDep,
+    principal: Principal = Depends(require("department", "operator", "admin")),
+    status: AppealStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+):
     """Appeals the department leads or co-handles, optionally of one status."""
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")
@@ -57,10 +80,18 @@ async def department_worklist(code: str, runtime: RouterRuntimeDep,
     return [_out(d) for d in docs]
 
 
-@router.get("/appeals/{appeal_id}", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
-            summary="One appeal, for the departments handling it")
-async def get_appeal(appeal_id: str, runtime: RouterRuntimeDep,
-                     principal: Principal = Depends(require("department", "operator", "admin"))):
+@router.get(
+    "/appeals/{appeal_id}",
+    tags=["appeals"],
+    response_model=AppealOut,
+    responses=PROBLEMS,
+    summary="One appeal, for the departments handling it",
+)
+async def get_appeal(
+    appeal_id: str,
+    runtime: RouterRuntimeDep,
+    principal: Principal = Depends(require("department", "operator", "admin")),
+):
     """The appeal with its routing; a department sees only appeals it leads or co-handles."""
     doc = await service.find(runtime.db, appeal_id)
     if doc is None:
@@ -70,41 +101,75 @@ async def get_appeal(appeal_id: str, runtime: RouterRuntimeDep,
     return _out(doc)
 
 
-@router.post("/appeals/{appeal_id}/actions", tags=["appeals"], response_model=AppealOut, responses=PROBLEMS,
-             summary="Act on an appeal (department key)")
-async def act(appeal_id: str, body: ActionIn, runtime: RouterRuntimeDep,
-              principal: Principal = Depends(require("department")),
-              idempotency_key: Annotated[str | None, Header(max_length=128)] = None):
+@router.post(
+    "/appeals/{appeal_id}/actions",
+    tags=["appeals"],
+    response_model=AppealOut,
+    responses=PROBLEMS,
+    summary="Act on an appeal (department key)",
+)
+async def act(
+    appeal_id: str,
+    body: ActionIn,
+    runtime: RouterRuntimeDep,
+    principal: Principal = Depends(require("department")),
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+):
     """Accept, decline with guidance, request information, resolve, transfer or add a co-handler."""
     action = DepartmentAction(appeal_id=appeal_id, department=principal.owner, **body.model_dump())
     now = runtime.clock.now()
     event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else None
     try:
-        doc = await service.transition(runtime.db, runtime.broker, appeal_id,
-                                       lambda d: lifecycle.decide_action(d, action, runtime.book, now), now,
-                                       event_id=event_id)
+        doc = await service.transition(
+            runtime.db,
+            runtime.broker,
+            appeal_id,
+            lambda d: lifecycle.decide_action(d, action, runtime.book, now),
+            now,
+            event_id=event_id,
+        )
     except lifecycle.ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return _out(doc)
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(runtime: RouterRuntimeDep,
-                        _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
+async def routing_rules(runtime: RouterRuntimeDep, _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
     """Rules in the order they are tried; the first match wins."""
     return [rule.model_dump() for rule in runtime.book.routing.rules]
 
 
-@router.post("/routing/preview", tags=["routing"], response_model=PreviewOut, responses=PROBLEMS,
-             summary="Which rule and policy would match, and why")
-async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep,
-                          _: Principal = Depends(require("operator", "admin"))):
+@router.post(
+    "/routing/preview",
+    tags=["routing"],
+    response_model=PreviewOut,
+    responses=PROBLEMS,
+    summary="Which rule and policy would match, and why",
+)
+async def routing_preview(
+    body: PreviewIn, runtime: RouterRuntimeDep, _: Principal = Depends(require("operator", "admin"))
+):
     """Dry-run the routing for an appeal's facts; nothing is stored or published."""
     city = runtime.book.city
     size_band = city.size_band(body.employees)
-    decision = route(runtime.book, AppealFacts(category=body.category.value, district=body.district,
-                                               size_band=size_band, title=body.title,
-                                               description=body.description, flags=tuple(body.flags)))
-    return PreviewOut(lead=decision.lead, cohandlers=decision.cohandlers, rule_id=decision.rule_id,
-                      policies=decision.policies, policy_available=decision.policy_available,
-                      sla_profile=decision.sla_profile, size_band=size_band, explanation=decision.explanation)
+    decision = route(
+        runtime.book,
+        AppealFacts(
+            category=body.category.value,
+            district=body.district,
+            size_band=size_band,
+            title=body.title,
+            description=body.description,
+            flags=tuple(body.flags),
+        ),
+    )
+    return PreviewOut(
+        lead=decision.lead,
+        cohandlers=decision.cohandlers,
+        rule_id=decision.rule_id,
+        policies=decision.policies,
+        policy_available=decision.policy_available,
+        sla_profile=decision.sla_profile,
+        size_band=size_band,
+        explanation=decision.explanation,
+    )

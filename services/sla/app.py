@@ -24,12 +24,19 @@ def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> F
     city, calendars = load_city(settings.config_dir), load_calendars(settings.config_dir)
     for i, dept in enumerate(city.departments):
         if dept.calendar not in calendars:
-            raise config_error(settings.config_dir / "city.yaml", f"departments[{i}] ({dept.code})", "calendar",
-                               f"unknown calendar {dept.calendar!r}; see calendars.yaml")
+            raise config_error(
+                settings.config_dir / "city.yaml",
+                f"departments[{i}] ({dept.code})",
+                "calendar",
+                f"unknown calendar {dept.calendar!r}; see calendars.yaml",
+            )
     book = SlaBook(city, load_sla_config(settings.config_dir), calendars)
     runtime = SlaRuntime(settings=settings, book=book, **runtime_options)
     handlers.register(runtime)
     return create_service_app(
-        runtime, title="Appeals SLA",
+        runtime,
+        title="Appeals SLA",
         description="SLA clocks on business calendars; warnings, breaches and escalation that fire once.",
-        routers=[views.router], on_startup=_startup)
+        routers=[views.router],
+        on_startup=_startup,
+    )

@@ -41,8 +41,11 @@ def _schedule(doc: dict[str, Any], calendar: BusinessCalendar) -> dict[str, Any]
     """Due time and next threshold of a running clock."""
     pending = [lv for lv in LEVELS if lv not in doc.get("levels_fired", [])]
     nxt = pending[0] if pending else None
-    return {"due_at": level_at(doc, calendar, 100), "next_level": nxt,
-            "next_fire_at": level_at(doc, calendar, nxt) if nxt else None}
+    return {
+        "due_at": level_at(doc, calendar, 100),
+        "next_level": nxt,
+        "next_fire_at": level_at(doc, calendar, nxt) if nxt else None,
+    }
 
 
 def remaining(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> float:
@@ -53,28 +56,61 @@ def remaining(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) ->
     return doc["budget"] - used
 
 
-def _event(doc: dict[str, Any], state: ClockState, calendar: BusinessCalendar, now: datetime,
-           level: int | None = None) -> SlaClockChanged:
+def _event(
+    doc: dict[str, Any], state: ClockState, calendar: BusinessCalendar, now: datetime, level: int | None = None
+) -> SlaClockChanged:
     return SlaClockChanged(
-        appeal_id=doc["appeal_id"], clock_id=doc["_id"], clock=doc["clock"], department=doc["department"],
-        state=state, level=level, target=doc["target"], calendar=doc["calendar"], sla_profile=doc["sla_profile"],
-        started_at=doc["started_at"], due_at=doc.get("due_at"),
-        remaining_seconds=round(remaining(doc, calendar, now), 3) if state in (ClockState.running, ClockState.paused)
+        appeal_id=doc["appeal_id"],
+        clock_id=doc["_id"],
+        clock=doc["clock"],
+        department=doc["department"],
+        state=state,
+        level=level,
+        target=doc["target"],
+        calendar=doc["calendar"],
+        sla_profile=doc["sla_profile"],
+        started_at=doc["started_at"],
+        due_at=doc.get("due_at"),
+        remaining_seconds=round(remaining(doc, calendar, now), 3)
+        if state in (ClockState.running, ClockState.paused)
         else None,
-        fired_at=now if level else None, category=doc.get("category"), district=doc.get("district"))
+        fired_at=now if level else None,
+        category=doc.get("category"),
+        district=doc.get("district"),
+    )
 
 
-def start(appeal_id: str, kind: ClockKind, generation: int, department: str, profile: str, target_text: str,
-          calendar: BusinessCalendar, started_at: datetime, now: datetime,
-          facts: dict[str, Any]) -> tuple[dict[str, Any], list[Emit]]:
+def start(
+    appeal_id: str,
+    kind: ClockKind,
+    generation: int,
+    department: str,
+    profile: str,
+    target_text: str,
+    calendar: BusinessCalendar,
+    started_at: datetime,
+    now: datetime,
+    facts: dict[str, Any],
+) -> tuple[dict[str, Any], list[Emit]]:
     """A new running clock and its `sla.started.v1` event."""
     target = parse_target(target_text)
     doc: dict[str, Any] = {
-        "_id": clock_id(appeal_id, kind, generation), "appeal_id": appeal_id, "clock": kind.value,
-        "generation": generation, "department": department, "sla_profile": profile, "target": target_text,
-        "calendar": calendar.name, "state": ClockState.running.value, "started_at": started_at,
-        "segment_start": started_at, "consumed": 0.0, "budget": calendar.budget(target), "levels_fired": [],
-        "version": 1, **facts,
+        "_id": clock_id(appeal_id, kind, generation),
+        "appeal_id": appeal_id,
+        "clock": kind.value,
+        "generation": generation,
+        "department": department,
+        "sla_profile": profile,
+        "target": target_text,
+        "calendar": calendar.name,
+        "state": ClockState.running.value,
+        "started_at": started_at,
+        "segment_start": started_at,
+        "consumed": 0.0,
+        "budget": calendar.budget(target),
+        "levels_fired": [],
+        "version": 1,
+        **facts,
     }
     doc.update(_schedule(doc, calendar))
     return doc, [Emit(SLA_EVENTS, EventType.sla_started, _event(doc, ClockState.running, calendar, now))]
@@ -87,8 +123,16 @@ def pause(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> Cloc
     target = parse_target(doc["target"])
     consumed = doc["consumed"] + calendar.elapsed(target, doc["segment_start"], at)
     after = {**doc, "state": ClockState.paused.value, "consumed": consumed, "due_at": None}
-    change = ClockChange(set={"state": ClockState.paused.value, "consumed": consumed, "paused_at": at, "due_at": None,
-                         "next_level": None, "next_fire_at": None})
+    change = ClockChange(
+        set={
+            "state": ClockState.paused.value,
+            "consumed": consumed,
+            "paused_at": at,
+            "due_at": None,
+            "next_level": None,
+            "next_fire_at": None,
+        }
+    )
     change.emits.append(Emit(SLA_EVENTS, EventType.sla_paused, _event(after, ClockState.paused, calendar, at)))
     return change
 
@@ -130,12 +174,12 @@ def _final_consumed(doc: dict[str, Any], calendar: BusinessCalendar, at: datetim
 
 
 def _end(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[str, Any]:
-    return {"ended_at": at, "consumed": _final_consumed(doc, calendar, at), "next_level": None,
-            "next_fire_at": None}
+    return {"ended_at": at, "consumed": _final_consumed(doc, calendar, at), "next_level": None, "next_fire_at": None}
 
 
-def _finish(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime, state: ClockState,
-            event_type: EventType) -> ClockChange:
+def _finish(
+    doc: dict[str, Any], calendar: BusinessCalendar, at: datetime, state: ClockState, event_type: EventType
+) -> ClockChange:
     """End a live clock in `state`; a breached clock keeps its state and only records the end."""
     if doc["state"] == ClockState.breached and _open(doc):
         return ClockChange(set=_end(doc, calendar, at))
@@ -189,8 +233,9 @@ def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> Cloc
     after = {**doc, "levels_fired": fired}
     change.set["levels_fired"] = fired
     if 100 in fired:
-        change.set.update({"state": ClockState.breached.value, "breached_at": now, "next_level": None,
-                           "next_fire_at": None})
+        change.set.update(
+            {"state": ClockState.breached.value, "breached_at": now, "next_level": None, "next_fire_at": None}
+        )
     else:
         change.set.update({k: v for k, v in _schedule(after, calendar).items() if k != "due_at"})
     return change

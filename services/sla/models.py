@@ -17,10 +17,13 @@ class ClockView(BaseModel):
     sla_profile: str
     started_at: datetime
     due_at: datetime | None = Field(description="None while paused.")
-    remaining_seconds: float = Field(description="Target time left; negative when overdue. Office seconds for "
-                                     "working-day targets, calendar seconds otherwise.")
-    remaining: str = Field(description="The same, for people: '1d 2h 5m' of working or calendar time.",
-                           examples=["4h 12m"])
+    remaining_seconds: float = Field(
+        description="Target time left; negative when overdue. Office seconds for "
+        "working-day targets, calendar seconds otherwise."
+    )
+    remaining: str = Field(
+        description="The same, for people: '1d 2h 5m' of working or calendar time.", examples=["4h 12m"]
+    )
     paused: bool
     breached: bool
     warnings_fired: list[int] = Field(description="Thresholds already fired: 50, 80, 100.")

@@ -50,14 +50,22 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
     dept = data.department or ""
     if event_type == E.appeal_routed:
         # The resolution clock runs from submission, and only once however often the appeal is routed.
-        return [Start(K.resolution, dept, from_submission=True, only_if_none_alive=True),
-                Start(K.scope, dept), Start(K.response, dept)]
+        return [
+            Start(K.resolution, dept, from_submission=True, only_if_none_alive=True),
+            Start(K.scope, dept),
+            Start(K.response, dept),
+        ]
     if event_type == E.appeal_declined:
         return [Apply("stop", (K.scope,), department=dept)]
     if event_type in (E.appeal_rerouted, E.appeal_transferred):
         old = data.previous_department
-        return [Apply("stop", (K.scope,), department=old), Apply("cancel", (K.response,), department=old),
-                Apply("reassign", (K.resolution,), to=dept), Start(K.scope, dept), Start(K.response, dept)]
+        return [
+            Apply("stop", (K.scope,), department=old),
+            Apply("cancel", (K.response,), department=old),
+            Apply("reassign", (K.resolution,), to=dept),
+            Start(K.scope, dept),
+            Start(K.response, dept),
+        ]
     if event_type == E.appeal_accepted:
         # Accepted with a plan (a note) is a substantive answer too.
         answered: list[Step] = [Apply("stop", (K.scope,))]

@@ -40,8 +40,9 @@ def start(runtime: SlaRuntime) -> None:
         # Claiming runs every tick while earlier passes still wait or write, so a pass recording its
         # results never makes the next clocks late; a full claim means a backlog, so claim again at once.
         while len(passes) < PASSES_IN_FLIGHT:
-            claimed = await service.claim_due(runtime.db, runtime.clock, settings.fire_batch, lookahead,
-                                              skip=sum(passes.values()))
+            claimed = await service.claim_due(
+                runtime.db, runtime.clock, settings.fire_batch, lookahead, skip=sum(passes.values())
+            )
             if not claimed.docs:
                 return
             passes[claimed.token] = len(claimed.docs)

@@ -89,15 +89,18 @@ class Writes:
     touched: dict[str, dict[str, Any]] = field(default_factory=dict)
     appeals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def change(self, doc: dict[str, Any], change: clocks.ClockChange, now: datetime,
-               traceparent: str | None) -> dict[str, Any]:
+    def change(
+        self, doc: dict[str, Any], change: clocks.ClockChange, now: datetime, traceparent: str | None
+    ) -> dict[str, Any]:
         """Queue a guarded update of one clock; returns the clock as it will be."""
         if not change.set and not change.emits:
             return doc
         # Unsetting the claim lets the scheduler look at the changed clock at once.
-        update = outbox.stage({"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1},
-                               "$unset": claims.UNCLAIM},
-                              outbox_items(SOURCE, change.emits, traceparent, now), now)
+        update = outbox.stage(
+            {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1}, "$unset": claims.UNCLAIM},
+            outbox_items(SOURCE, change.emits, traceparent, now),
+            now,
+        )
         self.updates.append(UpdateOne({"_id": doc["_id"], "version": doc["version"]}, update))
         after = apply_update(doc, update)
         running = ClockState.running.value
@@ -123,16 +126,22 @@ class Writes:
         await _count_running(db, self.running)
         await outbox.flush_many(db.clocks, broker, list(self.touched.values()))
         if self.appeals:
-            await db.appeals.bulk_write([UpdateOne({"_id": appeal_id}, {"$set": state}, upsert=True)
-                                         for appeal_id, state in self.appeals.items()], ordered=False)
+            await db.appeals.bulk_write(
+                [
+                    UpdateOne({"_id": appeal_id}, {"$set": state}, upsert=True)
+                    for appeal_id, state in self.appeals.items()
+                ],
+                ordered=False,
+            )
 
 
 class ClocksChanged(RuntimeError):
     """Another writer (the scheduler, another replica) changed a clock first; the batch is retried."""
 
 
-async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
-                          events: Sequence[CloudEvent[AppealChanged]], now: datetime) -> None:
+async def apply_lifecycle(
+    db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, events: Sequence[CloudEvent[AppealChanged]], now: datetime
+) -> None:
     """Start, stop, pause, resume or cancel the clocks of a batch of lifecycle events, in order.
 
     A replayed event changes nothing: each appeal remembers the last sequence applied,
@@ -151,8 +160,14 @@ async def apply_lifecycle(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook,
     await writes.write(db, broker)
 
 
-def _fold(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], state: dict[str, Any],
-          kept: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+def _fold(
+    writes: Writes,
+    book: SlaBook,
+    event: CloudEvent[AppealChanged],
+    state: dict[str, Any],
+    kept: list[dict[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
     """Carry out one event's steps (`rules.steps`) on the appeal's clocks (`kept`, changed in place).
 
     Returns the appeal's new state: the last sequence applied and each kind's generation.
@@ -190,16 +205,29 @@ _VERBS: dict[str, Callable[[dict[str, Any], BusinessCalendar, datetime, Any], cl
 }
 
 
-def _alive(kept: list[dict[str, Any]], kinds: ClockKind | tuple[ClockKind, ...] | None,
-           department: str | None) -> list[dict[str, Any]]:
+def _alive(
+    kept: list[dict[str, Any]], kinds: ClockKind | tuple[ClockKind, ...] | None, department: str | None
+) -> list[dict[str, Any]]:
     """The appeal's clocks still counting or awaiting an answer, of `kinds` and `department` when given."""
     wanted = (kinds,) if isinstance(kinds, ClockKind) else kinds
-    return [c for c in kept if c["state"] in ALIVE and (wanted is None or c["clock"] in wanted)
-            and (department is None or c["department"] == department)]
+    return [
+        c
+        for c in kept
+        if c["state"] in ALIVE
+        and (wanted is None or c["clock"] in wanted)
+        and (department is None or c["department"] == department)
+    ]
 
 
-def _begin(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], step: rules.Start, generation: int,
-           kept: list[dict[str, Any]], now: datetime) -> None:
+def _begin(
+    writes: Writes,
+    book: SlaBook,
+    event: CloudEvent[AppealChanged],
+    step: rules.Start,
+    generation: int,
+    kept: list[dict[str, Any]],
+    now: datetime,
+) -> None:
     """Start one run of a clock, unless an earlier delivery of the event started it already."""
     data = event.data
     clock_id = clocks.clock_id(data.appeal_id, step.kind, generation)
@@ -212,11 +240,27 @@ def _begin(writes: Writes, book: SlaBook, event: CloudEvent[AppealChanged], step
     target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
     facts = {"category": data.category.value, "district": data.district}
     started_at = data.submitted_at if step.from_submission else event.time
-    doc, emits = clocks.start(data.appeal_id, step.kind, generation, step.department, data.sla_profile or "",
-                              target, calendar, started_at, now, facts)
+    doc, emits = clocks.start(
+        data.appeal_id,
+        step.kind,
+        generation,
+        step.department,
+        data.sla_profile or "",
+        target,
+        calendar,
+        started_at,
+        now,
+        facts,
+    )
     # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-    doc.update({"outbox": outbox_items(SOURCE, emits, event.traceparent, now), "outbox_since": now,
-                "updated_at": now, "traceparent": event.traceparent})
+    doc.update(
+        {
+            "outbox": outbox_items(SOURCE, emits, event.traceparent, now),
+            "outbox_since": now,
+            "updated_at": now,
+            "traceparent": event.traceparent,
+        }
+    )
     doc = as_stored(doc)  # as the database will hold it (milliseconds), for the updates that follow
     writes.inserts.append(doc)
     writes.running[step.kind.value] += 1
@@ -238,22 +282,31 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-async def claim_due(db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0),
-                    skip: int = 0) -> Claimed:
+async def claim_due(
+    db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0), skip: int = 0
+) -> Claimed:
     """Claim up to `batch` clocks with a threshold due within `lookahead`, soonest first.
 
     Claiming ahead of time leaves only publishing for the due instant. `skip` is how
     many due clocks other passes of this replica may still hold.
     """
     now = clock.now()
-    claimed = await claims.claim_due(db.clocks, "next_fire_at", now + lookahead, limit=batch, skip=skip,
-                                     hold_until=now + lookahead + CLAIM_TTL, projection={"outbox": 0})
+    claimed = await claims.claim_due(
+        db.clocks,
+        "next_fire_at",
+        now + lookahead,
+        limit=batch,
+        skip=skip,
+        hold_until=now + lookahead + CLAIM_TTL,
+        projection={"outbox": 0},
+    )
     claimed.docs.sort(key=lambda d: d["next_fire_at"])
     return claimed
 
 
-async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock,
-                       claimed: Claimed) -> list[Fired]:
+async def fire_claimed(
+    db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock, claimed: Claimed
+) -> list[Fired]:
     """Fire each claimed clock when its threshold comes, then record them all in one bulk write."""
     writes, publishing, fired = [], [], []
     for doc in claimed.docs:
@@ -272,11 +325,15 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
         if items:
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
-        writes.append(UpdateOne({"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
-                                {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1},
-                                 "$unset": claims.UNCLAIM}))
-        fired += [Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds())
-                  for level, at in change.fired]
+        writes.append(
+            UpdateOne(
+                {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
+                {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1}, "$unset": claims.UNCLAIM},
+            )
+        )
+        fired += [
+            Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds()) for level, at in change.fired
+        ]
     await asyncio.gather(*publishing)
     if not writes:
         return fired
@@ -285,8 +342,9 @@ async def fire_claimed(db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, cl
     if result.modified_count == len(writes):
         await _count_running(db, {clock: -n for clock, n in breached.items()})
     else:
-        log.info("some fired clocks changed meanwhile", extra={"claimed": len(writes),
-                                                               "written": result.modified_count})
+        log.info(
+            "some fired clocks changed meanwhile", extra={"claimed": len(writes), "written": result.modified_count}
+        )
     return fired
 
 
@@ -297,8 +355,12 @@ async def release_expired_claims(db: AsyncDatabase, now: datetime) -> int:
 
 async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:
     """Every clock of an appeal, oldest first."""
-    return [c async for c in db.clocks.find({"appeal_id": appeal_id}, {"outbox": 0})
-            .sort([("started_at", ASCENDING), ("clock", ASCENDING)])]
+    return [
+        c
+        async for c in db.clocks.find({"appeal_id": appeal_id}, {"outbox": 0}).sort(
+            [("started_at", ASCENDING), ("clock", ASCENDING)]
+        )
+    ]
 
 
 async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, limit: int) -> list[dict[str, Any]]:
@@ -310,8 +372,11 @@ async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, li
 
 
 async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:
-    writes = [UpdateOne({"_id": f"running:{kind}"}, {"$inc": {"value": delta}}, upsert=True)
-              for kind, delta in deltas.items() if delta]
+    writes = [
+        UpdateOne({"_id": f"running:{kind}"}, {"$inc": {"value": delta}}, upsert=True)
+        for kind, delta in deltas.items()
+        if delta
+    ]
     if writes:
         await db.counters.bulk_write(writes, ordered=False)
 
@@ -327,8 +392,7 @@ async def running_counts(db: AsyncDatabase) -> dict[str, int]:
     if not counters and await db.clocks.estimated_document_count():
         for kind in ClockKind:
             n = await db.clocks.count_documents({"state": ClockState.running.value, "clock": kind.value})
-            await db.counters.update_one({"_id": f"running:{kind.value}"}, {"$setOnInsert": {"value": n}},
-                                         upsert=True)
+            await db.counters.update_one({"_id": f"running:{kind.value}"}, {"$setOnInsert": {"value": n}}, upsert=True)
         return await running_counts(db)
     return {kind.value: max(0, counters.get(f"running:{kind.value}", 0)) for kind in ClockKind}
 

@@ -16,5 +16,6 @@ class SlaSettings(ServiceSettings):
     tick_seconds: float = Field(default=0.2, description="How often the scheduler looks for due thresholds.")
     fire_batch: int = Field(default=1000, description="Most clocks one scheduler pass claims.")
     lookahead_seconds: float = Field(
-        default=0.5, description="Clocks due this soon are claimed and read ahead, then fired on the instant.")
+        default=0.5, description="Clocks due this soon are claimed and read ahead, then fired on the instant."
+    )
     gauge_seconds: float = Field(default=15.0, description="How often sla_clocks_running is recounted.")

@@ -15,10 +15,14 @@ from services.sla.runtime import SlaRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["sla"])
 
-PROBLEMS = problem_responses({
-    401: "No valid API key", 403: "Outside the key's department", 404: "No clocks for this appeal",
-    422: "Invalid parameters",
-})
+PROBLEMS = problem_responses(
+    {
+        401: "No valid API key",
+        403: "Outside the key's department",
+        404: "No clocks for this appeal",
+        422: "Invalid parameters",
+    }
+)
 _WITHIN = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Far beyond any SLA target; an unbounded `within` overflows timedelta and datetime (a 500, not a 422).
@@ -38,17 +42,31 @@ def human(seconds: float) -> str:
 def _view(doc: dict, runtime) -> ClockView:
     calendar = runtime.book.calendars.named(doc["calendar"])
     left = clocks.remaining(doc, calendar, runtime.clock.now())
-    return ClockView(clock_id=doc["_id"], clock=doc["clock"], department=doc["department"], state=doc["state"],
-                     target=doc["target"], calendar=doc["calendar"], sla_profile=doc["sla_profile"],
-                     started_at=doc["started_at"], due_at=doc.get("due_at"), remaining_seconds=round(left, 3),
-                     remaining=human(left), paused=doc["state"] == "paused", breached=100 in doc["levels_fired"],
-                     warnings_fired=doc["levels_fired"], ended_at=doc.get("ended_at"))
+    return ClockView(
+        clock_id=doc["_id"],
+        clock=doc["clock"],
+        department=doc["department"],
+        state=doc["state"],
+        target=doc["target"],
+        calendar=doc["calendar"],
+        sla_profile=doc["sla_profile"],
+        started_at=doc["started_at"],
+        due_at=doc.get("due_at"),
+        remaining_seconds=round(left, 3),
+        remaining=human(left),
+        paused=doc["state"] == "paused",
+        breached=100 in doc["levels_fired"],
+        warnings_fired=doc["levels_fired"],
+        ended_at=doc.get("ended_at"),
+    )
 
 
-@router.get("/appeals/{appeal_id}/sla", response_model=AppealClocks, responses=PROBLEMS,
-            summary="Every clock of an appeal")
-async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep,
-                        principal: Principal = Depends(require("department", "operator", "admin"))):
+@router.get(
+    "/appeals/{appeal_id}/sla", response_model=AppealClocks, responses=PROBLEMS, summary="Every clock of an appeal"
+)
+async def appeal_clocks(
+    appeal_id: str, runtime: SlaRuntimeDep, principal: Principal = Depends(require("department", "operator", "admin"))
+):
     """State, start, due time, remaining time, pause and breach of each clock."""
     docs = await service.clocks_of(runtime.db, appeal_id)
     if not docs:
@@ -58,13 +76,16 @@ async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep,
     return AppealClocks(appeal_id=appeal_id, clocks=[_view(d, runtime) for d in docs])
 
 
-@router.get("/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS,
-            summary="Running clocks due soon or overdue")
-async def clocks_at_risk(runtime: SlaRuntimeDep,
-                         principal: Principal = Depends(require("department", "operator", "admin")),
-                         department: str | None = None,
-                         within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
-                         limit: Annotated[int, Query(ge=1, le=1000)] = 200):
+@router.get(
+    "/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS, summary="Running clocks due soon or overdue"
+)
+async def clocks_at_risk(
+    runtime: SlaRuntimeDep,
+    principal: Principal = Depends(require("department", "operator", "admin")),
+    department: str | None = None,
+    within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+):
     """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first."""
     if principal.kind == "department":
         if department not in (None, principal.name):
@@ -76,8 +97,9 @@ async def clocks_at_risk(runtime: SlaRuntimeDep,
     amount, unit = match.groups()
     seconds = int(amount) * _UNIT_SECONDS[unit]
     if seconds > MAX_WITHIN.total_seconds():
-        raise RequestValidationError([{"loc": ("query", "within"), "type": "value_error",
-                                       "msg": f"at most {MAX_WITHIN.days}d ahead"}])
+        raise RequestValidationError(
+            [{"loc": ("query", "within"), "type": "value_error", "msg": f"at most {MAX_WITHIN.days}d ahead"}]
+        )
     span = timedelta(seconds=seconds)
     docs = await service.at_risk(runtime.db, department, runtime.clock.now() + span, limit)
     return [_view(d, runtime) for d in docs]
@@ -89,8 +111,15 @@ async def calendars(runtime: SlaRuntimeDep):
     today = runtime.clock.now().date()
     views = []
     for name, cal in runtime.book.calendars.items():
-        views.append(CalendarView(
-            name=name, description=cal.config.description, timezone=cal.config.timezone, country=cal.config.country,
-            office_hours=[h.model_dump() for h in cal.config.office_hours],
-            working_day_hours=round(cal.day_seconds / 3600, 2), **cal.upcoming(today, 366)))
+        views.append(
+            CalendarView(
+                name=name,
+                description=cal.config.description,
+                timezone=cal.config.timezone,
+                country=cal.config.country,
+                office_hours=[h.model_dump() for h in cal.config.office_hours],
+                working_day_hours=round(cal.day_seconds / 3600, 2),
+                **cal.upcoming(today, 366),
+            )
+        )
     return views

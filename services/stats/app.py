@@ -23,6 +23,9 @@ def create_app(settings: StatsSettings | None = None, **runtime_options: Any) ->
     runtime = StatsRuntime(settings=settings, city=load_city(settings.config_dir), **runtime_options)
     handlers.register(runtime)
     return create_service_app(
-        runtime, title="Appeals stats",
+        runtime,
+        title="Appeals stats",
         description="Live counts, the department rates, the daily report and the operator dashboard.",
-        routers=[views.router], on_startup=_startup)
+        routers=[views.router],
+        on_startup=_startup,
+    )

@@ -16,8 +16,14 @@ from services.stats import service
 from services.stats.runtime import StatsRuntime
 
 PROJECTED = consumer("stats", "project")
-Projected = (AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | CompanyInfoProvidedEvent
-             | CompanyFeedbackEvent | NotificationOutcomeEvent)
+Projected = (
+    AppealSubmittedEvent
+    | AppealLifecycleEvent
+    | SlaClockEvent
+    | CompanyInfoProvidedEvent
+    | CompanyFeedbackEvent
+    | NotificationOutcomeEvent
+)
 
 
 def register(runtime: StatsRuntime) -> None:

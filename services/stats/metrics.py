@@ -34,10 +34,12 @@ class BusinessMetrics(Collector):
             yield from self._families(self.snapshot)
 
     def _families(self, totals: dict[str, int]) -> Iterator[Metric]:
-        submitted = CounterMetricFamily("appeals_submitted", "Appeals submitted",
-                                        labels=["channel", "category", "size_band"])
-        routed = CounterMetricFamily("appeals_routed", "Appeals routed to a lead department",
-                                     labels=["department", "sla_profile"])
+        submitted = CounterMetricFamily(
+            "appeals_submitted", "Appeals submitted", labels=["channel", "category", "size_band"]
+        )
+        routed = CounterMetricFamily(
+            "appeals_routed", "Appeals routed to a lead department", labels=["department", "sla_profile"]
+        )
         declined = CounterMetricFamily("appeals_declined", "Appeals declined as out of scope", labels=["department"])
         resolved = CounterMetricFamily("appeals_resolved", "Appeals resolved", labels=["department", "category"])
         families = {"submitted": submitted, "routed": routed, "declined": declined, "resolved": resolved}
@@ -59,8 +61,9 @@ class BusinessMetrics(Collector):
         for dept, value in sorted(open_now.items()):
             gauge.add_metric([dept], value)
         yield gauge
-        histogram = HistogramMetricFamily("appeal_resolution_seconds", "Time from submission to resolution",
-                                          labels=["category"])
+        histogram = HistogramMetricFamily(
+            "appeal_resolution_seconds", "Time from submission to resolution", labels=["category"]
+        )
         for category, counts in sorted(histograms.items()):
             cumulative, buckets = 0, []
             for le, n in zip([*map(str, RESOLUTION_BUCKETS), "+Inf"], counts, strict=True):

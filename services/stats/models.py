@@ -74,8 +74,9 @@ class DepartmentFigures(BaseModel):
     response_rate: float | None = Field(description="scope met / (met + breached + running past due).")
     resolution_rate: float | None = Field(description="resolved and not reopened / lead assignments.")
     satisfaction_rate: float | None = Field(description="feedback with satisfaction >= 4 / feedback.")
-    breach_rate: dict[str, float | None] = Field(description="Per clock: (breached + running past due) / "
-                                                 "(met + breached + running past due).")
+    breach_rate: dict[str, float | None] = Field(
+        description="Per clock: (breached + running past due) / (met + breached + running past due)."
+    )
     clocks: dict[str, ClockCounts]
     first_response_seconds: Durations
     resolution_seconds: Durations
@@ -110,7 +111,11 @@ class DailyReport(BaseModel):
     channels: list[Group]
     districts: list[Group]
     late_departments: list[LateDepartment]
-    text: str = Field(examples=["Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform "
-                                "received 463 appeals, 100 of which have been resolved. 172 were about financing "
-                                "(37%). 330 came from companies with fewer than 30 employees and 96 from "
-                                "companies with 30 to 100 employees."])
+    text: str = Field(
+        examples=[
+            "Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform "
+            "received 463 appeals, 100 of which have been resolved. 172 were about financing "
+            "(37%). 330 came from companies with fewer than 30 employees and 96 from "
+            "companies with 30 to 100 employees."
+        ]
+    )

@@ -122,7 +122,7 @@ def sketch_key(seconds: float) -> int:
 
 def sketch_value(key: int) -> float:
     """The representative value of bin `key`, within 1 % of every value in it."""
-    return 2 * _GAMMA ** key / (_GAMMA + 1)
+    return 2 * _GAMMA**key / (_GAMMA + 1)
 
 
 def entity_of(event: CloudEvent[Any]) -> tuple[str, str]:
@@ -194,14 +194,22 @@ def _fold_appeal(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
 
 def _set_facts(doc: dict[str, Any], data: AppealSubmitted | AppealChanged) -> None:
     district = data.enterprise.district if isinstance(data, AppealSubmitted) else data.district
-    doc.update(submitted_at=_ms(data.submitted_at), category=data.category.value, size_band=data.size_band,
-               channel=data.channel.value, district=district)
+    doc.update(
+        submitted_at=_ms(data.submitted_at),
+        category=data.category.value,
+        size_band=data.size_band,
+        channel=data.channel.value,
+        district=district,
+    )
 
 
 def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: datetime) -> None:
     assignments = doc.setdefault("assignments", [])
-    if data.department and data.status not in (S.rejected, S.closed) and (
-            not assignments or assignments[-1]["d"] != data.department):
+    if (
+        data.department
+        and data.status not in (S.rejected, S.closed)
+        and (not assignments or assignments[-1]["d"] != data.department)
+    ):
         assignments.append({"d": data.department, "at": at, "responded": None})
     lead = assignments[-1] if assignments else None
     tally = doc.setdefault("tally", {})
@@ -212,7 +220,8 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
         key = f"declined|{data.department}"
         tally[key] = tally.get(key, 0) + 1
     answered = type_ in (EventType.appeal_info_requested, EventType.appeal_resolved) or (
-        type_ == EventType.appeal_accepted and bool(data.note))
+        type_ == EventType.appeal_accepted and bool(data.note)
+    )
     if answered and lead and lead["responded"] is None:
         lead["responded"] = at
     if type_ == EventType.appeal_resolved:
@@ -226,8 +235,11 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     if type_ in (EventType.appeal_confirmed, EventType.appeal_reopened) and data.satisfaction is not None:
         doc.setdefault("feedback", []).append({"at": at, "d": data.department, "s": data.satisfaction})
     if data.sequence > doc.get("sequence", 0):
-        doc.update(sequence=data.sequence, status=data.status.value,
-                   department=None if data.status == S.rejected else data.department)
+        doc.update(
+            sequence=data.sequence,
+            status=data.status.value,
+            department=None if data.status == S.rejected else data.department,
+        )
 
 
 def appeal_counts(doc: dict[str, Any]) -> Counts:
@@ -253,8 +265,13 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
     for i, a in enumerate(assignments):
         bucket = out["h:" + hour_of(a["at"])]
         bucket[f"assigned|{a['d']}"] += 1
-        if (i == len(assignments) - 1 and status in RESOLVED and resolution and resolution["kept"]
-                and resolution["d"] == a["d"]):
+        if (
+            i == len(assignments) - 1
+            and status in RESOLVED
+            and resolution
+            and resolution["kept"]
+            and resolution["d"] == a["d"]
+        ):
             bucket[f"resolved|{a['d']}"] += 1
         if a["responded"] is not None:
             seconds = (a["responded"] - a["at"]).total_seconds()
@@ -282,15 +299,19 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
 
 
 _CLOCK_STATES = {
-    EventType.sla_started: "running", EventType.sla_resumed: "running", EventType.sla_paused: "paused",
-    EventType.sla_met: "met", EventType.sla_cancelled: "cancelled",
+    EventType.sla_started: "running",
+    EventType.sla_resumed: "running",
+    EventType.sla_paused: "paused",
+    EventType.sla_met: "met",
+    EventType.sla_cancelled: "cancelled",
 }
 
 
 def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
     data = event.data
-    doc.update(appeal_id=data.appeal_id, clock=data.clock.value, department=data.department,
-               started_at=_ms(data.started_at))
+    doc.update(
+        appeal_id=data.appeal_id, clock=data.clock.value, department=data.department, started_at=_ms(data.started_at)
+    )
     if event.type == EventType.sla_breached:
         doc["breached"] = True
     state = _CLOCK_STATES.get(EventType(event.type))
@@ -316,5 +337,4 @@ def clock_counts(doc: dict[str, Any]) -> Counts:
     """What one clock counts: its outcome, in the hour it started, against its department."""
     if "started_at" not in doc:
         return {}
-    return {"h:" + hour_of(doc["started_at"]):
-            {f"clock|{doc['department']}|{doc['clock']}|{clock_outcome(doc)}": 1}}
+    return {"h:" + hour_of(doc["started_at"]): {f"clock|{doc['department']}|{doc['clock']}|{clock_outcome(doc)}": 1}}

@@ -34,8 +34,12 @@ _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC
 async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000) -> dict[str, Any]:
     """Drop `database`, replay the topics until caught up with their ends; returns what was done."""
     client = make_client(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="earliest", client_id="appeals-stats-rebuild")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="appeals-stats-rebuild",
+    )
     started = time.monotonic()
     tz = ZoneInfo(settings.timezone)
     await consumer.start()
@@ -57,16 +61,25 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
             for records in fetched.values():
                 for record in records:
                     try:
-                        batch.append(service.Delivered(record.topic, record.partition, record.offset,
-                                                       parse_event(record.value, record.topic)))
+                        batch.append(
+                            service.Delivered(
+                                record.topic, record.partition, record.offset, parse_event(record.value, record.topic)
+                            )
+                        )
                     except (ValidationError, ValueError):
                         skipped += 1  # the live consumer sent it to the .dlq already
             if batch:
                 await service.project(db, batch, tz, firsts)
                 replayed += len(batch)
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
-        return {"database": database, "events": replayed, "skipped": skipped, "appeals": totals.get("n", 0),
-                "resolved": totals.get("resolved", 0), "seconds": round(time.monotonic() - started, 1)}
+        return {
+            "database": database,
+            "events": replayed,
+            "skipped": skipped,
+            "appeals": totals.get("n", 0),
+            "resolved": totals.get("resolved", 0),
+            "seconds": round(time.monotonic() - started, 1),
+        }
     finally:
         await consumer.stop()
         await client.close()
@@ -76,11 +89,12 @@ def main(argv: list[str]) -> None:
     """Command line of `python -m services.stats rebuild`."""
     settings = StatsSettings()
     parser = argparse.ArgumentParser(prog="python -m services.stats rebuild", description=__doc__)
-    parser.add_argument("--database", default=settings.mongodb_database,
-                        help="Database to rebuild into (default: stats' own; stop stats first).")
+    parser.add_argument(
+        "--database",
+        default=settings.mongodb_database,
+        help="Database to rebuild into (default: stats' own; stop stats first).",
+    )
     args = parser.parse_args(argv)
     configure_logging("stats", settings.log_level)
     result = asyncio.run(rebuild(settings, args.database))
     print(" ".join(f"{k}={v}" for k, v in result.items()))
-
-

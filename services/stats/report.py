@@ -24,8 +24,11 @@ def groups(counts: dict[str, int], dimension: str) -> list[dict[str, Any]]:
     """[{key, count, share}] of one dimension, largest first; shares are of all appeals in the period."""
     total = counts.get("n", 0)
     prefix = dimension + "|"
-    rows = [{"key": name.removeprefix(prefix), "count": n, "share": share(n, total)}
-            for name, n in counts.items() if name.startswith(prefix) and n]
+    rows = [
+        {"key": name.removeprefix(prefix), "count": n, "share": share(n, total)}
+        for name, n in counts.items()
+        if name.startswith(prefix) and n
+    ]
     return sorted(rows, key=lambda r: (-r["count"], r["key"]))
 
 
@@ -51,8 +54,14 @@ def _sketches(latencies: dict[str, int]) -> dict[tuple[str, str], dict[int, int]
     return out
 
 
-def department_rates(city: City, counts: dict[str, int], latencies: dict[str, int], overdue: list[dict[str, Any]],
-                     open_now: dict[str, int], min_volume: int) -> list[dict[str, Any]]:
+def department_rates(
+    city: City,
+    counts: dict[str, int],
+    latencies: dict[str, int],
+    overdue: list[dict[str, Any]],
+    open_now: dict[str, int],
+    min_volume: int,
+) -> list[dict[str, Any]]:
     """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank.
 
     A clock past its due time with no breach seen yet counts as breached work: open
@@ -70,27 +79,43 @@ def department_rates(city: City, counts: dict[str, int], latencies: dict[str, in
         for kind in CLOCKS:
             met, breached = counts.get(f"clock|{d}|{kind}|met", 0), counts.get(f"clock|{d}|{kind}|breached", 0)
             overdue_now = late[(d, kind)]
-            clocks[kind] = {"met": met, "breached": breached, "overdue": overdue_now,
-                            "running": counts.get(f"clock|{d}|{kind}|live", 0) - overdue_now,
-                            "cancelled": counts.get(f"clock|{d}|{kind}|cancelled", 0)}
+            clocks[kind] = {
+                "met": met,
+                "breached": breached,
+                "overdue": overdue_now,
+                "running": counts.get(f"clock|{d}|{kind}|live", 0) - overdue_now,
+                "cancelled": counts.get(f"clock|{d}|{kind}|cancelled", 0),
+            }
         assigned = counts.get(f"assigned|{d}", 0)
         feedback = counts.get(f"feedback|{d}", 0)
         scope = clocks["scope"]
-        rows.append({
-            "department": d, "name": dept.name, "assigned": assigned,
-            "resolved": counts.get(f"resolved|{d}", 0), "open": open_now.get(d, 0), "feedback": feedback,
-            "response_rate": share(scope["met"], scope["met"] + scope["breached"] + scope["overdue"]),
-            "resolution_rate": share(counts.get(f"resolved|{d}", 0), assigned),
-            "satisfaction_rate": share(counts.get(f"satisfied|{d}", 0), feedback),
-            "breach_rate": {k: share(c["breached"] + c["overdue"], c["met"] + c["breached"] + c["overdue"])
-                            for k, c in clocks.items()},
-            "clocks": clocks,
-            "first_response_seconds": {"median": quantile(sketches.get(("first_response", d), {}), 0.5),
-                                       "p90": quantile(sketches.get(("first_response", d), {}), 0.9)},
-            "resolution_seconds": {"median": quantile(sketches.get(("resolution", d), {}), 0.5),
-                                   "p90": quantile(sketches.get(("resolution", d), {}), 0.9)},
-            "rank": None,
-        })
+        rows.append(
+            {
+                "department": d,
+                "name": dept.name,
+                "assigned": assigned,
+                "resolved": counts.get(f"resolved|{d}", 0),
+                "open": open_now.get(d, 0),
+                "feedback": feedback,
+                "response_rate": share(scope["met"], scope["met"] + scope["breached"] + scope["overdue"]),
+                "resolution_rate": share(counts.get(f"resolved|{d}", 0), assigned),
+                "satisfaction_rate": share(counts.get(f"satisfied|{d}", 0), feedback),
+                "breach_rate": {
+                    k: share(c["breached"] + c["overdue"], c["met"] + c["breached"] + c["overdue"])
+                    for k, c in clocks.items()
+                },
+                "clocks": clocks,
+                "first_response_seconds": {
+                    "median": quantile(sketches.get(("first_response", d), {}), 0.5),
+                    "p90": quantile(sketches.get(("first_response", d), {}), 0.9),
+                },
+                "resolution_seconds": {
+                    "median": quantile(sketches.get(("resolution", d), {}), 0.5),
+                    "p90": quantile(sketches.get(("resolution", d), {}), 0.9),
+                },
+                "rank": None,
+            }
+        )
     ranked = [r for r in rows if r["assigned"] >= min_volume]
     ranked.sort(key=lambda r: (-(r["resolution_rate"] or 0), -(r["response_rate"] or 0), r["department"]))
     for i, row in enumerate(ranked, start=1):
@@ -103,35 +128,58 @@ def _when(at: datetime, tz: ZoneInfo) -> str:
     return f"{local:%H:%M} {local:%A} {local.day} {local:%B %Y}"
 
 
-def daily_report(city: City, counts: dict[str, int], departments: list[dict[str, Any]], start: datetime,
-                 end: datetime, tz: ZoneInfo) -> dict[str, Any]:
+def daily_report(
+    city: City, counts: dict[str, int], departments: list[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo
+) -> dict[str, Any]:
     """The report the seeds write by hand, with every figure also as data."""
     received, resolved = counts.get("n", 0), counts.get("resolved", 0)
     categories = groups(counts, "category")
     bands = {row["key"]: row for row in groups(counts, "size_band")}
     size_bands = [{**bands[b.code], "label": b.label} for b in city.size_bands if b.code in bands]
-    late = [{"department": r["department"], "name": r["name"],
-             "breached": sum(c["breached"] for c in r["clocks"].values()),
-             "overdue": sum(c["overdue"] for c in r["clocks"].values()),
-             "breach_rate": r["breach_rate"]} for r in departments]
-    late = sorted((r for r in late if r["breached"] + r["overdue"]),
-                  key=lambda r: (-(r["breached"] + r["overdue"]), r["department"]))
-    sentences = [f"Between {_when(start, tz)} and {_when(end, tz)} the platform received "
-                 f"{received} appeal{'s' if received != 1 else ''}, {resolved} of which "
-                 f"{'has' if resolved == 1 else 'have'} been resolved."]
+    late = [
+        {
+            "department": r["department"],
+            "name": r["name"],
+            "breached": sum(c["breached"] for c in r["clocks"].values()),
+            "overdue": sum(c["overdue"] for c in r["clocks"].values()),
+            "breach_rate": r["breach_rate"],
+        }
+        for r in departments
+    ]
+    late = sorted(
+        (r for r in late if r["breached"] + r["overdue"]),
+        key=lambda r: (-(r["breached"] + r["overdue"]), r["department"]),
+    )
+    sentences = [
+        f"Between {_when(start, tz)} and {_when(end, tz)} the platform received "
+        f"{received} appeal{'s' if received != 1 else ''}, {resolved} of which "
+        f"{'has' if resolved == 1 else 'have'} been resolved."
+    ]
     if categories:
         top = categories[0]
         sentences.append(f"{top['count']} were about {top['key'].replace('_', ' ')} ({top['share']:.0%}).")
     if size_bands:
-        parts = [f"{b['count']} {'came ' if i == 0 else ''}from companies with {b['label']}"
-                 for i, b in enumerate(size_bands)]
+        parts = [
+            f"{b['count']} {'came ' if i == 0 else ''}from companies with {b['label']}"
+            for i, b in enumerate(size_bands)
+        ]
         sentences.append(", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
     if late:
         names = ", ".join(f"{r['name']} ({r['breached'] + r['overdue']})" for r in late[:5])
         sentences.append(f"Late on their deadlines: {names}.")
-    return {"from": start, "to": end, "timezone": str(tz), "received": received, "resolved": resolved,
-            "categories": categories, "size_bands": size_bands, "channels": groups(counts, "channel"),
-            "districts": groups(counts, "district"), "late_departments": late, "text": " ".join(sentences)}
+    return {
+        "from": start,
+        "to": end,
+        "timezone": str(tz),
+        "received": received,
+        "resolved": resolved,
+        "categories": categories,
+        "size_bands": size_bands,
+        "channels": groups(counts, "channel"),
+        "districts": groups(counts, "district"),
+        "late_departments": late,
+        "text": " ".join(sentences),
+    }
 
 
 def _percent(value: float | None) -> str:
@@ -140,13 +188,22 @@ def _percent(value: float | None) -> str:
 
 def to_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the sentences, then a table per grouping."""
-    lines = [f"# Appeals report {report['from']:%Y-%m-%d %H:%M} to {report['to']:%Y-%m-%d %H:%M} UTC", "",
-             report["text"], ""]
-    for title, key in (("Categories", "categories"), ("Size bands", "size_bands"), ("Channels", "channels"),
-                       ("Districts", "districts")):
+    lines = [
+        f"# Appeals report {report['from']:%Y-%m-%d %H:%M} to {report['to']:%Y-%m-%d %H:%M} UTC",
+        "",
+        report["text"],
+        "",
+    ]
+    for title, key in (
+        ("Categories", "categories"),
+        ("Size bands", "size_bands"),
+        ("Channels", "channels"),
+        ("Districts", "districts"),
+    ):
         lines += [f"## {title}", "", "| | Appeals | Share |", "|---|---:|---:|"]
-        lines += [f"| {row.get('label', row['key'])} | {row['count']} | {_percent(row['share'])} |"
-                  for row in report[key]]
+        lines += [
+            f"| {row.get('label', row['key'])} | {row['count']} | {_percent(row['share'])} |" for row in report[key]
+        ]
         lines.append("")
     lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
     lines += [f"| {r['name']} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]

@@ -100,8 +100,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 FirstRecords = Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], tuple[int, str] | None]]]
 
 
-async def project(db: AsyncDatabase, batch: list[Delivered], tz: ZoneInfo,
-                  first_records: FirstRecords | None = None) -> int:
+async def project(
+    db: AsyncDatabase, batch: list[Delivered], tz: ZoneInfo, first_records: FirstRecords | None = None
+) -> int:
     """Fold a batch of events into documents and buckets; returns how many events changed something.
 
     `first_records` reads a partition's first record from Kafka the first time stats
@@ -148,8 +149,9 @@ def _forget_settled(doc: dict[str, Any], first_offset: dict[str, int]) -> None:
             del doc["deltas"][event_id]
 
 
-async def incarnations(db: AsyncDatabase, batch: list[Delivered],
-                       first_records: FirstRecords | None = None) -> dict[str, str]:
+async def incarnations(
+    db: AsyncDatabase, batch: list[Delivered], first_records: FirstRecords | None = None
+) -> dict[str, str]:
     """For each topic-partition of the batch, the name its offsets count under in the life they belong to."""
     lowest: dict[str, Delivered] = {}
     for item in batch:
@@ -163,8 +165,7 @@ async def incarnations(db: AsyncDatabase, batch: list[Delivered],
         there = at.get((stream, doc["o"]))
         if item.offset < doc["o"] or (there is not None and there != doc["id"]):
             met.append(stream)
-    firsts = await first_records([(lowest[s].topic, lowest[s].partition) for s in met]) if met and first_records \
-        else {}
+    firsts = await first_records([(lowest[s].topic, lowest[s].partition) for s in met]) if met and first_records else {}
     ops = []
     for stream in met:
         item = lowest[stream]
@@ -174,8 +175,11 @@ async def incarnations(db: AsyncDatabase, batch: list[Delivered],
             ops.append(UpdateOne({"_id": stream}, {"$setOnInsert": known[stream]}, upsert=True))
             continue
         life = known[stream]["n"] + 1
-        log.warning("a partition began again (its topic was created anew, or the broker's data is new): "
-                    "its events count under a new name", extra={"stream": stream, "life": life})
+        log.warning(
+            "a partition began again (its topic was created anew, or the broker's data is new): "
+            "its events count under a new name",
+            extra={"stream": stream, "life": life},
+        )
         ops.append(UpdateOne({"_id": stream, "n": life - 1}, {"$set": {"n": life, "o": offset, "id": event_id}}))
         known[stream] = {"_id": stream, "n": life, "o": offset, "id": event_id}
     if ops:
@@ -196,8 +200,9 @@ async def _load(db: AsyncDatabase, keys: list[tuple[str, str]]) -> dict[tuple[st
     return docs
 
 
-async def _save(db: AsyncDatabase, docs: dict[tuple[str, str], dict[str, Any]],
-                versions: dict[tuple[str, str], int]) -> None:
+async def _save(
+    db: AsyncDatabase, docs: dict[tuple[str, str], dict[str, Any]], versions: dict[tuple[str, str], int]
+) -> None:
     by_collection: dict[str, list[ReplaceOne]] = defaultdict(list)
     for (collection, entity_id), doc in docs.items():
         version = versions[(collection, entity_id)]
@@ -252,8 +257,9 @@ async def apply_changes(db: AsyncDatabase, changes: list[Counted], tz: ZoneInfo)
 
 async def hourly(db: AsyncDatabase, prefix: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The buckets of the hours in [start, end), oldest first; `prefix` is 'h:' (counts) or 'l:' (latencies)."""
-    cursor = db[collection_of(prefix)].find({"_id": {"$gte": prefix + hour_of(start), "$lt": prefix + hour_of(end)}},
-                                            {"wm": 0})
+    cursor = db[collection_of(prefix)].find(
+        {"_id": {"$gte": prefix + hour_of(start), "$lt": prefix + hour_of(end)}}, {"wm": 0}
+    )
     docs = [doc async for doc in cursor]
     docs.sort(key=lambda d: d["_id"])
     return docs
@@ -266,15 +272,18 @@ async def prepare_days(db: AsyncDatabase, tz: ZoneInfo, now: datetime) -> None:
         return
     if marker:
         # Days of the old zone and of this one would share names: none is whole until a rebuild.
-        log.warning("day buckets were written for another time zone; reading hours until a rebuild",
-                    extra={"was": marker["tz"], "now": tz.key})
+        log.warning(
+            "day buckets were written for another time zone; reading hours until a rebuild",
+            extra={"was": marker["tz"], "now": tz.key},
+        )
         await db[BUCKETS].update_one({"_id": DAYS}, {"$set": {"tz": tz.key, "since": None}})
         return
     counted = await db[BUCKETS].find_one({}, {"_id": 1}) or await db[SKETCHES].find_one({}, {"_id": 1})
     since = now.astimezone(tz).date() + timedelta(days=1) if counted else date.min
     # The first replica to start decides; another one finding buckets by then must not push it later.
-    await db[BUCKETS].update_one({"_id": DAYS}, {"$setOnInsert": {"tz": tz.key, "since": since.isoformat()}},
-                                 upsert=True)
+    await db[BUCKETS].update_one(
+        {"_id": DAYS}, {"$setOnInsert": {"tz": tz.key, "since": since.isoformat()}}, upsert=True
+    )
 
 
 async def days_since(db: AsyncDatabase, tz: ZoneInfo) -> date | None:
@@ -285,8 +294,9 @@ async def days_since(db: AsyncDatabase, tz: ZoneInfo) -> date | None:
     return date.fromisoformat(marker["since"])
 
 
-async def windows(db: AsyncDatabase, prefix: str, periods: list[tuple[datetime, datetime]],
-                  tz: ZoneInfo) -> list[dict[str, int]]:
+async def windows(
+    db: AsyncDatabase, prefix: str, periods: list[tuple[datetime, datetime]], tz: ZoneInfo
+) -> list[dict[str, int]]:
     """`window` for each period, read in one go."""
     since = await days_since(db, tz)
     plans = [projection.cover(start, end, tz, since) for start, end in periods]
@@ -319,8 +329,9 @@ async def totals(db: AsyncDatabase) -> dict[str, int]:
 async def overdue_clocks(db: AsyncDatabase, now: datetime, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Clocks still running past their due time with no breach seen yet, started in [start, end)."""
     # A clock is due after it starts, so nothing due before the period began can belong to it.
-    cursor = db.clocks.find({"live_due": {"$gte": start, "$lt": min(now, _far_after(end))}},
-                            {"department": 1, "clock": 1, "started_at": 1})
+    cursor = db.clocks.find(
+        {"live_due": {"$gte": start, "$lt": min(now, _far_after(end))}}, {"department": 1, "clock": 1, "started_at": 1}
+    )
     return [doc async for doc in cursor if start <= doc["started_at"] < end]
 
 

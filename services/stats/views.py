@@ -18,8 +18,9 @@ from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 router = APIRouter(tags=["stats"])
 operators = require("operator", "admin")
 
-PROBLEMS = problem_responses({401: "No valid API key", 403: "Not an operator or admin key",
-                              422: "Invalid period or grouping"})
+PROBLEMS = problem_responses(
+    {401: "No valid API key", 403: "Not an operator or admin key", 422: "Invalid period or grouping"}
+)
 MAX_SPAN = timedelta(days=400)
 STATIC = Path(__file__).parent / "static"
 
@@ -31,8 +32,9 @@ def _invalid(field: str, message: str) -> RequestValidationError:
 def _moment(value: str, field: str, tz) -> datetime:
     """A date (its local midnight) or an ISO datetime (local time when no offset is given), on the hour."""
     try:
-        moment = (datetime.combine(date.fromisoformat(value), time()) if len(value) == 10
-                  else datetime.fromisoformat(value))
+        moment = (
+            datetime.combine(date.fromisoformat(value), time()) if len(value) == 10 else datetime.fromisoformat(value)
+        )
     except ValueError:
         raise _invalid(field, "expected a date (2026-03-04) or a datetime (2026-03-04T17:00+08:00)") from None
     if moment.tzinfo is None:
@@ -59,9 +61,11 @@ def period(runtime, start: str | None, end: str | None) -> tuple[datetime, datet
     return frm, to
 
 
-async def _period_of(request: Request,
-                     start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
-                     end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None):
+async def _period_of(
+    request: Request,
+    start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
+    end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None,
+):
     return period(request.app.state.runtime, start, end)
 
 
@@ -72,31 +76,44 @@ async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
     return await service.window(runtime.db, "h:", frm, to, runtime.tz)
 
 
-async def _departments(runtime: StatsRuntime, frm: datetime, to: datetime, counts: dict[str, int],
-                       latencies: bool = True) -> list[dict[str, Any]]:
-    overdue, totals = await asyncio.gather(service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to),
-                                           service.totals(runtime.db))
+async def _departments(
+    runtime: StatsRuntime, frm: datetime, to: datetime, counts: dict[str, int], latencies: bool = True
+) -> list[dict[str, Any]]:
+    overdue, totals = await asyncio.gather(
+        service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)
+    )
     sketches = [await service.window(runtime.db, "l:", frm, to, runtime.tz)] if latencies else []
     open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
-    return report.department_rates(runtime.city, counts, sketches[0] if sketches else {},
-                                   overdue, open_now, runtime.settings.min_volume)
+    return report.department_rates(
+        runtime.city, counts, sketches[0] if sketches else {}, overdue, open_now, runtime.settings.min_volume
+    )
 
 
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
-async def summary(when: Period, runtime: StatsRuntimeDep, _=Depends(operators),
-                  group_by: Dimension | None = None):
+async def summary(when: Period, runtime: StatsRuntimeDep, _=Depends(operators), group_by: Dimension | None = None):
     """Appeals submitted in [from, to) and how many are resolved, by one dimension or by all of them."""
     frm, to = when
     counts = await _counts(runtime, frm, to)
     dims = [group_by] if group_by else list(Dimension)
-    return Summary.model_validate({"from": frm, "to": to, "total": counts.get("n", 0),
-                                   "resolved": counts.get("resolved", 0),
-                                   "groups": {d: report.groups(counts, d.value) for d in dims}})
+    return Summary.model_validate(
+        {
+            "from": frm,
+            "to": to,
+            "total": counts.get("n", 0),
+            "resolved": counts.get("resolved", 0),
+            "groups": {d: report.groups(counts, d.value) for d in dims},
+        }
+    )
 
 
 @router.get("/v1/stats/series", response_model=Series, responses=PROBLEMS, summary="Appeals per hour or per day")
-async def series(when: Period, runtime: StatsRuntimeDep, _=Depends(operators),
-                 interval: Interval = Interval.hour, group_by: Dimension | None = None):
+async def series(
+    when: Period,
+    runtime: StatsRuntimeDep,
+    _=Depends(operators),
+    interval: Interval = Interval.hour,
+    group_by: Dimension | None = None,
+):
     """Appeals submitted per hour (UTC hours) or per day (local days), optionally split by one dimension."""
     frm, to = when
     step = timedelta(hours=1) if interval == Interval.hour else timedelta(days=1)
@@ -107,31 +124,57 @@ async def series(when: Period, runtime: StatsRuntimeDep, _=Depends(operators),
         at += step
     sums = await service.windows(runtime.db, "h:", [(at, min(at + step, to)) for at in starts], runtime.tz)
     prefix = f"{group_by.value}|" if group_by else None
-    return Series(interval=interval, group_by=group_by, points=[
-        SeriesPoint(start=start, total=c.get("n", 0),
-                    groups={k.removeprefix(prefix): n for k, n in c.items() if k.startswith(prefix) and n}
-                    if prefix else {})
-        for start, c in zip(starts, sums, strict=True)])
+    return Series(
+        interval=interval,
+        group_by=group_by,
+        points=[
+            SeriesPoint(
+                start=start,
+                total=c.get("n", 0),
+                groups={k.removeprefix(prefix): n for k, n in c.items() if k.startswith(prefix) and n}
+                if prefix
+                else {},
+            )
+            for start, c in zip(starts, sums, strict=True)
+        ],
+    )
 
 
-@router.get("/v1/stats/departments", response_model=Departments, responses=PROBLEMS,
-            summary="The three rates, breach rates and response times per department")
+@router.get(
+    "/v1/stats/departments",
+    response_model=Departments,
+    responses=PROBLEMS,
+    summary="The three rates, breach rates and response times per department",
+)
 async def departments(when: Period, runtime: StatsRuntimeDep, _=Depends(operators)):
     """Rates of the work that reached each department in [from, to), as DOMAIN.md defines them."""
     frm, to = when
     rows = await _departments(runtime, frm, to, await _counts(runtime, frm, to))
-    return Departments.model_validate({"from": frm, "to": to, "min_volume": runtime.settings.min_volume,
-                                       "departments": rows})
+    return Departments.model_validate(
+        {"from": frm, "to": to, "min_volume": runtime.settings.min_volume, "departments": rows}
+    )
 
 
-@router.get("/v1/reports/daily", response_model=DailyReport, responses={
-    **PROBLEMS, 200: {"content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
-                      "description": "The report as JSON, Markdown or CSV, by the Accept header."}},
-    summary="The daily report, as the seeds write it")
-async def daily(request: Request, runtime: StatsRuntimeDep, _=Depends(operators),
-                day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
-                start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
-                end: Annotated[str | None, Query(alias="to")] = None):
+@router.get(
+    "/v1/reports/daily",
+    response_model=DailyReport,
+    responses={
+        **PROBLEMS,
+        200: {
+            "content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
+            "description": "The report as JSON, Markdown or CSV, by the Accept header.",
+        },
+    },
+    summary="The daily report, as the seeds write it",
+)
+async def daily(
+    request: Request,
+    runtime: StatsRuntimeDep,
+    _=Depends(operators),
+    day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
+    start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+):
     """Totals, resolved, top categories with shares, size bands, channels, districts and late departments."""
     if start or end:
         frm, to = period(runtime, start, end)
@@ -159,5 +202,6 @@ async def dashboard() -> HTMLResponse:
 @router.get("/dashboard/plotly.min.js", include_in_schema=False)
 async def plotly_js(runtime: StatsRuntimeDep) -> Response:
     """Plotly's browser bundle, from the pinned `plotly` package."""
-    return Response(runtime.plotly_js(), media_type="text/javascript",
-                    headers={"Cache-Control": "public, max-age=86400"})
+    return Response(
+        runtime.plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )

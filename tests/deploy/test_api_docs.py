@@ -83,10 +83,12 @@ def test_asyncapi_document_receives_each_subscribed_topic_as_cloudevents(service
 def test_department_topics_carry_assignments_from_router_and_sla_alerts_from_sla():
     router = operations(load("router.asyncapi.json"), "send")
     assert {t for e in router["dept.nanshan-finance.v1"] for t in event_types(e)} == {
-        "assignment.created.v1", "assignment.withdrawn.v1", "department.action_rejected.v1"}
+        "assignment.created.v1",
+        "assignment.withdrawn.v1",
+        "department.action_rejected.v1",
+    }
     sla = operations(load("sla.asyncapi.json"), "send")
-    assert {t for e in sla["dept.nanshan-finance.v1"] for t in event_types(e)} == {"sla.warning.v1",
-                                                                                   "sla.breached.v1"}
+    assert {t for e in sla["dept.nanshan-finance.v1"] for t in event_types(e)} == {"sla.warning.v1", "sla.breached.v1"}
     assert "appeals.lifecycle.v1" in router and "sla.events.v1" in sla
 
 
@@ -174,6 +176,10 @@ def test_the_kafka_documents_only_add_to_what_was_released(service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_http_documents_only_add_to_what_was_released(service):
     released, current = load(f"{service}.openapi.json", RELEASED), load(f"{service}.openapi.json")
-    gone = [f"{method.upper()} {path}" for path, methods in released["paths"].items() for method in methods
-            if method not in current["paths"].get(path, {})]
+    gone = [
+        f"{method.upper()} {path}"
+        for path, methods in released["paths"].items()
+        for method in methods
+        if method not in current["paths"].get(path, {})
+    ]
     assert gone == []

@@ -100,8 +100,10 @@ def test_production_scales_within_the_partitions_and_survives_a_drain():
     for name, hpa in hpas.items():
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert "replicas" not in deployments[name]["spec"], "an apply would undo the autoscaler's choice"
-    replicas = {name: hpas[name]["spec"]["minReplicas"] if name in hpas else d["spec"].get("replicas", 1)
-                for name, d in deployments.items()}
+    replicas = {
+        name: hpas[name]["spec"]["minReplicas"] if name in hpas else d["spec"].get("replicas", 1)
+        for name, d in deployments.items()
+    }
     assert replicas == {"intake": 2, "router": 2, "sla": 2, "notify": 2, "stats": 1}
     pdbs = of_kind(docs, "PodDisruptionBudget")
     assert set(pdbs) == {name for name, count in replicas.items() if count > 1}

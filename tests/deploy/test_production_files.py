@@ -12,14 +12,25 @@ from libs.settings import PROJECT_ROOT
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
 MAVEN = "http://maven.apache.org/POM/4.0.0"
-SECRETS = {"STATUS_TOKEN_SECRET": "s1", "PROVIDER_API_KEY_SECRET": "s2", "SMTP_HOST": "mail.example.org",
-           "API_KEYS_FILE": "/srv/appeals/api-keys.json", "GRAFANA_ADMIN_PASSWORD": "s3"}
+SECRETS = {
+    "STATUS_TOKEN_SECRET": "s1",
+    "PROVIDER_API_KEY_SECRET": "s2",
+    "SMTP_HOST": "mail.example.org",
+    "API_KEYS_FILE": "/srv/appeals/api-keys.json",
+    "GRAFANA_ADMIN_PASSWORD": "s3",
+}
 
 
 def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
-    return subprocess.run(["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), *args],
-                          capture_output=True, text=True, timeout=60, env={**clean, **env}, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        ["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+        cwd=PROJECT_ROOT,
+    )
 
 
 def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
@@ -68,6 +79,11 @@ def test_every_alert_has_a_promtool_unit_test_and_they_pass():
     tests = yaml.safe_load((PROMETHEUS / "tests" / "alerts.test.yml").read_text())
     tested = {case["alertname"] for t in tests["tests"] for case in t["alert_rule_test"] if case["exp_alerts"]}
     assert alerts == tested, f"alerts without a test that makes them fire: {alerts - tested}"
-    result = subprocess.run(["promtool", "test", "rules", "tests/alerts.test.yml"], cwd=PROMETHEUS,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests/alerts.test.yml"],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

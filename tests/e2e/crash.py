@@ -75,9 +75,13 @@ def crash_config(directory: Path) -> Path:
     """
     shutil.copytree(PROJECT_ROOT / "config", directory, dirs_exist_ok=True)
     profiles = yaml.safe_load((directory / "sla_profiles.yaml").read_text())
-    profiles["profiles"]["crash_test"] = {"description": "Kill tests: answers in time meet, silence breaches fast.",
-                                          "scope": "30s", "response": "60s", "response_with_cohandlers": "60s",
-                                          "resolution": "90s"}
+    profiles["profiles"]["crash_test"] = {
+        "description": "Kill tests: answers in time meet, silence breaches fast.",
+        "scope": "30s",
+        "response": "60s",
+        "response_with_cohandlers": "60s",
+        "resolution": "90s",
+    }
     profiles["selection"] = [{"profile": "crash_test"}]
     (directory / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
     return directory
@@ -88,9 +92,13 @@ def crash_appeal(tag: str, n: int) -> dict[str, Any]:
     first17 = f"91440300MK{n:07d}"
     return {
         "channel_ref": f"crash-{tag}-{n}",
-        "enterprise": {"uscc": first17 + check_character(first17), "name": f"Crash Test Company {n}",
-                       "employees": 5 + n % 350, "industry": "manufacturing",
-                       "district": DISTRICTS[n % len(DISTRICTS)]},
+        "enterprise": {
+            "uscc": first17 + check_character(first17),
+            "name": f"Crash Test Company {n}",
+            "employees": 5 + n % 350,
+            "industry": "manufacturing",
+            "district": DISTRICTS[n % len(DISTRICTS)],
+        },
         "contact": {"name": "Crash Contact", "phone": "13800138000"},
         "category": CATEGORIES[n % len(CATEGORIES)],
         "title": f"Crash run {tag} appeal #{n}",
@@ -148,8 +156,10 @@ async def load(run: Run, deadline: float) -> None:
     """Post every appeal at `run.rate` per second, then post a sample again: the same body, the same appeal."""
     stack = run.stack
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=2)
-    async with httpx.AsyncClient(base_url=stack.url("intake"), limits=limits, timeout=30,
-                                 headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), limits=limits, timeout=30, headers={"X-Api-Key": stack.keys["channel:web"]}
+    ) as client:
+
         async def one(n: int) -> None:
             appeal_id = await post_until_accepted(run, client, crash_appeal(run.tag, n), deadline)
             if appeal_id:
@@ -166,11 +176,14 @@ async def load(run: Run, deadline: float) -> None:
     run.posted = True
 
 
-async def act(run: Run, client: httpx.AsyncClient, appeal_id: str, department: str, body: dict,
-              deadline: float) -> bool:
+async def act(
+    run: Run, client: httpx.AsyncClient, appeal_id: str, department: str, body: dict, deadline: float
+) -> bool:
     """One department action, retried under one Idempotency-Key while router is down or dies mid-request."""
-    headers = {"X-Api-Key": run.stack.keys[f"department:{department}"],
-               "Idempotency-Key": f"{run.tag}-{appeal_id}-{body['action']}"}
+    headers = {
+        "X-Api-Key": run.stack.keys[f"department:{department}"],
+        "Idempotency-Key": f"{run.tag}-{appeal_id}-{body['action']}",
+    }
     while time.monotonic() < deadline:
         try:
             r = await client.post(f"/v1/appeals/{appeal_id}/actions", json=body, headers=headers)
@@ -206,9 +219,14 @@ async def departments(run: Run, deadline: float) -> None:
         if await act(run, client, appeal_id, department, {"action": "accept"}, deadline):
             run.done[appeal_id] = "accept"
             run.answered_after.append((datetime.now(UTC) - submitted_at).total_seconds())
-            if plan_of(n) == "resolve" and await act(run, client, appeal_id, department,
-                                                     {"action": "resolve", "resolution": "Deferred by 6 months."},
-                                                     deadline):
+            if plan_of(n) == "resolve" and await act(
+                run,
+                client,
+                appeal_id,
+                department,
+                {"action": "resolve", "resolution": "Deferred by 6 months."},
+                deadline,
+            ):
                 run.done[appeal_id] = "resolve"
 
     try:
@@ -317,7 +335,8 @@ async def busy(run: Run, mongo: Databases) -> dict[str, int]:
         "sla claims": await mongo.sla.clocks.count_documents({"claim_until": {"$gte": ever}}),
         # Held messages wait for office hours; anything else with a due time is still to be sent.
         "notifications to send": await mongo.notify.notifications.count_documents(
-            {"due_at": {"$gte": ever}, "status": {"$ne": "held"}}),
+            {"due_at": {"$gte": ever}, "status": {"$ne": "held"}}
+        ),
         "notify outboxes": await mongo.notify.notifications.count_documents({"outbox_since": {"$gte": ever}}),
         "notify claims": await mongo.notify.notifications.count_documents({"claim_until": {"$gte": ever}}),
         "appeals not yet assigned": run.accepted - len(run.assigned),
@@ -325,8 +344,9 @@ async def busy(run: Run, mongo: Databases) -> dict[str, int]:
     return {k: v for k, v in left.items() if v}
 
 
-async def wait_until_quiet(run: Run, mongo: Databases, expected_submitted: int, timeout: float,
-                           stalled_after: float = 600.0) -> None:
+async def wait_until_quiet(
+    run: Run, mongo: Databases, expected_submitted: int, timeout: float, stalled_after: float = 600.0
+) -> None:
     """Poll until nothing is under way, stats has counted every appeal, and no topic grows for a while.
 
     However long the backlog, the wait goes on while it moves; it fails once nothing has changed for
@@ -346,13 +366,16 @@ async def wait_until_quiet(run: Run, mongo: Databases, expected_submitted: int, 
         if now != last:
             moved = time.monotonic()
         if time.monotonic() >= next_report:  # shown with -s: where a long run stands
-            print(f"{time.monotonic() - run.began:.0f} s, waiting for quiet: {left or 'topics still growing'}",
-                  flush=True)
+            print(
+                f"{time.monotonic() - run.began:.0f} s, waiting for quiet: {left or 'topics still growing'}", flush=True
+            )
             next_report = time.monotonic() + 60
         last = now
         await asyncio.sleep(10)
-    raise AssertionError(f"the stack never went quiet; still under way: {left} (stats expects {expected_submitted}); "
-                         f"{'nothing moved for %.0f s' % (time.monotonic() - moved) if last else ''}")
+    raise AssertionError(
+        f"the stack never went quiet; still under way: {left} (stats expects {expected_submitted}); "
+        f"{'nothing moved for %.0f s' % (time.monotonic() - moved) if last else ''}"
+    )
 
 
 # --- the invariants ------------------------------------------------------------------------------------------------
@@ -397,8 +420,9 @@ def sink_records(outbox: Path) -> list[dict]:
 
 def sink_message(record: dict) -> str:
     """The message itself (not when it came): a resend under the same id must carry the same one."""
-    return json.dumps({k: record.get(k) for k in ("kind", "name", "to", "subject", "body")}, sort_keys=True,
-                      ensure_ascii=False)
+    return json.dumps(
+        {k: record.get(k) for k in ("kind", "name", "to", "subject", "body")}, sort_keys=True, ensure_ascii=False
+    )
 
 
 async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -> list[str]:
@@ -415,8 +439,7 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     assert len(mine) == run.n, "distinct bodies made distinct appeals"
 
     dept_topics = [department_topic(d.code) for d in city.departments]
-    topics = await read_all(stack, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, NOTIFY_DELIVERIES,
-                                    *dept_topics])
+    topics = await read_all(stack, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, NOTIFY_DELIVERIES, *dept_topics])
     submitted = [e for e in topics[APPEALS_SUBMITTED] if e.get("subject") in mine]
     lifecycle = [e for e in topics[APPEALS_LIFECYCLE] if e.get("subject") in mine]
     sla = [e for e in topics[SLA_EVENTS] if e.get("subject") in mine]
@@ -427,20 +450,25 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     assert {a: len(ids) for a, ids in ids_by(submitted, lambda e: e["subject"]).items()} == dict.fromkeys(mine, 1)
     routed = ids_by(lifecycle, lambda e: e["subject"] if e["type"] == "appeal.routed.v1" else None)
     assert {a: len(routed.get(a, ())) for a in mine} == dict.fromkeys(mine, 1), "every appeal routed once"
-    leads = ids_by(on_dept, lambda e: e["subject"] if e["type"] == "assignment.created.v1"
-                   and e["data"]["role"] == "lead" else None)
+    leads = ids_by(
+        on_dept,
+        lambda e: e["subject"] if e["type"] == "assignment.created.v1" and e["data"]["role"] == "lead" else None,
+    )
     assert {a: len(leads.get(a, ())) for a in mine} == dict.fromkeys(mine, 1), "one lead assignment each"
     assert twice(ids_by(lifecycle, lambda e: (e["subject"], e["type"]))) == {}, "each transition once"
     assert twice(ids_by(lifecycle, lambda e: (e["subject"], e["data"]["sequence"]))) == {}
     types = Counter(e["type"] for e in {e["id"]: e for e in lifecycle}.values())
     resolved = {a for a, action in run.done.items() if action == "resolve"}
     accepted = set(run.done)
-    assert types == Counter({"appeal.routed.v1": run.n, "appeal.accepted.v1": len(accepted),
-                             "appeal.resolved.v1": len(resolved)}), types
+    assert types == Counter(
+        {"appeal.routed.v1": run.n, "appeal.accepted.v1": len(accepted), "appeal.resolved.v1": len(resolved)}
+    ), types
     assert {run.appeal_of(n) for n in range(run.n) if plan_of(n) != "ignore"} == accepted
     assert {run.appeal_of(n) for n in range(run.n) if plan_of(n) == "resolve"} == resolved
-    report.append(f"copies under the same id: submitted {copies(submitted)}, lifecycle {copies(lifecycle)}, "
-                  f"department topics {copies(on_dept)}")
+    report.append(
+        f"copies under the same id: submitted {copies(submitted)}, lifecycle {copies(lifecycle)}, "
+        f"department topics {copies(on_dept)}"
+    )
 
     # SLA: three clocks per appeal, each started once; each threshold fired under one id, on both topics.
     started = ids_by(sla, lambda e: e["data"]["clock_id"] if e["type"] == "sla.started.v1" else None)
@@ -459,8 +487,10 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
         assert {(c, lv) for c in owed for lv in LEVELS} <= reached, f"appeal {n} ({plan_of(n)}) lost a firing"
     thresholds = [e for e in sla if e["type"] in ("sla.warning.v1", "sla.breached.v1")]
     breached = {key[1] for key in fired if key[2] == 100}
-    report.append(f"sla: {len(fired)} thresholds fired ({len(breached)} breaches), "
-                  f"{copies(thresholds)} redelivered copies under the same id")
+    report.append(
+        f"sla: {len(fired)} thresholds fired ({len(breached)} breaches), "
+        f"{copies(thresholds)} redelivered copies under the same id"
+    )
 
     # Stats: each appeal, assignment and clock counted once.
     figures = await stats_figures(stack)
@@ -473,9 +503,13 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
         assert delta.get(f"{kind}|running", 0) == delta.get(f"{kind}|overdue", 0) == 0, (kind, delta)
 
     # Notify: one record per (event, recipient, channel); one id per such triple as the receivers saw it.
-    records = [d async for d in mongo.notify.notifications.find(
-        {"appeal_id": {"$in": list(mine)}}, {"payload.event": 1, "recipient": 1, "channel": 1, "status": 1,
-                                             "event_type": 1, "appeal_id": 1})]
+    records = [
+        d
+        async for d in mongo.notify.notifications.find(
+            {"appeal_id": {"$in": list(mine)}},
+            {"payload.event": 1, "recipient": 1, "channel": 1, "status": 1, "event_type": 1, "appeal_id": 1},
+        )
+    ]
     by_content: dict[tuple, set[str]] = defaultdict(set)
     for d in records:
         by_content[(content_key(d["payload"]["event"]), d["recipient"], d["channel"])].add(d["_id"])
@@ -500,7 +534,8 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     # routing and its resolution (DOMAIN.md, "Notifications"), and each warning or breach reaches its audience.
     told = {(d["appeal_id"], d["event_type"]) for d in records if d["recipient"] == "company"}
     owed = {(a, t) for a in mine for t in ("appeal.submitted.v1", "appeal.routed.v1")} | {
-        (a, "appeal.resolved.v1") for a in resolved}
+        (a, "appeal.resolved.v1") for a in resolved
+    }
     untold = sorted(owed - told)
     assert not untold, f"{len(untold)} company notices never planned, e.g. {untold[:5]}"
     audiences = {50: ("handler",), 80: ("handler", "head"), 100: ("handler", "head", "supervisor")}
@@ -509,12 +544,13 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     for d in records:
         if d["event_type"] in ("sla.warning.v1", "sla.breached.v1"):
             heard[content_key(d["payload"]["event"])].add(d["recipient"])
-    unheard = {key: sorted({f"{department[key]}:{role}" for role in audiences[key[2]]} - heard[key])
-               for key in fired}
+    unheard = {key: sorted({f"{department[key]}:{role}" for role in audiences[key[2]]} - heard[key]) for key in fired}
     unheard = {key: who for key, who in unheard.items() if who}
     assert not unheard, f"{len(unheard)} thresholds not told to their audience, e.g. {list(unheard.items())[:3]}"
     company = Counter(t for _, t in told)
     resent = sum(len(received[i]) - 1 for i in got)
-    report.append(f"notify: {len(records)} notifications {dict(status)}, {sum(len(received[i]) for i in got)} "
-                  f"received, {resent} resent under the same id; company notices {dict(company)}")
+    report.append(
+        f"notify: {len(records)} notifications {dict(status)}, {sum(len(received[i]) for i in got)} "
+        f"received, {resent} resent under the same id; company notices {dict(company)}"
+    )
     return report

@@ -79,8 +79,11 @@ def router_appeal(stack, appeal_id: str) -> dict | None:
 
 
 def wait_status(stack, appeal_id: str, status: str, timeout: float = 30.0) -> dict:
-    return eventually(lambda: (doc := router_appeal(stack, appeal_id)) and doc["status"] == status and doc,
-                      f"{appeal_id} reaching {status} at the router", timeout)
+    return eventually(
+        lambda: (doc := router_appeal(stack, appeal_id)) and doc["status"] == status and doc,
+        f"{appeal_id} reaching {status} at the router",
+        timeout,
+    )
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict:
@@ -121,8 +124,12 @@ def test_intake_refuses_a_body_over_one_megabyte_with_413(stack):
     def chunks():  # no Content-Length: the limit must hold on what arrives, not on what is declared
         yield from (b"x" * (MAX_BODY_BYTES // 2), b"x" * (MAX_BODY_BYTES // 2), b"x")
 
-    streamed = httpx.post(stack.url("intake") + "/v1/appeals", content=chunks(), timeout=30,
-                          headers={**key(stack, "channel:wechat"), "content-type": "application/json"})
+    streamed = httpx.post(
+        stack.url("intake") + "/v1/appeals",
+        content=chunks(),
+        timeout=30,
+        headers={**key(stack, "channel:wechat"), "content-type": "application/json"},
+    )
     assert_problem(streamed, 413)
     assert submit(stack, appeal_body(description="x" * 10_000)).status_code == 202, "a large but fair body passes"
 
@@ -132,12 +139,16 @@ def wrong_check_character(uscc: str) -> str:
     return uscc[:-1] + ("1" if uscc[-1] == "0" else "0")
 
 
-@pytest.mark.parametrize(("override", "field"), [
-    ({"enterprise": {"uscc": wrong_check_character(valid_uscc(4242))}}, "enterprise.uscc"),
-    ({"category": "astrology"}, "category"),
-    ({"title": ""}, "title"),
-    ({"title": "   "}, "title"),
-], ids=["bad-uscc-check-character", "unknown-category", "empty-title", "blank-title"])
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"enterprise": {"uscc": wrong_check_character(valid_uscc(4242))}}, "enterprise.uscc"),
+        ({"category": "astrology"}, "category"),
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+    ],
+    ids=["bad-uscc-check-character", "unknown-category", "empty-title", "blank-title"],
+)
 def test_intake_names_the_invalid_field_in_a_422(stack, override, field):
     body = assert_problem(submit(stack, appeal_body(**override)), 422)
     assert [e["field"] for e in body["errors"]] == [field]
@@ -158,26 +169,37 @@ def test_intake_refuses_keys_outside_their_scope_with_403(stack, known):
     assert "department" in assert_problem(submit(stack, appeal_body(), headers=department), 403)["detail"]
     read = httpx.get(stack.url("intake") + f"/v1/appeals/{known.appeal_id}", headers=department, timeout=30)
     assert_problem(read, 403)
-    other_channel = httpx.get(stack.url("intake") + f"/v1/appeals/{known.appeal_id}",
-                              headers=key(stack, "channel:web"), timeout=30)
+    other_channel = httpx.get(
+        stack.url("intake") + f"/v1/appeals/{known.appeal_id}", headers=key(stack, "channel:web"), timeout=30
+    )
     assert "another channel" in assert_problem(other_channel, 403)["detail"]
 
 
 def test_what_schemathesis_found_stays_fixed(stack, known):
     # A non-ASCII status token made hmac.compare_digest raise: 500 instead of 401.
-    odd_token = httpx.get(stack.url("intake") + f"/v1/appeals/{known.appeal_id}", params={"token": "Îª\x1c"},
-                          timeout=30)
+    odd_token = httpx.get(
+        stack.url("intake") + f"/v1/appeals/{known.appeal_id}", params={"token": "Îª\x1c"}, timeout=30
+    )
     assert_problem(odd_token, 401)
     # An unbounded `within` overflowed timedelta: 500 instead of a 422 naming the parameter.
-    far = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"within": "8997708464078405755m"},
-                    headers=key(stack, "operator"), timeout=30)
+    far = httpx.get(
+        stack.url("sla") + "/v1/sla/at-risk",
+        params={"within": "8997708464078405755m"},
+        headers=key(stack, "operator"),
+        timeout=30,
+    )
     assert [e["field"] for e in assert_problem(far, 422)["errors"]] == ["within"]
-    year = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"within": "365d"}, headers=key(stack, "operator"),
-                     timeout=30)
+    year = httpx.get(
+        stack.url("sla") + "/v1/sla/at-risk", params={"within": "365d"}, headers=key(stack, "operator"), timeout=30
+    )
     assert year.status_code == 200, year.text
     # An offset past MongoDB's 64-bit skip: 500 instead of a 422.
-    deep = httpx.get(stack.url("router") + f"/v1/departments/{known.lead}/appeals", params={"offset": 2**63},
-                     headers=key(stack, "operator"), timeout=30)
+    deep = httpx.get(
+        stack.url("router") + f"/v1/departments/{known.lead}/appeals",
+        params={"offset": 2**63},
+        headers=key(stack, "operator"),
+        timeout=30,
+    )
     assert [e["field"] for e in assert_problem(deep, 422)["errors"]] == ["offset"]
 
 
@@ -197,15 +219,29 @@ def consumers_of_topics() -> dict[str, set[str]]:
 
 
 # A type each topic really carries, for a message whose envelope is fine but whose data is not.
-SAMPLE_TYPE = {APPEALS_SUBMITTED: EventType.appeal_submitted, APPEALS_LIFECYCLE: EventType.appeal_routed,
-               APPEALS_ACTIONS: EventType.department_action, APPEALS_COMPANY: EventType.company_feedback,
-               SLA_EVENTS: EventType.sla_started, NOTIFY_DELIVERIES: EventType.notification_delivered}
+SAMPLE_TYPE = {
+    APPEALS_SUBMITTED: EventType.appeal_submitted,
+    APPEALS_LIFECYCLE: EventType.appeal_routed,
+    APPEALS_ACTIONS: EventType.department_action,
+    APPEALS_COMPANY: EventType.company_feedback,
+    SLA_EVENTS: EventType.sla_started,
+    NOTIFY_DELIVERIES: EventType.notification_delivered,
+}
 
 
 def envelope(marker: str, type_: str, data: dict) -> bytes:
-    return json.dumps({"specversion": "1.0", "id": marker, "source": "appeals/abuse-test", "type": type_,
-                       "subject": marker, "time": datetime.now(UTC).isoformat(),
-                       "datacontenttype": "application/json", "data": data}).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": marker,
+            "source": "appeals/abuse-test",
+            "type": type_,
+            "subject": marker,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    ).encode()
 
 
 def bad_messages(topic: str, partition: int) -> dict[str, bytes]:
@@ -218,8 +254,9 @@ def bad_messages(topic: str, partition: int) -> dict[str, bytes]:
     }
 
 
-async def dead_letters(bootstrap: str, topic: str, wanted: set[tuple[int, int]], copies: int,
-                       timeout: float = 45.0) -> dict[tuple[int, int], list[dict[str, str]]]:
+async def dead_letters(
+    bootstrap: str, topic: str, wanted: set[tuple[int, int]], copies: int, timeout: float = 45.0
+) -> dict[tuple[int, int], list[dict[str, str]]]:
     """Headers of the `.dlq` copies of the (partition, offset) records of `topic`; waits for `copies` of each."""
     dlq = dead_letter_topic(topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -281,12 +318,15 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
                 assert all("unknown event type 'appeal.teleported.v1'" in c["dlq-reason"] for c in copies)
         offsets = Counter(offset for _, offset in records)
         for service in consumers[topic]:
-            eventually(lambda s=service, t=topic, o=offsets: not o - dead_lettered_in_log(stack, s, t),
-                       f"{service} dead-lettering every bad message of {topic}")
+            eventually(
+                lambda s=service, t=topic, o=offsets: not o - dead_lettered_in_log(stack, s, t),
+                f"{service} dead-lettering every bad message of {topic}",
+            )
 
     # Every consumer went on: one appeal, followed through each of them.
-    stats_before = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=key(stack, "operator"),
-                             timeout=30).json()["total"]
+    stats_before = httpx.get(
+        stack.url("stats") + "/v1/stats/summary", headers=key(stack, "operator"), timeout=30
+    ).json()["total"]
     accepted = submit(stack, appeal_body()).json()
     appeal_id, company = accepted["appeal_id"], {"X-Status-Token": accepted["status_token"]}
     lead = wait_status(stack, appeal_id, "routed")["lead"]  # router: appeals.submitted.v1
@@ -300,8 +340,12 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     assert clocks.status_code == 200 and clocks.json()["clocks"]
 
     # router: appeals.actions.v1, a department's own system accepting over Kafka.
-    action = make_event("appeals/dept-system", EventType.department_action, appeal_id,
-                        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"))
+    action = make_event(
+        "appeals/dept-system",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
+    )
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
     try:
@@ -311,28 +355,48 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     wait_status(stack, appeal_id, "accepted")
 
     # router: appeals.company.v1, the company's answer to a request for information.
-    asked = httpx.post(stack.url("router") + f"/v1/appeals/{appeal_id}/actions", timeout=30,
-                       json={"action": "request_info", "note": "Send the loan contract"},
-                       headers=key(stack, f"department:{lead}"))
+    asked = httpx.post(
+        stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
+        timeout=30,
+        json={"action": "request_info", "note": "Send the loan contract"},
+        headers=key(stack, f"department:{lead}"),
+    )
     assert asked.status_code == 200, asked.text
     eventually(lambda: intake_view()["status"] == "info_requested", "intake seeing the request for information")
-    answered = httpx.post(stack.url("intake") + f"/v1/appeals/{appeal_id}/info", headers=company, timeout=30,
-                          json={"information": "Contract 2026-0042"})
+    answered = httpx.post(
+        stack.url("intake") + f"/v1/appeals/{appeal_id}/info",
+        headers=company,
+        timeout=30,
+        json={"information": "Contract 2026-0042"},
+    )
     assert answered.status_code == 202, answered.text
     wait_status(stack, appeal_id, "accepted")
 
     # notify: appeals.submitted.v1 or appeals.lifecycle.v1, and sla.events.v1 (test_fast warns within seconds).
     def planned() -> set[str]:
-        r = httpx.get(stack.url("notify") + "/v1/notifications", params={"appeal_id": appeal_id},
-                      headers=key(stack, "operator"), timeout=30)
+        r = httpx.get(
+            stack.url("notify") + "/v1/notifications",
+            params={"appeal_id": appeal_id},
+            headers=key(stack, "operator"),
+            timeout=30,
+        )
         return {n["event_type"] for n in r.json()}
 
-    eventually(lambda: "sla.warning.v1" in planned() and planned() & {"appeal.submitted.v1", "appeal.routed.v1"},
-               "notify planning notifications of the appeal and its clocks")
+    eventually(
+        lambda: "sla.warning.v1" in planned() and planned() & {"appeal.submitted.v1", "appeal.routed.v1"},
+        "notify planning notifications of the appeal and its clocks",
+    )
 
     # stats: counts the appeal.
-    eventually(lambda: httpx.get(stack.url("stats") + "/v1/stats/summary", headers=key(stack, "operator"),
-                                 timeout=30).json()["total"] > stats_before, "stats counting the new appeal")
+    eventually(
+        lambda: (
+            httpx.get(stack.url("stats") + "/v1/stats/summary", headers=key(stack, "operator"), timeout=30).json()[
+                "total"
+            ]
+            > stats_before
+        ),
+        "stats counting the new appeal",
+    )
 
 
 # ---------------------------------------------------------------- schemathesis on every OpenAPI document
@@ -348,8 +412,13 @@ def error_format_problem(path: str, response: schemathesis.Response) -> str | No
         return f"{status} body is not JSON ({content_type}): {response.text[:200]!r}"
     if path.startswith(OPEN311):
         # GeoReport v2: a list of {code, description}.
-        ok = isinstance(body, list) and body and all(
-            isinstance(e, dict) and e.get("code") == status and isinstance(e.get("description"), str) for e in body)
+        ok = (
+            isinstance(body, list)
+            and body
+            and all(
+                isinstance(e, dict) and e.get("code") == status and isinstance(e.get("description"), str) for e in body
+            )
+        )
         return None if ok else f"{status} is not a GeoReport error list: {response.text[:200]!r}"
     if content_type != PROBLEM_JSON:
         return f"{status} answered as {content_type!r}, not {PROBLEM_JSON}: {response.text[:200]!r}"
@@ -368,8 +437,13 @@ def verdict(path: str, response: schemathesis.Response) -> str | None:
 
 
 # The key each service's callers mostly hold first (Hypothesis leans on the first choices), then every other.
-MAIN_SCOPE = {"intake": "channel:wechat", "router": "department", "sla": "operator", "notify": "admin",
-              "stats": "operator"}
+MAIN_SCOPE = {
+    "intake": "channel:wechat",
+    "router": "department",
+    "sla": "operator",
+    "notify": "admin",
+    "stats": "operator",
+}
 
 
 def principals(stack, known: Known, service: str) -> list[str | None]:
@@ -399,21 +473,29 @@ def test_generated_requests_get_no_server_error_and_every_refusal_in_its_error_f
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=25, derandomize=True, deadline=None, database=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode), api_key=st.sampled_from(keys),
-                   known_ids=st.booleans())
+
+            @settings(
+                max_examples=25,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(
+                case=operation.as_strategy(generation_mode=mode), api_key=st.sampled_from(keys), known_ids=st.booleans()
+            )
             def call(case, api_key, known_ids):
                 if known_ids:
                     aim_at_known(case)
-                response = case.call(base_url=base_url, session=session, timeout=30,
-                                     headers={"X-Api-Key": api_key} if api_key else {})
+                response = case.call(
+                    base_url=base_url, session=session, timeout=30, headers={"X-Api-Key": api_key} if api_key else {}
+                )
                 if case.operation.path not in ("/healthz", "/readyz"):
                     statuses[response.status_code] += 1
                 problem = verdict(case.operation.path, response)
                 if problem is not None:  # collected, not raised: no shrinking against a live stack
-                    found.setdefault((case.operation.label, problem[:40]),
-                                     f"{problem}\n    {case.as_curl_command()}")
+                    found.setdefault((case.operation.label, problem[:40]), f"{problem}\n    {case.as_curl_command()}")
 
             try:
                 call()
@@ -433,8 +515,12 @@ async def test_a_known_event_type_on_a_topic_that_does_not_carry_it_does_not_sto
     lead = wait_status(stack, appeal_id, "routed")["lead"]
     submitted = await read_topic(stack.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == appeal_id)
     misplaced = {**submitted[0], "id": submitted[0]["id"][:-4] + "MISP"}  # valid appeal.submitted.v1, wrong topic
-    accept = make_event("appeals/dept-system", EventType.department_action, appeal_id,
-                        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"))
+    accept = make_event(
+        "appeals/dept-system",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
+    )
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
     try:

@@ -28,12 +28,21 @@ def client(stack):
 
 
 def request_form(stack, n: int, **extra) -> dict[str, str]:
-    return {"api_key": stack.keys["channel:hotline_12345"], "jurisdiction_id": "shenzhen",
-            "service_code": "financing", "attribute[uscc]": valid_uscc(9000 + n),
-            "attribute[enterprise_name]": f"Lanhai {n}", "attribute[employees]": "25",
-            "attribute[industry]": "internet services", "attribute[district]": "nanshan",
-            "first_name": "Wei", "last_name": "Li", "phone": "13800138000",
-            "description": f"Our working-capital loan {n} falls due; we ask for deferred repayment.", **extra}
+    return {
+        "api_key": stack.keys["channel:hotline_12345"],
+        "jurisdiction_id": "shenzhen",
+        "service_code": "financing",
+        "attribute[uscc]": valid_uscc(9000 + n),
+        "attribute[enterprise_name]": f"Lanhai {n}",
+        "attribute[employees]": "25",
+        "attribute[industry]": "internet services",
+        "attribute[district]": "nanshan",
+        "first_name": "Wei",
+        "last_name": "Li",
+        "phone": "13800138000",
+        "description": f"Our working-capital loan {n} falls due; we ask for deferred repayment.",
+        **extra,
+    }
 
 
 def create(stack, form: dict[str, str]) -> requests.Response:
@@ -51,8 +60,12 @@ def wait(predicate, what: str, timeout: float = 30.0):
 
 
 def act(stack, appeal_id: str, department: str, **body) -> httpx.Response:
-    return httpx.post(stack.url("router") + f"/v1/appeals/{appeal_id}/actions", json=body,
-                      headers={"X-Api-Key": stack.keys[f"department:{department}"]}, timeout=30)
+    return httpx.post(
+        stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
+        json=body,
+        headers={"X-Api-Key": stack.keys[f"department:{department}"]},
+        timeout=30,
+    )
 
 
 def test_discovery_services_and_definitions_through_an_unmodified_client(stack, client):
@@ -77,18 +90,26 @@ def test_a_request_is_created_once_routed_and_read_back_with_its_deadline(stack,
     assert create(stack, form).json()[0]["service_request_id"] == request_id, "the same post, the same appeal"
     # The Python 2 `open311` client puts api_key and jurisdiction_id in the query string.
     in_query = {k: v for k, v in request_form(stack, 2).items() if k not in ("api_key", "jurisdiction_id")}
-    second = requests.post(stack.url("intake") + "/open311/v2/requests.json", data=in_query, timeout=30,
-                           params={"api_key": stack.keys["channel:hotline_12345"], "jurisdiction_id": "shenzhen"})
+    second = requests.post(
+        stack.url("intake") + "/open311/v2/requests.json",
+        data=in_query,
+        timeout=30,
+        params={"api_key": stack.keys["channel:hotline_12345"], "jurisdiction_id": "shenzhen"},
+    )
     assert second.status_code == 201, second.text
 
     # Routing and the clock reach intake on two topics, so either may be folded in first: wait for both.
-    seen = wait(lambda: (r := client.get_service_request(request_id))["expected_datetime"]
-                and r["agency_responsible"] and r, "routing and the resolution clock")
+    seen = wait(
+        lambda: (r := client.get_service_request(request_id))["expected_datetime"] and r["agency_responsible"] and r,
+        "routing and the resolution clock",
+    )
     assert seen["service_code"] == "financing" and seen["status"] == "open"
     assert seen["agency_responsible"] and seen["requested_datetime"]
     assert seen["description"] is None, "without the channel's key no company data is shown"
-    with_key = httpx.get(stack.url("intake") + f"/open311/v2/requests/{request_id}.json",
-                         params={"api_key": stack.keys["channel:hotline_12345"]}).json()[0]
+    with_key = httpx.get(
+        stack.url("intake") + f"/open311/v2/requests/{request_id}.json",
+        params={"api_key": stack.keys["channel:hotline_12345"]},
+    ).json()[0]
     assert with_key["description"] == form["description"]
 
     assert [r["service_request_id"] for r in client.get_service_requests(service_request_id=request_id)] == [request_id]
@@ -150,15 +171,20 @@ def test_the_company_sees_its_deadlines_pause_for_information_and_closes_with_fe
     assert sent.status_code == 202, sent.text
     wait(lambda: clock("resolution", "running"), "the resolution clock to resume")
 
-    wait(lambda: act(stack, appeal_id, lead, action="resolve", resolution="Repayment deferred").status_code == 200,
-         "the department to resolve once the information arrived")
+    wait(
+        lambda: act(stack, appeal_id, lead, action="resolve", resolution="Repayment deferred").status_code == 200,
+        "the department to resolve once the information arrived",
+    )
     wait(lambda: client.get_service_request(appeal_id)["status"] == "closed", "Open311 to show it closed")
     wait(lambda: httpx.get(status_url, headers=company).json()["status"] == "resolved", "intake to show resolved")
     feedback = httpx.post(status_url + "/feedback", json={"resolved": True, "satisfaction": 5}, headers=company)
     assert feedback.status_code == 202, feedback.text
-    assert httpx.post(status_url + "/feedback", json={"resolved": True, "satisfaction": 4},
-                      headers=company).status_code == 409
-    done = wait(lambda: (v := httpx.get(status_url, headers=company).json())["status"] == "closed" and v,
-                "the appeal to close")
+    assert (
+        httpx.post(status_url + "/feedback", json={"resolved": True, "satisfaction": 4}, headers=company).status_code
+        == 409
+    )
+    done = wait(
+        lambda: (v := httpx.get(status_url, headers=company).json())["status"] == "closed" and v, "the appeal to close"
+    )
     assert done["resolution"] == "Repayment deferred"
     wait(lambda: clock("resolution", "met"), "the resolution clock to show met")

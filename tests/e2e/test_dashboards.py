@@ -36,11 +36,19 @@ def prometheus(stack, tmp_path_factory):
     """Prometheus scraping every service each second, with the platform's alert rules loaded."""
     work = tmp_path_factory.mktemp("prometheus")
     shutil.copytree(PROJECT_ROOT / "deploy" / "prometheus" / "rules", work / "rules")
-    jobs = [{"targets": [stack.url(name).removeprefix("http://")], "labels": {"service": name}}
-            for name in ("intake", "router", "sla", "notify", "stats")]
-    (work / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["rules/*.yml"],
-        "scrape_configs": [{"job_name": "appeals", "static_configs": jobs}]}))
+    jobs = [
+        {"targets": [stack.url(name).removeprefix("http://")], "labels": {"service": name}}
+        for name in ("intake", "router", "sla", "notify", "stats")
+    ]
+    (work / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["rules/*.yml"],
+                "scrape_configs": [{"job_name": "appeals", "static_configs": jobs}],
+            }
+        )
+    )
     port = servers.free_port()
     proc = servers.start_prometheus(port, work / "prometheus.yml", work / "data", work / "prometheus.log")
     yield f"http://127.0.0.1:{port}"
@@ -48,8 +56,12 @@ def prometheus(stack, tmp_path_factory):
 
 
 def act(stack, appeal_id, department, **body):
-    return httpx.post(stack.url("router") + f"/v1/appeals/{appeal_id}/actions", json=body,
-                      headers={"X-Api-Key": stack.keys[f"department:{department}"]}, timeout=30)
+    return httpx.post(
+        stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
+        json=body,
+        headers={"X-Api-Key": stack.keys[f"department:{department}"]},
+        timeout=30,
+    )
 
 
 def lead_of(stack, appeal_id, timeout=30.0):
@@ -66,14 +78,20 @@ def lead_of(stack, appeal_id, timeout=30.0):
 def traffic(stack, prometheus):
     """Appeals over every channel and three categories; some resolved, one declined; one unreadable message."""
     channels = ["wechat", "web", "app", "hotline_12345", "kiosk"]
-    categories = [("financing", "Loan falls due; we ask for deferred repayment."),
-                  ("tax", "As a small-scale taxpayer, can we defer the VAT filing?"),
-                  ("labour", "Our workers cannot return after the holiday; we need staff.")]
+    categories = [
+        ("financing", "Loan falls due; we ask for deferred repayment."),
+        ("tax", "As a small-scale taxpayer, can we defer the VAT filing?"),
+        ("labour", "Our workers cannot return after the holiday; we need staff."),
+    ]
     ids = []
     for n in range(24):
         category, text = categories[n % 3]
-        r = httpx.post(stack.url("intake") + "/v1/appeals", json=appeal_body(category=category, description=text),
-                       headers={"X-Api-Key": stack.keys[f"channel:{channels[n % 5]}"]}, timeout=30)
+        r = httpx.post(
+            stack.url("intake") + "/v1/appeals",
+            json=appeal_body(category=category, description=text),
+            headers={"X-Api-Key": stack.keys[f"channel:{channels[n % 5]}"]},
+            timeout=30,
+        )
         assert r.status_code == 202, r.text
         ids.append(r.json()["appeal_id"])
     leads = {appeal_id: lead_of(stack, appeal_id) for appeal_id in ids}
@@ -117,9 +135,12 @@ def test_the_dashboards_are_provisionable_json():
 
 def test_every_panel_query_returns_data_from_a_live_prometheus(stack, prometheus, traffic):
     department = max(set(traffic.values()), key=list(traffic.values()).count)
-    expressions = {(path.stem, panel["title"], target["expr"].replace("$department", department))
-                   for path in sorted(DASHBOARDS.glob("*.json")) for panel in panels(json.loads(path.read_text()))
-                   for target in panel["targets"]}
+    expressions = {
+        (path.stem, panel["title"], target["expr"].replace("$department", department))
+        for path in sorted(DASHBOARDS.glob("*.json"))
+        for panel in panels(json.loads(path.read_text()))
+        for target in panel["targets"]
+    }
     deadline = time.monotonic() + 180
     empty = expressions
     while empty and time.monotonic() < deadline:
@@ -132,6 +153,11 @@ def test_every_panel_query_returns_data_from_a_live_prometheus(stack, prometheus
 def test_the_alert_rules_load_in_the_live_prometheus(prometheus):
     groups = httpx.get(prometheus + "/api/v1/rules", timeout=30).json()["data"]["groups"]
     names = {rule["name"] for group in groups for rule in group["rules"]}
-    assert {"AppealsServiceDown", "DepartmentBreachRateHigh", "ConsumerLagGrowing", "DeadLettersReceived",
-            "SlaFireLagHigh"} <= names
+    assert {
+        "AppealsServiceDown",
+        "DepartmentBreachRateHigh",
+        "ConsumerLagGrowing",
+        "DeadLettersReceived",
+        "SlaFireLagHigh",
+    } <= names
     assert all(rule["health"] == "ok" for group in groups for rule in group["rules"]), groups

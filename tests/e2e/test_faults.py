@@ -20,8 +20,9 @@ def stack(tmp_path_factory):
 
 
 def post(stack, body) -> httpx.Response:
-    return httpx.post(stack.url("intake") + "/v1/appeals", json=body,
-                      headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30)
+    return httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
+    )
 
 
 def post_until_accepted(stack, body, timeout=90.0) -> str:

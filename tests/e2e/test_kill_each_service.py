@@ -27,8 +27,9 @@ def crash_stack(tmp_path_factory) -> Stack:
     config = crash_config(tmp_path_factory.mktemp("crash-config"))
     attempt = 1
     while True:
-        stack = Stack.on_free_ports(tmp_path_factory.mktemp("kill-each-stack"), config_dir=config,
-                                    mongo_storage=":memory:")
+        stack = Stack.on_free_ports(
+            tmp_path_factory.mktemp("kill-each-stack"), config_dir=config, mongo_storage=":memory:"
+        )
         try:
             stack.start()
             return stack
@@ -56,18 +57,23 @@ async def kill_each(run: Run) -> None:
             await asyncio.sleep(0.2)
         pid = stack.processes[name].pid
         await asyncio.to_thread(stack.kill_service, name)
-        run.kills.append(f"{name} (pid {pid}) at {time.monotonic() - run.began:.0f} s, {run.accepted} accepted, "
-                         f"{len(run.done)} acted on")
+        run.kills.append(
+            f"{name} (pid {pid}) at {time.monotonic() - run.began:.0f} s, {run.accepted} accepted, "
+            f"{len(run.done)} acted on"
+        )
         await asyncio.sleep(PAUSE_AFTER_KILL)
         stack.start_service(name)  # from this thread: a service is bound to the thread that starts it
         await asyncio.to_thread(stack.wait_ready, name, 300)
 
 
-@pytest.mark.parametrize("n, rate", [
-    pytest.param(60, 1.0, id="short", marks=pytest.mark.timeout(1200)),
-    # Notify plans and sends a few a second on the shared two-core machine: thousands of appeals take hours.
-    pytest.param(2000, 2.0, id="thousands", marks=[pytest.mark.slow, pytest.mark.timeout(10 * 3600)]),
-])
+@pytest.mark.parametrize(
+    "n, rate",
+    [
+        pytest.param(60, 1.0, id="short", marks=pytest.mark.timeout(1200)),
+        # Notify plans and sends a few a second on the shared two-core machine: thousands of appeals take hours.
+        pytest.param(2000, 2.0, id="thousands", marks=[pytest.mark.slow, pytest.mark.timeout(10 * 3600)]),
+    ],
+)
 async def test_kill_9_of_each_service_mid_run_routes_times_counts_and_notifies_once(stack, n, rate):
     run = Run(stack, n, rate)
     mongo = Databases(stack)
@@ -81,10 +87,12 @@ async def test_kill_9_of_each_service_mid_run_routes_times_counts_and_notifies_o
         quiet = time.monotonic()
         report = await check_invariants(run, mongo, before)
         answered = sorted(run.answered_after) or [0.0]
-        print(f"\n{n} appeals at {rate}/s: load and kills {loaded - began:.0f} s, quiet after "
-              f"{quiet - loaded:.0f} s more, checks {time.monotonic() - quiet:.0f} s; departments accepted "
-              f"{statistics.median(answered):.1f} s (median), {answered[-1]:.1f} s (max) after submission; "
-              f"killed: {'; '.join(run.kills)}")
+        print(
+            f"\n{n} appeals at {rate}/s: load and kills {loaded - began:.0f} s, quiet after "
+            f"{quiet - loaded:.0f} s more, checks {time.monotonic() - quiet:.0f} s; departments accepted "
+            f"{statistics.median(answered):.1f} s (median), {answered[-1]:.1f} s (max) after submission; "
+            f"killed: {'; '.join(run.kills)}"
+        )
         print("\n".join(report))
     finally:
         await mongo.close()

@@ -35,8 +35,17 @@ def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
         for svc in manifest["services"].values():
             assert httpx.get(svc["url"] + "/readyz").status_code == 200
         recorded = supervisor.still_running(stack.data_dir)
-        assert {r.name for r in recorded} == {"supervisor", "kafka", "sinks", "intake", "router", "sla", "notify",
-                                              "stats", *(f"mongodb-{name}" for name in stack.mongo_ports)}
+        assert {r.name for r in recorded} == {
+            "supervisor",
+            "kafka",
+            "sinks",
+            "intake",
+            "router",
+            "sla",
+            "notify",
+            "stats",
+            *(f"mongodb-{name}" for name in stack.mongo_ports),
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(120)

@@ -21,8 +21,13 @@ ALL_THRESHOLDS = {(clock, level) for clock in ("scope", "response", "resolution"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Intake, router, notify and two sla replicas (stats is not needed here); every appeal gets test_fast."""
-    s = fresh_stack(tmp_path_factory, "sla-stack", fast_sla=True, env={"NOTIFY_CLAIM_SECONDS": "3"},
-                    only=("intake", "router", "sla", "notify"))
+    s = fresh_stack(
+        tmp_path_factory,
+        "sla-stack",
+        fast_sla=True,
+        env={"NOTIFY_CLAIM_SECONDS": "3"},
+        only=("intake", "router", "sla", "notify"),
+    )
     s.start_service("sla", replica=2)
     s.wait_ready("sla-2")
     yield s
@@ -30,8 +35,12 @@ def stack(tmp_path_factory):
 
 
 def submit(stack) -> str:
-    r = httpx.post(stack.url("intake") + "/v1/appeals", json=appeal_body(),
-                   headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30)
+    r = httpx.post(
+        stack.url("intake") + "/v1/appeals",
+        json=appeal_body(),
+        headers={"X-Api-Key": stack.keys["channel:web"]},
+        timeout=30,
+    )
     assert r.status_code == 202, r.text
     return r.json()["appeal_id"]
 
@@ -50,9 +59,13 @@ async def lead_of(stack, appeal_id) -> str:
 
 async def sla_events(stack, appeal_ids, types, count, timeout=40.0):
     wanted = set(appeal_ids)
-    return await read_topic(stack.bootstrap, "sla.events.v1",
-                            lambda e: e.get("subject") in wanted and e.get("type") in types, count=count,
-                            timeout=timeout)
+    return await read_topic(
+        stack.bootstrap,
+        "sla.events.v1",
+        lambda e: e.get("subject") in wanted and e.get("type") in types,
+        count=count,
+        timeout=timeout,
+    )
 
 
 def thresholds(events):
@@ -70,8 +83,12 @@ async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
     assert {(c, lv) for _, c, lv in fired} == ALL_THRESHOLDS
     assert all(len(ids) == 1 for ids in fired.values()), fired
     lead = next(e["data"]["department"] for e in events if e["data"]["clock"] == "scope")
-    copies = await read_topic(stack.bootstrap, f"dept.{lead}.v1",
-                              lambda e: e.get("subject") == appeal_id and e["type"].startswith("sla."), count=9)
+    copies = await read_topic(
+        stack.bootstrap,
+        f"dept.{lead}.v1",
+        lambda e: e.get("subject") == appeal_id and e["type"].startswith("sla."),
+        count=9,
+    )
     assert {(e["data"]["clock"], e["data"]["level"]) for e in copies} == ALL_THRESHOLDS
     view = sla_view(stack, appeal_id)
     assert view.status_code == 200
@@ -87,7 +104,8 @@ async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
         if mail_log.exists():
             subjects = [json.loads(line)["subject"] for line in mail_log.read_text().splitlines()]
             if sum(appeal_id in s and "超时" in s for s in subjects) >= 3 and any(
-                    appeal_id in s and "已受理" in s for s in subjects):
+                appeal_id in s and "已受理" in s for s in subjects
+            ):
                 break
         await asyncio.sleep(0.5)
     assert any(appeal_id in s and "已受理" in s for s in subjects), "the company's acknowledgement"
@@ -115,8 +133,12 @@ async def test_answers_stop_clocks_and_information_requests_pause_resolution(sta
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
     try:
-        info = make_event("appeals/intake", EventType.company_info_provided, appeal_id,
-                          CompanyInfoProvided(appeal_id=appeal_id, information="contract attached"))
+        info = make_event(
+            "appeals/intake",
+            EventType.company_info_provided,
+            appeal_id,
+            CompanyInfoProvided(appeal_id=appeal_id, information="contract attached"),
+        )
         await producer.send_and_wait(APPEALS_COMPANY, encode(info), key=appeal_id.encode())
     finally:
         await producer.stop()
@@ -132,12 +154,18 @@ async def test_answers_stop_clocks_and_information_requests_pause_resolution(sta
 async def test_at_risk_and_calendars(stack):
     appeal_id = submit(stack)
     lead = await lead_of(stack, appeal_id)
-    risky = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"within": "1h"},
-                      headers={"X-Api-Key": stack.keys[f"department:{lead}"]}).json()
+    risky = httpx.get(
+        stack.url("sla") + "/v1/sla/at-risk",
+        params={"within": "1h"},
+        headers={"X-Api-Key": stack.keys[f"department:{lead}"]},
+    ).json()
     assert {c["department"] for c in risky} == {lead}
     assert appeal_id in {c["clock_id"].split(":")[0] for c in risky}
-    forbidden = httpx.get(stack.url("sla") + "/v1/sla/at-risk", params={"department": "tax"},
-                          headers={"X-Api-Key": stack.keys[f"department:{lead}"]})
+    forbidden = httpx.get(
+        stack.url("sla") + "/v1/sla/at-risk",
+        params={"department": "tax"},
+        headers={"X-Api-Key": stack.keys[f"department:{lead}"]},
+    )
     assert forbidden.status_code == 403 or lead == "tax"
     calendars = {c["name"]: c for c in httpx.get(stack.url("sla") + "/v1/calendars").json()}
     assert calendars["default"]["working_day_hours"] == 7
@@ -158,9 +186,12 @@ async def test_two_replicas_and_a_kill_9_fire_every_threshold_exactly_once(stack
     assert per_appeal == {appeal_id: 9 for appeal_id in ids}, "every threshold of every clock fired"
     duplicates = {k: v for k, v in fired.items() if len(v) > 1}
     assert duplicates == {}, "no threshold fired twice"
-    breaches = sum(float(line.split()[-1]) for name in ("sla", "sla-2")
-                   for line in httpx.get(stack.url(name) + "/metrics").text.splitlines()
-                   if line.startswith("sla_breaches_total{"))
+    breaches = sum(
+        float(line.split()[-1])
+        for name in ("sla", "sla-2")
+        for line in httpx.get(stack.url(name) + "/metrics").text.splitlines()
+        if line.startswith("sla_breaches_total{")
+    )
     assert breaches >= 1
     assert json.loads((stack.data_dir / "stack.json").read_text())["services"]["sla"]
 

@@ -21,8 +21,12 @@ def stack(tmp_path_factory):
 
 
 def post(stack, body, channel="wechat"):
-    return httpx.post(stack.url("intake") + "/v1/appeals", json=body,
-                      headers={"X-Api-Key": stack.keys[f"channel:{channel}"]}, timeout=30)
+    return httpx.post(
+        stack.url("intake") + "/v1/appeals",
+        json=body,
+        headers={"X-Api-Key": stack.keys[f"channel:{channel}"]},
+        timeout=30,
+    )
 
 
 def wait_routed(stack, appeal_id, timeout=20.0):
@@ -48,8 +52,11 @@ def test_stack_writes_its_manifest_and_every_service_is_observable(stack):
 
 
 async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path):
-    body = appeal_body(enterprise={"district": "futian"}, category="tax",
-                       description="As a small-scale taxpayer, can we use the reduced VAT rate?")
+    body = appeal_body(
+        enterprise={"district": "futian"},
+        category="tax",
+        description="As a small-scale taxpayer, can we use the reduced VAT rate?",
+    )
     r = post(stack, body)
     assert r.status_code == 202, r.text
     appeal_id = r.json()["appeal_id"]
@@ -58,8 +65,13 @@ async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path
     events = await read_topic(stack.bootstrap, topic, lambda e: e.get("subject") == appeal_id)
     assert events[0]["type"] == "assignment.created.v1" and events[0]["data"]["sla_profile"] == "policy_24h"
 
-    out = subprocess.run(["kcat", "-b", stack.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
-                          "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["kcat", "-b", stack.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     lines = [line.split("\t", 1) for line in out.splitlines() if line.startswith(appeal_id)]
     assert len(lines) == 1, out
     assert json.loads(lines[0][1])["data"]["appeal"]["title"] == body["title"]
@@ -67,8 +79,11 @@ async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path
 
 def listed(stack) -> set[str]:
     """The ids an Open311 client sees when it lists today's requests."""
-    r = httpx.get(stack.url("intake") + "/open311/v2/requests.json",
-                  params={"api_key": stack.keys["channel:hotline_12345"]}, timeout=30)
+    r = httpx.get(
+        stack.url("intake") + "/open311/v2/requests.json",
+        params={"api_key": stack.keys["channel:hotline_12345"]},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return {request["service_request_id"] for request in r.json()}
 
@@ -94,8 +109,9 @@ def test_broker_frozen_gives_503_and_a_retry_makes_one_appeal(stack):
     assert retry.status_code == 202, retry.text
     assert listed(stack) - before == {retry.json()["appeal_id"]}, "listed once the retry went through"
     wait_routed(stack, retry.json()["appeal_id"])
-    by_ref = httpx.get(stack.url("router") + f"/v1/appeals/{retry.json()['appeal_id']}",
-                       headers={"X-Api-Key": stack.keys["operator"]}).json()
+    by_ref = httpx.get(
+        stack.url("router") + f"/v1/appeals/{retry.json()['appeal_id']}", headers={"X-Api-Key": stack.keys["operator"]}
+    ).json()
     assert by_ref["channel"] == "wechat"
 
 
@@ -132,8 +148,12 @@ def test_logs_and_metrics_hold_no_personal_data(stack):
 async def test_one_trace_runs_from_the_request_through_every_service(stack):
     caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     trace = "0af7651916cd43dd8448eb211c80319c"
-    r = httpx.post(stack.url("intake") + "/v1/appeals", json=appeal_body(),
-                   headers={"X-Api-Key": stack.keys["channel:wechat"], "traceparent": caller}, timeout=30)
+    r = httpx.post(
+        stack.url("intake") + "/v1/appeals",
+        json=appeal_body(),
+        headers={"X-Api-Key": stack.keys["channel:wechat"], "traceparent": caller},
+        timeout=30,
+    )
     assert r.status_code == 202 and r.headers["traceparent"] == caller
     appeal_id = r.json()["appeal_id"]
     lead = wait_routed(stack, appeal_id)["lead"]
@@ -150,6 +170,9 @@ async def test_one_trace_runs_from_the_request_through_every_service(stack):
     spans = [e["traceparent"].split("-")[2] for found in events.values() for e in found]
     assert len(set(spans)) == len(spans), "each event is its own span in the one trace"
     for service in ("intake", "router", "sla", "notify"):
-        lines = [json.loads(line) for line in (stack.data_dir / f"{service}.log").read_text().splitlines()
-                 if line.startswith("{") and appeal_id in line]
+        lines = [
+            json.loads(line)
+            for line in (stack.data_dir / f"{service}.log").read_text().splitlines()
+            if line.startswith("{") and appeal_id in line
+        ]
         assert lines and all(line.get("trace_id") == trace for line in lines), (service, lines[:3])

@@ -19,9 +19,11 @@ from tests.helpers import bucket_differences, fresh_stack, stats_buckets
 # The demo plays 463 appeals through every service; the whole module needs more than the default 300 s.
 pytestmark = pytest.mark.timeout(1800)
 
-SEED_SENTENCE = ("the platform received 463 appeals, 100 of which have been resolved. 172 were about financing "
-                 "(37%). 330 came from companies with fewer than 30 employees, 96 from companies with 30 to 100 "
-                 "employees")
+SEED_SENTENCE = (
+    "the platform received 463 appeals, 100 of which have been resolved. 172 were about financing "
+    "(37%). 330 came from companies with fewer than 30 employees, 96 from companies with 30 to 100 "
+    "employees"
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,13 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def played(stack):
     """`python -m devstack demo` run once against the stack; its output."""
-    run = subprocess.run([sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), "demo"],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), "demo"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 
@@ -61,8 +68,9 @@ def test_the_seed_figures_come_out_of_the_daily_report(stack, played):
     assert sum(c["count"] for c in data["channels"]) == 463
     csv_text = httpx.get(url, params=window(), headers={**operator(stack), "Accept": "text/csv"}, timeout=30).text
     assert "total,received,463," in csv_text and "size_bands,micro,330,0.7127" in csv_text
-    departments = httpx.get(stack.url("stats") + "/v1/stats/departments", params=window(), headers=operator(stack),
-                            timeout=30).json()["departments"]
+    departments = httpx.get(
+        stack.url("stats") + "/v1/stats/departments", params=window(), headers=operator(stack), timeout=30
+    ).json()["departments"]
     assert sum(d["resolved"] for d in departments) == 100
     assert sum(d["assigned"] for d in departments) == 463
     assert any(d["rank"] for d in departments), "departments with 10 or more appeals are ranked"
@@ -70,8 +78,12 @@ def test_the_seed_figures_come_out_of_the_daily_report(stack, played):
 
 def _metric_sums(stack) -> dict[str, float]:
     text = httpx.get(stack.url("stats") + "/metrics", timeout=30).text
-    totals = {"appeals_submitted_total": 0.0, "appeals_resolved_total": 0.0, "appeals_open": 0.0,
-              "appeal_resolution_seconds_count": 0.0}
+    totals = {
+        "appeals_submitted_total": 0.0,
+        "appeals_resolved_total": 0.0,
+        "appeals_open": 0.0,
+        "appeal_resolution_seconds_count": 0.0,
+    }
     for line in text.splitlines():
         name = line.split("{", 1)[0]
         if name in totals:
@@ -83,8 +95,12 @@ def test_prometheus_sees_the_same_numbers(stack, played):
     deadline = time.monotonic() + 20
     while (totals := _metric_sums(stack))["appeals_resolved_total"] < 100 and time.monotonic() < deadline:
         time.sleep(0.5)  # the metrics reread the counts every 2 s
-    assert totals == {"appeals_submitted_total": 463, "appeals_resolved_total": 100, "appeals_open": 363,
-                      "appeal_resolution_seconds_count": 100}
+    assert totals == {
+        "appeals_submitted_total": 463,
+        "appeals_resolved_total": 100,
+        "appeals_open": 363,
+        "appeal_resolution_seconds_count": 100,
+    }
 
 
 def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) -> None:
@@ -92,6 +108,7 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
 
     sla and notify go on working through the seed's events for minutes on two busy cores.
     """
+
     async def ends() -> dict:
         consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
         await consumer.start()
@@ -105,8 +122,11 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
         now = asyncio.run(ends())
-        lag = sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(stack.url("stats") + "/metrics").text
-                  .splitlines() if line.startswith("kafka_consumer_lag{"))
+        lag = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in httpx.get(stack.url("stats") + "/metrics").text.splitlines()
+            if line.startswith("kafka_consumer_lag{")
+        )
         if now != last or lag:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet_seconds:
@@ -116,17 +136,27 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
 
 
 def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
-    env = {**os.environ, "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-           "STATS_MONGODB_URI": stack.mongo_uri("stats")}
+    env = {
+        **os.environ,
+        "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        "STATS_MONGODB_URI": stack.mongo_uri("stats"),
+    }
     client = MongoClient(stack.mongo_uri("stats"))
     try:
         _wait_until_idle(stack)
-        run = subprocess.run([sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
-                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         live = stats_buckets(client, "stats")
-        assert any(b.startswith("hd:") for b in live) and any(b.startswith("ld:") for b in live), \
+        assert any(b.startswith("hd:") for b in live) and any(b.startswith("ld:") for b in live), (
             "the comparison covers the day buckets"
+        )
         diff = bucket_differences(live, stats_buckets(client, "stats_rebuilt"))
         assert not diff
         assert "appeals=463 resolved=100" in run.stdout
@@ -134,8 +164,14 @@ def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
         # Rebuilding stats' own database: stop the service, replay, start it again; it rereads from its offsets.
         stack.kill_service("stats")
         try:
-            run = subprocess.run([sys.executable, "-m", "services.stats", "rebuild"], cwd=PROJECT_ROOT, env=env,
-                                 capture_output=True, text=True, timeout=600)
+            run = subprocess.run(
+                [sys.executable, "-m", "services.stats", "rebuild"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         finally:
             stack.start_service("stats")  # the dashboard test after this one needs it either way
             stack.wait_ready("stats")
@@ -148,14 +184,24 @@ def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
 
 def test_the_dashboard_draws_its_charts_in_headless_chromium(stack, played, tmp_path):
     url = stack.url("stats") + "/dashboard#key=" + stack.keys["operator"]
-    common = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1100",
-              "--virtual-time-budget=15000", "--disable-background-networking", "--disable-component-update",
-              "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    common = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1400,1100",
+        "--virtual-time-budget=15000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert "<b>463</b>" in dom and "<b>100</b>" in dom, "the tiles show the received and resolved figures"
     for chart in ("by-channel", "by-category", "size-bands", "open-work", "breach-rate", "three-rates"):
         start = dom.index(f'id="{chart}"')
-        assert 'class="main-svg"' in dom[start:start + 400], f"{chart} was not drawn"
+        assert 'class="main-svg"' in dom[start : start + 400], f"{chart} was not drawn"
     assert dom.count('class="point"') > 50, "the bar charts hold data points"
     shot = stack.data_dir / "dashboard.png"
     subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)

@@ -40,8 +40,16 @@ from tests.helpers import (
 def stop_like(how: str, proc: subprocess.Popen, data_dir) -> list[supervisor.Recorded]:
     """Stop the stack the way `how` says; the processes it had recorded."""
     recorded = supervisor.still_running(data_dir)
-    assert {r.name for r in recorded} >= {"supervisor", "kafka", "sinks", "intake", "router", "sla", "notify",
-                                          "stats"}, recorded
+    assert {r.name for r in recorded} >= {
+        "supervisor",
+        "kafka",
+        "sinks",
+        "intake",
+        "router",
+        "sla",
+        "notify",
+        "stats",
+    }, recorded
     if how == "ctrl_c":
         proc.send_signal(signal.SIGINT)
         assert proc.wait(180) == 0
@@ -57,10 +65,20 @@ def stop_like(how: str, proc: subprocess.Popen, data_dir) -> list[supervisor.Rec
 
 def assert_rebuild_equals_live(stack) -> None:
     """Stats' buckets are what a replay of the topics into an empty database makes of them."""
-    env = {**os.environ, "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-           "STATS_MONGODB_URI": stack.mongo_uri("stats"), "STATS_CONFIG_DIR": str(stack.config_dir)}
-    rebuilt = subprocess.run([sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
-                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        "STATS_MONGODB_URI": stack.mongo_uri("stats"),
+        "STATS_CONFIG_DIR": str(stack.config_dir),
+    }
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "services.stats", "rebuild", "--database", "stats_rebuilt"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     client = MongoClient(stack.mongo_uri("stats"))
     try:
@@ -72,10 +90,13 @@ def assert_rebuild_equals_live(stack) -> None:
 
 
 @pytest.mark.parametrize("how", ["ctrl_c", "kill_all"])
-@pytest.mark.parametrize("n, rate", [
-    pytest.param(40, 2.0, id="short", marks=pytest.mark.timeout(1200)),
-    pytest.param(600, 2.0, id="long", marks=[pytest.mark.slow, pytest.mark.timeout(4 * 3600)]),
-])
+@pytest.mark.parametrize(
+    "n, rate",
+    [
+        pytest.param(40, 2.0, id="short", marks=pytest.mark.timeout(1200)),
+        pytest.param(600, 2.0, id="long", marks=[pytest.mark.slow, pytest.mark.timeout(4 * 3600)]),
+    ],
+)
 async def test_the_whole_stack_stopped_mid_run_and_started_again_loses_and_doubles_nothing(tmp_path, how, n, rate):
     stack = stack_for_run_command(tmp_path / "data", config_dir=crash_config(tmp_path / "config"))
     first = run_command(stack, tmp_path / "run-1.log")
@@ -115,4 +136,3 @@ async def test_the_whole_stack_stopped_mid_run_and_started_again_loses_and_doubl
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(180)
-

@@ -33,16 +33,32 @@ async def platform(real_servers, demo_keys):
     """Intake and router apps sharing one event loop, each with its own database."""
     keys, key_file = demo_keys
     run = new_id().lower()
-    common = {"kafka_bootstrap_servers": real_servers.bootstrap, "mongodb_uri": real_servers.mongodb_uri,
-              "api_keys_file": key_file, "environment": "test", "status_token_secret": "test-secret"}
+    common = {
+        "kafka_bootstrap_servers": real_servers.bootstrap,
+        "mongodb_uri": real_servers.mongodb_uri,
+        "api_keys_file": key_file,
+        "environment": "test",
+        "status_token_secret": "test-secret",
+    }
     clock = MovableClock()
-    intake_app = create_intake(IntakeSettings(**common, mongodb_database=f"intake_{run}",
-                                              consumer_group=f"intake-{run}"))
-    router_app = create_router(RouterSettings(**{k: v for k, v in common.items() if k != "status_token_secret"},
-                                              mongodb_database=f"router_{run}", consumer_group=f"router-{run}",
-                                              sweep_interval_seconds=0.3), clock=clock)
-    async with (LifespanManager(intake_app, startup_timeout=60), LifespanManager(router_app, startup_timeout=60),
-                httpx.AsyncClient(transport=httpx.ASGITransport(intake_app), base_url="http://intake") as intake,
-                httpx.AsyncClient(transport=httpx.ASGITransport(router_app), base_url="http://router") as router):
-        yield Platform(intake, router, keys, real_servers.bootstrap, router_app.state.runtime,
-                       intake_app.state.runtime, clock)
+    intake_app = create_intake(
+        IntakeSettings(**common, mongodb_database=f"intake_{run}", consumer_group=f"intake-{run}")
+    )
+    router_app = create_router(
+        RouterSettings(
+            **{k: v for k, v in common.items() if k != "status_token_secret"},
+            mongodb_database=f"router_{run}",
+            consumer_group=f"router-{run}",
+            sweep_interval_seconds=0.3,
+        ),
+        clock=clock,
+    )
+    async with (
+        LifespanManager(intake_app, startup_timeout=60),
+        LifespanManager(router_app, startup_timeout=60),
+        httpx.AsyncClient(transport=httpx.ASGITransport(intake_app), base_url="http://intake") as intake,
+        httpx.AsyncClient(transport=httpx.ASGITransport(router_app), base_url="http://router") as router,
+    ):
+        yield Platform(
+            intake, router, keys, real_servers.bootstrap, router_app.state.runtime, intake_app.state.runtime, clock
+        )

@@ -46,8 +46,11 @@ async def wait_status(p, appeal_id, status, timeout=15.0):
 
 async def worklist(p, department, **params) -> list[str]:
     """The ids in a department's worklist, read with its own key."""
-    r = await p.router.get(f"/v1/departments/{department}/appeals", params={"limit": 500, **params},
-                           headers=p.key(f"department:{department}"))
+    r = await p.router.get(
+        f"/v1/departments/{department}/appeals",
+        params={"limit": 500, **params},
+        headers=p.key(f"department:{department}"),
+    )
     assert r.status_code == 200, r.text
     return [a["appeal_id"] for a in r.json()]
 
@@ -67,8 +70,9 @@ async def test_submission_reaches_the_lead_department_topic(platform):
 
     doc = await wait_status(platform, accepted["appeal_id"], "routed")
     assert doc["lead"] == "nanshan-finance"
-    events = await read_topic(platform.bootstrap, department_topic("nanshan-finance"),
-                              lambda e: e.get("subject") == accepted["appeal_id"])
+    events = await read_topic(
+        platform.bootstrap, department_topic("nanshan-finance"), lambda e: e.get("subject") == accepted["appeal_id"]
+    )
     assert len(events) == 1, "one appeal, one assignment, even though it was posted twice"
     event = events[0]
     assert event["type"] == "assignment.created.v1" and event["specversion"] == "1.0"
@@ -95,8 +99,16 @@ async def test_status_read_model_follows_the_lifecycle(platform):
     doc = await wait_status(platform, appeal_id, "routed")
     lead = doc["lead"]
     assert (await act(platform, appeal_id, lead, action="accept", note="calling the bank")).status_code == 200
-    assert (await act(platform, appeal_id, lead, action="resolve", resolution="Repayment deferred 6 months",
-                      policy_refs=["deferred-repayment"])).status_code == 200
+    assert (
+        await act(
+            platform,
+            appeal_id,
+            lead,
+            action="resolve",
+            resolution="Repayment deferred 6 months",
+            policy_refs=["deferred-repayment"],
+        )
+    ).status_code == 200
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         view = (await platform.intake.get(f"/v1/appeals/{appeal_id}", headers={"X-Status-Token": token})).json()
@@ -122,8 +134,9 @@ async def test_forbidden_transitions_and_scope(platform):
     assert no_guidance.status_code == 422 and "guidance" in no_guidance.json()["detail"]
     no_key = await platform.router.post(f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"})
     assert no_key.status_code == 401
-    channel_key = await platform.router.post(f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"},
-                                             headers=platform.key("channel:web"))
+    channel_key = await platform.router.post(
+        f"/v1/appeals/{appeal_id}/actions", json={"action": "accept"}, headers=platform.key("channel:web")
+    )
     assert channel_key.status_code == 403
     other = await platform.router.get("/v1/departments/tax/appeals", headers=platform.key(f"department:{lead}"))
     assert other.status_code == 403
@@ -136,8 +149,11 @@ async def test_two_declines_send_the_appeal_to_the_coordinating_office(platform)
     assert r.status_code == 200 and r.json()["lead"] == "tax" and r.json()["status"] == "routed"
     r = await act(platform, appeal_id, "tax", action="decline", guidance="Not a tax matter")
     assert r.json()["lead"] == "coord"
-    withdrawn = await read_topic(platform.bootstrap, department_topic(first),
-                                 lambda e: e.get("subject") == appeal_id and e["type"] == "assignment.withdrawn.v1")
+    withdrawn = await read_topic(
+        platform.bootstrap,
+        department_topic(first),
+        lambda e: e.get("subject") == appeal_id and e["type"] == "assignment.withdrawn.v1",
+    )
     assert withdrawn[0]["data"]["to_department"] == "tax"
     assert (await act(platform, appeal_id, "coord", action="decline", guidance="x")).status_code == 409
     assert appeal_id in await worklist(platform, "coord", status="routed")
@@ -155,8 +171,12 @@ async def test_request_info_transfer_and_cohandler(platform):
     assert (await act(platform, appeal_id, lead, action="resolve", resolution="x")).status_code == 409
     r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
     assert r.status_code == 409, "an appeal waiting for the company's information cannot be transferred"
-    company = make_event("appeals/intake", EventType.company_info_provided, appeal_id,
-                         CompanyInfoProvided(appeal_id=appeal_id, information="Contract attached"))
+    company = make_event(
+        "appeals/intake",
+        EventType.company_info_provided,
+        appeal_id,
+        CompanyInfoProvided(appeal_id=appeal_id, information="Contract attached"),
+    )
     await publish(platform.router_runtime.broker, APPEALS_COMPANY, company)
     await wait_status(platform, appeal_id, "accepted")
     r = await act(platform, appeal_id, lead, action="transfer", target_department="finance")
@@ -164,31 +184,51 @@ async def test_request_info_transfer_and_cohandler(platform):
     assert appeal_id in await worklist(platform, "finance", status="routed")
     assert appeal_id in await worklist(platform, "hrss")
     assert appeal_id not in await worklist(platform, lead), "the department it was transferred from no longer has it"
-    lifecycle = await read_topic(platform.bootstrap, "appeals.lifecycle.v1", lambda e: e.get("subject") == appeal_id,
-                                 count=6)
-    assert [e["type"] for e in lifecycle] == ["appeal.routed.v1", "appeal.accepted.v1", "appeal.cohandler_added.v1",
-                                              "appeal.info_requested.v1", "appeal.info_provided.v1",
-                                              "appeal.transferred.v1"]
+    lifecycle = await read_topic(
+        platform.bootstrap, "appeals.lifecycle.v1", lambda e: e.get("subject") == appeal_id, count=6
+    )
+    assert [e["type"] for e in lifecycle] == [
+        "appeal.routed.v1",
+        "appeal.accepted.v1",
+        "appeal.cohandler_added.v1",
+        "appeal.info_requested.v1",
+        "appeal.info_provided.v1",
+        "appeal.transferred.v1",
+    ]
     assert [e["data"]["sequence"] for e in lifecycle] == [1, 2, 3, 4, 5, 6]
 
 
 async def test_actions_over_kafka_are_applied_once_and_refusals_reported(platform):
     appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
     lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
-    action = make_event(f"dept/{lead}", EventType.department_action, appeal_id,
-                        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"))
+    action = make_event(
+        f"dept/{lead}",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
+    )
     broker = platform.router_runtime.broker
     await publish(broker, APPEALS_ACTIONS, action)
     await publish(broker, APPEALS_ACTIONS, action)  # redelivered: must change nothing
     await wait_status(platform, appeal_id, "accepted")
-    forbidden = make_event("dept/tax", EventType.department_action, appeal_id,
-                           DepartmentAction(appeal_id=appeal_id, department="tax", action="resolve", resolution="x"))
+    forbidden = make_event(
+        "dept/tax",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department="tax", action="resolve", resolution="x"),
+    )
     await publish(broker, APPEALS_ACTIONS, forbidden)
-    refused = await read_topic(platform.bootstrap, department_topic("tax"),
-                               lambda e: e.get("subject") == appeal_id and e["type"] == "department.action_rejected.v1")
+    refused = await read_topic(
+        platform.bootstrap,
+        department_topic("tax"),
+        lambda e: e.get("subject") == appeal_id and e["type"] == "department.action_rejected.v1",
+    )
     assert refused[0]["data"]["status"] == 403
-    accepted = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
-                                lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.accepted.v1")
+    accepted = await read_topic(
+        platform.bootstrap,
+        "appeals.lifecycle.v1",
+        lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.accepted.v1",
+    )
     assert len(accepted) == 1
 
 
@@ -197,10 +237,14 @@ async def test_redelivered_submission_routes_once(platform):
     appeal_id = r.json()["appeal_id"]
     await wait_status(platform, appeal_id, "routed")
     record = await platform.intake_runtime.db.appeals.find_one({"_id": appeal_id})
-    await platform.router_runtime.broker.publish(record["event"].encode(), topic=APPEALS_SUBMITTED,
-                                                 key=appeal_id.encode())
-    routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
-                              lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.routed.v1")
+    await platform.router_runtime.broker.publish(
+        record["event"].encode(), topic=APPEALS_SUBMITTED, key=appeal_id.encode()
+    )
+    routed = await read_topic(
+        platform.bootstrap,
+        "appeals.lifecycle.v1",
+        lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.routed.v1",
+    )
     assert len(routed) == 1
 
 
@@ -208,8 +252,7 @@ class IntakeDied(BaseException):
     """The intake process ending between storing an appeal and publishing it."""
 
 
-async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_intake_starts_again(platform,
-                                                                                                 monkeypatch):
+async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_intake_starts_again(platform, monkeypatch):
     runtime = platform.intake_runtime
 
     async def store(body, failure):
@@ -218,8 +261,16 @@ async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_int
 
         monkeypatch.setattr(intake_service, "publish_acknowledged", publish_fails)
         with pytest.raises((IntakeDied, intake_service.BrokerUnavailable)):
-            await intake_service.submit(runtime.db, runtime.broker, runtime.city, runtime.clock, "wechat", body,
-                                        publish_timeout=5, inserts=runtime.inserts)
+            await intake_service.submit(
+                runtime.db,
+                runtime.broker,
+                runtime.city,
+                runtime.clock,
+                "wechat",
+                body,
+                publish_timeout=5,
+                inserts=runtime.inserts,
+            )
         monkeypatch.undo()
         return (await runtime.db.appeals.find_one({"channel_ref": body.channel_ref}))["_id"]
 
@@ -235,8 +286,7 @@ async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_int
     assert len({e["id"] for e in submitted}) == 1, "the stored event itself, not a second appeal"
     # The caller of the other one was answered 503: nothing was accepted, so nothing is sent.
     assert (await platform.router.get(f"/v1/appeals/{refused}", headers=platform.key("operator"))).status_code == 404
-    assert not await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == refused,
-                                timeout=2)
+    assert not await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == refused, timeout=2)
 
 
 async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_redelivery(platform):
@@ -252,11 +302,15 @@ async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_red
 
     await wait_status(platform, new.appeal_id, "routed")
     assert new.appeal_id in (await wait_status(platform, twin.appeal_id, "rejected"))["reason"]
-    routed = await read_topic(platform.bootstrap, "appeals.lifecycle.v1",
-                              lambda e: e.get("subject") == routed_before and e["type"] == "appeal.routed.v1")
+    routed = await read_topic(
+        platform.bootstrap,
+        "appeals.lifecycle.v1",
+        lambda e: e.get("subject") == routed_before and e["type"] == "appeal.routed.v1",
+    )
     assert len(routed) == 1, "the redelivered submission in the batch is not routed again"
-    left = await runtime.db.appeals.count_documents({"_id": {"$in": [new.appeal_id, twin.appeal_id, routed_before]},
-                                                     "outbox.0": {"$exists": True}})
+    left = await runtime.db.appeals.count_documents(
+        {"_id": {"$in": [new.appeal_id, twin.appeal_id, routed_before]}, "outbox.0": {"$exists": True}}
+    )
     assert left == 0, "every outbox of the batch was published and emptied"
 
 
@@ -276,11 +330,11 @@ async def test_duplicate_of_an_open_appeal_is_rejected(platform):
 async def test_unparseable_messages_go_to_the_dead_letter_topic(platform):
     broker = platform.router_runtime.broker
     await broker.publish(b"{not json", topic=APPEALS_SUBMITTED, key=b"garbage")
-    unknown = make_event("appeals/test", "appeal.teleported.v1", "X", DepartmentAction(
-        appeal_id="X", department="tax", action="accept"))
+    unknown = make_event(
+        "appeals/test", "appeal.teleported.v1", "X", DepartmentAction(appeal_id="X", department="tax", action="accept")
+    )
     await broker.publish(encode(unknown), topic=APPEALS_SUBMITTED, key=b"X")
-    dead = await read_topic(platform.bootstrap, dead_letter_topic(APPEALS_SUBMITTED),
-                            lambda e: True, count=2)
+    dead = await read_topic(platform.bootstrap, dead_letter_topic(APPEALS_SUBMITTED), lambda e: True, count=2)
     assert len(dead) >= 2
     appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
     await wait_status(platform, appeal_id, "routed")  # the consumer carried on
@@ -302,9 +356,17 @@ async def test_resolved_appeal_closes_after_seven_silent_days(platform):
 
 
 async def test_routing_preview_explains_the_choice(platform):
-    r = await platform.router.post("/v1/routing/preview", headers=platform.key("operator"), json={
-        "category": "tax", "district": "futian", "employees": 12,
-        "title": "VAT rate", "description": "Can we as a small-scale taxpayer pay the reduced VAT?"})
+    r = await platform.router.post(
+        "/v1/routing/preview",
+        headers=platform.key("operator"),
+        json={
+            "category": "tax",
+            "district": "futian",
+            "employees": 12,
+            "title": "VAT rate",
+            "description": "Can we as a small-scale taxpayer pay the reduced VAT?",
+        },
+    )
     assert r.status_code == 200
     preview = r.json()
     assert preview["lead"] == "futian-tax" and preview["policy_available"] and preview["sla_profile"] == "policy_24h"
@@ -315,8 +377,10 @@ async def test_routing_preview_explains_the_choice(platform):
 async def test_appeals_stored_before_handlers_existed_are_in_worklists_after_an_upgrade(real_servers):
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
     db = client[f"router_upgrade_{new_id()}"]
-    old = [{"_id": "led", "lead": "tax", "cohandlers": ["hrss"], "status": "routed", "submitted_at": 1},
-           {"_id": "rejected", "cohandlers": [], "status": "rejected", "submitted_at": 2}]
+    old = [
+        {"_id": "led", "lead": "tax", "cohandlers": ["hrss"], "status": "routed", "submitted_at": 1},
+        {"_id": "rejected", "cohandlers": [], "status": "rejected", "submitted_at": 2},
+    ]
     await db.appeals.insert_many(old)
     await db.appeals.create_index([("lead", 1), ("status", 1), ("submitted_at", 1)])
     await db.appeals.create_index([("cohandlers", 1), ("status", 1)])

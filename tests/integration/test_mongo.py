@@ -13,9 +13,16 @@ from libs.mongo import GroupedInserts, apply_update, update_guarded
 SHANGHAI = timezone(timedelta(hours=8))
 
 UPDATES = {
-    "set, inc, unset": {"$set": {"status": "accepted", "accepted_at": datetime(2026, 3, 3, 9, 0, 0, 123456, SHANGHAI),
-                                 "declined_by": [], "resolution": {"at": datetime(2026, 3, 3, 1, 2, 3, 999999, UTC)}},
-                        "$inc": {"version": 1}, "$unset": {"claim": "", "absent": ""}},
+    "set, inc, unset": {
+        "$set": {
+            "status": "accepted",
+            "accepted_at": datetime(2026, 3, 3, 9, 0, 0, 123456, SHANGHAI),
+            "declined_by": [],
+            "resolution": {"at": datetime(2026, 3, 3, 1, 2, 3, 999999, UTC)},
+        },
+        "$inc": {"version": 1},
+        "$unset": {"claim": "", "absent": ""},
+    },
     "push each": {"$push": {"outbox": {"$each": [{"id": "b"}, {"id": "c"}]}}, "$inc": {"version": 1}},
     "push with slice": {"$push": {"seen": {"$each": ["e3", "e4"], "$slice": -3}}},
     "push to a new field": {"$push": {"fresh": {"$each": [1]}}, "$set": {"outbox_since": datetime.now(UTC)}},
@@ -26,8 +33,15 @@ UPDATES = {
 async def test_the_document_after_a_guarded_update_is_what_the_database_holds(real_servers, update):
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
     collection = client.mongo_test.docs
-    doc = {"_id": new_id(), "version": 3, "status": "routed", "claim": "token", "outbox": [{"id": "a"}],
-           "seen": ["e1", "e2"], "submitted_at": datetime(2026, 3, 3, 1, 0, tzinfo=UTC)}
+    doc = {
+        "_id": new_id(),
+        "version": 3,
+        "status": "routed",
+        "claim": "token",
+        "outbox": [{"id": "a"}],
+        "seen": ["e1", "e2"],
+        "submitted_at": datetime(2026, 3, 3, 1, 0, tzinfo=UTC),
+    }
     await collection.insert_one(doc)
     after = await update_guarded(collection, doc, {"version": 3}, update)
     assert after == await collection.find_one({"_id": doc["_id"]})

@@ -46,44 +46,89 @@ async def notify(real_servers, demo_keys):
     clock.advance(OFFICE_TIME - clock.now())
     run = new_id().lower()
     outbox = f"http://127.0.0.1:{sinks.http_port}"
-    settings = NotifySettings(kafka_bootstrap_servers=real_servers.bootstrap, mongodb_uri=real_servers.mongodb_uri,
-                              mongodb_database=f"notify_{run}", consumer_group=f"notify-{run}", api_keys_file=key_file,
-                              smtp_port=sinks.smtp_port, sms_endpoint=outbox + "/sms",
-                              wechat_endpoint=outbox + "/wechat", retry_base_seconds=0.05, tick_seconds=0.1)
+    settings = NotifySettings(
+        kafka_bootstrap_servers=real_servers.bootstrap,
+        mongodb_uri=real_servers.mongodb_uri,
+        mongodb_database=f"notify_{run}",
+        consumer_group=f"notify-{run}",
+        api_keys_file=key_file,
+        smtp_port=sinks.smtp_port,
+        sms_endpoint=outbox + "/sms",
+        wechat_endpoint=outbox + "/wechat",
+        retry_base_seconds=0.05,
+        tick_seconds=0.1,
+    )
     app = create_app(settings, clock=clock)
-    async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://notify") as client:
+    async with (
+        LifespanManager(app, startup_timeout=60),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://notify") as client,
+    ):
         admin = {"X-Api-Key": keys["admin"]}
         for role in ("handler", "head", "supervisor"):
-            r = await client.put(f"/v1/subscriptions/{DEPT}:{role}", headers=admin,
-                                 json={"webhook_url": f"{outbox}/webhook/{role}", "webhook_secret": SECRET})
+            r = await client.put(
+                f"/v1/subscriptions/{DEPT}:{role}",
+                headers=admin,
+                json={"webhook_url": f"{outbox}/webhook/{role}", "webhook_secret": SECRET},
+            )
             assert r.status_code == 200, r.text
-        yield {"client": client, "sinks": sinks, "runtime": app.state.runtime, "keys": keys, "clock": clock,
-               "bootstrap": real_servers.bootstrap}
+        yield {
+            "client": client,
+            "sinks": sinks,
+            "runtime": app.state.runtime,
+            "keys": keys,
+            "clock": clock,
+            "bootstrap": real_servers.bootstrap,
+        }
     sinks.stop()
 
 
 def submitted(appeal_id: str, channel: str = "web") -> AppealSubmitted:
     return AppealSubmitted(
-        appeal_id=appeal_id, channel=channel, channel_ref=f"ref-{appeal_id}",
+        appeal_id=appeal_id,
+        channel=channel,
+        channel_ref=f"ref-{appeal_id}",
         enterprise=Enterprise(uscc=valid_uscc(), name="Lanhai", employees=20, industry="internet", district="futian"),
         contact=Contact(name="Li Wei", phone="13800138000", email="liwei@example.com", wechat_openid="o-company-1"),
-        category="financing", size_band="micro", title="Loan due", description="Need deferred repayment",
-        submitted_at=datetime.now(UTC))
+        category="financing",
+        size_band="micro",
+        title="Loan due",
+        description="Need deferred repayment",
+        submitted_at=datetime.now(UTC),
+    )
 
 
 def changed(appeal_id: str, status: AppealStatus, sequence: int, **extra) -> AppealChanged:
-    return AppealChanged(appeal_id=appeal_id, status=status, sequence=sequence, department=DEPT, category="financing",
-                         channel="web", district="futian", size_band="micro", sla_profile="standard_72h",
-                         submitted_at=datetime.now(UTC), **extra)
+    return AppealChanged(
+        appeal_id=appeal_id,
+        status=status,
+        sequence=sequence,
+        department=DEPT,
+        category="financing",
+        channel="web",
+        district="futian",
+        size_band="micro",
+        sla_profile="standard_72h",
+        submitted_at=datetime.now(UTC),
+        **extra,
+    )
 
 
 def sla(appeal_id: str, level: int) -> SlaClockChanged:
     now = datetime.now(UTC)
-    return SlaClockChanged(appeal_id=appeal_id, clock_id=f"{appeal_id}:scope:1", clock=ClockKind.scope,
-                           department=DEPT, state=ClockState.breached if level == 100 else ClockState.running,
-                           level=level, target="6h", calendar="default", sla_profile="standard_72h",
-                           started_at=now, due_at=now + timedelta(hours=1), fired_at=now)
+    return SlaClockChanged(
+        appeal_id=appeal_id,
+        clock_id=f"{appeal_id}:scope:1",
+        clock=ClockKind.scope,
+        department=DEPT,
+        state=ClockState.breached if level == 100 else ClockState.running,
+        level=level,
+        target="6h",
+        calendar="default",
+        sla_profile="standard_72h",
+        started_at=now,
+        due_at=now + timedelta(hours=1),
+        fired_at=now,
+    )
 
 
 async def send(n, topic, type_, data, event=None):
@@ -96,8 +141,9 @@ async def log_of(n, appeal_id, want, timeout=15.0):
     """The delivery log once `want(log)` holds."""
     deadline = time.monotonic() + timeout
     while True:
-        r = await n["client"].get("/v1/notifications", params={"appeal_id": appeal_id},
-                                  headers={"X-Api-Key": n["keys"]["operator"]})
+        r = await n["client"].get(
+            "/v1/notifications", params={"appeal_id": appeal_id}, headers={"X-Api-Key": n["keys"]["operator"]}
+        )
         entries = r.json()
         if want(entries) or time.monotonic() > deadline:
             return entries
@@ -111,14 +157,25 @@ def delivered(entries, **match):
 async def test_company_hears_each_step_on_its_channels(notify):
     appeal_id = new_id()
     await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
-    steps = [(EventType.appeal_routed, AppealStatus.routed, {}),
-             (EventType.appeal_declined, AppealStatus.declined, {"guidance": "Ask the customs office"}),
-             (EventType.appeal_info_requested, AppealStatus.info_requested, {"note": "Send the loan contract"}),
-             (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Repayment deferred"})]
+    steps = [
+        (EventType.appeal_routed, AppealStatus.routed, {}),
+        (EventType.appeal_declined, AppealStatus.declined, {"guidance": "Ask the customs office"}),
+        (EventType.appeal_info_requested, AppealStatus.info_requested, {"note": "Send the loan contract"}),
+        (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Repayment deferred"}),
+    ]
     for seq, (type_, status, extra) in enumerate(steps, start=1):
         await send(notify, APPEALS_LIFECYCLE, type_, changed(appeal_id, status, seq, **extra))
-    expected = {(t, ch) for t in ("appeal.submitted.v1", "appeal.routed.v1", "appeal.declined.v1",
-                                  "appeal.info_requested.v1", "appeal.resolved.v1") for ch in ("sms", "email")}
+    expected = {
+        (t, ch)
+        for t in (
+            "appeal.submitted.v1",
+            "appeal.routed.v1",
+            "appeal.declined.v1",
+            "appeal.info_requested.v1",
+            "appeal.resolved.v1",
+        )
+        for ch in ("sms", "email")
+    }
 
     def company_steps(entries):
         return {(e["event_type"], e["channel"]) for e in delivered(entries, audience="company")}
@@ -138,14 +195,18 @@ async def test_company_hears_each_step_on_its_channels(notify):
     assert hooks and all(h["verified"] for h in hooks), "webhook bodies carry a valid HMAC-SHA256 signature"
 
 
-@pytest.mark.parametrize(("level", "audiences"), [(50, {"handler"}), (80, {"handler", "head"}),
-                                                  (100, {"handler", "head", "supervisor"})])
+@pytest.mark.parametrize(
+    ("level", "audiences"), [(50, {"handler"}), (80, {"handler", "head"}), (100, {"handler", "head", "supervisor"})]
+)
 async def test_sla_levels_reach_the_right_staff(notify, level, audiences):
     appeal_id = new_id()
     type_ = EventType.sla_breached if level == 100 else EventType.sla_warning
     await send(notify, SLA_EVENTS, type_, sla(appeal_id, level))
-    entries = await log_of(notify, appeal_id, lambda e: {x["audience"] for x in delivered(e)} >= audiences
-                           and all(x["status"] == "delivered" for x in e))
+    entries = await log_of(
+        notify,
+        appeal_id,
+        lambda e: {x["audience"] for x in delivered(e)} >= audiences and all(x["status"] == "delivered" for x in e),
+    )
     assert {e["audience"] for e in delivered(entries)} == audiences
     sms = {e["recipient"] for e in delivered(entries, channel="sms")}
     assert sms == ({f"{DEPT}:{a}" for a in audiences} if level == 100 else set()), "SMS only for breaches"
@@ -170,20 +231,24 @@ async def test_a_webhook_failing_three_times_is_delivered_once(notify):
     entries = await log_of(notify, appeal_id, lambda e: bool(delivered(e, audience="head", channel="webhook")))
     hook = delivered(entries, audience="head", channel="webhook")[0]
     assert hook["attempts"] == 4
-    received = [h for h in notify["sinks"].of("webhook") if h["name"] == "head"
-                and h["body"]["event"]["subject"] == appeal_id]
+    received = [
+        h for h in notify["sinks"].of("webhook") if h["name"] == "head" and h["body"]["event"]["subject"] == appeal_id
+    ]
     assert len(received) == 1
 
 
 async def test_quiet_hours_hold_until_they_end(notify):
     client, clock = notify["client"], notify["clock"]
     local = clock.now().astimezone(ZoneInfo("Asia/Shanghai"))
-    quiet = {"start": (local - timedelta(minutes=5)).strftime("%H:%M"),
-             "end": (local + timedelta(minutes=30)).strftime("%H:%M")}
+    quiet = {
+        "start": (local - timedelta(minutes=5)).strftime("%H:%M"),
+        "end": (local + timedelta(minutes=30)).strftime("%H:%M"),
+    }
     recipient = "futian-hrss:handler"
     key = {"X-Api-Key": notify["keys"]["department:futian-hrss"]}
-    r = await client.put(f"/v1/subscriptions/{recipient}", headers=key,
-                         json={"email": "hrss-handler@example.org", "quiet_hours": quiet})
+    r = await client.put(
+        f"/v1/subscriptions/{recipient}", headers=key, json={"email": "hrss-handler@example.org", "quiet_hours": quiet}
+    )
     assert r.status_code == 200
     appeal_id = new_id()
     await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
@@ -193,13 +258,15 @@ async def test_quiet_hours_hold_until_they_end(notify):
     assert {e["status"] for e in entries if e["recipient"] == recipient} == {"held"}
     breach = sla(appeal_id, 100).model_copy(update={"department": "futian-hrss"})
     await send(notify, SLA_EVENTS, EventType.sla_breached, breach)
-    urgent = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="sla.breached.v1",
-                                                                      recipient=recipient)))
+    urgent = await log_of(
+        notify, appeal_id, lambda e: bool(delivered(e, event_type="sla.breached.v1", recipient=recipient))
+    )
     assert delivered(urgent, event_type="sla.breached.v1", recipient=recipient), "breaches go at once"
     clock.advance(timedelta(minutes=31))
     try:
-        released = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1",
-                                                                            recipient=recipient)))
+        released = await log_of(
+            notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1", recipient=recipient))
+        )
     finally:
         clock.advance(-timedelta(minutes=31))
     assert delivered(released, event_type="appeal.routed.v1", recipient=recipient)
@@ -213,24 +280,40 @@ async def test_an_unreachable_provider_ends_failed_with_the_reason(notify):
         await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id, channel="wechat"))
         # Only the company's own WeChat message: an in-process router of other tests may route the
         # appeal too, and the handler's WeChat message then fails the same way.
-        entries = await log_of(notify, appeal_id, lambda e: any(x["status"] == "failed" and x["audience"] == "company"
-                                                                for x in e), timeout=30)
+        entries = await log_of(
+            notify,
+            appeal_id,
+            lambda e: any(x["status"] == "failed" and x["audience"] == "company" for x in e),
+            timeout=30,
+        )
     finally:
         runtime.settings.wechat_endpoint = f"http://127.0.0.1:{notify['sinks'].http_port}/wechat"
     failed = [e for e in entries if e["status"] == "failed" and e["audience"] == "company"]
     assert failed[0]["channel"] == "wechat" and failed[0]["attempts"] == 5
     assert "unreachable" in failed[0]["last_error"]
-    outcome = await read_topic(notify["bootstrap"], NOTIFY_DELIVERIES,
-                               lambda e: e.get("subject") == appeal_id and e["type"] == "notification.failed.v1"
-                               and e["data"]["audience"] == "company")
+    outcome = await read_topic(
+        notify["bootstrap"],
+        NOTIFY_DELIVERIES,
+        lambda e: (
+            e.get("subject") == appeal_id
+            and e["type"] == "notification.failed.v1"
+            and e["data"]["audience"] == "company"
+        ),
+    )
     assert outcome[0]["data"]["reason"] == failed[0]["last_error"]
-    dead = await read_topic(notify["bootstrap"], dead_letter_topic(NOTIFY_DELIVERIES),
-                            lambda e: e.get("subject") == appeal_id)
+    dead = await read_topic(
+        notify["bootstrap"], dead_letter_topic(NOTIFY_DELIVERIES), lambda e: e.get("subject") == appeal_id
+    )
     assert dead and "13800138000" not in str(dead)
 
     def counted(text: str) -> bool:
-        return any(line.startswith("notifications_total{") and 'channel="wechat"' in line
-                   and 'audience="company"' in line and 'outcome="failed"' in line for line in text.splitlines())
+        return any(
+            line.startswith("notifications_total{")
+            and 'channel="wechat"' in line
+            and 'audience="company"' in line
+            and 'outcome="failed"' in line
+            for line in text.splitlines()
+        )
 
     deadline = time.monotonic() + 5  # the counter moves when the dispatcher's pass returns
     while not counted(metrics := (await notify["client"].get("/metrics")).text) and time.monotonic() < deadline:
@@ -266,8 +349,9 @@ async def test_an_event_read_before_its_submission_waits_for_it(notify):
         await asyncio.sleep(0.1)
     assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 1, "kept until the submission"
     await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
-    entries = await log_of(notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1",
-                                                                        audience="company")), timeout=30)
+    entries = await log_of(
+        notify, appeal_id, lambda e: bool(delivered(e, event_type="appeal.routed.v1", audience="company")), timeout=30
+    )
     assert delivered(entries, event_type="appeal.routed.v1", audience="company"), "the company hears of its routing"
     # Polled: an in-process router of other tests may route the appeal too, and its event can wait a moment as well.
     for _ in range(100):

@@ -22,8 +22,13 @@ def item(topic: str, n: int) -> dict:
 
 async def published(bootstrap: str, topic: str, count: int, wait_ms: int = 30_000) -> list[int]:
     """What reached `topic`, in order: `count` events, or all there are if `wait_ms` passes without more."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=f"outbox-test-{new_id().lower()}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"outbox-test-{new_id().lower()}",
+    )
     await consumer.start()
     seen: list[int] = []
     try:
@@ -85,8 +90,12 @@ async def test_the_sweep_leaves_an_outbox_to_the_writer_holding_it_and_takes_it_
     topic, docs, broker = place.topic, place.docs, place.broker
     now = datetime.now(UTC)
     long_ago = now - 10 * outbox.STALE_AFTER
-    await docs.insert_many([{"_id": doc_id, "outbox": [item(topic, n)], "outbox_since": long_ago}
-                            for n, doc_id in enumerate(["slow writer", "crashed", "failed writer"], start=1)])
+    await docs.insert_many(
+        [
+            {"_id": doc_id, "outbox": [item(topic, n)], "outbox_since": long_ago}
+            for n, doc_id in enumerate(["slow writer", "crashed", "failed writer"], start=1)
+        ]
+    )
     with outbox.held(docs, ["slow writer"]):
         assert await outbox.flush_stale(docs, broker, now) == 2, "only what no writer holds is swept"
         assert "outbox" in await docs.find_one({"_id": "slow writer"})

@@ -36,8 +36,18 @@ async def test_a_threshold_fires_on_its_instant_when_the_scheduler_wakes_a_littl
     book = service.SlaBook(load_city(config), load_sla_config(config), calendars)
     started = datetime.now(UTC) - timedelta(seconds=3)
     appeal_id = new_id()
-    doc, _ = clocks.start(appeal_id, ClockKind.response, 1, "nanshan-finance", "standard", "10s",
-                          calendars["default"], started, started, {"category": "financing", "district": "nanshan"})
+    doc, _ = clocks.start(
+        appeal_id,
+        ClockKind.response,
+        1,
+        "nanshan-finance",
+        "standard",
+        "10s",
+        calendars["default"],
+        started,
+        started,
+        {"category": "financing", "district": "nanshan"},
+    )
     doc = as_stored(doc)
     due = doc["next_fire_at"]
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
@@ -56,8 +66,11 @@ async def test_a_threshold_fires_on_its_instant_when_the_scheduler_wakes_a_littl
         assert [(f.level, f.lag) for f in fired] == [(50, 0.0)], "fired once, on the instant, not a pass later"
         stored = await db.clocks.find_one({"_id": doc["_id"]})
         assert stored["levels_fired"] == [50] and stored["next_level"] == 80 and "claim" not in stored
-        warnings = await read_topic(real_servers.bootstrap, SLA_EVENTS,
-                                    lambda e: e.get("subject") == appeal_id and e["type"] == "sla.warning.v1")
+        warnings = await read_topic(
+            real_servers.bootstrap,
+            SLA_EVENTS,
+            lambda e: e.get("subject") == appeal_id and e["type"] == "sla.warning.v1",
+        )
         assert warnings[0]["data"]["level"] == 50
     finally:
         await broker.stop()

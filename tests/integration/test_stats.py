@@ -37,9 +37,15 @@ DEPT = "stats-test-dept"
 
 
 def settings(place: Servers, demo_keys, run: str) -> StatsSettings:
-    return StatsSettings(kafka_bootstrap_servers=place.bootstrap, mongodb_uri=place.mongodb_uri,
-                         api_keys_file=demo_keys[1], environment="test", mongodb_database=f"stats_{run}",
-                         consumer_group=f"stats-{run}", metrics_refresh_seconds=0.2)
+    return StatsSettings(
+        kafka_bootstrap_servers=place.bootstrap,
+        mongodb_uri=place.mongodb_uri,
+        api_keys_file=demo_keys[1],
+        environment="test",
+        mongodb_database=f"stats_{run}",
+        consumer_group=f"stats-{run}",
+        metrics_refresh_seconds=0.2,
+    )
 
 
 async def publish(bootstrap: str, items: list[tuple[str, object]]) -> None:
@@ -85,8 +91,10 @@ def quiet_servers(real_servers, tmp_path_factory):
 async def stats(quiet_servers, demo_keys):
     run = new_id().lower()
     app = create_app(settings(quiet_servers, demo_keys, run))
-    async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://stats") as client:
+    async with (
+        LifespanManager(app, startup_timeout=60),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://stats") as client,
+    ):
         yield client, run, {"X-Api-Key": demo_keys[0]["operator"]}
 
 
@@ -97,9 +105,20 @@ async def test_appeals_count_once_when_events_are_redelivered_or_republished(sta
     for i, appeal_id in enumerate(ids):
         at = HOUR + timedelta(minutes=i)
         items.append((APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)))
-        items.append((APPEALS_LIFECYCLE, changed(EventType.appeal_routed, AppealStatus.routed, 1,
-                                                 at + timedelta(seconds=1), department=DEPT, appeal_id=appeal_id,
-                                                 submitted_at=at)))
+        items.append(
+            (
+                APPEALS_LIFECYCLE,
+                changed(
+                    EventType.appeal_routed,
+                    AppealStatus.routed,
+                    1,
+                    at + timedelta(seconds=1),
+                    department=DEPT,
+                    appeal_id=appeal_id,
+                    submitted_at=at,
+                ),
+            )
+        )
     # The router's outbox may publish an event twice (same id, new offset): it must count once.
     items += [items[0], items[1]]
     await publish(quiet_servers.bootstrap, items)
@@ -130,21 +149,31 @@ async def test_business_metrics_come_back_the_same_after_a_restart(stats, quiet_
     assert metric(text, "appeals_routed_total", department=DEPT, sla_profile="policy_24h") == 3
     assert metric(text, "appeals_open", department="finance") is not None, "every department is exported"
     restarted = create_app(settings(quiet_servers, demo_keys, run))
-    async with LifespanManager(restarted, startup_timeout=60), httpx.AsyncClient(
-            transport=httpx.ASGITransport(restarted), base_url="http://stats") as second:
+    async with (
+        LifespanManager(restarted, startup_timeout=60),
+        httpx.AsyncClient(transport=httpx.ASGITransport(restarted), base_url="http://stats") as second,
+    ):
         text = (await second.get("/metrics")).text
     assert metric(text, "appeals_open", department=DEPT) == 3
     assert metric(text, "appeals_routed_total", department=DEPT, sla_profile="policy_24h") == 3
 
 
-async def test_a_crash_between_documents_and_buckets_is_finished_when_the_batch_comes_again(real_servers,
-                                                                                            monkeypatch):
+async def test_a_crash_between_documents_and_buckets_is_finished_when_the_batch_comes_again(real_servers, monkeypatch):
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
     db = client[f"stats_crash_{new_id().lower()}"]
     appeal_id = new_id()
-    events = [submitted(at=HOUR, appeal_id=appeal_id),
-              changed(EventType.appeal_routed, AppealStatus.routed, 1, HOUR, department=DEPT, appeal_id=appeal_id,
-                      submitted_at=HOUR)]
+    events = [
+        submitted(at=HOUR, appeal_id=appeal_id),
+        changed(
+            EventType.appeal_routed,
+            AppealStatus.routed,
+            1,
+            HOUR,
+            department=DEPT,
+            appeal_id=appeal_id,
+            submitted_at=HOUR,
+        ),
+    ]
     batch = [Delivered(APPEALS_SUBMITTED, 0, 40, events[0]), Delivered(APPEALS_LIFECYCLE, 0, 70, events[1])]
     real_apply = service.apply_changes
 
@@ -176,8 +205,9 @@ async def test_stats_refuses_periods_it_cannot_count(stats):
     client, _, headers = stats
     bad = await client.get("/v1/stats/summary", params={"from": "2021-05-05T10:30:00+00:00"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "from"
-    backwards = await client.get("/v1/stats/departments", params={"from": "2021-05-06", "to": "2021-05-05"},
-                                 headers=headers)
+    backwards = await client.get(
+        "/v1/stats/departments", params={"from": "2021-05-06", "to": "2021-05-05"}, headers=headers
+    )
     assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to"
     assert (await client.get("/v1/stats/summary", params={"group_by": "colour"}, headers=headers)).status_code == 422
     assert (await client.get("/v1/stats/summary")).status_code == 401
@@ -193,8 +223,9 @@ async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting
         await producer.send_and_wait(NOTIFY_DELIVERIES, f'{{"type": "mystery.v1", "id": "{marker}"}}'.encode())
     finally:
         await producer.stop()
-    dead = await read_topic(quiet_servers.bootstrap, dead_letter_topic(NOTIFY_DELIVERIES),
-                            lambda e: e.get("id") == marker)
+    dead = await read_topic(
+        quiet_servers.bootstrap, dead_letter_topic(NOTIFY_DELIVERIES), lambda e: e.get("id") == marker
+    )
     assert dead, "the unreadable message did not reach the .dlq"
     before = (await client.get("/v1/stats/summary", params=WINDOW, headers=headers)).json()["total"]
     appeal_id = new_id()
@@ -215,22 +246,64 @@ def appeals_over_days(start: datetime, n: int) -> list[Delivered]:
     for i in range(n):
         appeal_id, at = new_id(), start + timedelta(minutes=97 * i)
         routed = at + timedelta(seconds=5)
-        answered, resolved = (at + timedelta(minutes=rng.uniform(5, 600)),
-                              at + timedelta(minutes=rng.uniform(600, 3000)))
-        story = [(at, APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)),
-                 (routed, APPEALS_LIFECYCLE, changed(EventType.appeal_routed, AppealStatus.routed, 1, routed,
-                                                     appeal_id=appeal_id, submitted_at=at)),
-                 (answered, APPEALS_LIFECYCLE, changed(EventType.appeal_accepted, AppealStatus.accepted, 2, answered,
-                                                       appeal_id=appeal_id, submitted_at=at, note="On it"))]
+        answered, resolved = (
+            at + timedelta(minutes=rng.uniform(5, 600)),
+            at + timedelta(minutes=rng.uniform(600, 3000)),
+        )
+        story = [
+            (at, APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)),
+            (
+                routed,
+                APPEALS_LIFECYCLE,
+                changed(EventType.appeal_routed, AppealStatus.routed, 1, routed, appeal_id=appeal_id, submitted_at=at),
+            ),
+            (
+                answered,
+                APPEALS_LIFECYCLE,
+                changed(
+                    EventType.appeal_accepted,
+                    AppealStatus.accepted,
+                    2,
+                    answered,
+                    appeal_id=appeal_id,
+                    submitted_at=at,
+                    note="On it",
+                ),
+            ),
+        ]
         if i % 3 == 0:
-            story.append((resolved, APPEALS_LIFECYCLE, changed(EventType.appeal_resolved, AppealStatus.resolved, 3,
-                                                               resolved, appeal_id=appeal_id, submitted_at=at,
-                                                               resolution="Done")))
+            story.append(
+                (
+                    resolved,
+                    APPEALS_LIFECYCLE,
+                    changed(
+                        EventType.appeal_resolved,
+                        AppealStatus.resolved,
+                        3,
+                        resolved,
+                        appeal_id=appeal_id,
+                        submitted_at=at,
+                        resolution="Done",
+                    ),
+                )
+            )
         if i % 6 == 0:
             confirmed = resolved + timedelta(hours=5)
-            story.append((confirmed, APPEALS_LIFECYCLE, changed(EventType.appeal_confirmed, AppealStatus.confirmed,
-                                                                4, confirmed, appeal_id=appeal_id, submitted_at=at,
-                                                                satisfaction=rng.randint(1, 5))))
+            story.append(
+                (
+                    confirmed,
+                    APPEALS_LIFECYCLE,
+                    changed(
+                        EventType.appeal_confirmed,
+                        AppealStatus.confirmed,
+                        4,
+                        confirmed,
+                        appeal_id=appeal_id,
+                        submitted_at=at,
+                        satisfaction=rng.randint(1, 5),
+                    ),
+                )
+            )
         timed += [(when, topic, i % 2 if topic == APPEALS_LIFECYCLE else 0, event) for when, topic, event in story]
     timed.sort(key=lambda t: t[0])
     offsets: dict[tuple[str, int], int] = defaultdict(int)
@@ -260,14 +333,16 @@ def periods(tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
     def at(day: int, hour: int = 0) -> datetime:
         return datetime(2026, 3, day, hour, tzinfo=tz)
 
-    return [(at(27, 10), at(30, 15)),  # mid-day to mid-day over days, 29 March (DST in Berlin) among them
-            (at(29), at(30)),  # exactly the day of the change
-            (at(27), at(31)),  # whole days only
-            (at(28, 3), at(28, 19)),  # within one day
-            (at(28, 13), at(29)),  # mid-day to midnight
-            (at(30), at(31, 7)),  # midnight to mid-day
-            (datetime(2026, 3, 27, 5, tzinfo=UTC), datetime(2026, 3, 31, 5, tzinfo=UTC)),  # UTC hours
-            (at(20), at(31) + timedelta(days=10))]  # all of it and empty days around
+    return [
+        (at(27, 10), at(30, 15)),  # mid-day to mid-day over days, 29 March (DST in Berlin) among them
+        (at(29), at(30)),  # exactly the day of the change
+        (at(27), at(31)),  # whole days only
+        (at(28, 3), at(28, 19)),  # within one day
+        (at(28, 13), at(29)),  # mid-day to midnight
+        (at(30), at(31, 7)),  # midnight to mid-day
+        (datetime(2026, 3, 27, 5, tzinfo=UTC), datetime(2026, 3, 31, 5, tzinfo=UTC)),  # UTC hours
+        (at(20), at(31) + timedelta(days=10)),
+    ]  # all of it and empty days around
 
 
 @pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "Asia/Kolkata"])
@@ -279,7 +354,7 @@ async def test_whole_days_read_from_day_buckets_add_up_to_the_same_as_their_hour
     try:
         await service.prepare_days(db, tz, datetime.now(UTC))
         for start in range(0, len(deliveries), 37):
-            await service.project(db, deliveries[start:start + 37], tz)
+            await service.project(db, deliveries[start : start + 37], tz)
         await service.project(db, deliveries[74:111], tz)  # redelivered: counts nothing twice, days included
         days = await _day_buckets_add_up_their_hours(db, tz)
         assert (days == 0) == (zone == "Asia/Kolkata"), "no day buckets where hours straddle midnight"
@@ -296,8 +371,9 @@ async def test_whole_days_read_from_day_buckets_add_up_to_the_same_as_their_hour
         assert total["n"] == 90 and total["resolved"] == 30
         starts = [s for s, _ in periods(tz)]
         sums = await service.windows(db, "h:", periods(tz), tz)
-        assert [s["n"] for s in sums] == [service.add_up(await service.hourly(db, "h:", s, e)).get("n", 0)
-                                          for s, e in periods(tz)], starts
+        assert [s["n"] for s in sums] == [
+            service.add_up(await service.hourly(db, "h:", s, e)).get("n", 0) for s, e in periods(tz)
+        ], starts
     finally:
         await client.drop_database(db.name)
         await client.close()
@@ -364,15 +440,16 @@ async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_serve
     port, controller = servers.free_ports(2)
     broker = servers.start_kafka(port, controller, tmp_path / "kafka", tmp_path / "kafka.log")
     bootstrap = f"127.0.0.1:{port}"
-    own = settings(real_servers, demo_keys, new_id().lower()).model_copy(
-        update={"kafka_bootstrap_servers": bootstrap})
+    own = settings(real_servers, demo_keys, new_id().lower()).model_copy(update={"kafka_bootstrap_servers": bootstrap})
     hour = datetime(2021, 6, 6, 10, 7, tzinfo=UTC)
     window = {"from": "2021-06-06T10:00:00+00:00", "to": "2021-06-06T11:00:00+00:00"}
     try:
         await ensure_topics(bootstrap, PROJECTED.topics, partitions=1)
         app = create_app(own)
-        async with LifespanManager(app, startup_timeout=60), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app), base_url="http://stats") as client:
+        async with (
+            LifespanManager(app, startup_timeout=60),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://stats") as client,
+        ):
             headers = {"X-Api-Key": demo_keys[0]["operator"]}
 
             async def counted(n: int):

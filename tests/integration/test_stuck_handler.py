@@ -38,8 +38,11 @@ def an_event():
 async def test_a_handler_waiting_past_its_limit_is_cancelled_logged_and_retried(real_servers, batched, caplog):
     topic = f"dept.stuck-{new_id().lower()}.v1"
     await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
-    settings = StuckSettings(kafka_bootstrap_servers=real_servers.bootstrap, handler_timeout_seconds=1,
-                             consumer_group=f"stuck-{new_id().lower()}")
+    settings = StuckSettings(
+        kafka_bootstrap_servers=real_servers.bootstrap,
+        handler_timeout_seconds=1,
+        consumer_group=f"stuck-{new_id().lower()}",
+    )
     event = an_event()
     calls: list[str] = []
     done = asyncio.Event()
@@ -56,11 +59,14 @@ async def test_a_handler_waiting_past_its_limit_is_cancelled_logged_and_retried(
     broker = KafkaBroker(real_servers.bootstrap)
     reader = Consumer("stuck", "test", (topic,), "reads a department topic", batch=batched)
     if batched:
+
         async def on_stuck(events: list[OnDepartmentTopic]) -> None:
             await handle([e.id for e in events])
     else:
+
         async def on_stuck(event: OnDepartmentTopic) -> None:
             await handle([event.id])
+
     subscribe(broker, settings, reader, on_stuck)
     with caplog.at_level(logging.ERROR, logger="libs.kafka"):
         async with broker:

@@ -133,15 +133,18 @@ def test_one_working_day_within_an_ordinary_week(default):
     assert default.add_working(at(3, 6, 10), wd(default, "1wd")) == at(3, 9, 10)  # Fri -> Mon over the weekend
 
 
-@pytest.mark.parametrize(("start", "due"), [
-    (at(3, 3, 7), at(3, 3, 10)),  # before opening: counts from 09:00
-    (at(3, 3, 12, 30), at(3, 3, 15)),  # lunch: counts from 14:00
-    (at(3, 3, 12), at(3, 3, 15)),  # exactly at the lunch close
-    (at(3, 3, 19), at(3, 4, 10)),  # after closing: counts from next morning
-    (at(3, 3, 18), at(3, 4, 10)),  # exactly at closing
-    (at(3, 1, 10), at(3, 2, 10)),  # Sunday: counts from Monday 09:00
-    (at(2, 17, 10), at(2, 24, 10)),  # during the festival: counts from Tue 24th
-])
+@pytest.mark.parametrize(
+    ("start", "due"),
+    [
+        (at(3, 3, 7), at(3, 3, 10)),  # before opening: counts from 09:00
+        (at(3, 3, 12, 30), at(3, 3, 15)),  # lunch: counts from 14:00
+        (at(3, 3, 12), at(3, 3, 15)),  # exactly at the lunch close
+        (at(3, 3, 19), at(3, 4, 10)),  # after closing: counts from next morning
+        (at(3, 3, 18), at(3, 4, 10)),  # exactly at closing
+        (at(3, 1, 10), at(3, 2, 10)),  # Sunday: counts from Monday 09:00
+        (at(2, 17, 10), at(2, 24, 10)),  # during the festival: counts from Tue 24th
+    ],
+)
 def test_start_outside_office_hours_counts_from_next_opening(default, start, due):
     assert default.add_working(start, HOUR) == due
 
@@ -185,8 +188,18 @@ STARTS = [
     at(9, 30, 16),  # eve of National Day
     at(10, 4, 3),  # middle of the night inside the holiday
 ]
-AMOUNTS = [1.0, 59.5, 0.25 * HOUR, 2 * HOUR, 3.5 * HOUR, 7 * HOUR, 10.5 * HOUR, 2.75 * 7 * HOUR, 21 * HOUR,
-           35 * HOUR]  # increasing
+AMOUNTS = [
+    1.0,
+    59.5,
+    0.25 * HOUR,
+    2 * HOUR,
+    3.5 * HOUR,
+    7 * HOUR,
+    10.5 * HOUR,
+    2.75 * 7 * HOUR,
+    21 * HOUR,
+    35 * HOUR,
+]  # increasing
 
 
 @pytest.mark.parametrize("calendar_name", ["default", "nanshan", "around_the_clock"])
@@ -219,13 +232,16 @@ def test_add_working_of_working_between_returns_the_last_close_outside_office_ho
 # ---------------------------------------------------------------- calendar-hour targets
 
 
-@pytest.mark.parametrize(("text", "delta"), [
-    ("6h", timedelta(hours=6)),
-    ("24h", timedelta(hours=24)),
-    ("10s", timedelta(seconds=10)),
-    ("2d", timedelta(days=2)),
-    ("30m", timedelta(minutes=30)),
-])
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("6h", timedelta(hours=6)),
+        ("24h", timedelta(hours=24)),
+        ("10s", timedelta(seconds=10)),
+        ("2d", timedelta(days=2)),
+        ("30m", timedelta(minutes=30)),
+    ],
+)
 def test_calendar_targets_are_plain_time_across_holidays(default, text, delta):
     target = parse_target(text)
     assert not target.working
@@ -254,15 +270,18 @@ def test_working_target_uses_office_time(default):
 # ---------------------------------------------------------------- parse_target
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("6h", Target("6h", 6 * HOUR)),
-    ("30m", Target("30m", 1800.0)),
-    ("10s", Target("10s", 10.0)),
-    ("2d", Target("2d", 2 * 86400.0)),
-    ("3wd", Target("3wd", 0.0, 3.0)),
-    (" 5wd ", Target(" 5wd ", 0.0, 5.0)),
-    ("1.5h", Target("1.5h", 5400.0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("6h", Target("6h", 6 * HOUR)),
+        ("30m", Target("30m", 1800.0)),
+        ("10s", Target("10s", 10.0)),
+        ("2d", Target("2d", 2 * 86400.0)),
+        ("3wd", Target("3wd", 0.0, 3.0)),
+        (" 5wd ", Target(" 5wd ", 0.0, 5.0)),
+        ("1.5h", Target("1.5h", 5400.0)),
+    ],
+)
 def test_parse_target(text, expected):
     assert parse_target(text) == expected
 
@@ -353,20 +372,26 @@ def test_load_calendars_rejects_an_unknown_timezone(tmp_path):
 
 def test_load_calendars_rejects_office_hours_adding_up_to_nothing(tmp_path):
     config_dir = _config_copy(tmp_path)
-    _rewrite(config_dir, lambda data: data["calendars"]["nanshan"].update(
-        office_hours=[{"start": "09:00", "end": "09:00"}]))
+    _rewrite(
+        config_dir, lambda data: data["calendars"]["nanshan"].update(office_hours=[{"start": "09:00", "end": "09:00"}])
+    )
     with pytest.raises(ConfigError, match="office_hours"):
         load_calendars(config_dir)
 
 
 def test_load_calendars_rejects_unknown_fields_and_bad_times(tmp_path):
     config_dir = _config_copy(tmp_path)
-    _rewrite(config_dir, lambda data: data["calendars"]["default"].update(
-        office_hours=[{"start": "9", "end": "18:00"}]))
+    _rewrite(
+        config_dir, lambda data: data["calendars"]["default"].update(office_hours=[{"start": "9", "end": "18:00"}])
+    )
     with pytest.raises(ConfigError, match="calendars.yaml"):
         load_calendars(config_dir)
-    _rewrite(config_dir, lambda data: data["calendars"]["default"].update(
-        office_hours=[{"start": "09:00", "end": "18:00"}], opening="09:00"))
+    _rewrite(
+        config_dir,
+        lambda data: data["calendars"]["default"].update(
+            office_hours=[{"start": "09:00", "end": "18:00"}], opening="09:00"
+        ),
+    )
     with pytest.raises(ConfigError, match="calendars.yaml"):
         load_calendars(config_dir)
 

@@ -45,9 +45,12 @@ def test_every_category_is_covered(book):
 
 def test_every_category_has_a_general_rule(book):
     """Each category has an unconditional rule, so no appeal of a known category falls to the fallback."""
-    general = {c for r in book.routing.rules
-               if not (r.match.keywords or r.match.flags or r.match.districts or r.match.size_bands)
-               for c in r.match.categories}
+    general = {
+        c
+        for r in book.routing.rules
+        if not (r.match.keywords or r.match.flags or r.match.districts or r.match.size_bands)
+        for c in r.match.categories
+    }
     assert general == set(Category)
 
 
@@ -76,8 +79,19 @@ def test_departments(book):
     codes = [d.code for d in city.departments]
     assert len(codes) == len(set(codes))
     assert {d.code for d in city.districts} == {"nanshan", "futian", "baoan"}
-    for code in ["finance", "hrss", "tax", "sti", "commerce", "customs", "mii", "justice", "insurance",
-                 "approvals", "coord"]:
+    for code in [
+        "finance",
+        "hrss",
+        "tax",
+        "sti",
+        "commerce",
+        "customs",
+        "mii",
+        "justice",
+        "insurance",
+        "approvals",
+        "coord",
+    ]:
         assert city.department(code).level == "municipal"
     for district in ["nanshan", "futian", "baoan"]:
         for code in ["finance", "hrss", "tax", "mii", "approvals"]:
@@ -102,7 +116,15 @@ def test_size_bands(book):
     city = book.city
     assert [b.code for b in city.size_bands] == ["micro", "small", "medium", "large"]
     assert [city.size_band(n) for n in (0, 29, 30, 100, 101, 300, 301, 100_000)] == [
-        "micro", "micro", "small", "small", "medium", "medium", "large", "large"]
+        "micro",
+        "micro",
+        "small",
+        "small",
+        "medium",
+        "medium",
+        "large",
+        "large",
+    ]
     assert city.size_bands[0].label == "fewer than 30 employees"
     bands = city.size_bands
     for lower, upper in itertools.pairwise(bands):
@@ -116,28 +138,40 @@ def test_sla_profiles(book):
     for name, p in profiles.items():
         for value in (p.scope, p.response, p.response_with_cohandlers, p.resolution):
             assert value is None or DURATION.match(value), (name, value)
-    assert (profiles["standard_72h"].scope, profiles["standard_72h"].response,
-            profiles["standard_72h"].response_with_cohandlers, profiles["standard_72h"].resolution) == (
-        "6h", "3wd", "5wd", "72h")
+    assert (
+        profiles["standard_72h"].scope,
+        profiles["standard_72h"].response,
+        profiles["standard_72h"].response_with_cohandlers,
+        profiles["standard_72h"].resolution,
+    ) == ("6h", "3wd", "5wd", "72h")
     assert profiles["policy_24h"].resolution == "24h"
     assert profiles["priority_48h"].resolution == "48h"
     assert (profiles["coordinated_72h"].response, profiles["coordinated_72h"].resolution) == ("5wd", "72h")
     fast = profiles["test_fast"]
     assert (fast.scope, fast.response, fast.resolution) == ("4s", "8s", "12s")
-    assert [s.profile for s in book.sla.selection] == [
-        "policy_24h", "priority_48h", "coordinated_72h", "standard_72h"]
+    assert [s.profile for s in book.sla.selection] == ["policy_24h", "priority_48h", "coordinated_72h", "standard_72h"]
 
 
 def test_policies(book):
     ids = [p.id for p in book.policies.policies]
     assert len(ids) == len(set(ids))
-    for expected in ["vat-small-scale-taxpayers", "social-insurance-exemption-smes", "deferred-repayment",
-                     "preferential-rate-loans-resumption", "free-online-legal-aid-smes",
-                     "free-lawyer-volunteer-service", "liability-insurance-extension",
-                     "fast-claim-settlement",
-                     "epidemic-supplies-48h-approval", "emergency-fund-turnover-pool",
-                     "enterprise-micro-lectures", "labour-relations-consultation",
-                     "free-online-operations-software", "export-credit-insurance", "customs-fast-clearance"]:
+    for expected in [
+        "vat-small-scale-taxpayers",
+        "social-insurance-exemption-smes",
+        "deferred-repayment",
+        "preferential-rate-loans-resumption",
+        "free-online-legal-aid-smes",
+        "free-lawyer-volunteer-service",
+        "liability-insurance-extension",
+        "fast-claim-settlement",
+        "epidemic-supplies-48h-approval",
+        "emergency-fund-turnover-pool",
+        "enterprise-micro-lectures",
+        "labour-relations-consultation",
+        "free-online-operations-software",
+        "export-credit-insurance",
+        "customs-fast-clearance",
+    ]:
         assert expected in ids
     for p in book.policies.policies:
         assert p.url == f"https://policies.example.org/{p.id}"

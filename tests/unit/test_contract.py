@@ -19,10 +19,24 @@ from libs.settings import ServiceSettings
 
 
 def test_topic_and_group_names_are_the_ones_running_in_production():
-    assert [t.name for t in TOPICS] == ["appeals.submitted.v1", "appeals.lifecycle.v1", "appeals.actions.v1",
-                                        "appeals.company.v1", "sla.events.v1", "notify.deliveries.v1"]
-    assert [c.group for c in CONSUMERS] == ["intake.lifecycle", "intake.clocks", "router.submitted", "router.action",
-                                            "router.company", "sla.lifecycle", "notify.event", "stats.project"]
+    assert [t.name for t in TOPICS] == [
+        "appeals.submitted.v1",
+        "appeals.lifecycle.v1",
+        "appeals.actions.v1",
+        "appeals.company.v1",
+        "sla.events.v1",
+        "notify.deliveries.v1",
+    ]
+    assert [c.group for c in CONSUMERS] == [
+        "intake.lifecycle",
+        "intake.clocks",
+        "router.submitted",
+        "router.action",
+        "router.company",
+        "sla.lifecycle",
+        "notify.event",
+        "stats.project",
+    ]
     assert SERVICE_NAMES == ("intake", "router", "sla", "notify", "stats")
 
 
@@ -39,8 +53,11 @@ def test_every_event_type_has_one_home_topic_and_department_topics_carry_copies(
     homes = [t for entry in TOPICS for t in entry.carries]
     assert sorted(homes) == sorted(set(homes))
     assert set(EventType) == set(homes) | set(DEPARTMENT_TOPIC.carries)
-    assert set(DEPARTMENT_TOPIC.carries) - set(homes) == {EventType.assignment_created,
-                                                           EventType.assignment_withdrawn, EventType.action_rejected}
+    assert set(DEPARTMENT_TOPIC.carries) - set(homes) == {
+        EventType.assignment_created,
+        EventType.assignment_withdrawn,
+        EventType.action_rejected,
+    }
 
 
 def test_topics_are_named_and_configured_from_the_table():

@@ -32,25 +32,54 @@ from services.stats import service as stats
 from tests.unit.test_stats import APPEAL, T0, changed, clock_event, submitted
 
 ROUTED = changed(EventType.appeal_routed, AppealStatus.routed, 1, T0)
-ACTION = make_event("departments/nanshan-finance", EventType.department_action, APPEAL,
-                    DepartmentAction(appeal_id=APPEAL, department="nanshan-finance", action=ActionKind.accept))
-INFO = make_event("appeals/intake", EventType.company_info_provided, APPEAL,
-                  CompanyInfoProvided(appeal_id=APPEAL, information="Our tax number is 123."))
-FEEDBACK = make_event("appeals/intake", EventType.company_feedback, APPEAL,
-                      CompanyFeedback(appeal_id=APPEAL, resolved=True, satisfaction=5))
-DELIVERED = make_event("appeals/notify", EventType.notification_delivered, APPEAL,
-                       NotificationOutcome(appeal_id=APPEAL, notification_id="x:company:sms", event_id="x",
-                                           event_type="appeal.routed.v1", recipient="company", audience="company",
-                                           channel="sms", attempts=1))
+ACTION = make_event(
+    "departments/nanshan-finance",
+    EventType.department_action,
+    APPEAL,
+    DepartmentAction(appeal_id=APPEAL, department="nanshan-finance", action=ActionKind.accept),
+)
+INFO = make_event(
+    "appeals/intake",
+    EventType.company_info_provided,
+    APPEAL,
+    CompanyInfoProvided(appeal_id=APPEAL, information="Our tax number is 123."),
+)
+FEEDBACK = make_event(
+    "appeals/intake",
+    EventType.company_feedback,
+    APPEAL,
+    CompanyFeedback(appeal_id=APPEAL, resolved=True, satisfaction=5),
+)
+DELIVERED = make_event(
+    "appeals/notify",
+    EventType.notification_delivered,
+    APPEAL,
+    NotificationOutcome(
+        appeal_id=APPEAL,
+        notification_id="x:company:sms",
+        event_id="x",
+        event_type="appeal.routed.v1",
+        recipient="company",
+        audience="company",
+        channel="sms",
+        attempts=1,
+    ),
+)
 # One valid event of each topic a consumer reads.
-SAMPLES = {"appeals.submitted.v1": [submitted()], "appeals.lifecycle.v1": [ROUTED],
-           "sla.events.v1": [clock_event(EventType.sla_started, "running", T0)], "appeals.actions.v1": [ACTION],
-           "appeals.company.v1": [INFO, FEEDBACK], "notify.deliveries.v1": [DELIVERED]}
+SAMPLES = {
+    "appeals.submitted.v1": [submitted()],
+    "appeals.lifecycle.v1": [ROUTED],
+    "sla.events.v1": [clock_event(EventType.sla_started, "running", T0)],
+    "appeals.actions.v1": [ACTION],
+    "appeals.company.v1": [INFO, FEEDBACK],
+    "notify.deliveries.v1": [DELIVERED],
+}
 
 
 def recorder(calls: list[tuple[Any, ...]]):
     async def record(*args: Any, **kwargs: Any) -> None:
         calls.append(args + tuple(kwargs.values()))
+
     return record
 
 
@@ -105,7 +134,8 @@ async def test_each_handler_gets_its_topics_events_typed_and_sends_bad_records_t
         else:
             # Router's one-by-one consumers apply each event as a transition of its appeal.
             assert [call[2] for call in calls["router.transition"]].count(APPEAL) == len(
-                [e for c in consumers_of("router") if not c.batch for t in c.topics for e in SAMPLES[t]])
+                [e for c in consumers_of("router") if not c.batch for t in c.topics for e in SAMPLES[t]]
+            )
 
 
 def _carried(topic: str):

@@ -34,12 +34,15 @@ def test_hash_key_is_the_sha256_hex_digest():
     assert hash_key("ak_secret") == hashlib.sha256(b"ak_secret").hexdigest()
 
 
-@pytest.mark.parametrize(("scope", "parsed"), [
-    ("department:nanshan-finance", ("department", "nanshan-finance")),
-    ("channel:wechat", ("channel", "wechat")),
-    ("operator", ("operator", None)),
-    ("admin", ("admin", None)),
-])
+@pytest.mark.parametrize(
+    ("scope", "parsed"),
+    [
+        ("department:nanshan-finance", ("department", "nanshan-finance")),
+        ("channel:wechat", ("channel", "wechat")),
+        ("operator", ("operator", None)),
+        ("admin", ("admin", None)),
+    ],
+)
 def test_parse_scope_splits_kind_and_name(scope, parsed):
     assert parse_scope(scope) == parsed
 
@@ -59,10 +62,14 @@ def test_parse_scope_needs_a_name_for_channels_and_departments(scope):
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-keys.json"
-    path.write_text(json.dumps([
-        {"scope": "department:nanshan-finance", "sha256": hash_key("ak_finance"), "label": "Nanshan finance"},
-        {"scope": "operator", "sha256": hash_key("ak_operator")},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"scope": "department:nanshan-finance", "sha256": hash_key("ak_finance"), "label": "Nanshan finance"},
+                {"scope": "operator", "sha256": hash_key("ak_operator")},
+            ]
+        )
+    )
     return path
 
 
@@ -95,8 +102,9 @@ def test_key_store_refuses_a_file_with_a_malformed_scope(tmp_path):
 # ================================================================ libs/logging.py
 
 
-@pytest.mark.parametrize("phone", ["13800138000", "+86 138 0013 8000", "+8613800138000", "86-138-0013-8000",
-                                   "138-0013-8000", "19912345678"])
+@pytest.mark.parametrize(
+    "phone", ["13800138000", "+86 138 0013 8000", "+8613800138000", "86-138-0013-8000", "138-0013-8000", "19912345678"]
+)
 def test_redact_masks_mobile_numbers(phone):
     assert redact(f"call {phone} now") == "call [phone] now"
 
@@ -106,17 +114,20 @@ def test_redact_masks_credit_codes(uscc):
     assert redact(f"company {uscc} appealed") == "company [uscc] appealed"
 
 
-@pytest.mark.parametrize("text", [
-    APPEAL_ID,                              # ULID
-    "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5-outbox",
-    "2026-03-03T10:00:00.123456+00:00",     # timestamp
-    "1772532000",                           # epoch seconds
-    "1772532000123",                        # epoch milliseconds
-    "wx-20260303-0042",                     # channel reference
-    "nanshan-finance",
-    "appeal 42 took 1380 ms",
-    "12800138000",                          # 11 digits but no mobile prefix
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        APPEAL_ID,  # ULID
+        "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5-outbox",
+        "2026-03-03T10:00:00.123456+00:00",  # timestamp
+        "1772532000",  # epoch seconds
+        "1772532000123",  # epoch milliseconds
+        "wx-20260303-0042",  # channel reference
+        "nanshan-finance",
+        "appeal 42 took 1380 ms",
+        "12800138000",  # 11 digits but no mobile prefix
+    ],
+)
 def test_redact_leaves_ordinary_values_alone(text):
     assert redact(text) == text
 
@@ -132,8 +143,7 @@ def restore_logging():
 
 def test_configured_logging_writes_json_without_the_phone(capsys, restore_logging):
     configure_logging("intake")
-    logging.getLogger("tests.kernel").warning("could not reach %s", "13800138000",
-                                              extra={"appeal_id": APPEAL_ID})
+    logging.getLogger("tests.kernel").warning("could not reach %s", "13800138000", extra={"appeal_id": APPEAL_ID})
     [line] = capsys.readouterr().out.splitlines()
     record = json.loads(line)
     assert "13800138000" not in line
@@ -228,19 +238,38 @@ def test_an_unknown_environment_is_refused(clean_env):
 
 
 def changed() -> AppealChanged:
-    return AppealChanged(appeal_id=APPEAL_ID, status=AppealStatus.routed, sequence=1, department="nanshan-finance",
-                         category=Category.financing, channel=Channel.wechat, district="nanshan",
-                         size_band="micro", submitted_at=datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
+    return AppealChanged(
+        appeal_id=APPEAL_ID,
+        status=AppealStatus.routed,
+        sequence=1,
+        department="nanshan-finance",
+        category=Category.financing,
+        channel=Channel.wechat,
+        district="nanshan",
+        size_band="micro",
+        submitted_at=datetime(2026, 3, 3, 10, 0, tzinfo=UTC),
+    )
 
 
 def test_parse_event_round_trips_a_made_event():
-    event = make_event("appeals/router", EventType.appeal_routed, APPEAL_ID, changed(),
-                       traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    event = make_event(
+        "appeals/router",
+        EventType.appeal_routed,
+        APPEAL_ID,
+        changed(),
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
     parsed = parse_event(encode(event))
     assert isinstance(parsed.data, AppealChanged)
     assert parsed.data == event.data
-    assert (parsed.id, parsed.type, parsed.subject, parsed.source, parsed.time, parsed.traceparent) == \
-        (event.id, event.type, event.subject, event.source, event.time, event.traceparent)
+    assert (parsed.id, parsed.type, parsed.subject, parsed.source, parsed.time, parsed.traceparent) == (
+        event.id,
+        event.type,
+        event.subject,
+        event.source,
+        event.time,
+        event.traceparent,
+    )
 
 
 def test_parse_event_refuses_an_unknown_type():
@@ -275,8 +304,10 @@ def test_parse_event_refuses_bytes_that_are_not_json():
 
 
 def test_make_event_gives_each_event_its_own_id():
-    assert make_event("s", EventType.appeal_routed, APPEAL_ID, changed()).id != \
+    assert (
         make_event("s", EventType.appeal_routed, APPEAL_ID, changed()).id
+        != make_event("s", EventType.appeal_routed, APPEAL_ID, changed()).id
+    )
 
 
 def test_parsed_event_is_a_cloud_event_1_0():
@@ -293,10 +324,19 @@ def city():
     return load_city(CONFIG)
 
 
-@pytest.mark.parametrize(("employees", "band"), [
-    (0, "micro"), (29, "micro"), (30, "small"), (100, "small"), (101, "medium"), (300, "medium"),
-    (301, "large"), (1_000_000, "large"),
-])
+@pytest.mark.parametrize(
+    ("employees", "band"),
+    [
+        (0, "micro"),
+        (29, "micro"),
+        (30, "small"),
+        (100, "small"),
+        (101, "medium"),
+        (300, "medium"),
+        (301, "large"),
+        (1_000_000, "large"),
+    ],
+)
 def test_size_band_boundaries(city, employees, band):
     assert city.size_band(employees) == band
 
@@ -339,6 +379,7 @@ def chunks(total: int, size: int = 30):
         while sent < total:
             yield b"x" * min(size, total - sent)
             sent += size
+
     return stream()
 
 

@@ -42,8 +42,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 S = AppealStatus
 
-LEAD = "nanshan-finance"        # financing in Nanshan goes to the district counterpart of `finance`
-COHANDLER = "nanshan-tax"       # ... and a tax deferral brings in the district tax service (rule financing-tax)
+LEAD = "nanshan-finance"  # financing in Nanshan goes to the district counterpart of `finance`
+COHANDLER = "nanshan-tax"  # ... and a tax deferral brings in the district tax service (rule financing-tax)
 COORD = "coord"
 
 
@@ -60,8 +60,13 @@ def submitted(**overrides: Any) -> AppealSubmitted:
         "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5",
         "channel": Channel.wechat,
         "channel_ref": "wx-20260303-0042",
-        "enterprise": Enterprise(uscc="91350100M000100Y43", name="Lanhai Network", employees=25,
-                                 industry="internet services", district="nanshan"),
+        "enterprise": Enterprise(
+            uscc="91350100M000100Y43",
+            name="Lanhai Network",
+            employees=25,
+            industry="internet services",
+            district="nanshan",
+        ),
         "contact": Contact(name="Li Wei", phone="13800138000"),
         "category": Category.financing,
         "size_band": "micro",
@@ -88,8 +93,9 @@ def action(kind: ActionKind, department: str = LEAD, **fields: Any) -> Departmen
     return DepartmentAction(appeal_id="01JB8X4R5ZJ6Q8V2Y7K9M3N4P5", department=department, action=kind, **fields)
 
 
-def act(doc: dict[str, Any], book: RoutingBook, kind: ActionKind, department: str | None = None,
-        **fields: Any) -> Transition:
+def act(
+    doc: dict[str, Any], book: RoutingBook, kind: ActionKind, department: str | None = None, **fields: Any
+) -> Transition:
     return decide_action(doc, action(kind, department or doc["lead"], **fields), book, NOW)
 
 
@@ -99,13 +105,15 @@ def lifecycle_types(outcome: Transition) -> list[str]:
 
 def assignments(outcome: Transition) -> list[tuple[str, str, str]]:
     """(topic, department, role) of every assignment.created emitted."""
-    return [(e.topic, e.data.department, e.data.role) for e in outcome.emits
-            if e.type == EventType.assignment_created]
+    return [(e.topic, e.data.department, e.data.role) for e in outcome.emits if e.type == EventType.assignment_created]
 
 
 def withdrawals(outcome: Transition) -> list[tuple[str, str, str | None]]:
-    return [(e.topic, e.data.reason, e.data.to_department) for e in outcome.emits
-            if e.type == EventType.assignment_withdrawn]
+    return [
+        (e.topic, e.data.reason, e.data.to_department)
+        for e in outcome.emits
+        if e.type == EventType.assignment_withdrawn
+    ]
 
 
 # Fields that make each action valid on the default appeal, so only the status decides.
@@ -146,8 +154,10 @@ def test_admission_emits_appeal_routed_on_the_lifecycle_topic(book):
 def test_admission_assigns_the_lead_and_each_cohandler_on_their_department_topics(book):
     doc = new_appeal(submitted(), book)
     outcome = decide_admission(doc, book)
-    assert assignments(outcome) == [(department_topic(LEAD), LEAD, "lead"),
-                                    (department_topic(COHANDLER), COHANDLER, "cohandler")]
+    assert assignments(outcome) == [
+        (department_topic(LEAD), LEAD, "lead"),
+        (department_topic(COHANDLER), COHANDLER, "cohandler"),
+    ]
     assert department_topic(LEAD) == "dept.nanshan-finance.v1"
     for emit in outcome.emits[1:]:
         assert emit.data.lead_department == LEAD
@@ -252,16 +262,14 @@ def test_decline_without_guidance_is_a_422(book, guidance):
 
 
 def test_decline_with_a_target_reroutes_to_it(book):
-    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.",
-                  target_department="insurance")
+    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.", target_department="insurance")
     assert outcome.set["lead"] == "insurance"
     assert outcome.set["status"] == S.routed
     assert outcome.set["declined_by"] == [LEAD]
 
 
 def test_decline_emits_declined_then_rerouted(book):
-    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.",
-                  target_department="insurance")
+    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.", target_department="insurance")
     assert lifecycle_types(outcome) == [EventType.appeal_declined, EventType.appeal_rerouted]
     declined, rerouted = (e.data for e in outcome.emits if e.topic == APPEALS_LIFECYCLE)
     assert declined.guidance == "Insurance matter."
@@ -270,15 +278,13 @@ def test_decline_emits_declined_then_rerouted(book):
 
 
 def test_decline_withdraws_from_the_old_lead_and_assigns_the_new_one(book):
-    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.",
-                  target_department="insurance")
+    outcome = act(admitted(book), book, ActionKind.decline, guidance="Insurance matter.", target_department="insurance")
     assert withdrawals(outcome) == [(department_topic(LEAD), "declined", "insurance")]
     assert assignments(outcome) == [(department_topic("insurance"), "insurance", "lead")]
 
 
 def test_decline_to_a_cohandler_drops_it_from_the_cohandlers(book):
-    outcome = act(admitted(book), book, ActionKind.decline, guidance="It is a tax matter.",
-                  target_department=COHANDLER)
+    outcome = act(admitted(book), book, ActionKind.decline, guidance="It is a tax matter.", target_department=COHANDLER)
     assert outcome.set["lead"] == COHANDLER
     assert outcome.set["cohandlers"] == []
 
@@ -478,7 +484,7 @@ def test_sequence_increases_by_one_per_lifecycle_event(book):
     doc = new_appeal(submitted(), book)
     assert doc["sequence"] == 0
     steps = [
-        lambda d: decide_admission(d, book),                                                    # routed
+        lambda d: decide_admission(d, book),  # routed
         lambda d: act(d, book, ActionKind.decline, guidance="Insurance.", target_department="insurance"),  # 2
         lambda d: act(d, book, ActionKind.accept),
         lambda d: act(d, book, ActionKind.add_cohandler, target_department="justice"),
@@ -488,7 +494,7 @@ def test_sequence_increases_by_one_per_lifecycle_event(book):
         lambda d: decide_feedback(d, resolved=False, satisfaction=2, comment=None),
         lambda d: act(d, book, ActionKind.accept),
         lambda d: act(d, book, ActionKind.resolve, resolution="Claim paid in full."),
-        lambda d: decide_feedback(d, resolved=True, satisfaction=5, comment=None),               # 2
+        lambda d: decide_feedback(d, resolved=True, satisfaction=5, comment=None),  # 2
     ]
     seen: list[int] = []
     for step in steps:
@@ -512,18 +518,21 @@ def test_rejection_is_sequence_one(book):
 
 
 def test_duplicate_key_ignores_case_and_spacing():
-    assert duplicate_key("91350100M000100Y43", "financing", "Loan due  while\tstaff cannot return ") == \
-        duplicate_key("91350100M000100Y43", "financing", "  loan DUE while staff cannot return")
+    assert duplicate_key("91350100M000100Y43", "financing", "Loan due  while\tstaff cannot return ") == duplicate_key(
+        "91350100M000100Y43", "financing", "  loan DUE while staff cannot return"
+    )
 
 
 def test_duplicate_key_ignores_full_width_spaces():
-    assert duplicate_key("91350100M000100Y43", "tax", "退税\u3000延迟") == \
-        duplicate_key("91350100M000100Y43", "tax", "退税 延迟")
+    assert duplicate_key("91350100M000100Y43", "tax", "退税\u3000延迟") == duplicate_key(
+        "91350100M000100Y43", "tax", "退税 延迟"
+    )
 
 
 def test_duplicate_key_tells_different_titles_apart():
-    assert duplicate_key("91350100M000100Y43", "financing", "Loan due") != \
-        duplicate_key("91350100M000100Y43", "financing", "Loan overdue")
+    assert duplicate_key("91350100M000100Y43", "financing", "Loan due") != duplicate_key(
+        "91350100M000100Y43", "financing", "Loan overdue"
+    )
 
 
 def test_duplicate_key_tells_categories_and_companies_apart():

@@ -7,9 +7,17 @@ from services.notify.channels import DeliveryError
 from services.notify.service import settle
 
 NOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
-RECORD = {"_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5:company:sms", "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5",
-          "event_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5", "event_type": "appeal.routed.v1", "recipient": "company",
-          "audience": "company", "channel": "sms", "attempts": 1, "traceparent": None}
+RECORD = {
+    "_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5:company:sms",
+    "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5",
+    "event_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5",
+    "event_type": "appeal.routed.v1",
+    "recipient": "company",
+    "audience": "company",
+    "channel": "sms",
+    "attempts": 1,
+    "traceparent": None,
+}
 
 
 def outbox_types(update: dict) -> list[tuple[str, str]]:
@@ -35,9 +43,13 @@ def test_a_failed_attempt_with_attempts_left_is_tried_again_later_and_owes_nothi
 
 
 def test_the_last_attempt_and_a_permanent_error_give_up_and_tell_operators():
-    for record, error in (({**RECORD, "attempts": 4}, DeliveryError("timeout")),
-                          (RECORD, DeliveryError("no such number", permanent=True))):
+    for record, error in (
+        ({**RECORD, "attempts": 4}, DeliveryError("timeout")),
+        (RECORD, DeliveryError("no such number", permanent=True)),
+    ):
         update, result = settle(record, error, NOW, max_attempts=5, retry_base_seconds=2)
         assert update["$set"]["status"] == "failed" and result.outcome == "failed"
-        assert outbox_types(update) == [("notify.deliveries.v1", "notification.failed.v1"),
-                                        ("notify.deliveries.v1.dlq", "notification.failed.v1")]
+        assert outbox_types(update) == [
+            ("notify.deliveries.v1", "notification.failed.v1"),
+            ("notify.deliveries.v1.dlq", "notification.failed.v1"),
+        ]

@@ -24,10 +24,18 @@ def catalogue():
 
 
 def form(**overrides: str) -> list[tuple[str, str]]:
-    fields = {"service_code": "financing", "attribute[uscc]": valid_uscc(7), "attribute[enterprise_name]": "Lanhai",
-              "attribute[employees]": "25", "attribute[industry]": "internet services",
-              "attribute[district]": "nanshan", "first_name": "Wei", "last_name": "Li", "phone": "13800138000",
-              "description": "Our loan falls due on 10 March. Staff cannot return after the holiday."}
+    fields = {
+        "service_code": "financing",
+        "attribute[uscc]": valid_uscc(7),
+        "attribute[enterprise_name]": "Lanhai",
+        "attribute[employees]": "25",
+        "attribute[industry]": "internet services",
+        "attribute[district]": "nanshan",
+        "first_name": "Wei",
+        "last_name": "Li",
+        "phone": "13800138000",
+        "description": "Our loan falls due on 10 March. Staff cannot return after the holiday.",
+    }
     fields.update(overrides)
     return [(k, v) for k, v in fields.items() if v is not None]
 
@@ -52,14 +60,27 @@ def test_the_service_definition_carries_the_enterprise_fields(catalogue, city):
     attributes = {a["code"]: a for a in definition["attributes"]}
     assert [a["order"] for a in definition["attributes"]] == list(range(1, len(attributes) + 1))
     assert {code for code, a in attributes.items() if a["required"]} == {
-        "uscc", "enterprise_name", "employees", "industry", "district"}
+        "uscc",
+        "enterprise_name",
+        "employees",
+        "industry",
+        "district",
+    }
     assert {v["key"] for v in attributes["district"]["values"]} == {d.code for d in city.districts}
     assert attributes["flags"]["datatype"] == "multivaluelist"
 
 
 def test_a_form_post_becomes_an_appeal():
-    appeal = open311.appeal_from_form(form(**{"attribute[flags][]": "key_enterprise", "email": "li@example.com",
-                                              "media_url": "https://files.example.org/a.pdf"}), "financing")
+    appeal = open311.appeal_from_form(
+        form(
+            **{
+                "attribute[flags][]": "key_enterprise",
+                "email": "li@example.com",
+                "media_url": "https://files.example.org/a.pdf",
+            }
+        ),
+        "financing",
+    )
     assert appeal.enterprise.employees == 25 and appeal.enterprise.district == "nanshan"
     assert appeal.contact.name == "Wei Li" and appeal.contact.email == "li@example.com"
     assert appeal.title == "Our loan falls due on 10 March"
@@ -70,14 +91,18 @@ def test_the_same_post_gets_the_same_idempotency_key_and_a_channel_ref_wins():
     first = open311.appeal_from_form(form(), "financing").channel_ref
     assert open311.appeal_from_form(form(api_key="another"), "financing").channel_ref == first
     assert open311.appeal_from_form(form(description="Something else."), "financing").channel_ref != first
-    assert open311.appeal_from_form(form(**{"attribute[channel_ref]": "hotline-0042"}),
-                                    "financing").channel_ref == "hotline-0042"
+    assert (
+        open311.appeal_from_form(form(**{"attribute[channel_ref]": "hotline-0042"}), "financing").channel_ref
+        == "hotline-0042"
+    )
 
 
 def test_bad_fields_are_named_the_way_a_311_client_sent_them():
     with pytest.raises(open311.Open311Error) as caught:
-        open311.appeal_from_form(form(**{"attribute[uscc]": "91440300MA5FXT4K8X", "phone": None,
-                                         "attribute[employees]": "many"}), "financing")
+        open311.appeal_from_form(
+            form(**{"attribute[uscc]": "91440300MA5FXT4K8X", "phone": None, "attribute[employees]": "many"}),
+            "financing",
+        )
     assert caught.value.status == 400
     text = caught.value.description
     assert "attribute[uscc]: " in text and "check character" in text
@@ -93,10 +118,18 @@ def test_resolved_and_closed_appeals_are_closed_for_open311():
 
 def test_without_the_channels_key_a_request_shows_no_company_data(city, catalogue):
     due = datetime(2026, 3, 6, 9, tzinfo=UTC)
-    record = {"_id": "01J", "channel": "wechat", "category": "financing", "status": "resolved",
-              "department": "nanshan-finance", "description": "Loan due for Lanhai", "resolution": "Deferred 6 months",
-              "submitted_at": datetime(2026, 3, 3, 9), "updated_at": datetime(2026, 3, 4, 9),
-              "clocks": {"c1": {"clock": "resolution", "state": "running", "due_at": due, "at": due}}}
+    record = {
+        "_id": "01J",
+        "channel": "wechat",
+        "category": "financing",
+        "status": "resolved",
+        "department": "nanshan-finance",
+        "description": "Loan due for Lanhai",
+        "resolution": "Deferred 6 months",
+        "submitted_at": datetime(2026, 3, 3, 9),
+        "updated_at": datetime(2026, 3, 4, 9),
+        "clocks": {"c1": {"clock": "resolution", "state": "running", "due_at": due, "at": due}},
+    }
     public = open311.request_view(record, city, catalogue, full=False)
     assert public["description"] is None and "Deferred" not in public["status_notes"]
     assert public["status"] == "closed" and public["agency_responsible"] == city.department("nanshan-finance").name
@@ -117,13 +150,25 @@ def test_deadlines_show_time_left_pauses_and_overdue_work():
     started = now - timedelta(hours=2)
 
     def clock(kind, state, due, remaining=None):
-        return {"clock": kind, "department": "nanshan-finance", "state": state, "target": "6h",
-                "started_at": started, "due_at": due, "remaining_seconds": remaining, "at": now}
+        return {
+            "clock": kind,
+            "department": "nanshan-finance",
+            "state": state,
+            "target": "6h",
+            "started_at": started,
+            "due_at": due,
+            "remaining_seconds": remaining,
+            "at": now,
+        }
 
-    record = {"clocks": {"a": clock("scope", "running", now + timedelta(hours=4)),
-                         "b": clock("response", "running", now - timedelta(minutes=30)),
-                         "c": clock("resolution", "paused", None, 7200.0),
-                         "d": clock("scope", "cancelled", now)}}
+    record = {
+        "clocks": {
+            "a": clock("scope", "running", now + timedelta(hours=4)),
+            "b": clock("response", "running", now - timedelta(minutes=30)),
+            "c": clock("resolution", "paused", None, 7200.0),
+            "d": clock("scope", "cancelled", now),
+        }
+    }
     by_kind = {d.clock: d for d in service.deadlines(record, now)}
     assert set(by_kind) == {"scope", "response", "resolution"}, "cancelled clocks are left out"
     assert by_kind["scope"].remaining_seconds == 4 * 3600 and not by_kind["scope"].overdue

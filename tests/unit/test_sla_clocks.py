@@ -40,10 +40,17 @@ def calendar() -> BusinessCalendar:
     return load_calendars(CONFIG)["default"]
 
 
-def new_clock(calendar: BusinessCalendar, target: str = "24h", started_at: datetime = T0,
-              kind: ClockKind = ClockKind.resolution, generation: int = 1, department: str = DEPT):
-    return clocks.start(APPEAL, kind, generation, department, "policy_24h", target, calendar, started_at, started_at,
-                        dict(FACTS))
+def new_clock(
+    calendar: BusinessCalendar,
+    target: str = "24h",
+    started_at: datetime = T0,
+    kind: ClockKind = ClockKind.resolution,
+    generation: int = 1,
+    department: str = DEPT,
+):
+    return clocks.start(
+        APPEAL, kind, generation, department, "policy_24h", target, calendar, started_at, started_at, dict(FACTS)
+    )
 
 
 def apply(doc: dict[str, Any], change: clocks.ClockChange) -> dict[str, Any]:
@@ -121,7 +128,9 @@ def test_fire_at_fifty_percent_warns_on_sla_and_department_topics(calendar):
     doc, _ = new_clock(calendar)
     change = clocks.fire(doc, calendar, T50)
     assert [(e.topic, e.type) for e in change.emits] == [
-        (SLA_EVENTS, EventType.sla_warning), (department_topic(DEPT), EventType.sla_warning)]
+        (SLA_EVENTS, EventType.sla_warning),
+        (department_topic(DEPT), EventType.sla_warning),
+    ]
     assert department_topic(DEPT) == f"dept.{DEPT}.v1"
     assert change.emits[0].type == "sla.warning.v1"
     for emit in change.emits:
@@ -148,7 +157,9 @@ def test_each_level_fires_exactly_once(calendar):
     assert is_noop(clocks.fire(doc, calendar, T80))
     change = clocks.fire(doc, calendar, DUE)
     assert [(e.topic, e.type, data(e).level) for e in change.emits] == [
-        (SLA_EVENTS, EventType.sla_breached, 100), (department_topic(DEPT), EventType.sla_breached, 100)]
+        (SLA_EVENTS, EventType.sla_breached, 100),
+        (department_topic(DEPT), EventType.sla_breached, 100),
+    ]
     apply(doc, change)
     assert doc["state"] == ClockState.breached and doc["levels_fired"] == [50, 80, 100]
     assert is_noop(clocks.fire(doc, calendar, DUE + timedelta(days=1)))
@@ -159,13 +170,15 @@ def test_fire_late_emits_every_missed_level_in_order_and_breaches(calendar):
     now = DUE + timedelta(minutes=5)
     change = clocks.fire(doc, calendar, now)
     assert [(e.topic, e.type, data(e).level) for e in change.emits] == [
-        (SLA_EVENTS, EventType.sla_warning, 50), (department_topic(DEPT), EventType.sla_warning, 50),
-        (SLA_EVENTS, EventType.sla_warning, 80), (department_topic(DEPT), EventType.sla_warning, 80),
-        (SLA_EVENTS, EventType.sla_breached, 100), (department_topic(DEPT), EventType.sla_breached, 100),
+        (SLA_EVENTS, EventType.sla_warning, 50),
+        (department_topic(DEPT), EventType.sla_warning, 50),
+        (SLA_EVENTS, EventType.sla_warning, 80),
+        (department_topic(DEPT), EventType.sla_warning, 80),
+        (SLA_EVENTS, EventType.sla_breached, 100),
+        (department_topic(DEPT), EventType.sla_breached, 100),
     ]
     assert change.emits[-1].type == "sla.breached.v1"
-    assert [data(e).state for e in change.emits[::2]] == [ClockState.running, ClockState.running,
-                                                          ClockState.breached]
+    assert [data(e).state for e in change.emits[::2]] == [ClockState.running, ClockState.running, ClockState.breached]
     assert all(data(e).fired_at == now for e in change.emits)
     assert change.fired == [(50, T50), (80, T80), (100, DUE)]
     apply(doc, change)
@@ -233,8 +246,14 @@ def test_pause_consumes_elapsed_time_and_clears_the_schedule(calendar):
     doc, _ = new_clock(calendar)
     paused_at = T0 + timedelta(hours=2)
     change = clocks.pause(doc, calendar, paused_at)
-    assert change.set == {"state": ClockState.paused, "consumed": 2 * HOUR, "paused_at": paused_at, "due_at": None,
-                          "next_level": None, "next_fire_at": None}
+    assert change.set == {
+        "state": ClockState.paused,
+        "consumed": 2 * HOUR,
+        "paused_at": paused_at,
+        "due_at": None,
+        "next_level": None,
+        "next_fire_at": None,
+    }
     assert [(e.topic, e.type) for e in change.emits] == [(SLA_EVENTS, EventType.sla_paused)]
     event = data(change.emits[0])
     assert event.state == ClockState.paused and event.due_at is None and event.remaining_seconds == 22 * HOUR

@@ -14,29 +14,58 @@ def event(type_: EventType, **extra):
     return changed(type_, AppealStatus.routed, 2, T0, department="futian-tax", **extra).data
 
 
-@pytest.mark.parametrize("type_, extra, expected", [
-    (E.appeal_routed, {}, [Start(K.resolution, "futian-tax", from_submission=True, only_if_none_alive=True),
-                           Start(K.scope, "futian-tax"), Start(K.response, "futian-tax")]),
-    (E.appeal_declined, {}, [Apply("stop", (K.scope,), department="futian-tax")]),
-    (E.appeal_rerouted, {"previous_department": "nanshan-tax"},
-     [Apply("stop", (K.scope,), department="nanshan-tax"), Apply("cancel", (K.response,), department="nanshan-tax"),
-      Apply("reassign", (K.resolution,), to="futian-tax"), Start(K.scope, "futian-tax"),
-      Start(K.response, "futian-tax")]),
-    (E.appeal_transferred, {"previous_department": "nanshan-tax"},
-     [Apply("stop", (K.scope,), department="nanshan-tax"), Apply("cancel", (K.response,), department="nanshan-tax"),
-      Apply("reassign", (K.resolution,), to="futian-tax"), Start(K.scope, "futian-tax"),
-      Start(K.response, "futian-tax")]),
-    (E.appeal_accepted, {}, [Apply("stop", (K.scope,))]),
-    (E.appeal_accepted, {"note": "We will call on Monday."}, [Apply("stop", (K.scope,)), Apply("stop", (K.response,))]),
-    (E.appeal_info_requested, {}, [Apply("stop", (K.scope, K.response)), Apply("pause", (K.resolution,))]),
-    (E.appeal_info_provided, {}, [Apply("resume", (K.resolution,))]),
-    (E.appeal_resolved, {}, [Apply("stop")]),
-    (E.appeal_reopened, {}, [Start(K.resolution, "futian-tax")]),
-    (E.appeal_closed, {}, [Apply("cancel")]),
-    (E.appeal_rejected, {}, [Apply("cancel")]),
-    (E.appeal_cohandler_added, {}, [Apply("retarget", (K.response,))]),
-    (E.appeal_confirmed, {}, []),
-], ids=lambda value: value if isinstance(value, str) else None)
+@pytest.mark.parametrize(
+    "type_, extra, expected",
+    [
+        (
+            E.appeal_routed,
+            {},
+            [
+                Start(K.resolution, "futian-tax", from_submission=True, only_if_none_alive=True),
+                Start(K.scope, "futian-tax"),
+                Start(K.response, "futian-tax"),
+            ],
+        ),
+        (E.appeal_declined, {}, [Apply("stop", (K.scope,), department="futian-tax")]),
+        (
+            E.appeal_rerouted,
+            {"previous_department": "nanshan-tax"},
+            [
+                Apply("stop", (K.scope,), department="nanshan-tax"),
+                Apply("cancel", (K.response,), department="nanshan-tax"),
+                Apply("reassign", (K.resolution,), to="futian-tax"),
+                Start(K.scope, "futian-tax"),
+                Start(K.response, "futian-tax"),
+            ],
+        ),
+        (
+            E.appeal_transferred,
+            {"previous_department": "nanshan-tax"},
+            [
+                Apply("stop", (K.scope,), department="nanshan-tax"),
+                Apply("cancel", (K.response,), department="nanshan-tax"),
+                Apply("reassign", (K.resolution,), to="futian-tax"),
+                Start(K.scope, "futian-tax"),
+                Start(K.response, "futian-tax"),
+            ],
+        ),
+        (E.appeal_accepted, {}, [Apply("stop", (K.scope,))]),
+        (
+            E.appeal_accepted,
+            {"note": "We will call on Monday."},
+            [Apply("stop", (K.scope,)), Apply("stop", (K.response,))],
+        ),
+        (E.appeal_info_requested, {}, [Apply("stop", (K.scope, K.response)), Apply("pause", (K.resolution,))]),
+        (E.appeal_info_provided, {}, [Apply("resume", (K.resolution,))]),
+        (E.appeal_resolved, {}, [Apply("stop")]),
+        (E.appeal_reopened, {}, [Start(K.resolution, "futian-tax")]),
+        (E.appeal_closed, {}, [Apply("cancel")]),
+        (E.appeal_rejected, {}, [Apply("cancel")]),
+        (E.appeal_cohandler_added, {}, [Apply("retarget", (K.response,))]),
+        (E.appeal_confirmed, {}, []),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
 def test_each_lifecycle_event_takes_its_steps_on_the_clocks(type_, extra, expected):
     assert steps(type_, event(type_, **extra)) == expected
 

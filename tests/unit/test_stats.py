@@ -36,25 +36,52 @@ def city():
 
 def submitted(at=T0, appeal_id=APPEAL, category="financing", size_band="micro", employees=12):
     data = AppealSubmitted(
-        appeal_id=appeal_id, channel="wechat", channel_ref="wx-1", category=category, size_band=size_band,
-        enterprise=Enterprise(uscc="91440300MA5FXT4K8N", name="Lanhai", employees=employees, industry="it",
-                              district="nanshan"),
-        contact=Contact(name="Li Wei", phone="13800138000"), title="Loan", description="Loan due",
-        submitted_at=at)
+        appeal_id=appeal_id,
+        channel="wechat",
+        channel_ref="wx-1",
+        category=category,
+        size_band=size_band,
+        enterprise=Enterprise(
+            uscc="91440300MA5FXT4K8N", name="Lanhai", employees=employees, industry="it", district="nanshan"
+        ),
+        contact=Contact(name="Li Wei", phone="13800138000"),
+        title="Loan",
+        description="Loan due",
+        submitted_at=at,
+    )
     return make_event("appeals/intake", EventType.appeal_submitted, appeal_id, data, time=at)
 
 
 def changed(type_, status, seq, at, department=DEPT, appeal_id=APPEAL, submitted_at=T0, **extra):
-    data = AppealChanged(appeal_id=appeal_id, status=status, sequence=seq, department=department,
-                         category="financing", channel="wechat", district="nanshan", size_band="micro",
-                         submitted_at=submitted_at, sla_profile="policy_24h", **extra)
+    data = AppealChanged(
+        appeal_id=appeal_id,
+        status=status,
+        sequence=seq,
+        department=department,
+        category="financing",
+        channel="wechat",
+        district="nanshan",
+        size_band="micro",
+        submitted_at=submitted_at,
+        sla_profile="policy_24h",
+        **extra,
+    )
     return make_event("appeals/router", type_, appeal_id, data, time=at)
 
 
 def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, generation=1):
-    data = SlaClockChanged(appeal_id=APPEAL, clock_id=f"{APPEAL}:{clock}:{generation}", clock=clock,
-                           department=department, state=state, target="6h", calendar="default",
-                           sla_profile="policy_24h", started_at=T0, due_at=due)
+    data = SlaClockChanged(
+        appeal_id=APPEAL,
+        clock_id=f"{APPEAL}:{clock}:{generation}",
+        clock=clock,
+        department=department,
+        state=state,
+        target="6h",
+        calendar="default",
+        sla_profile="policy_24h",
+        started_at=T0,
+        due_at=due,
+    )
     return make_event("appeals/sla", type_, APPEAL, data, time=at)
 
 
@@ -122,10 +149,10 @@ def test_a_reopened_resolution_no_longer_counts_and_feedback_feeds_satisfaction(
     assert feedback_hour[f"feedback|{DEPT}"] == 1 and f"satisfied|{DEPT}" not in feedback_hour
     assert f"resolved|{DEPT}" not in total["h:2026-03-03T14"]
     assert total["t"][f"open|{DEPT}"] == 1
-    story.append(changed(EventType.appeal_resolved, AppealStatus.resolved, 5, T0 + timedelta(days=2),
-                         resolution="Done now"))
-    story.append(changed(EventType.appeal_confirmed, AppealStatus.confirmed, 6, T0 + timedelta(days=3),
-                         satisfaction=5))
+    story.append(
+        changed(EventType.appeal_resolved, AppealStatus.resolved, 5, T0 + timedelta(days=2), resolution="Done now")
+    )
+    story.append(changed(EventType.appeal_confirmed, AppealStatus.confirmed, 6, T0 + timedelta(days=3), satisfaction=5))
     _, total = fold_all(story)
     assert total["h:2026-03-03T14"][f"resolved|{DEPT}"] == 1
     assert total["h:2026-03-06T14"][f"satisfied|{DEPT}"] == 1
@@ -135,10 +162,22 @@ def test_a_reopened_resolution_no_longer_counts_and_feedback_feeds_satisfaction(
 def test_a_transfer_opens_a_second_assignment_and_the_first_stays_unresolved():
     other = "nanshan-commerce"
     story = resolved_story()[:2] + [
-        changed(EventType.appeal_transferred, AppealStatus.routed, 2, T0 + timedelta(minutes=10), department=other,
-                previous_department=DEPT),
-        changed(EventType.appeal_resolved, AppealStatus.resolved, 3, T0 + timedelta(hours=2), department=other,
-                resolution="Done"),
+        changed(
+            EventType.appeal_transferred,
+            AppealStatus.routed,
+            2,
+            T0 + timedelta(minutes=10),
+            department=other,
+            previous_department=DEPT,
+        ),
+        changed(
+            EventType.appeal_resolved,
+            AppealStatus.resolved,
+            3,
+            T0 + timedelta(hours=2),
+            department=other,
+            resolution="Done",
+        ),
     ]
     _, total = fold_all(story)
     hour = total["h:2026-03-03T14"]
@@ -153,21 +192,37 @@ def test_a_clock_counts_its_outcome_and_a_breach_stays_a_breach():
     doc, total = fold_all([started], "clocks", f"{APPEAL}:scope:1")
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|live": 1}}
     assert doc["live_due"] == due, "a running clock is found by the 'running past due' index"
-    doc, total = fold_all([started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))],
-                          "clocks", f"{APPEAL}:scope:1")
+    doc, total = fold_all(
+        [started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))],
+        "clocks",
+        f"{APPEAL}:scope:1",
+    )
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|met": 1}} and "live_due" not in doc
-    doc, total = fold_all([started, clock_event(EventType.sla_breached, ClockState.breached, due)],
-                          "clocks", f"{APPEAL}:scope:1")
+    doc, total = fold_all(
+        [started, clock_event(EventType.sla_breached, ClockState.breached, due)], "clocks", f"{APPEAL}:scope:1"
+    )
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|breached": 1}} and "live_due" not in doc
 
 
 def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
-    counts = {f"clock|{DEPT}|scope|met": 6, f"clock|{DEPT}|scope|breached": 1, f"clock|{DEPT}|scope|live": 3,
-              f"clock|{DEPT}|resolution|met": 4, f"clock|{DEPT}|resolution|live": 2,
-              f"assigned|{DEPT}": 10, f"resolved|{DEPT}": 4, f"feedback|{DEPT}": 4, f"satisfied|{DEPT}": 3,
-              "assigned|finance": 9, "resolved|finance": 9}
-    overdue = [{"department": DEPT, "clock": "scope"}, {"department": DEPT, "clock": "resolution"},
-               {"department": DEPT, "clock": "resolution"}]
+    counts = {
+        f"clock|{DEPT}|scope|met": 6,
+        f"clock|{DEPT}|scope|breached": 1,
+        f"clock|{DEPT}|scope|live": 3,
+        f"clock|{DEPT}|resolution|met": 4,
+        f"clock|{DEPT}|resolution|live": 2,
+        f"assigned|{DEPT}": 10,
+        f"resolved|{DEPT}": 4,
+        f"feedback|{DEPT}": 4,
+        f"satisfied|{DEPT}": 3,
+        "assigned|finance": 9,
+        "resolved|finance": 9,
+    }
+    overdue = [
+        {"department": DEPT, "clock": "scope"},
+        {"department": DEPT, "clock": "resolution"},
+        {"department": DEPT, "clock": "resolution"},
+    ]
     rows = {r["department"]: r for r in report.department_rates(city, counts, {}, overdue, {DEPT: 6}, 10)}
     row = rows[DEPT]
     # scope: 6 met, 1 breached, 1 of the 3 running is past due -> 6 / (6 + 1 + 1).
@@ -178,8 +233,9 @@ def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
     assert row["breach_rate"]["resolution"] == round(2 / 6, 4)
     assert row["resolution_rate"] == 0.4 and row["satisfaction_rate"] == 0.75 and row["open"] == 6
     assert row["rank"] == 1
-    assert rows["finance"]["resolution_rate"] == 1.0 and rows["finance"]["rank"] is None, \
+    assert rows["finance"]["resolution_rate"] == 1.0 and rows["finance"]["rank"] is None, (
         "below the minimum volume a department is shown but not ranked"
+    )
     assert rows["tax"]["response_rate"] is None, "no work means no rate, not 0 %"
 
 
@@ -197,9 +253,17 @@ def test_percentiles_come_from_the_sketch_within_one_percent():
 
 
 def test_the_daily_report_reads_like_the_seed(city):
-    counts = {"n": 463, "resolved": 100, "category|financing": 172, "category|labour": 120,
-              "category|tax": 171, "size_band|micro": 330, "size_band|small": 96, "size_band|medium": 37,
-              f"clock|{DEPT}|resolution|breached": 3}
+    counts = {
+        "n": 463,
+        "resolved": 100,
+        "category|financing": 172,
+        "category|labour": 120,
+        "category|tax": 171,
+        "size_band|micro": 330,
+        "size_band|small": 96,
+        "size_band|medium": 37,
+        f"clock|{DEPT}|resolution|breached": 3,
+    }
     sh = ZoneInfo("Asia/Shanghai")
     start, end = datetime(2020, 3, 3, 22, tzinfo=sh), datetime(2020, 3, 4, 17, tzinfo=sh)
     rows = report.department_rates(city, counts, {}, [], {}, 10)
@@ -208,7 +272,8 @@ def test_the_daily_report_reads_like_the_seed(city):
         "Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform received 463 appeals, "
         "100 of which have been resolved. 172 were about financing (37%). 330 came from companies with fewer "
         "than 30 employees, 96 from companies with 30 to 100 employees and 37 from companies with 101 to 300 "
-        "employees.")
+        "employees."
+    )
     assert "Late on their deadlines: Nanshan District Financial" in data["text"]
     assert [c["key"] for c in data["categories"]] == ["financing", "tax", "labour"]
     assert data["categories"][0]["share"] == 0.3715
@@ -221,10 +286,26 @@ def test_the_daily_report_reads_like_the_seed(city):
 SHANGHAI, BERLIN = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
 # Whole-hour zones with and without daylight saving (Santiago changes at midnight, Apia skipped 30 December
 # 2011), and zones whose offset is not whole hours all year (Kolkata) or half the year (Lord Howe).
-ZONES = ("Asia/Shanghai", "Europe/Berlin", "America/New_York", "America/Santiago", "Pacific/Apia", "Asia/Kolkata",
-         "Australia/Lord_Howe")
-DST_DAYS = (date(2026, 3, 29), date(2026, 10, 25), date(2026, 3, 8), date(2026, 11, 1), date(2026, 4, 5),
-            date(2026, 9, 6), date(2011, 12, 29), date(2026, 4, 4), date(2026, 10, 3))
+ZONES = (
+    "Asia/Shanghai",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Santiago",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+)
+DST_DAYS = (
+    date(2026, 3, 29),
+    date(2026, 10, 25),
+    date(2026, 3, 8),
+    date(2026, 11, 1),
+    date(2026, 4, 5),
+    date(2026, 9, 6),
+    date(2011, 12, 29),
+    date(2026, 4, 4),
+    date(2026, 10, 3),
+)
 
 
 def test_an_hour_adds_into_the_day_its_utc_start_falls_on_in_the_city():
@@ -232,10 +313,13 @@ def test_an_hour_adds_into_the_day_its_utc_start_falls_on_in_the_city():
     assert projection.day_of("h:2026-03-03T16", SHANGHAI) == "hd:2026-03-04"  # midnight local
     assert projection.day_of("l:2026-03-04T15", SHANGHAI) == "ld:2026-03-04"
     assert projection.day_of("t", SHANGHAI) is None and projection.day_of("hd:2026-03-04", SHANGHAI) is None
-    assert projection.day_span(date(2026, 3, 29), BERLIN) == (datetime(2026, 3, 28, 23, tzinfo=UTC),
-                                                               datetime(2026, 3, 29, 22, tzinfo=UTC))
-    assert projection.day_span(date(2026, 10, 25), BERLIN)[1] - projection.day_span(date(2026, 10, 25), BERLIN)[0] \
-        == timedelta(hours=25)
+    assert projection.day_span(date(2026, 3, 29), BERLIN) == (
+        datetime(2026, 3, 28, 23, tzinfo=UTC),
+        datetime(2026, 3, 29, 22, tzinfo=UTC),
+    )
+    assert projection.day_span(date(2026, 10, 25), BERLIN)[1] - projection.day_span(date(2026, 10, 25), BERLIN)[
+        0
+    ] == timedelta(hours=25)
 
 
 def test_where_an_hour_straddles_local_midnight_there_are_no_day_buckets():
@@ -248,8 +332,10 @@ def test_where_an_hour_straddles_local_midnight_there_are_no_day_buckets():
 
 
 def test_day_buckets_receive_the_changes_of_their_hours_and_nothing_else():
-    _, total = fold_all(resolved_story() + [
-        changed(EventType.appeal_confirmed, AppealStatus.confirmed, 4, T0 + timedelta(hours=3), satisfaction=5)])
+    _, total = fold_all(
+        resolved_story()
+        + [changed(EventType.appeal_confirmed, AppealStatus.confirmed, 4, T0 + timedelta(hours=3), satisfaction=5)]
+    )
     days = projection.with_days(total, SHANGHAI)
     assert {b: f for b, f in days.items() if not b.startswith(("hd:", "ld:"))} == total
     # 14:05 UTC is 22:05 in Shanghai, 17:05 UTC is 01:05 the next day.
@@ -272,17 +358,22 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 def _periods(rng: random.Random, tz: ZoneInfo):
     """Periods from local midnight or mid-day to local midnight or mid-day, over hours, days and DST changes."""
     for i in range(120):
-        day = DST_DAYS[i % len(DST_DAYS)] + timedelta(days=rng.randint(-3, 1)) if i % 2 else \
-            date(2026, 1, 1) + timedelta(days=rng.randint(0, 364))
+        day = (
+            DST_DAYS[i % len(DST_DAYS)] + timedelta(days=rng.randint(-3, 1))
+            if i % 2
+            else date(2026, 1, 1) + timedelta(days=rng.randint(0, 364))
+        )
         start = datetime.combine(day, time(0 if i % 3 else rng.randint(0, 23)), tzinfo=tz)
-        end = datetime.combine(day + timedelta(days=rng.randint(0, 6)), time(0 if i % 5 else rng.randint(0, 23)),
-                               tzinfo=tz)
+        end = datetime.combine(
+            day + timedelta(days=rng.randint(0, 6)), time(0 if i % 5 else rng.randint(0, 23)), tzinfo=tz
+        )
         if end > start:
             yield start, end
 
 
-def _covered(start: datetime, end: datetime, tz: ZoneInfo, since: date | None,
-             near: list[tuple[datetime, str | None]]) -> tuple[list[datetime], int]:
+def _covered(
+    start: datetime, end: datetime, tz: ZoneInfo, since: date | None, near: list[tuple[datetime, str | None]]
+) -> tuple[list[datetime], int]:
     """The hours the day buckets (as day_of fills them) and hour buckets `cover` names hold; how many days."""
     days, hours = projection.cover(start, end, tz, since)
     names = {"hd:" + d for d in days}
@@ -296,8 +387,10 @@ def test_whole_days_and_the_hours_left_hold_exactly_the_hours_of_a_period(zone):
     used = 0
     for start, end in _periods(random.Random(zone), tz):
         wanted = _hours(start, end)
-        near = [(h, projection.day_of("h:" + projection.hour_of(h), tz))
-                for h in _hours(start - timedelta(days=2), end + timedelta(days=2))]
+        near = [
+            (h, projection.day_of("h:" + projection.hour_of(h), tz))
+            for h in _hours(start - timedelta(days=2), end + timedelta(days=2))
+        ]
         covered, days = _covered(start, end, tz, date.min, near)
         assert covered == wanted, (start, end)
         used += days

@@ -14,9 +14,14 @@ CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 def test_only_version_00_headers_with_non_zero_ids_are_taken():
     assert tracing.valid(CALLER)
-    for bad in (None, "", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "00-4BF92F35-00f067aa0ba902b7-01"):
+    for bad in (
+        None,
+        "",
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00-4BF92F35-00f067aa0ba902b7-01",
+    ):
         assert not tracing.valid(bad), bad
     assert tracing.valid(tracing.new_traceparent())
 

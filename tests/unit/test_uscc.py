@@ -10,8 +10,14 @@ from services.intake.uscc import ALPHABET, WEIGHTS, check_character, uscc_proble
 # 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28 sum to 1640; 1640 mod 31 = 28; 31 - 28 = 3, so "3".
 PUBLISHED_EXAMPLE = "91350100M000100Y43"
 
-FIRST_17 = ["91440300MA5FXT4K8", "91110108551385082", "12100000400000624", "51440300MJL1234AB",
-            "Y1440300000000000", "91350100M000100Y4"]
+FIRST_17 = [
+    "91440300MA5FXT4K8",
+    "91110108551385082",
+    "12100000400000624",
+    "51440300MJL1234AB",
+    "Y1440300000000000",
+    "91350100M000100Y4",
+]
 
 
 def valid(first17: str) -> str:
@@ -19,14 +25,24 @@ def valid(first17: str) -> str:
 
 
 def enterprise(uscc: str) -> dict:
-    return {"uscc": uscc, "name": "Lanhai Network", "employees": 25, "industry": "internet services",
-            "district": "nanshan"}
+    return {
+        "uscc": uscc,
+        "name": "Lanhai Network",
+        "employees": 25,
+        "industry": "internet services",
+        "district": "nanshan",
+    }
 
 
 def appeal(uscc: str) -> dict:
-    return {"channel_ref": "wx-20260303-0042", "enterprise": enterprise(uscc),
-            "contact": {"name": "Li Wei", "phone": "13800138000"}, "category": "financing",
-            "title": "Loan due", "description": "Our loan falls due while staff cannot return."}
+    return {
+        "channel_ref": "wx-20260303-0042",
+        "enterprise": enterprise(uscc),
+        "contact": {"name": "Li Wei", "phone": "13800138000"},
+        "category": "financing",
+        "title": "Loan due",
+        "description": "Our loan falls due while staff cannot return.",
+    }
 
 
 # ---------------------------------------------------------------- the standard's parameters
