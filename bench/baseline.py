@@ -1,4 +1,4 @@
-"""`python -m bench.baseline`: what the bare parts do on this machine (QUALITY.md, `baseline`).
+"""`python -m bench.baseline`: what the bare parts do on this machine (docs/benchmarks.md, `baseline`).
 
 - Kafka: a FastStream subscriber that republishes each message (consume -> publish,
   acks=all), fed by a producer; messages/s through the loop.

@@ -1,4 +1,4 @@
-"""`python -m bench.intake`: how many appeals intake accepts, durably, per second (QUALITY.md, `intake`).
+"""`python -m bench.intake`: how many appeals intake accepts, durably, per second (docs/benchmarks.md, `intake`).
 
 wrk keeps `--connections` keep-alive connections posting new, valid appeals to a
 real intake process (each 202 means a MongoDB write and an acks=all publish) for

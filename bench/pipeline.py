@@ -1,4 +1,4 @@
-"""`python -m bench.pipeline`: appeals at a fixed rate through all five services (QUALITY.md, `pipeline`).
+"""`python -m bench.pipeline`: appeals at a fixed rate through all five services (docs/benchmarks.md, `pipeline`).
 
 The embedded stack runs as in `make run` (every service its own process, logs at
 WARNING). A load generator posts new appeals to intake at `--rate` per second for

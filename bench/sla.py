@@ -1,4 +1,4 @@
-"""`python -m bench.sla`: fire lag of SLA thresholds with many running clocks (QUALITY.md, `sla`).
+"""`python -m bench.sla`: fire lag of SLA thresholds with many running clocks (docs/benchmarks.md, `sla`).
 
 Each phase writes running clocks straight into a fresh sla database: `--due` of
 them reach their 80 % warning and their breach inside the window, the rest are

@@ -1,4 +1,4 @@
-"""`python -m bench.stats`: report latency over the projections of 1,000,000 appeals (QUALITY.md, `stats`).
+"""`python -m bench.stats`: report latency over the projections of 1,000,000 appeals (docs/benchmarks.md, `stats`).
 
 The appeals' events (submitted, routed, accepted, resolved for a third of them,
 their three clocks, some feedback) are folded with stats' own projection code

@@ -1,4 +1,4 @@
-"""Notify business metrics (DOMAIN.md names and labels)."""
+"""Notify business metrics (names and labels as docs/domain.md lists them)."""
 
 from dataclasses import dataclass
 

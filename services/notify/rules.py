@@ -1,4 +1,4 @@
-"""Who hears what, on which channel (DOMAIN.md, "Notifications"): plain functions over an event."""
+"""Who hears what, on which channel (docs/domain.md, "Notifications"): plain functions over an event."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,7 +110,7 @@ def plan(
     staff: dict[str, Address],
     company: Address | None,
 ) -> list[Planned]:
-    """Every notification an event owes, per DOMAIN.md's table."""
+    """Every notification an event owes, per docs/domain.md's table."""
     planned: list[Planned] = []
     context = {**data, **(appeal or {}).get("context", {})}
     if event_type.startswith("sla."):

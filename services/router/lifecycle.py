@@ -1,4 +1,4 @@
-"""The appeal lifecycle state machine (DOMAIN.md, "Lifecycle"): pure functions from state to outcome.
+"""The appeal lifecycle state machine (docs/domain.md, "Lifecycle"): pure functions from state to outcome.
 
 Each function takes the appeal as stored and returns the fields to set and the
 events to emit; persistence and publishing live in `service.py`.

@@ -127,7 +127,7 @@ def matching_policies(catalogue: PolicyCatalogue, facts: AppealFacts) -> list[Po
 
 
 def select_profile(sla: SlaConfig, flags: tuple[str, ...], policy_available: bool, has_cohandlers: bool) -> str:
-    """The first profile whose condition holds (DOMAIN.md: 24h with a policy, 48h priority, else 72h)."""
+    """The first profile whose condition holds (docs/domain.md: 24h with a policy, 48h priority, else 72h)."""
     for choice in sla.selection:
         cond = choice.when
         if cond is None:

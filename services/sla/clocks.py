@@ -1,4 +1,4 @@
-"""SLA clocks (DOMAIN.md, "SLA clocks") as plain functions: start, pause, resume, stop, cancel, fire.
+"""SLA clocks (docs/domain.md, "SLA clocks") as plain functions: start, pause, resume, stop, cancel, fire.
 
 A clock counts `budget` seconds of its target's kind of time (calendar, or office
 time for working-day targets). While running, `consumed` holds what was used

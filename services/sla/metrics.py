@@ -1,4 +1,4 @@
-"""SLA business metrics (names and labels are part of the contract, DOMAIN.md)."""
+"""SLA business metrics (names and labels are part of the contract, docs/domain.md)."""
 
 from dataclasses import dataclass
 

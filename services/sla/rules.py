@@ -1,4 +1,4 @@
-"""Which lifecycle event starts, pauses, resumes, meets or cancels which clock (DOMAIN.md, "SLA clocks").
+"""Which lifecycle event starts, pauses, resumes, meets or cancels which clock (docs/domain.md, "SLA clocks").
 
 `steps(event)` is the whole table: a pure function from one lifecycle event to the
 ordered steps it takes on the appeal's clocks. `services/sla/service.py` carries the

@@ -1,4 +1,4 @@
-"""Business metrics of DOMAIN.md read from the all-time counts, so a restart neither loses nor doubles them."""
+"""Business metrics of docs/domain.md read from the all-time counts, so a restart neither loses nor doubles them."""
 
 from collections.abc import Iterator
 

@@ -1,4 +1,4 @@
-"""What stats counts, as plain functions (DOMAIN.md, "Statistics").
+"""What stats counts, as plain functions (docs/domain.md, "Statistics").
 
 Every event is folded into the document of the thing it is about: an appeal, or
 one SLA clock. What a document counts is a pure function of the document

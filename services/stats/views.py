@@ -147,7 +147,7 @@ async def series(
     summary="The three rates, breach rates and response times per department",
 )
 async def departments(when: Period, runtime: StatsRuntimeDep, _=Depends(operators)):
-    """Rates of the work that reached each department in [from, to), as DOMAIN.md defines them."""
+    """Rates of the work that reached each department in [from, to), as docs/domain.md defines them."""
     frm, to = when
     rows = await _departments(runtime, frm, to, await _counts(runtime, frm, to))
     return Departments.model_validate(

@@ -531,7 +531,7 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     outcomes = ids_by(deliveries, lambda e: e["data"]["notification_id"])
     assert set(outcomes) == delivered and twice(outcomes) == {}, "one outcome event per notification"
     # Nor was one lost to the crashes and the backlogs they leave: the company hears of its submission, its
-    # routing and its resolution (DOMAIN.md, "Notifications"), and each warning or breach reaches its audience.
+    # routing and its resolution (docs/domain.md, "Notifications"), and each warning or breach reaches its audience.
     told = {(d["appeal_id"], d["event_type"]) for d in records if d["recipient"] == "company"}
     owed = {(a, t) for a in mine for t in ("appeal.submitted.v1", "appeal.routed.v1")} | {
         (a, "appeal.resolved.v1") for a in resolved

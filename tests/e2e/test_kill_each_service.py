@@ -1,4 +1,4 @@
-"""Crash: kill -9 of each service during a run of appeals, then a restart (QUALITY.md, "Fault and abuse tests").
+"""Crash: kill -9 of each service during a run of appeals, then a restart (docs/testing.md).
 
 All five services run as their own processes on the real broker and database, during
 the run of `tests/e2e/crash.py`; meanwhile intake, router, sla, notify and stats are

@@ -1,4 +1,4 @@
-"""The appeal lifecycle state machine (services/router/lifecycle.py, DOMAIN.md "Lifecycle").
+"""The appeal lifecycle state machine (services/router/lifecycle.py, docs/domain.md, "Lifecycle").
 
 Every function is pure: it takes the stored appeal and returns the fields to set and
 the events to emit. These tests apply `outcome.set` to the document themselves, as
