@@ -14,6 +14,8 @@ from services.intake.runtime import IntakeRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
+ChannelCaller = Annotated[Principal, Depends(require("channel"))]  # a channel adapter's key
+
 PROBLEMS = problem_responses(
     {
         401: "No valid API key or status token",
@@ -83,9 +85,7 @@ async def answerable_appeal(
     responses=PROBLEMS,
     summary="Submit an appeal (channel key)",
 )
-async def submit_appeal(
-    body: AppealIn, request: Request, runtime: IntakeRuntimeDep, principal: Principal = Depends(require("channel"))
-):
+async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntimeDep, principal: ChannelCaller):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
     settings = runtime.settings
     try:

@@ -12,6 +12,11 @@ from services.notify.runtime import NotifyRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
+DepartmentOrAdmin = Annotated[Principal, Depends(require("department", "admin"))]  # a department's key or an admin's
+StaffOrOperator = Annotated[
+    Principal, Depends(require("department", "operator", "admin"))
+]  # a department's, an operator's or an admin's key
+
 PROBLEMS = problem_responses(
     {
         401: "No valid API key",
@@ -53,7 +58,7 @@ async def put_subscription(
     recipient: Recipient,
     body: Subscription,
     runtime: NotifyRuntimeDep,
-    principal: Principal = Depends(require("department", "admin")),
+    principal: DepartmentOrAdmin,
 ):
     """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
     _check_recipient(recipient, principal, runtime)
@@ -73,7 +78,7 @@ async def put_subscription(
 async def get_subscription(
     recipient: Recipient,
     runtime: NotifyRuntimeDep,
-    principal: Principal = Depends(require("department", "admin", "operator")),
+    principal: StaffOrOperator,
 ):
     _check_recipient(recipient, principal, runtime)
     doc = await runtime.db.subscriptions.find_one({"_id": recipient})
@@ -91,7 +96,7 @@ async def get_subscription(
 async def notifications(
     appeal_id: Annotated[str, Query(min_length=1, max_length=64)],
     runtime: NotifyRuntimeDep,
-    principal: Principal = Depends(require("operator", "admin", "department")),
+    principal: StaffOrOperator,
 ):
     """Every notification about the appeal: who, which channel, status, attempts, last error."""
     docs = await service.delivery_log(runtime.db, appeal_id)

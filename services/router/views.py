@@ -15,6 +15,15 @@ from services.router.runtime import RouterRuntimeDep
 
 router = APIRouter(prefix="/v1")
 
+AnyCaller = Annotated[
+    Principal, Depends(require("department", "operator", "admin", "channel"))
+]  # any key but a liaison's
+DepartmentCaller = Annotated[Principal, Depends(require("department"))]  # a department's key
+OperatorCaller = Annotated[Principal, Depends(require("operator", "admin"))]  # an operator's or an admin's key
+StaffOrOperator = Annotated[
+    Principal, Depends(require("department", "operator", "admin"))
+]  # a department's, an operator's or an admin's key
+
 PROBLEMS = problem_responses(
     {
         401: "No valid API key",
@@ -37,9 +46,7 @@ def _may_see(principal: Principal, doc: dict) -> bool:
 
 
 @router.get("/departments", tags=["departments"], responses=PROBLEMS, summary="All departments")
-async def list_departments(
-    runtime: RouterRuntimeDep, _: Principal = Depends(require("department", "operator", "admin", "channel"))
-) -> list[dict]:
+async def list_departments(runtime: RouterRuntimeDep, _: AnyCaller) -> list[dict]:
     """Departments with their level, district and Kafka topic."""
     return [
         {
@@ -65,7 +72,7 @@ async def list_departments(
 async def department_worklist(
     code: str,
     runtime: RouterRuntimeDep,
-    principal: Principal = Depends(require("department", "operator", "admin")),
+    principal: StaffOrOperator,
     status: AppealStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
@@ -90,7 +97,7 @@ async def department_worklist(
 async def get_appeal(
     appeal_id: str,
     runtime: RouterRuntimeDep,
-    principal: Principal = Depends(require("department", "operator", "admin")),
+    principal: StaffOrOperator,
 ):
     """The appeal with its routing; a department sees only appeals it leads or co-handles."""
     doc = await service.find(runtime.db, appeal_id)
@@ -112,7 +119,7 @@ async def act(
     appeal_id: str,
     body: ActionIn,
     runtime: RouterRuntimeDep,
-    principal: Principal = Depends(require("department")),
+    principal: DepartmentCaller,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ):
     """Accept, decline with guidance, request information, resolve, transfer or add a co-handler."""
@@ -134,7 +141,7 @@ async def act(
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(runtime: RouterRuntimeDep, _: Principal = Depends(require("operator", "admin"))) -> list[dict]:
+async def routing_rules(runtime: RouterRuntimeDep, _: OperatorCaller) -> list[dict]:
     """Rules in the order they are tried; the first match wins."""
     return [rule.model_dump() for rule in runtime.book.routing.rules]
 
@@ -146,9 +153,7 @@ async def routing_rules(runtime: RouterRuntimeDep, _: Principal = Depends(requir
     responses=PROBLEMS,
     summary="Which rule and policy would match, and why",
 )
-async def routing_preview(
-    body: PreviewIn, runtime: RouterRuntimeDep, _: Principal = Depends(require("operator", "admin"))
-):
+async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep, _: OperatorCaller):
     """Dry-run the routing for an appeal's facts; nothing is stored or published."""
     city = runtime.book.city
     size_band = city.size_band(body.employees)

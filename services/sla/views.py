@@ -15,6 +15,10 @@ from services.sla.runtime import SlaRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["sla"])
 
+StaffOrOperator = Annotated[
+    Principal, Depends(require("department", "operator", "admin"))
+]  # a department's, an operator's or an admin's key
+
 PROBLEMS = problem_responses(
     {
         401: "No valid API key",
@@ -64,9 +68,7 @@ def _view(doc: dict, runtime) -> ClockView:
 @router.get(
     "/appeals/{appeal_id}/sla", response_model=AppealClocks, responses=PROBLEMS, summary="Every clock of an appeal"
 )
-async def appeal_clocks(
-    appeal_id: str, runtime: SlaRuntimeDep, principal: Principal = Depends(require("department", "operator", "admin"))
-):
+async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep, principal: StaffOrOperator):
     """State, start, due time, remaining time, pause and breach of each clock."""
     docs = await service.clocks_of(runtime.db, appeal_id)
     if not docs:
@@ -81,7 +83,7 @@ async def appeal_clocks(
 )
 async def clocks_at_risk(
     runtime: SlaRuntimeDep,
-    principal: Principal = Depends(require("department", "operator", "admin")),
+    principal: StaffOrOperator,
     department: str | None = None,
     within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,

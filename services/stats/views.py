@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from libs.auth import require
+from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.stats import report, service
 from services.stats.models import DailyReport, Departments, Dimension, Interval, Series, SeriesPoint, Summary
 from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 
 router = APIRouter(tags=["stats"])
-operators = require("operator", "admin")
+
+Operators = Annotated[Principal, Depends(require("operator", "admin"))]  # an operator's or an admin's key
 
 PROBLEMS = problem_responses(
     {401: "No valid API key", 403: "Not an operator or admin key", 422: "Invalid period or grouping"}
@@ -90,7 +91,7 @@ async def _departments(
 
 
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
-async def summary(when: Period, runtime: StatsRuntimeDep, _=Depends(operators), group_by: Dimension | None = None):
+async def summary(when: Period, runtime: StatsRuntimeDep, _: Operators, group_by: Dimension | None = None):
     """Appeals submitted in [from, to) and how many are resolved, by one dimension or by all of them."""
     frm, to = when
     counts = await _counts(runtime, frm, to)
@@ -110,7 +111,7 @@ async def summary(when: Period, runtime: StatsRuntimeDep, _=Depends(operators), 
 async def series(
     when: Period,
     runtime: StatsRuntimeDep,
-    _=Depends(operators),
+    _: Operators,
     interval: Interval = Interval.hour,
     group_by: Dimension | None = None,
 ):
@@ -146,7 +147,7 @@ async def series(
     responses=PROBLEMS,
     summary="The three rates, breach rates and response times per department",
 )
-async def departments(when: Period, runtime: StatsRuntimeDep, _=Depends(operators)):
+async def departments(when: Period, runtime: StatsRuntimeDep, _: Operators):
     """Rates of the work that reached each department in [from, to), as docs/domain.md defines them."""
     frm, to = when
     rows = await _departments(runtime, frm, to, await _counts(runtime, frm, to))
@@ -170,7 +171,7 @@ async def departments(when: Period, runtime: StatsRuntimeDep, _=Depends(operator
 async def daily(
     request: Request,
     runtime: StatsRuntimeDep,
-    _=Depends(operators),
+    _: Operators,
     day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
     start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
