@@ -29,7 +29,7 @@ from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
 from devstack.stack import Stack
 from libs.contract import SERVICE_NAMES
-from services.intake.uscc import check_character
+from libs.uscc import check_character
 
 SERVICES = SERVICE_NAMES
 

@@ -158,10 +158,11 @@ def demo(args: argparse.Namespace) -> None:
 
 def keys(args: argparse.Namespace) -> None:
     from devstack.keys import provision
-    from libs.config import load_city
+    from libs.config import load_city, load_registry_config
 
     data_dir = Path(args.data_dir)
-    provision(load_city(PROJECT_ROOT / "config"), data_dir)
+    city = load_city(PROJECT_ROOT / "config")
+    provision(city, data_dir, [entry.id for entry in load_registry_config(PROJECT_ROOT / "config", city).liaisons])
     print(
         f"keys: {data_dir / 'demo-keys.json'} (plain, hand each to its client)\n"
         f"hashed key file for the services: {data_dir / 'api-keys.json'}"

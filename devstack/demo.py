@@ -18,7 +18,7 @@ import httpx
 from tqdm import tqdm
 
 from libs.events import Category, Channel
-from services.intake.uscc import check_character
+from libs.uscc import check_character
 
 CHANNELS = [Channel.wechat, Channel.web, Channel.app, Channel.hotline_12345, Channel.kiosk]
 DISTRICTS = ["nanshan", "futian", "baoan"]

@@ -1,6 +1,7 @@
 """Demo API keys for the embedded stack: one per channel, department, operator and admin."""
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from libs.auth import hash_key, new_key
@@ -8,13 +9,17 @@ from libs.config import City
 from libs.events import Channel
 
 
-def provision(city: City, data_dir: Path) -> dict[str, str]:
-    """Return `{scope: key}`, reusing keys from an earlier run; writes the hashed key file services read."""
+def provision(city: City, data_dir: Path, liaisons: Iterable[str] = ()) -> dict[str, str]:
+    """Return `{scope: key}`, reusing keys from an earlier run; writes the hashed key file services read.
+
+    One key per channel, department and liaison (ids of config/registry.yaml), and one operator and one admin key.
+    """
     plain_file = data_dir / "demo-keys.json"
     keys: dict[str, str] = json.loads(plain_file.read_text()) if plain_file.exists() else {}
     scopes = (
         [f"channel:{c.value}" for c in Channel]
         + [f"department:{d.code}" for d in city.departments]
+        + [f"liaison:{liaison}" for liaison in liaisons]
         + ["operator", "admin"]
     )
     for scope in scopes:

@@ -17,11 +17,13 @@ import psutil
 from devstack import keys as demo_keys
 from devstack import servers, supervisor
 from libs import contract
-from libs.config import load_city
+from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
 
+# The day the default government lists (config/lists/) hold from.
+LISTS_AS_OF = "2026-01-01"
 # Service name, default port (libs/contract.py); a service joins the stack once its package exists.
 SERVICES = tuple((service.name, service.port) for service in contract.SERVICES)
 
@@ -121,14 +123,30 @@ class Stack:
             self.start_databases()
         topics = all_topics([d.code for d in city.departments])
         asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
-        self.keys = demo_keys.provision(city, self.data_dir)
+        liaisons = [entry.id for entry in load_registry_config(self.config_dir, city).liaisons]
+        self.keys = demo_keys.provision(city, self.data_dir, liaisons)
         self.start_sinks()
         for name, default_port in self.wanted_services():
             self.service_ports.setdefault(name, default_port)
             self.start_service(name)
         for name in self.processes:
             self.wait_ready(name)
+        if "router" in self.processes:
+            self.import_lists()
         self.write_manifest()
+
+    def import_lists(self) -> None:
+        """Import the government lists of `config/lists/<id>.csv` as an admin would (again: changes nothing)."""
+        for path in sorted((self.config_dir / "lists").glob("*.csv")):
+            answer = httpx.post(
+                self.url("router") + "/v1/enterprises/import",
+                params={"list": path.stem, "as_of": LISTS_AS_OF},
+                content=path.read_bytes(),
+                headers={"X-Api-Key": self.keys["admin"], "Content-Type": "text/csv"},
+                timeout=300,
+            )
+            if answer.status_code != 200:
+                raise RuntimeError(f"importing {path} failed: {answer.status_code} {answer.text[:500]}")
 
     def remember(self, name: str, pid: int) -> None:
         """Record a process of this stack in `stack.pids.json`, so no later start mistakes it for another's."""

@@ -123,8 +123,12 @@ def create_service_app(
     description: str,
     routers: list[APIRouter],
     on_startup: Callable[[Any], Awaitable[None]] | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app that owns the runtime's connections for its lifetime."""
+    """A FastAPI app that owns the runtime's connections for its lifetime.
+
+    Bodies are refused over 1 MB, except on the paths of `body_limits`, each with its own limit.
+    """
     settings = runtime.settings
     lag = consumer_lag_gauge(runtime.registry)
 
@@ -161,7 +165,7 @@ def create_service_app(
         log.warning("database unavailable", extra={"error": type(exc).__name__})
         return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
 
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimit, larger=body_limits)
     app.add_middleware(Tracing)
     install_operational_routes(app, runtime.registry, settings.service_name)
     for router in routers:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
-SCOPE_KINDS = ("channel", "department", "operator", "admin")
+SCOPE_KINDS = ("channel", "department", "liaison", "operator", "admin")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def parse_scope(scope: str) -> tuple[str, str | None]:
     kind, _, name = scope.partition(":")
     if kind not in SCOPE_KINDS:
         raise ValueError(f"unknown scope kind {kind!r} in {scope!r}")
-    if kind in ("channel", "department") and not name:
+    if kind in ("channel", "department", "liaison") and not name:
         raise ValueError(f"scope {scope!r} needs a name after the colon")
     return kind, name or None
 

@@ -88,6 +88,9 @@ class Department(StrictModel):
         default=None, description="The municipal department this district department mirrors."
     )
     calendar: str = Field(default="default", description="Business calendar of config/calendars.yaml.")
+    active: bool = Field(
+        default=True, description="An inactive department is kept for history: nothing new goes to it."
+    )
     handler: Person | None = None
     head: Person | None = None
     supervisor: Person | None = None
@@ -193,6 +196,62 @@ def load_sla_config(config_dir: Path) -> SlaConfig:
     if not sla.selection or sla.selection[-1].when is not None:
         raise config_error(path, "selection", "when", "the last selection must be the default (no `when`)")
     return sla
+
+
+class GovernmentList(StrictModel):
+    """A list the government keeps (key SMEs, producers of prevention materials); membership gives `flag`."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    name_zh: str | None = None
+    flag: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="What routing rules, policies and SLA profiles see.")
+    source: str = Field(description="Who keeps the list.")
+
+
+class Liaison(Person):
+    """A member of government staff who keeps contact with a set of companies."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Also names the API key scope liaison:<id>.")
+    department: str
+    language: Literal["zh", "en"] = "zh"
+
+
+class RegistryConfig(StrictModel):
+    """`config/registry.yaml`: the government lists the registry keeps, and the liaisons."""
+
+    lists: list[GovernmentList]
+    liaisons: list[Liaison] = Field(default_factory=list)
+
+    def find_list(self, list_id: str) -> GovernmentList | None:
+        """The list with this id, if configured."""
+        return next((entry for entry in self.lists if entry.id == list_id), None)
+
+    def find_liaison(self, liaison_id: str) -> Liaison | None:
+        """The liaison with this id, if configured."""
+        return next((entry for entry in self.liaisons if entry.id == liaison_id), None)
+
+
+def load_registry_config(config_dir: Path, city: City) -> RegistryConfig:
+    """Load `registry.yaml`: list ids and flags unique, every liaison in a known department."""
+    path = config_dir / "registry.yaml"
+    registry = load_yaml(path, RegistryConfig)
+    for what in ("id", "flag"):
+        seen: set[str] = set()
+        for i, entry in enumerate(registry.lists):
+            value = getattr(entry, what)
+            if value in seen:
+                raise config_error(path, f"lists[{i}] ({entry.id})", what, f"another list has {what} {value!r}")
+            seen.add(value)
+    ids: set[str] = set()
+    for i, liaison in enumerate(registry.liaisons):
+        if liaison.id in ids:
+            raise config_error(path, f"liaisons[{i}] ({liaison.id})", "id", "duplicate liaison id")
+        ids.add(liaison.id)
+        if city.department(liaison.department) is None:
+            raise config_error(
+                path, f"liaisons[{i}] ({liaison.id})", "department", f"unknown department {liaison.department!r}"
+            )
+    return registry
 
 
 def load_city(config_dir: Path) -> City:

@@ -31,6 +31,7 @@ from libs.events import (
     CompanyFeedbackEvent,
     CompanyInfoProvidedEvent,
     DepartmentActionEvent,
+    EnterpriseEvent,
     Envelope,
     EventType,
     NotificationOutcomeEvent,
@@ -64,11 +65,13 @@ APPEALS_ACTIONS = "appeals.actions.v1"
 APPEALS_COMPANY = "appeals.company.v1"
 SLA_EVENTS = "sla.events.v1"
 NOTIFY_DELIVERIES = "notify.deliveries.v1"
+ENTERPRISES = "enterprises.v1"
 
 # Every topic keeps its events for good: stats must be rebuildable from them, and a department's
 # system that was away for weeks still finds its assignments.
 KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
 BY_APPEAL = "appeal id (the event's subject), so that one appeal's events stay in order"
+BY_COMPANY = "credit code (the event's subject): compaction keeps each company's latest state"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,13 @@ TOPICS = (
         {"sla": (SlaClockEvent,)},
     ),
     Topic(NOTIFY_DELIVERIES, "What became of each notification.", {"notify": (NotificationOutcomeEvent,)}),
+    Topic(
+        ENTERPRISES,
+        "Each company of the registry as it is now: profile, government lists, liaison.",
+        {"router": (EnterpriseEvent,)},
+        key=BY_COMPANY,
+        config=MappingProxyType({"cleanup.policy": "compact", "retention.ms": "-1"}),
+    ),
 )
 # One per department, `dept.<code>.v1`, for that department's own systems.
 DEPARTMENT_TOPIC = Topic(
@@ -159,6 +169,7 @@ CONSUMERS = (
         (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
         "plans what each event owes to whom, on which channel",
     ),
+    Consumer("notify", "enterprises", (ENTERPRISES,), "keeps each company's liaison, to tell it of its appeals"),
     Consumer(
         "stats",
         "project",

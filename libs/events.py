@@ -4,7 +4,7 @@ Event types are past tense and carry their version. Additive changes add optiona
 fields; a breaking change makes a `.v2` type on a new topic.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
@@ -94,6 +94,8 @@ class EventType(StrEnum):
     sla_cancelled = "sla.cancelled.v1"
     notification_delivered = "notification.delivered.v1"
     notification_failed = "notification.failed.v1"
+    enterprise_registered = "enterprise.registered.v1"
+    enterprise_updated = "enterprise.updated.v1"
 
 
 class ClockKind(StrEnum):
@@ -197,7 +199,11 @@ class AppealChanged(BaseModel):
     channel: Channel
     district: str
     size_band: str
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description="Flags from the government lists the company is on.")
+    lists: list[str] = Field(
+        default_factory=list, description="Government lists the company was on when it appealed (registry)."
+    )
+    declared_flags: list[str] = Field(default_factory=list, description="What the channel declared; not verified.")
     sla_profile: str | None = Field(
         default=None, description="SLA profile governing the clocks.", examples=["policy_24h"]
     )
@@ -225,7 +231,16 @@ class AppealSummary(BaseModel):
     enterprise: Enterprise
     contact: Contact
     channel: Channel
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(
+        default_factory=list, description="Flags the government's lists give the company; these set the deadlines."
+    )
+    lists: list[str] = Field(default_factory=list, description="Government lists the company is on (registry).")
+    declared_flags: list[str] = Field(
+        default_factory=list, description="What the channel declared for the company: declared, not verified."
+    )
+    phone_verified: bool | None = Field(
+        default=None, description="Whether the contact's phone is one the registry has; none when it has none."
+    )
     attachments: list[str] = Field(default_factory=list)
     submitted_at: datetime
 
@@ -331,6 +346,27 @@ class NotificationOutcome(BaseModel):
     channel: str = Field(description="webhook, email, sms or wechat.", examples=["email"])
     attempts: int
     reason: str | None = Field(default=None, description="For failures: why the last attempt failed.")
+
+
+class ListMembership(BaseModel):
+    """A company's place on a government list: from `since`, up to but not including `until`."""
+
+    list: str = Field(description="List id (config/registry.yaml).", examples=["key_sme"])
+    since: date = Field(description="First local day on the list.")
+    until: date | None = Field(default=None, description="First local day off the list; none while on it.")
+
+
+class EnterpriseChanged(BaseModel):
+    """A company of the registry as it is after a change: profile, lists and liaison. No contact data."""
+
+    uscc: str = Field(description="Unified social credit code; also the Kafka key (the topic is compacted).")
+    name: str
+    district: str | None = None
+    industry: str | None = None
+    liaison: str | None = Field(default=None, description="Liaison id (config/registry.yaml).")
+    memberships: list[ListMembership] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list, description="The fields this change touched.")
+    version: int = Field(description="Per-company change counter; readers keep the highest.")
 
 
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -445,6 +481,12 @@ class ActionRejectedEvent(Envelope[ActionRejected]):
     type: Literal[EventType.action_rejected] = Field(description=_TYPE, examples=["department.action_rejected.v1"])
 
 
+class EnterpriseEvent(Envelope[EnterpriseChanged]):
+    type: Literal[EventType.enterprise_registered, EventType.enterprise_updated] = Field(
+        description=_TYPE, examples=["enterprise.updated.v1"]
+    )
+
+
 class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
     type: Literal[EventType.notification_delivered, EventType.notification_failed] = Field(
         description=_TYPE, examples=["notification.delivered.v1"]
@@ -462,6 +504,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     **{t: SlaClockChanged for t in EventType if t.value.startswith("sla.")},
     EventType.notification_delivered: NotificationOutcome,
     EventType.notification_failed: NotificationOutcome,
+    EventType.enterprise_registered: EnterpriseChanged,
+    EventType.enterprise_updated: EnterpriseChanged,
     **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
 }
 

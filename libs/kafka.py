@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from libs import tracing
 from libs.contract import (
+    BY_APPEAL,
     DEPARTMENT_TOPIC,
     TOPICS,
     Consumer,
@@ -215,13 +216,12 @@ def _entry(name: str) -> Topic:
 
 
 def _log_handled(event: CloudEvent[Any], group: str) -> None:
-    """One JSON line per handled event, in the event's trace."""
+    """One JSON line per handled event, in the event's trace; a company's credit code is never logged."""
     bound = tracing.current.set(event.traceparent if tracing.valid(event.traceparent) else None)
+    entry = contract_topic(event.position[0]) if event.position else None
+    about = {"appeal_id": event.subject} if entry is None or entry.key == BY_APPEAL else {}
     try:
-        log.info(
-            "event handled",
-            extra={"event_type": event.type, "event_id": event.id, "appeal_id": event.subject, "group": group},
-        )
+        log.info("event handled", extra={"event_type": event.type, "event_id": event.id, "group": group, **about})
     finally:
         tracing.current.reset(bound)
 

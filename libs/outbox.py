@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from pymongo import UpdateOne
 
 from libs.kafka import encode, make_event
-from libs.mongo import Collection
+from libs.mongo import ID_CHUNK, Collection
 
 STALE_AFTER = timedelta(seconds=3)
 
@@ -49,6 +49,8 @@ class Emit:
     topic: str
     type: str
     data: BaseModel
+    # The event's subject and Kafka key: the appeal of `data` unless given (a company's credit code).
+    subject: str | None = None
 
 
 def outbox_items(
@@ -58,8 +60,8 @@ def outbox_items(
     items = []
     for n, emit in enumerate(emits):
         fixed = {"id": ids[n]} if ids else {}
-        appeal_id: str = getattr(emit.data, "appeal_id")  # noqa: B009 (every event's data names its appeal)
-        event = make_event(source, emit.type, appeal_id, emit.data, traceparent=traceparent, time=now, **fixed)
+        subject: str = emit.subject or getattr(emit.data, "appeal_id")  # noqa: B009
+        event = make_event(source, emit.type, subject, emit.data, traceparent=traceparent, time=now, **fixed)
         items.append({"id": event.id, "topic": emit.topic, "key": event.subject, "payload": encode(event).decode()})
     return items
 
@@ -134,16 +136,18 @@ async def flush_many(collection: Collection, broker: KafkaBroker, docs: list[dic
     for doc in pending:
         by_length[len(doc["outbox"])].append(doc)
     matched = 0
-    for length, docs in by_length.items():
-        emptied = await collection.update_many(
-            {
-                "_id": {"$in": [doc["_id"] for doc in docs]},
-                "outbox": {"$size": length},
-                f"outbox.{length - 1}.id": {"$in": [doc["outbox"][-1]["id"] for doc in docs]},
-            },
-            EMPTY,
-        )
-        matched += emptied.matched_count
+    for length, same in by_length.items():
+        for start in range(0, len(same), ID_CHUNK):  # `$in` lists in chunks (libs/mongo.py)
+            docs = same[start : start + ID_CHUNK]
+            emptied = await collection.update_many(
+                {
+                    "_id": {"$in": [doc["_id"] for doc in docs]},
+                    "outbox": {"$size": length},
+                    f"outbox.{length - 1}.id": {"$in": [doc["outbox"][-1]["id"] for doc in docs]},
+                },
+                EMPTY,
+            )
+            matched += emptied.matched_count
     if matched == len(pending):
         return
     # Some outboxes grew meanwhile: drop only what was published (a no-op where it is gone already).

@@ -9,7 +9,7 @@ import pytest
 
 from devstack import servers
 from devstack.keys import provision
-from libs.config import load_city
+from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
 from libs.kafka import ensure_topics
 from libs.settings import PROJECT_ROOT
@@ -53,5 +53,7 @@ def real_servers(tmp_path_factory) -> Servers:
 def demo_keys(tmp_path_factory) -> tuple[dict[str, str], Path]:
     """Demo keys for every scope, and the hashed key file services read."""
     data = tmp_path_factory.mktemp("keys")
-    keys = provision(load_city(PROJECT_ROOT / "config"), data)
+    city = load_city(PROJECT_ROOT / "config")
+    liaisons = [entry.id for entry in load_registry_config(PROJECT_ROOT / "config", city).liaisons]
+    keys = provision(city, data, liaisons)
     return keys, data / "api-keys.json"

@@ -22,7 +22,7 @@ from devstack import servers
 from devstack.stack import SERVICES, Stack
 from libs.kafka import partitions_of
 from libs.settings import PROJECT_ROOT
-from services.intake.uscc import check_character
+from libs.uscc import check_character
 
 _counter = itertools.count(1)
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from libs.events import Category, Contact, Enterprise, PolicyRef
-from services.intake.uscc import uscc_problem
+from libs.uscc import uscc_problem
 
 
 class EnterpriseIn(Enterprise):

@@ -1,7 +1,7 @@
 """Notify's consumer: every event that someone must hear about."""
 
 from libs.contract import consumer
-from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, SlaClockEvent
+from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, EnterpriseEvent, SlaClockEvent
 from libs.kafka import subscribe
 from services.notify import service
 from services.notify.runtime import NotifyRuntime
@@ -16,4 +16,9 @@ def register(runtime: NotifyRuntime) -> None:
             runtime.db, runtime.book, events, runtime.clock.now(), runtime.settings.status_url, runtime.memory
         )
 
+    async def on_enterprises(events: list[EnterpriseEvent]) -> None:
+        """Keep each company's liaison, the registry's latest word on it."""
+        await service.remember_companies(runtime.db, events)
+
     subscribe(runtime.broker, runtime.settings, consumer("notify", "event"), on_event)
+    subscribe(runtime.broker, runtime.settings, consumer("notify", "enterprises"), on_enterprises)

@@ -29,7 +29,7 @@ from libs import claims, outbox, tracing
 from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
-from libs.events import CloudEvent, EventType, NotificationOutcome
+from libs.events import CloudEvent, EnterpriseChanged, EventType, NotificationOutcome
 from libs.kafka import encode
 from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
@@ -125,6 +125,29 @@ async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]],
         memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
     if writes:
         await db.appeals.bulk_write(writes, ordered=False)
+
+
+async def remember_companies(db: AsyncDatabase, events: Sequence[CloudEvent[EnterpriseChanged]]) -> None:
+    """Keep the liaison of each company the registry tells of; a replayed or older change changes nothing."""
+    latest: dict[str, EnterpriseChanged] = {}
+    for event in events:
+        data = event.data
+        if data.uscc not in latest or data.version > latest[data.uscc].version:
+            latest[data.uscc] = data
+    writes = [
+        UpdateOne(
+            {"_id": uscc, "version": {"$lt": data.version}},
+            {"$set": {"liaison": data.liaison, "version": data.version}},
+        )
+        for uscc, data in latest.items()
+    ]
+    inserts = [
+        UpdateOne({"_id": uscc}, {"$setOnInsert": {"liaison": data.liaison, "version": data.version}}, upsert=True)
+        for uscc, data in latest.items()
+    ]
+    if writes:
+        await db.companies.bulk_write(inserts, ordered=False)
+        await db.companies.bulk_write(writes, ordered=False)
 
 
 async def _appeals(db: AsyncDatabase, appeal_ids: set[str], memory: Memory) -> dict[str, dict[str, Any]]:

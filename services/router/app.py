@@ -24,7 +24,8 @@ def create_app(settings: RouterSettings | None = None, **runtime_options: Any) -
     return create_service_app(
         runtime,
         title="Appeals router",
-        description="Routing rules, the appeal lifecycle and department actions.",
+        description="Routing rules, the appeal lifecycle, department actions and the enterprise registry.",
         routers=[views.router],
         on_startup=_startup,
+        body_limits={"/v1/enterprises/import": views.MAX_LIST_BYTES},
     )

@@ -23,6 +23,7 @@ from libs.events import (
     lifecycle_type,
 )
 from libs.outbox import Emit
+from services.router import registry
 from services.router.rules import AppealFacts, RoutingBook, route
 
 S = AppealStatus
@@ -79,6 +80,8 @@ def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: 
         district=doc["district"],
         size_band=doc["size_band"],
         flags=doc.get("flags", []),
+        lists=doc.get("lists", []),
+        declared_flags=doc.get("declared_flags", []),
         sla_profile=doc.get("sla_profile"),
         policy_available=doc.get("policy_available", False),
         rule_id=doc.get("rule_id"),
@@ -105,6 +108,9 @@ def _summary(doc: dict[str, Any]) -> AppealSummary:
         contact=doc["contact"],
         channel=doc["channel"],
         flags=doc.get("flags", []),
+        lists=doc.get("lists", []),
+        declared_flags=doc.get("declared_flags", []),
+        phone_verified=doc.get("phone_verified"),
         attachments=doc.get("attachments", []),
         submitted_at=doc["submitted_at"],
     )
@@ -152,9 +158,16 @@ def facts_of(doc: dict[str, Any]) -> AppealFacts:
     )
 
 
-def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
-    """The stored form of a freshly submitted appeal, before any decision."""
+def new_appeal(submitted: AppealSubmitted, book: RoutingBook, company: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored form of a freshly submitted appeal, before any decision.
+
+    `company` is the registry's document of the appealing company, if it knows it: the
+    lists it is on the day it appeals give the flags routing, policies and deadlines
+    see; what the channel declared is kept beside them and decides nothing but an
+    inadmissible matter.
+    """
     e = submitted.enterprise
+    lists = registry.lists_on(company, submitted.submitted_at.astimezone(book.tz).date())
     return {
         "_id": submitted.appeal_id,
         "status": S.submitted.value,
@@ -164,7 +177,11 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
         "category": submitted.category.value,
         "district": e.district,
         "size_band": submitted.size_band,
-        "flags": submitted.flags,
+        "flags": sorted(registry.flags_of(lists, book.registry)),
+        "lists": lists,
+        "declared_flags": submitted.flags,
+        "phone_verified": registry.phone_matches(company, submitted.contact.phone),
+        "liaison": company.get("liaison") if company else None,
         "title": submitted.title,
         "description": submitted.description,
         "attachments": submitted.attachments,
@@ -182,7 +199,7 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook) -> dict[str, Any]:
 def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
     """Route a new appeal, or reject it when the matter is in litigation or arbitration."""
     out = Transition()
-    flagged = [f for f in doc.get("flags", []) if f in LITIGATION_FLAGS]
+    flagged = [f for f in doc.get("declared_flags", doc.get("flags", [])) if f in LITIGATION_FLAGS]
     if flagged:
         return reject(
             doc,

@@ -1,6 +1,7 @@
 """Router's request and response bodies."""
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,7 +51,12 @@ class AppealOut(BaseModel):
     district: str
     size_band: str
     channel: str
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description="From the government lists the company is on.")
+    lists: list[str] = Field(default_factory=list, description="The lists the company was on when it appealed.")
+    declared_flags: list[str] = Field(default_factory=list, description="What the channel declared: not verified.")
+    phone_verified: bool | None = Field(
+        default=None, description="The contact's phone is one the registry has; none when it has none."
+    )
     title: str
     description: str
     enterprise: dict
@@ -74,7 +80,9 @@ class PreviewIn(BaseModel):
     employees: int = Field(ge=0, examples=[25])
     title: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=20_000)
-    flags: list[str] = Field(default_factory=list)
+    uscc: str | None = Field(default=None, description="A company of the registry: its lists today give the flags.")
+    lists: list[str] | None = Field(default=None, description="Lists to assume instead of the registry's.")
+    flags: list[str] = Field(default_factory=list, description="What a channel would declare: shown, never used.")
 
 
 class PreviewOut(BaseModel):
@@ -87,4 +95,111 @@ class PreviewOut(BaseModel):
     policy_available: bool
     sla_profile: str
     size_band: str
+    flags_from_lists: dict[str, str] = Field(default_factory=dict, description="Each flag used, by its list.")
+    declared_flags_ignored: list[str] = Field(default_factory=list)
     explanation: list[str]
+
+
+class MembershipIn(BaseModel):
+    """A company's place on a government list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    list: str = Field(description="List id (GET /v1/lists).", examples=["key_sme"])
+    since: date = Field(description="First local day on the list.")
+    until: date | None = Field(default=None, description="First local day off it; none while on it.")
+
+
+class EnterpriseIn(BaseModel):
+    """A company as an admin records it; memberships, when given, replace the company's."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "深圳市蓝海网络科技有限公司",
+                    "district": "nanshan",
+                    "industry": "internet services",
+                    "phones": ["13800138000"],
+                    "liaison": "zhou-min",
+                    "memberships": [{"list": "key_sme", "since": "2026-02-01"}],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    district: str | None = Field(default=None, max_length=50)
+    industry: str | None = Field(default=None, max_length=100)
+    phones: list[str] = Field(default_factory=list, max_length=10)
+    liaison: str | None = Field(default=None, max_length=64, description="Liaison id (config/registry.yaml).")
+    memberships: list[MembershipIn] | None = None
+
+
+class AppealRecord(BaseModel):
+    """One appeal in a company's history."""
+
+    appeal_id: str
+    status: str
+    category: str
+    title: str
+    lead: str | None = None
+    sla_profile: str | None = None
+    lists: list[str] = Field(default_factory=list)
+    submitted_at: datetime
+    resolved_at: datetime | None = None
+
+
+class EnterpriseOut(BaseModel):
+    """A company of the registry: profile, lists, liaison and its appeals, newest first."""
+
+    uscc: str
+    name: str
+    district: str | None = None
+    industry: str | None = None
+    phones: list[str] = Field(default_factory=list)
+    liaison: str | None = None
+    memberships: list[MembershipIn] = Field(default_factory=list)
+    lists_today: list[str] = Field(default_factory=list, description="The lists the company is on today.")
+    flags_today: dict[str, str] = Field(default_factory=dict, description="Each flag it has today, by the list.")
+    version: int
+    appeals: list[AppealRecord] = Field(default_factory=list)
+
+
+class RefusedRow(BaseModel):
+    line: int = Field(description="Line in the file (the header is line 1).")
+    reason: str
+
+
+class ImportResult(BaseModel):
+    """What an import of a government list did."""
+
+    list_id: str
+    as_of: date
+    rows: int = Field(description="Rows read, refused ones included.")
+    registered: int = Field(description="Companies the registry did not know before.")
+    updated: int = Field(description="Known companies whose profile or membership changed.")
+    ended: int = Field(description="Companies no longer on the list: their membership ends on `as_of`.")
+    unchanged: int
+    refused: list[RefusedRow]
+
+
+class ListOut(BaseModel):
+    """A government list the registry keeps."""
+
+    id: str
+    name: str
+    name_zh: str | None = None
+    flag: str
+    source: str
+    members: int = Field(description="Companies on the list today.")
+
+
+class AuditEntry(BaseModel):
+    """One change to a company: who made it, when, and what changed from what to what."""
+
+    at: datetime
+    actor: str
+    action: str
+    changes: dict[str, dict[str, Any]]

@@ -4,10 +4,22 @@ import re
 from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from libs.config import City, SlaConfig, StrictModel, config_error, load_city, load_sla_config, load_yaml
+from libs.calendars import load_calendars
+from libs.config import (
+    City,
+    RegistryConfig,
+    SlaConfig,
+    StrictModel,
+    config_error,
+    load_city,
+    load_registry_config,
+    load_sla_config,
+    load_yaml,
+)
 from libs.events import Category, PolicyRef
 
 
@@ -87,6 +99,9 @@ class RoutingBook:
     routing: RoutingConfig
     policies: PolicyCatalogue
     sla: SlaConfig
+    registry: RegistryConfig
+    # The city's time zone: list memberships run from and to local days.
+    tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
 
 def _text(facts: AppealFacts) -> str:
@@ -185,6 +200,8 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
     routing = load_yaml(routing_path, RoutingConfig)
     policies = load_yaml(policies_path, PolicyCatalogue)
     sla = load_sla_config(config_dir)
+    registry = load_registry_config(config_dir, city)
+    tz = ZoneInfo(load_calendars(config_dir)["default"].config.timezone)
     districts = {d.code for d in city.districts}
     bands = {b.code for b in city.size_bands}
     ids: set[str] = set()
@@ -213,4 +230,28 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
         if policy.id in seen:
             raise config_error(policies_path, f"policies[{i}] ({policy.id})", "id", "duplicate policy id")
         seen.add(policy.id)
-    return RoutingBook(city, routing, policies, sla)
+    _check_flags(config_dir, routing, policies, sla, registry)
+    return RoutingBook(city, routing, policies, sla, registry, tz)
+
+
+def _check_flags(
+    config_dir: Path, routing: RoutingConfig, policies: PolicyCatalogue, sla: SlaConfig, registry: RegistryConfig
+) -> None:
+    """Every flag that routing, a policy or a profile looks at is one a government list gives."""
+    given = {entry.flag for entry in registry.lists}
+    uses = [(config_dir / "routing.yaml", f"rules ({r.id})", "match.flags", r.match.flags) for r in routing.rules]
+    uses += [(config_dir / "policies.yaml", f"policies ({p.id})", "flags", p.flags) for p in policies.policies]
+    uses += [
+        (config_dir / "sla_profiles.yaml", f"selection ({c.profile})", "when.flags", c.when.flags)
+        for c in sla.selection
+        if c.when is not None
+    ]
+    for path, entry, fname, flags in uses:
+        unknown = [f for f in flags if f not in given]
+        if unknown:
+            raise config_error(
+                path,
+                entry,
+                fname,
+                f"no list of config/registry.yaml gives {', '.join(unknown)}; only the government's lists give flags",
+            )

@@ -8,21 +8,23 @@ written, so a republish is recognisably the same event.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
-from libs.events import AppealSubmitted, CloudEvent, EventType
+from libs.contract import ENTERPRISES
+from libs.events import AppealSubmitted, CloudEvent, EnterpriseChanged, EventType, ListMembership
 from libs.ids import new_id
 from libs.kafka import make_event, publish
-from libs.mongo import update_guarded
-from libs.outbox import outbox_items
+from libs.mongo import by_ids, update_guarded
+from libs.outbox import Emit, outbox_items
+from services.router import registry
 from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
 
@@ -42,6 +44,11 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     await db.appeals.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
     await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
+    # A company's history; the registry's list members and its sweep; a company's audit trail.
+    await db.appeals.create_index([("enterprise.uscc", ASCENDING), ("submitted_at", ASCENDING)])
+    await db.enterprises.create_index([("memberships.list", ASCENDING)])
+    await db.enterprises.create_index([("outbox_since", ASCENDING)], sparse=True)
+    await db.registry_audit.create_index([("uscc", ASCENDING), ("at", ASCENDING)])
 
 
 async def _index_handlers(db: AsyncDatabase) -> None:
@@ -98,8 +105,9 @@ async def admit(
     empty their outboxes; the unique indexes catch redeliveries and duplicates.
     """
     stored: dict[str, tuple[CloudEvent[AppealSubmitted], dict[str, Any], dict[str, Any]]] = {}
+    known = await companies(db, (event.data.enterprise.uscc for event in events))
     for event in events:
-        doc = new_appeal(event.data, book)
+        doc = new_appeal(event.data, book, known.get(event.data.enterprise.uscc))
         outcome = decide_admission(doc, book)
         stored.setdefault(
             doc["_id"],
@@ -215,8 +223,8 @@ async def _transition(
 
 
 async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
-    """Publish outboxes left behind by a crash between writing and publishing."""
-    return await outbox.flush_stale(db.appeals, broker, now)
+    """Publish what a crash left in the outboxes of appeals and of the registry's companies."""
+    return await outbox.flush_stale(db.appeals, broker, now) + await outbox.flush_stale(db.enterprises, broker, now)
 
 
 async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> list[str]:
@@ -249,3 +257,100 @@ async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
 async def publish_rejection(broker: KafkaBroker, topic: str, appeal_id: str, data) -> None:
     """Tell a department's integration that its Kafka action was refused."""
     await publish(broker, topic, make_event(SOURCE, EventType.action_rejected, appeal_id, data))
+
+
+# --- The enterprise registry ---------------------------------------------------------------------------------------
+
+
+class RegistryConflict(RuntimeError):
+    """Another edit or import changed one of the companies first; nothing of this one was written."""
+
+
+async def companies(db: AsyncDatabase, usccs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The registry's documents of these companies, by credit code (the unknown ones left out)."""
+    return await by_ids(db.enterprises, sorted(set(usccs)), {"outbox": 0})
+
+
+async def members(db: AsyncDatabase, list_id: str) -> dict[str, dict[str, Any]]:
+    """The companies on a list now (with no end to their membership), by credit code."""
+    found = db.enterprises.find({"memberships.list": list_id}, {"outbox": 0})
+    return {
+        doc["_id"]: doc
+        async for doc in found
+        if any(m["list"] == list_id and m.get("until") is None for m in doc.get("memberships", []))
+    }
+
+
+async def record_changes(
+    db: AsyncDatabase, broker: KafkaBroker, changes: list[registry.Change], actor: str, action: str, now: datetime
+) -> None:
+    """Write the changed companies, an audit entry for each, and their `enterprise.*.v1` events.
+
+    Each document is written only if no one changed it since it was read (its version);
+    otherwise RegistryConflict, and nothing is written.
+    """
+    if not changes:
+        return
+    writes, audits, after = [], [], []
+    for change in changes:
+        version = change.before["version"] if change.before else 0
+        doc = {**change.after, "version": version + 1, "updated_at": now}
+        doc.setdefault("registered_at", now)
+        kind = EventType.enterprise_updated if change.before else EventType.enterprise_registered
+        data = EnterpriseChanged(
+            uscc=change.uscc,
+            name=doc["name"],
+            district=doc.get("district"),
+            industry=doc.get("industry"),
+            liaison=doc.get("liaison"),
+            memberships=[ListMembership(**{k: m[k] for k in ("list", "since", "until")}) for m in doc["memberships"]],
+            changed=sorted(change.fields),
+            version=version + 1,
+        )
+        # Changes to the registry are made by people, not in any appeal's trace.
+        items = outbox_items(SOURCE, [Emit(ENTERPRISES, kind, data, subject=change.uscc)], None, now)
+        doc = outbox.stage({"$set": doc}, items, now)["$set"] | {
+            "outbox": [*(change.before or {}).get("outbox", []), *items]
+        }
+        writes.append(ReplaceOne({"_id": change.uscc, "version": version}, doc, upsert=change.before is None))
+        audits.append(
+            {
+                "_id": new_id(),
+                "uscc": change.uscc,
+                "at": now,
+                "actor": actor,
+                "action": action,
+                "changes": {k: {"from": old, "to": new} for k, (old, new) in change.fields.items()},
+            }
+        )
+        after.append(doc)
+    with outbox.held(db.enterprises, [c.uscc for c in changes]):
+        try:
+            result = await db.enterprises.bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:
+            raise RegistryConflict(f"{len(exc.details.get('writeErrors', []))} companies changed meanwhile") from exc
+        if result.matched_count + result.upserted_count != len(writes):
+            raise RegistryConflict("a company changed meanwhile")
+        await db.registry_audit.insert_many(audits, ordered=False)
+        await outbox.flush_many(db.enterprises, broker, after)
+
+
+async def history(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:
+    """A company's appeals, newest first."""
+    fields = {
+        "status": 1,
+        "category": 1,
+        "title": 1,
+        "lead": 1,
+        "sla_profile": 1,
+        "lists": 1,
+        "submitted_at": 1,
+        "resolved_at": 1,
+    }
+    cursor = db.appeals.find({"enterprise.uscc": uscc}, fields).sort("submitted_at", -1).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def audit_of(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The changes made to a company, newest first."""
+    return [doc async for doc in db.registry_audit.find({"uscc": uscc}).sort("at", -1).limit(limit)]

@@ -52,7 +52,7 @@ from libs.contract import (
     department_topic,
 )
 from libs.settings import PROJECT_ROOT
-from services.intake.uscc import check_character
+from libs.uscc import check_character
 from tests.helpers import Databases
 
 CLOCKS = ("scope", "response", "resolution")

@@ -26,6 +26,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "appeals.company.v1",
         "sla.events.v1",
         "notify.deliveries.v1",
+        "enterprises.v1",
     ]
     assert [c.group for c in CONSUMERS] == [
         "intake.lifecycle",
@@ -35,6 +36,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "router.company",
         "sla.lifecycle",
         "notify.event",
+        "notify.enterprises",
         "stats.project",
     ]
     assert SERVICE_NAMES == ("intake", "router", "sla", "notify", "stats")

@@ -20,6 +20,7 @@ from libs.events import (
     CompanyFeedback,
     CompanyInfoProvided,
     DepartmentAction,
+    EnterpriseChanged,
     EventType,
     NotificationOutcome,
 )
@@ -65,6 +66,12 @@ DELIVERED = make_event(
         attempts=1,
     ),
 )
+COMPANY = make_event(
+    "appeals/router",
+    EventType.enterprise_updated,
+    "91440300MA5FXT4K8N",
+    EnterpriseChanged(uscc="91440300MA5FXT4K8N", name="Lanhai", liaison="zhou-min", version=2),
+)
 # One valid event of each topic a consumer reads.
 SAMPLES = {
     "appeals.submitted.v1": [submitted()],
@@ -73,6 +80,7 @@ SAMPLES = {
     "appeals.actions.v1": [ACTION],
     "appeals.company.v1": [INFO, FEEDBACK],
     "notify.deliveries.v1": [DELIVERED],
+    "enterprises.v1": [COMPANY],
 }
 
 
@@ -93,6 +101,7 @@ def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     monkeypatch.setattr(router, "transition", recorder(seen["router.transition"]))
     monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
     monkeypatch.setattr(notify, "plan_events", recorder(seen["notify.event"]))
+    monkeypatch.setattr(notify, "remember_companies", recorder(seen["notify.enterprises"]))
     monkeypatch.setattr(stats, "project", recorder(seen["stats.project"]))
     return seen
 

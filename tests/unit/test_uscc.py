@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
+from libs.uscc import ALPHABET, WEIGHTS, check_character, uscc_problem
 from services.intake.models import AppealIn, EnterpriseIn
-from services.intake.uscc import ALPHABET, WEIGHTS, check_character, uscc_problem
 
 # Widely published example; by hand under GB 32100-2015: the values of 91350100M000100Y4 times the weights
 # 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28 sum to 1640; 1640 mod 31 = 28; 31 - 28 = 3, so "3".
