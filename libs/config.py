@@ -116,6 +116,15 @@ class City(StrictModel):
         """The department with `code`, if any."""
         return next((d for d in self.departments if d.code == code), None)
 
+    def cannot_choose(self, code: str) -> str | None:
+        """Why a company cannot choose department `code` to lead its appeal, or None when it can."""
+        department = self.department(code)
+        if department is None:
+            return f"{code!r} is not a department of {self.name}; GET /v1/departments on router lists them"
+        if not department.active:
+            return f"{department.name} ({code}) takes no new appeals"
+        return None
+
     def counterpart(self, code: str, district: str) -> str:
         """The district counterpart of municipal department `code` in `district`, or `code` itself."""
         for dept in self.departments:

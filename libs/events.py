@@ -170,8 +170,12 @@ class AppealSubmitted(BaseModel):
     attachments: list[str] = Field(default_factory=list, description="URLs of attached documents.")
     flags: list[str] = Field(
         default_factory=list,
-        description="Flags such as key_enterprise, epidemic_supplies.",
+        description="What the channel declares for the company (key_enterprise, in_litigation, ...): not verified; "
+        "router gives flags from the government's lists only.",
         examples=[["key_enterprise"]],
+    )
+    department: str | None = Field(
+        default=None, description="The department the company chose, if it chose one.", examples=["nanshan-finance"]
     )
     submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
 

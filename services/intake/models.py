@@ -58,7 +58,19 @@ class AppealIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
     attachments: list[str] = Field(default_factory=list, max_length=20)
-    flags: list[str] = Field(default_factory=list, max_length=10)
+    flags: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="What the company declares about itself: kept for the department, never a faster deadline "
+        "(only the government's lists give those); `in_litigation` or `in_arbitration` makes the matter inadmissible.",
+    )
+    department: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The department the company chooses. It leads and has six hours to say whether the matter is "
+        "its own; if it declines, routing takes over.",
+        examples=["nanshan-finance"],
+    )
 
     @field_validator("title", "description")
     @classmethod

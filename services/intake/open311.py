@@ -45,6 +45,7 @@ _FIELD_NAMES = {
     "enterprise.district": "attribute[district]",
     "title": "attribute[title]",
     "flags": "attribute[flags]",
+    "department": "attribute[department]",
     "channel_ref": "attribute[channel_ref]",
     "contact.name": "first_name/last_name",
     "contact.phone": "phone",
@@ -112,7 +113,14 @@ def service_definition(entry: CategoryEntry, city: City) -> dict[str, Any]:
             {d.code: d.name for d in city.districts},
         ),
         attr("title", "string", False, "Short title; the start of the description when left out."),
-        attr("flags", "multivaluelist", False, "What applies to the company.", FLAGS),
+        attr("flags", "multivaluelist", False, "What the company declares; no faster deadline.", FLAGS),
+        attr(
+            "department",
+            "singlevaluelist",
+            False,
+            "The department the company chooses: it leads, and has six hours to say whether the matter is its own.",
+            {d.code: d.name for d in city.departments if d.active},
+        ),
         attr(
             "channel_ref",
             "string",
@@ -156,6 +164,7 @@ def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn
         "description": description,
         "attachments": [media] if media else [],
         "flags": flags,
+        "department": attribute.get("department") or None,
     }
     if single.get("email"):
         body["contact"]["email"] = single["email"]
@@ -363,6 +372,9 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     if runtime.catalogue.entry(code) is None:
         raise Open311Error(404, f"service_code {code!r} not found")
     appeal = appeal_from_form(form, code)
+    problem_text = runtime.city.cannot_choose(appeal.department) if appeal.department else None
+    if problem_text:
+        raise Open311Error(400, f"attribute[department]: {problem_text}")
     settings = runtime.settings
     try:
         result = await service.submit(

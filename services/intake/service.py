@@ -96,6 +96,7 @@ def build_submitted(
         description=body.description,
         attachments=body.attachments,
         flags=sorted(set(body.flags)),
+        department=body.department,
         submitted_at=clock.now(),
     )
     return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)

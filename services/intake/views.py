@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from libs.auth import Principal, authenticate, require
@@ -88,6 +89,9 @@ async def answerable_appeal(
 async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntimeDep, principal: ChannelCaller):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
     settings = runtime.settings
+    problem_text = runtime.city.cannot_choose(body.department) if body.department else None
+    if problem_text:
+        raise RequestValidationError([{"loc": ("body", "department"), "msg": problem_text, "type": "value_error"}])
     try:
         result = await service.submit(
             runtime.db,

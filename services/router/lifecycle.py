@@ -182,6 +182,7 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook, company: dict[str,
         "declared_flags": submitted.flags,
         "phone_verified": registry.phone_matches(company, submitted.contact.phone),
         "liaison": company.get("liaison") if company else None,
+        "chosen_department": submitted.department,
         "title": submitted.title,
         "description": submitted.description,
         "attachments": submitted.attachments,
@@ -206,7 +207,7 @@ def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
             f"the matter is {flagged[0].replace('_', ' ')}; the platform cannot take it up "
             "while a court or arbitration body handles it",
         )
-    decision = route(book, facts_of(doc))
+    decision = route(book, facts_of(doc), chosen=_chosen(doc, book))
     doc_after = {
         **doc,
         "lead": decision.lead,
@@ -229,6 +230,15 @@ def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
     for co in decision.cohandlers:
         _assign(doc_after, out, co, "cohandler", decision.lead, decision.cohandlers)
     return out
+
+
+def _chosen(doc: dict[str, Any], book: RoutingBook) -> str | None:
+    """The department the company chose, while it may still lead (it has not declined the appeal)."""
+    code = doc.get("chosen_department")
+    department = book.city.department(code) if code else None
+    if department is None or not department.active or code in doc.get("declined_by", []) or doc.get("chosen_declined"):
+        return None
+    return code
 
 
 def reject(doc: dict[str, Any], reason: str) -> Transition:
@@ -278,21 +288,32 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
     office = book.city.coordinating_office
     if doc["lead"] == office:
         raise ActionError(409, "the coordinating office is the fallback and cannot decline; transfer instead")
-    declined_by = [*doc.get("declined_by", []), doc["lead"]]
     target = action.target_department
     if target is not None and book.city.department(target) is None:
         raise ActionError(422, f"target_department {target!r} is not a known department")
-    if len(declined_by) >= 2:
+    chosen = _chosen(doc, book) == doc["lead"]
+    # The department the company chose declining is routing's first step, not a decline in a row: the rules
+    # route the appeal as if it had come without a choice, co-handlers included.
+    declined_by = list(doc.get("declined_by", [])) if chosen else [*doc.get("declined_by", []), doc["lead"]]
+    joining: list[str] = []
+    if chosen:
+        decision = route(book, facts_of(doc), exclude={doc["lead"]})
+        new_lead, joining = decision.lead, decision.cohandlers
+        why = f"{doc['lead']}, chosen by the company, declined; " + "; ".join(decision.explanation[:2])
+    elif len(declined_by) >= 2:
         new_lead, why = office, "declined twice in a row; the coordinating office takes over"
     elif target and target not in declined_by:
         new_lead, why = target, f"{doc['lead']} pointed to {target}"
     else:
         new_lead = route(book, facts_of(doc), exclude=set(declined_by)).lead
         why = f"rerouted after {doc['lead']} declined"
-    cohandlers = [c for c in doc.get("cohandlers", []) if c != new_lead]
+    cohandlers = [c for c in dict.fromkeys([*doc.get("cohandlers", []), *joining]) if c != new_lead]
     out = Transition(
         set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers, "status": S.routed.value}
     )
+    if chosen:
+        out.set["chosen_declined"] = True
+        out.set["rule_id"] = decision.rule_id
     _lifecycle(doc, out, S.declined, **_common(action), guidance=action.guidance)
     after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
     _lifecycle(
@@ -300,6 +321,9 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
     )
     _withdraw(doc, out, doc["lead"], "declined", new_lead)
     _assign(after, out, new_lead, "lead", new_lead, cohandlers)
+    for co in joining:
+        if co != new_lead:
+            _assign(after, out, co, "cohandler", new_lead, cohandlers)
     return out
 
 

@@ -47,6 +47,10 @@ class AppealOut(BaseModel):
     status: str
     lead: str | None = None
     cohandlers: list[str] = Field(default_factory=list)
+    chosen_department: str | None = Field(default=None, description="The department the company chose, if any.")
+    declined_by: list[str] = Field(
+        default_factory=list, description="Departments that declined it in a row; a second sends it to the fallback."
+    )
     category: str
     district: str
     size_band: str
@@ -83,6 +87,7 @@ class PreviewIn(BaseModel):
     uscc: str | None = Field(default=None, description="A company of the registry: its lists today give the flags.")
     lists: list[str] | None = Field(default=None, description="Lists to assume instead of the registry's.")
     flags: list[str] = Field(default_factory=list, description="What a channel would declare: shown, never used.")
+    department: str | None = Field(default=None, description="The department the company would choose.")
 
 
 class PreviewOut(BaseModel):

@@ -157,12 +157,21 @@ def select_profile(sla: SlaConfig, flags: tuple[str, ...], policy_available: boo
     raise LookupError("no SLA profile selection matched and there is no default")
 
 
-def route(book: RoutingBook, facts: AppealFacts, exclude: Set[str] = frozenset()) -> RoutingDecision:
-    """Pick lead, co-handlers, policies and SLA profile for an appeal; departments in `exclude` are skipped."""
+def route(
+    book: RoutingBook, facts: AppealFacts, exclude: Set[str] = frozenset(), chosen: str | None = None
+) -> RoutingDecision:
+    """Pick lead, co-handlers, policies and SLA profile for an appeal; departments in `exclude` are skipped.
+
+    A department the company `chosen` leads alone; the rules come in only if it declines.
+    """
     city = book.city
     explanation: list[str] = []
-    rule = next((r for r in book.routing.rules if rule_matches(r, facts)), None)
-    if rule is None:
+    cohandlers: list[str]
+    rule = None if chosen else next((r for r in book.routing.rules if rule_matches(r, facts)), None)
+    if chosen:
+        lead, cohandlers, rule_id = chosen, [], None
+        explanation.append(f"the company chose {chosen}: it leads, and has the scope clock to say if it is its own")
+    elif rule is None:
         lead, cohandlers, rule_id = city.coordinating_office, [], None
         explanation.append(f"no rule matched; fallback to the coordinating office {lead}")
     else:

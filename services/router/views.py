@@ -187,19 +187,25 @@ async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep, _: Operato
         lists = registry.lists_on(company, runtime.clock.now().astimezone(book.tz).date())
     else:
         lists = []
+    if body.department and city.cannot_choose(body.department):
+        raise HTTPException(422, f"department: {city.cannot_choose(body.department)}")
     flags = registry.flags_of(lists, book.registry)
-    decision = route(
-        book,
-        AppealFacts(
-            category=body.category.value,
-            district=body.district,
-            size_band=size_band,
-            title=body.title,
-            description=body.description,
-            flags=tuple(sorted(flags)),
-        ),
+    facts = AppealFacts(
+        category=body.category.value,
+        district=body.district,
+        size_band=size_band,
+        title=body.title,
+        description=body.description,
+        flags=tuple(sorted(flags)),
     )
+    decision = route(book, facts, chosen=body.department)
     reasons = [f"flag {flag} from list {list_id}" for flag, list_id in sorted(flags.items())]
+    if body.department:
+        fallback = route(book, facts, exclude={body.department})
+        reasons.append(
+            f"if {body.department} declines, the rules give it to {fallback.lead}"
+            + (f" with {', '.join(fallback.cohandlers)}" if fallback.cohandlers else "")
+        )
     ignored = sorted(set(body.flags) - set(flags))
     if ignored:
         reasons.append("declared flags change nothing: " + ", ".join(ignored))

@@ -395,3 +395,36 @@ async def test_appeals_stored_before_handlers_existed_are_in_worklists_after_an_
     assert (await db.migrations.find_one({"_id": "handlers"}))["appeals"] == 2
     await client.drop_database(db.name)
     await client.close()
+
+
+async def test_a_company_chooses_its_department_which_declines_to_the_rules(platform):
+    unknown = await submit(platform, appeal_body(department="moon-office"))
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "department"
+    assert "moon-office" in unknown.json()["errors"][0]["message"]
+
+    appeal_id = (await submit(platform, appeal_body(department="commerce"))).json()["appeal_id"]
+    chosen = await wait_status(platform, appeal_id, "routed")
+    assert (chosen["lead"], chosen["cohandlers"]) == ("commerce", [])
+    assert appeal_id in await worklist(platform, "commerce")
+
+    declined = await act(platform, appeal_id, "commerce", action="decline", guidance="Loans are finance's.")
+    assert declined.status_code == 200, declined.text
+    rerouted = await wait_status(platform, appeal_id, "routed")
+    assert (rerouted["lead"], rerouted["rule_id"]) == ("nanshan-finance", "financing")
+    assert rerouted["declined_by"] == []
+    assert appeal_id not in await worklist(platform, "commerce")
+    assert appeal_id in await worklist(platform, "nanshan-finance")
+
+
+async def test_routing_preview_says_where_a_declined_choice_goes(platform):
+    facts = {"category": "financing", "district": "nanshan", "employees": 25, "department": "commerce"}
+    r = await platform.router.post("/v1/routing/preview", headers=platform.key("operator"), json=facts)
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    assert preview["lead"] == "commerce" and preview["cohandlers"] == []
+    assert any("if commerce declines" in line and "nanshan-finance" in line for line in preview["explanation"])
+    bad = await platform.router.post(
+        "/v1/routing/preview", headers=platform.key("operator"), json={**facts, "department": "moon-office"}
+    )
+    assert bad.status_code == 422 and "department" in bad.json()["detail"]

@@ -546,3 +546,34 @@ def test_new_appeal_stores_the_duplicate_key_and_is_open(book):
     assert doc["dup_key"] == duplicate_key("91350100M000100Y43", "financing", "Loan due while staff cannot return")
     assert doc["open"] is True
     assert doc["status"] == S.submitted
+
+
+# ---------------------------------------------------------------- the company's choice of department
+
+
+def test_a_department_the_company_chose_leads_alone(book):
+    doc = admitted(book, department="commerce")
+    assert doc["lead"] == "commerce" and doc["cohandlers"] == [] and doc["rule_id"] is None
+    assert doc["routing_explanation"][0].startswith("the company chose commerce")
+
+
+def test_the_chosen_department_declining_hands_the_appeal_to_the_rules_and_counts_as_no_decline(book):
+    doc = admitted(book, department="commerce")
+    out = act(doc, book, ActionKind.decline, guidance="Loans are the finance office's.")
+    after = apply(doc, out)
+    # The rules route it as if no department had been chosen: nanshan-finance leads, nanshan-tax co-handles.
+    assert (after["lead"], after["cohandlers"], after["rule_id"]) == (LEAD, [COHANDLER], "financing-tax")
+    assert after["declined_by"] == [] and after["chosen_declined"] is True
+    assert lifecycle_types(out) == [EventType.appeal_declined, EventType.appeal_rerouted]
+    assert sorted(assignments(out)) == sorted(
+        [(f"dept.{LEAD}.v1", LEAD, "lead"), (f"dept.{COHANDLER}.v1", COHANDLER, "cohandler")]
+    )
+    # The rules' lead declining is the first decline in a row, not the second: its pointer is followed.
+    again = apply(after, act(after, book, ActionKind.decline, guidance="Tax's.", target_department=COHANDLER))
+    assert again["declined_by"] == [LEAD] and again["lead"] == COHANDLER
+
+
+def test_the_chosen_department_accepting_keeps_the_appeal(book):
+    doc = admitted(book, department="commerce")
+    after = apply(doc, act(doc, book, ActionKind.accept))
+    assert after["lead"] == "commerce" and after["status"] == S.accepted.value
