@@ -162,6 +162,7 @@ CONSUMERS = (
         "router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic", batch=False
     ),
     Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
+    Consumer("router", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for departments and liaisons"),
     Consumer("sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks"),
     Consumer(
         "notify",

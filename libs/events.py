@@ -177,6 +177,9 @@ class AppealSubmitted(BaseModel):
     department: str | None = Field(
         default=None, description="The department the company chose, if it chose one.", examples=["nanshan-finance"]
     )
+    taken_by: str | None = Field(
+        default=None, description="The liaison who took the appeal on a staff visit.", examples=["zhou-min"]
+    )
     submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
 
 

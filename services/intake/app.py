@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from libs.app import create_service_app
-from libs.config import load_catalogue, load_city
+from libs.config import load_catalogue, load_city, load_registry_config
 from libs.mongo import GroupedInserts
 from services.intake import handlers, open311, scheduled, service, views
 from services.intake.runtime import IntakeRuntime
@@ -21,10 +21,12 @@ async def _startup(runtime: IntakeRuntime) -> None:
 def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -> FastAPI:
     """The intake service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or IntakeSettings()
+    city = load_city(settings.config_dir)
     runtime = IntakeRuntime(
         settings=settings,
-        city=load_city(settings.config_dir),
+        city=city,
         catalogue=load_catalogue(settings.config_dir),
+        registry_config=load_registry_config(settings.config_dir, city),
         **runtime_options,
     )
     handlers.register(runtime)

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from libs.deadlines import Deadline
 from libs.events import Category, Contact, Enterprise, PolicyRef
 from libs.uscc import uscc_problem
 
@@ -71,6 +72,12 @@ class AppealIn(BaseModel):
         "its own; if it declines, routing takes over.",
         examples=["nanshan-finance"],
     )
+    taken_by: str | None = Field(
+        default=None,
+        max_length=64,
+        description="On a staff visit: the liaison (config/registry.yaml) who took the appeal down.",
+        examples=["zhou-min"],
+    )
 
     @field_validator("title", "description")
     @classmethod
@@ -99,23 +106,6 @@ class TimelineEntry(BaseModel):
     guidance: str | None = None
     resolution: str | None = None
     reason: str | None = None
-
-
-class Deadline(BaseModel):
-    """One SLA clock of the appeal, as sla last reported it."""
-
-    clock: str = Field(description="scope, response or resolution.", examples=["resolution"])
-    department: str = Field(description="Department the clock holds to account.", examples=["nanshan-finance"])
-    state: str = Field(description="running, paused, met, breached or cancelled.", examples=["running"])
-    target: str = Field(description="Target as configured: '72h', '3wd' (working days).", examples=["72h"])
-    started_at: datetime
-    due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
-    remaining_seconds: float | None = Field(
-        default=None,
-        description="Running: seconds until due_at at the time of this answer (negative once "
-        "overdue). Paused: target time left when it resumes. Stopped clocks: none.",
-    )
-    overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
 
 
 class AppealView(BaseModel):

@@ -372,9 +372,9 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     if runtime.catalogue.entry(code) is None:
         raise Open311Error(404, f"service_code {code!r} not found")
     appeal = appeal_from_form(form, code)
-    problem_text = runtime.city.cannot_choose(appeal.department) if appeal.department else None
-    if problem_text:
-        raise Open311Error(400, f"attribute[department]: {problem_text}")
+    refused = service.refusals(appeal, principal.owner, runtime.city, runtime.registry_config)
+    if refused:
+        raise Open311Error(400, "; ".join(f"{_FIELD_NAMES.get(k, k)}: {v}" for k, v in refused.items()))
     settings = runtime.settings
     try:
         result = await service.submit(

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
-from libs.config import Catalogue, City
+from libs.config import Catalogue, City, RegistryConfig
 from libs.mongo import GroupedInserts
 from services.intake.settings import IntakeSettings
 
@@ -15,6 +15,7 @@ from services.intake.settings import IntakeSettings
 class IntakeRuntime(Runtime[IntakeSettings]):
     city: City = field(kw_only=True)
     catalogue: Catalogue = field(kw_only=True)
+    registry_config: RegistryConfig = field(kw_only=True)  # the lists and liaisons
     inserts: GroupedInserts = field(init=False)  # opened when the service starts, on its database
 
 

@@ -7,8 +7,8 @@ import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from datetime import datetime, timedelta
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
@@ -16,8 +16,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from libs.clock import Clock
-from libs.config import City
+from libs.config import City, RegistryConfig
 from libs.contract import APPEALS_COMPANY, APPEALS_SUBMITTED, parse_event
+from libs.deadlines import aware, clock_writes
 from libs.events import (
     AppealChanged,
     AppealStatus,
@@ -31,8 +32,8 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
-from libs.mongo import GroupedInserts, not_after
-from services.intake.models import AppealIn, Deadline
+from libs.mongo import GroupedInserts
+from services.intake.models import AppealIn
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,19 @@ def token_opens(secret: str, appeal_id: str, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(status_token(secret, appeal_id), token or "")
 
 
+def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig) -> dict[str, str]:
+    """What the city's configuration refuses in an appeal, by field: a department or liaison it does not have."""
+    out = {}
+    if body.department and city.cannot_choose(body.department):
+        out["department"] = city.cannot_choose(body.department) or ""
+    if body.taken_by is not None:
+        if channel != Channel.staff_visit.value:
+            out["taken_by"] = f"only a staff visit names the liaison who took it, not a {channel} appeal"
+        elif registry.find_liaison(body.taken_by) is None:
+            out["taken_by"] = f"{body.taken_by!r} is not a liaison of config/registry.yaml"
+    return out
+
+
 def build_submitted(
     appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock
 ) -> CloudEvent[AppealSubmitted]:
@@ -97,6 +111,7 @@ def build_submitted(
         attachments=body.attachments,
         flags=sorted(set(body.flags)),
         department=body.department,
+        taken_by=body.taken_by,
         submitted_at=clock.now(),
     )
     return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)
@@ -275,62 +290,7 @@ async def apply_lifecycle(db: AsyncDatabase, events: Sequence[CloudEvent[AppealC
 
 async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
     """Keep the last reported state of each SLA clock; an older event never overwrites a newer one."""
-    writes = []
-    for event in events:
-        data = event.data
-        key = f"clocks.{data.clock_id}"
-        entry = {
-            "clock": data.clock.value,
-            "department": data.department,
-            "state": data.state.value,
-            "target": data.target,
-            "started_at": data.started_at,
-            "due_at": data.due_at,
-            "remaining_seconds": data.remaining_seconds,
-            "at": event.time,
-        }
-        # Not later than this event, or a clock never seen.
-        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: entry}}))
-    await db.appeals.bulk_write(writes, ordered=True)
-
-
-def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
-    """The appeal's clocks as the company sees them, oldest first, cancelled ones left out."""
-    out = []
-    for clock in sorted(record.get("clocks", {}).values(), key=lambda c: (c["started_at"], c["clock"])):
-        if clock["state"] == "cancelled":
-            continue
-        due = _aware(clock.get("due_at"))
-        remaining = None
-        if clock["state"] == "running" and due is not None:
-            remaining = round((due - now).total_seconds(), 1)
-        elif clock["state"] == "paused":
-            remaining = clock.get("remaining_seconds")
-        overdue = clock["state"] == "breached" or (
-            remaining is not None and clock["state"] == "running" and remaining < 0
-        )
-        out.append(
-            Deadline(
-                clock=clock["clock"],
-                department=clock["department"],
-                state=clock["state"],
-                target=clock["target"],
-                started_at=_aware(clock["started_at"]),
-                due_at=due,
-                remaining_seconds=remaining,
-                overdue=overdue,
-            )
-        )
-    return out
-
-
-@overload
-def _aware(value: datetime) -> datetime: ...
-@overload
-def _aware(value: None) -> None: ...
-def _aware(value: datetime | None) -> datetime | None:
-    """MongoDB hands datetimes back naive; they are UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    await db.appeals.bulk_write(clock_writes(events), ordered=True)
 
 
 # What each company answer needs the appeal to be waiting for, and the event it becomes.
@@ -378,7 +338,7 @@ async def answer(
     if slot.get("seq") == sequence:
         if slot["state"] == SENT:
             raise AnswerRefused(already)
-        if now - _aware(slot["claimed_at"]) < timedelta(seconds=2 * publish_timeout):
+        if now - aware(slot["claimed_at"]) < timedelta(seconds=2 * publish_timeout):
             raise AnswerRefused("an answer is being sent right now; read the status in a few seconds")
         taken = await db.appeals.update_one(
             {

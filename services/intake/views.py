@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from libs.auth import Principal, authenticate, require
+from libs.deadlines import deadlines
 from libs.events import CompanyFeedback, CompanyInfoProvided
 from libs.http import problem, problem_responses
 from services.intake import service
@@ -89,9 +90,11 @@ async def answerable_appeal(
 async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntimeDep, principal: ChannelCaller):
     """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
     settings = runtime.settings
-    problem_text = runtime.city.cannot_choose(body.department) if body.department else None
-    if problem_text:
-        raise RequestValidationError([{"loc": ("body", "department"), "msg": problem_text, "type": "value_error"}])
+    refused = service.refusals(body, principal.owner, runtime.city, runtime.registry_config)
+    if refused:
+        raise RequestValidationError(
+            [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
+        )
     try:
         result = await service.submit(
             runtime.db,
@@ -129,7 +132,7 @@ async def get_appeal(record: OpenedAppeal, runtime: IntakeRuntimeDep):
     """The submitting channel's key, or the status token issued for this appeal, opens it."""
     return AppealView(
         appeal_id=record["_id"],
-        deadlines=service.deadlines(record, runtime.clock.now()),
+        deadlines=deadlines(record, runtime.clock.now()),
         **{k: v for k, v in record.items() if k not in ("_id", "clocks")},
     )
 

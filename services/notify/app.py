@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from libs.app import create_service_app
 from libs.calendars import load_calendars
-from libs.config import load_city, load_sla_config
+from libs.config import load_city, load_registry_config, load_sla_config
 from services.notify import handlers, scheduled, service, views
 from services.notify.rules import Renderer
 from services.notify.runtime import NotifyRuntime
@@ -24,11 +24,13 @@ async def _startup(runtime: NotifyRuntime) -> None:
 def create_app(settings: NotifySettings | None = None, **runtime_options: Any) -> FastAPI:
     """The notify service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or NotifySettings()
+    city = load_city(settings.config_dir)
     book = NotifyBook(
-        load_city(settings.config_dir),
+        city,
         load_sla_config(settings.config_dir),
         load_calendars(settings.config_dir),
         Renderer(),
+        load_registry_config(settings.config_dir, city),
     )
     runtime = NotifyRuntime(settings=settings, book=book, **runtime_options)
     handlers.register(runtime)

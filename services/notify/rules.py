@@ -27,6 +27,12 @@ COMPANY_TEMPLATES: dict[str, str] = {
 }
 # Staff told of a new assignment: the handler of the (new) lead department.
 ASSIGNMENT_EVENTS = {E.appeal_routed, E.appeal_rerouted, E.appeal_transferred}
+# What a company's liaison hears of its appeals, and the template.
+LIAISON_TEMPLATES: dict[str, str] = {
+    E.appeal_routed: "liaison_routed",
+    E.appeal_declined: "liaison_declined",
+    E.sla_breached: "liaison_breached",
+}
 # SLA levels and who hears them.
 SLA_AUDIENCES = {50: ("handler",), 80: ("handler", "head"), 100: ("handler", "head", "supervisor")}
 
@@ -58,7 +64,7 @@ class Planned:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def staff_address(person: Person | None, subscription: dict[str, Any] | None) -> Address:
+def staff_address(person: Person | None, subscription: dict[str, Any] | None, language: str = "zh") -> Address:
     """Staff contact from config, overridden field by field by the recipient's subscription."""
     sub = subscription or {}
     quiet = sub.get("quiet_hours")
@@ -69,7 +75,7 @@ def staff_address(person: Person | None, subscription: dict[str, Any] | None) ->
         webhook_url=sub.get("webhook_url"),
         webhook_secret=sub.get("webhook_secret"),
         quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-        language=sub.get("language") or "zh",
+        language=sub.get("language") or language,
     )
 
 
@@ -109,10 +115,11 @@ def plan(
     city: City,
     staff: dict[str, Address],
     company: Address | None,
+    liaison: tuple[str, Address] | None = None,
 ) -> list[Planned]:
-    """Every notification an event owes, per docs/domain.md's table."""
-    planned: list[Planned] = []
+    """Every notification an event owes, per docs/domain.md's table; `liaison` is the company's, if it has one."""
     context = {**data, **(appeal or {}).get("context", {})}
+    planned = _for_liaison(event_type, data, city, liaison, context)
     if event_type.startswith("sla."):
         level = data.get("level")
         if event_type not in (E.sla_warning, E.sla_breached) or level not in SLA_AUDIENCES:
@@ -155,6 +162,25 @@ def plan(
             for ch in staff_channels(address, False)
         ]
     return planned
+
+
+def _for_liaison(
+    event_type: str, data: dict[str, Any], city: City, liaison: tuple[str, Address] | None, context: dict[str, Any]
+) -> list[Planned]:
+    """The company's liaison hears that its appeal was routed, declined or breached, on its staff channels."""
+    template = LIAISON_TEMPLATES.get(event_type)
+    if liaison is None or template is None or (event_type == E.sla_breached and data.get("level") != 100):
+        return []
+    liaison_id, address = liaison
+    urgent = event_type == E.sla_breached
+    dept = city.department(data.get("department") or "")
+    context = {**context, "department_name": dept.name if dept else (data.get("department") or "")}
+    return [
+        Planned(
+            f"liaison:{liaison_id}", "liaison", ch, data.get("department"), urgent, template, address.language, context
+        )
+        for ch in staff_channels(address, urgent)
+    ]
 
 
 class Renderer:

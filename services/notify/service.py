@@ -27,7 +27,7 @@ from pymongo.errors import BulkWriteError
 
 from libs import claims, outbox, tracing
 from libs.calendars import BusinessCalendar, Calendars, parse_target
-from libs.config import City, SlaConfig
+from libs.config import City, RegistryConfig, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
 from libs.events import CloudEvent, EnterpriseChanged, EventType, NotificationOutcome
 from libs.kafka import encode
@@ -50,6 +50,7 @@ class NotifyBook:
     sla: SlaConfig
     calendars: Calendars
     renderer: Renderer
+    registry: RegistryConfig
 
     def calendar_for(self, department: str | None) -> BusinessCalendar:
         """The calendar a department works by (the default one for none or an unknown one)."""
@@ -78,6 +79,7 @@ def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
     return {
         "appeal_id": event.subject,
         "title": (appeal or {}).get("title", ""),
+        "company_name": (appeal or {}).get("company_name", ""),
         "category": data.get("category") or (appeal or {}).get("category", ""),
         "channel": (appeal or {}).get("channel", ""),
         "department_name": dept.name if dept else (department or ""),
@@ -109,13 +111,15 @@ class Memory:
 
 
 async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]], memory: Memory) -> None:
-    """Keep what notify needs of submitted appeals: how to reach the company, and the title."""
+    """Keep what notify needs of submitted appeals: how to reach the company, which company, and the title."""
     writes = []
     for event in events:
         d = event.data
         kept = {
             "contact": d.contact.model_dump(),
             "channel": d.channel.value,
+            "uscc": d.enterprise.uscc,
+            "company_name": d.enterprise.name,
             "title": d.title,
             "category": d.category.value,
             "submitted_at": d.submitted_at,
@@ -262,13 +266,15 @@ async def _plan(
     appeals = await _appeals(db, {e.subject for e in events}, memory)
     departments = {e.data.department for e in events if getattr(e.data, "department", None)}
     staff = await _staff(db, book.city, departments, memory)
+    liaisons = await _liaisons(db, book, [e for e in events if e.type in rules.LIAISON_TEMPLATES], appeals, memory)
+    staff.update({f"liaison:{liaison_id}": address for liaison_id, address in liaisons.values()})
     records, early = [], []
     for event in events:
         appeal = appeals.get(event.subject)
         if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
             early.append(event)
             continue
-        records += _records(book, event, appeal, staff, now, status_url)
+        records += _records(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
     if records:
         try:
             await db.notifications.insert_many(records, ordered=False)
@@ -278,6 +284,34 @@ async def _plan(
     return len(records), early
 
 
+async def _liaisons(
+    db: AsyncDatabase,
+    book: NotifyBook,
+    events: Sequence[CloudEvent[Any]],
+    appeals: dict[str, dict[str, Any]],
+    memory: Memory,
+) -> dict[str, tuple[str, Address]]:
+    """The liaison (id and address) of each appeal's company, for the appeals of `events` that have one."""
+    uscc_of = {e.subject: appeals[e.subject]["uscc"] for e in events if appeals.get(e.subject, {}).get("uscc")}
+    if not uscc_of:
+        return {}
+    liaison_of = {
+        c["_id"]: c["liaison"]
+        async for c in db.companies.find({"_id": {"$in": sorted(set(uscc_of.values()))}, "liaison": {"$ne": None}})
+    }
+    people = {lid: book.registry.find_liaison(lid) for lid in set(liaison_of.values())}
+    subs = await _subscriptions(db, [f"liaison:{lid}" for lid in people], memory)
+    addresses = {
+        lid: rules.staff_address(person, subs.get(f"liaison:{lid}"), person.language if person else "zh")
+        for lid, person in people.items()
+    }
+    return {
+        appeal_id: (liaison_of[uscc], addresses[liaison_of[uscc]])
+        for appeal_id, uscc in uscc_of.items()
+        if uscc in liaison_of
+    }
+
+
 def _records(
     book: NotifyBook,
     event: CloudEvent,
@@ -285,6 +319,7 @@ def _records(
     staff: dict[str, Address],
     now: datetime,
     status_url: str,
+    liaison: tuple[str, Address] | None = None,
 ) -> list[dict[str, Any]]:
     """The delivery records one event owes, ids fixed by (event, recipient, channel)."""
     company = None
@@ -295,7 +330,7 @@ def _records(
         )
     data = event.data.model_dump(mode="python")
     context = _context(book, event, appeal, status_url)
-    planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company)
+    planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company, liaison)
     records: list[dict[str, Any]] = []
     for item in planned:
         address = company if item.audience == "company" else staff[item.recipient]

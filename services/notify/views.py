@@ -12,10 +12,12 @@ from services.notify.runtime import NotifyRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
-DepartmentOrAdmin = Annotated[Principal, Depends(require("department", "admin"))]  # a department's key or an admin's
+DepartmentOrAdmin = Annotated[
+    Principal, Depends(require("department", "liaison", "admin"))
+]  # a department's or a liaison's own key, or an admin's
 StaffOrOperator = Annotated[
-    Principal, Depends(require("department", "operator", "admin"))
-]  # a department's, an operator's or an admin's key
+    Principal, Depends(require("department", "liaison", "operator", "admin"))
+]  # a department's, a liaison's, an operator's or an admin's key
 
 PROBLEMS = problem_responses(
     {
@@ -26,7 +28,12 @@ PROBLEMS = problem_responses(
     }
 )
 Recipient = Annotated[
-    str, Path(pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$", examples=["nanshan-finance:head"])
+    str,
+    Path(
+        pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$|^liaison:[a-z][a-z0-9-]*$",
+        description="`<department>:<role>`, or `liaison:<id>` for a company liaison of config/registry.yaml.",
+        examples=["nanshan-finance:head"],
+    ),
 ]
 
 
@@ -41,7 +48,15 @@ def mask(channel: str, address: str) -> str:
 
 
 def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
-    code = recipient.split(":")[0]
+    code, _, name = recipient.partition(":")
+    if code == "liaison":
+        if runtime.book.registry.find_liaison(name) is None:
+            raise HTTPException(404, f"no liaison {name}")
+        if principal.kind in ("department", "liaison") and (principal.kind, principal.name) != ("liaison", name):
+            raise HTTPException(403, f"a key of {principal.name} cannot manage liaison {name}")
+        return
+    if principal.kind == "liaison":
+        raise HTTPException(403, f"a liaison's key cannot manage recipients of {code}")
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")
     if principal.kind == "department" and principal.name != code:
@@ -102,6 +117,8 @@ async def notifications(
     docs = await service.delivery_log(runtime.db, appeal_id)
     if principal.kind == "department":
         docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
+    elif principal.kind == "liaison":
+        docs = [d for d in docs if d["recipient"] == f"liaison:{principal.name}"]
     return [
         DeliveryView(
             notification_id=d["_id"],

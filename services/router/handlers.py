@@ -1,4 +1,4 @@
-"""Router's consumers: new appeals, department actions over Kafka, the company's answers."""
+"""Router's consumers: new appeals, department actions over Kafka, the company's answers, the SLA clocks."""
 
 import logging
 
@@ -9,6 +9,7 @@ from libs.events import (
     CompanyFeedbackEvent,
     CompanyInfoProvidedEvent,
     DepartmentActionEvent,
+    SlaClockEvent,
 )
 from libs.kafka import subscribe
 from services.router import lifecycle, service
@@ -73,6 +74,11 @@ def register(runtime: RouterRuntime) -> None:
         except lifecycle.ActionError as exc:
             log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
+    async def on_clocks(events: list[SlaClockEvent]) -> None:
+        """Keep each appeal's deadlines, for worklists and the company's history."""
+        await service.apply_clocks(runtime.db, events)
+
     subscribe(runtime.broker, runtime.settings, consumer("router", "submitted"), on_submitted)
+    subscribe(runtime.broker, runtime.settings, consumer("router", "clocks"), on_clocks)
     subscribe(runtime.broker, runtime.settings, consumer("router", "action"), on_action)
     subscribe(runtime.broker, runtime.settings, consumer("router", "company"), on_company)

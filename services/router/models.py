@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.deadlines import Deadline
 from libs.events import ActionKind, Category, PolicyRef
 
 
@@ -48,6 +49,7 @@ class AppealOut(BaseModel):
     lead: str | None = None
     cohandlers: list[str] = Field(default_factory=list)
     chosen_department: str | None = Field(default=None, description="The department the company chose, if any.")
+    taken_by: str | None = Field(default=None, description="The liaison who took it on a staff visit.")
     declined_by: list[str] = Field(
         default_factory=list, description="Departments that declined it in a row; a second sends it to the fallback."
     )
@@ -74,6 +76,8 @@ class AppealOut(BaseModel):
     resolution: str | None = None
     reason: str | None = None
     sequence: int
+    next_due: datetime | None = Field(default=None, description="When its first running SLA clock runs out.")
+    deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
 
 
 class PreviewIn(BaseModel):
@@ -154,6 +158,8 @@ class AppealRecord(BaseModel):
     lists: list[str] = Field(default_factory=list)
     submitted_at: datetime
     resolved_at: datetime | None = None
+    next_due: datetime | None = Field(default=None, description="When its first running SLA clock runs out.")
+    deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
 
 
 class EnterpriseOut(BaseModel):

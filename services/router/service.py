@@ -19,7 +19,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
 from libs.contract import ENTERPRISES
-from libs.events import AppealSubmitted, CloudEvent, EnterpriseChanged, EventType, ListMembership
+from libs.deadlines import aware, clock_writes, next_due
+from libs.events import AppealSubmitted, CloudEvent, EnterpriseChanged, EventType, ListMembership, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import by_ids, update_guarded
@@ -235,18 +236,39 @@ async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> lis
     return [doc["_id"] async for doc in cursor]
 
 
-async def worklist(db: AsyncDatabase, department: str, status: str | None, limit: int, skip: int) -> list[dict]:
-    """Appeals a department leads or co-handles, oldest first."""
+async def worklist(
+    db: AsyncDatabase, department: str, status: str | None, limit: int, skip: int, by_due: bool = False
+) -> list[dict]:
+    """Appeals a department leads or co-handles, oldest first; or those with a running clock, soonest due first."""
     query: dict[str, Any] = {"handlers": department}
     if status:
         query["status"] = status
+    if by_due:
+        query["next_due"] = {"$ne": None}
     cursor = (
         db.appeals.find(query, {"outbox": 0, "seen": 0, "handlers": 0})
-        .sort("submitted_at", ASCENDING)
+        .sort("next_due" if by_due else "submitted_at", ASCENDING)
         .skip(skip)
         .limit(limit)
     )
     return [doc async for doc in cursor]
+
+
+async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
+    """Keep each appeal's clocks as sla reports them, and when its first running clock runs out (`next_due`).
+
+    The clocks are fields of their own: department actions, which replace what they change
+    under the appeal's version, never touch them.
+    """
+    await db.appeals.bulk_write(clock_writes(events), ordered=True)
+    docs = await by_ids(db.appeals, sorted({e.data.appeal_id for e in events}), {"clocks": 1, "next_due": 1})
+    writes = [
+        UpdateOne({"_id": appeal_id}, {"$set": {"next_due": next_due(doc)}})
+        for appeal_id, doc in docs.items()
+        if next_due(doc) != aware(doc.get("next_due"))
+    ]
+    if writes:
+        await db.appeals.bulk_write(writes, ordered=False)
 
 
 async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
@@ -346,6 +368,8 @@ async def history(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[s
         "lists": 1,
         "submitted_at": 1,
         "resolved_at": 1,
+        "clocks": 1,
+        "next_due": 1,
     }
     cursor = db.appeals.find({"enterprise.uscc": uscc}, fields).sort("submitted_at", -1).limit(limit)
     return [doc async for doc in cursor]

@@ -1,12 +1,13 @@
 """Router's HTTP surface for departments and operators."""
 
-from datetime import date
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
 from libs.auth import Principal, require
 from libs.contract import department_topic
+from libs.deadlines import deadlines
 from libs.events import AppealStatus, DepartmentAction
 from libs.http import problem_responses
 from libs.uscc import uscc_problem
@@ -50,8 +51,12 @@ PROBLEMS = problem_responses(
 )
 
 
-def _out(doc: dict) -> AppealOut:
-    return AppealOut(appeal_id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+_NOT_SHOWN = ("_id", "clocks")
+
+
+def _out(doc: dict, now: datetime) -> AppealOut:
+    fields = {k: v for k, v in doc.items() if k not in _NOT_SHOWN}
+    return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), **fields)
 
 
 def _may_see(principal: Principal, doc: dict) -> bool:
@@ -89,17 +94,22 @@ async def department_worklist(
     runtime: RouterRuntimeDep,
     principal: StaffOrOperator,
     status: AppealStatus | None = None,
+    sort: Annotated[
+        Literal["submitted", "due"],
+        Query(description="`submitted`: oldest first; `due`: appeals with a running clock, soonest due first."),
+    ] = "submitted",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ):
-    """Appeals the department leads or co-handles, optionally of one status."""
+    """Appeals the department leads or co-handles, optionally of one status, oldest first or soonest due first."""
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")
     if principal.kind == "department" and principal.name != code:
         raise HTTPException(403, f"a key of {principal.name} cannot read the worklist of {code}")
-    docs = await service.worklist(runtime.db, code, status.value if status else None, limit, offset)
-    return [_out(d) for d in docs]
+    docs = await service.worklist(runtime.db, code, status.value if status else None, limit, offset, sort == "due")
+    now = runtime.clock.now()
+    return [_out(d, now) for d in docs]
 
 
 @router.get(
@@ -120,7 +130,7 @@ async def get_appeal(
         raise HTTPException(404, f"no appeal {appeal_id}")
     if not _may_see(principal, doc):
         raise HTTPException(403, f"appeal {appeal_id} is not assigned to {principal.name}")
-    return _out(doc)
+    return _out(doc, runtime.clock.now())
 
 
 @router.post(
@@ -152,7 +162,7 @@ async def act(
         )
     except lifecycle.ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    return _out(doc)
+    return _out(doc, now)
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
@@ -391,10 +401,15 @@ async def _enterprise(runtime: RouterRuntime, code: str) -> EnterpriseOut:
     doc = (await service.companies(runtime.db, [code])).get(code)
     if doc is None:
         raise HTTPException(404, "the registry has no such company")
-    today = runtime.clock.now().astimezone(runtime.book.tz).date()
+    now = runtime.clock.now()
+    today = now.astimezone(runtime.book.tz).date()
     lists = registry.lists_on(doc, today)
     appeals = [
-        AppealRecord(appeal_id=a["_id"], **{k: v for k, v in a.items() if k != "_id"})
+        AppealRecord(
+            appeal_id=a["_id"],
+            deadlines=deadlines(a, now),
+            **{k: v for k, v in a.items() if k not in ("_id", "clocks")},
+        )
         for a in await service.history(runtime.db, code)
     ]
     return EnterpriseOut(

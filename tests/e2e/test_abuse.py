@@ -27,6 +27,7 @@ from libs.contract import (
     APPEALS_COMPANY,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    ENTERPRISES,
     NOTIFY_DELIVERIES,
     SERVICE_NAMES,
     SLA_EVENTS,
@@ -226,6 +227,7 @@ SAMPLE_TYPE = {
     APPEALS_COMPANY: EventType.company_feedback,
     SLA_EVENTS: EventType.sla_started,
     NOTIFY_DELIVERIES: EventType.notification_delivered,
+    ENTERPRISES: EventType.enterprise_updated,
 }
 
 

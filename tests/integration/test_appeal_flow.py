@@ -12,11 +12,12 @@ from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
     APPEALS_SUBMITTED,
+    SLA_EVENTS,
     dead_letter_topic,
     department_topic,
     parse_event,
 )
-from libs.events import CompanyInfoProvided, DepartmentAction, EventType
+from libs.events import ClockKind, ClockState, CompanyInfoProvided, DepartmentAction, EventType, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from services.intake import service as intake_service
@@ -428,3 +429,71 @@ async def test_routing_preview_says_where_a_declined_choice_goes(platform):
         "/v1/routing/preview", headers=platform.key("operator"), json={**facts, "department": "moon-office"}
     )
     assert bad.status_code == 422 and "department" in bad.json()["detail"]
+
+
+async def test_a_staff_visit_names_the_liaison_who_took_it(platform):
+    unknown = await submit(platform, appeal_body(taken_by="nobody"), channel="staff_visit")
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "taken_by"
+    not_a_visit = await submit(platform, appeal_body(taken_by="zhou-min"), channel="web")
+    assert not_a_visit.status_code == 422 and "staff visit" in not_a_visit.json()["errors"][0]["message"]
+    r = await submit(platform, appeal_body(taken_by="zhou-min"), channel="staff_visit")
+    assert r.status_code == 202, r.text
+    doc = await wait_status(platform, r.json()["appeal_id"], "routed")
+    assert (doc["channel"], doc["taken_by"]) == ("staff_visit", "zhou-min")
+
+
+async def test_worklists_sort_by_the_deadlines_sla_reports(platform):
+    later_id = (await submit(platform, appeal_body(category="labour"))).json()["appeal_id"]
+    sooner_id = (await submit(platform, appeal_body(category="labour"))).json()["appeal_id"]
+    lead = (await wait_status(platform, later_id, "routed"))["lead"]
+    await wait_status(platform, sooner_id, "routed")
+    now = platform.clock.now()
+
+    EVENT_OF = {ClockState.running: EventType.sla_started, ClockState.met: EventType.sla_met}  # noqa: N806
+
+    def clock(appeal_id, kind, due_in, state=ClockState.running):
+        data = SlaClockChanged(
+            appeal_id=appeal_id,
+            clock_id=f"{appeal_id}:{kind}:1",
+            clock=kind,
+            department=lead,
+            state=state,
+            target="6h",
+            calendar="default",
+            sla_profile="standard_72h",
+            started_at=now,
+            due_at=now + due_in,
+        )
+        return make_event("appeals/sla", EVENT_OF[state], appeal_id, data)
+
+    for event in (
+        clock(later_id, ClockKind.scope, timedelta(hours=5)),
+        clock(sooner_id, ClockKind.scope, timedelta(hours=6)),
+        clock(sooner_id, ClockKind.response, timedelta(hours=2)),
+    ):
+        await publish(platform.router_runtime.broker, SLA_EVENTS, event)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        due_first = await worklist(platform, lead, sort="due")
+        if {later_id, sooner_id} <= set(due_first):
+            break
+        await asyncio.sleep(0.2)
+    assert due_first.index(sooner_id) < due_first.index(later_id), "two hours before five"
+    assert (await worklist(platform, lead)).index(later_id) < (await worklist(platform, lead)).index(sooner_id)
+
+    # The response clock met: the scope clock's six hours come after the other appeal's five.
+    await publish(
+        platform.router_runtime.broker,
+        SLA_EVENTS,
+        clock(sooner_id, ClockKind.response, timedelta(hours=2), ClockState.met),
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        due_first = await worklist(platform, lead, sort="due")
+        if due_first.index(later_id) < due_first.index(sooner_id):
+            break
+        await asyncio.sleep(0.2)
+    assert due_first.index(later_id) < due_first.index(sooner_id)
+    appeal = (await platform.router.get(f"/v1/appeals/{sooner_id}", headers=platform.key("operator"))).json()
+    assert {(d["clock"], d["state"]) for d in appeal["deadlines"]} == {("scope", "running"), ("response", "met")}
+    assert appeal["next_due"].startswith((now + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"))

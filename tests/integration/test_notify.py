@@ -11,7 +11,14 @@ from asgi_lifespan import LifespanManager
 
 from devstack import servers
 from devstack.sinks import Sinks
-from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
+from libs.contract import (
+    APPEALS_LIFECYCLE,
+    APPEALS_SUBMITTED,
+    ENTERPRISES,
+    NOTIFY_DELIVERIES,
+    SLA_EVENTS,
+    dead_letter_topic,
+)
 from libs.events import (
     AppealChanged,
     AppealStatus,
@@ -20,6 +27,7 @@ from libs.events import (
     ClockState,
     Contact,
     Enterprise,
+    EnterpriseChanged,
     EventType,
     SlaClockChanged,
 )
@@ -82,12 +90,14 @@ async def notify(real_servers, demo_keys):
     sinks.stop()
 
 
-def submitted(appeal_id: str, channel: str = "web") -> AppealSubmitted:
+def submitted(appeal_id: str, channel: str = "web", uscc: str | None = None) -> AppealSubmitted:
     return AppealSubmitted(
         appeal_id=appeal_id,
         channel=channel,
         channel_ref=f"ref-{appeal_id}",
-        enterprise=Enterprise(uscc=valid_uscc(), name="Lanhai", employees=20, industry="internet", district="futian"),
+        enterprise=Enterprise(
+            uscc=uscc or valid_uscc(), name="Lanhai", employees=20, industry="internet", district="futian"
+        ),
         contact=Contact(name="Li Wei", phone="13800138000", email="liwei@example.com", wechat_openid="o-company-1"),
         category="financing",
         size_band="micro",
@@ -359,3 +369,55 @@ async def test_an_event_read_before_its_submission_waits_for_it(notify):
             break
         await asyncio.sleep(0.1)
     assert await runtime.db.waiting.count_documents({"appeal_id": appeal_id}) == 0, "nothing left waiting"
+
+
+async def test_a_liaison_hears_once_that_its_company_appeal_was_routed_declined_and_breached(notify):
+    uscc, appeal_id = valid_uscc(), new_id()
+    company = EnterpriseChanged(uscc=uscc, name="Lanhai", liaison="ma-qiang", version=1)
+    await publish(
+        notify["runtime"].broker, ENTERPRISES, make_event("test", EventType.enterprise_registered, uscc, company)
+    )
+    runtime = notify["runtime"]
+    for _ in range(150):
+        if await runtime.db.companies.find_one({"_id": uscc, "liaison": "ma-qiang"}):
+            break
+        await asyncio.sleep(0.1)
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id, uscc=uscc))
+    routed = await send(notify, APPEALS_LIFECYCLE, EventType.appeal_routed, changed(appeal_id, AppealStatus.routed, 1))
+    await send(notify, APPEALS_LIFECYCLE, EventType.appeal_routed, routed.data, event=routed)  # redelivered
+    declined = changed(appeal_id, AppealStatus.declined, 2, guidance="Ask the customs office")
+    await send(notify, APPEALS_LIFECYCLE, EventType.appeal_declined, declined)
+    await send(notify, SLA_EVENTS, EventType.sla_warning, sla(appeal_id, 80))
+    await send(notify, SLA_EVENTS, EventType.sla_breached, sla(appeal_id, 100))
+
+    def liaison_heard(entries):
+        return {(e["event_type"], e["channel"]) for e in delivered(entries, recipient="liaison:ma-qiang")}
+
+    expected = {
+        ("appeal.routed.v1", "email"),
+        ("appeal.declined.v1", "email"),
+        ("sla.breached.v1", "email"),
+        ("sla.breached.v1", "sms"),  # a breach cannot wait
+    }
+    entries = await log_of(notify, appeal_id, lambda e: liaison_heard(e) >= expected)
+    assert liaison_heard(entries) == expected, "routed, declined and breached; not the warning"
+    mine = [e for e in entries if e["recipient"] == "liaison:ma-qiang"]
+    assert len(mine) == 4, "once per event and channel, the redelivered routing included"
+    mails = [m for m in notify["sinks"].of("email") if appeal_id in m["subject"] and "Lanhai" in m["subject"]]
+    assert len(mails) == 3 and any("Ask the customs office" in m["body"] for m in mails)
+    assert all(m["subject"].isascii() for m in mails), "ma-qiang reads English (config/registry.yaml)"
+
+
+async def test_a_liaison_manages_only_its_own_subscription(notify):
+    keys, client = notify["keys"], notify["client"]
+    body = {"email": "he.elsewhere@example.org"}
+    own = await client.put("/v1/subscriptions/liaison:he-jun", json=body, headers={"X-Api-Key": keys["liaison:he-jun"]})
+    assert own.status_code == 200, own.text
+    other = await client.put(
+        "/v1/subscriptions/liaison:liu-fang", json=body, headers={"X-Api-Key": keys["liaison:he-jun"]}
+    )
+    assert other.status_code == 403
+    staff = await client.put(f"/v1/subscriptions/{DEPT}:head", json=body, headers={"X-Api-Key": keys["liaison:he-jun"]})
+    assert staff.status_code == 403
+    unknown = await client.put("/v1/subscriptions/liaison:nobody", json=body, headers={"X-Api-Key": keys["admin"]})
+    assert unknown.status_code == 404

@@ -34,6 +34,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "router.submitted",
         "router.action",
         "router.company",
+        "router.clocks",
         "sla.lifecycle",
         "notify.event",
         "notify.enterprises",

@@ -99,6 +99,7 @@ def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     monkeypatch.setattr(intake, "apply_clocks", recorder(seen["intake.clocks"]))
     monkeypatch.setattr(router, "admit", recorder(seen["router.submitted"]))
     monkeypatch.setattr(router, "transition", recorder(seen["router.transition"]))
+    monkeypatch.setattr(router, "apply_clocks", recorder(seen["router.clocks"]))
     monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
     monkeypatch.setattr(notify, "plan_events", recorder(seen["notify.event"]))
     monkeypatch.setattr(notify, "remember_companies", recorder(seen["notify.enterprises"]))

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from libs.config import ConfigError, load_catalogue, load_city
+from libs.deadlines import deadlines
 from libs.events import Category
-from services.intake import open311, service
+from services.intake import open311
 from tests.helpers import valid_uscc
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -169,7 +170,7 @@ def test_deadlines_show_time_left_pauses_and_overdue_work():
             "d": clock("scope", "cancelled", now),
         }
     }
-    by_kind = {d.clock: d for d in service.deadlines(record, now)}
+    by_kind = {d.clock: d for d in deadlines(record, now)}
     assert set(by_kind) == {"scope", "response", "resolution"}, "cancelled clocks are left out"
     assert by_kind["scope"].remaining_seconds == 4 * 3600 and not by_kind["scope"].overdue
     assert by_kind["response"].remaining_seconds == -1800 and by_kind["response"].overdue

@@ -1,0 +1,98 @@
+"""An appeal's SLA clocks as sla last reported them, kept by the services that show deadlines (intake, router).
+
+Each keeps the clocks in its own appeal documents under `clocks.<clock_id>`; an older
+event never overwrites a newer one, so redelivery and replays change nothing.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from pydantic import BaseModel, Field
+from pymongo import UpdateOne
+
+from libs.events import CloudEvent, SlaClockChanged
+from libs.mongo import not_after
+
+
+class Deadline(BaseModel):
+    """One SLA clock of the appeal, as sla last reported it."""
+
+    clock: str = Field(description="scope, response or resolution.", examples=["resolution"])
+    department: str = Field(description="Department the clock holds to account.", examples=["nanshan-finance"])
+    state: str = Field(description="running, paused, met, breached or cancelled.", examples=["running"])
+    target: str = Field(description="Target as configured: '72h', '3wd' (working days).", examples=["72h"])
+    started_at: datetime
+    due_at: datetime | None = Field(default=None, description="When the target runs out; none while paused.")
+    remaining_seconds: float | None = Field(
+        default=None,
+        description="Running: seconds until due_at at the time of this answer (negative once "
+        "overdue). Paused: target time left when it resumes. Stopped clocks: none.",
+    )
+    overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
+
+
+def clock_writes(events: Sequence[CloudEvent[SlaClockChanged]]) -> list[UpdateOne]:
+    """Writes that keep each clock's last reported state on its appeal's document (which must exist)."""
+    writes = []
+    for event in events:
+        data = event.data
+        key = f"clocks.{data.clock_id}"
+        entry = {
+            "clock": data.clock.value,
+            "department": data.department,
+            "state": data.state.value,
+            "target": data.target,
+            "started_at": data.started_at,
+            "due_at": data.due_at,
+            "remaining_seconds": data.remaining_seconds,
+            "at": event.time,
+        }
+        # Not later than this event, or a clock never seen.
+        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: entry}}))
+    return writes
+
+
+def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
+    """The appeal's clocks, oldest first, cancelled ones left out."""
+    out = []
+    for clock in sorted(record.get("clocks", {}).values(), key=lambda c: (c["started_at"], c["clock"])):
+        if clock["state"] == "cancelled":
+            continue
+        due = aware(clock.get("due_at"))
+        remaining = None
+        if clock["state"] == "running" and due is not None:
+            remaining = round((due - now).total_seconds(), 1)
+        elif clock["state"] == "paused":
+            remaining = clock.get("remaining_seconds")
+        overdue = clock["state"] == "breached" or (
+            remaining is not None and clock["state"] == "running" and remaining < 0
+        )
+        out.append(
+            Deadline(
+                clock=clock["clock"],
+                department=clock["department"],
+                state=clock["state"],
+                target=clock["target"],
+                started_at=aware(clock["started_at"]),
+                due_at=due,
+                remaining_seconds=remaining,
+                overdue=overdue,
+            )
+        )
+    return out
+
+
+def next_due(record: dict[str, Any]) -> datetime | None:
+    """When the appeal's first running clock runs out; none when no clock runs."""
+    dues = [aware(c["due_at"]) for c in record.get("clocks", {}).values() if c["state"] == "running" and c["due_at"]]
+    return min(dues, default=None)
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
+    """MongoDB hands datetimes back naive; they are UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
