@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from libs.app import create_service_app
-from libs.config import load_city
+from libs.config import load_city, load_registry_config
 from services.stats import handlers, scheduled, service, views
 from services.stats.runtime import StatsRuntime
 from services.stats.settings import StatsSettings
@@ -20,7 +20,13 @@ async def _startup(runtime: StatsRuntime) -> None:
 def create_app(settings: StatsSettings | None = None, **runtime_options: Any) -> FastAPI:
     """The stats service; configuration errors stop it here, naming file, entry and field."""
     settings = settings or StatsSettings()
-    runtime = StatsRuntime(settings=settings, city=load_city(settings.config_dir), **runtime_options)
+    city = load_city(settings.config_dir)
+    runtime = StatsRuntime(
+        settings=settings,
+        city=city,
+        registry_config=load_registry_config(settings.config_dir, city),
+        **runtime_options,
+    )
     handlers.register(runtime)
     return create_service_app(
         runtime,

@@ -13,6 +13,7 @@ class Dimension(StrEnum):
     department = "department"
     district = "district"
     status = "status"
+    list = "list"
 
 
 class Interval(StrEnum):
@@ -27,6 +28,43 @@ class Group(BaseModel):
     label: str | None = Field(default=None, description="Wording of a size band.")
 
 
+class CompanyFigures(BaseModel):
+    """Companies behind the appeals submitted in a period; each company counts once however many appeals it made."""
+
+    companies: int = Field(description="Distinct companies that put forward an appeal.", examples=[185])
+    answered: int = Field(
+        description="Of those, companies with at least one appeal a department answered: asked for "
+        "information, resolved, or declined with guidance.",
+        examples=[132],
+    )
+    solved: int = Field(
+        description="Of those, companies every one of whose appeals is solved now (resolved, confirmed or closed).",
+        examples=[120],
+    )
+    appeals: int = Field(description="Appeals of those companies in the period.", examples=[251])
+    appeals_per_company: float | None = Field(description="appeals / companies, to 2 decimals.", examples=[1.36])
+
+
+class ListFigures(CompanyFigures):
+    list_name: str = Field(
+        alias="list", description="A government list of config/registry.yaml, or `none`.", examples=["key_sme"]
+    )
+
+
+class Companies(CompanyFigures):
+    """Company figures of a period, for one government list or all companies, and per list."""
+
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to")
+    list_name: str | None = Field(
+        alias="list", description="The list the figures are narrowed to (`none`: on no list)."
+    )
+    lists: list[ListFigures] = Field(
+        description="The same figures per list the companies were on at submission; a company on two lists "
+        "counts in both."
+    )
+
+
 class Summary(BaseModel):
     """Appeals submitted in [from, to), counted by their current facts."""
 
@@ -34,7 +72,11 @@ class Summary(BaseModel):
     period_to: datetime = Field(alias="to")
     total: int = Field(description="Appeals submitted in the period.", examples=[463])
     resolved: int = Field(description="Of those, resolved (or confirmed, or closed) by now.", examples=[100])
-    groups: dict[Dimension, list[Group]]
+    companies: CompanyFigures
+    groups: dict[Dimension, list[Group]] = Field(
+        description="Counts by dimension; by `list`, an appeal counts once for each list its company was on "
+        "(`none`: on no list), so those counts can add up to more than the total."
+    )
 
 
 class SeriesPoint(BaseModel):
@@ -110,6 +152,7 @@ class DailyReport(BaseModel):
     size_bands: list[Group]
     channels: list[Group]
     districts: list[Group]
+    companies: CompanyFigures
     late_departments: list[LateDepartment]
     text: str = Field(
         examples=[

@@ -30,6 +30,9 @@ Counts = dict[str, dict[str, int]]
 S = AppealStatus
 OPEN = {S.submitted, S.routed, S.accepted, S.declined, S.rerouted, S.transferred, S.info_requested, S.reopened}
 RESOLVED = {S.resolved, S.confirmed, S.closed}
+# A department's substantive answer to the company: it asked for information, resolved, or declined with guidance.
+ANSWERS = {EventType.appeal_info_requested, EventType.appeal_resolved, EventType.appeal_declined}
+NO_LIST = "none"
 SATISFIED = 4
 TOTALS = "t"
 # Prometheus buckets of appeal_resolution_seconds: 1 h, 6 h, 12 h, 1 d, 2 d, 3 d, 7 d, 14 d, 30 d.
@@ -193,7 +196,13 @@ def _fold_appeal(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
 
 
 def _set_facts(doc: dict[str, Any], data: AppealSubmitted | AppealChanged) -> None:
-    district = data.enterprise.district if isinstance(data, AppealSubmitted) else data.district
+    if isinstance(data, AppealSubmitted):
+        district = data.enterprise.district
+        doc["uscc"] = data.enterprise.uscc
+    else:
+        district = data.district
+        # Router stamps the lists the company was on at submission; they never change afterwards.
+        doc["lists"] = sorted(data.lists)
     doc.update(
         submitted_at=_ms(data.submitted_at),
         category=data.category.value,
@@ -222,6 +231,8 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     answered = type_ in (EventType.appeal_info_requested, EventType.appeal_resolved) or (
         type_ == EventType.appeal_accepted and bool(data.note)
     )
+    if type_ in ANSWERS:
+        doc["answered"] = True
     if answered and lead and lead["responded"] is None:
         lead["responded"] = at
     if type_ == EventType.appeal_resolved:
@@ -255,6 +266,8 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
             hour[f"{dim}|{doc[dim]}"] += 1
         hour[f"status|{status.value}"] += 1
         hour[f"department|{lead}"] += 1
+        for name in doc.get("lists") or [NO_LIST]:
+            hour[f"list|{name}"] += 1
         if status in RESOLVED:
             hour["resolved"] += 1
         totals[f"submitted|{doc['channel']}|{doc['category']}|{doc['size_band']}"] += 1

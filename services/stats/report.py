@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import sketch_value
+from services.stats.projection import NO_LIST, RESOLVED, sketch_value
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
 CLOCKS = tuple(k.value for k in ClockKind)
@@ -30,6 +30,44 @@ def groups(counts: dict[str, int], dimension: str) -> list[dict[str, Any]]:
         if name.startswith(prefix) and n
     ]
     return sorted(rows, key=lambda r: (-r["count"], r["key"]))
+
+
+def company_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Distinct companies of the appeals, those answered at least once, those with every appeal solved."""
+    answered: set[str] = set()
+    unsolved: set[str] = set()
+    companies: set[str] = set()
+    for row in rows:
+        uscc = row["uscc"]
+        companies.add(uscc)
+        if row.get("answered"):
+            answered.add(uscc)
+        if row.get("status") not in RESOLVED:
+            unsolved.add(uscc)
+    return {
+        "companies": len(companies),
+        "answered": len(answered),
+        "solved": len(companies - unsolved),
+        "appeals": len(rows),
+        "appeals_per_company": round(len(rows) / len(companies), 2) if companies else None,
+    }
+
+
+def by_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`company_figures` of each government list's appeals (`none`: on no list), most companies first."""
+    on: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        for name in row.get("lists") or [NO_LIST]:
+            on[name].append(row)
+    figures = [{"list": name, **company_figures(listed)} for name, listed in on.items()]
+    return sorted(figures, key=lambda f: (-f["companies"], f["list"]))
+
+
+def on_list(rows: list[dict[str, Any]], name: str | None) -> list[dict[str, Any]]:
+    """The rows of appeals whose company was on list `name` at submission (`none`: on no list); all for None."""
+    if name is None:
+        return rows
+    return [row for row in rows if name in (row.get("lists") or [NO_LIST])]
 
 
 def quantile(sketch: dict[int, int], q: float) -> float | None:
@@ -129,9 +167,15 @@ def _when(at: datetime, tz: ZoneInfo) -> str:
 
 
 def daily_report(
-    city: City, counts: dict[str, int], departments: list[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo
+    city: City,
+    counts: dict[str, int],
+    departments: list[dict[str, Any]],
+    companies: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
 ) -> dict[str, Any]:
-    """The report the seeds write by hand, with every figure also as data."""
+    """The report the seeds write by hand, with every figure also as data (`companies`: `company_figures`)."""
     received, resolved = counts.get("n", 0), counts.get("resolved", 0)
     categories = groups(counts, "category")
     bands = {row["key"]: row for row in groups(counts, "size_band")}
@@ -164,6 +208,8 @@ def daily_report(
             for i, b in enumerate(size_bands)
         ]
         sentences.append(", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+    if companies["companies"]:
+        sentences.append(_companies_sentence(companies))
     if late:
         names = ", ".join(f"{r['name']} ({r['breached'] + r['overdue']})" for r in late[:5])
         sentences.append(f"Late on their deadlines: {names}.")
@@ -177,9 +223,22 @@ def daily_report(
         "size_bands": size_bands,
         "channels": groups(counts, "channel"),
         "districts": groups(counts, "district"),
+        "companies": companies,
         "late_departments": late,
         "text": " ".join(sentences),
     }
+
+
+def _companies_sentence(figures: dict[str, Any]) -> str:
+    """'The 251 appeals were put forward by 185 companies: 132 of them have got an answer, 120 ...'."""
+    n, companies = figures["appeals"], figures["companies"]
+    answered, solved = figures["answered"], figures["solved"]
+    return (
+        f"The {n} appeal{'s were' if n != 1 else ' was'} put forward by {companies} "
+        f"compan{'ies' if companies != 1 else 'y'}: {answered} of them "
+        f"{'has' if answered == 1 else 'have'} got an answer from a department, and {solved} "
+        f"{'has' if solved == 1 else 'have'} had every appeal solved."
+    )
 
 
 def _percent(value: float | None) -> str:
@@ -205,6 +264,12 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {row.get('label', row['key'])} | {row['count']} | {_percent(row['share'])} |" for row in report[key]
         ]
         lines.append("")
+    companies = report["companies"]
+    lines += ["## Companies", "", "| | Companies | Share |", "|---|---:|---:|"]
+    lines.append(f"| put forward appeals | {companies['companies']} | |")
+    for key, label in (("answered", "got an answer from a department"), ("solved", "had every appeal solved")):
+        lines.append(f"| {label} | {companies[key]} | {_percent(share(companies[key], companies['companies']))} |")
+    lines.append("")
     lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
     lines += [f"| {r['name']} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
     return "\n".join(lines) + "\n"
@@ -217,6 +282,10 @@ def to_csv(report: dict[str, Any]) -> str:
     writer.writerow(["section", "key", "count", "share"])
     writer.writerow(["total", "received", report["received"], ""])
     writer.writerow(["total", "resolved", report["resolved"], share(report["resolved"], report["received"]) or ""])
+    companies = report["companies"]
+    for key in ("companies", "answered", "solved"):
+        part = share(companies[key], companies["companies"]) if key != "companies" else None
+        writer.writerow(["companies", key, companies[key], "" if part is None else part])
     for section in ("categories", "size_bands", "channels", "districts"):
         for row in report[section]:
             writer.writerow([section, row["key"], row["count"], row["share"]])

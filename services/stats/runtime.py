@@ -1,4 +1,4 @@
-"""What stats' handler, views and jobs share in one process: settings, the city, its time zone, the metrics."""
+"""What stats' handler, views and jobs share in one process: settings, city, lists, time zone, metrics."""
 
 from dataclasses import dataclass, field
 from functools import cache
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
-from libs.config import City
+from libs.config import City, RegistryConfig
 from services.stats.metrics import BusinessMetrics
 from services.stats.settings import StatsSettings
 
@@ -24,6 +24,7 @@ def _plotly_js() -> str:
 @dataclass
 class StatsRuntime(Runtime[StatsSettings]):
     city: City = field(kw_only=True)
+    registry_config: RegistryConfig = field(kw_only=True)
     tz: ZoneInfo = field(init=False)
     metrics: BusinessMetrics = field(init=False)
 

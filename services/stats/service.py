@@ -92,8 +92,9 @@ class Counted:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """The index behind "running past due": `live_due` exists only on running clocks."""
+    """The indexes behind "running past due" (`live_due` exists only on running clocks) and the company figures."""
     await db.clocks.create_index("live_due", sparse=True)
+    await db.appeals.create_index("submitted_at")
 
 
 # Given topic-partitions, the offset and event id of each one's first record (None for an empty one).
@@ -338,3 +339,15 @@ async def overdue_clocks(db: AsyncDatabase, now: datetime, start: datetime, end:
 def _far_after(end: datetime) -> datetime:
     """No target is longer than this; bounds the overdue search of a period long past."""
     return end + timedelta(days=90)
+
+
+async def company_rows(db: AsyncDatabase, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Each appeal submitted in [start, end) with its company, lists, status and whether it was answered.
+
+    Distinct companies do not add up across buckets, so their figures are read from the
+    appeals' own documents; an appeal whose submission stats has not read yet has no company.
+    """
+    cursor = db.appeals.find(
+        {"submitted_at": {"$gte": start, "$lt": end}}, {"uscc": 1, "lists": 1, "status": 1, "answered": 1}
+    )
+    return [doc async for doc in cursor if doc.get("uscc")]

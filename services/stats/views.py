@@ -12,7 +12,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.stats import report, service
-from services.stats.models import DailyReport, Departments, Dimension, Interval, Series, SeriesPoint, Summary
+from services.stats.models import (
+    Companies,
+    DailyReport,
+    Departments,
+    Dimension,
+    Interval,
+    Series,
+    SeriesPoint,
+    Summary,
+)
+from services.stats.projection import NO_LIST
 from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 
 router = APIRouter(tags=["stats"])
@@ -90,11 +100,15 @@ async def _departments(
     )
 
 
+async def _companies(runtime: StatsRuntime, frm: datetime, to: datetime) -> list[dict[str, Any]]:
+    return await service.company_rows(runtime.db, frm, to)
+
+
 @router.get("/v1/stats/summary", response_model=Summary, responses=PROBLEMS, summary="Appeals in a period, grouped")
 async def summary(when: Period, runtime: StatsRuntimeDep, _: Operators, group_by: Dimension | None = None):
     """Appeals submitted in [from, to) and how many are resolved, by one dimension or by all of them."""
     frm, to = when
-    counts = await _counts(runtime, frm, to)
+    counts, rows = await asyncio.gather(_counts(runtime, frm, to), _companies(runtime, frm, to))
     dims = [group_by] if group_by else list(Dimension)
     return Summary.model_validate(
         {
@@ -102,6 +116,7 @@ async def summary(when: Period, runtime: StatsRuntimeDep, _: Operators, group_by
             "to": to,
             "total": counts.get("n", 0),
             "resolved": counts.get("resolved", 0),
+            "companies": report.company_figures(rows),
             "groups": {d: report.groups(counts, d.value) for d in dims},
         }
     )
@@ -138,6 +153,32 @@ async def series(
             )
             for start, c in zip(starts, sums, strict=True)
         ],
+    )
+
+
+@router.get(
+    "/v1/stats/companies",
+    response_model=Companies,
+    responses=PROBLEMS,
+    summary="Companies behind the appeals of a period, by government list",
+)
+async def companies(
+    when: Period,
+    runtime: StatsRuntimeDep,
+    _: Operators,
+    on_list: Annotated[
+        str | None,
+        Query(alias="list", description="Only appeals whose company was on this list (`none`: on no list)."),
+    ] = None,
+):
+    """Distinct companies, those answered, those with every appeal solved, appeals per company; and per list."""
+    if on_list is not None and on_list != NO_LIST and runtime.registry_config.find_list(on_list) is None:
+        known = ", ".join([entry.id for entry in runtime.registry_config.lists] + [NO_LIST])
+        raise _invalid("list", f"unknown list {on_list!r}; config/registry.yaml has {known}")
+    frm, to = when
+    rows = report.on_list(await _companies(runtime, frm, to), on_list)
+    return Companies.model_validate(
+        {"from": frm, "to": to, "list": on_list, **report.company_figures(rows), "lists": report.by_list(rows)}
     )
 
 
@@ -183,9 +224,9 @@ async def daily(
         day = day or runtime.clock.now().astimezone(runtime.tz).date()
         frm = datetime.combine(day, time(), tzinfo=runtime.tz)
         to = frm + timedelta(days=1)
-    counts = await _counts(runtime, frm, to)
+    counts, appeals = await asyncio.gather(_counts(runtime, frm, to), _companies(runtime, frm, to))
     rows = await _departments(runtime, frm, to, counts, latencies=False)
-    data = report.daily_report(runtime.city, counts, rows, frm, to, runtime.tz)
+    data = report.daily_report(runtime.city, counts, rows, report.company_figures(appeals), frm, to, runtime.tz)
     accept = request.headers.get("accept", "")
     if "text/markdown" in accept:
         return PlainTextResponse(report.to_markdown(data), media_type="text/markdown; charset=utf-8")

@@ -23,10 +23,11 @@ from libs.kafka import encode, ensure_topics
 from services.stats import projection, service
 from services.stats.app import create_app
 from services.stats.handlers import PROJECTED
+from services.stats.rebuild import rebuild
 from services.stats.service import Delivered
 from services.stats.settings import StatsSettings
 from tests.conftest import Servers, start_broker
-from tests.helpers import read_topic
+from tests.helpers import read_topic, valid_uscc
 from tests.unit.test_stats import changed, submitted
 
 # A quiet hour of its own, so that appeals other tests submit now never mix in.
@@ -199,6 +200,87 @@ async def test_a_crash_between_documents_and_buckets_is_finished_when_the_batch_
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_company_appealing_on_two_days_counts_once_in_both_and_after_a_rebuild(stats, quiet_servers, demo_keys):
+    client, run, headers = stats
+    # Two local days of their own (Shanghai): 2021-06-01 and 2021-06-02.
+    day1 = datetime(2021, 6, 1, 2, 10, tzinfo=UTC)
+    day2 = day1 + timedelta(days=1)
+    lanhai, qiming = valid_uscc(), valid_uscc()
+    listed = {"lists": ["key_sme"], "flags": ["key_enterprise"]}
+    story: list[tuple[str, object]] = []
+
+    def appeal(at: datetime, uscc: str, steps: list[tuple[EventType, AppealStatus, dict]], **facts) -> None:
+        appeal_id = new_id()
+        story.append((APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id, uscc=uscc)))
+        for seq, (type_, status, extra) in enumerate(steps, start=1):
+            event = changed(
+                type_, status, seq, at + timedelta(minutes=seq), appeal_id=appeal_id, submitted_at=at, **facts, **extra
+            )
+            story.append((APPEALS_LIFECYCLE, event))
+
+    routed = (EventType.appeal_routed, AppealStatus.routed, {})
+    # Lanhai (on the key SME list) on day 1: solved; on day 2: asked for information, not solved yet.
+    appeal(day1, lanhai, [routed, (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Done"})], **listed)
+    appeal(day2, lanhai, [routed, (EventType.appeal_info_requested, AppealStatus.info_requested, {})], **listed)
+    # Qiming (on no list) on day 2: declined with guidance, an answer but no solution; and one not answered yet.
+    appeal(day2, qiming, [routed, (EventType.appeal_declined, AppealStatus.declined, {"guidance": "Ask tax"})])
+    appeal(day2, qiming, [routed])
+    story += story[:3]  # redelivered: counts once
+    await publish(quiet_servers.bootstrap, story)
+
+    async def companies(params: dict) -> dict:
+        response = await client.get("/v1/stats/companies", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    both = {"from": "2021-06-01", "to": "2021-06-03"}
+
+    async def all_four() -> dict | None:
+        body = await companies(both)
+        return body if body["appeals"] == 4 else None
+
+    everything_in = await eventually(all_four)
+    assert everything_in, "stats did not read the four appeals"
+    assert {k: everything_in[k] for k in ("companies", "answered", "solved", "appeals", "appeals_per_company")} == {
+        "companies": 2,
+        "answered": 2,
+        "solved": 0,
+        "appeals": 4,
+        "appeals_per_company": 2.0,
+    }
+    first = await companies({"from": "2021-06-01", "to": "2021-06-02"})
+    second = await companies({"from": "2021-06-02", "to": "2021-06-03"})
+    assert (first["companies"], first["answered"], first["solved"]) == (1, 1, 1)
+    assert (second["companies"], second["answered"], second["solved"], second["appeals"]) == (2, 2, 0, 3)
+    per_list = {row["list"]: row for row in everything_in["lists"]}
+    assert (per_list["key_sme"]["companies"], per_list["key_sme"]["appeals"]) == (1, 2)
+    assert (per_list["none"]["companies"], per_list["none"]["appeals"]) == (1, 2)
+    only_listed = await companies({**both, "list": "key_sme"})
+    assert (only_listed["list"], only_listed["companies"], only_listed["appeals"]) == ("key_sme", 1, 2)
+    unknown = await client.get("/v1/stats/companies", params={**both, "list": "friends"}, headers=headers)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "list"
+
+    summary = (await client.get("/v1/stats/summary", params=both, headers=headers)).json()
+    assert summary["companies"]["companies"] == 2
+    assert {g["key"]: g["count"] for g in summary["groups"]["list"]} == {"key_sme": 2, "none": 2}
+    daily = (await client.get("/v1/reports/daily", params={"date": "2021-06-02"}, headers=headers)).json()
+    assert daily["companies"]["companies"] == 2 and daily["companies"]["solved"] == 0
+    assert "The 3 appeals were put forward by 2 companies: 2 of them have got an answer" in daily["text"]
+
+    # A rebuild from the topics gives the same rows, so the same figures for any period.
+    rebuilt = f"stats_{run}_rebuilt"
+    await rebuild(settings(quiet_servers, demo_keys, run), rebuilt)
+    mongo = AsyncMongoClient(quiet_servers.mongodb_uri)
+    try:
+        start, end = datetime(2021, 5, 31, 16, tzinfo=UTC), datetime(2021, 6, 2, 16, tzinfo=UTC)
+        live = await service.company_rows(mongo[f"stats_{run}"], start, end)
+        again = await service.company_rows(mongo[rebuilt], start, end)
+        assert sorted(map(repr, live)) == sorted(map(repr, again)) and len(live) == 4
+    finally:
+        await mongo.drop_database(rebuilt)
+        await mongo.close()
 
 
 async def test_stats_refuses_periods_it_cannot_count(stats):

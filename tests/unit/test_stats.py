@@ -27,6 +27,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 T0 = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
 APPEAL = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
 DEPT = "nanshan-finance"
+USCC = "91440300MA5FXT4K8N"
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +35,14 @@ def city():
     return load_city(CONFIG)
 
 
-def submitted(at=T0, appeal_id=APPEAL, category="financing", size_band="micro", employees=12):
+def submitted(at=T0, appeal_id=APPEAL, category="financing", size_band="micro", employees=12, uscc=USCC):
     data = AppealSubmitted(
         appeal_id=appeal_id,
         channel="wechat",
         channel_ref="wx-1",
         category=category,
         size_band=size_band,
-        enterprise=Enterprise(
-            uscc="91440300MA5FXT4K8N", name="Lanhai", employees=employees, industry="it", district="nanshan"
-        ),
+        enterprise=Enterprise(uscc=uscc, name="Lanhai", employees=employees, industry="it", district="nanshan"),
         contact=Contact(name="Li Wei", phone="13800138000"),
         title="Loan",
         description="Loan due",
@@ -252,6 +251,74 @@ def test_percentiles_come_from_the_sketch_within_one_percent():
     assert report.quantile({}, 0.5) is None
 
 
+def company_row(*events):
+    """What stats reads back for the company figures, from the document the events fold into."""
+    doc, _ = fold_all(events, entity=events[0].data.appeal_id)
+    return {k: doc[k] for k in ("uscc", "lists", "status", "answered") if k in doc}
+
+
+def test_companies_count_once_however_many_appeals_they_make():
+    a1, a2, b1, c1 = "01JB8X4R5ZJ6Q8V2Y7K9M3N4A1", "01JB8X4R5ZJ6Q8V2Y7K9M3N4A2", "01JB8X4R5ZJ6Q8V2Y7K9M3N4B1", "01C1"
+    b_uscc, c_uscc = "91440300MA5FXT4K9B", "91440300MA5FXT4K9C"
+    key = {"lists": ["key_sme"], "flags": ["key_enterprise"]}
+    rows = [
+        # Company A (on the key SME list): one appeal solved, the other still waiting for an answer.
+        company_row(
+            submitted(appeal_id=a1),
+            changed(EventType.appeal_routed, AppealStatus.routed, 1, T0, appeal_id=a1, **key),
+            changed(EventType.appeal_resolved, AppealStatus.resolved, 2, T0 + timedelta(hours=3), appeal_id=a1, **key),
+        ),
+        company_row(
+            submitted(appeal_id=a2, at=T0 + timedelta(days=1)),
+            changed(EventType.appeal_routed, AppealStatus.routed, 1, T0 + timedelta(days=1), appeal_id=a2, **key),
+        ),
+        # Company B: declined with guidance, which is an answer, but not a solution.
+        company_row(
+            submitted(appeal_id=b1, uscc=b_uscc),
+            changed(EventType.appeal_routed, AppealStatus.routed, 1, T0, appeal_id=b1),
+            changed(
+                EventType.appeal_declined, AppealStatus.declined, 2, T0, appeal_id=b1, guidance="Ask the tax office"
+            ),
+        ),
+        # Company C: resolved, then reopened: no longer solved, still answered.
+        company_row(
+            submitted(appeal_id=c1, uscc=c_uscc),
+            changed(EventType.appeal_routed, AppealStatus.routed, 1, T0, appeal_id=c1),
+            changed(EventType.appeal_resolved, AppealStatus.resolved, 2, T0, appeal_id=c1),
+            changed(EventType.appeal_reopened, AppealStatus.reopened, 3, T0, appeal_id=c1, satisfaction=1),
+        ),
+    ]
+    assert rows[0] == {"uscc": USCC, "lists": ["key_sme"], "status": "resolved", "answered": True}
+    figures = report.company_figures(rows)
+    assert figures == {"companies": 3, "answered": 3, "solved": 0, "appeals": 4, "appeals_per_company": 1.33}
+    # The first day alone: company A's one appeal there is solved.
+    first_day = [r for r in rows if r is not rows[1]]
+    assert report.company_figures(first_day)["solved"] == 1
+    assert report.company_figures([rows[1]]) == {
+        "companies": 1,
+        "answered": 0,
+        "solved": 0,
+        "appeals": 1,
+        "appeals_per_company": 1.0,
+    }
+    by_list = {f["list"]: f for f in report.by_list(rows)}
+    assert by_list["key_sme"]["companies"] == 1 and by_list["key_sme"]["appeals"] == 2
+    assert by_list["none"]["companies"] == 2
+    assert report.company_figures(report.on_list(rows, "key_sme"))["answered"] == 1
+    assert report.on_list(rows, "none") == rows[2:]
+    assert report.company_figures([])["appeals_per_company"] is None
+
+
+def test_an_appeal_counts_under_each_list_its_company_was_on():
+    _, total = fold_all(
+        [submitted(), changed(EventType.appeal_routed, AppealStatus.routed, 1, T0, lists=["key_sme", "prevention"])]
+    )
+    hour = total["h:2026-03-03T14"]
+    assert hour["list|key_sme"] == hour["list|prevention"] == 1 and "list|none" not in hour
+    _, before_routing = fold_all([submitted()])
+    assert before_routing["h:2026-03-03T14"]["list|none"] == 1
+
+
 def test_the_daily_report_reads_like_the_seed(city):
     counts = {
         "n": 463,
@@ -267,13 +334,16 @@ def test_the_daily_report_reads_like_the_seed(city):
     sh = ZoneInfo("Asia/Shanghai")
     start, end = datetime(2020, 3, 3, 22, tzinfo=sh), datetime(2020, 3, 4, 17, tzinfo=sh)
     rows = report.department_rates(city, counts, {}, [], {}, 10)
-    data = report.daily_report(city, counts, rows, start, end, sh)
+    rows_of_companies = [{"uscc": f"c{i % 185}", "status": "resolved" if i < 100 else "routed"} for i in range(463)]
+    companies = report.company_figures(rows_of_companies)
+    data = report.daily_report(city, counts, rows, companies, start, end, sh)
     assert data["text"].startswith(
         "Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform received 463 appeals, "
         "100 of which have been resolved. 172 were about financing (37%). 330 came from companies with fewer "
         "than 30 employees, 96 from companies with 30 to 100 employees and 37 from companies with 101 to 300 "
         "employees."
     )
+    assert "The 463 appeals were put forward by 185 companies: 0 of them have got an answer" in data["text"]
     assert "Late on their deadlines: Nanshan District Financial" in data["text"]
     assert [c["key"] for c in data["categories"]] == ["financing", "tax", "labour"]
     assert data["categories"][0]["share"] == 0.3715
