@@ -220,6 +220,9 @@ class AppealChanged(BaseModel):
     actor: str | None = Field(
         default=None, description="Who caused the transition: department code, 'company' or 'system'."
     )
+    clerk: str | None = Field(
+        default=None, description="For a department's action: the clerk who took it, by name, when given."
+    )
     note: str | None = Field(default=None, description="Free-text note from the actor.")
     guidance: str | None = Field(default=None, description="For declines: how the company should proceed.")
     resolution: str | None = Field(default=None, description="For resolutions: what was done.")
@@ -289,6 +292,9 @@ class DepartmentAction(BaseModel):
     policy_refs: list[str] = Field(default_factory=list)
     target_department: str | None = Field(
         default=None, description="For transfer, add_cohandler; optional for decline (where the company should go)."
+    )
+    clerk: str | None = Field(
+        default=None, max_length=100, description="The clerk acting for the department, by name (the workbench)."
     )
 
 

@@ -102,6 +102,7 @@ class TimelineEntry(BaseModel):
     status: str
     time: datetime
     department: str | None = None
+    clerk: str | None = Field(default=None, description="Who at the department acted, when the clerk gave a name.")
     note: str | None = None
     guidance: str | None = None
     resolution: str | None = None

@@ -245,6 +245,7 @@ def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list
         "status": data.status.value,
         "time": event.time,
         "department": data.department,
+        "clerk": data.clerk,
         "note": data.note,
         "guidance": data.guidance,
         "resolution": data.resolution,

@@ -57,6 +57,27 @@ class Transition:
     emits: list[Emit] = field(default_factory=list)
 
 
+# The timeline a department reads keeps this many entries of an appeal, the latest.
+TIMELINE_KEPT = 200
+
+
+def timeline(out: Transition, now: datetime) -> list[dict[str, Any]]:
+    """What the departments' timeline shows of an outcome: each lifecycle event, who caused it and why."""
+    entries = []
+    for emit in out.emits:
+        data = emit.data
+        if emit.topic != APPEALS_LIFECYCLE or not isinstance(data, AppealChanged):
+            continue
+        entry: dict[str, Any] = {"type": emit.type, "status": data.status.value, "time": now}
+        for name in ("department", "actor", "clerk", "note", "guidance", "resolution", "reason"):
+            if getattr(data, name):
+                entry[name] = getattr(data, name)
+        if data.policy_refs:
+            entry["policy_refs"] = data.policy_refs
+        entries.append(entry)
+    return entries
+
+
 def handlers(doc: dict[str, Any]) -> list[str]:
     """The departments working on an appeal, lead first: what department worklists are indexed on."""
     lead = doc.get("lead")
@@ -274,7 +295,7 @@ def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBo
 
 
 def _common(action: DepartmentAction) -> dict[str, Any]:
-    return {"actor": action.department, "note": action.note, "policy_refs": action.policy_refs}
+    return {"actor": action.department, "clerk": action.clerk, "note": action.note, "policy_refs": action.policy_refs}
 
 
 def _accept(doc, action, book, now) -> Transition:

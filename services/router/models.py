@@ -39,6 +39,29 @@ class ActionIn(BaseModel):
     target_department: str | None = Field(
         default=None, max_length=64, description="Required for transfer and add_cohandler."
     )
+    clerk: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Who at the department acts, by name: the timeline shows it beside the department.",
+        examples=["Wang Fang"],
+    )
+
+
+class TimelineEntry(BaseModel):
+    """One step of an appeal's lifecycle, as the departments see it."""
+
+    type: str = Field(examples=["appeal.accepted.v1"])
+    status: str = Field(examples=["accepted"])
+    time: datetime
+    department: str | None = Field(default=None, description="The lead after this step.")
+    actor: str | None = Field(default=None, description="Department code, 'company' or 'system'.")
+    clerk: str | None = Field(default=None, description="The clerk who acted for the department, when named.")
+    note: str | None = None
+    guidance: str | None = None
+    resolution: str | None = None
+    reason: str | None = None
+    policy_refs: list[str] = Field(default_factory=list)
 
 
 class AppealOut(BaseModel):
@@ -78,6 +101,7 @@ class AppealOut(BaseModel):
     sequence: int
     next_due: datetime | None = Field(default=None, description="When its first running SLA clock runs out.")
     deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
+    timeline: list[TimelineEntry] = Field(default_factory=list, description="Its lifecycle, oldest first.")
 
 
 class PreviewIn(BaseModel):

@@ -25,7 +25,7 @@ from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import by_ids, update_guarded
 from libs.outbox import Emit, outbox_items
-from services.router import registry
+from services.router import lifecycle, registry
 from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
 
@@ -124,6 +124,7 @@ async def admit(
                     "traceparent": event.traceparent,
                     "outbox": _outbox(outcome, event.traceparent, now),
                     "outbox_since": now,
+                    "timeline": lifecycle.timeline(outcome, now),
                 },
             ),
         )
@@ -164,6 +165,7 @@ async def _store_rejection(
         "traceparent": event.traceparent,
         "outbox": _outbox(outcome, event.traceparent, now),
         "outbox_since": now,
+        "timeline": lifecycle.timeline(outcome, now),
     }
     try:
         await db.appeals.insert_one(stored)
@@ -207,6 +209,9 @@ async def _transition(
             return doc
         outcome = decide(doc)
         items = _outbox(outcome, doc.get("traceparent"), now)
+        pushed: dict[str, Any] = {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}
+        if entries := lifecycle.timeline(outcome, now):
+            pushed["timeline"] = {"$each": entries, "$slice": -lifecycle.TIMELINE_KEPT}
         updated = await update_guarded(
             db.appeals,
             doc,
@@ -214,7 +219,7 @@ async def _transition(
             {
                 "$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": now},
                 "$inc": {"version": 1},
-                "$push": {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}},
+                "$push": pushed,
             },
         )
         if updated is not None:

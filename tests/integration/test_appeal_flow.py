@@ -497,3 +497,24 @@ async def test_worklists_sort_by_the_deadlines_sla_reports(platform):
     appeal = (await platform.router.get(f"/v1/appeals/{sooner_id}", headers=platform.key("operator"))).json()
     assert {(d["clock"], d["state"]) for d in appeal["deadlines"]} == {("scope", "running"), ("response", "met")}
     assert appeal["next_due"].startswith((now + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"))
+
+
+async def test_the_timeline_names_the_clerk_who_acted(platform):
+    r = await submit(platform, appeal_body(category="labour"))
+    appeal_id, token = r.json()["appeal_id"], r.json()["status_token"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    accepted = await act(platform, appeal_id, lead, action="accept", note="We call you today.", clerk="Wang Fang")
+    assert accepted.status_code == 200, accepted.text
+    steps = [(e["status"], e.get("actor"), e.get("clerk")) for e in accepted.json()["timeline"]]
+    assert steps == [("routed", None, None), ("accepted", lead, "Wang Fang")]
+    assert accepted.json()["timeline"][1]["note"] == "We call you today."
+    nameless = await act(platform, appeal_id, lead, action="accept", clerk="")
+    assert nameless.status_code == 422, "a clerk is named or left out, never blank"
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        view = (await platform.intake.get(f"/v1/appeals/{appeal_id}", headers={"X-Status-Token": token})).json()
+        if any(e["status"] == "accepted" for e in view["timeline"]):
+            break
+        await asyncio.sleep(0.1)
+    assert [e.get("clerk") for e in view["timeline"] if e["status"] == "accepted"] == ["Wang Fang"]
