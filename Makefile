@@ -39,13 +39,15 @@ $(KAFKA_STAMP): $(KAFKA_POM)
 
 kafka: $(KAFKA_STAMP)
 
-# kcat reads department topics in the tests; chromium loads the stats dashboard headless;
+# kcat reads department topics in the tests; chromium loads the stats dashboard headless and the web
+# pages under Playwright (fonts-wqy-microhei lets it draw their Chinese);
 # promtool (package prometheus) checks the alert rules; docker-compose validates the compose file;
 # kubectl (kubernetes-client) renders the kustomize manifests; wrk is the benchmarks' HTTP load.
 system-deps:
 	@missing=""; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \

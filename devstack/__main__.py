@@ -9,7 +9,7 @@ from pathlib import Path
 
 from devstack import supervisor
 from devstack.servers import port_in_use
-from devstack.stack import SERVICES, Stack
+from devstack.stack import ALL_SERVICES, Stack
 from libs.settings import PROJECT_ROOT
 
 # What moves each port of the stack, for the message of a start that finds one taken.
@@ -18,7 +18,7 @@ PORT_SETTINGS = {
     "Kafka's controller": "KAFKA_CONTROLLER_PORT",
     "SMTP receiver": "SMTP_PORT",
     "outbox receiver": "OUTBOX_PORT",
-    **{name: f"{name.upper()}_PORT" for name, _ in SERVICES},
+    **{name: f"{name.upper()}_PORT" for name, _ in ALL_SERVICES},
 }
 
 
@@ -38,6 +38,9 @@ def _print_banner(stack: Stack) -> None:
         print(f"  MongoDB  {stack.mongodb_uri}  (external)")
     for name, svc in m["services"].items():
         print(f"  {name:<8} {svc['url']}   docs {svc['docs']}")
+    if "web" in m["services"]:
+        print(f"  portal   {m['services']['web']['url']}/appeals/new   (companies submit and follow their appeals)")
+        print(f"  workbench {m['services']['web']['url']}/workbench   (a clerk signs in with a department key)")
     if "stats" in m["services"]:
         print(f"  dashboard {m['services']['stats']['url']}/dashboard#key={m['keys']['operator']}")
     print(f"  outbox   {m['outbox']['url']}   (what notify sent; e-mail via SMTP {m['outbox']['smtp']})")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
         service_ports={
             name: int(os.environ[f"{name.upper()}_PORT"])
-            for name, _ in SERVICES
+            for name, _ in ALL_SERVICES
             if f"{name.upper()}_PORT" in os.environ
         },
         smtp_port=int(os.environ.get("SMTP_PORT", "8025")),

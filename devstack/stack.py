@@ -26,11 +26,13 @@ from libs.settings import PROJECT_ROOT
 LISTS_AS_OF = "2026-01-01"
 # Service name, default port (libs/contract.py); a service joins the stack once its package exists.
 SERVICES = tuple((service.name, service.port) for service in contract.SERVICES)
+# Web comes last: it serves pages over the others' APIs and has no database.
+ALL_SERVICES = (*SERVICES, (contract.WEB.name, contract.WEB.port))
 
 
 def available_services() -> list[tuple[str, int]]:
     """The services whose packages exist in this checkout."""
-    return [(name, port) for name, port in SERVICES if (PROJECT_ROOT / "services" / name / "app.py").exists()]
+    return [(name, port) for name, port in ALL_SERVICES if (PROJECT_ROOT / "services" / name / "app.py").exists()]
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Stack:
     def on_free_ports(cls, data_dir: Path, **options) -> "Stack":
         """A stack (not started) whose servers and services all take free loopback ports: for tests and benches."""
         names = [name for name, _ in SERVICES]
-        ports = iter(servers.free_ports(4 + 2 * len(names)))
+        ports = iter(servers.free_ports(4 + 2 * len(names) + 1))
         return cls(
             data_dir=data_dir,
             kafka_port=next(ports),
@@ -73,7 +75,7 @@ class Stack:
             smtp_port=next(ports),
             outbox_port=next(ports),
             mongo_ports={name: next(ports) for name in names},
-            service_ports={name: next(ports) for name in names},
+            service_ports={name: next(ports) for name, _ in ALL_SERVICES},
             **options,
         )
 
@@ -206,10 +208,19 @@ class Stack:
             "ENVIRONMENT": "dev",
             "HTTP_PORT": str(port or self.service_ports[name]),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "MONGODB_URI": self.mongo_uri(name),
             "API_KEYS_FILE": str(self.data_dir / "api-keys.json"),
             "CONFIG_DIR": str(self.config_dir),
         }
+        if name != contract.WEB.name:
+            values["MONGODB_URI"] = self.mongo_uri(name)
+        else:
+            values.update(
+                {
+                    "INTAKE_URL": self.url("intake") if "intake" in self.service_ports else "http://127.0.0.1:8001",
+                    "ROUTER_URL": self.url("router") if "router" in self.service_ports else "http://127.0.0.1:8002",
+                    "CHANNEL_KEY": self.keys.get("channel:web", ""),
+                }
+            )
         if name == "notify":
             outbox = f"http://127.0.0.1:{self.outbox_port}"
             values.update(
@@ -289,7 +300,12 @@ class Stack:
             "kafka": kafka,
             "mongodb": {"uris": {name: self.mongo_uri(name) for name, _ in SERVICES}, "embedded": bool(self.databases)},
             "services": {
-                name: {"url": self.url(name), "docs": self.url(name) + "/docs", "metrics": self.url(name) + "/metrics"}
+                name: {
+                    "url": self.url(name),
+                    # Web serves pages, not an API: its front page stands where the others' docs do.
+                    "docs": self.url(name) + ("/" if name.split("-")[0] == contract.WEB.name else "/docs"),
+                    "metrics": self.url(name) + "/metrics",
+                }
                 for name in self.processes
             },
             "outbox": {

@@ -58,6 +58,8 @@ SERVICES = (
     Service("stats", 8005, "counts, department rates, the daily report, the operator dashboard"),
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
+# Pages for people, over the public HTTP APIs of intake and router: no topic, no database of its own.
+WEB = Service("web", 8007, "pages for people: the company portal and the department workbench")
 
 APPEALS_SUBMITTED = "appeals.submitted.v1"
 APPEALS_LIFECYCLE = "appeals.lifecycle.v1"

@@ -1,0 +1,200 @@
+"""What the pages say, in Chinese (the default) and English, and times left said in words."""
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+MESSAGES: dict[str, dict[Lang, str]] = {
+    "site": {"zh": "企业诉求服务平台", "en": "Enterprise appeals"},
+    "switch": {"zh": "English", "en": "中文"},
+    "new_appeal": {"zh": "提交诉求", "en": "Submit an appeal"},
+    "new_appeal_intro": {
+        "zh": "请说明企业遇到的困难，我们会交给负责的部门，并在规定时限内答复。",
+        "en": "Tell us the difficulty your company faces; the responsible department answers within fixed deadlines.",
+    },
+    "company": {"zh": "企业信息", "en": "The company"},
+    "enterprise.uscc": {"zh": "统一社会信用代码", "en": "Unified social credit code"},
+    "enterprise.name": {"zh": "企业名称", "en": "Company name"},
+    "enterprise.employees": {"zh": "职工人数", "en": "Employees"},
+    "enterprise.industry": {"zh": "行业", "en": "Industry"},
+    "enterprise.district": {"zh": "所在区", "en": "District"},
+    "contact": {"zh": "联系人", "en": "Who we answer"},
+    "contact.name": {"zh": "联系人姓名", "en": "Contact name"},
+    "contact.phone": {"zh": "手机号码", "en": "Mobile phone"},
+    "contact.email": {"zh": "电子邮箱（选填）", "en": "E-mail (optional)"},
+    "matter": {"zh": "诉求内容", "en": "The matter"},
+    "category": {"zh": "诉求类别", "en": "Category"},
+    "title": {"zh": "标题", "en": "Title"},
+    "description": {"zh": "具体情况", "en": "Description"},
+    "attachments": {"zh": "附件链接（每行一个，选填）", "en": "Links to documents (one per line, optional)"},
+    "department": {"zh": "指定部门（选填）", "en": "Choose a department (optional)"},
+    "department_any": {"zh": "由平台分派", "en": "Let the platform route it"},
+    "department_hint": {
+        "zh": "指定的部门在6小时内确认是否属于其职责；如不属于，平台将重新分派。",
+        "en": "A chosen department says within 6 hours whether the matter is its own; if not, the platform routes it.",
+    },
+    "privacy": {"zh": "个人信息使用说明", "en": "How we use your personal data"},
+    "privacy_text": {
+        "zh": "您填写的联系人姓名、手机号码和邮箱仅用于办理本诉求和向您告知办理进展，"
+        "只提供给承办部门，不用于其他用途，不写入日志或统计。依据《个人信息保护法》，"
+        "您可以查询、更正办理记录中的个人信息。",
+        "en": "The contact's name, phone and e-mail serve only to handle this appeal and tell you how it goes. "
+        "Only the departments handling it see them; they are never used for anything else, logged or counted. "
+        "Under the Personal Information Protection Law you may ask to see or correct them.",
+    },
+    "consent": {
+        "zh": "我已阅读并同意上述个人信息使用说明",
+        "en": "I have read how my personal data is used and agree",
+    },
+    "consent_missing": {
+        "zh": "请先阅读并同意个人信息使用说明",
+        "en": "Please read and agree to how your personal data is used",
+    },
+    "submit": {"zh": "提交", "en": "Submit"},
+    "fix_fields": {"zh": "请修改标出的内容后再提交。", "en": "Please correct the marked fields and submit again."},
+    "submitted": {"zh": "诉求已提交", "en": "Your appeal is in"},
+    "keep_link": {
+        "zh": "请保存下面的链接，凭它查看办理进展（短信中也会发送）：",
+        "en": "Keep this link to follow your appeal (it also comes by SMS):",
+    },
+    "appeal": {"zh": "诉求", "en": "Appeal"},
+    "status": {"zh": "状态", "en": "Status"},
+    "lead": {"zh": "承办部门", "en": "Handled by"},
+    "cohandlers": {"zh": "协办部门", "en": "Also working on it"},
+    "not_yet": {"zh": "正在分派", "en": "being routed"},
+    "submitted_at": {"zh": "提交时间", "en": "Submitted"},
+    "deadline": {"zh": "办结时限", "en": "Resolution due"},
+    "deadlines": {"zh": "时限", "en": "Deadlines"},
+    "timeline": {"zh": "办理经过", "en": "What happened"},
+    "resolution": {"zh": "办理结果", "en": "Resolution"},
+    "policies": {"zh": "适用政策", "en": "Policies that apply"},
+    "cited": {"zh": "引用政策", "en": "Policies cited"},
+    "guidance": {"zh": "部门意见", "en": "The department's guidance"},
+    "info_needed": {"zh": "部门需要您补充材料", "en": "The department needs more information"},
+    "information": {"zh": "补充内容", "en": "Your answer"},
+    "send": {"zh": "发送", "en": "Send"},
+    "feedback": {"zh": "您对办理结果满意吗？", "en": "Are you satisfied with the resolution?"},
+    "solved_yes": {"zh": "问题已解决", "en": "Yes, it is solved"},
+    "solved_no": {"zh": "问题未解决，请重新办理", "en": "No, please look at it again"},
+    "satisfaction": {"zh": "满意度（1-5分）", "en": "Satisfaction (1 to 5)"},
+    "comment": {"zh": "意见（选填）", "en": "Comment (optional)"},
+    "thanks": {"zh": "已收到，谢谢。", "en": "Received, thank you."},
+    "need_link": {
+        "zh": "请使用短信中的链接打开您的诉求。",
+        "en": "Open your appeal with the link from your SMS.",
+    },
+    "wrong_link": {"zh": "链接无效或已过期。", "en": "This link does not open this appeal."},
+    "unavailable": {"zh": "服务暂时繁忙", "en": "The service is busy"},
+    "try_again": {
+        "zh": "请一分钟后再试。您填写的内容没有丢失，返回上一页即可。",
+        "en": "Please try again in a minute. What you typed is not lost: go back to the page.",
+    },
+    "refused": {"zh": "无法执行", "en": "Not possible"},
+    "bad_form": {
+        "zh": "表单已过期，请刷新页面后重新提交。",
+        "en": "This form has expired; reload the page and send it again.",
+    },
+    "not_found": {"zh": "未找到", "en": "Not found"},
+    # The workbench.
+    "workbench": {"zh": "部门工作台", "en": "Department workbench"},
+    "sign_in": {"zh": "登录", "en": "Sign in"},
+    "sign_out": {"zh": "退出", "en": "Sign out"},
+    "clerk_name": {"zh": "您的姓名", "en": "Your name"},
+    "dept": {"zh": "部门", "en": "Department"},
+    "dept_key": {"zh": "部门密钥", "en": "Department key"},
+    "key_refused": {"zh": "该密钥不能登录此部门。", "en": "This key does not open this department."},
+    "signed_in_as": {"zh": "当前用户", "en": "Signed in as"},
+    "worklist": {"zh": "待办诉求", "en": "Worklist"},
+    "all": {"zh": "全部", "en": "All"},
+    "filter": {"zh": "筛选", "en": "Filter"},
+    "nothing": {"zh": "没有诉求。", "en": "No appeals."},
+    "due": {"zh": "剩余时间", "en": "Time left"},
+    "overdue": {"zh": "已超时", "en": "Overdue"},
+    "no_clock": {"zh": "无计时", "en": "no clock running"},
+    "flags_verified": {"zh": "名单认定", "en": "Verified (government lists)"},
+    "flags_declared": {"zh": "企业自报（未核实）", "en": "Declared, not verified"},
+    "phone_verified": {"zh": "手机号与名录一致", "en": "Phone matches the registry"},
+    "phone_unverified": {"zh": "手机号与名录不一致", "en": "Phone differs from the registry"},
+    "actions": {"zh": "办理", "en": "Act"},
+    "note_plan": {"zh": "办理计划", "en": "Plan"},
+    "note": {"zh": "说明", "en": "Note"},
+    "what_needed": {"zh": "需要补充什么", "en": "What is needed"},
+    "target_department": {"zh": "目标部门", "en": "Department"},
+    "policy_refs": {"zh": "引用政策编号（逗号分隔）", "en": "Policy ids cited (comma-separated)"},
+    "done": {"zh": "已完成", "en": "Done"},
+    "back": {"zh": "返回", "en": "Back"},
+    "company_label": {"zh": "企业", "en": "Company"},
+}
+
+STATUS: dict[str, dict[Lang, str]] = {
+    "submitted": {"zh": "已提交", "en": "submitted"},
+    "routed": {"zh": "已分派", "en": "routed"},
+    "accepted": {"zh": "已受理", "en": "accepted"},
+    "declined": {"zh": "已退回", "en": "declined"},
+    "rerouted": {"zh": "已改派", "en": "rerouted"},
+    "transferred": {"zh": "已转办", "en": "transferred"},
+    "info_requested": {"zh": "待补充材料", "en": "information requested"},
+    "resolved": {"zh": "已办结", "en": "resolved"},
+    "confirmed": {"zh": "企业已确认", "en": "confirmed"},
+    "reopened": {"zh": "重新办理", "en": "reopened"},
+    "closed": {"zh": "已关闭", "en": "closed"},
+    "rejected": {"zh": "不予受理", "en": "rejected"},
+}
+
+ACTIONS: dict[str, dict[Lang, str]] = {
+    "accept": {"zh": "受理", "en": "Accept"},
+    "decline": {"zh": "退回（非本部门职责）", "en": "Decline with guidance"},
+    "request_info": {"zh": "要求补充材料", "en": "Request information"},
+    "resolve": {"zh": "办结", "en": "Resolve"},
+    "transfer": {"zh": "转办", "en": "Transfer"},
+    "add_cohandler": {"zh": "增加协办部门", "en": "Add a co-handler"},
+}
+
+CLOCKS: dict[str, dict[Lang, str]] = {
+    "scope": {"zh": "确认职责", "en": "Say whether it is ours"},
+    "response": {"zh": "首次答复", "en": "First response"},
+    "resolution": {"zh": "办结", "en": "Resolution"},
+}
+
+
+STATES: dict[str, dict[Lang, str]] = {
+    "running": {"zh": "计时中", "en": "running"},
+    "paused": {"zh": "已暂停", "en": "paused"},
+    "met": {"zh": "按时完成", "en": "met"},
+    "breached": {"zh": "已超时", "en": "breached"},
+}
+
+
+def t(lang: Lang, key: str) -> str:
+    """The message `key` in `lang`; the key itself when the catalogue lacks it."""
+    entry = MESSAGES.get(key)
+    return entry[lang] if entry else key
+
+
+def label(table: dict[str, dict[Lang, str]], lang: Lang, key: str) -> str:
+    """A status, action or clock name in `lang`."""
+    entry = table.get(key)
+    return entry[lang] if entry else key.replace("_", " ")
+
+
+def time_left(lang: Lang, seconds: float | None) -> str:
+    """'2 days 3 hours left' / 'overdue by 40 minutes', in `lang`."""
+    if seconds is None:
+        return ""
+    late = seconds < 0
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if lang == "zh":
+        parts = [f"{days}天" if days else "", f"{hours}小时" if hours else ""]
+        parts.append(f"{mins}分钟" if mins and not days else "")
+        said = "".join(parts) or "不到1分钟"
+        return f"已超时{said}" if late else f"剩余{said}"
+    words = [
+        f"{days} day{'s' if days != 1 else ''}" if days else "",
+        f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
+        f"{mins} minute{'s' if mins != 1 else ''}" if mins and not days else "",
+    ]
+    said = " ".join(w for w in words if w) or "less than a minute"
+    return f"overdue by {said}" if late else f"{said} left"

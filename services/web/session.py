@@ -1,0 +1,69 @@
+"""The clerk's session, sealed in its cookie, and the CSRF tokens of every form.
+
+A session is encrypted and authenticated (Fernet) with a key derived from
+WEB_SESSION_SECRET, so the department key it carries is never readable by the
+browser. It is sealed again on every request: the seal's own timestamp is the
+idle clock, `signed_in` the absolute one.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+SESSION_COOKIE = "clerk"
+CSRF_COOKIE = "csrf"
+
+
+@dataclass
+class Clerk:
+    """Who is signed in to the workbench: a name, a department, its key."""
+
+    name: str
+    department: str
+    key: str
+    signed_in: float
+
+
+class Sealer:
+    """Seals and opens session cookies; signs CSRF tokens."""
+
+    def __init__(self, secret: str) -> None:
+        digest = hashlib.sha256(b"appeals-web-session\x00" + secret.encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        self._csrf_key = hashlib.sha256(b"appeals-web-csrf\x00" + secret.encode()).digest()
+
+    def seal(self, clerk: Clerk, at: float | None = None) -> str:
+        """The session as an opaque cookie value, sealed now (or `at`, a Unix time)."""
+        data = json.dumps(asdict(clerk)).encode()
+        return self._fernet.encrypt_at_time(data, int(time.time() if at is None else at)).decode()
+
+    def open(self, value: str | None, idle_seconds: float, max_seconds: float) -> Clerk | None:
+        """The clerk of a cookie still within both limits, or None."""
+        if not value:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self._fernet.decrypt(value.encode(), ttl=int(idle_seconds)))
+            clerk = Clerk(**data)
+        except (InvalidToken, ValueError, TypeError):
+            return None
+        return clerk if time.time() - clerk.signed_in < max_seconds else None
+
+    def csrf_token(self, cookie: str) -> str:
+        """The token a form carries for this browser's CSRF cookie."""
+        return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, cookie: str | None, token: str | None) -> bool:
+        """The form's token belongs to this browser's cookie."""
+        return bool(cookie and token) and hmac.compare_digest(self.csrf_token(cookie or ""), token or "")
+
+
+def new_csrf_cookie() -> str:
+    """A fresh random value for a browser's CSRF cookie."""
+    return secrets.token_urlsafe(24)

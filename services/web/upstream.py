@@ -1,0 +1,78 @@
+"""The public APIs web builds its pages on: intake for the company, router for the clerk.
+
+Web holds no data of its own; whatever it shows, an integrator could show from the same calls.
+"""
+
+import logging
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class Unavailable(Exception):
+    """An API did not answer, or answered that it cannot serve now (5xx)."""
+
+
+class Upstream:
+    """Calls to intake and router; a transport failure or a 5xx raises `Unavailable`."""
+
+    def __init__(self, intake_url: str, router_url: str, channel_key: str, timeout: float) -> None:
+        self.intake_url = intake_url.rstrip("/")
+        self.router_url = router_url.rstrip("/")
+        self._channel = {"X-Api-Key": channel_key}
+        self.http = httpx.AsyncClient(timeout=timeout)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self.http.aclose()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            log.warning("an API did not answer", extra={"error": type(exc).__name__})
+            raise Unavailable from exc
+        if response.status_code >= 500:
+            log.warning("an API could not serve", extra={"status": response.status_code})
+            raise Unavailable
+        return response
+
+    # The company's side, on intake.
+    async def submit(self, body: dict[str, Any]) -> httpx.Response:
+        """Submit an appeal as the web channel."""
+        return await self._call("POST", f"{self.intake_url}/v1/appeals", json=body, headers=self._channel)
+
+    async def appeal(self, appeal_id: str, token: str) -> httpx.Response:
+        """The appeal its status token opens."""
+        return await self._call("GET", f"{self.intake_url}/v1/appeals/{appeal_id}", headers={"X-Status-Token": token})
+
+    async def answer(self, appeal_id: str, token: str, kind: str, body: dict[str, Any]) -> httpx.Response:
+        """Give the information asked for (`info`) or feedback on the resolution (`feedback`)."""
+        return await self._call(
+            "POST", f"{self.intake_url}/v1/appeals/{appeal_id}/{kind}", json=body, headers={"X-Status-Token": token}
+        )
+
+    # The clerk's side, on router, with the department's key.
+    async def worklist(self, key: str, department: str, status: str | None) -> httpx.Response:
+        """The department's appeals, soonest due first."""
+        params: dict[str, Any] = {"sort": "due" if status is None else "submitted", "limit": 200}
+        if status:
+            params["status"] = status
+        return await self._call(
+            "GET", f"{self.router_url}/v1/departments/{department}/appeals", params=params, headers={"X-Api-Key": key}
+        )
+
+    async def department_appeal(self, key: str, appeal_id: str) -> httpx.Response:
+        """One appeal the department leads or co-handles."""
+        return await self._call("GET", f"{self.router_url}/v1/appeals/{appeal_id}", headers={"X-Api-Key": key})
+
+    async def act(self, key: str, appeal_id: str, body: dict[str, Any], idempotency_key: str) -> httpx.Response:
+        """A department's action; the idempotency key makes a resent form act once."""
+        return await self._call(
+            "POST",
+            f"{self.router_url}/v1/appeals/{appeal_id}/actions",
+            json=body,
+            headers={"X-Api-Key": key, "Idempotency-Key": idempotency_key},
+        )

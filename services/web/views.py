@@ -1,0 +1,416 @@
+"""Web's pages: the company portal (submit, follow, answer, feedback) and the department workbench."""
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from libs.ids import new_id
+from services.web import pages
+from services.web.i18n import t
+from services.web.pages import clerk_of, csrf_ok, keep_session, lang_of, problem_page, render
+from services.web.runtime import WebRuntime, WebRuntimeDep
+from services.web.session import SESSION_COOKIE, Clerk
+
+router = APIRouter(include_in_schema=False)
+
+# Form fields as intake names them in its 422 answers ("enterprise.uscc"), so each error lands beside its field.
+TEXT_FIELDS = (
+    "enterprise.uscc",
+    "enterprise.name",
+    "enterprise.employees",
+    "enterprise.industry",
+    "enterprise.district",
+    "contact.name",
+    "contact.phone",
+    "contact.email",
+    "category",
+    "title",
+    "description",
+    "attachments",
+    "department",
+)
+APPEAL_ID = re.compile(r"^[0-9A-Z]{26}$")
+STATUSES = (
+    "routed",
+    "accepted",
+    "info_requested",
+    "reopened",
+    "resolved",
+    "confirmed",
+    "closed",
+)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _errors_of(response_json: Any) -> tuple[dict[str, str], list[str]]:
+    """An API's 422 problem as messages by form field, and those that belong to no field."""
+    by_field: dict[str, str] = {}
+    other: list[str] = []
+    for error in (response_json or {}).get("errors", []) if isinstance(response_json, dict) else []:
+        name = str(error.get("field", ""))
+        field = next((f for f in TEXT_FIELDS if name == f or name.startswith(f + ".")), None)
+        if field:
+            by_field.setdefault(field, error.get("message", "invalid"))
+        else:
+            other.append(f"{name}: {error.get('message', 'invalid')}")
+    return by_field, other
+
+
+def _detail(response_json: Any) -> str:
+    return str(response_json.get("detail", "")) if isinstance(response_json, dict) else ""
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    """The portal's front page is the form."""
+    return _see_other("/appeals/new")
+
+
+@router.get("/lang/{lang}")
+async def switch_language(lang: str, request: Request, next_url: Annotated[str | None, Query(alias="next")] = None):
+    """Switch between Chinese and English and go back to the page."""
+    return pages.lang_cookie(_see_other(pages.safe_next(next_url)), lang, request)
+
+
+# The company portal.
+
+
+def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], status_code: int = 200, **extra: Any):
+    lang = lang_of(request)
+    departments = [d for d in runtime.city.departments if not runtime.city.cannot_choose(d.code)]
+    return render(
+        request,
+        runtime,
+        "submit.html",
+        status_code,
+        values=values,
+        channel_ref=values.get("channel_ref") or f"web-{new_id()}",
+        districts=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in runtime.city.districts],
+        categories=[
+            (c.code.value, (c.name_zh or c.name) if lang == "zh" else c.name, c.description)
+            for c in runtime.catalogue.categories
+        ],
+        departments=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in departments],
+        errors=extra.pop("errors", {}),
+        general=extra.pop("general", []),
+        **extra,
+    )
+
+
+@router.get("/appeals/new")
+async def new_appeal(request: Request, runtime: WebRuntimeDep):
+    """The form a company fills in."""
+    return _form_page(request, runtime, {})
+
+
+def _appeal_body(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Intake's body from the form's fields, and what cannot even be sent (a count that is not a number)."""
+    errors: dict[str, str] = {}
+    employees: int | str = values.get("enterprise.employees", "").strip()
+    try:
+        employees = int(employees)
+    except ValueError:
+        errors["enterprise.employees"] = "must be a whole number"
+    contact = {"name": values.get("contact.name", ""), "phone": values.get("contact.phone", "")}
+    if values.get("contact.email", "").strip():
+        contact["email"] = values["contact.email"].strip()
+    body: dict[str, Any] = {
+        "channel_ref": values.get("channel_ref", ""),
+        "enterprise": {
+            "uscc": values.get("enterprise.uscc", ""),
+            "name": values.get("enterprise.name", ""),
+            "employees": employees,
+            "industry": values.get("enterprise.industry", ""),
+            "district": values.get("enterprise.district", ""),
+        },
+        "contact": contact,
+        "category": values.get("category", ""),
+        "title": values.get("title", ""),
+        "description": values.get("description", ""),
+        "attachments": [line.strip() for line in values.get("attachments", "").splitlines() if line.strip()],
+    }
+    if values.get("department"):
+        body["department"] = values["department"]
+    return body, errors
+
+
+@router.post("/appeals/new")
+async def submit_appeal(request: Request, runtime: WebRuntimeDep):
+    """Send the form to intake; its errors come back beside their fields, success goes to the appeal's page."""
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, form):
+        return _form_page(request, runtime, values, 403, general=[t(lang, "bad_form")])
+    body, errors = _appeal_body(values)
+    if values.get("consent") != "yes":
+        errors["consent"] = t(lang, "consent_missing")
+    if errors:
+        return _form_page(request, runtime, values, 422, errors=errors, general=[t(lang, "fix_fields")])
+    response = await runtime.upstream.submit(body)
+    if response.status_code == 202:
+        accepted = response.json()
+        appeal_id = accepted["appeal_id"]
+        done = _see_other(f"/appeals/{appeal_id}?new=1")
+        _keep_token(request, done, appeal_id, accepted["status_token"])
+        return done
+    if response.status_code == 422:
+        by_field, other = _errors_of(response.json())
+        return _form_page(request, runtime, values, 422, errors=by_field, general=[t(lang, "fix_fields"), *other])
+    return _form_page(request, runtime, values, response.status_code, general=[_detail(response.json())])
+
+
+def _token_cookie(appeal_id: str) -> str:
+    return f"appeal_{appeal_id}"
+
+
+def _keep_token(request: Request, response: Response, appeal_id: str, token: str) -> None:
+    # Path-scoped: the browser sends it to this appeal's pages only.
+    response.set_cookie(
+        _token_cookie(appeal_id),
+        token,
+        max_age=pages.YEAR,
+        path=f"/appeals/{appeal_id}",
+        httponly=True,
+        samesite="lax",
+        secure=pages.secure(request),
+    )
+
+
+@router.get("/appeals/{appeal_id}")
+async def follow(
+    appeal_id: str,
+    request: Request,
+    runtime: WebRuntimeDep,
+    token: str | None = None,
+    new: str | None = None,
+    sent: str | None = None,
+):
+    """The company's page of its appeal, opened by the link of its SMS, e-mail or WeChat message."""
+    lang = lang_of(request)
+    if not APPEAL_ID.match(appeal_id):
+        return problem_page(request, runtime, 404, t(lang, "not_found"), t(lang, "wrong_link"))
+    if token:
+        # The token moves from the link into a cookie, so it stays out of the address bar, history and referrers.
+        clean = _see_other(f"/appeals/{appeal_id}")
+        _keep_token(request, clean, appeal_id, token)
+        return clean
+    kept = request.cookies.get(_token_cookie(appeal_id))
+    if not kept:
+        return problem_page(request, runtime, 401, t(lang, "appeal"), t(lang, "need_link"))
+    response = await runtime.upstream.appeal(appeal_id, kept)
+    if response.status_code != 200:
+        return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
+    return _follow_page(request, runtime, response.json(), kept, new=bool(new), sent=bool(sent))
+
+
+def _follow_page(request: Request, runtime: WebRuntime, appeal: dict[str, Any], token: str, **extra: Any):
+    resolution_clock = next((d for d in appeal.get("deadlines", []) if d["clock"] == "resolution"), None)
+    asked = [e for e in appeal.get("timeline", []) if e["status"] == "info_requested"]
+    link = str(request.base_url).rstrip("/") + f"/appeals/{appeal['appeal_id']}?token={token}"
+    return render(
+        request,
+        runtime,
+        "follow.html",
+        extra.pop("status_code", 200),
+        appeal=appeal,
+        resolution_clock=resolution_clock,
+        asked=asked[-1] if asked else None,
+        link=link,
+        errors=extra.pop("errors", {}),
+        general=extra.pop("general", []),
+        **extra,
+    )
+
+
+async def _answer(appeal_id: str, request: Request, runtime: WebRuntime, kind: str, body_of) -> Response:
+    lang = lang_of(request)
+    form = await request.form()
+    token = request.cookies.get(_token_cookie(appeal_id))
+    if not APPEAL_ID.match(appeal_id) or not token:
+        return problem_page(request, runtime, 401, t(lang, "appeal"), t(lang, "need_link"))
+    if not csrf_ok(request, runtime, form):
+        return problem_page(request, runtime, 403, t(lang, "refused"), t(lang, "bad_form"))
+    body, errors = body_of(form)
+    if not errors:
+        response = await runtime.upstream.answer(appeal_id, token, kind, body)
+        if response.status_code == 202:
+            return _see_other(f"/appeals/{appeal_id}?sent=1")
+        if response.status_code == 422:
+            errors, other = _errors_of(response.json())
+            errors = errors or {kind: "; ".join(other)}
+        else:
+            errors = {kind: _detail(response.json())}
+    current = await runtime.upstream.appeal(appeal_id, token)
+    if current.status_code != 200:
+        return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
+    return _follow_page(request, runtime, current.json(), token, errors=errors, status_code=422)
+
+
+@router.post("/appeals/{appeal_id}/info")
+async def provide_info(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """The company answers the department's request for information."""
+
+    def body_of(form) -> tuple[dict[str, Any], dict[str, str]]:
+        information = str(form.get("information", "")).strip()
+        return {"information": information}, ({} if information else {"info": "must not be empty"})
+
+    return await _answer(appeal_id, request, runtime, "info", body_of)
+
+
+@router.post("/appeals/{appeal_id}/feedback")
+async def give_feedback(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """The company confirms the resolution or asks for the appeal to be reopened, with a satisfaction score."""
+
+    def body_of(form) -> tuple[dict[str, Any], dict[str, str]]:
+        solved, score = form.get("resolved"), str(form.get("satisfaction", ""))
+        if solved not in ("yes", "no") or score not in ("1", "2", "3", "4", "5"):
+            return {}, {"feedback": "choose whether it is solved and a score from 1 to 5"}
+        body: dict[str, Any] = {"resolved": solved == "yes", "satisfaction": int(score)}
+        if str(form.get("comment", "")).strip():
+            body["comment"] = str(form["comment"]).strip()
+        return body, {}
+
+    return await _answer(appeal_id, request, runtime, "feedback", body_of)
+
+
+# The department workbench.
+
+
+def _signin_page(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any):
+    lang = lang_of(request)
+    departments = [(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in runtime.city.departments]
+    return render(request, runtime, "signin.html", status_code, departments=departments, **extra)
+
+
+@router.get("/workbench")
+async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None = None):
+    """The clerk's worklist, soonest due first; the sign-in form when nobody is signed in."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signin_page(request, runtime)
+    chosen = status if status in STATUSES else None
+    response = await runtime.upstream.worklist(clerk.key, clerk.department, chosen)
+    if response.status_code in (401, 403):
+        return _signed_out(request, runtime)
+    now = datetime.now(UTC)
+    rows = []
+    for appeal in response.json():
+        due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
+        rows.append({**appeal, "left": (due - now).total_seconds() if due else None})
+    page = render(request, runtime, "worklist.html", clerk=clerk, rows=rows, statuses=STATUSES, status=chosen)
+    return keep_session(request, runtime, page, clerk)
+
+
+def _signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
+    page = _signin_page(request, runtime, status_code, **extra)
+    page.delete_cookie(SESSION_COOKIE, path="/workbench")
+    return page
+
+
+@router.post("/workbench/sign-in")
+async def sign_in(
+    request: Request,
+    runtime: WebRuntimeDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=64)] = "",
+    key: Annotated[str, Form(max_length=512)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+):
+    """A clerk signs in with their name and the department's key; router decides whether the key opens it."""
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, {"csrf": csrf}):
+        return _signed_out(request, runtime, 403, error=t(lang, "bad_form"))
+    name = " ".join(name.split())
+    if not name or runtime.city.department(department) is None or not key:
+        return _signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
+    answer = await runtime.upstream.worklist(key, department, None)
+    if answer.status_code != 200:
+        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
+    clerk = Clerk(name=name, department=department, key=key, signed_in=datetime.now(UTC).timestamp())
+    return keep_session(request, runtime, _see_other("/workbench"), clerk)
+
+
+@router.post("/workbench/sign-out")
+async def sign_out(request: Request, runtime: WebRuntimeDep, csrf: Annotated[str, Form(max_length=128)] = ""):
+    """End the clerk's session."""
+    if not csrf_ok(request, runtime, {"csrf": csrf}):
+        return problem_page(request, runtime, 403, t(lang_of(request), "refused"), t(lang_of(request), "bad_form"))
+    done = _see_other("/workbench")
+    done.delete_cookie(SESSION_COOKIE, path="/workbench")
+    return done
+
+
+async def _detail_page(
+    request: Request, runtime: WebRuntime, clerk: Clerk, appeal_id: str, status_code: int = 200, **extra: Any
+) -> Response:
+    lang = lang_of(request)
+    if not APPEAL_ID.match(appeal_id):
+        return problem_page(request, runtime, 404, t(lang, "not_found"), appeal_id)
+    response = await runtime.upstream.department_appeal(clerk.key, appeal_id)
+    if response.status_code in (403, 404):
+        return problem_page(request, runtime, response.status_code, t(lang, "refused"), _detail(response.json()))
+    if response.status_code == 401:
+        return _signed_out(request, runtime)
+    appeal = response.json()
+    now = datetime.now(UTC)
+    for deadline in appeal.get("deadlines", []):
+        if deadline.get("due_at") and deadline["state"] == "running":
+            deadline["left"] = (datetime.fromisoformat(deadline["due_at"]) - now).total_seconds()
+    page = render(
+        request,
+        runtime,
+        "appeal.html",
+        status_code,
+        clerk=clerk,
+        appeal=appeal,
+        leads=appeal.get("lead") == clerk.department,
+        departments=[d.code for d in runtime.city.departments if d.code != clerk.department],
+        idempotency=secrets.token_urlsafe(16),
+        **extra,
+    )
+    return keep_session(request, runtime, page, clerk)
+
+
+@router.get("/workbench/appeals/{appeal_id}")
+async def appeal_detail(appeal_id: str, request: Request, runtime: WebRuntimeDep, done: str | None = None):
+    """One appeal with its timeline, flags, deadlines, and a form for each action."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signed_out(request, runtime)
+    return await _detail_page(request, runtime, clerk, appeal_id, done=done)
+
+
+@router.post("/workbench/appeals/{appeal_id}/actions")
+async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """Take an action; the lifecycle's refusal is shown on the appeal's page, in its own words."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signed_out(request, runtime)
+    form = await request.form()
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, form):
+        return await _detail_page(request, runtime, clerk, appeal_id, 403, error=t(lang, "bad_form"))
+    body: dict[str, Any] = {"action": str(form.get("action", "")), "clerk": clerk.name}
+    for name in ("note", "guidance", "resolution", "target_department"):
+        if str(form.get(name, "")).strip():
+            body[name] = str(form[name]).strip()
+    refs = [r.strip() for r in str(form.get("policy_refs", "")).split(",") if r.strip()]
+    if refs:
+        body["policy_refs"] = refs
+    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
+    response = await runtime.upstream.act(clerk.key, appeal_id, body, f"web-{idempotency}")
+    if response.status_code == 200:
+        done = _see_other(f"/workbench/appeals/{appeal_id}?done={body['action']}")
+        return keep_session(request, runtime, done, clerk)
+    payload = response.json()
+    by_field, other = _errors_of(payload)
+    message = "; ".join([_detail(payload), *by_field.values(), *other]) if by_field or other else _detail(payload)
+    return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, error=message)

@@ -1,0 +1,296 @@
+"""The portal and the workbench in a real browser (Debian's Chromium driven by Playwright) on the running stack.
+
+Screenshots of each page, in Chinese and English, at desktop and phone widths, are kept in
+build/screenshots/.
+"""
+
+import re
+import shutil
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from libs.settings import PROJECT_ROOT
+from tests.helpers import fresh_stack, valid_uscc
+
+pytestmark = pytest.mark.timeout(600)
+
+SHOTS = PROJECT_ROOT / "build" / "screenshots"
+DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = fresh_stack(tmp_path_factory, "web-stack")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is installed by `make system-deps`"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def web(stack) -> str:
+    return stack.url("web")
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def operator(stack) -> dict[str, str]:
+    return {"X-Api-Key": stack.keys["operator"]}
+
+
+def router_appeal(stack, appeal_id: str) -> dict:
+    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=operator(stack), timeout=30).json()
+
+
+def until(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
+        time.sleep(0.3)
+
+
+def reload_until(page: Page, selector: str, what: str) -> None:
+    def shown() -> int:
+        page.reload()
+        return page.locator(selector).count()
+
+    until(shown, what)
+
+
+def fill_appeal(page: Page, uscc: str, title: str) -> None:
+    page.goto("/appeals/new")
+    page.get_by_label("统一社会信用代码").fill(uscc)
+    page.get_by_label("企业名称").fill("深圳市蓝海网络科技有限公司")
+    page.get_by_label("职工人数").fill("25")
+    page.get_by_label("行业").fill("互联网服务")
+    page.get_by_label("所在区").select_option("nanshan")
+    page.get_by_label("联系人姓名").fill("李伟")
+    page.get_by_label("手机号码").fill("13800138000")
+    page.locator("input[name=category][value=labour]").check()
+    page.get_by_label("标题").fill(title)
+    page.get_by_label("具体情况").fill("节后员工无法返岗，订单交付困难，希望协助招工。")
+    page.get_by_label("我已阅读并同意上述个人信息使用说明").check()
+
+
+def sign_in(browser: Browser, stack, department: str, name: str) -> Page:
+    page = browser.new_context(base_url=web(stack), viewport=DESKTOP).new_page()
+    page.goto("/workbench")
+    page.get_by_label("您的姓名").fill(name)
+    page.get_by_label("部门", exact=True).select_option(department)
+    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
+    return page
+
+
+def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(stack, browser):
+    company = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
+    company.goto("/appeals/new")
+    shot(company, "submit-zh-phone")
+
+    # A wrong credit code comes back beside its field, with everything typed kept.
+    fill_appeal(company, "91440300MA5FXT4K8X", "节后员工无法返岗")
+    company.get_by_role("button", name="提交").click()
+    error = company.locator("#enterprise-uscc-error")
+    expect(error).to_contain_text("check")
+    expect(company.get_by_label("标题")).to_have_value("节后员工无法返岗")
+    shot(company, "submit-error-zh-phone")
+
+    company.get_by_label("统一社会信用代码").fill(valid_uscc())
+    company.get_by_label("我已阅读并同意上述个人信息使用说明").check()
+    company.get_by_role("button", name="提交").click()
+    expect(company.get_by_role("heading", name="诉求已提交")).to_be_visible()
+    link = company.locator("#follow-link").inner_text()
+    appeal_id = re.search(r"/appeals/([0-9A-Z]{26})\?token=", link).group(1)
+    assert company.url.endswith(f"/appeals/{appeal_id}?new=1"), "the token stays out of the address bar"
+    lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
+
+    # The link from the SMS opens the appeal in another browser too.
+    phone = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
+    phone.goto(link)
+    assert phone.url.endswith(f"/appeals/{appeal_id}")
+    expect(phone.locator("#status")).to_have_text("已分派")
+    shot(phone, "follow-zh-phone")
+
+    # The clerk signs in, finds it in the worklist and asks for information.
+    clerk = sign_in(browser, stack, lead, "王芳")
+    row = clerk.locator(f"tr[data-appeal='{appeal_id}']")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("剩余")
+    shot(clerk, "worklist-zh-desktop")
+    row.get_by_role("link").click()
+    expect(clerk.locator("#status")).to_have_text("已分派")
+    shot(clerk, "appeal-zh-desktop")
+    form = clerk.locator("#act-request_info")
+    form.get_by_label("需要补充什么").fill("请提供需要招聘的岗位和人数。")
+    form.get_by_role("button").click()
+    expect(clerk.locator("#status")).to_have_text("待补充材料")
+
+    # The company answers on its page.
+    reload_until(phone, "#information", "the request reaching the company's page")
+    expect(phone.locator("blockquote")).to_have_text("请提供需要招聘的岗位和人数。")
+    shot(phone, "info-requested-zh-phone")
+    phone.get_by_label("补充内容").fill("普工20人，质检员3人。")
+    phone.get_by_role("button", name="发送").click()
+    expect(phone.get_by_text("已收到，谢谢。")).to_be_visible()
+
+    # Resolving before accepting is refused in the lifecycle's words; the clerk accepts with a plan, then resolves.
+    until(lambda: router_appeal(stack, appeal_id)["status"] != "info_requested", "the answer reaching router")
+    clerk.reload()
+    form = clerk.locator("#act-resolve")
+    form.get_by_label("办理结果").fill("已解决。")
+    form.get_by_role("button").click()
+    expect(clerk.locator("#refused")).to_contain_text("cannot resolve an appeal that is routed")
+    shot(clerk, "refused-zh-desktop")
+    form = clerk.locator("#act-accept")
+    form.get_by_label("办理计划").fill("联系人社局安排招聘专场。")
+    form.get_by_role("button").click()
+    expect(clerk.locator("#status")).to_have_text("已受理")
+    form = clerk.locator("#act-resolve")
+    form.get_by_label("办理结果").fill("已对接人社局招聘专场，推荐23名求职者。")
+    form.get_by_label("引用政策编号（逗号分隔）").fill("")
+    form.get_by_role("button").click()
+    expect(clerk.locator("#status")).to_have_text("已办结")
+    expect(clerk.locator(".timeline")).to_contain_text("王芳")
+
+    # The company confirms with a score.
+    reload_until(phone, "input[name=resolved]", "the resolution reaching the company's page")
+    shot(phone, "resolved-zh-phone")
+    phone.get_by_label("问题已解决").check()
+    phone.locator("input[name=satisfaction][value='5']").check()
+    phone.get_by_role("button", name="发送").click()
+    expect(phone.get_by_text("已收到，谢谢。")).to_be_visible()
+    until(lambda: router_appeal(stack, appeal_id)["status"] in ("confirmed", "closed"), "the confirmation")
+    assert router_appeal(stack, appeal_id)["timeline"][-1]["actor"] == "company"
+
+    # The stats count it: one appeal, resolved, one satisfied feedback for the lead.
+    def counted():
+        rates = httpx.get(stack.url("stats") + "/v1/stats/departments", headers=operator(stack), timeout=30).json()
+        row = next(d for d in rates["departments"] if d["department"] == lead)
+        return row if row["feedback"] == 1 else None
+
+    row = until(counted, "stats counting the feedback")
+    assert row["satisfaction_rate"] == 1.0 and row["resolved"] == 1
+    summary = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=operator(stack), timeout=30).json()
+    assert summary["total"] >= 1 and summary["companies"]["solved"] >= 1
+
+    # The same pages in English and at both widths.
+    for lang in ("en", "zh"):
+        for width, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            context = browser.new_context(base_url=web(stack), viewport=size)
+            page = context.new_page()
+            page.goto(f"/lang/{lang}?next=/appeals/new")
+            shot(page, f"submit-{lang}-{width}")
+            page.goto(link)
+            shot(page, f"follow-{lang}-{width}")
+            context.close()
+    english = browser.new_context(base_url=web(stack), viewport=DESKTOP).new_page()
+    english.goto("/lang/en?next=/appeals/new")
+    expect(english.get_by_role("heading", name="Submit an appeal")).to_be_visible()
+
+
+def test_a_clerk_of_another_department_cannot_open_or_act(stack, browser):
+    body = {
+        "channel_ref": f"web-access-{time.time_ns()}",
+        "enterprise": {
+            "uscc": valid_uscc(),
+            "name": "Lanhai",
+            "employees": 12,
+            "industry": "internet",
+            "district": "nanshan",
+        },
+        "contact": {"name": "Li Wei", "phone": "13800138000"},
+        "category": "labour",
+        "title": "Workers cannot return",
+        "description": "Staff cannot return after the holiday; we need help hiring.",
+    }
+    accepted = httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
+    ).json()
+    appeal_id = accepted["appeal_id"]
+    lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
+    other = "commerce" if lead != "commerce" else "customs"
+
+    clerk = sign_in(browser, stack, other, "赵强")
+    session = next(c for c in clerk.context.cookies() if c["name"] == "clerk")
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/workbench"
+    assert stack.keys[f"department:{other}"] not in session["value"], "the key is sealed, never readable"
+    csrf = clerk.locator("input[name=csrf]").first.get_attribute("value")
+    answer = clerk.goto(f"/workbench/appeals/{appeal_id}")
+    assert answer.status == 403
+    expect(clerk.get_by_role("alert")).to_contain_text(appeal_id)
+    shot(clerk, "forbidden-zh-desktop")
+    # Posting an action anyway, with a valid CSRF token of this browser, is refused by router.
+    posted = clerk.request.post(
+        f"/workbench/appeals/{appeal_id}/actions", form={"csrf": csrf, "action": "accept", "note": "mine now"}
+    )
+    assert posted.status == 403
+    assert router_appeal(stack, appeal_id)["status"] == "routed"
+
+    # A wrong key signs nobody in.
+    page = browser.new_context(base_url=web(stack), viewport=DESKTOP).new_page()
+    page.goto("/workbench")
+    page.get_by_label("您的姓名").fill("赵强")
+    page.get_by_label("部门", exact=True).select_option(lead)
+    page.get_by_label("部门密钥").fill(stack.keys[f"department:{other}"])
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("alert")).to_have_text("该密钥不能登录此部门。")
+
+
+def test_a_token_opens_only_its_own_appeal_and_forms_need_their_csrf_token(stack, browser):
+    def submit(n: int) -> dict:
+        body = {
+            "channel_ref": f"web-token-{time.time_ns()}-{n}",
+            "enterprise": {
+                "uscc": valid_uscc(),
+                "name": "Lanhai",
+                "employees": 12,
+                "industry": "it",
+                "district": "futian",
+            },
+            "contact": {"name": "Li Wei", "phone": "13800138000"},
+            "category": "tax",
+            "title": f"VAT question {n}",
+            "description": "We ask whether the VAT cut applies to us.",
+        }
+        r = httpx.post(stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]})
+        return r.json()
+
+    first, second = submit(1), submit(2)
+    page = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
+    page.goto(f"/appeals/{first['appeal_id']}?token={first['status_token']}")
+    expect(page.get_by_role("heading", name="VAT question 1")).to_be_visible()
+    wrong = page.goto(f"/appeals/{second['appeal_id']}?token={first['status_token']}")
+    assert wrong.status == 403
+    expect(page.get_by_role("alert")).to_have_text("链接无效或已过期。")
+    assert page.goto(f"/appeals/{second['appeal_id']}").status == 403, "no cookie of the first opens the second"
+
+    # Without the CSRF token nothing is sent: no appeal, no sign-in, no answer.
+    plain = httpx.Client(base_url=web(stack), timeout=30)
+    before = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=operator(stack)).json()["total"]
+    refused = plain.post("/appeals/new", data={"title": "no token", "consent": "yes"})
+    assert refused.status_code == 403
+    signin = plain.post("/workbench/sign-in", data={"name": "x", "department": "commerce", "key": "k"})
+    assert signin.status_code == 403 and "clerk" not in signin.cookies
+    plain.cookies.set(f"appeal_{first['appeal_id']}", first["status_token"])
+    feedback = plain.post(f"/appeals/{first['appeal_id']}/feedback", data={"resolved": "yes", "satisfaction": "5"})
+    assert feedback.status_code == 403
+    time.sleep(1.0)
+    after = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=operator(stack)).json()["total"]
+    assert after == before
