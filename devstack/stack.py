@@ -211,6 +211,9 @@ class Stack:
             "API_KEYS_FILE": str(self.data_dir / "api-keys.json"),
             "CONFIG_DIR": str(self.config_dir),
         }
+        if name == "intake":
+            web = f"http://127.0.0.1:{self.service_ports.get(contract.WEB.name, contract.WEB.port)}"
+            values["FOLLOW_URL"] = web + "/appeals/{appeal_id}?token={token}"
         if name != contract.WEB.name:
             values["MONGODB_URI"] = self.mongo_uri(name)
         else:
@@ -228,7 +231,7 @@ class Stack:
                     "SMTP_PORT": str(self.smtp_port),
                     "SMS_ENDPOINT": outbox + "/sms",
                     "WECHAT_ENDPOINT": outbox + "/wechat",
-                    "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('intake', 8001)}/v1/appeals/{{appeal_id}}",
+                    "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('web', 8007)}/appeals/{{appeal_id}}",
                 }
             )
         env = {**os.environ, **{prefix + k: v for k, v in values.items()}, "PYTHONUNBUFFERED": "1"}

@@ -180,6 +180,11 @@ class AppealSubmitted(BaseModel):
     taken_by: str | None = Field(
         default=None, description="The liaison who took the appeal on a staff visit.", examples=["zhou-min"]
     )
+    follow_url: str | None = Field(
+        default=None,
+        description="The company's page of its appeal with the token that opens it, for notify's messages: "
+        "a credential, never logged and never copied onto a department topic.",
+    )
     submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
 
 

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,8 +94,15 @@ def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig)
     return out
 
 
+def follow_link(template: str, secret: str, appeal_id: str) -> str | None:
+    """The company's page of its appeal, with the token that opens it; None when no page is configured."""
+    if not template:
+        return None
+    return template.format(appeal_id=appeal_id, token=status_token(secret, appeal_id))
+
+
 def build_submitted(
-    appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock
+    appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock, follow_url: str | None = None
 ) -> CloudEvent[AppealSubmitted]:
     """The appeal.submitted.v1 event for a new appeal, in the request's trace."""
     data = AppealSubmitted(
@@ -112,6 +119,7 @@ def build_submitted(
         flags=sorted(set(body.flags)),
         department=body.department,
         taken_by=body.taken_by,
+        follow_url=follow_url,
         submitted_at=clock.now(),
     )
     return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)
@@ -138,6 +146,7 @@ async def submit(
     *,
     publish_timeout: float,
     inserts: GroupedInserts,
+    link: Callable[[str], str | None] | None = None,
 ) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
@@ -154,7 +163,7 @@ async def submit(
     costs nothing in the usual case.
     """
     appeal_id = new_id()
-    event = build_submitted(appeal_id, channel, body, city, clock)
+    event = build_submitted(appeal_id, channel, body, city, clock, link(appeal_id) if link else None)
     record: dict[str, Any] = {
         "_id": appeal_id,
         "channel": channel,

@@ -15,6 +15,11 @@ class IntakeSettings(ServiceSettings):
     http_port: int = 8001
     public_base_url: str = Field(default="", description="Base of status_url; defaults to this server.")
     status_token_secret: str = Field(default=DEV_SECRET, description="Signs status tokens given to companies.")
+    follow_url: str = Field(
+        default="http://127.0.0.1:8007/appeals/{appeal_id}?token={token}",
+        description="The company's page of its appeal (web) that notify's messages link; {appeal_id} and {token} "
+        "are filled in. Empty: messages link no page.",
+    )
     publish_timeout_seconds: float = Field(
         default=5.0, description="How long a submission waits for the broker before answering 503."
     )

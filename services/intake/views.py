@@ -1,5 +1,6 @@
 """Intake's HTTP surface for channel adapters and companies."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -105,6 +106,7 @@ async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntime
             body,
             publish_timeout=settings.publish_timeout_seconds,
             inserts=runtime.inserts,
+            link=partial(service.follow_link, settings.follow_url, settings.status_token_secret),
         )
     except service.BrokerUnavailable:
         return _broker_down(settings)

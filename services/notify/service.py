@@ -90,7 +90,8 @@ def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
         "resolution": data.get("resolution") or "",
         "policies": [p["title"] for p in data.get("policies", [])],
         "expected_at": rules.local_time(_expected(book, data.get("sla_profile"), submitted, department)),
-        "status_url": status_url.format(appeal_id=event.subject),
+        # The link intake made, with the token that opens the page; the configured page, without one, otherwise.
+        "status_url": (appeal or {}).get("follow_url") or status_url.format(appeal_id=event.subject),
         "clock": data.get("clock", ""),
         "level": data.get("level", ""),
         "target": data.get("target", ""),
@@ -123,6 +124,7 @@ async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]],
             "title": d.title,
             "category": d.category.value,
             "submitted_at": d.submitted_at,
+            "follow_url": d.follow_url,
         }
         writes.append(UpdateOne({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True))
         # What the database kept may be an earlier copy; both say the same, the submission being immutable.

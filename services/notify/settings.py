@@ -20,8 +20,9 @@ class NotifySettings(ServiceSettings):
     wechat_endpoint: str = Field(default="", description="WeChat template-message endpoint (JSON POST).")
     provider_api_key_secret: str = Field(default=DEV_SECRET, description="Bearer token for the SMS/WeChat providers.")
     status_url: str = Field(
-        default="http://127.0.0.1:8001/v1/appeals/{appeal_id}",
-        description="Where companies follow their appeal; {appeal_id} is filled in.",
+        default="http://127.0.0.1:8007/appeals/{appeal_id}",
+        description="Where companies follow an appeal whose submission carried no link of its own (intake puts "
+        "one with its token on each); {appeal_id} is filled in.",
     )
     max_attempts: int = Field(default=5, description="Attempts before a notification is marked failed.")
     retry_base_seconds: float = Field(default=1.0, description="Backoff base: waits grow as base * 2^n, jittered.")

@@ -11,7 +11,7 @@ import yaml
 from libs.settings import PROJECT_ROOT
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
-SERVICES = ("intake", "router", "sla", "notify", "stats")
+SERVICES = ("intake", "router", "sla", "notify", "stats", "web")
 CONSUMERS = ("router", "sla", "notify")
 # The oldest and newest schemas kubernetes-validate 1.37.0 ships: passing both means no field too new for
 # an older cluster and no API that a newer one has removed.
@@ -95,7 +95,7 @@ def test_secrets_come_from_the_operator_never_from_the_manifests(docs):
 def test_production_scales_within_the_partitions_and_survives_a_drain():
     docs = render("overlays/production")
     deployments, hpas = of_kind(docs, "Deployment"), of_kind(docs, "HorizontalPodAutoscaler")
-    assert set(hpas) == {"intake", *CONSUMERS}
+    assert set(hpas) == {"intake", "web", *CONSUMERS}
     assert all(hpas[name]["spec"]["maxReplicas"] <= 4 for name in CONSUMERS), "topics have 4 partitions"
     for name, hpa in hpas.items():
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
@@ -104,7 +104,7 @@ def test_production_scales_within_the_partitions_and_survives_a_drain():
         name: hpas[name]["spec"]["minReplicas"] if name in hpas else d["spec"].get("replicas", 1)
         for name, d in deployments.items()
     }
-    assert replicas == {"intake": 2, "router": 2, "sla": 2, "notify": 2, "stats": 1}
+    assert replicas == {"intake": 2, "router": 2, "sla": 2, "notify": 2, "stats": 1, "web": 2}
     pdbs = of_kind(docs, "PodDisruptionBudget")
     assert set(pdbs) == {name for name, count in replicas.items() if count > 1}
     for name, pdb in pdbs.items():

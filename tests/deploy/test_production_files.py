@@ -18,6 +18,8 @@ SECRETS = {
     "SMTP_HOST": "mail.example.org",
     "API_KEYS_FILE": "/srv/appeals/api-keys.json",
     "GRAFANA_ADMIN_PASSWORD": "s3",
+    "WEB_CHANNEL_KEY": "k4",
+    "WEB_SESSION_SECRET": "s5",
 }
 
 
@@ -37,11 +39,19 @@ def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
     result = compose("config", env=SECRETS)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)["services"]
-    for name in ("intake", "router", "sla", "notify", "stats"):
+    for name in ("intake", "router", "sla", "notify", "stats", "web"):
         service = config[name]
         assert service["command"] == ["python", "-m", f"services.{name}"]
-        assert service["depends_on"]["mongo"]["condition"] == "service_healthy"
-        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        # Web has no database and no topic: it waits for the APIs it serves pages over.
+        needs = (
+            {"intake": "service_healthy"}
+            if name == "web"
+            else {
+                "mongo": "service_healthy",
+                "topics": "service_completed_successfully",
+            }
+        )
+        assert {k: service["depends_on"][k]["condition"] for k in needs} == needs
         assert "readyz" in " ".join(service["healthcheck"]["test"])
         assert service["environment"][f"{name.upper()}_ENVIRONMENT"] == "prod"
     assert config["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
@@ -50,6 +60,8 @@ def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
     assert config["kafka"]["image"] == f"apache/kafka:{embedded}", "production runs the Kafka the embedded stack runs"
     assert "rs.initiate" in " ".join(config["mongo"]["healthcheck"]["test"]), "the stack initiates its replica set"
     assert config["intake"]["environment"]["INTAKE_STATUS_TOKEN_SECRET"] == "s1"
+    assert config["web"]["depends_on"]["intake"]["condition"] == "service_healthy"
+    assert config["intake"]["environment"]["INTAKE_FOLLOW_URL"].endswith("/appeals/{appeal_id}?token={token}")
 
 
 def test_compose_refuses_to_start_without_each_required_secret():

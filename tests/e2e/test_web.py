@@ -4,16 +4,19 @@ Screenshots of each page, in Chinese and English, at desktop and phone widths, a
 build/screenshots/.
 """
 
+import asyncio
+import json
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from libs.settings import PROJECT_ROOT
-from tests.helpers import fresh_stack, valid_uscc
+from tests.helpers import fresh_stack, read_topic, valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -63,6 +66,17 @@ def until(check, what: str, timeout: float = 30.0):
             return value
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
         time.sleep(0.3)
+
+
+def sms_link(stack, appeal_id: str) -> str | None:
+    """The follow link of the appeal's acknowledgement SMS, as the provider received it."""
+    path = stack.data_dir / "outbox" / "sms.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        body = json.loads(line)["body"]
+        if body.get("template") == "acknowledged" and appeal_id in body["text"]:
+            found = re.search(r"http://\S+/appeals/" + appeal_id + r"\?token=[\w-]+", body["text"])
+            return found.group(0) if found else None
+    return None
 
 
 def reload_until(page: Page, selector: str, what: str) -> None:
@@ -121,9 +135,12 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     assert company.url.endswith(f"/appeals/{appeal_id}?new=1"), "the token stays out of the address bar"
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
 
-    # The link from the SMS opens the appeal in another browser too.
+    # The acknowledgement SMS carries the same link, and it opens the appeal in the company's phone.
+    sms = until(lambda: sms_link(stack, appeal_id), "the acknowledgement SMS")
+    assert sms == link
+    token = link.split("token=")[1]
     phone = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
-    phone.goto(link)
+    phone.goto(sms)
     assert phone.url.endswith(f"/appeals/{appeal_id}")
     expect(phone.locator("#status")).to_have_text("已分派")
     shot(phone, "follow-zh-phone")
@@ -178,6 +195,15 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     expect(phone.get_by_text("已收到，谢谢。")).to_be_visible()
     until(lambda: router_appeal(stack, appeal_id)["status"] in ("confirmed", "closed"), "the confirmation")
     assert router_appeal(stack, appeal_id)["timeline"][-1]["actor"] == "company"
+
+    # The token went to notify only: on no department's topic, in no log line.
+    # Playwright's sync API holds this thread's event loop: the topic is read on another thread.
+    with ThreadPoolExecutor(1) as pool:
+        topic = read_topic(stack.bootstrap, f"dept.{lead}.v1", lambda e: e.get("subject") == appeal_id)
+        assignment = pool.submit(asyncio.run, topic).result()
+    assert assignment and token not in json.dumps(assignment)
+    for log in stack.data_dir.glob("*.log"):
+        assert token not in log.read_text(errors="replace"), log.name
 
     # The stats count it: one appeal, resolved, one satisfied feedback for the lead.
     def counted():
