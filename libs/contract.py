@@ -30,6 +30,7 @@ from libs.events import (
     CloudEvent,
     CompanyFeedbackEvent,
     CompanyInfoProvidedEvent,
+    CompanyMessageEvent,
     DepartmentActionEvent,
     EnterpriseEvent,
     Envelope,
@@ -68,12 +69,14 @@ APPEALS_COMPANY = "appeals.company.v1"
 SLA_EVENTS = "sla.events.v1"
 NOTIFY_DELIVERIES = "notify.deliveries.v1"
 ENTERPRISES = "enterprises.v1"
+COMPANY_MESSAGES = "company.messages.v1"
 
 # Every topic keeps its events for good: stats must be rebuildable from them, and a department's
 # system that was away for weeks still finds its assignments.
 KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
 BY_APPEAL = "appeal id (the event's subject), so that one appeal's events stay in order"
 BY_COMPANY = "credit code (the event's subject): compaction keeps each company's latest state"
+BY_PHONE = "a keyed hash of the phone (the event's subject): one phone's messages in order, no number in a key"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,14 @@ TOPICS = (
         key=BY_COMPANY,
         config=MappingProxyType({"cleanup.policy": "compact", "retention.ms": "-1"}),
     ),
+    Topic(
+        COMPANY_MESSAGES,
+        "One-time codes and lost follow links intake asks notify to send a phone at once.",
+        {"intake": (CompanyMessageEvent,)},
+        key=BY_PHONE,
+        # Codes are void after minutes and the events hold phones and tokens: a day, not for good.
+        config=MappingProxyType({"retention.ms": str(24 * 3600 * 1000)}),
+    ),
 )
 # One per department, `dept.<code>.v1`, for that department's own systems.
 DEPARTMENT_TOPIC = Topic(
@@ -173,6 +184,7 @@ CONSUMERS = (
         "plans what each event owes to whom, on which channel",
     ),
     Consumer("notify", "enterprises", (ENTERPRISES,), "keeps each company's liaison, to tell it of its appeals"),
+    Consumer("notify", "messages", (COMPANY_MESSAGES,), "sends one-time codes and lost links by SMS, at once"),
     Consumer(
         "stats",
         "project",
@@ -223,9 +235,15 @@ def all_topics(department_codes: Iterable[str]) -> list[str]:
 
 
 def topic_config(name: str) -> Mapping[str, str]:
-    """The settings a topic is created with: its entry's, and keep-for-good for the dead-letter topics."""
+    """The settings a topic is created with: its entry's; a dead-letter topic keeps its records as long as
+    its topic does (for good, unless the topic's are personal and short-lived), never compacted."""
     entry = topic(name)
-    return entry.config if entry is not None else KEEP_FOR_GOOD
+    if entry is not None:
+        return entry.config
+    source = topic(name.removesuffix(".dlq"))
+    if source is not None and source.config.get("retention.ms", "-1") != "-1":
+        return MappingProxyType({"retention.ms": source.config["retention.ms"]})
+    return KEEP_FOR_GOOD
 
 
 @cache

@@ -96,6 +96,8 @@ class EventType(StrEnum):
     notification_failed = "notification.failed.v1"
     enterprise_registered = "enterprise.registered.v1"
     enterprise_updated = "enterprise.updated.v1"
+    company_code_issued = "company.code_issued.v1"
+    company_link_requested = "company.link_requested.v1"
 
 
 class ClockKind(StrEnum):
@@ -421,6 +423,20 @@ class RawEvent(CloudEvent[Any]):
 # them (libs.kafka), the AsyncAPI documents name them, and libs/contract.py says which travels where.
 
 
+class CompanyMessage(BaseModel):
+    """A message intake asks notify to send a phone at once: a one-time code, or an appeal's follow link again.
+
+    Personal data and, for a link, a credential: never logged; the topic keeps it one day.
+    """
+
+    phone: str = Field(description="The phone to send it to.", examples=["13800138000"])
+    language: Literal["zh", "en"] = Field(default="zh", description="Language of the message.")
+    code: str | None = Field(default=None, description="The one-time code (company.code_issued.v1).")
+    expires_at: datetime | None = Field(default=None, description="When the code stops working.")
+    appeal_id: str | None = Field(default=None, description="The appeal (company.link_requested.v1).")
+    follow_url: str | None = Field(default=None, description="The appeal's page with its token.")
+
+
 class Envelope(CloudEvent[DataT], Generic[DataT]):
     """CloudEvents 1.0 envelope of one kind of event; `TYPES` are the event types it may carry."""
 
@@ -505,6 +521,12 @@ class EnterpriseEvent(Envelope[EnterpriseChanged]):
     )
 
 
+class CompanyMessageEvent(Envelope[CompanyMessage]):
+    type: Literal[EventType.company_code_issued, EventType.company_link_requested] = Field(
+        description=_TYPE, examples=["company.code_issued.v1"]
+    )
+
+
 class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
     type: Literal[EventType.notification_delivered, EventType.notification_failed] = Field(
         description=_TYPE, examples=["notification.delivered.v1"]
@@ -524,6 +546,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.notification_failed: NotificationOutcome,
     EventType.enterprise_registered: EnterpriseChanged,
     EventType.enterprise_updated: EnterpriseChanged,
+    EventType.company_code_issued: CompanyMessage,
+    EventType.company_link_requested: CompanyMessage,
     **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
 }
 

@@ -1,6 +1,7 @@
 """Intake's request and response bodies."""
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,6 +86,44 @@ class AppealIn(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+
+PHONE = r"^\+?[0-9][0-9 \-]{5,19}$"
+
+
+class CodeRequest(BaseModel):
+    """A public form asks for a one-time code to prove the contact holds this phone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(pattern=PHONE, description="The contact's mobile phone.", examples=["13800138000"])
+    language: Literal["zh", "en"] = Field(default="zh", description="Language of the SMS.")
+
+
+class CodeCheck(BaseModel):
+    """The code the contact received, to check once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(pattern=PHONE, examples=["13800138000"])
+    code: str = Field(pattern=r"^[0-9]{6}$", description="Six digits, valid 10 minutes, 5 tries.", examples=["042917"])
+
+
+class LinkRequest(BaseModel):
+    """A company lost the link to its appeal and asks for it again on the appeal's phone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(pattern=PHONE, description="The appeal's contact phone.", examples=["13800138000"])
+    language: Literal["zh", "en"] = "zh"
+
+
+class CodeSent(BaseModel):
+    expires_at: datetime = Field(description="When the code stops working.")
+
+
+class CodeChecked(BaseModel):
+    verified: bool = Field(description="True: the code was right and is now used up.")
 
 
 class AppealAccepted(BaseModel):

@@ -1,8 +1,8 @@
-"""Intake's scheduled work: at start, publish what a crashed intake stored but never published."""
+"""Intake's scheduled work: publish what a crashed intake stored but never published; forget spent limits."""
 
 from datetime import timedelta
 
-from services.intake import service
+from services.intake import codes, service
 from services.intake.runtime import IntakeRuntime
 
 
@@ -22,3 +22,8 @@ def start(runtime: IntakeRuntime) -> None:
         )
 
     runtime.once(publish_stranded, "intake-stranded")
+
+    async def forget_old_windows() -> None:
+        await codes.forget_old_windows(runtime.db, runtime.clock.now())
+
+    runtime.every(600, forget_old_windows, "intake-forget-windows")

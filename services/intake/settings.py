@@ -20,6 +20,13 @@ class IntakeSettings(ServiceSettings):
         description="The company's page of its appeal (web) that notify's messages link; {appeal_id} and {token} "
         "are filled in. Empty: messages link no page.",
     )
+    codes_per_phone_per_minute: int = Field(default=1, ge=1, description="One-time codes a phone may ask for.")
+    codes_per_phone_per_hour: int = Field(default=5, ge=1)
+    codes_per_address_per_hour: int = Field(default=20, ge=1, description="... and a client address.")
+    submissions_per_phone_per_hour: int = Field(
+        default=10, ge=1, description="Appeals a public form (a request naming X-Client-Address) may send per phone."
+    )
+    submissions_per_address_per_hour: int = Field(default=30, ge=1, description="... and per client address.")
     publish_timeout_seconds: float = Field(
         default=5.0, description="How long a submission waits for the broker before answering 503."
     )

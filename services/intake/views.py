@@ -8,16 +8,33 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from libs.auth import Principal, authenticate, require
+from libs.contract import COMPANY_MESSAGES
 from libs.deadlines import deadlines
-from libs.events import CompanyFeedback, CompanyInfoProvided
+from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage, EventType
 from libs.http import problem, problem_responses
-from services.intake import service
-from services.intake.models import AnswerAccepted, AppealAccepted, AppealIn, AppealView, FeedbackIn, InfoIn
+from libs.kafka import make_event
+from services.intake import codes, service
+from services.intake.codes import Limit
+from services.intake.models import (
+    AnswerAccepted,
+    AppealAccepted,
+    AppealIn,
+    AppealView,
+    CodeCheck,
+    CodeChecked,
+    CodeRequest,
+    CodeSent,
+    FeedbackIn,
+    InfoIn,
+    LinkRequest,
+)
 from services.intake.runtime import IntakeRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
 ChannelCaller = Annotated[Principal, Depends(require("channel"))]  # a channel adapter's key
+# A public form (web) names the address of the person behind each request, for the limits on asking.
+ClientAddress = Annotated[str | None, Header(max_length=64, description="The client's address, from a public form.")]
 
 PROBLEMS = problem_responses(
     {
@@ -88,14 +105,32 @@ async def answerable_appeal(
     responses=PROBLEMS,
     summary="Submit an appeal (channel key)",
 )
-async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntimeDep, principal: ChannelCaller):
-    """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal."""
+async def submit_appeal(
+    body: AppealIn,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    principal: ChannelCaller,
+    x_client_address: ClientAddress = None,
+):
+    """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal.
+
+    A public form names its client's address in X-Client-Address: its submissions are limited per
+    phone and per address (429 with Retry-After).
+    """
     settings = runtime.settings
     refused = service.refusals(body, principal.owner, runtime.city, runtime.registry_config)
     if refused:
         raise RequestValidationError(
             [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
+    if x_client_address:
+        limits = [
+            Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600),
+            Limit("submit-address", settings.submissions_per_address_per_hour, 3600),
+        ]
+        wait = await _spend(runtime, limits, body.contact.phone, x_client_address)
+        if wait:
+            return _too_many(wait, "appeals from this phone or address")
     try:
         result = await service.submit(
             runtime.db,
@@ -117,6 +152,115 @@ async def submit_appeal(body: AppealIn, request: Request, runtime: IntakeRuntime
         status_token=service.status_token(settings.status_token_secret, result.appeal_id),
     )
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})
+
+
+def _too_many(wait: int, what: str) -> JSONResponse:
+    return problem(429, f"too many {what}; try again in {wait} s", headers={"Retry-After": str(wait)})
+
+
+async def _spend(runtime: Any, limits: list[Limit], phone: str, address: str) -> int | None:
+    """Count a request against per-phone limits (the first ones) and a per-address limit (the last)."""
+    secret = runtime.settings.status_token_secret
+    phone_key = codes.keyed(secret, "phone", codes.normalized(phone))
+    address_key = codes.keyed(secret, "address", address)
+    subjects = [(limit, phone_key) for limit in limits[:-1]] + [(limits[-1], address_key)]
+    return await codes.spend(runtime.db, subjects, runtime.clock.now())
+
+
+def _address(request: Request, given: str | None) -> str:
+    return given or (request.client.host if request.client else "unknown")
+
+
+async def _tell(runtime: Any, type_: EventType, subject: str, message: CompanyMessage) -> JSONResponse | None:
+    """Hand a message to notify over Kafka; a 503 answer if the broker does not take it."""
+    event = make_event(service.SOURCE, type_, subject, message)
+    try:
+        await service.publish_acknowledged(
+            runtime.broker, COMPANY_MESSAGES, event, runtime.settings.publish_timeout_seconds
+        )
+    except service.BrokerUnavailable:
+        return _broker_down(runtime.settings)
+    return None
+
+
+@router.post(
+    "/verifications",
+    status_code=202,
+    response_model=CodeSent,
+    responses={**PROBLEMS, 429: {"description": "Too many codes for this phone or address; see Retry-After"}},
+    summary="Send a one-time code to the contact's phone (channel key)",
+)
+async def request_code(
+    body: CodeRequest,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    _: ChannelCaller,
+    x_client_address: ClientAddress = None,
+):
+    """Six digits by SMS, valid 10 minutes; each phone and client address may ask only so often."""
+    settings = runtime.settings
+    limits = [
+        Limit("code-phone-minute", settings.codes_per_phone_per_minute, 60),
+        Limit("code-phone-hour", settings.codes_per_phone_per_hour, 3600),
+        Limit("code-address", settings.codes_per_address_per_hour, 3600),
+    ]
+    wait = await _spend(runtime, limits, body.phone, _address(request, x_client_address))
+    if wait:
+        return _too_many(wait, "codes for this phone or address")
+    key, code, expires = await codes.issue(runtime.db, settings.status_token_secret, body.phone, runtime.clock.now())
+    message = CompanyMessage(phone=body.phone, language=body.language, code=code, expires_at=expires)
+    failed = await _tell(runtime, EventType.company_code_issued, key, message)
+    return failed or JSONResponse(CodeSent(expires_at=expires).model_dump(mode="json"), status_code=202)
+
+
+@router.post(
+    "/verifications/check",
+    response_model=CodeChecked,
+    responses=PROBLEMS,
+    summary="Check the code the contact received (channel key)",
+)
+async def check_code(body: CodeCheck, runtime: IntakeRuntimeDep, _: ChannelCaller) -> CodeChecked:
+    """True once for the right code within its 10 minutes; five wrong tries void it."""
+    secret = runtime.settings.status_token_secret
+    return CodeChecked(verified=await codes.check(runtime.db, secret, body.phone, body.code, runtime.clock.now()))
+
+
+@router.post(
+    "/appeals/{appeal_id}/link",
+    status_code=202,
+    responses={**PROBLEMS, 429: {"description": "Too many requests for this phone or address; see Retry-After"}},
+    summary="Send the appeal's follow link again to its phone (channel key)",
+)
+async def resend_link(
+    appeal_id: str,
+    body: LinkRequest,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    _: ChannelCaller,
+    x_client_address: ClientAddress = None,
+):
+    """The link goes by SMS to the appeal's own phone, and only when the phone given is that one.
+
+    The answer is the same either way, so it tells nobody whether an appeal or a phone exists.
+    """
+    settings = runtime.settings
+    limits = [
+        Limit("link-phone", settings.codes_per_phone_per_hour, 3600),
+        Limit("link-address", settings.codes_per_address_per_hour, 3600),
+    ]
+    wait = await _spend(runtime, limits, body.phone, _address(request, x_client_address))
+    if wait:
+        return _too_many(wait, "requests for this phone or address")
+    record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1})
+    phone = codes.phone_of(record) if record else None
+    link = service.follow_link(settings.follow_url, settings.status_token_secret, appeal_id)
+    if phone and link and codes.normalized(phone) == codes.normalized(body.phone):
+        key = codes.keyed(settings.status_token_secret, "phone", codes.normalized(phone))
+        message = CompanyMessage(phone=phone, language=body.language, appeal_id=appeal_id, follow_url=link)
+        failed = await _tell(runtime, EventType.company_link_requested, key, message)
+        if failed:
+            return failed
+    return JSONResponse({"detail": "if the phone is the appeal's, the link is on its way by SMS"}, status_code=202)
 
 
 # The appeal a request names, once its caller may read it, or also answer it.

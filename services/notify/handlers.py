@@ -1,7 +1,13 @@
 """Notify's consumer: every event that someone must hear about."""
 
 from libs.contract import consumer
-from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, EnterpriseEvent, SlaClockEvent
+from libs.events import (
+    AppealLifecycleEvent,
+    AppealSubmittedEvent,
+    CompanyMessageEvent,
+    EnterpriseEvent,
+    SlaClockEvent,
+)
 from libs.kafka import subscribe
 from services.notify import service
 from services.notify.runtime import NotifyRuntime
@@ -20,5 +26,12 @@ def register(runtime: NotifyRuntime) -> None:
         """Keep each company's liaison, the registry's latest word on it."""
         await service.remember_companies(runtime.db, events)
 
+    async def on_messages(events: list[CompanyMessageEvent]) -> None:
+        """Send one-time codes and lost links by SMS at once: they are no use later."""
+        await service.send_messages(
+            runtime.db, runtime.http, runtime.settings, runtime.book, events, runtime.clock.now()
+        )
+
     subscribe(runtime.broker, runtime.settings, consumer("notify", "event"), on_event)
+    subscribe(runtime.broker, runtime.settings, consumer("notify", "messages"), on_messages)
     subscribe(runtime.broker, runtime.settings, consumer("notify", "enterprises"), on_enterprises)

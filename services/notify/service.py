@@ -29,7 +29,7 @@ from libs import claims, outbox, tracing
 from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, RegistryConfig, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
-from libs.events import CloudEvent, EnterpriseChanged, EventType, NotificationOutcome
+from libs.events import CloudEvent, CompanyMessage, EnterpriseChanged, EventType, NotificationOutcome
 from libs.kafka import encode
 from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
@@ -565,3 +565,36 @@ async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> l
         .sort("created_at", ASCENDING)
         .limit(limit)
     ]
+
+
+async def send_messages(
+    db: AsyncDatabase,
+    http: httpx.AsyncClient,
+    settings: Any,
+    book: NotifyBook,
+    events: Sequence[CloudEvent[CompanyMessage]],
+    now: datetime,
+) -> None:
+    """Send each one-time code or lost link by SMS straight away, once; an expired code is not sent.
+
+    A failed send raises, so the batch comes again; what was sent before is noted and skipped.
+    These messages bypass the delivery records: they concern no appeal's history and are void in minutes.
+    """
+    sent = {doc["_id"] async for doc in db.messages.find({"_id": {"$in": [e.id for e in events]}})}
+    for event in events:
+        data = event.data
+        if event.id in sent or (data.expires_at is not None and data.expires_at < now):
+            continue
+        template = "code" if event.type == EventType.company_code_issued else "link"
+        context = {"code": data.code, "minutes": 10, "appeal_id": data.appeal_id, "status_url": data.follow_url}
+        subject, body = book.renderer.render(template, data.language, context)
+        message = channels.Message(
+            f"{event.id}:company:sms", data.phone, subject, body, template, data.language, {"text": body}
+        )
+        try:
+            await channels.send_provider(http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
+        except channels.DeliveryError as exc:
+            if not exc.permanent:
+                raise
+            log.warning("a company message cannot be sent", extra={"event_id": event.id, "reason": exc.reason})
+        await db.messages.insert_one({"_id": event.id, "at": now})

@@ -74,7 +74,7 @@ def render(
 
 def problem_page(request: Request, runtime: WebRuntime, status_code: int, title: str, message: str) -> HTMLResponse:
     """A plain page saying what went wrong, never a stack trace."""
-    return render(request, runtime, "message.html", status_code, title=title, message=message)
+    return render(request, runtime, "message.html", status_code, title=title, message=message, lost=status_code == 401)
 
 
 def csrf_ok(request: Request, runtime: WebRuntime, form: Any) -> bool:

@@ -44,6 +44,20 @@ class Sealer:
         data = json.dumps(asdict(clerk)).encode()
         return self._fernet.encrypt_at_time(data, int(time.time() if at is None else at)).decode()
 
+    def seal_value(self, value: dict[str, Any]) -> str:
+        """Any small value as an opaque, tamper-proof cookie."""
+        return self._fernet.encrypt(json.dumps(value).encode()).decode()
+
+    def open_value(self, sealed: str | None, ttl_seconds: float) -> dict[str, Any] | None:
+        """The value of a cookie sealed within `ttl_seconds`, or None."""
+        if not sealed:
+            return None
+        try:
+            value: dict[str, Any] = json.loads(self._fernet.decrypt(sealed.encode(), ttl=int(ttl_seconds)))
+        except (InvalidToken, ValueError):
+            return None
+        return value
+
     def open(self, value: str | None, idle_seconds: float, max_seconds: float) -> Clerk | None:
         """The clerk of a cookie still within both limits, or None."""
         if not value:

@@ -39,10 +39,33 @@ class Upstream:
             raise Unavailable
         return response
 
+    def _public(self, client: str) -> dict[str, str]:
+        # Intake limits what a public form may ask per phone and per address of the person behind it.
+        return {**self._channel, "X-Client-Address": client[:64]}
+
     # The company's side, on intake.
-    async def submit(self, body: dict[str, Any]) -> httpx.Response:
+    async def submit(self, body: dict[str, Any], client: str) -> httpx.Response:
         """Submit an appeal as the web channel."""
-        return await self._call("POST", f"{self.intake_url}/v1/appeals", json=body, headers=self._channel)
+        return await self._call("POST", f"{self.intake_url}/v1/appeals", json=body, headers=self._public(client))
+
+    async def request_code(self, phone: str, language: str, client: str) -> httpx.Response:
+        """Ask intake to send the phone a one-time code."""
+        body = {"phone": phone, "language": language}
+        return await self._call("POST", f"{self.intake_url}/v1/verifications", json=body, headers=self._public(client))
+
+    async def check_code(self, phone: str, code: str) -> httpx.Response:
+        """Whether the code is the phone's live one (it is used up if so)."""
+        body = {"phone": phone, "code": code}
+        return await self._call("POST", f"{self.intake_url}/v1/verifications/check", json=body, headers=self._channel)
+
+    async def resend_link(self, appeal_id: str, phone: str, language: str, client: str) -> httpx.Response:
+        """Ask intake to send the appeal's link again to its phone."""
+        return await self._call(
+            "POST",
+            f"{self.intake_url}/v1/appeals/{appeal_id}/link",
+            json={"phone": phone, "language": language},
+            headers=self._public(client),
+        )
 
     async def appeal(self, appeal_id: str, token: str) -> httpx.Response:
         """The appeal its status token opens."""

@@ -32,7 +32,11 @@ TEXT_FIELDS = (
     "description",
     "attachments",
     "department",
+    "code",
 )
+# A phone proven with a code stays proven in this browser for half an hour (a sealed cookie).
+VERIFIED_COOKIE = "verified"
+VERIFIED_SECONDS = 1800
 APPEAL_ID = re.compile(r"^[0-9A-Z]{26}$")
 STATUSES = (
     "routed",
@@ -82,6 +86,36 @@ async def switch_language(lang: str, request: Request, next_url: Annotated[str |
 # The company portal.
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _verified_phone(request: Request, runtime: WebRuntime) -> str | None:
+    sealed = runtime.sealer.open_value(request.cookies.get(VERIFIED_COOKIE), VERIFIED_SECONDS)
+    return str(sealed["phone"]) if sealed else None
+
+
+def _remember_verified(request: Request, runtime: WebRuntime, response: Response, phone: str) -> None:
+    response.set_cookie(
+        VERIFIED_COOKIE,
+        runtime.sealer.seal_value({"phone": phone}),
+        max_age=VERIFIED_SECONDS,
+        path="/appeals",
+        httponly=True,
+        samesite="strict",
+        secure=pages.secure(request),
+    )
+
+
+def _wait_words(lang: str, seconds: str) -> str:
+    return f"请求过于频繁，请 {seconds} 秒后再试。" if lang == "zh" else f"Too many requests: try again in {seconds} s."
+
+
+def _too_many(page: Response, upstream: Any) -> Response:
+    page.headers["Retry-After"] = upstream.headers.get("retry-after", "60")
+    return page
+
+
 def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], status_code: int = 200, **extra: Any):
     lang = lang_of(request)
     departments = [d for d in runtime.city.departments if not runtime.city.cannot_choose(d.code)]
@@ -100,6 +134,7 @@ def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], st
         departments=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in departments],
         errors=extra.pop("errors", {}),
         general=extra.pop("general", []),
+        verified=extra.pop("verified", _verified_phone(request, runtime)),
         **extra,
     )
 
@@ -141,9 +176,45 @@ def _appeal_body(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]
     return body, errors
 
 
+@router.post("/appeals/code")
+async def send_code(request: Request, runtime: WebRuntimeDep):
+    """Send a one-time code to the phone in the form, and show the form again as it was."""
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, form):
+        return _form_page(request, runtime, values, 403, general=[t(lang, "bad_form")])
+    response = await runtime.upstream.request_code(values.get("contact.phone", ""), lang, _client(request))
+    if response.status_code == 202:
+        return _form_page(request, runtime, values, notice=t(lang, "code_sent"))
+    if response.status_code == 429:
+        wait = response.headers.get("retry-after", "60")
+        page = _form_page(request, runtime, values, 429, errors={"code": _wait_words(lang, wait)})
+        return _too_many(page, response)
+    by_field, other = _errors_of(response.json())
+    errors = {"contact.phone": by_field.get("phone") or "; ".join(other) or _detail(response.json())}
+    return _form_page(request, runtime, values, 422, errors=errors)
+
+
+async def _phone_proven(request: Request, runtime: WebRuntime, values: dict[str, str]) -> str | None:
+    """None if the form's phone is proven (by this browser before, or by the code given now), else the error."""
+    lang = lang_of(request)
+    phone = values.get("contact.phone", "")
+    if phone and _verified_phone(request, runtime) == phone:
+        return None
+    code = values.get("code", "").strip()
+    if not re.fullmatch(r"[0-9]{6}", code):
+        return t(lang, "code_missing")
+    answer = await runtime.upstream.check_code(phone, code)
+    return None if answer.status_code == 200 and answer.json().get("verified") else t(lang, "code_wrong")
+
+
 @router.post("/appeals/new")
 async def submit_appeal(request: Request, runtime: WebRuntimeDep):
-    """Send the form to intake; its errors come back beside their fields, success goes to the appeal's page."""
+    """Send the form to intake; its errors come back beside their fields, success goes to the appeal's page.
+
+    The contact's phone must be proven with a code sent to it first.
+    """
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     lang = lang_of(request)
@@ -154,17 +225,60 @@ async def submit_appeal(request: Request, runtime: WebRuntimeDep):
         errors["consent"] = t(lang, "consent_missing")
     if errors:
         return _form_page(request, runtime, values, 422, errors=errors, general=[t(lang, "fix_fields")])
-    response = await runtime.upstream.submit(body)
+    unproven = await _phone_proven(request, runtime, values)
+    if unproven:
+        return _form_page(request, runtime, values, 422, errors={"code": unproven}, general=[t(lang, "fix_fields")])
+    phone = values.get("contact.phone", "")
+    response = await runtime.upstream.submit(body, _client(request))
     if response.status_code == 202:
         accepted = response.json()
         appeal_id = accepted["appeal_id"]
         done = _see_other(f"/appeals/{appeal_id}?new=1")
         _keep_token(request, done, appeal_id, accepted["status_token"])
+        _remember_verified(request, runtime, done, phone)
         return done
+    if response.status_code == 429:
+        wait = response.headers.get("retry-after", "60")
+        page = _form_page(request, runtime, values, 429, general=[_wait_words(lang, wait)], verified=phone)
+        _remember_verified(request, runtime, page, phone)
+        return _too_many(page, response)
     if response.status_code == 422:
         by_field, other = _errors_of(response.json())
-        return _form_page(request, runtime, values, 422, errors=by_field, general=[t(lang, "fix_fields"), *other])
+        general = [t(lang, "fix_fields"), *other]
+        page = _form_page(request, runtime, values, 422, errors=by_field, general=general, verified=phone)
+        _remember_verified(request, runtime, page, phone)
+        return page
     return _form_page(request, runtime, values, response.status_code, general=[_detail(response.json())])
+
+
+@router.get("/appeals/lost")
+async def lost_link(request: Request, runtime: WebRuntimeDep):
+    """A company that lost its link asks for it again with the appeal's number and its phone."""
+    return render(request, runtime, "lost.html", values={}, errors={})
+
+
+@router.post("/appeals/lost")
+async def resend_link(request: Request, runtime: WebRuntimeDep):
+    """The link goes by SMS to the appeal's phone; the page says the same whether or not the phone matched."""
+    form = await request.form()
+    values = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, form):
+        return render(request, runtime, "lost.html", 403, values=values, errors={}, error=t(lang, "bad_form"))
+    appeal_id = values.get("appeal_id", "").upper()
+    if not APPEAL_ID.match(appeal_id):
+        errors = {"appeal_id": t(lang, "appeal_id_wrong")}
+        return render(request, runtime, "lost.html", 422, values=values, errors=errors)
+    response = await runtime.upstream.resend_link(appeal_id, values.get("phone", ""), lang, _client(request))
+    if response.status_code == 202:
+        return render(request, runtime, "lost.html", values={}, errors={}, notice=t(lang, "link_sent"))
+    if response.status_code == 429:
+        wait = response.headers.get("retry-after", "60")
+        page = render(request, runtime, "lost.html", 429, values=values, errors={}, error=_wait_words(lang, wait))
+        return _too_many(page, response)
+    by_field, other = _errors_of(response.json())
+    errors = {"phone": "; ".join([*by_field.values(), *other]) or _detail(response.json())}
+    return render(request, runtime, "lost.html", 422, values=values, errors=errors)
 
 
 def _token_cookie(appeal_id: str) -> str:

@@ -79,6 +79,22 @@ def sms_link(stack, appeal_id: str) -> str | None:
     return None
 
 
+def sms_texts(stack, phone: str, template: str) -> list[str]:
+    """What the SMS provider received for a phone from one template, oldest first."""
+    path = stack.data_dir / "outbox" / "sms.jsonl"
+    bodies = [json.loads(line)["body"] for line in path.read_text().splitlines()] if path.exists() else []
+    return [b["text"] for b in bodies if b["to"] == phone and b.get("template") == template]
+
+
+def prove_phone(stack, page: Page, phone: str) -> None:
+    """Ask for a code on the form and type the one the SMS brings."""
+    before = len(sms_texts(stack, phone, "code"))
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.locator("#notice")).to_have_text("验证码已发送，10分钟内有效。")
+    text = until(lambda: sms_texts(stack, phone, "code")[before:], "the code's SMS")[0]
+    page.get_by_label("短信验证码").fill(re.search(r"[0-9]{6}", text).group(0))
+
+
 def reload_until(page: Page, selector: str, what: str) -> None:
     def shown() -> int:
         page.reload()
@@ -118,12 +134,19 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     company.goto("/appeals/new")
     shot(company, "submit-zh-phone")
 
-    # A wrong credit code comes back beside its field, with everything typed kept.
-    fill_appeal(company, "91440300MA5FXT4K8X", "节后员工无法返岗")
+    # Without the SMS code nothing goes to intake.
+    fill_appeal(company, valid_uscc(), "节后员工无法返岗")
+    company.get_by_role("button", name="提交").click()
+    expect(company.locator("#code-error")).to_have_text("请填写短信中的6位验证码")
+
+    # A wrong credit code comes back beside its field, with everything typed kept; the phone stays proven.
+    company.get_by_label("统一社会信用代码").fill("91440300MA5FXT4K8X")
+    prove_phone(stack, company, "13800138000")
     company.get_by_role("button", name="提交").click()
     error = company.locator("#enterprise-uscc-error")
     expect(error).to_contain_text("check")
     expect(company.get_by_label("标题")).to_have_value("节后员工无法返岗")
+    expect(company.locator("#phone-proven")).to_be_visible()
     shot(company, "submit-error-zh-phone")
 
     company.get_by_label("统一社会信用代码").fill(valid_uscc())
@@ -309,7 +332,6 @@ def test_a_token_opens_only_its_own_appeal_and_forms_need_their_csrf_token(stack
 
     # Without the CSRF token nothing is sent: no appeal, no sign-in, no answer.
     plain = httpx.Client(base_url=web(stack), timeout=30)
-    before = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=operator(stack)).json()["total"]
     refused = plain.post("/appeals/new", data={"title": "no token", "consent": "yes"})
     assert refused.status_code == 403
     signin = plain.post("/workbench/sign-in", data={"name": "x", "department": "commerce", "key": "k"})
@@ -317,6 +339,40 @@ def test_a_token_opens_only_its_own_appeal_and_forms_need_their_csrf_token(stack
     plain.cookies.set(f"appeal_{first['appeal_id']}", first["status_token"])
     feedback = plain.post(f"/appeals/{first['appeal_id']}/feedback", data={"resolved": "yes", "satisfaction": "5"})
     assert feedback.status_code == 403
-    time.sleep(1.0)
-    after = httpx.get(stack.url("stats") + "/v1/stats/summary", headers=operator(stack)).json()["total"]
-    assert after == before
+    assert router_appeal(stack, first["appeal_id"])["status"] != "confirmed"
+
+
+def test_codes_are_limited_and_a_lost_link_goes_to_the_appeals_phone(stack, browser):
+    page = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
+    page.goto("/appeals/new")
+    page.get_by_label("手机号码").fill("13900007777")
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.locator("#notice")).to_be_visible()
+    with page.expect_response(lambda r: r.url.endswith("/appeals/code")) as second:
+        page.get_by_role("button", name="获取验证码").click()
+    assert second.value.status == 429 and 0 < int(second.value.headers["retry-after"]) <= 61
+    expect(page.locator("#code-error")).to_contain_text("秒后再试")
+    shot(page, "code-limited-zh-phone")
+
+    body = {
+        "channel_ref": f"web-lost-{time.time_ns()}",
+        "enterprise": {"uscc": valid_uscc(), "name": "Lanhai", "employees": 12, "industry": "it", "district": "futian"},
+        "contact": {"name": "Li Wei", "phone": "13900006666"},
+        "category": "tax",
+        "title": "VAT question, link lost",
+        "description": "We ask whether the VAT cut applies to us.",
+    }
+    appeal_id = httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}
+    ).json()["appeal_id"]
+    for phone in ("13900005555", "13900006666"):
+        page.goto("/appeals/lost")
+        page.get_by_label("诉求编号").fill(appeal_id)
+        page.get_by_label("手机号码").fill(phone)
+        page.get_by_role("button", name="发送").click()
+        expect(page.get_by_role("status")).to_have_text("如果手机号与诉求一致，查询链接已通过短信发送。")
+    shot(page, "lost-zh-phone")
+    link = until(lambda: sms_texts(stack, "13900006666", "link"), "the link's SMS")[0]
+    assert sms_texts(stack, "13900005555", "link") == [], "nothing goes to a phone that is not the appeal's"
+    page.goto(re.search(r"http://\S+?token=[\w-]+", link).group(0))
+    expect(page.get_by_role("heading", name="VAT question, link lost")).to_be_visible()

@@ -518,3 +518,43 @@ async def test_the_timeline_names_the_clerk_who_acted(platform):
             break
         await asyncio.sleep(0.1)
     assert [e.get("clerk") for e in view["timeline"] if e["status"] == "accepted"] == ["Wang Fang"]
+
+
+async def test_a_phone_gets_a_one_time_code_and_the_limits_hold(platform):
+    web, phone = platform.key("channel:web"), f"139{time.time_ns() % 100_000_000:08d}"
+    address = {"X-Client-Address": f"198.51.100.{time.time_ns() % 200}"}
+    sent = await platform.intake.post("/v1/verifications", json={"phone": phone}, headers={**web, **address})
+    assert sent.status_code == 202, sent.text
+    events = await read_topic(platform.bootstrap, "company.messages.v1", lambda e: e["data"]["phone"] == phone, count=1)
+    code = events[0]["data"]["code"]
+    assert events[0]["type"] == "company.code_issued.v1" and phone not in events[0]["subject"]
+
+    again = await platform.intake.post("/v1/verifications", json={"phone": phone}, headers={**web, **address})
+    assert again.status_code == 429 and 0 < int(again.headers["Retry-After"]) <= 61, "one code a minute"
+
+    async def checked(value: str) -> bool:
+        r = await platform.intake.post("/v1/verifications/check", json={"phone": phone, "code": value}, headers=web)
+        assert r.status_code == 200, r.text
+        return r.json()["verified"]
+
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    assert not await checked(wrong)
+    assert await checked(code), "the right code, after a wrong try"
+    assert not await checked(code), "a code works once"
+    malformed = await platform.intake.post("/v1/verifications/check", json={"phone": phone, "code": "12"}, headers=web)
+    assert malformed.status_code == 422 and malformed.json()["errors"][0]["field"] == "code"
+
+
+async def test_a_lost_link_goes_again_to_the_appeals_own_phone_only(platform):
+    body = appeal_body(contact={"name": "Li Wei", "phone": "137 0000 1234"})
+    appeal_id = (await submit(platform, body)).json()["appeal_id"]
+    web = platform.key("channel:web")
+    for phone in ("13900001111", "+86 137-0000-1234"):
+        r = await platform.intake.post(f"/v1/appeals/{appeal_id}/link", json={"phone": phone}, headers=web)
+        assert r.status_code == 202, "the same answer whether or not the phone is the appeal's"
+    events = await read_topic(
+        platform.bootstrap, "company.messages.v1", lambda e: e["data"].get("appeal_id") == appeal_id, count=1
+    )
+    assert [e["data"]["phone"] for e in events] == ["137 0000 1234"], "only to the phone the appeal gave"
+    token = intake_service.status_token("test-secret", appeal_id)
+    assert events[0]["data"]["follow_url"].endswith(f"/appeals/{appeal_id}?token={token}")

@@ -15,6 +15,7 @@ from devstack.sinks import Sinks
 from libs.contract import (
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    COMPANY_MESSAGES,
     ENTERPRISES,
     NOTIFY_DELIVERIES,
     SLA_EVENTS,
@@ -26,6 +27,7 @@ from libs.events import (
     AppealSubmitted,
     ClockKind,
     ClockState,
+    CompanyMessage,
     Contact,
     Enterprise,
     EnterpriseChanged,
@@ -423,3 +425,23 @@ async def test_a_liaison_manages_only_its_own_subscription(notify):
     assert staff.status_code == 403
     unknown = await client.put("/v1/subscriptions/liaison:nobody", json=body, headers={"X-Api-Key": keys["admin"]})
     assert unknown.status_code == 404
+
+
+async def test_a_one_time_code_goes_by_sms_at_once_and_only_while_it_works(notify):
+    now = notify["clock"].now()
+    live = CompanyMessage(phone="13700009999", language="en", code="604213", expires_at=now + timedelta(minutes=10))
+    stale = CompanyMessage(phone="13700008888", code="111111", expires_at=now - timedelta(minutes=1))
+    first = make_event("test", EventType.company_code_issued, "k-live", live, time=now)
+    for event in (first, make_event("test", EventType.company_code_issued, "k-stale", stale, time=now), first):
+        await publish(notify["runtime"].broker, COMPANY_MESSAGES, event)
+
+    def texts(phone: str) -> list[str]:
+        return [r["body"]["text"] for r in notify["sinks"].of("sms") if r["body"]["to"] == phone]
+
+    deadline = time.monotonic() + 15
+    while not texts("13700009999") and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # a second copy, or the stale code, would arrive by now
+    assert len(texts("13700009999")) == 1 and "604213" in texts("13700009999")[0]
+    assert "10 minutes" in texts("13700009999")[0]
+    assert texts("13700008888") == [], "an expired code is not sent"

@@ -27,6 +27,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "sla.events.v1",
         "notify.deliveries.v1",
         "enterprises.v1",
+        "company.messages.v1",
     ]
     assert [c.group for c in CONSUMERS] == [
         "intake.lifecycle",
@@ -38,6 +39,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "sla.lifecycle",
         "notify.event",
         "notify.enterprises",
+        "notify.messages",
         "stats.project",
     ]
     assert SERVICE_NAMES == ("intake", "router", "sla", "notify", "stats")
@@ -68,7 +70,10 @@ def test_topics_are_named_and_configured_from_the_table():
     assert topic("appeals.lifecycle.v1.dlq") is None and topic("elsewhere") is None
     everything = all_topics(["nanshan-finance"])
     assert "dept.nanshan-finance.v1" in everything and "sla.events.v1.dlq" in everything
-    assert all(topic_config(name)["retention.ms"] == "-1" for name in everything)
+    # Everything is kept for good, but codes and lost links: void in minutes, and personal.
+    short = {"company.messages.v1", "company.messages.v1.dlq"}
+    assert all(topic_config(name)["retention.ms"] == "-1" for name in set(everything) - short)
+    assert {topic_config(name)["retention.ms"] for name in short} == {str(24 * 3600 * 1000)}
     assert consumers_of("router") == tuple(c for c in CONSUMERS if c.service == "router")
 
 

@@ -19,6 +19,7 @@ from libs.events import (
     AppealStatus,
     CompanyFeedback,
     CompanyInfoProvided,
+    CompanyMessage,
     DepartmentAction,
     EnterpriseChanged,
     EventType,
@@ -72,6 +73,12 @@ COMPANY = make_event(
     "91440300MA5FXT4K8N",
     EnterpriseChanged(uscc="91440300MA5FXT4K8N", name="Lanhai", liaison="zhou-min", version=2),
 )
+CODE = make_event(
+    "appeals/intake",
+    EventType.company_code_issued,
+    "a1b2c3",
+    CompanyMessage(phone="13800138000", code="042917", expires_at=T0),
+)
 # One valid event of each topic a consumer reads.
 SAMPLES = {
     "appeals.submitted.v1": [submitted()],
@@ -81,6 +88,7 @@ SAMPLES = {
     "appeals.company.v1": [INFO, FEEDBACK],
     "notify.deliveries.v1": [DELIVERED],
     "enterprises.v1": [COMPANY],
+    "company.messages.v1": [CODE],
 }
 
 
@@ -103,6 +111,7 @@ def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
     monkeypatch.setattr(notify, "plan_events", recorder(seen["notify.event"]))
     monkeypatch.setattr(notify, "remember_companies", recorder(seen["notify.enterprises"]))
+    monkeypatch.setattr(notify, "send_messages", recorder(seen["notify.messages"]))
     monkeypatch.setattr(stats, "project", recorder(seen["stats.project"]))
     return seen
 
@@ -117,6 +126,7 @@ async def test_each_handler_gets_its_topics_events_typed_and_sends_bad_records_t
     app = build_app(service)
     runtime = app.state.runtime
     runtime._db = "the database"
+    runtime.http = "the HTTP client"  # notify opens its own when it starts
     dead: dict[str, list[bytes]] = defaultdict(list)
     topics = {t for c in consumers_of(service) for t in c.topics}
 
