@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import servers
-from devstack.stack import SERVICES, Stack
+from devstack.stack import ALL_SERVICES, SERVICES, Stack
 from libs.kafka import partitions_of
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
@@ -204,7 +204,7 @@ def run_command(stack: Stack, log: Path, *args: str) -> subprocess.Popen:
             "MONGODB_PORT": str(stack.mongo_port),
             "SMTP_PORT": str(stack.smtp_port),
             "OUTBOX_PORT": str(stack.outbox_port),
-            **{f"{name.upper()}_PORT": str(stack.service_ports[name]) for name, _ in SERVICES},
+            **{f"{name.upper()}_PORT": str(stack.service_ports[name]) for name, _ in ALL_SERVICES},
         }
     )
     command = list(args) or ["run", "--config-dir", str(stack.config_dir)]

@@ -33,6 +33,7 @@ from services.intake.runtime import IntakeRuntimeDep
 router = APIRouter(prefix="/v1", tags=["appeals"])
 
 ChannelCaller = Annotated[Principal, Depends(require("channel"))]  # a channel adapter's key
+TOO_MANY = problem_responses({429: "A public form asked too often for this phone or address; see Retry-After"})[429]
 # A public form (web) names the address of the person behind each request, for the limits on asking.
 ClientAddress = Annotated[str | None, Header(max_length=64, description="The client's address, from a public form.")]
 
@@ -102,7 +103,7 @@ async def answerable_appeal(
     "/appeals",
     status_code=202,
     response_model=AppealAccepted,
-    responses=PROBLEMS,
+    responses={**PROBLEMS, 429: TOO_MANY},
     summary="Submit an appeal (channel key)",
 )
 async def submit_appeal(
@@ -187,7 +188,7 @@ async def _tell(runtime: Any, type_: EventType, subject: str, message: CompanyMe
     "/verifications",
     status_code=202,
     response_model=CodeSent,
-    responses={**PROBLEMS, 429: {"description": "Too many codes for this phone or address; see Retry-After"}},
+    responses={**PROBLEMS, 429: TOO_MANY},
     summary="Send a one-time code to the contact's phone (channel key)",
 )
 async def request_code(
@@ -228,7 +229,7 @@ async def check_code(body: CodeCheck, runtime: IntakeRuntimeDep, _: ChannelCalle
 @router.post(
     "/appeals/{appeal_id}/link",
     status_code=202,
-    responses={**PROBLEMS, 429: {"description": "Too many requests for this phone or address; see Retry-After"}},
+    responses={**PROBLEMS, 429: TOO_MANY},
     summary="Send the appeal's follow link again to its phone (channel key)",
 )
 async def resend_link(

@@ -74,6 +74,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Please read and agree to how your personal data is used",
     },
     "submit": {"zh": "提交", "en": "Submit"},
+    "invalid": {"zh": "填写内容不符合要求", "en": "Not valid"},
     "fix_fields": {"zh": "请修改标出的内容后再提交。", "en": "Please correct the marked fields and submit again."},
     "submitted": {"zh": "诉求已提交", "en": "Your appeal is in"},
     "keep_link": {

@@ -61,7 +61,7 @@ def _errors_of(response_json: Any) -> tuple[dict[str, str], list[str]]:
         name = str(error.get("field", ""))
         field = next((f for f in TEXT_FIELDS if name == f or name.startswith(f + ".")), None)
         if field:
-            by_field.setdefault(field, error.get("message", "invalid"))
+            by_field.setdefault(field, str(error.get("message", "invalid")).removeprefix("Value error, "))
         else:
             other.append(f"{name}: {error.get('message', 'invalid')}")
     return by_field, other
@@ -118,6 +118,11 @@ def _too_many(page: Response, upstream: Any) -> Response:
 
 def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], status_code: int = 200, **extra: Any):
     lang = lang_of(request)
+    # Intake words its errors in English; a Chinese page says which field is wrong in Chinese first.
+    errors = {
+        name: (f"{t(lang, 'invalid')}（{text}）" if lang == "zh" and text.isascii() else text)
+        for name, text in extra.pop("errors", {}).items()
+    }
     departments = [d for d in runtime.city.departments if not runtime.city.cannot_choose(d.code)]
     return render(
         request,
@@ -132,7 +137,7 @@ def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], st
             for c in runtime.catalogue.categories
         ],
         departments=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in departments],
-        errors=extra.pop("errors", {}),
+        errors=errors,
         general=extra.pop("general", []),
         verified=extra.pop("verified", _verified_phone(request, runtime)),
         **extra,

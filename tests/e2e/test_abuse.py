@@ -27,6 +27,7 @@ from libs.contract import (
     APPEALS_COMPANY,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    COMPANY_MESSAGES,
     ENTERPRISES,
     NOTIFY_DELIVERIES,
     SERVICE_NAMES,
@@ -228,6 +229,7 @@ SAMPLE_TYPE = {
     SLA_EVENTS: EventType.sla_started,
     NOTIFY_DELIVERIES: EventType.notification_delivered,
     ENTERPRISES: EventType.enterprise_updated,
+    COMPANY_MESSAGES: EventType.company_code_issued,
 }
 
 

@@ -44,6 +44,7 @@ def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
             "sla",
             "notify",
             "stats",
+            "web",
             *(f"mongodb-{name}" for name in stack.mongo_ports),
         }
     finally:
