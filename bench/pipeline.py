@@ -11,6 +11,11 @@ how many events reached the lifecycle, sla and department topics more than once,
 each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute run,
 `--seconds 600`, shows whether memory stays flat). The baseline, measured
 first in the same run, is FastStream's own consume -> publish loop.
+
+What one appeal costs, over the same span as the CPU: CPU ms of every process,
+database statements each service sent (its `mongodb_commands_total`, counted by
+the driver's command monitoring), and Kafka records produced to and consumed from
+each topic (end offsets, and the consumer groups' committed offsets).
 """
 
 import argparse
@@ -22,13 +27,15 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
 from devstack.stack import Stack
-from libs.contract import SERVICE_NAMES
+from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
+from libs.kafka import partitions_of
 from libs.uscc import check_character
 
 SERVICES = SERVICE_NAMES
@@ -179,6 +186,7 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
     await asyncio.sleep(3)  # the recorder joins its group
     began = time.monotonic()
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    counts_before = await costs(stack)
     failures = await load(stack, recorder, rate, seconds)
     sent_for = time.monotonic() - began
     with tqdm(total=len(recorder.accepted), desc="waiting for routing", unit="appeal", leave=False) as bar:
@@ -190,6 +198,11 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
             bar.refresh()
             await asyncio.sleep(0.5)
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    counts_after = await costs(stack)
+    counted = {
+        kind: {key: counts_after[kind].get(key, 0) - counts_before[kind].get(key, 0) for key in counts_after[kind]}
+        for kind in counts_after
+    }
     lag = await consumer_lag(stack)
     stop.set()
     resolved = await resolver
@@ -212,7 +225,79 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
         "lag": lag,
         "seen": recorder.seen,
         "cpu": cpu,
+        "counted": counted,
     }
+
+
+async def costs(stack: Stack) -> dict[str, dict[str, float]]:
+    """Running totals: database commands per service, records produced and consumed per topic."""
+    statements: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in SERVICES:
+            text = (await client.get(stack.url(name) + "/metrics")).text
+            statements[name] = sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "mongodb_commands"
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            )
+    topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
+    partitions = await partitions_of(stack.bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    produced: dict[str, float] = Counter()
+    for tp, end in ends.items():
+        produced[_topic_family(tp.topic)] += end
+    consumed: dict[str, float] = Counter()
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:
+        for entry in CONSUMERS:
+            committed = await admin.list_consumer_group_offsets(entry.group)
+            for tp, meta in committed.items():
+                consumed[_topic_family(tp.topic)] += max(meta.offset, 0)
+    finally:
+        await admin.close()
+    return {"statements": statements, "produced": dict(produced), "consumed": dict(consumed)}
+
+
+def _department_codes(stack: Stack) -> list[str]:
+    from libs.config import load_city
+
+    return [d.code for d in load_city(stack.config_dir).departments]
+
+
+def _topic_family(topic: str) -> str:
+    """Department topics count together as `dept.*.v1`."""
+    return "dept.*.v1" if topic.startswith("dept.") else topic
+
+
+def cost_rows(counted: dict[str, dict[str, float]], appeals: int) -> tuple[list[list], list[list]]:
+    """Statements per service, and records produced and consumed per topic, each also per accepted appeal."""
+    per = max(appeals, 1)
+    statements = [[name, int(n), round(n / per, 1)] for name, n in counted["statements"].items()]
+    total = sum(counted["statements"].values())
+    statements.append(["all services", int(total), round(total / per, 1)])
+    topics = sorted(set(counted["produced"]) | set(counted["consumed"]))
+    records = [
+        [
+            topic,
+            int(counted["produced"].get(topic, 0)),
+            round(counted["produced"].get(topic, 0) / per, 2),
+            int(counted["consumed"].get(topic, 0)),
+            round(counted["consumed"].get(topic, 0) / per, 2),
+        ]
+        for topic in topics
+        if counted["produced"].get(topic) or counted["consumed"].get(topic)
+    ]
+    produced, consumed = sum(counted["produced"].values()), sum(counted["consumed"].values())
+    records.append(["all topics", int(produced), round(produced / per, 2), int(consumed), round(consumed / per, 2)])
+    return statements, records
 
 
 def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
@@ -317,6 +402,17 @@ def main() -> None:
         "CPU from the first post until every appeal was routed",
         ["process", "CPU s", "ms per appeal"],
         cpu_rows(result["cpu"], result["accepted"]),
+    )
+    statements, records = cost_rows(result["counted"], result["accepted"])
+    print_table(
+        "database statements over the same span (the driver's command monitoring)",
+        ["service", "statements", "per appeal"],
+        statements,
+    )
+    print_table(
+        "Kafka records over the same span (department topics together)",
+        ["topic", "produced", "per appeal", "consumed", "per appeal"],
+        records,
     )
     print_table(
         "memory, sampled every 5 s",

@@ -134,7 +134,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        runtime.mongo = make_client(settings)
+        runtime.mongo = make_client(settings, runtime.registry)
         runtime._db = service_database(runtime.mongo, settings)
         try:
             if on_startup is not None:

@@ -29,7 +29,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
@@ -43,7 +44,29 @@ Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
 
-def make_client(settings: ServiceSettings) -> Client:
+class CommandCounter(monitoring.CommandListener):
+    """Counts the database statements a service sends, by command: what an appeal costs the database."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.total = Counter(
+            "mongodb_commands",
+            "Commands this service sent to MongoDB, by command name (find, insert, update, getMore, ...).",
+            ["command"],
+            registry=registry,
+        )
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        """Count the command as it is sent."""
+        self.total.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to count."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to count."""
+
+
+def make_client(settings: ServiceSettings, registry: CollectorRegistry | None = None) -> Client:
     """A client that returns timezone-aware datetimes, fails fast when the server is gone, and journals.
 
     Every write is acknowledged only once it is in the server's journal (`j: true`):
@@ -58,6 +81,7 @@ def make_client(settings: ServiceSettings) -> Client:
         serverSelectionTimeoutMS=3000,
         appname=f"appeals-{settings.service_name}",
         journal=True,
+        event_listeners=[CommandCounter(registry)] if registry is not None else [],
     )
 
 
