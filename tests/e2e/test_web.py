@@ -158,6 +158,28 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     assert company.url.endswith(f"/appeals/{appeal_id}?new=1"), "the token stays out of the address bar"
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
 
+    # The same form sent twice (a double click, a reload of the answer) makes one appeal.
+    company.goto("/appeals/new")
+    form = {name: company.locator(f"[name='{name}']").first.input_value() for name in ("csrf", "channel_ref")}
+    form.update(
+        {
+            "enterprise.uscc": valid_uscc(),
+            "enterprise.name": "深圳市蓝海网络科技有限公司",
+            "enterprise.employees": "25",
+            "enterprise.industry": "互联网服务",
+            "enterprise.district": "nanshan",
+            "contact.name": "李伟",
+            "contact.phone": "13800138000",  # proven in this browser a moment ago
+            "category": "tax",
+            "title": "增值税留抵退税咨询",
+            "description": "想了解留抵退税政策是否适用。",
+            "consent": "yes",
+        }
+    )
+    twice = [company.request.post("/appeals/new", form=form, max_redirects=0) for _ in range(2)]
+    assert [r.status for r in twice] == [303, 303]
+    assert twice[0].headers["location"] == twice[1].headers["location"] != f"/appeals/{appeal_id}?new=1"
+
     # The acknowledgement SMS carries the same link, and it opens the appeal in the company's phone.
     sms = until(lambda: sms_link(stack, appeal_id), "the acknowledgement SMS")
     assert sms == link
