@@ -32,25 +32,45 @@ class Deadline(BaseModel):
     overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
 
 
+def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
+    """What an appeal's document keeps of one clock, as this event reports it."""
+    data = event.data
+    return {
+        "clock": data.clock.value,
+        "department": data.department,
+        "state": data.state.value,
+        "target": data.target,
+        "started_at": data.started_at,
+        "due_at": data.due_at,
+        "remaining_seconds": data.remaining_seconds,
+        "at": event.time,
+    }
+
+
 def clock_writes(events: Sequence[CloudEvent[SlaClockChanged]]) -> list[UpdateOne]:
     """Writes that keep each clock's last reported state on its appeal's document (which must exist)."""
     writes = []
     for event in events:
-        data = event.data
-        key = f"clocks.{data.clock_id}"
-        entry = {
-            "clock": data.clock.value,
-            "department": data.department,
-            "state": data.state.value,
-            "target": data.target,
-            "started_at": data.started_at,
-            "due_at": data.due_at,
-            "remaining_seconds": data.remaining_seconds,
-            "at": event.time,
-        }
+        key = f"clocks.{event.data.clock_id}"
         # Not later than this event, or a clock never seen.
-        writes.append(UpdateOne({"_id": data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: entry}}))
+        writes.append(
+            UpdateOne(
+                {"_id": event.data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: clock_entry(event)}}
+            )
+        )
     return writes
+
+
+def merged_clocks(
+    clocks: dict[str, dict[str, Any]], events: Sequence[CloudEvent[SlaClockChanged]]
+) -> dict[str, dict[str, Any]]:
+    """The clocks after `events`: of each clock, the latest report wins; an older one changes nothing."""
+    out = dict(clocks)
+    for event in events:
+        known = out.get(event.data.clock_id)
+        if known is None or aware(known["at"]) <= event.time:
+            out[event.data.clock_id] = clock_entry(event)
+    return out
 
 
 def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:

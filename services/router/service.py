@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
 from libs.contract import ENTERPRISES
-from libs.deadlines import aware, clock_writes, next_due
+from libs.deadlines import merged_clocks, next_due
 from libs.events import AppealSubmitted, CloudEvent, EnterpriseChanged, EventType, ListMembership, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka import make_event, publish
@@ -262,18 +262,35 @@ async def worklist(
 async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
     """Keep each appeal's clocks as sla reports them, and when its first running clock runs out (`next_due`).
 
-    The clocks are fields of their own: department actions, which replace what they change
-    under the appeal's version, never touch them.
+    A batch costs one read and one write per appeal, whatever the number of its events.
+    The clocks are fields of their own, under their own version: department actions, which
+    replace what they change under the appeal's version, never touch them.
     """
-    await db.appeals.bulk_write(clock_writes(events), ordered=True)
-    docs = await by_ids(db.appeals, sorted({e.data.appeal_id for e in events}), {"clocks": 1, "next_due": 1})
-    writes = [
-        UpdateOne({"_id": appeal_id}, {"$set": {"next_due": next_due(doc)}})
-        for appeal_id, doc in docs.items()
-        if next_due(doc) != aware(doc.get("next_due"))
-    ]
-    if writes:
-        await db.appeals.bulk_write(writes, ordered=False)
+    by_appeal: dict[str, list[CloudEvent[SlaClockChanged]]] = {}
+    for event in events:
+        by_appeal.setdefault(event.data.appeal_id, []).append(event)
+    for _ in range(MAX_ATTEMPTS):
+        docs = await by_ids(db.appeals, sorted(by_appeal), {"clocks": 1, "clocks_version": 1})
+        writes = []
+        for appeal_id, doc in docs.items():
+            before = doc.get("clocks", {})
+            clocks = merged_clocks(before, by_appeal[appeal_id])
+            changed = {key: entry for key, entry in clocks.items() if entry != before.get(key)}
+            if changed:
+                fields = {f"clocks.{key}": entry for key, entry in changed.items()}
+                writes.append(
+                    UpdateOne(
+                        {"_id": appeal_id, "clocks_version": doc.get("clocks_version")},
+                        {"$set": {**fields, "next_due": next_due({"clocks": clocks})}, "$inc": {"clocks_version": 1}},
+                    )
+                )
+        if not writes:
+            return
+        result = await db.appeals.bulk_write(writes, ordered=False)
+        if result.matched_count == len(writes):
+            return
+        # Another replica wrote some of these appeals' clocks first: read them again and merge.
+    raise RuntimeError(f"clocks of {len(by_appeal)} appeals kept changing under {MAX_ATTEMPTS} attempts")
 
 
 async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
