@@ -248,54 +248,65 @@ async def worklist(
     query: dict[str, Any] = {"handlers": department}
     if status:
         query["status"] = status
-    if by_due:
-        query["next_due"] = {"$ne": None}
-    cursor = (
-        db.appeals.find(query, {"outbox": 0, "seen": 0, "handlers": 0})
-        .sort("next_due" if by_due else "submitted_at", ASCENDING)
-        .skip(skip)
-        .limit(limit)
-    )
-    return [doc async for doc in cursor]
+    shown = {"outbox": 0, "seen": 0, "handlers": 0}
+    if not by_due:
+        cursor = db.appeals.find(query, shown).sort("submitted_at", ASCENDING).skip(skip).limit(limit)
+        return await with_deadlines(db, [doc async for doc in cursor])
+    ids = [doc["_id"] async for doc in db.appeals.find(query, {"_id": 1})]
+    due = {k: d["next_due"] for k, d in (await by_ids(db.deadlines, ids, {"next_due": 1})).items() if d.get("next_due")}
+    page = sorted(due, key=lambda appeal_id: (due[appeal_id], appeal_id))[skip : skip + limit]
+    docs = await by_ids(db.appeals, page, shown)
+    return await with_deadlines(db, [docs[appeal_id] for appeal_id in page if appeal_id in docs])
+
+
+async def with_deadlines(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The appeals with their clocks and `next_due`, kept apart in `deadlines` (see apply_clocks)."""
+    kept = await by_ids(db.deadlines, [doc["_id"] for doc in docs], {"clocks": 1, "next_due": 1})
+    return [{**doc, **{k: v for k, v in kept.get(doc["_id"], {}).items() if k != "_id"}} for doc in docs]
 
 
 async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
     """Keep each appeal's clocks as sla reports them, and when its first running clock runs out (`next_due`).
 
+    They live in `deadlines`, one small document per appeal, not in the appeal's own: six clock
+    reports per appeal rewriting the large appeal documents slowed routing on the same database.
     A batch costs one read and one write per appeal, whatever the number of its events.
-    The clocks are fields of their own, under their own version: department actions, which
-    replace what they change under the appeal's version, never touch them.
     """
     by_appeal: dict[str, list[CloudEvent[SlaClockChanged]]] = {}
     for event in events:
         by_appeal.setdefault(event.data.appeal_id, []).append(event)
     for _ in range(MAX_ATTEMPTS):
-        docs = await by_ids(db.appeals, sorted(by_appeal), {"clocks": 1, "clocks_version": 1})
+        docs = await by_ids(db.deadlines, sorted(by_appeal), {"clocks": 1, "v": 1})
         writes = []
-        for appeal_id, doc in docs.items():
+        for appeal_id, appeal_events in by_appeal.items():
+            doc = docs.get(appeal_id, {})
             before = doc.get("clocks", {})
-            clocks = merged_clocks(before, by_appeal[appeal_id])
-            changed = {key: entry for key, entry in clocks.items() if entry != before.get(key)}
-            if changed:
-                fields = {f"clocks.{key}": entry for key, entry in changed.items()}
-                writes.append(
-                    UpdateOne(
-                        {"_id": appeal_id, "clocks_version": doc.get("clocks_version")},
-                        {"$set": {**fields, "next_due": next_due({"clocks": clocks})}, "$inc": {"clocks_version": 1}},
-                    )
+            clocks = merged_clocks(before, appeal_events)
+            if clocks == before:
+                continue
+            writes.append(
+                UpdateOne(
+                    {"_id": appeal_id, "v": doc.get("v", 0)},
+                    {"$set": {"clocks": clocks, "next_due": next_due({"clocks": clocks}), "v": doc.get("v", 0) + 1}},
+                    upsert=True,
                 )
+            )
         if not writes:
             return
-        result = await db.appeals.bulk_write(writes, ordered=False)
-        if result.matched_count == len(writes):
+        try:
+            await db.deadlines.bulk_write(writes, ordered=False)
             return
-        # Another replica wrote some of these appeals' clocks first: read them again and merge.
+        except BulkWriteError as exc:
+            # Another replica wrote some of these appeals' clocks first: read them again and merge.
+            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                raise
     raise RuntimeError(f"clocks of {len(by_appeal)} appeals kept changing under {MAX_ATTEMPTS} attempts")
 
 
 async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
-    """One appeal as the router holds it."""
-    return await db.appeals.find_one({"_id": appeal_id}, {"outbox": 0, "seen": 0})
+    """One appeal as the router holds it, with its deadlines."""
+    doc = await db.appeals.find_one({"_id": appeal_id}, {"outbox": 0, "seen": 0})
+    return (await with_deadlines(db, [doc]))[0] if doc else None
 
 
 async def publish_rejection(broker: KafkaBroker, topic: str, appeal_id: str, data) -> None:
@@ -390,11 +401,9 @@ async def history(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[s
         "lists": 1,
         "submitted_at": 1,
         "resolved_at": 1,
-        "clocks": 1,
-        "next_due": 1,
     }
     cursor = db.appeals.find({"enterprise.uscc": uscc}, fields).sort("submitted_at", -1).limit(limit)
-    return [doc async for doc in cursor]
+    return await with_deadlines(db, [doc async for doc in cursor])
 
 
 async def audit_of(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:

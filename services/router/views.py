@@ -162,6 +162,7 @@ async def act(
         )
     except lifecycle.ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
+    (doc,) = await service.with_deadlines(runtime.db, [doc])
     return _out(doc, now)
 
 
