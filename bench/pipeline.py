@@ -34,6 +34,7 @@ from tqdm import tqdm
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
 from devstack.stack import Stack
+from libs.config import load_city
 from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
 from libs.kafka import partitions_of
 from libs.uscc import check_character
@@ -267,8 +268,6 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
 
 
 def _department_codes(stack: Stack) -> list[str]:
-    from libs.config import load_city
-
     return [d.code for d in load_city(stack.config_dir).departments]
 
 

@@ -13,7 +13,6 @@ key (or an operator's) adds the description and the departments' answers.
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -387,7 +386,7 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
             appeal,
             publish_timeout=settings.publish_timeout_seconds,
             inserts=runtime.inserts,
-            link=partial(service.follow_link, settings.follow_url, settings.status_token_secret),
+            link=runtime.follow_link,
         )
     except service.BrokerUnavailable:
         return errors_response(

@@ -1,6 +1,5 @@
 """Intake's HTTP surface for channel adapters and companies."""
 
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -142,7 +141,7 @@ async def submit_appeal(
             body,
             publish_timeout=settings.publish_timeout_seconds,
             inserts=runtime.inserts,
-            link=partial(service.follow_link, settings.follow_url, settings.status_token_secret),
+            link=runtime.follow_link,
         )
     except service.BrokerUnavailable:
         return _broker_down(settings)
@@ -254,7 +253,7 @@ async def resend_link(
         return _too_many(wait, "requests for this phone or address")
     record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1})
     phone = codes.phone_of(record) if record else None
-    link = service.follow_link(settings.follow_url, settings.status_token_secret, appeal_id)
+    link = runtime.follow_link(appeal_id)
     if phone and link and codes.normalized(phone) == codes.normalized(body.phone):
         key = codes.keyed(settings.status_token_secret, "phone", codes.normalized(phone))
         message = CompanyMessage(phone=phone, language=body.language, appeal_id=appeal_id, follow_url=link)

@@ -597,4 +597,4 @@ async def send_messages(
             if not exc.permanent:
                 raise
             log.warning("a company message cannot be sent", extra={"event_id": event.id, "reason": exc.reason})
-        await db.messages.insert_one({"_id": event.id, "at": now})
+        await db.messages.update_one({"_id": event.id}, {"$setOnInsert": {"at": now}}, upsert=True)

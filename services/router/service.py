@@ -252,7 +252,8 @@ async def worklist(
     if not by_due:
         cursor = db.appeals.find(query, shown).sort("submitted_at", ASCENDING).skip(skip).limit(limit)
         return await with_deadlines(db, [doc async for doc in cursor])
-    ids = [doc["_id"] async for doc in db.appeals.find(query, {"_id": 1})]
+    # Only open appeals have running clocks; closed ones would make every read of the list longer.
+    ids = [doc["_id"] async for doc in db.appeals.find({**query, "open": True}, {"_id": 1})]
     due = {k: d["next_due"] for k, d in (await by_ids(db.deadlines, ids, {"next_due": 1})).items() if d.get("next_due")}
     page = sorted(due, key=lambda appeal_id: (due[appeal_id], appeal_id))[skip : skip + limit]
     docs = await by_ids(db.appeals, page, shown)

@@ -41,12 +41,12 @@ class Sealer:
 
     def seal(self, clerk: Clerk, at: float | None = None) -> str:
         """The session as an opaque cookie value, sealed now (or `at`, a Unix time)."""
-        data = json.dumps(asdict(clerk)).encode()
-        return self._fernet.encrypt_at_time(data, int(time.time() if at is None else at)).decode()
+        return self.seal_value(asdict(clerk), at)
 
-    def seal_value(self, value: dict[str, Any]) -> str:
-        """Any small value as an opaque, tamper-proof cookie."""
-        return self._fernet.encrypt(json.dumps(value).encode()).decode()
+    def seal_value(self, value: dict[str, Any], at: float | None = None) -> str:
+        """Any small value as an opaque, tamper-proof cookie; its seal's time starts its clock."""
+        data = json.dumps(value).encode()
+        return self._fernet.encrypt_at_time(data, int(time.time() if at is None else at)).decode()
 
     def open_value(self, sealed: str | None, ttl_seconds: float) -> dict[str, Any] | None:
         """The value of a cookie sealed within `ttl_seconds`, or None."""
@@ -60,14 +60,12 @@ class Sealer:
 
     def open(self, value: str | None, idle_seconds: float, max_seconds: float) -> Clerk | None:
         """The clerk of a cookie still within both limits, or None."""
-        if not value:
-            return None
+        data = self.open_value(value, idle_seconds)
         try:
-            data: dict[str, Any] = json.loads(self._fernet.decrypt(value.encode(), ttl=int(idle_seconds)))
-            clerk = Clerk(**data)
-        except (InvalidToken, ValueError, TypeError):
+            clerk = Clerk(**data) if data is not None else None
+        except TypeError:
             return None
-        return clerk if time.time() - clerk.signed_in < max_seconds else None
+        return clerk if clerk is not None and time.time() - clerk.signed_in < max_seconds else None
 
     def csrf_token(self, cookie: str) -> str:
         """The token a form carries for this browser's CSRF cookie."""

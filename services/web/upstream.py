@@ -80,6 +80,7 @@ class Upstream:
     # The clerk's side, on router, with the department's key.
     async def worklist(self, key: str, department: str, status: str | None) -> httpx.Response:
         """The department's appeals, soonest due first."""
+        # Soonest due lists only appeals with a running clock; a chosen status (resolved, closed) may have none.
         params: dict[str, Any] = {"sort": "due" if status is None else "submitted", "limit": 200}
         if status:
             params["status"] = status
