@@ -236,13 +236,11 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
     async with httpx.AsyncClient(timeout=10) as client:
         for name in SERVICES:
             text = (await client.get(stack.url(name) + "/metrics")).text
-            statements[name] = sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                if family.name == "mongodb_commands"
-                for sample in family.samples
-                if sample.name.endswith("_total")
-            )
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if family.name == "mongodb_commands" and sample.name.endswith("_total"):
+                        what = f"{name} {sample.labels['command']} {sample.labels['collection']}".rstrip()
+                        statements[what] = sample.value
     topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
     partitions = await partitions_of(stack.bootstrap, topics)
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
@@ -267,6 +265,13 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
     return {"statements": statements, "produced": dict(produced), "consumed": dict(consumed)}
 
 
+def statement_rows(counted: dict[str, dict[str, float]], appeals: int) -> list[list]:
+    """Each service's statements by command and collection, per accepted appeal, the most first."""
+    per = max(appeals, 1)
+    rows = [[what, round(n / per, 2)] for what, n in counted["statements"].items() if n / per >= 0.1]
+    return sorted(rows, key=lambda row: (row[0].split(" ")[0], -row[1]))
+
+
 def _department_codes(stack: Stack) -> list[str]:
     return [d.code for d in load_city(stack.config_dir).departments]
 
@@ -279,8 +284,11 @@ def _topic_family(topic: str) -> str:
 def cost_rows(counted: dict[str, dict[str, float]], appeals: int) -> tuple[list[list], list[list]]:
     """Statements per service, and records produced and consumed per topic, each also per accepted appeal."""
     per = max(appeals, 1)
-    statements = [[name, int(n), round(n / per, 1)] for name, n in counted["statements"].items()]
-    total = sum(counted["statements"].values())
+    by_service: dict[str, float] = Counter()
+    for what, n in counted["statements"].items():
+        by_service[what.split(" ")[0]] += n
+    statements = [[name, int(n), round(n / per, 1)] for name, n in by_service.items()]
+    total = sum(by_service.values())
     statements.append(["all services", int(total), round(total / per, 1)])
     topics = sorted(set(counted["produced"]) | set(counted["consumed"]))
     records = [
@@ -407,6 +415,11 @@ def main() -> None:
         "database statements over the same span (the driver's command monitoring)",
         ["service", "statements", "per appeal"],
         statements,
+    )
+    print_table(
+        "the same statements by command and collection (0.1 per appeal or more)",
+        ["service command collection", "per appeal"],
+        statement_rows(result["counted"], result["accepted"]),
     )
     print_table(
         "Kafka records over the same span (department topics together)",

@@ -50,14 +50,17 @@ class CommandCounter(monitoring.CommandListener):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.total = Counter(
             "mongodb_commands",
-            "Commands this service sent to MongoDB, by command name (find, insert, update, getMore, ...).",
-            ["command"],
+            "Commands this service sent to MongoDB, by command (find, insert, update, getMore, ...) and collection.",
+            ["command", "collection"],
             registry=registry,
         )
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         """Count the command as it is sent."""
-        self.total.labels(event.command_name).inc()
+        target = event.command.get(event.command_name)
+        # getMore names its cursor first and the collection apart; admin commands name no collection.
+        collection = event.command.get("collection") if event.command_name == "getMore" else target
+        self.total.labels(event.command_name, collection if isinstance(collection, str) else "").inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         """Nothing to count."""
