@@ -341,6 +341,49 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
         gauge.labels(group, topic).set(lag)
 
 
+class GroupLag:
+    """How far another service's consumer group is behind on a topic, asked of the broker."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="appeals-group-lag")
+        # No group: it only asks for end offsets, it never reads.
+        self._ends = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, client_id="appeals-group-lag"
+        )
+        self._started: list[Any] = []
+        self._partitions: dict[str, list[TopicPartition]] = {}  # a live topic gets no partitions (docs/scaling.md)
+
+    async def stop(self) -> None:
+        """Close the clients it connected."""
+        while self._started:
+            client = self._started.pop()
+            await (client.stop() if client is self._ends else client.close())
+
+    async def records(self, group: str, topic: str) -> int | None:
+        """Records of `topic` that `group` has not committed yet; None while the group has committed none there."""
+        for client in (self._admin, self._ends):
+            if client not in self._started:  # connected at the first ask, again after a failed one
+                await client.start()
+                self._started.append(client)
+        committed: dict[TopicPartition, int] = {
+            tp: meta.offset
+            for tp, meta in (await self._admin.list_consumer_group_offsets(group)).items()
+            if tp.topic == topic and meta.offset >= 0
+        }
+        if not committed:
+            return None  # a group that never ran, or a misspelt one: no measure, rather than a wall of 503s
+        if topic not in self._partitions:
+            described = await self._admin.describe_topics([topic])
+            self._partitions[topic] = [
+                TopicPartition(topic, p["partition"])
+                for t in described
+                if t["error_code"] == 0
+                for p in t["partitions"]
+            ]
+        ends: dict[TopicPartition, int] = await self._ends.end_offsets(self._partitions[topic])
+        return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Iterable[str], partitions: int = 4, replication: int = 1
 ) -> None:

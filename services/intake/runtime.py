@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
+from prometheus_client import Counter
 
 from libs.app import Runtime, get_runtime
 from libs.config import Catalogue, City, RegistryConfig
@@ -18,10 +19,26 @@ class IntakeRuntime(Runtime[IntakeSettings]):
     catalogue: Catalogue = field(kw_only=True)
     registry_config: RegistryConfig = field(kw_only=True)  # the lists and liaisons
     inserts: GroupedInserts = field(init=False)  # opened when the service starts, on its database
+    backlog: service.Backlog = field(default_factory=service.Backlog)  # routing's, measured by a job
+    shed: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.shed = Counter(
+            "appeals_shed", "Submissions answered 503 because routing was too far behind", registry=self.registry
+        )
 
     def follow_link(self, appeal_id: str) -> str | None:
         """The company's page of an appeal with its token (web), as the messages link it."""
         return service.follow_link(self.settings.follow_url, self.settings.status_token_secret, appeal_id)
+
+    def shed_wait(self) -> int | None:
+        """Seconds to ask a channel to wait while routing is too far behind (counted); None when it keeps up."""
+        settings = self.settings
+        wait = service.shed_wait(self.backlog, settings.shed_backlog_records, settings.retry_after_seconds)
+        if wait is not None:
+            self.shed.inc()
+        return wait
 
 
 IntakeRuntimeDep = Annotated[IntakeRuntime, Depends(get_runtime)]

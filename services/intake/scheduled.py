@@ -1,9 +1,17 @@
-"""Intake's scheduled work: publish what a crashed intake stored but never published; forget spent limits."""
+"""Intake's scheduled work: publish what a crashed intake stored but never published; forget spent limits;
+measure routing's backlog of new appeals."""
 
+import asyncio
+import logging
+import time
 from datetime import timedelta
 
+from libs.contract import APPEALS_SUBMITTED
+from libs.kafka import GroupLag
 from services.intake import codes, service
 from services.intake.runtime import IntakeRuntime
+
+log = logging.getLogger(__name__)
 
 
 def start(runtime: IntakeRuntime) -> None:
@@ -27,3 +35,23 @@ def start(runtime: IntakeRuntime) -> None:
         await codes.forget_old_windows(runtime.db, runtime.clock.now())
 
     runtime.every(600, forget_old_windows, "intake-forget-windows")
+
+    if settings.shed_backlog_records:
+        runtime.spawn(_measure_backlog(runtime), "intake-backlog")
+
+
+async def _measure_backlog(runtime: IntakeRuntime) -> None:
+    """Ask the broker for routing's backlog every few seconds; an unanswered ask leaves no measure (no shedding)."""
+    settings = runtime.settings
+    lag = GroupLag(settings.kafka_bootstrap_servers)
+    try:
+        while True:
+            try:
+                records = await lag.records(settings.shed_group, APPEALS_SUBMITTED)
+            except Exception as exc:
+                log.warning("routing's backlog could not be measured", extra={"error": repr(exc)})
+                records = None
+            runtime.backlog.measured(records, time.monotonic())
+            await asyncio.sleep(settings.shed_check_seconds)
+    finally:
+        await lag.stop()

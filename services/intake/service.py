@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,41 @@ SOURCE = "appeals/intake"
 PENDING, ACCEPTED, SENT = "pending", "accepted", "sent"
 # An appeal record whose publish was not acknowledged: its caller got a 503, so nobody has its id yet.
 UNSENT = "unsent"
+
+
+@dataclass
+class Backlog:
+    """Routing's backlog of new appeals as last measured, and how fast it drained since the measure before."""
+
+    records: int | None = None
+    drained_per_second: float = 0.0
+    measured_at: float | None = None
+
+    def measured(self, records: int | None, at: float) -> None:
+        """Take a new measure at monotonic time `at` (None: none could be taken)."""
+        if records is not None and self.records is not None and self.measured_at is not None and at > self.measured_at:
+            # What routing read meanwhile: the fall in its backlog plus what intake added is unknown here,
+            # so the fall alone, a lower bound, which makes the wait asked of clients a generous one.
+            self.drained_per_second = max(0.0, (self.records - records) / (at - self.measured_at))
+        self.records, self.measured_at = records, at
+
+
+def shed_wait(backlog: Backlog, limit: int, default_wait: int) -> int | None:
+    """Seconds a channel should wait before submitting again, or None while routing keeps up.
+
+    The wait is the time routing needs, at the rate it last drained, to get back to half the
+    limit; between 1 s and a minute, and `default_wait` while it is not draining.
+    """
+    if not limit or backlog.records is None or backlog.records <= limit:
+        return None
+    if backlog.drained_per_second <= 0:
+        return default_wait
+    return min(60, max(1, math.ceil((backlog.records - limit / 2) / backlog.drained_per_second)))
+
+
+def busy_detail(records: int | None) -> str:
+    """What a shed submission is told."""
+    return f"routing is {records} new appeals behind; nothing was accepted, retry after Retry-After seconds"
 
 
 class BrokerUnavailable(Exception):

@@ -31,6 +31,14 @@ class IntakeSettings(ServiceSettings):
         default=5.0, description="How long a submission waits for the broker before answering 503."
     )
     retry_after_seconds: int = 5
+    shed_backlog_records: int = Field(
+        default=1000,
+        ge=0,
+        description="New appeals routing has not read yet (the lag of `shed_group` on appeals.submitted.v1) above "
+        "which intake answers 503 with Retry-After instead of accepting more; 0 never sheds.",
+    )
+    shed_group: str = Field(default="router.submitted", description="The consumer group whose backlog is watched.")
+    shed_check_seconds: float = Field(default=2.0, gt=0, description="How often the backlog is asked of the broker.")
     open311_jurisdiction_id: str = Field(default="shenzhen", description="Open311 jurisdiction_id this serves.")
     open311_contact: str = Field(
         default="Enterprise appeals platform operators, via the 12345 hotline",

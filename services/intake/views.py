@@ -44,7 +44,7 @@ PROBLEMS = problem_responses(
         409: "The appeal is not waiting for this answer",
         413: "Body over 1 MB",
         422: "Invalid fields, named in `errors`",
-        503: "Broker or database unavailable",
+        503: "Broker or database unavailable, or routing too far behind (submissions); see Retry-After",
     }
 )
 
@@ -53,6 +53,10 @@ TokenHeader = Annotated[str | None, Header(description="The status_token returne
 
 def _base_url(settings: Any, request: Request) -> str:
     return settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+def _busy(wait: int, runtime: Any) -> JSONResponse:
+    return problem(503, service.busy_detail(runtime.backlog.records), headers={"Retry-After": str(wait)})
 
 
 def _broker_down(settings: Any) -> JSONResponse:
@@ -123,6 +127,8 @@ async def submit_appeal(
         raise RequestValidationError(
             [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
+    if wait := runtime.shed_wait():
+        return _busy(wait, runtime)
     if x_client_address:
         limits = [
             Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600),
