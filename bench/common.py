@@ -18,7 +18,7 @@ from tqdm import tqdm
 from devstack import servers
 from libs.config import load_city
 from libs.contract import all_topics
-from libs.kafka import ensure_topics
+from libs.kafka import ensure_topics, partitions_setting
 from libs.settings import PROJECT_ROOT
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -48,7 +48,9 @@ def bench_servers():
     mongo = servers.start_mongo(mongo_port, workdir / "mongodb", workdir / "mongodb.log")
     bootstrap = f"127.0.0.1:{kafka_port}"
     city = load_city(PROJECT_ROOT / "config")
-    asyncio.run(ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=4))
+    asyncio.run(
+        ensure_topics(bootstrap, all_topics([d.code for d in city.departments]), partitions=partitions_setting())
+    )
     try:
         yield BenchServers(bootstrap, servers.embedded_mongo_uri(mongo_port), kafka.pid, mongo.pid, workdir)
     finally:

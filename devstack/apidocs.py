@@ -145,7 +145,7 @@ def architecture_document() -> str:
         "",
         "## Topics",
         "",
-        f"Every topic has {contract.TOPICS[0].partitions} partitions and keeps its events for good "
+        f"Every topic has {contract.PARTITIONS} partitions (KAFKA_PARTITIONS) and keeps its events for good "
         "(`retention.ms=-1`): stats is rebuilt from them.",
         "",
         "| topic | what it holds | written by | event types | read by (group) |",

@@ -19,7 +19,7 @@ from devstack import servers, supervisor
 from libs import contract
 from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
-from libs.kafka import ensure_topics
+from libs.kafka import ensure_topics, partitions_setting
 from libs.settings import PROJECT_ROOT
 
 # The day the default government lists (config/lists/) hold from.
@@ -48,7 +48,7 @@ class Stack:
     kafka_bootstrap: str | None = None
     mongodb_uri: str | None = None
     mongo_storage: str | None = None
-    partitions: int = 4
+    partitions: int = field(default_factory=partitions_setting)  # KAFKA_PARTITIONS, for the topics it creates
     config_dir: Path = PROJECT_ROOT / "config"
     env: dict[str, str] = field(default_factory=dict)
     only: tuple[str, ...] | None = None  # start just these services (tests that need fewer)

@@ -71,6 +71,10 @@ NOTIFY_DELIVERIES = "notify.deliveries.v1"
 ENTERPRISES = "enterprises.v1"
 COMPANY_MESSAGES = "company.messages.v1"
 
+# Partitions per topic unless a deployment sets KAFKA_PARTITIONS when it creates the topics. They bound
+# the useful replicas of each consumer; a live topic never gets more (docs/scaling.md says why and how).
+PARTITIONS = 4
+
 # Every topic keeps its events for good: stats must be rebuildable from them, and a department's
 # system that was away for weeks still finds its assignments.
 KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
@@ -87,7 +91,6 @@ class Topic:
     about: str
     producers: Mapping[str, tuple[type[Envelope[Any]], ...]]
     key: str = BY_APPEAL
-    partitions: int = 4
     config: Mapping[str, str] = field(default_factory=lambda: KEEP_FOR_GOOD)
 
     @property

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,7 @@ from libs import tracing
 from libs.contract import (
     BY_APPEAL,
     DEPARTMENT_TOPIC,
+    PARTITIONS,
     TOPICS,
     Consumer,
     Topic,
@@ -384,8 +386,16 @@ class GroupLag:
         return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
 
 
+def partitions_setting() -> int:
+    """Partitions per topic for topics created now: KAFKA_PARTITIONS, else the contract's default."""
+    value = os.environ.get("KAFKA_PARTITIONS", "").strip() or str(PARTITIONS)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"KAFKA_PARTITIONS must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], partitions: int = 4, replication: int = 1
+    bootstrap_servers: str, topics: Iterable[str], partitions: int = PARTITIONS, replication: int = 1
 ) -> None:
     """Create the topics that do not exist yet; give every one the settings of its contract entry.
 
@@ -413,6 +423,12 @@ async def ensure_topics(
         present = [name for name in wanted if name in existing]
         if present:
             await _align_config(admin, present)
+            counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
+            if other := {name: n for name, n in counts.items() if n != partitions}:
+                log.warning(
+                    "these topics keep the partitions they were created with; docs/scaling.md says how to move",
+                    extra={"topics": other, "asked": partitions},
+                )
     finally:
         await admin.close()
 
@@ -457,7 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m libs.kafka", description=main.__doc__)
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")
     parser.add_argument("--config-dir", type=Path, default=PROJECT_ROOT / "config")
-    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--partitions", type=int, default=partitions_setting(), help="for new topics (default: KAFKA_PARTITIONS, 4)"
+    )
     parser.add_argument("--replication", type=int, default=1)
     args = parser.parse_args(argv)
     topics = all_topics([d.code for d in load_city(args.config_dir).departments])
