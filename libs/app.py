@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 
+from libs import outbox
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
@@ -148,6 +149,7 @@ def create_service_app(
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             runtime.tasks.clear()
+            await outbox.drain()  # before the client closes: what is published must not be published again
             await runtime.broker.stop()
             await runtime.mongo.close()
 

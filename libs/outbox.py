@@ -7,6 +7,7 @@ republished event keeps its id, which is what consumers deduplicate on.
 """
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from pymongo import UpdateOne
 
 from libs.kafka import encode, make_event
 from libs.mongo import ID_CHUNK, Collection
+
+log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(seconds=3)
 
@@ -129,6 +132,74 @@ async def flush_many(collection: Collection, broker: KafkaBroker, docs: list[dic
     if not pending:
         return
     await asyncio.gather(*(publish_items(broker, doc["outbox"]) for doc in pending))
+    await _empty(collection, pending)
+
+
+async def flush_soon(collection: Collection, broker: KafkaBroker, doc: dict[str, Any]) -> None:
+    """Publish the document's pending items in order; empty its outbox a moment later, with others'.
+
+    For a writer that answers a caller (a department's action): once its events are acknowledged the
+    outbox is bookkeeping, and one statement then empties the outboxes of every request of the moment
+    instead of one statement each. If the process dies first, `flush_stale` publishes the same ids
+    again and consumers drop them; `drain` empties what is queued when the service stops.
+    """
+    if not doc.get("outbox"):
+        return
+    await publish_items(broker, doc["outbox"])
+    emptier = _emptiers.get(collection.full_name)
+    if emptier is None:
+        emptier = _emptiers[collection.full_name] = _Emptier(collection)
+    emptier.add(collection, doc)
+
+
+async def drain() -> None:
+    """Empty every outbox `flush_soon` has queued in this process (at shutdown, and in tests)."""
+    while _emptiers:
+        _, emptier = _emptiers.popitem()
+        await emptier.drain()
+
+
+class _Emptier:
+    """The published outboxes of one collection waiting to be emptied, and the task emptying them."""
+
+    DELAY = 0.05  # seconds: long enough to gather the requests of a busy moment, short next to STALE_AFTER
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+        # A document's latest outbox holds every item of its earlier ones not emptied yet: it alone is kept.
+        self._queued: dict[Any, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, collection: Collection, doc: dict[str, Any]) -> None:
+        self._collection = collection  # the latest handle: an earlier one's client may be closed (tests)
+        self._queued[doc["_id"]] = doc
+        if self._task is None or self._task.get_loop() is not asyncio.get_running_loop():
+            # A task of its own: a cancelled request must not cancel the others' emptying.
+            self._task = asyncio.create_task(self._run())
+
+    async def drain(self) -> None:
+        if self._task is not None and self._task.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        try:
+            while self._queued:
+                await asyncio.sleep(self.DELAY)
+                batch, self._queued = list(self._queued.values()), {}
+                try:
+                    await _empty(self._collection, batch)
+                except Exception:
+                    # Published already: the sweep empties them later (and may publish them again, same ids).
+                    log.exception("could not empty published outboxes", extra={"documents": len(batch)})
+        finally:
+            self._task = None
+
+
+_emptiers: dict[str, _Emptier] = {}
+
+
+async def _empty(collection: Collection, pending: list[dict[str, Any]]) -> None:
+    """Drop from each document's outbox the items it held when read, which are published now."""
     # One statement per outbox length, not one per document: a hundred statements queued behind every
     # other writer of the collection for seconds on the embedded server, which locks a collection per statement.
     # Item ids are unique, so "the last item is one of ours" still pins each document to its own outbox.

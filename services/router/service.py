@@ -89,8 +89,8 @@ def _outbox(outcome: Transition, traceparent: str | None, now: datetime) -> list
 
 
 async def flush(db: AsyncDatabase, broker: KafkaBroker, doc: dict[str, Any]) -> None:
-    """Publish the appeal's pending events in order, then drop them from its outbox."""
-    await outbox.flush(db.appeals, broker, doc)
+    """Publish the appeal's pending events in order; its outbox is emptied a moment later, with others'."""
+    await outbox.flush_soon(db.appeals, broker, doc)
 
 
 async def admit(

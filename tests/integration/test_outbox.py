@@ -1,5 +1,6 @@
 """The in-document outbox on the real broker and database: what is published leaves, what came after stays."""
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -7,12 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from libs import outbox
 from libs.ids import new_id
 from libs.kafka import ensure_topics
+from libs.mongo import CommandCounter
 
 
 def item(topic: str, n: int) -> dict:
@@ -122,3 +125,34 @@ async def test_a_flush_of_a_document_read_before_an_earlier_flush_emptied_it_sen
     left = await docs.find_one({"_id": "appeal"})
     assert not left.get("outbox") and "outbox_since" not in left, "nothing is left for the sweep"
     assert await published(place.bootstrap, topic, 3, wait_ms=3000) == [1, 2], "each item once, in order"
+
+
+async def test_flush_soon_publishes_at_once_and_empties_the_outboxes_of_a_moment_in_one_statement(real_servers):
+    topic = f"outbox-test-{new_id().lower()}"
+    await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
+    counted = CommandCounter(CollectorRegistry())
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True, event_listeners=[counted])
+    docs = client[f"outbox_{new_id().lower()}"].docs
+    broker = KafkaBroker(real_servers.bootstrap)
+    try:
+        async with broker:
+            await broker.start()
+            await docs.insert_many(
+                [{"_id": f"appeal {n}", "outbox": [item(topic, n)], "outbox_since": 1} for n in range(1, 6)]
+            )
+            read = [doc async for doc in docs.find().sort("_id", 1)]
+            later = item(topic, 6)
+            await docs.update_one({"_id": "appeal 5"}, {"$push": {"outbox": later}})  # another writer, meanwhile
+            updates_before = counted.total.labels("update", "docs")._value.get()
+
+            await asyncio.gather(*(outbox.flush_soon(docs, broker, doc) for doc in read))
+            assert sorted(await published(real_servers.bootstrap, topic, 5)) == [1, 2, 3, 4, 5], "published at once"
+            await outbox.drain()
+
+            assert counted.total.labels("update", "docs")._value.get() - updates_before <= 3, "not one per document"
+            left = {doc["_id"]: doc async for doc in docs.find({"outbox.0": {"$exists": True}})}
+            assert list(left) == ["appeal 5"], "every published outbox is emptied"
+            assert [i["id"] for i in left["appeal 5"]["outbox"]] == [later["id"]], "what came after stays"
+            assert left["appeal 5"]["outbox_since"] == 1, "and the sweep still finds it"
+    finally:
+        await client.close()
