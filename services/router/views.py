@@ -147,7 +147,12 @@ async def act(
     principal: DepartmentCaller,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ):
-    """Accept, decline with guidance, request information, resolve, transfer or add a co-handler."""
+    """Accept, decline with guidance, request information, resolve, transfer or add a co-handler.
+
+    The answer is the appeal as the action left it, without deadlines: sla re-times the clocks
+    after the action, so the deadlines known at this moment would be the old ones. GET the appeal
+    for them a moment later.
+    """
     action = DepartmentAction(appeal_id=appeal_id, department=principal.owner, **body.model_dump())
     now = runtime.clock.now()
     event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else None
@@ -162,7 +167,6 @@ async def act(
         )
     except lifecycle.ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    (doc,) = await service.with_deadlines(runtime.db, [doc])
     return _out(doc, now)
 
 
