@@ -42,6 +42,16 @@ from libs.uscc import check_character
 SERVICES = SERVICE_NAMES
 
 
+def instances(stack: Stack, service: str | None = None) -> list[str]:
+    """The running processes of the services (`router`, `router-2`, ...), or of one service."""
+    return [key for key in stack.processes if service_of(key) in SERVICES and service in (None, service_of(key))]
+
+
+def service_of(instance: str) -> str:
+    """`router-2` -> `router`."""
+    return instance.rsplit("-", 1)[0] if instance.rsplit("-", 1)[-1].isdigit() else instance
+
+
 def appeal(run: str, n: int) -> dict:
     """A new, valid appeal (the same shape bench/post_appeals.lua posts)."""
     first17 = f"91440300MB{n:07d}"
@@ -101,11 +111,12 @@ async def departments(stack: Stack, recorder: Recorder, stop: asyncio.Event) -> 
     """Accept, then resolve, every lead assignment as it arrives; returns how many were resolved."""
     done: set[str] = set()
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2)
-    async with httpx.AsyncClient(base_url=stack.url("router"), limits=limits, timeout=30) as client:
+    routers = [stack.url(key) for key in instances(stack, "router")]
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
         async def handle(appeal_id: str, department: str) -> None:
             key = {"X-Api-Key": stack.keys[f"department:{department}"]}
-            url = f"/v1/appeals/{appeal_id}/actions"
+            url = f"{routers[hash(appeal_id) % len(routers)]}/v1/appeals/{appeal_id}/actions"
             try:
                 if (await client.post(url, json={"action": "accept"}, headers=key)).status_code == 200:
                     resolve = {"action": "resolve", "resolution": "Settled by the bench"}
@@ -136,13 +147,14 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
     """Post new appeals at `rate` for `seconds`; returns how many were not accepted."""
     failures = 0
     run = str(time.time_ns())
+    intakes = [stack.url(key) for key in instances(stack, "intake")]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
     async with httpx.AsyncClient(limits=limits, timeout=30, headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
 
         async def one(n: int) -> None:
             nonlocal failures
             try:
-                r = await client.post(stack.url("intake") + "/v1/appeals", json=appeal(run, n))
+                r = await client.post(intakes[n % len(intakes)] + "/v1/appeals", json=appeal(run, n))
             except httpx.HTTPError:
                 failures += 1
                 return
@@ -162,7 +174,7 @@ async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) ->
 
 def stack_processes(stack: Stack) -> dict[str, int]:
     """Every process of the stack by name: the services, the broker, each database server."""
-    pids = {name: stack.processes[name].pid for name in SERVICES}
+    pids = {name: stack.processes[name].pid for name in instances(stack)}
     if stack.kafka is not None:
         pids["broker"] = stack.kafka.pid
     pids.update({f"db {name}": proc.pid for name, proc in stack.databases.items()})
@@ -234,13 +246,13 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
     """Running totals: database commands per service, records produced and consumed per topic."""
     statements: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as client:
-        for name in SERVICES:
-            text = (await client.get(stack.url(name) + "/metrics")).text
+        for key in instances(stack):
+            text = (await client.get(stack.url(key) + "/metrics")).text
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
                     if family.name == "mongodb_commands" and sample.name.endswith("_total"):
-                        what = f"{name} {sample.labels['command']} {sample.labels['collection']}".rstrip()
-                        statements[what] = sample.value
+                        what = f"{service_of(key)} {sample.labels['command']} {sample.labels['collection']}".rstrip()
+                        statements[what] = statements.get(what, 0) + sample.value
     topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
     partitions = await partitions_of(stack.bootstrap, topics)
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
@@ -318,11 +330,11 @@ def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
 
 async def consumer_lag(stack: Stack) -> dict[str, int]:
     """Per service, the records its consumer groups had not reached yet (its `kafka_consumer_lag` gauges)."""
-    out = {}
+    out: dict[str, int] = Counter()
     async with httpx.AsyncClient(timeout=10) as client:
-        for name in SERVICES:
-            text = (await client.get(stack.url(name) + "/metrics")).text
-            out[name] = int(
+        for key in instances(stack):
+            text = (await client.get(stack.url(key) + "/metrics")).text
+            out[service_of(key)] += int(
                 sum(
                     sample.value
                     for family in text_string_to_metric_families(text)
@@ -355,18 +367,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0, help="appeals per second offered")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="processes of each service, sharing its consumer groups"
+    )
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
     stack = Stack.on_free_ports(data, env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
     stack.start()
     try:
+        for replica in range(2, args.replicas + 1):
+            for name in SERVICES:
+                stack.start_service(name, replica)
+            for name in SERVICES:
+                stack.wait_ready(f"{name}-{replica}")
         loop_rate = asyncio.run(kafka_loop(stack.bootstrap, 10_000))
         result = asyncio.run(run(stack, args.rate, args.seconds))
     finally:
         stack.stop()
     sustained = result["sustained"]
     print_table(
-        f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve",
+        f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve, "
+        f"{args.replicas} process(es) of each service",
         [
             "accepted",
             "not accepted",
