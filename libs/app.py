@@ -50,6 +50,8 @@ class Runtime(Generic[SettingsT]):
     mongo: Client | None = None
     _db: Database | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # What the service opened at start and closes when it stops, after its tasks (an HTTP client's close).
+    closing: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.broker = make_broker(self.settings, self.registry)
@@ -150,6 +152,9 @@ def create_service_app(
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             runtime.tasks.clear()
             await outbox.drain()  # before the client closes: what is published must not be published again
+            for close in runtime.closing:
+                await close()
+            runtime.closing.clear()
             await runtime.broker.stop()
             await runtime.mongo.close()
 

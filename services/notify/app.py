@@ -2,13 +2,12 @@
 
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from libs.app import create_service_app
 from libs.calendars import load_calendars
 from libs.config import load_city, load_registry_config, load_sla_config
-from services.notify import handlers, scheduled, service, views
+from services.notify import channels, handlers, scheduled, service, views
 from services.notify.rules import Renderer
 from services.notify.runtime import NotifyRuntime
 from services.notify.service import NotifyBook
@@ -16,7 +15,8 @@ from services.notify.settings import NotifySettings
 
 
 async def _startup(runtime: NotifyRuntime) -> None:
-    runtime.http = httpx.AsyncClient(timeout=runtime.settings.send_timeout_seconds)
+    runtime.http = channels.open_http(runtime.settings.send_timeout_seconds)
+    runtime.closing.append(runtime.http.close)
     await service.ensure_indexes(runtime.db)
     scheduled.start(runtime)
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import httpx
+import aiohttp
 from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
@@ -17,7 +17,7 @@ class NotifyRuntime(Runtime[NotifySettings]):
     book: NotifyBook = field(kw_only=True)
     memory: Memory = field(default_factory=Memory)
     metrics: NotifyMetrics = field(init=False)
-    http: httpx.AsyncClient = field(init=False)  # opened when the service starts
+    http: aiohttp.ClientSession = field(init=False)  # opened when the service starts
 
     def __post_init__(self) -> None:
         super().__post_init__()

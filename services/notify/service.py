@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
+import aiohttp
 from cachetools import LRUCache, TTLCache
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
@@ -383,7 +383,7 @@ class AttemptResult:
     outcome: str
 
 
-async def _attempt(doc: dict[str, Any], http: httpx.AsyncClient, settings) -> None:
+async def _attempt(doc: dict[str, Any], http: aiohttp.ClientSession, settings) -> None:
     message = channels.Message(
         doc["_id"],
         doc["to"],
@@ -433,7 +433,7 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
 async def dispatch(
     db: AsyncDatabase,
     broker: KafkaBroker,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: Any,
     now: datetime,
     batch: int = 100,
@@ -468,7 +468,7 @@ async def dispatch(
     return results
 
 
-async def _send(doc: dict[str, Any], http: httpx.AsyncClient, settings: Any) -> channels.DeliveryError | None:
+async def _send(doc: dict[str, Any], http: aiohttp.ClientSession, settings: Any) -> channels.DeliveryError | None:
     """One attempt to deliver a record; the error it met, if any."""
     tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
     try:
@@ -569,7 +569,7 @@ async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> l
 
 async def send_messages(
     db: AsyncDatabase,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: Any,
     book: NotifyBook,
     events: Sequence[CloudEvent[CompanyMessage]],
