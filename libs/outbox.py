@@ -98,6 +98,12 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
         _sent[item["topic"], item["id"]] = True
 
 
+def others_pending(doc: dict[str, Any]) -> bool:
+    """Whether the document's outbox holds items this process has not had acknowledged: another writer's,
+    being published right now, or left by a writer that died."""
+    return any((item["topic"], item["id"]) not in _sent for item in doc.get("outbox") or [])
+
+
 EMPTY = {"$unset": {"outbox": "", "outbox_since": ""}}
 
 

@@ -7,6 +7,7 @@ for the redelivered message or the sweeper; event ids are fixed when the outbox 
 written, so a republish is recognisably the same event.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 SOURCE = "appeals/router"
 SEEN_KEPT = 200
 MAX_ATTEMPTS = 20
+# How long a transition waits for another replica to finish publishing an appeal's earlier events.
+OTHERS_WAITS, OTHERS_WAIT_SECONDS = 10, 0.05
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -200,10 +203,18 @@ async def _transition(
     now: datetime,
     event_id: str,
 ) -> dict[str, Any]:
-    for _ in range(MAX_ATTEMPTS):
+    waits = OTHERS_WAITS
+    for _ in range(MAX_ATTEMPTS + OTHERS_WAITS):
         doc = await db.appeals.find_one({"_id": appeal_id})
         if doc is None:
             raise ActionError(404, f"no appeal {appeal_id}")
+        if waits and outbox.others_pending(doc):
+            # Another replica is publishing this appeal's earlier events (a department acts on an assignment
+            # the moment it arrives, while the router that routed it still empties its outbox). Publishing
+            # them here too would send each twice; after the waits, a writer that died is taken over.
+            waits -= 1
+            await asyncio.sleep(OTHERS_WAIT_SECONDS)
+            continue
         if event_id in doc.get("seen", []):
             await flush(db, broker, doc)
             return doc

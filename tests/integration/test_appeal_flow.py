@@ -1,6 +1,7 @@
 """Appeals from submission to closure, on the real broker and database."""
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
+from libs import outbox
 from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
@@ -19,7 +21,7 @@ from libs.contract import (
 )
 from libs.events import ClockKind, ClockState, CompanyInfoProvided, DepartmentAction, EventType, SlaClockChanged
 from libs.ids import new_id
-from libs.kafka import encode, make_event, publish
+from libs.kafka import encode, ensure_topics, make_event, publish
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake
 from services.intake.models import AppealIn
@@ -558,3 +560,43 @@ async def test_a_lost_link_goes_again_to_the_appeals_own_phone_only(platform):
     assert [e["data"]["phone"] for e in events] == ["137 0000 1234"], "only to the phone the appeal gave"
     token = intake_service.status_token("test-secret", appeal_id)
     assert events[0]["data"]["follow_url"].endswith(f"/appeals/{appeal_id}?token={token}")
+
+
+async def test_an_action_leaves_another_replicas_pending_events_to_it_and_takes_over_from_one_that_died(platform):
+    """Routing's replica may still be emptying an outbox when a department acts through another replica."""
+    topic = f"outbox-race-{new_id().lower()}"
+    await ensure_topics(platform.bootstrap, [topic], partitions=1)
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    await wait_status(platform, appeal_id, "routed")
+    appeals = platform.router_runtime.db.appeals
+
+    def pending(n: int) -> dict:
+        event_id = f"{appeal_id}-other-{n}"
+        return {"id": event_id, "topic": topic, "key": appeal_id, "payload": json.dumps({"id": event_id})}
+
+    async def other_replica_publishes(item: dict) -> None:
+        await asyncio.sleep(0.2)
+        await platform.router_runtime.broker.publish(item["payload"].encode(), topic=topic, key=appeal_id.encode())
+        await appeals.update_one({"_id": appeal_id}, {"$pull": {"outbox": {"id": item["id"]}}})
+
+    alive = pending(1)
+    await appeals.update_one({"_id": appeal_id}, {"$push": {"outbox": alive}})
+    publishing = asyncio.create_task(other_replica_publishes(alive))
+    assert (await act(platform, appeal_id, "nanshan-finance", action="accept")).status_code == 200
+    await publishing
+
+    died = pending(2)
+    await appeals.update_one({"_id": appeal_id}, {"$push": {"outbox": died}})
+    resolved = await act(platform, appeal_id, "nanshan-finance", action="resolve", resolution="Deferred by the bank.")
+    assert resolved.status_code == 200, resolved.text
+
+    sent = [e["id"] for e in await read_topic(platform.bootstrap, topic, lambda e: True, count=2)]
+    assert sorted(sent) == [alive["id"], died["id"]], "each once: the live writer's by it, the dead one's taken over"
+    accepted = await read_topic(
+        platform.bootstrap,
+        "appeals.lifecycle.v1",
+        lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.accepted.v1",
+    )
+    assert len(accepted) == 1
+    await outbox.drain()
+    assert not (await appeals.find_one({"_id": appeal_id})).get("outbox"), "nothing is left for the sweep"
