@@ -59,6 +59,23 @@ def appeal_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def open311_form(n: int, **overrides: str) -> dict[str, str]:
+    """A valid Open311 service request for company `n`, form fields as 311 clients send them."""
+    return {
+        "service_code": "financing",
+        "attribute[uscc]": valid_uscc(n),
+        "attribute[enterprise_name]": f"Lanhai {n}",
+        "attribute[employees]": "25",
+        "attribute[industry]": "internet services",
+        "attribute[district]": "nanshan",
+        "first_name": "Wei",
+        "last_name": "Li",
+        "phone": "13800138000",
+        "description": f"Our working-capital loan {n} falls due; we ask for deferred repayment.",
+        **overrides,
+    }
+
+
 async def read_topic(
     bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1, timeout: float = 15.0
 ) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from georeport import GeoReport
 
-from tests.helpers import fresh_stack, valid_uscc
+from tests.helpers import fresh_stack, open311_form
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +28,7 @@ def client(stack):
 
 
 def request_form(stack, n: int, **extra) -> dict[str, str]:
-    return {
-        "api_key": stack.keys["channel:hotline_12345"],
-        "jurisdiction_id": "shenzhen",
-        "service_code": "financing",
-        "attribute[uscc]": valid_uscc(9000 + n),
-        "attribute[enterprise_name]": f"Lanhai {n}",
-        "attribute[employees]": "25",
-        "attribute[industry]": "internet services",
-        "attribute[district]": "nanshan",
-        "first_name": "Wei",
-        "last_name": "Li",
-        "phone": "13800138000",
-        "description": f"Our working-capital loan {n} falls due; we ask for deferred repayment.",
-        **extra,
-    }
+    return open311_form(9000 + n, api_key=stack.keys["channel:hotline_12345"], jurisdiction_id="shenzhen", **extra)
 
 
 def create(stack, form: dict[str, str]) -> requests.Response:

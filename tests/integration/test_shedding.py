@@ -12,7 +12,7 @@ from libs.ids import new_id
 from libs.kafka import partitions_of
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from tests.helpers import appeal_body
+from tests.helpers import appeal_body, open311_form
 
 
 async def commit_to_the_end(bootstrap: str, group: str) -> None:
@@ -69,20 +69,7 @@ async def test_submissions_are_shed_while_routing_is_behind_and_accepted_once_it
         assert await app.state.runtime.db.appeals.count_documents({"channel_ref": body["channel_ref"]}) == 0
 
         # The Open311 facade sheds the same way.
-        form = {
-            "api_key": keys["channel:hotline_12345"],
-            "jurisdiction_id": "shenzhen",
-            "service_code": "financing",
-            "attribute[uscc]": body["enterprise"]["uscc"],
-            "attribute[enterprise_name]": "Lanhai",
-            "attribute[employees]": "25",
-            "attribute[industry]": "internet services",
-            "attribute[district]": "nanshan",
-            "first_name": "Wei",
-            "last_name": "Li",
-            "phone": "13800138000",
-            "description": "Our working-capital loan falls due; we ask for deferred repayment.",
-        }
+        form = open311_form(1, api_key=keys["channel:hotline_12345"], jurisdiction_id="shenzhen")
         r311 = await intake.post("/open311/v2/requests.json", data=form)
         assert r311.status_code == 503, r311.text
         assert 1 <= int(r311.headers["Retry-After"]) <= 60

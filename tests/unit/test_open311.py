@@ -9,7 +9,7 @@ from libs.config import ConfigError, load_catalogue, load_city
 from libs.deadlines import deadlines
 from libs.events import Category
 from services.intake import open311
-from tests.helpers import valid_uscc
+from tests.helpers import open311_form
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -25,19 +25,8 @@ def catalogue():
 
 
 def form(**overrides: str) -> list[tuple[str, str]]:
-    fields = {
-        "service_code": "financing",
-        "attribute[uscc]": valid_uscc(7),
-        "attribute[enterprise_name]": "Lanhai",
-        "attribute[employees]": "25",
-        "attribute[industry]": "internet services",
-        "attribute[district]": "nanshan",
-        "first_name": "Wei",
-        "last_name": "Li",
-        "phone": "13800138000",
-        "description": "Our loan falls due on 10 March. Staff cannot return after the holiday.",
-    }
-    fields.update(overrides)
+    description = "Our loan falls due on 10 March. Staff cannot return after the holiday."
+    fields = open311_form(7, **{"attribute[enterprise_name]": "Lanhai", "description": description, **overrides})
     return [(k, v) for k, v in fields.items() if v is not None]
 
 
