@@ -361,8 +361,8 @@ class GroupLag:
             client = self._started.pop()
             await (client.stop() if client is self._ends else client.close())
 
-    async def records(self, group: str, topic: str) -> int | None:
-        """Records of `topic` that `group` has not committed yet; None while the group has committed none there."""
+    async def records(self, group: str) -> int | None:
+        """Records `group` has not committed yet, over every topic it reads; None while it has committed none."""
         for client in (self._admin, self._ends):
             if client not in self._started:  # connected at the first ask, again after a failed one
                 await client.start()
@@ -370,19 +370,22 @@ class GroupLag:
         committed: dict[TopicPartition, int] = {
             tp: meta.offset
             for tp, meta in (await self._admin.list_consumer_group_offsets(group)).items()
-            if tp.topic == topic and meta.offset >= 0
+            if meta.offset >= 0
         }
         if not committed:
             return None  # a group that never ran, or a misspelt one: no measure, rather than a wall of 503s
-        if topic not in self._partitions:
-            described = await self._admin.describe_topics([topic])
-            self._partitions[topic] = [
-                TopicPartition(topic, p["partition"])
-                for t in described
-                if t["error_code"] == 0
-                for p in t["partitions"]
-            ]
-        ends: dict[TopicPartition, int] = await self._ends.end_offsets(self._partitions[topic])
+        partitions: list[TopicPartition] = []
+        for topic in sorted({tp.topic for tp in committed}):
+            if topic not in self._partitions:
+                described = await self._admin.describe_topics([topic])
+                self._partitions[topic] = [
+                    TopicPartition(topic, p["partition"])
+                    for t in described
+                    if t["error_code"] == 0
+                    for p in t["partitions"]
+                ]
+            partitions += self._partitions[topic]
+        ends: dict[TopicPartition, int] = await self._ends.end_offsets(partitions)
         return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
 
 

@@ -376,8 +376,9 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     if refused:
         raise Open311Error(400, "; ".join(f"{_FIELD_NAMES.get(k, k)}: {v}" for k, v in refused.items()))
     settings = runtime.settings
-    if wait := runtime.shed_wait():
-        return errors_response(503, service.busy_detail(runtime.backlog.records), headers={"Retry-After": str(wait)})
+    if shed := runtime.shed_wait():
+        wait, group = shed
+        return errors_response(503, runtime.busy_detail(group), headers={"Retry-After": str(wait)})
     try:
         result = await service.submit(
             runtime.db,

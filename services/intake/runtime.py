@@ -19,26 +19,30 @@ class IntakeRuntime(Runtime[IntakeSettings]):
     catalogue: Catalogue = field(kw_only=True)
     registry_config: RegistryConfig = field(kw_only=True)  # the lists and liaisons
     inserts: GroupedInserts = field(init=False)  # opened when the service starts, on its database
-    backlog: service.Backlog = field(default_factory=service.Backlog)  # routing's, measured by a job
+    backlogs: dict[str, service.Backlog] = field(default_factory=dict)  # per watched group, measured by a job
     shed: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.shed = Counter(
-            "appeals_shed", "Submissions answered 503 because routing was too far behind", registry=self.registry
+            "appeals_shed", "Submissions answered 503 because the platform was too far behind", registry=self.registry
         )
 
     def follow_link(self, appeal_id: str) -> str | None:
         """The company's page of an appeal with its token (web), as the messages link it."""
         return service.follow_link(self.settings.follow_url, self.settings.status_token_secret, appeal_id)
 
-    def shed_wait(self) -> int | None:
-        """Seconds to ask a channel to wait while routing is too far behind (counted); None when it keeps up."""
+    def shed_wait(self) -> tuple[int, str] | None:
+        """Seconds to ask a channel to wait, and the group furthest behind, while one is too far behind (counted)."""
         settings = self.settings
-        wait = service.shed_wait(self.backlog, settings.shed_backlog_records, settings.retry_after_seconds)
-        if wait is not None:
+        shed = service.longest_wait(self.backlogs, settings.shed_backlog_records, settings.retry_after_seconds)
+        if shed is not None:
             self.shed.inc()
-        return wait
+        return shed
+
+    def busy_detail(self, group: str) -> str:
+        """What a shed submission is told."""
+        return service.busy_detail(group, self.backlogs[group].records)
 
 
 IntakeRuntimeDep = Annotated[IntakeRuntime, Depends(get_runtime)]

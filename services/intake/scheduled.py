@@ -1,12 +1,11 @@
 """Intake's scheduled work: publish what a crashed intake stored but never published; forget spent limits;
-measure routing's backlog of new appeals."""
+measure the backlogs that decide whether submissions are shed."""
 
 import asyncio
 import logging
 import time
 from datetime import timedelta
 
-from libs.contract import APPEALS_SUBMITTED
 from libs.kafka import GroupLag
 from services.intake import codes, service
 from services.intake.runtime import IntakeRuntime
@@ -41,17 +40,18 @@ def start(runtime: IntakeRuntime) -> None:
 
 
 async def _measure_backlog(runtime: IntakeRuntime) -> None:
-    """Ask the broker for routing's backlog every few seconds; an unanswered ask leaves no measure (no shedding)."""
+    """Ask the broker for each watched group's backlog every few seconds; an unanswered ask leaves no measure."""
     settings = runtime.settings
     lag = GroupLag(settings.kafka_bootstrap_servers)
     try:
         while True:
-            try:
-                records = await lag.records(settings.shed_group, APPEALS_SUBMITTED)
-            except Exception as exc:
-                log.warning("routing's backlog could not be measured", extra={"error": repr(exc)})
-                records = None
-            runtime.backlog.measured(records, time.monotonic())
+            for group in settings.shed_groups:
+                try:
+                    records = await lag.records(group)
+                except Exception as exc:
+                    log.warning("a backlog could not be measured", extra={"group": group, "error": repr(exc)})
+                    records = None
+                runtime.backlogs.setdefault(group, service.Backlog()).measured(records, time.monotonic())
             await asyncio.sleep(settings.shed_check_seconds)
     finally:
         await lag.stop()

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +46,7 @@ UNSENT = "unsent"
 
 @dataclass
 class Backlog:
-    """Routing's backlog of new appeals as last measured, and how fast it drained since the measure before."""
+    """A consumer group's backlog as last measured, and how fast it drained since the measure before."""
 
     records: int | None = None
     drained_per_second: float = 0.0
@@ -55,8 +55,8 @@ class Backlog:
     def measured(self, records: int | None, at: float) -> None:
         """Take a new measure at monotonic time `at` (None: none could be taken)."""
         if records is not None and self.records is not None and self.measured_at is not None and at > self.measured_at:
-            # What routing read meanwhile: the fall in its backlog plus what intake added is unknown here,
-            # so the fall alone, a lower bound, which makes the wait asked of clients a generous one.
+            # What the group read meanwhile is the fall in its backlog plus what arrived, unknown here: the fall
+            # alone is a lower bound, which makes the wait asked of clients a generous one.
             self.drained_per_second = max(0.0, (self.records - records) / (at - self.measured_at))
         self.records, self.measured_at = records, at
 
@@ -64,7 +64,7 @@ class Backlog:
 def shed_wait(backlog: Backlog, limit: int, default_wait: int) -> int | None:
     """Seconds a channel should wait before submitting again, or None while routing keeps up.
 
-    The wait is the time routing needs, at the rate it last drained, to get back to half the
+    The wait is the time the group needs, at the rate it last drained, to get back to half the
     limit; between 1 s and a minute, and `default_wait` while it is not draining.
     """
     if not limit or backlog.records is None or backlog.records <= limit:
@@ -74,9 +74,18 @@ def shed_wait(backlog: Backlog, limit: int, default_wait: int) -> int | None:
     return min(60, max(1, math.ceil((backlog.records - limit / 2) / backlog.drained_per_second)))
 
 
-def busy_detail(records: int | None) -> str:
+def longest_wait(backlogs: Mapping[str, Backlog], limit: int, default_wait: int) -> tuple[int, str] | None:
+    """The longest wait any group's backlog asks for, with that group; None while every group keeps up."""
+    waits = [(wait, group) for group, backlog in backlogs.items() if (wait := shed_wait(backlog, limit, default_wait))]
+    return max(waits) if waits else None
+
+
+def busy_detail(group: str, records: int | None) -> str:
     """What a shed submission is told."""
-    return f"routing is {records} new appeals behind; nothing was accepted, retry after Retry-After seconds"
+    return (
+        f"the platform is behind ({group} has {records} events to read); nothing was accepted, "
+        "retry after Retry-After seconds"
+    )
 
 
 class BrokerUnavailable(Exception):

@@ -32,12 +32,16 @@ class IntakeSettings(ServiceSettings):
     )
     retry_after_seconds: int = 5
     shed_backlog_records: int = Field(
-        default=1000,
+        default=5000,
         ge=0,
-        description="New appeals routing has not read yet (the lag of `shed_group` on appeals.submitted.v1) above "
-        "which intake answers 503 with Retry-After instead of accepting more; 0 never sheds.",
+        description="Records a watched consumer group has not read yet (its lag over every topic it reads) above "
+        "which intake answers submissions 503 with Retry-After instead of accepting more; 0 never sheds.",
     )
-    shed_group: str = Field(default="router.submitted", description="The consumer group whose backlog is watched.")
+    shed_groups: list[str] = Field(
+        default=["router.submitted", "sla.lifecycle", "notify.event"],
+        description="The groups whose backlog is watched: routing, the SLA clocks, the company's acknowledgement. "
+        "stats is not among them: its figures catch up, and appeals are not refused to keep a dashboard current.",
+    )
     shed_check_seconds: float = Field(default=2.0, gt=0, description="How often the backlog is asked of the broker.")
     open311_jurisdiction_id: str = Field(default="shenzhen", description="Open311 jurisdiction_id this serves.")
     open311_contact: str = Field(

@@ -55,8 +55,9 @@ def _base_url(settings: Any, request: Request) -> str:
     return settings.public_base_url or str(request.base_url).rstrip("/")
 
 
-def _busy(wait: int, runtime: Any) -> JSONResponse:
-    return problem(503, service.busy_detail(runtime.backlog.records), headers={"Retry-After": str(wait)})
+def _busy(shed: tuple[int, str], runtime: Any) -> JSONResponse:
+    wait, group = shed
+    return problem(503, runtime.busy_detail(group), headers={"Retry-After": str(wait)})
 
 
 def _broker_down(settings: Any) -> JSONResponse:
@@ -127,8 +128,8 @@ async def submit_appeal(
         raise RequestValidationError(
             [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
-    if wait := runtime.shed_wait():
-        return _busy(wait, runtime)
+    if shed := runtime.shed_wait():
+        return _busy(shed, runtime)
     if x_client_address:
         limits = [
             Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600),

@@ -41,7 +41,7 @@ async def test_submissions_are_shed_while_routing_is_behind_and_accepted_once_it
         environment="test",
         status_token_secret="test-secret",
         shed_backlog_records=2,
-        shed_group=group,
+        shed_groups=[group],
         shed_check_seconds=0.2,
     )
     app = create_app(settings)
@@ -65,7 +65,7 @@ async def test_submissions_are_shed_while_routing_is_behind_and_accepted_once_it
         assert len(accepted) >= 2, "shed before the backlog passed its limit"
         assert r.headers["content-type"] == "application/problem+json"
         assert 1 <= int(r.headers["Retry-After"]) <= 60
-        assert "new appeals behind" in r.json()["detail"]
+        assert f"{group} has" in r.json()["detail"]
         assert await app.state.runtime.db.appeals.count_documents({"channel_ref": body["channel_ref"]}) == 0
 
         # The Open311 facade sheds the same way.

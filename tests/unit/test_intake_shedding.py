@@ -1,6 +1,6 @@
 """When routing is too far behind, intake asks channels to come back later, and for how long."""
 
-from services.intake.service import Backlog, shed_wait
+from services.intake.service import Backlog, longest_wait, shed_wait
 
 
 def backlog(*measures: tuple[int | None, float]) -> Backlog:
@@ -37,3 +37,13 @@ def test_the_wait_is_the_time_to_drain_to_half_the_limit():
 def test_the_wait_stays_between_one_second_and_a_minute():
     assert shed_wait(backlog((100_000, 0.0), (99_000, 1.0)), 1000, 5) == 60
     assert shed_wait(backlog((10_000, 0.0), (1001, 0.001)), 1000, 5) == 1
+
+
+def test_the_group_furthest_behind_sets_the_wait_and_is_named():
+    backlogs = {
+        "router.submitted": backlog((100, 0.0), (50, 1.0)),
+        "sla.lifecycle": backlog((1700, 0.0), (1500, 2.0)),
+        "notify.event": backlog((1200, 0.0), (1100, 1.0)),
+    }
+    assert longest_wait(backlogs, 1000, 5) == (10, "sla.lifecycle")
+    assert longest_wait({"router.submitted": backlogs["router.submitted"]}, 1000, 5) is None
