@@ -99,8 +99,10 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
 
 
 def others_pending(doc: dict[str, Any]) -> bool:
-    """Whether the document's outbox holds items this process has not had acknowledged: another writer's,
-    being published right now, or left by a writer that died."""
+    """Whether the document's outbox holds items this process has not had acknowledged.
+
+    They are another writer's, being published right now, or were left by a writer that died.
+    """
     return any((item["topic"], item["id"]) not in _sent for item in doc.get("outbox") or [])
 
 
