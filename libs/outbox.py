@@ -1,9 +1,10 @@
 """A transactional outbox inside each document: a state change and the events it owes are one write.
 
 The writer pushes `outbox` items (event bytes with fixed ids) in the same update
-that changes the document's state, then calls `flush`. A crash in between leaves
-the items for `flush_stale` (any replica) or for the redelivered message; a
-republished event keeps its id, which is what consumers deduplicate on.
+that changes the document's state, then calls `flush_many` (or `flush_soon`). A
+crash in between leaves the items for `flush_stale` (any replica) or for the
+redelivered message; a republished event keeps its id, which is what consumers
+deduplicate on.
 """
 
 import asyncio
@@ -109,33 +110,8 @@ def others_pending(doc: dict[str, Any]) -> bool:
 EMPTY = {"$unset": {"outbox": "", "outbox_since": ""}}
 
 
-def _unchanged(doc: dict[str, Any]) -> dict[str, Any]:
-    """Matches the document while its outbox is still exactly the items read with it.
-
-    Items are only appended, and removed by flushes: an outbox of the same length
-    whose last item is still ours holds nothing else, so it can be emptied in one
-    write (the usual case). A positional test, not `$all` on an array path (libs/mongo.py).
-    """
-    items = doc["outbox"]
-    return {"_id": doc["_id"], "outbox": {"$size": len(items)}, f"outbox.{len(items) - 1}.id": items[-1]["id"]}
-
-
-async def flush(collection: Collection, broker: KafkaBroker, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Publish the document's pending items in order, then drop them; returns what was published."""
-    items = doc.get("outbox") or []
-    if not items:
-        return []
-    await publish_items(broker, items)
-    ids = [item["id"] for item in items]
-    emptied = await collection.update_one(_unchanged(doc), EMPTY)
-    if emptied.matched_count == 0:
-        await collection.update_one({"_id": doc["_id"]}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
-        await collection.update_one({"_id": doc["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_since": ""}})
-    return items
-
-
 async def flush_many(collection: Collection, broker: KafkaBroker, docs: list[dict[str, Any]]) -> None:
-    """`flush` for a batch: each document's items in order, documents side by side, one bulk write usually."""
+    """Publish each document's pending items in order, documents side by side, then drop them: one statement usually."""
     pending = [doc for doc in docs if doc.get("outbox")]
     if not pending:
         return
@@ -210,7 +186,9 @@ async def _empty(collection: Collection, pending: list[dict[str, Any]]) -> None:
     """Drop from each document's outbox the items it held when read, which are published now."""
     # One statement per outbox length, not one per document: a hundred statements queued behind every
     # other writer of the collection for seconds on the embedded server, which locks a collection per statement.
-    # Item ids are unique, so "the last item is one of ours" still pins each document to its own outbox.
+    # Items are only appended, and removed here: an outbox of the length read whose last item is still the one
+    # read holds nothing else. Item ids are unique, so that test pins each document to its own outbox, and it
+    # is positional, not `$all` on an array path (libs/mongo.py).
     by_length: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for doc in pending:
         by_length[len(doc["outbox"])].append(doc)

@@ -377,8 +377,8 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
         raise Open311Error(400, "; ".join(f"{_FIELD_NAMES.get(k, k)}: {v}" for k, v in refused.items()))
     settings = runtime.settings
     if shed := runtime.shed_wait():
-        wait, group = shed
-        return errors_response(503, runtime.busy_detail(group), headers={"Retry-After": str(wait)})
+        wait, detail = shed
+        return errors_response(503, detail, headers={"Retry-After": str(wait)})
     try:
         result = await service.submit(
             runtime.db,

@@ -33,16 +33,14 @@ class IntakeRuntime(Runtime[IntakeSettings]):
         return service.follow_link(self.settings.follow_url, self.settings.status_token_secret, appeal_id)
 
     def shed_wait(self) -> tuple[int, str] | None:
-        """Seconds to ask a channel to wait, and the group furthest behind, while one is too far behind (counted)."""
+        """While a watched group is too far behind: the seconds a channel should wait, and why (counted)."""
         settings = self.settings
         shed = service.longest_wait(self.backlogs, settings.shed_backlog_records, settings.retry_after_seconds)
-        if shed is not None:
-            self.shed.inc()
-        return shed
-
-    def busy_detail(self, group: str) -> str:
-        """What a shed submission is told."""
-        return service.busy_detail(group, self.backlogs[group].records)
+        if shed is None:
+            return None
+        self.shed.inc()
+        wait, group = shed
+        return wait, service.busy_detail(group, self.backlogs[group].records)
 
 
 IntakeRuntimeDep = Annotated[IntakeRuntime, Depends(get_runtime)]

@@ -62,7 +62,7 @@ class Backlog:
 
 
 def shed_wait(backlog: Backlog, limit: int, default_wait: int) -> int | None:
-    """Seconds a channel should wait before submitting again, or None while routing keeps up.
+    """Seconds a channel should wait before submitting again, or None while the group keeps up.
 
     The wait is the time the group needs, at the rate it last drained, to get back to half the
     limit; between 1 s and a minute, and `default_wait` while it is not draining.

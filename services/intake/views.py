@@ -55,9 +55,8 @@ def _base_url(settings: Any, request: Request) -> str:
     return settings.public_base_url or str(request.base_url).rstrip("/")
 
 
-def _busy(shed: tuple[int, str], runtime: Any) -> JSONResponse:
-    wait, group = shed
-    return problem(503, runtime.busy_detail(group), headers={"Retry-After": str(wait)})
+def _busy(wait: int, detail: str) -> JSONResponse:
+    return problem(503, detail, headers={"Retry-After": str(wait)})
 
 
 def _broker_down(settings: Any) -> JSONResponse:
@@ -129,7 +128,7 @@ async def submit_appeal(
             [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
     if shed := runtime.shed_wait():
-        return _busy(shed, runtime)
+        return _busy(*shed)
     if x_client_address:
         limits = [
             Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600),

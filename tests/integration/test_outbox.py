@@ -72,19 +72,19 @@ async def place(real_servers):
 async def test_flush_empties_what_it_published_and_keeps_what_was_added_meanwhile(place):
     topic, docs, broker = place.topic, place.docs, place.broker
     await docs.insert_one({"_id": "untouched", "outbox": [item(topic, 1), item(topic, 2)], "outbox_since": 1})
-    await outbox.flush(docs, broker, await docs.find_one({"_id": "untouched"}))
+    await outbox.flush_many(docs, broker, [await docs.find_one({"_id": "untouched"})])
     assert "outbox" not in await docs.find_one({"_id": "untouched"})
 
     await docs.insert_one({"_id": "grown", "outbox": [item(topic, 3)], "outbox_since": 1})
     read = await docs.find_one({"_id": "grown"})
     later = item(topic, 4)
     await docs.update_one({"_id": "grown"}, {"$push": {"outbox": later}})
-    await outbox.flush(docs, broker, read)
+    await outbox.flush_many(docs, broker, [read])
     kept = await docs.find_one({"_id": "grown"})
     assert [i["id"] for i in kept["outbox"]] == [later["id"]], "an item added after the read is not lost"
     assert kept["outbox_since"] == 1, "the sweeper still finds the appeal with an unpublished item"
 
-    await outbox.flush(docs, broker, kept)
+    await outbox.flush_many(docs, broker, [kept])
     assert "outbox_since" not in await docs.find_one({"_id": "grown"})
     assert sorted(await published(place.bootstrap, topic, 4)) == [1, 2, 3, 4]
 
@@ -102,7 +102,7 @@ async def test_the_sweep_leaves_an_outbox_to_the_writer_holding_it_and_takes_it_
     with outbox.held(docs, ["slow writer"]):
         assert await outbox.flush_stale(docs, broker, now) == 2, "only what no writer holds is swept"
         assert "outbox" in await docs.find_one({"_id": "slow writer"})
-        await outbox.flush(docs, broker, await docs.find_one({"_id": "slow writer"}))
+        await outbox.flush_many(docs, broker, [await docs.find_one({"_id": "slow writer"})])
     assert await outbox.flush_stale(docs, broker, now) == 0
 
     await docs.insert_one({"_id": "failing", "outbox": [item(topic, 4)], "outbox_since": long_ago})
@@ -120,8 +120,8 @@ async def test_a_flush_of_a_document_read_before_an_earlier_flush_emptied_it_sen
     # the outbox with item 1 still in it and adds item 2.
     accepted = {**routed, "outbox": [*routed["outbox"], item(topic, 2)]}
     await docs.update_one({"_id": "appeal"}, {"$push": {"outbox": accepted["outbox"][-1]}})
-    await outbox.flush(docs, broker, routed)
-    await outbox.flush(docs, broker, accepted)
+    await outbox.flush_many(docs, broker, [routed])
+    await outbox.flush_many(docs, broker, [accepted])
     left = await docs.find_one({"_id": "appeal"})
     assert not left.get("outbox") and "outbox_since" not in left, "nothing is left for the sweep"
     assert await published(place.bootstrap, topic, 3, wait_ms=3000) == [1, 2], "each item once, in order"
