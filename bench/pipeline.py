@@ -245,14 +245,18 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
 async def costs(stack: Stack) -> dict[str, dict[str, float]]:
     """Running totals: database commands per service, records produced and consumed per topic."""
     statements: dict[str, float] = {}
+    written: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for key in instances(stack):
             text = (await client.get(stack.url(key) + "/metrics")).text
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
-                    if family.name == "mongodb_commands" and sample.name.endswith("_total"):
+                    if family.name in ("mongodb_commands", "mongodb_documents_written") and sample.name.endswith(
+                        "_total"
+                    ):
                         what = f"{service_of(key)} {sample.labels['command']} {sample.labels['collection']}".rstrip()
-                        statements[what] = statements.get(what, 0) + sample.value
+                        into = statements if family.name == "mongodb_commands" else written
+                        into[what] = into.get(what, 0) + sample.value
     topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
     partitions = await partitions_of(stack.bootstrap, topics)
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
@@ -274,13 +278,17 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
                 consumed[_topic_family(tp.topic)] += max(meta.offset, 0)
     finally:
         await admin.close()
-    return {"statements": statements, "produced": dict(produced), "consumed": dict(consumed)}
+    return {"statements": statements, "written": written, "produced": dict(produced), "consumed": dict(consumed)}
 
 
 def statement_rows(counted: dict[str, dict[str, float]], appeals: int) -> list[list]:
-    """Each service's statements by command and collection, per accepted appeal, the most first."""
+    """Each service's statements by command and collection, and the documents they wrote, per accepted appeal."""
     per = max(appeals, 1)
-    rows = [[what, round(n / per, 2)] for what, n in counted["statements"].items() if n / per >= 0.1]
+    rows = [
+        [what, round(n / per, 2), round(counted["written"].get(what, 0) / per, 2)]
+        for what, n in counted["statements"].items()
+        if n / per >= 0.1
+    ]
     return sorted(rows, key=lambda row: (row[0].split(" ")[0], -row[1]))
 
 
@@ -294,14 +302,17 @@ def _topic_family(topic: str) -> str:
 
 
 def cost_rows(counted: dict[str, dict[str, float]], appeals: int) -> tuple[list[list], list[list]]:
-    """Statements per service, and records produced and consumed per topic, each also per accepted appeal."""
+    """Statements and documents written per service, and records produced and consumed per topic, also per appeal."""
     per = max(appeals, 1)
     by_service: dict[str, float] = Counter()
+    docs: dict[str, float] = Counter()
     for what, n in counted["statements"].items():
         by_service[what.split(" ")[0]] += n
-    statements = [[name, int(n), round(n / per, 1)] for name, n in by_service.items()]
-    total = sum(by_service.values())
-    statements.append(["all services", int(total), round(total / per, 1)])
+    for what, n in counted["written"].items():
+        docs[what.split(" ")[0]] += n
+    statements = [[name, int(n), round(n / per, 1), round(docs[name] / per, 1)] for name, n in by_service.items()]
+    total, written = sum(by_service.values()), sum(docs.values())
+    statements.append(["all services", int(total), round(total / per, 1), round(written / per, 1)])
     topics = sorted(set(counted["produced"]) | set(counted["consumed"]))
     records = [
         [
@@ -434,12 +445,12 @@ def main() -> None:
     statements, records = cost_rows(result["counted"], result["accepted"])
     print_table(
         "database statements over the same span (the driver's command monitoring)",
-        ["service", "statements", "per appeal"],
+        ["service", "statements", "per appeal", "documents written per appeal"],
         statements,
     )
     print_table(
         "the same statements by command and collection (0.1 per appeal or more)",
-        ["service command collection", "per appeal"],
+        ["service command collection", "per appeal", "documents written per appeal"],
         statement_rows(result["counted"], result["accepted"]),
     )
     print_table(

@@ -44,6 +44,10 @@ Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
 
+# Each write command and where it lists what it writes (findAndModify writes one document).
+_WRITES = {"insert": "documents", "update": "updates", "delete": "deletes", "findAndModify": ""}
+
+
 class CommandCounter(monitoring.CommandListener):
     """Counts the database statements a service sends, by command: what an appeal costs the database."""
 
@@ -54,13 +58,25 @@ class CommandCounter(monitoring.CommandListener):
             ["command", "collection"],
             registry=registry,
         )
+        self.written = Counter(
+            "mongodb_documents_written",
+            "Documents this service's write commands inserted, updated or deleted (or tried to), by command and"
+            " collection: the database's work grows with them, not only with the commands.",
+            ["command", "collection"],
+            registry=registry,
+        )
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        """Count the command as it is sent."""
-        target = event.command.get(event.command_name)
+        """Count the command as it is sent, and the documents it writes."""
+        name = event.command_name
+        target = event.command.get(name)
         # getMore names its cursor first and the collection apart; admin commands name no collection.
-        collection = event.command.get("collection") if event.command_name == "getMore" else target
-        self.total.labels(event.command_name, collection if isinstance(collection, str) else "").inc()
+        collection = event.command.get("collection") if name == "getMore" else target
+        labels = (name, collection if isinstance(collection, str) else "")
+        self.total.labels(*labels).inc()
+        if name in _WRITES:
+            written = event.command.get(_WRITES[name])
+            self.written.labels(*labels).inc(len(written) if isinstance(written, list) else 1)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         """Nothing to count."""

@@ -4,11 +4,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient
+from prometheus_client import CollectorRegistry
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from libs.ids import new_id
-from libs.mongo import GroupedInserts, apply_update, update_guarded
+from libs.mongo import GroupedInserts, apply_update, make_client, update_guarded
+from libs.settings import ServiceSettings
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -97,4 +99,25 @@ async def test_a_cancelled_caller_does_not_cancel_the_others_in_its_batch(real_s
     first.cancel()
     await second
     assert await collection.find_one({"_id": "second"}) is not None
+    await client.close()
+
+
+async def test_the_driver_counts_each_statement_and_the_documents_it_writes(real_servers):
+    registry = CollectorRegistry()
+    client = make_client(ServiceSettings(mongodb_uri=real_servers.mongodb_uri), registry=registry)
+    docs = client.mongo_test.counted
+    await docs.insert_many([{"_id": new_id(), "n": n} for n in range(3)])
+    await docs.bulk_write([UpdateOne({"n": n}, {"$set": {"seen": True}}) for n in range(2)])
+    await docs.find_one_and_update({"n": 2}, {"$set": {"seen": True}})
+    assert await docs.count_documents({"seen": True}) == 3
+
+    def value(name: str, command: str) -> float | None:
+        return registry.get_sample_value(name, {"command": command, "collection": "counted"})
+
+    assert value("mongodb_commands_total", "insert") == 1
+    assert value("mongodb_documents_written_total", "insert") == 3
+    assert value("mongodb_commands_total", "update") == 1
+    assert value("mongodb_documents_written_total", "update") == 2
+    assert value("mongodb_documents_written_total", "findAndModify") == 1
+    assert value("mongodb_documents_written_total", "aggregate") is None, "a read writes nothing"
     await client.close()
