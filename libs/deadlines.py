@@ -47,18 +47,31 @@ def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
     }
 
 
-def clock_writes(events: Sequence[CloudEvent[SlaClockChanged]]) -> list[UpdateOne]:
-    """Writes that keep each clock's last reported state on its appeal's document (which must exist)."""
-    writes = []
+def clock_writes(events: Sequence[CloudEvent[SlaClockChanged]], *, each: bool = False) -> list[UpdateOne]:
+    """Writes that keep each clock's last reported state on its appeal's document (which must exist).
+
+    One write per appeal, setting the latest report of each of its clocks in the batch and
+    guarded by all of them: it matches nothing if any clock holds a newer report. `each`
+    gives one write per report instead, each guarded alone, for what the first way missed.
+    """
+    if each:
+        return [_clock_write(event.data.appeal_id, [event]) for event in events]
+    latest: dict[str, dict[str, CloudEvent[SlaClockChanged]]] = {}
     for event in events:
-        key = f"clocks.{event.data.clock_id}"
-        # Not later than this event, or a clock never seen.
-        writes.append(
-            UpdateOne(
-                {"_id": event.data.appeal_id, f"{key}.at": not_after(event.time)}, {"$set": {key: clock_entry(event)}}
-            )
-        )
-    return writes
+        clocks = latest.setdefault(event.data.appeal_id, {})
+        known = clocks.get(event.data.clock_id)
+        if known is None or known.time <= event.time:
+            clocks[event.data.clock_id] = event
+    return [_clock_write(appeal_id, list(clocks.values())) for appeal_id, clocks in latest.items()]
+
+
+def _clock_write(appeal_id: str, events: list[CloudEvent[SlaClockChanged]]) -> UpdateOne:
+    # Each clock's report not later than this event's, or a clock never seen.
+    keys = {f"clocks.{event.data.clock_id}": event for event in events}
+    return UpdateOne(
+        {"_id": appeal_id, **{f"{key}.at": not_after(event.time) for key, event in keys.items()}},
+        {"$set": {key: clock_entry(event) for key, event in keys.items()}},
+    )
 
 
 def merged_clocks(

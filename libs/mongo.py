@@ -44,8 +44,7 @@ Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
 
-# Each write command and where it lists what it writes (findAndModify writes one document).
-_WRITES = {"insert": "documents", "update": "updates", "delete": "deletes", "findAndModify": ""}
+WRITES = ("insert", "update", "delete", "findAndModify")
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -60,29 +59,36 @@ class CommandCounter(monitoring.CommandListener):
         )
         self.written = Counter(
             "mongodb_documents_written",
-            "Documents this service's write commands inserted, updated or deleted (or tried to), by command and"
+            "Documents this service's write commands inserted, matched (updates) or deleted, by command and"
             " collection: the database's work grows with them, not only with the commands.",
             ["command", "collection"],
             registry=registry,
         )
+        # The labels of each write in flight, by request: the reply names no collection.
+        self._writes: dict[tuple[Any, int], tuple[str, str]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        """Count the command as it is sent, and the documents it writes."""
+        """Count the command as it is sent."""
         name = event.command_name
         target = event.command.get(name)
         # getMore names its cursor first and the collection apart; admin commands name no collection.
         collection = event.command.get("collection") if name == "getMore" else target
         labels = (name, collection if isinstance(collection, str) else "")
         self.total.labels(*labels).inc()
-        if name in _WRITES:
-            written = event.command.get(_WRITES[name])
-            self.written.labels(*labels).inc(len(written) if isinstance(written, list) else 1)
+        if name in WRITES:
+            self._writes[(event.connection_id, event.request_id)] = labels
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Nothing to count."""
+        """Count the documents a write reports it wrote."""
+        labels = self._writes.pop((event.connection_id, event.request_id), None)
+        if labels is None:
+            return
+        reply = event.reply.get("lastErrorObject", {}) if labels[0] == "findAndModify" else event.reply
+        self.written.labels(*labels).inc(reply.get("n", 0))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Nothing to count."""
+        """Forget a write that failed: it wrote nothing it can tell."""
+        self._writes.pop((event.connection_id, event.request_id), None)
 
 
 def make_client(settings: ServiceSettings, registry: CollectorRegistry | None = None) -> Client:

@@ -1,4 +1,4 @@
-"""The database helpers on the real server: guarded updates, grouped inserts."""
+"""The database helpers on the real server: guarded updates, grouped inserts, statement counts, clock writes."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
@@ -6,11 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from prometheus_client import CollectorRegistry
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from libs.events import EventType
 from libs.ids import new_id
 from libs.mongo import GroupedInserts, apply_update, make_client, update_guarded
 from libs.settings import ServiceSettings
+from services.intake import service as intake
+from tests.unit.test_stats import APPEAL, T0, clock_event
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -105,19 +108,50 @@ async def test_a_cancelled_caller_does_not_cancel_the_others_in_its_batch(real_s
 async def test_the_driver_counts_each_statement_and_the_documents_it_writes(real_servers):
     registry = CollectorRegistry()
     client = make_client(ServiceSettings(mongodb_uri=real_servers.mongodb_uri), registry=registry)
-    docs = client.mongo_test.counted
-    await docs.insert_many([{"_id": new_id(), "n": n} for n in range(3)])
+    docs = client[f"counted_{new_id().lower()}"].counted
+    await docs.insert_many([{"_id": n, "n": n} for n in range(3)])
     await docs.bulk_write([UpdateOne({"n": n}, {"$set": {"seen": True}}) for n in range(2)])
+    await docs.update_many({}, {"$set": {"all": True}})
     await docs.find_one_and_update({"n": 2}, {"$set": {"seen": True}})
+    with pytest.raises(BulkWriteError):
+        await docs.insert_many([{"_id": 0}, {"_id": 3}], ordered=False)
     assert await docs.count_documents({"seen": True}) == 3
 
     def value(name: str, command: str) -> float | None:
         return registry.get_sample_value(name, {"command": command, "collection": "counted"})
 
-    assert value("mongodb_commands_total", "insert") == 1
-    assert value("mongodb_documents_written_total", "insert") == 3
-    assert value("mongodb_commands_total", "update") == 1
-    assert value("mongodb_documents_written_total", "update") == 2
+    assert value("mongodb_commands_total", "insert") == 2
+    assert value("mongodb_documents_written_total", "insert") == 4, "the duplicate was not written"
+    assert value("mongodb_commands_total", "update") == 2
+    assert value("mongodb_documents_written_total", "update") == 5, "two updates, then one of three documents"
     assert value("mongodb_documents_written_total", "findAndModify") == 1
-    assert value("mongodb_documents_written_total", "aggregate") is None, "a read writes nothing"
+    assert value("mongodb_documents_written_total", "find") is None, "a read writes nothing"
+    await client.close()
+
+
+async def test_intake_keeps_the_latest_report_of_each_clock_in_one_write_per_appeal(real_servers):
+    registry = CollectorRegistry()
+    client = make_client(ServiceSettings(mongodb_uri=real_servers.mongodb_uri), registry=registry)
+    db = client[f"clocks_{new_id().lower()}"]
+    await db.appeals.insert_one({"_id": APPEAL})
+    later = T0 + timedelta(hours=1)
+    scope, resolution = (
+        clock_event(EventType.sla_started, "running", T0, clock=kind, due=T0 + timedelta(hours=6))
+        for kind in ("scope", "resolution")
+    )
+    met = clock_event(EventType.sla_met, "met", later, clock="scope")
+    await intake.apply_clocks(db, [scope, met, resolution])
+    labels = {"command": "update", "collection": "appeals"}
+    written = registry.get_sample_value("mongodb_documents_written_total", labels)
+    assert written == 1, "three reports of one appeal, one document written"
+
+    async def states() -> dict[str, str]:
+        doc = await db.appeals.find_one({"_id": APPEAL})
+        return {clock["clock"]: clock["state"] for clock in doc["clocks"].values()}
+
+    assert await states() == {"scope": "met", "resolution": "running"}
+    # A batch holding a stale report beside a new one: the new one lands, the stale one changes nothing.
+    breached = clock_event(EventType.sla_breached, "breached", later, clock="resolution")
+    await intake.apply_clocks(db, [scope, breached])
+    assert await states() == {"scope": "met", "resolution": "breached"}
     await client.close()
