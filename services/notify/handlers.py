@@ -19,7 +19,13 @@ def register(runtime: NotifyRuntime) -> None:
     async def on_event(events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent]) -> None:
         """Record the notifications appeal, lifecycle and SLA events owe; the dispatcher sends them."""
         await service.plan_events(
-            runtime.db, runtime.book, events, runtime.clock.now(), runtime.settings.status_url, runtime.memory
+            runtime.db,
+            runtime.book,
+            events,
+            runtime.clock.now(),
+            runtime.settings.status_url,
+            runtime.memory,
+            runtime.ready,
         )
 
     async def on_enterprises(events: list[EnterpriseEvent]) -> None:

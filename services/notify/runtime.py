@@ -1,6 +1,7 @@
 """What notify's handlers, views and jobs share in one process: settings, the book, metrics, what it remembers."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 import aiohttp
@@ -8,7 +9,7 @@ from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
 from services.notify.metrics import NotifyMetrics
-from services.notify.service import Memory, NotifyBook
+from services.notify.service import Memory, NotifyBook, Ready
 from services.notify.settings import NotifySettings
 
 
@@ -16,12 +17,14 @@ from services.notify.settings import NotifySettings
 class NotifyRuntime(Runtime[NotifySettings]):
     book: NotifyBook = field(kw_only=True)
     memory: Memory = field(default_factory=Memory)
+    ready: Ready = field(init=False)
     metrics: NotifyMetrics = field(init=False)
     http: aiohttp.ClientSession = field(init=False)  # opened when the service starts
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.metrics = NotifyMetrics.register(self.registry)
+        self.ready = Ready(timedelta(seconds=self.settings.claim_seconds))
 
 
 NotifyRuntimeDep = Annotated[NotifyRuntime, Depends(get_runtime)]

@@ -13,7 +13,13 @@ def start(runtime: NotifyRuntime) -> None:
 
     async def send() -> None:
         while await service.dispatch(
-            runtime.db, runtime.broker, runtime.http, settings, runtime.clock.now(), on_outcome=count
+            runtime.db,
+            runtime.broker,
+            runtime.http,
+            settings,
+            runtime.clock.now(),
+            on_outcome=count,
+            ready=runtime.ready,
         ):
             pass
 

@@ -30,6 +30,7 @@ from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, RegistryConfig, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
 from libs.events import CloudEvent, CompanyMessage, EnterpriseChanged, EventType, NotificationOutcome
+from libs.ids import new_id
 from libs.kafka import encode
 from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
@@ -109,6 +110,37 @@ class Memory:
 
     appeals: LRUCache = field(default_factory=lambda: LRUCache(maxsize=20_000))
     subscriptions: TTLCache = field(default_factory=lambda: TTLCache(maxsize=5_000, ttl=SUBSCRIPTIONS_KEPT_SECONDS))
+
+
+@dataclass
+class Ready:
+    """Records this replica's planner stored already claimed, for its next send pass to take as they are.
+
+    Claiming them as they are inserted spares the claim's own statements (a find, an
+    update of every record, a find again) for the usual notification, due at once. A
+    replica that dies holding them leaves the claims to expire, like any other.
+    """
+
+    hold: timedelta
+    batches: list[claims.Claimed] = field(default_factory=list)
+
+    def claim(self, records: list[dict[str, Any]], now: datetime) -> claims.Claimed:
+        """Mark the records due now as claimed, before they are inserted."""
+        held = claims.Claimed(new_id(), [r for r in records if r["status"] == "pending"])
+        for record in held.docs:
+            record.update(claim=held.token, claim_until=now + self.hold)
+        return held
+
+    def take(self, now: datetime, limit: int) -> claims.Claimed | None:
+        """Up to `limit` records of one claim still well inside it; those near its end are left to expire."""
+        while self.batches:
+            held = self.batches.pop(0)
+            docs = [d for d in held.docs if d["claim_until"] - now > self.hold / 2]
+            if len(docs) > limit:
+                self.batches.insert(0, claims.Claimed(held.token, docs[limit:]))
+            if docs:
+                return claims.Claimed(held.token, docs[:limit])
+        return None
 
 
 async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]], memory: Memory) -> None:
@@ -218,15 +250,18 @@ async def plan_events(
     now: datetime,
     status_url: str,
     memory: Memory,
+    ready: Ready | None = None,
 ) -> int:
     """Record every notification a batch of events owes; a replayed event records nothing new.
+
+    With `ready`, those due now are stored claimed and handed to this replica's next send pass.
 
     Topics are consumed side by side, so an event can come before its appeal's
     submission: it waits in `waiting` (stored before the batch is committed) and
     `plan_waiting` plans it once the submission is read.
     """
     await remember_appeals(db, [e for e in events if e.type == EventType.appeal_submitted], memory)
-    planned, early = await _plan(db, book, events, now, status_url, memory)
+    planned, early = await _plan(db, book, events, now, status_url, memory, ready)
     if early:
         await db.waiting.bulk_write(
             [
@@ -263,6 +298,7 @@ async def _plan(
     now: datetime,
     status_url: str,
     memory: Memory,
+    ready: Ready | None = None,
 ) -> tuple[int, list[CloudEvent]]:
     """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
     appeals = await _appeals(db, {e.subject for e in events}, memory)
@@ -277,12 +313,22 @@ async def _plan(
             early.append(event)
             continue
         records += _records(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
-    if records:
-        try:
-            await db.notifications.insert_many(records, ordered=False)
-        except BulkWriteError as exc:
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
+    if not records:
+        return 0, early
+    held = ready.claim(records, now) if ready else None
+    refused: set[int] = set()
+    try:
+        await db.notifications.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        refused = {e["index"] for e in errors}  # stored by an earlier delivery of the event, not claimed by us
+    if ready and held:
+        stored = {id(r) for n, r in enumerate(records) if n not in refused}
+        held.docs = [d for d in held.docs if id(d) in stored]
+        if held.docs:
+            ready.batches.append(held)
     return len(records), early
 
 
@@ -438,15 +484,18 @@ async def dispatch(
     now: datetime,
     batch: int = 100,
     on_outcome: Callable[[AttemptResult], None] = lambda _: None,
+    ready: Ready | None = None,
 ) -> list[AttemptResult]:
     """Claim the records due for an attempt, send them side by side, then record every outcome in one write.
+
+    What this replica's planner stored claimed (`ready`) goes first, without claiming.
 
     One bulk write rather than a hundred concurrent ones: the database serialises the
     writes to a collection, and those queued behind each other (and behind the
     planner's inserts) for seconds. A send waits `send_timeout_seconds` at most, well
     inside the claim, so a batch is recorded before its claim expires.
     """
-    held = await claims.claim_due(
+    held = (ready and ready.take(now, batch)) or await claims.claim_due(
         db.notifications,
         "due_at",
         now,

@@ -36,6 +36,7 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import make_event, publish
+from services.notify import service
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings
 from tests.helpers import MovableClock, read_topic, valid_uscc
@@ -235,6 +236,25 @@ async def test_a_redelivered_event_is_delivered_once(notify):
     mails = [m for m in notify["sinks"].of("email") if m["delivery"].startswith(event.id)]
     assert len(mails) == 1
     assert len([e for e in entries if e["event_type"] == "appeal.submitted.v1"]) == 2, "one SMS and one e-mail"
+
+
+async def test_what_a_planner_stored_claimed_and_died_holding_is_sent_once_its_claim_runs_out(notify):
+    runtime, clock = notify["runtime"], notify["clock"]
+    appeal_id = new_id()
+    event = make_event("test", EventType.appeal_submitted, appeal_id, submitted(appeal_id), time=clock.now())
+    # The replica that planned the records claimed them as it stored them, then died before its send pass:
+    # its claim (already run out here) is all that is left of it.
+    died = service.Ready(timedelta(seconds=1))
+    then = clock.now() - timedelta(seconds=5)
+    planned = await service.plan_events(
+        runtime.db, runtime.book, [event], then, runtime.settings.status_url, runtime.memory, died
+    )
+    assert planned == 2 and [len(held.docs) for held in died.batches] == [2]
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e)) == 2, timeout=20)
+    assert len(delivered(entries)) == 2, "released by the sweep and sent by a pass that claimed them"
+    await asyncio.sleep(0.5)
+    mails = [m for m in notify["sinks"].of("email") if m["delivery"].startswith(event.id)]
+    assert len(mails) == 1
 
 
 async def test_a_webhook_failing_three_times_is_delivered_once(notify):
