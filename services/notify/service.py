@@ -118,29 +118,26 @@ class Ready:
 
     Claiming them as they are inserted spares the claim's own statements (a find, an
     update of every record, a find again) for the usual notification, due at once. A
-    replica that dies holding them leaves the claims to expire, like any other.
+    replica that dies holding them leaves the claims to expire, like any other. One
+    token for all of them, so a send pass takes what several batches planned.
     """
 
     hold: timedelta
-    batches: list[claims.Claimed] = field(default_factory=list)
+    token: str = field(default_factory=new_id)
+    docs: list[dict[str, Any]] = field(default_factory=list)
 
-    def claim(self, records: list[dict[str, Any]], now: datetime) -> claims.Claimed:
-        """Mark the records due now as claimed, before they are inserted."""
-        held = claims.Claimed(new_id(), [r for r in records if r["status"] == "pending"])
-        for record in held.docs:
-            record.update(claim=held.token, claim_until=now + self.hold)
-        return held
+    def claim(self, records: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Mark the records due now as claimed, before they are inserted; returns them."""
+        due = [r for r in records if r["status"] == "pending"]
+        for record in due:
+            record.update(claim=self.token, claim_until=now + self.hold)
+        return due
 
     def take(self, now: datetime, limit: int) -> claims.Claimed | None:
-        """Up to `limit` records of one claim still well inside it; those near its end are left to expire."""
-        while self.batches:
-            held = self.batches.pop(0)
-            docs = [d for d in held.docs if d["claim_until"] - now > self.hold / 2]
-            if len(docs) > limit:
-                self.batches.insert(0, claims.Claimed(held.token, docs[limit:]))
-            if docs:
-                return claims.Claimed(held.token, docs[:limit])
-        return None
+        """Up to `limit` records still well inside their claim; those near its end are left to expire."""
+        self.docs = [d for d in self.docs if d["claim_until"] - now > self.hold / 2]
+        taken, self.docs = self.docs[:limit], self.docs[limit:]
+        return claims.Claimed(self.token, taken) if taken else None
 
 
 async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]], memory: Memory) -> None:
@@ -315,7 +312,7 @@ async def _plan(
         records += _records(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
     if not records:
         return 0, early
-    held = ready.claim(records, now) if ready else None
+    claimed = ready.claim(records, now) if ready else []
     refused: set[int] = set()
     try:
         await db.notifications.insert_many(records, ordered=False)
@@ -324,11 +321,9 @@ async def _plan(
         if any(e.get("code") != 11000 for e in errors):
             raise
         refused = {e["index"] for e in errors}  # stored by an earlier delivery of the event, not claimed by us
-    if ready and held:
+    if ready and claimed:
         stored = {id(r) for n, r in enumerate(records) if n not in refused}
-        held.docs = [d for d in held.docs if id(d) in stored]
-        if held.docs:
-            ready.batches.append(held)
+        ready.docs += [r for r in claimed if id(r) in stored]
     return len(records), early
 
 
