@@ -2,11 +2,14 @@
 
 An event is turned into delivery records whose `_id` is `<event id>:<recipient>:
 <channel>`; a redelivered event inserts nothing new. The dispatcher claims due
-records (like sla's scheduler), sends, and records the outcome with the
-`notification.delivered/failed.v1` event in the record's outbox. A crash mid-send
-leaves the claim to expire and the record is sent again under the same
-notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID, provider
-`client_ref`), which receivers use to drop the copy.
+records (like sla's scheduler), sends, publishes the final outcome's
+`notification.delivered/failed.v1` event, then records the outcome. A crash
+before the record leaves the claim to expire and the record is sent again under
+the same notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID,
+provider `client_ref`), which receivers use to drop the copy; its outcome event
+keeps its id too (`outcome_event_id`), so consumers drop that copy as well. The
+send itself is at least once, so the event needs no outbox of its own; records of
+earlier versions may still hold one, which the sweep publishes.
 """
 
 import asyncio
@@ -29,10 +32,10 @@ from libs import claims, outbox, tracing
 from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, RegistryConfig, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
+from libs.deadlines import aware
 from libs.events import CloudEvent, CompanyMessage, EnterpriseChanged, EventType, NotificationOutcome
-from libs.ids import new_id
+from libs.ids import new_id, stable_id
 from libs.kafka import encode
-from libs.mongo import apply_update
 from libs.outbox import Emit, outbox_items
 from services.notify import channels, rules
 from services.notify.rules import Address, Planned, Renderer
@@ -505,8 +508,8 @@ async def dispatch(
         settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
         for doc, error in zip(held.docs, errors, strict=True)
     ]
-    await _record(db, broker, held, [update for update, _ in settled])
-    results = [result for _, result in settled]
+    await _record(db, broker, held, settled)
+    results = [s.result for s in settled]
     for result in results:
         on_outcome(result)
     return results
@@ -524,71 +527,72 @@ async def _send(doc: dict[str, Any], http: aiohttp.ClientSession, settings: Any)
     return None
 
 
+@dataclass
+class Settled:
+    """What one attempt comes to: the record's update, the outcome events it owes, and the attempt's result."""
+
+    update: dict[str, Any]
+    events: list[dict[str, Any]]
+    result: AttemptResult
+
+
 def settle(
     doc: dict[str, Any],
     error: channels.DeliveryError | None,
     now: datetime,
     max_attempts: int,
     retry_base_seconds: float,
-) -> tuple[dict[str, Any], AttemptResult]:
-    """What one attempt comes to, as the record's update: delivered, tried again later, or failed for good.
+) -> Settled:
+    """What one attempt comes to: delivered, tried again later, or failed for good.
 
-    A final outcome puts its `notification.*.v1` event in the record's outbox; a failure
-    that gives up goes to `notify.deliveries.v1.dlq` too, for operators.
+    A final outcome owes its `notification.*.v1` event; a failure that gives up goes
+    to `notify.deliveries.v1.dlq` too, for operators.
     """
     attempts = doc["attempts"] + 1
     if error is None:
         fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
-        update = _outcome_update(
-            doc, fields, {**claims.UNCLAIM, "due_at": ""}, _outcome_emits(doc, True, attempts, None), now
-        )
-        return update, AttemptResult(doc["channel"], doc["audience"], "delivered")
+        emits = _outcome_emits(doc, True, attempts, None)
+        return _settled(doc, fields, {**claims.UNCLAIM, "due_at": ""}, emits, "delivered", now)
     fields = {"attempts": attempts, "last_error": error.reason}
     if error.permanent or attempts >= max_attempts:
         fields.update(status="failed", failed_at=now)
-        update = _outcome_update(
-            doc, fields, {**claims.UNCLAIM, "due_at": ""}, _outcome_emits(doc, False, attempts, error.reason), now
-        )
-        return update, AttemptResult(doc["channel"], doc["audience"], "failed")
+        emits = _outcome_emits(doc, False, attempts, error.reason)
+        return _settled(doc, fields, {**claims.UNCLAIM, "due_at": ""}, emits, "failed", now)
     fields.update(status="retrying", due_at=now + timedelta(seconds=backoff(attempts, retry_base_seconds)))
-    return _outcome_update(doc, fields, dict(claims.UNCLAIM), [], now), AttemptResult(
-        doc["channel"], doc["audience"], "retried"
-    )
+    return _settled(doc, fields, dict(claims.UNCLAIM), [], "retried", now)
 
 
-async def _record(db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, updates: list[dict[str, Any]]) -> None:
-    """Write every outcome of a claimed batch in one bulk write, then publish the outcome events."""
-    with outbox.held(db.notifications, [doc["_id"] for doc in held.docs]):
-        written = await db.notifications.bulk_write(
-            [
-                UpdateOne({"_id": doc["_id"], "claim": held.token}, update)
-                for doc, update in zip(held.docs, updates, strict=True)
-            ],
-            ordered=False,
-        )
-        if written.matched_count == len(held.docs):
-            after = [apply_update(doc, update) for doc, update in zip(held.docs, updates, strict=True)]
-        else:
-            # A claim expired under a slow batch and another dispatcher took the record: publish only what is stored.
-            after = [
-                d
-                async for d in db.notifications.find(
-                    {"_id": {"$in": [d["_id"] for d in held.docs]}, "outbox.0": {"$exists": True}}
-                )
-            ]
-        await outbox.flush_many(db.notifications, broker, after)
+def outcome_event_id(doc: dict[str, Any]) -> str:
+    """The one id of a record's outcome event, whichever attempt or replica publishes it."""
+    return stable_id(f"{doc['_id']}:outcome", aware(doc["created_at"]))
 
 
-def _outcome_update(
-    doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit], now: datetime
-) -> dict[str, Any]:
-    """The write recording one attempt, with the outcome event (if final) in the record's outbox."""
+def _settled(
+    doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit], outcome: str, now: datetime
+) -> Settled:
     # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
-    return outbox.stage(
+    events = outbox_items(SOURCE, emits, doc.get("traceparent"), now, ids=[outcome_event_id(doc)] * len(emits))
+    return Settled(
         {"$set": fields, "$unset": unset, "$inc": {"version": 1}},
-        outbox_items(SOURCE, emits, doc.get("traceparent"), now),
-        now,
+        events,
+        AttemptResult(doc["channel"], doc["audience"], outcome),
     )
+
+
+async def _record(db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, settled: list[Settled]) -> None:
+    """Publish the batch's outcome events, then write every outcome in one bulk write."""
+    await asyncio.gather(*(outbox.publish_items(broker, s.events) for s in settled if s.events))
+    written = await db.notifications.bulk_write(
+        [
+            UpdateOne({"_id": doc["_id"], "claim": held.token}, s.update)
+            for doc, s in zip(held.docs, settled, strict=True)
+        ],
+        ordered=False,
+    )
+    if written.matched_count < len(held.docs):
+        # A claim ran out under a slow batch and another dispatcher took the record: it sends it again, and
+        # publishes its outcome under the same id.
+        log.info("some claims ran out before their outcome was written", extra={"claimed": len(held.docs)})
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:

@@ -10,7 +10,6 @@ delivered twice, never two warnings. Lifecycle changes use the per-clock outbox.
 """
 
 import asyncio
-import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -22,7 +21,6 @@ from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
-from ulid import ULID
 
 from libs import claims, outbox
 from libs.calendars import BusinessCalendar, Calendars
@@ -30,6 +28,7 @@ from libs.claims import Claimed
 from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
+from libs.ids import stable_id
 from libs.mongo import apply_update, as_stored
 from libs.outbox import outbox_items
 from services.sla import clocks, rules
@@ -278,8 +277,7 @@ class Fired:
 
 def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     """The same ULID every time a given threshold of a given clock fires, so a refire is recognisably a copy."""
-    digest = hashlib.sha256(f"{clock}:{level}".encode()).digest()
-    return str(ULID.from_bytes(int(due.timestamp() * 1000).to_bytes(6, "big") + digest[:10]))
+    return stable_id(f"{clock}:{level}", due)
 
 
 async def claim_due(

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from services.notify.channels import DeliveryError
-from services.notify.service import settle
+from services.notify.service import Settled, settle
 
 NOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
 RECORD = {
@@ -17,29 +17,32 @@ RECORD = {
     "channel": "sms",
     "attempts": 1,
     "traceparent": None,
+    "created_at": datetime(2026, 3, 3, 9, 59, tzinfo=UTC),
 }
 
 
-def outbox_types(update: dict) -> list[tuple[str, str]]:
-    items = update.get("$push", {}).get("outbox", {}).get("$each", [])
-    return [(item["topic"], json.loads(item["payload"])["type"]) for item in items]
+def event_types(settled: Settled) -> list[tuple[str, str]]:
+    return [(item["topic"], json.loads(item["payload"])["type"]) for item in settled.events]
 
 
 def test_a_delivered_attempt_ends_the_record_and_owes_its_outcome_event():
-    update, result = settle(RECORD, None, NOW, max_attempts=5, retry_base_seconds=2)
+    settled = settle(RECORD, None, NOW, max_attempts=5, retry_base_seconds=2)
+    update, result = settled.update, settled.result
     assert update["$set"]["status"] == "delivered" and update["$set"]["attempts"] == 2
     assert {"claim", "claim_until", "due_at"} <= update["$unset"].keys()
-    assert outbox_types(update) == [("notify.deliveries.v1", "notification.delivered.v1")]
+    assert event_types(settled) == [("notify.deliveries.v1", "notification.delivered.v1")]
     assert (result.channel, result.audience, result.outcome) == ("sms", "company", "delivered")
+    again = settle(RECORD, None, NOW + timedelta(minutes=5), max_attempts=5, retry_base_seconds=2)
+    assert again.events[0]["id"] == settled.events[0]["id"], "a record's outcome keeps its id when sent again"
 
 
 def test_a_failed_attempt_with_attempts_left_is_tried_again_later_and_owes_nothing_yet():
-    update, result = settle(RECORD, DeliveryError("provider said 503"), NOW, max_attempts=5, retry_base_seconds=2)
-    fields = update["$set"]
+    settled = settle(RECORD, DeliveryError("provider said 503"), NOW, max_attempts=5, retry_base_seconds=2)
+    fields = settled.update["$set"]
     assert fields["status"] == "retrying" and fields["last_error"] == "provider said 503"
     assert NOW <= fields["due_at"] <= NOW + timedelta(seconds=4), "backoff up to base * 2^(attempts-1)"
-    assert "due_at" not in update["$unset"] and outbox_types(update) == []
-    assert result.outcome == "retried"
+    assert "due_at" not in settled.update["$unset"] and event_types(settled) == []
+    assert settled.result.outcome == "retried"
 
 
 def test_the_last_attempt_and_a_permanent_error_give_up_and_tell_operators():
@@ -47,9 +50,9 @@ def test_the_last_attempt_and_a_permanent_error_give_up_and_tell_operators():
         ({**RECORD, "attempts": 4}, DeliveryError("timeout")),
         (RECORD, DeliveryError("no such number", permanent=True)),
     ):
-        update, result = settle(record, error, NOW, max_attempts=5, retry_base_seconds=2)
-        assert update["$set"]["status"] == "failed" and result.outcome == "failed"
-        assert outbox_types(update) == [
+        settled = settle(record, error, NOW, max_attempts=5, retry_base_seconds=2)
+        assert settled.update["$set"]["status"] == "failed" and settled.result.outcome == "failed"
+        assert event_types(settled) == [
             ("notify.deliveries.v1", "notification.failed.v1"),
             ("notify.deliveries.v1.dlq", "notification.failed.v1"),
         ]
