@@ -53,7 +53,6 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
-        linger_ms=settings.kafka_linger_ms,
         client_id=f"appeals-{settings.service_name}",
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
         graceful_timeout=10.0,

@@ -29,13 +29,6 @@ class ServiceSettings(BaseSettings):
         default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py)."
     )
     log_level: str = "INFO"
-    kafka_linger_ms: int = Field(
-        default=5,
-        ge=0,
-        le=100,
-        description="How long a publish waits for others to share its produce request (Kafka's linger.ms; its "
-        "Java producer's default since 4.0). Fewer, fuller requests cost the broker and this service less CPU.",
-    )
     consumer_group: str = ""
     handler_timeout_seconds: float = Field(
         default=60.0,
