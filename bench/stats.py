@@ -140,9 +140,17 @@ async def store(mongodb_uri: str, buckets: dict, clocks: list[dict]) -> None:
     await service.prepare_days(db, TZ, DAY)
     for name in buckets:
         await db[collection_of(name)].insert_one({"_id": name, "c": dict(buckets[name]), "wm": {}})
-    await db.clocks.create_index("live_due", sparse=True)
-    for start in range(0, len(clocks), 5000):
-        await db.clocks.insert_many(clocks[start : start + 5000])
+    # Each clock in its appeal's document, which its earliest running clock's due time finds.
+    appeals: dict[str, dict] = {}
+    for clock in clocks:
+        appeal = appeals.setdefault(clock["appeal_id"], projection.new_document(clock["appeal_id"]))
+        kept = {k: v for k, v in clock.items() if k not in ("_id", "appeal_id", "version", "applied", "deltas")}
+        appeal.setdefault("clocks", {})[projection.clock_key(clock["appeal_id"], clock["_id"])] = kept
+        appeal["live_due"] = min(appeal.get("live_due", kept["live_due"]), kept["live_due"])
+    await db.appeals.create_index("live_due", sparse=True)
+    docs = list(appeals.values())
+    for start in range(0, len(docs), 5000):
+        await db.appeals.insert_many(docs[start : start + 5000])
     await client.close()
 
 

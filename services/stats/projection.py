@@ -1,9 +1,10 @@
 """What stats counts, as plain functions (docs/domain.md, "Statistics").
 
-Every event is folded into the document of the thing it is about: an appeal, or
-one SLA clock. What a document counts is a pure function of the document
-(`appeal_counts`, `clock_counts`), so the effect of an event on the
-pre-aggregated buckets is the difference of the counts before and after it.
+Every event is folded into the document of the appeal it is about; an SLA clock
+is kept in its appeal's document too (`clocks`), so the events of one appeal in a
+batch cost one write. What a document counts is a pure function of the document
+(`appeal_counts`, and `clock_counts` of each of its clocks), so the effect of an
+event on the pre-aggregated buckets is the difference of the counts before and after it.
 Live consumption and a replay from the beginning therefore end with the same
 figures whatever the order of topics, and an event already folded changes nothing.
 
@@ -129,28 +130,44 @@ def sketch_value(key: int) -> float:
 
 
 def entity_of(event: CloudEvent[Any]) -> tuple[str, str]:
-    """(collection, id) of the document an event is folded into."""
-    if event.type.startswith("sla."):
-        return "clocks", event.data.clock_id
+    """(collection, id) of the document an event is folded into: its appeal's."""
     return "appeals", event.data.appeal_id
 
 
 def new_document(entity_id: str) -> dict[str, Any]:
-    """An empty appeal or clock document."""
+    """An empty appeal document."""
     return {"_id": entity_id, "version": 0, "applied": [], "deltas": {}}
 
 
+def clock_key(appeal_id: str, clock_id: str) -> str:
+    """Where an appeal's document keeps a clock: `scope:1` for clock `<appeal>:scope:1`."""
+    return clock_id.removeprefix(f"{appeal_id}:")
+
+
 def fold(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> None:
-    """Apply one event to its document, in place."""
-    if collection == "clocks":
-        _fold_clock(doc, event)
+    """Apply one event to its appeal's document, in place."""
+    if _is_clock(event):
+        clocks = doc.setdefault("clocks", {})
+        _fold_clock(clocks.setdefault(clock_key(event.data.appeal_id, event.data.clock_id), {}), event)
+        # The earliest due time of the appeal's clocks running unbreached: the index behind "running past due".
+        dues = [c["live_due"] for c in clocks.values() if "live_due" in c]
+        if dues:
+            doc["live_due"] = min(dues)
+        else:
+            doc.pop("live_due", None)
     else:
         _fold_appeal(doc, event)
 
 
 def counts(collection: str, doc: dict[str, Any]) -> Counts:
-    """What a document contributes to the buckets."""
-    return clock_counts(doc) if collection == "clocks" else appeal_counts(doc)
+    """What a document contributes to the buckets: the appeal's counts and its clocks'."""
+    out = appeal_counts(doc)
+    for clock in doc.get("clocks", {}).values():
+        for bucket, fields in clock_counts(clock).items():
+            into = out.setdefault(bucket, {})
+            for name, n in fields.items():
+                into[name] = into.get(name, 0) + n
+    return out
 
 
 def difference(after: Counts, before: Counts) -> Counts:
@@ -168,10 +185,22 @@ def record(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> Coun
     """Fold `event` once: the change it makes to the buckets, or None if it was folded before."""
     if event.id in doc["applied"]:
         return None
-    before = counts(collection, doc)
-    fold(collection, doc, event)
+    if _is_clock(event):
+        # A clock event changes that clock alone: the rest of the document counts the same before and after.
+        key = clock_key(event.data.appeal_id, event.data.clock_id)
+        before = clock_counts(doc.get("clocks", {}).get(key, {}))
+        fold(collection, doc, event)
+        after = clock_counts(doc["clocks"][key])
+    else:
+        before = counts(collection, doc)
+        fold(collection, doc, event)
+        after = counts(collection, doc)
     doc["applied"].append(event.id)
-    return difference(counts(collection, doc), before)
+    return difference(after, before)
+
+
+def _is_clock(event: CloudEvent[Any]) -> bool:
+    return event.type.startswith("sla.")
 
 
 def _ms(at: datetime) -> datetime:
@@ -322,9 +351,7 @@ _CLOCK_STATES = {
 
 def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
     data = event.data
-    doc.update(
-        appeal_id=data.appeal_id, clock=data.clock.value, department=data.department, started_at=_ms(data.started_at)
-    )
+    doc.update(clock=data.clock.value, department=data.department, started_at=_ms(data.started_at))
     if event.type == EventType.sla_breached:
         doc["breached"] = True
     state = _CLOCK_STATES.get(EventType(event.type))

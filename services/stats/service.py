@@ -1,4 +1,4 @@
-"""Stats state in MongoDB: appeal and clock documents, hourly and daily buckets, and reading them back.
+"""Stats state in MongoDB: appeal documents (with their clocks), hourly and daily buckets, and reading them back.
 
 A batch is written in two steps, each idempotent. First the documents, each
 guarded by its version, carrying the change every new event made. Then the
@@ -92,9 +92,42 @@ class Counted:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """The indexes behind "running past due" (`live_due` exists only on running clocks) and the company figures."""
-    await db.clocks.create_index("live_due", sparse=True)
+    """The indexes behind "running past due" (`live_due`: an appeal with a clock running unbreached) and the
+    company figures; clocks that earlier versions kept in documents of their own move into their appeals'."""
+    await db.appeals.create_index("live_due", sparse=True)
     await db.appeals.create_index("submitted_at")
+    await adopt_clock_documents(db)
+
+
+async def adopt_clock_documents(db: AsyncDatabase, batch: int = 500) -> int:
+    """Move the clock documents of the earlier layout (one per clock, in `clocks`) into their appeals' documents.
+
+    Runs before stats consumes. Each batch is saved before its clock documents are
+    deleted, and adopting a clock again (after a crash in between) changes nothing.
+    Returns how many clocks moved.
+    """
+    moved = 0
+    while docs := [d async for d in db.clocks.find().limit(batch)]:
+        keys = [("appeals", appeal_id) for appeal_id in {d["appeal_id"] for d in docs}]
+        appeals = await _load(db, keys)
+        versions = {key: doc["version"] for key, doc in appeals.items()}
+        for clock in docs:
+            key = ("appeals", clock["appeal_id"])
+            appeal = appeals.setdefault(key, projection.new_document(clock["appeal_id"]))
+            versions.setdefault(key, 0)
+            kept = {k: v for k, v in clock.items() if k not in ("_id", "appeal_id", "version", "applied", "deltas")}
+            appeal.setdefault("clocks", {})[projection.clock_key(clock["appeal_id"], clock["_id"])] = kept
+            appeal["applied"] += [event_id for event_id in clock["applied"] if event_id not in appeal["applied"]]
+            appeal["deltas"].update(clock["deltas"])
+            dues = [c["live_due"] for c in appeal["clocks"].values() if "live_due" in c]
+            if dues:
+                appeal["live_due"] = min(dues)
+        await _save(db, appeals, versions)
+        await db.clocks.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        moved += len(docs)
+    if moved:
+        log.info("clocks moved into their appeals' documents", extra={"clocks": moved})
+    return moved
 
 
 # Given topic-partitions, the offset and event id of each one's first record (None for an empty one).
@@ -329,11 +362,17 @@ async def totals(db: AsyncDatabase) -> dict[str, int]:
 
 async def overdue_clocks(db: AsyncDatabase, now: datetime, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Clocks still running past their due time with no breach seen yet, started in [start, end)."""
-    # A clock is due after it starts, so nothing due before the period began can belong to it.
-    cursor = db.clocks.find(
-        {"live_due": {"$gte": start, "$lt": min(now, _far_after(end))}}, {"department": 1, "clock": 1, "started_at": 1}
-    )
-    return [doc async for doc in cursor if start <= doc["started_at"] < end]
+    # An appeal's `live_due` is the earliest of its clocks running unbreached, so only its upper bound finds the
+    # appeals; each clock is then checked alone (a clock is due after it starts, so one due before the period
+    # began is not of it). Few match: sla breaches a clock soon after its due time, which ends its `live_due`.
+    until = min(now, _far_after(end))
+    cursor = db.appeals.find({"live_due": {"$lt": until}}, {"clocks": 1})
+    return [
+        clock
+        async for doc in cursor
+        for clock in doc["clocks"].values()
+        if "live_due" in clock and start <= clock["live_due"] < until and start <= clock["started_at"] < end
+    ]
 
 
 def _far_after(end: datetime) -> datetime:

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
 from devstack import servers
-from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, dead_letter_topic
+from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
 from libs.kafka import encode, ensure_topics
@@ -28,13 +28,14 @@ from services.stats.service import Delivered
 from services.stats.settings import StatsSettings
 from tests.conftest import Servers, start_broker
 from tests.helpers import read_topic, valid_uscc
-from tests.unit.test_stats import changed, submitted
+from tests.unit.test_stats import T0, changed, clock_event, submitted
 
 # A quiet hour of its own, so that appeals other tests submit now never mix in.
 HOUR = datetime(2021, 5, 5, 10, 7, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WINDOW = {"from": "2021-05-05T10:00:00+00:00", "to": "2021-05-05T11:00:00+00:00"}
 DEPT = "stats-test-dept"
+EVER, NEVER = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def settings(place: Servers, demo_keys, run: str) -> StatsSettings:
@@ -553,3 +554,63 @@ async def test_stats_counts_what_comes_after_the_broker_lost_its_data(real_serve
             assert await eventually(lambda: counted(8), timeout=90), "events at offsets counted before were skipped"
     finally:
         servers.stop(broker)
+
+
+async def test_clocks_kept_apart_by_an_earlier_version_join_their_appeals_and_count_the_same(real_servers):
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"stats_adopt_{new_id().lower()}"]
+    appeal_id = new_id()
+    scope_due, resolution_due = T0 + timedelta(hours=6), T0 + timedelta(hours=72)
+    scope = clock_event(EventType.sla_started, "running", T0, due=scope_due, appeal_id=appeal_id, department=DEPT)
+    resolution = clock_event(
+        EventType.sla_started,
+        "running",
+        T0,
+        clock="resolution",
+        due=resolution_due,
+        appeal_id=appeal_id,
+        department=DEPT,
+    )
+    try:
+        await service.prepare_days(db, SHANGHAI, T0)
+        await service.project(db, [Delivered(APPEALS_SUBMITTED, 0, 1, submitted(at=T0, appeal_id=appeal_id))], SHANGHAI)
+        # The earlier layout: one document per clock, beside the appeal's, its counts in the buckets already.
+        for n, event in enumerate((scope, resolution)):
+            doc = projection.new_document(appeal_id)
+            delta = projection.record("appeals", doc, event)
+            await service.apply_changes(db, [service.Counted("sla_events_v1:0", n, delta)], SHANGHAI)
+            (kept,) = doc["clocks"].values()
+            await db.clocks.insert_one(
+                {
+                    "_id": event.data.clock_id,
+                    "appeal_id": appeal_id,
+                    "version": 1,
+                    **kept,
+                    "applied": [event.id],
+                    "deltas": {},
+                }
+            )
+        before = service.add_up(await service.hourly(db, "h:", EVER, NEVER))
+        assert before[f"clock|{DEPT}|scope|live"] == 1 and before["n"] == 1
+
+        await service.ensure_indexes(db)
+        assert await db.clocks.count_documents({}) == 0
+        appeal = await db.appeals.find_one({"_id": appeal_id})
+        assert set(appeal["clocks"]) == {"scope:1", "resolution:1"} and appeal["live_due"] == scope_due
+        overdue = await service.overdue_clocks(db, T0 + timedelta(hours=10), T0, T0 + timedelta(hours=1))
+        assert [(c["department"], c["clock"]) for c in overdue] == [(DEPT, "scope")]
+
+        # Redelivered, an adopted clock's event counts nothing again; a new one counts where it belongs.
+        met = clock_event(EventType.sla_met, "met", T0 + timedelta(hours=1), appeal_id=appeal_id, department=DEPT)
+        changed_now = await service.project(
+            db, [Delivered(SLA_EVENTS, 0, 0, scope), Delivered(SLA_EVENTS, 0, 2, met)], SHANGHAI
+        )
+        after = service.add_up(await service.hourly(db, "h:", EVER, NEVER))
+        assert changed_now == 1
+        assert after[f"clock|{DEPT}|scope|met"] == 1 and after.get(f"clock|{DEPT}|scope|live", 0) == 0
+        assert after[f"clock|{DEPT}|resolution|live"] == 1 and after["n"] == 1
+        assert (await db.appeals.find_one({"_id": appeal_id}))["live_due"] == resolution_due
+        assert await service.adopt_clock_documents(db) == 0, "adopted once"
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

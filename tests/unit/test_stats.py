@@ -68,10 +68,10 @@ def changed(type_, status, seq, at, department=DEPT, appeal_id=APPEAL, submitted
     return make_event("appeals/router", type_, appeal_id, data, time=at)
 
 
-def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, generation=1):
+def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, generation=1, appeal_id=APPEAL):
     data = SlaClockChanged(
-        appeal_id=APPEAL,
-        clock_id=f"{APPEAL}:{clock}:{generation}",
+        appeal_id=appeal_id,
+        clock_id=f"{appeal_id}:{clock}:{generation}",
         clock=clock,
         department=department,
         state=state,
@@ -81,7 +81,7 @@ def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, gene
         started_at=T0,
         due_at=due,
     )
-    return make_event("appeals/sla", type_, APPEAL, data, time=at)
+    return make_event("appeals/sla", type_, appeal_id, data, time=at)
 
 
 def fold_all(events, collection="appeals", entity=APPEAL):
@@ -188,19 +188,29 @@ def test_a_transfer_opens_a_second_assignment_and_the_first_stays_unresolved():
 def test_a_clock_counts_its_outcome_and_a_breach_stays_a_breach():
     due = T0 + timedelta(hours=6)
     started = clock_event(EventType.sla_started, ClockState.running, T0, due=due)
-    doc, total = fold_all([started], "clocks", f"{APPEAL}:scope:1")
+    doc, total = fold_all([started])
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|live": 1}}
     assert doc["live_due"] == due, "a running clock is found by the 'running past due' index"
-    doc, total = fold_all(
-        [started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))],
-        "clocks",
-        f"{APPEAL}:scope:1",
-    )
+    doc, total = fold_all([started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))])
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|met": 1}} and "live_due" not in doc
-    doc, total = fold_all(
-        [started, clock_event(EventType.sla_breached, ClockState.breached, due)], "clocks", f"{APPEAL}:scope:1"
-    )
+    doc, total = fold_all([started, clock_event(EventType.sla_breached, ClockState.breached, due)])
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|breached": 1}} and "live_due" not in doc
+
+
+def test_an_appeal_keeps_its_clocks_and_is_found_by_the_earliest_one_running():
+    scope_due, resolution_due = T0 + timedelta(hours=6), T0 + timedelta(hours=72)
+    events = [
+        submitted(),
+        clock_event(EventType.sla_started, ClockState.running, T0, due=scope_due),
+        clock_event(EventType.sla_started, ClockState.running, T0, clock="resolution", due=resolution_due),
+    ]
+    doc, total = fold_all(events)
+    assert set(doc["clocks"]) == {"scope:1", "resolution:1"} and doc["live_due"] == scope_due
+    hour = total["h:2026-03-03T14"]
+    assert hour["n"] == 1 and hour[f"clock|{DEPT}|scope|live"] == hour[f"clock|{DEPT}|resolution|live"] == 1
+    doc, total = fold_all([*events, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))])
+    assert doc["live_due"] == resolution_due, "the scope clock is met: the resolution clock is the earliest now"
+    assert total["h:2026-03-03T14"][f"clock|{DEPT}|scope|met"] == 1
 
 
 def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
