@@ -44,7 +44,7 @@ Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
 
-WRITES = ("insert", "update", "delete", "findAndModify")
+_WRITES = ("insert", "update", "delete", "findAndModify")
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -75,7 +75,7 @@ class CommandCounter(monitoring.CommandListener):
         collection = event.command.get("collection") if name == "getMore" else target
         labels = (name, collection if isinstance(collection, str) else "")
         self.total.labels(*labels).inc()
-        if name in WRITES:
+        if name in _WRITES:
             self._writes[(event.connection_id, event.request_id)] = labels
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:

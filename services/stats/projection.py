@@ -144,22 +144,27 @@ def clock_key(appeal_id: str, clock_id: str) -> str:
     return clock_id.removeprefix(f"{appeal_id}:")
 
 
-def fold(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> None:
+def fold(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
     """Apply one event to its appeal's document, in place."""
     if _is_clock(event):
         clocks = doc.setdefault("clocks", {})
         _fold_clock(clocks.setdefault(clock_key(event.data.appeal_id, event.data.clock_id), {}), event)
-        # The earliest due time of the appeal's clocks running unbreached: the index behind "running past due".
-        dues = [c["live_due"] for c in clocks.values() if "live_due" in c]
-        if dues:
-            doc["live_due"] = min(dues)
-        else:
-            doc.pop("live_due", None)
+        set_live_due(doc)
     else:
         _fold_appeal(doc, event)
 
 
-def counts(collection: str, doc: dict[str, Any]) -> Counts:
+def set_live_due(doc: dict[str, Any]) -> None:
+    """Keep `live_due`, the earliest due time of the appeal's clocks running unbreached (the index behind
+    "running past due"), absent when none runs so."""
+    dues = [c["live_due"] for c in doc.get("clocks", {}).values() if "live_due" in c]
+    if dues:
+        doc["live_due"] = min(dues)
+    else:
+        doc.pop("live_due", None)
+
+
+def counts(doc: dict[str, Any]) -> Counts:
     """What a document contributes to the buckets: the appeal's counts and its clocks'."""
     out = appeal_counts(doc)
     for clock in doc.get("clocks", {}).values():
@@ -181,7 +186,7 @@ def difference(after: Counts, before: Counts) -> Counts:
     return out
 
 
-def record(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> Counts | None:
+def record(doc: dict[str, Any], event: CloudEvent[Any]) -> Counts | None:
     """Fold `event` once: the change it makes to the buckets, or None if it was folded before."""
     if event.id in doc["applied"]:
         return None
@@ -189,12 +194,12 @@ def record(collection: str, doc: dict[str, Any], event: CloudEvent[Any]) -> Coun
         # A clock event changes that clock alone: the rest of the document counts the same before and after.
         key = clock_key(event.data.appeal_id, event.data.clock_id)
         before = clock_counts(doc.get("clocks", {}).get(key, {}))
-        fold(collection, doc, event)
+        fold(doc, event)
         after = clock_counts(doc["clocks"][key])
     else:
-        before = counts(collection, doc)
-        fold(collection, doc, event)
-        after = counts(collection, doc)
+        before = counts(doc)
+        fold(doc, event)
+        after = counts(doc)
     doc["applied"].append(event.id)
     return difference(after, before)
 

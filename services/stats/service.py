@@ -119,9 +119,7 @@ async def adopt_clock_documents(db: AsyncDatabase, batch: int = 500) -> int:
             appeal.setdefault("clocks", {})[projection.clock_key(clock["appeal_id"], clock["_id"])] = kept
             appeal["applied"] += [event_id for event_id in clock["applied"] if event_id not in appeal["applied"]]
             appeal["deltas"].update(clock["deltas"])
-            dues = [c["live_due"] for c in appeal["clocks"].values() if "live_due" in c]
-            if dues:
-                appeal["live_due"] = min(dues)
+            projection.set_live_due(appeal)
         await _save(db, appeals, versions)
         await db.clocks.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
         moved += len(docs)
@@ -158,7 +156,7 @@ async def project(
         versions.setdefault(key, 0)
         if key not in dirty:
             _forget_settled(doc, first_offset)
-        delta = projection.record(key[0], doc, item.event)
+        delta = projection.record(doc, item.event)
         if delta is not None:
             doc["deltas"][item.event.id] = {"s": stream, "o": item.offset, "c": delta}
             dirty.add(key)

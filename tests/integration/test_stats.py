@@ -577,7 +577,7 @@ async def test_clocks_kept_apart_by_an_earlier_version_join_their_appeals_and_co
         # The earlier layout: one document per clock, beside the appeal's, its counts in the buckets already.
         for n, event in enumerate((scope, resolution)):
             doc = projection.new_document(appeal_id)
-            delta = projection.record("appeals", doc, event)
+            delta = projection.record(doc, event)
             await service.apply_changes(db, [service.Counted("sla_events_v1:0", n, delta)], SHANGHAI)
             (kept,) = doc["clocks"].values()
             await db.clocks.insert_one(

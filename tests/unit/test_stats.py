@@ -84,12 +84,12 @@ def clock_event(type_, state, at, clock="scope", due=None, department=DEPT, gene
     return make_event("appeals/sla", type_, appeal_id, data, time=at)
 
 
-def fold_all(events, collection="appeals", entity=APPEAL):
+def fold_all(events, entity=APPEAL):
     """Fold events into a fresh document; returns it and the sum of the changes they made."""
     doc = projection.new_document(entity)
     total = defaultdict(lambda: defaultdict(int))
     for event in events:
-        delta = projection.record(collection, doc, event)
+        delta = projection.record(doc, event)
         for bucket, fields in (delta or {}).items():
             for name, n in fields.items():
                 total[bucket][name] += n
@@ -127,7 +127,7 @@ def test_a_resolved_appeal_counts_in_its_submission_hour_and_against_its_departm
 def test_an_event_folded_twice_changes_nothing_the_second_time():
     story = resolved_story()
     doc, once = fold_all(story)
-    assert all(projection.record("appeals", doc, event) is None for event in story)
+    assert all(projection.record(doc, event) is None for event in story)
     _, twice = fold_all(story + story)
     assert twice == once
 
