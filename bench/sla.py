@@ -32,6 +32,7 @@ from bench.common import (
 from devstack import servers
 from libs.contract import SLA_EVENTS
 from libs.kafka import ensure_topics, partitions_of
+from services.sla import service
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold
 
@@ -61,6 +62,11 @@ def clock_doc(i: int, due: datetime, target: float, fired: list[int], prefix: st
         "category": "financing",
         "district": "nanshan",
     }
+
+
+def appeal_of(clock: dict) -> dict:
+    """The appeal's document in sla's database, holding its one clock as sla keeps it."""
+    return service.appeal_document(clock["appeal_id"], [clock])
 
 
 async def baseline(bootstrap: str, mongodb_uri: str, n: int = 20_000) -> dict[str, float]:
@@ -93,8 +99,8 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
     """One run: `running` clocks, `due` of them firing 80 % and 100 % within `window` seconds."""
     database = f"bench_sla_{label}"
     client = AsyncMongoClient(srv.mongodb_uri, tz_aware=True)
-    clocks = client[database].clocks
-    await clocks.drop()
+    appeals = client[database].appeals
+    await appeals.drop()
     port = servers.free_port()
     proc = start_service(
         "sla",
@@ -111,7 +117,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
 
     async def write(docs: list[dict], bar: tqdm) -> None:
         for start in range(0, len(docs), 2000):
-            await clocks.insert_many(docs[start : start + 2000])
+            await appeals.insert_many([appeal_of(doc) for doc in docs[start : start + 2000]])
             bar.update(len(docs[start : start + 2000]))
 
     with tqdm(total=running, desc=f"{label}: writing clocks", unit="clock", leave=False) as bar:
@@ -119,11 +125,14 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
         idle = [clock_doc(i, datetime.now(UTC) + timedelta(days=7), target, [50], label) for i in range(due, running)]
         await write(idle, bar)
         probe_started = time.perf_counter()
-        await clocks.insert_many(
-            [clock_doc(running + i, datetime.now(UTC) + timedelta(days=7), target, [50], "probe") for i in range(500)]
+        await appeals.insert_many(
+            [
+                appeal_of(clock_doc(running + i, datetime.now(UTC) + timedelta(days=7), target, [50], "probe"))
+                for i in range(500)
+            ]
         )
         per_doc = (time.perf_counter() - probe_started) / 500
-        await clocks.delete_many({"appeal_id": {"$regex": "^probe"}})
+        await appeals.delete_many({"_id": {"$regex": "^probe"}})
         t0 = datetime.now(UTC) + timedelta(seconds=per_doc * due * 1.5 + LEAD_SECONDS)
         expected: dict[tuple[str, int], datetime] = {}
         busy = []

@@ -1,20 +1,27 @@
-"""SLA persistence: clocks driven by the lifecycle, and a scheduler that fires each threshold once.
+"""SLA persistence: an appeal's clocks in its one document, driven by the lifecycle, and a scheduler
+that fires each threshold once.
 
-Firing is claim, publish, record: a replica claims a batch of due clocks with one
-conditional update (a `claim` token that expires), publishes what is due, then
-records it in one bulk write. Only the claimant fires a clock, however many
-replicas run. Each threshold's event id is derived from the clock and the level,
-so if a crash comes between publishing and recording, the clock is fired again
-once the claim expires under the same id: consumers see one event, perhaps
-delivered twice, never two warnings. Lifecycle changes use the per-clock outbox.
+One document per appeal holds its clocks (scope, response, resolution and their later
+runs), the last lifecycle sequence applied, an outbox, and the two instants the queries
+need: `next_fire_at` (its earliest threshold) and `live_due` (its earliest running
+clock's due time). The database's cost follows the documents written, so a batch of
+lifecycle events writes each appeal once, whatever it does to how many clocks.
+
+Firing is claim, publish, record: a replica claims a batch of appeals with a threshold
+due with one conditional update (a `claim` token that expires), publishes what is
+due, then records it in one bulk write. Only the claimant fires, however many replicas
+run. Each threshold's event id is derived from the clock and the level, so if a crash
+comes between publishing and recording, the clock is fired again once the claim
+expires under the same id: consumers see one event, perhaps delivered twice, never two
+warnings. Lifecycle changes use the document's outbox.
 """
 
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -29,8 +36,8 @@ from libs.clock import Clock
 from libs.config import City, SlaConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
 from libs.ids import stable_id
-from libs.mongo import apply_update, as_stored
-from libs.outbox import outbox_items
+from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by
+from libs.outbox import Emit, outbox_items
 from services.sla import clocks, rules
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,7 @@ CLAIM_TTL = timedelta(seconds=10)
 ROUNDING = timedelta(milliseconds=50)
 # A breached clock still awaits its answer: the lifecycle can stop or cancel it.
 ALIVE = (*clocks.LIVE, ClockState.breached.value)
+RUNNING = ClockState.running.value
 
 
 @dataclass(frozen=True)
@@ -63,79 +71,41 @@ class SlaBook:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """The scheduler reads only due clocks; queries never scan running ones."""
-    # Few indexes on purpose: every one of them costs each fired threshold a write.
-    await db.clocks.create_index([("next_fire_at", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("appeal_id", ASCENDING)])
-    await db.clocks.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
-    await db.clocks.create_index([("outbox_since", ASCENDING)], sparse=True)
-    await db.clocks.create_index([("claim_until", ASCENDING)], sparse=True)
+    """The scheduler reads only appeals with a threshold due; queries never scan the others."""
+    # Few indexes on purpose: the server rewrites every one of them on each write of the document.
+    await db.appeals.create_index([("next_fire_at", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("live_due", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("claim_until", ASCENDING)], sparse=True)
+    await adopt_clock_documents(db)
 
 
-@dataclass
-class Writes:
-    """What a batch of lifecycle events adds up to, written at the end in a few bulk writes.
+def summary(kept: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The appeal's earliest threshold and earliest running due time: fields to set, and those to unset."""
+    kept = list(kept)
+    instants = {
+        "next_fire_at": min((c["next_fire_at"] for c in kept if c.get("next_fire_at")), default=None),
+        "live_due": min((c["due_at"] for c in kept if c["state"] == RUNNING and c.get("due_at")), default=None),
+    }
+    return {k: v for k, v in instants.items() if v}, {k: "" for k, v in instants.items() if not v}
 
-    Documents are changed in memory as the events are folded in order, so a later
-    event of the same appeal sees what an earlier one did; each update is guarded by
-    the version it was computed from.
-    """
 
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[UpdateOne] = field(default_factory=list)
-    running: Counter = field(default_factory=Counter)
-    # Clock id -> the document as it will be once written: its outbox is published at the end.
-    touched: dict[str, dict[str, Any]] = field(default_factory=dict)
-    appeals: dict[str, dict[str, Any]] = field(default_factory=dict)
+def appeal_document(
+    appeal_id: str, kept: list[dict[str, Any]], sequence: int = 0, generation: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """A new appeal's document holding `kept` clocks, as it is stored."""
+    found, _ = summary(kept)
+    doc = {"_id": appeal_id, "sequence": sequence, "generation": generation or {}, "version": 1, "clocks": kept}
+    return as_stored({**doc, **found})
 
-    def change(
-        self, doc: dict[str, Any], change: clocks.ClockChange, now: datetime, traceparent: str | None
-    ) -> dict[str, Any]:
-        """Queue a guarded update of one clock; returns the clock as it will be."""
-        if not change.set and not change.emits:
-            return doc
-        # Unsetting the claim lets the scheduler look at the changed clock at once.
-        update = outbox.stage(
-            {"$set": {**change.set, "updated_at": now}, "$inc": {"version": 1}, "$unset": claims.UNCLAIM},
-            outbox_items(SOURCE, change.emits, traceparent, now),
-            now,
-        )
-        self.updates.append(UpdateOne({"_id": doc["_id"], "version": doc["version"]}, update))
-        after = apply_update(doc, update)
-        running = ClockState.running.value
-        self.running[doc["clock"]] += int(after["state"] == running) - int(doc["state"] == running)
-        self.touched[doc["_id"]] = after
-        return after
 
-    async def write(self, db: AsyncDatabase, broker: KafkaBroker) -> None:
-        """Insert, update, count, publish the outboxes, then remember each appeal's sequence."""
-        with outbox.held(db.clocks, self.touched):
-            await self._write(db, broker)
-
-    async def _write(self, db: AsyncDatabase, broker: KafkaBroker) -> None:
-        if self.inserts:
-            try:
-                await db.clocks.insert_many(self.inserts, ordered=False)
-            except BulkWriteError as exc:
-                raise ClocksChanged(f"{len(exc.details.get('writeErrors', []))} clocks started meanwhile") from exc
-        if self.updates:
-            result = await db.clocks.bulk_write(self.updates, ordered=True)
-            if result.matched_count != len(self.updates):
-                raise ClocksChanged(f"{len(self.updates) - result.matched_count} clocks changed meanwhile")
-        await _count_running(db, self.running)
-        await outbox.flush_many(db.clocks, broker, list(self.touched.values()))
-        if self.appeals:
-            await db.appeals.bulk_write(
-                [
-                    UpdateOne({"_id": appeal_id}, {"$set": state}, upsert=True)
-                    for appeal_id, state in self.appeals.items()
-                ],
-                ordered=False,
-            )
+def running_by_kind(kept: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Running clocks per kind."""
+    return Counter(c["clock"] for c in kept if c["state"] == RUNNING)
 
 
 class ClocksChanged(RuntimeError):
-    """Another writer (the scheduler, another replica) changed a clock first; the batch is retried."""
+    """Another writer (the scheduler, another replica) changed an appeal first; the batch is retried."""
 
 
 async def apply_lifecycle(
@@ -143,54 +113,104 @@ async def apply_lifecycle(
 ) -> None:
     """Start, stop, pause, resume or cancel the clocks of a batch of lifecycle events, in order.
 
-    A replayed event changes nothing: each appeal remembers the last sequence applied,
-    and a clock a redelivered event would start is found already there.
+    Each appeal's events are folded into its document in memory, which is then written
+    once, guarded by the version it was read at. A replayed event changes nothing: the
+    document remembers the last sequence applied.
     """
     ids = list(dict.fromkeys(event.data.appeal_id for event in events))
-    states = {d["_id"]: d async for d in db.appeals.find({"_id": {"$in": ids}})}
-    kept: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    async for clock in db.clocks.find({"appeal_id": {"$in": ids}}):
-        kept[clock["appeal_id"]].append(clock)
-    writes = Writes()
+    stored = {d["_id"]: d async for d in db.appeals.find({"_id": {"$in": ids}})}
+    folded: dict[str, dict[str, Any]] = {}
+    items: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         appeal_id = event.data.appeal_id
-        state = states.get(appeal_id) or {"_id": appeal_id, "sequence": 0, "generation": {}}
-        states[appeal_id] = _fold(writes, book, event, state, kept[appeal_id], now)
-    await writes.write(db, broker)
+        doc = folded.get(appeal_id) or stored.get(appeal_id) or {"_id": appeal_id, "sequence": 0, "clocks": []}
+        folded[appeal_id], emits = _fold(book, event, doc, now)
+        items[appeal_id] += outbox_items(SOURCE, emits, event.traceparent, now)
+    changed = {i: d for i, d in folded.items() if d["clocks"] != stored.get(i, {}).get("clocks", [])}
+    await _write(db, broker, stored, changed, items, now)
+
+
+async def _write(
+    db: AsyncDatabase,
+    broker: KafkaBroker,
+    stored: dict[str, dict[str, Any]],
+    changed: dict[str, dict[str, Any]],
+    items: dict[str, list[dict[str, Any]]],
+    now: datetime,
+) -> None:
+    """Insert the new appeals, update the others guarded by version, count, then publish the outboxes."""
+    inserts, updates, written = [], [], []
+    running: Counter[str] = Counter()
+    for appeal_id, doc in changed.items():
+        before = stored.get(appeal_id)
+        running.update(running_by_kind(doc["clocks"]))
+        running.subtract(running_by_kind(before["clocks"] if before else []))
+        if before is None:
+            new = appeal_document(appeal_id, doc["clocks"], doc["sequence"], doc["generation"])
+            new["updated_at"] = as_stored(now)
+            if items[appeal_id]:
+                new.update(as_stored({"outbox": items[appeal_id], "outbox_since": now}))
+            inserts.append(new)
+            written.append(new)
+            continue
+        found, gone = summary(doc["clocks"])
+        update = outbox.stage(
+            {
+                "$set": {
+                    "clocks": doc["clocks"],
+                    "sequence": doc["sequence"],
+                    "generation": doc["generation"],
+                    "updated_at": now,
+                    **found,
+                },
+                "$inc": {"version": 1},
+                # Unsetting the claim lets the scheduler look at the changed appeal at once.
+                "$unset": {**claims.UNCLAIM, **gone},
+            },
+            items[appeal_id],
+            now,
+        )
+        updates.append(UpdateOne({"_id": appeal_id, "version": before.get("version")}, update))
+        written.append(apply_update(before, update))
+    with outbox.held(db.appeals, changed):
+        if inserts:
+            try:
+                await db.appeals.insert_many(inserts, ordered=False)
+            except BulkWriteError as exc:
+                raise ClocksChanged(f"{len(exc.details.get('writeErrors', []))} appeals started meanwhile") from exc
+        if updates:
+            result = await db.appeals.bulk_write(updates, ordered=False)
+            if result.matched_count != len(updates):
+                raise ClocksChanged(f"{len(updates) - result.matched_count} appeals changed meanwhile")
+        await _count_running(db, running)
+        await outbox.flush_many(db.appeals, broker, written)
 
 
 def _fold(
-    writes: Writes,
-    book: SlaBook,
-    event: CloudEvent[AppealChanged],
-    state: dict[str, Any],
-    kept: list[dict[str, Any]],
-    now: datetime,
-) -> dict[str, Any]:
-    """Carry out one event's steps (`rules.steps`) on the appeal's clocks (`kept`, changed in place).
-
-    Returns the appeal's new state: the last sequence applied and each kind's generation.
-    """
+    book: SlaBook, event: CloudEvent[AppealChanged], doc: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], list[Emit]]:
+    """Carry out one event's steps (`rules.steps`) on the appeal's clocks: the document after, and the events owed."""
     data = event.data
-    if data.sequence <= state["sequence"]:
-        return state
-    generation: dict[str, int] = dict(state.get("generation", {}))
+    if data.sequence <= doc["sequence"]:
+        return doc, []
+    generation: dict[str, int] = dict(doc.get("generation", {}))
+    kept = list(doc.get("clocks", []))
+    emits: list[Emit] = []
     at = event.time
     for step in rules.steps(event.type, data):
         if isinstance(step, rules.Start):
             if step.only_if_none_alive and _alive(kept, step.kind, None):
                 continue
             generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
-            _begin(writes, book, event, step, generation[step.kind.value], kept, now)
+            emits += _begin(book, event, step, generation[step.kind.value], kept, now)
             continue
         change = _VERBS[step.verb]
         target = book.target(data.sla_profile or "", ClockKind.response, True) if step.verb == "retarget" else None
-        for doc in _alive(kept, step.kinds, step.department):
-            calendar = book.calendars.named(doc["calendar"])
-            after = writes.change(doc, change(doc, calendar, at, step.to or target), now, event.traceparent)
-            kept[kept.index(doc)] = after
-    writes.appeals[data.appeal_id] = {"sequence": data.sequence, "generation": generation}
-    return {"_id": data.appeal_id, **writes.appeals[data.appeal_id]}
+        for clock in _alive(kept, step.kinds, step.department):
+            done = change(clock, book.calendars.named(clock["calendar"]), at, step.to or target)
+            kept[kept.index(clock)] = as_stored({**clock, **done.set})
+            emits += done.emits
+    return {**doc, "sequence": data.sequence, "generation": generation, "clocks": kept}, emits
 
 
 # What each verb of the table does to one clock; the last argument is the reassign's department or the new target.
@@ -219,22 +239,17 @@ def _alive(
 
 
 def _begin(
-    writes: Writes,
     book: SlaBook,
     event: CloudEvent[AppealChanged],
     step: rules.Start,
     generation: int,
     kept: list[dict[str, Any]],
     now: datetime,
-) -> None:
-    """Start one run of a clock, unless an earlier delivery of the event started it already."""
+) -> list[Emit]:
+    """Start one run of a clock (appended to `kept`); returns the events owed."""
     data = event.data
-    clock_id = clocks.clock_id(data.appeal_id, step.kind, generation)
-    there = next((c for c in kept if c["_id"] == clock_id), None)
-    if there is not None:
-        # Started by an earlier delivery of this event: publish what it still owes, start nothing.
-        writes.touched.setdefault(clock_id, there)
-        return
+    if any(c["_id"] == clocks.clock_id(data.appeal_id, step.kind, generation) for c in kept):
+        return []  # an earlier version wrote its clocks apart from the sequence: this run was started already
     calendar = book.calendar_for(step.department)
     target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
     facts = {"category": data.category.value, "district": data.district}
@@ -252,19 +267,8 @@ def _begin(
         facts,
     )
     # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-    doc.update(
-        {
-            "outbox": outbox_items(SOURCE, emits, event.traceparent, now),
-            "outbox_since": now,
-            "updated_at": now,
-            "traceparent": event.traceparent,
-        }
-    )
-    doc = as_stored(doc)  # as the database will hold it (milliseconds), for the updates that follow
-    writes.inserts.append(doc)
-    writes.running[step.kind.value] += 1
-    writes.touched[clock_id] = doc
-    kept.append(doc)
+    kept.append(as_stored({**doc, "traceparent": event.traceparent}))
+    return emits
 
 
 @dataclass
@@ -283,14 +287,14 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
 async def claim_due(
     db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0), skip: int = 0
 ) -> Claimed:
-    """Claim up to `batch` clocks with a threshold due within `lookahead`, soonest first.
+    """Claim up to `batch` appeals with a threshold due within `lookahead`, soonest first.
 
     Claiming ahead of time leaves only publishing for the due instant. `skip` is how
-    many due clocks other passes of this replica may still hold.
+    many due appeals other passes of this replica may still hold.
     """
     now = clock.now()
     claimed = await claims.claim_due(
-        db.clocks,
+        db.appeals,
         "next_fire_at",
         now + lookahead,
         limit=batch,
@@ -302,71 +306,97 @@ async def claim_due(
     return claimed
 
 
+def _wake_at(doc: dict[str, Any], book: SlaBook) -> datetime:
+    """When the appeal's first threshold is due, computed afresh from its clock.
+
+    The stored instant is rounded to the millisecond, and asyncio may wake a little early: waking
+    before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
+    """
+    due = doc["next_fire_at"]
+    first = next((c for c in doc["clocks"] if c.get("next_fire_at") == due and c.get("next_level")), None)
+    if first is None:
+        return due
+    exact = clocks.level_at(first, book.calendars.named(first["calendar"]), first["next_level"])
+    return max(due, min(exact, due + ROUNDING))
+
+
 async def fire_claimed(
     db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock, claimed: Claimed
 ) -> list[Fired]:
-    """Fire each claimed clock when its threshold comes, then record them all in one bulk write."""
+    """Fire each claimed appeal's due thresholds when they come, then record them all in one bulk write."""
     writes, publishing, fired = [], [], []
+    breached: Counter[str] = Counter()
     for doc in claimed.docs:
-        calendar = book.calendars.named(doc["calendar"])
-        # The stored instant is rounded to the millisecond, and asyncio may wake a little early: waking
-        # before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
-        due = doc["next_fire_at"]
-        if doc.get("next_level"):
-            due = max(due, min(clocks.level_at(doc, calendar, doc["next_level"]), due + ROUNDING))
+        due = _wake_at(doc, book)
         while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
-        change = clocks.fire(doc, calendar, at_now)
-        event_ids = [threshold_event_id(doc["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
-        items = outbox_items(SOURCE, change.emits, doc.get("traceparent"), at_now, ids=event_ids)
+        kept, items = [], []
+        for c in doc["clocks"]:
+            change = clocks.fire(c, book.calendars.named(c["calendar"]), at_now)
+            event_ids = [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+            items += outbox_items(SOURCE, change.emits, c.get("traceparent"), at_now, ids=event_ids)
+            kept.append({**c, **change.set})
+            fired += [
+                Fired(c["department"], c["clock"], level, (at_now - at).total_seconds()) for level, at in change.fired
+            ]
+            breached.update(c["clock"] for level, _ in change.fired if level == 100)
         if items:
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
-        # The version guard loses to a lifecycle change made since the claim (e.g. the clock was met).
+        found, gone = summary(kept)
+        # The version guard loses to a lifecycle change made since the claim (e.g. a clock was met).
         writes.append(
             UpdateOne(
                 {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
-                {"$set": {**change.set, "updated_at": at_now}, "$inc": {"version": 1}, "$unset": claims.UNCLAIM},
+                {
+                    "$set": {"clocks": kept, "updated_at": at_now, **found},
+                    "$inc": {"version": 1},
+                    "$unset": {**claims.UNCLAIM, **gone},
+                },
             )
         )
-        fired += [
-            Fired(doc["department"], doc["clock"], level, (at_now - at).total_seconds()) for level, at in change.fired
-        ]
     await asyncio.gather(*publishing)
     if not writes:
         return fired
-    result = await db.clocks.bulk_write(writes, ordered=False)
-    breached = Counter(f.clock for f in fired if f.level == 100)
+    result = await db.appeals.bulk_write(writes, ordered=False)
     if result.modified_count == len(writes):
-        await _count_running(db, {clock: -n for clock, n in breached.items()})
+        await _count_running(db, {kind: -n for kind, n in breached.items()})
     else:
         log.info(
-            "some fired clocks changed meanwhile", extra={"claimed": len(writes), "written": result.modified_count}
+            "some fired appeals changed meanwhile", extra={"claimed": len(writes), "written": result.modified_count}
         )
     return fired
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> int:
-    """Free the clocks a crashed replica had claimed, so another one fires them."""
-    return await claims.release_expired(db.clocks, now)
+    """Free the appeals a crashed replica had claimed, so another one fires them."""
+    return await claims.release_expired(db.appeals, now)
 
 
 async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:
     """Every clock of an appeal, oldest first."""
-    return [
-        c
-        async for c in db.clocks.find({"appeal_id": appeal_id}, {"outbox": 0}).sort(
-            [("started_at", ASCENDING), ("clock", ASCENDING)]
-        )
-    ]
+    doc = await db.appeals.find_one({"_id": appeal_id}, {"clocks": 1})
+    return sorted((doc or {}).get("clocks", []), key=lambda c: (c["started_at"], c["clock"]))
 
 
 async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, limit: int) -> list[dict[str, Any]]:
     """Running clocks due before `until` (overdue included), soonest first."""
-    query: dict[str, Any] = {"state": ClockState.running.value, "due_at": {"$lte": until}}
-    if department:
-        query["department"] = department
-    return [c async for c in db.clocks.find(query, {"outbox": 0}).sort("due_at", ASCENDING).limit(limit)]
+    found: list[dict[str, Any]] = []
+    # Appeals come by their earliest running due time, so once `limit` clocks are due before the next
+    # appeal's earliest, no later appeal can add one.
+    async for doc in db.appeals.find({"live_due": due_by(until)}, {"clocks": 1, "live_due": 1}).sort("live_due"):
+        if len(found) >= limit and found[limit - 1]["due_at"] <= doc["live_due"]:
+            break
+        found += [
+            c
+            for c in doc["clocks"]
+            if c["state"] == RUNNING
+            and c.get("due_at")
+            and c["due_at"] <= until
+            and (department is None or c["department"] == department)
+        ]
+        found.sort(key=lambda c: c["due_at"])
+    return found[:limit]
 
 
 async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:
@@ -382,19 +412,75 @@ async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:
 async def running_counts(db: AsyncDatabase) -> dict[str, int]:
     """Running clocks per kind, for the `sla_clocks_running` gauge.
 
-    Kept as counters beside the clocks because counting 100,000 clocks on every
-    scrape would load the database more than firing them does. The first start
-    on an existing clock collection counts once to seed them.
+    Kept as counters beside the appeals because counting 100,000 clocks on every
+    scrape would load the database more than firing them does. The first start on
+    existing appeals counts once to seed them.
     """
     counters = {d["_id"]: d["value"] async for d in db.counters.find({"_id": {"$regex": "^running:"}})}
-    if not counters and await db.clocks.estimated_document_count():
+    if not counters and await db.appeals.estimated_document_count():
+        seen: Counter[str] = Counter()
+        async for doc in db.appeals.find({"live_due": {"$exists": True}}, {"clocks": 1}):
+            seen.update(running_by_kind(doc["clocks"]))
         for kind in ClockKind:
-            n = await db.clocks.count_documents({"state": ClockState.running.value, "clock": kind.value})
-            await db.counters.update_one({"_id": f"running:{kind.value}"}, {"$setOnInsert": {"value": n}}, upsert=True)
+            await db.counters.update_one(
+                {"_id": f"running:{kind.value}"}, {"$setOnInsert": {"value": seen[kind.value]}}, upsert=True
+            )
         return await running_counts(db)
     return {kind.value: max(0, counters.get(f"running:{kind.value}", 0)) for kind in ClockKind}
 
 
 async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
-    """Publish what a crash left in clock outboxes."""
-    return await outbox.flush_stale(db.clocks, broker, now)
+    """Publish what a crash left in appeals' outboxes."""
+    return await outbox.flush_stale(db.appeals, broker, now)
+
+
+# Fields of an earlier version's clock document that belonged to the document, not to the clock.
+_DOCUMENT_FIELDS = ("outbox", "outbox_since", "claim", "claim_until", "updated_at", "version")
+
+
+async def adopt_clock_documents(db: AsyncDatabase) -> int:
+    """Move the clocks an earlier version kept one per document into their appeals' documents.
+
+    Idempotent, and run before consuming: an appeal keeps the clocks it holds already,
+    gains the others, and takes over what their outboxes still owed (published by the
+    sweep under the same ids). Returns how many clock documents were moved.
+    """
+    if "clocks" not in await db.list_collection_names():
+        return 0
+    moved, now = 0, as_stored(datetime.now(UTC))
+    while olds := [c async for c in db.clocks.find({}).limit(ID_CHUNK)]:
+        by_appeal: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        for old in olds:
+            by_appeal[old["appeal_id"]].append(old)
+        stored = {d["_id"]: d async for d in db.appeals.find({"_id": {"$in": list(by_appeal)}})}
+        writes = []
+        for appeal_id, group in by_appeal.items():
+            doc = stored.get(appeal_id, {})
+            kept = {c["_id"]: c for c in doc.get("clocks", [])}
+            owed = [item for old in group for item in old.get("outbox") or []]
+            for old in group:
+                kept.setdefault(old["_id"], {k: v for k, v in old.items() if k not in _DOCUMENT_FIELDS})
+            ordered = sorted(kept.values(), key=lambda c: (c["started_at"], c["clock"]))
+            found, gone = summary(ordered)
+            generation: dict[str, int] = {}
+            for c in ordered:
+                generation[c["clock"]] = max(generation.get(c["clock"], 0), c["generation"])
+            since = min((old["outbox_since"] for old in group if old.get("outbox_since")), default=now)
+            update = outbox.stage(
+                {
+                    "$set": {"clocks": ordered, **found},
+                    "$setOnInsert": {"sequence": 0, "generation": generation},
+                    "$inc": {"version": 1},
+                    "$unset": gone,
+                },
+                owed,
+                since,
+            )
+            writes.append(UpdateOne({"_id": appeal_id}, {k: v for k, v in update.items() if v}, upsert=True))
+        await db.appeals.bulk_write(writes, ordered=False)
+        await db.clocks.delete_many({"_id": {"$in": [old["_id"] for old in olds]}})
+        moved += len(olds)
+    await db.clocks.drop()
+    if moved:
+        log.info("clocks moved into their appeals' documents", extra={"clocks": moved})
+    return moved
