@@ -15,8 +15,11 @@ from services.notify.settings import NotifySettings
 
 
 async def _startup(runtime: NotifyRuntime) -> None:
-    runtime.http = channels.open_http(runtime.settings.send_timeout_seconds)
-    runtime.closing.append(runtime.http.close)
+    settings = runtime.settings
+    runtime.senders = channels.open_senders(
+        settings.smtp_host, settings.smtp_port, settings.smtp_connections, settings.send_timeout_seconds
+    )
+    runtime.closing.append(runtime.senders.close)
     await service.ensure_indexes(runtime.db)
     scheduled.start(runtime)
 

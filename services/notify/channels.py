@@ -4,6 +4,8 @@ HTTP goes through aiohttp: notify posts a few requests for every appeal, and aio
 costs about 0.1 ms of CPU per request here where httpx's cost 1.7 ms (docs/benchmarks.md).
 """
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -44,9 +46,68 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def open_http(timeout_seconds: float) -> aiohttp.ClientSession:
-    """The client every delivery over HTTP shares (inside the running loop; closed when the service stops)."""
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds))
+class Mailer:
+    """SMTP connections kept open and reused, at most `size` at once.
+
+    A session per mail (connect, EHLO, the mail, QUIT) was 18 % of notify's samples
+    at 20 appeals/s (docs/benchmarks.md). A connection that failed is closed, never reused;
+    one the server closed while idle is found out by the next mail, which is then sent
+    once more on a new connection.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float, size: int = 8) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def send(self, mail: EmailMessage) -> None:
+        """Send one mail on an idle connection or a new one; the errors are aiosmtplib's and OSError."""
+        async with self._slots:
+            smtp = self._idle.pop() if self._idle else None
+            while True:
+                reused = smtp is not None
+                if smtp is None:
+                    smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout)
+                    await smtp.connect()
+                try:
+                    await smtp.send_message(mail)
+                except aiosmtplib.SMTPServerDisconnected:
+                    smtp.close()
+                    if not reused:
+                        raise
+                    smtp = None  # closed by the server while idle: once more on a new connection
+                    continue
+                except BaseException:
+                    smtp.close()
+                    raise
+                self._idle.append(smtp)
+                return
+
+    async def close(self) -> None:
+        """Say goodbye on every idle connection (when the service stops)."""
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await smtp.quit()
+
+
+@dataclass
+class Senders:
+    """What every delivery shares: the HTTP client and the SMTP connections."""
+
+    http: aiohttp.ClientSession
+    mailer: Mailer
+
+    async def close(self) -> None:
+        """Close the HTTP client and the idle SMTP connections (when the service stops)."""
+        await self.http.close()
+        await self.mailer.close()
+
+
+def open_senders(smtp_host: str, smtp_port: int, smtp_connections: int, timeout_seconds: float) -> Senders:
+    """The clients deliveries share, opened inside the running loop."""
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds))
+    return Senders(http, Mailer(smtp_host, smtp_port, timeout_seconds, smtp_connections))
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], what: str) -> None:
@@ -72,7 +133,7 @@ async def send_webhook(http: aiohttp.ClientSession, message: Message) -> None:
     await _post(http, message.to, body, headers, "webhook")
 
 
-async def send_email(host: str, port: int, sender: str, message: Message, timeout: float) -> None:
+async def send_email(mailer: Mailer, sender: str, message: Message) -> None:
     """Send over SMTP; the Message-ID is the notification id, so a resend is recognisably the same mail."""
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = sender, message.to, message.subject
@@ -80,7 +141,7 @@ async def send_email(host: str, port: int, sender: str, message: Message, timeou
     mail[DELIVERY_HEADER] = message.notification_id
     mail.set_content(message.body)
     try:
-        await aiosmtplib.send(mail, hostname=host, port=port, timeout=timeout)
+        await mailer.send(mail)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError("mail server refused the recipient", permanent=True) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:

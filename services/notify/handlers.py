@@ -35,7 +35,7 @@ def register(runtime: NotifyRuntime) -> None:
     async def on_messages(events: list[CompanyMessageEvent]) -> None:
         """Send one-time codes and lost links by SMS at once: they are no use later."""
         await service.send_messages(
-            runtime.db, runtime.http, runtime.settings, runtime.book, events, runtime.clock.now()
+            runtime.db, runtime.senders, runtime.settings, runtime.book, events, runtime.clock.now()
         )
 
     subscribe(runtime.broker, runtime.settings, consumer("notify", "event"), on_event)

@@ -4,10 +4,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
-import aiohttp
 from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
+from services.notify.channels import Senders
 from services.notify.metrics import NotifyMetrics
 from services.notify.service import Memory, NotifyBook, Ready
 from services.notify.settings import NotifySettings
@@ -19,7 +19,7 @@ class NotifyRuntime(Runtime[NotifySettings]):
     memory: Memory = field(default_factory=Memory)
     ready: Ready = field(init=False)
     metrics: NotifyMetrics = field(init=False)
-    http: aiohttp.ClientSession = field(init=False)  # opened when the service starts
+    senders: Senders = field(init=False)  # opened when the service starts
 
     def __post_init__(self) -> None:
         super().__post_init__()

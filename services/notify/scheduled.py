@@ -15,7 +15,7 @@ def start(runtime: NotifyRuntime) -> None:
         while await service.dispatch(
             runtime.db,
             runtime.broker,
-            runtime.http,
+            runtime.senders,
             settings,
             runtime.clock.now(),
             on_outcome=count,

@@ -21,7 +21,6 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from cachetools import LRUCache, TTLCache
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
@@ -427,7 +426,7 @@ class AttemptResult:
     outcome: str
 
 
-async def _attempt(doc: dict[str, Any], http: aiohttp.ClientSession, settings) -> None:
+async def _attempt(doc: dict[str, Any], senders: channels.Senders, settings) -> None:
     message = channels.Message(
         doc["_id"],
         doc["to"],
@@ -439,15 +438,15 @@ async def _attempt(doc: dict[str, Any], http: aiohttp.ClientSession, settings) -
         doc.get("secret"),
     )
     if doc["channel"] == "webhook":
-        await channels.send_webhook(http, message)
+        await channels.send_webhook(senders.http, message)
     elif doc["channel"] == "email":
-        await channels.send_email(
-            settings.smtp_host, settings.smtp_port, settings.smtp_sender, message, settings.send_timeout_seconds
-        )
+        await channels.send_email(senders.mailer, settings.smtp_sender, message)
     elif doc["channel"] == "sms":
-        await channels.send_provider(http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
+        await channels.send_provider(senders.http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
     else:
-        await channels.send_provider(http, settings.wechat_endpoint, settings.provider_api_key, "wechat", message)
+        await channels.send_provider(
+            senders.http, settings.wechat_endpoint, settings.provider_api_key, "wechat", message
+        )
 
 
 def backoff(attempts: int, base: float, cap: float = 300.0) -> float:
@@ -477,7 +476,7 @@ def _outcome_emits(doc: dict[str, Any], delivered: bool, attempts: int, reason: 
 async def dispatch(
     db: AsyncDatabase,
     broker: KafkaBroker,
-    http: aiohttp.ClientSession,
+    senders: channels.Senders,
     settings: Any,
     now: datetime,
     batch: int = 100,
@@ -503,7 +502,7 @@ async def dispatch(
     )
     if not held.docs:
         return []
-    errors = await asyncio.gather(*(_send(doc, http, settings) for doc in held.docs))
+    errors = await asyncio.gather(*(_send(doc, senders, settings) for doc in held.docs))
     settled = [
         settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
         for doc, error in zip(held.docs, errors, strict=True)
@@ -515,11 +514,11 @@ async def dispatch(
     return results
 
 
-async def _send(doc: dict[str, Any], http: aiohttp.ClientSession, settings: Any) -> channels.DeliveryError | None:
+async def _send(doc: dict[str, Any], senders: channels.Senders, settings: Any) -> channels.DeliveryError | None:
     """One attempt to deliver a record; the error it met, if any."""
     tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
     try:
-        await _attempt(doc, http, settings)
+        await _attempt(doc, senders, settings)
     except channels.DeliveryError as error:
         return error
     except Exception as raised:  # an unforeseen client error is one failed attempt, not a lost batch
@@ -617,7 +616,7 @@ async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> l
 
 async def send_messages(
     db: AsyncDatabase,
-    http: aiohttp.ClientSession,
+    senders: channels.Senders,
     settings: Any,
     book: NotifyBook,
     events: Sequence[CloudEvent[CompanyMessage]],
@@ -640,7 +639,7 @@ async def send_messages(
             f"{event.id}:company:sms", data.phone, subject, body, template, data.language, {"text": body}
         )
         try:
-            await channels.send_provider(http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
+            await channels.send_provider(senders.http, settings.sms_endpoint, settings.provider_api_key, "sms", message)
         except channels.DeliveryError as exc:
             if not exc.permanent:
                 raise

@@ -16,6 +16,9 @@ class NotifySettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_sender: str = "appeals-platform@example.org"
+    smtp_connections: int = Field(
+        default=8, ge=1, description="SMTP connections kept open and reused: at most this many mails in flight."
+    )
     sms_endpoint: str = Field(default="", description="SMS provider's HTTP endpoint (JSON POST).")
     wechat_endpoint: str = Field(default="", description="WeChat template-message endpoint (JSON POST).")
     provider_api_key_secret: str = Field(default=DEV_SECRET, description="Bearer token for the SMS/WeChat providers.")

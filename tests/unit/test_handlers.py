@@ -126,7 +126,7 @@ async def test_each_handler_gets_its_topics_events_typed_and_sends_bad_records_t
     app = build_app(service)
     runtime = app.state.runtime
     runtime._db = "the database"
-    runtime.http = "the HTTP client"  # notify opens its own when it starts
+    runtime.senders = "the HTTP and SMTP clients"  # notify opens its own when it starts
     dead: dict[str, list[bytes]] = defaultdict(list)
     topics = {t for c in consumers_of(service) for t in c.topics}
 
