@@ -163,6 +163,8 @@ class Consumer:
     topics: tuple[str, ...]
     does: str
     batch: bool = True
+    # Nobody waits on this consumer's work within the second: the broker may hold its reads to fill larger batches.
+    gathers: bool = False
 
     @property
     def group(self) -> str:
@@ -171,20 +173,31 @@ class Consumer:
 
 
 CONSUMERS = (
-    Consumer("intake", "lifecycle", (APPEALS_LIFECYCLE,), "keeps each appeal's status and timeline for the company"),
-    Consumer("intake", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for the company"),
+    Consumer(
+        "intake",
+        "lifecycle",
+        (APPEALS_LIFECYCLE,),
+        "keeps each appeal's status and timeline for the company",
+        gathers=True,
+    ),
+    Consumer("intake", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for the company", gathers=True),
     Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
     Consumer(
         "router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic", batch=False
     ),
     Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
-    Consumer("router", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for departments and liaisons"),
-    Consumer("sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks"),
+    Consumer(
+        "router", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for departments and liaisons", gathers=True
+    ),
+    Consumer(
+        "sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks", gathers=True
+    ),
     Consumer(
         "notify",
         "event",
         (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
         "plans what each event owes to whom, on which channel",
+        gathers=True,
     ),
     Consumer("notify", "enterprises", (ENTERPRISES,), "keeps each company's liaison, to tell it of its appeals"),
     Consumer("notify", "messages", (COMPANY_MESSAGES,), "sends one-time codes and lost links by SMS, at once"),
@@ -193,6 +206,7 @@ CONSUMERS = (
         "project",
         (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
         "counts each event once into the figures",
+        gathers=True,
     ),
 )
 
