@@ -175,8 +175,7 @@ def architecture_document() -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| `{c.group}` | {', '.join(f'`{t}`' for t in c.topics)} | {_delivery(c)} "
-        f"| {c.does} |"
+        f"| `{c.group}` | {', '.join(f'`{t}`' for t in c.topics)} | {_delivery(c)} | {c.does} |"
         for c in contract.CONSUMERS
     ]
     return "\n".join(lines) + "\n"
