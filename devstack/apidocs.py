@@ -168,7 +168,7 @@ def architecture_document() -> str:
         "## Consumers",
         "",
         "A group is `<service>.<name>`; a renamed group reads its topics again from the beginning. Batches "
-        "*gathered* are read once 16 KB are there or half a second has passed: nobody waits on that work within "
+        "*gathered* are read once 64 KB are there or half a second has passed: nobody waits on that work within "
         "the second, and larger batches cost fewer statements and requests per event.",
         "",
         "| group | reads | delivery | what it does |",
