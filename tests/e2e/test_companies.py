@@ -126,7 +126,9 @@ def test_lists_a_chosen_department_a_liaison_and_the_company_figures_through_the
 
     def scope_of_commerce() -> dict | None:
         r = httpx.get(stack.url("sla") + f"/v1/appeals/{chosen}/sla", headers=key(stack, "operator"), timeout=30)
-        clocks = [c for c in r.json()["clocks"] if c["clock"] == "scope" and c["department"] == "commerce"]
+        # sla reads the lifecycle in gathered batches: the appeal's clocks may not be there yet.
+        found = r.json()["clocks"] if r.status_code == 200 else []
+        clocks = [c for c in found if c["clock"] == "scope" and c["department"] == "commerce"]
         return clocks[0] if clocks and clocks[0]["state"] != "running" else None
 
     scope = eventually(scope_of_commerce, "commerce's scope clock stopping")
