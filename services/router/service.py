@@ -148,8 +148,8 @@ async def admit(
                 ready.append(await _store_rejection(db, doc, event, now))
             elif (again := await db.appeals.find_one({"_id": doc["_id"]})) is not None:
                 ready.append(again)  # an earlier delivery stored it
-        # Emptied a moment later with the actions' outboxes: at a steady rate batches hold an appeal or two,
-        # and an emptying statement of their own was one in eight of router's statements.
+        # Emptied a moment later with the actions' outboxes: at a steady rate a batch holds an appeal or two,
+        # and each paid an emptying statement of its own.
         await asyncio.gather(*(outbox.flush_soon(db.appeals, broker, doc) for doc in ready))
 
 
