@@ -90,6 +90,22 @@ def summary(kept: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, s
     return {k: v for k, v in instants.items() if v}, {k: "" for k, v in instants.items() if not v}
 
 
+def clocks_update(kept: list[dict[str, Any]], unclaim: bool = True, **fields: Any) -> dict[str, Any]:
+    """The update storing `kept` as the appeal's clocks (and `fields`) with its two instants, under a new version.
+
+    It also drops the claim unless told not to: the scheduler then looks at the changed appeal at once.
+    """
+    found, gone = summary(kept)
+    unset = {**claims.UNCLAIM, **gone} if unclaim else gone
+    update = {"$set": {"clocks": kept, **fields, **found}, "$inc": {"version": 1}, "$unset": unset}
+    return {k: v for k, v in update.items() if v}
+
+
+def by_start(kept: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clocks oldest first (the kinds of one start in name order)."""
+    return sorted(kept, key=lambda c: (c["started_at"], c["clock"]))
+
+
 def appeal_document(
     appeal_id: str, kept: list[dict[str, Any]], sequence: int = 0, generation: dict[str, int] | None = None
 ) -> dict[str, Any]:
@@ -153,23 +169,8 @@ async def _write(
             inserts.append(new)
             written.append(new)
             continue
-        found, gone = summary(doc["clocks"])
-        update = outbox.stage(
-            {
-                "$set": {
-                    "clocks": doc["clocks"],
-                    "sequence": doc["sequence"],
-                    "generation": doc["generation"],
-                    "updated_at": now,
-                    **found,
-                },
-                "$inc": {"version": 1},
-                # Unsetting the claim lets the scheduler look at the changed appeal at once.
-                "$unset": {**claims.UNCLAIM, **gone},
-            },
-            items[appeal_id],
-            now,
-        )
+        fields = {"sequence": doc["sequence"], "generation": doc["generation"], "updated_at": now}
+        update = outbox.stage(clocks_update(doc["clocks"], **fields), items[appeal_id], now)
         updates.append(UpdateOne({"_id": appeal_id, "version": before.get("version")}, update))
         written.append(apply_update(before, update))
     with outbox.held(db.appeals, changed):
@@ -343,18 +344,9 @@ async def fire_claimed(
             breached.update(c["clock"] for level, _ in change.fired if level == 100)
         if items:
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
-        found, gone = summary(kept)
         # The version guard loses to a lifecycle change made since the claim (e.g. a clock was met).
-        writes.append(
-            UpdateOne(
-                {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]},
-                {
-                    "$set": {"clocks": kept, "updated_at": at_now, **found},
-                    "$inc": {"version": 1},
-                    "$unset": {**claims.UNCLAIM, **gone},
-                },
-            )
-        )
+        guard = {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]}
+        writes.append(UpdateOne(guard, clocks_update(kept, updated_at=at_now)))
     await asyncio.gather(*publishing)
     if not writes:
         return fired
@@ -376,7 +368,7 @@ async def release_expired_claims(db: AsyncDatabase, now: datetime) -> int:
 async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:
     """Every clock of an appeal, oldest first."""
     doc = await db.appeals.find_one({"_id": appeal_id}, {"clocks": 1})
-    return sorted((doc or {}).get("clocks", []), key=lambda c: (c["started_at"], c["clock"]))
+    return by_start((doc or {}).get("clocks", []))
 
 
 async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, limit: int) -> list[dict[str, Any]]:
@@ -460,23 +452,16 @@ async def adopt_clock_documents(db: AsyncDatabase) -> int:
             owed = [item for old in group for item in old.get("outbox") or []]
             for old in group:
                 kept.setdefault(old["_id"], {k: v for k, v in old.items() if k not in _DOCUMENT_FIELDS})
-            ordered = sorted(kept.values(), key=lambda c: (c["started_at"], c["clock"]))
-            found, gone = summary(ordered)
+            ordered = by_start(kept.values())
             generation: dict[str, int] = {}
             for c in ordered:
                 generation[c["clock"]] = max(generation.get(c["clock"], 0), c["generation"])
             since = min((old["outbox_since"] for old in group if old.get("outbox_since")), default=now)
-            update = outbox.stage(
-                {
-                    "$set": {"clocks": ordered, **found},
-                    "$setOnInsert": {"sequence": 0, "generation": generation},
-                    "$inc": {"version": 1},
-                    "$unset": gone,
-                },
-                owed,
-                since,
-            )
-            writes.append(UpdateOne({"_id": appeal_id}, {k: v for k, v in update.items() if v}, upsert=True))
+            update = {
+                **clocks_update(ordered, unclaim=False),
+                "$setOnInsert": {"sequence": 0, "generation": generation},
+            }
+            writes.append(UpdateOne({"_id": appeal_id}, outbox.stage(update, owed, since), upsert=True))
         await db.appeals.bulk_write(writes, ordered=False)
         await db.clocks.delete_many({"_id": {"$in": [old["_id"] for old in olds]}})
         moved += len(olds)
