@@ -6,6 +6,7 @@ indexes, starts the broker and the scheduled tasks, and tears them down in rever
 """
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -144,6 +145,10 @@ def create_service_app(
                 await on_startup(runtime)
             await runtime.broker.start()
             runtime.every(5, lambda: record_consumer_lag(runtime.broker, lag), "consumer-lag", run_first=True)
+            # What is built by now (modules, models, the app, clients) lives as long as the process. Frozen,
+            # it is out of the collector's sight: a full collection then scans what batches and requests
+            # leave behind, not some 100,000 objects more (35 ms each time).
+            gc.freeze()
             log.info("service started", extra={"port": settings.http_port})
             yield
         finally:

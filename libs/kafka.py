@@ -80,13 +80,22 @@ async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> No
     )
 
 
+@functools.cache
+def envelope_of(model: type[BaseModel]) -> Any:
+    """`CloudEvent[model]`, held for good.
+
+    Pydantic keeps a parametrized class only weakly: after each full garbage collection the
+    next event of that kind built the class again, about a millisecond (4 % of router's CPU).
+    """
+    return CloudEvent[model]  # type: ignore[valid-type]
+
+
 def make_event(
     source: str, type_: str, subject: str, data: BaseModel, traceparent: str | None = None, **kwargs: Any
 ) -> CloudEvent[Any]:
     """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
     parent = traceparent or tracing.current.get()
-    envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]  # the data's own model, known at run time
-    event: CloudEvent[Any] = envelope(
+    event: CloudEvent[Any] = envelope_of(type(data))(
         source=source,
         type=type_,
         subject=subject,
