@@ -7,8 +7,8 @@ log lines name the trace id. Work started by a timer (SLA warnings) uses the
 trace stored with the clock.
 """
 
+import random
 import re
-import secrets
 from contextvars import ContextVar
 
 _FORMAT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -22,9 +22,15 @@ def valid(traceparent: str | None) -> bool:
     return match is not None and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
 
 
+def _random_id(bits: int) -> str:
+    # Ids need to be unique, not secret: like OpenTelemetry's, they come from the fast generator,
+    # where `secrets` cost a system call for each event (2 % of intake's CPU).
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
 def new_traceparent() -> str:
     """A new trace, sampled."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{_random_id(128)}-{_random_id(64)}-01"
 
 
 def child_of(traceparent: str | None) -> str:
@@ -32,7 +38,7 @@ def child_of(traceparent: str | None) -> str:
     if traceparent is None or not valid(traceparent):
         return new_traceparent()
     _, trace_id, _, flags = traceparent.split("-")
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+    return f"00-{trace_id}-{_random_id(64)}-{flags}"
 
 
 def trace_id(traceparent: str | None) -> str | None:
