@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 from pydantic_settings import BaseSettings
 
-from libs import contract
+from libs import contract, kafka
 from libs.contract import SERVICE_NAMES, payload_of, topic
 from libs.settings import PROJECT_ROOT, ServiceSettings
 
@@ -168,8 +168,9 @@ def architecture_document() -> str:
         "## Consumers",
         "",
         "A group is `<service>.<name>`; a renamed group reads its topics again from the beginning. Batches "
-        "*gathered* are read once 64 KB are there or half a second has passed: nobody waits on that work within "
-        "the second, and larger batches cost fewer statements and requests per event.",
+        f"*gathered* are read once {kafka.GATHER_BYTES // 1024} KB are there or {kafka.GATHER_WAIT_MS} ms have "
+        "passed: nobody waits on that work within the second, and larger batches cost fewer statements and "
+        "requests per event.",
         "",
         "| group | reads | delivery | what it does |",
         "|---|---|---|---|",

@@ -84,8 +84,8 @@ async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> No
 def envelope_of(model: type[BaseModel]) -> Any:
     """`CloudEvent[model]`, held for good.
 
-    Pydantic keeps a parametrized class only weakly: after each full garbage collection the
-    next event of that kind built the class again, about a millisecond (4 % of router's CPU).
+    Pydantic keeps a parametrized class only weakly: once the last event of a kind was
+    collected, the next one built the class again, about a millisecond (4 % of router's CPU).
     """
     return CloudEvent[model]  # type: ignore[valid-type]
 
