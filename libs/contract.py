@@ -39,6 +39,7 @@ from libs.events import (
     RawEvent,
     SlaAlertEvent,
     SlaClockEvent,
+    SlaReportedEvent,
 )
 
 
@@ -67,6 +68,7 @@ APPEALS_LIFECYCLE = "appeals.lifecycle.v1"
 APPEALS_ACTIONS = "appeals.actions.v1"
 APPEALS_COMPANY = "appeals.company.v1"
 SLA_EVENTS = "sla.events.v1"
+SLA_EVENTS_V2 = "sla.events.v2"
 NOTIFY_DELIVERIES = "notify.deliveries.v1"
 ENTERPRISES = "enterprises.v1"
 COMPANY_MESSAGES = "company.messages.v1"
@@ -123,8 +125,14 @@ TOPICS = (
     ),
     Topic(
         SLA_EVENTS,
-        "Each clock of each appeal: started, paused, resumed, warned, breached, met, cancelled.",
+        "Each clock of each appeal, one event per clock: started, paused, resumed, warned, breached, met, cancelled. "
+        "Kept for readers that have not moved to sla.events.v2: sla writes it only with SLA_PUBLISH_V1.",
         {"sla": (SlaClockEvent,)},
+    ),
+    Topic(
+        SLA_EVENTS_V2,
+        "What each change did to an appeal's clocks, in one event: each clock's report under its sla.*.v1 id.",
+        {"sla": (SlaReportedEvent,)},
     ),
     Topic(NOTIFY_DELIVERIES, "What became of each notification.", {"notify": (NotificationOutcomeEvent,)}),
     Topic(
@@ -172,6 +180,10 @@ class Consumer:
         return f"{self.service}.{self.name}"
 
 
+# sla's readers read both versions until every reader has moved and sla no longer writes v1 (docs/production.md);
+# a report read on both is one id twice, which they drop like any copy.
+SLA_TOPICS = (SLA_EVENTS, SLA_EVENTS_V2)
+
 CONSUMERS = (
     Consumer(
         "intake",
@@ -180,14 +192,14 @@ CONSUMERS = (
         "keeps each appeal's status and timeline for the company",
         gathers=True,
     ),
-    Consumer("intake", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for the company", gathers=True),
+    Consumer("intake", "clocks", SLA_TOPICS, "keeps each appeal's deadlines for the company", gathers=True),
     Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
     Consumer(
         "router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic", batch=False
     ),
     Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
     Consumer(
-        "router", "clocks", (SLA_EVENTS,), "keeps each appeal's deadlines for departments and liaisons", gathers=True
+        "router", "clocks", SLA_TOPICS, "keeps each appeal's deadlines for departments and liaisons", gathers=True
     ),
     Consumer(
         "sla", "lifecycle", (APPEALS_LIFECYCLE,), "starts, pauses, resumes, stops and cancels the clocks", gathers=True
@@ -195,7 +207,7 @@ CONSUMERS = (
     Consumer(
         "notify",
         "event",
-        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS),
+        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS),
         "plans what each event owes to whom, on which channel",
         gathers=True,
     ),
@@ -204,7 +216,7 @@ CONSUMERS = (
     Consumer(
         "stats",
         "project",
-        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
+        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
         "counts each event once into the figures",
         gathers=True,
     ),

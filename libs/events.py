@@ -4,6 +4,7 @@ Event types are past tense and carry their version. Additive changes add optiona
 fields; a breaking change makes a `.v2` type on a new topic.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
@@ -92,6 +93,7 @@ class EventType(StrEnum):
     sla_breached = "sla.breached.v1"
     sla_met = "sla.met.v1"
     sla_cancelled = "sla.cancelled.v1"
+    sla_reported = "sla.reported.v2"
     notification_delivered = "notification.delivered.v1"
     notification_failed = "notification.failed.v1"
     enterprise_registered = "enterprise.registered.v1"
@@ -333,7 +335,7 @@ class CompanyFeedback(BaseModel):
 
 
 class SlaClockChanged(BaseModel):
-    """Data of every `sla.*.v1` event: one clock of one appeal after the change."""
+    """One clock of one appeal after a change: the data of an `sla.*.v1` event, and of a report in `sla.reported.v2`."""
 
     appeal_id: str
     clock_id: str = Field(description="Stable id of this clock run.", examples=["01JB8X4R5ZJ6Q8V2Y7K9M3N4P5:scope:1"])
@@ -352,6 +354,34 @@ class SlaClockChanged(BaseModel):
     fired_at: datetime | None = Field(default=None, description="For warnings and breaches: when it was sent.")
     category: str | None = None
     district: str | None = None
+
+
+SlaClockType = Literal[
+    EventType.sla_started,
+    EventType.sla_paused,
+    EventType.sla_resumed,
+    EventType.sla_warning,
+    EventType.sla_breached,
+    EventType.sla_met,
+    EventType.sla_cancelled,
+]
+SLA_CLOCK_TYPES: tuple[EventType, ...] = get_args(SlaClockType)
+
+
+class SlaClockReport(BaseModel):
+    """One clock's change inside `sla.reported.v2`: what an `sla.*.v1` event would say, under that event's id."""
+
+    id: str = Field(description="The id the change has as an `sla.*.v1` event too; readers drop an id seen before.")
+    type: SlaClockType = Field(description="What the change was, as a v1 event type.", examples=["sla.met.v1"])
+    data: SlaClockChanged
+
+
+class SlaClocksReported(BaseModel):
+    """Data of `sla.reported.v2`: what one change did to an appeal's clocks (its starts on routing, its stops on
+    resolution, the thresholds reached together), in one event instead of one `sla.*.v1` event per clock."""
+
+    appeal_id: str
+    reports: list[SlaClockReport] = Field(min_length=1, description="Each clock changed, in the order of the changes.")
 
 
 class NotificationOutcome(BaseModel):
@@ -488,15 +518,41 @@ class CompanyFeedbackEvent(Envelope[CompanyFeedback]):
 
 
 class SlaClockEvent(Envelope[SlaClockChanged]):
-    type: Literal[
-        EventType.sla_started,
-        EventType.sla_paused,
-        EventType.sla_resumed,
-        EventType.sla_warning,
-        EventType.sla_breached,
-        EventType.sla_met,
-        EventType.sla_cancelled,
-    ] = Field(description=_TYPE, examples=["sla.started.v1"])
+    type: SlaClockType = Field(description=_TYPE, examples=["sla.started.v1"])
+
+
+class SlaReportedEvent(Envelope[SlaClocksReported]):
+    type: Literal[EventType.sla_reported] = Field(description=_TYPE, examples=["sla.reported.v2"])
+
+
+def reports_of(event: CloudEvent[SlaClocksReported]) -> list[SlaClockEvent]:
+    """Each report of an `sla.reported.v2` as the `sla.*.v1` event it stands for (its id, type and data; the
+    packed event's time, trace and position)."""
+    events = []
+    for report in event.data.reports:
+        one = SlaClockEvent(
+            id=report.id,
+            source=event.source,
+            type=report.type,
+            subject=event.subject,
+            time=event.time,
+            traceparent=event.traceparent,
+            data=report.data,
+        )
+        one._position = event.position
+        events.append(one)
+    return events
+
+
+def unpacked(events: Iterable[CloudEvent[Any]]) -> list[CloudEvent[Any]]:
+    """The events with each `sla.reported.v2` replaced by the `sla.*.v1` events it packs."""
+    out: list[CloudEvent[Any]] = []
+    for event in events:
+        if event.type == EventType.sla_reported:
+            out += reports_of(event)
+        else:
+            out.append(event)
+    return out
 
 
 class SlaAlertEvent(Envelope[SlaClockChanged]):
@@ -541,7 +597,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.department_action: DepartmentAction,
     EventType.company_info_provided: CompanyInfoProvided,
     EventType.company_feedback: CompanyFeedback,
-    **{t: SlaClockChanged for t in EventType if t.value.startswith("sla.")},
+    **{t: SlaClockChanged for t in SLA_CLOCK_TYPES},
+    EventType.sla_reported: SlaClocksReported,
     EventType.notification_delivered: NotificationOutcome,
     EventType.notification_failed: NotificationOutcome,
     EventType.enterprise_registered: EnterpriseChanged,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from aiokafka import AIOKafkaConsumer
@@ -20,7 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import servers
 from devstack.stack import ALL_SERVICES, SERVICES, Stack
-from libs.kafka import partitions_of
+from libs.events import CloudEvent, EventType, SlaClockChanged, SlaClockReport, SlaClocksReported, SlaClockType
+from libs.kafka import make_event, partitions_of
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 
@@ -76,10 +77,32 @@ def open311_form(n: int, **overrides: str) -> dict[str, str]:
     }
 
 
+def sla_reports(event: dict) -> list[dict]:
+    """The reports of an `sla.reported.v2` event (as JSON) as the `sla.*.v1` events they stand for."""
+    keep = {k: v for k, v in event.items() if k not in ("id", "type", "data")}
+    return [{**keep, "id": r["id"], "type": r["type"], "data": r["data"]} for r in event["data"]["reports"]]
+
+
+def packed(*events: CloudEvent[SlaClockChanged]) -> CloudEvent[SlaClocksReported]:
+    """The `sla.reported.v2` event sla writes for these clock events of one appeal, each report under its v1 id."""
+    reports = [SlaClockReport(id=e.id, type=cast(SlaClockType, e.type), data=e.data) for e in events]
+    data = SlaClocksReported(appeal_id=events[0].data.appeal_id, reports=reports)
+    return make_event("appeals/sla", EventType.sla_reported, events[0].subject, data, time=events[0].time)
+
+
 async def read_topic(
-    bootstrap: str, topic: str, predicate: Callable[[dict], bool], *, count: int = 1, timeout: float = 15.0
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[dict], bool],
+    *,
+    count: int = 1,
+    timeout: float = 15.0,
+    unpack: bool = False,
 ) -> list[dict]:
-    """Events of `topic` (from the beginning) matching `predicate`; waits until `count` are there."""
+    """Events of `topic` (from the beginning) matching `predicate`; waits until `count` are there.
+
+    With `unpack`, each `sla.reported.v2` stands for the `sla.*.v1` events it packs.
+    """
     deadline = time.monotonic() + timeout
     tps = await partitions_of(bootstrap, [topic])
     while not tps and time.monotonic() < deadline:
@@ -99,8 +122,8 @@ async def read_topic(
                         event = json.loads(record.value)
                     except ValueError:
                         event = {"_raw": record.value, "_headers": dict(record.headers)}
-                    if predicate(event):
-                        found.append(event)
+                    events = sla_reports(event) if unpack and event.get("type") == "sla.reported.v2" else [event]
+                    found.extend(one for one in events if predicate(one))
 
         while time.monotonic() < deadline:
             collect(await consumer.getmany(timeout_ms=300))

@@ -1,7 +1,7 @@
 """Intake's consumers: the status read model follows the lifecycle and the SLA clocks."""
 
 from libs.contract import consumer
-from libs.events import AppealLifecycleEvent, SlaClockEvent
+from libs.events import AppealLifecycleEvent, SlaClockEvent, SlaReportedEvent, unpacked
 from libs.kafka import subscribe
 from services.intake import service
 from services.intake.runtime import IntakeRuntime
@@ -14,9 +14,9 @@ def register(runtime: IntakeRuntime) -> None:
         """Keep each appeal's status and timeline for companies and channels."""
         await service.apply_lifecycle(runtime.db, events)
 
-    async def on_clocks(events: list[SlaClockEvent]) -> None:
+    async def on_clocks(events: list[SlaClockEvent | SlaReportedEvent]) -> None:
         """Keep each appeal's deadlines, so the company sees when to expect an answer."""
-        await service.apply_clocks(runtime.db, events)
+        await service.apply_clocks(runtime.db, unpacked(events))
 
     subscribe(runtime.broker, runtime.settings, consumer("intake", "lifecycle"), on_lifecycle)
     subscribe(runtime.broker, runtime.settings, consumer("intake", "clocks"), on_clocks)

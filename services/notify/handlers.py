@@ -7,6 +7,8 @@ from libs.events import (
     CompanyMessageEvent,
     EnterpriseEvent,
     SlaClockEvent,
+    SlaReportedEvent,
+    unpacked,
 )
 from libs.kafka import subscribe
 from services.notify import service
@@ -16,12 +18,14 @@ from services.notify.runtime import NotifyRuntime
 def register(runtime: NotifyRuntime) -> None:
     """Subscribe notify's handlers on the runtime's broker."""
 
-    async def on_event(events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent]) -> None:
+    async def on_event(
+        events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | SlaReportedEvent],
+    ) -> None:
         """Record the notifications appeal, lifecycle and SLA events owe; the dispatcher sends them."""
         await service.plan_events(
             runtime.db,
             runtime.book,
-            events,
+            unpacked(events),
             runtime.clock.now(),
             runtime.settings.status_url,
             runtime.memory,

@@ -10,6 +10,8 @@ from libs.events import (
     CompanyInfoProvidedEvent,
     DepartmentActionEvent,
     SlaClockEvent,
+    SlaReportedEvent,
+    unpacked,
 )
 from libs.kafka import subscribe
 from services.router import lifecycle, service
@@ -74,9 +76,9 @@ def register(runtime: RouterRuntime) -> None:
         except lifecycle.ActionError as exc:
             log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
-    async def on_clocks(events: list[SlaClockEvent]) -> None:
+    async def on_clocks(events: list[SlaClockEvent | SlaReportedEvent]) -> None:
         """Keep each appeal's deadlines, for worklists and the company's history."""
-        await service.apply_clocks(runtime.db, events)
+        await service.apply_clocks(runtime.db, unpacked(events))
 
     subscribe(runtime.broker, runtime.settings, consumer("router", "submitted"), on_submitted)
     subscribe(runtime.broker, runtime.settings, consumer("router", "clocks"), on_clocks)

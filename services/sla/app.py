@@ -30,7 +30,7 @@ def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> F
                 "calendar",
                 f"unknown calendar {dept.calendar!r}; see calendars.yaml",
             )
-    book = SlaBook(city, load_sla_config(settings.config_dir), calendars)
+    book = SlaBook(city, load_sla_config(settings.config_dir), calendars, publish_v1=settings.publish_v1)
     runtime = SlaRuntime(settings=settings, book=book, **runtime_options)
     handlers.register(runtime)
     return create_service_app(

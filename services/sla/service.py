@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
@@ -34,8 +34,19 @@ from libs.calendars import BusinessCalendar, Calendars
 from libs.claims import Claimed
 from libs.clock import Clock
 from libs.config import City, SlaConfig
-from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
-from libs.ids import stable_id
+from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
+from libs.events import (
+    AppealChanged,
+    ClockKind,
+    ClockState,
+    CloudEvent,
+    EventType,
+    SlaClockChanged,
+    SlaClockReport,
+    SlaClocksReported,
+    SlaClockType,
+)
+from libs.ids import new_id, stable_id
 from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by
 from libs.outbox import Emit, outbox_items
 from services.sla import clocks, rules
@@ -58,6 +69,8 @@ class SlaBook:
     city: City
     sla: SlaConfig
     calendars: Calendars
+    # Also write each report to sla.events.v1, while some reader has not moved to v2 (docs/production.md).
+    publish_v1: bool = False
 
     def calendar_for(self, department: str) -> BusinessCalendar:
         """The calendar a department works by (the default one for an unknown department)."""
@@ -141,7 +154,8 @@ async def apply_lifecycle(
         appeal_id = event.data.appeal_id
         doc = folded.get(appeal_id) or stored.get(appeal_id) or {"_id": appeal_id, "sequence": 0, "clocks": []}
         folded[appeal_id], emits = _fold(book, event, doc, now)
-        items[appeal_id] += outbox_items(SOURCE, emits, event.traceparent, now)
+        packed, ids = pack(appeal_id, emits, [new_id() for _ in emits], now, book.publish_v1)
+        items[appeal_id] += outbox_items(SOURCE, packed, event.traceparent, now, ids=ids)
     changed = {i: d for i, d in folded.items() if d["clocks"] != stored.get(i, {}).get("clocks", [])}
     await _write(db, broker, stored, changed, items, now)
 
@@ -280,6 +294,27 @@ class Fired:
     lag: float
 
 
+def pack(
+    appeal_id: str, emits: list[Emit], ids: list[str], at: datetime, publish_v1: bool = False
+) -> tuple[list[Emit], list[str]]:
+    """The events owed for `emits` (with `ids`), with their clock reports packed into one `sla.reported.v2`.
+
+    Each report keeps the id its `sla.*.v1` event has, so a reader of both topics sees one id
+    twice and drops the copy. The packed event's id follows from its reports' and `at`, so a
+    threshold fired again is packed again under the same id. Department topics keep their events.
+    """
+    reports = [
+        SlaClockReport(id=i, type=cast(SlaClockType, e.type), data=cast(SlaClockChanged, e.data))
+        for e, i in zip(emits, ids, strict=True)
+        if e.topic == SLA_EVENTS
+    ]
+    if not reports:
+        return emits, ids
+    kept = [(e, i) for e, i in zip(emits, ids, strict=True) if publish_v1 or e.topic != SLA_EVENTS]
+    packed = Emit(SLA_EVENTS_V2, EventType.sla_reported, SlaClocksReported(appeal_id=appeal_id, reports=reports))
+    return [packed, *(e for e, _ in kept)], [stable_id(",".join(r.id for r in reports), at), *(i for _, i in kept)]
+
+
 def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     """The same ULID every time a given threshold of a given clock fires, so a refire is recognisably a copy."""
     return stable_id(f"{clock}:{level}", due)
@@ -332,17 +367,23 @@ async def fire_claimed(
         while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
-        kept, items = [], []
+        kept, emits, event_ids = [], [], []
+        # The first threshold reached: it times the packed event's id, and its clock's trace carries it.
+        first: tuple[datetime, str | None] | None = None
         for c in doc["clocks"]:
             change = clocks.fire(c, book.calendars.named(c["calendar"]), at_now)
-            event_ids = [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
-            items += outbox_items(SOURCE, change.emits, c.get("traceparent"), at_now, ids=event_ids)
+            emits += change.emits
+            event_ids += [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+            if change.fired and first is None:
+                first = (change.fired[0][1], c.get("traceparent"))
             kept.append({**c, **change.set})
             fired += [
                 Fired(c["department"], c["clock"], level, (at_now - at).total_seconds()) for level, at in change.fired
             ]
             breached.update(c["clock"] for level, _ in change.fired if level == 100)
-        if items:
+        if first is not None:
+            packed, ids = pack(doc["_id"], emits, event_ids, first[0], book.publish_v1)
+            items = outbox_items(SOURCE, packed, first[1], at_now, ids=ids)
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. a clock was met).
         guard = {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]}

@@ -19,3 +19,7 @@ class SlaSettings(ServiceSettings):
         default=0.5, description="Clocks due this soon are claimed and read ahead, then fired on the instant."
     )
     gauge_seconds: float = Field(default=15.0, description="How often sla_clocks_running is recounted.")
+    publish_v1: bool = Field(
+        default=False,
+        description="Also write each clock's report to sla.events.v1, for readers not yet moved to sla.events.v2.",
+    )

@@ -10,6 +10,7 @@ from libs.events import (
     CompanyInfoProvidedEvent,
     NotificationOutcomeEvent,
     SlaClockEvent,
+    SlaReportedEvent,
 )
 from libs.kafka import first_records, subscribe
 from services.stats import service
@@ -20,6 +21,7 @@ Projected = (
     AppealSubmittedEvent
     | AppealLifecycleEvent
     | SlaClockEvent
+    | SlaReportedEvent
     | CompanyInfoProvidedEvent
     | CompanyFeedbackEvent
     | NotificationOutcomeEvent

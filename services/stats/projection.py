@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType
+from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType, reports_of
 
 Counts = dict[str, dict[str, int]]
 
@@ -168,13 +168,7 @@ def set_live_due(doc: dict[str, Any]) -> None:
 
 def counts(doc: dict[str, Any]) -> Counts:
     """What a document contributes to the buckets: the appeal's counts and its clocks'."""
-    out = appeal_counts(doc)
-    for clock in doc.get("clocks", {}).values():
-        for bucket, fields in clock_counts(clock).items():
-            into = out.setdefault(bucket, {})
-            for name, n in fields.items():
-                into[name] = into.get(name, 0) + n
-    return out
+    return total([appeal_counts(doc), *(clock_counts(clock) for clock in doc.get("clocks", {}).values())])
 
 
 def difference(after: Counts, before: Counts) -> Counts:
@@ -189,7 +183,14 @@ def difference(after: Counts, before: Counts) -> Counts:
 
 
 def record(doc: dict[str, Any], event: CloudEvent[Any]) -> Counts | None:
-    """Fold `event` once: the change it makes to the buckets, or None if it was folded before."""
+    """Fold `event` once: the change it makes to the buckets, or None if it was folded before.
+
+    An `sla.reported.v2` folds each of its reports once, by the report's id: one read on
+    `sla.events.v1` as well counts once.
+    """
+    if event.type == EventType.sla_reported:
+        deltas = [delta for report in reports_of(event) if (delta := record(doc, report)) is not None]
+        return total(deltas) if deltas else None
     if event.id in doc["applied"]:
         return None
     if _is_clock(event):
@@ -204,6 +205,17 @@ def record(doc: dict[str, Any], event: CloudEvent[Any]) -> Counts | None:
         after = counts(doc)
     doc["applied"].append(event.id)
     return difference(after, before)
+
+
+def total(deltas: list[Counts]) -> Counts:
+    """The sum of several counts or changes, leaving out what sums to nothing."""
+    out: Counts = {}
+    for delta in deltas:
+        for bucket, fields in delta.items():
+            into = out.setdefault(bucket, {})
+            for name, n in fields.items():
+                into[name] = into.get(name, 0) + n
+    return {bucket: fields for bucket, fields in out.items() if any(fields.values())}
 
 
 def _is_clock(event: CloudEvent[Any]) -> bool:

@@ -13,7 +13,7 @@ the databases and the notification receivers hold must show:
   a republished copy keeps its id (outboxes publish at least once), so copies are
   allowed, a second id is not; each department action made one lifecycle event;
 - each appeal's three clocks started once, and each threshold (clock, level) fired
-  under one id on sla.events.v1 and on the department's topic (`threshold_event_id`
+  under one id in sla.events.v2 and on the department's topic (`threshold_event_id`
   makes a refire after a crash a copy, not a second warning); clocks nobody answered
   reached every threshold: a crash loses no firing;
 - stats counts each appeal once: submitted and resolved totals, lead assignments and
@@ -49,11 +49,13 @@ from libs.contract import (
     CONSUMERS,
     NOTIFY_DELIVERIES,
     SLA_EVENTS,
+    SLA_EVENTS_V2,
+    SLA_TOPICS,
     department_topic,
 )
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
-from tests.helpers import Databases
+from tests.helpers import Databases, sla_reports
 
 CLOCKS = ("scope", "response", "resolution")
 LEVELS = (50, 80, 100)
@@ -353,7 +355,7 @@ async def wait_until_quiet(
     `stalled_after` seconds, or after `timeout`.
     """
     began = time.monotonic()
-    topics = [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, NOTIFY_DELIVERIES, APPEALS_ACTIONS]
+    topics = [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, NOTIFY_DELIVERIES, APPEALS_ACTIONS]
     last, left, moved, next_report = None, {}, began, began + 30
     while time.monotonic() - began < timeout and time.monotonic() - moved < stalled_after:
         left = await busy(run, mongo)
@@ -439,10 +441,12 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     assert len(mine) == run.n, "distinct bodies made distinct appeals"
 
     dept_topics = [department_topic(d.code) for d in city.departments]
-    topics = await read_all(stack, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, SLA_EVENTS, NOTIFY_DELIVERIES, *dept_topics])
+    topics = await read_all(stack, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, NOTIFY_DELIVERIES, *dept_topics])
     submitted = [e for e in topics[APPEALS_SUBMITTED] if e.get("subject") in mine]
     lifecycle = [e for e in topics[APPEALS_LIFECYCLE] if e.get("subject") in mine]
-    sla = [e for e in topics[SLA_EVENTS] if e.get("subject") in mine]
+    # Each clock's report as the sla.*.v1 event it stands for, whichever version carried it.
+    reports = [*topics[SLA_EVENTS], *(r for packed in topics[SLA_EVENTS_V2] for r in sla_reports(packed))]
+    sla = [e for e in reports if e.get("subject") in mine]
     deliveries = [e for e in topics[NOTIFY_DELIVERIES] if e.get("subject") in mine]
     on_dept = [e for t in dept_topics for e in topics[t] if e.get("subject") in mine]
 

@@ -32,6 +32,7 @@ from libs.contract import (
     NOTIFY_DELIVERIES,
     SERVICE_NAMES,
     SLA_EVENTS,
+    SLA_EVENTS_V2,
     dead_letter_topic,
 )
 from libs.events import DepartmentAction, EventType
@@ -227,6 +228,7 @@ SAMPLE_TYPE = {
     APPEALS_ACTIONS: EventType.department_action,
     APPEALS_COMPANY: EventType.company_feedback,
     SLA_EVENTS: EventType.sla_started,
+    SLA_EVENTS_V2: EventType.sla_reported,
     NOTIFY_DELIVERIES: EventType.notification_delivered,
     ENTERPRISES: EventType.enterprise_updated,
     COMPANY_MESSAGES: EventType.company_code_issued,
@@ -338,7 +340,7 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     def intake_view() -> dict:
         return httpx.get(stack.url("intake") + f"/v1/appeals/{appeal_id}", headers=company, timeout=30).json()
 
-    # intake: appeals.lifecycle.v1 (status) and sla.events.v1 (deadlines); sla: appeals.lifecycle.v1 (clocks).
+    # intake: appeals.lifecycle.v1 (status) and sla.events.v2 (deadlines); sla: appeals.lifecycle.v1 (clocks).
     eventually(lambda: (v := intake_view())["status"] == "routed" and v["deadlines"], "intake's status and deadlines")
     clocks = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30)
     assert clocks.status_code == 200 and clocks.json()["clocks"]
@@ -376,7 +378,7 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     assert answered.status_code == 202, answered.text
     wait_status(stack, appeal_id, "accepted")
 
-    # notify: appeals.submitted.v1 or appeals.lifecycle.v1, and sla.events.v1 (test_fast warns within seconds).
+    # notify: appeals.submitted.v1 or appeals.lifecycle.v1, and sla.events.v2 (test_fast warns within seconds).
     def planned() -> set[str]:
         r = httpx.get(
             stack.url("notify") + "/v1/notifications",

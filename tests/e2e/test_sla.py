@@ -61,10 +61,11 @@ async def sla_events(stack, appeal_ids, types, count, timeout=40.0):
     wanted = set(appeal_ids)
     return await read_topic(
         stack.bootstrap,
-        "sla.events.v1",
+        "sla.events.v2",
         lambda e: e.get("subject") in wanted and e.get("type") in types,
         count=count,
         timeout=timeout,
+        unpack=True,
     )
 
 

@@ -15,6 +15,7 @@ from libs.contract import (
     APPEALS_COMPANY,
     APPEALS_SUBMITTED,
     SLA_EVENTS,
+    SLA_EVENTS_V2,
     dead_letter_topic,
     department_topic,
     parse_event,
@@ -26,7 +27,7 @@ from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake
 from services.intake.models import AppealIn
 from services.router import service as router_service
-from tests.helpers import appeal_body, read_topic
+from tests.helpers import appeal_body, packed, read_topic
 
 
 async def submit(p, body, channel="wechat"):
@@ -468,12 +469,12 @@ async def test_worklists_sort_by_the_deadlines_sla_reports(platform):
         )
         return make_event("appeals/sla", EVENT_OF[state], appeal_id, data)
 
-    for event in (
-        clock(later_id, ClockKind.scope, timedelta(hours=5)),
-        clock(sooner_id, ClockKind.scope, timedelta(hours=6)),
-        clock(sooner_id, ClockKind.response, timedelta(hours=2)),
-    ):
-        await publish(platform.router_runtime.broker, SLA_EVENTS, event)
+    # One appeal's clocks as sla writes them, the other's as an sla of the earlier version did.
+    await publish(platform.router_runtime.broker, SLA_EVENTS, clock(later_id, ClockKind.scope, timedelta(hours=5)))
+    reported = packed(
+        clock(sooner_id, ClockKind.scope, timedelta(hours=6)), clock(sooner_id, ClockKind.response, timedelta(hours=2))
+    )
+    await publish(platform.router_runtime.broker, SLA_EVENTS_V2, reported)
     # Both appeals are in the worklist from their routing on; the clock reports come after, on their own topic.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

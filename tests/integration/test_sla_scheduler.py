@@ -1,5 +1,6 @@
 """SLA on the real broker and database: each appeal's clocks in one document, and a threshold fired on its instant."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from faststream.kafka import KafkaBroker
@@ -7,13 +8,13 @@ from pymongo import AsyncMongoClient
 
 from libs.calendars import load_calendars
 from libs.config import load_city, load_sla_config
-from libs.contract import SLA_EVENTS
+from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
 from libs.events import AppealStatus, ClockKind, EventType
 from libs.ids import new_id
 from libs.mongo import as_stored
 from libs.settings import PROJECT_ROOT
 from services.sla import clocks, service
-from tests.helpers import read_topic
+from tests.helpers import read_topic, sla_reports
 from tests.unit.test_stats import DEPT, changed
 
 
@@ -70,8 +71,9 @@ async def test_a_threshold_fires_on_its_instant_when_the_scheduler_wakes_a_littl
         assert stored["next_fire_at"] == stored["clocks"][0]["next_fire_at"] and "claim" not in stored
         warnings = await read_topic(
             real_servers.bootstrap,
-            SLA_EVENTS,
+            SLA_EVENTS_V2,
             lambda e: e.get("subject") == appeal_id and e["type"] == "sla.warning.v1",
+            unpack=True,
         )
         assert warnings[0]["data"]["level"] == 50
     finally:
@@ -121,9 +123,11 @@ async def test_a_batch_of_lifecycle_events_writes_each_appeal_once_with_its_cloc
         assert docs[waiting]["live_due"] == min(c["due_at"] for c in docs[waiting]["clocks"])
         assert not any("outbox" in d or "outbox_since" in d for d in docs.values()), "outboxes published and emptied"
         assert await service.running_counts(db) == {"scope": 1, "response": 1, "resolution": 2}
-        events = await read_topic(
-            real_servers.bootstrap, SLA_EVENTS, lambda e: e.get("subject") in (answered, waiting), count=8
+        packed = await read_topic(
+            real_servers.bootstrap, SLA_EVENTS_V2, lambda e: e.get("subject") in (answered, waiting), count=3
         )
+        assert len(packed) == 3, "one event per change: two routings, one acceptance"
+        events = [report for e in packed for report in sla_reports(e)]
         assert sorted((e["subject"] == answered, e["type"]) for e in events) == sorted(
             [(True, "sla.started.v1")] * 3 + [(True, "sla.met.v1")] * 2 + [(False, "sla.started.v1")] * 3
         )
@@ -135,6 +139,29 @@ async def test_a_batch_of_lifecycle_events_writes_each_appeal_once_with_its_cloc
         # Redelivered, the batch changes nothing: the documents remember the sequence applied.
         await service.apply_lifecycle(db, broker, book, batch, at)
         assert {d["_id"]: d["version"] async for d in db.appeals.find({})} == {answered: 1, waiting: 1}
+    finally:
+        await broker.stop()
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_during_an_upgrade_sla_writes_each_report_on_both_versions_under_one_id(real_servers):
+    book = dataclasses.replace(sla_book(), publish_v1=True)
+    client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
+    db = client[f"sla_both_{new_id().lower()}"]
+    broker = KafkaBroker(real_servers.bootstrap)
+    await broker.start()
+    appeal_id, at = new_id(), datetime.now(UTC).replace(microsecond=0)
+    try:
+        routed = changed(EventType.appeal_routed, AppealStatus.routed, 1, at, appeal_id=appeal_id, submitted_at=at)
+        await service.apply_lifecycle(db, broker, book, [routed], at)
+        mine = lambda e: e.get("subject") == appeal_id  # noqa: E731
+        v1 = await read_topic(real_servers.bootstrap, SLA_EVENTS, mine, count=3)
+        v2 = await read_topic(real_servers.bootstrap, SLA_EVENTS_V2, mine, unpack=True, count=3)
+        assert sorted((e["id"], e["type"], e["data"]["clock"]) for e in v1) == sorted(
+            (e["id"], e["type"], e["data"]["clock"]) for e in v2
+        )
+        assert len(v1) == 3 and {e["type"] for e in v1} == {"sla.started.v1"}
     finally:
         await broker.stop()
         await client.drop_database(db.name)

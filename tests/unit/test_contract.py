@@ -13,7 +13,7 @@ from libs.contract import (
     topic,
     topic_config,
 )
-from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, EventType, SlaClockEvent
+from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, EventType, SlaClockEvent, SlaReportedEvent
 from libs.kafka import subscribe
 from libs.settings import ServiceSettings
 
@@ -25,6 +25,7 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
         "appeals.actions.v1",
         "appeals.company.v1",
         "sla.events.v1",
+        "sla.events.v2",
         "notify.deliveries.v1",
         "enterprises.v1",
         "company.messages.v1",
@@ -86,7 +87,9 @@ def test_a_handler_must_take_what_its_topics_carry():
 
     broker, settings = KafkaBroker("127.0.0.1:1"), _Settings()
 
-    async def right(events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent]) -> None:
+    async def right(
+        events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | SlaReportedEvent],
+    ) -> None:
         """Takes what notify.event reads."""
 
     async def narrow(events: list[AppealLifecycleEvent]) -> None:

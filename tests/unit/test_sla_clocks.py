@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.calendars import BusinessCalendar, load_calendars
-from libs.contract import SLA_EVENTS, department_topic
+from libs.contract import SLA_EVENTS, SLA_EVENTS_V2, department_topic
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.ids import new_id
 from services.sla import clocks
+from services.sla.service import pack
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SH = ZoneInfo("Asia/Shanghai")
@@ -456,3 +458,31 @@ def test_warnings_after_reassign_go_to_the_new_department(calendar):
     change = clocks.fire(doc, calendar, T50)
     assert [e.topic for e in change.emits] == [SLA_EVENTS, "dept.futian-commerce.v1"]
     assert all(data(e).department == "futian-commerce" for e in change.emits)
+
+
+def test_a_change_to_several_clocks_is_reported_in_one_event_under_the_v1_ids(calendar):
+    _, started = new_clock(calendar)
+    _, response = new_clock(calendar, "2h", kind=ClockKind.response)
+    emits = [*started, *response]
+    ids = [new_id(), new_id()]
+    out, out_ids = pack(APPEAL, emits, ids, T0)
+    assert [(e.topic, e.type) for e in out] == [(SLA_EVENTS_V2, EventType.sla_reported)]
+    reports = out[0].data.reports
+    assert [(r.id, r.type, r.data) for r in reports] == [(i, e.type, e.data) for i, e in zip(ids, emits, strict=True)]
+    assert out_ids == pack(APPEAL, emits, ids, T0)[1], "packed again (a threshold fired again), the same id"
+    with_v1, with_v1_ids = pack(APPEAL, emits, ids, T0, publish_v1=True)
+    assert [e.topic for e in with_v1] == [SLA_EVENTS_V2, SLA_EVENTS, SLA_EVENTS]
+    assert with_v1_ids == [*out_ids, *ids], "each v1 event keeps the id of its report"
+
+
+def test_a_threshold_still_goes_to_the_department_as_a_v1_event(calendar):
+    doc, _ = new_clock(calendar)
+    change = clocks.fire(doc, calendar, T50)
+    ids = [new_id()] * 2  # as the scheduler gives them: one id per threshold, on both topics
+    out, out_ids = pack(APPEAL, change.emits, ids, T50)
+    assert [(e.topic, e.type) for e in out] == [
+        (SLA_EVENTS_V2, EventType.sla_reported),
+        (department_topic(DEPT), EventType.sla_warning),
+    ]
+    assert out[0].data.reports[0].id == out_ids[1] == ids[0], "the warning is one id on both topics"
+    assert out[1].data.level == 50

@@ -22,6 +22,7 @@ from libs.events import (
 from libs.kafka import make_event
 from services.stats import projection, report
 from services.stats.projection import sketch_key
+from tests.helpers import packed
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 T0 = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
@@ -211,6 +212,21 @@ def test_an_appeal_keeps_its_clocks_and_is_found_by_the_earliest_one_running():
     doc, total = fold_all([*events, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))])
     assert doc["live_due"] == resolution_due, "the scope clock is met: the resolution clock is the earliest now"
     assert total["h:2026-03-03T14"][f"clock|{DEPT}|scope|met"] == 1
+
+
+def test_a_packed_report_counts_as_its_clock_events_and_a_v1_copy_of_one_counts_once():
+    due = T0 + timedelta(hours=6)
+    scope = clock_event(EventType.sla_started, ClockState.running, T0, due=due)
+    resolution = clock_event(EventType.sla_started, ClockState.running, T0, clock="resolution", due=due)
+    met = clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))
+    _, one_by_one = fold_all([scope, resolution, met])
+    doc, together = fold_all([packed(scope, resolution), packed(met)])
+    assert together == one_by_one and set(doc["applied"]) == {scope.id, resolution.id, met.id}
+    # While sla writes both versions, a reader of both topics meets each report twice, in either order.
+    _, both = fold_all([scope, packed(scope, resolution), packed(met), met])
+    assert both == one_by_one
+    doc = fold_all([scope, resolution])[0]
+    assert projection.record(doc, packed(scope, resolution)) is None, "nothing new: nothing to count"
 
 
 def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
