@@ -89,7 +89,7 @@ class Recorder:
             auto_offset_reset="earliest",
             group_id=f"bench-recorder-{time.time_ns()}",
         )
-        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v1|dept\.[a-z0-9-]+\.v1)$")
+        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v[12]|dept\.[a-z0-9-]+\.v1)$")
         await consumer.start()
         try:
             while not stop.is_set():
@@ -99,6 +99,12 @@ class Recorder:
                         event = json.loads(record.value)
                         topic = "department topics" if record.topic.startswith("dept.") else record.topic
                         self.seen[(topic, event["id"])] += 1
+                        # A clock's report read again, packed again or on the other version, is a copy.
+                        if event["type"] == "sla.reported.v2":
+                            for report in event["data"]["reports"]:
+                                self.seen[("sla clock reports", report["id"])] += 1
+                        elif record.topic == "sla.events.v1":
+                            self.seen[("sla clock reports", event["id"])] += 1
                         if event["type"] == "appeal.routed.v1":
                             self.routed.setdefault(event["subject"], now)
                         elif event["type"] == "assignment.created.v1" and event["data"]["role"] == "lead":

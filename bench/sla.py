@@ -3,7 +3,7 @@
 Each phase writes running clocks straight into a fresh sla database: `--due` of
 them reach their 80 % warning and their breach inside the window, the rest are
 due next week. The real sla service (its own process) fires them; a consumer of
-`sla.events.v1` records when each event arrives. Lag is arrival minus the
+`sla.events.v2` records when each threshold's report arrives. Lag is arrival minus the
 threshold's due time. Two phases with the same number due and different numbers
 running show whether the scheduler's cost follows the clocks due or running.
 The baseline is a raw acks=all produce loop and a raw bulk_write on the same servers.
@@ -30,11 +30,16 @@ from bench.common import (
     start_service,
 )
 from devstack import servers
-from libs.contract import SLA_EVENTS
+from libs.contract import SLA_EVENTS_V2
 from libs.kafka import ensure_topics, partitions_of
 from services.sla import service
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold
+
+
+def reports(value: bytes) -> list[dict]:
+    """The clock reports of one `sla.reported.v2` record, each with its id, type and data."""
+    return json.loads(value)["data"]["reports"]
 
 
 def clock_doc(i: int, due: datetime, target: float, fired: list[int], prefix: str = "BENCH") -> dict:
@@ -150,7 +155,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
 
     consumer = AIOKafkaConsumer(bootstrap_servers=srv.bootstrap, enable_auto_commit=False)
     await consumer.start()
-    parts = await partitions_of(srv.bootstrap, [SLA_EVENTS])
+    parts = await partitions_of(srv.bootstrap, [SLA_EVENTS_V2])
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     cpu_before = cpu_seconds(proc.pid)
@@ -162,8 +167,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
             batch_records = await consumer.getmany(timeout_ms=200)
             arrived = datetime.now(UTC)
             for records in batch_records.values():
-                for record in records:
-                    event = json.loads(record.value)
+                for event in (report for record in records for report in reports(record.value)):
                     key = (event["data"]["clock_id"], event["data"]["level"] or 0)
                     if key not in expected:
                         continue
@@ -176,8 +180,7 @@ async def phase(srv, running: int, due: int, window: float, label: str) -> dict:
                         bar.update(1)
         await asyncio.sleep(2)  # late duplicates, if any
         for records in (await consumer.getmany(timeout_ms=500)).values():
-            for record in records:
-                event = json.loads(record.value)
+            for event in (report for record in records for report in reports(record.value)):
                 key = (event["data"]["clock_id"], event["data"]["level"] or 0)
                 if key in ids_seen:
                     ids_seen[key].add(event["id"])
