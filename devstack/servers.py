@@ -8,6 +8,7 @@ started it, so that it gets SIGTERM when that thread (the stack's process) dies.
 import base64
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -34,41 +35,53 @@ LOG_BYTES = 10_000_000
 LOG_BACKUPS = 3
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def _ephemeral_ports() -> range:
+    """The ports the system hands out for outgoing connections and `bind(0)`."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+# Ports for our servers come from below the system's ephemeral range. A port taken from `bind(0)` was
+# free when picked, but the system may give it to any outgoing connection (a client of the broker, of a
+# database) before the server binds it: a database of the stack once failed to start on "Address already
+# in use" that way. Below the range, only another listener can take it.
+_OURS = range(20000, max(_ephemeral_ports().start, 25000))
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the range outgoing connections use."""
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
     """`count` different TCP ports on 127.0.0.1 that nothing listens on right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:  # all bound at once, so the system cannot hand out one port twice
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    ports: list[int] = []
+    for port in random.sample(_OURS, len(_OURS)):
+        if _bindable(port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"no {count} free ports in {_OURS.start}-{_OURS.stop - 1}")
 
 
 def free_port_run(count: int) -> int:
     """The first of `count` consecutive TCP ports on 127.0.0.1 that nothing listens on right now."""
     for _ in range(100):
-        first = free_port()
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+        first = random.randrange(_OURS.start, _OURS.stop - count)
+        if all(_bindable(port) for port in range(first, first + count)):
             return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
