@@ -14,6 +14,10 @@ run. Each threshold's event id is derived from the clock and the level, so if a 
 comes between publishing and recording, the clock is fired again once the claim
 expires under the same id: consumers see one event, perhaps delivered twice, never two
 warnings. Lifecycle changes use the document's outbox.
+
+What one change does to an appeal's clocks (the starts of a routing, the thresholds one
+pass reaches) goes out as one `sla.reported.v2` event with a report per clock (`pack`),
+and each warning and breach also on its own to the department's topic.
 """
 
 import asyncio
@@ -367,13 +371,18 @@ async def fire_claimed(
         while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
-        kept, emits, event_ids = [], [], []
+        kept, items, reports = [], [], []
         # The first threshold reached: it times the packed event's id, and its clock's trace carries it.
         first: tuple[datetime, str | None] | None = None
         for c in doc["clocks"]:
             change = clocks.fire(c, book.calendars.named(c["calendar"]), at_now)
-            emits += change.emits
-            event_ids += [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+            # Each threshold under one id, in the appeal's report and on the department's topic.
+            event_ids = [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+            for emit, event_id in zip(change.emits, event_ids, strict=True):
+                if emit.topic == SLA_EVENTS:
+                    reports.append((emit, event_id))
+                else:
+                    items += outbox_items(SOURCE, [emit], c.get("traceparent"), at_now, ids=[event_id])
             if change.fired and first is None:
                 first = (change.fired[0][1], c.get("traceparent"))
             kept.append({**c, **change.set})
@@ -382,8 +391,8 @@ async def fire_claimed(
             ]
             breached.update(c["clock"] for level, _ in change.fired if level == 100)
         if first is not None:
-            packed, ids = pack(doc["_id"], emits, event_ids, first[0], book.publish_v1)
-            items = outbox_items(SOURCE, packed, first[1], at_now, ids=ids)
+            packed, ids = pack(doc["_id"], [e for e, _ in reports], [i for _, i in reports], first[0], book.publish_v1)
+            items = outbox_items(SOURCE, packed, first[1], at_now, ids=ids) + items
             publishing.append(asyncio.create_task(outbox.publish_items(broker, items)))
         # The version guard loses to a lifecycle change made since the claim (e.g. a clock was met).
         guard = {"_id": doc["_id"], "claim": claimed.token, "version": doc["version"]}
