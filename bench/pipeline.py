@@ -149,25 +149,24 @@ async def departments(stack: Stack, recorder: Recorder, stop: asyncio.Event) -> 
     return len(done)
 
 
-async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) -> int:
-    """Post new appeals at `rate` for `seconds`; returns how many were not accepted."""
-    failures = 0
+async def load(stack: Stack, recorder: Recorder, rate: float, seconds: float) -> Counter[str]:
+    """Post new appeals at `rate` for `seconds`; returns how many were not accepted, by why (status or error)."""
+    failures: Counter[str] = Counter()
     run = str(time.time_ns())
     intakes = [stack.url(key) for key in instances(stack, "intake")]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
     async with httpx.AsyncClient(limits=limits, timeout=30, headers={"X-Api-Key": stack.keys["channel:web"]}) as client:
 
         async def one(n: int) -> None:
-            nonlocal failures
             try:
                 r = await client.post(intakes[n % len(intakes)] + "/v1/appeals", json=appeal(run, n))
-            except httpx.HTTPError:
-                failures += 1
+            except httpx.HTTPError as error:
+                failures[type(error).__name__] += 1
                 return
             if r.status_code == 202:
                 recorder.accepted[r.json()["appeal_id"]] = time.monotonic()
             else:
-                failures += 1
+                failures[f"HTTP {r.status_code}"] += 1
 
         tasks = []
         began = time.perf_counter()
@@ -420,7 +419,7 @@ def main() -> None:
         [
             [
                 result["accepted"],
-                result["failures"],
+                sum(result["failures"].values()),
                 result["routed"],
                 result["resolved"],
                 round(sustained, 1),
@@ -432,6 +431,8 @@ def main() -> None:
             ]
         ],
     )
+    if result["failures"]:
+        print("not accepted, by why:", ", ".join(f"{why} {n}" for why, n in result["failures"].most_common()))
     print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"], [[f"{loop_rate:,.0f}"]])
     print_table(
         "consumer lag when the run ended (records not yet consumed; the gauges are 5 s old at most)",
