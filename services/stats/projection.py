@@ -215,7 +215,8 @@ def total(deltas: list[Counts]) -> Counts:
             into = out.setdefault(bucket, {})
             for name, n in fields.items():
                 into[name] = into.get(name, 0) + n
-    return {bucket: fields for bucket, fields in out.items() if any(fields.values())}
+    kept = {bucket: {name: n for name, n in fields.items() if n} for bucket, fields in out.items()}
+    return {bucket: fields for bucket, fields in kept.items() if fields}
 
 
 def _is_clock(event: CloudEvent[Any]) -> bool:
