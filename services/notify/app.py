@@ -21,6 +21,8 @@ async def _startup(runtime: NotifyRuntime) -> None:
     )
     runtime.closing.append(runtime.senders.close)
     await service.ensure_indexes(runtime.db)
+    # Before the first event is read: a fresh database tells the planner at once that no old record is left.
+    await service.adopt_records(runtime.db, runtime.memory, runtime.clock.now())
     scheduled.start(runtime)
 
 

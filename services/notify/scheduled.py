@@ -1,4 +1,4 @@
-"""Notify's periodic work: send what is due, retry, release held messages, plan early events, finish outboxes."""
+"""Notify's periodic work: send what is due, retry, release held messages, plan early events, adopt old records."""
 
 from services.notify import service
 from services.notify.runtime import NotifyRuntime
@@ -30,6 +30,7 @@ def start(runtime: NotifyRuntime) -> None:
         now = runtime.clock.now()
         await service.release_expired_claims(runtime.db, now)
         await service.flush_stale_outboxes(runtime.db, runtime.broker, now)
+        await service.adopt_records(runtime.db, runtime.memory, now)
 
     runtime.every(settings.tick_seconds, send, "notify-send")
     runtime.every(1.0, waiting, "notify-waiting")

@@ -1,15 +1,22 @@
-"""Notify persistence: one delivery record per (event, recipient, channel), sent by a claiming dispatcher.
+"""Notify persistence: one notice per event, holding its deliveries, sent by a claiming dispatcher.
 
-An event is turned into delivery records whose `_id` is `<event id>:<recipient>:
-<channel>`; a redelivered event inserts nothing new. The dispatcher claims due
-records (like sla's scheduler), sends, publishes the final outcome's
-`notification.delivered/failed.v1` event, then records the outcome. A crash
-before the record leaves the claim to expire and the record is sent again under
-the same notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID,
-provider `client_ref`), which receivers use to drop the copy; its outcome event
-keeps its id too (`outcome_event_id`), so consumers drop that copy as well. The
-send itself is at least once, so the event needs no outbox of its own; records of
-earlier versions may still hold one, which the sweep publishes.
+An event is turned into one notice (collection `notices`, `_id` the event's id)
+holding a delivery for each (recipient, channel), whose id, the notification id,
+is `<event id>:<recipient>:<channel>`; a redelivered event inserts nothing new.
+One document per event rather than one per delivery: the database's cost follows
+the documents written, and an event's deliveries are planned, and mostly sent,
+together. The dispatcher claims due notices (like sla's scheduler), sends their
+due deliveries, publishes each final outcome's `notification.delivered/failed.v1`
+event, then records the outcomes in one write of the notice. A crash before that
+write leaves the claim to expire and the delivery is sent again under the same
+notification id (webhook `X-Appeals-Delivery`, e-mail Message-ID, provider
+`client_ref`), which receivers use to drop the copy; its outcome event keeps its id
+too (`outcome_event_id`), so consumers drop that copy as well. The send itself is
+at least once, so the event needs no outbox of its own.
+
+Earlier versions kept one record per delivery in `notifications`; `adopt_records`
+moves them into notices, an event at a time, and the planner leaves alone an
+event that still has records there.
 """
 
 import asyncio
@@ -60,11 +67,17 @@ class NotifyBook:
         return self.calendars.of_department(self.city, department)
 
 
+# A delivery still to be sent: held for office hours, due now, or to be tried again.
+UNSETTLED = ("held", "pending", "retrying")
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """The dispatcher reads only records due for an attempt; the log is read per appeal."""
-    await db.notifications.create_index([("due_at", ASCENDING)], sparse=True)
+    """The dispatcher reads only notices due for an attempt; the log is read per appeal."""
+    await db.notices.create_index([("due_at", ASCENDING)], sparse=True)
+    await db.notices.create_index([("appeal_id", ASCENDING), ("created_at", ASCENDING)])
+    await db.notices.create_index([("claim_until", ASCENDING)], sparse=True)
+    # Records of earlier versions: adopted by appeal, and their outboxes published first.
     await db.notifications.create_index([("appeal_id", ASCENDING), ("created_at", ASCENDING)])
-    await db.notifications.create_index([("claim_until", ASCENDING)], sparse=True)
     await db.notifications.create_index([("outbox_since", ASCENDING)], sparse=True)
 
 
@@ -112,14 +125,16 @@ class Memory:
 
     appeals: LRUCache = field(default_factory=lambda: LRUCache(maxsize=20_000))
     subscriptions: TTLCache = field(default_factory=lambda: TTLCache(maxsize=5_000, ttl=SUBSCRIPTIONS_KEPT_SECONDS))
+    # Until adoption finds no record of an earlier version left, the planner checks there first.
+    records_left: bool = True
 
 
 @dataclass
 class Ready:
-    """Records this replica's planner stored already claimed, for its next send pass to take as they are.
+    """Notices this replica's planner stored already claimed, for its next send pass to take as they are.
 
     Claiming them as they are inserted spares the claim's own statements (a find, an
-    update of every record, a find again) for the usual notification, due at once. A
+    update of every notice, a find again) for the usual notification, due at once. A
     replica that dies holding them leaves the claims to expire, like any other. One
     token for all of them, so a send pass takes what several batches planned.
     """
@@ -128,15 +143,15 @@ class Ready:
     token: str = field(default_factory=new_id)
     docs: list[dict[str, Any]] = field(default_factory=list)
 
-    def claim(self, records: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        """Mark the records due now as claimed, before they are inserted; returns them."""
-        due = [r for r in records if r["status"] == "pending"]
-        for record in due:
-            record.update(claim=self.token, claim_until=now + self.hold)
+    def claim(self, notices: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Mark the notices with a delivery due now as claimed, before they are inserted; returns them."""
+        due = [n for n in notices if n["status"] == "sending"]
+        for notice in due:
+            notice.update(claim=self.token, claim_until=now + self.hold)
         return due
 
     def take(self, now: datetime, limit: int) -> claims.Claimed | None:
-        """Up to `limit` records still well inside their claim; those near its end are left to expire."""
+        """Up to `limit` notices still well inside their claim; those near its end are left to expire."""
         self.docs = [d for d in self.docs if d["claim_until"] - now > self.hold / 2]
         taken, self.docs = self.docs[:limit], self.docs[limit:]
         return claims.Claimed(self.token, taken) if taken else None
@@ -305,28 +320,42 @@ async def _plan(
     staff = await _staff(db, book.city, departments, memory)
     liaisons = await _liaisons(db, book, [e for e in events if e.type in rules.LIAISON_TEMPLATES], appeals, memory)
     staff.update({f"liaison:{liaison_id}": address for liaison_id, address in liaisons.values()})
-    records, early = [], []
+    known = await _recorded_before(db, events) if memory.records_left else set()
+    notices, early = [], []
     for event in events:
         appeal = appeals.get(event.subject)
         if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
             early.append(event)
             continue
-        records += _records(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
-    if not records:
+        if event.id in known:
+            continue
+        deliveries = _deliveries(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
+        if deliveries:
+            notices.append(_notice(event, deliveries, now))
+    if not notices:
         return 0, early
-    claimed = ready.claim(records, now) if ready else []
+    claimed = ready.claim(notices, now) if ready else []
     refused: set[int] = set()
     try:
-        await db.notifications.insert_many(records, ordered=False)
+        await db.notices.insert_many(notices, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(e.get("code") != 11000 for e in errors):
             raise
         refused = {e["index"] for e in errors}  # stored by an earlier delivery of the event, not claimed by us
     if ready and claimed:
-        stored = {id(r) for n, r in enumerate(records) if n not in refused}
-        ready.docs += [r for r in claimed if id(r) in stored]
-    return len(records), early
+        stored = {id(n) for i, n in enumerate(notices) if i not in refused}
+        ready.docs += [n for n in claimed if id(n) in stored]
+    return sum(len(n["deliveries"]) for n in notices), early
+
+
+async def _recorded_before(db: AsyncDatabase, events: Sequence[CloudEvent[Any]]) -> set[str]:
+    """The events an earlier version already recorded deliveries of, not yet adopted into notices."""
+    found = db.notifications.find(
+        {"appeal_id": {"$in": list({e.subject for e in events})}, "event_id": {"$in": [e.id for e in events]}},
+        {"event_id": 1},
+    )
+    return {d["event_id"] async for d in found}
 
 
 async def _liaisons(
@@ -357,7 +386,7 @@ async def _liaisons(
     }
 
 
-def _records(
+def _deliveries(
     book: NotifyBook,
     event: CloudEvent,
     appeal: dict[str, Any] | None,
@@ -366,7 +395,7 @@ def _records(
     status_url: str,
     liaison: tuple[str, Address] | None = None,
 ) -> list[dict[str, Any]]:
-    """The delivery records one event owes, ids fixed by (event, recipient, channel)."""
+    """The deliveries one event owes, ids fixed by (event, recipient, channel)."""
     company = None
     if appeal:
         contact = appeal["contact"]
@@ -376,19 +405,17 @@ def _records(
     data = event.data.model_dump(mode="python")
     context = _context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company, liaison)
-    records: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
     for item in planned:
         address = company if item.audience == "company" else staff[item.recipient]
         destination = _destination(item, address) if address is not None else None
         if address is None or not destination:
             continue
         subject, body = book.renderer.render(item.template, item.language, item.context)
-        records.append(
+        due_at = _not_before(book, item, address, now)
+        deliveries.append(
             {
-                "_id": f"{event.id}:{item.recipient}:{item.channel}",
-                "appeal_id": event.subject,
-                "event_id": event.id,
-                "event_type": event.type,
+                "id": f"{event.id}:{item.recipient}:{item.channel}",
                 "recipient": item.recipient,
                 "audience": item.audience,
                 "channel": item.channel,
@@ -399,24 +426,60 @@ def _records(
                 "language": item.language,
                 "subject": subject,
                 "body": body,
-                "payload": {
-                    "notification_id": f"{event.id}:{item.recipient}:{item.channel}",
-                    "audience": item.audience,
-                    "subject": subject,
-                    "text": body,
-                    "event": event.model_dump(mode="json"),
-                },
-                "status": "pending",
+                "status": "held" if due_at > now else "pending",
                 "attempts": 0,
-                "created_at": now,
-                "traceparent": event.traceparent,
-                "due_at": _not_before(book, item, address, now),
-                "version": 1,
+                "due_at": due_at,
             }
         )
-        if records[-1]["due_at"] > now:
-            records[-1]["status"] = "held"
-    return records
+    return deliveries
+
+
+def _notice(event: CloudEvent, deliveries: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The one document an event's deliveries live in."""
+    return {
+        "_id": event.id,
+        "appeal_id": event.subject,
+        "event_type": event.type,
+        "event": event.model_dump(mode="json"),
+        "created_at": now,
+        "traceparent": event.traceparent,
+        "deliveries": deliveries,
+        **schedule(deliveries),
+        "version": 1,
+    }
+
+
+def schedule(deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A notice's status and due time, from its deliveries still to be sent.
+
+    `sending` while one of them is due or to be tried again, `held` while all wait
+    for office hours, `done` once none is left; due at the soonest one's time.
+    """
+    unsettled = [d for d in deliveries if d["status"] in UNSETTLED]
+    if not unsettled:
+        return {"status": "done"}
+    status = "held" if all(d["status"] == "held" for d in unsettled) else "sending"
+    return {"status": status, "due_at": min(d["due_at"] for d in unsettled)}
+
+
+def _record_of(notice: dict[str, Any], delivery: dict[str, Any]) -> dict[str, Any]:
+    """One delivery with what it needs of its notice: the form a send and its outcome read."""
+    return {
+        **delivery,
+        "_id": delivery["id"],
+        "appeal_id": notice["appeal_id"],
+        "event_id": notice["_id"],
+        "event_type": notice["event_type"],
+        "created_at": notice["created_at"],
+        "traceparent": notice.get("traceparent"),
+        "payload": {
+            "notification_id": delivery["id"],
+            "audience": delivery["audience"],
+            "subject": delivery["subject"],
+            "text": delivery["body"],
+            "event": notice["event"],
+        },
+    }
 
 
 @dataclass
@@ -483,7 +546,7 @@ async def dispatch(
     on_outcome: Callable[[AttemptResult], None] = lambda _: None,
     ready: Ready | None = None,
 ) -> list[AttemptResult]:
-    """Claim the records due for an attempt, send them side by side, then record every outcome in one write.
+    """Claim the notices due for an attempt, send their due deliveries side by side, then record all in one write.
 
     What this replica's planner stored claimed (`ready`) goes first, without claiming.
 
@@ -493,7 +556,7 @@ async def dispatch(
     inside the claim, so a batch is recorded before its claim expires.
     """
     held = (ready and ready.take(now, batch)) or await claims.claim_due(
-        db.notifications,
+        db.notices,
         "due_at",
         now,
         limit=batch,
@@ -502,12 +565,20 @@ async def dispatch(
     )
     if not held.docs:
         return []
-    errors = await asyncio.gather(*(_send(doc, senders, settings) for doc in held.docs))
-    settled = [
-        settle(doc, error, now, settings.max_attempts, settings.retry_base_seconds)
-        for doc, error in zip(held.docs, errors, strict=True)
+    due = [
+        (notice, n, _record_of(notice, d))
+        for notice in held.docs
+        for n, d in enumerate(notice["deliveries"])
+        if d["status"] in UNSETTLED and d["due_at"] <= now
     ]
-    await _record(db, broker, held, settled)
+    errors = await asyncio.gather(*(_send(record, senders, settings) for _, _, record in due))
+    settled = [
+        settle(record, error, now, settings.max_attempts, settings.retry_base_seconds)
+        for (_, _, record), error in zip(due, errors, strict=True)
+    ]
+    for (notice, n, _), outcome in zip(due, settled, strict=True):
+        notice["deliveries"][n] = outcome.applied(notice["deliveries"][n])
+    await _record(db, broker, held, [s.events for s in settled])
     results = [s.result for s in settled]
     for result in results:
         on_outcome(result)
@@ -528,15 +599,19 @@ async def _send(doc: dict[str, Any], senders: channels.Senders, settings: Any) -
 
 @dataclass
 class Settled:
-    """What one attempt comes to: the record's update, the outcome events it owes, and the attempt's result."""
+    """What one attempt comes to: the delivery's changed fields, the outcome events it owes, and the result."""
 
     update: dict[str, Any]
     events: list[dict[str, Any]]
     result: AttemptResult
 
+    def applied(self, delivery: dict[str, Any]) -> dict[str, Any]:
+        """The delivery with the attempt's outcome; a field set to None is dropped."""
+        return {k: v for k, v in {**delivery, **self.update}.items() if v is not None}
+
 
 def settle(
-    doc: dict[str, Any],
+    record: dict[str, Any],
     error: channels.DeliveryError | None,
     now: datetime,
     max_attempts: int,
@@ -547,71 +622,135 @@ def settle(
     A final outcome owes its `notification.*.v1` event; a failure that gives up goes
     to `notify.deliveries.v1.dlq` too, for operators.
     """
-    attempts = doc["attempts"] + 1
+    attempts = record["attempts"] + 1
     if error is None:
-        fields = {"attempts": attempts, "status": "delivered", "delivered_at": now}
-        emits = _outcome_emits(doc, True, attempts, None)
-        return _settled(doc, fields, {**claims.UNCLAIM, "due_at": ""}, emits, "delivered", now)
+        fields = {"attempts": attempts, "status": "delivered", "delivered_at": now, "due_at": None}
+        return _settled(record, fields, _outcome_emits(record, True, attempts, None), "delivered", now)
     fields = {"attempts": attempts, "last_error": error.reason}
     if error.permanent or attempts >= max_attempts:
-        fields.update(status="failed", failed_at=now)
-        emits = _outcome_emits(doc, False, attempts, error.reason)
-        return _settled(doc, fields, {**claims.UNCLAIM, "due_at": ""}, emits, "failed", now)
+        fields.update(status="failed", failed_at=now, due_at=None)
+        return _settled(record, fields, _outcome_emits(record, False, attempts, error.reason), "failed", now)
     fields.update(status="retrying", due_at=now + timedelta(seconds=backoff(attempts, retry_base_seconds)))
-    return _settled(doc, fields, dict(claims.UNCLAIM), [], "retried", now)
+    return _settled(record, fields, [], "retried", now)
 
 
-def outcome_event_id(doc: dict[str, Any]) -> str:
-    """The one id of a record's outcome event, whichever attempt or replica publishes it."""
-    return stable_id(f"{doc['_id']}:outcome", aware(doc["created_at"]))
+def outcome_event_id(record: dict[str, Any]) -> str:
+    """The one id of a delivery's outcome event, whichever attempt or replica publishes it."""
+    return stable_id(f"{record['_id']}:outcome", aware(record["created_at"]))
 
 
-def _settled(
-    doc: dict[str, Any], fields: dict[str, Any], unset: dict[str, str], emits: list[Emit], outcome: str, now: datetime
-) -> Settled:
-    # Deliveries run on a timer, outside the event's handler: the trace travels with the record.
-    events = outbox_items(SOURCE, emits, doc.get("traceparent"), now, ids=[outcome_event_id(doc)] * len(emits))
-    return Settled(
-        {"$set": fields, "$unset": unset, "$inc": {"version": 1}},
-        events,
-        AttemptResult(doc["channel"], doc["audience"], outcome),
-    )
+def _settled(record: dict[str, Any], fields: dict[str, Any], emits: list[Emit], outcome: str, now: datetime) -> Settled:
+    # Deliveries run on a timer, outside the event's handler: the trace travels with the notice.
+    ids = [outcome_event_id(record)] * len(emits)
+    events = outbox_items(SOURCE, emits, record.get("traceparent"), now, ids=ids)
+    return Settled(fields, events, AttemptResult(record["channel"], record["audience"], outcome))
 
 
-async def _record(db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, settled: list[Settled]) -> None:
-    """Publish the batch's outcome events, then write every outcome in one bulk write."""
-    await asyncio.gather(*(outbox.publish_items(broker, s.events) for s in settled if s.events))
-    written = await db.notifications.bulk_write(
-        [
-            UpdateOne({"_id": doc["_id"], "claim": held.token}, s.update)
-            for doc, s in zip(held.docs, settled, strict=True)
-        ],
-        ordered=False,
-    )
+async def _record(
+    db: AsyncDatabase, broker: KafkaBroker, held: claims.Claimed, events: list[list[dict[str, Any]]]
+) -> None:
+    """Publish the pass's outcome events, then write every claimed notice, as it now stands, in one bulk write."""
+    await asyncio.gather(*(outbox.publish_items(broker, items) for items in events if items))
+    writes = []
+    for notice in held.docs:
+        state = schedule(notice["deliveries"])
+        unset = {**claims.UNCLAIM, **({} if "due_at" in state else {"due_at": ""})}
+        change = {"$set": {"deliveries": notice["deliveries"], **state}, "$unset": unset, "$inc": {"version": 1}}
+        writes.append(UpdateOne({"_id": notice["_id"], "claim": held.token}, change))
+    written = await db.notices.bulk_write(writes, ordered=False)
     if written.matched_count < len(held.docs):
-        # A claim ran out under a slow batch and another dispatcher took the record: it sends it again, and
-        # publishes its outcome under the same id.
+        # A claim ran out under a slow batch and another dispatcher took the notice: it sends again, and
+        # publishes each outcome under the same id.
         log.info("some claims ran out before their outcome was written", extra={"claimed": len(held.docs)})
 
 
 async def release_expired_claims(db: AsyncDatabase, now: datetime) -> None:
-    """Records a crashed dispatcher had claimed become due again."""
-    await claims.release_expired(db.notifications, now)
+    """Notices a crashed dispatcher had claimed become due again."""
+    await claims.release_expired(db.notices, now)
 
 
 async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: datetime) -> int:
+    """Publish what records of earlier versions still hold in their outboxes; they are adopted after."""
     return await outbox.flush_stale(db.notifications, broker, now)
 
 
+# What a delivery keeps of a record of an earlier version.
+_DELIVERY_FIELDS = (
+    "recipient",
+    "audience",
+    "channel",
+    "to",
+    "secret",
+    "urgent",
+    "template",
+    "language",
+    "subject",
+    "body",
+    "status",
+    "attempts",
+    "due_at",
+    "delivered_at",
+    "failed_at",
+    "last_error",
+)
+
+
+async def adopt_records(db: AsyncDatabase, memory: Memory, now: datetime, limit: int = 1000) -> int:
+    """Move records of earlier versions (one document per delivery) into notices, all of an event's at once.
+
+    An event is left for a later pass while one of its records is claimed by a
+    dispatcher of an earlier version or holds an outbox. A notice already there (a
+    pass that died before deleting) keeps what it has, and the records go.
+    Returns how many records were moved.
+    """
+    first = [d["appeal_id"] async for d in db.notifications.find({}, {"appeal_id": 1}).limit(limit)]
+    if not first:
+        memory.records_left = False
+        return 0
+    memory.records_left = True
+    events: dict[str, list[dict[str, Any]]] = {}
+    async for record in db.notifications.find({"appeal_id": {"$in": list(set(first))}}):
+        events.setdefault(record["event_id"], []).append(record)
+    notices, adopted = [], []
+    for event_id, records in events.items():
+        if any(r.get("outbox_since") or (r.get("claim") and aware(r["claim_until"]) > now) for r in records):
+            continue
+        deliveries = [{"id": r["_id"], **{k: r[k] for k in _DELIVERY_FIELDS if k in r}} for r in records]
+        first_record = min(records, key=lambda r: r["created_at"])
+        notices.append(
+            {
+                "_id": event_id,
+                "appeal_id": first_record["appeal_id"],
+                "event_type": first_record["event_type"],
+                "event": first_record["payload"]["event"],
+                "created_at": first_record["created_at"],
+                "traceparent": first_record.get("traceparent"),
+                "deliveries": deliveries,
+                **schedule(deliveries),
+                "version": 1,
+            }
+        )
+        adopted += [r["_id"] for r in records]
+    if notices:
+        try:
+            await db.notices.insert_many(notices, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        await db.notifications.delete_many({"_id": {"$in": adopted}})
+    return len(adopted)
+
+
 async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    """The notifications of an appeal, oldest first, without message bodies' addresses."""
-    projection = {"outbox": 0, "secret": 0, "payload": 0, "claim": 0}
-    return [
-        d
-        async for d in db.notifications.find({"appeal_id": appeal_id}, projection)
-        .sort("created_at", ASCENDING)
-        .limit(limit)
+    """The deliveries of an appeal, oldest first, each with its event's type and time, without secrets."""
+    projection = {"event": 0, "claim": 0, "deliveries.secret": 0}
+    found = db.notices.find({"appeal_id": appeal_id}, projection).sort("created_at", ASCENDING).limit(limit)
+    log_ = [
+        {**d, "_id": d["id"], "event_type": n["event_type"], "created_at": n["created_at"]}
+        async for n in found
+        for d in n["deliveries"]
     ]
+    return log_[:limit]
 
 
 async def send_messages(

@@ -336,11 +336,10 @@ async def busy(run: Run, mongo: Databases) -> dict[str, int]:
         "sla outboxes": await mongo.sla.appeals.count_documents({"outbox_since": {"$gte": ever}}),
         "sla claims": await mongo.sla.appeals.count_documents({"claim_until": {"$gte": ever}}),
         # Held messages wait for office hours; anything else with a due time is still to be sent.
-        "notifications to send": await mongo.notify.notifications.count_documents(
+        "notifications to send": await mongo.notify.notices.count_documents(
             {"due_at": {"$gte": ever}, "status": {"$ne": "held"}}
         ),
-        "notify outboxes": await mongo.notify.notifications.count_documents({"outbox_since": {"$gte": ever}}),
-        "notify claims": await mongo.notify.notifications.count_documents({"claim_until": {"$gte": ever}}),
+        "notify claims": await mongo.notify.notices.count_documents({"claim_until": {"$gte": ever}}),
         "appeals not yet assigned": run.accepted - len(run.assigned),
     }
     return {k: v for k, v in left.items() if v}
@@ -507,17 +506,18 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
         assert delta[f"{kind}|breached"] == sum(1 for c in breached if c.split(":")[1] == kind), (kind, delta)
         assert delta.get(f"{kind}|running", 0) == delta.get(f"{kind}|overdue", 0) == 0, (kind, delta)
 
-    # Notify: one record per (event, recipient, channel); one id per such triple as the receivers saw it.
+    # Notify: one delivery per (event, recipient, channel); one id per such triple as the receivers saw it.
     records = [
-        d
-        async for d in mongo.notify.notifications.find(
+        {"_id": d["id"], "event": n["event"], "event_type": n["event_type"], "appeal_id": n["appeal_id"], **d}
+        async for n in mongo.notify.notices.find(
             {"appeal_id": {"$in": list(mine)}},
-            {"payload.event": 1, "recipient": 1, "channel": 1, "status": 1, "event_type": 1, "appeal_id": 1},
+            {"event": 1, "event_type": 1, "appeal_id": 1, "deliveries": 1},
         )
+        for d in n["deliveries"]
     ]
     by_content: dict[tuple, set[str]] = defaultdict(set)
     for d in records:
-        by_content[(content_key(d["payload"]["event"]), d["recipient"], d["channel"])].add(d["_id"])
+        by_content[(content_key(d["event"]), d["recipient"], d["channel"])].add(d["_id"])
     assert twice(by_content) == {}, "a notification went twice under two ids"
     status = Counter(d["status"] for d in records)
     assert set(status) <= {"delivered", "held"}, status
@@ -548,7 +548,7 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     heard: dict[tuple, set[str]] = defaultdict(set)
     for d in records:
         if d["event_type"] in ("sla.warning.v1", "sla.breached.v1"):
-            heard[content_key(d["payload"]["event"])].add(d["recipient"])
+            heard[content_key(d["event"])].add(d["recipient"])
     unheard = {key: sorted({f"{department[key]}:{role}" for role in audiences[key[2]]} - heard[key]) for key in fired}
     unheard = {key: who for key, who in unheard.items() if who}
     assert not unheard, f"{len(unheard)} thresholds not told to their audience, e.g. {list(unheard.items())[:3]}"

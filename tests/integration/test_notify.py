@@ -249,12 +249,83 @@ async def test_what_a_planner_stored_claimed_and_died_holding_is_sent_once_its_c
     planned = await service.plan_events(
         runtime.db, runtime.book, [event], then, runtime.settings.status_url, runtime.memory, died
     )
-    assert planned == 2 and len(died.docs) == 2
+    assert planned == 2 and len(died.docs) == 1, "one notice holds the SMS and the e-mail"
     entries = await log_of(notify, appeal_id, lambda e: len(delivered(e)) == 2, timeout=20)
     assert len(delivered(entries)) == 2, "released by the sweep and sent by a pass that claimed them"
     await asyncio.sleep(0.5)
     mails = [m for m in notify["sinks"].of("email") if m["delivery"].startswith(event.id)]
     assert len(mails) == 1
+
+
+def old_record(event, recipient, channel, to, now, **fields):
+    """A delivery record as notify kept it before notices: one document per (event, recipient, channel)."""
+    notification_id = f"{event.id}:{recipient}:{channel}"
+    return {
+        "_id": notification_id,
+        "appeal_id": event.subject,
+        "event_id": event.id,
+        "event_type": event.type,
+        "recipient": recipient,
+        "audience": "company",
+        "channel": channel,
+        "to": to,
+        "secret": None,
+        "urgent": False,
+        "template": "submitted",
+        "language": "zh",
+        "subject": f"Appeal {event.subject} received",
+        "body": f"Your appeal {event.subject} was received.",
+        "payload": {"notification_id": notification_id, "event": event.model_dump(mode="json")},
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "traceparent": None,
+        "due_at": now,
+        "version": 1,
+        **fields,
+    }
+
+
+async def test_records_of_an_earlier_version_are_adopted_sent_once_and_kept_in_the_log(notify):
+    runtime, now = notify["runtime"], notify["clock"].now()
+    appeal_id, busy_appeal = new_id(), new_id()
+    event = make_event("test", EventType.appeal_submitted, appeal_id, submitted(appeal_id), time=now)
+    other = make_event("test", EventType.appeal_submitted, busy_appeal, submitted(busy_appeal), time=now)
+    sent_at = now - timedelta(minutes=1)
+    await runtime.db.notifications.insert_many(
+        [
+            old_record(
+                event, "company", "sms", "13800138000", now, status="delivered", attempts=1, delivered_at=sent_at
+            ),
+            old_record(event, "company", "email", "old@example.org", now),
+            # A dispatcher of the earlier version is sending this one: it stays where it is until its claim ends.
+            old_record(
+                other, "company", "email", "busy@example.org", now, claim="old", claim_until=now + timedelta(hours=1)
+            ),
+        ]
+    )
+    # The event read again before adoption: the planner leaves it to the records.
+    assert (
+        await service.plan_events(runtime.db, runtime.book, [event], now, runtime.settings.status_url, service.Memory())
+        == 0
+    )
+    await service.adopt_records(runtime.db, service.Memory(), now)  # the sweep may have been first
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e)) == 2)
+    assert {(e["channel"], e["status"], e["attempts"]) for e in entries} == {
+        ("sms", "delivered", 1),
+        ("email", "delivered", 1),
+    }, entries
+    # Read once more after adoption: the notice is there already.
+    await service.plan_events(runtime.db, runtime.book, [event], now, runtime.settings.status_url, runtime.memory)
+    await asyncio.sleep(1)
+    mails = [m for m in notify["sinks"].of("email") if m["delivery"].startswith(event.id)]
+    assert [m["delivery"] for m in mails] == [f"{event.id}:company:email"], "the pending record sent once"
+    assert not [m for m in notify["sinks"].of("sms") if (m.get("delivery") or "").startswith(event.id)], (
+        "the delivered record is not sent again"
+    )
+    assert await runtime.db.notifications.count_documents({"appeal_id": appeal_id}) == 0
+    assert await runtime.db.notifications.count_documents({"appeal_id": busy_appeal}) == 1
+    assert await runtime.db.notices.count_documents({"_id": other.id}) == 0
 
 
 async def test_a_webhook_failing_three_times_is_delivered_once(notify):
@@ -367,8 +438,8 @@ async def test_a_changed_subscription_takes_effect_for_the_next_event(notify):
         breach = sla(appeal_id, 100).model_copy(update={"department": dept})
         await send(notify, SLA_EVENTS, EventType.sla_breached, breach)
         await log_of(notify, appeal_id, lambda e: any(x["recipient"] == recipient for x in e))
-        record = await runtime.db.notifications.find_one({"appeal_id": appeal_id, "recipient": recipient})
-        addresses.append(record["to"])
+        notice = await runtime.db.notices.find_one({"appeal_id": appeal_id, "deliveries.recipient": recipient})
+        addresses += [d["to"] for d in notice["deliveries"] if (d["recipient"], d["channel"]) == (recipient, "email")]
     assert addresses == ["tax-first@example.org", "tax-second@example.org"], "notify does not keep an old address"
 
 
