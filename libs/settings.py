@@ -24,6 +24,12 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = ""
+    mongodb_max_idle_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A pooled database connection idle this long is closed by the client, before a server or a "
+        "load balancer drops it unseen (SecantusDB after 300 s) and a write on it fails.",
+    )
     config_dir: Path = PROJECT_ROOT / "config"
     api_keys_file: Path | None = Field(
         default=None, description="JSON file of hashed, scoped API keys (see libs/auth.py)."

@@ -7,7 +7,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from secantus.server import SecantusDBServer
 
+from devstack import servers
 from libs.events import EventType
 from libs.ids import new_id
 from libs.mongo import GroupedInserts, apply_update, make_client, update_guarded
@@ -155,3 +157,21 @@ async def test_intake_keeps_the_latest_report_of_each_clock_in_one_write_per_app
     await intake.apply_clocks(db, [scope, breached])
     assert await states() == {"scope": "met", "resolution": "breached"}
     await client.close()
+
+
+async def test_a_write_after_the_server_dropped_an_idle_connection_goes_through(tmp_path):
+    """SecantusDB drops a connection idle for 300 s (here 1 s); the client closes its own idle ones first."""
+    port = servers.free_port()
+    server = SecantusDBServer(port=port, storage_path=str(tmp_path), replica_set_name=None, client_idle_timeout_s=1.0)
+    server.start()
+    try:
+        settings = ServiceSettings(mongodb_uri=servers.embedded_mongo_uri(port), mongodb_max_idle_seconds=0.5)
+        client = make_client(settings)
+        docs = client.idle.docs
+        await docs.insert_one({"_id": "before"})
+        await asyncio.sleep(2)  # the server has closed the pooled connection by now
+        await docs.insert_one({"_id": "after"})  # without retries: on that connection, AutoReconnect
+        assert await docs.count_documents({}) == 2
+        await client.close()
+    finally:
+        server.stop()
