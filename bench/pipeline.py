@@ -7,7 +7,8 @@ each assignment through router's HTTP API. A consumer records when each appeal's
 `appeal.routed.v1` and its assignment arrive. Figures: the rate sustained from
 202 to routed, latency submitted -> routed and routed -> department topic, what
 each service's consumers still had to read when the run ended, and
-how many events reached the lifecycle, sla and department topics more than once, and
+how many events reached the lifecycle, sla, department and notify's outcome topics more
+than once (an outcome published twice means its notification was sent twice), and
 each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute run,
 `--seconds 600`, shows whether memory stays flat). The baseline, measured
 first in the same run, is FastStream's own consume -> publish loop.
@@ -89,7 +90,9 @@ class Recorder:
             auto_offset_reset="earliest",
             group_id=f"bench-recorder-{time.time_ns()}",
         )
-        consumer.subscribe(pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v[12]|dept\.[a-z0-9-]+\.v1)$")
+        consumer.subscribe(
+            pattern=r"^(appeals\.lifecycle\.v1|sla\.events\.v[12]|dept\.[a-z0-9-]+\.v1|notify\.deliveries\.v1)$"
+        )
         await consumer.start()
         try:
             while not stop.is_set():
