@@ -586,7 +586,7 @@ async def dispatch(
 
 
 async def _send(doc: dict[str, Any], senders: channels.Senders, settings: Any) -> channels.DeliveryError | None:
-    """One attempt to deliver a record; the error it met, if any."""
+    """One attempt to send a delivery; the error it met, if any."""
     tracing.current.set(doc.get("traceparent"))  # this task's own context: its log lines name the trace
     try:
         await _attempt(doc, senders, settings)
@@ -764,7 +764,7 @@ async def send_messages(
     """Send each one-time code or lost link by SMS straight away, once; an expired code is not sent.
 
     A failed send raises, so the batch comes again; what was sent before is noted and skipped.
-    These messages bypass the delivery records: they concern no appeal's history and are void in minutes.
+    These messages bypass the notices: they concern no appeal's history and are void in minutes.
     """
     sent = {doc["_id"] async for doc in db.messages.find({"_id": {"$in": [e.id for e in events]}})}
     for event in events:
