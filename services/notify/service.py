@@ -76,9 +76,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.notices.create_index([("due_at", ASCENDING)], sparse=True)
     await db.notices.create_index([("appeal_id", ASCENDING), ("created_at", ASCENDING)])
     await db.notices.create_index([("claim_until", ASCENDING)], sparse=True)
-    # Records of earlier versions: adopted by appeal, and their outboxes published first.
-    await db.notifications.create_index([("appeal_id", ASCENDING), ("created_at", ASCENDING)])
-    await db.notifications.create_index([("outbox_since", ASCENDING)], sparse=True)
+    # The records of earlier versions (`notifications`) are read by appeal and by outbox: every version that
+    # wrote them made those indexes.
 
 
 def _expected(book: NotifyBook, profile: str | None, start: datetime, department: str | None) -> datetime:
@@ -331,7 +330,17 @@ async def _plan(
             continue
         deliveries = _deliveries(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
         if deliveries:
-            notices.append(_notice(event, deliveries, now))
+            notices.append(
+                _notice(
+                    event.id,
+                    event.subject,
+                    event.type,
+                    event.model_dump(mode="json"),
+                    now,
+                    event.traceparent,
+                    deliveries,
+                )
+            )
     if not notices:
         return 0, early
     claimed = ready.claim(notices, now) if ready else []
@@ -434,15 +443,23 @@ def _deliveries(
     return deliveries
 
 
-def _notice(event: CloudEvent, deliveries: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """The one document an event's deliveries live in."""
+def _notice(
+    event_id: str,
+    appeal_id: str,
+    event_type: str,
+    event: dict[str, Any],
+    created_at: datetime,
+    traceparent: str | None,
+    deliveries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The one document an event's deliveries live in; `event` is the event as JSON, as receivers get it."""
     return {
-        "_id": event.id,
-        "appeal_id": event.subject,
-        "event_type": event.type,
-        "event": event.model_dump(mode="json"),
-        "created_at": now,
-        "traceparent": event.traceparent,
+        "_id": event_id,
+        "appeal_id": appeal_id,
+        "event_type": event_type,
+        "event": event,
+        "created_at": created_at,
+        "traceparent": traceparent,
         "deliveries": deliveries,
         **schedule(deliveries),
         "version": 1,
@@ -703,32 +720,30 @@ async def adopt_records(db: AsyncDatabase, memory: Memory, now: datetime, limit:
     pass that died before deleting) keeps what it has, and the records go.
     Returns how many records were moved.
     """
-    first = [d["appeal_id"] async for d in db.notifications.find({}, {"appeal_id": 1}).limit(limit)]
-    if not first:
+    appeal_ids = {d["appeal_id"] async for d in db.notifications.find({}, {"appeal_id": 1}).limit(limit)}
+    if not appeal_ids:
         memory.records_left = False
         return 0
     memory.records_left = True
     events: dict[str, list[dict[str, Any]]] = {}
-    async for record in db.notifications.find({"appeal_id": {"$in": list(set(first))}}):
+    async for record in db.notifications.find({"appeal_id": {"$in": list(appeal_ids)}}):
         events.setdefault(record["event_id"], []).append(record)
     notices, adopted = [], []
     for event_id, records in events.items():
         if any(r.get("outbox_since") or (r.get("claim") and aware(r["claim_until"]) > now) for r in records):
             continue
         deliveries = [{"id": r["_id"], **{k: r[k] for k in _DELIVERY_FIELDS if k in r}} for r in records]
-        first_record = min(records, key=lambda r: r["created_at"])
+        earliest = min(records, key=lambda r: r["created_at"])
         notices.append(
-            {
-                "_id": event_id,
-                "appeal_id": first_record["appeal_id"],
-                "event_type": first_record["event_type"],
-                "event": first_record["payload"]["event"],
-                "created_at": first_record["created_at"],
-                "traceparent": first_record.get("traceparent"),
-                "deliveries": deliveries,
-                **schedule(deliveries),
-                "version": 1,
-            }
+            _notice(
+                event_id,
+                earliest["appeal_id"],
+                earliest["event_type"],
+                earliest["payload"]["event"],
+                earliest["created_at"],
+                earliest.get("traceparent"),
+                deliveries,
+            )
         )
         adopted += [r["_id"] for r in records]
     if notices:
