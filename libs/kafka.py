@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.exceptions import AckMessage
 from faststream.kafka import KafkaBroker
@@ -348,15 +349,21 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
         group = getattr(subscriber, "group_id", None) or ""
         # Asked of the broker each time: the fetcher's highwater stops moving while a handler is stuck,
         # which is exactly when lag matters.
-        ends = await consumer.end_offsets(list(assigned))
-        for tp in assigned:
-            done = await consumer.committed(tp)
-            if done is None:
-                done = await consumer.position(tp)
+        try:
+            ends = await consumer.end_offsets(list(assigned))
+            behind = {tp: ends[tp] - await _reached(consumer, tp) for tp in assigned}
+        except IllegalStateError:
+            continue  # a rebalance took a partition away meanwhile: the next round measures the new assignment
+        for tp, lag in behind.items():
             key = (group, tp.topic)
-            lags[key] = lags.get(key, 0) + max(0, ends[tp] - done)
+            lags[key] = lags.get(key, 0) + max(0, lag)
     for (group, topic), lag in lags.items():
         gauge.labels(group, topic).set(lag)
+
+
+async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    done = await consumer.committed(tp)
+    return int(await consumer.position(tp) if done is None else done)
 
 
 class GroupLag:

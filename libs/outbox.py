@@ -230,5 +230,9 @@ async def flush_stale(
         async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)
         if doc["_id"] not in holding
     ]
+    if docs:
+        # A writer died between its write and its publish, or took longer than STALE_AFTER: in the second
+        # case these events go out twice (same ids), so a steady count here asks for a longer STALE_AFTER.
+        log.warning("publishing outboxes left stale", extra={"collection": collection.name, "documents": len(docs)})
     await flush_many(collection, broker, docs)
     return len(docs)

@@ -1,12 +1,9 @@
 """Router's periodic work: finish stale outboxes, close resolutions the company never answered."""
 
 import contextlib
-import logging
 
 from services.router import lifecycle, service
 from services.router.runtime import RouterRuntime
-
-log = logging.getLogger(__name__)
 
 
 def start(runtime: RouterRuntime) -> None:
@@ -14,9 +11,7 @@ def start(runtime: RouterRuntime) -> None:
     settings = runtime.settings
 
     async def sweep_outboxes() -> None:
-        count = await service.flush_stale_outboxes(runtime.db, runtime.broker, runtime.clock.now())
-        if count:
-            log.info("published stale outboxes", extra={"appeals": count})
+        await service.flush_stale_outboxes(runtime.db, runtime.broker, runtime.clock.now())
 
     async def auto_close() -> None:
         now = runtime.clock.now()
