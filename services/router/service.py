@@ -207,8 +207,13 @@ async def _transition(
     now: datetime,
     event_id: str,
 ) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     for _ in range(MAX_ATTEMPTS):
         doc = await _settled(db, appeal_id)
+        # The outbox's age counts from this write, not from the request: one that waited for another
+        # writer would otherwise look stale to the sweep the moment it is written.
+        written = now + timedelta(seconds=loop.time() - began)
         if event_id in doc.get("seen", []):
             await flush(db, broker, doc)
             return doc
@@ -222,7 +227,7 @@ async def _transition(
             doc,
             {"version": doc["version"]},
             {
-                "$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": now},
+                "$set": {**_changes(doc, outcome), "updated_at": now, "outbox_since": written},
                 "$inc": {"version": 1},
                 "$push": pushed,
             },
