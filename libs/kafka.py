@@ -4,6 +4,7 @@ import asyncio
 import functools
 import hashlib
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -205,7 +206,7 @@ def subscribe(
     )
     if consumer.gathers:
         options.update(fetch_min_bytes=GATHER_BYTES, fetch_max_wait_ms=GATHER_WAIT_MS)
-    broker.subscriber(
+    subscriber = broker.subscriber(
         *consumer.topics,
         group_id=group,
         auto_offset_reset="earliest",
@@ -214,7 +215,25 @@ def subscribe(
         title=f"{group}:{handler.__name__}",
         description=handler.__doc__,
         **options,
-    )(guarded)
+    )
+    subscriber(guarded)
+    if consumer.batch:
+        read_without_pause(subscriber)
+
+
+def read_without_pause(subscriber: Any) -> None:
+    """Have a FastStream batch subscriber read again at once after a read that found nothing.
+
+    FastStream pauses for `batch_timeout_ms` after an empty read, which had itself waited that long for
+    records. One arriving during the pause waited for its end: up to 0.2 s at every batch consumer on an
+    appeal's way, for about half of the records while traffic is light. During a read it comes at once.
+    """
+
+    async def next_batch(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        batches = await consumer.getmany(timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records)
+        return tuple(itertools.chain.from_iterable(batches.values()))
+
+    subscriber.get_msg = next_batch
 
 
 def _check_handler(consumer: Consumer, handler: Callable[..., Any]) -> None:

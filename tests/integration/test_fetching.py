@@ -1,11 +1,11 @@
-"""How the services' consumers read ahead, on the real broker (libs.kafka.PREFETCH_BACKOFF_SECONDS)."""
+"""How the services' consumers read, on the real broker: nothing waits behind a quiet partition or an idle pause."""
 
 import asyncio
 
 from faststream.kafka import KafkaBroker
 
 from libs.ids import new_id
-from libs.kafka import ensure_topics
+from libs.kafka import ensure_topics, read_without_pause
 
 
 async def test_a_busy_partitions_next_record_does_not_wait_behind_a_read_of_a_quiet_one(real_servers):
@@ -37,3 +37,33 @@ async def test_a_busy_partitions_next_record_does_not_wait_behind_a_read_of_a_qu
         await broker.publish(b"third", topic=topic, partition=0)
         await asyncio.wait_for(third.wait(), 20)
     assert handled == [b"first", b"second", b"third"]
+
+
+async def test_a_record_arriving_while_a_batch_consumer_is_idle_is_handled_at_once(real_servers):
+    """FastStream pauses as long as its read waited after an empty one; a record arriving then waited for the end."""
+    topic, group = f"idle-read-{new_id().lower()}", f"idle-read-{new_id().lower()}"
+    await ensure_topics(real_servers.bootstrap, [topic], partitions=1)
+    broker = KafkaBroker(real_servers.bootstrap)
+    got = asyncio.Event()
+    handled: list[bytes] = []
+
+    # Reads of 4 s make the pause after an empty one 4 s too: long enough to tell apart from a record read at once.
+    subscriber = broker.subscriber(
+        topic, group_id=group, auto_offset_reset="earliest", batch=True, batch_timeout_ms=4_000
+    )
+
+    @subscriber
+    async def handle(bodies: list[bytes]) -> None:
+        handled.extend(bodies)
+        got.set()
+
+    read_without_pause(subscriber)
+    async with broker:
+        await broker.start()
+        await broker.publish(b"first", topic=topic)
+        await asyncio.wait_for(got.wait(), 60)
+        got.clear()
+        await asyncio.sleep(5)  # the read after it came back empty at 4 s: FastStream's loop would pause until 8 s
+        await broker.publish(b"second", topic=topic)
+        await asyncio.wait_for(got.wait(), 2)
+    assert handled == [b"first", b"second"]
