@@ -58,7 +58,8 @@ GATHER_WAIT_MS = 500
 # long (its default: 0.1 s) it asks for the consumer's other partitions alone. That request waits at the broker
 # up to fetch_max_wait_ms (0.5 s) while they are quiet, and the busy partition's next records wait behind it:
 # with two processes of every service at 10 appeals/s, 1 % of appeals were routed half a second late (p99
-# 510 ms; 180 ms with this). A consumer handles one batch at a time, so reading ahead of it gains nothing.
+# 511 ms; 149 ms with this, docs/benchmarks.md). A consumer handles one batch at a time, so reading ahead of it
+# gains nothing.
 # AIOKafkaConsumer does not pass the option on to its fetcher, hence its default here.
 PREFETCH_BACKOFF_SECONDS = 30.0
 aiokafka_fetcher.Fetcher.__init__.__kwdefaults__["prefetch_backoff"] = PREFETCH_BACKOFF_SECONDS
