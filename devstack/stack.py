@@ -231,6 +231,7 @@ class Stack:
                     "SMTP_PORT": str(self.smtp_port),
                     "SMS_ENDPOINT": outbox + "/sms",
                     "WECHAT_ENDPOINT": outbox + "/wechat",
+                    "WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]',  # the demo sinks are on loopback
                     "STATUS_URL": f"http://127.0.0.1:{self.service_ports.get('web', 8007)}/appeals/{{appeal_id}}",
                 }
             )

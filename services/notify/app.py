@@ -17,7 +17,11 @@ from services.notify.settings import NotifySettings
 async def _startup(runtime: NotifyRuntime) -> None:
     settings = runtime.settings
     runtime.senders = channels.open_senders(
-        settings.smtp_host, settings.smtp_port, settings.smtp_connections, settings.send_timeout_seconds
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_connections,
+        settings.send_timeout_seconds,
+        webhook_networks=lambda: settings.webhook_allowed_networks,
     )
     runtime.closing.append(runtime.senders.close)
     await service.ensure_indexes(runtime.db)

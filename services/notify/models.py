@@ -1,8 +1,9 @@
 """Notify's request and response bodies."""
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class QuietHours(BaseModel):
@@ -37,6 +38,17 @@ class Subscription(BaseModel):
     wechat_openid: str | None = Field(default=None, max_length=64)
     quiet_hours: QuietHours | None = Field(default=None, description="Non-urgent messages wait until the end.")
     language: str = Field(default="zh", pattern=r"^(zh|en)$")
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_scheme(cls, value: Any) -> Any:
+        """Say what is wrong with another scheme than the pattern's message would (the schema keeps the pattern).
+
+        Only the scheme here: the address is checked by the view, resolved as a delivery resolves it.
+        """
+        if isinstance(value, str) and not value[:8].lower().startswith(("https://", "http://")):
+            raise ValueError("must be an https URL")
+        return value
 
 
 class SubscriptionView(Subscription):

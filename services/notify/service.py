@@ -518,7 +518,7 @@ async def _attempt(doc: dict[str, Any], senders: channels.Senders, settings) -> 
         doc.get("secret"),
     )
     if doc["channel"] == "webhook":
-        await channels.send_webhook(senders.http, message)
+        await channels.send_webhook(senders.webhooks, message)
     elif doc["channel"] == "email":
         await channels.send_email(senders.mailer, settings.smtp_sender, message)
     elif doc["channel"] == "sms":

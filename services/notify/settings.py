@@ -1,5 +1,6 @@
 """Notify settings, from NOTIFY_* environment variables."""
 
+from ipaddress import IPv4Network, IPv6Network
 from typing import ClassVar
 
 from pydantic import Field
@@ -26,6 +27,16 @@ class NotifySettings(ServiceSettings):
         default="http://127.0.0.1:8007/appeals/{appeal_id}",
         description="Where companies follow an appeal whose submission carried no link of its own (intake puts "
         "one with its token on each); {appeal_id} is filled in.",
+    )
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default=[],
+        description="Networks a webhook may point into although they are not public (private, loopback, "
+        "link-local; never an unspecified or multicast address), as a JSON list of CIDRs: the government "
+        "extranet where department systems sit; loopback in the embedded stack and the tests. Plain http is "
+        "accepted only for a target inside one of them; any other webhook must be https and resolve to a public "
+        "address. Checked when a webhook is subscribed and again at every delivery, on the address the "
+        "connection then goes to.",
+        examples=[["10.20.0.0/16", "fd12:3456::/48"]],
     )
     max_attempts: int = Field(default=5, description="Attempts before a notification is marked failed.")
     retry_base_seconds: float = Field(default=1.0, description="Backoff base: waits grow as base * 2^n, jittered.")

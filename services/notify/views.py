@@ -3,10 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from yarl import URL
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
-from services.notify import service
+from services.notify import channels, service
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
 from services.notify.runtime import NotifyRuntimeDep
 
@@ -43,8 +45,28 @@ def mask(channel: str, address: str) -> str:
         name, _, domain = address.partition("@")
         return f"{name[:1]}***@{domain}"
     if channel == "webhook":
-        return address.split("?")[0]
+        return _origin(address)
     return f"{address[:3]}****{address[-4:]}" if len(address) > 7 else "****"
+
+
+def _origin(address: str) -> str:
+    """A webhook URL's scheme, host and port: its path, query and user part may hold a secret."""
+    try:
+        url = URL(address)
+        return f"{url.origin()}/***" if url.absolute and url.host else "***"
+    except ValueError:
+        return "***"
+
+
+async def _check_webhook(body: Subscription, runtime) -> None:
+    """A 422 naming `webhook_url` and what is wrong: its scheme, or the class of the address it resolves to."""
+    if body.webhook_url is None:
+        return
+    reason = await runtime.senders.webhooks.refusal(body.webhook_url)
+    if reason is not None:
+        raise RequestValidationError(
+            [{"loc": ("body", "webhook_url"), "msg": f"webhook_url {reason}", "type": "value_error"}]
+        )
 
 
 def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
@@ -77,6 +99,9 @@ async def put_subscription(
 ):
     """Webhook URL and secret, e-mail, phone, WeChat id, quiet hours and language; replaces what was there."""
     _check_recipient(recipient, principal, runtime)
+    # A webhook must be https to a public address, or point into a network the operators allow (the only
+    # targets plain http may have): checked here, its name resolved, and again at every delivery.
+    await _check_webhook(body, runtime)
     await runtime.db.subscriptions.replace_one({"_id": recipient}, body.model_dump(), upsert=True)
     runtime.memory.subscriptions.pop(recipient, None)
     return SubscriptionView(
@@ -133,7 +158,7 @@ async def notifications(
             created_at=d["created_at"],
             delivered_at=d.get("delivered_at"),
             failed_at=d.get("failed_at"),
-            last_error=d.get("last_error"),
+            last_error=channels.shown_reason(d["channel"], d.get("last_error")),
         )
         for d in docs
     ]

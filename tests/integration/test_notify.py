@@ -1,13 +1,17 @@
 """Notify on the real broker and database, delivering to a real SMTP server and real HTTP receivers."""
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from aiohttp import web
 from asgi_lifespan import LifespanManager
 
 from devstack import servers
@@ -44,6 +48,8 @@ from tests.helpers import MovableClock, read_topic, valid_uscc
 DEPT = "futian-finance"  # default calendar: offices open 09:00-12:00, 14:00-18:00
 SECRET = "a-webhook-secret-of-some-length"
 OFFICE_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Tuesday morning
+LOOPBACK = [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+HOOKED = "baoan-approvals"  # a department whose webhooks only the webhook tests below subscribe
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +75,7 @@ async def notify(real_servers, demo_keys):
         wechat_endpoint=outbox + "/wechat",
         retry_base_seconds=0.05,
         tick_seconds=0.1,
+        webhook_allowed_networks=LOOPBACK,  # the sinks and the receivers here are on loopback
     )
     app = create_app(settings, clock=clock)
     async with (
@@ -551,3 +558,155 @@ async def test_a_one_time_code_goes_by_sms_at_once_and_only_while_it_works(notif
     assert len(texts("13700009999")) == 1 and "604213" in texts("13700009999")[0]
     assert "10 minutes" in texts("13700009999")[0]
     assert texts("13700008888") == [], "an expired code is not sent"
+
+
+@pytest.fixture(scope="module")
+async def receiver():
+    """A real HTTP receiver of its own on loopback, keeping every request: /moved answers 302 to /landing,
+    /broken 500 with a body of internal details, anything else 200."""
+    port = servers.free_port()
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        await request.read()
+        if request.path == "/moved":
+            raise web.HTTPFound(f"http://127.0.0.1:{port}/landing")
+        if request.path == "/broken":
+            return web.Response(status=500, text="Traceback: db-internal-7:27017 refused")
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", port=port, seen=seen)
+    await runner.cleanup()
+
+
+@contextlib.contextmanager
+def allowed_networks(notify, networks):
+    """Notify's allowed webhook networks changed for a while (read at every check)."""
+    settings = notify["runtime"].settings
+    before, settings.webhook_allowed_networks = settings.webhook_allowed_networks, networks
+    try:
+        yield
+    finally:
+        settings.webhook_allowed_networks = before
+
+
+async def subscribe_webhook(notify, recipient, url):
+    key = {"X-Api-Key": notify["keys"][f"department:{recipient.split(':')[0]}"]}
+    return await notify["client"].put(f"/v1/subscriptions/{recipient}", headers=key, json={"webhook_url": url})
+
+
+async def breached_webhook(notify, recipient, timeout=30.0):
+    """Breach an SLA of the recipient's department; its webhook's log entry once settled, and the log."""
+    appeal_id = new_id()
+    breach = sla(appeal_id, 100).model_copy(update={"department": recipient.split(":")[0]})
+    await send(notify, SLA_EVENTS, EventType.sla_breached, breach)
+
+    def settled(entries):
+        return [
+            e
+            for e in entries
+            if (e["recipient"], e["channel"]) == (recipient, "webhook") and e["status"] in ("delivered", "failed")
+        ]
+
+    entries = await log_of(notify, appeal_id, lambda e: bool(settled(e)), timeout=timeout)
+    assert settled(entries), entries
+    return appeal_id, settled(entries)[0]
+
+
+async def outcome_of(notify, appeal_id, recipient):
+    found = await read_topic(
+        notify["bootstrap"],
+        NOTIFY_DELIVERIES,
+        lambda e: (
+            e.get("subject") == appeal_id and e["data"]["recipient"] == recipient and e["data"]["channel"] == "webhook"
+        ),
+    )
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "networks", "wrong"),
+    [
+        ("http://127.0.0.1:{port}/ok", [], "resolves to a loopback address"),
+        ("http://localhost:{port}/ok", [], "resolves to a loopback address"),
+        ("https://[::ffff:127.0.0.1]:{port}/ok", [], "resolves to a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", LOOPBACK, "resolves to a link-local address"),
+        ("https://0.0.0.0:{port}/ok", LOOPBACK, "resolves to an unspecified address"),
+        ("https://10.0.0.8/hook", LOOPBACK, "resolves to a private address"),
+        ("https://100.64.0.1/hook", LOOPBACK, "resolves to a shared (carrier-grade NAT) address"),
+        ("ftp://127.0.0.1:{port}/ok", LOOPBACK, "must be an https URL"),
+        ("http://93.184.215.14/hook", LOOPBACK, "must use https"),  # a public address over plain http
+    ],
+)
+async def test_a_webhook_target_is_refused_at_subscription_naming_what_is_wrong(notify, receiver, url, networks, wrong):
+    with allowed_networks(notify, networks):
+        r = await subscribe_webhook(notify, f"{HOOKED}:head", url.format(port=receiver.port))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == "invalid fields: webhook_url"
+    [error] = r.json()["errors"]
+    assert error["field"] == "webhook_url" and wrong in error["message"]
+    if "localhost" in url:
+        assert "127.0.0.1" not in r.text and "::1" not in r.text, "the address a name resolves to is not told"
+    assert receiver.seen == [], "nothing is posted to check a target"
+
+
+async def test_a_webhook_into_an_allowed_network_is_accepted_by_address_or_name_until_it_is_not(notify, receiver):
+    recipient = f"{HOOKED}:head"
+    for url in (f"{receiver.url}/ok", f"http://localhost:{receiver.port}/ok"):
+        accepted = await subscribe_webhook(notify, recipient, url)
+        assert accepted.status_code == 200, accepted.text
+        with allowed_networks(notify, [ip_network("10.20.0.0/16")]):  # the extranet only
+            refused = await subscribe_webhook(notify, recipient, url)
+        assert refused.status_code == 422, refused.text
+
+
+async def test_a_target_refused_after_its_subscription_is_refused_at_delivery_without_a_status(notify, receiver):
+    recipient = f"{HOOKED}:supervisor"
+    r = await subscribe_webhook(notify, recipient, f"http://localhost:{receiver.port}/ok")
+    assert r.status_code == 200, r.text
+    with allowed_networks(notify, []):  # the operators no longer allow loopback
+        appeal_id, entry = await breached_webhook(notify, recipient)
+    assert entry["status"] == "failed" and entry["attempts"] == 1, "a refusal is not tried again"
+    assert entry["last_error"] == "webhook refused: resolves to a loopback address"
+    assert receiver.seen == [], "no connection reached the target"
+    outcome = await outcome_of(notify, appeal_id, recipient)
+    assert outcome["type"] == "notification.failed.v1" and outcome["data"]["reason"] == entry["last_error"]
+
+
+async def test_a_redirect_is_not_followed_and_the_caller_learns_only_unreachable(notify, receiver):
+    recipient = f"{HOOKED}:handler"
+    r = await subscribe_webhook(notify, recipient, f"{receiver.url}/moved")
+    assert r.status_code == 200, r.text
+    appeal_id, entry = await breached_webhook(notify, recipient)
+    assert entry["status"] == "failed" and entry["attempts"] == 1, "a redirect is a failure, not tried again"
+    assert entry["last_error"] == "webhook unreachable"
+    await asyncio.sleep(0.3)
+    assert "/moved" in receiver.seen and "/landing" not in receiver.seen, "the second URL never gets a request"
+    assert (await outcome_of(notify, appeal_id, recipient))["data"]["reason"] == "webhook unreachable"
+
+
+async def test_a_receiver_answering_500_leaves_the_caller_seeing_no_status(notify, receiver):
+    recipient = f"{HOOKED}:head"
+    r = await subscribe_webhook(notify, recipient, f"{receiver.url}/broken")
+    assert r.status_code == 200, r.text
+    appeal_id, entry = await breached_webhook(notify, recipient)
+    assert entry["status"] == "failed" and entry["attempts"] == 5, "a 500 is tried again, then given up"
+    assert entry["last_error"] == "webhook unreachable"
+    assert entry["to"] == f"{receiver.url}/***", "the log shows the target's origin only"
+    own = await notify["client"].get(
+        "/v1/notifications",
+        params={"appeal_id": appeal_id},
+        headers={"X-Api-Key": notify["keys"][f"department:{HOOKED}"]},
+    )
+    mine = [e for e in own.json() if (e["recipient"], e["channel"]) == (recipient, "webhook")]
+    assert mine and all(e["last_error"] == "webhook unreachable" for e in mine)
+    assert "db-internal" not in own.text and "/broken" not in own.text, "nothing of the answer, nor the path"
+    outcome = await outcome_of(notify, appeal_id, recipient)
+    assert outcome["data"]["reason"] == "webhook unreachable"
