@@ -8,7 +8,6 @@ Phones and addresses are stored only as keyed hashes; the code itself only as it
 import hashlib
 import hmac
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +15,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from libs import phones
 
 CODE_TTL = timedelta(minutes=10)
 MAX_TRIES = 5
@@ -31,9 +32,11 @@ class Limit:
 
 
 def normalized(phone: str) -> str:
-    """The phone as digits, without spaces, dashes or China's +86/0086 prefix."""
-    digits = re.sub(r"[^0-9+]", "", phone)
-    return re.sub(r"^(\+86|0086)", "", digits)
+    """The phone in E.164, as intake's request models give it; one stored before that may not parse, and stays as is."""
+    try:
+        return phones.e164(phone)
+    except ValueError:
+        return phone
 
 
 def keyed(secret: str, kind: str, value: str) -> str:

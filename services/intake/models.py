@@ -1,10 +1,11 @@
 """Intake's request and response bodies."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from libs import phones
 from libs.deadlines import Deadline
 from libs.events import Category, Contact, Enterprise, PolicyRef
 from libs.uscc import uscc_problem
@@ -19,6 +20,21 @@ class EnterpriseIn(Enterprise):
         if problem:
             raise ValueError(f"unified social credit code {problem}")
         return value
+
+
+# A phone in any usual form (`13800138000`, `+86 138 0013 8000`, `0086 13800138000`), kept and passed on in
+# E.164 (`+8613800138000`): one phone, one limit, one comparison.
+Phone = Annotated[
+    str,
+    Field(max_length=phones.MAX_LENGTH, examples=["13800138000", "+86 138 0013 8000"]),
+    AfterValidator(phones.e164),
+]
+
+
+class ContactIn(Contact):
+    """The contact as a channel gives it; the phone comes out in E.164."""
+
+    phone: Phone = Field(description="Mobile phone, in any usual form; kept and sent on in E.164.")
 
 
 class AppealIn(BaseModel):
@@ -55,7 +71,7 @@ class AppealIn(BaseModel):
         description="The adapter's own id; posting it again returns the same appeal.",
     )
     enterprise: EnterpriseIn
-    contact: Contact
+    contact: ContactIn
     category: Category
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
@@ -88,15 +104,12 @@ class AppealIn(BaseModel):
         return value.strip()
 
 
-PHONE = r"^\+?[0-9][0-9 \-]{5,19}$"
-
-
 class CodeRequest(BaseModel):
     """A public form asks for a one-time code to prove the contact holds this phone."""
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(pattern=PHONE, description="The contact's mobile phone.", examples=["13800138000"])
+    phone: Phone = Field(description="The contact's mobile phone, in any usual form.")
     language: Literal["zh", "en"] = Field(default="zh", description="Language of the SMS.")
 
 
@@ -105,7 +118,7 @@ class CodeCheck(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(pattern=PHONE, examples=["13800138000"])
+    phone: Phone
     code: str = Field(pattern=r"^[0-9]{6}$", description="Six digits, valid 10 minutes, 5 tries.", examples=["042917"])
 
 
@@ -114,7 +127,7 @@ class LinkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(pattern=PHONE, description="The appeal's contact phone.", examples=["13800138000"])
+    phone: Phone = Field(description="The appeal's contact phone, in any usual form.")
     language: Literal["zh", "en"] = "zh"
 
 

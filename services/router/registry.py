@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from libs import phones
 from libs.config import City, RegistryConfig
 from libs.uscc import uscc_problem
 
@@ -146,14 +147,22 @@ def flags_of(lists: list[str], registry: RegistryConfig) -> dict[str, str]:
 
 
 def phone_matches(company: dict[str, Any] | None, phone: str) -> bool | None:
-    """Whether an appeal's contact phone is one the registry has for the company; None when it has none."""
+    """Whether an appeal's contact phone is one the registry has for the company; None when it has none.
+
+    Both sides in E.164 (intake sends the contact's so; a government list writes `138 0013 8000`,
+    `+86-138…` or `0086…`), so one number matches whatever its form.
+    """
     if company is None or not company.get("phones"):
         return None
-    return _digits(phone) in {_digits(p) for p in company["phones"]}
+    return _e164(phone) in {_e164(p) for p in company["phones"]}
 
 
-def _digits(phone: str) -> str:
-    return "".join(ch for ch in phone if ch.isdigit()).removeprefix("86")
+def _e164(phone: str) -> str:
+    """The phone in E.164; one that is no valid number (the registry takes any 6 to 20 digits) as its digits."""
+    try:
+        return phones.e164(phone)
+    except ValueError:
+        return "".join(ch for ch in phone if ch.isdigit())
 
 
 @dataclass

@@ -529,7 +529,8 @@ async def test_a_phone_gets_a_one_time_code_and_the_limits_hold(platform):
     address = {"X-Client-Address": f"198.51.100.{time.time_ns() % 200}"}
     sent = await platform.intake.post("/v1/verifications", json={"phone": phone}, headers={**web, **address})
     assert sent.status_code == 202, sent.text
-    events = await read_topic(platform.bootstrap, "company.messages.v1", lambda e: e["data"]["phone"] == phone, count=1)
+    mine = lambda e: e["data"]["phone"] == f"+86{phone}"  # noqa: E731 (notify gets the phone in E.164)
+    events = await read_topic(platform.bootstrap, "company.messages.v1", mine, count=1)
     code = events[0]["data"]["code"]
     assert events[0]["type"] == "company.code_issued.v1" and phone not in events[0]["subject"]
 
@@ -559,7 +560,7 @@ async def test_a_lost_link_goes_again_to_the_appeals_own_phone_only(platform):
     events = await read_topic(
         platform.bootstrap, "company.messages.v1", lambda e: e["data"].get("appeal_id") == appeal_id, count=1
     )
-    assert [e["data"]["phone"] for e in events] == ["137 0000 1234"], "only to the phone the appeal gave"
+    assert [e["data"]["phone"] for e in events] == ["+8613700001234"], "only to the phone the appeal gave (E.164)"
     token = intake_service.status_token("test-secret", appeal_id)
     assert events[0]["data"]["follow_url"].endswith(f"/appeals/{appeal_id}?token={token}")
 

@@ -1,0 +1,26 @@
+"""Phone numbers in one form: E.164, read as Chinese numbers unless they say otherwise.
+
+`13800138000`, `+86 138 0013 8000`, `0086 13800138000`, `86 13800138000` and `013800138000` are
+one number, and each limit, comparison and message must see it once: `+8613800138000`.
+"""
+
+import phonenumbers
+
+DEFAULT_REGION = "CN"
+# Longer than any number written with spaces, dashes and a prefix; the parser is never handed a megabyte.
+MAX_LENGTH = 32
+
+
+def e164(raw: str, region: str = DEFAULT_REGION) -> str:
+    """`raw` in E.164 (`+8613800138000`); ValueError saying what is wrong, never repeating the number."""
+    if len(raw) > MAX_LENGTH:
+        raise ValueError(f"a phone number has at most {MAX_LENGTH} characters")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a phone number (for example 13800138000 or +86 138 0013 8000)") from None
+    if number.extension:
+        raise ValueError("a phone number for text messages has no extension")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number (for example 13800138000 or +86 138 0013 8000)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
