@@ -194,7 +194,12 @@ def _broker_ping(runtime: Runtime[Any]) -> Callable[[], Awaitable[None]]:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run `app` with uvicorn on the configured address."""
+    """Run `app` with uvicorn on the configured address.
+
+    The client address and scheme are the connection's, unless its peer is one of the proxies of
+    `forwarded_allow_ips`: uvicorn otherwise believes X-Forwarded-For from 127.0.0.1, so any local
+    caller (and any caller of a proxy that passes the header on) could pick its address.
+    """
     import uvicorn
 
     uvicorn.run(
@@ -206,6 +211,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

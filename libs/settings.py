@@ -1,13 +1,26 @@
 """Settings base: every service reads its own prefix from the environment (e.g. ROUTER_MONGODB_URI)."""
 
+import ipaddress
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _proxy_addresses(value: str) -> str:
+    """Comma-separated IP addresses and networks, or `*`; anything else stops the start (uvicorn would ignore it)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+    return ",".join(items)
 
 
 class ServiceSettings(BaseSettings):
@@ -21,6 +34,12 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    forwarded_allow_ips: Annotated[str, AfterValidator(_proxy_addresses)] = Field(
+        default="",
+        description="The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated IP "
+        "addresses or networks (the HTTPS proxy or ingress in front of this service). Empty: none, and a client's "
+        "address is the peer of its connection whatever headers it sends.",
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = ""

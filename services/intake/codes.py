@@ -3,10 +3,12 @@
 A public form is abused: codes are six digits, void after ten minutes or five wrong tries,
 and every request counts against fixed-window limits per phone and per client address.
 Phones and addresses are stored only as keyed hashes; the code itself only as its HMAC.
+Every count is one guarded statement, so that concurrent requests cannot pass a limit together.
 """
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
@@ -37,6 +39,20 @@ def normalized(phone: str) -> str:
         return phones.e164(phone)
     except ValueError:
         return phone
+
+
+def client_subject(address: str) -> str:
+    """What a per-address limit counts: an IPv4 address, or the /64 network of an IPv6 one.
+
+    One IPv6 subscriber holds a whole /64 (2^64 addresses), so an address of it would be no limit.
+    ValueError if `address` is not an IP address.
+    """
+    ip = ipaddress.ip_address(address.strip())
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def keyed(secret: str, kind: str, value: str) -> str:
@@ -89,16 +105,21 @@ async def issue(db: AsyncDatabase, secret: str, phone: str, now: datetime) -> tu
 
 
 async def check(db: AsyncDatabase, secret: str, phone: str, code: str, now: datetime) -> bool:
-    """Whether `code` is the live code of `phone`; a right code is used up, a wrong one costs a try."""
+    """Whether `code` is the live code of `phone`; a right code is used up, and any check costs one of its tries.
+
+    Two guarded statements, never a read and then a write. A check first takes a try, through an update that
+    matches only a live code under MAX_TRIES tries: of any number of concurrent checks, at most MAX_TRIES are
+    compared at all, and fifty concurrent wrong ones void the code. Then the code verifies only through the
+    delete that removes it: of concurrent right checks, the one whose delete succeeded. (Deleting first and
+    counting wrong tries after would compare every concurrent guess before the first one counted.)
+    """
     key = keyed(secret, "phone", normalized(phone))
-    doc = await db.codes.find_one({"_id": key})
-    if doc is None or _aware(doc["expires_at"], now) < now or doc["tries"] >= MAX_TRIES:
-        return False
-    if hmac.compare_digest(doc["digest"], keyed(secret, "code", f"{key}:{code.strip()}")):
-        await db.codes.delete_one({"_id": key})
-        return True
-    await db.codes.update_one({"_id": key}, {"$inc": {"tries": 1}})
-    return False
+    live = {"_id": key, "expires_at": {"$gt": now}}
+    taken = await db.codes.update_one({**live, "tries": {"$lt": MAX_TRIES}}, {"$inc": {"tries": 1}})
+    if taken.matched_count != 1:
+        return False  # no code, expired, or its tries used up
+    used = await db.codes.delete_one({**live, "digest": keyed(secret, "code", f"{key}:{code.strip()}")})
+    return used.deleted_count == 1
 
 
 def phone_of(record: dict[str, Any]) -> str | None:
@@ -108,7 +129,3 @@ def phone_of(record: dict[str, Any]) -> str | None:
     except (KeyError, TypeError, ValueError):
         return None
     return phone
-
-
-def _aware(at: datetime, like: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=like.tzinfo)

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastapi import HTTPException
 from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -100,6 +103,16 @@ class AnswerRefused(Exception):
         self.detail = detail
 
 
+class ChannelRefReused(HTTPException):
+    """The channel_ref names an earlier appeal whose body was another (409): that appeal and its token stay its own.
+
+    An HTTPException, so that every door that submits (the API, Open311) answers 409 and never 500.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(409, "channel_ref was already used for another appeal with a different body; use a new one")
+
+
 @dataclass(frozen=True)
 class Submission:
     appeal_id: str
@@ -181,6 +194,29 @@ async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEven
         raise BrokerUnavailable() from exc
 
 
+def body_digest(key: str, body: AppealIn) -> str:
+    """A keyed digest of what an appeal says: the same for a retry of the same body, whatever the order of its keys,
+    its flags or the form of its phone; another for any other body.
+
+    Keyed, so that a record whose contact was erased does not keep it guessable from the digest.
+    """
+    content = body.model_dump(mode="json", exclude={"channel_ref"})
+    content["flags"] = sorted(set(content["flags"]))
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def stored_digest(key: str, record: dict[str, Any]) -> str | None:
+    """The body digest of a stored appeal; for one stored before digests were kept, rebuilt from its event."""
+    if "body_digest" in record:
+        return str(record["body_digest"])
+    try:
+        data = json.loads(record["event"])["data"]
+        return body_digest(key, AppealIn.model_validate({k: data.get(k) for k in AppealIn.model_fields if k in data}))
+    except (KeyError, TypeError, ValueError, ValidationError):  # no longer a valid body: no retry can be it
+        return None
+
+
 async def submit(
     db: AsyncDatabase,
     broker: KafkaBroker,
@@ -192,6 +228,7 @@ async def submit(
     publish_timeout: float,
     inserts: GroupedInserts,
     link: Callable[[str], str | None] | None = None,
+    body_key: str = "",
 ) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 
@@ -206,13 +243,19 @@ async def submit(
     apply_lifecycle). Marking success here instead cost the database a second write
     per appeal, as much as the insert itself; a failure is rare, so marking that
     costs nothing in the usual case.
+
+    A repeat is a retry only if its body is the first one's (the record keeps a digest of it, keyed with
+    `body_key`): a channel_ref replayed with another body raises ChannelRefReused, and gets neither the
+    earlier appeal nor its token, nor a new appeal in its place.
     """
+    digest = body_digest(body_key, body)
     appeal_id = new_id()
     event = build_submitted(appeal_id, channel, body, city, clock, link(appeal_id) if link else None)
     record: dict[str, Any] = {
         "_id": appeal_id,
         "channel": channel,
         "channel_ref": body.channel_ref,
+        "body_digest": digest,
         "state": PENDING,
         "event": encode(event).decode(),
         "category": body.category.value,
@@ -235,6 +278,8 @@ async def submit(
         created = False
         if found is None:  # the clash was on another index; nothing to retry into
             raise
+        if not hmac.compare_digest(stored_digest(body_key, found) or "", digest):
+            raise ChannelRefReused() from None
         existing = found
         event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
     if existing["state"] != ACCEPTED:

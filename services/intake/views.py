@@ -33,8 +33,14 @@ router = APIRouter(prefix="/v1", tags=["appeals"])
 
 ChannelCaller = Annotated[Principal, Depends(require("channel"))]  # a channel adapter's key
 TOO_MANY = problem_responses({429: "A public form asked too often for this phone or address; see Retry-After"})[429]
-# A public form (web) names the address of the person behind each request, for the limits on asking.
-ClientAddress = Annotated[str | None, Header(max_length=64, description="The client's address, from a public form.")]
+# A public form (web) names the address of the person behind each request, for the limits on asking. Only a channel's
+# key reaches the views that read it, so it is the word of a platform adapter, not of the person: web sends the
+# address its own server saw, which is a trusted proxy's X-Forwarded-For only where FORWARDED_ALLOW_IPS says so.
+# Without it the limits count the peer that called intake (again through a trusted proxy only).
+ClientAddress = Annotated[
+    str | None,
+    Header(max_length=64, description="The IP address of the person using a public form, as the form's server saw it."),
+]
 
 PROBLEMS = problem_responses(
     {
@@ -47,6 +53,8 @@ PROBLEMS = problem_responses(
         503: "Broker or database unavailable, or routing too far behind (submissions); see Retry-After",
     }
 )
+
+REUSED_REF = problem_responses({409: "channel_ref was used before with another body; nothing was accepted"})
 
 TokenHeader = Annotated[str | None, Header(description="The status_token returned at submission.")]
 
@@ -106,7 +114,7 @@ async def answerable_appeal(
     "/appeals",
     status_code=202,
     response_model=AppealAccepted,
-    responses={**PROBLEMS, 429: TOO_MANY},
+    responses={**PROBLEMS, **REUSED_REF, 429: TOO_MANY},
     summary="Submit an appeal (channel key)",
 )
 async def submit_appeal(
@@ -116,7 +124,8 @@ async def submit_appeal(
     principal: ChannelCaller,
     x_client_address: ClientAddress = None,
 ):
-    """202 once the appeal is durable in Kafka; the same channel_ref again returns the same appeal.
+    """202 once the appeal is durable in Kafka; the same channel_ref with the same body again returns the same
+    appeal, and with another body answers 409 (a used channel_ref never opens an appeal to a different body).
 
     A public form names its client's address in X-Client-Address: its submissions are limited per
     phone and per address (429 with Retry-After).
@@ -130,11 +139,12 @@ async def submit_appeal(
     if shed := runtime.shed_wait():
         return _busy(*shed)
     if x_client_address:
+        phone, address = _subjects(runtime, body.contact.phone, _address(request, x_client_address))
         limits = [
-            Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600),
-            Limit("submit-address", settings.submissions_per_address_per_hour, 3600),
+            (Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600), phone),
+            (Limit("submit-address", settings.submissions_per_address_per_hour, 3600), address),
         ]
-        wait = await _spend(runtime, limits, body.contact.phone, x_client_address)
+        wait = await codes.spend(runtime.db, limits, runtime.clock.now())
         if wait:
             return _too_many(wait, "appeals from this phone or address")
     try:
@@ -148,9 +158,12 @@ async def submit_appeal(
             publish_timeout=settings.publish_timeout_seconds,
             inserts=runtime.inserts,
             link=runtime.follow_link,
+            body_key=settings.status_token_secret,
         )
     except service.BrokerUnavailable:
         return _broker_down(settings)
+    except service.ChannelRefReused as exc:
+        return problem(409, str(exc.detail), errors=[{"field": "channel_ref", "message": str(exc.detail)}])
     accepted = AppealAccepted(
         appeal_id=result.appeal_id,
         status=result.status,
@@ -164,17 +177,22 @@ def _too_many(wait: int, what: str) -> JSONResponse:
     return problem(429, f"too many {what}; try again in {wait} s", headers={"Retry-After": str(wait)})
 
 
-async def _spend(runtime: Any, limits: list[Limit], phone: str, address: str) -> int | None:
-    """Count a request against per-phone limits (the first ones) and a per-address limit (the last)."""
+def _subjects(runtime: Any, phone: str, address: str) -> tuple[str, str]:
+    """What the limits count for a phone and a client address: keyed hashes, never the values themselves."""
     secret = runtime.settings.status_token_secret
-    phone_key = codes.keyed(secret, "phone", codes.normalized(phone))
-    address_key = codes.keyed(secret, "address", address)
-    subjects = [(limit, phone_key) for limit in limits[:-1]] + [(limits[-1], address_key)]
-    return await codes.spend(runtime.db, subjects, runtime.clock.now())
+    return codes.keyed(secret, "phone", codes.normalized(phone)), codes.keyed(secret, "address", address)
 
 
 def _address(request: Request, given: str | None) -> str:
-    return given or (request.client.host if request.client else "unknown")
+    """The subject of per-address limits: the address a public form names, else the peer intake's server saw."""
+    try:
+        return codes.client_subject(given or (request.client.host if request.client else ""))
+    except ValueError:
+        if given:
+            raise RequestValidationError(
+                [{"loc": ("header", "x-client-address"), "msg": "must be an IP address", "type": "value_error"}]
+            ) from None
+        return "unknown"  # a peer without an IP address (a Unix socket): all such callers share one budget
 
 
 async def _tell(runtime: Any, type_: EventType, subject: str, message: CompanyMessage) -> JSONResponse | None:
@@ -205,12 +223,13 @@ async def request_code(
 ):
     """Six digits by SMS, valid 10 minutes; each phone and client address may ask only so often."""
     settings = runtime.settings
+    phone, address = _subjects(runtime, body.phone, _address(request, x_client_address))
     limits = [
-        Limit("code-phone-minute", settings.codes_per_phone_per_minute, 60),
-        Limit("code-phone-hour", settings.codes_per_phone_per_hour, 3600),
-        Limit("code-address", settings.codes_per_address_per_hour, 3600),
+        (Limit("code-phone-minute", settings.codes_per_phone_per_minute, 60), phone),
+        (Limit("code-phone-hour", settings.codes_per_phone_per_hour, 3600), phone),
+        (Limit("code-address", settings.codes_per_address_per_hour, 3600), address),
     ]
-    wait = await _spend(runtime, limits, body.phone, _address(request, x_client_address))
+    wait = await codes.spend(runtime.db, limits, runtime.clock.now())
     if wait:
         return _too_many(wait, "codes for this phone or address")
     key, code, expires = await codes.issue(runtime.db, settings.status_token_secret, body.phone, runtime.clock.now())
@@ -222,13 +241,29 @@ async def request_code(
 @router.post(
     "/verifications/check",
     response_model=CodeChecked,
-    responses=PROBLEMS,
+    responses={**PROBLEMS, 429: TOO_MANY},
     summary="Check the code the contact received (channel key)",
 )
-async def check_code(body: CodeCheck, runtime: IntakeRuntimeDep, _: ChannelCaller) -> CodeChecked:
-    """True once for the right code within its 10 minutes; five wrong tries void it."""
-    secret = runtime.settings.status_token_secret
-    return CodeChecked(verified=await codes.check(runtime.db, secret, body.phone, body.code, runtime.clock.now()))
+async def check_code(
+    body: CodeCheck,
+    request: Request,
+    runtime: IntakeRuntimeDep,
+    _: ChannelCaller,
+    x_client_address: ClientAddress = None,
+):
+    """True once for the right code within its 10 minutes; five wrong tries void it.
+
+    Each client address may check as many codes as the codes it may ask for have tries: one address
+    cannot try its guesses on many phones' codes.
+    """
+    settings = runtime.settings
+    address = _subjects(runtime, body.phone, _address(request, x_client_address))[1]
+    limit = Limit("check-address", settings.codes_per_address_per_hour * codes.MAX_TRIES, 3600)
+    wait = await codes.spend(runtime.db, [(limit, address)], runtime.clock.now())
+    if wait:
+        return _too_many(wait, "code checks from this address")
+    now = runtime.clock.now()
+    return CodeChecked(verified=await codes.check(runtime.db, settings.status_token_secret, body.phone, body.code, now))
 
 
 @router.post(
@@ -250,19 +285,21 @@ async def resend_link(
     The answer is the same either way, so it tells nobody whether an appeal or a phone exists.
     """
     settings = runtime.settings
+    phone_key, address = _subjects(runtime, body.phone, _address(request, x_client_address))
     limits = [
-        Limit("link-phone", settings.codes_per_phone_per_hour, 3600),
-        Limit("link-address", settings.codes_per_address_per_hour, 3600),
+        (Limit("link-phone", settings.codes_per_phone_per_hour, 3600), phone_key),
+        (Limit("link-address", settings.codes_per_address_per_hour, 3600), address),
     ]
-    wait = await _spend(runtime, limits, body.phone, _address(request, x_client_address))
+    wait = await codes.spend(runtime.db, limits, runtime.clock.now())
     if wait:
         return _too_many(wait, "requests for this phone or address")
     record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1})
-    phone = codes.phone_of(record) if record else None
+    stored = codes.phone_of(record) if record else None
+    phone = codes.normalized(stored) if stored else None
     link = runtime.follow_link(appeal_id)
-    if phone and link and codes.normalized(phone) == codes.normalized(body.phone):
-        key = codes.keyed(settings.status_token_secret, "phone", codes.normalized(phone))
+    if phone and link and phone == body.phone:
         message = CompanyMessage(phone=phone, language=body.language, appeal_id=appeal_id, follow_url=link)
+        key = phone_key
         failed = await _tell(runtime, EventType.company_link_requested, key, message)
         if failed:
             return failed
