@@ -436,6 +436,8 @@ class CloudEvent(BaseModel, Generic[DataT]):
     data: DataT
     # Where a consumer read the event: (topic, partition, offset); not part of the event itself.
     _position: tuple[str, int, int] | None = PrivateAttr(default=None)
+    # The record itself (its bytes, key and headers), for the .dlq should its handler keep failing.
+    _record: Any = PrivateAttr(default=None)
 
     @property
     def position(self) -> tuple[str, int, int] | None:

@@ -8,23 +8,27 @@ import itertools
 import json
 import logging
 import os
+import traceback
 import types
 import typing
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.consumer import fetcher as aiokafka_fetcher
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError, MessageSizeTooLargeError, ProducerClosed
 from faststream import AckPolicy
 from faststream.exceptions import AckMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import CollectorRegistry, Gauge
-from pydantic import BaseModel
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, ValidationError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from libs import tracing
 from libs.contract import (
@@ -67,7 +71,7 @@ aiokafka_fetcher.Fetcher.__init__.__kwdefaults__["prefetch_backoff"] = PREFETCH_
 
 def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
     """A broker whose publishes wait for every in-sync replica (acks=all), with Prometheus metrics."""
-    return KafkaBroker(
+    broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
         client_id=f"appeals-{settings.service_name}",
@@ -75,6 +79,8 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
         graceful_timeout=10.0,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
     )
+    count_dead_letters(broker, registry)
+    return broker
 
 
 def encode(event: CloudEvent[Any]) -> bytes:
@@ -118,10 +124,47 @@ def make_event(
     return event
 
 
-async def dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
-    """Copy one consumer record to its topic's `.dlq`, with the reason in headers."""
+class Contention(RuntimeError):
+    """Another writer changed the same state first (a replica, the scheduler): the records are read again, and this
+    never counts towards dead-lettering them."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency is away (MongoDB or Kafka unreachable or slow, a handler timeout) or another
+    writer was first, rather than that the record cannot be handled: such records wait, however long it takes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError | ConnectionFailure | Contention | ProducerClosed):
+            return True
+        if isinstance(seen, PyMongoError) and seen.timeout:
+            return True
+        if isinstance(seen, KafkaError) and not isinstance(seen, MessageSizeTooLargeError):
+            return True  # the broker's trouble (unreachable, no leader, no authorization), never the record's
+        seen = seen.__cause__
+    return False
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What failed, for a .dlq header and the logs: the error's kind and code and where it was raised, never its
+    message (which may quote the record's values: a contact, a code)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(_SOURCE_ROOTS)] or frames
+    where = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno} in {ours[-1].name}" if ours else ""
+    code = getattr(exc, "code", None)
+    fields = ""
+    if isinstance(exc, ValidationError):
+        fields = " on " + ", ".join(".".join(map(str, error["loc"])) or "(root)" for error in exc.errors()[:5])
+    return f"{type(exc).__name__}{f' {code}' if isinstance(code, int) else ''}{fields}{where}"
+
+
+_SOURCE_ROOTS = tuple(str(Path(__file__).resolve().parent.parent / part) for part in ("libs", "services"))
+
+
+async def dead_letter(broker: KafkaBroker, record: Any, reason: str, group: str = "") -> None:
+    """Copy one consumer record to its topic's `.dlq`, with the reason in headers, and count it."""
     log.warning(
-        "dead-lettered a message", extra={"topic": record.topic, "offset": record.offset, "reason": reason[:500]}
+        "dead-lettered a message",
+        extra={"topic": record.topic, "offset": record.offset, "reason": reason[:500], "group": group},
     )
     await broker.publish(
         record.value,
@@ -132,13 +175,38 @@ async def dead_letter(broker: KafkaBroker, record: Any, reason: str) -> None:
             "dlq-topic": record.topic,
             "dlq-partition": str(record.partition),
             "dlq-offset": str(record.offset),
+            "dlq-group": group,
         },
+    )
+    counter = _DEAD_LETTERS.get(broker)
+    if counter is not None:
+        counter.labels(group or "-", record.topic, "unreadable" if reason.startswith(UNREADABLE) else "failing").inc()
+
+
+UNREADABLE = "unreadable: "
+# Per broker (one per service process): `consumer_dead_letters_total` on the service's registry.
+_DEAD_LETTERS: "weakref.WeakKeyDictionary[KafkaBroker, Counter]" = weakref.WeakKeyDictionary()
+
+
+def count_dead_letters(broker: KafkaBroker, registry: CollectorRegistry) -> None:
+    """Count what `broker`'s consumers dead-letter in `consumer_dead_letters_total{group,topic,kind}`."""
+    _DEAD_LETTERS[broker] = Counter(
+        "consumer_dead_letters",
+        "Records a consumer put on its topic's .dlq: unreadable, or failing its handler every attempt",
+        ["group", "topic", "kind"],
+        registry=registry,
     )
 
 
 def group_of(settings: ServiceSettings, consumer: Consumer) -> str:
     """The consumer's group: the contract's name behind the service's group prefix (`router.submitted`)."""
     return f"{settings.consumer_group}.{consumer.name}"
+
+
+# At most this long between two attempts at a failing record.
+MAX_RETRY_PAUSE_SECONDS = 30.0
+# Records of one consumer remembered as failing or as dead-lettered; beyond this the oldest are forgotten.
+REMEMBERED = 10_000
 
 
 def subscribe(
@@ -153,13 +221,21 @@ def subscribe(
     Records are read into the envelopes the contract puts on their topic, each with
     its `position`. One that cannot be read or validated goes to `<topic>.dlq` with the
     reason and is committed; the others of its batch go on. Offsets are committed
-    only after the handler returns. An exception from the handler, or a handler still
-    waiting after `handler_timeout_seconds` (logged with where it waited), rewinds the
-    partitions so the records are delivered again: handlers must be idempotent. Each
-    consumer has its own group, so a slow one never stalls another's rebalance.
+    only after the handler returns: handlers must be idempotent.
+
+    A failing handler rewinds the partitions so the records are delivered again. When
+    a dependency is away (`is_outage`: MongoDB or Kafka unreachable, a handler still
+    waiting after `handler_timeout_seconds`, another writer first) they wait for it,
+    however long. Any other failure is a record's: a failing batch is tried again one
+    record at a time to find which, and a record that fails `handler_attempts` times
+    (pausing `handler_retry_seconds`, doubled each time) goes to its `.dlq` with the
+    reason, and its partition moves on. Each consumer has its own group, so a slow one
+    never stalls another's rebalance.
     """
     group = group_of(settings, consumer)
     _check_handler(consumer, handler)
+    failures: dict[tuple[str, int, int], int] = {}
+    dead: dict[tuple[str, int, int], None] = {}
 
     async def decode(message: KafkaMessage, _default: Any = None) -> Any:
         raw = message.raw_message
@@ -169,9 +245,10 @@ def subscribe(
             try:
                 event = parse_event(record.value, record.topic)
             except ValueError as exc:
-                await dead_letter(broker, record, str(exc))
+                await dead_letter(broker, record, UNREADABLE + str(exc), group)
                 continue
             event._position = (record.topic, record.partition, record.offset)
+            event._record = record
             events.append(event)
         if consumer.batch:
             return events
@@ -179,10 +256,38 @@ def subscribe(
             raise AckMessage()  # it went to the .dlq: commit it and read on
         return events[0]
 
+    async def call(events: list[CloudEvent[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The handler on `events` (a batch consumer's list, or the one event), within the handler timeout."""
+        received: Any = events if consumer.batch else events[0]
+        if args:
+            args = (received, *args[1:])
+        else:
+            kwargs = {**kwargs, next(iter(kwargs)): received}
+        async with asyncio.timeout(settings.handler_timeout_seconds):
+            await handler(*args, **kwargs)
+
+    async def settle(failing: list[tuple[CloudEvent[Any], BaseException]]) -> None:
+        """Count one more failure of each record; dead-letter those out of attempts, rewind for the others."""
+        pause = 0.0
+        for event, exc in failing:
+            position = event.position or ("", 0, 0)
+            tries = failures.pop(position, 0) + 1
+            if tries < settings.handler_attempts:
+                failures[position] = tries
+                pause = max(pause, settings.handler_retry_seconds * 2 ** (tries - 1))
+                continue
+            await dead_letter(broker, event._record, f"{failure_reason(exc)} (after {tries} attempts)", group)
+            dead[position] = None
+        _forget_oldest(failures)
+        _forget_oldest(dead)
+        if pause:
+            await asyncio.sleep(min(pause, MAX_RETRY_PAUSE_SECONDS))
+            raise failing[0][1]
+
     @functools.wraps(handler)
     async def guarded(*args: Any, **kwargs: Any) -> None:
         received = args[0] if args else next(iter(kwargs.values()))
-        events = received if isinstance(received, list) else [received]
+        events = [e for e in (received if isinstance(received, list) else [received]) if e.position not in dead]
         if not events:
             return
         # A lone event's handler runs in its trace; a batch's events keep theirs in what they publish.
@@ -190,14 +295,34 @@ def subscribe(
             events[0].traceparent if len(events) == 1 and tracing.valid(events[0].traceparent) else None
         )
         try:
-            async with asyncio.timeout(settings.handler_timeout_seconds):
-                await handler(*args, **kwargs)
-        except Exception:
-            log.exception("handler failed; its records will be retried", extra={"group": group, "events": len(events)})
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            raise
+            try:
+                await call(events, args, kwargs)
+            except Exception as exc:
+                if is_outage(exc):
+                    log.warning(
+                        "handler waits for a dependency; its records will be retried",
+                        extra={"group": group, "events": len(events), "reason": failure_reason(exc)},
+                    )
+                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                    raise
+                log.exception("handler failed; its records will be retried", extra={"group": group})
+                failing: list[tuple[CloudEvent[Any], BaseException]] = [(events[0], exc)]
+                if len(events) > 1:
+                    failing = []
+                    for event in events:  # which record fails? each alone; those that pass are handled (idempotent)
+                        try:
+                            await call([event], args, kwargs)
+                        except Exception as alone:
+                            if is_outage(alone):
+                                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                                raise
+                            failing.append((event, alone))
+                await settle(failing)
+                events = [e for e in events if e.position not in dead]
         finally:
             tracing.current.reset(bound)
+        for event in events:
+            failures.pop(event.position or ("", 0, 0), None)
         if log.isEnabledFor(logging.INFO):
             for event in events:
                 _log_handled(event, group)
@@ -220,6 +345,11 @@ def subscribe(
     subscriber(guarded)
     if consumer.batch:
         read_without_pause(subscriber)
+
+
+def _forget_oldest(remembered: dict[Any, Any]) -> None:
+    while len(remembered) > REMEMBERED:
+        del remembered[next(iter(remembered))]
 
 
 def read_without_pause(subscriber: Any) -> None:
@@ -516,15 +646,80 @@ async def _align_config(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
         )
 
 
+REDRIVE_GROUP = "appeals-redrive"
+
+
+async def redrive(bootstrap_servers: str, dlq: str, timeout: float = 30.0) -> int:
+    """Publish the records of `dlq` that consumers dead-lettered back to the topic they came from; how many.
+
+    Run once the cause is fixed. Its own group remembers how far it got, so each letter goes
+    back once however often it runs; the consumers drop an event they have handled already.
+    Records without a `dlq-topic` header (notify's failed notifications) are left alone.
+    """
+    if not dlq.endswith(".dlq"):
+        raise ValueError(f"{dlq} is not a dead-letter topic (<topic>.dlq)")
+    partitions = await partitions_of(bootstrap_servers, [dlq])
+    if not partitions:
+        raise ValueError(f"topic {dlq} does not exist")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=f"{REDRIVE_GROUP}.{dlq}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=REDRIVE_GROUP,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", client_id=REDRIVE_GROUP)
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(timeout):
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                for tp, records in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                    for record in records:
+                        headers = {key: value.decode(errors="replace") for key, value in record.headers}
+                        if "dlq-topic" not in headers:
+                            continue
+                        back = [(k, v) for k, v in record.headers if not k.startswith("dlq-")]
+                        await producer.send_and_wait(
+                            headers["dlq-topic"],
+                            record.value,
+                            key=record.key,
+                            headers=[*back, ("redriven-from", f"{dlq}:{tp.partition}:{record.offset}".encode())],
+                        )
+                        sent += 1
+                    await consumer.commit({tp: records[-1].offset + 1} if records else {})
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return sent
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m libs.kafka --bootstrap kafka:9092`: create every topic of the platform (idempotent)."""
+    """`python -m libs.kafka --bootstrap kafka:9092`: create every topic of the platform (idempotent);
+    `python -m libs.kafka redrive <topic>.dlq --bootstrap kafka:9092`: send dead letters back after a fix."""
     import argparse
-    from pathlib import Path
+    import sys
 
     from libs.config import load_city
     from libs.contract import all_topics
     from libs.settings import PROJECT_ROOT
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["redrive"]:
+        redriving = argparse.ArgumentParser(prog="python -m libs.kafka redrive", description=redrive.__doc__)
+        redriving.add_argument("dlq", help="the dead-letter topic, <topic>.dlq")
+        redriving.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), required=False)
+        args = redriving.parse_args(argv[1:])
+        if not args.bootstrap:
+            redriving.error("--bootstrap (or KAFKA_BOOTSTRAP_SERVERS) is required")
+        try:
+            print(f"{asyncio.run(redrive(args.bootstrap, args.dlq))} records sent back from {args.dlq}")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        return
     parser = argparse.ArgumentParser(prog="python -m libs.kafka", description=main.__doc__)
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")
     parser.add_argument("--config-dir", type=Path, default=PROJECT_ROOT / "config")

@@ -184,6 +184,13 @@ def apply_update(doc: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return after
 
 
+def only_duplicates(exc: BulkWriteError) -> bool:
+    """Whether every error of a bulk write is a duplicate key: a guarded upsert that another writer beat, and not
+    a document the server refused (a field name it cannot store, a document too large)."""
+    errors = exc.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == 11000 for e in errors) and not exc.details.get("writeConcernErrors")
+
+
 async def update_guarded(
     collection: Collection, doc: dict[str, Any], guard: dict[str, Any], update: dict[str, Any]
 ) -> dict[str, Any] | None:

@@ -51,7 +51,8 @@ from libs.events import (
     SlaClockType,
 )
 from libs.ids import new_id, stable_id
-from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by
+from libs.kafka import Contention
+from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by, only_duplicates
 from libs.outbox import Emit, outbox_items
 from services.sla import clocks, rules
 
@@ -137,7 +138,7 @@ def running_by_kind(kept: Iterable[dict[str, Any]]) -> Counter[str]:
     return Counter(c["clock"] for c in kept if c["state"] == RUNNING)
 
 
-class ClocksChanged(RuntimeError):
+class ClocksChanged(Contention):
     """Another writer (the scheduler, another replica) changed an appeal first; the batch is retried."""
 
 
@@ -196,6 +197,8 @@ async def _write(
             try:
                 await db.appeals.insert_many(inserts, ordered=False)
             except BulkWriteError as exc:
+                if not only_duplicates(exc):
+                    raise
                 raise ClocksChanged(f"{len(exc.details.get('writeErrors', []))} appeals started meanwhile") from exc
         if updates:
             result = await db.appeals.bulk_write(updates, ordered=False)

@@ -11,6 +11,7 @@ predates them, or whose time zone changed, reads whole days from them again.
 
 import argparse
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -21,13 +22,14 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from libs.contract import parse_event
-from libs.kafka import first_records, partitions_of
+from libs.kafka import failure_reason, first_records, is_outage, partitions_of
 from libs.logging import configure_logging
 from libs.mongo import make_client
 from services.stats import service
 from services.stats.handlers import PROJECTED
 from services.stats.settings import StatsSettings
 
+log = logging.getLogger(__name__)
 _EPOCH, _FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
@@ -69,8 +71,22 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
                     except (ValidationError, ValueError):
                         skipped += 1  # the live consumer sent it to the .dlq already
             if batch:
-                await service.project(db, batch, tz, firsts)
                 replayed += len(batch)
+                try:
+                    await service.project(db, batch, tz, firsts)
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    # One record the live consumer dead-lettered fails here too: count the rest without it.
+                    for item in batch:
+                        try:
+                            await service.project(db, [item], tz, firsts)
+                        except Exception as alone:
+                            if is_outage(alone):
+                                raise
+                            log.warning("left out an event stats cannot count", extra={"reason": failure_reason(alone)})
+                            skipped += 1
+                            replayed -= 1
         totals = service.add_up(await service.hourly(db, "h:", _EPOCH, _FAR))
         return {
             "database": database,

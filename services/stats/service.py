@@ -38,7 +38,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from libs.events import CloudEvent
-from libs.mongo import by_ids
+from libs.kafka import Contention
+from libs.mongo import by_ids, only_duplicates
 from services.stats import projection
 from services.stats.projection import TOTALS, Counts, hour_of
 
@@ -80,7 +81,7 @@ class Delivered:
         return f"{self.topic.replace('.', '_')}:{self.partition}"
 
 
-class ProjectionConflict(RuntimeError):
+class ProjectionConflict(Contention):
     """Another replica wrote the same document or bucket first; the batch is retried."""
 
 
@@ -244,6 +245,8 @@ async def _save(
         try:
             result = await db[collection].bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
+            if not only_duplicates(exc):
+                raise
             raise ProjectionConflict(f"{collection}: {len(exc.details.get('writeErrors', []))} conflicts") from exc
         if result.matched_count + result.upserted_count != len(ops):
             raise ProjectionConflict(f"{collection}: a document changed under us")
@@ -284,6 +287,8 @@ async def apply_changes(db: AsyncDatabase, changes: list[Counted], tz: ZoneInfo)
         try:
             await db[collection].bulk_write(writes, ordered=False)
         except BulkWriteError as exc:
+            if not only_duplicates(exc):
+                raise
             raise ProjectionConflict(f"{collection}: {len(exc.details.get('writeErrors', []))} conflicts") from exc
 
 
