@@ -127,6 +127,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "dept": {"zh": "部门", "en": "Department"},
     "dept_key": {"zh": "部门密钥", "en": "Department key"},
     "key_refused": {"zh": "该密钥不能登录此部门。", "en": "This key does not open this department."},
+    "key_not_department": {
+        "zh": "工作台只能用部门密钥登录；运营、管理员和渠道密钥不能登录。",
+        "en": "The workbench takes a department's key only; operator, admin and channel keys do not sign in.",
+    },
     "signed_in_as": {"zh": "当前用户", "en": "Signed in as"},
     "worklist": {"zh": "待办诉求", "en": "Worklist"},
     "all": {"zh": "全部", "en": "All"},

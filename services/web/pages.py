@@ -27,8 +27,9 @@ def lang_of(request: Request) -> Lang:
 
 
 def secure(request: Request) -> bool:
-    """Cookies are `Secure` when the page is served over HTTPS (directly or behind a proxy that says so)."""
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    """Cookies are `Secure` when the page is served over HTTPS: directly, or behind a trusted proxy that says so
+    (uvicorn takes its X-Forwarded-Proto only from the addresses of WEB_FORWARDED_ALLOW_IPS)."""
+    return request.url.scheme == "https"
 
 
 def local(at: str | datetime | None) -> str:
@@ -83,11 +84,19 @@ def csrf_ok(request: Request, runtime: WebRuntime, form: Any) -> bool:
 
 
 def clerk_of(request: Request, runtime: WebRuntime) -> Clerk | None:
-    """The signed-in clerk, if the session cookie is valid, not idle too long and not too old."""
+    """The signed-in clerk, if the session cookie is valid, not idle too long and not too old, and its key is
+    still its department's (a key taken out of the key file ends the sessions it opened at web's next start)."""
     settings = runtime.settings
-    return runtime.sealer.open(
+    clerk = runtime.sealer.open(
         request.cookies.get(SESSION_COOKIE), settings.idle_minutes * 60, settings.session_hours * 3600
     )
+    return clerk if clerk is not None and department_key(runtime, clerk.key) == clerk.department else None
+
+
+def department_key(runtime: WebRuntime, key: str) -> str | None:
+    """The department whose key `key` is; None for any other key (operator, admin, channel, liaison) or none."""
+    principal = runtime.keys.lookup(key)
+    return principal.name if principal is not None and principal.kind == "department" else None
 
 
 def keep_session(request: Request, runtime: WebRuntime, response: Response, clerk: Clerk) -> Response:

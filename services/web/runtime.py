@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
+from libs.auth import KeyStore
 from libs.config import Catalogue, City, load_catalogue, load_city
 from services.web.session import Sealer
 from services.web.settings import WebSettings
@@ -14,7 +15,7 @@ from services.web.upstream import Upstream
 
 @dataclass
 class WebRuntime:
-    """Web has no database and no broker: only the APIs of intake and router behind it."""
+    """Web has no database and no broker: only the APIs of intake and router behind it, and the key file."""
 
     settings: WebSettings
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -22,11 +23,13 @@ class WebRuntime:
     catalogue: Catalogue = field(init=False)
     sealer: Sealer = field(init=False)
     upstream: Upstream = field(init=False)
+    keys: KeyStore = field(init=False)  # the platform's key file: which keys are a department's
 
     def __post_init__(self) -> None:
         self.city = load_city(self.settings.config_dir)
         self.catalogue = load_catalogue(self.settings.config_dir)
         self.sealer = Sealer(self.settings.session_secret)
+        self.keys = KeyStore.from_file(self.settings.api_keys_file)
         self.upstream = Upstream(
             self.settings.intake_url,
             self.settings.router_url,

@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 SESSION_COOKIE = "clerk"
 CSRF_COOKIE = "csrf"
+PORTAL_COOKIE = "portal"
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Sealer:
         digest = hashlib.sha256(b"appeals-web-session\x00" + secret.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(digest))
         self._csrf_key = hashlib.sha256(b"appeals-web-csrf\x00" + secret.encode()).digest()
+        self._ref_key = hashlib.sha256(b"appeals-web-channel-ref\x00" + secret.encode()).digest()
 
     def seal(self, clerk: Clerk, at: float | None = None) -> str:
         """The session as an opaque cookie value, sealed now (or `at`, a Unix time)."""
@@ -67,6 +69,17 @@ class Sealer:
             return None
         return clerk if clerk is not None and time.time() - clerk.signed_in < max_seconds else None
 
+    def channel_ref(self, portal_session: str, body: dict[str, Any]) -> str:
+        """The channel_ref of an appeal sent from this browser's portal session with this body.
+
+        Made here, never taken from the form: the same body from the same browser (a double click, a
+        reload of the answer) is the same appeal, any other body a new one, and no other browser can
+        name it, because the session is a random value only the browser's sealed cookie holds.
+        """
+        content = json.dumps({k: v for k, v in body.items() if k != "channel_ref"}, sort_keys=True)
+        mac = hmac.new(self._ref_key, f"{portal_session}\x00{content}".encode(), hashlib.sha256)
+        return "web-" + mac.hexdigest()[:40]
+
     def csrf_token(self, cookie: str) -> str:
         """The token a form carries for this browser's CSRF cookie."""
         return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()
@@ -78,4 +91,9 @@ class Sealer:
 
 def new_csrf_cookie() -> str:
     """A fresh random value for a browser's CSRF cookie."""
+    return secrets.token_urlsafe(24)
+
+
+def new_portal_session() -> str:
+    """A fresh random id of a browser's portal session (kept sealed in its cookie)."""
     return secrets.token_urlsafe(24)

@@ -40,8 +40,9 @@ class Upstream:
         return response
 
     def _public(self, client: str) -> dict[str, str]:
-        # Intake limits what a public form may ask per phone and per address of the person behind it.
-        return {**self._channel, "X-Client-Address": client[:64]}
+        # Intake limits what a public form may ask per phone and per address of the person behind it; without
+        # an address (no peer), intake counts web's own.
+        return {**self._channel, "X-Client-Address": client[:64]} if client else dict(self._channel)
 
     # The company's side, on intake.
     async def submit(self, body: dict[str, Any], client: str) -> httpx.Response:
@@ -53,10 +54,12 @@ class Upstream:
         body = {"phone": phone, "language": language}
         return await self._call("POST", f"{self.intake_url}/v1/verifications", json=body, headers=self._public(client))
 
-    async def check_code(self, phone: str, code: str) -> httpx.Response:
+    async def check_code(self, phone: str, code: str, client: str) -> httpx.Response:
         """Whether the code is the phone's live one (it is used up if so)."""
         body = {"phone": phone, "code": code}
-        return await self._call("POST", f"{self.intake_url}/v1/verifications/check", json=body, headers=self._channel)
+        return await self._call(
+            "POST", f"{self.intake_url}/v1/verifications/check", json=body, headers=self._public(client)
+        )
 
     async def resend_link(self, appeal_id: str, phone: str, language: str, client: str) -> httpx.Response:
         """Ask intake to send the appeal's link again to its phone."""

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from libs.ids import new_id
+from libs import phones
 from services.web import pages
 from services.web.i18n import t
-from services.web.pages import clerk_of, csrf_ok, keep_session, lang_of, problem_page, render
+from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
 from services.web.runtime import WebRuntime, WebRuntimeDep
-from services.web.session import SESSION_COOKIE, Clerk
+from services.web.session import PORTAL_COOKIE, SESSION_COOKIE, Clerk, new_portal_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,6 +37,8 @@ TEXT_FIELDS = (
 # A phone proven with a code stays proven in this browser for half an hour (a sealed cookie).
 VERIFIED_COOKIE = "verified"
 VERIFIED_SECONDS = 1800
+# The browser's portal session, of which each appeal's channel_ref is made (see Sealer.channel_ref); a day.
+PORTAL_SECONDS = 24 * 3600
 APPEAL_ID = re.compile(r"^[0-9A-Z]{26}$")
 STATUSES = (
     "routed",
@@ -87,7 +89,38 @@ async def switch_language(lang: str, request: Request, next_url: Annotated[str |
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The visitor's address for intake's limits: the peer of the connection, or the address a trusted proxy
+    passed (uvicorn believes X-Forwarded-For only from WEB_FORWARDED_ALLOW_IPS); empty if there is none."""
+    return request.client.host if request.client else ""
+
+
+def _portal_session(request: Request, runtime: WebRuntime) -> str | None:
+    sealed = runtime.sealer.open_value(request.cookies.get(PORTAL_COOKIE), PORTAL_SECONDS)
+    session = sealed.get("session") if sealed else None
+    return session if isinstance(session, str) else None
+
+
+def _keep_portal_session(request: Request, runtime: WebRuntime, response: Response, session: str) -> Response:
+    response.set_cookie(
+        PORTAL_COOKIE,
+        runtime.sealer.seal_value({"session": session}),
+        max_age=PORTAL_SECONDS,
+        path="/appeals",
+        httponly=True,
+        samesite="strict",
+        secure=pages.secure(request),
+    )
+    return response
+
+
+def _same_phone(a: str | None, b: str | None) -> bool:
+    """Whether two phones as typed are one number (`138 0013 8000` and `+8613800138000` are)."""
+    if not a or not b:
+        return False
+    try:
+        return phones.e164(a) == phones.e164(b)
+    except ValueError:
+        return a == b
 
 
 def _verified_phone(request: Request, runtime: WebRuntime) -> str | None:
@@ -124,13 +157,13 @@ def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], st
         for name, text in extra.pop("errors", {}).items()
     }
     departments = [d for d in runtime.city.departments if not runtime.city.cannot_choose(d.code)]
-    return render(
+    verified = extra.pop("verified", _verified_phone(request, runtime))
+    page = render(
         request,
         runtime,
         "submit.html",
         status_code,
         values=values,
-        channel_ref=values.get("channel_ref") or f"web-{new_id()}",
         districts=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in runtime.city.districts],
         categories=[
             (c.code.value, (c.name_zh or c.name) if lang == "zh" else c.name, c.description)
@@ -139,9 +172,11 @@ def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], st
         departments=[(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in departments],
         errors=errors,
         general=extra.pop("general", []),
-        verified=extra.pop("verified", _verified_phone(request, runtime)),
+        # The form's phone as typed when it is the proven one, whatever the form it was proven in.
+        verified=values.get("contact.phone") if _same_phone(verified, values.get("contact.phone")) else verified,
         **extra,
     )
+    return _keep_portal_session(request, runtime, page, _portal_session(request, runtime) or new_portal_session())
 
 
 @router.get("/appeals/new")
@@ -162,7 +197,6 @@ def _appeal_body(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]
     if values.get("contact.email", "").strip():
         contact["email"] = values["contact.email"].strip()
     body: dict[str, Any] = {
-        "channel_ref": values.get("channel_ref", ""),
         "enterprise": {
             "uscc": values.get("enterprise.uscc", ""),
             "name": values.get("enterprise.name", ""),
@@ -205,12 +239,14 @@ async def _phone_proven(request: Request, runtime: WebRuntime, values: dict[str,
     """None if the form's phone is proven (by this browser before, or by the code given now), else the error."""
     lang = lang_of(request)
     phone = values.get("contact.phone", "")
-    if phone and _verified_phone(request, runtime) == phone:
+    if _same_phone(_verified_phone(request, runtime), phone):
         return None
     code = values.get("code", "").strip()
     if not re.fullmatch(r"[0-9]{6}", code):
         return t(lang, "code_missing")
-    answer = await runtime.upstream.check_code(phone, code)
+    answer = await runtime.upstream.check_code(phone, code, _client(request))
+    if answer.status_code == 429:
+        return _wait_words(lang, answer.headers.get("retry-after", "60"))
     return None if answer.status_code == 200 and answer.json().get("verified") else t(lang, "code_wrong")
 
 
@@ -234,6 +270,9 @@ async def submit_appeal(request: Request, runtime: WebRuntimeDep):
     if unproven:
         return _form_page(request, runtime, values, 422, errors={"code": unproven}, general=[t(lang, "fix_fields")])
     phone = values.get("contact.phone", "")
+    # The channel_ref is this browser's portal session's for this body; a form's own field is ignored.
+    session = _portal_session(request, runtime) or new_portal_session()
+    body["channel_ref"] = runtime.sealer.channel_ref(session, body)
     response = await runtime.upstream.submit(body, _client(request))
     if response.status_code == 202:
         accepted = response.json()
@@ -241,7 +280,7 @@ async def submit_appeal(request: Request, runtime: WebRuntimeDep):
         done = _see_other(f"/appeals/{appeal_id}?new=1")
         _keep_token(request, done, appeal_id, accepted["status_token"])
         _remember_verified(request, runtime, done, phone)
-        return done
+        return _keep_portal_session(request, runtime, done, session)
     if response.status_code == 429:
         wait = response.headers.get("retry-after", "60")
         page = _form_page(request, runtime, values, 429, general=[_wait_words(lang, wait)], verified=phone)
@@ -450,6 +489,13 @@ async def sign_in(
     name = " ".join(name.split())
     if not name or runtime.city.department(department) is None or not key:
         return _signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
+    # Clerks sign in with their department's key only: an operator's or admin's key reads every department's
+    # worklist at router, but the workbench would then act with city-wide powers under a clerk's name.
+    principal = runtime.keys.lookup(key)
+    if principal is not None and principal.kind != "department":
+        return _signed_out(request, runtime, 403, error=t(lang, "key_not_department"), name=name)
+    if department_key(runtime, key) != department:
+        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
     answer = await runtime.upstream.worklist(key, department, None)
     if answer.status_code != 200:
         return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)

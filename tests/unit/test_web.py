@@ -64,4 +64,5 @@ async def test_a_service_that_is_down_gives_a_plain_page_to_try_again():
         assert "Please try again in a minute" in english.text
         form = await client.get("/appeals/new")
         assert form.status_code == 200 and form.headers["x-frame-options"] == "DENY"
-        assert "csrf" in client.cookies and 'name="channel_ref"' in form.text
+        assert "csrf" in client.cookies and "portal" in client.cookies
+        assert 'name="channel_ref"' not in form.text, "web makes the channel_ref; the form carries none"
