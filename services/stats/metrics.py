@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.stats.projection import RESOLUTION_BUCKETS
+from services.stats.projection import RESOLUTION_BUCKETS, parts
 
 
 class BusinessMetrics(Collector):
@@ -47,14 +47,16 @@ class BusinessMetrics(Collector):
         histograms: dict[str, list[int]] = {}
         sums: dict[str, int] = {}
         for name, value in totals.items():
-            kind, *labels = name.split("|")
-            if kind in families:
+            kind, *labels = parts(name)
+            # A name of another shape (a counter of a later version) is left out, never a failed scrape.
+            if kind in families and len(labels) == len(families[kind]._labelnames):
                 families[kind].add_metric(labels, value)
-            elif kind == "open":
+            elif kind == "open" and len(labels) == 1:
                 open_now[labels[0]] = value
-            elif kind == "resolution_seconds":
-                histograms.setdefault(labels[0], [0] * (len(RESOLUTION_BUCKETS) + 1))[int(labels[1])] += value
-            elif kind == "resolution_seconds_sum":
+            elif kind == "resolution_seconds" and len(labels) == 2 and labels[1].isdigit():
+                index = min(int(labels[1]), len(RESOLUTION_BUCKETS))
+                histograms.setdefault(labels[0], [0] * (len(RESOLUTION_BUCKETS) + 1))[index] += value
+            elif kind == "resolution_seconds_sum" and len(labels) == 1:
                 sums[labels[0]] = value
         yield from families.values()
         gauge = GaugeMetricFamily("appeals_open", "Appeals open now, by lead department", labels=["department"])

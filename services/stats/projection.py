@@ -22,11 +22,17 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType, reports_of
 
 Counts = dict[str, dict[str, int]]
+
+# A counter's name is its parts joined by '|', and it is a MongoDB field name: a dot would nest it, a leading '$'
+# is refused, and a '|' inside a part would split it wrongly when read. Each part is percent-encoded for those (and
+# for '%' itself), which leaves every name made of configured codes as it always was, so older buckets still read.
+_RESERVED = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "|": "%7C", "\x00": "%00"})
 
 S = AppealStatus
 OPEN = {S.submitted, S.routed, S.accepted, S.declined, S.rerouted, S.transferred, S.info_requested, S.reopened}
@@ -45,6 +51,16 @@ HOUR = timedelta(hours=1)
 
 
 @lru_cache(maxsize=16384)
+def counter(*parts: object) -> str:
+    """A counter's name from its parts, each encoded so that no value can nest, break or split the name."""
+    return "|".join(str(part).translate(_RESERVED) for part in parts)
+
+
+def parts(name: str) -> list[str]:
+    """The parts of a counter's name, decoded: the inverse of `counter`."""
+    return [unquote(part) if "%" in part else part for part in name.split("|")]
+
+
 def hour_of(at: datetime) -> str:
     """The hour bucket's name part: '2026-03-03T14' in UTC."""
     # Cached: an appeal's counts are taken before and after each of its events, from the same instants.
@@ -143,7 +159,7 @@ def new_document(entity_id: str) -> dict[str, Any]:
 
 def clock_key(appeal_id: str, clock_id: str) -> str:
     """Where an appeal's document keeps a clock: `scope:1` for clock `<appeal>:scope:1`."""
-    return clock_id.removeprefix(f"{appeal_id}:")
+    return clock_id.removeprefix(f"{appeal_id}:").translate(_RESERVED)
 
 
 def fold(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
@@ -272,10 +288,10 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     lead = assignments[-1] if assignments else None
     tally = doc.setdefault("tally", {})
     if type_ == EventType.appeal_routed:
-        key = f"routed|{data.department}|{data.sla_profile or 'none'}"
+        key = counter("routed", data.department, data.sla_profile or "none")
         tally[key] = tally.get(key, 0) + 1
     if type_ == EventType.appeal_declined:
-        key = f"declined|{data.department}"
+        key = counter("declined", data.department)
         tally[key] = tally.get(key, 0) + 1
     answered = type_ in (EventType.appeal_info_requested, EventType.appeal_resolved) or (
         type_ == EventType.appeal_accepted and bool(data.note)
@@ -287,7 +303,7 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     if type_ == EventType.appeal_resolved:
         seconds = max(int((at - doc["submitted_at"]).total_seconds()), 0)
         doc["resolution"] = {"d": data.department, "at": at, "seconds": seconds, "kept": True}
-        key = f"resolved|{data.department}|{data.category}"
+        key = counter("resolved", data.department, data.category)
         tally[key] = tally.get(key, 0) + 1
         doc.setdefault("resolution_times", []).append(seconds)
     if type_ == EventType.appeal_reopened and doc.get("resolution"):
@@ -312,21 +328,21 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
         lead = doc.get("department") or "unassigned"
         hour["n"] += 1
         for dim in ("category", "size_band", "channel", "district"):
-            hour[f"{dim}|{doc[dim]}"] += 1
-        hour[f"status|{status.value}"] += 1
-        hour[f"department|{lead}"] += 1
-        for name in doc.get("lists") or [NO_LIST]:
-            hour[f"list|{name}"] += 1
+            hour[counter(dim, doc[dim])] += 1
+        hour[counter("status", status.value)] += 1
+        hour[counter("department", lead)] += 1
+        for listed in doc.get("lists") or [NO_LIST]:
+            hour[counter("list", listed)] += 1
         if status in RESOLVED:
             hour["resolved"] += 1
-        totals[f"submitted|{doc['channel']}|{doc['category']}|{doc['size_band']}"] += 1
+        totals[counter("submitted", doc["channel"], doc["category"], doc["size_band"])] += 1
         if status in OPEN:
-            totals[f"open|{lead}"] += 1
+            totals[counter("open", lead)] += 1
     resolution = doc.get("resolution")
     assignments = doc.get("assignments", [])
     for i, a in enumerate(assignments):
         bucket = out["h:" + hour_of(a["at"])]
-        bucket[f"assigned|{a['d']}"] += 1
+        bucket[counter("assigned", a["d"])] += 1
         if (
             i == len(assignments) - 1
             and status in RESOLVED
@@ -334,29 +350,29 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
             and resolution["kept"]
             and resolution["d"] == a["d"]
         ):
-            bucket[f"resolved|{a['d']}"] += 1
+            bucket[counter("resolved", a["d"])] += 1
         if a["responded"] is not None:
             seconds = (a["responded"] - a["at"]).total_seconds()
-            out["l:" + hour_of(a["at"])][f"first_response|{a['d']}|{sketch_key(seconds)}"] += 1
+            out["l:" + hour_of(a["at"])][counter("first_response", a["d"], sketch_key(seconds))] += 1
     if resolution and "submitted_at" in doc:
         key = sketch_key(resolution["seconds"])
-        out["l:" + hour_of(doc["submitted_at"])][f"resolution|{resolution['d']}|{key}"] += 1
+        out["l:" + hour_of(doc["submitted_at"])][counter("resolution", resolution["d"], key)] += 1
     for fb in doc.get("feedback", []):
         bucket = out["h:" + hour_of(fb["at"])]
-        bucket[f"feedback|{fb['d']}"] += 1
+        bucket[counter("feedback", fb["d"])] += 1
         if fb["s"] >= SATISFIED:
-            bucket[f"satisfied|{fb['d']}"] += 1
+            bucket[counter("satisfied", fb["d"])] += 1
     for c in doc.get("company", []):
-        out["h:" + hour_of(c["at"])][f"company|{c['kind']}"] += 1
+        out["h:" + hour_of(c["at"])][counter("company", c["kind"])] += 1
     for n in doc.get("notifications", []):
-        out["h:" + hour_of(n["at"])][f"notification|{n['channel']}|{n['outcome']}"] += 1
+        out["h:" + hour_of(n["at"])][counter("notification", n["channel"], n["outcome"])] += 1
     for key, n in doc.get("tally", {}).items():
         totals[key] += n
     category = doc.get("category", "other")
     for seconds in doc.get("resolution_times", []):
         index = next((i for i, le in enumerate(RESOLUTION_BUCKETS) if seconds <= le), len(RESOLUTION_BUCKETS))
-        totals[f"resolution_seconds|{category}|{index}"] += 1
-        totals[f"resolution_seconds_sum|{category}"] += seconds
+        totals[counter("resolution_seconds", category, index)] += 1
+        totals[counter("resolution_seconds_sum", category)] += seconds
     return {b: dict(f) for b, f in out.items() if f}
 
 
@@ -397,4 +413,6 @@ def clock_counts(doc: dict[str, Any]) -> Counts:
     """What one clock counts: its outcome, in the hour it started, against its department."""
     if "started_at" not in doc:
         return {}
-    return {"h:" + hour_of(doc["started_at"]): {f"clock|{doc['department']}|{doc['clock']}|{clock_outcome(doc)}": 1}}
+    return {
+        "h:" + hour_of(doc["started_at"]): {counter("clock", doc["department"], doc["clock"], clock_outcome(doc)): 1}
+    }

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import NO_LIST, RESOLVED, sketch_value
+from services.stats.projection import NO_LIST, RESOLVED, parts, sketch_value
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
 CLOCKS = tuple(k.value for k in ClockKind)
@@ -25,7 +25,7 @@ def groups(counts: dict[str, int], dimension: str) -> list[dict[str, Any]]:
     total = counts.get("n", 0)
     prefix = dimension + "|"
     rows = [
-        {"key": name.removeprefix(prefix), "count": n, "share": share(n, total)}
+        {"key": parts(name)[1], "count": n, "share": share(n, total)}
         for name, n in counts.items()
         if name.startswith(prefix) and n
     ]
@@ -87,8 +87,9 @@ def _sketches(latencies: dict[str, int]) -> dict[tuple[str, str], dict[int, int]
     out: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     # Each name is one bin of one sketch, so a bin is set once (a day's sketch has tens of thousands).
     for name, n in latencies.items():
-        kind, dept, key = name.split("|")
-        out[(kind, dept)][int(key)] = n
+        found = parts(name)
+        if len(found) == 3 and found[2].lstrip("-").isdigit():
+            out[(found[0], found[1])][int(found[2])] = n
     return out
 
 
@@ -203,11 +204,11 @@ def daily_report(
         top = categories[0]
         sentences.append(f"{top['count']} were about {top['key'].replace('_', ' ')} ({top['share']:.0%}).")
     if size_bands:
-        parts = [
+        phrases = [
             f"{b['count']} {'came ' if i == 0 else ''}from companies with {b['label']}"
             for i, b in enumerate(size_bands)
         ]
-        sentences.append(", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+        sentences.append(", ".join(phrases[:-1]) + (" and " if len(phrases) > 1 else "") + phrases[-1] + ".")
     if companies["companies"]:
         sentences.append(_companies_sentence(companies))
     if late:
@@ -241,6 +242,23 @@ def _companies_sentence(figures: dict[str, Any]) -> str:
     )
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV injection"), and what Markdown reads as markup.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"} | {"\n": " ", "\r": " "})
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell no spreadsheet runs: text that would start a formula gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def md_text(value: Any) -> str:
+    """Text shown as itself in Markdown: markup characters escaped, line breaks as spaces (a table row stays one)."""
+    return str(value).translate(_MARKUP)
+
+
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
 
@@ -250,7 +268,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Appeals report {report['from']:%Y-%m-%d %H:%M} to {report['to']:%Y-%m-%d %H:%M} UTC",
         "",
-        report["text"],
+        md_text(report["text"]),
         "",
     ]
     for title, key in (
@@ -261,7 +279,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     ):
         lines += [f"## {title}", "", "| | Appeals | Share |", "|---|---:|---:|"]
         lines += [
-            f"| {row.get('label', row['key'])} | {row['count']} | {_percent(row['share'])} |" for row in report[key]
+            f"| {md_text(row.get('label', row['key']))} | {row['count']} | {_percent(row['share'])} |"
+            for row in report[key]
         ]
         lines.append("")
     companies = report["companies"]
@@ -271,14 +290,24 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | {companies[key]} | {_percent(share(companies[key], companies['companies']))} |")
     lines.append("")
     lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
-    lines += [f"| {r['name']} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
+    lines += [f"| {md_text(r['name'])} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
     return "\n".join(lines) + "\n"
+
+
+class _NeutralWriter:
+    """A csv writer whose every cell goes through `csv_cell`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(cell) for cell in row])
 
 
 def to_csv(report: dict[str, Any]) -> str:
     """The report as CSV rows: section, key, count, share."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _NeutralWriter(csv.writer(out, lineterminator="\n"))
     writer.writerow(["section", "key", "count", "share"])
     writer.writerow(["total", "received", report["received"], ""])
     writer.writerow(["total", "resolved", report["resolved"], share(report["resolved"], report["received"]) or ""])

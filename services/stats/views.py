@@ -22,7 +22,7 @@ from services.stats.models import (
     SeriesPoint,
     Summary,
 )
-from services.stats.projection import NO_LIST
+from services.stats.projection import NO_LIST, parts
 from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 
 router = APIRouter(tags=["stats"])
@@ -94,7 +94,7 @@ async def _departments(
         service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)
     )
     sketches = [await service.window(runtime.db, "l:", frm, to, runtime.tz)] if latencies else []
-    open_now = {name.split("|")[1]: n for name, n in totals.items() if name.startswith("open|")}
+    open_now = {parts(name)[1]: n for name, n in totals.items() if name.startswith("open|")}
     return report.department_rates(
         runtime.city, counts, sketches[0] if sketches else {}, overdue, open_now, runtime.settings.min_volume
     )
@@ -147,9 +147,7 @@ async def series(
             SeriesPoint(
                 start=start,
                 total=c.get("n", 0),
-                groups={k.removeprefix(prefix): n for k, n in c.items() if k.startswith(prefix) and n}
-                if prefix
-                else {},
+                groups={parts(k)[1]: n for k, n in c.items() if k.startswith(prefix) and n} if prefix else {},
             )
             for start, c in zip(starts, sums, strict=True)
         ],

@@ -1,6 +1,8 @@
 """Stats in this process on the real broker and database: counting once, crash recovery, metrics after restart."""
 
 import asyncio
+import csv
+import io
 import logging
 import random
 import shutil
@@ -325,6 +327,46 @@ async def test_an_unreadable_delivery_goes_to_the_dead_letter_topic_and_counting
         return body["total"] == before + 1
 
     assert await eventually(counted), "stats stopped counting after the bad message"
+
+
+async def test_districts_no_city_has_count_as_themselves_and_stop_nothing(stats, quiet_servers):
+    """What intake refuses, written straight to the bus: values that would nest, break or split a counter's name,
+    and a formula. Each counts under its own name, the next appeals count too, and every report renders."""
+    client, _, headers = stats
+    start = datetime(2021, 7, 7, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    window = {"from": "2021-07-07T02:00:00+00:00", "to": "2021-07-07T03:00:00+00:00"}
+    odd = ["nanshan.x", "a..b", "$where", "a|b", "100%", '=HYPERLINK("http://evil.example","x")', "<b>*x*</b>"]
+    items = []
+    for i, district in enumerate([*odd, "nanshan", "nanshan"]):
+        event = submitted(at=start + timedelta(minutes=i), appeal_id=new_id(), uscc=valid_uscc(i))
+        event.data.enterprise.district = district
+        items.append((APPEALS_SUBMITTED, event))
+    await publish(quiet_servers.bootstrap, items)
+
+    async def counted():
+        body = (await client.get("/v1/stats/summary", params=window, headers=headers)).json()
+        return body if body["total"] == len(items) else None
+
+    body = await eventually(counted)
+    assert body, "stats stopped counting at a district it could not store"
+    assert {g["key"]: g["count"] for g in body["groups"]["district"]} == {**dict.fromkeys(odd, 1), "nanshan": 2}
+    daily = {"date": "2021-07-07"}
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                (await client.get("/v1/reports/daily", params=daily, headers={**headers, "Accept": "text/csv"})).text
+            )
+        )
+    )
+    districts = {row[1] for row in rows if row[0] == "districts"}
+    assert "'" + odd[5] in districts and not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+    markdown = (
+        await client.get("/v1/reports/daily", params=daily, headers={**headers, "Accept": "text/markdown"})
+    ).text
+    assert "| a\\|b | 1 |" in markdown and "\\<b\\>\\*x\\*\\</b\\>" in markdown
+    assert (await client.get("/metrics")).status_code == 200
+    dead = await read_topic(quiet_servers.bootstrap, dead_letter_topic(APPEALS_SUBMITTED), lambda e: True, timeout=2)
+    assert dead == [], "nothing was dead-lettered: every value counts"
 
 
 def appeals_over_days(start: datetime, n: int) -> list[Delivered]:

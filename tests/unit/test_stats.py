@@ -498,3 +498,44 @@ def test_whole_days_and_the_hours_left_hold_exactly_the_hours_of_a_period(zone):
         assert used == 0
     else:
         assert used > 100, "whole days come from day buckets"
+
+
+@pytest.mark.parametrize("value", ["nanshan.x", "a..b", "$where", "a|b", "100%", "%2E", "\x00", "南山区", "nanshan"])
+def test_a_counter_name_holds_any_value_as_one_plain_field_and_reads_back_as_it_was(value):
+    name = projection.counter("district", value)
+    assert "." not in name and not name.startswith("$") and "\x00" not in name and name.count("|") == 1
+    assert projection.parts(name) == ["district", value]
+
+
+def test_names_of_configured_codes_are_the_names_earlier_versions_wrote():
+    assert projection.counter("clock", DEPT, "scope", "met") == f"clock|{DEPT}|scope|met"
+
+
+def test_an_appeal_from_a_district_with_a_dot_counts_under_one_plain_field():
+    event = submitted()
+    event.data.enterprise.district = "nanshan.x"
+    _, total = fold_all([event])
+    hour = total["h:2026-03-03T14"]
+    assert hour["district|nanshan%2Ex"] == 1 and not any("." in name for name in hour)
+    assert report.groups(hour, "district") == [{"key": "nanshan.x", "count": 1, "share": 1.0}]
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("nanshan", "nanshan"),
+        (172, 172),
+        (0.37, 0.37),
+    ],
+)
+def test_a_csv_cell_never_starts_a_formula(cell, shown):
+    assert report.csv_cell(cell) == shown
+
+
+def test_markdown_shows_markup_as_text_and_keeps_a_table_row_on_one_line():
+    assert report.md_text("a|b\n*x* <script>`y`[z](u)") == "a\\|b \\*x\\* \\<script\\>\\`y\\`\\[z\\](u)"
