@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from libs.phones import e164
 from libs.settings import PROJECT_ROOT
 from tests.helpers import fresh_stack, read_topic, valid_uscc
 
@@ -80,10 +81,10 @@ def sms_link(stack, appeal_id: str) -> str | None:
 
 
 def sms_texts(stack, phone: str, template: str) -> list[str]:
-    """What the SMS provider received for a phone from one template, oldest first."""
+    """What the SMS provider received for a phone (any form; messages go to E.164) from one template, oldest first."""
     path = stack.data_dir / "outbox" / "sms.jsonl"
     bodies = [json.loads(line)["body"] for line in path.read_text().splitlines()] if path.exists() else []
-    return [b["text"] for b in bodies if b["to"] == phone and b.get("template") == template]
+    return [b["text"] for b in bodies if b["to"] == e164(phone) and b.get("template") == template]
 
 
 def prove_phone(stack, page: Page, phone: str) -> None:
@@ -158,9 +159,11 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     assert company.url.endswith(f"/appeals/{appeal_id}?new=1"), "the token stays out of the address bar"
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
 
-    # The same form sent twice (a double click, a reload of the answer) makes one appeal.
+    # The same form sent twice (a double click, a reload of the answer) makes one appeal: web makes its
+    # channel_ref from the browser's session and the body, and the form carries none.
     company.goto("/appeals/new")
-    form = {name: company.locator(f"[name='{name}']").first.input_value() for name in ("csrf", "channel_ref")}
+    assert company.locator("[name='channel_ref']").count() == 0
+    form = {"csrf": company.locator("[name='csrf']").first.input_value()}
     form.update(
         {
             "enterprise.uscc": valid_uscc(),
@@ -247,9 +250,11 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
         topic = read_topic(stack.bootstrap, f"dept.{lead}.v1", lambda e: e.get("subject") == appeal_id)
         assignment = pool.submit(asyncio.run, topic).result()
     assert assignment and token not in json.dumps(assignment)
+    # Nor the contact's phone, in the form it was typed or the E.164 form it travels in.
     for log in stack.data_dir.glob("*.log"):
         text = log.read_text(errors="replace")
         assert token not in text and stack.keys[f"department:{lead}"] not in text, log.name
+        assert "13800138000" not in text and "+8613800138000" not in text, log.name
 
     # The stats count it: one appeal, resolved, one satisfied feedback for the lead.
     def counted():
@@ -340,6 +345,16 @@ def test_a_clerk_of_another_department_cannot_open_or_act(stack, browser):
     page.get_by_label("部门密钥").fill(stack.keys[f"department:{other}"])
     page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("alert")).to_have_text("该密钥不能登录此部门。")
+
+    # Operator, admin and channel keys open no workbench, although router would show them any worklist.
+    for scope in ("operator", "admin", "channel:web"):
+        page.get_by_label("您的姓名").fill("赵强")
+        page.get_by_label("部门", exact=True).select_option(lead)
+        page.get_by_label("部门密钥").fill(stack.keys[scope])
+        page.get_by_role("button", name="登录").click()
+        expect(page.get_by_role("alert")).to_have_text("工作台只能用部门密钥登录；运营、管理员和渠道密钥不能登录。")
+        assert not [c for c in page.context.cookies() if c["name"] == "clerk"], scope
+    shot(page, "signin-refused-operator-zh-desktop")
 
 
 def test_a_token_opens_only_its_own_appeal_and_forms_need_their_csrf_token(stack, browser):
