@@ -97,7 +97,7 @@ class Department(StrictModel):
 
 
 class SizeBand(StrictModel):
-    code: str
+    code: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     label: str
     min_employees: int = Field(ge=0)
     max_employees: int | None = Field(default=None, description="Inclusive; none means no upper bound.")
@@ -115,6 +115,13 @@ class City(StrictModel):
     def department(self, code: str) -> Department | None:
         """The department with `code`, if any."""
         return next((d for d in self.departments if d.code == code), None)
+
+    def unknown_district(self, code: str) -> str | None:
+        """Why `code` is not a district of the city, or None when it is one."""
+        if any(d.code == code for d in self.districts):
+            return None
+        known = ", ".join(d.code for d in self.districts)
+        return f"{code[:50]!r} is not a district of {self.name}: one of {known}"
 
     def cannot_choose(self, code: str) -> str | None:
         """Why a company cannot choose department `code` to lead its appeal, or None when it can."""

@@ -63,6 +63,20 @@ class ServiceSettings(BaseSettings):
         "retried; under Kafka's max.poll.interval (300 s), so a stuck await never costs the group.",
     )
 
+    handler_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="A record whose handler fails this many times, for a reason other than an unreachable database "
+        "or broker or a timeout, goes to its topic's .dlq with the reason, and its partition moves on.",
+    )
+    handler_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="The pause before a failed record's second attempt; it doubles for each later one, up to 30 s.",
+    )
+
     @model_validator(mode="after")
     def _defaults_from_service_name(self) -> "ServiceSettings":
         if not self.mongodb_database:

@@ -2,13 +2,37 @@
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from libs import phones
 from libs.deadlines import Deadline
 from libs.events import Category, Contact, Enterprise, PolicyRef
+from libs.mailboxes import mailbox
 from libs.uscc import uscc_problem
+
+
+def _https_url(value: str) -> str:
+    """A link a clerk may open: https, a host, no credentials, no spaces or control characters."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be a URL without spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme.lower() != "https":
+        raise ValueError("must be an https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password")
+    return value
+
+
+Attachment = Annotated[
+    str,
+    Field(max_length=2048, description="An https link to a document.", examples=["https://files.example.org/a.pdf"]),
+    AfterValidator(_https_url),
+]
+MAX_ATTACHMENTS = 20
 
 
 class EnterpriseIn(Enterprise):
@@ -32,9 +56,13 @@ Phone = Annotated[
 
 
 class ContactIn(Contact):
-    """The contact as a channel gives it; the phone comes out in E.164."""
+    """The contact as a channel gives it; the phone comes out in E.164, the e-mail address as one checked mailbox."""
 
     phone: Phone = Field(description="Mobile phone, in any usual form; kept and sent on in E.164.")
+
+    email: Annotated[str | None, AfterValidator(mailbox)] = Field(
+        default=None, max_length=254, description="E-mail address: one mailbox.", examples=["liwei@example.com"]
+    )
 
 
 class AppealIn(BaseModel):
@@ -75,8 +103,8 @@ class AppealIn(BaseModel):
     category: Category
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
-    attachments: list[str] = Field(default_factory=list, max_length=20)
-    flags: list[str] = Field(
+    attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    flags: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")]] = Field(
         default_factory=list,
         max_length=10,
         description="What the company declares about itself: kept for the department, never a faster deadline "
@@ -199,7 +227,9 @@ class InfoIn(BaseModel):
     )
 
     information: str = Field(min_length=1, max_length=8000, description="What the department asked for.")
-    attachments: list[str] = Field(default_factory=list, max_length=20, description="URLs of documents.")
+    attachments: list[Attachment] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS, description="https links to documents."
+    )
 
     @field_validator("information")
     @classmethod

@@ -390,6 +390,7 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
             publish_timeout=settings.publish_timeout_seconds,
             inserts=runtime.inserts,
             link=runtime.follow_link,
+            body_key=settings.status_token_secret,
         )
     except service.BrokerUnavailable:
         return errors_response(
@@ -397,6 +398,8 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
             "the message broker did not acknowledge the request; nothing was accepted, post it again",
             headers={"Retry-After": str(settings.retry_after_seconds)},
         )
+    except service.ChannelRefReused as exc:
+        return errors_response(409, f"{_FIELD_NAMES.get('channel_ref', 'channel_ref')}: {exc.detail}")
     return JSONResponse(
         [
             {

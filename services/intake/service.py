@@ -140,8 +140,11 @@ def token_opens(secret: str, appeal_id: str, token: str | None) -> bool:
 
 
 def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig) -> dict[str, str]:
-    """What the city's configuration refuses in an appeal, by field: a department or liaison it does not have."""
+    """What the city's configuration refuses in an appeal, by field (dotted path): a district, department or liaison
+    it does not have. The district becomes a label and a counter's name downstream, so free text stops here."""
     out = {}
+    if problem := city.unknown_district(body.enterprise.district):
+        out["enterprise.district"] = problem
     if body.department and city.cannot_choose(body.department):
         out["department"] = city.cannot_choose(body.department) or ""
     if body.taken_by is not None:
@@ -227,8 +230,8 @@ async def submit(
     *,
     publish_timeout: float,
     inserts: GroupedInserts,
+    body_key: str,
     link: Callable[[str], str | None] | None = None,
-    body_key: str = "",
 ) -> Submission:
     """Make an appeal durable in Kafka exactly once per (channel, channel_ref).
 

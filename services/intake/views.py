@@ -134,7 +134,7 @@ async def submit_appeal(
     refused = service.refusals(body, principal.owner, runtime.city, runtime.registry_config)
     if refused:
         raise RequestValidationError(
-            [{"loc": ("body", name), "msg": text, "type": "value_error"} for name, text in refused.items()]
+            [{"loc": ("body", *name.split(".")), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
     if shed := runtime.shed_wait():
         return _busy(*shed)

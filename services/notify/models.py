@@ -1,9 +1,12 @@
 """Notify's request and response bodies."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from libs.mailboxes import mailbox
+from libs.phones import e164
 
 
 class QuietHours(BaseModel):
@@ -33,8 +36,8 @@ class Subscription(BaseModel):
     webhook_secret: str | None = Field(
         default=None, min_length=16, max_length=200, description="Signs each webhook body (HMAC-SHA256)."
     )
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")
+    email: Annotated[str | None, AfterValidator(mailbox)] = Field(default=None, max_length=254)
+    phone: Annotated[str | None, AfterValidator(lambda raw: raw and e164(raw))] = Field(default=None, max_length=32)
     wechat_openid: str | None = Field(default=None, max_length=64)
     quiet_hours: QuietHours | None = Field(default=None, description="Non-urgent messages wait until the end.")
     language: str = Field(default="zh", pattern=r"^(zh|en)$")

@@ -274,6 +274,7 @@ async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_int
                 body,
                 publish_timeout=5,
                 inserts=runtime.inserts,
+                body_key=runtime.settings.status_token_secret,
             )
         monkeypatch.undo()
         return (await runtime.db.appeals.find_one({"channel_ref": body.channel_ref}))["_id"]
@@ -432,6 +433,32 @@ async def test_routing_preview_says_where_a_declined_choice_goes(platform):
         "/v1/routing/preview", headers=platform.key("operator"), json={**facts, "department": "moon-office"}
     )
     assert bad.status_code == 422 and "department" in bad.json()["detail"]
+
+
+async def test_values_that_become_names_or_links_downstream_are_checked_at_the_door(platform):
+    """A district becomes a counter's name and a label; an attachment a link a clerk opens."""
+    for district in ("nanshan.x", "a..b", "$where", '=HYPERLINK("http://x","y")', "moon"):
+        refused = await submit(platform, appeal_body(enterprise={"district": district}))
+        assert refused.status_code == 422, (district, refused.text)
+        assert refused.json()["errors"][0]["field"] == "enterprise.district"
+        assert "not a district of Shenzhen" in refused.json()["errors"][0]["message"]
+    for link in (
+        "javascript:alert(1)",
+        "http://files.example.org/a.pdf",
+        "https://user:pw@files.example.org/a",
+        "https://files.example.org/" + "a" * 1_000_000,
+        "https://files.example.org/a b",
+    ):
+        refused = await submit(platform, appeal_body(attachments=[link]))
+        assert refused.status_code in (413, 422), (link[:40], refused.status_code)
+        if refused.status_code == 422:
+            assert refused.json()["errors"][0]["field"].startswith("attachments"), refused.text
+    many = await submit(platform, appeal_body(attachments=["https://files.example.org/a.pdf"] * 21))
+    assert many.status_code == 422 and many.json()["errors"][0]["field"] == "attachments"
+    flagged = await submit(platform, appeal_body(flags=["x" * 10_000]))
+    assert flagged.status_code == 422 and flagged.json()["errors"][0]["field"].startswith("flags")
+    r = await submit(platform, appeal_body(attachments=["https://files.example.org/a.pdf"]))
+    assert r.status_code == 202, r.text
 
 
 async def test_a_staff_visit_names_the_liaison_who_took_it(platform):
