@@ -4,10 +4,13 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
+# The shortest secret the platform keys its own tokens, cookies and digests with outside dev: 256 bits, the size
+# of the HMAC-SHA-256 key, so that the secret and not its length bounds what guessing it costs.
+MIN_SECRET_BYTES = 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,7 +30,14 @@ class ServiceSettings(BaseSettings):
     """Common settings; subclasses set `service_name` and `model_config` with their prefix."""
 
     service_name: ClassVar[str] = "service"
-    model_config = SettingsConfigDict(extra="ignore")
+    # A refused setting's error never shows what was given: settings hold secrets, and pydantic's message would
+    # otherwise end with the input (the environment's values).
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+    # Settings named `...secret` that hold a credential another party issued (the SMS and WeChat providers' token):
+    # its length is that party's choice, so outside dev it need only be non-empty. Every other `...secret` is one
+    # the platform generates, and holds at least MIN_SECRET_BYTES. Settings named `...password` (SMTP, Kafka) are
+    # third parties' too.
+    third_party_secrets: ClassVar[frozenset[str]] = frozenset({"provider_api_key_secret"})
 
     environment: Literal["dev", "test", "prod"] = Field(
         default="dev", description="dev allows demo secrets; test and prod refuse them."
@@ -87,13 +97,32 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> "ServiceSettings":
+        """Outside dev: no demo secret, no empty credential, no secret of the platform's own under 32 bytes.
+
+        The message names each refused setting and its length, never its value.
+        """
         if self.environment == "dev":
             return self
-        for name, value in self.model_dump().items():
-            if name.endswith("secret") and value == DEV_SECRET:
-                raise ValueError(
-                    f"{name} still has the development default; set a real secret for environment {self.environment!r}"
+        refused = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            value = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not isinstance(value, str):
+                continue
+            third_party = name in self.third_party_secrets or name.endswith("password")
+            if value == DEV_SECRET and (third_party or name.endswith("secret")):
+                refused.append(f"{name} still has the development default; set a real secret")
+            elif third_party:
+                if not value and name in self.model_fields_set:
+                    refused.append(f"{name} is set but empty")
+            elif name.endswith("secret") and len(value.encode()) < MIN_SECRET_BYTES:
+                size = f"{len(value.encode())} bytes" if value else "empty"
+                refused.append(
+                    f"{name} is {size}; it needs at least {MIN_SECRET_BYTES} random bytes "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one of 43)"
                 )
+        if refused:
+            raise ValueError(f"for environment {self.environment!r}: " + "; ".join(refused))
         if self.api_keys_file is None:
             raise ValueError(f"api_keys_file must be set for environment {self.environment!r}")
         return self

@@ -38,7 +38,7 @@ async def platform(real_servers, demo_keys):
         "mongodb_uri": real_servers.mongodb_uri,
         "api_keys_file": key_file,
         "environment": "test",
-        "status_token_secret": "test-secret",
+        "status_token_secret": "integration-test-status-token-secret-0123456789",
     }
     clock = MovableClock()
     intake_app = create_intake(

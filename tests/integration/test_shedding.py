@@ -39,7 +39,7 @@ async def test_submissions_are_shed_while_routing_is_behind_and_accepted_once_it
         consumer_group=f"intake-{run}",
         api_keys_file=key_file,
         environment="test",
-        status_token_secret="test-secret",
+        status_token_secret="shedding-test-status-token-secret-0123456789",
         shed_backlog_records=2,
         shed_groups=[group],
         shed_check_seconds=0.2,

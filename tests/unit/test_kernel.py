@@ -201,14 +201,14 @@ def test_outside_dev_the_default_status_token_secret_is_refused(clean_env, tmp_p
 
 def test_prod_without_an_api_keys_file_is_refused(clean_env):
     clean_env.setenv("INTAKE_ENVIRONMENT", "prod")
-    clean_env.setenv("INTAKE_STATUS_TOKEN_SECRET", "a-real-secret")
+    clean_env.setenv("INTAKE_STATUS_TOKEN_SECRET", "a-real-secret-of-at-least-32-bytes-0123456789")
     with pytest.raises(ValidationError, match="api_keys_file"):
         IntakeSettings()
 
 
 def test_prod_with_a_secret_and_a_key_file_is_accepted(clean_env, tmp_path):
     clean_env.setenv("INTAKE_ENVIRONMENT", "prod")
-    clean_env.setenv("INTAKE_STATUS_TOKEN_SECRET", "a-real-secret")
+    clean_env.setenv("INTAKE_STATUS_TOKEN_SECRET", "a-real-secret-of-at-least-32-bytes-0123456789")
     clean_env.setenv("INTAKE_API_KEYS_FILE", str(tmp_path / "api-keys.json"))
     settings = IntakeSettings()
     assert settings.api_keys_file == tmp_path / "api-keys.json"
