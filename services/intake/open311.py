@@ -407,7 +407,9 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
                 "account_id": None,
                 "service_notice": "Received. The responsible department is told at once and "
                 "the deadlines run from now.",
-                "status_token": service.status_token(settings.status_token_secret, result.appeal_id),
+                "status_token": service.status_token(
+                    settings.status_token_secret, result.appeal_id, version=result.token_version
+                ),
             }
         ],
         status_code=201,

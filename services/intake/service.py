@@ -118,6 +118,7 @@ class Submission:
     appeal_id: str
     status: str
     created: bool
+    token_version: int = 0  # a repeat of an appeal whose link was sent again gets the token of the current version
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -128,15 +129,38 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.appeals.create_index([("submitted_at", ASCENDING)], name="submitted_at")
 
 
-def status_token(secret: str, appeal_id: str) -> str:
-    """A token that opens `appeal_id` and nothing else."""
-    digest = hmac.new(secret.encode(), appeal_id.encode(), hashlib.sha256).digest()
+def status_token(secret: str, appeal_id: str, *, version: int) -> str:
+    """A token that opens `appeal_id` while its token version is `version`, and nothing else.
+
+    HMAC over the appeal id and the version. Version 0 signs the id alone, as every token was made before appeals
+    had versions, so the links already sent for an appeal that has none keep working until its first lost-link
+    request (bump_token) moves it to 1.
+    """
+    message = appeal_id if version == 0 else f"{appeal_id}\x00{version}"
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
 
-def token_opens(secret: str, appeal_id: str, token: str | None) -> bool:
-    """Whether `token` was issued for `appeal_id`."""
-    return bool(token) and hmac.compare_digest(status_token(secret, appeal_id), token or "")
+def token_version(record: Mapping[str, Any]) -> int:
+    """The token version of an appeal's record; 0 for one written before records kept it."""
+    return int(record.get("token_version") or 0)
+
+
+def token_opens(secret: str, record: Mapping[str, Any], token: str | None) -> bool:
+    """Whether `token` opens the appeal of `record` now: issued for its id at its current token version."""
+    expected = status_token(secret, record["_id"], version=token_version(record))
+    return bool(token) and hmac.compare_digest(expected, token or "")
+
+
+async def bump_token(db: AsyncDatabase, appeal_id: str) -> int:
+    """Move the appeal to its next token version, voiding every token and link issued before; the version now.
+
+    Two statements, no findAndModify: of concurrent bumps each reads a version at least its own, so every link
+    sent after a bump is one of the newest version and works.
+    """
+    await db.appeals.update_one({"_id": appeal_id}, {"$inc": {"token_version": 1}})
+    record = await db.appeals.find_one({"_id": appeal_id}, {"token_version": 1})
+    return token_version(record or {})
 
 
 def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig) -> dict[str, str]:
@@ -155,11 +179,12 @@ def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig)
     return out
 
 
-def follow_link(template: str, secret: str, appeal_id: str) -> str | None:
-    """The company's page of its appeal, with the token that opens it; None when no page is configured."""
+def follow_link(template: str, secret: str, appeal_id: str, *, version: int = 0) -> str | None:
+    """The company's page of its appeal, with the token that opens it at `version` (a new appeal's is 0); None when
+    no page is configured."""
     if not template:
         return None
-    return template.format(appeal_id=appeal_id, token=status_token(secret, appeal_id))
+    return template.format(appeal_id=appeal_id, token=status_token(secret, appeal_id, version=version))
 
 
 def build_submitted(
@@ -271,6 +296,7 @@ async def submit(
         "submitted_at": event.data.submitted_at,
         "updated_at": event.data.submitted_at,
         "timeline": [],
+        "token_version": 0,
     }
     try:
         # Insert first and let the unique index find repeats: a new appeal costs one write, no read.
@@ -293,7 +319,7 @@ async def submit(
             raise
         if existing["state"] == UNSENT:
             await db.appeals.update_one({"_id": existing["_id"], "state": UNSENT}, {"$set": {"state": PENDING}})
-    return Submission(existing["_id"], existing.get("status", "submitted"), created)
+    return Submission(existing["_id"], existing.get("status", "submitted"), created, token_version(existing))
 
 
 async def publish_stranded(

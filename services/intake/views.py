@@ -78,12 +78,17 @@ def _broker_down(settings: Any) -> JSONResponse:
 async def _open(appeal_id: str, request: Request, runtime: Any, token: str | None, *kinds: str) -> dict[str, Any]:
     # Issued tokens are URL-safe base64; hmac.compare_digest raises TypeError on a non-ASCII str.
     token = token if token and token.isascii() else None
-    by_token = service.token_opens(runtime.settings.status_token_secret, appeal_id, token)
-    principal = None if by_token else authenticate(request, *kinds)
-    record = await service.find_appeal(runtime.db, appeal_id)
+    # A token opens the appeal at the record's token version: one from a link sent before the company asked for
+    # its link again is refused like a wrong one (401 without a key), and a token for no appeal also gets 401, so a
+    # token tells nobody which appeals exist.
+    record = await service.find_appeal(runtime.db, appeal_id) if token else None
+    if record is not None and service.token_opens(runtime.settings.status_token_secret, record, token):
+        return record
+    principal = authenticate(request, *kinds)
+    record = record or await service.find_appeal(runtime.db, appeal_id)
     if record is None:
         raise HTTPException(404, f"no appeal {appeal_id}")
-    if principal is not None and principal.kind == "channel" and record["channel"] != principal.name:
+    if principal.kind == "channel" and record["channel"] != principal.name:
         raise HTTPException(403, "this appeal was submitted through another channel")
     return record
 
@@ -168,7 +173,7 @@ async def submit_appeal(
         appeal_id=result.appeal_id,
         status=result.status,
         status_url=f"{_base_url(settings, request)}/v1/appeals/{result.appeal_id}",
-        status_token=service.status_token(settings.status_token_secret, result.appeal_id),
+        status_token=service.status_token(settings.status_token_secret, result.appeal_id, version=result.token_version),
     )
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})
 
@@ -282,6 +287,9 @@ async def resend_link(
 ):
     """The link goes by SMS to the appeal's own phone, and only when the phone given is that one.
 
+    The appeal's token moves to a new version first: every link and token given out before stops working (a lost
+    phone or a link read elsewhere opens nothing more), and the SMS carries the only one that does. If the broker
+    does not take the message (503), the version has moved all the same; asking again sends a working link.
     The answer is the same either way, so it tells nobody whether an appeal or a phone exists.
     """
     settings = runtime.settings
@@ -296,8 +304,9 @@ async def resend_link(
     record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1})
     stored = codes.phone_of(record) if record else None
     phone = codes.normalized(stored) if stored else None
-    link = runtime.follow_link(appeal_id)
-    if phone and link and phone == body.phone:
+    if phone and settings.follow_url and phone == body.phone:
+        version = await service.bump_token(runtime.db, appeal_id)
+        link = service.follow_link(settings.follow_url, settings.status_token_secret, appeal_id, version=version)
         message = CompanyMessage(phone=phone, language=body.language, appeal_id=appeal_id, follow_url=link)
         key = phone_key
         failed = await _tell(runtime, EventType.company_link_requested, key, message)

@@ -1,11 +1,16 @@
 """The company's side of intake: status by token, information and feedback, on the real broker and database."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import random
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.helpers import appeal_body, read_topic
+from tests.helpers import appeal_body, open311_form, read_topic
 from tests.integration.test_appeal_flow import act, submit, wait_status
 
 
@@ -189,3 +194,99 @@ async def test_an_unacknowledged_answer_is_finished_once_and_never_swapped(platf
     assert reopened["status"] == "reopened", "the earlier answer was finished as it was"
     events = await read_topic(platform.bootstrap, "appeals.company.v1", lambda e: e.get("subject") == appeal_id)
     assert len(events) == 1 and events[0]["data"]["satisfaction"] == 2
+
+
+def _some_phone() -> str:
+    return f"139{random.randrange(10**8):08d}"
+
+
+def _token_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+async def _lost_link(p, appeal_id: str, phone: str, sent_before: int) -> str:
+    """Ask for the appeal's link again on its phone (as web's lost-link page does); the token of the SMS sent."""
+    own_address = {"X-Client-Address": f"198.51.100.{random.randrange(1, 255)}"}  # its own budget of requests
+    asked = await p.intake.post(
+        f"/v1/appeals/{appeal_id}/link", json={"phone": phone}, headers={**p.key("channel:web"), **own_address}
+    )
+    assert asked.status_code == 202, asked.text
+    messages = await read_topic(
+        p.bootstrap,
+        "company.messages.v1",
+        lambda e: e["data"].get("appeal_id") == appeal_id,
+        count=sent_before + 1,
+    )
+    assert len(messages) == sent_before + 1, "one SMS per request"
+    return _token_of(messages[-1]["data"]["follow_url"])
+
+
+async def _opens(p, appeal_id: str, token: str) -> int:
+    return (await p.intake.get(f"/v1/appeals/{appeal_id}", headers={"X-Status-Token": token})).status_code
+
+
+async def test_a_lost_link_request_voids_every_token_sent_before_and_the_sms_carries_the_one_that_works(platform):
+    phone = _some_phone()
+    body = appeal_body(contact={"name": "Li Wei", "phone": phone})
+    accepted = (await submit(platform, body)).json()
+    appeal_id, first = accepted["appeal_id"], accepted["status_token"]
+    submitted = await read_topic(platform.bootstrap, "appeals.submitted.v1", lambda e: e.get("subject") == appeal_id)
+    in_the_link = _token_of(submitted[0]["data"]["follow_url"])
+    assert in_the_link == first, "the link notify sends at submission carries the token the channel got"
+    assert await _opens(platform, appeal_id, first) == 200
+
+    second = await _lost_link(platform, appeal_id, phone, sent_before=0)
+    assert second != first
+    assert await _opens(platform, appeal_id, second) == 200, "the new SMS's link opens the appeal"
+    assert await _opens(platform, appeal_id, first) == 401, "the token given at submission is void, as a wrong one"
+    assert (await platform.intake.get(f"/v1/appeals/{appeal_id}", params={"token": first})).status_code == 401
+    for kind, answer in (("info", {"information": "x"}), ("feedback", {"resolved": True, "satisfaction": 5})):
+        replayed = await platform.intake.post(
+            f"/v1/appeals/{appeal_id}/{kind}", json=answer, headers={"X-Status-Token": first}
+        )
+        assert replayed.status_code == 401, f"an old token cannot answer ({kind})"
+    not_the_phone = await platform.intake.post(
+        f"/v1/appeals/{appeal_id}/link", json={"phone": _some_phone()}, headers=platform.key("channel:web")
+    )
+    assert not_the_phone.status_code == 202
+    assert await _opens(platform, appeal_id, second) == 200, "another phone's request changes nothing"
+
+    third = await _lost_link(platform, appeal_id, phone, sent_before=1)
+    assert [await _opens(platform, appeal_id, t) for t in (first, second, third)] == [401, 401, 200]
+    again = (await submit(platform, body)).json()
+    assert again["appeal_id"] == appeal_id and again["status_token"] == third, "a retry gets the current token"
+    by_key = await platform.intake.get(f"/v1/appeals/{appeal_id}", headers=platform.key("channel:wechat"))
+    assert by_key.status_code == 200, "the channel's key still opens it"
+
+
+async def test_an_appeal_stored_before_token_versions_keeps_its_links_until_the_first_lost_link_request(platform):
+    from services.intake import service
+
+    phone = _some_phone()
+    appeal_id = (await submit(platform, appeal_body(contact={"name": "Li Wei", "phone": phone}))).json()["appeal_id"]
+    appeals = platform.intake_runtime.db.appeals
+    await appeals.update_one({"_id": appeal_id}, {"$unset": {"token_version": ""}})  # as intake wrote it before
+    # The token of the time: the HMAC of the appeal id alone.
+    secret = platform.intake_runtime.settings.status_token_secret
+    digest = hmac.new(secret.encode(), appeal_id.encode(), hashlib.sha256).digest()
+    old = base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+    assert await _opens(platform, appeal_id, old) == 200, "a link sent before versions keeps working"
+
+    new = await _lost_link(platform, appeal_id, phone, sent_before=0)
+    assert new == service.status_token(secret, appeal_id, version=1)
+    assert (await _opens(platform, appeal_id, old), await _opens(platform, appeal_id, new)) == (401, 200)
+
+
+async def test_open311_gives_the_current_token_and_a_token_opens_no_appeal_it_was_not_made_for(platform):
+    phone = _some_phone()
+    form = open311_form(random.randrange(10**6), phone=phone, api_key=platform.keys["channel:hotline_12345"])
+    created = await platform.intake.post("/open311/v2/requests.json", data=form)
+    assert created.status_code == 201, created.text
+    appeal_id, first = created.json()[0]["service_request_id"], created.json()[0]["status_token"]
+    assert await _opens(platform, appeal_id, first) == 200
+    current = await _lost_link(platform, appeal_id, phone, sent_before=0)
+    again = await platform.intake.post("/open311/v2/requests.json", data=form)
+    assert again.json()[0]["service_request_id"] == appeal_id
+    assert again.json()[0]["status_token"] == current != first, "the same post, the token of now"
+    assert await _opens(platform, appeal_id, first) == 401
+    assert await _opens(platform, "01JNOSUCHAPPEAL00000000000", current) == 401, "no appeal: the same 401"
