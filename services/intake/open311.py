@@ -5,9 +5,11 @@ channel key is the `api_key`. Submissions go through the same validation,
 idempotency and durability as `POST /v1/appeals`. Errors are the spec's list of
 `{code, description}`. Only the JSON format is served.
 
-Reading requests needs no key, as in the spec, but without one a request shows
-no company data: status, service, department and dates only. The channel's own
-key (or an operator's) adds the description and the departments' answers.
+Reading a request by its id needs no key, as in the spec, but without one a request
+shows no company data: status, service, department and dates only. The channel's own
+key (or an operator's) adds the description and the departments' answers. Listing
+needs a key: a channel's lists its own requests (an operator's, every one), so no
+anonymous caller learns which appeals exist and where they stand.
 """
 
 import hashlib
@@ -297,6 +299,24 @@ def _caller(request: Request, api_key: str | None) -> Principal | None:
     return principal
 
 
+def listing_scope(principal: Principal | None) -> dict[str, Any]:
+    """What a caller may list without naming ids, as a query: its channel's requests, or every one for an operator
+    or an admin. Open311Error(403) for anyone else, naming what is needed."""
+    if principal is None:
+        raise Open311Error(
+            403,
+            "api_key is required to list requests (a channel's key lists that channel's requests); "
+            "without one, look requests up by service_request_id, one or a comma-separated list",
+        )
+    if principal.kind in ("operator", "admin"):
+        return {}
+    if principal.kind == "channel" and principal.name:
+        return {"channel": principal.name}
+    raise Open311Error(
+        403, f"api_key belongs to a {principal.kind}, which lists no requests; look them up by service_request_id"
+    )
+
+
 def _sees_all(principal: Principal | None, record: dict[str, Any]) -> bool:
     if principal is None:
         return False
@@ -429,7 +449,10 @@ async def list_requests(
     jurisdiction_id: str | None = None,
     api_key: str | None = None,
 ):
-    """Ids override the other filters; otherwise at most 90 days and 1000 requests, newest first.
+    """Ids override the other filters: anyone may look requests up by `service_request_id` (one or a
+    comma-separated list). Listing by service, dates and status needs an `api_key`: a channel's lists that
+    channel's requests, an operator's every one; at most 90 days and 1000 requests, newest first. Without a
+    key, or with another kind, a list is refused (403).
 
     A post that was answered 503 is not listed (its record is `unsent` until a retry
     goes through).
@@ -438,9 +461,11 @@ async def list_requests(
     _check_jurisdiction(runtime, jurisdiction_id)
     principal = _caller(request, api_key)
     query: dict[str, Any] = {"state": {"$ne": service.UNSENT}}
-    if service_request_id:
-        query["_id"] = {"$in": [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_RESULTS]}
+    ids = [i.strip() for i in (service_request_id or "").split(",") if i.strip()]
+    if ids:
+        query["_id"] = {"$in": ids[:MAX_RESULTS]}
     else:
+        query.update(listing_scope(principal))
         end = parse_w3c(end_date, "end_date") if end_date else runtime.clock.now()
         start = parse_w3c(start_date, "start_date") if start_date else end - MAX_SPAN
         if start > end:
