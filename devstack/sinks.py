@@ -9,6 +9,7 @@ against the secrets given with `--secret name=value` (or `add_secret`).
 
 import argparse
 import contextlib
+import html
 import json
 import threading
 import time
@@ -23,6 +24,71 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.notify.channels import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+
+# The outbox page shows what strangers wrote (a company's title in a subject, anything posted to a receiver): every
+# value is escaped, and the page may run no script and load nothing, should an escape ever be missed.
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _field(value: Any, *path: str) -> Any:
+    """`value[path[0]][path[1]]...`, or None where the posted body has another shape."""
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def shown(record: dict[str, Any]) -> dict[str, str]:
+    """What the outbox page shows of one received message, as plain text: channel, recipient, subject, text."""
+    kind, body = record.get("kind"), record.get("body")
+    if kind == "email":
+        to, subject, text = record.get("to"), record.get("subject"), body
+    elif kind == "sms":
+        to, subject, text = _field(body, "to"), None, _field(body, "text")
+    elif kind == "wechat":
+        to, subject = _field(body, "touser"), _field(body, "data", "first", "value")
+        text = _field(body, "data", "remark", "value")
+    else:  # a webhook: the event it carried
+        to, subject, text = record.get("name"), _field(body, "event", "type"), body
+    return {
+        "kind": _text(kind),
+        "to": _text(to),
+        "subject": _text(subject),
+        "text": _text(text),
+        "delivery": _text(record.get("delivery")),
+    }
+
+
+COLUMNS = {"kind": "channel", "to": "to", "subject": "subject", "text": "message", "delivery": "delivery id"}
+
+
+def _row(cells: dict[str, str]) -> str:
+    return "<tr>" + "".join(f"<td>{html.escape(cells[column], quote=True)}</td>" for column in COLUMNS) + "</tr>"
+
+
+def outbox_page(records: list[dict[str, Any]], total: int) -> str:
+    """The page listing `records`, newest first; every value is escaped (html.escape, quotes too)."""
+    rows = "".join(_row(shown(record)) for record in reversed(records))
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in COLUMNS.values())
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Local outbox</title>"
+        "<style>td{vertical-align:top;white-space:pre-wrap;max-width:40em}</style></head><body>"
+        f"<h1>What notify sent ({total})</h1><table border=1 cellpadding=4><tr>{header}</tr>{rows}</table>"
+        "</body></html>"
+    )
 
 
 class Sinks:
@@ -141,17 +207,9 @@ class Sinks:
 
         @app.get("/", response_class=HTMLResponse)
         async def index():
-            rows = "".join(
-                f"<tr><td>{r['kind']}</td><td>{r.get('name') or ''}</td><td>{r.get('subject') or ''}</td>"
-                f"<td><code>{r.get('delivery')}</code></td></tr>"
-                for r in reversed(sinks.received[-200:])
-            )
-            return (
-                f"<html><head><meta charset='utf-8'><title>Local outbox</title></head><body>"
-                f"<h1>What notify sent ({len(sinks.received)})</h1><table border=1 cellpadding=4>"
-                f"<tr><th>channel</th><th>webhook</th><th>subject</th><th>delivery id</th></tr>{rows}"
-                f"</table></body></html>"
-            )
+            with sinks._lock:
+                latest, total = sinks.received[-200:], len(sinks.received)
+            return HTMLResponse(outbox_page(latest, total), headers=PAGE_HEADERS)
 
         @app.get("/received")
         async def received():
