@@ -8,6 +8,7 @@ import random
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from tests.helpers import appeal_body, open311_form, read_topic
@@ -290,3 +291,41 @@ async def test_open311_gives_the_current_token_and_a_token_opens_no_appeal_it_wa
     assert again.json()[0]["status_token"] == current != first, "the same post, the token of now"
     assert await _opens(platform, appeal_id, first) == 401
     assert await _opens(platform, "01JNOSUCHAPPEAL00000000000", current) == 401, "no appeal: the same 401"
+
+
+async def test_the_web_page_of_an_appeal_refuses_a_link_sent_before_and_opens_with_the_new_one(platform, demo_keys):
+    from services.web.app import create_app as create_web
+    from services.web.i18n import t
+    from services.web.settings import WebSettings
+
+    keys, key_file = demo_keys
+    web_settings = WebSettings(
+        environment="test",
+        api_keys_file=key_file,
+        intake_url="http://intake",
+        channel_key=keys["channel:web"],
+        session_secret="company-test-web-session-secret-0123456789",
+    )
+    web_app = create_web(web_settings)
+    web_app.state.runtime.upstream.http = platform.intake  # web calls the intake of the platform (its lifespan unrun)
+    phone = _some_phone()
+    body = appeal_body(contact={"name": "Li Wei", "phone": phone})
+    accepted = (await submit(platform, body, channel="web")).json()
+    appeal_id, first = accepted["appeal_id"], accepted["status_token"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(web_app), base_url="http://web") as browser:
+        opened = await browser.get(f"/appeals/{appeal_id}", params={"token": first})
+        assert opened.status_code == 303, "the token moves into a cookie"
+        page = await browser.get(f"/appeals/{appeal_id}")
+        assert page.status_code == 200 and body["title"] in page.text
+
+        second = await _lost_link(platform, appeal_id, phone, sent_before=0)
+        stale = await browser.get(f"/appeals/{appeal_id}")
+        assert stale.status_code == 403 and body["title"] not in stale.text, "the cookie of the old link opens nothing"
+        assert t("zh", "wrong_link") in stale.text
+        for old_link in ({"token": first}, {}):
+            await browser.get(f"/appeals/{appeal_id}", params=old_link)
+            assert (await browser.get(f"/appeals/{appeal_id}")).status_code == 403
+
+        assert (await browser.get(f"/appeals/{appeal_id}", params={"token": second})).status_code == 303
+        again = await browser.get(f"/appeals/{appeal_id}")
+        assert again.status_code == 200 and body["title"] in again.text, "the new SMS's link opens the page"
