@@ -20,21 +20,24 @@ from tqdm import tqdm
 
 from bench.common import bench_servers, exit_on_sigterm, print_table, rss_mb, run_wrk, start_process
 from devstack import servers
-from libs.kafka import ensure_topics
+from libs.kafka import KafkaAccess, access_of
+from libs.kafka_admin import ensure_topics
 
 
-async def kafka_loop(bootstrap: str, n: int) -> float:
-    """Messages per second through a FastStream consume -> publish loop (acks=all)."""
-    await ensure_topics(bootstrap, ["bench.loop.in", "bench.loop.out"], partitions=4)
-    broker = KafkaBroker(bootstrap, acks="all", logger=None)  # per-message log lines would be the bottleneck
+async def kafka_loop(kafka: KafkaAccess | str, n: int) -> float:
+    """Messages per second through a FastStream consume -> publish loop (acks=all), as `kafka`'s principal."""
+    access = access_of(kafka)
+    await ensure_topics(access, ["bench.loop.in", "bench.loop.out"], partitions=4)
+    # Per-message log lines would be the bottleneck.
+    broker = KafkaBroker(access.bootstrap_servers, security=access.security(), acks="all", logger=None)
 
     @broker.subscriber("bench.loop.in", group_id="bench-loop", auto_offset_reset="earliest")
     @broker.publisher("bench.loop.out")
     async def relay(body: bytes) -> bytes:
         return body
 
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    reader = AIOKafkaConsumer(**access.client_options(), enable_auto_commit=False)
+    producer = AIOKafkaProducer(**access.client_options(), acks="all")
     async with broker:
         await broker.start()
         await reader.start()

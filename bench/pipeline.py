@@ -37,7 +37,9 @@ from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, 
 from devstack.stack import Stack
 from libs.config import load_city
 from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
-from libs.kafka import partitions_of
+from libs.contract import topic as contract_topic
+from libs.kafka import KafkaAccess
+from libs.kafka_admin import partitions_of
 from libs.uscc import check_character
 
 SERVICES = SERVICE_NAMES
@@ -82,10 +84,10 @@ class Recorder:
         # (topic, or "department topics"), event id -> times read: a copy is the same id again.
         self.seen: Counter[tuple[str, str]] = Counter()
 
-    async def run(self, bootstrap: str, stop: asyncio.Event) -> None:
+    async def run(self, kafka: KafkaAccess, stop: asyncio.Event) -> None:
         # From the start: the stack is fresh, and a partition assigned late must not hide its first events.
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_options(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=f"bench-recorder-{time.time_ns()}",
@@ -202,7 +204,7 @@ async def run(stack: Stack, rate: float, seconds: float) -> dict:
                 rss[name].append((time.monotonic() - started, rss_mb(pid)))
             await asyncio.sleep(5)
 
-    background = [asyncio.create_task(recorder.run(stack.bootstrap, stop)), asyncio.create_task(sample())]
+    background = [asyncio.create_task(recorder.run(stack.kafka_access(), stop)), asyncio.create_task(sample())]
     resolver = asyncio.create_task(departments(stack, recorder, stop))
     await asyncio.sleep(3)  # the recorder joins its group
     began = time.monotonic()
@@ -266,8 +268,8 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
                         into = statements if family.name == "mongodb_commands" else written
                         into[what] = into.get(what, 0) + sample.value
     topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
-    partitions = await partitions_of(stack.bootstrap, topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+    partitions = await partitions_of(stack.kafka_access(), topics)
+    consumer = AIOKafkaConsumer(**stack.kafka_access().client_options())
     await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions)
@@ -277,7 +279,7 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
     for tp, end in ends.items():
         produced[_topic_family(tp.topic)] += end
     consumed: dict[str, float] = Counter()
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    admin = AIOKafkaAdminClient(**stack.kafka_access().client_options())
     await admin.start()
     try:
         for entry in CONSUMERS:
@@ -305,8 +307,9 @@ def _department_codes(stack: Stack) -> list[str]:
 
 
 def _topic_family(topic: str) -> str:
-    """Department topics count together as `dept.*.v1`."""
-    return "dept.*.v1" if topic.startswith("dept.") else topic
+    """Department topics count together as `dept.*.v1`, their actions topics as `dept.*.actions.v1`."""
+    entry = contract_topic(topic)
+    return entry.name.replace("<code>", "*") if entry is not None and topic.startswith("dept.") else topic
 
 
 def cost_rows(counted: dict[str, dict[str, float]], appeals: int) -> tuple[list[list], list[list]]:
@@ -389,9 +392,16 @@ def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=1, help="processes of each service, sharing its consumer groups"
     )
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="run Kafka without authentication and ACLs, to measure what SASL costs (never how to run it)",
+    )
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
-    stack = Stack.on_free_ports(data, env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES})
+    stack = Stack.on_free_ports(
+        data, env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES}, kafka_sasl=not args.plaintext
+    )
     stack.start()
     try:
         for replica in range(2, args.replicas + 1):
@@ -399,7 +409,7 @@ def main() -> None:
                 stack.start_service(name, replica)
             for name in SERVICES:
                 stack.wait_ready(f"{name}-{replica}")
-        loop_rate = asyncio.run(kafka_loop(stack.bootstrap, 10_000))
+        loop_rate = asyncio.run(kafka_loop(stack.kafka_access(), 10_000))
         result = asyncio.run(run(stack, args.rate, args.seconds))
     finally:
         stack.stop()

@@ -172,6 +172,12 @@ def keys(args: argparse.Namespace) -> None:
     )
 
 
+def kcat(args: argparse.Namespace) -> None:
+    from devstack.kcat import main as run_kcat
+
+    run_kcat(args.rest, Path(args.data_dir) / "stack.json")
+
+
 def apidocs(args: argparse.Namespace) -> None:
     from devstack.apidocs import stale_documents, write_documents
 
@@ -209,6 +215,11 @@ def main() -> None:
     sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)").set_defaults(
         func=keys
     )
+    reader = sub.add_parser(
+        "kcat", help="run kcat as a principal of the running stack's Kafka: admin, or department:<code>"
+    )
+    reader.add_argument("rest", nargs=argparse.REMAINDER, help="the principal, then kcat's own arguments")
+    reader.set_defaults(func=kcat)
     docs = sub.add_parser("apidocs", help="write every service's OpenAPI and AsyncAPI document")
     docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "api"))
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every stale document")

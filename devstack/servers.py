@@ -17,11 +17,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO
 
+from libs.kafka_admin import scram_argument
 from libs.settings import PROJECT_ROOT
 
 KAFKA_POM = PROJECT_ROOT / "devstack" / "kafka" / "pom.xml"
@@ -175,18 +176,69 @@ def kafka_version() -> str:
     return jars[-1].stem.removeprefix("kafka_2.13-")
 
 
-def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
-    """One node, broker and controller in one JVM, on loopback, with a small machine's settings."""
+def kafka_properties(
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    passwords: Mapping[str, str] | None = None,
+    *,
+    plain_admin: bool = False,
+) -> str:
+    """One node, broker and controller in one JVM, on loopback, with a small machine's settings.
+
+    With `passwords` (user -> password, `admin` and `controller` among them) every listener authenticates:
+    clients with SCRAM-SHA-512 as users Kafka keeps (made at format time or by the admin later), the controller
+    with PLAIN as `controller`, and the StandardAuthorizer lets each user do only what an ACL allows. No listener
+    takes anonymous clients. `plain_admin` also lets the admin in with PLAIN, for the one start that gives a log
+    formatted before users existed its SCRAM users.
+    """
+    if passwords is None:
+        security = [
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+    else:
+        admin, controller = passwords["admin"], passwords["controller"]
+        mechanisms = "SCRAM-SHA-512,PLAIN" if plain_admin else "SCRAM-SHA-512"
+        security = [
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            # Naming any listener's protocol replaces Kafka's default map: both are listed.
+            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            f"listener.name.sasl_plaintext.sasl.enabled.mechanisms={mechanisms}",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+            f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{admin}";',
+            *(
+                [
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="admin" password="{admin}" user_admin="{admin}";'
+                ]
+                if plain_admin
+                else []
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            # The same line is the controller's only user and the node's own login to it.
+            "listener.name.controller.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="controller" password="{controller}" user_controller="{controller}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            # The node registers itself as `controller` and talks to itself as `admin`.
+            "super.users=User:admin;User:controller",
+            "allow.everyone.if.no.acl.found=false",
+        ]
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *security,
             f"log.dirs={log_dir}",
             # One node: every internal topic has one replica.
             "offsets.topic.replication.factor=1",
@@ -216,17 +268,29 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def start_kafka(port: int, controller_port: int, log_dir: Path, log: Path) -> subprocess.Popen:
+def start_kafka(
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    log: Path,
+    passwords: Mapping[str, str] | None = None,
+    *,
+    plain_admin: bool = False,
+) -> subprocess.Popen:
     """Start Apache Kafka on 127.0.0.1:`port`, its log in `log_dir`, formatted on the first start only.
 
-    The log directory keeps its cluster id, topics, offsets and committed positions
-    across restarts; `meta.properties` in it says it was formatted.
+    The log directory keeps its cluster id, topics, offsets, committed positions and users
+    across restarts; `meta.properties` in it says it was formatted. With `passwords`, the
+    node authenticates everyone (`kafka_properties`) and is formatted with a SCRAM user for
+    each of them but `controller`.
     """
     classpath = str(KAFKA_LIBS / "*")
     kafka_version()
     log_dir.mkdir(parents=True, exist_ok=True)
     properties = log_dir.parent / f"{log_dir.name}.properties"
-    properties.write_text(kafka_properties(port, controller_port, log_dir))
+    properties.write_text(kafka_properties(port, controller_port, log_dir, passwords, plain_admin=plain_admin))
+    # It holds the admin's and the controller's passwords.
+    properties.chmod(0o600)
     jvm = [
         java(),
         *KAFKA_HEAP.split(),
@@ -240,8 +304,23 @@ def start_kafka(port: int, controller_port: int, log_dir: Path, log: Path) -> su
         classpath,
     ]
     if not (log_dir / "meta.properties").exists():
+        users = [
+            arg
+            for name, password in (passwords or {}).items()
+            if name != "controller"
+            for arg in ("--add-scram", scram_argument(name, password, secrets.token_bytes(24)))
+        ]
         formatted = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(), "--config", str(properties)],
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                new_cluster_id(),
+                "--config",
+                str(properties),
+                *users,
+            ],
             capture_output=True,
             text=True,
         )
@@ -256,6 +335,11 @@ def start_kafka(port: int, controller_port: int, log_dir: Path, log: Path) -> su
         stop(proc)
         raise RuntimeError(f"Apache Kafka did not start on 127.0.0.1:{port}: {exc}; see {log}") from exc
     return proc
+
+
+def kafka_passwords(users: list[str]) -> dict[str, str]:
+    """A new random password for each of `users` (comma-free: Kafka's format tool splits on commas)."""
+    return {user: secrets.token_urlsafe(24) for user in users}
 
 
 def start_mongo(port: int, storage: Path | str = ":memory:", log: Path | None = None) -> subprocess.Popen:

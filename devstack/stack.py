@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -19,7 +19,15 @@ from devstack import servers, supervisor
 from libs import contract
 from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
-from libs.kafka import ensure_topics, partitions_setting
+from libs.kafka import KafkaAccess
+from libs.kafka_admin import (
+    ADMIN,
+    department_principal,
+    ensure_principals,
+    ensure_topics,
+    partitions_setting,
+    principals,
+)
 from libs.settings import PROJECT_ROOT
 
 # The day the default government lists (config/lists/) hold from.
@@ -46,6 +54,11 @@ class Stack:
     mongo_ports: dict[str, int] = field(default_factory=dict)
     service_ports: dict[str, int] = field(default_factory=dict)
     kafka_bootstrap: str | None = None
+    # The embedded Kafka authenticates every client (SASL SCRAM) and authorizes each by ACLs; False runs it open,
+    # for a benchmark's comparison only.
+    kafka_sasl: bool = True
+    # Kafka user -> password: the admin, each service, each department, and the embedded node's controller.
+    kafka_passwords: dict[str, str] = field(default_factory=dict)
     mongodb_uri: str | None = None
     mongo_storage: str | None = None
     partitions: int = field(default_factory=partitions_setting)  # KAFKA_PARTITIONS, for the topics it creates
@@ -83,6 +96,44 @@ class Stack:
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
 
+    @property
+    def sasl(self) -> bool:
+        """Whether clients authenticate: always on the embedded Kafka (unless `kafka_sasl` is off), on an external
+        one when KAFKA_SECURITY_PROTOCOL says so."""
+        if self.kafka_bootstrap is None:
+            return self.kafka_sasl
+        return os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL")
+
+    def kafka_access(self, user: str = ADMIN) -> KafkaAccess:
+        """How `user` (the admin unless named) reaches this stack's Kafka."""
+        if not self.sasl:
+            return KafkaAccess(self.bootstrap)
+        protocol = "SASL_PLAINTEXT" if self.kafka_bootstrap is None else os.environ["KAFKA_SECURITY_PROTOCOL"]
+        return KafkaAccess(self.bootstrap, protocol, username=user, password=self.kafka_passwords[user])
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where the stack keeps every Kafka user's password (KAFKA_CREDENTIALS_FILE for an external Kafka)."""
+        if self.kafka_bootstrap is not None and os.environ.get("KAFKA_CREDENTIALS_FILE"):
+            return Path(os.environ["KAFKA_CREDENTIALS_FILE"])
+        return self.data_dir / "kafka-credentials.json"
+
+    def load_kafka_passwords(self, department_codes: list[str]) -> bool:
+        """Read the users' passwords, giving any user not there yet a new one (saved at once); whether the file
+        existed before, which for the embedded Kafka means its log was formatted with users (or given them)."""
+        path = self.credentials_file
+        existed = path.exists()
+        known: dict[str, str] = json.loads(path.read_text()) if existed else {}
+        wanted = [*principals(department_codes), *(["controller"] if self.kafka_bootstrap is None else [])]
+        if self.kafka_bootstrap is not None and (missing := [u for u in wanted if u not in known]):
+            raise RuntimeError(f"{path} has no Kafka password for: {', '.join(missing)}")
+        added = servers.kafka_passwords([user for user in wanted if user not in known])
+        self.kafka_passwords = {**known, **added}
+        if added:
+            path.write_text(json.dumps(self.kafka_passwords, indent=2))
+            path.chmod(0o600)
+        return existed
+
     def mongo_uri(self, service: str) -> str:
         """Where `service` keeps its database: the given MongoDB, or its own embedded SecantusDB."""
         if self.mongodb_uri:
@@ -116,15 +167,17 @@ class Stack:
         """Start servers (unless external ones are given), topics, keys and services; wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         city = load_city(self.config_dir)
+        codes = [d.code for d in city.departments]
+        had_users = self.load_kafka_passwords(codes) if self.sasl else True
         if self.kafka_bootstrap is None:
-            self.kafka = servers.start_kafka(
-                self.kafka_port, self.kafka_controller_port, self.data_dir / "kafka", self.data_dir / "kafka.log"
-            )
-            self.remember("kafka", self.kafka.pid)
+            self.start_kafka(formatted_without_users=not had_users)
         if self.mongodb_uri is None:
             self.start_databases()
-        topics = all_topics([d.code for d in city.departments])
-        asyncio.run(ensure_topics(self.bootstrap, topics, self.partitions))
+        topics = all_topics(codes)
+        asyncio.run(ensure_topics(self.kafka_access(), topics, self.partitions))
+        if self.sasl:
+            users = {user: password for user, password in self.kafka_passwords.items() if user != "controller"}
+            asyncio.run(ensure_principals(self.kafka_access(), users, codes))
         liaisons = [entry.id for entry in load_registry_config(self.config_dir, city).liaisons]
         self.keys = demo_keys.provision(city, self.data_dir, liaisons)
         self.start_sinks()
@@ -136,6 +189,27 @@ class Stack:
         if "router" in self.processes:
             self.import_lists()
         self.write_manifest()
+
+    def start_kafka(self, formatted_without_users: bool = False) -> None:
+        """Start the embedded Kafka, with users and ACLs unless `kafka_sasl` is off.
+
+        A log formatted by an earlier version has no users: one start lets the admin in with PLAIN
+        to give Kafka every SCRAM user, then it starts as always. Nothing in the log changes.
+        """
+        directory, log = self.data_dir / "kafka", self.data_dir / "kafka.log"
+        passwords = self.kafka_passwords if self.kafka_sasl else None
+        if passwords and formatted_without_users and (directory / "meta.properties").exists():
+            once = servers.start_kafka(
+                self.kafka_port, self.kafka_controller_port, directory, log, passwords, plain_admin=True
+            )
+            try:
+                users = {user: password for user, password in passwords.items() if user != "controller"}
+                plain = replace(self.kafka_access(), sasl_mechanism="PLAIN")
+                asyncio.run(ensure_principals(plain, users, []))
+            finally:
+                servers.stop(once)
+        self.kafka = servers.start_kafka(self.kafka_port, self.kafka_controller_port, directory, log, passwords)
+        self.remember("kafka", self.kafka.pid)
 
     def import_lists(self) -> None:
         """Import the government lists of `config/lists/<id>.csv` as an admin would (again: changes nothing)."""
@@ -208,6 +282,7 @@ class Stack:
             "ENVIRONMENT": "dev",
             "HTTP_PORT": str(port or self.service_ports[name]),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.kafka_env(name),
             "API_KEYS_FILE": str(self.data_dir / "api-keys.json"),
             "CONFIG_DIR": str(self.config_dir),
         }
@@ -238,6 +313,18 @@ class Stack:
         env = {**os.environ, **{prefix + k: v for k, v in values.items()}, "PYTHONUNBUFFERED": "1"}
         env.update({k: v for k, v in self.env.items()})
         return env
+
+    def kafka_env(self, service: str) -> dict[str, str]:
+        """A service's Kafka principal, as settings (without the service's prefix); web has none."""
+        if not self.sasl or service == contract.WEB.name:
+            return {}
+        access = self.kafka_access(service)
+        return {
+            "KAFKA_SECURITY_PROTOCOL": access.security_protocol,
+            "KAFKA_SASL_MECHANISM": access.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": access.username,
+            "KAFKA_SASL_PASSWORD": access.password,
+        }
 
     def start_service(self, name: str, replica: int = 1) -> subprocess.Popen:
         """Start (or restart) one service as its own process, its log lines prefixed with its name.
@@ -297,7 +384,22 @@ class Stack:
         proc.wait(30)
 
     def manifest(self) -> dict:
-        kafka: dict[str, object] = {"bootstrap_servers": self.bootstrap, "embedded": self.kafka is not None}
+        admin = self.kafka_access()
+        kafka: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap,
+            "embedded": self.kafka is not None,
+            "security_protocol": admin.security_protocol,
+        }
+        if self.sasl:
+            # What a department's own client (kcat, a Kafka library) needs to read its topic and write its actions.
+            kafka["sasl_mechanism"] = admin.sasl_mechanism
+            kafka["principals"] = {
+                principal: {"username": user, "password": self.kafka_passwords[user]}
+                for principal, user in (
+                    ("admin", ADMIN),
+                    *((f"department:{code}", department_principal(code)) for code in self.department_codes()),
+                )
+            }
         if self.kafka is not None:
             kafka.update({"version": servers.kafka_version(), "log_dir": str(self.data_dir / "kafka")})
         return {
@@ -319,6 +421,9 @@ class Stack:
             },
             "keys": self.keys,
         }
+
+    def department_codes(self) -> list[str]:
+        return [d.code for d in load_city(self.config_dir).departments]
 
     def write_manifest(self) -> Path:
         path = self.data_dir / "stack.json"

@@ -94,6 +94,8 @@ class Topic:
     producers: Mapping[str, tuple[type[Envelope[Any]], ...]]
     key: str = BY_APPEAL
     config: Mapping[str, str] = field(default_factory=lambda: KEEP_FOR_GOOD)
+    # Partitions it is created with; None: the deployment's count (KAFKA_PARTITIONS).
+    partitions: int | None = None
 
     @property
     def envelopes(self) -> tuple[type[Envelope[Any]], ...]:
@@ -115,7 +117,8 @@ TOPICS = (
     ),
     Topic(
         APPEALS_ACTIONS,
-        "What departments' own systems decide on their assignments.",
+        "What departments' own systems decided on their assignments before each had a topic of its own "
+        "(dept.<code>.actions.v1): router reads it until it is drained, and nobody may write it any more.",
         {"departments": (DepartmentActionEvent,)},
     ),
     Topic(
@@ -157,6 +160,16 @@ DEPARTMENT_TOPIC = Topic(
     "For the department's own systems: its assignments, refusals of its actions, its deadlines.",
     {"router": (AssignmentCreatedEvent, AssignmentWithdrawnEvent, ActionRejectedEvent), "sla": (SlaAlertEvent,)},
 )
+# One per department, `dept.<code>.actions.v1`: only that department's principal (and router, echoing what the
+# department did over HTTP, under the id it was applied with) may write it, so the topic names who acts.
+DEPARTMENT_ACTIONS = Topic(
+    "dept.<code>.actions.v1",
+    "What the department decides on its assignments: router applies each as the topic's department's, whatever the "
+    "event says.",
+    {"departments": (DepartmentActionEvent,), "router": (DepartmentActionEvent,)},
+    # One department's actions are few and in order: one partition is enough.
+    partitions=1,
+)
 # Beside each platform topic, `<topic>.dlq`: the bytes a consumer could not read, with the reason in
 # headers (any consumer), and the notifications notify gave up on (notification.failed.v1).
 DEAD_LETTERS = "<topic>.dlq"
@@ -195,7 +208,11 @@ CONSUMERS = (
     Consumer("intake", "clocks", SLA_TOPICS, "keeps each appeal's deadlines for the company", gathers=True),
     Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
     Consumer(
-        "router", "action", (APPEALS_ACTIONS,), "applies departments' actions; refusals go to their topic", batch=False
+        "router",
+        "action",
+        (DEPARTMENT_ACTIONS.name, APPEALS_ACTIONS),
+        "applies each department's actions as that department's; refusals go to its topic",
+        batch=False,
     ),
     Consumer("router", "company", (APPEALS_COMPANY,), "applies the company's answers", batch=False),
     Consumer(
@@ -241,6 +258,33 @@ def department_topic(code: str) -> str:
     return f"dept.{code}.v1"
 
 
+def department_actions_topic(code: str) -> str:
+    """The topic only a department's own systems (and router, for its HTTP actions) write its actions to."""
+    return f"dept.{code}.actions.v1"
+
+
+_DEPARTMENT_NAME = re.compile(r"^dept\.(?P<code>[a-z][a-z0-9-]*)\.(?P<actions>actions\.)?v1$")
+
+
+def department_of(name: str) -> str | None:
+    """The department whose topic (`dept.<code>.v1` or `dept.<code>.actions.v1`) `name` is, or None."""
+    matched = _DEPARTMENT_NAME.match(name)
+    return matched["code"] if matched else None
+
+
+def topics_of(consumer: Consumer, department_codes: Iterable[str]) -> list[str]:
+    """The topics a consumer reads, each department's topic of a per-department entry included."""
+    out: list[str] = []
+    for name in consumer.topics:
+        if name == DEPARTMENT_ACTIONS.name:
+            out += [department_actions_topic(code) for code in department_codes]
+        elif name == DEPARTMENT_TOPIC.name:
+            out += [department_topic(code) for code in department_codes]
+        else:
+            out.append(name)
+    return out
+
+
 def dead_letter_topic(topic: str) -> str:
     """Where a consumer of `topic` puts what it cannot parse or validate."""
     return f"{topic}.dlq"
@@ -250,17 +294,33 @@ _BY_NAME = {topic.name: topic for topic in TOPICS}
 
 
 def topic(name: str) -> Topic | None:
-    """The contract's entry for a topic name: a platform topic, a department's topic, or None."""
+    """The contract's entry for a topic name: a platform topic, a department's topic or actions topic, or None."""
     if name in _BY_NAME:
         return _BY_NAME[name]
-    if name.startswith("dept.") and name.endswith(".v1") and not name.endswith(".dlq"):
-        return DEPARTMENT_TOPIC
+    if name in (DEPARTMENT_TOPIC.name, DEPARTMENT_ACTIONS.name):
+        return DEPARTMENT_TOPIC if name == DEPARTMENT_TOPIC.name else DEPARTMENT_ACTIONS
+    matched = _DEPARTMENT_NAME.match(name)
+    if matched:
+        return DEPARTMENT_ACTIONS if matched["actions"] else DEPARTMENT_TOPIC
     return None
 
 
 def all_topics(department_codes: Iterable[str]) -> list[str]:
-    """Every topic the platform uses: its own, one per department, and the dead-letter topics."""
-    return [*_BY_NAME, *(department_topic(c) for c in department_codes), *(dead_letter_topic(t) for t in _BY_NAME)]
+    """Every topic the platform uses: its own, two per department, and the dead-letter topics of those read."""
+    codes = list(department_codes)
+    actions = [department_actions_topic(c) for c in codes]
+    return [
+        *_BY_NAME,
+        *(department_topic(c) for c in codes),
+        *actions,
+        *(dead_letter_topic(t) for t in [*_BY_NAME, *actions]),
+    ]
+
+
+def partitions_for(name: str, default: int) -> int:
+    """The partitions topic `name` is created with: its entry's own count, else `default`."""
+    entry = topic(name.removesuffix(".dlq"))
+    return entry.partitions if entry is not None and entry.partitions else default
 
 
 def topic_config(name: str) -> Mapping[str, str]:
@@ -296,10 +356,13 @@ def _reader(entry: Topic) -> TypeAdapter[Any]:
     return TypeAdapter(by_type)
 
 
-_READERS = {entry.name: _reader(entry) for entry in (*TOPICS, DEPARTMENT_TOPIC)}
+_READERS = {entry.name: _reader(entry) for entry in (*TOPICS, DEPARTMENT_TOPIC, DEPARTMENT_ACTIONS)}
 # Read from no topic in particular (an event kept in a database): the platform topic's envelope for its type.
 _ENVELOPE_OF_TYPE = {
-    t: envelope for entry in (DEPARTMENT_TOPIC, *TOPICS) for envelope in entry.envelopes for t in envelope.TYPES
+    t: envelope
+    for entry in (DEPARTMENT_TOPIC, DEPARTMENT_ACTIONS, *TOPICS)
+    for envelope in entry.envelopes
+    for t in envelope.TYPES
 }
 
 

@@ -58,6 +58,8 @@ class Emit:
     data: BaseModel
     # The event's subject and Kafka key: the appeal of `data` unless given (a company's credit code).
     subject: str | None = None
+    # The event's id, when it must be one already known (an action applied under the id it is published with).
+    id: str | None = None
 
 
 def outbox_items(
@@ -66,7 +68,7 @@ def outbox_items(
     """Freeze events (ids included; given or new) into outbox items to store with the state change."""
     items = []
     for n, emit in enumerate(emits):
-        fixed = {"id": ids[n]} if ids else {}
+        fixed = {"id": ids[n]} if ids else {"id": emit.id} if emit.id else {}
         subject: str = emit.subject or getattr(emit.data, "appeal_id")  # noqa: B009
         event = make_event(source, emit.type, subject, emit.data, traceparent=traceparent, time=now, **fixed)
         items.append({"id": event.id, "topic": emit.topic, "key": event.subject, "payload": encode(event).decode()})

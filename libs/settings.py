@@ -51,6 +51,17 @@ class ServiceSettings(BaseSettings):
         "address is the peer of its connection whatever headers it sends.",
     )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT",
+        description="How the service reaches Kafka: SASL_SSL in production, SASL_PLAINTEXT in the embedded stack "
+        "(loopback only), PLAINTEXT only for a broker nobody else can reach.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = Field(default="", description="The service's Kafka principal (User:<name>).")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="Its SCRAM password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates (SASL_SSL, SSL); none: the system's."
+    )
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = ""
     mongodb_max_idle_seconds: float = Field(
@@ -86,6 +97,17 @@ class ServiceSettings(BaseSettings):
         le=60,
         description="The pause before a failed record's second attempt; it doubles for each later one, up to 30 s.",
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_principal(self) -> "ServiceSettings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username and "
+                "kafka_sasl_password (the service's principal on Kafka)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _defaults_from_service_name(self) -> "ServiceSettings":

@@ -5,6 +5,8 @@ import itertools
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -21,7 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from devstack import servers
 from devstack.stack import ALL_SERVICES, SERVICES, Stack
 from libs.events import CloudEvent, EventType, SlaClockChanged, SlaClockReport, SlaClocksReported, SlaClockType
-from libs.kafka import make_event, partitions_of
+from libs.kafka import KafkaAccess, access_of, make_event
+from libs.kafka_admin import partitions_of
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 
@@ -91,7 +94,7 @@ def packed(*events: CloudEvent[SlaClockChanged]) -> CloudEvent[SlaClocksReported
 
 
 async def read_topic(
-    bootstrap: str,
+    bootstrap: KafkaAccess | str,
     topic: str,
     predicate: Callable[[dict], bool],
     *,
@@ -108,7 +111,7 @@ async def read_topic(
     while not tps and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         tps = await partitions_of(bootstrap, [topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access_of(bootstrap).client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -183,7 +186,7 @@ class Databases:
             await client.close()
 
 
-async def assert_routed_once(bootstrap: str, ids: list[str], timeout: float = 30.0) -> None:
+async def assert_routed_once(bootstrap: KafkaAccess | str, ids: list[str], timeout: float = 30.0) -> None:
     """Each appeal has exactly one routing decision on the lifecycle topic.
 
     A crash between publishing and clearing an outbox may republish an event, but always
@@ -269,3 +272,37 @@ def wait_for_banner(proc: subprocess.Popen, log: Path, timeout: float = 180.0) -
             raise AssertionError(f"the run command exited with {proc.returncode}:\n{text[-3000:]}")
         time.sleep(0.5)
     raise AssertionError(f"no banner after {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def answered_anonymously(port: int, request: str, timeout: float = 5.0) -> bool:
+    """Whether a Kafka listener on 127.0.0.1:`port` answers a client that never authenticated: after an
+    ApiVersions (which any listener answers before authentication), `request` is sent, `metadata` (to a
+    broker) or `describe_cluster` (which controllers serve too). An authenticating listener closes the
+    connection instead; an open one answers."""
+    client_id = b"anonymous-probe"
+
+    def header(api_key: int, version: int, correlation: int, flexible: bool) -> bytes:
+        head = struct.pack(">hhih", api_key, version, correlation, len(client_id)) + client_id
+        return head + (b"\x00" if flexible else b"")  # no tagged fields
+
+    versions = header(18, 0, 1, False)  # ApiVersions v0, no body
+    if request == "metadata":
+        second = header(3, 0, 2, False) + struct.pack(">i", 0)  # Metadata v0: every topic
+    else:
+        # DescribeCluster v1: include_cluster_authorized_operations=false, endpoint_type=2 (controllers)
+        second = header(60, 1, 2, True) + b"\x00\x02\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        answers = 0
+        for message in (versions, second):
+            sock.sendall(struct.pack(">i", len(message)) + message)
+            size = sock.recv(4)
+            if len(size) < 4:
+                return False
+            remaining = struct.unpack(">i", size)[0]
+            while remaining:
+                chunk = sock.recv(remaining)
+                if not chunk:
+                    return False
+                remaining -= len(chunk)
+            answers += 1
+        return answers == 2

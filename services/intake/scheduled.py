@@ -6,7 +6,8 @@ import logging
 import time
 from datetime import timedelta
 
-from libs.kafka import GroupLag
+from libs.kafka import KafkaAccess
+from libs.kafka_admin import GroupLag
 from services.intake import codes, service
 from services.intake.runtime import IntakeRuntime
 
@@ -42,7 +43,7 @@ def start(runtime: IntakeRuntime) -> None:
 async def _measure_backlog(runtime: IntakeRuntime) -> None:
     """Ask the broker for each watched group's backlog every few seconds; an unanswered ask leaves no measure."""
     settings = runtime.settings
-    lag = GroupLag(settings.kafka_bootstrap_servers)
+    lag = GroupLag(KafkaAccess.of(settings))
     try:
         while True:
             for group in settings.shed_groups:

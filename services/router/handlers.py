@@ -1,8 +1,12 @@
-"""Router's consumers: new appeals, department actions over Kafka, the company's answers, the SLA clocks."""
+"""Router's consumers: new appeals, department actions over Kafka, the company's answers, the SLA clocks.
+
+Each handler is a function of the runtime and what was read, so a test can call it directly;
+`register` subscribes them.
+"""
 
 import logging
 
-from libs.contract import consumer, department_topic
+from libs.contract import consumer, department_of, department_topic
 from libs.events import (
     ActionRejected,
     AppealSubmittedEvent,
@@ -20,67 +24,92 @@ from services.router.runtime import RouterRuntime
 log = logging.getLogger(__name__)
 
 
-def register(runtime: RouterRuntime) -> None:
-    """Subscribe router's handlers on the runtime's broker."""
+async def on_submitted(runtime: RouterRuntime, events: list[AppealSubmittedEvent]) -> None:
+    """Route each new appeal to its lead department and co-handlers."""
+    await service.admit(runtime.db, runtime.broker, runtime.book, events, runtime.clock.now())
 
-    async def on_submitted(events: list[AppealSubmittedEvent]) -> None:
-        """Route each new appeal to its lead department and co-handlers."""
-        await service.admit(runtime.db, runtime.broker, runtime.book, events, runtime.clock.now())
 
-    async def on_action(event: DepartmentActionEvent) -> None:
-        """Apply a department's action published on Kafka; refusals go back to its topic."""
-        action = event.data
-        now = runtime.clock.now()
-        try:
-            await service.transition(
-                runtime.db,
+async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> None:
+    """Apply a department's action read on its actions topic, as that department's; refusals go to its topic."""
+    topic = event.position[0] if event.position else ""
+    action = event.data
+    # Refusals go to the department that sent it: the topic's, whatever the event says.
+    sender = department_of(topic) or action.department
+    now = runtime.clock.now()
+    try:
+        action = lifecycle.acting_department(topic, action)
+        await service.transition(
+            runtime.db,
+            runtime.broker,
+            action.appeal_id,
+            lambda d: lifecycle.decide_action(d, action, runtime.book, now),
+            now,
+            event_id=event.id,
+        )
+    except lifecycle.ActionError as exc:
+        log.info(
+            "refused a department action",
+            extra={"appeal_id": action.appeal_id, "status": exc.status, "detail": exc.detail},
+        )
+        if runtime.book.city.department(sender) is not None:
+            await service.publish_rejection(
                 runtime.broker,
+                department_topic(sender),
                 action.appeal_id,
-                lambda d: lifecycle.decide_action(d, action, runtime.book, now),
-                now,
-                event_id=event.id,
+                ActionRejected(
+                    appeal_id=action.appeal_id,
+                    department=sender,
+                    action=action.action.value,
+                    status=exc.status,
+                    detail=exc.detail,
+                ),
             )
-        except lifecycle.ActionError as exc:
-            log.info(
-                "refused a department action",
-                extra={"appeal_id": action.appeal_id, "status": exc.status, "detail": exc.detail},
-            )
-            if runtime.book.city.department(action.department) is not None:
-                await service.publish_rejection(
-                    runtime.broker,
-                    department_topic(action.department),
-                    action.appeal_id,
-                    ActionRejected(
-                        appeal_id=action.appeal_id,
-                        department=action.department,
-                        action=action.action.value,
-                        status=exc.status,
-                        detail=exc.detail,
-                    ),
-                )
 
-    async def on_company(event: CompanyInfoProvidedEvent | CompanyFeedbackEvent) -> None:
-        """The company provided information or gave feedback on a resolution."""
-        data = event.data
-        if isinstance(event, CompanyInfoProvidedEvent):
-            decide = lifecycle.decide_info_provided
-        else:
 
-            def decide(doc):
-                return lifecycle.decide_feedback(doc, data.resolved, data.satisfaction, data.comment)
+async def on_company(runtime: RouterRuntime, event: CompanyInfoProvidedEvent | CompanyFeedbackEvent) -> None:
+    """The company provided information or gave feedback on a resolution."""
+    data = event.data
+    if isinstance(event, CompanyInfoProvidedEvent):
+        decide = lifecycle.decide_info_provided
+    else:
 
-        try:
-            await service.transition(
-                runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(), event_id=event.id
-            )
-        except lifecycle.ActionError as exc:
-            log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
+        def decide(doc):
+            return lifecycle.decide_feedback(doc, data.resolved, data.satisfaction, data.comment)
 
-    async def on_clocks(events: list[SlaClockEvent | SlaReportedEvent]) -> None:
-        """Keep each appeal's deadlines, for worklists and the company's history."""
-        await service.apply_clocks(runtime.db, unpacked(events))
+    try:
+        await service.transition(
+            runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(), event_id=event.id
+        )
+    except lifecycle.ActionError as exc:
+        log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
-    subscribe(runtime.broker, runtime.settings, consumer("router", "submitted"), on_submitted)
-    subscribe(runtime.broker, runtime.settings, consumer("router", "clocks"), on_clocks)
-    subscribe(runtime.broker, runtime.settings, consumer("router", "action"), on_action)
-    subscribe(runtime.broker, runtime.settings, consumer("router", "company"), on_company)
+
+async def on_clocks(runtime: RouterRuntime, events: list[SlaClockEvent | SlaReportedEvent]) -> None:
+    """Keep each appeal's deadlines, for worklists and the company's history."""
+    await service.apply_clocks(runtime.db, unpacked(events))
+
+
+def register(runtime: RouterRuntime) -> None:
+    """Subscribe router's handlers on the runtime's broker; actions come on every department's actions topic."""
+    codes = [d.code for d in runtime.book.city.departments]
+
+    async def submitted(events: list[AppealSubmittedEvent]) -> None:
+        await on_submitted(runtime, events)
+
+    async def clocks(events: list[SlaClockEvent | SlaReportedEvent]) -> None:
+        await on_clocks(runtime, events)
+
+    async def action(event: DepartmentActionEvent) -> None:
+        await on_action(runtime, event)
+
+    async def company(event: CompanyInfoProvidedEvent | CompanyFeedbackEvent) -> None:
+        await on_company(runtime, event)
+
+    for name, handler, about in (
+        ("submitted", submitted, on_submitted),
+        ("clocks", clocks, on_clocks),
+        ("action", action, on_action),
+        ("company", company, on_company),
+    ):
+        handler.__name__, handler.__doc__ = about.__name__, about.__doc__
+        subscribe(runtime.broker, runtime.settings, consumer("router", name), handler, department_codes=codes)

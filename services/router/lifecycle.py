@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from libs.contract import APPEALS_LIFECYCLE, department_topic
+from libs.contract import APPEALS_LIFECYCLE, department_actions_topic, department_of, department_topic
 from libs.events import (
     ActionKind,
     AppealChanged,
@@ -267,6 +267,27 @@ def reject(doc: dict[str, Any], reason: str) -> Transition:
     """Refuse to admit an appeal, with the reason the company is told."""
     out = Transition(set={"status": S.rejected.value, "open": False, "reason": reason})
     _lifecycle({**doc, "lead": None}, out, S.rejected, reason=reason, actor="system")
+    return out
+
+
+def acting_department(topic: str, action: DepartmentAction) -> DepartmentAction:
+    """The action as the department whose actions topic it came on: only that department's principal may write
+    there, so the topic says who acts. One naming another department is refused (403), never applied as either.
+    `appeals.actions.v1`, which router only drains now, still names its department in the event."""
+    code = department_of(topic)
+    if code is None:
+        return action
+    if action.department != code:
+        raise ActionError(403, f"an action on {topic} is {code}'s; this one names {action.department}")
+    return action
+
+
+def with_echo(out: Transition, action: DepartmentAction, event_id: str) -> Transition:
+    """`out` with the action itself published on its department's actions topic, under the id it was applied
+    with: the department's topic then holds every action it took, over HTTP too, and router, reading it there,
+    finds it applied already."""
+    topic = department_actions_topic(action.department)
+    out.emits.append(Emit(topic, EventType.department_action, action, id=event_id))
     return out
 
 

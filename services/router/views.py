@@ -10,6 +10,7 @@ from libs.contract import department_topic
 from libs.deadlines import deadlines
 from libs.events import AppealStatus, DepartmentAction
 from libs.http import problem_responses
+from libs.ids import new_id
 from libs.uscc import uscc_problem
 from services.router import lifecycle, registry, service
 from services.router.models import (
@@ -155,13 +156,13 @@ async def act(
     """
     action = DepartmentAction(appeal_id=appeal_id, department=principal.owner, **body.model_dump())
     now = runtime.clock.now()
-    event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else None
+    event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else new_id()
     try:
         doc = await service.transition(
             runtime.db,
             runtime.broker,
             appeal_id,
-            lambda d: lifecycle.decide_action(d, action, runtime.book, now),
+            lambda d: lifecycle.with_echo(lifecycle.decide_action(d, action, runtime.book, now), action, event_id),
             now,
             event_id=event_id,
         )

@@ -12,7 +12,8 @@ from libs.events import (
     SlaClockEvent,
     SlaReportedEvent,
 )
-from libs.kafka import first_records, subscribe
+from libs.kafka import KafkaAccess, subscribe
+from libs.kafka_admin import first_records
 from services.stats import service
 from services.stats.runtime import StatsRuntime
 
@@ -31,7 +32,7 @@ Projected = (
 def register(runtime: StatsRuntime) -> None:
     """Subscribe stats' handler on the runtime's broker."""
 
-    firsts = partial(first_records, runtime.settings.kafka_bootstrap_servers)
+    firsts = partial(first_records, KafkaAccess.of(runtime.settings))
 
     async def on_project(events: list[Projected]) -> None:
         """Count submissions, transitions, clocks, company answers and deliveries, each once."""

@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from libs.contract import parse_event
-from libs.kafka import failure_reason, first_records, is_outage, partitions_of
+from libs.kafka import KafkaAccess, failure_reason, is_outage
+from libs.kafka_admin import first_records, partitions_of
 from libs.logging import configure_logging
 from libs.mongo import make_client
 from services.stats import service
@@ -37,7 +38,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
     """Drop `database`, replay the topics until caught up with their ends; returns what was done."""
     client = make_client(settings)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **KafkaAccess.of(settings).client_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="appeals-stats-rebuild",
@@ -50,13 +51,13 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         db = client[database]
         await service.ensure_indexes(db)
         await service.prepare_days(db, tz, datetime.now(UTC))
-        partitions = await partitions_of(settings.kafka_bootstrap_servers, PROJECTED.topics)
+        partitions = await partitions_of(KafkaAccess.of(settings), PROJECTED.topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         replayed = skipped = 0
         # Up to the ends as they are now: what comes later is live stats' to count (and counted once if both do).
         target = await consumer.end_offsets(partitions)
-        firsts = partial(first_records, settings.kafka_bootstrap_servers)
+        firsts = partial(first_records, KafkaAccess.of(settings))
         while any([await consumer.position(tp) < target[tp] for tp in partitions]):
             fetched = await consumer.getmany(*partitions, timeout_ms=1000, max_records=batch_size)
             batch = []

@@ -6,9 +6,11 @@ import pytest
 from openapi_spec_validator import validate
 
 from devstack.apidocs import DEFAULT_OUT, SERVICES, stale_documents
-from libs.contract import TOPICS, consumers_of
+from libs.config import load_city
+from libs.contract import TOPICS, consumers_of, topics_of
 from libs.contract import topic as contract_topic
 from libs.events import DATA_MODELS
+from libs.settings import PROJECT_ROOT
 
 RELEASED = DEFAULT_OUT / "released"
 CLOUDEVENT_FIELDS = {"specversion", "id", "type", "source", "subject", "time", "datacontenttype", "data"}
@@ -72,7 +74,8 @@ def test_asyncapi_document_receives_each_subscribed_topic_as_cloudevents(service
     doc = load(f"{service}.asyncapi.json")
     assert doc["asyncapi"] == "3.0.0"
     received = operations(doc, "receive")
-    assert set(received) == {t for c in consumers_of(service) for t in c.topics}
+    codes = [d.code for d in load_city(PROJECT_ROOT / "config").departments]
+    assert set(received) == {t for c in consumers_of(service) for t in topics_of(c, codes)}
     for topic, envelopes in received.items():
         for envelope in envelopes:
             assert envelope["properties"].keys() >= CLOUDEVENT_FIELDS, (topic, envelope["title"])
@@ -90,6 +93,10 @@ def test_department_topics_carry_assignments_from_router_and_sla_alerts_from_sla
     sla = operations(load("sla.asyncapi.json"), "send")
     assert {t for e in sla["dept.nanshan-finance.v1"] for t in event_types(e)} == {"sla.warning.v1", "sla.breached.v1"}
     assert "appeals.lifecycle.v1" in router and {"sla.events.v1", "sla.events.v2"} <= set(sla)
+    # Router writes each department's actions taken over HTTP to its actions topic, which only it and the
+    # department may write, and reads them there.
+    assert {t for e in router["dept.nanshan-finance.actions.v1"] for t in event_types(e)} == {"department.action.v1"}
+    assert "dept.nanshan-finance.actions.v1" not in sla
 
 
 def test_every_event_type_is_documented_and_each_topic_with_what_the_contract_puts_on_it():

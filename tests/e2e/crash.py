@@ -207,7 +207,7 @@ async def departments(run: Run, deadline: float) -> None:
     stack = run.stack
     city = load_city(stack.config_dir)
     title = re.compile(rf"^Crash run {run.tag} appeal #(\d+)$")
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), enable_auto_commit=False)
     await consumer.start()
     tps = [TopicPartition(department_topic(d.code), p) for d in city.departments for p in range(stack.partitions)]
     consumer.assign(tps)
@@ -259,7 +259,7 @@ async def departments(run: Run, deadline: float) -> None:
 
 async def read_all(stack: Stack, topics: list[str]) -> dict[str, list[dict]]:
     """Every event on `topics` from the beginning up to their ends as they are now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(stack.partitions)]
@@ -277,7 +277,7 @@ async def read_all(stack: Stack, topics: list[str]) -> dict[str, list[dict]]:
 
 async def end_offsets(stack: Stack, topics: list[str]) -> dict[TopicPartition, int]:
     """The end of each partition of `topics`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         return await consumer.end_offsets([TopicPartition(t, p) for t in topics for p in range(stack.partitions)])
@@ -292,7 +292,7 @@ async def consumer_lag(stack: Stack) -> dict[str, int]:
     lag = {}
     for group, read in GROUPS.items():
         # A consumer that names the group but subscribes to nothing reads its commits without joining it.
-        consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             lag[group] = 0

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from libs.config import load_city
 from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
@@ -34,10 +35,12 @@ from libs.contract import (
     SLA_EVENTS,
     SLA_EVENTS_V2,
     dead_letter_topic,
+    department_actions_topic,
 )
 from libs.events import DepartmentAction, EventType
 from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
-from libs.kafka import encode, make_event, partitions_of
+from libs.kafka import KafkaAccess, encode, make_event
+from libs.kafka_admin import department_principal, partitions_of
 from libs.settings import PROJECT_ROOT
 from tests.helpers import appeal_body, fresh_stack, read_topic, valid_uscc
 
@@ -232,6 +235,10 @@ SAMPLE_TYPE = {
     NOTIFY_DELIVERIES: EventType.notification_delivered,
     ENTERPRISES: EventType.enterprise_updated,
     COMPANY_MESSAGES: EventType.company_code_issued,
+    **{
+        department_actions_topic(d.code): EventType.department_action
+        for d in load_city(PROJECT_ROOT / "config").departments
+    },
 }
 
 
@@ -261,11 +268,11 @@ def bad_messages(topic: str, partition: int) -> dict[str, bytes]:
 
 
 async def dead_letters(
-    bootstrap: str, topic: str, wanted: set[tuple[int, int]], copies: int, timeout: float = 45.0
+    bootstrap: KafkaAccess, topic: str, wanted: set[tuple[int, int]], copies: int, timeout: float = 45.0
 ) -> dict[tuple[int, int], list[dict[str, str]]]:
     """Headers of the `.dlq` copies of the (partition, offset) records of `topic`; waits for `copies` of each."""
     dlq = dead_letter_topic(topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**bootstrap.client_options(), enable_auto_commit=False)
     await consumer.start()
     found: dict[tuple[int, int], list[dict[str, str]]] = {w: [] for w in wanted}
     try:
@@ -301,7 +308,7 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     assert set(consumers) == set(SAMPLE_TYPE), "every topic a service consumes, and only those"
     assert consumers[APPEALS_LIFECYCLE] == {"intake", "sla", "notify", "stats"}
     sent: dict[str, dict[tuple[int, int], str]] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**stack.kafka_access().client_options(), acks="all")
     await producer.start()
     try:
         for topic in consumers:
@@ -315,7 +322,7 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
         await producer.stop()
 
     for topic, records in sent.items():
-        dead = await dead_letters(stack.bootstrap, topic, set(records), copies=len(consumers[topic]))
+        dead = await dead_letters(stack.kafka_access(), topic, set(records), copies=len(consumers[topic]))
         for origin, kind in records.items():
             copies = dead[origin]
             assert len(copies) >= len(consumers[topic]), (topic, origin, kind, copies)
@@ -345,17 +352,17 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
     clocks = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30)
     assert clocks.status_code == 200 and clocks.json()["clocks"]
 
-    # router: appeals.actions.v1, a department's own system accepting over Kafka.
+    # router: dept.<lead>.actions.v1, the department's own system accepting over Kafka as itself.
     action = make_event(
         "appeals/dept-system",
         EventType.department_action,
         appeal_id,
         DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**stack.kafka_access(department_principal(lead)).client_options(), acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(APPEALS_ACTIONS, encode(action), key=appeal_id.encode())
+        await producer.send_and_wait(department_actions_topic(lead), encode(action), key=appeal_id.encode())
     finally:
         await producer.stop()
     wait_status(stack, appeal_id, "accepted")
@@ -519,7 +526,7 @@ def test_generated_requests_get_no_server_error_and_every_refusal_in_its_error_f
 async def test_a_known_event_type_on_a_topic_that_does_not_carry_it_does_not_stop_the_consumer(stack):
     appeal_id = submit(stack, appeal_body()).json()["appeal_id"]
     lead = wait_status(stack, appeal_id, "routed")["lead"]
-    submitted = await read_topic(stack.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == appeal_id)
+    submitted = await read_topic(stack.kafka_access(), APPEALS_SUBMITTED, lambda e: e.get("subject") == appeal_id)
     misplaced = {**submitted[0], "id": submitted[0]["id"][:-4] + "MISP"}  # valid appeal.submitted.v1, wrong topic
     accept = make_event(
         "appeals/dept-system",
@@ -527,14 +534,16 @@ async def test_a_known_event_type_on_a_topic_that_does_not_carry_it_does_not_sto
         appeal_id,
         DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    actions = department_actions_topic(lead)
+    producer = AIOKafkaProducer(**stack.kafka_access(department_principal(lead)).client_options(), acks="all")
     await producer.start()
     try:
-        # Same key, same partition: the department's accept waits behind the misplaced event.
-        sent = await producer.send_and_wait(APPEALS_ACTIONS, json.dumps(misplaced).encode(), key=appeal_id.encode())
-        await producer.send_and_wait(APPEALS_ACTIONS, encode(accept), key=appeal_id.encode())
+        # One partition: the department's accept waits behind the misplaced event.
+        sent = await producer.send_and_wait(actions, json.dumps(misplaced).encode(), key=appeal_id.encode())
+        await producer.send_and_wait(actions, encode(accept), key=appeal_id.encode())
     finally:
         await producer.stop()
     wait_status(stack, appeal_id, "accepted", timeout=30)
-    copies = (await dead_letters(stack.bootstrap, APPEALS_ACTIONS, {(sent.partition, sent.offset)}, 1)).popitem()[1]
-    assert copies and "'appeal.submitted.v1' does not travel on appeals.actions.v1" in copies[0]["dlq-reason"]
+    dead = await dead_letters(stack.kafka_access(), actions, {(sent.partition, sent.offset)}, 1)
+    copies = dead.popitem()[1]
+    assert copies and f"'appeal.submitted.v1' does not travel on {actions}" in copies[0]["dlq-reason"]

@@ -101,7 +101,7 @@ def traffic(stack, prometheus):
     assert act(stack, ids[10], leads[ids[10]], action="decline", guidance="Ask the district office").status_code == 200
 
     async def unreadable():
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        producer = AIOKafkaProducer(**stack.kafka_access().client_options())
         await producer.start()
         try:
             await producer.send_and_wait("appeals.lifecycle.v1", b"{not json", key=b"x")

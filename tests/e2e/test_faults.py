@@ -48,7 +48,7 @@ async def test_database_stopped_then_restarted_on_the_same_data_loses_and_double
     retried = post_until_accepted(stack, during)
     assert post_until_accepted(stack, during) == retried, "the retry made one appeal"
     after = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
-    await assert_routed_once(stack.bootstrap, before + [retried] + after, timeout=120)
+    await assert_routed_once(stack.kafka_access(), before + [retried] + after, timeout=120)
 
 
 async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack):
@@ -63,4 +63,4 @@ async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack)
     # A client that saw no answer retries: the same channel_ref gives the same appeal.
     for body in bodies[:20]:
         assert post_until_accepted(stack, body) == accepted[body["channel_ref"]]
-    await assert_routed_once(stack.bootstrap, list(accepted.values()), timeout=120)
+    await assert_routed_once(stack.kafka_access(), list(accepted.values()), timeout=120)

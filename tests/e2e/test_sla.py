@@ -60,7 +60,7 @@ async def lead_of(stack, appeal_id) -> str:
 async def sla_events(stack, appeal_ids, types, count, timeout=40.0):
     wanted = set(appeal_ids)
     return await read_topic(
-        stack.bootstrap,
+        stack.kafka_access(),
         "sla.events.v2",
         lambda e: e.get("subject") in wanted and e.get("type") in types,
         count=count,
@@ -85,7 +85,7 @@ async def test_unanswered_appeal_warns_then_breaches_every_clock_once(stack):
     assert all(len(ids) == 1 for ids in fired.values()), fired
     lead = next(e["data"]["department"] for e in events if e["data"]["clock"] == "scope")
     copies = await read_topic(
-        stack.bootstrap,
+        stack.kafka_access(),
         f"dept.{lead}.v1",
         lambda e: e.get("subject") == appeal_id and e["type"].startswith("sla."),
         count=9,
@@ -131,7 +131,7 @@ async def test_answers_stop_clocks_and_information_requests_pause_resolution(sta
     again = {c["clock"]: c for c in sla_view(stack, appeal_id).json()["clocks"]}
     assert again["resolution"]["remaining_seconds"] == left_while_paused, "a paused clock does not count"
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**stack.kafka_access().client_options(), acks="all")
     await producer.start()
     try:
         info = make_event(

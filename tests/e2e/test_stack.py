@@ -9,8 +9,21 @@ import time
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
 
-from tests.helpers import appeal_body, assert_routed_once, fresh_stack, read_topic
+from devstack import kcat
+from libs.config import load_city
+from libs.contract import (
+    APPEALS_ACTIONS,
+    APPEALS_LIFECYCLE,
+    APPEALS_SUBMITTED,
+    department_actions_topic,
+    department_topic,
+)
+from libs.events import DepartmentAction, EventType
+from libs.kafka import KafkaAccess, encode, make_event
+from tests.helpers import answered_anonymously, appeal_body, assert_routed_once, fresh_stack, read_topic
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +43,18 @@ def post(stack, body, channel="wechat"):
     )
 
 
-def wait_routed(stack, appeal_id, timeout=20.0):
+def wait_status(stack, appeal_id, status, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers={"X-Api-Key": stack.keys["operator"]})
-        if r.status_code == 200 and r.json()["status"] == "routed":
+        if r.status_code == 200 and r.json()["status"] == status:
             return r.json()
         time.sleep(0.2)
-    raise AssertionError(f"{appeal_id} not routed within {timeout}s")
+    raise AssertionError(f"{appeal_id} not {status} within {timeout}s")
+
+
+def wait_routed(stack, appeal_id, timeout=20.0):
+    return wait_status(stack, appeal_id, "routed", timeout)
 
 
 def test_stack_writes_its_manifest_and_every_service_is_observable(stack):
@@ -64,15 +81,13 @@ async def test_department_reads_its_topic_with_aiokafka_and_kcat(stack, tmp_path
     appeal_id = r.json()["appeal_id"]
     doc = wait_routed(stack, appeal_id)
     topic = f"dept.{doc['lead']}.v1"
-    events = await read_topic(stack.bootstrap, topic, lambda e: e.get("subject") == appeal_id)
+    events = await read_topic(stack.kafka_access(), topic, lambda e: e.get("subject") == appeal_id)
     assert events[0]["type"] == "assignment.created.v1" and events[0]["data"]["sla_profile"] == "policy_24h"
 
+    # kcat as the department's own system runs it: with its principal from stack.json, as `make run` prints.
+    line, env = kcat.command(department(stack, doc["lead"]), "-C", "-t", topic, "-o", "beginning", "-e", "-q")
     out = subprocess.run(
-        ["kcat", "-b", stack.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+        [*line, "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60, check=True, env=env
     ).stdout
     lines = [line.split("\t", 1) for line in out.splitlines() if line.startswith(appeal_id)]
     assert len(lines) == 1, out
@@ -88,6 +103,60 @@ def listed(stack) -> set[str]:
     )
     assert r.status_code == 200, r.text
     return {request["service_request_id"] for request in r.json()}
+
+
+def department(stack, code: str) -> KafkaAccess:
+    """Department `code`'s principal on the stack's Kafka, as stack.json gives it to the department."""
+    kafka = json.loads((stack.data_dir / "stack.json").read_text())["kafka"]
+    user = kafka["principals"][f"department:{code}"]
+    return KafkaAccess(stack.bootstrap, kafka["security_protocol"], kafka["sasl_mechanism"], **user)
+
+
+async def refused(access: KafkaAccess, topic: str, value: bytes) -> bool:
+    """Whether the broker refuses `access` writing to `topic`."""
+    producer = AIOKafkaProducer(**access.client_options(), acks="all", request_timeout_ms=10_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"probe")
+        return False
+    except TopicAuthorizationFailedError:
+        return True
+    finally:
+        await producer.stop()
+
+
+async def test_a_department_acts_on_its_own_topic_and_the_broker_refuses_it_everywhere_else(stack):
+    appeal_id = post(stack, appeal_body()).json()["appeal_id"]
+    lead = wait_routed(stack, appeal_id)["lead"]
+    own = department(stack, lead)
+    accept = make_event(
+        f"dept/{lead}",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
+    )
+    assert not await refused(own, department_actions_topic(lead), encode(accept))
+    assert wait_status(stack, appeal_id, "accepted")
+    other = next(d.code for d in load_city(stack.config_dir).departments if d.code != lead)
+    spoof = make_event(
+        f"dept/{lead}",
+        EventType.department_action,
+        appeal_id,
+        DepartmentAction(appeal_id=appeal_id, department=other, action="transfer", target_department=lead),
+    )
+    for topic in (department_actions_topic(other), APPEALS_ACTIONS, APPEALS_LIFECYCLE, APPEALS_SUBMITTED):
+        assert await refused(own, topic, encode(spoof)), topic
+    assert await refused(stack.kafka_access("sla"), APPEALS_LIFECYCLE, encode(spoof)), (
+        "only router writes the lifecycle"
+    )
+    line, env = kcat.command(own, "-C", "-t", department_topic(other), "-o", "beginning", "-e", "-q")
+    read = subprocess.run(line, capture_output=True, text=True, timeout=60, env=env)
+    assert read.returncode != 0 and "Topic authorization failed" in read.stderr, read.stderr[-500:]
+
+
+def test_no_listener_of_the_embedded_kafka_answers_a_client_that_did_not_authenticate(stack):
+    assert not answered_anonymously(stack.kafka_port, "metadata")
+    assert not answered_anonymously(stack.kafka_controller_port, "describe_cluster")
 
 
 def test_broker_frozen_gives_503_and_a_retry_makes_one_appeal(stack):
@@ -129,7 +198,7 @@ async def test_router_killed_mid_run_routes_every_appeal_once(stack):
     stack.wait_ready("router")
     for appeal_id in ids:
         wait_routed(stack, appeal_id, timeout=60)
-    await assert_routed_once(stack.bootstrap, ids)
+    await assert_routed_once(stack.kafka_access(), ids)
 
 
 def test_logs_and_metrics_hold_no_personal_data(stack):
@@ -167,12 +236,12 @@ async def test_one_trace_runs_from_the_request_through_every_service(stack):
     lead = wait_routed(stack, appeal_id)["lead"]
     mine = lambda e: e.get("subject") == appeal_id  # noqa: E731
     events = {
-        "intake": await read_topic(stack.bootstrap, "appeals.submitted.v1", mine),
-        "router": await read_topic(stack.bootstrap, "appeals.lifecycle.v1", mine)
-        + await read_topic(stack.bootstrap, f"dept.{lead}.v1", mine),
+        "intake": await read_topic(stack.kafka_access(), "appeals.submitted.v1", mine),
+        "router": await read_topic(stack.kafka_access(), "appeals.lifecycle.v1", mine)
+        + await read_topic(stack.kafka_access(), f"dept.{lead}.v1", mine),
         # The three clocks routing started, reported in one event.
-        "sla": await read_topic(stack.bootstrap, "sla.events.v2", mine),
-        "notify": await read_topic(stack.bootstrap, "notify.deliveries.v1", mine, timeout=60),
+        "sla": await read_topic(stack.kafka_access(), "sla.events.v2", mine),
+        "notify": await read_topic(stack.kafka_access(), "notify.deliveries.v1", mine, timeout=60),
     }
     for service, found in events.items():
         assert found and {e["traceparent"].split("-")[1] for e in found} == {trace}, service

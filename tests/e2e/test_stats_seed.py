@@ -110,7 +110,7 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
     """
 
     async def ends() -> dict:
-        consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+        consumer = AIOKafkaConsumer(**stack.kafka_access().client_options())
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in PROJECTED.topics for p in range(stack.partitions)]
@@ -139,6 +139,7 @@ def test_a_rebuild_from_the_topics_ends_with_the_same_figures(stack, played):
     env = {
         **os.environ,
         "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        **{f"STATS_{name}": value for name, value in stack.kafka_env("stats").items()},
         "STATS_MONGODB_URI": stack.mongo_uri("stats"),
     }
     client = MongoClient(stack.mongo_uri("stats"))

@@ -247,7 +247,7 @@ def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(st
     # The token went to notify only: on no department's topic, in no log line; no log shows the clerk's key either.
     # Playwright's sync API holds this thread's event loop: the topic is read on another thread.
     with ThreadPoolExecutor(1) as pool:
-        topic = read_topic(stack.bootstrap, f"dept.{lead}.v1", lambda e: e.get("subject") == appeal_id)
+        topic = read_topic(stack.kafka_access(), f"dept.{lead}.v1", lambda e: e.get("subject") == appeal_id)
         assignment = pool.submit(asyncio.run, topic).result()
     assert assignment and token not in json.dumps(assignment)
     # Nor the contact's phone, in the form it was typed or the E.164 form it travels in.

@@ -68,6 +68,7 @@ def assert_rebuild_equals_live(stack) -> None:
     env = {
         **os.environ,
         "STATS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        **{f"STATS_{name}": value for name, value in stack.kafka_env("stats").items()},
         "STATS_MONGODB_URI": stack.mongo_uri("stats"),
         "STATS_CONFIG_DIR": str(stack.config_dir),
     }

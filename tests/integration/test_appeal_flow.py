@@ -17,12 +17,14 @@ from libs.contract import (
     SLA_EVENTS,
     SLA_EVENTS_V2,
     dead_letter_topic,
+    department_actions_topic,
     department_topic,
     parse_event,
 )
 from libs.events import ClockKind, ClockState, CompanyInfoProvided, DepartmentAction, EventType, SlaClockChanged
 from libs.ids import new_id
-from libs.kafka import encode, ensure_topics, make_event, publish
+from libs.kafka import encode, make_event, publish
+from libs.kafka_admin import ensure_topics
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake
 from services.intake.models import AppealIn
@@ -202,38 +204,65 @@ async def test_request_info_transfer_and_cohandler(platform):
     assert [e["data"]["sequence"] for e in lifecycle] == [1, 2, 3, 4, 5, 6]
 
 
-async def test_actions_over_kafka_are_applied_once_and_refusals_reported(platform):
+async def test_actions_over_kafka_are_the_topics_department_s_applied_once_and_refusals_reported(platform):
     appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
     lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
-    action = make_event(
-        f"dept/{lead}",
-        EventType.department_action,
-        appeal_id,
-        DepartmentAction(appeal_id=appeal_id, department=lead, action="accept"),
-    )
+
+    def action(department: str, kind: str, **fields: str):
+        data = DepartmentAction(appeal_id=appeal_id, department=department, action=kind, **fields)
+        return make_event(f"dept/{department}", EventType.department_action, appeal_id, data)
+
     broker = platform.router_runtime.broker
-    await publish(broker, APPEALS_ACTIONS, action)
-    await publish(broker, APPEALS_ACTIONS, action)  # redelivered: must change nothing
+    accept = action(lead, "accept")
+    await publish(broker, department_actions_topic(lead), accept)
+    await publish(broker, department_actions_topic(lead), accept)  # redelivered: must change nothing
     await wait_status(platform, appeal_id, "accepted")
-    forbidden = make_event(
-        "dept/tax",
-        EventType.department_action,
-        appeal_id,
-        DepartmentAction(appeal_id=appeal_id, department="tax", action="resolve", resolution="x"),
+    # On the lead's own topic, an event naming another department is the lead's topic's, and refused as a spoof.
+    await publish(broker, department_actions_topic(lead), action("tax", "resolve", resolution="x"))
+    # On tax's topic (only tax may write it), tax's action on an appeal it does not hold.
+    await publish(broker, department_actions_topic("tax"), action("tax", "resolve", resolution="x"))
+    refusals = [
+        await read_topic(
+            platform.bootstrap,
+            department_topic(code),
+            lambda e: e.get("subject") == appeal_id and e["type"] == "department.action_rejected.v1",
+        )
+        for code in (lead, "tax")
+    ]
+    assert refusals[0][0]["data"]["status"] == 403 and "this one names tax" in refusals[0][0]["data"]["detail"]
+    assert refusals[1][0]["data"]["status"] == 403 and "not assigned to tax" in refusals[1][0]["data"]["detail"]
+    # Over HTTP: applied at once, then on the department's actions topic under the id it was applied with.
+    resolved = await platform.router.post(
+        f"/v1/appeals/{appeal_id}/actions",
+        headers=platform.key(f"department:{lead}"),
+        json={"action": "resolve", "resolution": "Deferred."},
     )
-    await publish(broker, APPEALS_ACTIONS, forbidden)
-    refused = await read_topic(
+    assert resolved.status_code == 200, resolved.text
+    echoed = await read_topic(
         platform.bootstrap,
-        department_topic("tax"),
-        lambda e: e.get("subject") == appeal_id and e["type"] == "department.action_rejected.v1",
+        department_actions_topic(lead),
+        lambda e: e.get("subject") == appeal_id and e["data"].get("resolution") == "Deferred.",
     )
-    assert refused[0]["data"]["status"] == 403
-    accepted = await read_topic(
-        platform.bootstrap,
-        "appeals.lifecycle.v1",
-        lambda e: e.get("subject") == appeal_id and e["type"] == "appeal.accepted.v1",
+    assert len(echoed) == 1 and echoed[0]["data"]["department"] == lead
+    for kind in ("accepted", "resolved"):
+        once = await read_topic(
+            platform.bootstrap,
+            "appeals.lifecycle.v1",
+            lambda e, kind=kind: e.get("subject") == appeal_id and e["type"] == f"appeal.{kind}.v1",
+        )
+        assert len(once) == 1, kind
+
+
+async def test_actions_left_on_the_shared_topic_are_still_applied_as_it_drains(platform):
+    appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
+    lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
+    data = DepartmentAction(appeal_id=appeal_id, department=lead, action="accept")
+    await publish(
+        platform.router_runtime.broker,
+        APPEALS_ACTIONS,
+        make_event(f"dept/{lead}", EventType.department_action, appeal_id, data),
     )
-    assert len(accepted) == 1
+    await wait_status(platform, appeal_id, "accepted")
 
 
 async def test_redelivered_submission_routes_once(platform):

@@ -19,7 +19,8 @@ from libs.events import (
     SlaAlertEvent,
 )
 from libs.ids import new_id
-from libs.kafka import encode, ensure_topics, make_broker, make_event, redrive, subscribe
+from libs.kafka import encode, make_broker, make_event, subscribe
+from libs.kafka_admin import ensure_topics, redrive
 from libs.settings import ServiceSettings
 
 OnDepartmentTopic = AssignmentCreatedEvent | AssignmentWithdrawnEvent | ActionRejectedEvent | SlaAlertEvent

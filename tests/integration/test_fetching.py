@@ -5,7 +5,8 @@ import asyncio
 from faststream.kafka import KafkaBroker
 
 from libs.ids import new_id
-from libs.kafka import ensure_topics, read_without_pause
+from libs.kafka import read_without_pause
+from libs.kafka_admin import ensure_topics
 
 
 async def test_a_busy_partitions_next_record_does_not_wait_behind_a_read_of_a_quiet_one(real_servers):

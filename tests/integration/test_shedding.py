@@ -9,7 +9,7 @@ from asgi_lifespan import LifespanManager
 
 from libs.contract import APPEALS_SUBMITTED
 from libs.ids import new_id
-from libs.kafka import partitions_of
+from libs.kafka_admin import partitions_of
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from tests.helpers import appeal_body, open311_form

@@ -21,7 +21,8 @@ from devstack import servers
 from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
-from libs.kafka import encode, ensure_topics
+from libs.kafka import encode
+from libs.kafka_admin import ensure_topics
 from services.stats import projection, service
 from services.stats.app import create_app
 from services.stats.handlers import PROJECTED

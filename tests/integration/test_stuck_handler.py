@@ -18,7 +18,8 @@ from libs.events import (
     SlaAlertEvent,
 )
 from libs.ids import new_id
-from libs.kafka import encode, ensure_topics, make_event, subscribe
+from libs.kafka import encode, make_event, subscribe
+from libs.kafka_admin import ensure_topics
 from libs.settings import ServiceSettings
 
 # What a department's topic carries: the handler here reads one, as a department's own system would.

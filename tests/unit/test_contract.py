@@ -4,12 +4,15 @@ import pytest
 
 from libs.contract import (
     CONSUMERS,
+    DEPARTMENT_ACTIONS,
     DEPARTMENT_TOPIC,
     SERVICE_NAMES,
     TOPICS,
     all_topics,
     consumer,
     consumers_of,
+    department_of,
+    partitions_for,
     topic,
     topic_config,
 )
@@ -47,12 +50,13 @@ def test_topic_and_group_names_are_the_ones_running_in_production():
 
 
 def test_every_consumer_reads_contract_topics_and_every_topic_has_a_reader():
-    names = {t.name for t in TOPICS}
+    names = {t.name for t in TOPICS} | {DEPARTMENT_ACTIONS.name}
     for entry in CONSUMERS:
         assert set(entry.topics) <= names, entry.group
         assert entry.service in SERVICE_NAMES
     assert {t for c in CONSUMERS for t in c.topics} == names
-    assert all(set(t.producers) <= {*SERVICE_NAMES, "departments"} for t in (*TOPICS, DEPARTMENT_TOPIC))
+    every = (*TOPICS, DEPARTMENT_TOPIC, DEPARTMENT_ACTIONS)
+    assert all(set(t.producers) <= {*SERVICE_NAMES, "departments"} for t in every)
 
 
 def test_every_event_type_has_one_home_topic_and_department_topics_carry_copies():
@@ -68,9 +72,16 @@ def test_every_event_type_has_one_home_topic_and_department_topics_carry_copies(
 
 def test_topics_are_named_and_configured_from_the_table():
     assert topic("dept.nanshan-finance.v1") is DEPARTMENT_TOPIC
+    assert topic("dept.nanshan-finance.actions.v1") is DEPARTMENT_ACTIONS
+    assert department_of("dept.nanshan-finance.actions.v1") == department_of("dept.nanshan-finance.v1")
+    assert department_of("dept.nanshan-finance.v1") == "nanshan-finance" and department_of("appeals.actions.v1") is None
+    assert (
+        partitions_for("dept.nanshan-finance.actions.v1", 24) == 1 and partitions_for("appeals.lifecycle.v1", 24) == 24
+    )
     assert topic("appeals.lifecycle.v1.dlq") is None and topic("elsewhere") is None
     everything = all_topics(["nanshan-finance"])
     assert "dept.nanshan-finance.v1" in everything and "sla.events.v1.dlq" in everything
+    assert "dept.nanshan-finance.actions.v1" in everything and "dept.nanshan-finance.actions.v1.dlq" in everything
     # Everything is kept for good, but codes and lost links: void in minutes, and personal.
     short = {"company.messages.v1", "company.messages.v1.dlq"}
     assert all(topic_config(name)["retention.ms"] == "-1" for name in set(everything) - short)
