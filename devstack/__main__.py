@@ -172,6 +172,30 @@ def keys(args: argparse.Namespace) -> None:
     )
 
 
+def kafka_credentials(args: argparse.Namespace) -> None:
+    """Every Kafka user's password (new ones for users without one), and the variables compose reads them from."""
+    from libs.config import load_city
+
+    stack = Stack(data_dir=Path(args.data_dir))
+    stack.data_dir.mkdir(parents=True, exist_ok=True)
+    stack.load_kafka_passwords([d.code for d in load_city(PROJECT_ROOT / "config").departments])
+    variables = {
+        "KAFKA_CREDENTIALS_FILE": str(stack.credentials_file),
+        **{
+            f"KAFKA_{user.upper()}_PASSWORD": password
+            for user, password in stack.kafka_passwords.items()
+            if not user.startswith("dept-")
+        },
+    }
+    env = stack.data_dir / "kafka.env"
+    env.write_text("".join(f"{name}={value}\n" for name, value in variables.items()))
+    env.chmod(0o600)
+    print(
+        f"Kafka users and passwords: {stack.credentials_file} (for `python -m libs.kafka principals`)\n"
+        f"their variables for compose: {env} (`set -a; . {env}; set +a` before `docker compose up`)"
+    )
+
+
 def kcat(args: argparse.Namespace) -> None:
     from devstack.kcat import main as run_kcat
 
@@ -215,6 +239,9 @@ def main() -> None:
     sub.add_parser("keys", help="write one API key per scope and the hashed key file (API_KEYS_FILE)").set_defaults(
         func=keys
     )
+    sub.add_parser(
+        "kafka-credentials", help="write every Kafka user's password and the variables compose takes them from"
+    ).set_defaults(func=kafka_credentials)
     reader = sub.add_parser(
         "kcat", help="run kcat as a principal of the running stack's Kafka: admin, or department:<code>"
     )

@@ -481,7 +481,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(ensure_topics(admin, topics, args.partitions, args.replication))
             print(f"{len(topics)} topics present")
         elif command == "principals":
-            passwords = json.loads(args.credentials.read_text())
+            given = json.loads(args.credentials.read_text())
+            passwords = {user: given[user] for user in principals(codes) if user in given}
             if missing := [user for user in principals(codes) if user != ADMIN and user not in passwords]:
                 raise SystemExit(f"{args.credentials} has no password for: {', '.join(missing)}")
             created = asyncio.run(ensure_principals(admin, passwords, codes))

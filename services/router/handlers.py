@@ -31,6 +31,8 @@ async def on_submitted(runtime: RouterRuntime, events: list[AppealSubmittedEvent
 
 async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> None:
     """Apply a department's action read on its actions topic, as that department's; refusals go to its topic."""
+    if event.source == service.SOURCE:
+        return  # an action taken over HTTP, published once it was applied: nothing to do, not even a read
     topic = event.position[0] if event.position else ""
     action = event.data
     # Refusals go to the department that sent it: the topic's, whatever the event says.

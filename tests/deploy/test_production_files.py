@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 import yaml
 
 from devstack.servers import KAFKA_POM
+from libs.contract import SERVICE_NAMES
 from libs.settings import PROJECT_ROOT
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
@@ -20,6 +21,10 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD": "s3",
     "WEB_CHANNEL_KEY": "k4",
     "WEB_SESSION_SECRET": "s5",
+    "KAFKA_CREDENTIALS_FILE": "/srv/appeals/kafka-credentials.json",
+    "KAFKA_ADMIN_PASSWORD": "p1",
+    "KAFKA_CONTROLLER_PASSWORD": "p2",
+    **{f"KAFKA_{service.upper()}_PASSWORD": f"p-{service}" for service in SERVICE_NAMES},
 }
 
 
@@ -62,6 +67,21 @@ def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
     assert config["intake"]["environment"]["INTAKE_STATUS_TOKEN_SECRET"] == "s1"
     assert config["web"]["depends_on"]["intake"]["condition"] == "service_healthy"
     assert config["intake"]["environment"]["INTAKE_FOLLOW_URL"].endswith("/appeals/{appeal_id}?token={token}")
+    # Kafka takes no anonymous client, and each service comes as its own principal.
+    kafka = config["kafka"]["environment"]
+    assert "PLAINTEXT:PLAINTEXT" not in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert (
+        kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+        and "StandardAuthorizer" in kafka["KAFKA_AUTHORIZER_CLASS_NAME"]
+    )
+    for name in SERVICE_NAMES:
+        env = config[name]["environment"]
+        assert env[f"{name.upper()}_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert (env[f"{name.upper()}_KAFKA_SASL_USERNAME"], env[f"{name.upper()}_KAFKA_SASL_PASSWORD"]) == (
+            name,
+            f"p-{name}",
+        )
+    assert "principals" in " ".join(config["topics"]["command"]), "the users and ACLs are made at every start"
 
 
 def test_compose_refuses_to_start_without_each_required_secret():
