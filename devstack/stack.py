@@ -108,6 +108,9 @@ class Stack:
         """How `user` (the admin unless named) reaches this stack's Kafka."""
         if not self.sasl:
             return KafkaAccess(self.bootstrap)
+        if user not in self.kafka_passwords and self.credentials_file.exists():
+            # A stack started by another process (`make run`): its passwords are in its data folder.
+            self.kafka_passwords = json.loads(self.credentials_file.read_text())
         protocol = "SASL_PLAINTEXT" if self.kafka_bootstrap is None else os.environ["KAFKA_SECURITY_PROTOCOL"]
         return KafkaAccess(self.bootstrap, protocol, username=user, password=self.kafka_passwords[user])
 

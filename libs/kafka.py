@@ -382,9 +382,11 @@ def subscribe(
                 await call(events, args, kwargs)
             except Exception as exc:
                 if is_outage(exc):
+                    # A timeout's traceback says where the handler waited; an outage's says nothing new each time.
                     log.warning(
                         "handler waits for a dependency; its records will be retried",
                         extra={"group": group, "events": len(events), "reason": failure_reason(exc)},
+                        exc_info=isinstance(exc, TimeoutError),
                     )
                     await asyncio.sleep(RETRY_PAUSE_SECONDS)
                     raise

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,6 +317,7 @@ async def ensure_principals(admin: KafkaAccess, passwords: Mapping[str, str], de
 def _ensure_principals(admin: KafkaAccess, passwords: dict[str, str], codes: list[str]) -> int:
     from confluent_kafka.admin import (
         AclBinding,
+        AclBindingFilter,
         AclOperation,
         AclPermissionType,
         AdminClient,
@@ -356,6 +358,14 @@ def _ensure_principals(admin: KafkaAccess, passwords: dict[str, str], codes: lis
     ]
     for future in client.create_acls(bindings, request_timeout=60).values():
         future.result(timeout=60)
+    # The broker applies new ACLs once it has read them from the cluster's metadata, a moment after they were
+    # made; a service started in between was refused its topics (the stack starts them right after this).
+    every = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    deadline = time.monotonic() + 30
+    while len(set(bindings) - set(client.describe_acls(every).result(timeout=30))) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return len(missing)
 
 

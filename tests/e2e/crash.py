@@ -52,7 +52,9 @@ from libs.contract import (
     SLA_EVENTS_V2,
     SLA_TOPICS,
     department_topic,
+    topics_of,
 )
+from libs.kafka_admin import partitions_of
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 from tests.helpers import Databases, sla_reports
@@ -61,8 +63,8 @@ CLOCKS = ("scope", "response", "resolution")
 LEVELS = (50, 80, 100)
 CATEGORIES = ("financing", "tax", "labour", "social_security", "approvals", "export")
 DISTRICTS = ("nanshan", "futian", "baoan")
-# Every consumer group of the platform and what it reads.
-GROUPS = {c.group: c.topics for c in CONSUMERS}
+# Every consumer group of the platform and what it reads (each department's actions topic among router's).
+GROUPS = {c.group: topics_of(c, [d.code for d in load_city(PROJECT_ROOT / "config").departments]) for c in CONSUMERS}
 
 
 def crash_config(directory: Path) -> Path:
@@ -262,7 +264,7 @@ async def read_all(stack: Stack, topics: list[str]) -> dict[str, list[dict]]:
     consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(stack.partitions)]
+        tps = await partitions_of(stack.kafka_access(), topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -280,7 +282,7 @@ async def end_offsets(stack: Stack, topics: list[str]) -> dict[TopicPartition, i
     consumer = AIOKafkaConsumer(**stack.kafka_access().client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        return await consumer.end_offsets([TopicPartition(t, p) for t in topics for p in range(stack.partitions)])
+        return await consumer.end_offsets(await partitions_of(stack.kafka_access(), topics))
     finally:
         await consumer.stop()
 
