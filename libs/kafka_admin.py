@@ -360,8 +360,9 @@ def _ensure_principals(admin: KafkaAccess, passwords: dict[str, str], codes: lis
         future.result(timeout=60)
     # The broker applies new ACLs once it has read them from the cluster's metadata, a moment after they were
     # made; a service started in between was refused its topics (the stack starts them right after this).
+    anything: Any = None  # a filter's "any name, principal, host" (the stubs know only strings)
     every = AclBindingFilter(
-        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything, AclOperation.ANY, AclPermissionType.ANY
     )
     deadline = time.monotonic() + 30
     while len(set(bindings) - set(client.describe_acls(every).result(timeout=30))) and time.monotonic() < deadline:
