@@ -29,6 +29,7 @@ from libs.kafka_admin import (
     principals,
 )
 from libs.settings import PROJECT_ROOT
+from services.intake.adopt import adopt_submitted
 
 # The day the default government lists (config/lists/) hold from.
 LISTS_AS_OF = "2026-01-01"
@@ -181,6 +182,8 @@ class Stack:
         if self.sasl:
             users = {user: password for user, password in self.kafka_passwords.items() if user != "controller"}
             asyncio.run(ensure_principals(self.kafka_access(), users, codes))
+        # A stack's data from before contacts had a topic of their own: moved once, nothing to do after.
+        asyncio.run(adopt_submitted(self.kafka_access()))
         liaisons = [entry.id for entry in load_registry_config(self.config_dir, city).liaisons]
         self.keys = demo_keys.provision(city, self.data_dir, liaisons)
         self.start_sinks()

@@ -23,6 +23,9 @@ from pydantic import Field, RootModel, TypeAdapter, ValidationError, create_mode
 from libs.events import (
     DATA_MODELS,
     ActionRejectedEvent,
+    AppealContactErasedEvent,
+    AppealContactEvent,
+    AppealFiledEvent,
     AppealLifecycleEvent,
     AppealSubmittedEvent,
     AssignmentCreatedEvent,
@@ -64,6 +67,8 @@ SERVICE_NAMES = tuple(service.name for service in SERVICES)
 WEB = Service("web", 8007, "pages for people: the company portal and the department workbench")
 
 APPEALS_SUBMITTED = "appeals.submitted.v1"
+APPEALS_SUBMITTED_V2 = "appeals.submitted.v2"
+APPEALS_CONTACTS = "appeals.contacts.v1"
 APPEALS_LIFECYCLE = "appeals.lifecycle.v1"
 APPEALS_ACTIONS = "appeals.actions.v1"
 APPEALS_COMPANY = "appeals.company.v1"
@@ -77,9 +82,26 @@ COMPANY_MESSAGES = "company.messages.v1"
 # the useful replicas of each consumer; a live topic never gets more (docs/scaling.md says why and how).
 PARTITIONS = 4
 
-# Every topic keeps its events for good: stats must be rebuildable from them, and a department's
-# system that was away for weeks still finds its assignments.
+# The platform's topics keep their events for good: stats must be rebuildable from them. None of them holds a
+# contact, a token, a code or a link that opens an appeal (docs/privacy.md).
 KEEP_FOR_GOOD: Mapping[str, str] = MappingProxyType({"retention.ms": "-1"})
+# How long a record holding personal data may stay where it cannot be erased one by one: a department's topic
+# (assignments carry the contact its clerks call) and every .dlq (a record as it was). The default retention of
+# contacts after an appeal closes (docs/privacy.md); a department's system away for longer misses nothing it acts on.
+PERSONAL_RETENTION = MappingProxyType({"retention.ms": str(180 * 24 * 3600 * 1000)})
+# The contacts: compacted, so each appeal keeps its latest; an erasure's tombstone removes the value within a
+# day (segments roll hourly, and the cleaner must reach a value a day after it was superseded at the latest), and
+# the tombstone itself goes a day later.
+CONTACTS_CONFIG = MappingProxyType(
+    {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+        "segment.ms": str(3600 * 1000),
+        "max.compaction.lag.ms": str(24 * 3600 * 1000),
+        "delete.retention.ms": str(24 * 3600 * 1000),
+        "min.cleanable.dirty.ratio": "0.1",
+    }
+)
 BY_APPEAL = "appeal id (the event's subject), so that one appeal's events stay in order"
 BY_COMPANY = "credit code (the event's subject): compaction keeps each company's latest state"
 BY_PHONE = "a keyed hash of the phone (the event's subject): one phone's messages in order, no number in a key"
@@ -110,7 +132,22 @@ class Topic:
 
 TOPICS = (
     Topic(
-        APPEALS_SUBMITTED, "Appeals intake accepted, with what the company told.", {"intake": (AppealSubmittedEvent,)}
+        APPEALS_SUBMITTED,
+        "Appeals intake accepted before contacts had a topic of their own, each with its contact and link: read until "
+        "moved to appeals.submitted.v2 and appeals.contacts.v1, then emptied (services/intake/adopt.py).",
+        {"intake": (AppealSubmittedEvent,)},
+    ),
+    Topic(
+        APPEALS_SUBMITTED_V2,
+        "Appeals intake accepted: what each is about and whose it is, without its contact or anything that opens it.",
+        {"intake": (AppealFiledEvent,)},
+    ),
+    Topic(
+        APPEALS_CONTACTS,
+        "Each appeal's contact and the company's link, the latest kept; erased by a tombstone at the end of "
+        "retention or on request. Only router and notify read it.",
+        {"intake": (AppealContactEvent, AppealContactErasedEvent)},
+        config=CONTACTS_CONFIG,
     ),
     Topic(
         APPEALS_LIFECYCLE, "Every transition of an appeal, from routed to closed.", {"router": (AppealLifecycleEvent,)}
@@ -157,8 +194,10 @@ TOPICS = (
 # One per department, `dept.<code>.v1`, for that department's own systems.
 DEPARTMENT_TOPIC = Topic(
     "dept.<code>.v1",
-    "For the department's own systems: its assignments, refusals of its actions, its deadlines.",
+    "For the department's own systems: its assignments (with the contact its clerks call), refusals of its "
+    "actions, its deadlines. Kept as long as contacts are.",
     {"router": (AssignmentCreatedEvent, AssignmentWithdrawnEvent, ActionRejectedEvent), "sla": (SlaAlertEvent,)},
+    config=PERSONAL_RETENTION,
 )
 # One per department, `dept.<code>.actions.v1`: only that department's principal (and router, echoing what the
 # department did over HTTP, under the id it was applied with) may write it, so the topic names who acts.
@@ -206,7 +245,12 @@ CONSUMERS = (
         gathers=True,
     ),
     Consumer("intake", "clocks", SLA_TOPICS, "keeps each appeal's deadlines for the company", gathers=True),
-    Consumer("router", "submitted", (APPEALS_SUBMITTED,), "routes each new appeal to its departments"),
+    Consumer(
+        "router",
+        "submitted",
+        (APPEALS_SUBMITTED, APPEALS_SUBMITTED_V2, APPEALS_CONTACTS),
+        "routes each new appeal to its departments, with its contact; keeps and erases contacts",
+    ),
     Consumer(
         "router",
         "action",
@@ -224,8 +268,8 @@ CONSUMERS = (
     Consumer(
         "notify",
         "event",
-        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS),
-        "plans what each event owes to whom, on which channel",
+        (APPEALS_SUBMITTED, APPEALS_SUBMITTED_V2, APPEALS_CONTACTS, APPEALS_LIFECYCLE, *SLA_TOPICS),
+        "plans what each event owes to whom, on which channel; keeps and erases contacts",
         gathers=True,
     ),
     Consumer("notify", "enterprises", (ENTERPRISES,), "keeps each company's liaison, to tell it of its appeals"),
@@ -233,7 +277,7 @@ CONSUMERS = (
     Consumer(
         "stats",
         "project",
-        (APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
+        (APPEALS_SUBMITTED, APPEALS_SUBMITTED_V2, APPEALS_LIFECYCLE, *SLA_TOPICS, APPEALS_COMPANY, NOTIFY_DELIVERIES),
         "counts each event once into the figures",
         gathers=True,
     ),
@@ -324,15 +368,16 @@ def partitions_for(name: str, default: int) -> int:
 
 
 def topic_config(name: str) -> Mapping[str, str]:
-    """The settings a topic is created with: its entry's; a dead-letter topic keeps its records as long as
-    its topic does (for good, unless the topic's are personal and short-lived), never compacted."""
+    """The settings a topic is created with: its entry's. A dead-letter topic holds records as they came, personal
+    data and all, and cannot erase one: it keeps them as long as contacts are kept, or as its topic keeps its own
+    when that is shorter, never compacted."""
     entry = topic(name)
     if entry is not None:
         return entry.config
     source = topic(name.removesuffix(".dlq"))
-    if source is not None and source.config.get("retention.ms", "-1") != "-1":
-        return MappingProxyType({"retention.ms": source.config["retention.ms"]})
-    return KEEP_FOR_GOOD
+    own = int(source.config.get("retention.ms", "-1")) if source is not None else -1
+    personal = int(PERSONAL_RETENTION["retention.ms"])
+    return MappingProxyType({"retention.ms": str(own if 0 <= own < personal else personal)})
 
 
 @cache

@@ -100,6 +100,9 @@ class EventType(StrEnum):
     enterprise_updated = "enterprise.updated.v1"
     company_code_issued = "company.code_issued.v1"
     company_link_requested = "company.link_requested.v1"
+    appeal_submitted_v2 = "appeal.submitted.v2"
+    appeal_contact = "appeal.contact.v1"
+    appeal_contact_erased = "appeal.contact_erased.v1"
 
 
 class ClockKind(StrEnum):
@@ -159,14 +162,14 @@ class Contact(BaseModel):
     )
 
 
-class AppealSubmitted(BaseModel):
-    """A channel adapter handed in an appeal and intake made it durable."""
+class AppealFiled(BaseModel):
+    """A channel adapter handed in an appeal and intake made it durable: what it is about, whose it is and where it
+    came from; never who to reach at the company, nor anything that opens the appeal (`appeal.submitted.v2`)."""
 
     appeal_id: str = Field(description="Platform id of the appeal (ULID).", examples=["01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"])
     channel: Channel = Field(description="Channel the appeal came through.")
     channel_ref: str = Field(description="The adapter's own id for the appeal.", examples=["wx-20260303-0042"])
     enterprise: Enterprise
-    contact: Contact
     category: Category = Field(description="What the difficulty is about.")
     size_band: str = Field(description="Size band from the employee count.", examples=["micro"])
     title: str = Field(description="Short title.", examples=["Loan due while staff cannot return"])
@@ -184,12 +187,44 @@ class AppealSubmitted(BaseModel):
     taken_by: str | None = Field(
         default=None, description="The liaison who took the appeal on a staff visit.", examples=["zhou-min"]
     )
+    submitted_at: datetime = Field(
+        description="When intake accepted the appeal (UTC). Its contact is on appeals.contacts.v1, published before."
+    )
+
+
+class AppealSubmitted(AppealFiled):
+    """`appeal.submitted.v1`, which carried the contact and the company's link on a topic kept for good: read
+    until appeals.submitted.v1 is retired, written no more."""
+
+    contact: Contact
     follow_url: str | None = Field(
         default=None,
-        description="The company's page of its appeal with the token that opens it, for notify's messages: "
-        "a credential, never logged and never copied onto a department topic.",
+        description="The company's page of its appeal with the token that opens it: a credential, never logged.",
     )
-    submitted_at: datetime = Field(description="When intake accepted the appeal (UTC).")
+
+
+class AppealContact(BaseModel):
+    """Who to reach at the company about an appeal, and its page with the token that opens it: on the compacted
+    appeals.contacts.v1 (key: the appeal), which only router and notify read, until the contact is erased.
+    Personal data: never logged, never a metric label."""
+
+    appeal_id: str
+    contact: Contact
+    follow_url: str | None = Field(
+        default=None, description="The company's page of the appeal with its current token: a credential."
+    )
+    version: int = Field(
+        default=0, description="Per-appeal change counter (a correction, a new link); readers keep the highest."
+    )
+
+
+class AppealContactErased(BaseModel):
+    """An appeal's contact is erased: every copy is to go (a tombstone on appeals.contacts.v1 follows)."""
+
+    appeal_id: str
+    reason: Literal["retention", "request"] = Field(
+        description="The retention period ended after the appeal closed, or an erasure was asked for."
+    )
 
 
 class PolicyRef(BaseModel):
@@ -489,6 +524,18 @@ class AppealSubmittedEvent(Envelope[AppealSubmitted]):
     type: Literal[EventType.appeal_submitted] = Field(description=_TYPE, examples=["appeal.submitted.v1"])
 
 
+class AppealFiledEvent(Envelope[AppealFiled]):
+    type: Literal[EventType.appeal_submitted_v2] = Field(description=_TYPE, examples=["appeal.submitted.v2"])
+
+
+class AppealContactEvent(Envelope[AppealContact]):
+    type: Literal[EventType.appeal_contact] = Field(description=_TYPE, examples=["appeal.contact.v1"])
+
+
+class AppealContactErasedEvent(Envelope[AppealContactErased]):
+    type: Literal[EventType.appeal_contact_erased] = Field(description=_TYPE, examples=["appeal.contact_erased.v1"])
+
+
 class AppealLifecycleEvent(Envelope[AppealChanged]):
     type: Literal[
         EventType.appeal_routed,
@@ -591,6 +638,12 @@ class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
     )
 
 
+_NOT_LIFECYCLE = {
+    EventType.appeal_submitted,
+    EventType.appeal_submitted_v2,
+    EventType.appeal_contact,
+    EventType.appeal_contact_erased,
+}
 DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.appeal_submitted: AppealSubmitted,
     EventType.assignment_created: AssignmentCreated,
@@ -607,7 +660,10 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.enterprise_updated: EnterpriseChanged,
     EventType.company_code_issued: CompanyMessage,
     EventType.company_link_requested: CompanyMessage,
-    **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t != EventType.appeal_submitted},
+    EventType.appeal_submitted_v2: AppealFiled,
+    EventType.appeal_contact: AppealContact,
+    EventType.appeal_contact_erased: AppealContactErased,
+    **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t not in _NOT_LIFECYCLE},
 }
 
 

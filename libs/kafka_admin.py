@@ -428,6 +428,20 @@ async def redrive(kafka: KafkaAccess | str, dlq: str, timeout: float = 30.0) -> 
 # --- The command line
 
 
+def admin_access_from_env() -> KafkaAccess:
+    """The admin's access as the environment gives it (KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL,
+    KAFKA_SASL_MECHANISM, KAFKA_ADMIN_USERNAME, KAFKA_ADMIN_PASSWORD, KAFKA_SSL_CAFILE)."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    return KafkaAccess(
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        protocol,
+        os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        os.environ.get("KAFKA_ADMIN_USERNAME", ADMIN) if protocol.startswith("SASL") else "",
+        os.environ.get("KAFKA_ADMIN_PASSWORD", ""),
+        os.environ.get("KAFKA_SSL_CAFILE") or None,
+    )
+
+
 def _admin_access(args: argparse.Namespace) -> KafkaAccess:
     return KafkaAccess(
         args.bootstrap,

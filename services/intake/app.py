@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from libs.app import create_service_app
 from libs.config import load_catalogue, load_city, load_registry_config
 from libs.mongo import GroupedInserts
-from services.intake import handlers, open311, scheduled, service, views
+from services.intake import contacts, handlers, open311, scheduled, service, views
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 
@@ -35,7 +35,7 @@ def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -
         title="Appeals intake",
         description="Channel adapters submit appeals; companies follow them and answer departments. "
         "Existing 311 software can use the Open311 GeoReport v2 facade under /open311/v2.",
-        routers=[views.router, open311.router],
+        routers=[views.router, contacts.router, open311.router],
         on_startup=_startup,
     )
     app.add_exception_handler(open311.Open311Error, open311.on_open311_error)

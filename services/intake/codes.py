@@ -9,7 +9,6 @@ Every count is one guarded statement, so that concurrent requests cannot pass a 
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from libs import phones
+from services.intake.privacy import stored_contact
 
 CODE_TTL = timedelta(minutes=10)
 MAX_TRIES = 5
@@ -123,9 +123,6 @@ async def check(db: AsyncDatabase, secret: str, phone: str, code: str, now: date
 
 
 def phone_of(record: dict[str, Any]) -> str | None:
-    """The contact phone of an appeal as intake stored its submission."""
-    try:
-        phone: str = json.loads(record["event"])["data"]["contact"]["phone"]
-    except (KeyError, TypeError, ValueError):
-        return None
-    return phone
+    """The contact phone of an appeal as intake keeps it; None once erased."""
+    contact = stored_contact(record)
+    return contact.phone if contact else None

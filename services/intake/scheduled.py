@@ -1,5 +1,5 @@
 """Intake's scheduled work: publish what a crashed intake stored but never published; forget spent limits;
-measure the backlogs that decide whether submissions are shed."""
+erase contacts whose retention ended; measure the backlogs that decide whether submissions are shed."""
 
 import asyncio
 import logging
@@ -35,6 +35,11 @@ def start(runtime: IntakeRuntime) -> None:
         await codes.forget_old_windows(runtime.db, runtime.clock.now())
 
     runtime.every(600, forget_old_windows, "intake-forget-windows")
+
+    async def erase_due() -> None:
+        await runtime.eraser.erase_due(runtime.db, runtime.clock.now(), settings.contact_retention)
+
+    runtime.every(settings.erasure_check_seconds, erase_due, "intake-erase-contacts", run_first=True)
 
     if settings.shed_backlog_records:
         runtime.spawn(_measure_backlog(runtime), "intake-backlog")

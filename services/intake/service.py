@@ -21,12 +21,12 @@ from pymongo.errors import DuplicateKeyError
 
 from libs.clock import Clock
 from libs.config import City, RegistryConfig
-from libs.contract import APPEALS_COMPANY, APPEALS_SUBMITTED, parse_event
+from libs.contract import APPEALS_COMPANY, APPEALS_CONTACTS, APPEALS_SUBMITTED_V2, parse_event
 from libs.deadlines import aware, clock_writes
 from libs.events import (
     AppealChanged,
+    AppealFiled,
     AppealStatus,
-    AppealSubmitted,
     Channel,
     CloudEvent,
     CompanyFeedback,
@@ -37,6 +37,7 @@ from libs.events import (
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from libs.mongo import GroupedInserts
+from services.intake import adopt, privacy
 from services.intake.models import AppealIn
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
         [("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, name="channel_ref_unique"
     )
     await db.appeals.create_index([("submitted_at", ASCENDING)], name="submitted_at")
+    # The erasure job's query, and an admin's erasure of one company's contacts.
+    await db.appeals.create_index([("closed_at", ASCENDING)], name="closed_at", sparse=True)
+    await db.appeals.create_index([("uscc", ASCENDING)], name="uscc", sparse=True)
 
 
 def status_token(secret: str, appeal_id: str, *, version: int) -> str:
@@ -187,16 +191,13 @@ def follow_link(template: str, secret: str, appeal_id: str, *, version: int = 0)
     return template.format(appeal_id=appeal_id, token=status_token(secret, appeal_id, version=version))
 
 
-def build_submitted(
-    appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock, follow_url: str | None = None
-) -> CloudEvent[AppealSubmitted]:
-    """The appeal.submitted.v1 event for a new appeal, in the request's trace."""
-    data = AppealSubmitted(
+def build_submitted(appeal_id: str, channel: str, body: AppealIn, city: City, clock: Clock) -> CloudEvent[AppealFiled]:
+    """The appeal.submitted.v2 event for a new appeal, in the request's trace: no contact, nothing that opens it."""
+    data = AppealFiled(
         appeal_id=appeal_id,
         channel=Channel(channel),
         channel_ref=body.channel_ref,
         enterprise=body.enterprise,
-        contact=body.contact,
         category=body.category,
         size_band=city.size_band(body.enterprise.employees),
         title=body.title,
@@ -205,10 +206,22 @@ def build_submitted(
         flags=sorted(set(body.flags)),
         department=body.department,
         taken_by=body.taken_by,
-        follow_url=follow_url,
         submitted_at=clock.now(),
     )
-    return make_event(SOURCE, EventType.appeal_submitted, appeal_id, data)
+    return make_event(SOURCE, EventType.appeal_submitted_v2, appeal_id, data)
+
+
+def stored_events(record: Mapping[str, Any]) -> list[tuple[str, CloudEvent[Any]]]:
+    """What a record says to publish, in order: its contact, then its submission (one written before contacts had a
+    topic of their own holds its appeal.submitted.v1, split the way adopt.py moves the topic)."""
+    event = parse_event(record["event"].encode())
+    if event.type == EventType.appeal_submitted:
+        filed, contact = adopt.split(event)
+        return [(APPEALS_CONTACTS, contact), (APPEALS_SUBMITTED_V2, filed)]
+    out: list[tuple[str, CloudEvent[Any]]] = []
+    if record.get("contact_event"):
+        out.append((APPEALS_CONTACTS, parse_event(record["contact_event"].encode())))
+    return [*out, (APPEALS_SUBMITTED_V2, event)]
 
 
 async def publish_acknowledged(broker: KafkaBroker, topic: str, event: CloudEvent, timeout: float) -> None:
@@ -278,7 +291,10 @@ async def submit(
     """
     digest = body_digest(body_key, body)
     appeal_id = new_id()
-    event = build_submitted(appeal_id, channel, body, city, clock, link(appeal_id) if link else None)
+    event = build_submitted(appeal_id, channel, body, city, clock)
+    contact = privacy.contact_event(
+        appeal_id, body.contact, link(appeal_id) if link else None, version=0, traceparent=event.traceparent
+    )
     record: dict[str, Any] = {
         "_id": appeal_id,
         "channel": channel,
@@ -286,6 +302,10 @@ async def submit(
         "body_digest": digest,
         "state": PENDING,
         "event": encode(event).decode(),
+        "contact_event": encode(contact).decode(),
+        "contact": body.contact.model_dump(),
+        "contact_version": 0,
+        "uscc": body.enterprise.uscc,
         "category": body.category.value,
         "title": body.title,
         "description": body.description,
@@ -310,10 +330,11 @@ async def submit(
         if not hmac.compare_digest(stored_digest(body_key, found) or "", digest):
             raise ChannelRefReused() from None
         existing = found
-        event = CloudEvent[AppealSubmitted].model_validate_json(existing["event"])
     if existing["state"] != ACCEPTED:
         try:
-            await publish_acknowledged(broker, APPEALS_SUBMITTED, event, publish_timeout)
+            # The contact first: whoever reads the submission finds its contact there before it.
+            for topic, owed in stored_events(existing):
+                await publish_acknowledged(broker, topic, owed, publish_timeout)
         except BrokerUnavailable:
             await db.appeals.update_one({"_id": existing["_id"], "state": PENDING}, {"$set": {"state": UNSENT}})
             raise
@@ -334,20 +355,15 @@ async def publish_stranded(
     them. `unsent` records stay as they are: their caller was told nothing was accepted.
     """
     query = {"submitted_at": {"$gte": since, "$lt": before}, "state": PENDING}
-    cursor = db.appeals.find(query, {"event": 1}, batch_size=batch)
+    cursor = db.appeals.find(query, {"event": 1, "contact_event": 1}, batch_size=batch)
     published = 0
     while records := await cursor.to_list(batch):
-        await asyncio.gather(
-            *[
-                publish_acknowledged(
-                    broker,
-                    APPEALS_SUBMITTED,
-                    CloudEvent[AppealSubmitted].model_validate_json(r["event"]),
-                    publish_timeout,
-                )
-                for r in records
-            ]
-        )
+
+        async def publish_record(record: dict[str, Any]) -> None:
+            for topic, owed in stored_events(record):
+                await publish_acknowledged(broker, topic, owed, publish_timeout)
+
+        await asyncio.gather(*[publish_record(r) for r in records])
         published += len(records)
     if published:
         log.info("stranded appeals published", extra={"count": published})
@@ -361,7 +377,7 @@ async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | Non
     which comes after Kafka acknowledged the event, and the `accepted` mark trails it
     until the appeal is routed. An appeal that got a 503 was never named to anyone.
     """
-    return await db.appeals.find_one({"_id": appeal_id}, {"event": 0})
+    return await db.appeals.find_one({"_id": appeal_id}, {"event": 0, "contact_event": 0})
 
 
 def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list[UpdateOne]]:
@@ -396,6 +412,8 @@ def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list
     for field in ("resolution", "guidance", "reason"):
         if getattr(data, field):
             current[field] = getattr(data, field)
+    if data.status in (AppealStatus.closed, AppealStatus.rejected):
+        current["closed_at"] = event.time  # the contact's retention runs from here (privacy.erasure_due)
     if data.policy_refs:
         current["policy_refs"] = data.policy_refs
     new: dict[str, Any] = {"timeline.event_id": {"$ne": event.id}}

@@ -1,5 +1,6 @@
 """Intake settings, from INTAKE_* environment variables."""
 
+from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field
@@ -31,6 +32,15 @@ class IntakeSettings(ServiceSettings):
         default=5.0, description="How long a submission waits for the broker before answering 503."
     )
     retry_after_seconds: int = 5
+    contact_retention: timedelta = Field(
+        default=timedelta(days=180),
+        gt=timedelta(0),
+        description="How long after an appeal closes its contact is kept (seconds, or ISO 8601 such as P180D); "
+        "then it is erased from every service and from appeals.contacts.v1 (docs/privacy.md).",
+    )
+    erasure_check_seconds: float = Field(
+        default=3600.0, gt=0, description="How often contacts whose retention ended are looked for and erased."
+    )
     shed_backlog_records: int = Field(
         default=5000,
         ge=0,

@@ -7,12 +7,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from libs.auth import Principal, authenticate, require
-from libs.contract import COMPANY_MESSAGES
+from libs.contract import APPEALS_CONTACTS, COMPANY_MESSAGES
 from libs.deadlines import deadlines
 from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage, EventType
 from libs.http import problem, problem_responses
 from libs.kafka import make_event
-from services.intake import codes, service
+from services.intake import codes, privacy, service
 from services.intake.codes import Limit
 from services.intake.models import (
     AnswerAccepted,
@@ -301,17 +301,25 @@ async def resend_link(
     wait = await codes.spend(runtime.db, limits, runtime.clock.now())
     if wait:
         return _too_many(wait, "requests for this phone or address")
-    record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1})
+    record = await runtime.db.appeals.find_one({"_id": appeal_id}, {"event": 1, "contact": 1, "contact_erased_at": 1})
     stored = codes.phone_of(record) if record else None
     phone = codes.normalized(stored) if stored else None
     if phone and settings.follow_url and phone == body.phone:
         version = await service.bump_token(runtime.db, appeal_id)
-        link = service.follow_link(settings.follow_url, settings.status_token_secret, appeal_id, version=version)
+        link = runtime.follow_link(appeal_id, version)
         message = CompanyMessage(phone=phone, language=body.language, appeal_id=appeal_id, follow_url=link)
         key = phone_key
         failed = await _tell(runtime, EventType.company_link_requested, key, message)
         if failed:
             return failed
+        # Notify's later messages carry the link too: the new one replaces the void one where it keeps it.
+        if (current := await privacy.next_contact_event(runtime.db, appeal_id, runtime.follow_link)) is not None:
+            try:
+                await service.publish_acknowledged(
+                    runtime.broker, APPEALS_CONTACTS, current, settings.publish_timeout_seconds
+                )
+            except service.BrokerUnavailable:
+                return _broker_down(settings)
     return JSONResponse({"detail": "if the phone is the appeal's, the link is on its way by SMS"}, status_code=202)
 
 

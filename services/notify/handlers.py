@@ -2,6 +2,9 @@
 
 from libs.contract import consumer
 from libs.events import (
+    AppealContactErasedEvent,
+    AppealContactEvent,
+    AppealFiledEvent,
     AppealLifecycleEvent,
     AppealSubmittedEvent,
     CompanyMessageEvent,
@@ -19,9 +22,18 @@ def register(runtime: NotifyRuntime) -> None:
     """Subscribe notify's handlers on the runtime's broker."""
 
     async def on_event(
-        events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | SlaReportedEvent],
+        events: list[
+            AppealSubmittedEvent
+            | AppealFiledEvent
+            | AppealContactEvent
+            | AppealContactErasedEvent
+            | AppealLifecycleEvent
+            | SlaClockEvent
+            | SlaReportedEvent
+        ],
     ) -> None:
-        """Record the notifications appeal, lifecycle and SLA events owe; the dispatcher sends them."""
+        """Keep and erase contacts; record the notifications appeal, lifecycle and SLA events owe (the dispatcher
+        sends them)."""
         await service.plan_events(
             runtime.db,
             runtime.book,

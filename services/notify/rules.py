@@ -18,6 +18,7 @@ LANGUAGES = ("zh", "en")
 # Company-facing lifecycle events and their template.
 COMPANY_TEMPLATES: dict[str, str] = {
     E.appeal_submitted: "acknowledged",
+    E.appeal_submitted_v2: "acknowledged",
     E.appeal_routed: "routed",
     E.appeal_rerouted: "routed",
     E.appeal_transferred: "routed",

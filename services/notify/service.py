@@ -20,6 +20,7 @@ event that still has records there.
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -32,14 +33,22 @@ from cachetools import LRUCache, TTLCache
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import claims, outbox, tracing
 from libs.calendars import BusinessCalendar, Calendars, parse_target
 from libs.config import City, RegistryConfig, SlaConfig
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic, parse_event
 from libs.deadlines import aware
-from libs.events import CloudEvent, CompanyMessage, EnterpriseChanged, EventType, NotificationOutcome
+from libs.events import (
+    AppealContact,
+    AppealSubmitted,
+    CloudEvent,
+    CompanyMessage,
+    EnterpriseChanged,
+    EventType,
+    NotificationOutcome,
+)
 from libs.ids import new_id, stable_id
 from libs.kafka import encode
 from libs.outbox import Emit, outbox_items
@@ -157,25 +166,84 @@ class Ready:
 
 
 async def remember_appeals(db: AsyncDatabase, events: Sequence[CloudEvent[Any]], memory: Memory) -> None:
-    """Keep what notify needs of submitted appeals: how to reach the company, which company, and the title."""
+    """Keep what notify needs of submitted appeals: which company, its name and the title (the facts, the same in
+    every copy); an appeal.submitted.v1 also brings its contact and link, which a later contact event replaces."""
     writes = []
     for event in events:
         d = event.data
-        kept = {
-            "contact": d.contact.model_dump(),
+        facts = {
             "channel": d.channel.value,
             "uscc": d.enterprise.uscc,
             "company_name": d.enterprise.name,
             "title": d.title,
             "category": d.category.value,
             "submitted_at": d.submitted_at,
-            "follow_url": d.follow_url,
         }
-        writes.append(UpdateOne({"_id": d.appeal_id}, {"$setOnInsert": kept}, upsert=True))
-        # What the database kept may be an earlier copy; both say the same, the submission being immutable.
-        memory.appeals[d.appeal_id] = {"_id": d.appeal_id, **kept}
+        if isinstance(d, AppealSubmitted):
+            first = {"contact": d.contact.model_dump(), "follow_url": d.follow_url, "contact_version": 0}
+        else:
+            first = {"contact_version": -1}  # any contact event is newer
+        writes.append(UpdateOne({"_id": d.appeal_id}, {"$set": facts, "$setOnInsert": first}, upsert=True))
+        memory.appeals.pop(d.appeal_id, None)  # read again when needed, with what came before it
     if writes:
         await db.appeals.bulk_write(writes, ordered=False)
+
+
+async def remember_contacts(db: AsyncDatabase, events: Sequence[CloudEvent[AppealContact]], memory: Memory) -> None:
+    """Keep each appeal's latest contact and link (appeals.contacts.v1); an older one changes nothing."""
+    latest: dict[str, AppealContact] = {}
+    for event in events:
+        if event.subject not in latest or event.data.version >= latest[event.subject].version:
+            latest[event.subject] = event.data
+    for appeal_id, data in latest.items():
+        kept = {"contact": data.contact.model_dump(), "follow_url": data.follow_url, "contact_version": data.version}
+        result = await db.appeals.update_one(
+            {"_id": appeal_id, "contact_version": {"$lte": data.version}, "contact_erased": {"$ne": True}},
+            {"$set": kept},
+        )
+        if not result.matched_count:  # an appeal kept before contacts were versioned
+            result = await db.appeals.update_one(
+                {"_id": appeal_id, "contact_version": {"$exists": False}, "contact_erased": {"$ne": True}},
+                {"$set": kept},
+            )
+        if not result.matched_count:
+            # The contact came before its submission, whose facts join it; or a newer one is kept, or it was erased.
+            with contextlib.suppress(DuplicateKeyError):
+                await db.appeals.insert_one({"_id": appeal_id, **kept})
+        memory.appeals.pop(appeal_id, None)
+
+
+async def erase_contacts(db: AsyncDatabase, appeal_ids: Sequence[str], memory: Memory) -> None:
+    """Drop every copy notify keeps of these appeals' contacts: the appeal's, and each company message's address,
+    text (it carries the link) and the event it was for; what was still to be sent to the company is not sent."""
+    ids = sorted(set(appeal_ids))
+    if not ids:
+        return
+    await db.appeals.update_many(
+        {"_id": {"$in": ids}}, {"$unset": {"contact": "", "follow_url": ""}, "$set": {"contact_erased": True}}
+    )
+    for appeal_id in ids:
+        memory.appeals.pop(appeal_id, None)
+    writes = []
+    async for notice in db.notices.find({"appeal_id": {"$in": ids}}, {"deliveries": 1, "event": 1}):
+        deliveries = [_erased(d) for d in notice["deliveries"]]
+        event = notice.get("event") or {}
+        for field_name in ("contact", "follow_url"):
+            (event.get("data") or {}).pop(field_name, None)
+        changes = {"deliveries": deliveries, "event": event, **schedule(deliveries)}
+        writes.append(UpdateOne({"_id": notice["_id"]}, {"$set": changes}))
+    if writes:
+        await db.notices.bulk_write(writes, ordered=False)
+
+
+def _erased(delivery: dict[str, Any]) -> dict[str, Any]:
+    """A company delivery without its address and text; one not yet made will not be."""
+    if delivery.get("audience") != "company":
+        return delivery
+    out = {**delivery, "to": None, "body": "", "subject": ""}
+    if out.get("status") not in ("delivered", "failed"):
+        out.update(status="failed", reason="the contact was erased")
+    return out
 
 
 async def remember_companies(db: AsyncDatabase, events: Sequence[CloudEvent[EnterpriseChanged]]) -> None:
@@ -273,7 +341,12 @@ async def plan_events(
     submission: it waits in `waiting` (stored before the batch is committed) and
     `plan_waiting` plans it once the submission is read.
     """
-    await remember_appeals(db, [e for e in events if e.type == EventType.appeal_submitted], memory)
+    submitted = (EventType.appeal_submitted, EventType.appeal_submitted_v2)
+    await remember_appeals(db, [e for e in events if e.type in submitted], memory)
+    await remember_contacts(db, [e for e in events if e.type == EventType.appeal_contact], memory)
+    await erase_contacts(db, [e.subject for e in events if e.type == EventType.appeal_contact_erased], memory)
+    kept = (EventType.appeal_contact, EventType.appeal_contact_erased)
+    events = [e for e in events if e.type not in kept]
     planned, early = await _plan(db, book, events, now, status_url, memory, ready)
     if early:
         await db.waiting.bulk_write(
@@ -323,7 +396,7 @@ async def _plan(
     notices, early = [], []
     for event in events:
         appeal = appeals.get(event.subject)
-        if appeal is None and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
+        if not _reachable(appeal) and event.type in rules.COMPANY_TEMPLATES and now - event.time < WAIT_FOR_SUBMISSION:
             early.append(event)
             continue
         if event.id in known:
@@ -356,6 +429,14 @@ async def _plan(
         stored = {id(n) for i, n in enumerate(notices) if i not in refused}
         ready.docs += [n for n in claimed if id(n) in stored]
     return sum(len(n["deliveries"]) for n in notices), early
+
+
+def _reachable(appeal: dict[str, Any] | None) -> bool:
+    """Whether notify knows the appeal well enough to write to its company: its submission read, and its contact
+    with it (published first, on another topic) unless it was erased."""
+    if appeal is None or "submitted_at" not in appeal:
+        return False
+    return bool(appeal.get("contact")) or bool(appeal.get("contact_erased"))
 
 
 async def _recorded_before(db: AsyncDatabase, events: Sequence[CloudEvent[Any]]) -> set[str]:
@@ -406,7 +487,7 @@ def _deliveries(
 ) -> list[dict[str, Any]]:
     """The deliveries one event owes, ids fixed by (event, recipient, channel)."""
     company = None
-    if appeal:
+    if appeal and appeal.get("contact"):
         contact = appeal["contact"]
         company = Address(
             email=contact.get("email"), phone=contact.get("phone"), wechat_openid=contact.get("wechat_openid")

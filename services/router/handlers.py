@@ -5,10 +5,14 @@ Each handler is a function of the runtime and what was read, so a test can call 
 """
 
 import logging
+from datetime import timedelta
 
 from libs.contract import consumer, department_of, department_topic
 from libs.events import (
     ActionRejected,
+    AppealContactErasedEvent,
+    AppealContactEvent,
+    AppealFiledEvent,
     AppealSubmittedEvent,
     CompanyFeedbackEvent,
     CompanyInfoProvidedEvent,
@@ -17,16 +21,37 @@ from libs.events import (
     SlaReportedEvent,
     unpacked,
 )
-from libs.kafka import subscribe
+from libs.kafka import Contention, subscribe
 from services.router import lifecycle, service
 from services.router.runtime import RouterRuntime
 
 log = logging.getLogger(__name__)
 
 
-async def on_submitted(runtime: RouterRuntime, events: list[AppealSubmittedEvent]) -> None:
-    """Route each new appeal to its lead department and co-handlers."""
-    await service.admit(runtime.db, runtime.broker, runtime.book, events, runtime.clock.now())
+Submissions = AppealSubmittedEvent | AppealFiledEvent | AppealContactEvent | AppealContactErasedEvent
+# Intake publishes an appeal's contact before its submission, on another topic: a read can see the submission
+# first, and its routing waits for the contact. One still missing this long after submission is a fault: the
+# record then fails like any other, and goes to the .dlq after its attempts.
+CONTACT_WAIT = timedelta(minutes=10)
+
+
+async def on_submitted(runtime: RouterRuntime, events: list[Submissions]) -> None:
+    """Keep and erase contacts; route each new appeal to its lead department and co-handlers, with its contact."""
+    contacts = [e for e in events if isinstance(e, AppealContactEvent)]
+    erased = [e.subject for e in events if isinstance(e, AppealContactErasedEvent)]
+    filed = [e for e in events if isinstance(e, AppealSubmittedEvent | AppealFiledEvent)]
+    await service.keep_contacts(runtime.db, contacts)
+    await service.erase_contacts(runtime.db, erased)
+    if not filed:
+        return
+    now = runtime.clock.now()
+    known = await service.contacts_for(runtime.db, contacts, [e.subject for e in filed])
+    missing = [e for e in filed if isinstance(e, AppealFiledEvent) and e.subject not in known]
+    if any(now - e.data.submitted_at >= CONTACT_WAIT for e in missing):
+        raise LookupError(f"no contact came for {len(missing)} appeals within {CONTACT_WAIT}")
+    if missing:
+        raise Contention(f"{len(missing)} appeals' contacts are not here yet")
+    await service.admit(runtime.db, runtime.broker, runtime.book, filed, now, known)
 
 
 async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> None:
@@ -95,7 +120,7 @@ def register(runtime: RouterRuntime) -> None:
     """Subscribe router's handlers on the runtime's broker; actions come on every department's actions topic."""
     codes = [d.code for d in runtime.book.city.departments]
 
-    async def submitted(events: list[AppealSubmittedEvent]) -> None:
+    async def submitted(events: list[Submissions]) -> None:
         await on_submitted(runtime, events)
 
     async def clocks(events: list[SlaClockEvent | SlaReportedEvent]) -> None:

@@ -12,11 +12,13 @@ from libs.contract import APPEALS_LIFECYCLE, department_actions_topic, departmen
 from libs.events import (
     ActionKind,
     AppealChanged,
+    AppealFiled,
     AppealStatus,
     AppealSubmitted,
     AppealSummary,
     AssignmentCreated,
     AssignmentWithdrawn,
+    Contact,
     DepartmentAction,
     EventType,
     PolicyRef,
@@ -179,14 +181,18 @@ def facts_of(doc: dict[str, Any]) -> AppealFacts:
     )
 
 
-def new_appeal(submitted: AppealSubmitted, book: RoutingBook, company: dict[str, Any] | None = None) -> dict[str, Any]:
+def new_appeal(
+    submitted: AppealFiled, book: RoutingBook, company: dict[str, Any] | None = None, contact: Contact | None = None
+) -> dict[str, Any]:
     """The stored form of a freshly submitted appeal, before any decision.
 
     `company` is the registry's document of the appealing company, if it knows it: the
     lists it is on the day it appeals give the flags routing, policies and deadlines
     see; what the channel declared is kept beside them and decides nothing but an
-    inadmissible matter.
+    inadmissible matter. `contact` came on appeals.contacts.v1 (an appeal.submitted.v1 carried its own).
     """
+    if isinstance(submitted, AppealSubmitted):
+        contact = submitted.contact
     e = submitted.enterprise
     lists = registry.lists_on(company, submitted.submitted_at.astimezone(book.tz).date())
     return {
@@ -201,7 +207,7 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook, company: dict[str,
         "flags": sorted(registry.flags_of(lists, book.registry)),
         "lists": lists,
         "declared_flags": submitted.flags,
-        "phone_verified": registry.phone_matches(company, submitted.contact.phone),
+        "phone_verified": registry.phone_matches(company, contact.phone) if contact else None,
         "liaison": company.get("liaison") if company else None,
         "chosen_department": submitted.department,
         "taken_by": submitted.taken_by,
@@ -209,7 +215,7 @@ def new_appeal(submitted: AppealSubmitted, book: RoutingBook, company: dict[str,
         "description": submitted.description,
         "attachments": submitted.attachments,
         "enterprise": e.model_dump(),
-        "contact": submitted.contact.model_dump(),
+        "contact": contact.model_dump() if contact else None,
         "submitted_at": submitted.submitted_at,
         "cohandlers": [],
         "declined_by": [],

@@ -89,7 +89,10 @@ class AppealOut(BaseModel):
     title: str
     description: str
     enterprise: dict
-    contact: dict
+    contact: dict | None = Field(
+        default=None,
+        description="Who to reach at the company; none once erased (docs/privacy.md). Reading it is logged.",
+    )
     submitted_at: datetime
     updated_at: datetime | None = None
     sla_profile: str | None = None

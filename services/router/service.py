@@ -9,7 +9,7 @@ written, so a republish is recognisably the same event.
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,10 +21,18 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from libs import outbox
 from libs.contract import ENTERPRISES
 from libs.deadlines import merged_clocks, next_due
-from libs.events import AppealSubmitted, CloudEvent, EnterpriseChanged, EventType, ListMembership, SlaClockChanged
+from libs.events import (
+    AppealContact,
+    CloudEvent,
+    Contact,
+    EnterpriseChanged,
+    EventType,
+    ListMembership,
+    SlaClockChanged,
+)
 from libs.ids import new_id
 from libs.kafka import make_event, publish
-from libs.mongo import by_ids, update_guarded
+from libs.mongo import by_ids, only_duplicates, update_guarded
 from libs.outbox import Emit, outbox_items
 from services.router import lifecycle, registry
 from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
@@ -101,19 +109,21 @@ async def admit(
     db: AsyncDatabase,
     broker: KafkaBroker,
     book: RoutingBook,
-    events: Sequence[CloudEvent[AppealSubmitted]],
+    events: Sequence[CloudEvent[Any]],
     now: datetime,
+    contacts: Mapping[str, Contact] | None = None,
 ) -> None:
     """Route a batch of submitted appeals once each; a redelivery only finishes publishing what is owed.
 
     New appeals (the usual case) cost one insert for the batch; their outboxes are
     emptied a moment later with others'. The unique indexes catch redeliveries and
-    duplicates.
+    duplicates. `contacts` are the appeals' contacts (from appeals.contacts.v1).
     """
-    stored: dict[str, tuple[CloudEvent[AppealSubmitted], dict[str, Any], dict[str, Any]]] = {}
+    stored: dict[str, tuple[CloudEvent[Any], dict[str, Any], dict[str, Any]]] = {}
     known = await companies(db, (event.data.enterprise.uscc for event in events))
     for event in events:
-        doc = new_appeal(event.data, book, known.get(event.data.enterprise.uscc))
+        contact = (contacts or {}).get(event.subject)
+        doc = new_appeal(event.data, book, known.get(event.data.enterprise.uscc), contact)
         outcome = decide_admission(doc, book)
         stored.setdefault(
             doc["_id"],
@@ -155,7 +165,7 @@ async def admit(
 
 
 async def _store_rejection(
-    db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[AppealSubmitted], now: datetime
+    db: AsyncDatabase, doc: dict[str, Any], event: CloudEvent[Any], now: datetime
 ) -> dict[str, Any]:
     original = await db.appeals.find_one({"dup_key": doc["dup_key"], "open": True}, {"_id": 1})
     reason = (
@@ -182,6 +192,65 @@ async def _store_rejection(
         if found is None:
             raise
         return found
+
+
+# --- Contacts (appeals.contacts.v1): kept for the departments until erased -------------------------------------------
+
+
+async def contacts_for(
+    db: AsyncDatabase, events: Sequence[CloudEvent[AppealContact]], appeal_ids: Sequence[str]
+) -> dict[str, Contact]:
+    """The contacts of `appeal_ids`: from this batch's contact events, else as kept; the latest of each."""
+    found = {
+        doc["_id"]: Contact.model_validate(doc["contact"])
+        for doc in (await by_ids(db.contacts, sorted(set(appeal_ids)))).values()
+    }
+    latest: dict[str, AppealContact] = {}
+    for event in events:
+        if event.subject not in latest or event.data.version >= latest[event.subject].version:
+            latest[event.subject] = event.data
+    return {**found, **{appeal_id: data.contact for appeal_id, data in latest.items()}}
+
+
+async def keep_contacts(db: AsyncDatabase, events: Sequence[CloudEvent[AppealContact]]) -> None:
+    """Keep each appeal's latest contact, in `contacts` and in the appeal; an older one changes nothing."""
+    latest: dict[str, AppealContact] = {}
+    for event in events:
+        if event.subject not in latest or event.data.version >= latest[event.subject].version:
+            latest[event.subject] = event.data
+    if not latest:
+        return
+    kept = [
+        UpdateOne(
+            {"_id": appeal_id, "version": {"$lte": data.version}},
+            {"$set": {"contact": data.contact.model_dump(), "version": data.version}},
+            upsert=True,
+        )
+        for appeal_id, data in latest.items()
+    ]
+    try:
+        await db.contacts.bulk_write(kept, ordered=False)
+    except BulkWriteError as exc:
+        if not only_duplicates(exc):  # a newer one kept already: its upsert found no match and clashed
+            raise
+    await db.appeals.bulk_write(
+        [
+            UpdateOne(
+                {"_id": appeal_id, "contact_erased": {"$ne": True}}, {"$set": {"contact": data.contact.model_dump()}}
+            )
+            for appeal_id, data in latest.items()
+        ],
+        ordered=False,
+    )
+
+
+async def erase_contacts(db: AsyncDatabase, appeal_ids: Sequence[str]) -> None:
+    """Drop the contacts of `appeal_ids` from router's database; the appeals say they were erased."""
+    ids = sorted(set(appeal_ids))
+    if not ids:
+        return
+    await db.contacts.delete_many({"_id": {"$in": ids}})
+    await db.appeals.update_many({"_id": {"$in": ids}}, {"$set": {"contact": None, "contact_erased": True}})
 
 
 async def transition(

@@ -1,5 +1,6 @@
 """Router's HTTP surface for departments and operators."""
 
+import logging
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,8 @@ from services.router.models import (
 )
 from services.router.rules import AppealFacts, route
 from services.router.runtime import RouterRuntime, RouterRuntimeDep
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
@@ -131,6 +134,11 @@ async def get_appeal(
         raise HTTPException(404, f"no appeal {appeal_id}")
     if not _may_see(principal, doc):
         raise HTTPException(403, f"appeal {appeal_id} is not assigned to {principal.name}")
+    if principal.kind != "department" and doc.get("contact"):
+        # Handling departments read their appeals' contacts as their work; anyone else's reading is on record.
+        log.warning(
+            "a contact was read", extra={"appeal_id": appeal_id, "by": principal.label, "scope": principal.kind}
+        )
     return _out(doc, runtime.clock.now())
 
 

@@ -4,6 +4,7 @@ from functools import partial
 
 from libs.contract import consumer
 from libs.events import (
+    AppealFiledEvent,
     AppealLifecycleEvent,
     AppealSubmittedEvent,
     CompanyFeedbackEvent,
@@ -20,6 +21,7 @@ from services.stats.runtime import StatsRuntime
 PROJECTED = consumer("stats", "project")
 Projected = (
     AppealSubmittedEvent
+    | AppealFiledEvent
     | AppealLifecycleEvent
     | SlaClockEvent
     | SlaReportedEvent

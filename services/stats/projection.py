@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from libs.events import AppealChanged, AppealStatus, AppealSubmitted, CloudEvent, EventType, reports_of
+from libs.events import AppealChanged, AppealFiled, AppealStatus, CloudEvent, EventType, reports_of
 
 Counts = dict[str, dict[str, int]]
 
@@ -246,7 +246,7 @@ def _ms(at: datetime) -> datetime:
 
 def _fold_appeal(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
     data, at = event.data, _ms(event.time)
-    if event.type == EventType.appeal_submitted:
+    if event.type in (EventType.appeal_submitted, EventType.appeal_submitted_v2):
         _set_facts(doc, data)
     elif isinstance(data, AppealChanged):
         _set_facts(doc, data)
@@ -260,8 +260,8 @@ def _fold_appeal(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
             notes.append({"id": data.notification_id, "at": at, "channel": data.channel, "outcome": outcome})
 
 
-def _set_facts(doc: dict[str, Any], data: AppealSubmitted | AppealChanged) -> None:
-    if isinstance(data, AppealSubmitted):
+def _set_facts(doc: dict[str, Any], data: AppealFiled | AppealChanged) -> None:
+    if isinstance(data, AppealFiled):
         district = data.enterprise.district
         doc["uscc"] = data.enterprise.uscc
     else:

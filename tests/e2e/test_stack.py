@@ -1,5 +1,6 @@
 """The embedded stack as a user runs it: every service its own process, real servers, HTTP and Kafka clients."""
 
+import asyncio
 import json
 import os
 import re
@@ -9,27 +10,41 @@ import time
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from devstack import kcat
 from libs.config import load_city
 from libs.contract import (
     APPEALS_ACTIONS,
+    APPEALS_CONTACTS,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    TOPICS,
     department_actions_topic,
     department_topic,
+    topic_config,
 )
 from libs.events import DepartmentAction, EventType
 from libs.kafka import KafkaAccess, encode, make_event
-from tests.helpers import answered_anonymously, appeal_body, assert_routed_once, fresh_stack, read_topic
+from libs.kafka_admin import partitions_of
+from tests.helpers import (
+    Databases,
+    answered_anonymously,
+    appeal_body,
+    assert_routed_once,
+    fresh_stack,
+    read_topic,
+    valid_uscc,
+)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """The stack on free ports, MongoDB in memory, started and stopped by this module."""
-    s = fresh_stack(tmp_path_factory, "stack", env={"INTAKE_PUBLISH_TIMEOUT_SECONDS": "2"})
+    # A closed appeal's contact is kept 15 s here instead of 180 days: long enough to erase one on request first.
+    env = {"INTAKE_PUBLISH_TIMEOUT_SECONDS": "2", "INTAKE_CONTACT_RETENTION": "15", "INTAKE_ERASURE_CHECK_SECONDS": "1"}
+    s = fresh_stack(tmp_path_factory, "stack", env=env)
     yield s
     s.stop()
 
@@ -222,6 +237,167 @@ def test_logs_and_metrics_hold_no_personal_data(stack):
             assert secret not in metrics, f"{name}'s metrics"
 
 
+def closed(stack, body) -> tuple[str, str]:
+    """Submit `body`, have its department accept and resolve it and its company confirm: (appeal id, status token)."""
+    accepted = post(stack, body).json()
+    appeal_id, token = accepted["appeal_id"], accepted["status_token"]
+    lead = wait_routed(stack, appeal_id)["lead"]
+    for action in ({"action": "accept"}, {"action": "resolve", "resolution": "Deferred by six months."}):
+        r = httpx.post(
+            stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
+            json=action,
+            headers={"X-Api-Key": stack.keys[f"department:{lead}"]},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+    wait_status(stack, appeal_id, "resolved")
+    feedback = httpx.post(
+        stack.url("intake") + f"/v1/appeals/{appeal_id}/feedback",
+        json={"resolved": True, "satisfaction": 5},
+        headers={"X-Status-Token": token},
+        timeout=30,
+    )
+    assert feedback.status_code == 202, feedback.text
+    wait_status(stack, appeal_id, "closed")
+    return appeal_id, token
+
+
+def contact_of(stack, appeal_id: str, token: str) -> dict:
+    return httpx.get(
+        stack.url("intake") + f"/v1/appeals/{appeal_id}/contact", headers={"X-Status-Token": token}, timeout=30
+    ).json()
+
+
+def eventually(check, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+# The topics kept for good: none may hold a contact, a token, a code or a link (docs/privacy.md).
+KEPT_FOR_GOOD = [
+    t.name for t in TOPICS if topic_config(t.name).get("retention.ms") == "-1" and t.name != APPEALS_CONTACTS
+]
+
+
+async def test_a_closed_appeal_s_contact_is_erased_everywhere_when_its_retention_ends(stack):
+    body = appeal_body(contact={"name": "Ouyang Feng", "phone": "13987650001", "email": "ouyang@example.org"})
+    appeal_id, token = closed(stack, body)
+    assert contact_of(stack, appeal_id, token)["contact"]["phone"] == "+8613987650001"
+    erased = eventually(lambda: contact_of(stack, appeal_id, token)["erased_at"], "intake erasing the contact", 90)
+    assert erased and contact_of(stack, appeal_id, token)["contact"] is None
+    mongo = Databases(stack)
+    try:
+        router_doc = await eventually_async(lambda: mongo.router.appeals.find_one({"_id": appeal_id, "contact": None}))
+        assert router_doc["contact_erased"] and not await mongo.router.contacts.find_one({"_id": appeal_id})
+        notify_doc = await eventually_async(
+            lambda: mongo.notify.appeals.find_one({"_id": appeal_id, "contact_erased": True})
+        )
+        assert "contact" not in notify_doc and "follow_url" not in notify_doc
+        async for notice in mongo.notify.notices.find({"appeal_id": appeal_id}):
+            assert "13987650001" not in json.dumps(notice, default=str), notice["_id"]
+    finally:
+        await mongo.close()
+    # Kafka: the contacts topic's last word on the appeal is a tombstone; no topic kept for good holds a trace.
+    contacts = await raw_records(stack, APPEALS_CONTACTS, appeal_id)
+    assert contacts[-1] is None and json.loads(contacts[-2])["type"] == "appeal.contact_erased.v1"
+    for name in KEPT_FOR_GOOD:
+        for value in await raw_records(stack, name, appeal_id):
+            text = (value or b"").decode()
+            for secret in ("13987650001", "Ouyang Feng", "ouyang@example.org", token):
+                assert secret not in text, (name, secret)
+
+
+async def test_an_admin_erases_a_company_s_contacts_closed_ones_now_open_ones_at_close_and_it_is_on_record(stack):
+    uscc = valid_uscc(4242)
+    done, done_token = closed(stack, appeal_body(enterprise={"uscc": uscc}, channel_ref=f"erase-a-{time.time_ns()}"))
+    still = post(stack, appeal_body(enterprise={"uscc": uscc}, channel_ref=f"erase-b-{time.time_ns()}")).json()
+    wait_routed(stack, still["appeal_id"])
+    admin = {"X-Api-Key": stack.keys["admin"]}
+    refused = httpx.post(
+        stack.url("intake") + f"/v1/companies/{uscc}/erasure", headers={"X-Api-Key": stack.keys["operator"]}
+    )
+    assert refused.status_code == 403
+    r = httpx.post(stack.url("intake") + f"/v1/companies/{uscc}/erasure", headers=admin, timeout=30)
+    assert r.status_code == 200, r.text
+    entry = r.json()
+    assert entry["appeals"] == [done] and entry["at_close"] == [still["appeal_id"]] and entry["erased"] == 1
+    assert contact_of(stack, done, done_token)["contact"] is None
+    assert contact_of(stack, still["appeal_id"], still["status_token"])["contact"], "its department still needs it"
+    reasons = [
+        json.loads(v)["data"]["reason"]
+        for v in await raw_records(stack, APPEALS_CONTACTS, done)
+        if v and b"erased" in v
+    ]
+    assert reasons == ["request"]
+    log = (stack.data_dir / "intake.log").read_text()
+    assert entry["erasure_id"] in log and uscc not in log, "on record, by whom and how many, never the company"
+
+
+async def test_the_company_corrects_its_contact_and_only_others_reading_it_are_on_record(stack):
+    accepted = post(stack, appeal_body()).json()
+    appeal_id, token = accepted["appeal_id"], accepted["status_token"]
+    lead = wait_routed(stack, appeal_id)["lead"]
+    corrected = httpx.put(
+        stack.url("intake") + f"/v1/appeals/{appeal_id}/contact",
+        json={"name": "Li Wei", "phone": "13987650002"},
+        headers={"X-Status-Token": token},
+        timeout=30,
+    )
+    assert corrected.status_code == 202, corrected.text
+    assert contact_of(stack, appeal_id, token)["contact"]["phone"] == "+8613987650002"
+
+    def router_sees(key: str) -> dict:
+        return httpx.get(
+            stack.url("router") + f"/v1/appeals/{appeal_id}", headers={"X-Api-Key": key}, timeout=30
+        ).json()
+
+    eventually(lambda: router_sees(stack.keys[f"department:{lead}"])["contact"]["phone"] == "+8613987650002", "router")
+    log = stack.data_dir / "router.log"
+    assert appeal_id not in [
+        json.loads(line).get("appeal_id") for line in read_lines(log) if "a contact was read" in line
+    ]
+    assert router_sees(stack.keys["operator"])["contact"]["phone"] == "+8613987650002"
+    read = [json.loads(line) for line in read_lines(log) if "a contact was read" in line]
+    assert any(entry.get("appeal_id") == appeal_id and entry.get("scope") == "operator" for entry in read)
+    assert not any("13987650002" in line for line in read_lines(log))
+
+
+def read_lines(path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+async def eventually_async(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"not within {timeout:.0f} s")
+
+
+async def raw_records(stack, topic: str, key: str) -> list[bytes | None]:
+    """Every value of `topic` under `key`, in order, tombstones as None."""
+    access = stack.kafka_access()
+    partitions = await partitions_of(access, [topic])
+    consumer = AIOKafkaConsumer(**access.client_options(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[bytes | None] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                found += [r.value for r in records if r.key == key.encode()]
+        return found
+    finally:
+        await consumer.stop()
+
+
 async def test_one_trace_runs_from_the_request_through_every_service(stack):
     caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     trace = "0af7651916cd43dd8448eb211c80319c"
@@ -236,7 +412,7 @@ async def test_one_trace_runs_from_the_request_through_every_service(stack):
     lead = wait_routed(stack, appeal_id)["lead"]
     mine = lambda e: e.get("subject") == appeal_id  # noqa: E731
     events = {
-        "intake": await read_topic(stack.kafka_access(), "appeals.submitted.v1", mine),
+        "intake": await read_topic(stack.kafka_access(), "appeals.submitted.v2", mine),
         "router": await read_topic(stack.kafka_access(), "appeals.lifecycle.v1", mine)
         + await read_topic(stack.kafka_access(), f"dept.{lead}.v1", mine),
         # The three clocks routing started, reported in one event.

@@ -14,6 +14,7 @@ from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
     APPEALS_SUBMITTED,
+    APPEALS_SUBMITTED_V2,
     SLA_EVENTS,
     SLA_EVENTS_V2,
     dead_letter_topic,
@@ -21,7 +22,15 @@ from libs.contract import (
     department_topic,
     parse_event,
 )
-from libs.events import ClockKind, ClockState, CompanyInfoProvided, DepartmentAction, EventType, SlaClockChanged
+from libs.events import (
+    ClockKind,
+    ClockState,
+    CompanyInfoProvided,
+    Contact,
+    DepartmentAction,
+    EventType,
+    SlaClockChanged,
+)
 from libs.ids import new_id
 from libs.kafka import encode, make_event, publish
 from libs.kafka_admin import ensure_topics
@@ -271,7 +280,7 @@ async def test_redelivered_submission_routes_once(platform):
     await wait_status(platform, appeal_id, "routed")
     record = await platform.intake_runtime.db.appeals.find_one({"_id": appeal_id})
     await platform.router_runtime.broker.publish(
-        record["event"].encode(), topic=APPEALS_SUBMITTED, key=appeal_id.encode()
+        record["event"].encode(), topic=APPEALS_SUBMITTED_V2, key=appeal_id.encode()
     )
     routed = await read_topic(
         platform.bootstrap,
@@ -316,11 +325,13 @@ async def test_an_appeal_an_intake_stored_but_never_published_is_routed_once_int
     settings = runtime.settings.model_copy(update={"consumer_group": f"intake-restarted-{new_id().lower()}"})
     async with LifespanManager(create_intake(settings), startup_timeout=60):
         await wait_status(platform, stranded, "routed")
-    submitted = await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == stranded)
+    submitted = await read_topic(platform.bootstrap, APPEALS_SUBMITTED_V2, lambda e: e.get("subject") == stranded)
     assert len({e["id"] for e in submitted}) == 1, "the stored event itself, not a second appeal"
     # The caller of the other one was answered 503: nothing was accepted, so nothing is sent.
     assert (await platform.router.get(f"/v1/appeals/{refused}", headers=platform.key("operator"))).status_code == 404
-    assert not await read_topic(platform.bootstrap, APPEALS_SUBMITTED, lambda e: e.get("subject") == refused, timeout=2)
+    assert not await read_topic(
+        platform.bootstrap, APPEALS_SUBMITTED_V2, lambda e: e.get("subject") == refused, timeout=2
+    )
 
 
 async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_redelivery(platform):
@@ -330,9 +341,12 @@ async def test_one_batch_routes_a_new_appeal_rejects_its_twin_and_finishes_a_red
     redelivered = parse_event(record["event"].encode())
     new = redelivered.data.model_copy(update={"appeal_id": new_id(), "title": f"Another matter {new_id()}"})
     twin = new.model_copy(update={"appeal_id": new_id(), "channel_ref": "twin"})
-    batch = [make_event("appeals/intake", EventType.appeal_submitted, d.appeal_id, d) for d in (new, twin)]
+    batch = [make_event("appeals/intake", EventType.appeal_submitted_v2, d.appeal_id, d) for d in (new, twin)]
     runtime = platform.router_runtime
-    await router_service.admit(runtime.db, runtime.broker, runtime.book, [*batch, redelivered], runtime.clock.now())
+    contact = Contact(name="Li Wei", phone="+8613800138000")  # as appeals.contacts.v1 brought them
+    contacts = dict.fromkeys((new.appeal_id, twin.appeal_id, routed_before), contact)
+    now = runtime.clock.now()
+    await router_service.admit(runtime.db, runtime.broker, runtime.book, [*batch, redelivered], now, contacts)
 
     await wait_status(platform, new.appeal_id, "routed")
     assert new.appeal_id in (await wait_status(platform, twin.appeal_id, "rejected"))["reason"]

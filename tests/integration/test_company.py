@@ -231,8 +231,8 @@ async def test_a_lost_link_request_voids_every_token_sent_before_and_the_sms_car
     body = appeal_body(contact={"name": "Li Wei", "phone": phone})
     accepted = (await submit(platform, body)).json()
     appeal_id, first = accepted["appeal_id"], accepted["status_token"]
-    submitted = await read_topic(platform.bootstrap, "appeals.submitted.v1", lambda e: e.get("subject") == appeal_id)
-    in_the_link = _token_of(submitted[0]["data"]["follow_url"])
+    contacts = await read_topic(platform.bootstrap, "appeals.contacts.v1", lambda e: e.get("subject") == appeal_id)
+    in_the_link = _token_of(contacts[0]["data"]["follow_url"])
     assert in_the_link == first, "the link notify sends at submission carries the token the channel got"
     assert await _opens(platform, appeal_id, first) == 200
 

@@ -7,7 +7,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from asgi_lifespan import LifespanManager
 
-from libs.contract import APPEALS_SUBMITTED
+from libs.contract import APPEALS_SUBMITTED_V2
 from libs.ids import new_id
 from libs.kafka_admin import partitions_of
 from services.intake.app import create_app
@@ -17,7 +17,7 @@ from tests.helpers import appeal_body, open311_form
 
 async def commit_to_the_end(bootstrap: str, group: str) -> None:
     """Act as the watched group having read every new appeal so far."""
-    partitions = await partitions_of(bootstrap, [APPEALS_SUBMITTED])
+    partitions = await partitions_of(bootstrap, [APPEALS_SUBMITTED_V2])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:

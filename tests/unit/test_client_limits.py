@@ -5,6 +5,8 @@ from pydantic import ValidationError
 
 from libs.clock import SystemClock
 from libs.config import load_city
+from libs.events import AppealSubmitted, EventType
+from libs.kafka import make_event
 from libs.settings import PROJECT_ROOT, ServiceSettings
 from services.intake import codes, service
 from services.intake.models import AppealIn
@@ -42,7 +44,10 @@ def test_a_retry_s_body_digest_is_the_first_one_s_and_any_other_body_s_is_not():
 def test_a_record_stored_before_digests_were_kept_compares_by_its_event():
     body = AppealIn.model_validate(appeal_body())
     city = load_city(PROJECT_ROOT / "config")
-    event = service.build_submitted("01JB8X4R5ZJ6Q8V2Y7K9M3N4P5", "wechat", body, city, SystemClock())
+    filed = service.build_submitted("01JB8X4R5ZJ6Q8V2Y7K9M3N4P5", "wechat", body, city, SystemClock())
+    # Such a record holds an appeal.submitted.v1, with its contact.
+    legacy = AppealSubmitted(**filed.data.model_dump(), contact=body.contact)
+    event = make_event("appeals/intake", EventType.appeal_submitted, legacy.appeal_id, legacy)
     record = {"event": event.model_dump_json()}
     assert service.stored_digest("k", record) == service.body_digest("k", body)
     assert service.stored_digest("k", {"event": "{}"}) is None

@@ -16,7 +16,16 @@ from libs.contract import (
     topic,
     topic_config,
 )
-from libs.events import AppealLifecycleEvent, AppealSubmittedEvent, EventType, SlaClockEvent, SlaReportedEvent
+from libs.events import (
+    AppealContactErasedEvent,
+    AppealContactEvent,
+    AppealFiledEvent,
+    AppealLifecycleEvent,
+    AppealSubmittedEvent,
+    EventType,
+    SlaClockEvent,
+    SlaReportedEvent,
+)
 from libs.kafka import subscribe
 from libs.settings import ServiceSettings
 
@@ -24,6 +33,8 @@ from libs.settings import ServiceSettings
 def test_topic_and_group_names_are_the_ones_running_in_production():
     assert [t.name for t in TOPICS] == [
         "appeals.submitted.v1",
+        "appeals.submitted.v2",
+        "appeals.contacts.v1",
         "appeals.lifecycle.v1",
         "appeals.actions.v1",
         "appeals.company.v1",
@@ -82,10 +93,16 @@ def test_topics_are_named_and_configured_from_the_table():
     everything = all_topics(["nanshan-finance"])
     assert "dept.nanshan-finance.v1" in everything and "sla.events.v1.dlq" in everything
     assert "dept.nanshan-finance.actions.v1" in everything and "dept.nanshan-finance.actions.v1.dlq" in everything
-    # Everything is kept for good, but codes and lost links: void in minutes, and personal.
+    # Platform topics are kept for good and hold nothing personal. Codes and lost links are void in minutes;
+    # what holds a contact that cannot be erased one by one (department topics, dead letters) goes with contacts.
     short = {"company.messages.v1", "company.messages.v1.dlq"}
-    assert all(topic_config(name)["retention.ms"] == "-1" for name in set(everything) - short)
-    assert {topic_config(name)["retention.ms"] for name in short} == {str(24 * 3600 * 1000)}
+    personal = {"dept.nanshan-finance.v1", *(name for name in everything if name.endswith(".dlq"))} - short
+    day, half_year = str(24 * 3600 * 1000), str(180 * 24 * 3600 * 1000)
+    assert all(topic_config(name)["retention.ms"] == "-1" for name in set(everything) - short - personal)
+    assert {topic_config(name)["retention.ms"] for name in short} == {day}
+    assert {topic_config(name)["retention.ms"] for name in personal} == {half_year}
+    contacts = topic_config("appeals.contacts.v1")
+    assert contacts["cleanup.policy"] == "compact" and contacts["max.compaction.lag.ms"] == day
     assert consumers_of("router") == tuple(c for c in CONSUMERS if c.service == "router")
 
 
@@ -99,7 +116,15 @@ def test_a_handler_must_take_what_its_topics_carry():
     broker, settings = KafkaBroker("127.0.0.1:1"), _Settings()
 
     async def right(
-        events: list[AppealSubmittedEvent | AppealLifecycleEvent | SlaClockEvent | SlaReportedEvent],
+        events: list[
+            AppealSubmittedEvent
+            | AppealFiledEvent
+            | AppealContactEvent
+            | AppealContactErasedEvent
+            | AppealLifecycleEvent
+            | SlaClockEvent
+            | SlaReportedEvent
+        ],
     ) -> None:
         """Takes what notify.event reads."""
 

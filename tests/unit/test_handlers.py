@@ -16,6 +16,9 @@ from devstack.apidocs import build_app
 from libs.contract import CONSUMERS, consumers_of, dead_letter_topic, topics_of
 from libs.events import (
     ActionKind,
+    AppealContact,
+    AppealContactErased,
+    AppealFiled,
     AppealStatus,
     CompanyFeedback,
     CompanyInfoProvided,
@@ -36,6 +39,31 @@ from tests.helpers import packed
 from tests.unit.test_stats import APPEAL, T0, changed, clock_event, submitted
 
 ROUTED = changed(EventType.appeal_routed, AppealStatus.routed, 1, T0)
+SUBMITTED = submitted()
+OTHER = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P6"
+FILED = make_event(
+    "appeals/intake",
+    EventType.appeal_submitted_v2,
+    OTHER,
+    AppealFiled(
+        **{
+            **SUBMITTED.data.model_dump(include=set(AppealFiled.model_fields)),
+            "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P6",
+        }
+    ),
+)
+CONTACT = make_event(
+    "appeals/intake",
+    EventType.appeal_contact,
+    FILED.subject,
+    AppealContact(appeal_id=FILED.subject, contact=SUBMITTED.data.contact, follow_url=None, version=0),
+)
+ERASED = make_event(
+    "appeals/intake",
+    EventType.appeal_contact_erased,
+    APPEAL,
+    AppealContactErased(appeal_id=APPEAL, reason="request"),
+)
 ACTION = make_event(
     "departments/nanshan-finance",
     EventType.department_action,
@@ -83,7 +111,9 @@ CODE = make_event(
 )
 # One valid event of each topic a consumer reads.
 SAMPLES = {
-    "appeals.submitted.v1": [submitted()],
+    "appeals.submitted.v1": [SUBMITTED],
+    "appeals.submitted.v2": [FILED],
+    "appeals.contacts.v1": [CONTACT, ERASED],
     "appeals.lifecycle.v1": [ROUTED],
     "sla.events.v1": [clock_event(EventType.sla_started, "running", T0)],
     "sla.events.v2": [
@@ -112,6 +142,13 @@ def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     monkeypatch.setattr(intake, "apply_lifecycle", recorder(seen["intake.lifecycle"]))
     monkeypatch.setattr(intake, "apply_clocks", recorder(seen["intake.clocks"]))
     monkeypatch.setattr(router, "admit", recorder(seen["router.submitted"]))
+    monkeypatch.setattr(router, "keep_contacts", recorder(seen["router.submitted"]))
+    monkeypatch.setattr(router, "erase_contacts", recorder(seen["router.erased"]))
+
+    async def contacts_for(_db: Any, _events: Any, appeal_ids: list[str]) -> dict[str, Any]:
+        return {appeal_id: CONTACT.data.contact for appeal_id in appeal_ids}  # as router's store would have them
+
+    monkeypatch.setattr(router, "contacts_for", contacts_for)
     monkeypatch.setattr(router, "transition", recorder(seen["router.transition"]))
     monkeypatch.setattr(router, "apply_clocks", recorder(seen["router.clocks"]))
     monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
@@ -153,9 +190,16 @@ async def test_each_handler_gets_its_topics_events_typed_and_sends_bad_records_t
     assert {t: len(bodies) for t, bodies in dead.items()} == dict.fromkeys(topics, 2)
     for entry in consumers_of(service):
         if entry.batch:
-            received = [e for call in calls[entry.group] for e in events_in(call)]
+            received = [e for call in calls[entry.group] for e in events_in(call) if e != []]
             # Stats counts sla.reported.v2 as it is; the others take the sla.*.v1 events it packs.
             sent = [e for t in topics_of(entry, ["nanshan-finance"]) for e in SAMPLES[t]]
+            if entry.group == "router.submitted":
+                # Erasures reach router's store by the appeals they name.
+                erased = [
+                    appeal for call in calls["router.erased"] for ids in call if isinstance(ids, list) for appeal in ids
+                ]
+                assert erased == [APPEAL]
+                sent = [e for e in sent if e is not ERASED]
             assert sorted(e.id for e in unpacked(received)) == sorted(e.id for e in unpacked(sent))
             assert all(e.position is not None and e.position[0] in entry.topics for e in received)
             envelopes = {type(e).__name__ for e in received}
