@@ -57,13 +57,18 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "A chosen department says within 6 hours whether the matter is its own; if not, the platform routes it.",
     },
     "privacy": {"zh": "个人信息使用说明", "en": "How we use your personal data"},
+    # What docs/privacy.md says, briefly; the retention is intake's default (INTAKE_CONTACT_RETENTION, P180D).
     "privacy_text": {
-        "zh": "您填写的联系人姓名、手机号码和邮箱仅用于办理本诉求和向您告知办理进展，"
-        "只提供给承办部门，不用于其他用途，不写入日志或统计。依据《个人信息保护法》，"
-        "您可以查询、更正办理记录中的个人信息。",
-        "en": "The contact's name, phone and e-mail serve only to handle this appeal and tell you how it goes. "
-        "Only the departments handling it see them; they are never used for anything else, logged or counted. "
-        "Under the Personal Information Protection Law you may ask to see or correct them.",
+        "zh": "您填写的联系人姓名、手机号码和邮箱仅用于办理本诉求和向您告知办理进展。"
+        "承办部门可以看到这些信息，平台运营人员每次查阅都会留下记录；企业服务协调办公室可能与您联系回访。"
+        "您可以在本诉求的页面查看和更正联系人。诉求办结180天后，联系人信息即被删除；"
+        "您也可以要求提前删除（诉求仍在办理的，办结时删除）。",
+        "en": "The contact's name, phone and e-mail serve only to handle this appeal and to tell you how it goes. "
+        "The departments handling it see them; each time a platform operator reads them, the reading is logged. "
+        "The enterprise service coordination office may call you back. "
+        "You can see and correct the contact on your appeal's page. "
+        "It is erased 180 days after the appeal closes, or sooner if you ask "
+        "(while the appeal is still being handled, when it closes).",
     },
     "consent": {
         "zh": "我已阅读并同意上述个人信息使用说明",
@@ -119,6 +124,27 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "This form has expired; reload the page and send it again.",
     },
     "not_found": {"zh": "未找到", "en": "Not found"},
+    "contact_kept": {"zh": "您的联系人", "en": "Your contact"},
+    "contact_intro": {
+        "zh": "承办部门通过以下联系人与您联系，办理进展也发送到这里。",
+        "en": "The departments reach you through this contact, and news of the appeal goes to it.",
+    },
+    "email": {"zh": "电子邮箱", "en": "E-mail"},
+    "none_given": {"zh": "未填写", "en": "none given"},
+    "correct_contact": {"zh": "更正联系人", "en": "Correct the contact"},
+    "correct": {"zh": "保存更正", "en": "Save the correction"},
+    "contact_corrected": {
+        "zh": "联系人已更正，承办部门和后续通知将使用新的联系方式。",
+        "en": "The contact is corrected: the departments and our messages use the new one.",
+    },
+    "contact_erased": {
+        "zh": "联系人信息已于 {at} 删除，平台不再保存，也无法更正。",
+        "en": "The contact was erased on {at}: the platform keeps it no more, and there is nothing left to correct.",
+    },
+    "contact_unavailable": {
+        "zh": "联系人暂时无法显示，请稍后刷新页面。",
+        "en": "The contact cannot be shown just now; reload the page in a minute.",
+    },
     # The workbench.
     "workbench": {"zh": "部门工作台", "en": "Department workbench"},
     "sign_in": {"zh": "登录", "en": "Sign in"},

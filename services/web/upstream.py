@@ -80,6 +80,18 @@ class Upstream:
             "POST", f"{self.intake_url}/v1/appeals/{appeal_id}/{kind}", json=body, headers={"X-Status-Token": token}
         )
 
+    async def contact(self, appeal_id: str, token: str) -> httpx.Response:
+        """The contact intake keeps for the appeal, or when it was erased."""
+        return await self._call(
+            "GET", f"{self.intake_url}/v1/appeals/{appeal_id}/contact", headers={"X-Status-Token": token}
+        )
+
+    async def correct_contact(self, appeal_id: str, token: str, body: dict[str, Any]) -> httpx.Response:
+        """Replace the appeal's contact with the company's correction (409 once it was erased)."""
+        return await self._call(
+            "PUT", f"{self.intake_url}/v1/appeals/{appeal_id}/contact", json=body, headers={"X-Status-Token": token}
+        )
+
     # The clerk's side, on router, with the department's key.
     async def worklist(self, key: str, department: str, status: str | None) -> httpx.Response:
         """The department's appeals, soonest due first."""

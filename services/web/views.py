@@ -14,6 +14,7 @@ from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
 from services.web.runtime import WebRuntime, WebRuntimeDep
 from services.web.session import PORTAL_COOKIE, SESSION_COOKIE, Clerk, new_portal_session
+from services.web.upstream import Unavailable
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,6 +35,9 @@ TEXT_FIELDS = (
     "department",
     "code",
 )
+# The contact form of an appeal's page: the submit form's names (so its labels and errors), without the prefix at
+# intake ("phone" in its 422 answers).
+CONTACT_FIELDS = ("name", "phone", "email")
 # A phone proven with a code stays proven in this browser for half an hour (a sealed cookie).
 VERIFIED_COOKIE = "verified"
 VERIFIED_SECONDS = 1800
@@ -149,13 +153,17 @@ def _too_many(page: Response, upstream: Any) -> Response:
     return page
 
 
+def _said_in(lang: str, errors: dict[str, str]) -> dict[str, str]:
+    """Intake words its errors in English; a Chinese page says which field is wrong in Chinese first."""
+    return {
+        name: (f"{t('zh', 'invalid')}（{text}）" if lang == "zh" and text.isascii() else text)
+        for name, text in errors.items()
+    }
+
+
 def _form_page(request: Request, runtime: WebRuntime, values: dict[str, str], status_code: int = 200, **extra: Any):
     lang = lang_of(request)
-    # Intake words its errors in English; a Chinese page says which field is wrong in Chinese first.
-    errors = {
-        name: (f"{t(lang, 'invalid')}（{text}）" if lang == "zh" and text.isascii() else text)
-        for name, text in extra.pop("errors", {}).items()
-    }
+    errors = _said_in(lang, extra.pop("errors", {}))
     departments = [d for d in runtime.city.departments if not runtime.city.cannot_choose(d.code)]
     verified = extra.pop("verified", _verified_phone(request, runtime))
     page = render(
@@ -350,6 +358,7 @@ async def follow(
     token: str | None = None,
     new: str | None = None,
     sent: str | None = None,
+    corrected: str | None = None,
 ):
     """The company's page of its appeal, opened by the link of its SMS, e-mail or WeChat message."""
     lang = lang_of(request)
@@ -366,24 +375,50 @@ async def follow(
     response = await runtime.upstream.appeal(appeal_id, kept)
     if response.status_code != 200:
         return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
-    return _follow_page(request, runtime, response.json(), kept, new=bool(new), sent=bool(sent))
+    return await _follow_page(
+        request, runtime, response.json(), kept, new=bool(new), sent=bool(sent), corrected=bool(corrected)
+    )
 
 
-def _follow_page(request: Request, runtime: WebRuntime, appeal: dict[str, Any], token: str, **extra: Any):
+async def _kept_contact(runtime: WebRuntime, appeal_id: str, token: str) -> dict[str, Any] | None:
+    """Intake's answer on the appeal's contact (`contact`, `erased_at`); None when it gives none just now, and the
+    rest of the page shows without it."""
+    try:
+        response = await runtime.upstream.contact(appeal_id, token)
+    except Unavailable:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+async def _follow_page(
+    request: Request,
+    runtime: WebRuntime,
+    appeal: dict[str, Any],
+    token: str,
+    *,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The appeal's page; `values` are the contact form's as sent, when they come back with intake's errors."""
     resolution_clock = next((d for d in appeal.get("deadlines", []) if d["clock"] == "resolution"), None)
     asked = [e for e in appeal.get("timeline", []) if e["status"] == "info_requested"]
     link = str(request.base_url).rstrip("/") + f"/appeals/{appeal['appeal_id']}?token={token}"
+    kept = await _kept_contact(runtime, appeal["appeal_id"], token)
+    contact = (kept or {}).get("contact") or {}
     return render(
         request,
         runtime,
         "follow.html",
-        extra.pop("status_code", 200),
+        status_code,
         appeal=appeal,
         resolution_clock=resolution_clock,
         asked=asked[-1] if asked else None,
         link=link,
-        errors=extra.pop("errors", {}),
-        general=extra.pop("general", []),
+        kept=kept,
+        values=values or {f"contact.{name}": contact.get(name) or "" for name in CONTACT_FIELDS},
+        errors=errors or {},
         **extra,
     )
 
@@ -409,7 +444,7 @@ async def _answer(appeal_id: str, request: Request, runtime: WebRuntime, kind: s
     current = await runtime.upstream.appeal(appeal_id, token)
     if current.status_code != 200:
         return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
-    return _follow_page(request, runtime, current.json(), token, errors=errors, status_code=422)
+    return await _follow_page(request, runtime, current.json(), token, errors=errors, status_code=422)
 
 
 @router.post("/appeals/{appeal_id}/info")
@@ -437,6 +472,62 @@ async def give_feedback(appeal_id: str, request: Request, runtime: WebRuntimeDep
         return body, {}
 
     return await _answer(appeal_id, request, runtime, "feedback", body_of)
+
+
+def _contact_body(values: dict[str, str], kept: dict[str, Any] | None) -> dict[str, Any]:
+    """Intake's body for a correction: the form's name, phone and e-mail (none when left empty); a WeChat open id the
+    contact came with stays, for the form does not show it and intake replaces the whole contact."""
+    body: dict[str, Any] = {"name": values["contact.name"], "phone": values["contact.phone"]}
+    if values["contact.email"]:
+        body["email"] = values["contact.email"]
+    if kept and kept.get("wechat_openid"):
+        body["wechat_openid"] = kept["wechat_openid"]
+    return body
+
+
+def _contact_errors(payload: Any) -> dict[str, str]:
+    """Intake's 422 on a correction, by the form's fields ("phone" lands on `contact.phone`)."""
+    errors = payload.get("errors", []) if isinstance(payload, dict) else []
+    prefixed = [{**e, "field": f"contact.{e.get('field', '')}"} for e in errors if isinstance(e, dict)]
+    by_field, other = _errors_of({"errors": prefixed})
+    if other or not by_field:
+        by_field["contact"] = "; ".join(other) or _detail(payload)
+    return by_field
+
+
+@router.post("/appeals/{appeal_id}/contact")
+async def correct_contact(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """The company corrects the contact kept for its appeal; intake passes it on to the departments and notify."""
+    lang = lang_of(request)
+    form = await request.form()
+    token = request.cookies.get(_token_cookie(appeal_id))
+    if not APPEAL_ID.match(appeal_id) or not token:
+        return problem_page(request, runtime, 401, t(lang, "appeal"), t(lang, "need_link"))
+    if not csrf_ok(request, runtime, form):
+        return problem_page(request, runtime, 403, t(lang, "refused"), t(lang, "bad_form"))
+    values = {f"contact.{name}": str(form.get(f"contact.{name}", "")).strip() for name in CONTACT_FIELDS}
+    kept = await runtime.upstream.contact(appeal_id, token)
+    if kept.status_code != 200:
+        return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
+    response = await runtime.upstream.correct_contact(
+        appeal_id, token, _contact_body(values, kept.json().get("contact"))
+    )
+    if response.status_code == 202:
+        return _see_other(f"/appeals/{appeal_id}?corrected=1#contact")
+    if response.status_code in (401, 403, 404):
+        return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
+    # 409: erased meanwhile, and the page says so; 422: intake's words beside the fields, as they were typed.
+    if response.status_code == 422:
+        errors = _said_in(lang, _contact_errors(response.json()))
+        errors.setdefault("contact", t(lang, "fix_fields"))
+    else:
+        errors = {} if response.status_code == 409 else {"contact": _detail(response.json())}
+    current = await runtime.upstream.appeal(appeal_id, token)
+    if current.status_code != 200:
+        return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
+    status_code = 409 if response.status_code == 409 else 422
+    page = _follow_page(request, runtime, current.json(), token, errors=errors, values=values, status_code=status_code)
+    return await page
 
 
 # The department workbench.

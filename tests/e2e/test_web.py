@@ -431,3 +431,90 @@ def test_codes_are_limited_and_a_lost_link_goes_to_the_appeals_phone(stack, brow
     assert sms_texts(stack, "13900005555", "link") == [], "nothing goes to a phone that is not the appeal's"
     page.goto(re.search(r"http://\S+?token=[\w-]+", link).group(0))
     expect(page.get_by_role("heading", name="VAT question, link lost")).to_be_visible()
+
+
+def test_a_company_sees_and_corrects_its_contact_on_its_page(stack, browser):
+    body = {
+        "channel_ref": f"web-contact-{time.time_ns()}",
+        "enterprise": {
+            "uscc": valid_uscc(),
+            "name": "蓝海科技",
+            "employees": 12,
+            "industry": "it",
+            "district": "futian",
+        },
+        "contact": {"name": "李伟", "phone": "13900008888", "email": "liwei@example.com"},
+        "category": "tax",
+        "title": "增值税留抵退税咨询",
+        "description": "想了解留抵退税政策是否适用。",
+    }
+    accepted = httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
+    ).json()
+    appeal_id, token = accepted["appeal_id"], accepted["status_token"]
+
+    # The company opens its link and sees the contact kept, in the form intake keeps it.
+    page = browser.new_context(base_url=web(stack), viewport=PHONE).new_page()
+    page.goto(f"/appeals/{appeal_id}?token={token}")
+    section = page.locator("#contact")
+    expect(section.get_by_role("heading", name="您的联系人")).to_be_visible()
+    expect(page.locator("#kept-name")).to_have_text("李伟")
+    expect(page.locator("#kept-phone")).to_have_text(e164("13900008888"))
+    expect(page.locator("#kept-email")).to_have_text("liwei@example.com")
+    expect(section.locator("details.privacy")).to_contain_text("诉求办结180天后")
+
+    # A malformed phone comes back from intake beside its field, as typed; the contact kept is unchanged.
+    page.get_by_label("手机号码").fill("12345")
+    page.get_by_role("button", name="保存更正").click()
+    error = page.locator("#contact-phone-error")
+    expect(error).to_contain_text("填写内容不符合要求（is not a valid phone number")
+    expect(page.get_by_label("手机号码")).to_have_value("12345")
+    expect(page.get_by_label("手机号码")).to_have_attribute("aria-describedby", "contact-phone-error")
+    expect(page.locator("#kept-phone")).to_have_text(e164("13900008888"))
+    shot(page, "contact-error-zh-phone")
+
+    # The correction by keyboard alone: from the name, Tab to the phone, type, Tab past the e-mail to the button.
+    page.get_by_label("联系人姓名").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("手机号码")).to_be_focused()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.type("139 0000 9999")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("电子邮箱（选填）")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="保存更正")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#contact-corrected")).to_have_text("联系人已更正，承办部门和后续通知将使用新的联系方式。")
+    expect(page.locator("#kept-phone")).to_have_text(e164("13900009999"))
+    expect(page.locator("#kept-email")).to_have_text("liwei@example.com")
+    assert page.url.endswith(f"/appeals/{appeal_id}?corrected=1#contact")
+    shot(page, "contact-corrected-zh-phone")
+
+    # Intake keeps the correction and the department handling the appeal reads it.
+    kept = httpx.get(
+        stack.url("intake") + f"/v1/appeals/{appeal_id}/contact", headers={"X-Status-Token": token}, timeout=30
+    ).json()
+    assert kept["contact"]["phone"] == e164("13900009999") and kept["erased_at"] is None
+    lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
+    department = {"X-Api-Key": stack.keys[f"department:{lead}"]}
+
+    def seen_by_department():
+        answer = httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=department, timeout=30).json()
+        return (answer.get("contact") or {}).get("phone") == e164("13900009999")
+
+    until(seen_by_department, "the correction reaching the department")
+
+    # The same section in English, an error too, at both widths.
+    page.goto(f"/lang/en?next=/appeals/{appeal_id}")
+    expect(section.get_by_role("heading", name="Your contact")).to_be_visible()
+    expect(page.locator("#kept-phone")).to_have_text(e164("13900009999"))
+    shot(page, "contact-en-phone")
+    page.get_by_label("Mobile phone").fill("not a phone")
+    page.get_by_role("button", name="Save the correction").click()
+    expect(page.locator("#contact-phone-error")).to_contain_text("is not a phone number")
+    shot(page, "contact-error-en-phone")
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"/appeals/{appeal_id}")
+    shot(page, "contact-en-desktop")
+    page.goto(f"/lang/zh?next=/appeals/{appeal_id}")
+    shot(page, "contact-zh-desktop")

@@ -1,13 +1,19 @@
-"""Web's own rules: sealed sessions and their two clocks, CSRF tokens, time left in words, a service that is down."""
+"""Web's own rules: sealed sessions and their two clocks, CSRF tokens, time left in words, a service that is down,
+the contact on the company's page and the privacy notice."""
 
+import contextlib
+import json
+import re
 import time
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from devstack import servers
+from libs.phones import e164
 from services.web.app import create_app
-from services.web.i18n import time_left
+from services.web.i18n import t, time_left
 from services.web.session import Clerk, Sealer
 from services.web.settings import WebSettings
 
@@ -66,3 +72,167 @@ async def test_a_service_that_is_down_gives_a_plain_page_to_try_again():
         assert form.status_code == 200 and form.headers["x-frame-options"] == "DENY"
         assert "csrf" in client.cookies and "portal" in client.cookies
         assert 'name="channel_ref"' not in form.text, "web makes the channel_ref; the form carries none"
+
+
+# The contact on the company's page, over a fake intake that answers as intake's contact calls do.
+
+APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
+TOKEN = "the-status-token"
+
+
+class FakeIntake:
+    """GET /v1/appeals/{id}, GET and PUT /v1/appeals/{id}/contact, for one appeal and one token."""
+
+    def __init__(self, contact: dict | None, erased_at: str | None = None) -> None:
+        self.contact, self.erased_at = contact, erased_at
+        self.puts: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("x-status-token") != TOKEN:
+            return httpx.Response(401, json={"detail": "wrong token"})
+        path = request.url.path
+        if path == f"/v1/appeals/{APPEAL_ID}":
+            timeline = [{"time": "2026-03-04T09:00:00+00:00", "status": "submitted"}]
+            appeal = {"appeal_id": APPEAL_ID, "title": "节后员工无法返岗", "status": "routed", "timeline": timeline}
+            return httpx.Response(200, json={**appeal, "submitted_at": "2026-03-04T09:00:00+00:00", "deadlines": []})
+        if path == f"/v1/appeals/{APPEAL_ID}/contact" and request.method == "GET":
+            return httpx.Response(
+                200, json={"appeal_id": APPEAL_ID, "contact": self.contact, "erased_at": self.erased_at}
+            )
+        if path == f"/v1/appeals/{APPEAL_ID}/contact" and request.method == "PUT":
+            body = json.loads(request.content)
+            self.puts.append(dict(body))
+            if self.erased_at:
+                return httpx.Response(409, json={"detail": "this appeal's contact was erased"})
+            try:
+                body["phone"] = e164(body["phone"])
+            except ValueError as exc:
+                errors = [{"field": "phone", "message": f"Value error, {exc}"}]
+                return httpx.Response(422, json={"detail": "invalid request", "errors": errors})
+            self.contact = {"email": None, "wechat_openid": None, **body}
+            return httpx.Response(202, json={"appeal_id": APPEAL_ID, "event_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P6"})
+        return httpx.Response(404, json={"detail": "not found"})
+
+
+@contextlib.asynccontextmanager
+async def portal(intake: FakeIntake, lang: str = "zh"):
+    """A browser on web, holding the appeal's token cookie, with `intake` behind web."""
+    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router"))
+    upstream = app.state.runtime.upstream
+    await upstream.http.aclose()
+    upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(intake))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
+        client.cookies.set(f"appeal_{APPEAL_ID}", TOKEN)
+        client.cookies.set("lang", lang)
+        yield client
+    await upstream.http.aclose()
+
+
+def csrf_of(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+LI_WEI = {"name": "李伟", "phone": "+8613800138000", "email": "liwei@example.com", "wechat_openid": "oX3f0t1example"}
+
+
+async def test_the_company_sees_its_contact_and_corrects_it_keeping_what_the_form_does_not_show():
+    intake = FakeIntake(dict(LI_WEI))
+    async with portal(intake) as client:
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+        assert page.status_code == 200
+        for shown in ('id="kept-name">李伟<', 'id="kept-phone">+8613800138000<', 'id="kept-email">liwei@example.com<'):
+            assert shown in page.text
+        assert "oX3f0t1example" not in page.text, "the WeChat open id is not the company's to read off a page"
+        for label in ('<label for="contact-name">', '<label for="contact-phone">', '<label for="contact-email">'):
+            assert label in page.text
+        assert 'value="+8613800138000"' in page.text, "the form starts from the contact kept"
+
+        form = {"csrf": csrf_of(page), "contact.name": " 李伟 ", "contact.phone": "139 0013 9000", "contact.email": ""}
+        sent = await client.post(f"/appeals/{APPEAL_ID}/contact", data=form)
+        assert sent.status_code == 303 and sent.headers["location"] == f"/appeals/{APPEAL_ID}?corrected=1#contact"
+        assert intake.puts == [{"name": "李伟", "phone": "139 0013 9000", "wechat_openid": "oX3f0t1example"}]
+
+        after = await client.get(sent.headers["location"])
+        assert 'id="contact-corrected"' in after.text and "联系人已更正" in after.text
+        assert 'id="kept-phone">+8613900139000<' in after.text and 'id="kept-email">未填写<' in after.text
+
+
+async def test_intakes_refusal_lands_beside_the_field_as_typed_in_either_language():
+    for lang, said in (
+        ("zh", "填写内容不符合要求（is not a valid phone number"),
+        ("en", "is not a valid phone number"),
+    ):
+        intake = FakeIntake(dict(LI_WEI))
+        async with portal(intake, lang) as client:
+            page = await client.get(f"/appeals/{APPEAL_ID}")
+            form = {"csrf": csrf_of(page), "contact.name": "李伟", "contact.phone": "12345", "contact.email": ""}
+            refused = await client.post(f"/appeals/{APPEAL_ID}/contact", data=form)
+        assert refused.status_code == 422
+        error = re.search(r'<p class="error" id="contact-phone-error">([^<]*)</p>', refused.text)
+        assert error and error.group(1).startswith(said), lang
+        assert 'aria-describedby="contact-phone-error"' in refused.text and 'value="12345"' in refused.text
+        assert 'id="kept-phone">+8613800138000<' in refused.text, "the contact kept is unchanged"
+        assert intake.contact == LI_WEI
+
+
+async def test_an_erased_contact_says_when_and_offers_no_form():
+    intake = FakeIntake(None, erased_at="2026-03-04T09:05:00+00:00")
+    async with portal(intake) as client:
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+        assert "联系人信息已于 2026-03-04 17:05 删除" in page.text
+        assert f'action="/appeals/{APPEAL_ID}/contact' not in page.text and 'id="contact-phone"' not in page.text
+        # A form of the page from before the erasure is answered with the erasure.
+        form = {
+            "csrf": csrf_of(await client.get("/appeals/new")),
+            "contact.name": "李伟",
+            "contact.phone": "13900139000",
+            "contact.email": "",
+        }
+        late = await client.post(f"/appeals/{APPEAL_ID}/contact", data=form)
+        assert late.status_code == 409 and "联系人信息已于 2026-03-04 17:05 删除" in late.text
+    async with portal(FakeIntake(None, erased_at="2026-03-04T09:05:00+00:00"), "en") as client:
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+        assert "The contact was erased on 2026-03-04 17:05" in page.text
+
+
+async def test_a_correction_needs_the_forms_csrf_token_and_the_appeals_token():
+    intake = FakeIntake(dict(LI_WEI))
+    async with portal(intake) as client:
+        await client.get(f"/appeals/{APPEAL_ID}")
+        form = {"contact.name": "李伟", "contact.phone": "13900139000"}
+        assert (await client.post(f"/appeals/{APPEAL_ID}/contact", data=form)).status_code == 403
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+        client.cookies.set(f"appeal_{APPEAL_ID}", "an-old-token")
+        stale = await client.post(f"/appeals/{APPEAL_ID}/contact", data={**form, "csrf": csrf_of(page)})
+        assert stale.status_code == 403 and "链接无效或已过期" in stale.text
+    assert intake.puts == []
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_the_privacy_notice_says_what_docs_privacy_says(lang):
+    text = t(lang, "privacy_text")
+    points = {
+        "zh": [
+            "仅用于办理本诉求和向您告知办理进展",
+            "承办部门",
+            "查阅都会留下记录",
+            "协调办公室",
+            "更正",
+            "180天",
+            "要求",
+        ],
+        "en": [
+            "only to handle this appeal",
+            "departments handling it",
+            "is logged",
+            "coordination office",
+            "correct",
+            "180 days after the appeal closes",
+            "if you ask",
+        ],
+    }[lang]
+    assert [p for p in points if p not in text] == []
+    assert "never" not in text and "不写入日志" not in text, "operators' reads are logged"
+    async with portal(FakeIntake(dict(LI_WEI)), lang) as client:
+        for path in ("/appeals/new", f"/appeals/{APPEAL_ID}"):
+            assert str(escape(text)) in (await client.get(path)).text, path
