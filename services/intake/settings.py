@@ -1,12 +1,17 @@
 """Intake settings, from INTAKE_* environment variables."""
 
 from datetime import timedelta
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import DEV_SECRET, ServiceSettings
+
+
+def _seconds_if_a_number(value: Any) -> Any:
+    """An environment variable is text: "15" means 15 seconds, as a number would."""
+    return float(value) if isinstance(value, str) and value.replace(".", "", 1).isdigit() else value
 
 
 class IntakeSettings(ServiceSettings):
@@ -32,7 +37,7 @@ class IntakeSettings(ServiceSettings):
         default=5.0, description="How long a submission waits for the broker before answering 503."
     )
     retry_after_seconds: int = 5
-    contact_retention: timedelta = Field(
+    contact_retention: Annotated[timedelta, BeforeValidator(_seconds_if_a_number)] = Field(
         default=timedelta(days=180),
         gt=timedelta(0),
         description="How long after an appeal closes its contact is kept (seconds, or ISO 8601 such as P180D); "
