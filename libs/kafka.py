@@ -325,6 +325,8 @@ def subscribe(
         records = list(raw) if isinstance(raw, tuple | list) else [raw]
         events = []
         for record in records:
+            if record.value is None:
+                continue  # a tombstone: on a compacted topic, what was erased; nothing to handle
             try:
                 event = parse_event(record.value, record.topic)
             except ValueError as exc:

@@ -15,12 +15,14 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from libs.contract import APPEALS_CONTACTS, parse_event
 from libs.events import AppealContact, AppealContactErased, AppealSubmitted, CloudEvent, Contact, EventType
 from libs.ids import new_id
 from libs.kafka import encode, make_event
+from services.intake import adopt
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,16 @@ class Eraser:
             )
             await self._broker.publish(encode(erased), topic=APPEALS_CONTACTS, key=appeal_id.encode())
             await self._producer.send_and_wait(APPEALS_CONTACTS, None, key=appeal_id.encode())
+        # A record from before contacts had a topic of their own holds its appeal.submitted.v1, contact and all:
+        # it keeps what that event says of the appeal, as appeals.submitted.v2 does.
+        legacy = db.appeals.find({"_id": {"$in": appeal_ids}, "contact_erased_at": None}, {"event": 1})
+        rewrites = [
+            UpdateOne({"_id": r["_id"]}, {"$set": {"event": encode(adopt.split(event)[0]).decode()}})
+            async for r in legacy
+            if isinstance((event := parse_event(r["event"].encode())).data, AppealSubmitted)
+        ]
+        if rewrites:
+            await db.appeals.bulk_write(rewrites, ordered=False)
         result = await db.appeals.update_many(
             {"_id": {"$in": appeal_ids}, "contact_erased_at": None},
             {

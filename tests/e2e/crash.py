@@ -44,8 +44,9 @@ from devstack.stack import Stack
 from libs.config import load_city
 from libs.contract import (
     APPEALS_ACTIONS,
+    APPEALS_CONTACTS,
     APPEALS_LIFECYCLE,
-    APPEALS_SUBMITTED,
+    APPEALS_SUBMITTED_V2,
     CONSUMERS,
     NOTIFY_DELIVERIES,
     SLA_EVENTS,
@@ -356,7 +357,14 @@ async def wait_until_quiet(
     `stalled_after` seconds, or after `timeout`.
     """
     began = time.monotonic()
-    topics = [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, NOTIFY_DELIVERIES, APPEALS_ACTIONS]
+    topics = [
+        APPEALS_SUBMITTED_V2,
+        APPEALS_CONTACTS,
+        APPEALS_LIFECYCLE,
+        *SLA_TOPICS,
+        NOTIFY_DELIVERIES,
+        APPEALS_ACTIONS,
+    ]
     last, left, moved, next_report = None, {}, began, began + 30
     while time.monotonic() - began < timeout and time.monotonic() - moved < stalled_after:
         left = await busy(run, mongo)
@@ -442,8 +450,10 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     assert len(mine) == run.n, "distinct bodies made distinct appeals"
 
     dept_topics = [department_topic(d.code) for d in city.departments]
-    topics = await read_all(stack, [APPEALS_SUBMITTED, APPEALS_LIFECYCLE, *SLA_TOPICS, NOTIFY_DELIVERIES, *dept_topics])
-    submitted = [e for e in topics[APPEALS_SUBMITTED] if e.get("subject") in mine]
+    topics = await read_all(
+        stack, [APPEALS_SUBMITTED_V2, APPEALS_LIFECYCLE, *SLA_TOPICS, NOTIFY_DELIVERIES, *dept_topics]
+    )
+    submitted = [e for e in topics[APPEALS_SUBMITTED_V2] if e.get("subject") in mine]
     lifecycle = [e for e in topics[APPEALS_LIFECYCLE] if e.get("subject") in mine]
     # Each clock's report as the sla.*.v1 event it stands for, whichever version carried it.
     reports = [*topics[SLA_EVENTS], *(r for packed in topics[SLA_EVENTS_V2] for r in sla_reports(packed))]
@@ -540,7 +550,7 @@ async def check_invariants(run: Run, mongo: Databases, before: dict[str, int]) -
     # Nor was one lost to the crashes and the backlogs they leave: the company hears of its submission, its
     # routing and its resolution (docs/domain.md, "Notifications"), and each warning or breach reaches its audience.
     told = {(d["appeal_id"], d["event_type"]) for d in records if d["recipient"] == "company"}
-    owed = {(a, t) for a in mine for t in ("appeal.submitted.v1", "appeal.routed.v1")} | {
+    owed = {(a, t) for a in mine for t in ("appeal.submitted.v2", "appeal.routed.v1")} | {
         (a, "appeal.resolved.v1") for a in resolved
     }
     untold = sorted(owed - told)

@@ -26,8 +26,10 @@ from libs.config import load_city
 from libs.contract import (
     APPEALS_ACTIONS,
     APPEALS_COMPANY,
+    APPEALS_CONTACTS,
     APPEALS_LIFECYCLE,
     APPEALS_SUBMITTED,
+    APPEALS_SUBMITTED_V2,
     COMPANY_MESSAGES,
     ENTERPRISES,
     NOTIFY_DELIVERIES,
@@ -227,6 +229,8 @@ def consumers_of_topics() -> dict[str, set[str]]:
 # A type each topic really carries, for a message whose envelope is fine but whose data is not.
 SAMPLE_TYPE = {
     APPEALS_SUBMITTED: EventType.appeal_submitted,
+    APPEALS_SUBMITTED_V2: EventType.appeal_submitted_v2,
+    APPEALS_CONTACTS: EventType.appeal_contact,
     APPEALS_LIFECYCLE: EventType.appeal_routed,
     APPEALS_ACTIONS: EventType.department_action,
     APPEALS_COMPANY: EventType.company_feedback,
@@ -396,7 +400,7 @@ async def test_bad_messages_on_every_consumed_topic_go_to_the_dlq_and_every_cons
         return {n["event_type"] for n in r.json()}
 
     eventually(
-        lambda: "sla.warning.v1" in planned() and planned() & {"appeal.submitted.v1", "appeal.routed.v1"},
+        lambda: "sla.warning.v1" in planned() and planned() & {"appeal.submitted.v2", "appeal.routed.v1"},
         "notify planning notifications of the appeal and its clocks",
     )
 
@@ -526,8 +530,8 @@ def test_generated_requests_get_no_server_error_and_every_refusal_in_its_error_f
 async def test_a_known_event_type_on_a_topic_that_does_not_carry_it_does_not_stop_the_consumer(stack):
     appeal_id = submit(stack, appeal_body()).json()["appeal_id"]
     lead = wait_status(stack, appeal_id, "routed")["lead"]
-    submitted = await read_topic(stack.kafka_access(), APPEALS_SUBMITTED, lambda e: e.get("subject") == appeal_id)
-    misplaced = {**submitted[0], "id": submitted[0]["id"][:-4] + "MISP"}  # valid appeal.submitted.v1, wrong topic
+    submitted = await read_topic(stack.kafka_access(), APPEALS_SUBMITTED_V2, lambda e: e.get("subject") == appeal_id)
+    misplaced = {**submitted[0], "id": submitted[0]["id"][:-4] + "MISP"}  # valid appeal.submitted.v2, wrong topic
     accept = make_event(
         "appeals/dept-system",
         EventType.department_action,
@@ -546,4 +550,4 @@ async def test_a_known_event_type_on_a_topic_that_does_not_carry_it_does_not_sto
     wait_status(stack, appeal_id, "accepted", timeout=30)
     dead = await dead_letters(stack.kafka_access(), actions, {(sent.partition, sent.offset)}, 1)
     copies = dead.popitem()[1]
-    assert copies and f"'appeal.submitted.v1' does not travel on {actions}" in copies[0]["dlq-reason"]
+    assert copies and f"'appeal.submitted.v2' does not travel on {actions}" in copies[0]["dlq-reason"]
