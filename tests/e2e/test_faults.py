@@ -6,7 +6,8 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import appeal_body, assert_routed_once, fresh_stack
+from libs.contract import consumer, dead_letter_topic
+from tests.helpers import appeal_body, assert_routed_once, fresh_stack, read_topic
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,6 +50,11 @@ async def test_database_stopped_then_restarted_on_the_same_data_loses_and_double
     assert post_until_accepted(stack, during) == retried, "the retry made one appeal"
     after = [post_until_accepted(stack, appeal_body()) for _ in range(10)]
     await assert_routed_once(stack.kafka_access(), before + [retried] + after, timeout=120)
+    # An unreachable database is an outage, never a record's fault: the records waited, none was set aside.
+    for topic in (*consumer("intake", "lifecycle").topics, *consumer("router", "submitted").topics):
+        assert not await read_topic(stack.kafka_access(), dead_letter_topic(topic), lambda e: True, timeout=1), topic
+    for name in ("intake", "router"):
+        assert "dead-lettered" not in (stack.data_dir / f"{name}.log").read_text(), name
 
 
 async def test_intake_killed_mid_run_every_accepted_appeal_is_routed_once(stack):
