@@ -30,6 +30,12 @@ def _print_banner(stack: Stack) -> None:
     else:
         kafka_kind = "external"
     print(f"  Kafka    {m['kafka']['bootstrap_servers']}  ({kafka_kind})")
+    if "principals" in m["kafka"]:
+        print(
+            f"           {m['kafka']['security_protocol']} {m['kafka']['sasl_mechanism']}: every client is a principal "
+            "(passwords in stack.json); a department's own view:\n"
+            "           python -m devstack kcat department:<code> -C -t dept.<code>.v1 -o beginning -e"
+        )
     if stack.databases:
         print(f"  MongoDB  embedded SecantusDB, one per service, data in {stack.data_dir / 'mongodb'}/<service>")
         for name, uri in m["mongodb"]["uris"].items():
