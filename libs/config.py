@@ -94,6 +94,9 @@ class Department(StrictModel):
     handler: Person | None = None
     head: Person | None = None
     supervisor: Person | None = None
+    leadership: Person | None = Field(
+        default=None, description="The department's leadership: told at the urging ladder's last level (督办)."
+    )
 
 
 class SizeBand(StrictModel):
@@ -108,6 +111,9 @@ class City(StrictModel):
 
     name: str
     coordinating_office: str = Field(description="Fallback department when nothing else fits.")
+    city_supervisor: Person | None = Field(
+        default=None, description="The city's supervisor (督查): told at the urging ladder's last level."
+    )
     districts: list[District]
     size_bands: list[SizeBand]
     departments: list[Department]
@@ -305,3 +311,57 @@ def load_catalogue(config_dir: Path) -> Catalogue:
     if missing:
         raise config_error(path, "categories", "code", f"missing categories: {', '.join(missing)}")
     return catalogue
+
+
+Audience = Literal["head", "supervisor", "leadership", "coordinating_office_head", "city_supervisor"]
+
+
+class ExtensionRules(StrictModel):
+    max_past_due: str = Field(
+        pattern=DURATION, description="How far past the current due time an extension may reach ('10wd')."
+    )
+    per_clock: int = Field(ge=0, le=10, description="Approved extensions per resolution clock.")
+
+
+class SendBackRules(StrictModel):
+    window: str = Field(
+        pattern=rf"^scope$|{DURATION}",
+        description="`scope`: while the department's scope clock runs; or a duration after the assignment.",
+    )
+
+
+class UrgingLevel(StrictModel):
+    level: int = Field(ge=2, le=9, description="Level 1 is the breach itself.")
+    after_breach: str = Field(pattern=DURATION)
+    audiences: list[Audience] = Field(min_length=1)
+
+
+class UrgingRules(StrictModel):
+    levels: list[UrgingLevel]
+
+
+class CohandlingRules(StrictModel):
+    contribution: str = Field(pattern=DURATION, description="A co-handler's time to contribute, from joining.")
+
+
+class SupervisionConfig(StrictModel):
+    """`config/supervision.yaml`: extensions, the send-back window, the urging ladder, co-handlers' contributions."""
+
+    extension: ExtensionRules
+    send_back: SendBackRules
+    urging: UrgingRules
+    cohandling: CohandlingRules
+
+
+def load_supervision(config_dir: Path, city: City) -> SupervisionConfig:
+    """Load `supervision.yaml`: levels numbered 2, 3, ... in order, their audiences configured."""
+    path = config_dir / "supervision.yaml"
+    supervision = load_yaml(path, SupervisionConfig)
+    levels = supervision.urging.levels
+    for i, level in enumerate(levels):
+        entry = f"urging.levels[{i}]"
+        if level.level != i + 2:
+            raise config_error(path, entry, "level", f"levels go 2, 3, ... in order; this one should be {i + 2}")
+        if "city_supervisor" in level.audiences and city.city_supervisor is None:
+            raise config_error(path, entry, "audiences", "city_supervisor is named but city.yaml has none")
+    return supervision

@@ -63,6 +63,10 @@ class ActionKind(StrEnum):
     resolve = "resolve"
     transfer = "transfer"
     add_cohandler = "add_cohandler"
+    request_extension = "request_extension"
+    # The coordinating office's (docs/domain.md, "Supervision").
+    approve_extension = "approve_extension"
+    reject_extension = "reject_extension"
 
 
 class EventType(StrEnum):
@@ -80,6 +84,9 @@ class EventType(StrEnum):
     appeal_reopened = "appeal.reopened.v1"
     appeal_closed = "appeal.closed.v1"
     appeal_rejected = "appeal.rejected.v1"
+    appeal_extension_requested = "appeal.extension_requested.v1"
+    appeal_extension_approved = "appeal.extension_approved.v1"
+    appeal_extension_rejected = "appeal.extension_rejected.v1"
     assignment_created = "assignment.created.v1"
     assignment_withdrawn = "assignment.withdrawn.v1"
     action_rejected = "department.action_rejected.v1"
@@ -93,6 +100,7 @@ class EventType(StrEnum):
     sla_breached = "sla.breached.v1"
     sla_met = "sla.met.v1"
     sla_cancelled = "sla.cancelled.v1"
+    sla_extended = "sla.extended.v1"
     sla_reported = "sla.reported.v2"
     notification_delivered = "notification.delivered.v1"
     notification_failed = "notification.failed.v1"
@@ -274,6 +282,12 @@ class AppealChanged(BaseModel):
     reason: str | None = Field(default=None, description="Why: rejection, reroute, auto-close.")
     submitted_at: datetime = Field(description="When the appeal was submitted.")
     satisfaction: int | None = Field(default=None, description="Company's satisfaction 1..5, on confirm/reopen.")
+    due_at: datetime | None = Field(
+        default=None, description="For extensions: the resolution due time asked for, or granted on approval."
+    )
+    previous_due_at: datetime | None = Field(
+        default=None, description="For extensions: the resolution clock's due time when the extension was asked."
+    )
 
 
 class AppealSummary(BaseModel):
@@ -340,6 +354,10 @@ class DepartmentAction(BaseModel):
     clerk: str | None = Field(
         default=None, max_length=100, description="The clerk acting for the department, by name (the workbench)."
     )
+    until: datetime | None = Field(
+        default=None, description="For request_extension: the new resolution due time asked for (with a zone)."
+    )
+    reason: str | None = Field(default=None, max_length=2000, description="For request_extension: why.")
 
 
 class ActionRejected(BaseModel):
@@ -389,6 +407,9 @@ class SlaClockChanged(BaseModel):
     fired_at: datetime | None = Field(default=None, description="For warnings and breaches: when it was sent.")
     category: str | None = None
     district: str | None = None
+    original_due_at: datetime | None = Field(
+        default=None, description="For an extended clock: its due time before the approved extension (延期)."
+    )
 
 
 SlaClockType = Literal[
@@ -399,6 +420,7 @@ SlaClockType = Literal[
     EventType.sla_breached,
     EventType.sla_met,
     EventType.sla_cancelled,
+    EventType.sla_extended,
 ]
 SLA_CLOCK_TYPES: tuple[EventType, ...] = get_args(SlaClockType)
 
@@ -551,6 +573,9 @@ class AppealLifecycleEvent(Envelope[AppealChanged]):
         EventType.appeal_reopened,
         EventType.appeal_closed,
         EventType.appeal_rejected,
+        EventType.appeal_extension_requested,
+        EventType.appeal_extension_approved,
+        EventType.appeal_extension_rejected,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 
