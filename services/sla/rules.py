@@ -1,7 +1,7 @@
 """Which lifecycle event starts, pauses, resumes, meets or cancels which clock (docs/domain.md, "SLA clocks").
 
 `steps(event)` is the whole table: a pure function from one lifecycle event to the
-ordered steps it takes on the appeal's clocks. `services/sla/service.py` carries the
+ordered steps it takes on the appeal's clocks. `services/sla/fold.py` carries the
 steps out on the stored clocks with the functions of `clocks.py`.
 
 Each appeal has three clocks: `scope` (has the department said whether the matter is

@@ -23,7 +23,7 @@ and each warning and breach also on its own to the department's topic.
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -34,10 +34,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from libs import claims, outbox
-from libs.calendars import BusinessCalendar, Calendars
 from libs.claims import Claimed
 from libs.clock import Clock
-from libs.config import City, SlaConfig
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
 from libs.events import (
     AppealChanged,
@@ -54,7 +52,8 @@ from libs.ids import new_id, stable_id
 from libs.kafka import Contention
 from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by, only_duplicates
 from libs.outbox import Emit, outbox_items
-from services.sla import clocks, rules
+from services.sla import clocks, fold
+from services.sla.fold import SlaBook
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +61,7 @@ SOURCE = "appeals/sla"
 CLAIM_TTL = timedelta(seconds=10)
 # How much later than its stored `next_fire_at` a pass waits for a threshold computed afresh.
 ROUNDING = timedelta(milliseconds=50)
-# A breached clock still awaits its answer: the lifecycle can stop or cancel it.
-ALIVE = (*clocks.LIVE, ClockState.breached.value)
 RUNNING = ClockState.running.value
-
-
-@dataclass(frozen=True)
-class SlaBook:
-    """Profiles, calendars and who uses which calendar."""
-
-    city: City
-    sla: SlaConfig
-    calendars: Calendars
-    # Also write each report to sla.events.v1, while some reader has not moved to v2 (docs/production.md).
-    publish_v1: bool = False
-
-    def calendar_for(self, department: str) -> BusinessCalendar:
-        """The calendar a department works by (the default one for an unknown department)."""
-        return self.calendars.of_department(self.city, department)
-
-    def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
-        p = self.sla.profile(profile)
-        if kind == ClockKind.response and cohandlers and p.response_with_cohandlers:
-            return p.response_with_cohandlers
-        return getattr(p, kind.value)
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -147,7 +123,7 @@ async def apply_lifecycle(
 ) -> None:
     """Start, stop, pause, resume or cancel the clocks of a batch of lifecycle events, in order.
 
-    Each appeal's events are folded into its document in memory, which is then written
+    Each appeal's events are folded into its document in memory (`fold.fold`), which is then written
     once, guarded by the version it was read at. A replayed event changes nothing: the
     document remembers the last sequence applied.
     """
@@ -157,8 +133,8 @@ async def apply_lifecycle(
     items: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         appeal_id = event.data.appeal_id
-        doc = folded.get(appeal_id) or stored.get(appeal_id) or {"_id": appeal_id, "sequence": 0, "clocks": []}
-        folded[appeal_id], emits = _fold(book, event, doc, now)
+        doc = folded.get(appeal_id) or stored.get(appeal_id) or fold.new_appeal(appeal_id)
+        folded[appeal_id], emits = fold.fold(book, event, doc, now)
         packed, ids = pack(appeal_id, emits, [new_id() for _ in emits], now, book.publish_v1)
         items[appeal_id] += outbox_items(SOURCE, packed, event.traceparent, now, ids=ids)
     changed = {i: d for i, d in folded.items() if d["clocks"] != stored.get(i, {}).get("clocks", [])}
@@ -206,91 +182,6 @@ async def _write(
                 raise ClocksChanged(f"{len(updates) - result.matched_count} appeals changed meanwhile")
         await _count_running(db, running)
         await outbox.flush_many(db.appeals, broker, written)
-
-
-def _fold(
-    book: SlaBook, event: CloudEvent[AppealChanged], doc: dict[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[Emit]]:
-    """Carry out one event's steps (`rules.steps`) on the appeal's clocks: the document after, and the events owed."""
-    data = event.data
-    if data.sequence <= doc["sequence"]:
-        return doc, []
-    generation: dict[str, int] = dict(doc.get("generation", {}))
-    kept = list(doc.get("clocks", []))
-    emits: list[Emit] = []
-    at = event.time
-    for step in rules.steps(event.type, data):
-        if isinstance(step, rules.Start):
-            if step.only_if_none_alive and _alive(kept, step.kind, None):
-                continue
-            generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
-            emits += _begin(book, event, step, generation[step.kind.value], kept, now)
-            continue
-        change = _VERBS[step.verb]
-        target = book.target(data.sla_profile or "", ClockKind.response, True) if step.verb == "retarget" else None
-        for clock in _alive(kept, step.kinds, step.department):
-            done = change(clock, book.calendars.named(clock["calendar"]), at, step.to or target)
-            kept[kept.index(clock)] = as_stored({**clock, **done.set})
-            emits += done.emits
-    return {**doc, "sequence": data.sequence, "generation": generation, "clocks": kept}, emits
-
-
-# What each verb of the table does to one clock; the last argument is the reassign's department or the new target.
-_VERBS: dict[str, Callable[[dict[str, Any], BusinessCalendar, datetime, Any], clocks.ClockChange]] = {
-    "stop": lambda doc, cal, at, _: clocks.stop(doc, cal, at),
-    "cancel": lambda doc, cal, at, _: clocks.cancel(doc, cal, at),
-    "pause": lambda doc, cal, at, _: clocks.pause(doc, cal, at),
-    "resume": lambda doc, cal, at, _: clocks.resume(doc, cal, at),
-    "reassign": lambda doc, cal, at, department: clocks.reassign(doc, department),
-    "retarget": lambda doc, cal, at, target: clocks.retarget(doc, cal, target, at),
-}
-
-
-def _alive(
-    kept: list[dict[str, Any]], kinds: ClockKind | tuple[ClockKind, ...] | None, department: str | None
-) -> list[dict[str, Any]]:
-    """The appeal's clocks still counting or awaiting an answer, of `kinds` and `department` when given."""
-    wanted = (kinds,) if isinstance(kinds, ClockKind) else kinds
-    return [
-        c
-        for c in kept
-        if c["state"] in ALIVE
-        and (wanted is None or c["clock"] in wanted)
-        and (department is None or c["department"] == department)
-    ]
-
-
-def _begin(
-    book: SlaBook,
-    event: CloudEvent[AppealChanged],
-    step: rules.Start,
-    generation: int,
-    kept: list[dict[str, Any]],
-    now: datetime,
-) -> list[Emit]:
-    """Start one run of a clock (appended to `kept`); returns the events owed."""
-    data = event.data
-    if any(c["_id"] == clocks.clock_id(data.appeal_id, step.kind, generation) for c in kept):
-        return []  # an earlier version wrote its clocks apart from the sequence: this run was started already
-    calendar = book.calendar_for(step.department)
-    target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
-    facts = {"category": data.category.value, "district": data.district}
-    started_at = data.submitted_at if step.from_submission else event.time
-    doc, emits = clocks.start(
-        data.appeal_id,
-        step.kind,
-        generation,
-        step.department,
-        data.sla_profile or "",
-        target,
-        calendar,
-        started_at,
-        now,
-        facts,
-    )
-    # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
-    kept.append(as_stored({**doc, "traceparent": event.traceparent}))
-    return emits
 
 
 @dataclass

@@ -1,0 +1,133 @@
+"""What one lifecycle event does to an appeal's clocks, without a database or a broker.
+
+`fold(book, event, doc, now)` carries out the event's steps (`rules.steps`) on the
+appeal's stored document with the functions of `clocks.py`, and returns the document
+after and the events owed. `service.py` reads the documents, folds a batch of events
+into them and writes each appeal once.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from libs.calendars import BusinessCalendar, Calendars
+from libs.config import City, SlaConfig
+from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
+from libs.mongo import as_stored
+from libs.outbox import Emit
+from services.sla import clocks, rules
+
+# A breached clock still awaits its answer: the lifecycle can stop or cancel it.
+ALIVE = (*clocks.LIVE, ClockState.breached.value)
+
+
+@dataclass(frozen=True)
+class SlaBook:
+    """Profiles, calendars and who uses which calendar."""
+
+    city: City
+    sla: SlaConfig
+    calendars: Calendars
+    # Also write each report to sla.events.v1, while some reader has not moved to v2 (docs/production.md).
+    publish_v1: bool = False
+
+    def calendar_for(self, department: str) -> BusinessCalendar:
+        """The calendar a department works by (the default one for an unknown department)."""
+        return self.calendars.of_department(self.city, department)
+
+    def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
+        p = self.sla.profile(profile)
+        if kind == ClockKind.response and cohandlers and p.response_with_cohandlers:
+            return p.response_with_cohandlers
+        return getattr(p, kind.value)
+
+
+def new_appeal(appeal_id: str) -> dict[str, Any]:
+    """The document of an appeal sla has not seen yet, before its first event."""
+    return {"_id": appeal_id, "sequence": 0, "clocks": []}
+
+
+def fold(
+    book: SlaBook, event: CloudEvent[AppealChanged], doc: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], list[Emit]]:
+    """Carry out one event's steps (`rules.steps`) on the appeal's clocks: the document after, and the events owed."""
+    data = event.data
+    if data.sequence <= doc["sequence"]:
+        return doc, []
+    generation: dict[str, int] = dict(doc.get("generation", {}))
+    kept = list(doc.get("clocks", []))
+    emits: list[Emit] = []
+    at = event.time
+    for step in rules.steps(event.type, data):
+        if isinstance(step, rules.Start):
+            if step.only_if_none_alive and _alive(kept, step.kind, None):
+                continue
+            generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
+            emits += _begin(book, event, step, generation[step.kind.value], kept, now)
+            continue
+        change = _VERBS[step.verb]
+        target = book.target(data.sla_profile or "", ClockKind.response, True) if step.verb == "retarget" else None
+        for clock in _alive(kept, step.kinds, step.department):
+            done = change(clock, book.calendars.named(clock["calendar"]), at, step.to or target)
+            kept[kept.index(clock)] = as_stored({**clock, **done.set})
+            emits += done.emits
+    return {**doc, "sequence": data.sequence, "generation": generation, "clocks": kept}, emits
+
+
+# What each verb of the table does to one clock; the last argument is the reassign's department or the new target.
+_VERBS: dict[str, Callable[[dict[str, Any], BusinessCalendar, datetime, Any], clocks.ClockChange]] = {
+    "stop": lambda doc, cal, at, _: clocks.stop(doc, cal, at),
+    "cancel": lambda doc, cal, at, _: clocks.cancel(doc, cal, at),
+    "pause": lambda doc, cal, at, _: clocks.pause(doc, cal, at),
+    "resume": lambda doc, cal, at, _: clocks.resume(doc, cal, at),
+    "reassign": lambda doc, cal, at, department: clocks.reassign(doc, department),
+    "retarget": lambda doc, cal, at, target: clocks.retarget(doc, cal, target, at),
+}
+
+
+def _alive(
+    kept: list[dict[str, Any]], kinds: ClockKind | tuple[ClockKind, ...] | None, department: str | None
+) -> list[dict[str, Any]]:
+    """The appeal's clocks still counting or awaiting an answer, of `kinds` and `department` when given."""
+    wanted = (kinds,) if isinstance(kinds, ClockKind) else kinds
+    return [
+        c
+        for c in kept
+        if c["state"] in ALIVE
+        and (wanted is None or c["clock"] in wanted)
+        and (department is None or c["department"] == department)
+    ]
+
+
+def _begin(
+    book: SlaBook,
+    event: CloudEvent[AppealChanged],
+    step: rules.Start,
+    generation: int,
+    kept: list[dict[str, Any]],
+    now: datetime,
+) -> list[Emit]:
+    """Start one run of a clock (appended to `kept`); returns the events owed."""
+    data = event.data
+    if any(c["_id"] == clocks.clock_id(data.appeal_id, step.kind, generation) for c in kept):
+        return []  # an earlier version wrote its clocks apart from the sequence: this run was started already
+    calendar = book.calendar_for(step.department)
+    target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
+    facts = {"category": data.category.value, "district": data.district}
+    started_at = data.submitted_at if step.from_submission else event.time
+    doc, emits = clocks.start(
+        data.appeal_id,
+        step.kind,
+        generation,
+        step.department,
+        data.sla_profile or "",
+        target,
+        calendar,
+        started_at,
+        now,
+        facts,
+    )
+    # Warnings and breaches fire on a timer, outside any event's handler: the trace travels with the clock.
+    kept.append(as_stored({**doc, "traceparent": event.traceparent}))
+    return emits

@@ -1,0 +1,254 @@
+"""The clock fold (services/sla/fold.py), row by row: one lifecycle event on an appeal's stored clocks.
+
+Like `tests/unit/test_sla_rules.py` for `rules.steps`, with the clocks carried out: each
+row routes an appeal to `finance` (default calendar, `policy_24h`: scope 6h, response 3wd,
+resolution 24h) and folds the row's events in, then names every clock as
+(kind, generation, department, state) and the events the last one owed.
+"""
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from libs.calendars import load_calendars
+from libs.config import load_city, load_sla_config
+from libs.events import AppealChanged, AppealStatus, CloudEvent, EventType
+from libs.kafka import make_event
+from libs.mongo import as_stored
+from libs.outbox import Emit
+from services.sla import clocks
+from services.sla.fold import SlaBook, fold, new_appeal
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+SH = ZoneInfo("Asia/Shanghai")
+APPEAL = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
+LEAD, OTHER = "finance", "tax"
+E = EventType
+# Submitted Mon 2 March 2026 09:40, routed at 10:00.
+SUBMITTED = datetime(2026, 3, 2, 9, 40, tzinfo=SH)
+T0 = datetime(2026, 3, 2, 10, tzinfo=SH)
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture(scope="module")
+def book() -> SlaBook:
+    return SlaBook(load_city(CONFIG), load_sla_config(CONFIG), load_calendars(CONFIG))
+
+
+def lifecycle(type_: str, seq: int, at: datetime, department: str = LEAD, **extra: Any) -> CloudEvent[AppealChanged]:
+    data = AppealChanged(
+        appeal_id=APPEAL,
+        status=AppealStatus.routed,  # sla reads the event's type, never the status
+        sequence=seq,
+        department=department,
+        category="financing",
+        channel="wechat",
+        district="futian",
+        size_band="micro",
+        submitted_at=SUBMITTED,
+        sla_profile="policy_24h",
+        **extra,
+    )
+    return make_event("appeals/router", type_, APPEAL, data, traceparent=TRACE, time=at)
+
+
+def routed(seq: int = 1, at: datetime = T0, department: str = LEAD) -> CloudEvent[AppealChanged]:
+    return lifecycle(E.appeal_routed, seq, at, department)
+
+
+def run(book: SlaBook, *events: CloudEvent[AppealChanged]) -> tuple[dict[str, Any], list[list[Emit]]]:
+    """Fold `events` in turn from a new appeal, as service.apply_lifecycle does; the events each one owed."""
+    doc, owed = new_appeal(APPEAL), []
+    for event in events:
+        doc, emits = fold(book, event, doc, event.time)
+        owed.append(emits)
+    return doc, owed
+
+
+def clock_states(doc: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+    return sorted((c["clock"], c["generation"], c["department"], c["state"]) for c in doc["clocks"])
+
+
+def the(doc: dict[str, Any], kind: str, generation: int = 1) -> dict[str, Any]:
+    return next(c for c in doc["clocks"] if c["clock"] == kind and c["generation"] == generation)
+
+
+def owed(emits: list[Emit]) -> list[tuple[str, str, str]]:
+    return sorted((e.type, e.data.clock, e.data.department) for e in emits)
+
+
+ROUTED = [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "running"), ("scope", 1, LEAD, "running")]
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "then, clocks_after, last_owed",
+    [
+        pytest.param(
+            [],
+            ROUTED,
+            [(E.sla_started, "resolution", LEAD), (E.sla_started, "response", LEAD), (E.sla_started, "scope", LEAD)],
+            id="routed starts three clocks",
+        ),
+        pytest.param(
+            [(E.appeal_routed, {})],
+            [*ROUTED[:1], ("response", 1, LEAD, "running"), ("response", 2, LEAD, "running")]
+            + [("scope", 1, LEAD, "running"), ("scope", 2, LEAD, "running")],
+            [(E.sla_started, "response", LEAD), (E.sla_started, "scope", LEAD)],
+            id="routed again starts no second resolution",
+        ),
+        pytest.param(
+            [(E.appeal_declined, {})],
+            [*ROUTED[:2], ("scope", 1, LEAD, "met")],
+            [(E.sla_met, "scope", LEAD)],
+            id="decline stops scope",
+        ),
+        pytest.param(
+            [(E.appeal_declined, {"department": OTHER})],
+            ROUTED,
+            [],
+            id="decline by another department stops nothing of the lead",
+        ),
+        *(
+            pytest.param(
+                [(type_, {"department": OTHER, "previous_department": LEAD})],
+                [("resolution", 1, OTHER, "running"), ("response", 1, LEAD, "cancelled")]
+                + [("response", 2, OTHER, "running"), ("scope", 1, LEAD, "met"), ("scope", 2, OTHER, "running")],
+                [
+                    (E.sla_cancelled, "response", LEAD),
+                    (E.sla_met, "scope", LEAD),
+                    (E.sla_started, "response", OTHER),
+                    (E.sla_started, "scope", OTHER),
+                ],
+                id=f"{type_.value} moves the clocks",
+            )
+            for type_ in (E.appeal_transferred, E.appeal_rerouted)
+        ),
+        pytest.param(
+            [(E.appeal_accepted, {})],
+            [*ROUTED[:2], ("scope", 1, LEAD, "met")],
+            [(E.sla_met, "scope", LEAD)],
+            id="accepted meets scope",
+        ),
+        pytest.param(
+            [(E.appeal_accepted, {"note": "We call on Monday."})],
+            [ROUTED[0], ("response", 1, LEAD, "met"), ("scope", 1, LEAD, "met")],
+            [(E.sla_met, "response", LEAD), (E.sla_met, "scope", LEAD)],
+            id="accepted with a plan meets response too",
+        ),
+        pytest.param(
+            [(E.appeal_info_requested, {})],
+            [("resolution", 1, LEAD, "paused"), ("response", 1, LEAD, "met"), ("scope", 1, LEAD, "met")],
+            [(E.sla_met, "response", LEAD), (E.sla_met, "scope", LEAD), (E.sla_paused, "resolution", LEAD)],
+            id="info requested pauses resolution",
+        ),
+        pytest.param(
+            [(E.appeal_info_requested, {}), (E.appeal_info_provided, {})],
+            [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "met"), ("scope", 1, LEAD, "met")],
+            [(E.sla_resumed, "resolution", LEAD)],
+            id="info provided resumes resolution",
+        ),
+        pytest.param(
+            [(E.appeal_resolved, {})],
+            [("resolution", 1, LEAD, "met"), ("response", 1, LEAD, "met"), ("scope", 1, LEAD, "met")],
+            [(E.sla_met, kind, LEAD) for kind in ("resolution", "response", "scope")],
+            id="resolved meets every clock",
+        ),
+        *(
+            pytest.param(
+                [(type_, {})],
+                [(kind, 1, LEAD, "cancelled") for kind in ("resolution", "response", "scope")],
+                [(E.sla_cancelled, kind, LEAD) for kind in ("resolution", "response", "scope")],
+                id=f"{type_.value} cancels every clock",
+            )
+            for type_ in (E.appeal_closed, E.appeal_rejected)
+        ),
+        pytest.param(
+            [(E.appeal_resolved, {}), (E.appeal_reopened, {})],
+            [("resolution", 1, LEAD, "met"), ("resolution", 2, LEAD, "running")]
+            + [("response", 1, LEAD, "met"), ("scope", 1, LEAD, "met")],
+            [(E.sla_started, "resolution", LEAD)],
+            id="reopened starts a new resolution",
+        ),
+        pytest.param([(E.appeal_cohandler_added, {})], ROUTED, [], id="co-handler retargets response silently"),
+        pytest.param([(E.appeal_confirmed, {})], ROUTED, [], id="confirmed changes nothing"),
+    ],
+)
+def test_each_lifecycle_event_on_a_routed_appeal(book, then, clocks_after, last_owed):
+    events = [routed()] + [lifecycle(t, seq, T0 + seq * H, **extra) for seq, (t, extra) in enumerate(then, 2)]
+    doc, emitted = run(book, *events)
+    assert clock_states(doc) == clocks_after
+    assert owed(emitted[-1]) == last_owed
+    assert doc["sequence"] == len(events)
+
+
+def test_routed_runs_resolution_from_submission_and_the_others_from_routing(book):
+    event = routed()
+    doc, _ = run(book, event)
+    assert the(doc, "resolution")["started_at"] == SUBMITTED and the(doc, "resolution")["due_at"] == SUBMITTED + 24 * H
+    assert the(doc, "scope")["started_at"] == T0 and the(doc, "scope")["due_at"] == T0 + 6 * H
+    assert the(doc, "response")["target"] == "3wd" and the(doc, "response")["due_at"] == T0 + timedelta(days=3)
+    assert doc["generation"] == {"resolution": 1, "scope": 1, "response": 1}
+    # The trace travels with the clock to its timer.
+    assert {c["traceparent"] for c in doc["clocks"]} == {event.traceparent}
+
+
+def test_transfer_keeps_the_resolution_clock_and_its_due_time(book):
+    doc, _ = run(book, routed())
+    due = the(doc, "resolution")["due_at"]
+    doc, _ = run(book, routed(), lifecycle(E.appeal_transferred, 2, T0 + H, OTHER, previous_department=LEAD))
+    assert the(doc, "resolution")["_id"] == clocks.clock_id(APPEAL, "resolution", 1)
+    assert the(doc, "resolution")["due_at"] == due and the(doc, "resolution")["department"] == OTHER
+
+
+def test_info_provided_pushes_the_resolution_due_time_by_the_pause(book):
+    doc, _ = run(
+        book,
+        routed(),
+        lifecycle(E.appeal_info_requested, 2, T0 + H),
+        lifecycle(E.appeal_info_provided, 3, T0 + 4 * H),
+    )
+    assert the(doc, "resolution")["due_at"] == SUBMITTED + 27 * H
+
+
+def test_cohandler_gives_the_response_clock_the_cohandled_target(book):
+    doc, _ = run(book, routed(), lifecycle(E.appeal_cohandler_added, 2, T0 + H, cohandlers=[OTHER]))
+    assert the(doc, "response")["target"] == "5wd"
+    assert the(doc, "response")["due_at"] == datetime(2026, 3, 9, 10, tzinfo=SH)
+
+
+def test_a_breached_clock_resolved_late_stays_breached_and_records_its_end(book):
+    doc, _ = run(book, routed())
+    resolution = the(doc, "resolution")
+    calendar = book.calendars.named(resolution["calendar"])
+    late = SUBMITTED + 25 * H
+    doc["clocks"] = [{**c, **clocks.fire(c, calendar, late).set} if c is resolution else c for c in doc["clocks"]]
+    doc, emits = fold(book, lifecycle(E.appeal_resolved, 2, late + H), doc, late + H)
+    assert the(doc, "resolution")["state"] == "breached" and the(doc, "resolution")["ended_at"] == late + H
+    assert "resolution" not in {e.data.clock for e in emits}, "the breach was reported; no met follows"
+
+
+@pytest.mark.parametrize("seq", [1, 2], ids=["replayed", "older"])
+def test_a_replayed_or_older_sequence_changes_nothing(book, seq):
+    doc, _ = run(book, routed(), lifecycle(E.appeal_accepted, 2, T0 + H))
+    again, emits = fold(book, lifecycle(E.appeal_resolved, seq, T0 + 2 * H), doc, T0 + 2 * H)
+    assert again is doc and emits == []
+
+
+def test_the_fold_leaves_the_stored_document_as_it_was(book):
+    doc, _ = run(book, routed())
+    stored = as_stored(doc)
+    snapshot = as_stored(stored)
+    after, _ = fold(book, lifecycle(E.appeal_resolved, 2, T0 + H), stored, T0 + H)
+    assert stored == snapshot and after["clocks"] != stored["clocks"]
+
+
+def test_a_run_an_earlier_version_started_apart_from_the_sequence_is_not_started_again(book):
+    doc, _ = run(book, routed())
+    # The clocks are there but the sequence is not: the document an earlier version's adoption leaves.
+    adopted = {**doc, "sequence": 0, "generation": {}}
+    after, emits = fold(book, routed(), adopted, T0)
+    assert clock_states(after) == ROUTED and emits == []
