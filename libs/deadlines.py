@@ -30,6 +30,9 @@ class Deadline(BaseModel):
         "overdue). Paused: target time left when it resumes. Stopped clocks: none.",
     )
     overdue: bool = Field(default=False, description="The target has run out (breached, or running past due).")
+    original_due_at: datetime | None = Field(
+        default=None, description="When an approved extension (延期) moved the due time: the due time before it."
+    )
 
 
 def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
@@ -43,6 +46,8 @@ def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
         "started_at": data.started_at,
         "due_at": data.due_at,
         "remaining_seconds": data.remaining_seconds,
+        "level": data.level,
+        "original_due_at": data.original_due_at,
         "at": event.time,
     }
 
@@ -111,6 +116,7 @@ def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
                 due_at=due,
                 remaining_seconds=remaining,
                 overdue=overdue,
+                original_due_at=aware(clock.get("original_due_at")),
             )
         )
     return out

@@ -65,11 +65,12 @@ async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> Non
     now = runtime.clock.now()
     try:
         action = lifecycle.acting_department(topic, action)
+        clocks = await service.clocks_for(runtime.db, action)
         await service.transition(
             runtime.db,
             runtime.broker,
             action.appeal_id,
-            lambda d: lifecycle.decide_action(d, action, runtime.book, now),
+            lambda d: lifecycle.decide_action(d, action, runtime.book, now, clocks=clocks),
             now,
             event_id=event.id,
         )

@@ -25,7 +25,7 @@ from libs.events import (
     lifecycle_type,
 )
 from libs.outbox import Emit
-from services.router import registry
+from services.router import registry, supervision
 from services.router.rules import AppealFacts, RoutingBook, route
 
 S = AppealStatus
@@ -39,7 +39,13 @@ ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
     ActionKind.resolve: {S.accepted},
     ActionKind.transfer: {S.routed, S.accepted, S.reopened},
     ActionKind.add_cohandler: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.request_extension: {S.routed, S.accepted, S.reopened},
+    ActionKind.approve_extension: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.reject_extension: {S.routed, S.accepted, S.info_requested, S.reopened},
 }
+
+# What the coordinating office does, on any appeal but one it leads itself (there an operator decides).
+OFFICE_ACTIONS = {ActionKind.approve_extension, ActionKind.reject_extension}
 
 LITIGATION_FLAGS = ("in_litigation", "in_arbitration")
 
@@ -71,7 +77,7 @@ def timeline(out: Transition, now: datetime) -> list[dict[str, Any]]:
         if emit.topic != APPEALS_LIFECYCLE or not isinstance(data, AppealChanged):
             continue
         entry: dict[str, Any] = {"type": emit.type, "status": data.status.value, "time": now}
-        for name in ("department", "actor", "clerk", "note", "guidance", "resolution", "reason"):
+        for name in ("department", "actor", "clerk", "note", "guidance", "resolution", "reason", "due_at"):
             if getattr(data, name):
                 entry[name] = getattr(data, name)
         if data.policy_refs:
@@ -297,19 +303,45 @@ def with_echo(out: Transition, action: DepartmentAction, event_id: str) -> Trans
     return out
 
 
-def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> Transition:
-    """Apply a department's action, or raise ActionError (403 scope, 409 transition, 422 missing field)."""
-    dept = action.department
-    lead = doc.get("lead")
+def authorize(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, *, operator: bool = False) -> None:
+    """The one place that decides who may take an action on an appeal; raises ActionError(403) otherwise.
+
+    The lead department acts on its appeals; the coordinating office takes the office's actions on any
+    appeal but one it leads, where an operator (acting as the office) takes them.
+    """
+    dept, lead, office = action.department, doc.get("lead"), book.city.coordinating_office
+    verb = action.action.value
+    if action.action in OFFICE_ACTIONS:
+        if dept != office:
+            raise ActionError(403, f"only the coordinating office {office} may {verb}")
+        if lead == office and not operator:
+            raise ActionError(403, f"{office} leads this appeal: an operator, not the office itself, may {verb}")
+        return
     if dept != lead:
         if dept in doc.get("cohandlers", []):
-            raise ActionError(
-                403, f"{dept} co-handles this appeal; only the lead department {lead} may {action.action.value} it"
-            )
+            raise ActionError(403, f"{dept} co-handles this appeal; only the lead department {lead} may {verb} it")
         raise ActionError(403, f"appeal {doc['_id']} is not assigned to {dept}")
+
+
+def decide_action(
+    doc: dict[str, Any],
+    action: DepartmentAction,
+    book: RoutingBook,
+    now: datetime,
+    *,
+    clocks: dict[str, dict[str, Any]] | None = None,
+    operator: bool = False,
+) -> Transition:
+    """Apply an action, or raise ActionError (403 scope, 409 transition, 422 missing field).
+
+    `clocks` are the appeal's clocks as sla last reported them: an extension is asked against them.
+    """
+    authorize(doc, action, book, operator=operator)
     status = S(doc["status"])
     if status not in ALLOWED_FROM[action.action]:
         raise ActionError(409, f"cannot {action.action.value} an appeal that is {status.value}")
+    if action.action in (ActionKind.request_extension, *OFFICE_ACTIONS):
+        return _extension(doc, action, book, now, clocks or {})
     handler = {
         ActionKind.accept: _accept,
         ActionKind.decline: _decline,
@@ -319,6 +351,38 @@ def decide_action(doc: dict[str, Any], action: DepartmentAction, book: RoutingBo
         ActionKind.add_cohandler: _add_cohandler,
     }[action.action]
     return handler(doc, action, book, now)
+
+
+def _extension(
+    doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime, clocks: dict[str, dict[str, Any]]
+) -> Transition:
+    """Ask for an extension (the lead), or approve or reject the pending one (the office)."""
+    try:
+        if action.action == ActionKind.request_extension:
+            entry = supervision.ask(doc, action, book, now, clocks)
+            extensions = [*doc.get("extensions", []), entry]
+        else:
+            entry = supervision.decide(doc, action, now)
+            extensions = [*doc.get("extensions", [])[:-1], entry]
+    except supervision.SupervisionError as exc:
+        raise ActionError(exc.status, exc.detail) from None
+    pending = entry["state"] == supervision.PENDING
+    out = Transition(
+        set={"extensions": extensions, "extension_pending_until": entry["previous_due_at"] if pending else None}
+    )
+    _lifecycle(
+        doc,
+        out,
+        S(doc["status"]),
+        supervision.event_type(entry["state"]),
+        actor=action.department,
+        clerk=action.clerk,
+        note=action.note,
+        reason=entry["reason"],
+        due_at=entry["until"],
+        previous_due_at=entry["previous_due_at"],
+    )
+    return out
 
 
 def _common(action: DepartmentAction) -> dict[str, Any]:

@@ -46,6 +46,15 @@ class ActionIn(BaseModel):
         description="Who at the department acts, by name: the timeline shows it beside the department.",
         examples=["Wang Fang"],
     )
+    until: datetime | None = Field(
+        default=None,
+        description="For request_extension: the new resolution due time asked for, with its zone; at most the "
+        "configured working days (config/supervision.yaml) past the current due time.",
+        examples=["2026-12-18T18:00:00+08:00"],
+    )
+    reason: str | None = Field(
+        default=None, max_length=2000, description="For request_extension: why the department needs the time."
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -61,7 +70,23 @@ class TimelineEntry(BaseModel):
     guidance: str | None = None
     resolution: str | None = None
     reason: str | None = None
+    due_at: datetime | None = Field(default=None, description="For extensions: the due time asked for or granted.")
     policy_refs: list[str] = Field(default_factory=list)
+
+
+class Extension(BaseModel):
+    """An extension (延期) the lead asked for, and the office's answer."""
+
+    state: str = Field(description="pending, approved or rejected; a pending one lapses at previous_due_at.")
+    department: str = Field(description="The department that asked.")
+    clerk: str | None = None
+    until: datetime = Field(description="The due time asked for.")
+    reason: str
+    previous_due_at: datetime = Field(description="The resolution clock's due time when it was asked.")
+    asked_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = Field(default=None, description="Who at the office decided, by name.")
+    comment: str | None = None
 
 
 class AppealOut(BaseModel):
@@ -105,6 +130,24 @@ class AppealOut(BaseModel):
     next_due: datetime | None = Field(default=None, description="When its first running SLA clock runs out.")
     deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Its lifecycle, oldest first.")
+    extensions: list[Extension] = Field(default_factory=list, description="Extensions asked, oldest first.")
+
+
+class QueueRow(BaseModel):
+    """An appeal in the city queue: what the coordinating office needs to govern it, without the contact."""
+
+    appeal_id: str
+    title: str
+    category: str
+    district: str
+    enterprise_name: str | None = None
+    lead: str | None = None
+    cohandlers: list[str] = Field(default_factory=list)
+    status: str
+    submitted_at: datetime
+    states: list[str] = Field(description="overdue, at_risk, extension_pending.", examples=[["overdue"]])
+    deadlines: list[Deadline] = Field(default_factory=list)
+    extension: Extension | None = Field(default=None, description="The latest extension asked, if any.")
 
 
 class PreviewIn(BaseModel):

@@ -8,16 +8,18 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from libs.calendars import load_calendars
+from libs.calendars import Calendars, load_calendars
 from libs.config import (
     City,
     RegistryConfig,
     SlaConfig,
     StrictModel,
+    SupervisionConfig,
     config_error,
     load_city,
     load_registry_config,
     load_sla_config,
+    load_supervision,
     load_yaml,
 )
 from libs.events import Category, PolicyRef
@@ -100,6 +102,8 @@ class RoutingBook:
     policies: PolicyCatalogue
     sla: SlaConfig
     registry: RegistryConfig
+    supervision: SupervisionConfig
+    calendars: Calendars
     # The city's time zone: list memberships run from and to local days.
     tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
@@ -210,7 +214,9 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
     policies = load_yaml(policies_path, PolicyCatalogue)
     sla = load_sla_config(config_dir)
     registry = load_registry_config(config_dir, city)
-    tz = ZoneInfo(load_calendars(config_dir)["default"].config.timezone)
+    calendars = load_calendars(config_dir)
+    supervision = load_supervision(config_dir, city)
+    tz = ZoneInfo(calendars["default"].config.timezone)
     districts = {d.code for d in city.districts}
     bands = {b.code for b in city.size_bands}
     ids: set[str] = set()
@@ -240,7 +246,7 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
             raise config_error(policies_path, f"policies[{i}] ({policy.id})", "id", "duplicate policy id")
         seen.add(policy.id)
     _check_flags(config_dir, routing, policies, sla, registry)
-    return RoutingBook(city, routing, policies, sla, registry, tz)
+    return RoutingBook(city, routing, policies, sla, registry, supervision, calendars, tz)
 
 
 def _check_flags(

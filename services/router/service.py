@@ -22,9 +22,11 @@ from libs import outbox
 from libs.contract import ENTERPRISES
 from libs.deadlines import merged_clocks, next_due
 from libs.events import (
+    ActionKind,
     AppealContact,
     CloudEvent,
     Contact,
+    DepartmentAction,
     EnterpriseChanged,
     EventType,
     ListMembership,
@@ -34,7 +36,7 @@ from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import by_ids, only_duplicates, update_guarded
 from libs.outbox import Emit, outbox_items
-from services.router import lifecycle, registry
+from services.router import lifecycle, queue, registry
 from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
 
@@ -62,6 +64,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.enterprises.create_index([("memberships.list", ASCENDING)])
     await db.enterprises.create_index([("outbox_since", ASCENDING)], sparse=True)
     await db.registry_audit.create_index([("uscc", ASCENDING), ("at", ASCENDING)])
+    await queue.ensure_indexes(db)
 
 
 async def _index_handlers(db: AsyncDatabase) -> None:
@@ -388,13 +391,13 @@ async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockCh
             clocks = merged_clocks(before, appeal_events)
             if clocks == before:
                 continue
-            writes.append(
-                UpdateOne(
-                    {"_id": appeal_id, "v": doc.get("v", 0)},
-                    {"$set": {"clocks": clocks, "next_due": next_due({"clocks": clocks}), "v": doc.get("v", 0) + 1}},
-                    upsert=True,
-                )
-            )
+            found, gone = queue.summary(clocks)
+            update: dict[str, Any] = {
+                "$set": {"clocks": clocks, "next_due": next_due({"clocks": clocks}), "v": doc.get("v", 0) + 1, **found}
+            }
+            if gone:
+                update["$unset"] = gone
+            writes.append(UpdateOne({"_id": appeal_id, "v": doc.get("v", 0)}, update, upsert=True))
         if not writes:
             return
         try:
@@ -405,6 +408,14 @@ async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockCh
             if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
                 raise
     raise RuntimeError(f"clocks of {len(by_appeal)} appeals kept changing under {MAX_ATTEMPTS} attempts")
+
+
+async def clocks_for(db: AsyncDatabase, action: DepartmentAction) -> dict[str, dict[str, Any]] | None:
+    """The appeal's clocks as sla last reported them, for an action decided against them (an extension)."""
+    if action.action != ActionKind.request_extension:
+        return None
+    doc = await db.deadlines.find_one({"_id": action.appeal_id}, {"clocks": 1})
+    return (doc or {}).get("clocks", {})
 
 
 async def find(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:

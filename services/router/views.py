@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from libs.auth import Principal, require
 from libs.contract import department_topic
 from libs.deadlines import deadlines
-from libs.events import AppealStatus, DepartmentAction
+from libs.events import AppealStatus, Category, DepartmentAction
 from libs.http import problem_responses
 from libs.ids import new_id
 from libs.uscc import uscc_problem
-from services.router import lifecycle, registry, service
+from services.router import lifecycle, queue, registry, service
 from services.router.models import (
     ActionIn,
     AppealOut,
@@ -26,6 +26,7 @@ from services.router.models import (
     MembershipIn,
     PreviewIn,
     PreviewOut,
+    QueueRow,
     RefusedRow,
 )
 from services.router.rules import AppealFacts, route
@@ -63,9 +64,14 @@ def _out(doc: dict, now: datetime) -> AppealOut:
     return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), **fields)
 
 
-def _may_see(principal: Principal, doc: dict) -> bool:
-    if principal.kind in ("operator", "admin"):
+def _may_see(principal: Principal, doc: dict, office: str) -> bool:
+    """Operators and the coordinating office read every appeal; a department reads those it handles."""
+    if principal.kind in ("operator", "admin") or principal.name == office:
         return True
+    return _handles(principal, doc)
+
+
+def _handles(principal: Principal, doc: dict) -> bool:
     return principal.name == doc.get("lead") or principal.name in doc.get("cohandlers", [])
 
 
@@ -117,6 +123,61 @@ async def department_worklist(
 
 
 @router.get(
+    "/appeals",
+    tags=["supervision"],
+    response_model=list[QueueRow],
+    responses=PROBLEMS,
+    summary="The city queue (the coordinating office's key or an operator's)",
+)
+async def city_queue(
+    runtime: RouterRuntimeDep,
+    principal: StaffOrOperator,
+    state: Annotated[
+        queue.QueueState | None,
+        Query(
+            description="overdue: a scope or resolution clock ran out while it awaits its answer; at_risk: a running "
+            "clock passed its 80 % warning; extension_pending: an extension awaits the office. None: every open "
+            "appeal, oldest first."
+        ),
+    ] = None,
+    department: Annotated[str | None, Query(max_length=64, description="A department handling it.")] = None,
+    district: Annotated[str | None, Query(max_length=64)] = None,
+    category: Category | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+):
+    """Open appeals across the city in a queue state, the longest overdue or the soonest lapsing first."""
+    if principal.kind == "department" and principal.name != runtime.book.city.coordinating_office:
+        raise HTTPException(403, "the city queue is the coordinating office's and the operators'")
+    if department and runtime.book.city.department(department) is None:
+        raise HTTPException(422, f"department {department!r} is not a department of the city")
+    if district and runtime.book.city.unknown_district(district):
+        raise HTTPException(422, f"district {district!r} is not a district of the city")
+    filters = {"department": department, "district": district, "category": category.value if category else None}
+    now = runtime.clock.now()
+    rows = await queue.city_queue(runtime.db, now, state, {k: v for k, v in filters.items() if v}, limit, offset)
+    return [_queue_row(row, now) for row in rows]
+
+
+def _queue_row(row: dict, now: datetime) -> QueueRow:
+    extensions = row.get("extensions") or []
+    return QueueRow(
+        appeal_id=row["_id"],
+        title=row["title"],
+        category=row["category"],
+        district=row["district"],
+        enterprise_name=row.get("enterprise", {}).get("name"),
+        lead=row.get("lead"),
+        cohandlers=row.get("cohandlers", []),
+        status=row["status"],
+        submitted_at=row["submitted_at"],
+        states=row["states"],
+        deadlines=deadlines(row, now),
+        extension=extensions[-1] if extensions else None,
+    )
+
+
+@router.get(
     "/appeals/{appeal_id}",
     tags=["appeals"],
     response_model=AppealOut,
@@ -132,9 +193,9 @@ async def get_appeal(
     doc = await service.find(runtime.db, appeal_id)
     if doc is None:
         raise HTTPException(404, f"no appeal {appeal_id}")
-    if not _may_see(principal, doc):
+    if not _may_see(principal, doc, runtime.book.city.coordinating_office):
         raise HTTPException(403, f"appeal {appeal_id} is not assigned to {principal.name}")
-    if principal.kind != "department" and doc.get("contact"):
+    if not _handles(principal, doc) and doc.get("contact"):
         # Handling departments read their appeals' contacts as their work; anyone else's reading is on record.
         log.warning(
             "a contact was read", extra={"appeal_id": appeal_id, "by": principal.label, "scope": principal.kind}
@@ -147,30 +208,43 @@ async def get_appeal(
     tags=["appeals"],
     response_model=AppealOut,
     responses=PROBLEMS,
-    summary="Act on an appeal (department key)",
+    summary="Act on an appeal (department key; an operator takes the coordinating office's actions)",
 )
 async def act(
     appeal_id: str,
     body: ActionIn,
     runtime: RouterRuntimeDep,
-    principal: DepartmentCaller,
+    principal: StaffOrOperator,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ):
-    """Accept, decline with guidance, request information, resolve, transfer or add a co-handler.
+    """Accept, decline with guidance, request information, resolve, transfer, add a co-handler, or ask for an
+    extension; the coordinating office (its key, or an operator) approves or rejects an extension.
 
     The answer is the appeal as the action left it, without deadlines: sla re-times the clocks
     after the action, so the deadlines known at this moment would be the old ones. GET the appeal
     for them a moment later.
     """
-    action = DepartmentAction(appeal_id=appeal_id, department=principal.owner, **body.model_dump())
+    operator = principal.kind != "department"
+    if operator and body.action not in lifecycle.OFFICE_ACTIONS:
+        raise HTTPException(403, f"an operator takes only the coordinating office's actions, not {body.action.value}")
+    acting = runtime.book.city.coordinating_office if operator else principal.owner
+    fields = body.model_dump()
+    if operator and not fields.get("clerk"):
+        fields["clerk"] = principal.label
+    action = DepartmentAction(appeal_id=appeal_id, department=acting, **fields)
     now = runtime.clock.now()
-    event_id = f"http:{principal.name}:{idempotency_key}" if idempotency_key else new_id()
+    event_id = f"http:{principal.name or principal.label}:{idempotency_key}" if idempotency_key else new_id()
+    clocks = await service.clocks_for(runtime.db, action)
     try:
         doc = await service.transition(
             runtime.db,
             runtime.broker,
             appeal_id,
-            lambda d: lifecycle.with_echo(lifecycle.decide_action(d, action, runtime.book, now), action, event_id),
+            lambda d: lifecycle.with_echo(
+                lifecycle.decide_action(d, action, runtime.book, now, clocks=clocks, operator=operator),
+                action,
+                event_id,
+            ),
             now,
             event_id=event_id,
         )

@@ -126,8 +126,10 @@ VALID_FIELDS: dict[ActionKind, dict[str, Any]] = {
     ActionKind.add_cohandler: {"target_department": "justice"},
 }
 
-ALLOWED = [(k, s) for k, s in itertools.product(ActionKind, AppealStatus) if s in ALLOWED_FROM[k]]
-FORBIDDEN = [(k, s) for k, s in itertools.product(ActionKind, AppealStatus) if s not in ALLOWED_FROM[k]]
+# The lead's actions on the lifecycle; extensions and the office's actions: tests/unit/test_supervision.py.
+KINDS = list(VALID_FIELDS)
+ALLOWED = [(k, s) for k, s in itertools.product(KINDS, AppealStatus) if s in ALLOWED_FROM[k]]
+FORBIDDEN = [(k, s) for k, s in itertools.product(KINDS, AppealStatus) if s not in ALLOWED_FROM[k]]
 
 
 # ---------------------------------------------------------------- admission
@@ -214,20 +216,20 @@ def test_every_action_kind_has_allowed_source_statuses():
 # ---------------------------------------------------------------- who may act
 
 
-@pytest.mark.parametrize("kind", list(ActionKind))
+@pytest.mark.parametrize("kind", [*KINDS, ActionKind.request_extension])
 def test_a_department_not_involved_gets_403(book, kind):
     doc = admitted(book)
     with pytest.raises(ActionError) as err:
-        act(doc, book, kind, department="justice", **VALID_FIELDS[kind])
+        act(doc, book, kind, department="justice", **VALID_FIELDS.get(kind, {}))
     assert err.value.status == 403
     assert "not assigned to justice" in err.value.detail
 
 
-@pytest.mark.parametrize("kind", list(ActionKind))
+@pytest.mark.parametrize("kind", [*KINDS, ActionKind.request_extension])
 def test_a_cohandler_gets_403_naming_the_lead(book, kind):
     doc = admitted(book)
     with pytest.raises(ActionError) as err:
-        act(doc, book, kind, department=COHANDLER, **VALID_FIELDS[kind])
+        act(doc, book, kind, department=COHANDLER, **VALID_FIELDS.get(kind, {}))
     assert err.value.status == 403
     assert LEAD in err.value.detail
 

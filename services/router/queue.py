@@ -1,0 +1,142 @@
+"""The city queue: what the coordinating office watches across every department (docs/domain.md, "Supervision").
+
+`overdue` and `at_risk` come from the clocks router keeps as sla reports them (`deadlines`),
+through two fields kept on each appeal's deadlines document (`summary`): when its first
+watched clock ran or runs out, and whether a running clock passed its last warning. Only
+the few appeals past a due time or a warning are read; the appeal's own status then says
+whether the clock still awaits its answer (sla does not report the answer to a clock that
+breached already).
+"""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from libs.deadlines import aware
+from libs.mongo import ID_CHUNK, by_ids
+
+QueueState = Literal["overdue", "at_risk", "extension_pending"]
+# Clocks the queue watches, and the statuses in which each still awaits its answer.
+WATCHED = {"scope": {"routed"}, "resolution": {"routed", "accepted", "reopened"}}
+# The warning after which a running clock is at risk (sla warns at 50 % and 80 %).
+AT_RISK_LEVEL = 80
+# Fields of an appeal the queue shows: no contact, no description.
+SHOWN = {
+    "title": 1,
+    "category": 1,
+    "district": 1,
+    "lead": 1,
+    "cohandlers": 1,
+    "status": 1,
+    "submitted_at": 1,
+    "extension_pending_until": 1,
+    "extensions": 1,
+    "enterprise.name": 1,
+}
+
+
+def summary(clocks: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Fields to set and to unset on a deadlines document: the latest watched runs' due times and `overdue_from`,
+    and `at_risk` while a running clock is past its last warning."""
+    latest: dict[str, dict[str, Any]] = {}
+    for clock in clocks.values():
+        kind = clock["clock"]
+        if kind in WATCHED and (kind not in latest or clock["started_at"] >= latest[kind]["started_at"]):
+            latest[kind] = clock
+    found: dict[str, Any] = {}
+    for kind, clock in latest.items():
+        if clock["state"] in ("running", "breached") and clock.get("due_at"):
+            found[f"due.{kind}"] = clock["due_at"]
+    if found:
+        found["overdue_from"] = min(found.values())
+    if any(c["state"] == "running" and (c.get("level") or 0) >= AT_RISK_LEVEL for c in clocks.values()):
+        found["at_risk"] = True
+    gone = {k: "" for k in ("due.scope", "due.resolution", "overdue_from", "at_risk") if k not in found}
+    return found, gone
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """The queue reads only appeals past a due time, past a warning, or with an extension pending."""
+    await db.deadlines.create_index([("overdue_from", ASCENDING)], sparse=True)
+    await db.deadlines.create_index([("at_risk", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("extension_pending_until", ASCENDING)], sparse=True)
+
+
+def states_of(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -> list[str]:
+    """The queue states an open appeal is in, given its deadlines document."""
+    states = []
+    due = deadline.get("due", {})
+    if any(
+        appeal["status"] in statuses and due.get(kind) and aware(due[kind]) <= now for kind, statuses in WATCHED.items()
+    ):
+        states.append("overdue")
+    elif deadline.get("at_risk"):
+        states.append("at_risk")
+    pending = appeal.get("extension_pending_until")
+    if pending and aware(pending) > now:
+        states.append("extension_pending")
+    return states
+
+
+async def city_queue(
+    db: AsyncDatabase,
+    now: datetime,
+    state: QueueState | None,
+    filters: dict[str, str],
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Open appeals in `state` (any, when none) matching `filters` (lead department, district, category),
+    the longest overdue or the soonest due first; each with the states it is in and its deadlines document."""
+    query: dict[str, Any] = {"open": True}
+    if "department" in filters:
+        query["handlers"] = filters["department"]
+    query.update({k: v for k, v in filters.items() if k in ("district", "category")})
+    if state == "extension_pending":
+        cursor = db.appeals.find({**query, "extension_pending_until": {"$gt": now}}, SHOWN)
+        appeals = [doc async for doc in cursor.sort("extension_pending_until", ASCENDING).skip(offset).limit(limit)]
+        kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
+        return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]
+    if state is None:
+        cursor = db.appeals.find(query, SHOWN).sort("submitted_at", ASCENDING).skip(offset).limit(limit)
+        appeals = [doc async for doc in cursor]
+        kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
+        return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]
+    watched = {"overdue_from": {"$lte": now}} if state == "overdue" else {"at_risk": True}
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    cursor = db.deadlines.find(watched).sort("overdue_from", ASCENDING)
+    async for chunk in _chunks(cursor, ID_CHUNK):
+        appeals = {a["_id"]: a async for a in db.appeals.find({**query, "_id": {"$in": list(chunk)}}, SHOWN)}
+        for appeal_id, deadline in chunk.items():
+            appeal = appeals.get(appeal_id)
+            if appeal is None:
+                continue
+            row = _row(appeal, deadline, now)
+            if state not in row["states"]:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            rows.append(row)
+            if len(rows) >= limit:
+                return rows
+    return rows
+
+
+def _row(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {**appeal, "clocks": deadline.get("clocks", {}), "states": states_of(appeal, deadline, now)}
+
+
+async def _chunks(cursor: Any, size: int) -> AsyncIterator[dict[str, dict[str, Any]]]:
+    chunk: dict[str, dict[str, Any]] = {}
+    async for doc in cursor:
+        chunk[doc["_id"]] = doc
+        if len(chunk) >= size:
+            yield chunk
+            chunk = {}
+    if chunk:
+        yield chunk

@@ -1,0 +1,127 @@
+"""What the coordinating office governs (docs/domain.md, "Supervision"), as pure decisions: extensions (延期).
+
+Router does not time the clocks (sla does); it keeps them as sla reports them, in
+`deadlines`, and decides an extension on what it last heard: the lead asks while its
+resolution clock runs and before it is due, the office approves or rejects, and sla
+moves the due time on the approval. A request records the due time it was asked
+against: if the office has not answered by then, it lapses.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from libs.calendars import parse_target
+from libs.deadlines import aware
+from libs.events import AppealStatus, DepartmentAction, EventType
+from libs.mongo import as_stored
+from services.router.rules import RoutingBook
+
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+
+
+class SupervisionError(Exception):
+    """A supervision action refused; `status` follows HTTP (403, 409, 422)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def resolution_clock(clocks: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The appeal's latest resolution clock (its id and entry), as sla last reported it."""
+    runs = [(clock_id, c) for clock_id, c in clocks.items() if c["clock"] == "resolution"]
+    return max(runs, key=lambda run: run[1]["started_at"], default=None)
+
+
+def pending_extension(doc: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The extension asked and not yet answered, unless it lapsed (the old due time came first)."""
+    asked = (doc.get("extensions") or [None])[-1]
+    if asked is None or asked["state"] != PENDING or aware(asked["previous_due_at"]) <= now:
+        return None
+    return asked
+
+
+def latest_limit(book: RoutingBook, department: str, due: datetime) -> datetime:
+    """The latest due time an extension may ask for: the configured maximum past the current due, on the
+    department's calendar (working days skip weekends and holidays)."""
+    target = parse_target(book.supervision.extension.max_past_due)
+    calendar = book.calendars.of_department(book.city, department)
+    return calendar.add(target, due, calendar.budget(target))
+
+
+def ask(
+    doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime, clocks: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The extension the lead asks for, checked against its resolution clock: what the appeal records."""
+    if action.until is None or not action.reason:
+        raise SupervisionError(422, "until (the new due time) and reason are required to request an extension")
+    if action.until.tzinfo is None:
+        raise SupervisionError(422, "until needs a time zone, e.g. 2026-12-10T18:00:00+08:00")
+    found = resolution_clock(clocks)
+    if found is None or found[1]["state"] != "running" or found[1].get("due_at") is None:
+        state = found[1]["state"] if found else "not started"
+        raise SupervisionError(409, f"an extension is asked while the resolution clock runs; it is {state}")
+    clock_id, clock = found
+    due = aware(clock["due_at"])
+    if now >= due:
+        raise SupervisionError(409, f"an extension is asked before the resolution clock is due ({due.isoformat()})")
+    if action.until <= due:
+        raise SupervisionError(422, f"until must be after the current due time {due.isoformat()}")
+    limit = latest_limit(book, clock["department"], due)
+    if action.until > limit:
+        most = book.supervision.extension.max_past_due
+        raise SupervisionError(
+            409, f"an extension reaches at most {most} past the current due time: {limit.isoformat()} at the latest"
+        )
+    if pending_extension(doc, now) is not None:
+        raise SupervisionError(409, "an extension is already pending with the coordinating office")
+    granted = sum(1 for e in doc.get("extensions", []) if e["clock_id"] == clock_id and e["state"] == APPROVED)
+    if granted >= book.supervision.extension.per_clock:
+        raise SupervisionError(
+            409, f"this resolution clock was extended already ({granted} of {book.supervision.extension.per_clock})"
+        )
+    return as_stored(
+        {
+            "state": PENDING,
+            "clock_id": clock_id,
+            "department": action.department,
+            "clerk": action.clerk,
+            "until": action.until,
+            "reason": action.reason,
+            "previous_due_at": due,
+            "asked_at": now,
+        }
+    )
+
+
+def decide(doc: dict[str, Any], action: DepartmentAction, now: datetime) -> dict[str, Any]:
+    """The pending extension as the office's answer leaves it: approved, or rejected with a comment."""
+    asked = (doc.get("extensions") or [None])[-1]
+    if asked is not None and asked["state"] == PENDING and pending_extension(doc, now) is None:
+        raise SupervisionError(
+            409, f"the extension lapsed unanswered at the old due time {aware(asked['previous_due_at']).isoformat()}"
+        )
+    if asked is None or asked["state"] != PENDING:
+        raise SupervisionError(409, "no extension is pending on this appeal")
+    if doc["status"] not in (AppealStatus.routed, AppealStatus.accepted, AppealStatus.reopened):
+        raise SupervisionError(409, f"the appeal is {doc['status']}; its resolution clock no longer runs")
+    approve = action.action.value == "approve_extension"
+    if not approve and not action.note:
+        raise SupervisionError(422, "note is required to reject an extension: tell the department why")
+    return {
+        **asked,
+        "state": APPROVED if approve else REJECTED,
+        "decided_at": now,
+        "decided_by": action.clerk,
+        "comment": action.note,
+    }
+
+
+def event_type(state: str) -> EventType:
+    """The lifecycle event announcing an extension in `state`."""
+    return {
+        PENDING: EventType.appeal_extension_requested,
+        APPROVED: EventType.appeal_extension_approved,
+        REJECTED: EventType.appeal_extension_rejected,
+    }[state]
