@@ -7,10 +7,10 @@ from fastapi import FastAPI
 from libs.app import create_service_app
 from libs.calendars import load_calendars
 from libs.config import load_city, load_registry_config, load_sla_config
-from services.notify import channels, handlers, scheduled, service, views
+from services.notify import adopt, channels, handlers, notices, scheduled, views
+from services.notify.book import NotifyBook
 from services.notify.rules import Renderer
 from services.notify.runtime import NotifyRuntime
-from services.notify.service import NotifyBook
 from services.notify.settings import NotifySettings
 
 
@@ -24,9 +24,9 @@ async def _startup(runtime: NotifyRuntime) -> None:
         webhook_networks=lambda: settings.webhook_allowed_networks,
     )
     runtime.closing.append(runtime.senders.close)
-    await service.ensure_indexes(runtime.db)
+    await notices.ensure_indexes(runtime.db)
     # Before the first event is read: a fresh database tells the planner at once that no old record is left.
-    await service.adopt_records(runtime.db, runtime.memory, runtime.clock.now())
+    await adopt.adopt_records(runtime.db, runtime.memory, runtime.clock.now())
     scheduled.start(runtime)
 
 

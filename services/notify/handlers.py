@@ -1,4 +1,8 @@
-"""Notify's consumer: every event that someone must hear about."""
+"""Notify's consumer: every event that someone must hear about.
+
+The service functions are imported by name, not by module: a test replaces them here, where the handlers look
+them up, whichever module of notify holds them.
+"""
 
 from libs.contract import consumer
 from libs.events import (
@@ -14,7 +18,9 @@ from libs.events import (
     unpacked,
 )
 from libs.kafka import subscribe
-from services.notify import service
+from services.notify.copies import remember_companies
+from services.notify.messages import send_messages
+from services.notify.planning import plan_events
 from services.notify.runtime import NotifyRuntime
 
 
@@ -34,7 +40,7 @@ def register(runtime: NotifyRuntime) -> None:
     ) -> None:
         """Keep and erase contacts; record the notifications appeal, lifecycle and SLA events owe (the dispatcher
         sends them)."""
-        await service.plan_events(
+        await plan_events(
             runtime.db,
             runtime.book,
             unpacked(events),
@@ -46,13 +52,11 @@ def register(runtime: NotifyRuntime) -> None:
 
     async def on_enterprises(events: list[EnterpriseEvent]) -> None:
         """Keep each company's liaison, the registry's latest word on it."""
-        await service.remember_companies(runtime.db, events)
+        await remember_companies(runtime.db, events)
 
     async def on_messages(events: list[CompanyMessageEvent]) -> None:
         """Send one-time codes and lost links by SMS at once: they are no use later."""
-        await service.send_messages(
-            runtime.db, runtime.senders, runtime.settings, runtime.book, events, runtime.clock.now()
-        )
+        await send_messages(runtime.db, runtime.senders, runtime.settings, runtime.book, events, runtime.clock.now())
 
     subscribe(runtime.broker, runtime.settings, consumer("notify", "event"), on_event)
     subscribe(runtime.broker, runtime.settings, consumer("notify", "messages"), on_messages)

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import Depends
 
 from libs.app import Runtime, get_runtime
+from services.notify.book import Memory, NotifyBook
 from services.notify.channels import Senders
 from services.notify.metrics import NotifyMetrics
-from services.notify.service import Memory, NotifyBook, Ready
+from services.notify.notices import Ready
 from services.notify.settings import NotifySettings
 
 

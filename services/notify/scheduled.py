@@ -1,6 +1,6 @@
 """Notify's periodic work: send what is due, retry, release held messages, plan early events, adopt old records."""
 
-from services.notify import service
+from services.notify import adopt, dispatch, planning
 from services.notify.runtime import NotifyRuntime
 
 
@@ -8,11 +8,11 @@ def start(runtime: NotifyRuntime) -> None:
     """Schedule notify's jobs on the runtime."""
     settings, metrics = runtime.settings, runtime.metrics
 
-    def count(o: service.AttemptResult) -> None:
+    def count(o: dispatch.AttemptResult) -> None:
         metrics.notifications.labels(o.channel, o.audience, o.outcome).inc()
 
     async def send() -> None:
-        while await service.dispatch(
+        while await dispatch.dispatch(
             runtime.db,
             runtime.broker,
             runtime.senders,
@@ -24,13 +24,13 @@ def start(runtime: NotifyRuntime) -> None:
             pass
 
     async def waiting() -> None:
-        await service.plan_waiting(runtime.db, runtime.book, runtime.clock.now(), settings.status_url, runtime.memory)
+        await planning.plan_waiting(runtime.db, runtime.book, runtime.clock.now(), settings.status_url, runtime.memory)
 
     async def sweep() -> None:
         now = runtime.clock.now()
-        await service.release_expired_claims(runtime.db, now)
-        await service.flush_stale_outboxes(runtime.db, runtime.broker, now)
-        await service.adopt_records(runtime.db, runtime.memory, now)
+        await dispatch.release_expired_claims(runtime.db, now)
+        await adopt.flush_stale_outboxes(runtime.db, runtime.broker, now)
+        await adopt.adopt_records(runtime.db, runtime.memory, now)
 
     runtime.every(settings.tick_seconds, send, "notify-send")
     runtime.every(1.0, waiting, "notify-waiting")

@@ -8,7 +8,7 @@ from yarl import URL
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
-from services.notify import channels, service
+from services.notify import channels, notices
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
 from services.notify.runtime import NotifyRuntimeDep
 
@@ -139,7 +139,7 @@ async def notifications(
     principal: StaffOrOperator,
 ):
     """Every notification about the appeal: who, which channel, status, attempts, last error."""
-    docs = await service.delivery_log(runtime.db, appeal_id)
+    docs = await notices.delivery_log(runtime.db, appeal_id)
     if principal.kind == "department":
         docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
     elif principal.kind == "liaison":

@@ -40,8 +40,9 @@ from libs.events import (
 )
 from libs.ids import new_id
 from libs.kafka import make_event, publish
-from services.notify import service
+from services.notify import adopt, dispatch, notices, planning
 from services.notify.app import create_app
+from services.notify.book import Memory
 from services.notify.settings import NotifySettings
 from tests.helpers import MovableClock, read_topic, valid_uscc
 
@@ -251,9 +252,9 @@ async def test_what_a_planner_stored_claimed_and_died_holding_is_sent_once_its_c
     event = make_event("test", EventType.appeal_submitted, appeal_id, submitted(appeal_id), time=clock.now())
     # The replica that planned the records claimed them as it stored them, then died before its send pass:
     # its claim (already run out here) is all that is left of it.
-    died = service.Ready(timedelta(seconds=1))
+    died = notices.Ready(timedelta(seconds=1))
     then = clock.now() - timedelta(seconds=5)
-    planned = await service.plan_events(
+    planned = await planning.plan_events(
         runtime.db, runtime.book, [event], then, runtime.settings.status_url, runtime.memory, died
     )
     assert planned == 2 and len(died.docs) == 1, "one notice holds the SMS and the e-mail"
@@ -297,7 +298,7 @@ async def test_records_of_an_earlier_version_are_adopted_sent_once_and_kept_in_t
     runtime, now = notify["runtime"], notify["clock"].now()
     # A database of its own: the service's sweep adopts only from its own, so every step here is this test's.
     db = runtime.mongo[f"adopt_{new_id().lower()}"]
-    await service.ensure_indexes(db)
+    await notices.ensure_indexes(db)
     appeal_id, busy_appeal = new_id(), new_id()
     event = make_event("test", EventType.appeal_submitted, appeal_id, submitted(appeal_id), time=now)
     other = make_event("test", EventType.appeal_submitted, busy_appeal, submitted(busy_appeal), time=now)
@@ -314,24 +315,24 @@ async def test_records_of_an_earlier_version_are_adopted_sent_once_and_kept_in_t
             ),
         ]
     )
-    memory, status_url = service.Memory(), runtime.settings.status_url
-    assert await service.plan_events(db, runtime.book, [event], now, status_url, memory) == 0, (
+    memory, status_url = Memory(), runtime.settings.status_url
+    assert await planning.plan_events(db, runtime.book, [event], now, status_url, memory) == 0, (
         "an event read again before adoption is left to its records"
     )
-    assert await service.adopt_records(db, memory, now) == 2 and memory.records_left
+    assert await adopt.adopt_records(db, memory, now) == 2 and memory.records_left
 
     async def send() -> list[tuple[str, str]]:
-        results = await service.dispatch(db, runtime.broker, runtime.senders, runtime.settings, now)
+        results = await dispatch.dispatch(db, runtime.broker, runtime.senders, runtime.settings, now)
         return [(r.channel, r.outcome) for r in results]
 
     assert await send() == [("email", "delivered")], "the pending record is sent, the delivered one is not"
-    entries = await service.delivery_log(db, appeal_id)
+    entries = await notices.delivery_log(db, appeal_id)
     assert {(e["_id"], e["status"], e["attempts"]) for e in entries} == {
         (f"{event.id}:company:sms", "delivered", 1),
         (f"{event.id}:company:email", "delivered", 1),
     }
     # Read once more after adoption: the notice is there already, and nothing is due.
-    await service.plan_events(db, runtime.book, [event], now, status_url, memory)
+    await planning.plan_events(db, runtime.book, [event], now, status_url, memory)
     assert await send() == []
     mails = [m for m in notify["sinks"].of("email") if m["delivery"].strip().startswith(event.id)]
     assert len(mails) == 1

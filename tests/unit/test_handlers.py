@@ -31,7 +31,7 @@ from libs.events import (
 )
 from libs.kafka import encode, make_event
 from services.intake import service as intake
-from services.notify import service as notify
+from services.notify import handlers as notify
 from services.router import service as router
 from services.sla import service as sla
 from services.stats import service as stats

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.notify.service import Ready
+from services.notify.notices import Ready
 
 NOW = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 

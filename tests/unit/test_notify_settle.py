@@ -1,10 +1,11 @@
-"""What one delivery attempt comes to (services/notify/service.settle): delivered, retried later, or given up."""
+"""What one delivery attempt comes to (services/notify/dispatch.settle): delivered, retried later, or given up."""
 
 import json
 from datetime import UTC, datetime, timedelta
 
 from services.notify.channels import DeliveryError
-from services.notify.service import Settled, schedule, settle
+from services.notify.dispatch import Settled, settle
+from services.notify.notices import schedule
 
 NOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
 RECORD = {
