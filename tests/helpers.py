@@ -152,19 +152,29 @@ class MovableClock:
         self.offset += delta
 
 
-def fresh_stack(tmp_path_factory, label: str, *, fast_sla: bool = False, **options: Any) -> Stack:
+def fresh_stack(
+    tmp_path_factory,
+    label: str,
+    *,
+    fast_sla: bool = False,
+    configure: Callable[[Path], None] | None = None,
+    **options: Any,
+) -> Stack:
     """A started stack on free loopback ports, MongoDB in memory unless `mongo_storage=None` (on disk).
 
     `fast_sla` gives every appeal the test_fast profile (targets of seconds), so warnings
-    and breaches fire within a test.
+    and breaches fire within a test. `configure` edits a copy of config/ before the start.
     """
     config = PROJECT_ROOT / "config"
-    if fast_sla:
+    if fast_sla or configure:
         config = tmp_path_factory.mktemp("config")
         shutil.copytree(PROJECT_ROOT / "config", config, dirs_exist_ok=True)
+    if fast_sla:
         profiles = yaml.safe_load((config / "sla_profiles.yaml").read_text())
         profiles["selection"] = [{"profile": "test_fast"}]
         (config / "sla_profiles.yaml").write_text(yaml.safe_dump(profiles))
+    if configure:
+        configure(config)
     options.setdefault("mongo_storage", ":memory:")
     stack = Stack.on_free_ports(tmp_path_factory.mktemp(label), config_dir=config, **options)
     stack.start()
