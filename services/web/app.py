@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.http import BodySizeLimit, Tracing, install_operational_routes
-from services.web import views
+from services.web import portal, workbench
 from services.web.i18n import t
 from services.web.pages import lang_of, problem_page
 from services.web.runtime import WebRuntime
@@ -75,5 +75,6 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(Tracing)
     install_operational_routes(app, runtime.registry, runtime.settings.service_name)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.include_router(views.router)
+    app.include_router(portal.router)
+    app.include_router(workbench.router)
     return app

@@ -1,19 +1,18 @@
-"""Web's pages: the company portal (submit, follow, answer, feedback) and the department workbench."""
+"""The company portal: submit an appeal, follow it with its link, answer, give feedback, correct the contact."""
 
 import re
-import secrets
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from libs import phones
-from services.web import pages
+from services.web import answers, pages
+from services.web.answers import APPEAL_ID, detail, see_other
 from services.web.i18n import t
-from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
+from services.web.pages import csrf_ok, lang_of, problem_page, render
 from services.web.runtime import WebRuntime, WebRuntimeDep
-from services.web.session import PORTAL_COOKIE, SESSION_COOKIE, Clerk, new_portal_session
+from services.web.session import PORTAL_COOKIE, new_portal_session
 from services.web.upstream import Unavailable
 
 router = APIRouter(include_in_schema=False)
@@ -43,53 +42,23 @@ VERIFIED_COOKIE = "verified"
 VERIFIED_SECONDS = 1800
 # The browser's portal session, of which each appeal's channel_ref is made (see Sealer.channel_ref); a day.
 PORTAL_SECONDS = 24 * 3600
-APPEAL_ID = re.compile(r"^[0-9A-Z]{26}$")
-STATUSES = (
-    "routed",
-    "accepted",
-    "info_requested",
-    "reopened",
-    "resolved",
-    "confirmed",
-    "closed",
-)
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _errors_of(response_json: Any) -> tuple[dict[str, str], list[str]]:
-    """An API's 422 problem as messages by form field, and those that belong to no field."""
-    by_field: dict[str, str] = {}
-    other: list[str] = []
-    for error in (response_json or {}).get("errors", []) if isinstance(response_json, dict) else []:
-        name = str(error.get("field", ""))
-        field = next((f for f in TEXT_FIELDS if name == f or name.startswith(f + ".")), None)
-        if field:
-            by_field.setdefault(field, str(error.get("message", "invalid")).removeprefix("Value error, "))
-        else:
-            other.append(f"{name}: {error.get('message', 'invalid')}")
-    return by_field, other
-
-
-def _detail(response_json: Any) -> str:
-    return str(response_json.get("detail", "")) if isinstance(response_json, dict) else ""
+    """Intake's 422 problem as messages by the portal's form fields, and those that belong to no field."""
+    return answers.errors_of(response_json, TEXT_FIELDS)
 
 
 @router.get("/")
 async def home() -> RedirectResponse:
     """The portal's front page is the form."""
-    return _see_other("/appeals/new")
+    return see_other("/appeals/new")
 
 
 @router.get("/lang/{lang}")
 async def switch_language(lang: str, request: Request, next_url: Annotated[str | None, Query(alias="next")] = None):
-    """Switch between Chinese and English and go back to the page."""
-    return pages.lang_cookie(_see_other(pages.safe_next(next_url)), lang, request)
-
-
-# The company portal.
+    """Switch between Chinese and English and go back to the page (the workbench's pages link here too)."""
+    return pages.lang_cookie(see_other(pages.safe_next(next_url)), lang, request)
 
 
 def _client(request: Request) -> str:
@@ -239,7 +208,7 @@ async def send_code(request: Request, runtime: WebRuntimeDep):
         page = _form_page(request, runtime, values, 429, errors={"code": _wait_words(lang, wait)})
         return _too_many(page, response)
     by_field, other = _errors_of(response.json())
-    errors = {"contact.phone": by_field.get("phone") or "; ".join(other) or _detail(response.json())}
+    errors = {"contact.phone": by_field.get("phone") or "; ".join(other) or detail(response.json())}
     return _form_page(request, runtime, values, 422, errors=errors)
 
 
@@ -285,7 +254,7 @@ async def submit_appeal(request: Request, runtime: WebRuntimeDep):
     if response.status_code == 202:
         accepted = response.json()
         appeal_id = accepted["appeal_id"]
-        done = _see_other(f"/appeals/{appeal_id}?new=1")
+        done = see_other(f"/appeals/{appeal_id}?new=1")
         _keep_token(request, done, appeal_id, accepted["status_token"])
         _remember_verified(request, runtime, done, phone)
         return _keep_portal_session(request, runtime, done, session)
@@ -300,7 +269,7 @@ async def submit_appeal(request: Request, runtime: WebRuntimeDep):
         page = _form_page(request, runtime, values, 422, errors=by_field, general=general, verified=phone)
         _remember_verified(request, runtime, page, phone)
         return page
-    return _form_page(request, runtime, values, response.status_code, general=[_detail(response.json())])
+    return _form_page(request, runtime, values, response.status_code, general=[detail(response.json())])
 
 
 @router.get("/appeals/lost")
@@ -329,7 +298,7 @@ async def resend_link(request: Request, runtime: WebRuntimeDep):
         page = render(request, runtime, "lost.html", 429, values=values, errors={}, error=_wait_words(lang, wait))
         return _too_many(page, response)
     by_field, other = _errors_of(response.json())
-    errors = {"phone": "; ".join([*by_field.values(), *other]) or _detail(response.json())}
+    errors = {"phone": "; ".join([*by_field.values(), *other]) or detail(response.json())}
     return render(request, runtime, "lost.html", 422, values=values, errors=errors)
 
 
@@ -366,7 +335,7 @@ async def follow(
         return problem_page(request, runtime, 404, t(lang, "not_found"), t(lang, "wrong_link"))
     if token:
         # The token moves from the link into a cookie, so it stays out of the address bar, history and referrers.
-        clean = _see_other(f"/appeals/{appeal_id}")
+        clean = see_other(f"/appeals/{appeal_id}")
         _keep_token(request, clean, appeal_id, token)
         return clean
     kept = request.cookies.get(_token_cookie(appeal_id))
@@ -435,12 +404,12 @@ async def _answer(appeal_id: str, request: Request, runtime: WebRuntime, kind: s
     if not errors:
         response = await runtime.upstream.answer(appeal_id, token, kind, body)
         if response.status_code == 202:
-            return _see_other(f"/appeals/{appeal_id}?sent=1")
+            return see_other(f"/appeals/{appeal_id}?sent=1")
         if response.status_code == 422:
             errors, other = _errors_of(response.json())
             errors = errors or {kind: "; ".join(other)}
         else:
-            errors = {kind: _detail(response.json())}
+            errors = {kind: detail(response.json())}
     current = await runtime.upstream.appeal(appeal_id, token)
     if current.status_code != 200:
         return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
@@ -491,7 +460,7 @@ def _contact_errors(payload: Any) -> dict[str, str]:
     prefixed = [{**e, "field": f"contact.{e.get('field', '')}"} for e in errors if isinstance(e, dict)]
     by_field, other = _errors_of({"errors": prefixed})
     if other or not by_field:
-        by_field["contact"] = "; ".join(other) or _detail(payload)
+        by_field["contact"] = "; ".join(other) or detail(payload)
     return by_field
 
 
@@ -513,7 +482,7 @@ async def correct_contact(appeal_id: str, request: Request, runtime: WebRuntimeD
         appeal_id, token, _contact_body(values, kept.json().get("contact"))
     )
     if response.status_code == 202:
-        return _see_other(f"/appeals/{appeal_id}?corrected=1#contact")
+        return see_other(f"/appeals/{appeal_id}?corrected=1#contact")
     if response.status_code in (401, 403, 404):
         return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
     # 409: erased meanwhile, and the page says so; 422: intake's words beside the fields, as they were typed.
@@ -521,152 +490,10 @@ async def correct_contact(appeal_id: str, request: Request, runtime: WebRuntimeD
         errors = _said_in(lang, _contact_errors(response.json()))
         errors.setdefault("contact", t(lang, "fix_fields"))
     else:
-        errors = {} if response.status_code == 409 else {"contact": _detail(response.json())}
+        errors = {} if response.status_code == 409 else {"contact": detail(response.json())}
     current = await runtime.upstream.appeal(appeal_id, token)
     if current.status_code != 200:
         return problem_page(request, runtime, 403, t(lang, "appeal"), t(lang, "wrong_link"))
     status_code = 409 if response.status_code == 409 else 422
     page = _follow_page(request, runtime, current.json(), token, errors=errors, values=values, status_code=status_code)
     return await page
-
-
-# The department workbench.
-
-
-def _signin_page(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any):
-    lang = lang_of(request)
-    departments = [(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in runtime.city.departments]
-    return render(request, runtime, "signin.html", status_code, departments=departments, **extra)
-
-
-@router.get("/workbench")
-async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None = None):
-    """The clerk's worklist, soonest due first; the sign-in form when nobody is signed in."""
-    clerk = clerk_of(request, runtime)
-    if clerk is None:
-        return _signin_page(request, runtime)
-    chosen = status if status in STATUSES else None
-    response = await runtime.upstream.worklist(clerk.key, clerk.department, chosen)
-    if response.status_code in (401, 403):
-        return _signed_out(request, runtime)
-    now = datetime.now(UTC)
-    rows = []
-    for appeal in response.json():
-        due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
-        rows.append({**appeal, "left": (due - now).total_seconds() if due else None})
-    page = render(request, runtime, "worklist.html", clerk=clerk, rows=rows, statuses=STATUSES, status=chosen)
-    return keep_session(request, runtime, page, clerk)
-
-
-def _signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
-    page = _signin_page(request, runtime, status_code, **extra)
-    page.delete_cookie(SESSION_COOKIE, path="/workbench")
-    return page
-
-
-@router.post("/workbench/sign-in")
-async def sign_in(
-    request: Request,
-    runtime: WebRuntimeDep,
-    name: Annotated[str, Form(max_length=100)] = "",
-    department: Annotated[str, Form(max_length=64)] = "",
-    key: Annotated[str, Form(max_length=512)] = "",
-    csrf: Annotated[str, Form(max_length=128)] = "",
-):
-    """A clerk signs in with their name and the department's key; router decides whether the key opens it."""
-    lang = lang_of(request)
-    if not csrf_ok(request, runtime, {"csrf": csrf}):
-        return _signed_out(request, runtime, 403, error=t(lang, "bad_form"))
-    name = " ".join(name.split())
-    if not name or runtime.city.department(department) is None or not key:
-        return _signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
-    # Clerks sign in with their department's key only: an operator's or admin's key reads every department's
-    # worklist at router, but the workbench would then act with city-wide powers under a clerk's name.
-    principal = runtime.keys.lookup(key)
-    if principal is not None and principal.kind != "department":
-        return _signed_out(request, runtime, 403, error=t(lang, "key_not_department"), name=name)
-    if department_key(runtime, key) != department:
-        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
-    answer = await runtime.upstream.worklist(key, department, None)
-    if answer.status_code != 200:
-        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
-    clerk = Clerk(name=name, department=department, key=key, signed_in=datetime.now(UTC).timestamp())
-    return keep_session(request, runtime, _see_other("/workbench"), clerk)
-
-
-@router.post("/workbench/sign-out")
-async def sign_out(request: Request, runtime: WebRuntimeDep, csrf: Annotated[str, Form(max_length=128)] = ""):
-    """End the clerk's session."""
-    if not csrf_ok(request, runtime, {"csrf": csrf}):
-        return problem_page(request, runtime, 403, t(lang_of(request), "refused"), t(lang_of(request), "bad_form"))
-    done = _see_other("/workbench")
-    done.delete_cookie(SESSION_COOKIE, path="/workbench")
-    return done
-
-
-async def _detail_page(
-    request: Request, runtime: WebRuntime, clerk: Clerk, appeal_id: str, status_code: int = 200, **extra: Any
-) -> Response:
-    lang = lang_of(request)
-    if not APPEAL_ID.match(appeal_id):
-        return problem_page(request, runtime, 404, t(lang, "not_found"), appeal_id)
-    response = await runtime.upstream.department_appeal(clerk.key, appeal_id)
-    if response.status_code in (403, 404):
-        return problem_page(request, runtime, response.status_code, t(lang, "refused"), _detail(response.json()))
-    if response.status_code == 401:
-        return _signed_out(request, runtime)
-    appeal = response.json()
-    now = datetime.now(UTC)
-    for deadline in appeal.get("deadlines", []):
-        if deadline.get("due_at") and deadline["state"] == "running":
-            deadline["left"] = (datetime.fromisoformat(deadline["due_at"]) - now).total_seconds()
-    page = render(
-        request,
-        runtime,
-        "appeal.html",
-        status_code,
-        clerk=clerk,
-        appeal=appeal,
-        leads=appeal.get("lead") == clerk.department,
-        departments=[d.code for d in runtime.city.departments if d.code != clerk.department],
-        idempotency=secrets.token_urlsafe(16),
-        **extra,
-    )
-    return keep_session(request, runtime, page, clerk)
-
-
-@router.get("/workbench/appeals/{appeal_id}")
-async def appeal_detail(appeal_id: str, request: Request, runtime: WebRuntimeDep, done: str | None = None):
-    """One appeal with its timeline, flags, deadlines, and a form for each action."""
-    clerk = clerk_of(request, runtime)
-    if clerk is None:
-        return _signed_out(request, runtime)
-    return await _detail_page(request, runtime, clerk, appeal_id, done=done)
-
-
-@router.post("/workbench/appeals/{appeal_id}/actions")
-async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
-    """Take an action; the lifecycle's refusal is shown on the appeal's page, in its own words."""
-    clerk = clerk_of(request, runtime)
-    if clerk is None:
-        return _signed_out(request, runtime)
-    form = await request.form()
-    lang = lang_of(request)
-    if not csrf_ok(request, runtime, form):
-        return await _detail_page(request, runtime, clerk, appeal_id, 403, error=t(lang, "bad_form"))
-    body: dict[str, Any] = {"action": str(form.get("action", "")), "clerk": clerk.name}
-    for name in ("note", "guidance", "resolution", "target_department"):
-        if str(form.get(name, "")).strip():
-            body[name] = str(form[name]).strip()
-    refs = [r.strip() for r in str(form.get("policy_refs", "")).split(",") if r.strip()]
-    if refs:
-        body["policy_refs"] = refs
-    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
-    response = await runtime.upstream.act(clerk.key, appeal_id, body, f"web-{idempotency}")
-    if response.status_code == 200:
-        done = _see_other(f"/workbench/appeals/{appeal_id}?done={body['action']}")
-        return keep_session(request, runtime, done, clerk)
-    payload = response.json()
-    by_field, other = _errors_of(payload)
-    message = "; ".join([_detail(payload), *by_field.values(), *other]) if by_field or other else _detail(payload)
-    return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, error=message)

@@ -1,0 +1,164 @@
+"""The department workbench: a clerk signs in with the department's key, reads its worklist, opens an appeal and
+acts on it."""
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from services.web.answers import APPEAL_ID, detail, refusal, see_other
+from services.web.i18n import t
+from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
+from services.web.runtime import WebRuntime, WebRuntimeDep
+from services.web.session import SESSION_COOKIE, Clerk
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = (
+    "routed",
+    "accepted",
+    "info_requested",
+    "reopened",
+    "resolved",
+    "confirmed",
+    "closed",
+)
+
+
+def _signin_page(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any):
+    lang = lang_of(request)
+    departments = [(d.code, (d.name_zh or d.name) if lang == "zh" else d.name) for d in runtime.city.departments]
+    return render(request, runtime, "signin.html", status_code, departments=departments, **extra)
+
+
+@router.get("/workbench")
+async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None = None):
+    """The clerk's worklist, soonest due first; the sign-in form when nobody is signed in."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signin_page(request, runtime)
+    chosen = status if status in STATUSES else None
+    response = await runtime.upstream.worklist(clerk.key, clerk.department, chosen)
+    if response.status_code in (401, 403):
+        return _signed_out(request, runtime)
+    now = datetime.now(UTC)
+    rows = []
+    for appeal in response.json():
+        due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
+        rows.append({**appeal, "left": (due - now).total_seconds() if due else None})
+    page = render(request, runtime, "worklist.html", clerk=clerk, rows=rows, statuses=STATUSES, status=chosen)
+    return keep_session(request, runtime, page, clerk)
+
+
+def _signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
+    page = _signin_page(request, runtime, status_code, **extra)
+    page.delete_cookie(SESSION_COOKIE, path="/workbench")
+    return page
+
+
+@router.post("/workbench/sign-in")
+async def sign_in(
+    request: Request,
+    runtime: WebRuntimeDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+    department: Annotated[str, Form(max_length=64)] = "",
+    key: Annotated[str, Form(max_length=512)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+):
+    """A clerk signs in with their name and the department's key; router decides whether the key opens it."""
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, {"csrf": csrf}):
+        return _signed_out(request, runtime, 403, error=t(lang, "bad_form"))
+    name = " ".join(name.split())
+    if not name or runtime.city.department(department) is None or not key:
+        return _signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
+    # Clerks sign in with their department's key only: an operator's or admin's key reads every department's
+    # worklist at router, but the workbench would then act with city-wide powers under a clerk's name.
+    principal = runtime.keys.lookup(key)
+    if principal is not None and principal.kind != "department":
+        return _signed_out(request, runtime, 403, error=t(lang, "key_not_department"), name=name)
+    if department_key(runtime, key) != department:
+        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
+    answer = await runtime.upstream.worklist(key, department, None)
+    if answer.status_code != 200:
+        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
+    clerk = Clerk(name=name, department=department, key=key, signed_in=datetime.now(UTC).timestamp())
+    return keep_session(request, runtime, see_other("/workbench"), clerk)
+
+
+@router.post("/workbench/sign-out")
+async def sign_out(request: Request, runtime: WebRuntimeDep, csrf: Annotated[str, Form(max_length=128)] = ""):
+    """End the clerk's session."""
+    if not csrf_ok(request, runtime, {"csrf": csrf}):
+        return problem_page(request, runtime, 403, t(lang_of(request), "refused"), t(lang_of(request), "bad_form"))
+    done = see_other("/workbench")
+    done.delete_cookie(SESSION_COOKIE, path="/workbench")
+    return done
+
+
+async def _detail_page(
+    request: Request, runtime: WebRuntime, clerk: Clerk, appeal_id: str, status_code: int = 200, **extra: Any
+) -> Response:
+    lang = lang_of(request)
+    if not APPEAL_ID.match(appeal_id):
+        return problem_page(request, runtime, 404, t(lang, "not_found"), appeal_id)
+    response = await runtime.upstream.department_appeal(clerk.key, appeal_id)
+    if response.status_code in (403, 404):
+        return problem_page(request, runtime, response.status_code, t(lang, "refused"), detail(response.json()))
+    if response.status_code == 401:
+        return _signed_out(request, runtime)
+    appeal = response.json()
+    now = datetime.now(UTC)
+    for deadline in appeal.get("deadlines", []):
+        if deadline.get("due_at") and deadline["state"] == "running":
+            deadline["left"] = (datetime.fromisoformat(deadline["due_at"]) - now).total_seconds()
+    page = render(
+        request,
+        runtime,
+        "appeal.html",
+        status_code,
+        clerk=clerk,
+        appeal=appeal,
+        leads=appeal.get("lead") == clerk.department,
+        departments=[d.code for d in runtime.city.departments if d.code != clerk.department],
+        idempotency=secrets.token_urlsafe(16),
+        **extra,
+    )
+    return keep_session(request, runtime, page, clerk)
+
+
+@router.get("/workbench/appeals/{appeal_id}")
+async def appeal_detail(appeal_id: str, request: Request, runtime: WebRuntimeDep, done: str | None = None):
+    """One appeal with its timeline, flags, deadlines, and a form for each action."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signed_out(request, runtime)
+    return await _detail_page(request, runtime, clerk, appeal_id, done=done)
+
+
+@router.post("/workbench/appeals/{appeal_id}/actions")
+async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """Take an action; the lifecycle's refusal is shown on the appeal's page, in its own words."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return _signed_out(request, runtime)
+    form = await request.form()
+    lang = lang_of(request)
+    if not csrf_ok(request, runtime, form):
+        return await _detail_page(request, runtime, clerk, appeal_id, 403, error=t(lang, "bad_form"))
+    body: dict[str, Any] = {"action": str(form.get("action", "")), "clerk": clerk.name}
+    for name in ("note", "guidance", "resolution", "target_department"):
+        if str(form.get(name, "")).strip():
+            body[name] = str(form[name]).strip()
+    refs = [r.strip() for r in str(form.get("policy_refs", "")).split(",") if r.strip()]
+    if refs:
+        body["policy_refs"] = refs
+    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
+    response = await runtime.upstream.act(clerk.key, appeal_id, body, f"web-{idempotency}")
+    if response.status_code == 200:
+        done = see_other(f"/workbench/appeals/{appeal_id}?done={body['action']}")
+        return keep_session(request, runtime, done, clerk)
+    message = refusal(response.json())
+    return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, error=message)
