@@ -67,6 +67,13 @@ class ActionKind(StrEnum):
     # The coordinating office's (docs/domain.md, "Supervision").
     approve_extension = "approve_extension"
     reject_extension = "reject_extension"
+    # Past the send-back window the lead asks the office to move the appeal (退单 after the window).
+    request_transfer = "request_transfer"
+    grant_transfer = "grant_transfer"
+    refuse_transfer = "refuse_transfer"
+    # The office reviews each send-back: it withdraws the new lead and returns the appeal, or lets it stand.
+    overrule_decline = "overrule_decline"
+    confirm_decline = "confirm_decline"
 
 
 class EventType(StrEnum):
@@ -87,6 +94,10 @@ class EventType(StrEnum):
     appeal_extension_requested = "appeal.extension_requested.v1"
     appeal_extension_approved = "appeal.extension_approved.v1"
     appeal_extension_rejected = "appeal.extension_rejected.v1"
+    appeal_transfer_requested = "appeal.transfer_requested.v1"
+    appeal_transfer_refused = "appeal.transfer_refused.v1"
+    appeal_decline_overruled = "appeal.decline_overruled.v1"
+    appeal_decline_confirmed = "appeal.decline_confirmed.v1"
     assignment_created = "assignment.created.v1"
     assignment_withdrawn = "assignment.withdrawn.v1"
     action_rejected = "department.action_rejected.v1"
@@ -287,6 +298,19 @@ class AppealChanged(BaseModel):
     )
     previous_due_at: datetime | None = Field(
         default=None, description="For extensions: the resolution clock's due time when the extension was asked."
+    )
+    chosen: bool | None = Field(
+        default=None,
+        description="For declines: the department was the company's choice, so the decline is routing's first "
+        "step and not a send-back (counted apart).",
+    )
+    since: datetime | None = Field(
+        default=None,
+        description="For an overruled decline: when the department the appeal returns to was first assigned it; "
+        "its response clock runs from then.",
+    )
+    target_department: str | None = Field(
+        default=None, description="For a transfer request: the department the lead suggests."
     )
 
 
@@ -576,6 +600,10 @@ class AppealLifecycleEvent(Envelope[AppealChanged]):
         EventType.appeal_extension_requested,
         EventType.appeal_extension_approved,
         EventType.appeal_extension_rejected,
+        EventType.appeal_transfer_requested,
+        EventType.appeal_transfer_refused,
+        EventType.appeal_decline_overruled,
+        EventType.appeal_decline_confirmed,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 

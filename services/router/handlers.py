@@ -24,6 +24,7 @@ from libs.events import (
 from libs.kafka import Contention, subscribe
 from services.router import lifecycle, service
 from services.router.runtime import RouterRuntime
+from services.router.transitions import ActionError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> Non
             now,
             event_id=event.id,
         )
-    except lifecycle.ActionError as exc:
+    except ActionError as exc:
         log.info(
             "refused a department action",
             extra={"appeal_id": action.appeal_id, "status": exc.status, "detail": exc.detail},
@@ -108,7 +109,7 @@ async def on_company(runtime: RouterRuntime, event: CompanyInfoProvidedEvent | C
         await service.transition(
             runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(), event_id=event.id
         )
-    except lifecycle.ActionError as exc:
+    except ActionError as exc:
         log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 
 

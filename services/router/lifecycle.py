@@ -4,29 +4,23 @@ Each function takes the appeal as stored and returns the fields to set and the
 events to emit; persistence and publishing live in `service.py`.
 """
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from libs.contract import APPEALS_LIFECYCLE, department_actions_topic, department_of, department_topic
+from libs.contract import department_actions_topic, department_of
 from libs.events import (
     ActionKind,
-    AppealChanged,
     AppealFiled,
     AppealStatus,
     AppealSubmitted,
-    AppealSummary,
-    AssignmentCreated,
-    AssignmentWithdrawn,
     Contact,
     DepartmentAction,
     EventType,
-    PolicyRef,
-    lifecycle_type,
 )
 from libs.outbox import Emit
-from services.router import registry, supervision
+from services.router import office, registry, supervision
 from services.router.rules import AppealFacts, RoutingBook, route
+from services.router.transitions import ActionError, Transition, announce, assign, common, move, withdraw
 
 S = AppealStatus
 OPEN_STATUSES = {S.submitted, S.routed, S.accepted, S.info_requested, S.resolved, S.reopened}
@@ -42,48 +36,26 @@ ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
     ActionKind.request_extension: {S.routed, S.accepted, S.reopened},
     ActionKind.approve_extension: {S.routed, S.accepted, S.info_requested, S.reopened},
     ActionKind.reject_extension: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.request_transfer: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.grant_transfer: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.refuse_transfer: {S.routed, S.accepted, S.info_requested, S.reopened},
+    ActionKind.overrule_decline: {S.routed, S.accepted},
+    ActionKind.confirm_decline: {S.routed, S.accepted, S.info_requested, S.resolved, S.reopened},
 }
 
-# What the coordinating office does, on any appeal but one it leads itself (there an operator decides).
-OFFICE_ACTIONS = {ActionKind.approve_extension, ActionKind.reject_extension}
+# An office leading an appeal does not approve its own extension: an operator does.
+SELF_APPROVALS = {ActionKind.approve_extension, ActionKind.reject_extension}
+# What the coordinating office does.
+OFFICE_ACTIONS = {
+    ActionKind.approve_extension,
+    ActionKind.reject_extension,
+    ActionKind.grant_transfer,
+    ActionKind.refuse_transfer,
+    ActionKind.overrule_decline,
+    ActionKind.confirm_decline,
+}
 
 LITIGATION_FLAGS = ("in_litigation", "in_arbitration")
-
-
-class ActionError(Exception):
-    """An action that cannot be applied; `status` follows HTTP (403, 404, 409, 422)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-@dataclass
-class Transition:
-    set: dict[str, Any] = field(default_factory=dict)
-    emits: list[Emit] = field(default_factory=list)
-
-
-# The timeline a department reads keeps this many entries of an appeal, the latest.
-TIMELINE_KEPT = 200
-
-
-def timeline(out: Transition, now: datetime) -> list[dict[str, Any]]:
-    """What the departments' timeline shows of an outcome: each lifecycle event, who caused it and why."""
-    entries = []
-    for emit in out.emits:
-        data = emit.data
-        if emit.topic != APPEALS_LIFECYCLE or not isinstance(data, AppealChanged):
-            continue
-        entry: dict[str, Any] = {"type": emit.type, "status": data.status.value, "time": now}
-        for name in ("department", "actor", "clerk", "note", "guidance", "resolution", "reason", "due_at"):
-            if getattr(data, name):
-                entry[name] = getattr(data, name)
-        if data.policy_refs:
-            entry["policy_refs"] = data.policy_refs
-        entries.append(entry)
-    return entries
 
 
 def handlers(doc: dict[str, Any]) -> list[str]:
@@ -95,84 +67,6 @@ def handlers(doc: dict[str, Any]) -> list[str]:
 def duplicate_key(uscc: str, category: str, title: str) -> str:
     """Same company, category and title (case and spacing ignored) make a duplicate."""
     return f"{uscc}|{category}|{' '.join(title.casefold().split())}"
-
-
-def _changed(doc: dict[str, Any], status: AppealStatus, sequence: int, **extra: Any) -> AppealChanged:
-    return AppealChanged(
-        appeal_id=doc["_id"],
-        status=status,
-        sequence=sequence,
-        department=extra.pop("department", doc.get("lead")),
-        cohandlers=extra.pop("cohandlers", doc.get("cohandlers", [])),
-        category=doc["category"],
-        channel=doc["channel"],
-        district=doc["district"],
-        size_band=doc["size_band"],
-        flags=doc.get("flags", []),
-        lists=doc.get("lists", []),
-        declared_flags=doc.get("declared_flags", []),
-        sla_profile=doc.get("sla_profile"),
-        policy_available=doc.get("policy_available", False),
-        rule_id=doc.get("rule_id"),
-        policies=[PolicyRef(**p) for p in doc.get("policies", [])],
-        submitted_at=doc["submitted_at"],
-        **extra,
-    )
-
-
-def _lifecycle(
-    doc: dict[str, Any], out: Transition, status: AppealStatus, type_: str | None = None, **extra: Any
-) -> None:
-    sequence = out.set.get("sequence", doc.get("sequence", 0)) + 1
-    out.set["sequence"] = sequence
-    out.emits.append(Emit(APPEALS_LIFECYCLE, type_ or lifecycle_type(status), _changed(doc, status, sequence, **extra)))
-
-
-def _summary(doc: dict[str, Any]) -> AppealSummary:
-    return AppealSummary(
-        category=doc["category"],
-        title=doc["title"],
-        description=doc["description"],
-        enterprise=doc["enterprise"],
-        contact=doc["contact"],
-        channel=doc["channel"],
-        flags=doc.get("flags", []),
-        lists=doc.get("lists", []),
-        declared_flags=doc.get("declared_flags", []),
-        phone_verified=doc.get("phone_verified"),
-        attachments=doc.get("attachments", []),
-        submitted_at=doc["submitted_at"],
-    )
-
-
-def _assign(doc: dict[str, Any], out: Transition, department: str, role: str, lead: str, cohandlers: list[str]) -> None:
-    out.emits.append(
-        Emit(
-            department_topic(department),
-            EventType.assignment_created,
-            AssignmentCreated(
-                appeal_id=doc["_id"],
-                department=department,
-                role=role,
-                lead_department=lead,
-                cohandlers=cohandlers,
-                rule_id=doc.get("rule_id"),
-                policies=[PolicyRef(**p) for p in doc.get("policies", [])],
-                sla_profile=doc["sla_profile"],
-                appeal=_summary(doc),
-            ),
-        )
-    )
-
-
-def _withdraw(doc: dict[str, Any], out: Transition, department: str, reason: str, to: str | None) -> None:
-    out.emits.append(
-        Emit(
-            department_topic(department),
-            EventType.assignment_withdrawn,
-            AssignmentWithdrawn(appeal_id=doc["_id"], department=department, reason=reason, to_department=to),
-        )
-    )
 
 
 def facts_of(doc: dict[str, Any]) -> AppealFacts:
@@ -259,10 +153,10 @@ def decide_admission(doc: dict[str, Any], book: RoutingBook) -> Transition:
         }
     )
     out.set["routing_explanation"] = decision.explanation
-    _lifecycle(doc_after, out, S.routed, reason="; ".join(decision.explanation))
-    _assign(doc_after, out, decision.lead, "lead", decision.lead, decision.cohandlers)
+    announce(doc_after, out, S.routed, reason="; ".join(decision.explanation))
+    assign(doc_after, out, decision.lead, "lead", decision.lead, decision.cohandlers)
     for co in decision.cohandlers:
-        _assign(doc_after, out, co, "cohandler", decision.lead, decision.cohandlers)
+        assign(doc_after, out, co, "cohandler", decision.lead, decision.cohandlers)
     return out
 
 
@@ -278,7 +172,7 @@ def _chosen(doc: dict[str, Any], book: RoutingBook) -> str | None:
 def reject(doc: dict[str, Any], reason: str) -> Transition:
     """Refuse to admit an appeal, with the reason the company is told."""
     out = Transition(set={"status": S.rejected.value, "open": False, "reason": reason})
-    _lifecycle({**doc, "lead": None}, out, S.rejected, reason=reason, actor="system")
+    announce({**doc, "lead": None}, out, S.rejected, reason=reason, actor="system")
     return out
 
 
@@ -307,14 +201,14 @@ def authorize(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, 
     """The one place that decides who may take an action on an appeal; raises ActionError(403) otherwise.
 
     The lead department acts on its appeals; the coordinating office takes the office's actions on any
-    appeal but one it leads, where an operator (acting as the office) takes them.
+    appeal, but an extension of one it leads is decided by an operator (acting as the office).
     """
     dept, lead, office = action.department, doc.get("lead"), book.city.coordinating_office
     verb = action.action.value
     if action.action in OFFICE_ACTIONS:
         if dept != office:
             raise ActionError(403, f"only the coordinating office {office} may {verb}")
-        if lead == office and not operator:
+        if lead == office and not operator and action.action in SELF_APPROVALS:
             raise ActionError(403, f"{office} leads this appeal: an operator, not the office itself, may {verb}")
         return
     if dept != lead:
@@ -340,8 +234,8 @@ def decide_action(
     status = S(doc["status"])
     if status not in ALLOWED_FROM[action.action]:
         raise ActionError(409, f"cannot {action.action.value} an appeal that is {status.value}")
-    if action.action in (ActionKind.request_extension, *OFFICE_ACTIONS):
-        return _extension(doc, action, book, now, clocks or {})
+    if action.action in (ActionKind.request_extension, ActionKind.approve_extension, ActionKind.reject_extension):
+        return office.extension(doc, action, book, now, clocks or {})
     handler = {
         ActionKind.accept: _accept,
         ActionKind.decline: _decline,
@@ -349,49 +243,21 @@ def decide_action(
         ActionKind.resolve: _resolve,
         ActionKind.transfer: _transfer,
         ActionKind.add_cohandler: _add_cohandler,
+        ActionKind.request_transfer: office.request_transfer,
+        ActionKind.grant_transfer: office.grant_transfer,
+        ActionKind.refuse_transfer: office.refuse_transfer,
+        ActionKind.overrule_decline: office.review_decline,
+        ActionKind.confirm_decline: office.review_decline,
     }[action.action]
-    return handler(doc, action, book, now)
-
-
-def _extension(
-    doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime, clocks: dict[str, dict[str, Any]]
-) -> Transition:
-    """Ask for an extension (the lead), or approve or reject the pending one (the office)."""
     try:
-        if action.action == ActionKind.request_extension:
-            entry = supervision.ask(doc, action, book, now, clocks)
-            extensions = [*doc.get("extensions", []), entry]
-        else:
-            entry = supervision.decide(doc, action, now)
-            extensions = [*doc.get("extensions", [])[:-1], entry]
+        return handler(doc, action, book, now)
     except supervision.SupervisionError as exc:
         raise ActionError(exc.status, exc.detail) from None
-    pending = entry["state"] == supervision.PENDING
-    out = Transition(
-        set={"extensions": extensions, "extension_pending_until": entry["previous_due_at"] if pending else None}
-    )
-    _lifecycle(
-        doc,
-        out,
-        S(doc["status"]),
-        supervision.event_type(entry["state"]),
-        actor=action.department,
-        clerk=action.clerk,
-        note=action.note,
-        reason=entry["reason"],
-        due_at=entry["until"],
-        previous_due_at=entry["previous_due_at"],
-    )
-    return out
-
-
-def _common(action: DepartmentAction) -> dict[str, Any]:
-    return {"actor": action.department, "clerk": action.clerk, "note": action.note, "policy_refs": action.policy_refs}
 
 
 def _accept(doc, action, book, now) -> Transition:
     out = Transition(set={"status": S.accepted.value, "declined_by": [], "accepted_at": now})
-    _lifecycle(doc, out, S.accepted, **_common(action))
+    announce(doc, out, S.accepted, **common(action))
     return out
 
 
@@ -404,6 +270,7 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
     target = action.target_department
     if target is not None and book.city.department(target) is None:
         raise ActionError(422, f"target_department {target!r} is not a known department")
+    supervision.check_send_back(doc, book, now, "decline")
     chosen = _chosen(doc, book) == doc["lead"]
     # The department the company chose declining is routing's first step, not a decline in a row: the rules
     # route the appeal as if it had come without a choice, co-handlers included.
@@ -422,21 +289,31 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
         why = f"rerouted after {doc['lead']} declined"
     cohandlers = [c for c in dict.fromkeys([*doc.get("cohandlers", []), *joining]) if c != new_lead]
     out = Transition(
-        set={"declined_by": declined_by, "lead": new_lead, "cohandlers": cohandlers, "status": S.routed.value}
+        set={
+            "declined_by": declined_by,
+            "lead": new_lead,
+            "cohandlers": cohandlers,
+            "status": S.routed.value,
+            "assigned_at": now,
+            "overruled_for": None,
+        }
     )
     if chosen:
         out.set["chosen_declined"] = True
         out.set["rule_id"] = decision.rule_id
-    _lifecycle(doc, out, S.declined, **_common(action), guidance=action.guidance)
+    else:
+        # A send-back: the office reviews it, and may return the appeal (overrule_decline).
+        out.set["send_back"] = supervision.send_back(doc, new_lead, action.guidance, now)
+    announce(doc, out, S.declined, **common(action), guidance=action.guidance, chosen=chosen)
     after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
-    _lifecycle(
+    announce(
         after, out, S.routed, EventType.appeal_rerouted, previous_department=doc["lead"], reason=why, actor="system"
     )
-    _withdraw(doc, out, doc["lead"], "declined", new_lead)
-    _assign(after, out, new_lead, "lead", new_lead, cohandlers)
+    withdraw(doc, out, doc["lead"], "declined", new_lead)
+    assign(after, out, new_lead, "lead", new_lead, cohandlers)
     for co in joining:
         if co != new_lead:
-            _assign(after, out, co, "cohandler", new_lead, cohandlers)
+            assign(after, out, co, "cohandler", new_lead, cohandlers)
     return out
 
 
@@ -444,7 +321,7 @@ def _request_info(doc, action, book, now) -> Transition:
     if not action.note:
         raise ActionError(422, "note is required: say what information the company must provide")
     out = Transition(set={"status": S.info_requested.value, "status_before_info": doc["status"]})
-    _lifecycle(doc, out, S.info_requested, **_common(action))
+    announce(doc, out, S.info_requested, **common(action))
     return out
 
 
@@ -459,7 +336,7 @@ def _resolve(doc, action, book, now) -> Transition:
             "policy_refs": action.policy_refs,
         }
     )
-    _lifecycle(doc, out, S.resolved, **_common(action), resolution=action.resolution)
+    announce(doc, out, S.resolved, **common(action), resolution=action.resolution)
     return out
 
 
@@ -475,14 +352,8 @@ def _target(action: DepartmentAction, book: RoutingBook, doc: dict[str, Any]) ->
 
 
 def _transfer(doc, action, book, now) -> Transition:
-    target = _target(action, book, doc)
-    cohandlers = [c for c in doc.get("cohandlers", []) if c != target]
-    out = Transition(set={"lead": target, "cohandlers": cohandlers, "status": S.routed.value, "declined_by": []})
-    after = {**doc, "lead": target, "cohandlers": cohandlers}
-    _lifecycle(after, out, S.routed, EventType.appeal_transferred, previous_department=doc["lead"], **_common(action))
-    _withdraw(doc, out, doc["lead"], "transferred", target)
-    _assign(after, out, target, "lead", target, cohandlers)
-    return out
+    supervision.check_send_back(doc, book, now, "transfer")
+    return move(doc, action, _target(action, book, doc), now)
 
 
 def _add_cohandler(doc, action, book, now) -> Transition:
@@ -492,8 +363,8 @@ def _add_cohandler(doc, action, book, now) -> Transition:
     cohandlers = [*doc.get("cohandlers", []), target]
     out = Transition(set={"cohandlers": cohandlers})
     after = {**doc, "cohandlers": cohandlers}
-    _lifecycle(after, out, S(doc["status"]), EventType.appeal_cohandler_added, **_common(action))
-    _assign(after, out, target, "cohandler", doc["lead"], cohandlers)
+    announce(after, out, S(doc["status"]), EventType.appeal_cohandler_added, **common(action))
+    assign(after, out, target, "cohandler", doc["lead"], cohandlers)
     return out
 
 
@@ -503,7 +374,7 @@ def decide_info_provided(doc: dict[str, Any]) -> Transition:
         raise ActionError(409, f"no information was requested; the appeal is {doc['status']}")
     back = S(doc.get("status_before_info") or S.accepted)
     out = Transition(set={"status": back.value})
-    _lifecycle(doc, out, back, EventType.appeal_info_provided, actor="company")
+    announce(doc, out, back, EventType.appeal_info_provided, actor="company")
     return out
 
 
@@ -514,12 +385,12 @@ def decide_feedback(doc: dict[str, Any], resolved: bool, satisfaction: int, comm
     extra: dict[str, Any] = {"actor": "company", "note": comment, "satisfaction": satisfaction}
     if resolved:
         out = Transition(set={"status": S.closed.value, "open": False})
-        _lifecycle(doc, out, S.confirmed, **extra)
-        _lifecycle(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
+        announce(doc, out, S.confirmed, **extra)
+        announce(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
         return out
     out = Transition(set={"status": S.reopened.value, "resolved_at": None})
-    _lifecycle(doc, out, S.reopened, **extra)
-    _assign(doc, out, doc["lead"], "lead", doc["lead"], doc.get("cohandlers", []))
+    announce(doc, out, S.reopened, **extra)
+    assign(doc, out, doc["lead"], "lead", doc["lead"], doc.get("cohandlers", []))
     return out
 
 
@@ -528,7 +399,7 @@ def decide_auto_close(doc: dict[str, Any], days: int) -> Transition:
     if doc["status"] != S.resolved:
         raise ActionError(409, f"only resolved appeals close automatically; this one is {doc['status']}")
     out = Transition(set={"status": S.closed.value, "open": False})
-    _lifecycle(
+    announce(
         doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution", actor="system"
     )
     return out

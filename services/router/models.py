@@ -37,7 +37,10 @@ class ActionIn(BaseModel):
     resolution: str | None = Field(default=None, max_length=8000, description="Required for resolve.")
     policy_refs: list[str] = Field(default_factory=list, max_length=20)
     target_department: str | None = Field(
-        default=None, max_length=64, description="Required for transfer and add_cohandler."
+        default=None,
+        max_length=64,
+        description="Required for transfer and add_cohandler, and for request_transfer (the department suggested); "
+        "for grant_transfer, another department than the one suggested.",
     )
     clerk: str | None = Field(
         default=None,
@@ -53,7 +56,10 @@ class ActionIn(BaseModel):
         examples=["2026-12-18T18:00:00+08:00"],
     )
     reason: str | None = Field(
-        default=None, max_length=2000, description="For request_extension: why the department needs the time."
+        default=None,
+        max_length=2000,
+        description="For request_extension (why the department needs the time) and request_transfer (why the "
+        "appeal is another department's).",
     )
 
 
@@ -87,6 +93,29 @@ class Extension(BaseModel):
     decided_at: datetime | None = None
     decided_by: str | None = Field(default=None, description="Who at the office decided, by name.")
     comment: str | None = None
+
+
+class SendBack(BaseModel):
+    """A decline (退单) the coordinating office reviews: it may return the appeal (overrule) or let it stand."""
+
+    state: str = Field(description="pending, overruled or confirmed.")
+    declined_by: str
+    to: str = Field(description="The department it went to.")
+    guidance: str | None = None
+    at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    comment: str | None = None
+
+
+class TransferRequest(BaseModel):
+    """Past its send-back window, the lead asks the office to move the appeal."""
+
+    department: str
+    clerk: str | None = None
+    target_department: str = Field(description="The department the lead suggests.")
+    reason: str
+    at: datetime
 
 
 class AppealOut(BaseModel):
@@ -131,6 +160,11 @@ class AppealOut(BaseModel):
     deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Its lifecycle, oldest first.")
     extensions: list[Extension] = Field(default_factory=list, description="Extensions asked, oldest first.")
+    send_back: SendBack | None = Field(default=None, description="The latest send-back and its review, if any.")
+    transfer_request: TransferRequest | None = None
+    assigned_at: datetime | None = Field(
+        default=None, description="When the lead was assigned it: its send-back window runs from here."
+    )
 
 
 class QueueRow(BaseModel):
@@ -148,6 +182,8 @@ class QueueRow(BaseModel):
     states: list[str] = Field(description="overdue, at_risk, extension_pending.", examples=[["overdue"]])
     deadlines: list[Deadline] = Field(default_factory=list)
     extension: Extension | None = Field(default=None, description="The latest extension asked, if any.")
+    send_back: SendBack | None = Field(default=None, description="The latest send-back and its review, if any.")
+    transfer_request: TransferRequest | None = Field(default=None, description="A transfer the lead asked for.")
 
 
 class PreviewIn(BaseModel):

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from libs.deadlines import aware
 from libs.mongo import ID_CHUNK, by_ids
 
-QueueState = Literal["overdue", "at_risk", "extension_pending"]
+QueueState = Literal["overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested"]
 # Clocks the queue watches, and the statuses in which each still awaits its answer.
 WATCHED = {"scope": {"routed"}, "resolution": {"routed", "accepted", "reopened"}}
 # The warning after which a running clock is at risk (sla warns at 50 % and 80 %).
@@ -34,6 +34,8 @@ SHOWN = {
     "submitted_at": 1,
     "extension_pending_until": 1,
     "extensions": 1,
+    "send_back": 1,
+    "transfer_request": 1,
     "enterprise.name": 1,
 }
 
@@ -63,6 +65,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.deadlines.create_index([("overdue_from", ASCENDING)], sparse=True)
     await db.deadlines.create_index([("at_risk", ASCENDING)], sparse=True)
     await db.appeals.create_index([("extension_pending_until", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("send_back.state", ASCENDING), ("send_back.at", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("transfer_request.at", ASCENDING)], sparse=True)
 
 
 def states_of(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -> list[str]:
@@ -78,6 +82,10 @@ def states_of(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -
     pending = appeal.get("extension_pending_until")
     if pending and aware(pending) > now:
         states.append("extension_pending")
+    if (appeal.get("send_back") or {}).get("state") == "pending":
+        states.append("sent_back")
+    if appeal.get("transfer_request"):
+        states.append("transfer_requested")
     return states
 
 
@@ -95,13 +103,16 @@ async def city_queue(
     if "department" in filters:
         query["handlers"] = filters["department"]
     query.update({k: v for k, v in filters.items() if k in ("district", "category")})
-    if state == "extension_pending":
-        cursor = db.appeals.find({**query, "extension_pending_until": {"$gt": now}}, SHOWN)
-        appeals = [doc async for doc in cursor.sort("extension_pending_until", ASCENDING).skip(offset).limit(limit)]
-        kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
-        return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]
-    if state is None:
-        cursor = db.appeals.find(query, SHOWN).sort("submitted_at", ASCENDING).skip(offset).limit(limit)
+    # States the appeal itself records, oldest first (or the soonest to lapse, for extensions).
+    recorded = {
+        None: ({}, "submitted_at"),
+        "extension_pending": ({"extension_pending_until": {"$gt": now}}, "extension_pending_until"),
+        "sent_back": ({"send_back.state": "pending"}, "send_back.at"),
+        "transfer_requested": ({"transfer_request.at": {"$exists": True}}, "transfer_request.at"),
+    }
+    if state in recorded:
+        wanted, order = recorded[state]
+        cursor = db.appeals.find({**query, **wanted}, SHOWN).sort(order, ASCENDING).skip(offset).limit(limit)
         appeals = [doc async for doc in cursor]
         kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
         return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]

@@ -4,6 +4,7 @@ import contextlib
 
 from services.router import lifecycle, service
 from services.router.runtime import RouterRuntime
+from services.router.transitions import ActionError
 
 
 def start(runtime: RouterRuntime) -> None:
@@ -17,7 +18,7 @@ def start(runtime: RouterRuntime) -> None:
         now = runtime.clock.now()
         for appeal_id in await service.due_for_auto_close(runtime.db, now, settings.auto_close_days):
             # ActionError: the company answered, or another replica closed it meanwhile.
-            with contextlib.suppress(lifecycle.ActionError):
+            with contextlib.suppress(ActionError):
                 await service.transition(
                     runtime.db,
                     runtime.broker,

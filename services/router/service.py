@@ -36,9 +36,10 @@ from libs.ids import new_id
 from libs.kafka import make_event, publish
 from libs.mongo import by_ids, only_duplicates, update_guarded
 from libs.outbox import Emit, outbox_items
-from services.router import lifecycle, queue, registry
-from services.router.lifecycle import ActionError, Transition, decide_admission, handlers, new_appeal, reject
+from services.router import queue, registry, transitions
+from services.router.lifecycle import decide_admission, handlers, new_appeal, reject
 from services.router.rules import RoutingBook
+from services.router.transitions import ActionError, Transition
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +137,15 @@ async def admit(
                 {
                     **doc,
                     **_changes(doc, outcome),
+                    # Its lead's send-back window runs from here (supervision.window_end).
+                    "assigned_at": now,
                     "version": 1,
                     "seen": [event.id],
                     "updated_at": now,
                     "traceparent": event.traceparent,
                     "outbox": _outbox(outcome, event.traceparent, now),
                     "outbox_since": now,
-                    "timeline": lifecycle.timeline(outcome, now),
+                    "timeline": transitions.timeline(outcome, now),
                 },
             ),
         )
@@ -185,7 +188,7 @@ async def _store_rejection(
         "traceparent": event.traceparent,
         "outbox": _outbox(outcome, event.traceparent, now),
         "outbox_since": now,
-        "timeline": lifecycle.timeline(outcome, now),
+        "timeline": transitions.timeline(outcome, now),
     }
     try:
         await db.appeals.insert_one(stored)
@@ -292,8 +295,8 @@ async def _transition(
         outcome = decide(doc)
         items = _outbox(outcome, doc.get("traceparent"), now)
         pushed: dict[str, Any] = {"outbox": {"$each": items}, "seen": {"$each": [event_id], "$slice": -SEEN_KEPT}}
-        if entries := lifecycle.timeline(outcome, now):
-            pushed["timeline"] = {"$each": entries, "$slice": -lifecycle.TIMELINE_KEPT}
+        if entries := transitions.timeline(outcome, now):
+            pushed["timeline"] = {"$each": entries, "$slice": -transitions.TIMELINE_KEPT}
         updated = await update_guarded(
             db.appeals,
             doc,

@@ -125,3 +125,97 @@ def event_type(state: str) -> EventType:
         APPROVED: EventType.appeal_extension_approved,
         REJECTED: EventType.appeal_extension_rejected,
     }[state]
+
+
+# --- Send-backs (退单) -------------------------------------------------------------------------------------------
+
+
+def window_end(doc: dict[str, Any], book: RoutingBook) -> datetime | None:
+    """When the lead's send-back window closes: its scope target (or the configured duration) after it was
+    assigned the appeal, on its calendar. None for an appeal assigned before router kept the instant."""
+    assigned = doc.get("assigned_at")
+    if assigned is None or not doc.get("lead"):
+        return None
+    window = book.supervision.send_back.window
+    target = parse_target(book.sla.profile(doc.get("sla_profile")).scope if window == "scope" else window)
+    calendar = book.calendars.of_department(book.city, doc["lead"])
+    return calendar.add(target, aware(assigned), calendar.budget(target))
+
+
+def check_send_back(doc: dict[str, Any], book: RoutingBook, now: datetime, verb: str) -> None:
+    """Refuse (409) a decline or a transfer the lead may no longer make on its own. The office, the city's
+    fallback, is held to no window: it moves on what lands on it."""
+    lead = doc["lead"]
+    if lead == book.city.coordinating_office:
+        return
+    if doc.get("overruled_for") == lead:
+        raise SupervisionError(
+            409, f"the coordinating office overruled {lead}'s decline: to move the appeal, ask it (request_transfer)"
+        )
+    end = window_end(doc, book)
+    if end is not None and now >= end:
+        window = book.supervision.send_back.window
+        raise SupervisionError(
+            409,
+            f"the send-back window ({'while the scope clock runs' if window == 'scope' else window}) closed at "
+            f"{end.isoformat()}: past it a department can neither {verb} nor move the appeal on its own; "
+            "ask the coordinating office (request_transfer)",
+        )
+
+
+def send_back(doc: dict[str, Any], new_lead: str, guidance: str, now: datetime) -> dict[str, Any]:
+    """The decline the office reviews: who sent the appeal back, since when it had it, and where it went."""
+    return as_stored(
+        {
+            "state": PENDING,
+            "declined_by": doc["lead"],
+            "assigned_at": doc.get("assigned_at"),
+            "to": new_lead,
+            "guidance": guidance,
+            "at": now,
+        }
+    )
+
+
+def reviewed(doc: dict[str, Any], action: DepartmentAction, now: datetime) -> dict[str, Any]:
+    """The pending send-back as the office's review leaves it: overruled, or confirmed."""
+    pending = doc.get("send_back")
+    if not pending or pending["state"] != PENDING:
+        raise SupervisionError(409, "no send-back awaits the office's review on this appeal")
+    if action.action.value == "overrule_decline" and doc.get("lead") != pending["to"]:
+        raise SupervisionError(
+            409, f"the appeal moved on since {pending['declined_by']} declined it; it is {doc.get('lead')}'s now"
+        )
+    state = "overruled" if action.action.value == "overrule_decline" else "confirmed"
+    return {**pending, "state": state, "decided_at": now, "decided_by": action.clerk, "comment": action.note}
+
+
+def transfer_request(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> dict:
+    """What the lead asks the office: move the appeal to the department it suggests, and why."""
+    if not action.reason or not action.target_department:
+        raise SupervisionError(422, "reason and target_department (the suggestion) are required to request_transfer")
+    if book.city.department(action.target_department) is None:
+        raise SupervisionError(422, f"target_department {action.target_department!r} is not a known department")
+    if action.target_department == doc["lead"]:
+        raise SupervisionError(409, f"{action.target_department} already leads this appeal")
+    if doc.get("transfer_request"):
+        raise SupervisionError(409, "a transfer request is already pending with the coordinating office")
+    return as_stored(
+        {
+            "department": doc["lead"],
+            "clerk": action.clerk,
+            "target_department": action.target_department,
+            "reason": action.reason,
+            "at": now,
+        }
+    )
+
+
+def pending_transfer(doc: dict[str, Any], action: DepartmentAction) -> dict[str, Any]:
+    """The transfer request the office answers; refusing it needs a comment."""
+    asked = doc.get("transfer_request")
+    if not asked:
+        raise SupervisionError(409, "no transfer request is pending on this appeal")
+    if action.action.value == "refuse_transfer" and not action.note:
+        raise SupervisionError(422, "note is required to refuse a transfer: tell the department why")
+    return asked

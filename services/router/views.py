@@ -31,6 +31,7 @@ from services.router.models import (
 )
 from services.router.rules import AppealFacts, route
 from services.router.runtime import RouterRuntime, RouterRuntimeDep
+from services.router.transitions import ActionError
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ async def city_queue(
         queue.QueueState | None,
         Query(
             description="overdue: a scope or resolution clock ran out while it awaits its answer; at_risk: a running "
-            "clock passed its 80 % warning; extension_pending: an extension awaits the office. None: every open "
+            "clock passed its 80 % warning; extension_pending: an extension awaits the office; sent_back: a decline "
+            "awaits the office's review; transfer_requested: the lead asks the office to move it. None: every open "
             "appeal, oldest first."
         ),
     ] = None,
@@ -174,6 +176,8 @@ def _queue_row(row: dict, now: datetime) -> QueueRow:
         states=row["states"],
         deadlines=deadlines(row, now),
         extension=extensions[-1] if extensions else None,
+        send_back=row.get("send_back"),
+        transfer_request=row.get("transfer_request"),
     )
 
 
@@ -217,8 +221,10 @@ async def act(
     principal: StaffOrOperator,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ):
-    """Accept, decline with guidance, request information, resolve, transfer, add a co-handler, or ask for an
-    extension; the coordinating office (its key, or an operator) approves or rejects an extension.
+    """Accept, decline with guidance (inside the send-back window), request information, resolve, transfer
+    (inside the window), add a co-handler, ask for an extension or, past the window, for a transfer. The
+    coordinating office (its key, or an operator) approves or rejects an extension, grants or refuses a transfer,
+    and overrules or confirms a send-back.
 
     The answer is the appeal as the action left it, without deadlines: sla re-times the clocks
     after the action, so the deadlines known at this moment would be the old ones. GET the appeal
@@ -248,7 +254,7 @@ async def act(
             now,
             event_id=event_id,
         )
-    except lifecycle.ActionError as exc:
+    except ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return _out(doc, now)
 

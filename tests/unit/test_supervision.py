@@ -13,8 +13,9 @@ import pytest
 from libs.contract import APPEALS_LIFECYCLE
 from libs.events import ActionKind, AppealStatus, EventType
 from services.router import queue, supervision
-from services.router.lifecycle import ActionError, Transition, decide_action
+from services.router.lifecycle import decide_action
 from services.router.rules import RoutingBook, load_routing_book
+from services.router.transitions import ActionError, Transition
 from tests.unit.test_lifecycle import CONFIG, COORD, LEAD, NOW, action, admitted, apply
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -242,3 +243,114 @@ def test_an_appeal_at_risk_or_with_a_pending_extension_says_so():
 def test_clock_times_read_back_naive_from_the_database_still_compare():
     naive = (NOW - timedelta(minutes=1)).astimezone(UTC).replace(tzinfo=None)
     assert queue.states_of({"status": "routed"}, {"due": {"scope": naive}}, NOW) == ["overdue"]
+
+
+# ---------------------------------------------------------------- send-backs (退单) and transfer requests
+
+
+def assigned(book, at: datetime = NOW, **overrides: Any) -> dict[str, Any]:
+    """A routed appeal whose lead was assigned it at `at` (as router's admission records)."""
+    return {**admitted(book, **overrides), "assigned_at": at}
+
+
+def lead_acts(doc, book, kind, at=NOW, department=None, **fields) -> Transition:
+    return decide_action(doc, action(kind, department or doc["lead"], **fields), book, at)
+
+
+GUIDANCE = {"guidance": "Tax deferrals are the tax service's."}
+
+
+def test_the_send_back_window_is_the_scope_target_on_the_leads_calendar(book):
+    doc = assigned(book)
+    # standard_72h's scope target is 6 hours of calendar time.
+    assert supervision.window_end(doc, book) == NOW + timedelta(hours=6)
+    assert supervision.window_end({**doc, "assigned_at": None}, book) is None
+
+
+def test_a_decline_inside_the_window_reroutes_and_enters_the_offices_review(book):
+    doc = assigned(book)
+    out = lead_acts(doc, book, ActionKind.decline, at=NOW + timedelta(hours=6) - timedelta(seconds=1), **GUIDANCE)
+    after = apply(doc, out)
+    assert after["send_back"]["state"] == supervision.PENDING
+    assert (after["send_back"]["declined_by"], after["send_back"]["to"]) == (LEAD, after["lead"])
+    assert after["assigned_at"] == NOW + timedelta(hours=6) - timedelta(seconds=1)
+    declined = next(e for e in out.emits if e.type == EventType.appeal_declined)
+    assert declined.data.chosen is False
+
+
+@pytest.mark.parametrize("kind", [ActionKind.decline, ActionKind.transfer])
+def test_past_the_window_the_lead_neither_declines_nor_transfers_and_is_told_to_ask_the_office(book, kind):
+    doc = assigned(book)
+    fields = GUIDANCE if kind == ActionKind.decline else {"target_department": "finance"}
+    err = refused(lead_acts, doc, book, kind, at=NOW + timedelta(hours=6), **fields)
+    assert err.status == 409 and "send-back window" in err.detail and "request_transfer" in err.detail
+
+
+def test_a_window_of_a_duration_counts_from_the_assignment(book):
+    config = book.supervision.model_copy(
+        update={"send_back": book.supervision.send_back.model_copy(update={"window": "2h"})}
+    )
+    short = RoutingBook(**{**book.__dict__, "supervision": config})
+    doc = assigned(short)
+    assert supervision.window_end(doc, short) == NOW + timedelta(hours=2)
+
+
+def test_the_chosen_departments_decline_is_no_send_back(book):
+    doc = assigned(book, department="commerce")
+    out = lead_acts(doc, book, ActionKind.decline, **GUIDANCE)
+    assert "send_back" not in out.set
+    assert next(e for e in out.emits if e.type == EventType.appeal_declined).data.chosen is True
+
+
+def test_the_office_overrules_a_send_back_and_the_appeal_returns_with_its_first_assignment(book):
+    first = NOW - timedelta(hours=1)
+    doc = assigned(book, at=first)
+    sent = apply(doc, lead_acts(doc, book, ActionKind.decline, **GUIDANCE))
+    new_lead = sent["lead"]
+    out = office(sent, book, ActionKind.overrule_decline, at=NOW + timedelta(minutes=5), note="Deferrals are yours.")
+    after = apply(sent, out)
+    assert (after["lead"], after["status"], after["assigned_at"]) == (LEAD, "routed", first)
+    assert after["send_back"]["state"] == "overruled" and after["declined_by"] == []
+    emit = event(out)
+    assert (emit.type, emit.data.department, emit.data.previous_department) == (
+        EventType.appeal_decline_overruled,
+        LEAD,
+        new_lead,
+    )
+    assert (emit.data.since, emit.data.actor, emit.data.clerk) == (first, COORD, "Chen Wei")
+    assert [(e.type, e.data.department) for e in out.emits if e.topic != APPEALS_LIFECYCLE] == [
+        (EventType.assignment_withdrawn, new_lead),
+        (EventType.assignment_created, LEAD),
+    ]
+    # Returned by the office, it may not send the appeal back again, even inside the window.
+    err = refused(lead_acts, after, book, ActionKind.decline, at=NOW + timedelta(minutes=6), **GUIDANCE)
+    assert err.status == 409 and "overruled" in err.detail
+
+
+def test_an_overrule_needs_a_pending_send_back_the_appeal_has_not_moved_on_from(book):
+    doc = assigned(book)
+    assert refused(office, doc, book, ActionKind.overrule_decline).status == 409
+    sent = apply(doc, lead_acts(doc, book, ActionKind.decline, **GUIDANCE))
+    moved = apply(sent, lead_acts(sent, book, ActionKind.transfer, target_department="finance"))
+    err = refused(office, moved, book, ActionKind.overrule_decline)
+    assert err.status == 409 and "moved on" in err.detail
+    confirmed = apply(sent, office(sent, book, ActionKind.confirm_decline))
+    assert confirmed["send_back"]["state"] == "confirmed" and confirmed["lead"] == sent["lead"]
+    assert refused(office, confirmed, book, ActionKind.overrule_decline).status == 409
+
+
+def test_past_the_window_the_lead_asks_and_the_office_grants_or_refuses(book):
+    doc = assigned(book, at=NOW - timedelta(days=2))
+    ask_for = {"reason": "Customs valuation, not finance.", "target_department": "customs"}
+    err = refused(lead_acts, doc, book, ActionKind.request_transfer, reason="r")
+    assert err.status == 422
+    asked = apply(doc, lead_acts(doc, book, ActionKind.request_transfer, **ask_for))
+    assert event(lead_acts(doc, book, ActionKind.request_transfer, **ask_for)).data.target_department == "customs"
+    assert refused(lead_acts, asked, book, ActionKind.request_transfer, **ask_for).status == 409
+    assert refused(office, asked, book, ActionKind.refuse_transfer).status == 422  # a refusal says why
+    kept = apply(asked, office(asked, book, ActionKind.refuse_transfer, note="It is a financing matter."))
+    assert kept["lead"] == LEAD and kept["transfer_request"] is None
+    granted = office(asked, book, ActionKind.grant_transfer)
+    after = apply(asked, granted)
+    assert (after["lead"], after["transfer_request"], after["assigned_at"]) == ("customs", None, NOW)
+    assert event(granted).type == EventType.appeal_transferred and event(granted).data.actor == COORD
