@@ -1,4 +1,4 @@
-"""SLA clocks (docs/domain.md, "SLA clocks") as plain functions: start, pause, resume, stop, cancel, fire.
+"""SLA clocks (docs/domain.md, "SLA clocks") as plain functions: start, pause, resume, stop, cancel, extend, fire.
 
 A clock counts `budget` seconds of its target's kind of time (calendar, or office
 time for working-day targets). While running, `consumed` holds what was used
@@ -6,6 +6,7 @@ before `segment_start`; thresholds are 50 % and 80 % (warnings) and 100 %
 (breach). Each function returns the fields to set and the events owed.
 """
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,8 @@ from libs.calendars import BusinessCalendar, parse_target
 from libs.contract import SLA_EVENTS, department_topic
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
 from libs.outbox import Emit
+
+log = logging.getLogger(__name__)
 
 LEVELS = (50, 80, 100)
 LIVE = (ClockState.running.value, ClockState.paused.value)
@@ -77,6 +80,7 @@ def _event(
         fired_at=now if level else None,
         category=doc.get("category"),
         district=doc.get("district"),
+        original_due_at=doc.get("original_due_at"),
     )
 
 
@@ -159,6 +163,33 @@ def retarget(doc: dict[str, Any], calendar: BusinessCalendar, target_text: str, 
         after.update(_schedule(after, calendar))
         fields.update({k: after[k] for k in ("due_at", "next_level", "next_fire_at")})
     return ClockChange(set=fields)
+
+
+def extend(doc: dict[str, Any], calendar: BusinessCalendar, until: datetime, at: datetime) -> ClockChange:
+    """Move a running clock's due time to `until` (an extension approved at `at`): its budget grows by the
+    clock's kind of time between the old due time and `until`.
+
+    Thresholds come again from the new budget; one already fired stays fired and is not sent again. The
+    clock keeps its first due time as `original_due_at`, however often it is extended. A working-day clock
+    can only fall due in office time: an `until` outside office hours gives the close before it.
+    """
+    due = level_at(doc, calendar, 100) if doc["state"] == ClockState.running else None
+    # A clock paused, answered, cancelled or breached keeps its due time: a breach stands and is counted. One
+    # whose due time came before the approval lapsed; its breach is owed whether or not it has fired yet.
+    if due is None or due <= at or until <= due:
+        log.info(
+            "an extension leaves the clock as it is",
+            extra={"clock_id": doc["_id"], "state": doc["state"], "due_at": due, "until": until, "approved_at": at},
+        )
+        return ClockChange()
+    budget = doc["budget"] + calendar.elapsed(parse_target(doc["target"]), due, until)
+    after = {**doc, "budget": budget, "original_due_at": doc.get("original_due_at") or due}
+    after.update(_schedule(after, calendar))
+    change = ClockChange(
+        set={k: after[k] for k in ("budget", "original_due_at", "due_at", "next_level", "next_fire_at")}
+    )
+    change.emits.append(Emit(SLA_EVENTS, EventType.sla_extended, _event(after, ClockState.running, calendar, at)))
+    return change
 
 
 def _open(doc: dict[str, Any]) -> bool:

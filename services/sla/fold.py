@@ -6,6 +6,7 @@ after and the events owed. `service.py` reads the documents, folds a batch of ev
 into them and writes each appeal once.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
 from libs.mongo import as_stored
 from libs.outbox import Emit
 from services.sla import clocks, rules
+
+log = logging.getLogger(__name__)
 
 # A breached clock still awaits its answer: the lifecycle can stop or cancel it.
 ALIVE = (*clocks.LIVE, ClockState.breached.value)
@@ -66,6 +69,9 @@ def fold(
             generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
             emits += _begin(book, event, step, generation[step.kind.value], kept, now)
             continue
+        if isinstance(step, rules.Extend):
+            emits += _extend(book, event, step, kept)
+            continue
         change = _VERBS[step.verb]
         target = book.target(data.sla_profile or "", ClockKind.response, True) if step.verb == "retarget" else None
         for clock in _alive(kept, step.kinds, step.department):
@@ -84,6 +90,28 @@ _VERBS: dict[str, Callable[[dict[str, Any], BusinessCalendar, datetime, Any], cl
     "reassign": lambda doc, cal, at, department: clocks.reassign(doc, department),
     "retarget": lambda doc, cal, at, target: clocks.retarget(doc, cal, target, at),
 }
+
+
+def _extend(
+    book: SlaBook, event: CloudEvent[AppealChanged], step: rules.Extend, kept: list[dict[str, Any]]
+) -> list[Emit]:
+    """Extend the current run of a clock (in `kept`); returns the events owed.
+
+    The current run, not every live one: an earlier run answered late stays breached, and an extension
+    is granted to one run (a reopened appeal's new clock has its own).
+    """
+    runs = [c for c in kept if c["clock"] == step.kind.value]
+    clock = max(runs, key=lambda c: c["generation"], default=None)
+    if clock is None or step.until is None or step.until.tzinfo is None:
+        # The event carried no zoned due time, or sla never saw the appeal routed: nothing to move, said aloud.
+        log.warning(
+            "an approved extension moves no clock",
+            extra={"appeal_id": event.data.appeal_id, "clock": step.kind.value, "until": step.until},
+        )
+        return []
+    done = clocks.extend(clock, book.calendars.named(clock["calendar"]), step.until, event.time)
+    kept[kept.index(clock)] = as_stored({**clock, **done.set})
+    return done.emits
 
 
 def _alive(

@@ -17,6 +17,9 @@ class ClockView(BaseModel):
     sla_profile: str
     started_at: datetime
     due_at: datetime | None = Field(description="None while paused.")
+    original_due_at: datetime | None = Field(
+        default=None, description="For an extended clock: its due time before the approved extension (延期)."
+    )
     remaining_seconds: float = Field(
         description="Target time left; negative when overdue. Office seconds for "
         "working-day targets, calendar seconds otherwise."

@@ -1,4 +1,4 @@
-"""Which lifecycle event starts, pauses, resumes, meets or cancels which clock (docs/domain.md, "SLA clocks").
+"""Which lifecycle event starts, pauses, resumes, meets, cancels or extends which clock (docs/domain.md, "SLA clocks").
 
 `steps(event)` is the whole table: a pure function from one lifecycle event to the
 ordered steps it takes on the appeal's clocks. `services/sla/fold.py` carries the
@@ -9,6 +9,7 @@ its own), `response` (a substantive answer) and `resolution` (the whole appeal).
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from libs.events import AppealChanged, ClockKind, EventType
@@ -42,7 +43,15 @@ class Apply:
     to: str | None = None
 
 
-Step = Start | Apply
+@dataclass(frozen=True)
+class Extend:
+    """Move the due time of the current run of `kind` to `until` (an approved extension, 延期)."""
+
+    kind: ClockKind
+    until: datetime | None
+
+
+Step = Start | Apply | Extend
 
 
 def steps(event_type: str, data: AppealChanged) -> list[Step]:
@@ -82,4 +91,7 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
         return [Apply("cancel")]
     if event_type == E.appeal_cohandler_added:
         return [Apply("retarget", (K.response,))]
+    if event_type == E.appeal_extension_approved:
+        # Asking and refusing change no clock: only the office's approval moves the due time.
+        return [Extend(K.resolution, data.due_at)]
     return []

@@ -56,6 +56,7 @@ def _view(doc: dict, runtime) -> ClockView:
         sla_profile=doc["sla_profile"],
         started_at=doc["started_at"],
         due_at=doc.get("due_at"),
+        original_due_at=doc.get("original_due_at"),
         remaining_seconds=round(left, 3),
         remaining=human(left),
         paused=doc["state"] == "paused",

@@ -80,6 +80,9 @@ def owed(emits: list[Emit]) -> list[tuple[str, str, str]]:
     return sorted((e.type, e.data.clock, e.data.department) for e in emits)
 
 
+# The lead asks to move the resolution clock from Tue 3 March 09:40 to Fri 6 March 18:00.
+UNTIL = datetime(2026, 3, 6, 18, tzinfo=SH)
+EXTENSION = {"due_at": UNTIL, "previous_due_at": SUBMITTED + timedelta(hours=24), "reason": "an expert's report"}
 ROUTED = [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "running"), ("scope", 1, LEAD, "running")]
 H = timedelta(hours=1)
 
@@ -175,6 +178,16 @@ H = timedelta(hours=1)
         ),
         pytest.param([(E.appeal_cohandler_added, {})], ROUTED, [], id="co-handler retargets response silently"),
         pytest.param([(E.appeal_confirmed, {})], ROUTED, [], id="confirmed changes nothing"),
+        *(
+            pytest.param([(type_, EXTENSION)], ROUTED, [], id=f"{type_.value} changes nothing")
+            for type_ in (E.appeal_extension_requested, E.appeal_extension_rejected)
+        ),
+        pytest.param(
+            [(E.appeal_extension_approved, EXTENSION)],
+            ROUTED,
+            [(E.sla_extended, "resolution", LEAD)],
+            id="extension approved extends resolution",
+        ),
     ],
 )
 def test_each_lifecycle_event_on_a_routed_appeal(book, then, clocks_after, last_owed):
@@ -252,3 +265,69 @@ def test_a_run_an_earlier_version_started_apart_from_the_sequence_is_not_started
     adopted = {**doc, "sequence": 0, "generation": {}}
     after, emits = fold(book, routed(), adopted, T0)
     assert clock_states(after) == ROUTED and emits == []
+
+
+# ---------------------------------------------------------------- extension (延期)
+
+
+def approved(seq: int, at: datetime, **extra: Any) -> CloudEvent[AppealChanged]:
+    return lifecycle(E.appeal_extension_approved, seq, at, **{**EXTENSION, "note": "granted", **extra})
+
+
+def test_an_approval_moves_the_resolution_clock_to_until_and_nothing_else(book):
+    first = routed()
+    before, _ = run(book, first)
+    doc, emitted = run(book, first, approved(2, T0 + H))
+    resolution = the(doc, "resolution")
+    assert resolution["due_at"] == UNTIL and resolution["original_due_at"] == SUBMITTED + 24 * H
+    assert resolution["next_level"] == 50 and resolution["budget"] == (UNTIL - SUBMITTED).total_seconds()
+    assert [c for c in doc["clocks"] if c["clock"] != "resolution"] == [
+        c for c in before["clocks"] if c["clock"] != "resolution"
+    ]
+    (extended,) = emitted[-1]
+    assert extended.data.due_at == UNTIL and extended.data.original_due_at == SUBMITTED + 24 * H
+
+
+def test_a_replayed_approval_changes_nothing(book):
+    doc, _ = run(book, routed(), approved(2, T0 + H))
+    again, emits = fold(book, approved(2, T0 + 2 * H, due_at=UNTIL + 24 * H), doc, T0 + 2 * H)
+    assert again is doc and emits == []
+
+
+def test_the_extension_moves_with_the_appeal_on_transfer(book):
+    doc, _ = run(
+        book,
+        routed(),
+        approved(2, T0 + H),
+        lifecycle(E.appeal_transferred, 3, T0 + 2 * H, OTHER, previous_department=LEAD),
+    )
+    resolution = the(doc, "resolution")
+    assert resolution["department"] == OTHER
+    assert resolution["due_at"] == UNTIL and resolution["original_due_at"] == SUBMITTED + 24 * H
+
+
+def test_an_approval_while_the_company_owes_information_leaves_the_paused_clock(book):
+    doc, _ = run(book, routed(), lifecycle(E.appeal_info_requested, 2, T0 + H))
+    after, emits = fold(book, approved(3, T0 + 2 * H), doc, T0 + 2 * H)
+    assert after["clocks"] == doc["clocks"] and emits == [] and after["sequence"] == 3
+
+
+def test_an_approval_after_a_reopening_extends_the_new_run_only(book):
+    doc, _ = run(
+        book,
+        routed(),
+        lifecycle(E.appeal_resolved, 2, T0 + H),
+        lifecycle(E.appeal_reopened, 3, T0 + 2 * H),
+        approved(4, T0 + 3 * H),
+    )
+    assert "original_due_at" not in the(doc, "resolution", 1)
+    assert the(doc, "resolution", 2)["due_at"] == UNTIL
+    assert the(doc, "resolution", 2)["original_due_at"] == T0 + 26 * H
+
+
+@pytest.mark.parametrize("due_at", [None, UNTIL.replace(tzinfo=None)], ids=["no due time", "no zone"])
+def test_an_approval_without_a_zoned_due_time_moves_nothing_and_says_so(book, caplog, due_at):
+    doc, _ = run(book, routed())
+    after, emits = fold(book, approved(2, T0 + H, due_at=due_at), doc, T0 + H)
+    assert after["clocks"] == doc["clocks"] and emits == []
+    assert [r.levelname for r in caplog.records if r.name == "services.sla.fold"] == ["WARNING"]

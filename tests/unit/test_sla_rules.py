@@ -1,13 +1,16 @@
 """The clock table (services/sla/rules.py), row by row: what each lifecycle event does to which clock."""
 
+from datetime import timedelta
+
 import pytest
 
 from libs.events import DATA_MODELS, AppealChanged, AppealStatus, ClockKind, EventType
-from services.sla.rules import Apply, Start, steps
+from services.sla.rules import Apply, Extend, Start, steps
 from tests.unit.test_stats import T0, changed
 
 K = ClockKind
 E = EventType
+UNTIL = T0 + timedelta(days=3)
 
 
 def event(type_: EventType, **extra):
@@ -63,6 +66,9 @@ def event(type_: EventType, **extra):
         (E.appeal_rejected, {}, [Apply("cancel")]),
         (E.appeal_cohandler_added, {}, [Apply("retarget", (K.response,))]),
         (E.appeal_confirmed, {}, []),
+        (E.appeal_extension_requested, {"due_at": UNTIL, "previous_due_at": T0}, []),
+        (E.appeal_extension_approved, {"due_at": UNTIL, "previous_due_at": T0}, [Extend(K.resolution, UNTIL)]),
+        (E.appeal_extension_rejected, {"due_at": UNTIL, "previous_due_at": T0, "note": "not needed"}, []),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -70,6 +76,10 @@ def test_each_lifecycle_event_takes_its_steps_on_the_clocks(type_, extra, expect
     assert steps(type_, event(type_, **extra)) == expected
 
 
-def test_only_the_company_s_confirmation_leaves_the_clocks_alone():
+def test_only_the_company_s_confirmation_and_asking_or_refusing_an_extension_leave_the_clocks_alone():
     lifecycle = [t for t, model in DATA_MODELS.items() if model is AppealChanged]
-    assert [t for t in lifecycle if not steps(t, event(t))] == [E.appeal_confirmed]
+    assert [t for t in lifecycle if not steps(t, event(t))] == [
+        E.appeal_confirmed,
+        E.appeal_extension_requested,
+        E.appeal_extension_rejected,
+    ]
