@@ -24,6 +24,11 @@ class NotifyBook:
         """The calendar a department works by (the default one for none or an unknown one)."""
         return self.calendars.of_department(self.city, department)
 
+    @property
+    def timezone(self) -> str:
+        """The city's time zone, its offices' (the default calendar's): the times people are told are in it."""
+        return self.calendar_for(None).config.timezone
+
 
 @dataclass
 class Memory:

@@ -92,7 +92,9 @@ async def _plan(
 ) -> tuple[int, list[CloudEvent]]:
     """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
     appeals = await _appeals(db, {e.subject for e in events}, memory)
-    departments = {e.data.department for e in events if getattr(e.data, "department", None)}
+    departments = {
+        d for e in events for d in rules.departments_told(e.type, getattr(e.data, "department", None), book.city)
+    }
     staff = await _staff(db, book.city, departments, memory)
     liaisons = await _liaisons(db, book, [e for e in events if e.type in rules.LIAISON_TEMPLATES], appeals, memory)
     staff.update({f"liaison:{liaison_id}": address for liaison_id, address in liaisons.values()})
@@ -105,7 +107,7 @@ async def _plan(
             continue
         if event.id in known:
             continue
-        deliveries = _deliveries(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
+        deliveries = deliveries_owed(book, event, appeal, staff, now, status_url, liaisons.get(event.subject))
         if deliveries:
             notices.append(
                 new_notice(
@@ -149,11 +151,19 @@ def _expected(book: NotifyBook, profile: str | None, start: datetime, department
     return calendar.add(target, start, calendar.budget(target))
 
 
-def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None, status_url: str) -> dict[str, Any]:
+def template_context(
+    book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None, status_url: str
+) -> dict[str, Any]:
+    """What every template may read of an event and its appeal."""
     data = event.data.model_dump(mode="python")
     department = data.get("department")
     dept = book.city.department(department) if department else None
     submitted = data.get("submitted_at") or (appeal or {}).get("submitted_at") or event.time
+    office = book.city.department(book.city.coordinating_office)
+
+    def local(at: datetime | None) -> str:
+        return rules.local_time(at, book.timezone) if at else ""
+
     return {
         "appeal_id": event.subject,
         "title": (appeal or {}).get("title", ""),
@@ -167,13 +177,18 @@ def _context(book: NotifyBook, event: CloudEvent, appeal: dict[str, Any] | None,
         "note": data.get("note") or "",
         "resolution": data.get("resolution") or "",
         "policies": [p["title"] for p in data.get("policies", [])],
-        "expected_at": rules.local_time(_expected(book, data.get("sla_profile"), submitted, department)),
+        "expected_at": local(_expected(book, data.get("sla_profile"), submitted, department)),
         # The link intake made, with the token that opens the page; the configured page, without one, otherwise.
         "status_url": (appeal or {}).get("follow_url") or status_url.format(appeal_id=event.subject),
         "clock": data.get("clock", ""),
         "level": data.get("level", ""),
         "target": data.get("target", ""),
-        "due_at": rules.local_time(data.get("due_at")) if data.get("due_at") else "",
+        # Formatted here, and None as "": the rules lay the event's own data (UTC datetimes, None) under this context.
+        "due_at": local(data.get("due_at")),
+        "previous_due_at": local(data.get("previous_due_at")),
+        "reason": data.get("reason") or "",
+        "clerk": data.get("clerk") or "",
+        "office_name": office.name if office else book.city.coordinating_office,
     }
 
 
@@ -235,7 +250,7 @@ async def _liaisons(
     }
 
 
-def _deliveries(
+def deliveries_owed(
     book: NotifyBook,
     event: CloudEvent,
     appeal: dict[str, Any] | None,
@@ -244,7 +259,7 @@ def _deliveries(
     status_url: str,
     liaison: tuple[str, Address] | None = None,
 ) -> list[dict[str, Any]]:
-    """The deliveries one event owes, ids fixed by (event, recipient, channel)."""
+    """The deliveries one event owes, ids fixed by (event, recipient, channel); what it reads is read before."""
     company = None
     if appeal and appeal.get("contact"):
         contact = appeal["contact"]
@@ -252,7 +267,7 @@ def _deliveries(
             email=contact.get("email"), phone=contact.get("phone"), wechat_openid=contact.get("wechat_openid")
         )
     data = event.data.model_dump(mode="python")
-    context = _context(book, event, appeal, status_url)
+    context = template_context(book, event, appeal, status_url)
     planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company, liaison)
     deliveries: list[dict[str, Any]] = []
     for item in planned:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -25,9 +25,29 @@ COMPANY_TEMPLATES: dict[str, str] = {
     E.appeal_declined: "declined",
     E.appeal_info_requested: "info_requested",
     E.appeal_resolved: "resolved",
+    # Only the approval: a request or a rejection leaves the date the company was told as it was.
+    E.appeal_extension_approved: "extension_approved",
 }
-# Staff told of a new assignment: the handler of the (new) lead department.
-ASSIGNMENT_EVENTS = {E.appeal_routed, E.appeal_rerouted, E.appeal_transferred}
+
+
+class StaffNotice(NamedTuple):
+    """What staff hear of a lifecycle event: the template, and who, as (whose department, role) pairs."""
+
+    template: str
+    recipients: tuple[tuple[str, str], ...]
+
+
+LEAD = "lead"  # the appeal's lead department after the event
+OFFICE = "office"  # the city's coordinating office, which rules on what a lead asks of it
+# Staff told of lifecycle events; docs/domain.md's "Notifications" has a row for each.
+STAFF_NOTICES: dict[str, StaffNotice] = {
+    E.appeal_routed: StaffNotice("assigned", ((LEAD, "handler"),)),
+    E.appeal_rerouted: StaffNotice("assigned", ((LEAD, "handler"),)),
+    E.appeal_transferred: StaffNotice("assigned", ((LEAD, "handler"),)),
+    E.appeal_extension_requested: StaffNotice("office_extension_requested", ((OFFICE, "handler"),)),
+    E.appeal_extension_approved: StaffNotice("lead_extension_approved", ((LEAD, "handler"),)),
+    E.appeal_extension_rejected: StaffNotice("lead_extension_rejected", ((LEAD, "handler"),)),
+}
 # What a company's liaison hears of its appeals, and the template.
 LIAISON_TEMPLATES: dict[str, str] = {
     E.appeal_routed: "liaison_routed",
@@ -104,6 +124,15 @@ def staff_channels(address: Address, urgent: bool) -> list[str]:
     return channels
 
 
+def departments_told(event_type: str, department: str | None, city: City) -> set[str]:
+    """The departments whose staff addresses planning an event needs: its lead's, and the office's when told."""
+    told = {department} if department else set()
+    notice = STAFF_NOTICES.get(event_type)
+    if department and notice and any(whose == OFFICE for whose, _ in notice.recipients):
+        told.add(city.coordinating_office)
+    return told
+
+
 def local_time(at: datetime | None, zone: str = "Asia/Shanghai") -> str:
     """A time as people in the city read it."""
     return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") if at else ""
@@ -146,22 +175,25 @@ def plan(
             )
             for ch in company_channels(company, context.get("channel", ""))
         ]
-    if event_type in ASSIGNMENT_EVENTS and data.get("department"):
-        recipient = f"{data['department']}:handler"
-        address = staff.get(recipient, Address())
-        planned += [
-            Planned(
-                recipient,
-                "handler",
-                ch,
-                data["department"],
-                False,
-                "assigned",
-                address.language,
-                {**context, "role": "lead"},
-            )
-            for ch in staff_channels(address, False)
-        ]
+    notice = STAFF_NOTICES.get(event_type)
+    if notice and data.get("department"):
+        for whose, role in notice.recipients:
+            department = city.coordinating_office if whose == OFFICE else data["department"]
+            recipient = f"{department}:{role}"
+            address = staff.get(recipient, Address())
+            planned += [
+                Planned(
+                    recipient,
+                    role,
+                    ch,
+                    department,
+                    False,
+                    notice.template,
+                    address.language,
+                    {**context, "role": "lead"},
+                )
+                for ch in staff_channels(address, False)
+            ]
     return planned
 
 

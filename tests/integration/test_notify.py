@@ -526,6 +526,56 @@ async def test_a_liaison_hears_once_that_its_company_appeal_was_routed_declined_
     assert all(m["subject"].isascii() for m in mails), "ma-qiang reads English (config/registry.yaml)"
 
 
+async def test_an_approved_extension_tells_the_company_once_its_new_date_and_why_and_a_replay_nothing_more(notify):
+    appeal_id, sinks = new_id(), notify["sinks"]
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    granted = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 2026-12-01 10:00 in Shenzhen
+    reason = "The bank decides on the deferral next week"
+    extended = changed(
+        appeal_id,
+        AppealStatus.accepted,
+        5,
+        actor="coord",
+        clerk="Chen Wei",
+        due_at=granted,
+        previous_due_at=granted - timedelta(days=4),
+        reason=reason,
+        note="Once only",
+    )
+    approved = await send(notify, APPEALS_LIFECYCLE, EventType.appeal_extension_approved, extended)
+
+    def company_heard() -> list[str]:
+        """What reached the company of this approval: each SMS's and e-mail's text."""
+        ours = f"{approved.id}:company:"
+        texts = [r["body"]["text"] for r in sinks.of("sms") if r["body"]["client_ref"].startswith(ours)]
+        return texts + [m["subject"] + "\n" + m["body"] for m in sinks.of("email") if m["delivery"].startswith(ours)]
+
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, event_type=approved.type)) >= 5)
+    heard = delivered(entries, event_type=approved.type)
+    assert sorted((e["recipient"], e["channel"]) for e in heard) == [
+        ("company", "email"),
+        ("company", "sms"),
+        (f"{DEPT}:handler", "email"),
+        (f"{DEPT}:handler", "webhook"),
+        (f"{DEPT}:handler", "wechat"),
+    ], "the company once on each of its channels, and the lead's handler"
+    assert len(company_heard()) == 2
+    assert all("2026-12-01 10:00" in text and reason in text for text in company_heard())
+
+    # The approval read again, then a rejection behind it on the appeal's partition: once the rejection is
+    # planned and sent, the replay has been read too.
+    await send(notify, APPEALS_LIFECYCLE, approved.type, approved.data, event=approved)
+    fence = changed(appeal_id, AppealStatus.accepted, 6, actor="coord", note="No second extension")
+    fence = await send(notify, APPEALS_LIFECYCLE, EventType.appeal_extension_rejected, fence)
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, event_type=fence.type)) >= 3)
+    assert len(delivered(entries, event_type=fence.type)) == 3, "the lead's handler hears of the rejection"
+    await asyncio.sleep(0.5)
+    assert len(company_heard()) == 2, "the replay sent nothing more"
+    entries = await log_of(notify, appeal_id, lambda e: True)
+    assert len([e for e in entries if e["event_type"] == approved.type]) == 5
+    assert await notify["runtime"].db.notices.count_documents({"_id": approved.id}) == 1
+
+
 async def test_a_liaison_manages_only_its_own_subscription(notify):
     keys, client = notify["keys"], notify["client"]
     body = {"email": "he.elsewhere@example.org"}
