@@ -74,6 +74,8 @@ class ActionKind(StrEnum):
     # The office reviews each send-back: it withdraws the new lead and returns the appeal, or lets it stand.
     overrule_decline = "overrule_decline"
     confirm_decline = "confirm_decline"
+    # 催办 by hand: the office presses the lead, with a comment.
+    urge = "urge"
 
 
 class EventType(StrEnum):
@@ -98,6 +100,7 @@ class EventType(StrEnum):
     appeal_transfer_refused = "appeal.transfer_refused.v1"
     appeal_decline_overruled = "appeal.decline_overruled.v1"
     appeal_decline_confirmed = "appeal.decline_confirmed.v1"
+    appeal_urged = "appeal.urged.v1"
     assignment_created = "assignment.created.v1"
     assignment_withdrawn = "assignment.withdrawn.v1"
     action_rejected = "department.action_rejected.v1"
@@ -112,6 +115,7 @@ class EventType(StrEnum):
     sla_met = "sla.met.v1"
     sla_cancelled = "sla.cancelled.v1"
     sla_extended = "sla.extended.v1"
+    sla_urged = "sla.urged.v1"
     sla_reported = "sla.reported.v2"
     notification_delivered = "notification.delivered.v1"
     notification_failed = "notification.failed.v1"
@@ -434,6 +438,12 @@ class SlaClockChanged(BaseModel):
     original_due_at: datetime | None = Field(
         default=None, description="For an extended clock: its due time before the approved extension (延期)."
     )
+    urge_level: int | None = Field(
+        default=None,
+        description="For sla.urged.v1: the urging ladder's level reached (2: 催办, 3: 督办; 1 is the breach itself), "
+        "config/supervision.yaml.",
+        examples=[2],
+    )
 
 
 SlaClockType = Literal[
@@ -445,6 +455,7 @@ SlaClockType = Literal[
     EventType.sla_met,
     EventType.sla_cancelled,
     EventType.sla_extended,
+    EventType.sla_urged,
 ]
 SLA_CLOCK_TYPES: tuple[EventType, ...] = get_args(SlaClockType)
 
@@ -604,6 +615,7 @@ class AppealLifecycleEvent(Envelope[AppealChanged]):
         EventType.appeal_transfer_refused,
         EventType.appeal_decline_overruled,
         EventType.appeal_decline_confirmed,
+        EventType.appeal_urged,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 
