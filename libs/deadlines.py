@@ -47,6 +47,7 @@ def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
         "due_at": data.due_at,
         "remaining_seconds": data.remaining_seconds,
         "level": data.level,
+        "urge_level": data.urge_level,
         "original_due_at": data.original_due_at,
         "at": event.time,
     }

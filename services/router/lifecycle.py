@@ -41,10 +41,11 @@ ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
     ActionKind.refuse_transfer: {S.routed, S.accepted, S.info_requested, S.reopened},
     ActionKind.overrule_decline: {S.routed, S.accepted},
     ActionKind.confirm_decline: {S.routed, S.accepted, S.info_requested, S.resolved, S.reopened},
+    ActionKind.urge: {S.routed, S.accepted, S.info_requested, S.reopened},
 }
 
 # An office leading an appeal does not approve its own extension: an operator does.
-SELF_APPROVALS = {ActionKind.approve_extension, ActionKind.reject_extension}
+SELF_APPROVALS = {ActionKind.approve_extension, ActionKind.reject_extension, ActionKind.urge}
 # What the coordinating office does.
 OFFICE_ACTIONS = {
     ActionKind.approve_extension,
@@ -53,6 +54,7 @@ OFFICE_ACTIONS = {
     ActionKind.refuse_transfer,
     ActionKind.overrule_decline,
     ActionKind.confirm_decline,
+    ActionKind.urge,
 }
 
 LITIGATION_FLAGS = ("in_litigation", "in_arbitration")
@@ -248,6 +250,7 @@ def decide_action(
         ActionKind.refuse_transfer: office.refuse_transfer,
         ActionKind.overrule_decline: office.review_decline,
         ActionKind.confirm_decline: office.review_decline,
+        ActionKind.urge: office.urge,
     }[action.action]
     try:
         return handler(doc, action, book, now)

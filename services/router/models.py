@@ -184,6 +184,10 @@ class QueueRow(BaseModel):
     extension: Extension | None = Field(default=None, description="The latest extension asked, if any.")
     send_back: SendBack | None = Field(default=None, description="The latest send-back and its review, if any.")
     transfer_request: TransferRequest | None = Field(default=None, description="A transfer the lead asked for.")
+    urge_level: int | None = Field(
+        default=None, description="The urging ladder's level its clocks reached: 1 breached, 2 催办, 3 督办."
+    )
+    urgings: int = Field(default=0, description="How often the office urged it by hand.")
 
 
 class PreviewIn(BaseModel):

@@ -124,3 +124,12 @@ def review_decline(doc, action, book, now) -> Transition:
     withdraw(doc, out, withdrawn, "overruled", back)
     assign(after, out, back, "lead", back, cohandlers)
     return out
+
+
+def urge(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, now: datetime) -> Transition:
+    """The office presses the lead by hand (催办), with a comment: counted, and shown in the timeline."""
+    if not action.note:
+        raise ActionError(422, "note is required to urge: say what the office expects, and by when")
+    out = Transition(set={"urgings": [*doc.get("urgings", []), {"at": now, "by": action.clerk, "note": action.note}]})
+    announce(doc, out, S(doc["status"]), EventType.appeal_urged, **common(action))
+    return out

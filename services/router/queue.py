@@ -36,6 +36,7 @@ SHOWN = {
     "extensions": 1,
     "send_back": 1,
     "transfer_request": 1,
+    "urgings": 1,
     "enterprise.name": 1,
 }
 
@@ -56,7 +57,11 @@ def summary(clocks: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str
         found["overdue_from"] = min(found.values())
     if any(c["state"] == "running" and (c.get("level") or 0) >= AT_RISK_LEVEL for c in clocks.values()):
         found["at_risk"] = True
-    gone = {k: "" for k in ("due.scope", "due.resolution", "overdue_from", "at_risk") if k not in found}
+    # The urging ladder's highest level on any clock (sla.urged.v1); the breach itself is level 1.
+    urged = max((c.get("urge_level") or (1 if c["state"] == "breached" else 0) for c in clocks.values()), default=0)
+    if urged:
+        found["urge_level"] = urged
+    gone = {k: "" for k in ("due.scope", "due.resolution", "overdue_from", "at_risk", "urge_level") if k not in found}
     return found, gone
 
 
@@ -96,6 +101,7 @@ async def city_queue(
     filters: dict[str, str],
     limit: int,
     offset: int,
+    urge_level: int | None = None,
 ) -> list[dict[str, Any]]:
     """Open appeals in `state` (any, when none) matching `filters` (lead department, district, category),
     the longest overdue or the soonest due first; each with the states it is in and its deadlines document."""
@@ -116,7 +122,9 @@ async def city_queue(
         appeals = [doc async for doc in cursor]
         kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
         return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]
-    watched = {"overdue_from": {"$lte": now}} if state == "overdue" else {"at_risk": True}
+    watched: dict[str, Any] = {"overdue_from": {"$lte": now}} if state == "overdue" else {"at_risk": True}
+    if urge_level:
+        watched["urge_level"] = {"$gte": urge_level}
     rows: list[dict[str, Any]] = []
     skipped = 0
     cursor = db.deadlines.find(watched).sort("overdue_from", ASCENDING)
@@ -139,7 +147,12 @@ async def city_queue(
 
 
 def _row(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**appeal, "clocks": deadline.get("clocks", {}), "states": states_of(appeal, deadline, now)}
+    return {
+        **appeal,
+        "clocks": deadline.get("clocks", {}),
+        "urge_level": deadline.get("urge_level"),
+        "states": states_of(appeal, deadline, now),
+    }
 
 
 async def _chunks(cursor: Any, size: int) -> AsyncIterator[dict[str, dict[str, Any]]]:

@@ -145,6 +145,10 @@ async def city_queue(
     department: Annotated[str | None, Query(max_length=64, description="A department handling it.")] = None,
     district: Annotated[str | None, Query(max_length=64)] = None,
     category: Category | None = None,
+    urge_level: Annotated[
+        int | None,
+        Query(ge=1, le=9, description="Overdue appeals whose urging reached this level or higher (1: the breach)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ):
@@ -155,9 +159,15 @@ async def city_queue(
         raise HTTPException(422, f"department {department!r} is not a department of the city")
     if district and runtime.book.city.unknown_district(district):
         raise HTTPException(422, f"district {district!r} is not a district of the city")
+    if urge_level and state not in (None, "overdue"):
+        raise HTTPException(422, f"urge_level filters the overdue appeals, not those {state}")
+    if urge_level:
+        state = "overdue"
     filters = {"department": department, "district": district, "category": category.value if category else None}
     now = runtime.clock.now()
-    rows = await queue.city_queue(runtime.db, now, state, {k: v for k, v in filters.items() if v}, limit, offset)
+    rows = await queue.city_queue(
+        runtime.db, now, state, {k: v for k, v in filters.items() if v}, limit, offset, urge_level
+    )
     return [_queue_row(row, now) for row in rows]
 
 
@@ -178,6 +188,8 @@ def _queue_row(row: dict, now: datetime) -> QueueRow:
         extension=extensions[-1] if extensions else None,
         send_back=row.get("send_back"),
         transfer_request=row.get("transfer_request"),
+        urge_level=row.get("urge_level"),
+        urgings=len(row.get("urgings", [])),
     )
 
 

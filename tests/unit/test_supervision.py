@@ -214,10 +214,12 @@ def test_the_queue_keeps_the_latest_watched_runs_due_times_and_the_risk():
         "a:resolution:2": {"clock": "resolution", "state": "running", "due_at": DUE, "started_at": NOW},
     }
     found, gone = queue.summary(clocks_now)
-    assert found == {"due.scope": NOW, "due.resolution": DUE, "overdue_from": NOW, "at_risk": True}
+    assert found == {"due.scope": NOW, "due.resolution": DUE, "overdue_from": NOW, "at_risk": True, "urge_level": 1}
     assert gone == {}
     found, gone = queue.summary({})
-    assert found == {} and set(gone) == {"due.scope", "due.resolution", "overdue_from", "at_risk"}
+    assert found == {} and set(gone) == {"due.scope", "due.resolution", "overdue_from", "at_risk", "urge_level"}
+    urged = {**clocks_now["a:scope:1"], "urge_level": 3}
+    assert queue.summary({"a:scope:1": urged})[0]["urge_level"] == 3
 
 
 @pytest.mark.parametrize(
@@ -354,3 +356,18 @@ def test_past_the_window_the_lead_asks_and_the_office_grants_or_refuses(book):
     after = apply(asked, granted)
     assert (after["lead"], after["transfer_request"], after["assigned_at"]) == ("customs", None, NOW)
     assert event(granted).type == EventType.appeal_transferred and event(granted).data.actor == COORD
+
+
+def test_the_office_urges_by_hand_with_a_comment_and_it_is_counted(book):
+    doc = assigned(book)
+    assert refused(office, doc, book, ActionKind.urge).status == 422
+    out = office(doc, book, ActionKind.urge, note="Call the company today.")
+    emit = event(out)
+    assert (emit.type, emit.data.department, emit.data.note) == (
+        EventType.appeal_urged,
+        LEAD,
+        "Call the company today.",
+    )
+    assert len(apply(doc, out)["urgings"]) == 1
+    err = refused(lead_acts, doc, book, ActionKind.urge, note="x")
+    assert err.status == 403
