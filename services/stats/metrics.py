@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.stats.projection import RESOLUTION_BUCKETS, parts
+from services.stats.projection import FIGURES, RESOLUTION_BUCKETS, parts
 
 
 class BusinessMetrics(Collector):
@@ -44,6 +44,9 @@ class BusinessMetrics(Collector):
         resolved = CounterMetricFamily("appeals_resolved", "Appeals resolved", labels=["department", "category"])
         families = {"submitted": submitted, "routed": routed, "declined": declined, "resolved": resolved}
         open_now = {d: 0 for d in self.departments}
+        # Every department's figures from the first scrape, at 0 until an act: a panel or `increase()` over a quiet
+        # day reads 0, not "no data". Labels are the configured codes alone: 33 departments x 3 figures today.
+        supervision = {(d, f): 0 for d in self.departments for f in FIGURES}
         histograms: dict[str, list[int]] = {}
         sums: dict[str, int] = {}
         for name, value in totals.items():
@@ -53,6 +56,8 @@ class BusinessMetrics(Collector):
                 families[kind].add_metric(labels, value)
             elif kind == "open" and len(labels) == 1:
                 open_now[labels[0]] = value
+            elif kind in FIGURES and len(labels) == 1:
+                supervision[(labels[0], kind)] = value
             elif kind == "resolution_seconds" and len(labels) == 2 and labels[1].isdigit():
                 index = min(int(labels[1]), len(RESOLUTION_BUCKETS))
                 histograms.setdefault(labels[0], [0] * (len(RESOLUTION_BUCKETS) + 1))[index] += value
@@ -63,6 +68,15 @@ class BusinessMetrics(Collector):
         for dept, value in sorted(open_now.items()):
             gauge.add_metric([dept], value)
         yield gauge
+        acts = CounterMetricFamily(
+            "appeals_supervision",
+            "The coordinating office's supervision acts, by the department they concern (an extension: the lead "
+            f"that asked) and figure ({', '.join(FIGURES)})",
+            labels=["department", "figure"],
+        )
+        for (dept, figure), value in sorted(supervision.items()):
+            acts.add_metric([dept, figure], value)
+        yield acts
         histogram = HistogramMetricFamily(
             "appeal_resolution_seconds", "Time from submission to resolution", labels=["category"]
         )

@@ -106,9 +106,18 @@ class Durations(BaseModel):
     p90: float | None = Field(description="Seconds, within 1 %.")
 
 
-class DepartmentFigures(BaseModel):
+class SupervisionFigures(BaseModel):
+    """The coordinating office's supervision of one department (docs/domain.md, "Supervision"): each act counts in
+    the hour it was taken, so an extension asked in one period and decided in the next counts in both."""
+
     department: str
     name: str
+    extensions_requested: int = Field(description="Extensions (延期) of its resolution due time the department asked.")
+    extensions_approved: int = Field(description="Extensions the department asked for that the office approved.")
+    extensions_rejected: int = Field(description="Extensions the department asked for that the office rejected.")
+
+
+class DepartmentFigures(SupervisionFigures):
     assigned: int = Field(description="Lead assignments made in the period.")
     resolved: int = Field(description="Of those, resolved by this department and not reopened.")
     open: int = Field(description="Appeals this department leads that are open now.")
@@ -154,6 +163,9 @@ class DailyReport(BaseModel):
     districts: list[Group]
     companies: CompanyFigures
     late_departments: list[LateDepartment]
+    supervision: list[SupervisionFigures] = Field(
+        description="Departments with a supervision act in the period, most extensions asked first."
+    )
     text: str = Field(
         examples=[
             "Between 22:00 Tuesday 3 March 2020 and 17:00 Wednesday 4 March 2020 the platform "

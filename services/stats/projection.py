@@ -15,17 +15,21 @@ when it was made, a clock when it started, feedback when it was given. Each
 hour also adds into the bucket of the local day its UTC start falls on
 (`hd:2026-03-04`, `ld:...`, in stats' time zone), so a report over whole days
 reads one bucket per day instead of 24 (`day_of`, `cover`).
+
+The coordinating office's supervision is counted by acts (`SUPERVISION`): each
+act is kept on its appeal's document and counts once, in its own hour, against
+the department it concerns.
 """
 
 import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from libs.events import AppealChanged, AppealFiled, AppealStatus, CloudEvent, EventType, reports_of
+from libs.events import AppealChanged, AppealFiled, AppealStatus, ClockState, CloudEvent, EventType, reports_of
 
 Counts = dict[str, dict[str, int]]
 
@@ -48,6 +52,27 @@ RESOLUTION_BUCKETS = (3600.0, 21600.0, 43200.0, 86400.0, 172800.0, 259200.0, 604
 _GAMMA = (1 + 0.01) / (1 - 0.01)
 _LOG_GAMMA = math.log(_GAMMA)
 HOUR = timedelta(hours=1)
+
+
+class Act(NamedTuple):
+    """One kind of supervision act: the figure it adds to, and the field of `AppealChanged` naming the department
+    it is counted against."""
+
+    figure: str
+    concerns: str = "department"
+
+
+# The coordinating office's supervision (docs/domain.md, "Supervision"), by the lifecycle event that records each act.
+# An extension counts against the lead that asked, which each of its three events names in `department`. A later
+# figure a lifecycle event records (send-backs, transfers asked for, urgings by hand) is a row here: the department
+# figures, the daily report and the `appeals_supervision_total` metric take their figures from `FIGURES`. sla's
+# urging levels (`sla.urged.v1`) would keep acts of the same shape on their clock, one figure per level.
+SUPERVISION: dict[str, Act] = {
+    EventType.appeal_extension_requested: Act("extensions_requested"),
+    EventType.appeal_extension_approved: Act("extensions_approved"),
+    EventType.appeal_extension_rejected: Act("extensions_rejected"),
+}
+FIGURES: tuple[str, ...] = tuple(dict.fromkeys(act.figure for act in SUPERVISION.values()))
 
 
 @lru_cache(maxsize=16384)
@@ -278,6 +303,10 @@ def _set_facts(doc: dict[str, Any], data: AppealFiled | AppealChanged) -> None:
 
 
 def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: datetime) -> None:
+    act = SUPERVISION.get(type_)
+    if act:
+        _fold_act(doc, act, data, at)
+        return
     assignments = doc.setdefault("assignments", [])
     if (
         data.department
@@ -316,6 +345,15 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
             status=data.status.value,
             department=None if data.status == S.rejected else data.department,
         )
+
+
+def _fold_act(doc: dict[str, Any], act: Act, data: AppealChanged, at: datetime) -> None:
+    # Kept one per event (`record` folds an event once). An act never changes who leads: an extension decided after
+    # a transfer names the department that asked, which must not count as a new assignment or become the lead.
+    if concerned := getattr(data, act.concerns):
+        doc.setdefault("acts", []).append({"f": act.figure, "d": concerned, "at": at})
+    if data.sequence > doc.get("sequence", 0):
+        doc.update(sequence=data.sequence, status=data.status.value)
 
 
 def appeal_counts(doc: dict[str, Any]) -> Counts:
@@ -366,6 +404,10 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
         out["h:" + hour_of(c["at"])][counter("company", c["kind"])] += 1
     for n in doc.get("notifications", []):
         out["h:" + hour_of(n["at"])][counter("notification", n["channel"], n["outcome"])] += 1
+    for act in doc.get("acts", []):
+        name = counter(act["f"], act["d"])
+        out["h:" + hour_of(act["at"])][name] += 1
+        totals[name] += 1
     for key, n in doc.get("tally", {}).items():
         totals[key] += n
     category = doc.get("category", "other")
@@ -385,15 +427,25 @@ _CLOCK_STATES = {
 }
 
 
+# The events that set a clock's due time; sla recomputes it on each of them (none while paused).
+_DUE_SETTERS = {EventType.sla_started, EventType.sla_resumed, EventType.sla_paused, EventType.sla_extended}
+
+
 def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
     data = event.data
+    # A start read after a later event of its run says less than that event did: a replay may read a run's start on
+    # sla.events.v1 after its extension on sla.events.v2, and must not put back the due time the extension moved.
+    late_start = event.type == EventType.sla_started and "state" in doc
     doc.update(clock=data.clock.value, department=data.department, started_at=_ms(data.started_at))
     if event.type == EventType.sla_breached:
         doc["breached"] = True
     state = _CLOCK_STATES.get(EventType(event.type))
-    if state:
+    if state and not late_start:
         doc["state"] = state
-    if event.type in (EventType.sla_started, EventType.sla_resumed, EventType.sla_paused):
+    if event.type == EventType.sla_extended:
+        # An extension neither starts nor stops a clock; read before its run's start, it stands in for it.
+        doc.setdefault("state", "paused" if data.state == ClockState.paused else "running")
+    if event.type in _DUE_SETTERS and not late_start:
         doc["due_at"] = data.due_at and _ms(data.due_at)
     # Present only while the clock runs unbreached: the index behind "running past due".
     if doc.get("state") == "running" and not doc.get("breached") and doc.get("due_at"):

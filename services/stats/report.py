@@ -9,10 +9,16 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import NO_LIST, RESOLVED, parts, sketch_value
+from services.stats.projection import FIGURES, NO_LIST, RESOLVED, counter, parts, sketch_value
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
 CLOCKS = tuple(k.value for k in ClockKind)
+# Column headings of the supervision figures in the Markdown report; a figure without one is shown by its name.
+FIGURE_LABELS = {
+    "extensions_requested": "Extensions asked",
+    "extensions_approved": "Approved",
+    "extensions_rejected": "Rejected",
+}
 
 
 def share(count: int, total: int) -> float | None:
@@ -153,6 +159,7 @@ def department_rates(
                     "p90": quantile(sketches.get(("resolution", d), {}), 0.9),
                 },
                 "rank": None,
+                **{figure: counts.get(counter(figure, d), 0) for figure in FIGURES},
             }
         )
     ranked = [r for r in rows if r["assigned"] >= min_volume]
@@ -214,6 +221,9 @@ def daily_report(
     if late:
         names = ", ".join(f"{r['name']} ({r['breached'] + r['overdue']})" for r in late[:5])
         sentences.append(f"Late on their deadlines: {names}.")
+    supervision = supervised(departments)
+    if supervision:
+        sentences.append(_extensions_sentence({f: sum(r[f] for r in supervision) for f in FIGURES}))
     return {
         "from": start,
         "to": end,
@@ -226,8 +236,26 @@ def daily_report(
         "districts": groups(counts, "district"),
         "companies": companies,
         "late_departments": late,
+        "supervision": supervision,
         "text": " ".join(sentences),
     }
+
+
+def supervised(departments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The supervision figures of the departments with any in the period, by each figure in turn, largest first."""
+    rows = [{"department": r["department"], "name": r["name"], **{f: r[f] for f in FIGURES}} for r in departments]
+    return sorted(
+        (r for r in rows if any(r[f] for f in FIGURES)), key=lambda r: (*(-r[f] for f in FIGURES), r["department"])
+    )
+
+
+def _extensions_sentence(totals: dict[str, int]) -> str:
+    """'Departments asked the coordinating office for 5 extensions; it approved 3 and rejected 1.'"""
+    asked = totals["extensions_requested"]
+    return (
+        f"Departments asked the coordinating office for {asked} extension{'s' if asked != 1 else ''}; "
+        f"it approved {totals['extensions_approved']} and rejected {totals['extensions_rejected']}."
+    )
 
 
 def _companies_sentence(figures: dict[str, Any]) -> str:
@@ -291,6 +319,12 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
     lines += [f"| {md_text(r['name'])} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
+    lines += ["", "## Supervision", ""]
+    lines.append("| Department | " + " | ".join(FIGURE_LABELS.get(f, f) for f in FIGURES) + " |")
+    lines.append("|---|" + "---:|" * len(FIGURES))
+    lines += [
+        f"| {md_text(r['name'])} | " + " | ".join(str(r[f]) for f in FIGURES) + " |" for r in report["supervision"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -320,4 +354,9 @@ def to_csv(report: dict[str, Any]) -> str:
             writer.writerow([section, row["key"], row["count"], row["share"]])
     for row in report["late_departments"]:
         writer.writerow(["late_departments", row["department"], row["breached"] + row["overdue"], ""])
+    # One section per figure, so the rows keep the four columns every other section has.
+    for figure in FIGURES:
+        for row in report["supervision"]:
+            if row[figure]:
+                writer.writerow([figure, row["department"], row[figure], ""])
     return out.getvalue()

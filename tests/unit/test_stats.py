@@ -21,6 +21,7 @@ from libs.events import (
 )
 from libs.kafka import make_event
 from services.stats import projection, report
+from services.stats.metrics import BusinessMetrics
 from services.stats.projection import sketch_key
 from tests.helpers import packed
 
@@ -377,6 +378,165 @@ def test_the_daily_report_reads_like_the_seed(city):
     assert "| financing | 172 | 37% |" in markdown and "| fewer than 30 employees | 330 | 71% |" in markdown
     csv_text = report.to_csv(data)
     assert "total,received,463," in csv_text and "size_bands,small,96,0.2073" in csv_text
+
+
+def extension(type_, seq, at, department=DEPT, until=T0 + timedelta(days=20), **extra):
+    """An extension event as router writes it: `department` is the lead that asked."""
+    return changed(
+        type_,
+        AppealStatus.accepted,
+        seq,
+        at,
+        department=department,
+        due_at=until,
+        previous_due_at=T0 + timedelta(days=10),
+        reason="Site inspection needed",
+        **extra,
+    )
+
+
+def extensions_story():
+    return resolved_story()[:3] + [
+        extension(EventType.appeal_extension_requested, 3, T0 + timedelta(hours=1)),
+        extension(EventType.appeal_extension_rejected, 4, T0 + timedelta(hours=2), note="Not justified"),
+        extension(EventType.appeal_extension_requested, 5, T0 + timedelta(hours=3)),
+        extension(EventType.appeal_extension_approved, 6, T0 + timedelta(days=1, hours=2)),
+    ]
+
+
+def test_extensions_count_in_their_hours_against_the_department_that_asked():
+    doc, total = fold_all(extensions_story())
+    assert total["h:2026-03-03T15"] == {f"extensions_requested|{DEPT}": 1}
+    assert total["h:2026-03-03T16"] == {f"extensions_rejected|{DEPT}": 1}
+    assert total["h:2026-03-03T17"] == {f"extensions_requested|{DEPT}": 1}
+    assert total["h:2026-03-04T16"] == {f"extensions_approved|{DEPT}": 1}
+    assert projection.FIGURES == ("extensions_requested", "extensions_approved", "extensions_rejected")
+    assert [total["t"][f"{figure}|{DEPT}"] for figure in projection.FIGURES] == [2, 1, 1], "the metric's totals"
+    hour = total["h:2026-03-03T14"]
+    assert hour[f"assigned|{DEPT}"] == 1 and hour["status|accepted"] == 1, "an extension is no new assignment"
+    assert total == projection.appeal_counts(doc)
+
+
+def test_extension_events_replayed_count_once():
+    story = extensions_story()
+    doc, once = fold_all(story)
+    assert all(projection.record(doc, event) is None for event in story)
+    _, twice = fold_all(story + story[3:] + story)
+    assert twice == once
+
+
+def test_an_extension_decided_after_a_transfer_counts_for_the_asker_and_leaves_the_lead_alone():
+    other = "nanshan-commerce"
+    story = resolved_story()[:2] + [
+        extension(EventType.appeal_extension_requested, 2, T0 + timedelta(minutes=10)),
+        changed(
+            EventType.appeal_transferred,
+            AppealStatus.routed,
+            3,
+            T0 + timedelta(minutes=20),
+            department=other,
+            previous_department=DEPT,
+        ),
+        extension(EventType.appeal_extension_approved, 4, T0 + timedelta(minutes=30)),
+    ]
+    doc, total = fold_all(story)
+    hour = total["h:2026-03-03T14"]
+    assert hour[f"extensions_requested|{DEPT}"] == hour[f"extensions_approved|{DEPT}"] == 1
+    assert hour[f"assigned|{DEPT}"] == hour[f"assigned|{other}"] == 1
+    assert hour[f"department|{other}"] == 1 and doc["department"] == other and doc["sequence"] == 4
+    assert total["t"][f"open|{other}"] == 1 and f"open|{DEPT}" not in total["t"]
+
+
+def resolution_clock(type_, at, due, **extra):
+    event = clock_event(type_, ClockState.running, at, clock="resolution", due=due)
+    for name, value in extra.items():
+        setattr(event.data, name, value)
+    return event
+
+
+def test_an_approved_extension_moves_the_due_time_running_past_due_is_read_from():
+    due, extended = T0 + timedelta(days=10), T0 + timedelta(days=20)
+    started = resolution_clock(EventType.sla_started, T0, due)
+    moved = resolution_clock(EventType.sla_extended, T0 + timedelta(days=9), extended, original_due_at=due)
+    doc, total = fold_all([started, packed(moved)])
+    assert doc["live_due"] == extended and doc["clocks"]["resolution:1"]["due_at"] == extended
+    assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|resolution|live": 1}}, "extended is not breached"
+    # A replay may read the run's start (sla.events.v1) after its extension (sla.events.v2): the same clock.
+    late, _ = fold_all([packed(moved), started])
+    assert late["clocks"] == doc["clocks"] and late["live_due"] == extended
+    breached = clock_event(EventType.sla_breached, ClockState.breached, extended, clock="resolution")
+    doc, total = fold_all([started, packed(moved), packed(breached)])
+    assert "live_due" not in doc and total == {"h:2026-03-03T14": {f"clock|{DEPT}|resolution|breached": 1}}
+    met = clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(days=15), clock="resolution")
+    doc, total = fold_all([started, packed(moved), met])
+    assert "live_due" not in doc and total == {"h:2026-03-03T14": {f"clock|{DEPT}|resolution|met": 1}}
+
+
+def test_a_start_read_after_its_clock_ended_does_not_run_it_again():
+    started = clock_event(EventType.sla_started, ClockState.running, T0, due=T0 + timedelta(hours=6))
+    met = clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))
+    doc, total = fold_all([met, started])
+    assert total == fold_all([started, met])[1] == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|met": 1}}
+    assert "live_due" not in doc
+
+
+def test_department_figures_and_the_daily_report_show_extensions(city):
+    counts = {
+        "n": 4,
+        f"assigned|{DEPT}": 4,
+        f"extensions_requested|{DEPT}": 3,
+        f"extensions_approved|{DEPT}": 1,
+        f"extensions_rejected|{DEPT}": 1,
+        "extensions_requested|finance": 1,
+    }
+    rows = report.department_rates(city, counts, {}, [], {}, 10)
+    by_code = {r["department"]: r for r in rows}
+    figures = ("extensions_requested", "extensions_approved", "extensions_rejected")
+    assert [by_code[DEPT][f] for f in figures] == [3, 1, 1]
+    assert [by_code["finance"][f] for f in figures] == [1, 0, 0] and by_code["tax"]["extensions_requested"] == 0
+    # The report shows names and codes as text whatever they hold: markup, and a code a spreadsheet would run.
+    rows.append({**by_code["tax"], "department": "=cmd|x", "name": "<b>Odd|name</b>", "extensions_rejected": 2})
+    sh = ZoneInfo("Asia/Shanghai")
+    start = datetime(2026, 3, 4, tzinfo=sh)
+    data = report.daily_report(city, counts, rows, report.company_figures([]), start, start + timedelta(days=1), sh)
+    assert [r["department"] for r in data["supervision"]] == [DEPT, "finance", "=cmd|x"]
+    assert data["supervision"][0] == {
+        "department": DEPT,
+        "name": "Nanshan District Financial Services Office",
+        "extensions_requested": 3,
+        "extensions_approved": 1,
+        "extensions_rejected": 1,
+    }
+    assert "Departments asked the coordinating office for 4 extensions; it approved 1 and rejected 3." in data["text"]
+    markdown = report.to_markdown(data)
+    assert "| Department | Extensions asked | Approved | Rejected |" in markdown
+    assert "| Nanshan District Financial Services Office | 3 | 1 | 1 |" in markdown
+    assert "| \\<b\\>Odd\\|name\\</b\\> | 0 | 0 | 2 |" in markdown
+    lines = report.to_csv(data).splitlines()
+    assert f"extensions_requested,{DEPT},3," in lines and "extensions_requested,finance,1," in lines
+    assert f"extensions_approved,{DEPT},1," in lines and "extensions_approved,finance,0," not in lines
+    assert "extensions_rejected,'=cmd|x,2," in lines
+    quiet = report.daily_report(
+        city,
+        {},
+        report.department_rates(city, {}, {}, [], {}, 10),
+        data["companies"],
+        start,
+        start + timedelta(days=1),
+        sh,
+    )
+    assert quiet["supervision"] == [] and "extension" not in quiet["text"]
+
+
+def test_every_department_exports_its_supervision_figures_from_the_first_scrape():
+    metrics = BusinessMetrics([DEPT, "finance"])
+    metrics.update({f"extensions_requested|{DEPT}": 2, f"extensions_approved|{DEPT}": 1, "extensions_x|a|b": 5})
+    (family,) = [m for m in metrics.collect() if m.name == "appeals_supervision"]
+    values = {(s.labels["department"], s.labels["figure"]): s.value for s in family.samples}
+    assert values[(DEPT, "extensions_requested")] == 2 and values[(DEPT, "extensions_approved")] == 1
+    assert values[(DEPT, "extensions_rejected")] == 0 and values[("finance", "extensions_requested")] == 0
+    assert len(values) == 6, "two departments, three figures; a name of another shape is left out"
+    assert {s.name for s in family.samples} == {"appeals_supervision_total"}
 
 
 SHANGHAI, BERLIN = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
