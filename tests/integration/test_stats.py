@@ -18,8 +18,15 @@ from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
 from devstack import servers
-from libs.contract import APPEALS_LIFECYCLE, APPEALS_SUBMITTED, NOTIFY_DELIVERIES, SLA_EVENTS, dead_letter_topic
-from libs.events import AppealStatus, EventType
+from libs.contract import (
+    APPEALS_LIFECYCLE,
+    APPEALS_SUBMITTED,
+    NOTIFY_DELIVERIES,
+    SLA_EVENTS,
+    SLA_EVENTS_V2,
+    dead_letter_topic,
+)
+from libs.events import AppealStatus, ClockState, EventType
 from libs.ids import new_id
 from libs.kafka import encode
 from libs.kafka_admin import ensure_topics
@@ -30,7 +37,7 @@ from services.stats.rebuild import rebuild
 from services.stats.service import Delivered
 from services.stats.settings import StatsSettings
 from tests.conftest import Servers, start_broker
-from tests.helpers import read_topic, valid_uscc
+from tests.helpers import packed, read_topic, valid_uscc
 from tests.unit.test_stats import T0, changed, clock_event, submitted
 
 # A quiet hour of its own, so that appeals other tests submit now never mix in.
@@ -231,7 +238,18 @@ async def test_a_company_appealing_on_two_days_counts_once_in_both_and_after_a_r
     routed = (EventType.appeal_routed, AppealStatus.routed, {})
     # Lanhai (on the key SME list) on day 1: solved; on day 2: asked for information, not solved yet.
     appeal(day1, lanhai, [routed, (EventType.appeal_resolved, AppealStatus.resolved, {"resolution": "Done"})], **listed)
-    appeal(day2, lanhai, [routed, (EventType.appeal_info_requested, AppealStatus.info_requested, {})], **listed)
+    extension = {"due_at": day2 + timedelta(days=12), "previous_due_at": day2 + timedelta(days=3), "reason": "Audit"}
+    appeal(
+        day2,
+        lanhai,
+        [
+            routed,
+            (EventType.appeal_info_requested, AppealStatus.info_requested, {}),
+            (EventType.appeal_extension_requested, AppealStatus.info_requested, extension),
+            (EventType.appeal_extension_approved, AppealStatus.info_requested, extension),
+        ],
+        **listed,
+    )
     # Qiming (on no list) on day 2: declined with guidance, an answer but no solution; and one not answered yet.
     appeal(day2, qiming, [routed, (EventType.appeal_declined, AppealStatus.declined, {"guidance": "Ask tax"})])
     appeal(day2, qiming, [routed])
@@ -276,6 +294,9 @@ async def test_a_company_appealing_on_two_days_counts_once_in_both_and_after_a_r
     daily = (await client.get("/v1/reports/daily", params={"date": "2021-06-02"}, headers=headers)).json()
     assert daily["companies"]["companies"] == 2 and daily["companies"]["solved"] == 0
     assert "The 3 appeals were put forward by 2 companies: 2 of them have got an answer" in daily["text"]
+    assert [(r["department"], r["extensions_requested"], r["extensions_approved"]) for r in daily["supervision"]] == [
+        ("nanshan-finance", 1, 1)
+    ]
 
     # A rebuild from the topics gives the same rows, so the same figures for any period.
     rebuilt = f"stats_{run}_rebuilt"
@@ -287,6 +308,104 @@ async def test_a_company_appealing_on_two_days_counts_once_in_both_and_after_a_r
         again = await service.company_rows(mongo[rebuilt], start, end)
         assert sorted(sorted(row.items()) for row in live) == sorted(sorted(row.items()) for row in again)
         assert len(live) == 4
+        counters = [await service.window(mongo[db], "h:", start, end, SHANGHAI) for db in (f"stats_{run}", rebuilt)]
+        assert counters[0] == counters[1] and counters[0]["extensions_approved|nanshan-finance"] == 1
+    finally:
+        await mongo.drop_database(rebuilt)
+        await mongo.close()
+
+
+async def test_extensions_count_per_department_move_the_overdue_figures_and_rebuild_the_same(
+    stats, quiet_servers, demo_keys
+):
+    client, run, headers = stats
+    # Near now, since "running past due" is read against the present: two days back, in an hour of its own.
+    now = datetime.now(UTC)
+    hour = (now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    at = hour + timedelta(minutes=7)
+    window = {"from": hour.isoformat(), "to": (hour + timedelta(hours=1)).isoformat()}
+    lead = "futian-tax"  # a city department of this test's own: /v1/stats/departments lists the city's
+    due, extended_due = now - timedelta(days=1), now + timedelta(days=5)
+    extended, rejected = new_id(), new_id()
+
+    def lifecycle(type_, seq, appeal_id, minutes, **extra):
+        status = AppealStatus.routed if type_ == EventType.appeal_routed else AppealStatus.accepted
+        event = changed(
+            type_, status, seq, at + timedelta(minutes=minutes), department=lead, appeal_id=appeal_id, submitted_at=at
+        )
+        for name, value in extra.items():
+            setattr(event.data, name, value)
+        return APPEALS_LIFECYCLE, event
+
+    def clock(type_, appeal_id, minutes, due_at, **extra):
+        event = clock_event(
+            type_, ClockState.running, at + timedelta(minutes=minutes), "resolution", due_at, lead, appeal_id=appeal_id
+        )
+        event.data.started_at = at
+        for name, value in extra.items():
+            setattr(event.data, name, value)
+        return event
+
+    asked = {"due_at": extended_due, "previous_due_at": due, "reason": "Waiting for the land bureau"}
+    story = []
+    for appeal_id in (extended, rejected):
+        story += [
+            (APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)),
+            lifecycle(EventType.appeal_routed, 1, appeal_id, 1),
+            (SLA_EVENTS_V2, packed(clock(EventType.sla_started, appeal_id, 1, due))),
+            lifecycle(EventType.appeal_extension_requested, 2, appeal_id, 10, **asked),
+        ]
+    approved = lifecycle(EventType.appeal_extension_approved, 3, extended, 20, **asked)
+    moved = (SLA_EVENTS_V2, packed(clock(EventType.sla_extended, extended, 20, extended_due, original_due_at=due)))
+    story += [approved, moved, lifecycle(EventType.appeal_extension_rejected, 3, rejected, 25, note="Not needed")]
+    story += [approved, moved]  # republished by the outboxes: counted once
+    await publish(quiet_servers.bootstrap, story)
+
+    async def row() -> dict | None:
+        body = (await client.get("/v1/stats/departments", params=window, headers=headers)).json()
+        (found,) = [d for d in body["departments"] if d["department"] == lead]
+        return found if found["extensions_rejected"] and found["clocks"]["resolution"]["overdue"] else None
+
+    figures = await eventually(row)
+    assert figures, "stats did not count the extensions"
+    await asyncio.sleep(1.0)  # a duplicate counted twice would show now
+    figures = await row()
+    assert figures["assigned"] == 2, "an extension is no assignment"
+    assert (figures["extensions_requested"], figures["extensions_approved"], figures["extensions_rejected"]) == (
+        2,
+        1,
+        1,
+    )
+    # Both clocks were due a day ago; the extended one is due in five days, so only the other runs past due.
+    assert figures["clocks"]["resolution"] == {"met": 0, "breached": 0, "overdue": 1, "running": 1, "cancelled": 0}
+    assert figures["breach_rate"]["resolution"] == 1.0
+
+    async def exported() -> str | None:
+        text = (await client.get("/metrics")).text
+        return (
+            text if metric(text, "appeals_supervision_total", department=lead, figure="extensions_rejected") else None
+        )
+
+    text = await eventually(exported)
+    assert text, "the metric did not reach the extensions"
+    for figure, n in (("extensions_requested", 2), ("extensions_approved", 1), ("extensions_rejected", 1)):
+        assert metric(text, "appeals_supervision_total", department=lead, figure=figure) == n
+    assert metric(text, "appeals_supervision_total", department="baoan-tax", figure="extensions_requested") == 0
+
+    rebuilt = f"stats_{run}_extensions"
+    await rebuild(settings(quiet_servers, demo_keys, run), rebuilt)
+    mongo = AsyncMongoClient(quiet_servers.mongodb_uri, tz_aware=True)
+    try:
+        start, end = hour, hour + timedelta(hours=1)
+        live, again = mongo[f"stats_{run}"], mongo[rebuilt]
+        counts = [await service.window(db, "h:", start, end, SHANGHAI) for db in (live, again)]
+        assert counts[0] == counts[1] and counts[0][f"extensions_requested|{lead}"] == 2
+        overdue = [await service.overdue_clocks(db, datetime.now(UTC), start, end) for db in (live, again)]
+        # The rejected one, at its own due time (to the millisecond MongoDB keeps).
+        assert overdue[0] == overdue[1] and len(overdue[0]) == 1
+        assert abs(overdue[0][0]["due_at"] - due) < timedelta(milliseconds=1)
+        totals = [await service.totals(db) for db in (live, again)]
+        assert {k: v for k, v in totals[0].items() if lead in k} == {k: v for k, v in totals[1].items() if lead in k}
     finally:
         await mongo.drop_database(rebuilt)
         await mongo.close()
