@@ -143,7 +143,7 @@ def _begin(
     calendar = book.calendar_for(step.department)
     target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
     facts = {"category": data.category.value, "district": data.district}
-    started_at = data.submitted_at if step.from_submission else event.time
+    started_at = {"submission": data.submitted_at, "assignment": data.since or event.time}.get(step.origin, event.time)
     doc, emits = clocks.start(
         data.appeal_id,
         step.kind,

@@ -1,4 +1,5 @@
-"""Which lifecycle event starts, pauses, resumes, meets, cancels or extends which clock (docs/domain.md, "SLA clocks").
+"""Which lifecycle event starts, pauses, resumes, meets, cancels or extends which clock (docs/domain.md, "SLA clocks"
+and "Supervision").
 
 `steps(event)` is the whole table: a pure function from one lifecycle event to the
 ordered steps it takes on the appeal's clocks. `services/sla/fold.py` carries the
@@ -18,15 +19,18 @@ K = ClockKind
 E = EventType
 
 Verb = Literal["stop", "cancel", "pause", "resume", "reassign", "retarget"]
+# When a new run starts counting: at the event, at the appeal's submission (the resolution clock's first run), or
+# at the department's first assignment (`since`, an overruled send-back's return; the event's time without it).
+Origin = Literal["event", "submission", "assignment"]
 
 
 @dataclass(frozen=True)
 class Start:
-    """Start a new run of `kind` for `department`; from submission (the resolution clock's first run) or now."""
+    """Start a new run of `kind` for `department`, counting from `origin`."""
 
     kind: ClockKind
     department: str
-    from_submission: bool = False
+    origin: Origin = "event"
     only_if_none_alive: bool = False
 
 
@@ -60,7 +64,7 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
     if event_type == E.appeal_routed:
         # The resolution clock runs from submission, and only once however often the appeal is routed.
         return [
-            Start(K.resolution, dept, from_submission=True, only_if_none_alive=True),
+            Start(K.resolution, dept, origin="submission", only_if_none_alive=True),
             Start(K.scope, dept),
             Start(K.response, dept),
         ]
@@ -74,6 +78,18 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
             Apply("reassign", (K.resolution,), to=dept),
             Start(K.scope, dept),
             Start(K.response, dept),
+        ]
+    if event_type == E.appeal_decline_overruled:
+        # The office returns the appeal to the department that declined it (`dept`, the lead again) and withdraws
+        # the one it went to. The withdrawn department's clocks no longer apply and never count against it; one it
+        # had already let breach keeps that breach, answered now (cancel records only its end, clocks.cancel), and
+        # is urged no more. The returning department's scope clock stays met as its decline stopped it; its
+        # response clock runs again from its first assignment, as if the send-back had not happened.
+        withdrawn = data.previous_department
+        return [
+            Apply("cancel", (K.scope, K.response), department=withdrawn),
+            Apply("reassign", (K.resolution,), to=dept),
+            Start(K.response, dept, origin="assignment"),
         ]
     if event_type == E.appeal_accepted:
         # Accepted with a plan (a note) is a substantive answer too.
@@ -94,4 +110,7 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
     if event_type == E.appeal_extension_approved:
         # Asking and refusing change no clock: only the office's approval moves the due time.
         return [Extend(K.resolution, data.due_at)]
+    # The others move no deadline: the company's confirmation, an extension asked or refused, a transfer asked or
+    # refused (one granted is an ordinary appeal.transferred.v1), a send-back the office lets stand, and the office
+    # urging by hand (the ladder's own levels are sla's, fired from the breached clock).
     return []

@@ -85,6 +85,8 @@ UNTIL = datetime(2026, 3, 6, 18, tzinfo=SH)
 EXTENSION = {"due_at": UNTIL, "previous_due_at": SUBMITTED + timedelta(hours=24), "reason": "an expert's report"}
 ROUTED = [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "running"), ("scope", 1, LEAD, "running")]
 H = timedelta(hours=1)
+# The lead sends the appeal back (退单) and it is rerouted to the other department, for the office to review.
+SENT_BACK = [(E.appeal_declined, {}), (E.appeal_rerouted, {"department": OTHER, "previous_department": LEAD})]
 
 
 @pytest.mark.parametrize(
@@ -187,6 +189,23 @@ H = timedelta(hours=1)
             ROUTED,
             [(E.sla_extended, "resolution", LEAD)],
             id="extension approved extends resolution",
+        ),
+        *(
+            pytest.param([(type_, extra)], ROUTED, [], id=f"{type_.value} changes nothing")
+            for type_, extra in (
+                (E.appeal_transfer_requested, {"target_department": OTHER, "reason": "a tax matter"}),
+                (E.appeal_transfer_refused, {"target_department": OTHER, "note": "yours"}),
+                (E.appeal_decline_confirmed, {"note": "the decline stands"}),
+                (E.appeal_urged, {"note": "answer by Friday"}),
+            )
+        ),
+        pytest.param(
+            [*SENT_BACK, (E.appeal_decline_overruled, {"previous_department": OTHER, "since": T0})],
+            [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "cancelled")]
+            + [("response", 2, OTHER, "cancelled"), ("response", 3, LEAD, "running")]
+            + [("scope", 1, LEAD, "met"), ("scope", 2, OTHER, "cancelled")],
+            [(E.sla_cancelled, kind, OTHER) for kind in ("response", "scope")] + [(E.sla_started, "response", LEAD)],
+            id="decline overruled returns the clocks to the declining department",
         ),
     ],
 )
@@ -331,3 +350,66 @@ def test_an_approval_without_a_zoned_due_time_moves_nothing_and_says_so(book, ca
     after, emits = fold(book, approved(2, T0 + H, due_at=due_at), doc, T0 + H)
     assert after["clocks"] == doc["clocks"] and emits == []
     assert [r.levelname for r in caplog.records if r.name == "services.sla.fold"] == ["WARNING"]
+
+
+# ---------------------------------------------------------------- an overruled send-back (退单)
+
+
+def sent_back(book: SlaBook, *later: CloudEvent[AppealChanged]) -> tuple[dict[str, Any], list[list[Emit]]]:
+    """Routed to the lead at T0, declined and rerouted to the other department at T0 + 1 h, then `later`."""
+    return run(
+        book,
+        routed(),
+        lifecycle(E.appeal_declined, 2, T0 + H),
+        lifecycle(E.appeal_rerouted, 3, T0 + H, OTHER, previous_department=LEAD),
+        *later,
+    )
+
+
+def overruled(seq: int, at: datetime, **extra: Any) -> CloudEvent[AppealChanged]:
+    return lifecycle(E.appeal_decline_overruled, seq, at, LEAD, previous_department=OTHER, note="yours", **extra)
+
+
+def test_an_overrule_runs_the_returning_departments_response_from_its_first_assignment(book):
+    doc, emitted = sent_back(book, overruled(4, T0 + 3 * H, since=T0))
+    response = the(doc, "response", 3)
+    # 3wd from Mon 2 March 10:00, as when it was first assigned: due Thu 5 March 10:00, not Thu 13:00.
+    assert response["started_at"] == T0 and response["due_at"] == datetime(2026, 3, 5, 10, tzinfo=SH)
+    assert response["department"] == LEAD and response["target"] == "3wd"
+    (started,) = [e for e in emitted[-1] if e.type == E.sla_started]
+    assert started.data.started_at == T0 and started.data.due_at == response["due_at"]
+    # Its scope clock stays met at its decline: no new run.
+    assert doc["generation"] == {"resolution": 1, "scope": 2, "response": 3}
+    assert the(doc, "scope")["state"] == "met" and the(doc, "scope")["ended_at"] == T0 + H
+
+
+def test_an_overrule_without_since_runs_the_response_from_the_overrule(book):
+    doc, _ = sent_back(book, overruled(4, T0 + 3 * H))
+    assert the(doc, "response", 3)["started_at"] == T0 + 3 * H
+
+
+def test_an_overrule_gives_the_resolution_clock_back_with_its_due_time(book):
+    before = the(sent_back(book)[0], "resolution")
+    doc, _ = sent_back(book, overruled(4, T0 + 3 * H, since=T0))
+    after = the(doc, "resolution")
+    assert before["department"] == OTHER and after["department"] == LEAD
+    assert after["_id"] == before["_id"] and after["due_at"] == before["due_at"] == SUBMITTED + 24 * H
+
+
+def test_an_overrule_leaves_what_the_withdrawn_department_answered_and_cancels_the_rest(book):
+    # It accepted (scope met) before the office overruled: the met clock stays met, the response is cancelled.
+    doc, _ = sent_back(book, lifecycle(E.appeal_accepted, 4, T0 + 2 * H, OTHER), overruled(5, T0 + 3 * H, since=T0))
+    assert the(doc, "scope", 2)["state"] == "met" and the(doc, "response", 2)["state"] == "cancelled"
+
+
+def test_a_withdrawn_departments_breach_stands_and_ends_at_the_overrule(book):
+    doc, _ = sent_back(book)
+    scope = the(doc, "scope", 2)  # the other department's 6 h, due T0 + 7 h
+    late = T0 + 8 * H
+    calendar = book.calendars.named(scope["calendar"])
+    doc["clocks"] = [{**c, **clocks.fire(c, calendar, late).set} if c is scope else c for c in doc["clocks"]]
+    doc, emits = fold(book, overruled(4, late + H, since=T0), doc, late + H)
+    breached = the(doc, "scope", 2)
+    assert breached["state"] == "breached" and breached["ended_at"] == late + H
+    assert not breached.get("next_fire_at"), "answered: nothing more is owed on it"
+    assert owed(emits) == [(E.sla_cancelled, "response", OTHER), (E.sla_started, "response", LEAD)]
