@@ -93,7 +93,11 @@ async def _plan(
     """Store the records the events owe; returns how many, and the events whose appeal is not known yet."""
     appeals = await _appeals(db, {e.subject for e in events}, memory)
     departments = {
-        d for e in events for d in rules.departments_told(e.type, getattr(e.data, "department", None), book.city)
+        d
+        for e in events
+        for d in rules.departments_told(
+            e.type, getattr(e.data, "department", None), book.city, getattr(e.data, "previous_department", None)
+        )
     }
     staff = await _staff(db, book.city, departments, memory)
     liaisons = await _liaisons(db, book, [e for e in events if e.type in rules.LIAISON_TEMPLATES], appeals, memory)
@@ -157,12 +161,16 @@ def template_context(
     """What every template may read of an event and its appeal."""
     data = event.data.model_dump(mode="python")
     department = data.get("department")
-    dept = book.city.department(department) if department else None
     submitted = data.get("submitted_at") or (appeal or {}).get("submitted_at") or event.time
     office = book.city.department(book.city.coordinating_office)
 
     def local(at: datetime | None) -> str:
         return rules.local_time(at, book.timezone) if at else ""
+
+    def name(code: str | None) -> str:
+        """A department's name as people read it ("" for none, the code for one the city does not know)."""
+        dept = book.city.department(code) if code else None
+        return dept.name if dept else (code or "")
 
     return {
         "appeal_id": event.subject,
@@ -170,7 +178,11 @@ def template_context(
         "company_name": (appeal or {}).get("company_name", ""),
         "category": data.get("category") or (appeal or {}).get("category", ""),
         "channel": (appeal or {}).get("channel", ""),
-        "department_name": dept.name if dept else (department or ""),
+        "department_name": name(department),
+        # The lead before a transfer or an overrule (the department withdrawn), and the department a transfer
+        # request suggests or, on a send-back, the one the appeal went to.
+        "previous_department_name": name(data.get("previous_department")),
+        "target_department_name": name(data.get("target_department")),
         "role": "lead",
         "sla_profile": data.get("sla_profile") or "",
         "guidance": data.get("guidance") or "",
@@ -188,6 +200,8 @@ def template_context(
         "previous_due_at": local(data.get("previous_due_at")),
         "reason": data.get("reason") or "",
         "clerk": data.get("clerk") or "",
+        # An overrule: since when the department the appeal returns to has had it (its response clock runs from then).
+        "since": local(data.get("since")),
         "office_name": office.name if office else book.city.coordinating_office,
     }
 

@@ -1,5 +1,6 @@
 """Who hears what, on which channel (docs/domain.md, "Notifications"): plain functions over an event."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,23 +31,56 @@ COMPANY_TEMPLATES: dict[str, str] = {
 }
 
 
-class StaffNotice(NamedTuple):
-    """What staff hear of a lifecycle event: the template, and who, as (whose department, role) pairs."""
+class Tell(NamedTuple):
+    """One recipient of a staff notice: whose department (LEAD, OFFICE or PREVIOUS), the role, the template."""
 
+    whose: str
+    role: str
     template: str
-    recipients: tuple[tuple[str, str], ...]
+
+
+class StaffNotice(NamedTuple):
+    """What staff hear of a lifecycle event: who, each with its template; `only_if`, when not every event of the
+    type is told, says which are (a predicate over the event's data)."""
+
+    tells: tuple[Tell, ...]
+    only_if: Callable[[dict[str, Any]], bool] | None = None
 
 
 LEAD = "lead"  # the appeal's lead department after the event
 OFFICE = "office"  # the city's coordinating office, which rules on what a lead asks of it
-# Staff told of lifecycle events; docs/domain.md's "Notifications" has a row for each.
+PREVIOUS = "previous"  # the department the event took the appeal from (its previous_department)
+
+
+def _sent_back(data: dict[str, Any]) -> bool:
+    """A send-back (退单): a decline by a department the company did not choose, which the office reviews. A chosen
+    department's decline is routing's first step; a decline from before router said which (no `chosen`) neither."""
+    return data.get("chosen") is False
+
+
+# Staff told of lifecycle events; docs/domain.md's "Notifications" has a row for each. The office's review of a
+# send-back that lets it stand (appeal.decline_confirmed.v1) tells nobody, and is not here.
 STAFF_NOTICES: dict[str, StaffNotice] = {
-    E.appeal_routed: StaffNotice("assigned", ((LEAD, "handler"),)),
-    E.appeal_rerouted: StaffNotice("assigned", ((LEAD, "handler"),)),
-    E.appeal_transferred: StaffNotice("assigned", ((LEAD, "handler"),)),
-    E.appeal_extension_requested: StaffNotice("office_extension_requested", ((OFFICE, "handler"),)),
-    E.appeal_extension_approved: StaffNotice("lead_extension_approved", ((LEAD, "handler"),)),
-    E.appeal_extension_rejected: StaffNotice("lead_extension_rejected", ((LEAD, "handler"),)),
+    E.appeal_routed: StaffNotice((Tell(LEAD, "handler", "assigned"),)),
+    E.appeal_rerouted: StaffNotice((Tell(LEAD, "handler", "assigned"),)),
+    E.appeal_transferred: StaffNotice((Tell(LEAD, "handler", "assigned"),)),
+    E.appeal_extension_requested: StaffNotice((Tell(OFFICE, "handler", "office_extension_requested"),)),
+    E.appeal_extension_approved: StaffNotice((Tell(LEAD, "handler", "lead_extension_approved"),)),
+    E.appeal_extension_rejected: StaffNotice((Tell(LEAD, "handler", "lead_extension_rejected"),)),
+    # The event names the department that declined (its `department`), and where the appeal went when it carries
+    # `target_department`.
+    E.appeal_declined: StaffNotice((Tell(OFFICE, "handler", "office_send_back"),), only_if=_sent_back),
+    E.appeal_transfer_requested: StaffNotice((Tell(OFFICE, "handler", "office_transfer_requested"),)),
+    E.appeal_transfer_refused: StaffNotice((Tell(LEAD, "handler", "lead_transfer_refused"),)),
+    # The lead is the department the appeal returns to; the department withdrawn is told apart. Not the company:
+    # its page shows the appeal going on.
+    E.appeal_decline_overruled: StaffNotice(
+        (
+            Tell(LEAD, "handler", "lead_decline_overruled"),
+            Tell(LEAD, "head", "lead_decline_overruled"),
+            Tell(PREVIOUS, "handler", "withdrawn_decline_overruled"),
+        )
+    ),
 }
 # What a company's liaison hears of its appeals, and the template.
 LIAISON_TEMPLATES: dict[str, str] = {
@@ -124,13 +158,23 @@ def staff_channels(address: Address, urgent: bool) -> list[str]:
     return channels
 
 
-def departments_told(event_type: str, department: str | None, city: City) -> set[str]:
-    """The departments whose staff addresses planning an event needs: its lead's, and the office's when told."""
+def departments_told(event_type: str, department: str | None, city: City, previous: str | None = None) -> set[str]:
+    """The departments whose staff addresses planning an event needs: its lead's, and the office's or the previous
+    lead's (`previous`) when they are told."""
     told = {department} if department else set()
     notice = STAFF_NOTICES.get(event_type)
-    if department and notice and any(whose == OFFICE for whose, _ in notice.recipients):
-        told.add(city.coordinating_office)
+    if not department or not notice:
+        return told
+    for tell in notice.tells:
+        code = _whose(tell.whose, department, previous, city)
+        if code:
+            told.add(code)
     return told
+
+
+def _whose(whose: str, department: str, previous: str | None, city: City) -> str | None:
+    """The department code a staff notice's `whose` names for an event of `department` (the lead after it)."""
+    return {LEAD: department, OFFICE: city.coordinating_office, PREVIOUS: previous}[whose]
 
 
 def local_time(at: datetime | None, zone: str = "Asia/Shanghai") -> str:
@@ -176,19 +220,23 @@ def plan(
             for ch in company_channels(company, context.get("channel", ""))
         ]
     notice = STAFF_NOTICES.get(event_type)
-    if notice and data.get("department"):
-        for whose, role in notice.recipients:
-            department = city.coordinating_office if whose == OFFICE else data["department"]
-            recipient = f"{department}:{role}"
+    if notice and data.get("department") and (notice.only_if is None or notice.only_if(data)):
+        told: set[str] = set()
+        for tell in notice.tells:
+            department = _whose(tell.whose, data["department"], data.get("previous_department"), city)
+            recipient = f"{department}:{tell.role}"
+            if not department or recipient in told:
+                continue  # no such department on the event, or a person told already by an earlier row
+            told.add(recipient)
             address = staff.get(recipient, Address())
             planned += [
                 Planned(
                     recipient,
-                    role,
+                    tell.role,
                     ch,
                     department,
                     False,
-                    notice.template,
+                    tell.template,
                     address.language,
                     {**context, "role": "lead"},
                 )

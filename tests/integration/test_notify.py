@@ -576,6 +576,62 @@ async def test_an_approved_extension_tells_the_company_once_its_new_date_and_why
     assert await notify["runtime"].db.notices.count_documents({"_id": approved.id}) == 1
 
 
+async def test_an_overruled_send_back_tells_both_departments_handlers_once_and_a_replay_nothing_more(notify):
+    """The office returns an appeal to DEPT, which had sent it back, and withdraws it from the department it had
+    gone to: DEPT's handler and head and the withdrawn department's handler hear of it, the company does not."""
+    appeal_id, sinks, withdrawn = new_id(), notify["sinks"], "futian-mii"
+    await send(notify, APPEALS_SUBMITTED, EventType.appeal_submitted, submitted(appeal_id))
+    comment = "The loan is yours to decide"
+    returned = changed(
+        appeal_id,
+        AppealStatus.routed,
+        4,
+        previous_department=withdrawn,
+        actor="coord",
+        clerk="Chen Wei",
+        note=comment,
+        since=datetime(2026, 11, 24, 1, 30, tzinfo=UTC),  # 09:30 in Shenzhen
+    )
+    overruled = await send(notify, APPEALS_LIFECYCLE, EventType.appeal_decline_overruled, returned)
+
+    def mails(event) -> list[dict]:
+        """The e-mails sent for one event (other modules' routers may publish about the same appeal)."""
+        return [m for m in sinks.of("email") if m["delivery"].startswith(f"{event.id}:")]
+
+    told = [
+        (f"{DEPT}:handler", "email"),
+        (f"{DEPT}:handler", "webhook"),
+        (f"{DEPT}:handler", "wechat"),
+        (f"{DEPT}:head", "email"),
+        (f"{DEPT}:head", "webhook"),
+        (f"{DEPT}:head", "wechat"),
+        (f"{withdrawn}:handler", "email"),
+        (f"{withdrawn}:handler", "wechat"),
+    ]
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, event_type=overruled.type)) >= len(told))
+    heard = delivered(entries, event_type=overruled.type)
+    assert sorted((e["recipient"], e["channel"]) for e in heard) == told, "not the company, each of them once"
+    by_recipient = {m["delivery"].split(":")[1]: m for m in mails(overruled)}
+    assert sorted(by_recipient) == [DEPT, withdrawn]
+    assert comment in by_recipient[DEPT]["body"] and "不能再退回该诉求" in by_recipient[DEPT]["body"]
+    assert "撤回" in by_recipient[withdrawn]["subject"] and comment not in by_recipient[withdrawn]["body"]
+
+    # The overrule read again, then the office refusing a transfer behind it on the appeal's partition: once the
+    # refusal is sent to the lead, the replay has been read too.
+    await send(notify, APPEALS_LIFECYCLE, overruled.type, overruled.data, event=overruled)
+    refusal = changed(
+        appeal_id, AppealStatus.routed, 5, actor="coord", note="It stays with you", target_department=withdrawn
+    )
+    fence = await send(notify, APPEALS_LIFECYCLE, EventType.appeal_transfer_refused, refusal)
+    entries = await log_of(notify, appeal_id, lambda e: len(delivered(e, event_type=fence.type)) >= 3)
+    assert sorted(e["recipient"] for e in delivered(entries, event_type=fence.type)) == [f"{DEPT}:handler"] * 3
+    await asyncio.sleep(0.5)
+    entries = await log_of(notify, appeal_id, lambda e: True)
+    assert len([e for e in entries if e["event_type"] == overruled.type]) == len(told), "the replay added nothing"
+    assert len(mails(overruled)) == 3, "one e-mail to each of the three, not two"
+    assert await notify["runtime"].db.notices.count_documents({"_id": overruled.id}) == 1
+
+
 async def test_a_liaison_manages_only_its_own_subscription(notify):
     keys, client = notify["keys"], notify["client"]
     body = {"email": "he.elsewhere@example.org"}
