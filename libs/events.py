@@ -314,7 +314,9 @@ class AppealChanged(BaseModel):
         "its response clock runs from then.",
     )
     target_department: str | None = Field(
-        default=None, description="For a transfer request: the department the lead suggests."
+        default=None,
+        description="For a transfer request: the department the lead suggests; for a decline: the department the "
+        "appeal went to.",
     )
 
 

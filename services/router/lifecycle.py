@@ -307,7 +307,10 @@ def _decline(doc, action, book: RoutingBook, now) -> Transition:
     else:
         # A send-back: the office reviews it, and may return the appeal (overrule_decline).
         out.set["send_back"] = supervision.send_back(doc, new_lead, action.guidance, now)
-    announce(doc, out, S.declined, **common(action), guidance=action.guidance, chosen=chosen)
+    # The declining department stays the event's department; where the appeal went is its target.
+    announce(
+        doc, out, S.declined, **common(action), guidance=action.guidance, chosen=chosen, target_department=new_lead
+    )
     after = {**doc, "lead": new_lead, "cohandlers": cohandlers}
     announce(
         after, out, S.routed, EventType.appeal_rerouted, previous_department=doc["lead"], reason=why, actor="system"

@@ -110,7 +110,7 @@ async def city_queue(
         query["handlers"] = filters["department"]
     query.update({k: v for k, v in filters.items() if k in ("district", "category")})
     # States the appeal itself records, oldest first (or the soonest to lapse, for extensions).
-    recorded = {
+    recorded: dict[str | None, tuple[dict[str, Any], str]] = {
         None: ({}, "submitted_at"),
         "extension_pending": ({"extension_pending_until": {"$gt": now}}, "extension_pending_until"),
         "sent_back": ({"send_back.state": "pending"}, "send_back.at"),
@@ -119,9 +119,9 @@ async def city_queue(
     if state in recorded:
         wanted, order = recorded[state]
         cursor = db.appeals.find({**query, **wanted}, SHOWN).sort(order, ASCENDING).skip(offset).limit(limit)
-        appeals = [doc async for doc in cursor]
-        kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
-        return [_row(a, kept.get(a["_id"], {}), now) for a in appeals]
+        found = [doc async for doc in cursor]
+        kept = await by_ids(db.deadlines, [a["_id"] for a in found])
+        return [_row(a, kept.get(a["_id"], {}), now) for a in found]
     watched: dict[str, Any] = {"overdue_from": {"$lte": now}} if state == "overdue" else {"at_risk": True}
     if urge_level:
         watched["urge_level"] = {"$gte": urge_level}
