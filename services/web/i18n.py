@@ -1,5 +1,6 @@
 """What the pages say, in Chinese (the default) and English, and times left said in words."""
 
+import re
 from typing import Literal
 
 Lang = Literal["zh", "en"]
@@ -178,6 +179,83 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "done": {"zh": "已完成", "en": "Done"},
     "back": {"zh": "返回", "en": "Back"},
     "company_label": {"zh": "企业", "en": "Company"},
+    # Extensions (延期), on the appeal's page.
+    "extensions": {"zh": "延期申请", "en": "Extensions"},
+    "until": {"zh": "新的办结时限（北京时间）", "en": "New due date and time (Beijing time)"},
+    "extension_reason": {"zh": "延期理由", "en": "Why the department needs the time"},
+    "extension_hint": {
+        "zh": "当前办结时限：{due}。延期最多到原时限后{most}，每个办结时限只能延期一次，由协调办公室审批。",
+        "en": "Due now: {due}. At most {most} past it, once per resolution clock; the coordinating office decides.",
+    },
+    "until_missing": {"zh": "请填写新的办结日期和时间", "en": "Give the new due date and time"},
+    "reason_missing": {"zh": "请填写延期理由", "en": "Say why the department needs the time"},
+    "waiting_office": {
+        "zh": "延期申请已提交，等待协调办公室审批。",
+        "en": "The extension awaits the coordinating office.",
+    },
+    "extended_already": {
+        "zh": "本办结时限已延期，不能再次申请。",
+        "en": "This resolution clock was extended already; it cannot be extended again.",
+    },
+    "asked_until": {"zh": "申请延期至", "en": "Asked until"},
+    "due_before": {"zh": "原办结时限", "en": "Due before"},
+    "asked_by": {"zh": "申请人", "en": "Asked by"},
+    "decided_by": {"zh": "审批人", "en": "Decided by"},
+    "office_comment": {"zh": "协调办公室意见", "en": "The office's comment"},
+    "extended_from": {"zh": "原定 {at}，已延期", "en": "extended from {at}"},
+    "until_at": {"zh": "延期至 {at}", "en": "until {at}"},
+    # The coordinating office's page.
+    "office": {"zh": "督办", "en": "Office"},
+    "city_queue": {"zh": "全市督办队列", "en": "The city queue"},
+    "office_only": {
+        "zh": "督办页面只对协调办公室开放。",
+        "en": "Only the coordinating office opens this page.",
+    },
+    "any": {"zh": "不限", "en": "Any"},
+    "lead_dept": {"zh": "承办部门", "en": "Lead department"},
+    "handling_dept": {"zh": "办理部门（承办或协办）", "en": "Department (lead or co-handler)"},
+    "district": {"zh": "所在区", "en": "District"},
+    "due_col": {"zh": "时限", "en": "Due"},
+    "appeal_col": {"zh": "诉求", "en": "Appeal"},
+    "extension_col": {"zh": "延期申请", "en": "Extension"},
+    "office_actions": {"zh": "督办操作", "en": "Office actions"},
+    "office_comment_label": {"zh": "审批意见（不同意时必填）", "en": "Comment (required to reject)"},
+    "comment_required": {
+        "zh": "不同意延期时必须填写意见，告知部门原因。",
+        "en": "A rejection needs a comment: tell the department why.",
+    },
+    "sort_by": {"zh": "排序", "en": "Sort by"},
+    "queue_order": {"zh": "默认顺序", "en": "Queue order"},
+    "previous_page": {"zh": "上一页", "en": "Previous"},
+    "next_page": {"zh": "下一页", "en": "Next"},
+    "page_n": {"zh": "第 {n} 页", "en": "Page {n}"},
+    "sorted_within": {
+        "zh": "按列排序只在队列的前 {n} 条中进行，请用筛选缩小范围。",
+        "en": "A column's sort covers the first {n} of the queue; narrow it with the filters.",
+    },
+    "decided": {"zh": "已处理", "en": "Done"},
+    "no_action": {"zh": "暂无待办", "en": "Nothing to decide"},
+}
+
+QUEUE_STATES: dict[str, dict[Lang, str]] = {
+    "overdue": {"zh": "已超时", "en": "Overdue"},
+    "at_risk": {"zh": "即将超时", "en": "At risk"},
+    "extension_pending": {"zh": "延期待审批", "en": "Extension pending"},
+    "all": {"zh": "全部", "en": "All"},
+}
+
+EXTENSION_STATES: dict[str, dict[Lang, str]] = {
+    "pending": {"zh": "待审批", "en": "pending"},
+    "approved": {"zh": "已同意", "en": "approved"},
+    "rejected": {"zh": "未同意", "en": "rejected"},
+    "lapsed": {"zh": "已失效（原时限前未获审批）", "en": "lapsed (not answered before the old due time)"},
+}
+
+# Timeline entries that keep the appeal's status and say what happened by their type.
+TIMELINE_TYPES: dict[str, dict[Lang, str]] = {
+    "appeal.extension_requested.v1": {"zh": "申请延期", "en": "Extension requested"},
+    "appeal.extension_approved.v1": {"zh": "同意延期", "en": "Extension approved"},
+    "appeal.extension_rejected.v1": {"zh": "不同意延期", "en": "Extension rejected"},
 }
 
 STATUS: dict[str, dict[Lang, str]] = {
@@ -202,6 +280,9 @@ ACTIONS: dict[str, dict[Lang, str]] = {
     "resolve": {"zh": "办结", "en": "Resolve"},
     "transfer": {"zh": "转办", "en": "Transfer"},
     "add_cohandler": {"zh": "增加协办部门", "en": "Add a co-handler"},
+    "request_extension": {"zh": "申请延期", "en": "Request an extension"},
+    "approve_extension": {"zh": "同意延期", "en": "Approve the extension"},
+    "reject_extension": {"zh": "不同意延期", "en": "Reject the extension"},
 }
 
 CLOCKS: dict[str, dict[Lang, str]] = {
@@ -251,3 +332,22 @@ def time_left(lang: Lang, seconds: float | None) -> str:
     ]
     said = " ".join(w for w in words if w) or "less than a minute"
     return f"overdue by {said}" if late else f"{said} left"
+
+
+_UNITS: dict[str, dict[Lang, tuple[str, str]]] = {
+    "wd": {"zh": ("个工作日", "个工作日"), "en": ("working day", "working days")},
+    "d": {"zh": ("天", "天"), "en": ("day", "days")},
+    "h": {"zh": ("小时", "小时"), "en": ("hour", "hours")},
+    "m": {"zh": ("分钟", "分钟"), "en": ("minute", "minutes")},
+    "s": {"zh": ("秒", "秒"), "en": ("second", "seconds")},
+}
+
+
+def duration(lang: Lang, text: str) -> str:
+    """A configured duration ('10wd', '6h') in words: '10个工作日', '10 working days'; as written if it is none."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(wd|d|h|m|s)", text.strip())
+    if not match:
+        return text
+    amount, unit = match.group(1), match.group(2)
+    one, many = _UNITS[unit][lang]
+    return f"{amount}{one}" if lang == "zh" else f"{amount} {one if amount == '1' else many}"

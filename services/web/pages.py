@@ -59,9 +59,19 @@ def render(
             "action_label": lambda key: i18n.label(i18n.ACTIONS, lang, key),
             "clock_label": lambda key: i18n.label(i18n.CLOCKS, lang, key),
             "state_label": lambda key: i18n.label(i18n.STATES, lang, key),
+            "queue_state_label": lambda key: i18n.label(i18n.QUEUE_STATES, lang, key),
+            "extension_state_label": lambda key: i18n.label(i18n.EXTENSION_STATES, lang, key),
+            "timeline_label": lambda entry: (
+                i18n.label(i18n.TIMELINE_TYPES, lang, entry["type"])
+                if entry.get("type") in i18n.TIMELINE_TYPES
+                else i18n.label(i18n.STATUS, lang, entry["status"])
+            ),
+            "duration": lambda text: i18n.duration(lang, text),
             "category_name": lambda code: categories.get(code, code),
             "time_left": lambda seconds: i18n.time_left(lang, seconds),
             "department_name": lambda code: names.get(code, code or ""),
+            # The workbench's nav links the office's page for the coordinating office's clerks only.
+            "coordinating_office": runtime.city.coordinating_office,
             "local": local,
             "csrf": runtime.sealer.csrf_token(cookie),
             **context,

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
 from libs.auth import KeyStore
-from libs.config import Catalogue, City, load_catalogue, load_city
+from libs.config import Catalogue, City, SupervisionConfig, load_catalogue, load_city, load_supervision
 from services.web.session import Sealer
 from services.web.settings import WebSettings
 from services.web.upstream import Upstream
@@ -21,6 +21,7 @@ class WebRuntime:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     city: City = field(init=False)
     catalogue: Catalogue = field(init=False)
+    supervision: SupervisionConfig = field(init=False)  # what the pages say of extensions' limits
     sealer: Sealer = field(init=False)
     upstream: Upstream = field(init=False)
     keys: KeyStore = field(init=False)  # the platform's key file: which keys are a department's
@@ -28,6 +29,7 @@ class WebRuntime:
     def __post_init__(self) -> None:
         self.city = load_city(self.settings.config_dir)
         self.catalogue = load_catalogue(self.settings.config_dir)
+        self.supervision = load_supervision(self.settings.config_dir, self.city)
         self.sealer = Sealer(self.settings.session_secret)
         self.keys = KeyStore.from_file(self.settings.api_keys_file)
         self.upstream = Upstream(

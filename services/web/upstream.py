@@ -115,3 +115,29 @@ class Upstream:
             json=body,
             headers={"X-Api-Key": key, "Idempotency-Key": idempotency_key},
         )
+
+    async def request_extension(
+        self, key: str, appeal_id: str, *, until: str, reason: str, clerk: str, idempotency_key: str
+    ) -> httpx.Response:
+        """The lead asks the coordinating office for a later resolution due time (`until`, with its zone)."""
+        body = {"action": "request_extension", "until": until, "reason": reason, "clerk": clerk}
+        return await self.act(key, appeal_id, body, idempotency_key)
+
+    # The coordinating office's side, on router, with its department key.
+    async def city_queue(
+        self, key: str, state: str | None, filters: dict[str, str], *, limit: int, offset: int
+    ) -> httpx.Response:
+        """Open appeals across the city: overdue, at risk, with an extension pending (`state`), or all of them."""
+        params: dict[str, Any] = {**filters, "limit": limit, "offset": offset}
+        if state:
+            params["state"] = state
+        return await self._call("GET", f"{self.router_url}/v1/appeals", params=params, headers={"X-Api-Key": key})
+
+    async def decide_extension(
+        self, key: str, appeal_id: str, *, approve: bool, note: str, clerk: str, idempotency_key: str
+    ) -> httpx.Response:
+        """The office approves or rejects the pending extension; the note is its comment (a rejection needs one)."""
+        body: dict[str, Any] = {"action": "approve_extension" if approve else "reject_extension", "clerk": clerk}
+        if note:
+            body["note"] = note
+        return await self.act(key, appeal_id, body, idempotency_key)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from services.web import extensions
 from services.web.answers import APPEAL_ID, detail, refusal, see_other
 from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
@@ -42,7 +43,7 @@ async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None
     chosen = status if status in STATUSES else None
     response = await runtime.upstream.worklist(clerk.key, clerk.department, chosen)
     if response.status_code in (401, 403):
-        return _signed_out(request, runtime)
+        return signed_out(request, runtime)
     now = datetime.now(UTC)
     rows = []
     for appeal in response.json():
@@ -52,7 +53,7 @@ async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None
     return keep_session(request, runtime, page, clerk)
 
 
-def _signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
+def signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
     page = _signin_page(request, runtime, status_code, **extra)
     page.delete_cookie(SESSION_COOKIE, path="/workbench")
     return page
@@ -70,20 +71,20 @@ async def sign_in(
     """A clerk signs in with their name and the department's key; router decides whether the key opens it."""
     lang = lang_of(request)
     if not csrf_ok(request, runtime, {"csrf": csrf}):
-        return _signed_out(request, runtime, 403, error=t(lang, "bad_form"))
+        return signed_out(request, runtime, 403, error=t(lang, "bad_form"))
     name = " ".join(name.split())
     if not name or runtime.city.department(department) is None or not key:
-        return _signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
+        return signed_out(request, runtime, 422, error=t(lang, "key_refused"), name=name)
     # Clerks sign in with their department's key only: an operator's or admin's key reads every department's
     # worklist at router, but the workbench would then act with city-wide powers under a clerk's name.
     principal = runtime.keys.lookup(key)
     if principal is not None and principal.kind != "department":
-        return _signed_out(request, runtime, 403, error=t(lang, "key_not_department"), name=name)
+        return signed_out(request, runtime, 403, error=t(lang, "key_not_department"), name=name)
     if department_key(runtime, key) != department:
-        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
+        return signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
     answer = await runtime.upstream.worklist(key, department, None)
     if answer.status_code != 200:
-        return _signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
+        return signed_out(request, runtime, 403, error=t(lang, "key_refused"), name=name)
     clerk = Clerk(name=name, department=department, key=key, signed_in=datetime.now(UTC).timestamp())
     return keep_session(request, runtime, see_other("/workbench"), clerk)
 
@@ -108,12 +109,15 @@ async def _detail_page(
     if response.status_code in (403, 404):
         return problem_page(request, runtime, response.status_code, t(lang, "refused"), detail(response.json()))
     if response.status_code == 401:
-        return _signed_out(request, runtime)
+        return signed_out(request, runtime)
     appeal = response.json()
     now = datetime.now(UTC)
     for deadline in appeal.get("deadlines", []):
         if deadline.get("due_at") and deadline["state"] == "running":
             deadline["left"] = (datetime.fromisoformat(deadline["due_at"]) - now).total_seconds()
+    asked = appeal.get("extensions") or []
+    per_clock = runtime.supervision.extension.per_clock
+    due = extensions.resolution_due(appeal.get("deadlines", []))
     page = render(
         request,
         runtime,
@@ -124,6 +128,14 @@ async def _detail_page(
         leads=appeal.get("lead") == clerk.department,
         departments=[d.code for d in runtime.city.departments if d.code != clerk.department],
         idempotency=secrets.token_urlsafe(16),
+        extensions=[{**x, "shown_state": extensions.state_of(x, now)} for x in asked],
+        pending_extension=extensions.pending(asked, now),
+        may_ask=extensions.may_ask(appeal, clerk.department, now, per_clock),
+        extended_already=extensions.extended_already(appeal, per_clock),
+        resolution_due=due,
+        max_past_due=runtime.supervision.extension.max_past_due,
+        extension_values=extra.pop("extension_values", None) or {"until": extensions.local_input(due)},
+        extension_errors=extra.pop("extension_errors", {}),
         **extra,
     )
     return keep_session(request, runtime, page, clerk)
@@ -134,7 +146,7 @@ async def appeal_detail(appeal_id: str, request: Request, runtime: WebRuntimeDep
     """One appeal with its timeline, flags, deadlines, and a form for each action."""
     clerk = clerk_of(request, runtime)
     if clerk is None:
-        return _signed_out(request, runtime)
+        return signed_out(request, runtime)
     return await _detail_page(request, runtime, clerk, appeal_id, done=done)
 
 
@@ -143,7 +155,7 @@ async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
     """Take an action; the lifecycle's refusal is shown on the appeal's page, in its own words."""
     clerk = clerk_of(request, runtime)
     if clerk is None:
-        return _signed_out(request, runtime)
+        return signed_out(request, runtime)
     form = await request.form()
     lang = lang_of(request)
     if not csrf_ok(request, runtime, form):
@@ -162,3 +174,48 @@ async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
         return keep_session(request, runtime, done, clerk)
     message = refusal(response.json())
     return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, error=message)
+
+
+@router.post("/workbench/appeals/{appeal_id}/extension")
+async def request_extension(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """The lead asks the coordinating office for a later due time, typed in the city's time zone; router's refusal
+    is shown beside the form, with what was typed."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return signed_out(request, runtime)
+    form = await request.form()
+    lang = lang_of(request)
+    values = {"until": str(form.get("until", "")).strip(), "reason": str(form.get("reason", "")).strip()}
+    if not csrf_ok(request, runtime, form):
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 403, extension_error=t(lang, "bad_form"), extension_values=values
+        )
+    until = extensions.until_of(values["until"])
+    errors = {"until": t(lang, "until_missing")} if until is None else {}
+    if not values["reason"]:
+        errors["reason"] = t(lang, "reason_missing")
+    if errors or until is None:
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 422, extension_errors=errors, extension_values=values
+        )
+    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
+    response = await runtime.upstream.request_extension(
+        clerk.key,
+        appeal_id,
+        until=until.isoformat(),
+        reason=values["reason"],
+        clerk=clerk.name,
+        idempotency_key=f"web-{idempotency}",
+    )
+    if response.status_code == 200:
+        done = see_other(f"/workbench/appeals/{appeal_id}?done=request_extension#extensions")
+        return keep_session(request, runtime, done, clerk)
+    return await _detail_page(
+        request,
+        runtime,
+        clerk,
+        appeal_id,
+        response.status_code,
+        extension_error=refusal(response.json()),
+        extension_values=values,
+    )
