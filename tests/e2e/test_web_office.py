@@ -1,0 +1,190 @@
+"""An extension (延期) in a real browser (Debian's Chromium driven by Playwright) on the running stack: the lead's
+clerk asks on the workbench, the coordinating office approves on its page of the city queue, the clerk sees it.
+
+Screenshots of the office's page in Chinese and English, and of the appeal's page before and after, are kept in
+build/screenshots/.
+"""
+
+import re
+import shutil
+import time
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from libs.settings import PROJECT_ROOT
+from services.web.extensions import local_input
+from tests.helpers import fresh_stack, valid_uscc
+
+pytestmark = pytest.mark.timeout(600)
+
+SHOTS = PROJECT_ROOT / "build" / "screenshots"
+DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = fresh_stack(tmp_path_factory, "web-office-stack")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is installed by `make system-deps`"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def router_appeal(stack, appeal_id: str) -> dict:
+    headers = {"X-Api-Key": stack.keys["operator"]}
+    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=headers, timeout=30).json()
+
+
+def until(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
+        time.sleep(0.3)
+
+
+def resolution_due(stack, appeal_id: str) -> datetime:
+    """The resolution clock's due time, once router has heard it from sla (a moment after routing)."""
+
+    def due() -> datetime | None:
+        found = [
+            d
+            for d in router_appeal(stack, appeal_id).get("deadlines", [])
+            if d["clock"] == "resolution" and d["due_at"]
+        ]
+        return datetime.fromisoformat(found[0]["due_at"]) if found else None
+
+    return until(due, "router hearing of the resolution clock")
+
+
+def sign_in(browser: Browser, stack, department: str, name: str, viewport: dict = DESKTOP) -> Page:
+    page = browser.new_context(base_url=stack.url("web"), viewport=viewport).new_page()
+    page.goto("/workbench")
+    page.get_by_label("您的姓名").fill(name)
+    page.get_by_label("部门", exact=True).select_option(department)
+    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
+    return page
+
+
+def test_the_lead_asks_for_an_extension_and_the_office_approves_it_on_its_page(stack, browser):
+    body = {
+        "channel_ref": f"web-office-{time.time_ns()}",
+        "enterprise": {
+            "uscc": valid_uscc(),
+            "name": "深圳市蓝海网络科技有限公司",
+            "employees": 25,
+            "industry": "互联网服务",
+            "district": "nanshan",
+        },
+        "contact": {"name": "李伟", "phone": "13800138000"},
+        "category": "labour",
+        "title": "节后员工无法返岗",
+        "description": "节后员工无法返岗，订单交付困难，希望协助招工。",
+    }
+    accepted = httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
+    )
+    appeal_id = accepted.json()["appeal_id"]
+    lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
+    due = resolution_due(stack, appeal_id)
+    asked = local_input((due + timedelta(days=1)).isoformat())
+
+    # The lead's clerk asks on the appeal's page, the new due time typed in city time.
+    clerk = sign_in(browser, stack, lead, "王芳")
+    expect(clerk.locator("#nav-office")).to_have_count(0)
+    clerk.goto(f"/workbench/appeals/{appeal_id}")
+    form = clerk.locator("#act-request_extension")
+    expect(form.get_by_label("新的办结时限（北京时间）")).to_have_value(local_input(due.isoformat()))
+    # Past the configured limit router refuses, in its own words beside the form, with what was typed kept.
+    form.get_by_label("新的办结时限（北京时间）").fill(local_input((due + timedelta(days=40)).isoformat()))
+    form.get_by_label("延期理由").fill("需协调三家用工单位联合招聘，下周方能确定岗位。")
+    form.get_by_role("button", name="申请延期").click()
+    expect(clerk.locator("#act-request_extension #extension-error")).to_contain_text("at most 10wd")
+    expect(form.get_by_label("延期理由")).to_have_value("需协调三家用工单位联合招聘，下周方能确定岗位。")
+    shot(clerk, "extension-refused-zh-desktop")
+    form.get_by_label("新的办结时限（北京时间）").fill(asked)
+    form.get_by_role("button", name="申请延期").click()
+    expect(clerk.locator("#extension-waiting")).to_have_text("延期申请已提交，等待协调办公室审批。")
+    expect(clerk.locator("li.extension[data-state=pending]")).to_contain_text(asked.replace("T", " "))
+    expect(clerk.locator("li[data-type='appeal.extension_requested.v1']")).to_contain_text("申请延期 · ")
+    shot(clerk, "extension-requested-zh-desktop")
+
+    # The office signs in with its key and finds it under "extension pending".
+    office = sign_in(browser, stack, "coord", "陈伟")
+    office.locator("#nav-office").click()
+    expect(office.get_by_role("heading", name="全市督办队列")).to_be_visible()
+    office.locator("#tab-extension_pending").click()
+    expect(office.locator("#tab-extension_pending")).to_have_attribute("aria-current", "page")
+    row = office.locator(f"#row-{appeal_id}")
+    expect(row).to_contain_text("需协调三家用工单位联合招聘")
+    expect(row).to_contain_text(asked.replace("T", " "))
+    expect(row).to_contain_text("王芳")
+    expect(row.locator(".state")).to_have_text("待审批")
+    # A rejection needs a comment before the browser even sends it; an approval does not.
+    assert row.get_by_label("审批意见（不同意时必填）").evaluate("e => e.validity.valueMissing")
+    shot(office, "office-zh-desktop")
+
+    # The same page in English, and on a phone.
+    office.goto("/lang/en?next=" + quote("/workbench/office?state=extension_pending"))
+    expect(office.get_by_role("heading", name="The city queue")).to_be_visible()
+    expect(office.locator(f"#row-{appeal_id} .state")).to_have_text("pending")
+    shot(office, "office-en-desktop")
+    office.set_viewport_size(PHONE)
+    shot(office, "office-en-phone")
+    office.goto("/lang/zh?next=" + quote("/workbench/office?state=extension_pending"))
+    shot(office, "office-zh-phone")
+    office.set_viewport_size(DESKTOP)
+
+    # The office approves with a comment, in its clerk's name, and stays on the same tab.
+    row = office.locator(f"#row-{appeal_id}")
+    row.get_by_label("审批意见（不同意时必填）").fill("同意延期一次，请按期办结。")
+    row.get_by_role("button", name="同意延期", exact=True).click()
+    expect(office.locator("#office-done")).to_contain_text("同意延期")
+    expect(office.locator("#tab-extension_pending")).to_have_attribute("aria-current", "page")
+    expect(office.locator(f"#row-{appeal_id}")).to_have_count(0)
+    shot(office, "office-decided-zh-desktop")
+    entry = router_appeal(stack, appeal_id)["timeline"][-1]
+    assert (entry["type"], entry["actor"], entry["clerk"]) == ("appeal.extension_approved.v1", "coord", "陈伟")
+
+    # The clerk sees it approved, with the office's comment, and the deadline moved once sla has moved it.
+    clerk.reload()
+    approved = clerk.locator("li.extension[data-state=approved]")
+    expect(approved.locator(".state")).to_have_text("已同意")
+    expect(approved.locator(".comment")).to_have_text("同意延期一次，请按期办结。")
+    expect(approved).to_contain_text("陈伟")
+    expect(clerk.locator("li[data-type='appeal.extension_approved.v1']")).to_contain_text(f"{OFFICE_NAME_ZH} · 陈伟")
+    expect(clerk.locator("#extension-waiting")).to_have_count(0)
+    expect(clerk.locator("#extension-used")).to_have_text("本办结时限已延期，不能再次申请。")
+
+    def extended() -> int:
+        clerk.reload()
+        return clerk.locator(".deadlines .extended").count()
+
+    until(extended, "the deadline showing its extension")
+    expect(clerk.locator(".deadlines")).to_contain_text(
+        f"原定 {local_input(due.isoformat()).replace('T', ' ')}，已延期"
+    )
+    expect(clerk.locator(".deadlines")).to_contain_text(asked.replace("T", " "))
+    shot(clerk, "extension-approved-zh-desktop")
