@@ -84,6 +84,7 @@ class Extension(BaseModel):
     """An extension (延期) the lead asked for, and the office's answer."""
 
     state: str = Field(description="pending, approved or rejected; a pending one lapses at previous_due_at.")
+    clock_id: str = Field(description="The resolution clock it extends; each run may be extended once.")
     department: str = Field(description="The department that asked.")
     clerk: str | None = None
     until: datetime = Field(description="The due time asked for.")
