@@ -1,12 +1,13 @@
-"""SLA assembled: calendars and profiles, the lifecycle consumer, the scheduler, HTTP."""
+"""SLA assembled: calendars, profiles and the urging ladder, the lifecycle consumer, the scheduler, HTTP."""
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
 from libs.app import create_service_app
-from libs.calendars import load_calendars
-from libs.config import config_error, load_city, load_sla_config
+from libs.calendars import load_calendars, parse_target
+from libs.config import config_error, load_city, load_sla_config, load_supervision
 from services.sla import handlers, scheduled, service, views
 from services.sla.runtime import SlaRuntime
 from services.sla.service import SlaBook
@@ -18,19 +19,36 @@ async def _startup(runtime: SlaRuntime) -> None:
     scheduled.start(runtime)
 
 
-def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> FastAPI:
-    """The sla service; configuration errors stop it here, naming file, entry and field."""
-    settings = settings or SlaSettings()
-    city, calendars = load_city(settings.config_dir), load_calendars(settings.config_dir)
+def load_book(config_dir: Path, publish_v1: bool = False) -> SlaBook:
+    """What sla works by, from `config_dir`: city, calendars, SLA profiles, supervision (the urging ladder).
+
+    Raises `ConfigError` naming file, entry and field when one of them is invalid.
+    """
+    city, calendars = load_city(config_dir), load_calendars(config_dir)
     for i, dept in enumerate(city.departments):
         if dept.calendar not in calendars:
             raise config_error(
-                settings.config_dir / "city.yaml",
+                config_dir / "city.yaml",
                 f"departments[{i}] ({dept.code})",
                 "calendar",
                 f"unknown calendar {dept.calendar!r}; see calendars.yaml",
             )
-    book = SlaBook(city, load_sla_config(settings.config_dir), calendars, publish_v1=settings.publish_v1)
+    sla, supervision = load_sla_config(config_dir), load_supervision(config_dir, city)
+    for i, rung in enumerate(supervision.urging.levels):
+        try:
+            parse_target(rung.after_breach)
+        except ValueError as exc:
+            # The file's pattern lets `0wd` through; the scheduler would fail on it at every pass.
+            raise config_error(
+                config_dir / "supervision.yaml", f"urging.levels[{i}]", "after_breach", str(exc)
+            ) from None
+    return SlaBook(city, sla, calendars, supervision, publish_v1=publish_v1)
+
+
+def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> FastAPI:
+    """The sla service; configuration errors stop it here, naming file, entry and field."""
+    settings = settings or SlaSettings()
+    book = load_book(settings.config_dir, settings.publish_v1)
     runtime = SlaRuntime(settings=settings, book=book, **runtime_options)
     handlers.register(runtime)
     return create_service_app(

@@ -3,17 +3,23 @@
 A clock counts `budget` seconds of its target's kind of time (calendar, or office
 time for working-day targets). While running, `consumed` holds what was used
 before `segment_start`; thresholds are 50 % and 80 % (warnings) and 100 %
-(breach). Each function returns the fields to set and the events owed.
+(breach). A breached clock still awaiting its answer climbs the urging ladder
+(催办/督办, `config/supervision.yaml`): each later level a set time after the
+breach, on the clock's calendar. Each function returns the fields to set and the
+events owed.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from libs.calendars import BusinessCalendar, parse_target
+from libs.config import UrgingLevel
 from libs.contract import SLA_EVENTS, department_topic
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.mongo import as_stored
 from libs.outbox import Emit
 
 log = logging.getLogger(__name__)
@@ -22,11 +28,17 @@ LEVELS = (50, 80, 100)
 LIVE = (ClockState.running.value, ClockState.paused.value)
 
 
+# The urging ladder's levels after the breach (level 1), as configured: the level and how long after the breach.
+Ladder = Sequence[UrgingLevel]
+
+
 @dataclass
 class ClockChange:
     set: dict[str, Any] = field(default_factory=dict)
     emits: list[Emit] = field(default_factory=list)
+    # Thresholds fired (50, 80, 100) and urging levels fired (2, 3, ...), each with the instant it was due.
     fired: list[tuple[int, datetime]] = field(default_factory=list)
+    urged: list[tuple[int, datetime]] = field(default_factory=list)
 
 
 def clock_id(appeal_id: str, kind: ClockKind | str, generation: int) -> str:
@@ -38,6 +50,24 @@ def level_at(doc: dict[str, Any], calendar: BusinessCalendar, level: int) -> dat
     """When a running clock reaches `level` % of its budget."""
     target = parse_target(doc["target"])
     return calendar.add(target, doc["segment_start"], doc["budget"] * level / 100 - doc["consumed"])
+
+
+def urge_at(doc: dict[str, Any], calendar: BusinessCalendar, rung: UrgingLevel) -> datetime:
+    """When a breached clock reaches the urging level `rung`: `after_breach` after its due time, on its calendar.
+
+    Counted from the due time, not from when the breach was fired: every replica and every pass after a
+    restart finds the same instant, and a breach fired late (sla was down) does not delay the ladder.
+    """
+    target = parse_target(rung.after_breach)
+    return calendar.add(target, doc["due_at"], calendar.budget(target))
+
+
+def next_instant(doc: dict[str, Any], calendar: BusinessCalendar, ladder: Ladder) -> datetime | None:
+    """The exact instant of the clock's next threshold or urging level (the stored one is rounded), if known."""
+    if doc.get("next_level"):
+        return level_at(doc, calendar, doc["next_level"])
+    rung = next((r for r in ladder if r.level == doc.get("next_urge")), None)
+    return urge_at(doc, calendar, rung) if rung and doc.get("due_at") else None
 
 
 def _schedule(doc: dict[str, Any], calendar: BusinessCalendar) -> dict[str, Any]:
@@ -60,7 +90,12 @@ def remaining(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) ->
 
 
 def _event(
-    doc: dict[str, Any], state: ClockState, calendar: BusinessCalendar, now: datetime, level: int | None = None
+    doc: dict[str, Any],
+    state: ClockState,
+    calendar: BusinessCalendar,
+    now: datetime,
+    level: int | None = None,
+    urge_level: int | None = None,
 ) -> SlaClockChanged:
     return SlaClockChanged(
         appeal_id=doc["appeal_id"],
@@ -77,10 +112,11 @@ def _event(
         remaining_seconds=round(remaining(doc, calendar, now), 3)
         if state in (ClockState.running, ClockState.paused)
         else None,
-        fired_at=now if level else None,
+        fired_at=now if level or urge_level else None,
         category=doc.get("category"),
         district=doc.get("district"),
         original_due_at=doc.get("original_due_at"),
+        urge_level=urge_level,
     )
 
 
@@ -205,7 +241,14 @@ def _final_consumed(doc: dict[str, Any], calendar: BusinessCalendar, at: datetim
 
 
 def _end(doc: dict[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[str, Any]:
-    return {"ended_at": at, "consumed": _final_consumed(doc, calendar, at), "next_level": None, "next_fire_at": None}
+    """An ended clock owes nothing more: no threshold, and no urging level if it had breached."""
+    return {
+        "ended_at": at,
+        "consumed": _final_consumed(doc, calendar, at),
+        "next_level": None,
+        "next_urge": None,
+        "next_fire_at": None,
+    }
 
 
 def _finish(
@@ -239,8 +282,20 @@ def reassign(doc: dict[str, Any], department: str) -> ClockChange:
     return ClockChange(set={"department": department})
 
 
-def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> ClockChange:
-    """Every threshold reached by `now` that has not fired: warnings at 50/80 %, breach at 100 %."""
+def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime, ladder: Ladder = ()) -> ClockChange:
+    """Every threshold reached by `now` that has not fired (warnings at 50/80 %, breach at 100 %), then, on a
+    breached clock still awaiting its answer, every level of the urging `ladder` reached by `now`."""
+    change = _thresholds(doc, calendar, now)
+    after = {**doc, **change.set}
+    breached_now = any(level == 100 for level, _ in change.fired)
+    # Only a clock that breached under the ladder climbs it (it has `urges_fired`): one breached before sla knew
+    # the ladder is not urged at once for a breach long past.
+    if _open(after) and after["state"] == ClockState.breached and (breached_now or "urges_fired" in after):
+        _urge(after, calendar, now, ladder, change, breached_now)
+    return change
+
+
+def _thresholds(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> ClockChange:
     if doc["state"] != ClockState.running:
         return ClockChange()
     fired = list(doc.get("levels_fired", []))
@@ -270,3 +325,30 @@ def fire(doc: dict[str, Any], calendar: BusinessCalendar, now: datetime) -> Cloc
     else:
         change.set.update({k: v for k, v in _schedule(after, calendar).items() if k != "due_at"})
     return change
+
+
+def _urge(
+    doc: dict[str, Any],
+    calendar: BusinessCalendar,
+    now: datetime,
+    ladder: Ladder,
+    change: ClockChange,
+    breached_now: bool,
+) -> None:
+    """Fire the levels of the ladder a breached, unanswered clock has reached by `now`, each once, in the order
+    they fall due; keep the next one as the clock's `next_fire_at` (added to `change`)."""
+    urged = list(doc.get("urges_fired", []))
+    pending = sorted((urge_at(doc, calendar, rung), rung.level) for rung in ladder if rung.level not in urged)
+    while pending and pending[0][0] <= now:
+        at, level = pending.pop(0)
+        urged.append(level)
+        event = _event({**doc, "urges_fired": urged}, ClockState.breached, calendar, now, urge_level=level)
+        change.emits.append(Emit(SLA_EVENTS, EventType.sla_urged, event))
+        change.emits.append(Emit(department_topic(doc["department"]), EventType.sla_urged, event))
+        change.urged.append((level, at))
+    schedule = {"next_urge": pending[0][1] if pending else None, "next_fire_at": pending[0][0] if pending else None}
+    # Set what changed; also a schedule the configuration has moved since it was stored (a level removed or
+    # later), or the scheduler would claim the clock again and again for nothing.
+    stale = as_stored(schedule) != as_stored({k: doc.get(k) for k in schedule})
+    if change.urged or breached_now or stale:
+        change.set.update({"urges_fired": urged, **schedule})

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from libs.calendars import BusinessCalendar, Calendars
-from libs.config import City, SlaConfig
+from libs.config import City, SlaConfig, SupervisionConfig
 from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
 from libs.mongo import as_stored
 from libs.outbox import Emit
@@ -27,13 +27,19 @@ ALIVE = (*clocks.LIVE, ClockState.breached.value)
 
 @dataclass(frozen=True)
 class SlaBook:
-    """Profiles, calendars and who uses which calendar."""
+    """Profiles, calendars and who uses which calendar; the urging ladder a breached clock climbs."""
 
     city: City
     sla: SlaConfig
     calendars: Calendars
+    supervision: SupervisionConfig
     # Also write each report to sla.events.v1, while some reader has not moved to v2 (docs/production.md).
     publish_v1: bool = False
+
+    @property
+    def ladder(self) -> clocks.Ladder:
+        """The urging levels after the breach (2: 催办, 3: 督办), `config/supervision.yaml`."""
+        return self.supervision.urging.levels
 
     def calendar_for(self, department: str) -> BusinessCalendar:
         """The calendar a department works by (the default one for an unknown department)."""

@@ -22,7 +22,7 @@ class SlaMetrics:
             running=Gauge("sla_clocks_running", "Clocks currently running", ["clock"], registry=registry),
             fire_lag=Histogram(
                 "sla_fire_lag_seconds",
-                "How late a warning or breach fired after its due time",
+                "How late a warning, breach or urging level fired after its due time",
                 buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
                 registry=registry,
             ),

@@ -30,6 +30,16 @@ class ClockView(BaseModel):
     paused: bool
     breached: bool
     warnings_fired: list[int] = Field(description="Thresholds already fired: 50, 80, 100.")
+    urge_level: int | None = Field(
+        default=None,
+        description="The urging ladder's level reached (1: the breach, 2: 催办, 3: 督办; config/supervision.yaml); "
+        "none before a breach.",
+        examples=[2],
+    )
+    next_urge_at: datetime | None = Field(
+        default=None,
+        description="When the ladder's next level falls due, while the breached clock awaits its answer.",
+    )
     ended_at: datetime | None = None
 
 

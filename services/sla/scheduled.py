@@ -1,4 +1,4 @@
-"""SLA's periodic work: fire due thresholds, finish stale outboxes, recount running clocks."""
+"""SLA's periodic work: fire due thresholds and urging levels, finish stale outboxes, recount running clocks."""
 
 import logging
 from datetime import timedelta
@@ -31,6 +31,8 @@ def start(runtime: SlaRuntime) -> None:
             del passes[claimed.token]
         for f in fired:
             metrics.fire_lag.observe(max(f.lag, 0.0))
+            if f.urge:
+                continue  # counted from sla.urged.v1 by stats (docs/domain.md, "Supervision")
             if f.level == 100:
                 metrics.breaches.labels(f.department, f.clock).inc()
             else:

@@ -1,11 +1,12 @@
 """SLA persistence: an appeal's clocks in its one document, driven by the lifecycle, and a scheduler
-that fires each threshold once.
+that fires each threshold, and each level of the urging ladder, once.
 
 One document per appeal holds its clocks (scope, response, resolution and their later
 runs), the last lifecycle sequence applied, an outbox, and the two instants the queries
-need: `next_fire_at` (its earliest threshold) and `live_due` (its earliest running
-clock's due time). The database's cost follows the documents written, so a batch of
-lifecycle events writes each appeal once, whatever it does to how many clocks.
+need: `next_fire_at` (its earliest threshold, or urging level of a breached clock still
+awaiting its answer) and `live_due` (its earliest running clock's due time). The
+database's cost follows the documents written, so a batch of lifecycle events writes
+each appeal once, whatever it does to how many clocks.
 
 Firing is claim, publish, record: a replica claims a batch of appeals with a threshold
 due with one conditional update (a `claim` token that expires), publishes what is
@@ -13,11 +14,14 @@ due, then records it in one bulk write. Only the claimant fires, however many re
 run. Each threshold's event id is derived from the clock and the level, so if a crash
 comes between publishing and recording, the clock is fired again once the claim
 expires under the same id: consumers see one event, perhaps delivered twice, never two
-warnings. Lifecycle changes use the document's outbox.
+warnings. Urging levels go the same way under ids of their own (`urge_event_id`), and
+only if the appeal has not changed since the claim (`_still_claimed`). Lifecycle
+changes use the document's outbox.
 
 What one change does to an appeal's clocks (the starts of a routing, the thresholds one
 pass reaches) goes out as one `sla.reported.v2` event with a report per clock (`pack`),
-and each warning and breach also on its own to the department's topic.
+and each warning, breach and urging level (`sla.urged.v1`) also on its own to the
+department's topic.
 """
 
 import asyncio
@@ -75,7 +79,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 def summary(kept: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The appeal's earliest threshold and earliest running due time: fields to set, and those to unset."""
+    """The appeal's earliest threshold or urging level, and earliest running due time: fields to set, and those
+    to unset. A breached clock keeps its next urging level until it is answered or cancelled; it has no running
+    due time, so it never counts as at risk (`live_due`, `at_risk`)."""
     kept = list(kept)
     instants = {
         "next_fire_at": min((c["next_fire_at"] for c in kept if c.get("next_fire_at")), default=None),
@@ -190,6 +196,8 @@ class Fired:
     clock: str
     level: int
     lag: float
+    # An urging level (2, 3) rather than a threshold (50, 80, 100).
+    urge: bool = False
 
 
 def pack(
@@ -218,6 +226,11 @@ def threshold_event_id(clock: str, level: int, due: datetime) -> str:
     return stable_id(f"{clock}:{level}", due)
 
 
+def urge_event_id(clock: str, level: int, due: datetime) -> str:
+    """The same ULID every time a given urging level of a given clock fires, as `threshold_event_id`."""
+    return stable_id(f"{clock}:urge:{level}", due)
+
+
 async def claim_due(
     db: AsyncDatabase, clock: Clock, batch: int = 1000, lookahead: timedelta = timedelta(0), skip: int = 0
 ) -> Claimed:
@@ -241,23 +254,35 @@ async def claim_due(
 
 
 def _wake_at(doc: dict[str, Any], book: SlaBook) -> datetime:
-    """When the appeal's first threshold is due, computed afresh from its clock.
+    """When the appeal's first threshold or urging level is due, computed afresh from its clock.
 
     The stored instant is rounded to the millisecond, and asyncio may wake a little early: waking
     before the threshold fires nothing and leaves the clock to a later pass, late by a whole cycle.
     """
     due = doc["next_fire_at"]
-    first = next((c for c in doc["clocks"] if c.get("next_fire_at") == due and c.get("next_level")), None)
-    if first is None:
+    first = next((c for c in doc["clocks"] if c.get("next_fire_at") == due), None)
+    exact = clocks.next_instant(first, book.calendars.named(first["calendar"]), book.ladder) if first else None
+    if exact is None:
         return due
-    exact = clocks.level_at(first, book.calendars.named(first["calendar"]), first["next_level"])
     return max(due, min(exact, due + ROUNDING))
+
+
+async def _still_claimed(db: AsyncDatabase, doc: dict[str, Any], token: str) -> bool:
+    """The appeal is as the pass read it: no lifecycle change (an answer, a cancellation) came since the claim.
+
+    Asked only before an urging level goes out. A claim is taken up to `lookahead` before the instant, and
+    an answer in between must stop the level: a level is owed only while its clock awaits its answer. A
+    warning or a breach is owed at its instant whatever came after, so they are not asked about.
+    """
+    found = await db.appeals.find_one({"_id": doc["_id"], "claim": token, "version": doc["version"]}, {"_id": 1})
+    return found is not None
 
 
 async def fire_claimed(
     db: AsyncDatabase, broker: KafkaBroker, book: SlaBook, clock: Clock, claimed: Claimed
 ) -> list[Fired]:
-    """Fire each claimed appeal's due thresholds when they come, then record them all in one bulk write."""
+    """Fire each claimed appeal's due thresholds and urging levels when they come, then record them all in one
+    bulk write."""
     writes, publishing, fired = [], [], []
     breached: Counter[str] = Counter()
     for doc in claimed.docs:
@@ -265,25 +290,35 @@ async def fire_claimed(
         while (wait := (due - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         at_now = clock.now()
-        kept, items, reports = [], [], []
-        # The first threshold reached: it times the packed event's id, and its clock's trace carries it.
+        kept, items, reports, done = [], [], [], []
+        # The first threshold or level reached: it times the packed event's id, and its clock's trace carries it.
         first: tuple[datetime, str | None] | None = None
         for c in doc["clocks"]:
-            change = clocks.fire(c, book.calendars.named(c["calendar"]), at_now)
-            # Each threshold under one id, in the appeal's report and on the department's topic.
+            change = clocks.fire(c, book.calendars.named(c["calendar"]), at_now, book.ladder)
+            # Each threshold and level under one id, in the appeal's report and on the department's topic; the
+            # change lists the thresholds' events first, then the levels', two of each.
             event_ids = [threshold_event_id(c["_id"], level, at) for level, at in change.fired for _ in (0, 1)]
+            event_ids += [urge_event_id(c["_id"], level, at) for level, at in change.urged for _ in (0, 1)]
             for emit, event_id in zip(change.emits, event_ids, strict=True):
                 if emit.topic == SLA_EVENTS:
                     reports.append((emit, event_id))
                 else:
                     items += outbox_items(SOURCE, [emit], c.get("traceparent"), at_now, ids=[event_id])
-            if change.fired and first is None:
-                first = (change.fired[0][1], c.get("traceparent"))
+            reached = [*change.fired, *change.urged]
+            if reached and first is None:
+                first = (reached[0][1], c.get("traceparent"))
             kept.append({**c, **change.set})
-            fired += [
-                Fired(c["department"], c["clock"], level, (at_now - at).total_seconds()) for level, at in change.fired
+            done += [Fired(c["department"], c["clock"], lv, (at_now - at).total_seconds()) for lv, at in change.fired]
+            done += [
+                Fired(c["department"], c["clock"], lv, (at_now - at).total_seconds(), urge=True)
+                for lv, at in change.urged
             ]
-            breached.update(c["clock"] for level, _ in change.fired if level == 100)
+        if any(f.urge for f in done) and not await _still_claimed(db, doc, claimed.token):
+            # Changed since the claim: the change unclaimed it, and the next pass fires what is still owed.
+            log.info("an urged appeal changed meanwhile", extra={"appeal_id": doc["_id"]})
+            continue
+        fired += done
+        breached.update(f.clock for f in done if f.level == 100 and not f.urge)
         if first is not None:
             packed, ids = pack(doc["_id"], [e for e, _ in reports], [i for _, i in reports], first[0], book.publish_v1)
             items = outbox_items(SOURCE, packed, first[1], at_now, ids=ids) + items

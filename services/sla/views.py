@@ -62,6 +62,8 @@ def _view(doc: dict, runtime) -> ClockView:
         paused=doc["state"] == "paused",
         breached=100 in doc["levels_fired"],
         warnings_fired=doc["levels_fired"],
+        urge_level=max(doc.get("urges_fired") or [1]) if doc["state"] == "breached" else None,
+        next_urge_at=doc.get("next_fire_at") if doc.get("next_urge") else None,
         ended_at=doc.get("ended_at"),
     )
 

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from libs.calendars import load_calendars
-from libs.config import load_city, load_sla_config
 from libs.contract import SLA_EVENTS_V2, department_topic
 from libs.events import AppealStatus, EventType
 from libs.ids import new_id
 from libs.settings import PROJECT_ROOT
 from services.sla import service
+from services.sla.app import load_book
 from tests.helpers import read_topic
 from tests.unit.test_stats import DEPT, changed
 
@@ -39,7 +38,7 @@ async def fire_at(db, broker, book, now: datetime) -> list[int]:
 
 async def test_an_approved_extension_moves_the_due_time_and_the_breach_comes_then(real_servers):
     config = PROJECT_ROOT / "config"
-    book = service.SlaBook(load_city(config), load_sla_config(config), load_calendars(config))
+    book = load_book(config)
     client = AsyncMongoClient(real_servers.mongodb_uri, tz_aware=True)
     db = client[f"sla_extension_{new_id().lower()}"]
     broker = KafkaBroker(real_servers.bootstrap)

@@ -6,14 +6,13 @@ from datetime import UTC, datetime, timedelta
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from libs.calendars import load_calendars
-from libs.config import load_city, load_sla_config
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
 from libs.events import AppealStatus, ClockKind, EventType
 from libs.ids import new_id
 from libs.mongo import as_stored
 from libs.settings import PROJECT_ROOT
 from services.sla import clocks, service
+from services.sla.app import load_book
 from tests.helpers import read_topic, sla_reports
 from tests.unit.test_stats import DEPT, changed
 
@@ -33,9 +32,8 @@ class WakesEarlyClock:
 
 
 async def test_a_threshold_fires_on_its_instant_when_the_scheduler_wakes_a_little_early(real_servers):
-    config = PROJECT_ROOT / "config"
-    calendars = load_calendars(config)
-    book = service.SlaBook(load_city(config), load_sla_config(config), calendars)
+    book = sla_book()
+    calendars = book.calendars
     started = datetime.now(UTC) - timedelta(seconds=3)
     appeal_id = new_id()
     doc, _ = clocks.start(
@@ -83,8 +81,7 @@ async def test_a_threshold_fires_on_its_instant_when_the_scheduler_wakes_a_littl
 
 
 def sla_book() -> service.SlaBook:
-    config = PROJECT_ROOT / "config"
-    return service.SlaBook(load_city(config), load_sla_config(config), load_calendars(config))
+    return load_book(PROJECT_ROOT / "config")
 
 
 async def test_a_batch_of_lifecycle_events_writes_each_appeal_once_with_its_clocks_inside(real_servers):

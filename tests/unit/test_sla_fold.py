@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from libs.calendars import load_calendars
-from libs.config import load_city, load_sla_config
 from libs.events import AppealChanged, AppealStatus, CloudEvent, EventType
 from libs.kafka import make_event
 from libs.mongo import as_stored
 from libs.outbox import Emit
 from services.sla import clocks
+from services.sla.app import load_book
 from services.sla.fold import SlaBook, fold, new_appeal
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -35,7 +34,7 @@ TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 @pytest.fixture(scope="module")
 def book() -> SlaBook:
-    return SlaBook(load_city(CONFIG), load_sla_config(CONFIG), load_calendars(CONFIG))
+    return load_book(CONFIG)
 
 
 def lifecycle(type_: str, seq: int, at: datetime, department: str = LEAD, **extra: Any) -> CloudEvent[AppealChanged]:
@@ -257,10 +256,14 @@ def test_a_breached_clock_resolved_late_stays_breached_and_records_its_end(book)
     resolution = the(doc, "resolution")
     calendar = book.calendars.named(resolution["calendar"])
     late = SUBMITTED + 25 * H
-    doc["clocks"] = [{**c, **clocks.fire(c, calendar, late).set} if c is resolution else c for c in doc["clocks"]]
+    doc["clocks"] = [
+        {**c, **clocks.fire(c, calendar, late, book.ladder).set} if c is resolution else c for c in doc["clocks"]
+    ]
+    assert the(doc, "resolution")["next_urge"] == 2
     doc, emits = fold(book, lifecycle(E.appeal_resolved, 2, late + H), doc, late + H)
     assert the(doc, "resolution")["state"] == "breached" and the(doc, "resolution")["ended_at"] == late + H
     assert "resolution" not in {e.data.clock for e in emits}, "the breach was reported; no met follows"
+    assert the(doc, "resolution")["next_fire_at"] is None, "answered: no urging level is owed any more"
 
 
 @pytest.mark.parametrize("seq", [1, 2], ids=["replayed", "older"])
@@ -407,9 +410,12 @@ def test_a_withdrawn_departments_breach_stands_and_ends_at_the_overrule(book):
     scope = the(doc, "scope", 2)  # the other department's 6 h, due T0 + 7 h
     late = T0 + 8 * H
     calendar = book.calendars.named(scope["calendar"])
-    doc["clocks"] = [{**c, **clocks.fire(c, calendar, late).set} if c is scope else c for c in doc["clocks"]]
+    doc["clocks"] = [
+        {**c, **clocks.fire(c, calendar, late, book.ladder).set} if c is scope else c for c in doc["clocks"]
+    ]
+    assert the(doc, "scope", 2)["next_urge"] == 2, "breached, it climbs the urging ladder"
     doc, emits = fold(book, overruled(4, late + H, since=T0), doc, late + H)
     breached = the(doc, "scope", 2)
     assert breached["state"] == "breached" and breached["ended_at"] == late + H
-    assert not breached.get("next_fire_at"), "answered: nothing more is owed on it"
+    assert breached["next_fire_at"] is None and breached["next_urge"] is None, "withdrawn: it is urged no more"
     assert owed(emits) == [(E.sla_cancelled, "response", OTHER), (E.sla_started, "response", LEAD)]
