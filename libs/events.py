@@ -672,7 +672,9 @@ def unpacked(events: Iterable[CloudEvent[Any]]) -> list[CloudEvent[Any]]:
 
 
 class SlaAlertEvent(Envelope[SlaClockChanged]):
-    type: Literal[EventType.sla_warning, EventType.sla_breached] = Field(description=_TYPE, examples=["sla.warning.v1"])
+    type: Literal[EventType.sla_warning, EventType.sla_breached, EventType.sla_urged] = Field(
+        description=_TYPE, examples=["sla.warning.v1"]
+    )
 
 
 class AssignmentCreatedEvent(Envelope[AssignmentCreated]):
