@@ -91,7 +91,11 @@ def test_department_topics_carry_assignments_from_router_and_sla_alerts_from_sla
         "department.action_rejected.v1",
     }
     sla = operations(load("sla.asyncapi.json"), "send")
-    assert {t for e in sla["dept.nanshan-finance.v1"] for t in event_types(e)} == {"sla.warning.v1", "sla.breached.v1"}
+    assert {t for e in sla["dept.nanshan-finance.v1"] for t in event_types(e)} == {
+        "sla.warning.v1",
+        "sla.breached.v1",
+        "sla.urged.v1",
+    }
     assert "appeals.lifecycle.v1" in router and {"sla.events.v1", "sla.events.v2"} <= set(sla)
     # Router writes each department's actions taken over HTTP to its actions topic, which only it and the
     # department may write, and reads them there.
