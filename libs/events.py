@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from libs.ids import new_id
+from libs.links import Attachment
 
 
 class Category(StrEnum):
@@ -76,6 +77,8 @@ class ActionKind(StrEnum):
     confirm_decline = "confirm_decline"
     # 催办 by hand: the office presses the lead, with a comment.
     urge = "urge"
+    # A co-handler's part of the answer, to the lead.
+    contribute = "contribute"
 
 
 class EventType(StrEnum):
@@ -101,6 +104,7 @@ class EventType(StrEnum):
     appeal_decline_overruled = "appeal.decline_overruled.v1"
     appeal_decline_confirmed = "appeal.decline_confirmed.v1"
     appeal_urged = "appeal.urged.v1"
+    appeal_contributed = "appeal.contributed.v1"
     assignment_created = "assignment.created.v1"
     assignment_withdrawn = "assignment.withdrawn.v1"
     action_rejected = "department.action_rejected.v1"
@@ -132,6 +136,8 @@ class ClockKind(StrEnum):
     scope = "scope"
     response = "response"
     resolution = "resolution"
+    # Each co-handler's own: its part of the answer, to the lead (config/supervision.yaml, cohandling).
+    contribution = "contribution"
 
 
 class ClockState(StrEnum):
@@ -318,6 +324,9 @@ class AppealChanged(BaseModel):
         description="For a transfer request: the department the lead suggests; for a decline: the department the "
         "appeal went to.",
     )
+    attachments: list[str] = Field(
+        default_factory=list, description="For a contribution: https links to the co-handler's documents."
+    )
 
 
 class AppealSummary(BaseModel):
@@ -388,6 +397,9 @@ class DepartmentAction(BaseModel):
         default=None, description="For request_extension: the new resolution due time asked for (with a zone)."
     )
     reason: str | None = Field(default=None, max_length=2000, description="For request_extension: why.")
+    attachments: list[Attachment] = Field(
+        default_factory=list, max_length=20, description="For contribute: https links to the co-handler's documents."
+    )
 
 
 class ActionRejected(BaseModel):
@@ -618,6 +630,7 @@ class AppealLifecycleEvent(Envelope[AppealChanged]):
         EventType.appeal_decline_overruled,
         EventType.appeal_decline_confirmed,
         EventType.appeal_urged,
+        EventType.appeal_contributed,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 

@@ -42,6 +42,8 @@ ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
     ActionKind.overrule_decline: {S.routed, S.accepted},
     ActionKind.confirm_decline: {S.routed, S.accepted, S.info_requested, S.resolved, S.reopened},
     ActionKind.urge: {S.routed, S.accepted, S.info_requested, S.reopened},
+    # The lead may resolve before every co-handler contributed; a late part still reaches it.
+    ActionKind.contribute: {S.routed, S.accepted, S.info_requested, S.resolved, S.reopened},
 }
 
 # An office leading an appeal does not approve its own extension: an operator does.
@@ -213,6 +215,10 @@ def authorize(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, 
         if lead == office and not operator and action.action in SELF_APPROVALS:
             raise ActionError(403, f"{office} leads this appeal: an operator, not the office itself, may {verb}")
         return
+    if action.action == ActionKind.contribute:
+        if dept not in doc.get("cohandlers", []):
+            raise ActionError(403, f"only a co-handler contributes; {dept} does not co-handle this appeal")
+        return
     if dept != lead:
         if dept in doc.get("cohandlers", []):
             raise ActionError(403, f"{dept} co-handles this appeal; only the lead department {lead} may {verb} it")
@@ -251,6 +257,7 @@ def decide_action(
         ActionKind.overrule_decline: office.review_decline,
         ActionKind.confirm_decline: office.review_decline,
         ActionKind.urge: office.urge,
+        ActionKind.contribute: _contribute,
     }[action.action]
     try:
         return handler(doc, action, book, now)
@@ -371,6 +378,22 @@ def _add_cohandler(doc, action, book, now) -> Transition:
     after = {**doc, "cohandlers": cohandlers}
     announce(after, out, S(doc["status"]), EventType.appeal_cohandler_added, **common(action))
     assign(after, out, target, "cohandler", doc["lead"], cohandlers)
+    return out
+
+
+def _contribute(doc, action, book, now) -> Transition:
+    """A co-handler's part of the answer, for the lead: it meets the co-handler's contribution clock."""
+    if not action.note:
+        raise ActionError(422, "note is required to contribute: the co-handler's part of the answer")
+    part = {
+        "department": action.department,
+        "clerk": action.clerk,
+        "note": action.note,
+        "attachments": action.attachments,
+        "at": now,
+    }
+    out = Transition(set={"contributions": [*doc.get("contributions", []), part]})
+    announce(doc, out, S(doc["status"]), EventType.appeal_contributed, **common(action), attachments=action.attachments)
     return out
 
 

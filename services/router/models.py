@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs.deadlines import Deadline
 from libs.events import ActionKind, Category, PolicyRef
+from libs.links import Attachment
 
 
 class ActionIn(BaseModel):
@@ -55,6 +56,9 @@ class ActionIn(BaseModel):
         "configured working days (config/supervision.yaml) past the current due time.",
         examples=["2026-12-18T18:00:00+08:00"],
     )
+    attachments: list[Attachment] = Field(
+        default_factory=list, max_length=20, description="For contribute: https links to the co-handler's documents."
+    )
     reason: str | None = Field(
         default=None,
         max_length=2000,
@@ -77,6 +81,9 @@ class TimelineEntry(BaseModel):
     resolution: str | None = None
     reason: str | None = None
     due_at: datetime | None = Field(default=None, description="For extensions: the due time asked for or granted.")
+    target_department: str | None = None
+    previous_department: str | None = None
+    attachments: list[str] = Field(default_factory=list)
     policy_refs: list[str] = Field(default_factory=list)
 
 
@@ -94,6 +101,16 @@ class Extension(BaseModel):
     decided_at: datetime | None = None
     decided_by: str | None = Field(default=None, description="Who at the office decided, by name.")
     comment: str | None = None
+
+
+class Contribution(BaseModel):
+    """A co-handler's part of the answer, for the lead."""
+
+    department: str
+    clerk: str | None = None
+    note: str
+    attachments: list[str] = Field(default_factory=list)
+    at: datetime
 
 
 class SendBack(BaseModel):
@@ -161,6 +178,9 @@ class AppealOut(BaseModel):
     deadlines: list[Deadline] = Field(default_factory=list, description="Its SLA clocks, cancelled ones left out.")
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Its lifecycle, oldest first.")
     extensions: list[Extension] = Field(default_factory=list, description="Extensions asked, oldest first.")
+    contributions: list[Contribution] = Field(
+        default_factory=list, description="What the co-handlers contributed, oldest first."
+    )
     send_back: SendBack | None = Field(default=None, description="The latest send-back and its review, if any.")
     transfer_request: TransferRequest | None = None
     assigned_at: datetime | None = Field(

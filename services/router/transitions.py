@@ -62,6 +62,7 @@ def timeline(out: Transition, now: datetime) -> list[dict[str, Any]]:
             "reason",
             "due_at",
             "target_department",
+            "attachments",
         ):
             if getattr(data, name):
                 entry[name] = getattr(data, name)

@@ -371,3 +371,44 @@ def test_the_office_urges_by_hand_with_a_comment_and_it_is_counted(book):
     assert len(apply(doc, out)["urgings"]) == 1
     err = refused(lead_acts, doc, book, ActionKind.urge, note="x")
     assert err.status == 403
+
+
+# ---------------------------------------------------------------- co-handlers contribute
+
+
+def test_a_cohandler_contributes_its_part_with_links_and_the_lead_sees_it(book):
+    doc = assigned(book)
+    cohandler = doc["cohandlers"][0]
+    out = lead_acts(
+        doc,
+        book,
+        ActionKind.contribute,
+        department=cohandler,
+        note="The deferral can run three months.",
+        attachments=["https://files.example.org/deferral.pdf"],
+    )
+    emit = event(out)
+    assert (emit.type, emit.data.department, emit.data.actor) == (EventType.appeal_contributed, LEAD, cohandler)
+    assert emit.data.attachments == ["https://files.example.org/deferral.pdf"]
+    assert apply(doc, out)["contributions"][0]["department"] == cohandler
+    # The lead may have resolved already: a late part still reaches it.
+    resolved = {**doc, "status": AppealStatus.resolved.value}
+    assert event(lead_acts(resolved, book, ActionKind.contribute, department=cohandler, note="x")).data
+
+
+def test_only_a_cohandler_contributes_and_it_says_something(book):
+    doc = assigned(book)
+    for department in (LEAD, "justice"):
+        err = refused(lead_acts, doc, book, ActionKind.contribute, department=department, note="x")
+        assert err.status == 403 and "only a co-handler" in err.detail
+    err = refused(lead_acts, doc, book, ActionKind.contribute, department=doc["cohandlers"][0])
+    assert err.status == 422
+
+
+def test_a_contribution_link_must_be_https():
+    from pydantic import ValidationError
+
+    from services.router.models import ActionIn
+
+    with pytest.raises(ValidationError, match="https"):
+        ActionIn(action=ActionKind.contribute, note="x", attachments=["javascript:alert(1)"])
