@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from cachetools import LRUCache, TTLCache
 
 from libs.calendars import BusinessCalendar, Calendars
-from libs.config import City, RegistryConfig, SlaConfig
-from services.notify.rules import Renderer
+from libs.config import City, RegistryConfig, SlaConfig, SupervisionConfig
+from services.notify.rules import Ladder, Renderer
 
 # A subscription changed through another replica is seen within this many seconds.
 SUBSCRIPTIONS_KEPT_SECONDS = 10.0
@@ -19,6 +19,12 @@ class NotifyBook:
     calendars: Calendars
     renderer: Renderer
     registry: RegistryConfig
+    supervision: SupervisionConfig
+
+    @property
+    def ladder(self) -> Ladder:
+        """Who hears each urging level (催办, 督办), as config/supervision.yaml lists its audiences."""
+        return {rung.level: tuple(rung.audiences) for rung in self.supervision.urging.levels}
 
     def calendar_for(self, department: str | None) -> BusinessCalendar:
         """The calendar a department works by (the default one for none or an unknown one)."""

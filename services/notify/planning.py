@@ -25,6 +25,7 @@ from services.notify.book import Memory, NotifyBook
 from services.notify.notices import Ready, new_notice
 from services.notify.rules import Address, Planned
 
+E = EventType
 WAIT_FOR_SUBMISSION = timedelta(minutes=5)
 
 
@@ -99,7 +100,7 @@ async def _plan(
             e.type, getattr(e.data, "department", None), book.city, getattr(e.data, "previous_department", None)
         )
     }
-    staff = await _staff(db, book.city, departments, memory)
+    staff = await _staff(db, book.city, departments, memory, city_supervisor=any(e.type == E.sla_urged for e in events))
     liaisons = await _liaisons(db, book, [e for e in events if e.type in rules.LIAISON_TEMPLATES], appeals, memory)
     staff.update({f"liaison:{liaison_id}": address for liaison_id, address in liaisons.values()})
     known = await adopt.recorded_before(db, events) if memory.records_left else set()
@@ -203,6 +204,25 @@ def template_context(
         # An overrule: since when the department the appeal returns to has had it (its response clock runs from then).
         "since": local(data.get("since")),
         "office_name": office.name if office else book.city.coordinating_office,
+        # An urging level (sla.urged.v1): which, the due time before an extension, and how long overdue.
+        "urge_level": data.get("urge_level") or 0,
+        "original_due_at": local(data.get("original_due_at")),
+        **overdue(data.get("due_at"), data.get("fired_at") or event.time),
+        # Whether the recipient is of the department held to account (the rules say, per recipient).
+        "own": True,
+    }
+
+
+def overdue(due_at: datetime | None, at: datetime) -> dict[str, int]:
+    """How long past `due_at` it is at `at`, in calendar days, hours and minutes (all 0 without a due time).
+
+    `at` is the event's (when sla fired the level), so a replay reads the same text."""
+    late = max(at - due_at, timedelta(0)) if due_at else timedelta(0)
+    minutes = int(late.total_seconds()) // 60
+    return {
+        "overdue_days": minutes // (24 * 60),
+        "overdue_hours": minutes // 60 % 24,
+        "overdue_minutes": minutes % 60,
     }
 
 
@@ -223,13 +243,21 @@ async def _subscriptions(db: AsyncDatabase, recipients: list[str], memory: Memor
     return {r: memory.subscriptions.get(r) for r in recipients}
 
 
-async def _staff(db: AsyncDatabase, city: City, departments: set[str], memory: Memory) -> dict[str, rules.Address]:
-    recipients = [f"{code}:{role}" for code in departments for role in ("handler", "head", "supervisor")]
+async def _staff(
+    db: AsyncDatabase, city: City, departments: set[str], memory: Memory, city_supervisor: bool = False
+) -> dict[str, rules.Address]:
+    """The addresses of the departments' staff, and of the city's supervisor when an urging level may tell it."""
+    recipients = [f"{code}:{role}" for code in departments for role in rules.STAFF_ROLES]
+    if city_supervisor:
+        recipients.append(rules.CITY_SUPERVISOR)
     if not recipients:
         return {}
     subs = await _subscriptions(db, recipients, memory)
     staff = {}
     for recipient in recipients:
+        if recipient == rules.CITY_SUPERVISOR:
+            staff[recipient] = rules.staff_address(city.city_supervisor, subs.get(recipient))
+            continue
         code, role = recipient.split(":")
         dept = city.department(code)
         staff[recipient] = rules.staff_address(getattr(dept, role, None) if dept else None, subs.get(recipient))
@@ -282,7 +310,7 @@ def deliveries_owed(
         )
     data = event.data.model_dump(mode="python")
     context = template_context(book, event, appeal, status_url)
-    planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company, liaison)
+    planned = rules.plan(event.type, data, {"context": context}, book.city, staff, company, liaison, book.ladder)
     deliveries: list[dict[str, Any]] = []
     for item in planned:
         address = company if item.audience == "company" else staff[item.recipient]

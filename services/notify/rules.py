@@ -1,6 +1,6 @@
 """Who hears what, on which channel (docs/domain.md, "Notifications"): plain functions over an event."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,13 @@ class StaffNotice(NamedTuple):
 LEAD = "lead"  # the appeal's lead department after the event
 OFFICE = "office"  # the city's coordinating office, which rules on what a lead asks of it
 PREVIOUS = "previous"  # the department the event took the appeal from (its previous_department)
+CITY = "city"  # the city itself: its supervisor (city.yaml's city_supervisor) is no department's person
+
+# The city supervisor's recipient id, beside `<department>:<role>` and `liaison:<id>` (app.py refuses a department
+# coded "city", whose supervisor it would name too).
+CITY_SUPERVISOR = f"{CITY}:supervisor"
+# The roles planning reads of a department's staff (config/city.yaml, under each one's subscription).
+STAFF_ROLES = ("handler", "head", "supervisor", "leadership")
 
 
 def _sent_back(data: dict[str, Any]) -> bool:
@@ -81,6 +88,8 @@ STAFF_NOTICES: dict[str, StaffNotice] = {
             Tell(PREVIOUS, "handler", "withdrawn_decline_overruled"),
         )
     ),
+    # The office urges the lead by hand (催办): the event's clerk is who at the office, its note what it expects.
+    E.appeal_urged: StaffNotice((Tell(LEAD, "handler", "lead_urged"), Tell(LEAD, "head", "lead_urged"))),
 }
 # What a company's liaison hears of its appeals, and the template.
 LIAISON_TEMPLATES: dict[str, str] = {
@@ -90,6 +99,17 @@ LIAISON_TEMPLATES: dict[str, str] = {
 }
 # SLA levels and who hears them.
 SLA_AUDIENCES = {50: ("handler",), 80: ("handler", "head"), 100: ("handler", "head", "supervisor")}
+# The urging ladder's audiences as config/supervision.yaml names them (libs/config.py's `Audience`): whose person,
+# in which role. Which level tells which of them is the configuration's (`Ladder`), not this table's.
+URGE_AUDIENCES: dict[str, tuple[str, str]] = {
+    "head": (LEAD, "head"),
+    "supervisor": (LEAD, "supervisor"),
+    "leadership": (LEAD, "leadership"),
+    "coordinating_office_head": (OFFICE, "head"),
+    "city_supervisor": (CITY, "supervisor"),
+}
+# Urging level -> the audiences it tells, from config/supervision.yaml (NotifyBook.ladder).
+Ladder = Mapping[int, Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -160,8 +180,11 @@ def staff_channels(address: Address, urgent: bool) -> list[str]:
 
 def departments_told(event_type: str, department: str | None, city: City, previous: str | None = None) -> set[str]:
     """The departments whose staff addresses planning an event needs: its lead's, and the office's or the previous
-    lead's (`previous`) when they are told."""
+    lead's (`previous`) when they are told; for an urging level, the office's whatever the level (its head may be
+    among the audiences)."""
     told = {department} if department else set()
+    if event_type == E.sla_urged and department:
+        return told | {city.coordinating_office}
     notice = STAFF_NOTICES.get(event_type)
     if not department or not notice:
         return told
@@ -173,8 +196,9 @@ def departments_told(event_type: str, department: str | None, city: City, previo
 
 
 def _whose(whose: str, department: str, previous: str | None, city: City) -> str | None:
-    """The department code a staff notice's `whose` names for an event of `department` (the lead after it)."""
-    return {LEAD: department, OFFICE: city.coordinating_office, PREVIOUS: previous}[whose]
+    """The department code a staff notice's `whose` names for an event of `department` (the lead after it); CITY
+    for the city's own people."""
+    return {LEAD: department, OFFICE: city.coordinating_office, PREVIOUS: previous, CITY: CITY}[whose]
 
 
 def local_time(at: datetime | None, zone: str = "Asia/Shanghai") -> str:
@@ -190,10 +214,14 @@ def plan(
     staff: dict[str, Address],
     company: Address | None,
     liaison: tuple[str, Address] | None = None,
+    ladder: Ladder | None = None,
 ) -> list[Planned]:
-    """Every notification an event owes, per docs/domain.md's table; `liaison` is the company's, if it has one."""
+    """Every notification an event owes, per docs/domain.md's table; `liaison` is the company's, if it has one;
+    `ladder` who hears each urging level (config/supervision.yaml)."""
     context = {**data, **(appeal or {}).get("context", {})}
     planned = _for_liaison(event_type, data, city, liaison, context)
+    if event_type == E.sla_urged:
+        return planned + _urged(data, city, staff, ladder or {}, context)
     if event_type.startswith("sla."):
         level = data.get("level")
         if event_type not in (E.sla_warning, E.sla_breached) or level not in SLA_AUDIENCES:
@@ -242,6 +270,40 @@ def plan(
                 )
                 for ch in staff_channels(address, False)
             ]
+    return planned
+
+
+def _urged(
+    data: dict[str, Any], city: City, staff: dict[str, Address], ladder: Ladder, context: dict[str, Any]
+) -> list[Planned]:
+    """An urging level (催办, 督办) to the audiences the ladder gives it, each person once; like other staff notices
+    it waits for office or quiet hours and goes by no SMS. A level the ladder does not have tells nobody."""
+    department, level = data["department"], data.get("urge_level")
+    planned: list[Planned] = []
+    told: set[str] = set()
+    for audience in ladder.get(level, ()) if level else ():
+        whose, role = URGE_AUDIENCES[audience]
+        code = _whose(whose, department, None, city)
+        recipient = f"{code}:{role}"
+        if recipient in told:
+            continue  # the office's head when the office itself is urged, or an audience named twice
+        told.add(recipient)
+        address = staff.get(recipient, Address())
+        # The audience as the log and the metrics show it: the role in its department, or the city's supervisor.
+        shown = "city_supervisor" if whose == CITY else role
+        planned += [
+            Planned(
+                recipient,
+                shown,
+                ch,
+                None if whose == CITY else code,
+                False,
+                "sla_urged",
+                address.language,
+                {**context, "own": whose == LEAD},
+            )
+            for ch in staff_channels(address, False)
+        ]
     return planned
 
 

@@ -10,6 +10,7 @@ from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.notify import channels, notices
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
+from services.notify.rules import CITY_SUPERVISOR
 from services.notify.runtime import NotifyRuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
@@ -32,8 +33,10 @@ PROBLEMS = problem_responses(
 Recipient = Annotated[
     str,
     Path(
-        pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor)$|^liaison:[a-z][a-z0-9-]*$",
-        description="`<department>:<role>`, or `liaison:<id>` for a company liaison of config/registry.yaml.",
+        pattern=r"^[a-z][a-z0-9-]*:(handler|head|supervisor|leadership)$|^liaison:[a-z][a-z0-9-]*$",
+        description="`<department>:<role>` (handler, head, supervisor or leadership), `liaison:<id>` for a company "
+        "liaison of config/registry.yaml, or `city:supervisor` for the city's supervisor (city.yaml's "
+        "city_supervisor, told at the urging ladder's last level; an admin's key manages it).",
         examples=["nanshan-finance:head"],
     ),
 ]
@@ -76,6 +79,12 @@ def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
             raise HTTPException(404, f"no liaison {name}")
         if principal.kind in ("department", "liaison") and (principal.kind, principal.name) != ("liaison", name):
             raise HTTPException(403, f"a key of {principal.name} cannot manage liaison {name}")
+        return
+    if recipient == CITY_SUPERVISOR:
+        if runtime.book.city.city_supervisor is None:
+            raise HTTPException(404, "the city has no supervisor (city.yaml's city_supervisor)")
+        if principal.kind in ("department", "liaison"):
+            raise HTTPException(403, f"a key of {principal.name} cannot manage the city's supervisor")
         return
     if principal.kind == "liaison":
         raise HTTPException(403, f"a liaison's key cannot manage recipients of {code}")

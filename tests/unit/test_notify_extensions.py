@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.calendars import load_calendars
-from libs.config import load_city, load_registry_config, load_sla_config
+from libs.config import load_city, load_registry_config, load_sla_config, load_supervision
 from libs.events import AppealChanged, AppealStatus, ClockKind, ClockState, EventType, SlaClockChanged
 from libs.kafka import make_event
 from libs.settings import PROJECT_ROOT
@@ -18,7 +18,12 @@ E = EventType
 CONFIG = PROJECT_ROOT / "config"
 CITY = load_city(CONFIG)
 BOOK = NotifyBook(
-    CITY, load_sla_config(CONFIG), load_calendars(CONFIG), rules.Renderer(), load_registry_config(CONFIG, CITY)
+    CITY,
+    load_sla_config(CONFIG),
+    load_calendars(CONFIG),
+    rules.Renderer(),
+    load_registry_config(CONFIG, CITY),
+    load_supervision(CONFIG, CITY),
 )
 LEAD, OFFICE = "futian-finance", CITY.coordinating_office
 SHANGHAI = ZoneInfo("Asia/Shanghai")
