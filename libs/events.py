@@ -497,7 +497,10 @@ class NotificationOutcome(BaseModel):
     notification_id: str = Field(description="<event id>:<recipient>:<channel>; one per such triple.")
     event_id: str = Field(description="The event the notification is about.")
     event_type: str = Field(examples=["appeal.routed.v1"])
-    recipient: str = Field(description="'company' or '<department>:<role>'.", examples=["nanshan-finance:head"])
+    recipient: str = Field(
+        description="'company', '<department>:<role>', 'liaison:<id>' or 'city:supervisor'.",
+        examples=["nanshan-finance:head"],
+    )
     audience: str = Field(description="company, handler, head or supervisor.", examples=["head"])
     channel: str = Field(description="webhook, email, sms or wechat.", examples=["email"])
     attempts: int
