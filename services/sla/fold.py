@@ -46,6 +46,10 @@ class SlaBook:
         return self.calendars.of_department(self.city, department)
 
     def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
+        """A clock's target: the profile's, the co-handled response's, or a co-handler's contribution's (the
+        same for every profile, `config/supervision.yaml`)."""
+        if kind == ClockKind.contribution:
+            return self.supervision.cohandling.contribution
         p = self.sla.profile(profile)
         if kind == ClockKind.response and cohandlers and p.response_with_cohandlers:
             return p.response_with_cohandlers
@@ -71,6 +75,8 @@ def fold(
     for step in rules.steps(event.type, data):
         if isinstance(step, rules.Start):
             if step.only_if_none_alive and _alive(kept, step.kind, None):
+                continue
+            if step.on_joining and _joined(kept, step.kind, step.department):
                 continue
             generation[step.kind.value] = generation.get(step.kind.value, 0) + 1
             emits += _begin(book, event, step, generation[step.kind.value], kept, now)
@@ -132,6 +138,14 @@ def _alive(
         and (wanted is None or c["clock"] in wanted)
         and (department is None or c["department"] == department)
     ]
+
+
+def _joined(kept: list[dict[str, Any]], kind: ClockKind, department: str) -> bool:
+    """`department` has a run of `kind` that was not cancelled: alive, met or breached (answered or not)."""
+    return any(
+        c["clock"] == kind.value and c["department"] == department and c["state"] != ClockState.cancelled.value
+        for c in kept
+    )
 
 
 def _begin(

@@ -119,7 +119,7 @@ async def test_a_batch_of_lifecycle_events_writes_each_appeal_once_with_its_cloc
         assert {c["state"] for c in docs[waiting]["clocks"]} == {"running"}
         assert docs[waiting]["live_due"] == min(c["due_at"] for c in docs[waiting]["clocks"])
         assert not any("outbox" in d or "outbox_since" in d for d in docs.values()), "outboxes published and emptied"
-        assert await service.running_counts(db) == {"scope": 1, "response": 1, "resolution": 2}
+        assert await service.running_counts(db) == {"scope": 1, "response": 1, "resolution": 2, "contribution": 0}
         packed = await read_topic(
             real_servers.bootstrap, SLA_EVENTS_V2, lambda e: e.get("subject") in (answered, waiting), count=3
         )

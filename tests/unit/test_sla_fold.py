@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from libs.events import AppealChanged, AppealStatus, CloudEvent, EventType
+from libs.contract import SLA_EVENTS, department_topic
+from libs.events import AppealChanged, AppealStatus, Category, Channel, CloudEvent, EventType, SlaClockChanged
 from libs.kafka import make_event
 from libs.mongo import as_stored
 from libs.outbox import Emit
@@ -43,8 +44,8 @@ def lifecycle(type_: str, seq: int, at: datetime, department: str = LEAD, **extr
         status=AppealStatus.routed,  # sla reads the event's type, never the status
         sequence=seq,
         department=department,
-        category="financing",
-        channel="wechat",
+        category=Category.financing,
+        channel=Channel.wechat,
         district="futian",
         size_band="micro",
         submitted_at=SUBMITTED,
@@ -76,7 +77,8 @@ def the(doc: dict[str, Any], kind: str, generation: int = 1) -> dict[str, Any]:
 
 
 def owed(emits: list[Emit]) -> list[tuple[str, str, str]]:
-    return sorted((e.type, e.data.clock, e.data.department) for e in emits)
+    reports = [(e.type, SlaClockChanged.model_validate(e.data)) for e in emits]
+    return sorted((type_, data.clock, data.department) for type_, data in reports)
 
 
 # The lead asks to move the resolution clock from Tue 3 March 09:40 to Fri 6 March 18:00.
@@ -419,3 +421,196 @@ def test_a_withdrawn_departments_breach_stands_and_ends_at_the_overrule(book):
     assert breached["state"] == "breached" and breached["ended_at"] == late + H
     assert breached["next_fire_at"] is None and breached["next_urge"] is None, "withdrawn: it is urged no more"
     assert owed(emits) == [(E.sla_cancelled, "response", OTHER), (E.sla_started, "response", LEAD)]
+
+
+# ---------------------------------------------------------------- co-handlers' contribution clocks
+
+# Two co-handlers: `tax` on the default calendar, `nanshan-tax` on Nanshan's (08:30-12:00, 13:30-18:00).
+CO = "nanshan-tax"
+LEAD_RUNNING = [("resolution", 1, LEAD, "running"), ("response", 1, LEAD, "running"), ("scope", 1, LEAD, "running")]
+# 3wd from Mon 2 March 10:00 on either calendar: Thu 5 March 10:00.
+CONTRIBUTION_DUE = datetime(2026, 3, 5, 10, tzinfo=SH)
+
+
+def cohandled(*later: CloudEvent[AppealChanged], cohandlers: tuple[str, ...] = (OTHER, CO)) -> list[Any]:
+    """Routed to the lead with `cohandlers` at T0, then `later`: the events, in order."""
+    return [lifecycle(E.appeal_routed, 1, T0, cohandlers=list(cohandlers)), *later]
+
+
+def contributed(seq: int, at: datetime, by: str) -> CloudEvent[AppealChanged]:
+    return lifecycle(E.appeal_contributed, seq, at, actor=by, note="our part", cohandlers=[OTHER, CO])
+
+
+def contributions(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """Each co-handler's contribution clocks' states, oldest first."""
+    found: dict[str, list[str]] = {}
+    for c in sorted(doc["clocks"], key=lambda c: c["generation"]):
+        if c["clock"] == "contribution":
+            found.setdefault(c["department"], []).append(c["state"])
+    return found
+
+
+def fired(book: SlaBook, doc: dict[str, Any], kind: str, department: str, now: datetime) -> list[Emit]:
+    """Fire the thresholds and urging levels of `department`'s `kind` clock reached by `now`, as the scheduler
+    does (the document changed in place); the events owed."""
+    clock = next(c for c in doc["clocks"] if c["clock"] == kind and c["department"] == department)
+    change = clocks.fire(clock, book.calendars.named(clock["calendar"]), now, book.ladder)
+    doc["clocks"] = [{**c, **change.set} if c is clock else c for c in doc["clocks"]]
+    return change.emits
+
+
+def test_routed_with_two_cohandlers_starts_one_contribution_clock_each_on_its_own_calendar(book):
+    doc, emitted = run(book, *cohandled())
+    assert clock_states(doc) == [("contribution", 1, OTHER, "running"), ("contribution", 2, CO, "running")] + [
+        *LEAD_RUNNING
+    ]
+    tax, nanshan = the(doc, "contribution", 1), the(doc, "contribution", 2)
+    assert {tax["_id"], nanshan["_id"]} == {clocks.clock_id(APPEAL, "contribution", g) for g in (1, 2)}
+    assert (tax["calendar"], nanshan["calendar"]) == ("default", "nanshan")
+    assert tax["target"] == nanshan["target"] == "3wd", "config/supervision.yaml, whatever the profile"
+    assert tax["started_at"] == nanshan["started_at"] == T0
+    assert tax["due_at"] == nanshan["due_at"] == CONTRIBUTION_DUE
+    # The response clock of a co-handled appeal has the co-handled target; the contributions keep theirs.
+    assert the(doc, "response")["target"] == "5wd"
+    assert ("sla.started.v1", "contribution", OTHER) in owed(emitted[0])
+    assert ("sla.started.v1", "contribution", CO) in owed(emitted[0])
+    assert doc["generation"]["contribution"] == 2
+
+
+def test_a_reroute_restarts_no_contribution_clock(book):
+    # The lead declines and the appeal goes to `coord` with the same co-handlers; one of them had contributed.
+    doc, emitted = run(
+        book,
+        *cohandled(
+            contributed(2, T0 + H, OTHER),
+            lifecycle(E.appeal_declined, 3, T0 + 2 * H),
+            lifecycle(E.appeal_rerouted, 4, T0 + 2 * H, "coord", previous_department=LEAD, cohandlers=[OTHER, CO]),
+        ),
+    )
+    assert contributions(doc) == {OTHER: ["met"], CO: ["running"]}
+    assert "contribution" not in {e.data.clock for e in emitted[-1]}
+
+
+def test_an_added_cohandler_gets_its_own_clock_from_joining_and_the_others_keep_theirs(book):
+    added = lifecycle(E.appeal_cohandler_added, 2, T0 + 2 * H, actor=LEAD, cohandlers=[OTHER, CO])
+    doc, emitted = run(book, *cohandled(added, cohandlers=(OTHER,)))
+    assert contributions(doc) == {OTHER: ["running"], CO: ["running"]}
+    joined = the(doc, "contribution", 2)
+    assert joined["department"] == CO and joined["started_at"] == T0 + 2 * H
+    # 3wd on Nanshan's calendar from Mon 12:00: Mon 13:30-18:00, Tue, Wed, then Thu 08:30-12:00.
+    assert joined["due_at"] == datetime(2026, 3, 5, 12, tzinfo=SH)
+    assert the(doc, "contribution", 1)["due_at"] == CONTRIBUTION_DUE
+    assert owed(emitted[-1]) == [(E.sla_started, "contribution", CO)], "the response is retargeted silently"
+
+
+def test_retargeting_the_response_leaves_the_contribution_clocks_alone(book):
+    doc, _ = run(book, routed())
+    doc, _ = fold(book, lifecycle(E.appeal_cohandler_added, 2, T0 + H, cohandlers=[OTHER]), doc, T0 + H)
+    assert the(doc, "response")["target"] == "5wd" and the(doc, "contribution")["target"] == "3wd"
+    # A second co-handler retargets the response again (already 5wd) and changes the first's clock in nothing.
+    before = the(doc, "contribution")
+    doc, _ = fold(book, lifecycle(E.appeal_cohandler_added, 3, T0 + 2 * H, cohandlers=[OTHER, CO]), doc, T0 + 2 * H)
+    assert the(doc, "contribution") == before
+
+
+def test_a_contribution_meets_only_the_contributors_clock_and_a_later_one_changes_nothing(book):
+    doc, emitted = run(book, *cohandled(contributed(2, T0 + H, CO), contributed(3, T0 + 2 * H, CO)))
+    assert contributions(doc) == {OTHER: ["running"], CO: ["met"]}
+    assert [c for c in clock_states(doc) if c[0] != "contribution"] == LEAD_RUNNING
+    assert owed(emitted[1]) == [(E.sla_met, "contribution", CO)]
+    assert emitted[2] == [] and doc["sequence"] == 3
+    assert the(doc, "contribution", 2)["ended_at"] == T0 + H
+
+
+def test_resolving_leaves_the_contribution_clocks_running(book):
+    doc, emitted = run(book, *cohandled(contributed(2, T0 + H, OTHER), lifecycle(E.appeal_resolved, 3, T0 + 2 * H)))
+    assert [c for c in clock_states(doc) if c[0] != "contribution"] == [
+        ("resolution", 1, LEAD, "met"),
+        ("response", 1, LEAD, "met"),
+        ("scope", 1, LEAD, "met"),
+    ]
+    assert contributions(doc) == {OTHER: ["met"], CO: ["running"]}
+    assert "contribution" not in {e.data.clock for e in emitted[-1]}
+    # A part that comes after the resolution still meets its clock.
+    doc, emits = fold(book, contributed(4, T0 + 3 * H, CO), doc, T0 + 3 * H)
+    assert contributions(doc) == {OTHER: ["met"], CO: ["met"]} and owed(emits) == [(E.sla_met, "contribution", CO)]
+
+
+def test_a_missing_contribution_breaches_against_the_cohandler_and_climbs_the_ladder_on_its_topic(book):
+    doc, _ = run(book, *cohandled(lifecycle(E.appeal_resolved, 2, T0 + H)))
+    emits = fired(book, doc, "contribution", CO, CONTRIBUTION_DUE)
+    assert sorted((e.topic, e.type, e.data.level) for e in emits) == sorted(
+        (topic, type_, level)
+        for topic in (SLA_EVENTS, department_topic(CO))
+        for type_, level in ((E.sla_warning, 50), (E.sla_warning, 80), (E.sla_breached, 100))
+    )
+    assert {e.data.department for e in emits} == {CO} and {e.data.clock for e in emits} == {"contribution"}
+    assert contributions(doc)[CO] == ["breached"] and the(doc, "contribution", 2)["next_urge"] == 2
+    # Level 2 (催办) one working day after the breach, on Nanshan's calendar, to the co-handler's topic.
+    urged = fired(book, doc, "contribution", CO, datetime(2026, 3, 6, 10, tzinfo=SH))
+    assert sorted((e.topic, e.type, e.data.urge_level, e.data.department) for e in urged) == [
+        (department_topic(CO), E.sla_urged, 2, CO),
+        (SLA_EVENTS, E.sla_urged, 2, CO),
+    ]
+    # The late part answers it: the breach stands, urged no more; the lead's clocks were met at the resolution.
+    late = datetime(2026, 3, 6, 11, tzinfo=SH)
+    doc, emits = fold(book, contributed(3, late, CO), doc, late)
+    answered = the(doc, "contribution", 2)
+    assert answered["state"] == "breached" and answered["ended_at"] and answered["next_fire_at"] is None
+    assert emits == [], "the breach was reported; no met follows"
+    assert {c[3] for c in clock_states(doc) if c[0] != "contribution"} == {"met"}
+
+
+def test_closing_cancels_a_contribution_not_yet_due_and_a_breach_stands(book):
+    doc, _ = run(book, *cohandled(lifecycle(E.appeal_resolved, 2, T0 + H)))
+    fired(book, doc, "contribution", OTHER, CONTRIBUTION_DUE)  # `tax` breaches Thu 10:00; Nanshan's is fired later
+    doc, emits = fold(book, lifecycle(E.appeal_closed, 3, CONTRIBUTION_DUE - H), doc, CONTRIBUTION_DUE - H)
+    assert contributions(doc) == {OTHER: ["breached"], CO: ["cancelled"]}
+    assert owed(emits) == [(E.sla_cancelled, "contribution", CO)]
+    assert the(doc, "contribution", 1)["ended_at"] == CONTRIBUTION_DUE - H
+
+
+@pytest.mark.parametrize("type_", [E.appeal_transferred, E.appeal_rerouted])
+def test_a_cohandler_made_the_lead_owes_no_contribution_any_more(book, type_):
+    moved = lifecycle(type_, 2, T0 + H, OTHER, previous_department=LEAD, cohandlers=[CO])
+    doc, emitted = run(book, *cohandled(moved))
+    assert contributions(doc) == {OTHER: ["cancelled"], CO: ["running"]}
+    assert (E.sla_cancelled, "contribution", OTHER) in owed(emitted[-1])
+    assert ("scope", 2, OTHER, "running") in clock_states(doc), "it runs the lead's clocks now"
+
+
+def test_a_cohandler_the_overrule_makes_the_lead_owes_no_contribution_any_more(book):
+    # The lead sends the appeal back to `tax`, which adds the lead as a co-handler; the office overrules the
+    # send-back: the declining department leads again and its contribution clock no longer applies.
+    doc, emitted = run(
+        book,
+        routed(),
+        lifecycle(E.appeal_declined, 2, T0 + H),
+        lifecycle(E.appeal_rerouted, 3, T0 + H, OTHER, previous_department=LEAD),
+        lifecycle(E.appeal_cohandler_added, 4, T0 + 2 * H, OTHER, cohandlers=[LEAD]),
+        overruled(5, T0 + 3 * H, since=T0),
+    )
+    assert contributions(doc) == {LEAD: ["cancelled"]}
+    assert (E.sla_cancelled, "contribution", LEAD) in owed(emitted[-1])
+
+
+def test_a_department_that_left_and_joins_again_gets_a_new_clock(book):
+    # `tax` becomes the lead (its clock cancelled), hands the appeal on to `coord`, and is added back.
+    doc, _ = run(
+        book,
+        *cohandled(
+            lifecycle(E.appeal_transferred, 2, T0 + H, OTHER, previous_department=LEAD, cohandlers=[CO]),
+            lifecycle(E.appeal_transferred, 3, T0 + 2 * H, "coord", previous_department=OTHER, cohandlers=[CO]),
+            lifecycle(E.appeal_cohandler_added, 4, T0 + 3 * H, "coord", cohandlers=[CO, OTHER]),
+        ),
+    )
+    assert contributions(doc) == {OTHER: ["cancelled", "running"], CO: ["running"]}
+    assert the(doc, "contribution", 3)["started_at"] == T0 + 3 * H
+
+
+def test_reopening_leaves_the_contribution_clocks_alone(book):
+    doc, emitted = run(
+        book, *cohandled(lifecycle(E.appeal_resolved, 2, T0 + H), lifecycle(E.appeal_reopened, 3, T0 + 2 * H))
+    )
+    assert contributions(doc) == {OTHER: ["running"], CO: ["running"]}
+    assert owed(emitted[-1]) == [(E.sla_started, "resolution", LEAD)]
