@@ -47,17 +47,23 @@ def resolution_due(deadlines: list[dict[str, Any]]) -> str | None:
 
 
 def extended_already(appeal: dict[str, Any], per_clock: int) -> bool:
-    """Whether the latest resolution clock has had the approvals it may have. Router's extensions name no clock:
-    one asked after the clock started is taken to be that clock's."""
+    """Whether the latest resolution clock has had the approvals it may have. Each extension names the clock it
+    extends (`clock_id`); the deadlines name theirs where router gives it, else the latest clock is the one the
+    extensions asked since it started name (a redo's new clock has none yet)."""
     clocks = [d for d in appeal.get("deadlines", []) if d["clock"] == "resolution"]
     if not clocks:
         return False
-    started = max(datetime.fromisoformat(d["started_at"]) for d in clocks)
-    granted = [
-        x
-        for x in appeal.get("extensions") or []
-        if x["state"] == "approved" and datetime.fromisoformat(x["asked_at"]) >= started
-    ]
+    latest = max(clocks, key=lambda d: datetime.fromisoformat(d["started_at"]))
+    asked = appeal.get("extensions") or []
+    current = latest.get("clock_id") or next(
+        (
+            x.get("clock_id")
+            for x in reversed(asked)
+            if datetime.fromisoformat(x["asked_at"]) >= datetime.fromisoformat(latest["started_at"])
+        ),
+        None,
+    )
+    granted = [x for x in asked if x["state"] == "approved" and current and x.get("clock_id") == current]
     return len(granted) >= per_clock
 
 

@@ -235,13 +235,93 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "decided": {"zh": "已处理", "en": "Done"},
     "no_action": {"zh": "暂无待办", "en": "Nothing to decide"},
+    "requests_col": {"zh": "待审事项", "en": "Requests"},
+    "urge_level_filter": {"zh": "督办等级（已超时的诉求）", "en": "Urging level (overdue appeals)"},
+    "or_higher": {"zh": "及以上", "en": " or higher"},
+    "urged_times": {"zh": "已催办{n}次", "en": "urged {n}×"},
+    "review_send_back": {"zh": "退单审核", "en": "Review the send-back"},
+    "review_comment_label": {"zh": "审核意见（选填）", "en": "Comment (optional)"},
+    "sent_back_by": {"zh": "{dept}退回，已改派{to}", "en": "{dept} declined it; it went to {to}"},
+    "answer_transfer": {"zh": "答复转办申请", "en": "Answer the transfer request"},
+    "transfer_requested": {"zh": "申请转办", "en": "Transfer requested"},
+    "suggests": {"zh": "建议转至{to}", "en": "suggests {to}"},
+    "transfer_to": {"zh": "转至", "en": "Transfer to"},
+    "suggested_mark": {"zh": "（部门建议）", "en": " (suggested)"},
+    "transfer_comment_label": {"zh": "意见（不同意转办时必填）", "en": "Comment (required to refuse)"},
+    "refusal_comment_required": {
+        "zh": "不同意转办时必须填写意见，告知部门原因。",
+        "en": "A refusal needs a comment: tell the department why.",
+    },
+    "target_missing": {"zh": "请选择要转至的部门。", "en": "Choose the department to transfer it to."},
+    "urge_comment_label": {"zh": "催办意见（必填）", "en": "What the office expects, and by when (required)"},
+    "urge_comment_required": {
+        "zh": "催办必须填写意见，说明协调办公室的要求和时限。",
+        "en": "Urging needs a comment: say what the office expects, and by when.",
+    },
+    "urge_lead": {"zh": "催办{lead}", "en": "Urge {lead}"},
+    # Supervision on the department's pages.
+    "urged_by_office": {"zh": "协调办公室已催办", "en": "Urged by the office"},
+    "urgings": {"zh": "催办记录", "en": "The office's urgings"},
+    "window_open": {
+        "zh": "退单期限：{at}前可自行退回或转办，逾期须申请协调办公室转办。",
+        "en": "Send-back window: until {at} the department may decline or transfer on its own; later it asks the "
+        "coordinating office.",
+    },
+    "window_closed": {
+        "zh": "退单期限已于{at}截止：本部门不能再自行退回或转办；如非本部门职责，请申请协调办公室转办。",
+        "en": "The send-back window closed at {at}: the department can no longer decline or transfer it on its own; "
+        "if it is not yours, ask the coordinating office to transfer it.",
+    },
+    "window_overruled": {
+        "zh": "协调办公室已认定本部门退单不成立：不能再自行退回或转办；如需转办，请申请协调办公室。",
+        "en": "The office overruled this department's decline: it can no longer decline or transfer it on its own; "
+        "to move it, ask the coordinating office.",
+    },
+    "transfer_request": {"zh": "转办申请", "en": "Transfer request"},
+    "suggested_department": {"zh": "建议转至", "en": "Suggested department"},
+    "transfer_reason": {"zh": "转办理由", "en": "Why it is another department's"},
+    "transfer_reason_missing": {"zh": "请填写转办理由", "en": "Say why the appeal is another department's"},
+    "transfer_department_missing": {"zh": "请选择建议转至的部门", "en": "Choose the department to suggest"},
+    "transfer_waiting": {
+        "zh": "转办申请已提交，等待协调办公室处理：建议转至{to}。",
+        "en": "The transfer request awaits the coordinating office: suggested {to}.",
+    },
+    "transfer_pending_badge": {"zh": "转办申请待处理", "en": "transfer requested"},
+    "transfer_refused_notice": {"zh": "协调办公室不同意转办", "en": "The office refused the transfer"},
+    "send_back_overruled_notice": {
+        "zh": "协调办公室认定本部门退单不成立，诉求已退回本部门，首次答复时限自最初分派起算。",
+        "en": "The office overruled this department's decline and returned the appeal to it; the first response is "
+        "due from the first assignment.",
+    },
+    "send_back_received": {
+        "zh": "{dept}退回本诉求后改派至本部门，协调办公室正在审核该退单（可能退回{dept}）。",
+        "en": "{dept} declined this appeal and it came to this department; the office is reviewing the send-back "
+        "(it may return it to {dept}).",
+    },
+    "send_back_confirmed": {"zh": "协调办公室认定{dept}退单成立。", "en": "The office confirmed {dept}'s decline."},
+    "send_back": {"zh": "退单", "en": "Send-back"},
 }
 
 QUEUE_STATES: dict[str, dict[Lang, str]] = {
     "overdue": {"zh": "已超时", "en": "Overdue"},
     "at_risk": {"zh": "即将超时", "en": "At risk"},
     "extension_pending": {"zh": "延期待审批", "en": "Extension pending"},
+    "sent_back": {"zh": "退单待审核", "en": "Sent back"},
+    "transfer_requested": {"zh": "申请转办", "en": "Transfer requested"},
     "all": {"zh": "全部", "en": "All"},
+}
+
+SEND_BACK_STATES: dict[str, dict[Lang, str]] = {
+    "pending": {"zh": "退单待审核", "en": "Send-back awaits review"},
+    "overruled": {"zh": "退单不成立（已退回原部门）", "en": "Decline overruled (returned)"},
+    "confirmed": {"zh": "退单成立", "en": "Decline confirmed"},
+}
+
+# The urging ladder (config/supervision.yaml): level 1 is the breach; later levels as configured.
+URGE_LEVELS: dict[int, dict[Lang, str]] = {
+    1: {"zh": "一级（超时）", "en": "Level 1 (breached)"},
+    2: {"zh": "二级（催办）", "en": "Level 2 (催办, pressed)"},
+    3: {"zh": "三级（督办）", "en": "Level 3 (督办, supervised)"},
 }
 
 EXTENSION_STATES: dict[str, dict[Lang, str]] = {
@@ -256,7 +336,27 @@ TIMELINE_TYPES: dict[str, dict[Lang, str]] = {
     "appeal.extension_requested.v1": {"zh": "申请延期", "en": "Extension requested"},
     "appeal.extension_approved.v1": {"zh": "同意延期", "en": "Extension approved"},
     "appeal.extension_rejected.v1": {"zh": "不同意延期", "en": "Extension rejected"},
+    "appeal.transfer_requested.v1": {"zh": "申请转办", "en": "Transfer requested"},
+    "appeal.transfer_refused.v1": {"zh": "不同意转办", "en": "Transfer refused"},
+    "appeal.decline_overruled.v1": {"zh": "退单不成立，退回原部门", "en": "Decline overruled"},
+    "appeal.decline_confirmed.v1": {"zh": "退单成立", "en": "Decline confirmed"},
+    "appeal.urged.v1": {"zh": "协调办公室催办", "en": "Urged by the office"},
 }
+
+# Entries the coordinating office acts in: the timeline names the acting department (the office, or the lead that
+# asked), not the lead after the step.
+ACTED_BY: frozenset[str] = frozenset(TIMELINE_TYPES)
+# What the company's page leaves out: the office's supervision of the departments is internal.
+INTERNAL_TYPES: frozenset[str] = frozenset(
+    {
+        "appeal.transfer_requested.v1",
+        "appeal.transfer_refused.v1",
+        "appeal.decline_confirmed.v1",
+        "appeal.urged.v1",
+    }
+)
+# ... and reads as the step it is for the company: the appeal back with a department.
+AS_STATUS_FOR_COMPANY: frozenset[str] = frozenset({"appeal.decline_overruled.v1"})
 
 STATUS: dict[str, dict[Lang, str]] = {
     "submitted": {"zh": "已提交", "en": "submitted"},
@@ -283,6 +383,12 @@ ACTIONS: dict[str, dict[Lang, str]] = {
     "request_extension": {"zh": "申请延期", "en": "Request an extension"},
     "approve_extension": {"zh": "同意延期", "en": "Approve the extension"},
     "reject_extension": {"zh": "不同意延期", "en": "Reject the extension"},
+    "request_transfer": {"zh": "申请协调办公室转办", "en": "Ask the office to transfer it"},
+    "grant_transfer": {"zh": "同意转办", "en": "Grant the transfer"},
+    "refuse_transfer": {"zh": "不同意转办", "en": "Refuse the transfer"},
+    "overrule_decline": {"zh": "退单不成立，退回原部门", "en": "Overrule: return it"},
+    "confirm_decline": {"zh": "退单成立", "en": "Confirm the decline"},
+    "urge": {"zh": "催办", "en": "Urge"},
 }
 
 CLOCKS: dict[str, dict[Lang, str]] = {
@@ -310,6 +416,15 @@ def label(table: dict[str, dict[Lang, str]], lang: Lang, key: str) -> str:
     """A status, action or clock name in `lang`."""
     entry = table.get(key)
     return entry[lang] if entry else key.replace("_", " ")
+
+
+def urge_level(lang: Lang, level: int | None) -> str:
+    """An urging level in words: '二级（催办）', 'Level 2 (催办, pressed)'; a level configured beyond these by its
+    number."""
+    if not level:
+        return ""
+    entry = URGE_LEVELS.get(level)
+    return entry[lang] if entry else (f"{level}级" if lang == "zh" else f"Level {level}")
 
 
 def time_left(lang: Lang, seconds: float | None) -> str:

@@ -1,5 +1,9 @@
-"""The coordinating office's page in the workbench: the city queue (overdue, at risk, extension pending, all) as a
-table to filter, sort and page, and the office's decisions on its rows, for clerks signed in with the office's key."""
+"""The coordinating office's page in the workbench: the city queue (overdue, at risk, extension pending, sent back,
+transfer requested, all) as a table to filter, sort and page, and the office's decisions on its rows (an extension,
+a send-back, a transfer request, urging the lead), for clerks signed in with the office's key.
+
+Adding a co-handler is the lead's action at router (services/router/lifecycle.py: `add_cohandler` is not among
+OFFICE_ACTIONS, and `authorize` lets only the lead take it), so the office's rows do not offer it."""
 
 import secrets
 from collections.abc import Callable
@@ -11,7 +15,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.web import extensions
+from services.web import extensions, supervision
 from services.web.answers import APPEAL_ID, refusal, see_other
 from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, keep_session, lang_of, problem_page, render
@@ -27,9 +31,34 @@ PAGE_SIZE = 25
 SORTED_WINDOW = 500
 # Router takes offsets up to 100 000.
 LAST_PAGE = 100_000 // PAGE_SIZE
-TABS = ("overdue", "at_risk", "extension_pending", "all")
+TABS = ("overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested", "all")
 SORTS = ("queue", "due", "submitted", "lead")
-DECISIONS = {"approve": "approve_extension", "reject": "reject_extension"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One button of an office form: router's action, the message when a comment is required (None: optional),
+    and whether it names a department."""
+
+    action: str
+    comment_required: str | None = None
+    names_department: bool = False
+
+
+# The office's forms on a row, by the path they post to, and each form's buttons (its `decision`).
+FORMS: dict[str, dict[str, Decision]] = {
+    "extension": {
+        "approve": Decision("approve_extension"),
+        "reject": Decision("reject_extension", comment_required="comment_required"),
+    },
+    "send-back": {"overrule": Decision("overrule_decline"), "confirm": Decision("confirm_decline")},
+    "transfer": {
+        "grant": Decision("grant_transfer", names_department=True),
+        "refuse": Decision("refuse_transfer", comment_required="refusal_comment_required"),
+    },
+    "urge": {"urge": Decision("urge", comment_required="urge_comment_required")},
+}
+DONE = {decision.action for buttons in FORMS.values() for decision in buttons.values()}
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,7 @@ class QueueQuery:
     department: str = ""
     district: str = ""
     category: str = ""
+    urge_level: int = 0
     sort: str = "queue"
     order: str = "asc"
     page: int = 1
@@ -71,24 +101,44 @@ def query_of(params: dict[str, str], runtime: WebRuntime) -> QueueQuery:
     department = params.get("department", "")
     district = params.get("district", "")
     category = params.get("category", "")
+    level = params.get("urge_level", "")
+    urge_level = int(level) if level.isdigit() and int(level) in urge_levels(runtime) else 0
+    state = params.get("state", "") if params.get("state") in TABS else TABS[0]
     return QueueQuery(
-        state=params.get("state", "") if params.get("state") in TABS else TABS[0],
+        # Router filters the overdue appeals by their urging level, no others.
+        state="overdue" if urge_level else state,
         department=department if city.department(department) is not None else "",
         district=district if district and not city.unknown_district(district) else "",
         category=category if category in {c.code.value for c in runtime.catalogue.categories} else "",
+        urge_level=urge_level,
         sort=params.get("sort", "") if params.get("sort") in SORTS else "queue",
         order="desc" if params.get("order") == "desc" else "asc",
         page=page,
     )
 
 
-def office_actions(row: dict[str, Any]) -> list[str]:
-    """The office's actions a row offers; each is a form of the office's template (overruling a send-back, urging,
-    transferring and adding a co-handler join here as router takes them)."""
-    return ["decide_extension"] if row.get("extension_state") == "pending" else []
+def urge_levels(runtime: WebRuntime) -> list[int]:
+    """The urging ladder's levels: 1, the breach, then those config/supervision.yaml adds (2 催办, 3 督办)."""
+    return [1, *(rung.level for rung in runtime.supervision.urging.levels)]
 
 
-def view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+def office_actions(row: dict[str, Any], office: str) -> list[str]:
+    """The office's forms a row offers (keys of FORMS): deciding a pending extension, reviewing a pending send-back,
+    answering a transfer request, and urging the lead of any appeal awaiting its work (not one the office leads
+    itself: router leaves that to an operator)."""
+    actions = []
+    if row.get("extension_state") == "pending":
+        actions.append("extension")
+    if (row.get("send_back") or {}).get("state") == "pending":
+        actions.append("send-back")
+    if row.get("transfer_request"):
+        actions.append("transfer")
+    if row.get("status") in supervision.URGE_FROM and row.get("lead") and row["lead"] != office:
+        actions.append("urge")
+    return actions
+
+
+def view(row: dict[str, Any], now: datetime, office: str) -> dict[str, Any]:
     """A row of router's city queue with what the page shows of it: where it stands, its extension's state and the
     office's actions."""
     extension = row.get("extension")
@@ -97,7 +147,7 @@ def view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "standing": extensions.standing(row, now),
         "extension_state": extensions.state_of(extension, now) if extension else None,
     }
-    return {**shown, "actions": office_actions(shown)}
+    return {**shown, "actions": office_actions(shown, office)}
 
 
 def sort_rows(
@@ -138,19 +188,24 @@ async def _office_page(
     if query.sort == "queue":
         offset = (query.page - 1) * PAGE_SIZE
         response = await runtime.upstream.city_queue(
-            clerk.key, state, query.filters(), limit=PAGE_SIZE + 1, offset=offset
+            clerk.key, state, query.filters(), limit=PAGE_SIZE + 1, offset=offset, urge_level=query.urge_level
         )
         start = 0
     else:
-        response = await runtime.upstream.city_queue(clerk.key, state, query.filters(), limit=SORTED_WINDOW, offset=0)
+        response = await runtime.upstream.city_queue(
+            clerk.key, state, query.filters(), limit=SORTED_WINDOW, offset=0, urge_level=query.urge_level
+        )
         start = (query.page - 1) * PAGE_SIZE
     if response.status_code == 401:
         return signed_out(request, runtime)
     if response.status_code != 200:
         return problem_page(request, runtime, response.status_code, t(lang, "refused"), refusal(response.json()))
     answered = response.json()
-    rows = sort_rows([view(r, now) for r in answered], query.sort, query.order == "desc", lambda c: names.get(c, c))
+    office = runtime.city.coordinating_office
+    viewed = [view(r, now, office) for r in answered]
+    rows = sort_rows(viewed, query.sort, query.order == "desc", lambda c: names.get(c, c))
     shown = rows[start : start + PAGE_SIZE]
+    shown_ids = {r["appeal_id"] for r in shown}
     errors: dict[str, str] = extra.pop("errors", {})
     page = render(
         request,
@@ -171,9 +226,11 @@ async def _office_page(
             (c.code.value, (c.name_zh or c.name) if lang == "zh" else c.name) for c in runtime.catalogue.categories
         ],
         district_names={d.code: (d.name_zh or d.name) if lang == "zh" else d.name for d in runtime.city.districts},
+        urge_levels=urge_levels(runtime),
+        # A refusal is keyed by its form and row ("transfer:<appeal id>"); one whose row this page no longer shows
+        # (decided or lapsed meanwhile) is said above the table.
         errors=errors,
-        # A refusal whose row this page no longer shows (decided or lapsed meanwhile) is said above the table.
-        unplaced={k: v for k, v in errors.items() if k not in {r["appeal_id"] for r in shown}},
+        unplaced={k.split(":", 1)[1]: v for k, v in errors.items() if k.split(":", 1)[1] not in shown_ids},
         values=extra.pop("values", {}),
         back=query.query(),
         idempotency=secrets.token_urlsafe(16),
@@ -201,45 +258,51 @@ async def office(request: Request, runtime: WebRuntimeDep, done: str | None = No
     if not isinstance(clerk, Clerk):
         return clerk
     query = query_of(dict(request.query_params), runtime)
-    decided = done if done in DECISIONS.values() and appeal and APPEAL_ID.match(appeal) else None
+    decided = done if done in DONE and appeal and APPEAL_ID.match(appeal) else None
     return await _office_page(request, runtime, clerk, query, done=decided, done_appeal=appeal if decided else None)
 
 
-@router.post("/workbench/office/appeals/{appeal_id}/extension")
-async def decide_extension(appeal_id: str, request: Request, runtime: WebRuntimeDep):
-    """Approve or reject the pending extension with a comment (a rejection needs one), in the signed-in clerk's
-    name; back to the same tab, filters, sort and page, or the refusal beside the row's form."""
+@router.post("/workbench/office/appeals/{appeal_id}/{form_name}")
+async def decide(appeal_id: str, form_name: str, request: Request, runtime: WebRuntimeDep):
+    """One of the office's forms on a row (FORMS): approve or reject an extension, overrule or confirm a send-back,
+    grant a transfer (to the suggested department or another) or refuse it, urge the lead; a comment where the
+    decision needs one. Posted in the signed-in clerk's name; back to the same tab, filters, sort and page, or the
+    refusal beside the row's form with what was typed."""
     clerk = _office_clerk(request, runtime)
     if not isinstance(clerk, Clerk):
         return clerk
-    form = await request.form()
     lang = lang_of(request)
+    if form_name not in FORMS:
+        return problem_page(request, runtime, 404, t(lang, "not_found"), form_name)
+    form = await request.form()
     # The page to return to is rebuilt from its parameters, never followed as a URL.
     query = query_of({k: v[0] for k, v in parse_qs(str(form.get("back", ""))).items()}, runtime)
     note = str(form.get("note", "")).strip()
-    decision = DECISIONS.get(str(form.get("decision", "")))
+    target = str(form.get("target_department", "")).strip()
+    decision = FORMS[form_name].get(str(form.get("decision", "")))
 
     def again(status_code: int, message: str) -> Any:
-        errors, values = {appeal_id: message}, {appeal_id: note}
+        key = f"{form_name}:{appeal_id}"
+        errors, values = {key: message}, {key: {"note": note, "target_department": target}}
         return _office_page(request, runtime, clerk, query, status_code, errors=errors, values=values)
 
     if not csrf_ok(request, runtime, form):
         return await again(403, t(lang, "bad_form"))
     if not APPEAL_ID.match(appeal_id) or decision is None:
         return await again(422, t(lang, "bad_form"))
-    if decision == "reject_extension" and not note:
-        return await again(422, t(lang, "comment_required"))
+    if decision.comment_required and not note:
+        return await again(422, t(lang, decision.comment_required))
+    body: dict[str, Any] = {"action": decision.action, "clerk": clerk.name}
+    if note:
+        body["note"] = note
+    if decision.names_department:
+        if runtime.city.department(target) is None:
+            return await again(422, t(lang, "target_missing"))
+        body["target_department"] = target
     idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
-    response = await runtime.upstream.decide_extension(
-        clerk.key,
-        appeal_id,
-        approve=decision == "approve_extension",
-        note=note,
-        clerk=clerk.name,
-        idempotency_key=f"web-{idempotency}-{decision}",
-    )
+    response = await runtime.upstream.act(clerk.key, appeal_id, body, f"web-{idempotency}-{decision.action}")
     if response.status_code == 200:
-        done = see_other(query.url({"done": decision, "appeal": appeal_id}))
+        done = see_other(query.url({"done": decision.action, "appeal": appeal_id}))
         return keep_session(request, runtime, done, clerk)
     if response.status_code == 401:
         return signed_out(request, runtime)

@@ -61,11 +61,17 @@ def render(
             "state_label": lambda key: i18n.label(i18n.STATES, lang, key),
             "queue_state_label": lambda key: i18n.label(i18n.QUEUE_STATES, lang, key),
             "extension_state_label": lambda key: i18n.label(i18n.EXTENSION_STATES, lang, key),
-            "timeline_label": lambda entry: (
+            "send_back_state_label": lambda key: i18n.label(i18n.SEND_BACK_STATES, lang, key),
+            "urge_level_label": lambda level: i18n.urge_level(lang, level),
+            "timeline_label": lambda entry, for_company=False: (
                 i18n.label(i18n.TIMELINE_TYPES, lang, entry["type"])
                 if entry.get("type") in i18n.TIMELINE_TYPES
+                and not (for_company and entry["type"] in i18n.AS_STATUS_FOR_COMPANY)
                 else i18n.label(i18n.STATUS, lang, entry["status"])
             ),
+            "acted_by_types": i18n.ACTED_BY,
+            "internal_types": i18n.INTERNAL_TYPES,
+            "as_status_for_company": i18n.AS_STATUS_FOR_COMPANY,
             "duration": lambda text: i18n.duration(lang, text),
             "category_name": lambda code: categories.get(code, code),
             "time_left": lambda seconds: i18n.time_left(lang, seconds),

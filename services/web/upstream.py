@@ -123,21 +123,29 @@ class Upstream:
         body = {"action": "request_extension", "until": until, "reason": reason, "clerk": clerk}
         return await self.act(key, appeal_id, body, idempotency_key)
 
-    # The coordinating office's side, on router, with its department key.
-    async def city_queue(
-        self, key: str, state: str | None, filters: dict[str, str], *, limit: int, offset: int
+    async def request_transfer(
+        self, key: str, appeal_id: str, *, target_department: str, reason: str, clerk: str, idempotency_key: str
     ) -> httpx.Response:
-        """Open appeals across the city: overdue, at risk, with an extension pending (`state`), or all of them."""
+        """Past its send-back window, the lead asks the coordinating office to move the appeal where it suggests."""
+        body = {"action": "request_transfer", "target_department": target_department, "reason": reason, "clerk": clerk}
+        return await self.act(key, appeal_id, body, idempotency_key)
+
+    # The coordinating office's side, on router, with its department key; its decisions go through `act`.
+    async def city_queue(
+        self,
+        key: str,
+        state: str | None,
+        filters: dict[str, str],
+        *,
+        limit: int,
+        offset: int,
+        urge_level: int | None = None,
+    ) -> httpx.Response:
+        """Open appeals across the city in a queue `state` (overdue, at risk, extension pending, sent back, transfer
+        requested), or all of them; `urge_level`: overdue ones whose urging reached it."""
         params: dict[str, Any] = {**filters, "limit": limit, "offset": offset}
         if state:
             params["state"] = state
+        if urge_level:
+            params["urge_level"] = urge_level
         return await self._call("GET", f"{self.router_url}/v1/appeals", params=params, headers={"X-Api-Key": key})
-
-    async def decide_extension(
-        self, key: str, appeal_id: str, *, approve: bool, note: str, clerk: str, idempotency_key: str
-    ) -> httpx.Response:
-        """The office approves or rejects the pending extension; the note is its comment (a rejection needs one)."""
-        body: dict[str, Any] = {"action": "approve_extension" if approve else "reject_extension", "clerk": clerk}
-        if note:
-            body["note"] = note
-        return await self.act(key, appeal_id, body, idempotency_key)

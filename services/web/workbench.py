@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from services.web import extensions
+from services.web import extensions, supervision
 from services.web.answers import APPEAL_ID, detail, refusal, see_other
 from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
@@ -48,7 +48,14 @@ async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None
     rows = []
     for appeal in response.json():
         due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
-        rows.append({**appeal, "left": (due - now).total_seconds() if due else None})
+        rows.append(
+            {
+                **appeal,
+                "left": (due - now).total_seconds() if due else None,
+                "urged": supervision.urged(appeal, clerk.department),
+                "transfer_pending": bool(appeal.get("transfer_request")) and appeal.get("lead") == clerk.department,
+            }
+        )
     page = render(request, runtime, "worklist.html", clerk=clerk, rows=rows, statuses=STATUSES, status=chosen)
     return keep_session(request, runtime, page, clerk)
 
@@ -118,6 +125,16 @@ async def _detail_page(
     asked = appeal.get("extensions") or []
     per_clock = runtime.supervision.extension.per_clock
     due = extensions.resolution_due(appeal.get("deadlines", []))
+    leads = appeal.get("lead") == clerk.department
+    window = supervision.send_back_window(
+        appeal,
+        now,
+        office=runtime.city.coordinating_office,
+        window=runtime.supervision.send_back.window,
+        sla=runtime.sla,
+        calendars=runtime.calendars,
+        city=runtime.city,
+    )
     page = render(
         request,
         runtime,
@@ -125,8 +142,20 @@ async def _detail_page(
         status_code,
         clerk=clerk,
         appeal=appeal,
-        leads=appeal.get("lead") == clerk.department,
+        leads=leads,
         departments=[d.code for d in runtime.city.departments if d.code != clerk.department],
+        window=window,
+        # Past the window the decline and transfer forms give way to asking the office (request_transfer).
+        may_request_transfer=leads
+        and not window.open
+        and appeal.get("status") in supervision.REQUEST_TRANSFER_FROM
+        and not appeal.get("transfer_request"),
+        transfer_refused=supervision.transfer_refused(appeal, clerk.department) if leads else None,
+        send_back=supervision.send_back_for(appeal, clerk.department),
+        urged=supervision.urged(appeal, clerk.department),
+        urgings=supervision.urgings(appeal, clerk.department),
+        transfer_values=extra.pop("transfer_values", {}),
+        transfer_errors=extra.pop("transfer_errors", {}),
         idempotency=secrets.token_urlsafe(16),
         extensions=[{**x, "shown_state": extensions.state_of(x, now)} for x in asked],
         pending_extension=extensions.pending(asked, now),
@@ -218,4 +247,55 @@ async def request_extension(appeal_id: str, request: Request, runtime: WebRuntim
         response.status_code,
         extension_error=refusal(response.json()),
         extension_values=values,
+    )
+
+
+@router.post("/workbench/appeals/{appeal_id}/transfer-request")
+async def request_transfer(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """Past its send-back window, the lead asks the coordinating office to transfer the appeal to the department it
+    suggests, and says why; router's refusal is shown beside the form, with what was typed."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return signed_out(request, runtime)
+    form = await request.form()
+    lang = lang_of(request)
+    values = {
+        "target_department": str(form.get("target_department", "")).strip(),
+        "reason": str(form.get("reason", "")).strip(),
+    }
+    if not csrf_ok(request, runtime, form):
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 403, transfer_error=t(lang, "bad_form"), transfer_values=values
+        )
+    errors = {}
+    if runtime.city.department(values["target_department"]) is None:
+        errors["target_department"] = t(lang, "transfer_department_missing")
+    if not values["reason"]:
+        errors["reason"] = t(lang, "transfer_reason_missing")
+    if errors:
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 422, transfer_errors=errors, transfer_values=values
+        )
+    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
+    response = await runtime.upstream.request_transfer(
+        clerk.key,
+        appeal_id,
+        target_department=values["target_department"],
+        reason=values["reason"],
+        clerk=clerk.name,
+        idempotency_key=f"web-{idempotency}",
+    )
+    if response.status_code == 200:
+        done = see_other(f"/workbench/appeals/{appeal_id}?done=request_transfer#transfer-request")
+        return keep_session(request, runtime, done, clerk)
+    if response.status_code == 401:
+        return signed_out(request, runtime)
+    return await _detail_page(
+        request,
+        runtime,
+        clerk,
+        appeal_id,
+        response.status_code,
+        transfer_error=refusal(response.json()),
+        transfer_values=values,
     )

@@ -1,5 +1,5 @@
 """Web's own rules: sealed sessions and their two clocks, CSRF tokens, time left in words, a service that is down,
-the contact on the company's page and the privacy notice."""
+the contact on the company's page, the privacy notice, and what the company's timeline leaves out."""
 
 import contextlib
 import json
@@ -83,8 +83,9 @@ TOKEN = "the-status-token"
 class FakeIntake:
     """GET /v1/appeals/{id}, GET and PUT /v1/appeals/{id}/contact, for one appeal and one token."""
 
-    def __init__(self, contact: dict | None, erased_at: str | None = None) -> None:
+    def __init__(self, contact: dict | None, erased_at: str | None = None, timeline: list[dict] | None = None) -> None:
         self.contact, self.erased_at = contact, erased_at
+        self.timeline = timeline or [{"time": "2026-03-04T09:00:00+00:00", "status": "submitted"}]
         self.puts: list[dict] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -92,8 +93,12 @@ class FakeIntake:
             return httpx.Response(401, json={"detail": "wrong token"})
         path = request.url.path
         if path == f"/v1/appeals/{APPEAL_ID}":
-            timeline = [{"time": "2026-03-04T09:00:00+00:00", "status": "submitted"}]
-            appeal = {"appeal_id": APPEAL_ID, "title": "节后员工无法返岗", "status": "routed", "timeline": timeline}
+            appeal = {
+                "appeal_id": APPEAL_ID,
+                "title": "节后员工无法返岗",
+                "status": "routed",
+                "timeline": self.timeline,
+            }
             return httpx.Response(200, json={**appeal, "submitted_at": "2026-03-04T09:00:00+00:00", "deadlines": []})
         if path == f"/v1/appeals/{APPEAL_ID}/contact" and request.method == "GET":
             return httpx.Response(
@@ -129,7 +134,9 @@ async def portal(intake: FakeIntake, lang: str = "zh"):
 
 
 def csrf_of(page: httpx.Response) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, "the page has a form with its CSRF token"
+    return found.group(1)
 
 
 LI_WEI = {"name": "李伟", "phone": "+8613800138000", "email": "liwei@example.com", "wechat_openid": "oX3f0t1example"}
@@ -236,3 +243,24 @@ async def test_the_privacy_notice_says_what_docs_privacy_says(lang):
     async with portal(FakeIntake(dict(LI_WEI)), lang) as client:
         for path in ("/appeals/new", f"/appeals/{APPEAL_ID}"):
             assert str(escape(text)) in (await client.get(path)).text, path
+
+
+async def test_the_company_does_not_read_the_offices_supervision_of_the_departments():
+    def entry(kind: str, status: str, minute: int, **extra: str) -> dict:
+        return {"type": f"appeal.{kind}.v1", "status": status, "time": f"2026-03-04T09:{minute:02d}:00+00:00", **extra}
+
+    timeline = [
+        entry("routed", "routed", 0, department="nanshan-hrss"),
+        entry("urged", "routed", 1, department="nanshan-hrss", clerk="陈伟", note="内部：今天答复"),
+        entry("transfer_requested", "routed", 2, department="nanshan-hrss", reason="内部：属商务局"),
+        entry("transfer_refused", "routed", 3, department="nanshan-hrss", note="内部：请先核实"),
+        entry("decline_overruled", "routed", 4, department="nanshan-hrss", clerk="陈伟", note="内部：退单不成立"),
+        entry("decline_confirmed", "routed", 5, department="commerce", note="内部：退单成立"),
+    ]
+    async with portal(FakeIntake(dict(LI_WEI), timeline=timeline)) as client:
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+    assert page.status_code == 200 and "内部" not in page.text and "陈伟" not in page.text
+    shown = re.findall(r'data-type="([^"]+)"', page.text)
+    assert shown == ["appeal.routed.v1", "appeal.decline_overruled.v1"]
+    overruled = re.search(r'data-type="appeal.decline_overruled.v1">.*?</li>', page.text, re.S).group(0)
+    assert "<strong>已分派</strong> · 南山区人力资源局" in overruled, "the appeal back with a department, no more"

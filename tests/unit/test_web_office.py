@@ -1,10 +1,12 @@
 """The workbench's supervision pages over a fake router: the coordinating office's page of the city queue (tabs,
-filters, sorting, pages, approving and rejecting an extension in the clerk's name) and the lead's request for an
-extension on the appeal's page; and the pure reading of extensions and queue rows behind them."""
+filters, sorting, pages, and its decisions in the clerk's name: extensions, send-backs, transfer requests, urging),
+and on the lead's appeal page the extension it asks for, the send-back window, its transfer requests and the
+office's urgings; and the pure reading of extensions, windows, urgings and queue rows behind them."""
 
 import contextlib
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,15 +15,24 @@ import httpx
 import pytest
 
 from libs.auth import KeyStore, hash_key
-from services.web import extensions
+from libs.config import SendBackRules
+from libs.settings import PROJECT_ROOT
+from services.router import supervision as router_supervision
+from services.router.rules import load_routing_book
+from services.web import extensions, supervision
 from services.web.app import create_app
-from services.web.office import QueueQuery, query_of, sort_rows, view
+from services.web.office import QueueQuery, office_actions, query_of, sort_rows, view
 from services.web.settings import WebSettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
 LEAD, OFFICE = "nanshan-hrss", "coord"
-KEYS = {LEAD: "lead-department-key", OFFICE: "coordinating-office-key", "operator": "an-operator-key"}
+KEYS = {
+    LEAD: "lead-department-key",
+    OFFICE: "coordinating-office-key",
+    "commerce": "commerce-department-key",
+    "operator": "an-operator-key",
+}
 
 
 def at(hours: float) -> str:
@@ -48,6 +59,7 @@ def deadline(clock: str, state: str, due_hours: float | None, **extra: Any) -> d
 def pending_extension(**extra: Any) -> dict[str, Any]:
     return {
         "state": "pending",
+        "clock_id": f"{APPEAL_ID}:resolution:0",
         "department": LEAD,
         "clerk": "王芳",
         "until": at(96),
@@ -114,6 +126,7 @@ class FakeRouter:
     def __init__(self, rows: list[dict] | None = None, one: dict | None = None) -> None:
         self.rows = rows if rows is not None else [queue_row()]
         self.appeal = one or appeal()
+        self.worklist: list[dict] = []
         self.queue_params: list[dict[str, str]] = []
         self.actions: list[tuple[dict, str | None, str | None]] = []
         self.refuse: tuple[int, str] | None = None
@@ -122,7 +135,7 @@ class FakeRouter:
         key = request.headers.get("x-api-key")
         path = request.url.path
         if path.startswith("/v1/departments/"):
-            return httpx.Response(200, json=[])
+            return httpx.Response(200, json=self.worklist)
         if path == "/v1/appeals":
             if key != KEYS[OFFICE]:
                 return httpx.Response(403, json={"detail": "the city queue is the coordinating office's"})
@@ -141,6 +154,14 @@ class FakeRouter:
             if body["action"] == "request_extension":
                 asked = pending_extension(until=body["until"], reason=body["reason"], clerk=body["clerk"])
                 self.appeal["extensions"] = [*self.appeal["extensions"], asked]
+            if body["action"] == "request_transfer":
+                self.appeal["transfer_request"] = {
+                    "department": self.appeal["lead"],
+                    "clerk": body["clerk"],
+                    "target_department": body["target_department"],
+                    "reason": body["reason"],
+                    "at": at(0),
+                }
             return httpx.Response(200, json=self.appeal)
         return httpx.Response(404, json={"detail": "not found"})
 
@@ -168,12 +189,17 @@ async def workbench(fake: FakeRouter, department: str, lang: str = "zh", name: s
 
 
 def csrf_of(page: httpx.Response) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, "the page has a form with its CSRF token"
+    return found.group(1)
 
 
 def idempotency_of(page: httpx.Response, form_id: str) -> str:
-    form = re.search(rf'<form [^>]*id="{form_id}".*?</form>', page.text, re.S).group(0)
-    return re.search(r'name="idempotency" value="([^"]+)"', form).group(1)
+    form = re.search(rf'<form [^>]*id="{form_id}".*?</form>', page.text, re.S)
+    assert form, f"the page has the form {form_id}"
+    found = re.search(r'name="idempotency" value="([^"]+)"', form.group(0))
+    assert found, f"the form {form_id} has its idempotency token"
+    return found.group(1)
 
 
 # The pure reading.
@@ -195,18 +221,27 @@ def test_an_unanswered_extension_lapses_at_the_due_time_it_was_asked_against():
     assert extensions.state_of({**asked, "state": "approved"}, NOW + timedelta(hours=49)) == "approved"
 
 
-def test_a_resolution_clock_is_extended_already_by_an_approval_asked_while_it_ran():
+def test_a_resolution_clock_is_extended_already_by_an_approval_naming_it():
     approved = pending_extension(state="approved", asked_at=at(-1))
     running = appeal(extensions=[approved])
     assert extensions.extended_already(running, per_clock=1)
     assert not extensions.extended_already(running, per_clock=2)
     assert not extensions.extended_already(appeal(extensions=[{**approved, "state": "rejected"}]), per_clock=1)
+    # A rejection asked later names the same clock: the approval still counts.
+    rejected_later = {**approved, "state": "rejected", "asked_at": at(-0.5)}
+    assert extensions.extended_already(appeal(extensions=[approved, rejected_later]), per_clock=1)
     # A redo's new clock started after the approval: it may be extended again.
     redo = appeal(extensions=[approved], deadlines=[deadline("resolution", "running", 70, started_at=at(0))])
     assert not extensions.extended_already(redo, per_clock=1)
     assert extensions.may_ask(redo, LEAD, NOW, per_clock=1)
     assert not extensions.may_ask(redo, "commerce", NOW, per_clock=1), "the lead's alone"
     assert not extensions.may_ask({**redo, "status": "info_requested"}, LEAD, NOW, per_clock=1)
+    # On the redo's clock, a rejected request names it: the earlier clock's approval does not count for it.
+    second = {**approved, "clock_id": f"{APPEAL_ID}:resolution:1", "state": "rejected", "asked_at": at(0.5)}
+    assert not extensions.extended_already({**redo, "extensions": [approved, second]}, per_clock=1)
+    # Where a deadline names its clock, that decides.
+    named = deadline("resolution", "running", 70, started_at=at(0), clock_id=f"{APPEAL_ID}:resolution:0")
+    assert extensions.extended_already(appeal(extensions=[approved], deadlines=[named]), per_clock=1)
 
 
 @pytest.mark.parametrize(
@@ -235,9 +270,9 @@ def test_a_row_without_a_running_clock_stands_nowhere():
 
 def test_columns_sort_either_way_with_rows_lacking_the_value_last():
     rows = [
-        view(queue_row(1, deadlines=[deadline("resolution", "running", 5)], lead="commerce"), NOW),
-        view(queue_row(2, deadlines=[], lead=None), NOW),
-        view(queue_row(3, deadlines=[deadline("resolution", "running", -1)], states=["overdue"]), NOW),
+        view(queue_row(1, deadlines=[deadline("resolution", "running", 5)], lead="commerce"), NOW, OFFICE),
+        view(queue_row(2, deadlines=[], lead=None), NOW, OFFICE),
+        view(queue_row(3, deadlines=[deadline("resolution", "running", -1)], states=["overdue"]), NOW, OFFICE),
     ]
     titles = lambda rows: [r["title"][-1] for r in rows]  # noqa: E731
     assert titles(sort_rows(rows, "due", False, str)) == ["3", "1", "2"]
@@ -485,3 +520,417 @@ async def test_extensions_extended_deadlines_and_the_timeline_read_in_both_langu
     assert 'id="act-request_extension"' not in page.text and "本办结时限已延期，不能再次申请。" in page.text
     assert f"extended from {local(48)}" in english.text and "<strong>Extension approved</strong>" in english.text
     assert "The office&#39;s comment: <span" in english.text
+
+
+# Supervision: the pure reading.
+
+OTHER = "commerce"
+
+
+def urging(department: str = LEAD, hours: float = -1, note: str = "请今天下班前答复企业。") -> dict[str, Any]:
+    """A timeline entry of the office urging `department` by hand."""
+    return {
+        "type": "appeal.urged.v1",
+        "status": "accepted",
+        "time": at(hours),
+        "department": department,
+        "actor": OFFICE,
+        "clerk": "陈伟",
+        "note": note,
+    }
+
+
+def asked_transfer(hours: float = -2) -> dict[str, Any]:
+    return {
+        "type": "appeal.transfer_requested.v1",
+        "status": "accepted",
+        "time": at(hours),
+        "department": LEAD,
+        "actor": LEAD,
+        "clerk": "王芳",
+        "reason": "属商务部门职责",
+    }
+
+
+def refused_transfer(hours: float = -1) -> dict[str, Any]:
+    return {
+        "type": "appeal.transfer_refused.v1",
+        "status": "accepted",
+        "time": at(hours),
+        "department": LEAD,
+        "actor": OFFICE,
+        "clerk": "陈伟",
+        "note": "请先与企业核实用工情况。",
+    }
+
+
+def send_back(state: str = "pending", **extra: Any) -> dict[str, Any]:
+    decided = {"decided_at": at(-0.5), "decided_by": "陈伟", "comment": "属人社职责，请继续办理。"}
+    return {
+        "state": state,
+        "declined_by": LEAD,
+        "to": OTHER,
+        "guidance": "请找商务局",
+        "at": at(-3),
+        **({} if state == "pending" else decided),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return create_app(WebSettings()).state.runtime
+
+
+@pytest.fixture(scope="module")
+def book():
+    return load_routing_book(PROJECT_ROOT / "config")
+
+
+@pytest.mark.parametrize("window", ["scope", "6h", "1wd"])
+@pytest.mark.parametrize(
+    ("lead", "profile"), [("nanshan-hrss", "standard_72h"), ("hrss", "policy_24h"), ("customs", "test_fast")]
+)
+# A Friday afternoon before the Spring Festival of 2026 (Beijing time), and a plain Wednesday morning.
+@pytest.mark.parametrize("assigned", ["2026-02-13T08:30:00+00:00", "2026-03-04T01:00:00+00:00"])
+def test_the_send_back_window_closes_where_routers_does(runtime, book, window, lead, profile, assigned):
+    rules = replace(book, supervision=book.supervision.model_copy(update={"send_back": SendBackRules(window=window)}))
+    doc = {"lead": lead, "sla_profile": profile, "assigned_at": datetime.fromisoformat(assigned)}
+    shown = {**doc, "assigned_at": assigned}
+    web = supervision.window_closes(
+        shown, window=window, sla=runtime.sla, calendars=runtime.calendars, city=runtime.city
+    )
+    assert web == router_supervision.window_end(doc, rules)
+
+
+def test_the_lead_declines_on_its_own_only_inside_its_window_and_never_once_overruled(runtime):
+    def window(**fields: Any) -> supervision.Window:
+        return supervision.send_back_window(
+            appeal(**fields),
+            NOW,
+            office=OFFICE,
+            window="scope",
+            sla=runtime.sla,
+            calendars=runtime.calendars,
+            city=runtime.city,
+        )
+
+    # standard_72h's scope is 6 calendar hours.
+    fresh = window(assigned_at=at(-1), sla_profile="standard_72h")
+    assert fresh.open and fresh.closes_at == NOW + timedelta(hours=5)
+    late = window(assigned_at=at(-7), sla_profile="standard_72h")
+    assert not late.open and late.closes_at == NOW - timedelta(hours=1)
+    assert window(assigned_at=at(-7), lead=OFFICE) == supervision.Window(open=True), "the office has no window"
+    assert window() == supervision.Window(open=True), "assigned before router kept the instant: router decides"
+    overruled = window(assigned_at=at(-1), send_back=send_back("overruled"))
+    assert not overruled.open and overruled.overruled
+    # Moved away and transferred back after the overrule: a new assignment, a new window.
+    back_again = window(assigned_at=at(0), sla_profile="standard_72h", send_back=send_back("overruled"))
+    assert back_again.open and not back_again.overruled
+
+
+def test_urgings_count_for_the_department_urged_and_the_level_comes_from_its_own_clocks():
+    timeline = [urging(hours=-3), urging(OTHER, hours=-2), urging(hours=-1, note="最后一次催办")]
+    breached = deadline("scope", "breached", -5)
+    mine = appeal(timeline=timeline, deadlines=[breached, deadline("resolution", "running", 40)])
+    urged = supervision.urged(mine, LEAD)
+    assert urged["count"] == 2 and urged["latest"]["note"] == "最后一次催办"
+    assert urged["level"] == 1 and urged["marked"]
+    assert supervision.urged(mine, OTHER)["count"] == 1 and supervision.urged(mine, OTHER)["level"] is None
+    # The breach alone is the ladder's first step, not the office's urging; where router gives the level, it counts.
+    quiet = appeal(deadlines=[breached])
+    assert supervision.urged(quiet, LEAD) == {"count": 0, "latest": None, "level": 1, "marked": False}
+    laddered = appeal(deadlines=[{**breached, "urge_level": 2}, deadline("scope", "breached", -9, department=OTHER)])
+    assert supervision.urged(laddered, LEAD)["level"] == 2 and supervision.urged(laddered, LEAD)["marked"]
+    assert supervision.urged(appeal(), LEAD)["level"] is None
+
+
+def test_the_lead_reads_the_offices_refusal_until_it_asks_again():
+    assert supervision.transfer_refused(appeal(timeline=[asked_transfer(), refused_transfer()]), LEAD)["note"] == (
+        "请先与企业核实用工情况。"
+    )
+    again = appeal(timeline=[asked_transfer(-3), refused_transfer(-2), asked_transfer(-1)])
+    assert supervision.transfer_refused(again, LEAD) is None
+    assert supervision.transfer_refused(appeal(timeline=[asked_transfer()]), LEAD) is None
+    assert supervision.transfer_refused(appeal(timeline=[refused_transfer()]), OTHER) is None
+
+
+def test_a_send_back_reads_as_declined_by_one_department_and_received_by_the_other():
+    sent = appeal(send_back=send_back("overruled"))
+    assert supervision.send_back_for(sent, LEAD)["role"] == "declined"
+    assert supervision.send_back_for(sent, OTHER)["role"] == "received"
+    assert supervision.send_back_for(sent, "tax") is None and supervision.send_back_for(appeal(), LEAD) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "actions"),
+    [
+        ({}, ["extension", "urge"]),
+        ({"extension": None, "send_back": send_back()}, ["send-back", "urge"]),
+        ({"extension": None, "send_back": send_back("confirmed")}, ["urge"]),
+        ({"extension": None, "transfer_request": {"target_department": OTHER}}, ["transfer", "urge"]),
+        ({"extension": None, "status": "info_requested"}, ["urge"]),
+        # Nothing awaits the lead's work, or nobody leads it yet, or the office leads it (an operator urges then).
+        ({"extension": None, "status": "resolved"}, []),
+        ({"extension": None, "status": "submitted", "lead": None}, []),
+        ({"extension": None, "lead": OFFICE}, []),
+    ],
+)
+def test_a_row_offers_the_offices_forms_for_what_awaits_it(fields, actions):
+    assert view(queue_row(**fields), NOW, OFFICE)["actions"] == actions
+    assert office_actions({"status": "accepted", "lead": LEAD}, OFFICE) == ["urge"]
+
+
+def test_an_urging_level_filters_the_overdue_tab(runtime):
+    query = query_of({"state": "sent_back", "urge_level": "2"}, runtime)
+    assert (query.state, query.urge_level) == ("overdue", 2)
+    assert query.url() == "/workbench/office?urge_level=2"
+    assert query_of({"state": "sent_back", "urge_level": "7"}, runtime) == QueueQuery(state="sent_back")
+    assert query_of({"urge_level": "x"}, runtime).urge_level == 0
+
+
+# Supervision: the office's page.
+
+
+def supervised_row(**extra: Any) -> dict[str, Any]:
+    """A row with a pending send-back (it came to commerce) and commerce's transfer request, urged twice, at level 2."""
+    return queue_row(
+        lead=OTHER,
+        status="routed",
+        states=["overdue", "sent_back", "transfer_requested"],
+        deadlines=[deadline("scope", "breached", -3, department=OTHER)],
+        extension=None,
+        send_back=send_back(),
+        transfer_request={
+            "department": OTHER,
+            "clerk": "刘洋",
+            "target_department": "tax",
+            "reason": "涉及社保费缴纳，属税务部门",
+            "at": at(-1),
+        },
+        urge_level=2,
+        urgings=2,
+        **extra,
+    )
+
+
+async def test_the_office_finds_send_backs_and_transfer_requests_under_their_tabs_with_the_urging_level():
+    fake = FakeRouter([supervised_row()])
+    async with workbench(fake, OFFICE) as client:
+        page = await client.get("/workbench/office", params={"state": "sent_back"})
+        await client.get("/workbench/office", params={"state": "transfer_requested"})
+        leveled = await client.get("/workbench/office", params={"state": "all", "urge_level": "2"})
+        client.cookies.set("lang", "en")
+        english = await client.get("/workbench/office", params={"state": "transfer_requested"})
+    assert [q.get("state") for q in fake.queue_params] == [
+        "sent_back",
+        "transfer_requested",
+        "overdue",
+        "transfer_requested",
+    ]
+    assert fake.queue_params[2]["urge_level"] == "2" and "urge_level" not in fake.queue_params[0]
+    assert re.search(r'id="tab-sent_back" aria-current="page">退单待审核<', page.text)
+    assert re.search(r'id="tab-overdue" aria-current="page">', leveled.text)
+    assert '<option value="2" selected>二级（催办）及以上</option>' in leveled.text
+    assert 'href="/workbench/office?urge_level=2" id="tab-overdue"' in leveled.text
+    assert 'href="/workbench/office?state=sent_back" id="tab-sent_back"' in leveled.text, "other tabs leave the level"
+    row = re.search(rf'<tr [^>]*id="row-{APPEAL_ID}".*?</tr>', page.text, re.S).group(0)
+    for shown in (
+        "南山区人力资源局退回，已改派深圳市商务局",
+        "请找商务局",
+        "建议转至国家税务总局深圳市税务局",
+        "涉及社保费缴纳，属税务部门",
+        "刘洋",
+        'data-level="2">二级（催办）',
+        "已催办2次",
+        "催办深圳市商务局",
+    ):
+        assert shown in row, shown
+    for form in (f"send-back-{APPEAL_ID}", f"transfer-{APPEAL_ID}", f"urge-{APPEAL_ID}"):
+        assert f'id="{form}"' in row, form
+    transfer = re.search(rf'<form [^>]*id="transfer-{APPEAL_ID}".*?</form>', row, re.S).group(0)
+    assert '<option value="tax" selected>国家税务总局深圳市税务局（部门建议）</option>' in transfer
+    assert 'value="commerce"' not in transfer, "not to the department that leads it"
+    assert re.search(r"<details class=\"urge\">\s*<summary>催办</summary>", row), "urging folds away until needed"
+    for said in ("Transfer requested", "Grant the transfer", "Overrule: return it", "Level 2 (催办, pressed)"):
+        assert said in english.text, said
+
+
+async def test_the_office_overrules_or_confirms_a_send_back_in_its_clerks_name():
+    fake = FakeRouter([supervised_row()])
+    async with workbench(fake, OFFICE, name="陈伟") as client:
+        page = await client.get("/workbench/office", params={"state": "sent_back"})
+        form = {"csrf": csrf_of(page), "idempotency": idempotency_of(page, f"send-back-{APPEAL_ID}")}
+        url = f"/workbench/office/appeals/{APPEAL_ID}/send-back"
+        overruled = await client.post(
+            url, data={**form, "back": "state=sent_back", "decision": "overrule", "note": " 属人社职责。 "}
+        )
+        assert overruled.status_code == 303
+        assert parse_qs(urlsplit(overruled.headers["location"]).query)["done"] == ["overrule_decline"]
+        after = await client.get(overruled.headers["location"])
+        assert 'id="office-done">已处理: 退单不成立，退回原部门' in after.text
+        confirmed = await client.post(url, data={**form, "back": "state=sent_back", "decision": "confirm", "note": ""})
+        assert confirmed.status_code == 303
+    assert [(body, key) for body, key, _ in fake.actions] == [
+        ({"action": "overrule_decline", "clerk": "陈伟", "note": "属人社职责。"}, KEYS[OFFICE]),
+        ({"action": "confirm_decline", "clerk": "陈伟"}, KEYS[OFFICE]),
+    ]
+    assert fake.actions[0][2].endswith("-overrule_decline") and fake.actions[1][2].endswith("-confirm_decline")
+
+
+async def test_the_office_grants_a_transfer_where_it_chooses_and_refuses_one_only_with_a_comment():
+    fake = FakeRouter([supervised_row()])
+    async with workbench(fake, OFFICE) as client:
+        page = await client.get("/workbench/office", params={"state": "transfer_requested"})
+        form = {"csrf": csrf_of(page), "back": "state=transfer_requested"}
+        url = f"/workbench/office/appeals/{APPEAL_ID}/transfer"
+        bare = await client.post(url, data={**form, "decision": "refuse", "target_department": "tax", "note": " "})
+        assert bare.status_code == 422
+        assert re.search(rf'id="transfer-error-{APPEAL_ID}">不同意转办时必须填写意见，告知部门原因。<', bare.text)
+        nowhere = await client.post(url, data={**form, "decision": "grant", "target_department": "<b>"})
+        assert nowhere.status_code == 422 and "请选择要转至的部门。" in nowhere.text
+        granted = await client.post(url, data={**form, "decision": "grant", "target_department": "hrss"})
+        assert granted.status_code == 303
+        fake.refuse = (409, "no transfer request is pending on this appeal")
+        refused = await client.post(
+            url, data={**form, "decision": "refuse", "target_department": "hrss", "note": "请先核实"}
+        )
+        assert refused.status_code == 409
+    transfer = re.search(rf'<form [^>]*id="transfer-{APPEAL_ID}".*?</form>', refused.text, re.S).group(0)
+    assert 'id="transfer-error-' + APPEAL_ID + '">no transfer request is pending' in transfer
+    assert ">请先核实</textarea>" in transfer and '<option value="hrss" selected>' in transfer, "as typed"
+    assert [body for body, _, _ in fake.actions] == [
+        {"action": "grant_transfer", "clerk": "陈伟", "target_department": "hrss"},
+        {"action": "refuse_transfer", "clerk": "陈伟", "note": "请先核实"},
+    ]
+
+
+async def test_urging_needs_a_comment_and_routers_refusal_opens_the_form_beside_the_row():
+    fake = FakeRouter([supervised_row()])
+    async with workbench(fake, OFFICE, lang="en") as client:
+        page = await client.get("/workbench/office", params={"state": "overdue"})
+        form = {"csrf": csrf_of(page), "back": "state=overdue", "decision": "urge"}
+        url = f"/workbench/office/appeals/{APPEAL_ID}/urge"
+        bare = await client.post(url, data={**form, "note": ""})
+        assert bare.status_code == 422 and fake.actions == []
+        assert re.search(r'<details class="urge" open>', bare.text)
+        assert f'id="urge-error-{APPEAL_ID}">Urging needs a comment' in bare.text
+        fake.refuse = (403, "coord leads this appeal: an operator, not the office itself, may urge")
+        refused = await client.post(url, data={**form, "note": "Answer the company today."})
+        assert refused.status_code == 403 and re.search(r'<details class="urge" open>', refused.text)
+        assert f'id="urge-error-{APPEAL_ID}">coord leads this appeal' in refused.text
+        assert ">Answer the company today.</textarea>" in refused.text
+        fake.refuse = None
+        urged = await client.post(url, data={**form, "note": "Answer the company today."})
+        assert urged.status_code == 303
+        after = await client.get(urged.headers["location"])
+        assert 'id="office-done">Done: Urge' in after.text
+        unknown = await client.post(f"/workbench/office/appeals/{APPEAL_ID}/add-cohandler", data=form)
+        assert unknown.status_code == 404
+    assert [body for body, _, _ in fake.actions] == [
+        {"action": "urge", "clerk": "陈伟", "note": "Answer the company today."},
+        {"action": "urge", "clerk": "陈伟", "note": "Answer the company today."},
+    ]
+
+
+# Supervision: the lead's appeal page and worklist.
+
+
+async def test_inside_its_window_the_lead_may_decline_or_transfer_and_is_told_until_when():
+    fake = FakeRouter(one=appeal(status="routed", assigned_at=at(-1), sla_profile="standard_72h"))
+    async with workbench(fake, LEAD, name="王芳") as client:
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+    local = extensions.local_input(at(5)).replace("T", " ")
+    assert f'id="send-back-window">退单期限：{local}前可自行退回或转办' in page.text
+    assert 'id="act-decline"' in page.text and 'id="act-transfer"' in page.text
+    assert 'id="act-request_transfer"' not in page.text
+
+
+async def test_past_its_window_the_lead_asks_the_office_to_transfer_it_and_then_waits():
+    fake = FakeRouter(one=appeal(assigned_at=at(-7), sla_profile="standard_72h"))
+    async with workbench(fake, LEAD, name="王芳") as client:
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+        assert 'id="act-decline"' not in page.text and 'id="act-transfer"' not in page.text
+        local = extensions.local_input(at(-1)).replace("T", " ")
+        assert f'id="send-back-window">退单期限已于{local}截止' in page.text
+        assert 'id="act-request_transfer"' in page.text
+        form = {"csrf": csrf_of(page), "idempotency": idempotency_of(page, "act-request_transfer")}
+        url = f"/workbench/appeals/{APPEAL_ID}/transfer-request"
+        empty = await client.post(url, data={**form, "target_department": "", "reason": " "})
+        assert empty.status_code == 422 and fake.actions == []
+        assert 'id="suggested-error">请选择建议转至的部门<' in empty.text
+        assert 'id="transfer-reason-error">请填写转办理由<' in empty.text
+        fake.refuse = (409, "commerce already leads this appeal")
+        refused = await client.post(url, data={**form, "target_department": OTHER, "reason": "<i>商务</i>"})
+        assert refused.status_code == 409
+        request_form = re.search(r'<form [^>]*id="act-request_transfer".*?</form>', refused.text, re.S).group(0)
+        assert 'id="transfer-error">commerce already leads this appeal' in request_form
+        assert (
+            '<option value="commerce" selected>' in request_form
+            and "&lt;i&gt;商务&lt;/i&gt;</textarea>" in request_form
+        )
+        fake.refuse = None
+        done = await client.post(url, data={**form, "target_department": OTHER, "reason": " 属商务部门职责 "})
+        assert done.headers["location"] == f"/workbench/appeals/{APPEAL_ID}?done=request_transfer#transfer-request"
+        after = await client.get(done.headers["location"])
+    assert fake.actions[-1][0] == {
+        "action": "request_transfer",
+        "target_department": OTHER,
+        "reason": "属商务部门职责",
+        "clerk": "王芳",
+    }
+    assert "已完成: 申请协调办公室转办" in after.text
+    assert 'id="transfer-waiting">转办申请已提交，等待协调办公室处理：建议转至深圳市商务局。' in after.text
+    assert 'id="act-request_transfer"' not in after.text, "one request at a time"
+
+
+async def test_the_lead_reads_the_offices_answers_to_its_transfer_request_and_its_decline():
+    refused = appeal(assigned_at=at(-7), timeline=[asked_transfer(), refused_transfer()])
+    overruled = appeal(status="routed", assigned_at=at(-30), send_back=send_back("overruled"))
+    received = appeal(lead=OTHER, status="routed", assigned_at=at(-1), send_back=send_back())
+    async with workbench(FakeRouter(one=refused), LEAD) as client:
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+        assert re.search(
+            r'id="transfer-refused"><strong>协调办公室不同意转办</strong> · 深圳市企业服务协调办公室', page.text
+        )
+        assert '<span class="comment">请先与企业核实用工情况。</span>' in page.text
+        assert 'id="act-request_transfer"' in page.text, "it may ask again"
+        assert "<strong>不同意转办</strong> · 深圳市企业服务协调办公室（12345热线） · 陈伟" in page.text
+        assert "<strong>申请转办</strong> · 南山区人力资源局 · 王芳" in page.text
+    async with workbench(FakeRouter(one=overruled), LEAD) as client:
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+        assert 'id="send-back-overruled">协调办公室认定本部门退单不成立' in page.text
+        assert 'id="send-back-window">协调办公室已认定本部门退单不成立' in page.text
+        assert '<span class="comment">属人社职责，请继续办理。</span>' in page.text
+        assert 'id="act-decline"' not in page.text and 'id="act-request_transfer"' in page.text
+    async with workbench(FakeRouter(one=received), OTHER, lang="en") as client:
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+        assert 'id="send-back-pending">Nanshan' in page.text and "the office is reviewing the send-back" in page.text
+
+
+async def test_the_clerk_sees_the_offices_urgings_on_its_worklist_and_the_appeals_page():
+    timeline = [urging(hours=-3), urging(OTHER, hours=-2, note="别的部门"), urging(hours=-1, note="最后一次催办")]
+    urged = appeal(
+        timeline=timeline, deadlines=[deadline("scope", "breached", -5), deadline("resolution", "running", 40)]
+    )
+    fake = FakeRouter(one=urged)
+    asking = {**appeal(), "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N999", "transfer_request": {"target_department": OTHER}}
+    fake.worklist = [{**urged, "next_due": at(40)}, asking]
+    async with workbench(fake, LEAD, name="王芳") as client:
+        worklist = await client.get("/workbench")
+        page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+        client.cookies.set("lang", "en")
+        english = await client.get("/workbench")
+        english_page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
+    badges = re.findall(r'<span class="badge urged"[^>]*>([^<]*)</span>', worklist.text)
+    assert badges == ["协调办公室已催办 · 已催办2次 · 一级（超时）"], "on the urged appeal's row only"
+    assert 'data-count="2" data-level="1"' in worklist.text
+    asking_row = re.search(r'<tr [^>]*data-appeal="01JB8X4R5ZJ6Q8V2Y7K9M3N999".*?</tr>', worklist.text, re.S)
+    assert asking_row and '<span class="badge transfer_requested">转办申请待处理</span>' in asking_row.group(0)
+    marker = re.search(r'<p class="notice urged" role="status" id="urged-marker">.*?</p>', page.text, re.S).group(0)
+    assert "已催办2次" in marker and "一级（超时）" in marker and "最后一次催办" in marker
+    urgings = re.search(r'<ol class="urgings">.*?</ol>', page.text, re.S).group(0)
+    assert urgings.count('<li class="urging">') == 2 and "别的部门" not in urgings and "陈伟" in urgings
+    assert "<strong>协调办公室催办</strong> · 深圳市企业服务协调办公室（12345热线） · 陈伟" in page.text
+    assert "Urged by the office · urged 2× · Level 1 (breached)" in english.text
+    assert "The office&#39;s urgings" in english_page.text
