@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from libs.settings import PROJECT_ROOT
 from services.web.extensions import local_input
@@ -22,7 +22,8 @@ from tests.helpers import fresh_stack, valid_uscc
 pytestmark = pytest.mark.timeout(600)
 
 SHOTS = PROJECT_ROOT / "build" / "screenshots"
-DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 
 
@@ -77,7 +78,7 @@ def resolution_due(stack, appeal_id: str) -> datetime:
     return until(due, "router hearing of the resolution clock")
 
 
-def sign_in(browser: Browser, stack, department: str, name: str, viewport: dict = DESKTOP) -> Page:
+def sign_in(browser: Browser, stack, department: str, name: str, viewport: ViewportSize = DESKTOP) -> Page:
     page = browser.new_context(base_url=stack.url("web"), viewport=viewport).new_page()
     page.goto("/workbench")
     page.get_by_label("您的姓名").fill(name)
