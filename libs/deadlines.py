@@ -33,6 +33,10 @@ class Deadline(BaseModel):
     original_due_at: datetime | None = Field(
         default=None, description="When an approved extension (延期) moved the due time: the due time before it."
     )
+    clock_id: str | None = Field(default=None, description="This run of the clock, as sla names it.")
+    urge_level: int | None = Field(
+        default=None, description="The urging ladder's level it reached: 2 催办, 3 督办 (1 is the breach itself)."
+    )
 
 
 def clock_entry(event: CloudEvent[SlaClockChanged]) -> dict[str, Any]:
@@ -95,7 +99,9 @@ def merged_clocks(
 def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
     """The appeal's clocks, oldest first, cancelled ones left out."""
     out = []
-    for clock in sorted(record.get("clocks", {}).values(), key=lambda c: (c["started_at"], c["clock"])):
+    for clock_id, clock in sorted(
+        record.get("clocks", {}).items(), key=lambda kv: (kv[1]["started_at"], kv[1]["clock"])
+    ):
         if clock["state"] == "cancelled":
             continue
         due = aware(clock.get("due_at"))
@@ -118,6 +124,8 @@ def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
                 remaining_seconds=remaining,
                 overdue=overdue,
                 original_due_at=aware(clock.get("original_due_at")),
+                clock_id=clock_id,
+                urge_level=clock.get("urge_level") or (1 if clock["state"] == "breached" else None),
             )
         )
     return out

@@ -113,6 +113,14 @@ class Contribution(BaseModel):
     at: datetime
 
 
+class Urging(BaseModel):
+    """The coordinating office pressed the lead by hand (催办)."""
+
+    at: datetime
+    by: str | None = Field(default=None, description="Who at the office, by name.")
+    note: str
+
+
 class SendBack(BaseModel):
     """A decline (退单) the coordinating office reviews: it may return the appeal (overrule) or let it stand."""
 
@@ -186,6 +194,12 @@ class AppealOut(BaseModel):
     assigned_at: datetime | None = Field(
         default=None, description="When the lead was assigned it: its send-back window runs from here."
     )
+    send_back_closes_at: datetime | None = Field(
+        default=None,
+        description="When the lead's send-back window closes: later it neither declines nor transfers on its own "
+        "(request_transfer). None when no window holds it.",
+    )
+    urgings: list[Urging] = Field(default_factory=list, description="The office's urgings by hand, oldest first.")
 
 
 class QueueRow(BaseModel):
@@ -200,7 +214,9 @@ class QueueRow(BaseModel):
     cohandlers: list[str] = Field(default_factory=list)
     status: str
     submitted_at: datetime
-    states: list[str] = Field(description="overdue, at_risk, extension_pending.", examples=[["overdue"]])
+    states: list[str] = Field(
+        description="overdue, at_risk, extension_pending, sent_back, transfer_requested.", examples=[["overdue"]]
+    )
     deadlines: list[Deadline] = Field(default_factory=list)
     extension: Extension | None = Field(default=None, description="The latest extension asked, if any.")
     send_back: SendBack | None = Field(default=None, description="The latest send-back and its review, if any.")

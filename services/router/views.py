@@ -13,7 +13,7 @@ from libs.events import AppealStatus, Category, DepartmentAction
 from libs.http import problem_responses
 from libs.ids import new_id
 from libs.uscc import uscc_problem
-from services.router import lifecycle, queue, registry, service
+from services.router import lifecycle, queue, registry, service, supervision
 from services.router.models import (
     ActionIn,
     AppealOut,
@@ -29,7 +29,7 @@ from services.router.models import (
     QueueRow,
     RefusedRow,
 )
-from services.router.rules import AppealFacts, route
+from services.router.rules import AppealFacts, RoutingBook, route
 from services.router.runtime import RouterRuntime, RouterRuntimeDep
 from services.router.transitions import ActionError
 
@@ -60,9 +60,14 @@ PROBLEMS = problem_responses(
 _NOT_SHOWN = ("_id", "clocks")
 
 
-def _out(doc: dict, now: datetime) -> AppealOut:
+def _out(doc: dict, now: datetime, book: RoutingBook) -> AppealOut:
     fields = {k: v for k, v in doc.items() if k not in _NOT_SHOWN}
-    return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), **fields)
+    closes = supervision.window_end(doc, book)
+    if doc.get("overruled_for") == doc.get("lead"):
+        closes = (doc.get("send_back") or {}).get("decided_at")  # returned by the office: closed since
+    if doc.get("lead") == book.city.coordinating_office:
+        closes = None
+    return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), send_back_closes_at=closes, **fields)
 
 
 def _may_see(principal: Principal, doc: dict, office: str) -> bool:
@@ -120,7 +125,7 @@ async def department_worklist(
         raise HTTPException(403, f"a key of {principal.name} cannot read the worklist of {code}")
     docs = await service.worklist(runtime.db, code, status.value if status else None, limit, offset, sort == "due")
     now = runtime.clock.now()
-    return [_out(d, now) for d in docs]
+    return [_out(d, now, runtime.book) for d in docs]
 
 
 @router.get(
@@ -216,7 +221,7 @@ async def get_appeal(
         log.warning(
             "a contact was read", extra={"appeal_id": appeal_id, "by": principal.label, "scope": principal.kind}
         )
-    return _out(doc, runtime.clock.now())
+    return _out(doc, runtime.clock.now(), runtime.book)
 
 
 @router.post(
@@ -268,7 +273,7 @@ async def act(
         )
     except ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    return _out(doc, now)
+    return _out(doc, now, runtime.book)
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
