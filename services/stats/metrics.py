@@ -44,8 +44,9 @@ class BusinessMetrics(Collector):
         resolved = CounterMetricFamily("appeals_resolved", "Appeals resolved", labels=["department", "category"])
         families = {"submitted": submitted, "routed": routed, "declined": declined, "resolved": resolved}
         open_now = {d: 0 for d in self.departments}
+        assigned = {d: 0 for d in self.departments}
         # Every department's figures from the first scrape, at 0 until an act: a panel or `increase()` over a quiet
-        # day reads 0, not "no data". Labels are the configured codes alone: 33 departments x 3 figures today.
+        # day reads 0, not "no data". Labels are the configured codes alone: 33 departments x 14 figures today.
         supervision = {(d, f): 0 for d in self.departments for f in FIGURES}
         histograms: dict[str, list[int]] = {}
         sums: dict[str, int] = {}
@@ -56,6 +57,8 @@ class BusinessMetrics(Collector):
                 families[kind].add_metric(labels, value)
             elif kind == "open" and len(labels) == 1:
                 open_now[labels[0]] = value
+            elif kind == "assigned" and len(labels) == 1:
+                assigned[labels[0]] = value
             elif kind in FIGURES and len(labels) == 1:
                 supervision[(labels[0], kind)] = value
             elif kind == "resolution_seconds" and len(labels) == 2 and labels[1].isdigit():
@@ -68,10 +71,21 @@ class BusinessMetrics(Collector):
         for dept, value in sorted(open_now.items()):
             gauge.add_metric([dept], value)
         yield gauge
+        leads = CounterMetricFamily(
+            "appeals_assigned",
+            "Lead assignments, by the department made lead (routing, rerouting after a decline, transfer; an "
+            "overruled send-back returns the appeal on its earlier assignment, no new one): the send-back rate's "
+            "denominator",
+            labels=["department"],
+        )
+        for dept, value in sorted(assigned.items()):
+            leads.add_metric([dept], value)
+        yield leads
         acts = CounterMetricFamily(
             "appeals_supervision",
-            "The coordinating office's supervision acts, by the department they concern (an extension: the lead "
-            f"that asked) and figure ({', '.join(FIGURES)})",
+            "The coordinating office's supervision acts, by the department they concern (the lead that asked, "
+            "declined, was urged or held to account by the urging ladder) and figure "
+            f"({', '.join(FIGURES)})",
             labels=["department", "figure"],
         )
         for (dept, figure), value in sorted(supervision.items()):

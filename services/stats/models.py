@@ -115,6 +115,36 @@ class SupervisionFigures(BaseModel):
     extensions_requested: int = Field(description="Extensions (延期) of its resolution due time the department asked.")
     extensions_approved: int = Field(description="Extensions the department asked for that the office approved.")
     extensions_rejected: int = Field(description="Extensions the department asked for that the office rejected.")
+    send_backs: int = Field(
+        description="Send-backs (退单): appeals the department declined, the company not having chosen it. A decline "
+        "written before router marked a chosen department's (no `chosen` on the event) counts here too."
+    )
+    send_backs_overruled: int = Field(
+        description="Of its send-backs, those the office overruled, returning the appeal to it (counted when "
+        "overruled); each still counts as a send-back."
+    )
+    send_backs_confirmed: int = Field(description="Of its send-backs, those the office let stand (when confirmed).")
+    chosen_declines: int = Field(
+        description="Declines of appeals whose company chose the department: routing's first step, no send-back."
+    )
+    send_back_rate: float | None = Field(
+        description="send_backs / lead assignments made in the period (`assigned`: routing, rerouting, transfer; an "
+        "overruled send-back's return is no new one); null when it had none. Not held back below min_volume, like "
+        "the other rates; a send-back counts in its own hour, so a short period's rate may pass 1.",
+        examples=[0.05],
+    )
+    transfers_requested: int = Field(description="Transfers (转办) the department, leading, asked the office for.")
+    transfers_granted: int = Field(
+        description="Transfers the department asked for that the office granted (the appeal moved to another lead)."
+    )
+    transfers_refused: int = Field(description="Transfers the department asked for that the office refused.")
+    urgings_by_hand: int = Field(description="Urgings (催办) of the office by hand, of appeals the department led.")
+    urgings_level_1: int = Field(
+        description="The urging ladder's level 1: breaches of clocks holding the department to account, each once, "
+        "in the hour it fired (the `clocks` figures count a clock in the hour it started)."
+    )
+    urgings_level_2: int = Field(description="The urging ladder's level 2 (催办), once per breached clock.")
+    urgings_level_3: int = Field(description="The urging ladder's level 3 (督办), once per breached clock.")
 
 
 class DepartmentFigures(SupervisionFigures):
@@ -164,7 +194,7 @@ class DailyReport(BaseModel):
     companies: CompanyFigures
     late_departments: list[LateDepartment]
     supervision: list[SupervisionFigures] = Field(
-        description="Departments with a supervision act in the period, most extensions asked first."
+        description="Departments with a supervision act in the period, by each figure in turn, largest first."
     )
     text: str = Field(
         examples=[

@@ -16,13 +16,15 @@ hour also adds into the bucket of the local day its UTC start falls on
 (`hd:2026-03-04`, `ld:...`, in stats' time zone), so a report over whole days
 reads one bucket per day instead of 24 (`day_of`, `cover`).
 
-The coordinating office's supervision is counted by acts (`SUPERVISION`): each
-act is kept on its appeal's document and counts once, in its own hour, against
-the department it concerns.
+The coordinating office's supervision is counted by acts (`FIGURES`): each act
+is kept on its appeal's document (the urging ladder's levels on their clock's)
+and counts once, in its own hour, against the department it concerns, in the
+hour buckets and in the all-time totals behind `appeals_supervision_total`.
 """
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -54,25 +56,48 @@ _LOG_GAMMA = math.log(_GAMMA)
 HOUR = timedelta(hours=1)
 
 
+def _lead(doc: dict[str, Any], data: AppealChanged) -> str | None:
+    return data.department
+
+
+def _sent_back(doc: dict[str, Any], data: AppealChanged) -> str | None:
+    return doc.get("sent_back")
+
+
 class Act(NamedTuple):
-    """One kind of supervision act: the figure it adds to, and the field of `AppealChanged` naming the department
-    it is counted against."""
+    """One kind of supervision act: the figure it adds to, and who it is counted against (the appeal's document
+    as it was before the event, and the event's data)."""
 
     figure: str
-    concerns: str = "department"
+    concerns: Callable[[dict[str, Any], AppealChanged], str | None] = _lead
 
 
-# The coordinating office's supervision (docs/domain.md, "Supervision"), by the lifecycle event that records each act.
-# An extension counts against the lead that asked, which each of its three events names in `department`. A later
-# figure a lifecycle event records (send-backs, transfers asked for, urgings by hand) is a row here: the department
-# figures, the daily report and the `appeals_supervision_total` metric take their figures from `FIGURES`. sla's
-# urging levels (`sla.urged.v1`) would keep acts of the same shape on their clock, one figure per level.
+# The coordinating office's supervision (docs/domain.md, "Supervision") recorded by lifecycle events that change
+# neither the lead nor an assignment: each counts against the lead that asked or was acted on, which the event names
+# in `department`. A confirmed send-back names the appeal's lead now, so it counts against the department that sent
+# the appeal back, as the appeal's last send-back recorded it.
 SUPERVISION: dict[str, Act] = {
     EventType.appeal_extension_requested: Act("extensions_requested"),
     EventType.appeal_extension_approved: Act("extensions_approved"),
     EventType.appeal_extension_rejected: Act("extensions_rejected"),
+    EventType.appeal_transfer_requested: Act("transfers_requested"),
+    EventType.appeal_transfer_refused: Act("transfers_refused"),
+    EventType.appeal_decline_confirmed: Act("send_backs_confirmed", _sent_back),
+    EventType.appeal_urged: Act("urgings_by_hand"),
 }
-FIGURES: tuple[str, ...] = tuple(dict.fromkeys(act.figure for act in SUPERVISION.values()))
+# The urging ladder's levels (sla.urged.v1's urge_level; level 1 is the breach itself), once per clock and level.
+URGING_LEVELS = (1, 2, 3)
+# Every supervision figure, by subject: the department figures, the daily report and the metric's `figure` label.
+# Besides `SUPERVISION`'s, a send-back or a chosen department's decline (appeal.declined.v1 by `chosen`), an
+# overruled send-back and a granted transfer are acts of events that also move the appeal (`_moving_acts`), and
+# the urging levels are kept on their clocks.
+FIGURE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("extensions", ("extensions_requested", "extensions_approved", "extensions_rejected")),
+    ("send_backs", ("send_backs", "send_backs_overruled", "send_backs_confirmed", "chosen_declines")),
+    ("transfers", ("transfers_requested", "transfers_granted", "transfers_refused")),
+    ("urgings", ("urgings_by_hand", *(f"urgings_level_{level}" for level in URGING_LEVELS))),
+)
+FIGURES: tuple[str, ...] = tuple(figure for _, figures in FIGURE_GROUPS for figure in figures)
 
 
 @lru_cache(maxsize=16384)
@@ -307,8 +332,15 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     if act:
         _fold_act(doc, act, data, at)
         return
+    for figure, concerned in _moving_acts(type_, data):
+        _add_act(doc, figure, concerned, at)
+    if type_ == EventType.appeal_declined and not data.chosen and data.department:
+        # What a later confirmation of this send-back counts against (its event names the lead it stood with).
+        doc["sent_back"] = data.department
     assignments = doc.setdefault("assignments", [])
-    if (
+    if type_ == EventType.appeal_decline_overruled and data.department:
+        _return(assignments, data.department, data.since, at)
+    elif (
         data.department
         and data.status not in (S.rejected, S.closed)
         and (not assignments or assignments[-1]["d"] != data.department)
@@ -347,13 +379,55 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
         )
 
 
+def _moving_acts(type_: str, data: AppealChanged) -> list[tuple[str, str | None]]:
+    """The supervision acts of a lifecycle event that also moves the appeal, as (figure, department counted against).
+
+    A decline is a send-back (退单) of the department that declined (`department`; `target_department` is where
+    the appeal went) unless the company had chosen that department (`chosen`): then it is routing's first step,
+    counted apart. A decline without `chosen` was written before router marked a chosen department's decline on
+    its event, and counts as a send-back. An overrule gives the appeal back to the department that declined
+    (`department`), whose send-back still counts. A transfer the lead did not make itself is the office granting
+    the lead's request (router lets only the lead transfer, and only the coordinating office grant): it counts
+    against the department that asked (`previous_department`), and is an assignment of the new lead like any.
+    """
+    if type_ == EventType.appeal_declined:
+        return [("chosen_declines" if data.chosen else "send_backs", data.department)]
+    if type_ == EventType.appeal_decline_overruled:
+        return [("send_backs_overruled", data.department)]
+    if (
+        type_ == EventType.appeal_transferred
+        and data.actor
+        and data.previous_department
+        and data.actor != data.previous_department
+    ):
+        return [("transfers_granted", data.previous_department)]
+    return []
+
+
+def _return(assignments: list[dict[str, Any]], back: str, since: datetime | None, at: datetime) -> None:
+    """An overruled send-back returns the appeal to the department that declined it on the assignment it had: no
+    new one. That assignment leads again (moved last, where the lead's is kept), in the hour it was made, its first
+    response still counted from it; the withdrawn lead's assignment stays counted, like any lead's the appeal left.
+    """
+    for i in range(len(assignments) - 1, -1, -1):
+        if assignments[i]["d"] == back:
+            assignments.append(assignments.pop(i))
+            return
+    # The assignment was never read (the events before it were lost): it counts now, from when it was made.
+    assignments.append({"d": back, "at": _ms(since) if since else at, "responded": None})
+
+
 def _fold_act(doc: dict[str, Any], act: Act, data: AppealChanged, at: datetime) -> None:
     # Kept one per event (`record` folds an event once). An act never changes who leads: an extension decided after
     # a transfer names the department that asked, which must not count as a new assignment or become the lead.
-    if concerned := getattr(data, act.concerns):
-        doc.setdefault("acts", []).append({"f": act.figure, "d": concerned, "at": at})
+    _add_act(doc, act.figure, act.concerns(doc, data), at)
     if data.sequence > doc.get("sequence", 0):
         doc.update(sequence=data.sequence, status=data.status.value)
+
+
+def _add_act(doc: dict[str, Any], figure: str, concerned: str | None, at: datetime) -> None:
+    if concerned:
+        doc.setdefault("acts", []).append({"f": figure, "d": concerned, "at": at})
 
 
 def appeal_counts(doc: dict[str, Any]) -> Counts:
@@ -381,6 +455,9 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
     for i, a in enumerate(assignments):
         bucket = out["h:" + hour_of(a["at"])]
         bucket[counter("assigned", a["d"])] += 1
+        # Behind appeals_assigned_total, the send-back rate's denominator: an assignment is never taken back, so the
+        # counter never falls.
+        totals[counter("assigned", a["d"])] += 1
         if (
             i == len(assignments) - 1
             and status in RESOLVED
@@ -447,11 +524,26 @@ def _fold_clock(doc: dict[str, Any], event: CloudEvent[Any]) -> None:
         doc.setdefault("state", "paused" if data.state == ClockState.paused else "running")
     if event.type in _DUE_SETTERS and not late_start:
         doc["due_at"] = data.due_at and _ms(data.due_at)
+    level = {EventType.sla_breached: 1, EventType.sla_urged: data.urge_level}.get(EventType(event.type))
+    if level:
+        _urged(doc, level, data.department, _ms(data.fired_at or event.time))
     # Present only while the clock runs unbreached: the index behind "running past due".
     if doc.get("state") == "running" and not doc.get("breached") and doc.get("due_at"):
         doc["live_due"] = doc["due_at"]
     else:
         doc.pop("live_due", None)
+
+
+def _urged(doc: dict[str, Any], level: int, department: str, at: datetime) -> None:
+    """The urging ladder reached `level` on this clock (1: its breach), against the department it held to account.
+
+    Once per clock and level, whatever the event's id: a copy fired again after a crash counts once, at the
+    earliest time any copy names, so the figure is the same in whatever order the copies are read.
+    """
+    urged = doc.setdefault("urged", {})
+    kept = urged.get(str(level))
+    if kept is None or at < kept["at"]:
+        urged[str(level)] = {"d": department, "at": at}
 
 
 def clock_outcome(doc: dict[str, Any]) -> str:
@@ -462,9 +554,15 @@ def clock_outcome(doc: dict[str, Any]) -> str:
 
 
 def clock_counts(doc: dict[str, Any]) -> Counts:
-    """What one clock counts: its outcome, in the hour it started, against its department."""
+    """What one clock counts: its outcome, in the hour it started, against its department; and the urging levels it
+    reached, each in the hour it fired, against the department it held to account then."""
     if "started_at" not in doc:
         return {}
-    return {
-        "h:" + hour_of(doc["started_at"]): {counter("clock", doc["department"], doc["clock"], clock_outcome(doc)): 1}
-    }
+    out: Counts = defaultdict(lambda: defaultdict(int))
+    out["h:" + hour_of(doc["started_at"])][counter("clock", doc["department"], doc["clock"], clock_outcome(doc))] += 1
+    # The urging ladder's levels are supervision acts: each in the hour it fired, and in the all-time totals.
+    for level, urged in doc.get("urged", {}).items():
+        name = counter(f"urgings_level_{level}", urged["d"])
+        out["h:" + hour_of(urged["at"])][name] += 1
+        out[TOTALS][name] += 1
+    return {b: dict(f) for b, f in out.items()}

@@ -9,15 +9,34 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import FIGURES, NO_LIST, RESOLVED, counter, parts, sketch_value
+from services.stats.projection import FIGURE_GROUPS, FIGURES, NO_LIST, RESOLVED, counter, parts, sketch_value
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
 CLOCKS = tuple(k.value for k in ClockKind)
-# Column headings of the supervision figures in the Markdown report; a figure without one is shown by its name.
+# Headings of the supervision tables in the Markdown report, one per subject of `FIGURE_GROUPS`, and of their
+# columns; a figure without one is shown by its name.
+GROUP_TITLES = {
+    "extensions": "Extensions",
+    "send_backs": "Send-backs",
+    "transfers": "Transfers asked",
+    "urgings": "Urgings",
+}
 FIGURE_LABELS = {
     "extensions_requested": "Extensions asked",
     "extensions_approved": "Approved",
     "extensions_rejected": "Rejected",
+    "send_backs": "Send-backs",
+    "send_back_rate": "Send-back rate",
+    "send_backs_overruled": "Overruled",
+    "send_backs_confirmed": "Confirmed",
+    "chosen_declines": "Declined when chosen",
+    "transfers_requested": "Transfers asked",
+    "transfers_granted": "Granted",
+    "transfers_refused": "Refused",
+    "urgings_by_hand": "By hand",
+    "urgings_level_1": "Level 1 (breach)",
+    "urgings_level_2": "Level 2",
+    "urgings_level_3": "Level 3",
 }
 
 
@@ -107,7 +126,8 @@ def department_rates(
     open_now: dict[str, int],
     min_volume: int,
 ) -> list[dict[str, Any]]:
-    """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank.
+    """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank; the
+    office's supervision figures and the send-back rate (send-backs / lead assignments, null without any).
 
     A clock past its due time with no breach seen yet counts as breached work: open
     overdue appeals are never hidden. Departments below `min_volume` assignments are
@@ -132,6 +152,7 @@ def department_rates(
                 "cancelled": counts.get(f"clock|{d}|{kind}|cancelled", 0),
             }
         assigned = counts.get(f"assigned|{d}", 0)
+        supervision = {figure: counts.get(counter(figure, d), 0) for figure in FIGURES}
         feedback = counts.get(f"feedback|{d}", 0)
         scope = clocks["scope"]
         rows.append(
@@ -159,7 +180,10 @@ def department_rates(
                     "p90": quantile(sketches.get(("resolution", d), {}), 0.9),
                 },
                 "rank": None,
-                **{figure: counts.get(counter(figure, d), 0) for figure in FIGURES},
+                **supervision,
+                # A send-back counts in the hour of the decline, an assignment in the hour it was made; a department
+                # declines only within its send-back window, so both fall in the same period but near its edges.
+                "send_back_rate": share(supervision["send_backs"], assigned),
             }
         )
     ranked = [r for r in rows if r["assigned"] >= min_volume]
@@ -222,8 +246,7 @@ def daily_report(
         names = ", ".join(f"{r['name']} ({r['breached'] + r['overdue']})" for r in late[:5])
         sentences.append(f"Late on their deadlines: {names}.")
     supervision = supervised(departments)
-    if supervision:
-        sentences.append(_extensions_sentence({f: sum(r[f] for r in supervision) for f in FIGURES}))
+    sentences += _supervision_sentences({f: sum(r[f] for r in supervision) for f in FIGURES})
     return {
         "from": start,
         "to": end,
@@ -243,19 +266,52 @@ def daily_report(
 
 def supervised(departments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The supervision figures of the departments with any in the period, by each figure in turn, largest first."""
-    rows = [{"department": r["department"], "name": r["name"], **{f: r[f] for f in FIGURES}} for r in departments]
+    fields = ("department", "name", *FIGURES, "send_back_rate")
+    rows = [{field: r[field] for field in fields} for r in departments]
     return sorted(
         (r for r in rows if any(r[f] for f in FIGURES)), key=lambda r: (*(-r[f] for f in FIGURES), r["department"])
     )
 
 
-def _extensions_sentence(totals: dict[str, int]) -> str:
-    """'Departments asked the coordinating office for 5 extensions; it approved 3 and rejected 1.'"""
-    asked = totals["extensions_requested"]
-    return (
-        f"Departments asked the coordinating office for {asked} extension{'s' if asked != 1 else ''}; "
-        f"it approved {totals['extensions_approved']} and rejected {totals['extensions_rejected']}."
-    )
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _supervision_sentences(totals: dict[str, int]) -> list[str]:
+    """A sentence for each subject of the office's supervision with an act in the period, e.g. 'Departments asked
+    the coordinating office for 5 extensions; it approved 3 and rejected 1.'"""
+    sentences = []
+    if any(totals[f] for f in ("extensions_requested", "extensions_approved", "extensions_rejected")):
+        asked = totals["extensions_requested"]
+        sentences.append(
+            f"Departments asked the coordinating office for {asked} extension{'s' if asked != 1 else ''}; "
+            f"it approved {totals['extensions_approved']} and rejected {totals['extensions_rejected']}."
+        )
+    if any(totals[f] for f in ("send_backs", "send_backs_overruled", "send_backs_confirmed")):
+        sent = totals["send_backs"]
+        sentences.append(
+            f"Departments sent back {sent} appeal{'s' if sent != 1 else ''}; the coordinating office overruled "
+            f"{totals['send_backs_overruled']} and confirmed {totals['send_backs_confirmed']}."
+        )
+    if chosen := totals["chosen_declines"]:
+        sentences.append(
+            f"Departments the company had chosen declined {chosen} appeal{'s' if chosen != 1 else ''}, "
+            "not counted as send-backs."
+        )
+    if any(totals[f] for f in ("transfers_requested", "transfers_granted", "transfers_refused")):
+        asked = totals["transfers_requested"]
+        sentences.append(
+            f"Departments asked the coordinating office to transfer {asked} appeal{'s' if asked != 1 else ''}; "
+            f"it granted {totals['transfers_granted']} and refused {totals['transfers_refused']}."
+        )
+    levels = [totals[f"urgings_level_{n}"] for n in (1, 2, 3)]
+    if totals["urgings_by_hand"] or any(levels):
+        by_hand = totals["urgings_by_hand"]
+        sentences.append(
+            f"The coordinating office urged departments by hand {_times(by_hand)}; the urging ladder reached "
+            f"level 1 (the breach) {_times(levels[0])}, level 2 {_times(levels[1])} and level 3 {_times(levels[2])}."
+        )
+    return sentences
 
 
 def _companies_sentence(figures: dict[str, Any]) -> str:
@@ -319,12 +375,20 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     lines += ["## Late departments", "", "| Department | Breached | Overdue now |", "|---|---:|---:|"]
     lines += [f"| {md_text(r['name'])} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
-    lines += ["", "## Supervision", ""]
-    lines.append("| Department | " + " | ".join(FIGURE_LABELS.get(f, f) for f in FIGURES) + " |")
-    lines.append("|---|" + "---:|" * len(FIGURES))
-    lines += [
-        f"| {md_text(r['name'])} | " + " | ".join(str(r[f]) for f in FIGURES) + " |" for r in report["supervision"]
-    ]
+    lines += ["", "## Supervision"]
+    for group, figures in FIGURE_GROUPS:
+        # The send-back rate beside the send-backs it divides.
+        columns = [*figures[:1], "send_back_rate", *figures[1:]] if group == "send_backs" else list(figures)
+        lines += ["", f"### {GROUP_TITLES.get(group, group)}", ""]
+        lines.append("| Department | " + " | ".join(FIGURE_LABELS.get(c, c) for c in columns) + " |")
+        lines.append("|---|" + "---:|" * len(columns))
+        lines += [
+            f"| {md_text(r['name'])} | "
+            + " | ".join(_percent(r[c]) if c == "send_back_rate" else str(r[c]) for c in columns)
+            + " |"
+            for r in report["supervision"]
+            if any(r[f] for f in figures)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -354,9 +418,14 @@ def to_csv(report: dict[str, Any]) -> str:
             writer.writerow([section, row["key"], row["count"], row["share"]])
     for row in report["late_departments"]:
         writer.writerow(["late_departments", row["department"], row["breached"] + row["overdue"], ""])
-    # One section per figure, so the rows keep the four columns every other section has.
+    # One section per figure, so the rows keep the four columns every other section has; the send-back rate's
+    # rows carry the send-backs and, as their share, the rate.
     for figure in FIGURES:
         for row in report["supervision"]:
             if row[figure]:
                 writer.writerow([figure, row["department"], row[figure], ""])
+        if figure == "send_backs":
+            for row in report["supervision"]:
+                if row["send_backs"] and row["send_back_rate"] is not None:
+                    writer.writerow(["send_back_rate", row["department"], row["send_backs"], row["send_back_rate"]])
     return out.getvalue()

@@ -196,7 +196,9 @@ def test_a_clock_counts_its_outcome_and_a_breach_stays_a_breach():
     doc, total = fold_all([started, clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(hours=1))])
     assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|met": 1}} and "live_due" not in doc
     doc, total = fold_all([started, clock_event(EventType.sla_breached, ClockState.breached, due)])
-    assert total == {"h:2026-03-03T14": {f"clock|{DEPT}|scope|breached": 1}} and "live_due" not in doc
+    assert total["h:2026-03-03T14"] == {f"clock|{DEPT}|scope|breached": 1} and "live_due" not in doc
+    # The breach is the urging ladder's level 1 too: a supervision act, in the hour it fired.
+    assert total["h:2026-03-03T20"] == total["t"] == {f"urgings_level_1|{DEPT}": 1} and len(total) == 3
 
 
 def test_an_appeal_keeps_its_clocks_and_is_found_by_the_earliest_one_running():
@@ -410,8 +412,8 @@ def test_extensions_count_in_their_hours_against_the_department_that_asked():
     assert total["h:2026-03-03T16"] == {f"extensions_rejected|{DEPT}": 1}
     assert total["h:2026-03-03T17"] == {f"extensions_requested|{DEPT}": 1}
     assert total["h:2026-03-04T16"] == {f"extensions_approved|{DEPT}": 1}
-    assert projection.FIGURES == ("extensions_requested", "extensions_approved", "extensions_rejected")
-    assert [total["t"][f"{figure}|{DEPT}"] for figure in projection.FIGURES] == [2, 1, 1], "the metric's totals"
+    assert projection.FIGURES[:3] == ("extensions_requested", "extensions_approved", "extensions_rejected")
+    assert [total["t"][f"{figure}|{DEPT}"] for figure in projection.FIGURES[:3]] == [2, 1, 1], "the metric's totals"
     hour = total["h:2026-03-03T14"]
     assert hour[f"assigned|{DEPT}"] == 1 and hour["status|accepted"] == 1, "an extension is no new assignment"
     assert total == projection.appeal_counts(doc)
@@ -466,7 +468,7 @@ def test_an_approved_extension_moves_the_due_time_running_past_due_is_read_from(
     assert late["clocks"] == doc["clocks"] and late["live_due"] == extended
     breached = clock_event(EventType.sla_breached, ClockState.breached, extended, clock="resolution")
     doc, total = fold_all([started, packed(moved), packed(breached)])
-    assert "live_due" not in doc and total == {"h:2026-03-03T14": {f"clock|{DEPT}|resolution|breached": 1}}
+    assert "live_due" not in doc and total["h:2026-03-03T14"] == {f"clock|{DEPT}|resolution|breached": 1}
     met = clock_event(EventType.sla_met, ClockState.met, T0 + timedelta(days=15), clock="resolution")
     doc, total = fold_all([started, packed(moved), met])
     assert "live_due" not in doc and total == {"h:2026-03-03T14": {f"clock|{DEPT}|resolution|met": 1}}
@@ -506,6 +508,8 @@ def test_department_figures_and_the_daily_report_show_extensions(city):
         "extensions_requested": 3,
         "extensions_approved": 1,
         "extensions_rejected": 1,
+        **{figure: 0 for figure in projection.FIGURES[3:]},
+        "send_back_rate": 0.0,
     }
     assert "Departments asked the coordinating office for 4 extensions; it approved 1 and rejected 3." in data["text"]
     markdown = report.to_markdown(data)
@@ -525,7 +529,7 @@ def test_department_figures_and_the_daily_report_show_extensions(city):
         start + timedelta(days=1),
         sh,
     )
-    assert quiet["supervision"] == [] and "extension" not in quiet["text"]
+    assert quiet["supervision"] == [] and "extension" not in quiet["text"] and "coordinating" not in quiet["text"]
 
 
 def test_every_department_exports_its_supervision_figures_from_the_first_scrape():
@@ -535,7 +539,7 @@ def test_every_department_exports_its_supervision_figures_from_the_first_scrape(
     values = {(s.labels["department"], s.labels["figure"]): s.value for s in family.samples}
     assert values[(DEPT, "extensions_requested")] == 2 and values[(DEPT, "extensions_approved")] == 1
     assert values[(DEPT, "extensions_rejected")] == 0 and values[("finance", "extensions_requested")] == 0
-    assert len(values) == 6, "two departments, three figures; a name of another shape is left out"
+    assert len(values) == 2 * len(projection.FIGURES), "each department, each figure; no name of another shape"
     assert {s.name for s in family.samples} == {"appeals_supervision_total"}
 
 
