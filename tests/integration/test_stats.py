@@ -411,6 +411,174 @@ async def test_extensions_count_per_department_move_the_overdue_figures_and_rebu
         await mongo.close()
 
 
+async def test_send_backs_transfers_and_urgings_count_per_department_once_and_rebuild_the_same(
+    stats, quiet_servers, demo_keys
+):
+    """The office's governance on the bus: send-backs and their review, a chosen department's decline, transfers
+    asked, refused and granted, urging by hand and the urging ladder, some republished."""
+    client, run, headers = stats
+    hour = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    at = hour + timedelta(minutes=5)
+    window = {"from": hour.isoformat(), "to": (hour + timedelta(hours=1)).isoformat()}
+    # City departments of this test's own: /v1/stats/departments lists the city's, and the metric is all-time.
+    declining, taking, asking = "baoan-finance", "baoan-hrss", "baoan-mii"
+    overruled, chosen, confirmed, moved = new_id(), new_id(), new_id(), new_id()
+    story: list[tuple[str, object]] = []
+
+    def lifecycle(appeal_id, type_, status, seq, minutes, department, **extra):
+        event = changed(
+            type_,
+            status,
+            seq,
+            at + timedelta(minutes=minutes),
+            department=department,
+            appeal_id=appeal_id,
+            submitted_at=at,
+        )
+        for name, value in extra.items():
+            setattr(event.data, name, value)
+        story.append((APPEALS_LIFECYCLE, event))
+        return APPEALS_LIFECYCLE, event
+
+    def sent_back(appeal_id, **extra):
+        story.append((APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)))
+        lifecycle(appeal_id, EventType.appeal_routed, AppealStatus.routed, 1, 1, declining)
+        lifecycle(
+            appeal_id,
+            EventType.appeal_declined,
+            AppealStatus.declined,
+            2,
+            10,
+            declining,
+            guidance="Ask the labour bureau",
+            target_department=taking,
+            actor=declining,
+            **extra,
+        )
+        lifecycle(
+            appeal_id, EventType.appeal_rerouted, AppealStatus.routed, 3, 10, taking, previous_department=declining
+        )
+
+    sent_back(overruled, chosen=False)
+    returned = lifecycle(
+        overruled,
+        EventType.appeal_decline_overruled,
+        AppealStatus.routed,
+        4,
+        20,
+        declining,
+        previous_department=taking,
+        since=at + timedelta(minutes=1),
+        actor="coord",
+    )
+    sent_back(chosen, chosen=True)
+    sent_back(confirmed)  # no `chosen`, as router wrote declines before it marked a chosen department's
+    lifecycle(confirmed, EventType.appeal_decline_confirmed, AppealStatus.routed, 4, 25, taking, actor="coord")
+    lifecycle(confirmed, EventType.appeal_urged, AppealStatus.routed, 5, 26, taking, actor="coord", note="Today")
+
+    story.append((APPEALS_SUBMITTED, submitted(at=at, appeal_id=moved)))
+    lifecycle(moved, EventType.appeal_routed, AppealStatus.routed, 1, 1, asking)
+    asked = {"reason": "Not ours", "target_department": taking, "actor": asking}
+    lifecycle(moved, EventType.appeal_transfer_requested, AppealStatus.routed, 2, 5, asking, **asked)
+    lifecycle(moved, EventType.appeal_transfer_refused, AppealStatus.routed, 3, 6, asking, actor="coord", note="No")
+    lifecycle(moved, EventType.appeal_transfer_requested, AppealStatus.routed, 4, 7, asking, **asked)
+    granted = lifecycle(
+        moved,
+        EventType.appeal_transferred,
+        AppealStatus.routed,
+        5,
+        8,
+        taking,
+        previous_department=asking,
+        actor="coord",
+    )
+
+    def rung(type_, minutes, level=None):
+        event = clock_event(
+            type_, ClockState.breached, at + timedelta(minutes=minutes), "response", department=asking, appeal_id=moved
+        )
+        event.data.started_at, event.data.fired_at, event.data.urge_level = at, event.time, level
+        return event
+
+    breach, level_2, level_3 = (
+        rung(EventType.sla_breached, 4),
+        rung(EventType.sla_urged, 30, 2),
+        rung(EventType.sla_urged, 40, 3),
+    )
+    again = rung(EventType.sla_urged, 41, 3)  # level 3 fired again under another id after a crash: one urging
+    story += [(SLA_EVENTS_V2, packed(breach)), (SLA_EVENTS_V2, packed(level_2)), (SLA_EVENTS_V2, packed(level_3))]
+    story += [(SLA_EVENTS, breach), (SLA_EVENTS_V2, packed(again))]
+    story += [returned, granted, (SLA_EVENTS_V2, packed(level_2))]  # republished by the outboxes: counted once
+    await publish(quiet_servers.bootstrap, story)
+
+    async def rows() -> dict | None:
+        body = (await client.get("/v1/stats/departments", params=window, headers=headers)).json()
+        found = {d["department"]: d for d in body["departments"] if d["department"] in (declining, taking, asking)}
+        done = found[declining]["send_backs_confirmed"] and found[taking]["urgings_by_hand"]
+        return found if done and found[asking]["urgings_level_3"] and found[asking]["transfers_granted"] else None
+
+    assert await eventually(rows), "stats did not count the governance events"
+    await asyncio.sleep(1.0)  # a duplicate counted twice would show now
+    found = await rows()
+    assert found
+    figures = {code: {f: row[f] for f in projection.FIGURES if row[f]} for code, row in found.items()}
+    assert figures == {
+        declining: {"send_backs": 2, "send_backs_overruled": 1, "send_backs_confirmed": 1, "chosen_declines": 1},
+        taking: {"urgings_by_hand": 1},
+        asking: {
+            "transfers_requested": 2,
+            "transfers_refused": 1,
+            "transfers_granted": 1,
+            "urgings_level_1": 1,
+            "urgings_level_2": 1,
+            "urgings_level_3": 1,
+        },
+    }
+    # Three routings to the declining department; the overrule returned one of them, no new assignment.
+    assert [found[code]["assigned"] for code in (declining, taking, asking)] == [3, 4, 1]
+    assert found[declining]["send_back_rate"] == round(2 / 3, 4) and found[taking]["send_back_rate"] == 0.0
+
+    async def exported() -> str | None:
+        text = (await client.get("/metrics")).text
+        return text if metric(text, "appeals_supervision_total", department=asking, figure="urgings_level_3") else None
+
+    text = await eventually(exported)
+    assert text, "the metric did not reach the urgings"
+    for department, figure, n in (
+        (declining, "send_backs", 2),
+        (declining, "send_backs_overruled", 1),
+        (declining, "chosen_declines", 1),
+        (asking, "transfers_granted", 1),
+        (asking, "urgings_level_1", 1),
+        (taking, "urgings_by_hand", 1),
+        (taking, "send_backs", 0),
+    ):
+        assert metric(text, "appeals_supervision_total", department=department, figure=figure) == n, figure
+    assert metric(text, "appeals_assigned_total", department=declining) == 3
+    assert metric(text, "appeals_assigned_total", department=taking) == 4
+
+    daily = await client.get("/v1/reports/daily", params=window, headers={**headers, "Accept": "text/csv"})
+    assert daily.status_code == 200 and f"send_back_rate,{declining},2,0.6667" in daily.text.splitlines()
+    report = (await client.get("/v1/reports/daily", params=window, headers=headers)).json()
+    assert "Departments sent back 2 appeals; the coordinating office overruled 1 and confirmed 1." in report["text"]
+
+    rebuilt = f"stats_{run}_governance"
+    await rebuild(settings(quiet_servers, demo_keys, run), rebuilt)
+    mongo = AsyncMongoClient(quiet_servers.mongodb_uri, tz_aware=True)
+    try:
+        start, end = hour, hour + timedelta(hours=1)
+        live, again_db = mongo[f"stats_{run}"], mongo[rebuilt]
+        counts = [await service.window(db, "h:", start, end, SHANGHAI) for db in (live, again_db)]
+        assert counts[0] == counts[1] and counts[0][f"send_backs|{declining}"] == 2
+        assert counts[0][f"assigned|{declining}"] == 3 and counts[0][f"urgings_level_2|{asking}"] == 1
+        totals = [await service.totals(db) for db in (live, again_db)]
+        ours = [{k: v for k, v in t.items() if any(code in k for code in (declining, taking, asking))} for t in totals]
+        assert ours[0] == ours[1] and ours[0][f"transfers_granted|{asking}"] == 1
+    finally:
+        await mongo.drop_database(rebuilt)
+        await mongo.close()
+
+
 async def test_stats_refuses_periods_it_cannot_count(stats):
     client, _, headers = stats
     bad = await client.get("/v1/stats/summary", params={"from": "2021-05-05T10:30:00+00:00"}, headers=headers)
