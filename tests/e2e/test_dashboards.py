@@ -2,8 +2,9 @@
 
 No Grafana server can run here, so the dashboards are checked as JSON and their
 queries are run as Grafana would run them: `$department` becomes a department
-with traffic. The SLA profile is test_fast (targets of seconds) so warnings,
-breaches and fire lag have data within the test.
+with traffic. The SLA profile is test_fast (targets of seconds) and the urging
+ladder's levels come seconds after a breach, so warnings, breaches, urgings
+and fire lag have data within the test.
 """
 
 import asyncio
@@ -24,9 +25,18 @@ DASHBOARDS = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
 pytestmark = pytest.mark.timeout(600)
 
 
+def fast_ladder(config) -> None:
+    """The urging ladder in seconds: level 2 three seconds after a breach, level 3 six."""
+    path = config / "supervision.yaml"
+    supervision = yaml.safe_load(path.read_text())
+    for rung, after in zip(supervision["urging"]["levels"], ("3s", "6s"), strict=True):
+        rung["after_breach"] = after
+    path.write_text(yaml.safe_dump(supervision, allow_unicode=True))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = fresh_stack(tmp_path_factory, "dash-stack", fast_sla=True)
+    s = fresh_stack(tmp_path_factory, "dash-stack", fast_sla=True, configure=fast_ladder)
     yield s
     s.stop()
 
@@ -76,7 +86,8 @@ def lead_of(stack, appeal_id, timeout=30.0):
 
 @pytest.fixture(scope="module")
 def traffic(stack, prometheus):
-    """Appeals over every channel and three categories; some resolved, one declined; one unreadable message."""
+    """Appeals over every channel and three categories; some resolved, one sent back and the send-back overruled,
+    transfers asked of the office (one granted, one refused), one urged by hand; one unreadable message."""
     channels = ["wechat", "web", "app", "hotline_12345", "kiosk"]
     categories = [
         ("financing", "Loan falls due; we ask for deferred repayment."),
@@ -102,7 +113,27 @@ def traffic(stack, prometheus):
         assert act(stack, appeal_id, leads[appeal_id], action="resolve", resolution="Settled").status_code == 200
     # A lead declines only while its scope clock runs (4 s under test_fast): this one as soon as it is routed.
     declined = submit(24)
-    r = act(stack, declined, lead_of(stack, declined), action="decline", guidance="Ask the district office")
+    declining = lead_of(stack, declined)
+    r = act(stack, declined, declining, action="decline", guidance="Ask the district office")
+    assert r.status_code == 200, r.text
+    # The coordinating office's governance: the send-back overruled, two transfers asked (one granted, one
+    # refused), an appeal urged by hand.
+    office = "coord"
+    deadline = time.monotonic() + 30
+    while lead_of(stack, declined) == declining and time.monotonic() < deadline:
+        time.sleep(0.2)
+    r = act(stack, declined, office, action="overrule_decline", note="Within your remit")
+    assert r.status_code == 200, r.text
+    # Open appeals a department leads: the office neither urges nor is asked about one it leads itself.
+    granted, refused, urged = [appeal_id for appeal_id in ids[10:] if leads[appeal_id] != office][:3]
+    for appeal_id, answer in ((granted, "grant_transfer"), (refused, "refuse_transfer")):
+        lead = leads[appeal_id]
+        target = "tax" if lead != "tax" else "finance"
+        r = act(stack, appeal_id, lead, action="request_transfer", reason="Not ours", target_department=target)
+        assert r.status_code == 200, r.text
+        r = act(stack, appeal_id, office, action=answer, note="Reviewed")
+        assert r.status_code == 200, r.text
+    r = act(stack, urged, office, action="urge", note="Answer today")
     assert r.status_code == 200, r.text
 
     async def unreadable():
@@ -166,3 +197,28 @@ def test_the_alert_rules_load_in_the_live_prometheus(prometheus):
         "SlaFireLagHigh",
     } <= names
     assert all(rule["health"] == "ok" for group in groups for rule in group["rules"]), groups
+
+
+def test_the_offices_governance_reaches_prometheus_from_every_service_that_records_it(stack, prometheus, traffic):
+    """Router's send-back, overrule, transfers and urging by hand, sla's urging ladder: through stats, each once."""
+    wanted = {
+        "send_backs": 1,
+        "send_backs_overruled": 1,
+        "transfers_requested": 2,
+        "transfers_granted": 1,
+        "transfers_refused": 1,
+        "urgings_by_hand": 1,
+    }
+    deadline = time.monotonic() + 120
+    figures: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        rows = query(prometheus, "sum by (figure) (appeals_supervision_total)")
+        figures = {row["metric"]["figure"]: float(row["value"][1]) for row in rows}
+        if all(figures.get(f"urgings_level_{n}") for n in (1, 2, 3)) and all(
+            figures.get(f) == n for f, n in wanted.items()
+        ):
+            break
+        time.sleep(2)
+    assert {f: figures.get(f) for f in wanted} == wanted, figures
+    assert all(figures.get(f"urgings_level_{n}") for n in (1, 2, 3)), figures
+    assert figures["urgings_level_2"] <= figures["urgings_level_1"] and figures["chosen_declines"] == 0
