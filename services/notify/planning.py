@@ -164,6 +164,8 @@ def template_context(
     department = data.get("department")
     submitted = data.get("submitted_at") or (appeal or {}).get("submitted_at") or event.time
     office = book.city.department(book.city.coordinating_office)
+    contributed = event.type == E.appeal_contributed
+    part, part_cut = rules.quoted(data.get("note")) if contributed else ("", False)
 
     def local(at: datetime | None) -> str:
         return rules.local_time(at, book.timezone) if at else ""
@@ -210,6 +212,13 @@ def template_context(
         **overdue(data.get("due_at"), data.get("fired_at") or event.time),
         # Whether the recipient is of the department held to account (the rules say, per recipient).
         "own": True,
+        # A co-handler's part (appeal.contributed.v1): which co-handler (the event's actor; its department is the
+        # lead), the part as quoted and whether it was cut, its https links, and the appeal's status then.
+        "cohandler_name": name(data.get("actor")) if contributed else "",
+        "part": part,
+        "part_cut": part_cut,
+        "links": rules.links(data.get("attachments")),
+        "status": str(data.get("status") or ""),
     }
 
 

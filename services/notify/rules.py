@@ -8,9 +8,11 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import TypeAdapter, ValidationError
 
 from libs.config import City, Person
 from libs.events import EventType
+from libs.links import Attachment
 
 E = EventType
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,6 +92,8 @@ STAFF_NOTICES: dict[str, StaffNotice] = {
     ),
     # The office urges the lead by hand (催办): the event's clerk is who at the office, its note what it expects.
     E.appeal_urged: StaffNotice((Tell(LEAD, "handler", "lead_urged"), Tell(LEAD, "head", "lead_urged"))),
+    # A co-handler's part of the answer (协办意见): the event's department is the lead, its actor the co-handler.
+    E.appeal_contributed: StaffNotice((Tell(LEAD, "handler", "lead_contributed"),)),
 }
 # What a company's liaison hears of its appeals, and the template.
 LIAISON_TEMPLATES: dict[str, str] = {
@@ -110,6 +114,56 @@ URGE_AUDIENCES: dict[str, tuple[str, str]] = {
 }
 # Urging level -> the audiences it tells, from config/supervision.yaml (NotifyBook.ladder).
 Ladder = Mapping[int, Sequence[str]]
+# How the texts name each clock kind (libs/events.py's ClockKind), per language; every kind has a name in every
+# language. A subject says the name alone; a body says, where it helps, what the clock is (`clock_name`'s `own`).
+CLOCK_NAMES: dict[str, dict[str, str]] = {
+    "zh": {"scope": "确认职责", "response": "首次答复", "resolution": "办结", "contribution": "协办意见"},
+    "en": {"scope": "scope", "response": "first response", "resolution": "resolution", "contribution": "contribution"},
+}
+# A clock's name with what it is, as a body says it: to the people of the department it holds to account, and to
+# others (the office's head, the city's supervisor, the company's liaison). A kind not here is said by its name.
+CLOCK_NAMES_EXPLAINED: dict[str, dict[str, tuple[str, str]]] = {
+    "en": {"contribution": ("contribution (your part as co-handler)", "contribution (a co-handler's part)")},
+}
+# How much of a co-handler's part the lead's notice quotes; the whole is on the appeal's page.
+PART_QUOTED = 500
+# A link as router checks it at the door (libs/links.py): https, a host, no credentials.
+_LINK: TypeAdapter[str] = TypeAdapter(Attachment)
+
+
+def links(attachments: Sequence[str] | None) -> list[str]:
+    """The links a notice may show: https ones, as router checked them at the door (libs/links.py); any other is
+    left out rather than put before a clerk."""
+    shown = []
+    for url in attachments or ():
+        try:
+            shown.append(_LINK.validate_python(url))
+        except ValidationError:
+            continue
+    return shown
+
+
+def clock_name(kind: str, language: str, own: bool | None = None) -> str:
+    """A clock kind as the texts in `language` name it (a kind the table lacks by its code); with `own`, with what
+    it is, said to the department the clock holds to account (True) or to others (False)."""
+    lang = language if language in LANGUAGES else "zh"
+    explained = CLOCK_NAMES_EXPLAINED.get(lang, {}).get(kind)
+    if own is not None and explained:
+        return explained[0] if own else explained[1]
+    return CLOCK_NAMES[lang].get(kind, str(kind))
+
+
+def quoted(text: str | None, limit: int = PART_QUOTED) -> tuple[str, bool]:
+    """Free text as a notice quotes it, and whether it was cut: on one line (whitespace runs made one space), at most
+    `limit` characters, cut at a space near the end when there is one (no word split) and marked with an ellipsis."""
+    flat = " ".join((text or "").split())
+    if len(flat) <= limit:
+        return flat, False
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 4 // 5:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.，；：、。") + "…", True
 
 
 @dataclass(frozen=True)
@@ -317,7 +371,8 @@ def _for_liaison(
     liaison_id, address = liaison
     urgent = event_type == E.sla_breached
     dept = city.department(data.get("department") or "")
-    context = {**context, "department_name": dept.name if dept else (data.get("department") or "")}
+    # Not of the department the clock holds to account: a clock's name says what it is to an onlooker.
+    context = {**context, "department_name": dept.name if dept else (data.get("department") or ""), "own": False}
     return [
         Planned(
             f"liaison:{liaison_id}", "liaison", ch, data.get("department"), urgent, template, address.language, context
@@ -333,6 +388,7 @@ class Renderer:
         self._env = Environment(
             loader=FileSystemLoader(directory), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
         )
+        self._env.globals["clock_name"] = clock_name
 
     def render(self, template: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body) of a template in `language` (falling back to Chinese)."""
