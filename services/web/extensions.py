@@ -40,30 +40,27 @@ def pending(extensions: list[dict[str, Any]], now: datetime) -> dict[str, Any] |
     return latest if latest is not None and state_of(latest, now) == "pending" else None
 
 
+def current_resolution(deadlines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The appeal's current resolution clock: the latest run (a reopening starts a new one), which an extension
+    moves and names by its `clock_id`."""
+    runs = [d for d in deadlines if d["clock"] == "resolution"]
+    return max(runs, key=lambda d: datetime.fromisoformat(d["started_at"]), default=None)
+
+
 def resolution_due(deadlines: list[dict[str, Any]]) -> str | None:
-    """The running resolution clock's due time (the latest clock's), which an extension moves."""
-    running = [d for d in deadlines if d["clock"] == "resolution" and d["state"] == "running" and d.get("due_at")]
-    return max(running, key=lambda d: d["started_at"])["due_at"] if running else None
+    """The current resolution clock's due time while it runs."""
+    current = current_resolution(deadlines)
+    return current["due_at"] if current and current["state"] == "running" and current.get("due_at") else None
 
 
 def extended_already(appeal: dict[str, Any], per_clock: int) -> bool:
-    """Whether the latest resolution clock has had the approvals it may have. Each extension names the clock it
-    extends (`clock_id`); the deadlines name theirs where router gives it, else the latest clock is the one the
-    extensions asked since it started name (a redo's new clock has none yet)."""
-    clocks = [d for d in appeal.get("deadlines", []) if d["clock"] == "resolution"]
-    if not clocks:
+    """Whether the current resolution clock has had the approvals it may have: those naming its `clock_id`. A clock
+    router does not name yet counts none (router refuses a request past the limit, and says so)."""
+    current = current_resolution(appeal.get("deadlines", []))
+    clock_id = current.get("clock_id") if current else None
+    if not clock_id:
         return False
-    latest = max(clocks, key=lambda d: datetime.fromisoformat(d["started_at"]))
-    asked = appeal.get("extensions") or []
-    current = latest.get("clock_id") or next(
-        (
-            x.get("clock_id")
-            for x in reversed(asked)
-            if datetime.fromisoformat(x["asked_at"]) >= datetime.fromisoformat(latest["started_at"])
-        ),
-        None,
-    )
-    granted = [x for x in asked if x["state"] == "approved" and current and x.get("clock_id") == current]
+    granted = [x for x in appeal.get("extensions") or [] if x["state"] == "approved" and x.get("clock_id") == clock_id]
     return len(granted) >= per_clock
 
 

@@ -300,6 +300,28 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "send_back_confirmed": {"zh": "协调办公室认定{dept}退单成立。", "en": "The office confirmed {dept}'s decline."},
     "send_back": {"zh": "退单", "en": "Send-back"},
+    # Co-handlers' contributions (协办意见), on the appeal's page and the co-handler's worklist.
+    "contributions": {"zh": "协办意见", "en": "Contributions"},
+    "contribution_intro": {
+        "zh": "协办部门提出本部门意见，送承办部门（{lead}）办理参考，并记入办理经过。",
+        "en": "Each co-handler sends its part to the lead ({lead}); it goes into the timeline too.",
+    },
+    "own_contribution_clock": {"zh": "本部门协办意见时限", "en": "Your department's contribution deadline"},
+    "cohandler_clocks": {"zh": "各协办部门意见时限", "en": "Each co-handler's contribution deadline"},
+    "not_timed_yet": {"zh": "尚未开始计时", "en": "not timed yet"},
+    "no_contributions": {"zh": "尚无协办意见。", "en": "No contribution yet."},
+    "contribution_note": {"zh": "本部门协办意见", "en": "Your department's part"},
+    "contribution_links": {
+        "zh": "附件链接（https，每行一个，选填，最多{n}个）",
+        "en": "Links to documents (https, one per line, optional, at most {n})",
+    },
+    "contribution_missing": {"zh": "请填写本部门的协办意见", "en": "Write your department's part"},
+    "contribution_too_long": {"zh": "协办意见最多{n}个字", "en": "At most {n} characters"},
+    "link_bad": {"zh": "第{n}行不是有效的https链接：{link}", "en": "Line {n} is not an https link: {link}"},
+    "links_too_many": {"zh": "链接最多{n}个", "en": "At most {n} links"},
+    "contribution_due": {"zh": "协办意见截止 {at}", "en": "contribution due {at}"},
+    "contribution_overdue": {"zh": "协办意见已超时（截止 {at}）", "en": "contribution overdue (was due {at})"},
+    "contributed_at": {"zh": "提交于", "en": "sent"},
 }
 
 QUEUE_STATES: dict[str, dict[Lang, str]] = {
@@ -341,6 +363,7 @@ TIMELINE_TYPES: dict[str, dict[Lang, str]] = {
     "appeal.decline_overruled.v1": {"zh": "退单不成立，退回原部门", "en": "Decline overruled"},
     "appeal.decline_confirmed.v1": {"zh": "退单成立", "en": "Decline confirmed"},
     "appeal.urged.v1": {"zh": "协调办公室催办", "en": "Urged by the office"},
+    "appeal.contributed.v1": {"zh": "协办部门提交意见", "en": "A co-handler contributed"},
 }
 
 # Entries the coordinating office acts in: the timeline names the acting department (the office, or the lead that
@@ -353,6 +376,7 @@ INTERNAL_TYPES: frozenset[str] = frozenset(
         "appeal.transfer_refused.v1",
         "appeal.decline_confirmed.v1",
         "appeal.urged.v1",
+        "appeal.contributed.v1",
     }
 )
 # ... and reads as the step it is for the company: the appeal back with a department.
@@ -389,12 +413,14 @@ ACTIONS: dict[str, dict[Lang, str]] = {
     "overrule_decline": {"zh": "退单不成立，退回原部门", "en": "Overrule: return it"},
     "confirm_decline": {"zh": "退单成立", "en": "Confirm the decline"},
     "urge": {"zh": "催办", "en": "Urge"},
+    "contribute": {"zh": "提交协办意见", "en": "Send the contribution"},
 }
 
 CLOCKS: dict[str, dict[Lang, str]] = {
     "scope": {"zh": "确认职责", "en": "Say whether it is ours"},
     "response": {"zh": "首次答复", "en": "First response"},
     "resolution": {"zh": "办结", "en": "Resolution"},
+    "contribution": {"zh": "协办意见", "en": "Contribution"},
 }
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.web import i18n
+from services.web.contributions import safe_link
 from services.web.i18n import LANGS, Lang
 from services.web.runtime import WebRuntime
 from services.web.session import CSRF_COOKIE, SESSION_COOKIE, Clerk, new_csrf_cookie
@@ -79,6 +80,8 @@ def render(
             # The workbench's nav links the office's page for the coordinating office's clerks only.
             "coordinating_office": runtime.city.coordinating_office,
             "local": local,
+            # A link from a department or a company opens only when it passes the door's check (https, a host).
+            "safe_link": safe_link,
             "csrf": runtime.sealer.csrf_token(cookie),
             **context,
         },

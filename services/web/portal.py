@@ -372,7 +372,12 @@ async def _follow_page(
 ) -> Response:
     """The appeal's page; `values` are the contact form's as sent, when they come back with intake's errors."""
     resolution_clock = next((d for d in appeal.get("deadlines", []) if d["clock"] == "resolution"), None)
-    asked = [e for e in appeal.get("timeline", []) if e["status"] == "info_requested"]
+    # The department's request itself: not an entry that only kept the status (an urging, a co-handler's part).
+    asked = [
+        e
+        for e in appeal.get("timeline", [])
+        if e["status"] == "info_requested" and e.get("type") in (None, "appeal.info_requested.v1")
+    ]
     link = str(request.base_url).rstrip("/") + f"/appeals/{appeal['appeal_id']}?token={token}"
     kept = await _kept_contact(runtime, appeal["appeal_id"], token)
     contact = (kept or {}).get("contact") or {}

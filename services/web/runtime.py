@@ -7,15 +7,12 @@ from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
 from libs.auth import KeyStore
-from libs.calendars import Calendars, load_calendars
 from libs.config import (
     Catalogue,
     City,
-    SlaConfig,
     SupervisionConfig,
     load_catalogue,
     load_city,
-    load_sla_config,
     load_supervision,
 )
 from services.web.session import Sealer
@@ -32,9 +29,6 @@ class WebRuntime:
     city: City = field(init=False)
     catalogue: Catalogue = field(init=False)
     supervision: SupervisionConfig = field(init=False)  # what the pages say of extensions' limits
-    # With the SLA profiles' scope targets and the calendars, the lead's page knows when its send-back window closes.
-    sla: SlaConfig = field(init=False)
-    calendars: Calendars = field(init=False)
     sealer: Sealer = field(init=False)
     upstream: Upstream = field(init=False)
     keys: KeyStore = field(init=False)  # the platform's key file: which keys are a department's
@@ -43,8 +37,6 @@ class WebRuntime:
         self.city = load_city(self.settings.config_dir)
         self.catalogue = load_catalogue(self.settings.config_dir)
         self.supervision = load_supervision(self.settings.config_dir, self.city)
-        self.sla = load_sla_config(self.settings.config_dir)
-        self.calendars = load_calendars(self.settings.config_dir)
         self.sealer = Sealer(self.settings.session_secret)
         self.keys = KeyStore.from_file(self.settings.api_keys_file)
         self.upstream = Upstream(

@@ -1,15 +1,11 @@
 """Supervision as the workbench shows it (docs/domain.md, "Supervision"): the lead's send-back window (退单), its
 transfer requests (转办) and the office's answer, the office's review of a send-back, and the urgings (催办/督办) a
-department received. Pure: the pages pass in router's answers, the configuration and the time."""
+department received. Pure: the pages pass in router's answers and the time; router reckons the window."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from libs.calendars import Calendars, parse_target
-from libs.config import City, SlaConfig
-
-URGED = "appeal.urged.v1"
 TRANSFER_REQUESTED = "appeal.transfer_requested.v1"
 TRANSFER_REFUSED = "appeal.transfer_refused.v1"
 # Statuses each action starts from, as router takes them (services/router/lifecycle.py, ALLOWED_FROM): the pages
@@ -18,6 +14,12 @@ DECLINE_FROM = ("routed",)
 TRANSFER_FROM = ("routed", "accepted", "reopened")
 REQUEST_TRANSFER_FROM = ("routed", "accepted", "info_requested", "reopened")
 URGE_FROM = ("routed", "accepted", "info_requested", "reopened")
+
+
+def moment(value: str) -> datetime:
+    """A time from router's JSON; one without a zone is UTC, as router keeps it."""
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,6 @@ class Window:
     overruled: bool = False
 
 
-def window_closes(appeal: dict[str, Any], *, window: str, sla: SlaConfig, calendars: Calendars, city: City) -> datetime:
-    """When the lead's send-back window closes: its scope target (or the configured duration) after it was assigned
-    the appeal, on its calendar. The same reckoning as router's `supervision.window_end` (a drift test holds them
-    together); router has the last word, and its refusal is shown."""
-    target = parse_target(sla.profile(appeal.get("sla_profile")).scope if window == "scope" else window)
-    calendar = calendars.of_department(city, appeal["lead"])
-    return calendar.add(target, datetime.fromisoformat(appeal["assigned_at"]), calendar.budget(target))
-
-
 def overruled_here(appeal: dict[str, Any]) -> bool:
     """The office overruled the lead's own decline and the appeal has stayed with it since: the lead can no longer
     decline or transfer it on its own. (An overrule gives the appeal back with its first assignment, before the
@@ -47,33 +40,52 @@ def overruled_here(appeal: dict[str, Any]) -> bool:
         sent.get("state") == "overruled"
         and sent.get("declined_by") == appeal.get("lead")
         and bool(appeal.get("assigned_at") and sent.get("decided_at"))
-        and datetime.fromisoformat(appeal["assigned_at"]) <= datetime.fromisoformat(sent["decided_at"])
+        and moment(appeal["assigned_at"]) <= moment(sent["decided_at"])
     )
 
 
-def send_back_window(
-    appeal: dict[str, Any], now: datetime, *, office: str, window: str, sla: SlaConfig, calendars: Calendars, city: City
-) -> Window:
-    """The lead's send-back window now. The office, the city's fallback, is held to none; an appeal assigned before
-    router kept the instant has no known end, so the forms stay and router decides."""
-    if appeal.get("lead") == office:
-        return Window(open=True)
+def send_back_window(appeal: dict[str, Any], now: datetime) -> Window:
+    """The lead's send-back window now, as router reckons it (`send_back_closes_at`: already closed at the office's
+    overrule). No end from router (the coordinating office leads, the city's fallback held to none; or an appeal
+    assigned before windows) leaves the forms open, and router decides."""
+    closes = appeal.get("send_back_closes_at")
+    end = moment(closes) if closes else None
     if overruled_here(appeal):
-        return Window(open=False, overruled=True)
-    if not appeal.get("assigned_at") or not appeal.get("lead"):
+        return Window(open=False, closes_at=end, overruled=True)
+    if end is None:
         return Window(open=True)
-    closes = window_closes(appeal, window=window, sla=sla, calendars=calendars, city=city)
-    return Window(open=now < closes, closes_at=closes)
+    return Window(open=now < end, closes_at=end)
 
 
 def urgings(appeal: dict[str, Any], department: str) -> list[dict[str, Any]]:
-    """The office's urgings by hand of `department` while it led the appeal, oldest first (the timeline's)."""
-    return [e for e in appeal.get("timeline") or [] if e.get("type") == URGED and e.get("department") == department]
+    """The office's urgings by hand (router's `urgings`, oldest first) that pressed `department`: they press the
+    lead, so a co-handler has none, and the lead only those since it was assigned the appeal (an earlier lead's
+    stay theirs), less any made while a send-back of its own had the appeal elsewhere before the office returned
+    it."""
+    if not department or appeal.get("lead") != department:
+        return []
+    assigned = moment(appeal["assigned_at"]) if appeal.get("assigned_at") else None
+    sent = appeal.get("send_back") or {}
+    away = (
+        (moment(sent["at"]), moment(sent["decided_at"]))
+        if sent.get("state") == "overruled" and sent.get("declined_by") == department and sent.get("decided_at")
+        else None
+    )
+    mine = []
+    for urging in appeal.get("urgings") or []:
+        at = moment(urging["at"])
+        if assigned is not None and at < assigned:
+            continue
+        if away is not None and away[0] <= at < away[1]:
+            continue
+        mine.append(urging)
+    return mine
 
 
 def urge_level(appeal: dict[str, Any], department: str) -> int | None:
-    """The urging ladder's level `department`'s clocks reached (1 the breach, 2 催办, 3 督办): each deadline's
-    `urge_level` where router gives it, else 1 for a clock of its that is overdue; None when none is."""
+    """The urging ladder's level `department`'s clocks reached: each deadline's `urge_level` as router gives it
+    (1 the breach, 2 催办, 3 督办); a clock past its due time that sla has not yet reported breached counts as 1.
+    None when none is."""
     mine = [d for d in appeal.get("deadlines") or [] if d.get("department") == department]
     levels = [d.get("urge_level") or (1 if d.get("overdue") else 0) for d in mine]
     return max(levels, default=0) or None

@@ -130,6 +130,13 @@ class Upstream:
         body = {"action": "request_transfer", "target_department": target_department, "reason": reason, "clerk": clerk}
         return await self.act(key, appeal_id, body, idempotency_key)
 
+    async def contribute(
+        self, key: str, appeal_id: str, *, note: str, attachments: list[str], clerk: str, idempotency_key: str
+    ) -> httpx.Response:
+        """A co-handler sends the lead its part of the answer: a note and https links."""
+        body = {"action": "contribute", "note": note, "attachments": attachments, "clerk": clerk}
+        return await self.act(key, appeal_id, body, idempotency_key)
+
     # The coordinating office's side, on router, with its department key; its decisions go through `act`.
     async def city_queue(
         self,

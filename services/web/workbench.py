@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from services.web import extensions, supervision
+from services.web import contributions, extensions, supervision
 from services.web.answers import APPEAL_ID, detail, refusal, see_other
 from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
@@ -53,6 +53,7 @@ async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None
                 **appeal,
                 "left": (due - now).total_seconds() if due else None,
                 "urged": supervision.urged(appeal, clerk.department),
+                "contribution": contributions.due_for(appeal, clerk.department),
                 "transfer_pending": bool(appeal.get("transfer_request")) and appeal.get("lead") == clerk.department,
             }
         )
@@ -126,15 +127,7 @@ async def _detail_page(
     per_clock = runtime.supervision.extension.per_clock
     due = extensions.resolution_due(appeal.get("deadlines", []))
     leads = appeal.get("lead") == clerk.department
-    window = supervision.send_back_window(
-        appeal,
-        now,
-        office=runtime.city.coordinating_office,
-        window=runtime.supervision.send_back.window,
-        sla=runtime.sla,
-        calendars=runtime.calendars,
-        city=runtime.city,
-    )
+    window = supervision.send_back_window(appeal, now)
     page = render(
         request,
         runtime,
@@ -165,6 +158,11 @@ async def _detail_page(
         max_past_due=runtime.supervision.extension.max_past_due,
         extension_values=extra.pop("extension_values", None) or {"until": extensions.local_input(due)},
         extension_errors=extra.pop("extension_errors", {}),
+        contribution=contributions.view(appeal, clerk.department),
+        contribution_values=extra.pop("contribution_values", {}),
+        contribution_errors=extra.pop("contribution_errors", {}),
+        max_links=contributions.MAX_LINKS,
+        max_note=contributions.MAX_NOTE,
         **extra,
     )
     return keep_session(request, runtime, page, clerk)
@@ -298,4 +296,60 @@ async def request_transfer(appeal_id: str, request: Request, runtime: WebRuntime
         response.status_code,
         transfer_error=refusal(response.json()),
         transfer_values=values,
+    )
+
+
+@router.post("/workbench/appeals/{appeal_id}/contribution")
+async def contribute(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """A co-handler's clerk sends the lead the department's part: a note and https links typed one per line. A link
+    that is not https is named by its line before anything is sent; router's refusal (not a co-handler, a note
+    missing) is shown beside the form, with what was typed."""
+    clerk = clerk_of(request, runtime)
+    if clerk is None:
+        return signed_out(request, runtime)
+    form = await request.form()
+    lang = lang_of(request)
+    values = {"note": str(form.get("note", "")).strip(), "links": str(form.get("links", ""))}
+    if not csrf_ok(request, runtime, form):
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 403, contribution_error=t(lang, "bad_form"), contribution_values=values
+        )
+    links, bad = contributions.links_of(values["links"])
+    errors: dict[str, str] = {}
+    if not values["note"]:
+        errors["note"] = t(lang, "contribution_missing")
+    elif len(values["note"]) > contributions.MAX_NOTE:
+        errors["note"] = t(lang, "contribution_too_long").replace("{n}", str(contributions.MAX_NOTE))
+    if bad:
+        errors["links"] = "; ".join(
+            t(lang, "link_bad").replace("{n}", str(number)).replace("{link}", link[:120]) for number, link in bad
+        )
+    elif len(links) > contributions.MAX_LINKS:
+        errors["links"] = t(lang, "links_too_many").replace("{n}", str(contributions.MAX_LINKS))
+    if errors:
+        return await _detail_page(
+            request, runtime, clerk, appeal_id, 422, contribution_errors=errors, contribution_values=values
+        )
+    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
+    response = await runtime.upstream.contribute(
+        clerk.key,
+        appeal_id,
+        note=values["note"],
+        attachments=links,
+        clerk=clerk.name,
+        idempotency_key=f"web-{idempotency}",
+    )
+    if response.status_code == 200:
+        done = see_other(f"/workbench/appeals/{appeal_id}?done=contribute#contribution")
+        return keep_session(request, runtime, done, clerk)
+    if response.status_code == 401:
+        return signed_out(request, runtime)
+    return await _detail_page(
+        request,
+        runtime,
+        clerk,
+        appeal_id,
+        response.status_code,
+        contribution_error=refusal(response.json()),
+        contribution_values=values,
     )

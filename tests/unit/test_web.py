@@ -83,8 +83,14 @@ TOKEN = "the-status-token"
 class FakeIntake:
     """GET /v1/appeals/{id}, GET and PUT /v1/appeals/{id}/contact, for one appeal and one token."""
 
-    def __init__(self, contact: dict | None, erased_at: str | None = None, timeline: list[dict] | None = None) -> None:
-        self.contact, self.erased_at = contact, erased_at
+    def __init__(
+        self,
+        contact: dict | None,
+        erased_at: str | None = None,
+        timeline: list[dict] | None = None,
+        status: str = "routed",
+    ) -> None:
+        self.contact, self.erased_at, self.status = contact, erased_at, status
         self.timeline = timeline or [{"time": "2026-03-04T09:00:00+00:00", "status": "submitted"}]
         self.puts: list[dict] = []
 
@@ -96,7 +102,7 @@ class FakeIntake:
             appeal = {
                 "appeal_id": APPEAL_ID,
                 "title": "节后员工无法返岗",
-                "status": "routed",
+                "status": self.status,
                 "timeline": self.timeline,
             }
             return httpx.Response(200, json={**appeal, "submitted_at": "2026-03-04T09:00:00+00:00", "deadlines": []})
@@ -264,3 +270,20 @@ async def test_the_company_does_not_read_the_offices_supervision_of_the_departme
     assert shown == ["appeal.routed.v1", "appeal.decline_overruled.v1"]
     overruled = re.search(r'data-type="appeal.decline_overruled.v1">.*?</li>', page.text, re.S).group(0)
     assert "<strong>已分派</strong> · 南山区人力资源局" in overruled, "the appeal back with a department, no more"
+
+
+async def test_the_company_reads_what_the_department_asked_not_a_co_handlers_part_or_an_urging_after_it():
+    def entry(kind: str, minute: int, **extra: str) -> dict:
+        time = f"2026-03-04T09:{minute:02d}:00+00:00"
+        return {"type": f"appeal.{kind}.v1", "status": "info_requested", "time": time, **extra}
+
+    timeline = [
+        entry("info_requested", 0, department="nanshan-hrss", note="请补充劳动合同复印件。"),
+        entry("contributed", 1, department="nanshan-hrss", clerk="刘洋", note="内部：商务局意见"),
+        entry("urged", 2, department="nanshan-hrss", clerk="陈伟", note="内部：今天答复"),
+    ]
+    async with portal(FakeIntake(dict(LI_WEI), timeline=timeline, status="info_requested")) as client:
+        page = await client.get(f"/appeals/{APPEAL_ID}")
+    assert page.status_code == 200 and "<blockquote>请补充劳动合同复印件。</blockquote>" in page.text
+    assert "内部" not in page.text and "刘洋" not in page.text
+    assert re.findall(r'data-type="([^"]+)"', page.text) == ["appeal.info_requested.v1"]

@@ -6,7 +6,6 @@ office's urgings; and the pure reading of extensions, windows, urgings and queue
 import contextlib
 import json
 import re
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,10 +14,6 @@ import httpx
 import pytest
 
 from libs.auth import KeyStore, hash_key
-from libs.config import SendBackRules
-from libs.settings import PROJECT_ROOT
-from services.router import supervision as router_supervision
-from services.router.rules import load_routing_book
 from services.web import extensions, supervision
 from services.web.app import create_app
 from services.web.office import QueueQuery, office_actions, query_of, sort_rows, view
@@ -52,6 +47,8 @@ def deadline(clock: str, state: str, due_hours: float | None, **extra: Any) -> d
         "remaining_seconds": due_hours * 3600 if due_hours is not None else None,
         "overdue": overdue,
         "original_due_at": None,
+        "clock_id": f"{APPEAL_ID}:{clock}:0",
+        "urge_level": 1 if state == "breached" else None,
         **extra,
     }
 
@@ -221,7 +218,7 @@ def test_an_unanswered_extension_lapses_at_the_due_time_it_was_asked_against():
     assert extensions.state_of({**asked, "state": "approved"}, NOW + timedelta(hours=49)) == "approved"
 
 
-def test_a_resolution_clock_is_extended_already_by_an_approval_naming_it():
+def test_the_current_resolution_clock_is_extended_already_by_an_approval_naming_it():
     approved = pending_extension(state="approved", asked_at=at(-1))
     running = appeal(extensions=[approved])
     assert extensions.extended_already(running, per_clock=1)
@@ -230,18 +227,24 @@ def test_a_resolution_clock_is_extended_already_by_an_approval_naming_it():
     # A rejection asked later names the same clock: the approval still counts.
     rejected_later = {**approved, "state": "rejected", "asked_at": at(-0.5)}
     assert extensions.extended_already(appeal(extensions=[approved, rejected_later]), per_clock=1)
-    # A redo's new clock started after the approval: it may be extended again.
-    redo = appeal(extensions=[approved], deadlines=[deadline("resolution", "running", 70, started_at=at(0))])
+    # A reopening's new run is the current clock, named anew: it may be extended again, from its own due time.
+    first = deadline("resolution", "met", None, started_at=at(-30))
+    again = deadline("resolution", "running", 70, started_at=at(0), clock_id=f"{APPEAL_ID}:resolution:1")
+    redo = appeal(extensions=[approved], deadlines=[again, first])
+    assert extensions.current_resolution(redo["deadlines"]) is again
+    assert extensions.resolution_due(redo["deadlines"]) == at(70)
     assert not extensions.extended_already(redo, per_clock=1)
     assert extensions.may_ask(redo, LEAD, NOW, per_clock=1)
     assert not extensions.may_ask(redo, "commerce", NOW, per_clock=1), "the lead's alone"
     assert not extensions.may_ask({**redo, "status": "info_requested"}, LEAD, NOW, per_clock=1)
-    # On the redo's clock, a rejected request names it: the earlier clock's approval does not count for it.
-    second = {**approved, "clock_id": f"{APPEAL_ID}:resolution:1", "state": "rejected", "asked_at": at(0.5)}
-    assert not extensions.extended_already({**redo, "extensions": [approved, second]}, per_clock=1)
-    # Where a deadline names its clock, that decides.
-    named = deadline("resolution", "running", 70, started_at=at(0), clock_id=f"{APPEAL_ID}:resolution:0")
-    assert extensions.extended_already(appeal(extensions=[approved], deadlines=[named]), per_clock=1)
+    second = {**approved, "clock_id": f"{APPEAL_ID}:resolution:1", "asked_at": at(0.5)}
+    assert extensions.extended_already({**redo, "extensions": [approved, second]}, per_clock=1)
+    # The current clock paused (information asked): no due time to extend from.
+    paused = deadline("resolution", "paused", None, started_at=at(0), clock_id=f"{APPEAL_ID}:resolution:1")
+    assert extensions.resolution_due([deadline("resolution", "running", 48), paused]) is None
+    # A clock router does not name counts no approval: router refuses a request past the limit.
+    unnamed = deadline("resolution", "running", 48, clock_id=None)
+    assert not extensions.extended_already(appeal(extensions=[approved], deadlines=[unnamed]), per_clock=1)
 
 
 @pytest.mark.parametrize(
@@ -527,8 +530,13 @@ async def test_extensions_extended_deadlines_and_the_timeline_read_in_both_langu
 OTHER = "commerce"
 
 
-def urging(department: str = LEAD, hours: float = -1, note: str = "请今天下班前答复企业。") -> dict[str, Any]:
-    """A timeline entry of the office urging `department` by hand."""
+def urging(hours: float = -1, note: str = "请今天下班前答复企业。") -> dict[str, Any]:
+    """The office's urging by hand, as router lists it on the appeal."""
+    return {"at": at(hours), "by": "陈伟", "note": note}
+
+
+def urged_entry(department: str = LEAD, hours: float = -1, note: str = "请今天下班前答复企业。") -> dict[str, Any]:
+    """The timeline's entry of the office urging `department` by hand."""
     return {
         "type": "appeal.urged.v1",
         "status": "accepted",
@@ -582,66 +590,57 @@ def runtime():
     return create_app(WebSettings()).state.runtime
 
 
-@pytest.fixture(scope="module")
-def book():
-    return load_routing_book(PROJECT_ROOT / "config")
-
-
-@pytest.mark.parametrize("window", ["scope", "6h", "1wd"])
-@pytest.mark.parametrize(
-    ("lead", "profile"), [("nanshan-hrss", "standard_72h"), ("hrss", "policy_24h"), ("customs", "test_fast")]
-)
-# A Friday afternoon before the Spring Festival of 2026 (Beijing time), and a plain Wednesday morning.
-@pytest.mark.parametrize("assigned", ["2026-02-13T08:30:00+00:00", "2026-03-04T01:00:00+00:00"])
-def test_the_send_back_window_closes_where_routers_does(runtime, book, window, lead, profile, assigned):
-    rules = replace(book, supervision=book.supervision.model_copy(update={"send_back": SendBackRules(window=window)}))
-    doc = {"lead": lead, "sla_profile": profile, "assigned_at": datetime.fromisoformat(assigned)}
-    shown = {**doc, "assigned_at": assigned}
-    web = supervision.window_closes(
-        shown, window=window, sla=runtime.sla, calendars=runtime.calendars, city=runtime.city
-    )
-    assert web == router_supervision.window_end(doc, rules)
-
-
-def test_the_lead_declines_on_its_own_only_inside_its_window_and_never_once_overruled(runtime):
+def test_the_send_back_window_is_the_one_router_reckons():
     def window(**fields: Any) -> supervision.Window:
-        return supervision.send_back_window(
-            appeal(**fields),
-            NOW,
-            office=OFFICE,
-            window="scope",
-            sla=runtime.sla,
-            calendars=runtime.calendars,
-            city=runtime.city,
-        )
+        return supervision.send_back_window(appeal(**fields), NOW)
 
-    # standard_72h's scope is 6 calendar hours.
-    fresh = window(assigned_at=at(-1), sla_profile="standard_72h")
-    assert fresh.open and fresh.closes_at == NOW + timedelta(hours=5)
-    late = window(assigned_at=at(-7), sla_profile="standard_72h")
-    assert not late.open and late.closes_at == NOW - timedelta(hours=1)
-    assert window(assigned_at=at(-7), lead=OFFICE) == supervision.Window(open=True), "the office has no window"
-    assert window() == supervision.Window(open=True), "assigned before router kept the instant: router decides"
-    overruled = window(assigned_at=at(-1), send_back=send_back("overruled"))
-    assert not overruled.open and overruled.overruled
+    fresh = window(assigned_at=at(-1), send_back_closes_at=at(5))
+    assert fresh == supervision.Window(open=True, closes_at=NOW + timedelta(hours=5))
+    late = window(assigned_at=at(-7), send_back_closes_at=at(-1))
+    assert late == supervision.Window(open=False, closes_at=NOW - timedelta(hours=1))
+    # Router gives no end when the office leads (the city's fallback) or for an appeal from before windows.
+    assert window(assigned_at=at(-7), lead=OFFICE) == supervision.Window(open=True)
+    assert window() == supervision.Window(open=True), "router decides"
+    # Returned by the office: closed since its overrule.
+    overruled = window(assigned_at=at(-30), send_back=send_back("overruled"), send_back_closes_at=at(-0.5))
+    assert overruled == supervision.Window(open=False, closes_at=NOW - timedelta(hours=0.5), overruled=True)
     # Moved away and transferred back after the overrule: a new assignment, a new window.
-    back_again = window(assigned_at=at(0), sla_profile="standard_72h", send_back=send_back("overruled"))
+    back_again = window(assigned_at=at(0), send_back=send_back("overruled"), send_back_closes_at=at(6))
     assert back_again.open and not back_again.overruled
+    # A time without its zone is UTC, as router keeps it.
+    naive = window(send_back_closes_at=(NOW + timedelta(hours=1)).replace(tzinfo=None).isoformat())
+    assert naive == supervision.Window(open=True, closes_at=NOW + timedelta(hours=1))
 
 
-def test_urgings_count_for_the_department_urged_and_the_level_comes_from_its_own_clocks():
-    timeline = [urging(hours=-3), urging(OTHER, hours=-2), urging(hours=-1, note="最后一次催办")]
+def test_urgings_press_the_lead_since_it_was_assigned_and_the_level_comes_from_its_own_clocks():
     breached = deadline("scope", "breached", -5)
-    mine = appeal(timeline=timeline, deadlines=[breached, deadline("resolution", "running", 40)])
+    pressed = [urging(hours=-30), urging(hours=-3), urging(hours=-1, note="最后一次催办")]
+    mine = appeal(assigned_at=at(-20), urgings=pressed, deadlines=[breached, deadline("resolution", "running", 40)])
     urged = supervision.urged(mine, LEAD)
-    assert urged["count"] == 2 and urged["latest"]["note"] == "最后一次催办"
+    assert urged["count"] == 2, "the urging before its assignment pressed an earlier lead"
+    assert urged["latest"]["note"] == "最后一次催办" and urged["latest"]["by"] == "陈伟"
     assert urged["level"] == 1 and urged["marked"]
-    assert supervision.urged(mine, OTHER)["count"] == 1 and supervision.urged(mine, OTHER)["level"] is None
-    # The breach alone is the ladder's first step, not the office's urging; where router gives the level, it counts.
+    # Urgings press the lead: a co-handler reads none, and its level comes from its own (contribution) clock.
+    cohandled = {**mine, "cohandlers": [OTHER]}
+    assert supervision.urged(cohandled, OTHER) == {"count": 0, "latest": None, "level": None, "marked": False}
+    late_part = deadline("contribution", "breached", -2, department=OTHER, urge_level=2)
+    assert supervision.urged({**cohandled, "deadlines": [late_part]}, OTHER)["level"] == 2
+    # Returned by the office: what pressed the department the appeal went to meanwhile is not the returned lead's.
+    returned = appeal(
+        assigned_at=at(-30),
+        send_back=send_back("overruled"),
+        urgings=[urging(hours=-5), urging(hours=-2, note="别的部门"), urging(hours=-0.2)],
+    )
+    assert [u["at"] for u in supervision.urgings(returned, LEAD)] == [at(-5), at(-0.2)]
+    # From before router kept the assignment's time: every urging is the lead's.
+    assert supervision.urged(appeal(urgings=pressed), LEAD)["count"] == 3
+    # The breach alone is the ladder's first step, not the office's urging; router's level counts, and a clock
+    # past due that sla has not reported yet is the breach.
     quiet = appeal(deadlines=[breached])
     assert supervision.urged(quiet, LEAD) == {"count": 0, "latest": None, "level": 1, "marked": False}
-    laddered = appeal(deadlines=[{**breached, "urge_level": 2}, deadline("scope", "breached", -9, department=OTHER)])
-    assert supervision.urged(laddered, LEAD)["level"] == 2 and supervision.urged(laddered, LEAD)["marked"]
+    laddered = appeal(deadlines=[{**breached, "urge_level": 3}, deadline("scope", "breached", -9, department=OTHER)])
+    assert supervision.urged(laddered, LEAD)["level"] == 3 and supervision.urged(laddered, LEAD)["marked"]
+    assert supervision.urged(appeal(deadlines=[deadline("scope", "running", -0.1)]), LEAD)["level"] == 1
     assert supervision.urged(appeal(), LEAD)["level"] is None
 
 
@@ -837,7 +836,7 @@ async def test_urging_needs_a_comment_and_routers_refusal_opens_the_form_beside_
 
 
 async def test_inside_its_window_the_lead_may_decline_or_transfer_and_is_told_until_when():
-    fake = FakeRouter(one=appeal(status="routed", assigned_at=at(-1), sla_profile="standard_72h"))
+    fake = FakeRouter(one=appeal(status="routed", assigned_at=at(-1), send_back_closes_at=at(5)))
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
     local = extensions.local_input(at(5)).replace("T", " ")
@@ -847,7 +846,7 @@ async def test_inside_its_window_the_lead_may_decline_or_transfer_and_is_told_un
 
 
 async def test_past_its_window_the_lead_asks_the_office_to_transfer_it_and_then_waits():
-    fake = FakeRouter(one=appeal(assigned_at=at(-7), sla_profile="standard_72h"))
+    fake = FakeRouter(one=appeal(assigned_at=at(-7), send_back_closes_at=at(-1)))
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         assert 'id="act-decline"' not in page.text and 'id="act-transfer"' not in page.text
@@ -885,9 +884,11 @@ async def test_past_its_window_the_lead_asks_the_office_to_transfer_it_and_then_
 
 
 async def test_the_lead_reads_the_offices_answers_to_its_transfer_request_and_its_decline():
-    refused = appeal(assigned_at=at(-7), timeline=[asked_transfer(), refused_transfer()])
-    overruled = appeal(status="routed", assigned_at=at(-30), send_back=send_back("overruled"))
-    received = appeal(lead=OTHER, status="routed", assigned_at=at(-1), send_back=send_back())
+    refused = appeal(assigned_at=at(-7), send_back_closes_at=at(-1), timeline=[asked_transfer(), refused_transfer()])
+    overruled = appeal(
+        status="routed", assigned_at=at(-30), send_back=send_back("overruled"), send_back_closes_at=at(-0.5)
+    )
+    received = appeal(lead=OTHER, status="routed", assigned_at=at(-1), send_back=send_back(), send_back_closes_at=at(5))
     async with workbench(FakeRouter(one=refused), LEAD) as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         assert re.search(
@@ -909,9 +910,17 @@ async def test_the_lead_reads_the_offices_answers_to_its_transfer_request_and_it
 
 
 async def test_the_clerk_sees_the_offices_urgings_on_its_worklist_and_the_appeals_page():
-    timeline = [urging(hours=-3), urging(OTHER, hours=-2, note="别的部门"), urging(hours=-1, note="最后一次催办")]
+    # Router lists the urgings on the appeal (a count, not the timeline's); the timeline shows each as it came.
+    timeline = [
+        urged_entry(OTHER, hours=-4, note="别的部门"),
+        urged_entry(hours=-3),
+        urged_entry(hours=-1, note="最后一次催办"),
+    ]
     urged = appeal(
-        timeline=timeline, deadlines=[deadline("scope", "breached", -5), deadline("resolution", "running", 40)]
+        assigned_at=at(-3.5),
+        urgings=[urging(hours=-4, note="别的部门"), urging(hours=-3), urging(hours=-1, note="最后一次催办")],
+        timeline=timeline,
+        deadlines=[deadline("scope", "breached", -5), deadline("resolution", "running", 40)],
     )
     fake = FakeRouter(one=urged)
     asking = {**appeal(), "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N999", "transfer_request": {"target_department": OTHER}}
