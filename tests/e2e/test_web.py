@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from libs.phones import e164
 from libs.settings import PROJECT_ROOT
-from tests.helpers import fresh_stack, read_topic, valid_uscc
+from tests.helpers import read_topic, valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -26,10 +26,8 @@ DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = fresh_stack(tmp_path_factory, "web-stack")
-    yield s
-    s.stop()
+def stack(web_stack):
+    return web_stack
 
 
 @pytest.fixture(scope="module")

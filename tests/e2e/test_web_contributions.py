@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 
 from libs.settings import PROJECT_ROOT
 from services.web.extensions import local_input
-from tests.helpers import appeal_body, fresh_stack
+from tests.helpers import appeal_body
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -30,10 +30,8 @@ LINK = "https://files.example.org/commerce/稳岗补贴申请指引.pdf?v=2&lang
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = fresh_stack(tmp_path_factory, "web-contributions-stack")
-    yield s
-    s.stop()
+def stack(web_stack):
+    return web_stack
 
 
 @pytest.fixture(scope="module")

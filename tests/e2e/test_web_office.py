@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 
 from libs.settings import PROJECT_ROOT
 from services.web.extensions import local_input
-from tests.helpers import fresh_stack, valid_uscc
+from tests.helpers import valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -28,10 +28,8 @@ OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = fresh_stack(tmp_path_factory, "web-office-stack")
-    yield s
-    s.stop()
+def stack(web_stack):
+    return web_stack
 
 
 @pytest.fixture(scope="module")
