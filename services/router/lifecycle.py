@@ -46,6 +46,8 @@ ALLOWED_FROM: dict[ActionKind, set[AppealStatus]] = {
     ActionKind.contribute: {S.routed, S.accepted, S.info_requested, S.resolved, S.reopened},
 }
 
+# What the coordinating office may also do on any appeal, as the city's dispatcher (no send-back window holds it).
+OFFICE_DISPATCH = {ActionKind.transfer, ActionKind.add_cohandler}
 # An office leading an appeal does not approve its own extension: an operator does.
 SELF_APPROVALS = {ActionKind.approve_extension, ActionKind.reject_extension, ActionKind.urge}
 # What the coordinating office does.
@@ -205,7 +207,8 @@ def authorize(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, 
     """The one place that decides who may take an action on an appeal; raises ActionError(403) otherwise.
 
     The lead department acts on its appeals; the coordinating office takes the office's actions on any
-    appeal, but an extension of one it leads is decided by an operator (acting as the office).
+    appeal, but an extension of one it leads is decided by an operator (acting as the office), and also
+    moves any appeal or brings in a co-handler, as the city's dispatcher.
     """
     dept, lead, office = action.department, doc.get("lead"), book.city.coordinating_office
     verb = action.action.value
@@ -214,6 +217,8 @@ def authorize(doc: dict[str, Any], action: DepartmentAction, book: RoutingBook, 
             raise ActionError(403, f"only the coordinating office {office} may {verb}")
         if lead == office and not operator and action.action in SELF_APPROVALS:
             raise ActionError(403, f"{office} leads this appeal: an operator, not the office itself, may {verb}")
+        return
+    if action.action in OFFICE_DISPATCH and dept == office:
         return
     if action.action == ActionKind.contribute:
         if dept not in doc.get("cohandlers", []):
@@ -365,7 +370,8 @@ def _target(action: DepartmentAction, book: RoutingBook, doc: dict[str, Any]) ->
 
 
 def _transfer(doc, action, book, now) -> Transition:
-    supervision.check_send_back(doc, book, now, "transfer")
+    if action.department == doc["lead"]:
+        supervision.check_send_back(doc, book, now, "transfer")
     return move(doc, action, _target(action, book, doc), now)
 
 

@@ -412,3 +412,14 @@ def test_a_contribution_link_must_be_https():
 
     with pytest.raises(ValidationError, match="https"):
         ActionIn(action=ActionKind.contribute, note="x", attachments=["javascript:alert(1)"])
+
+
+@pytest.mark.parametrize("kind", [ActionKind.transfer, ActionKind.add_cohandler])
+def test_the_office_moves_any_appeal_or_brings_in_a_cohandler_past_any_window(book, kind):
+    doc = assigned(book, at=NOW - timedelta(days=3))
+    out = office(doc, book, kind, target_department="customs")
+    after = apply(doc, out)
+    assert "customs" in (after["lead"], *after["cohandlers"])
+    assert event(out).data.actor == COORD
+    # Another department may not.
+    assert refused(lead_acts, doc, book, kind, department="justice", target_department="customs").status == 403
