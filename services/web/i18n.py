@@ -259,6 +259,17 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Urging needs a comment: say what the office expects, and by when.",
     },
     "urge_lead": {"zh": "催办{lead}", "en": "Urge {lead}"},
+    # The office as the city's dispatcher: moving an appeal, bringing in a co-handler.
+    "office_move": {"zh": "转办至其他部门", "en": "Move it to another department"},
+    "office_move_to": {"zh": "转办至", "en": "Move it to"},
+    "office_move_note": {"zh": "转办说明（选填）", "en": "Note for the new lead (optional)"},
+    "cohandler_to_add": {"zh": "增加为协办的部门", "en": "Department to bring in"},
+    "office_cohandler_note": {"zh": "协办说明（选填）", "en": "Note for the co-handler (optional)"},
+    "choose_department": {"zh": "请选择部门", "en": "Choose a department"},
+    "cohandler_missing": {
+        "zh": "请选择要增加的协办部门。",
+        "en": "Choose the department to bring in as a co-handler.",
+    },
     # Supervision on the department's pages.
     "urged_by_office": {"zh": "协调办公室已催办", "en": "Urged by the office"},
     "urgings": {"zh": "催办记录", "en": "The office's urgings"},

@@ -2,8 +2,9 @@
 transfer requested, all) as a table to filter, sort and page, and the office's decisions on its rows (an extension,
 a send-back, a transfer request, urging the lead), for clerks signed in with the office's key.
 
-Adding a co-handler is the lead's action at router (services/router/lifecycle.py: `add_cohandler` is not among
-OFFICE_ACTIONS, and `authorize` lets only the lead take it), so the office's rows do not offer it."""
+As the city's dispatcher the office also moves any open appeal to another lead and brings in a co-handler
+(services/router/lifecycle.py, OFFICE_DISPATCH: `transfer` and `add_cohandler` in the office's name, no send-back
+window holding it), from the statuses router takes them from."""
 
 import secrets
 from collections.abc import Callable
@@ -38,11 +39,12 @@ SORTS = ("queue", "due", "submitted", "lead")
 @dataclass(frozen=True)
 class Decision:
     """One button of an office form: router's action, the message when a comment is required (None: optional),
-    and whether it names a department."""
+    whether it names a department, and the message when that department is missing or unknown."""
 
     action: str
     comment_required: str | None = None
     names_department: bool = False
+    department_missing: str = "target_missing"
 
 
 # The office's forms on a row, by the path they post to, and each form's buttons (its `decision`).
@@ -57,6 +59,11 @@ FORMS: dict[str, dict[str, Decision]] = {
         "refuse": Decision("refuse_transfer", comment_required="refusal_comment_required"),
     },
     "urge": {"urge": Decision("urge", comment_required="urge_comment_required")},
+    # The office as dispatcher: moving the appeal to another lead, bringing in a co-handler.
+    "move": {"transfer": Decision("transfer", names_department=True)},
+    "add-cohandler": {
+        "add": Decision("add_cohandler", names_department=True, department_missing="cohandler_missing"),
+    },
 }
 DONE = {decision.action for buttons in FORMS.values() for decision in buttons.values()}
 
@@ -125,7 +132,9 @@ def urge_levels(runtime: WebRuntime) -> list[int]:
 def office_actions(row: dict[str, Any], office: str) -> list[str]:
     """The office's forms a row offers (keys of FORMS): deciding a pending extension, reviewing a pending send-back,
     answering a transfer request, and urging the lead of any appeal awaiting its work (not one the office leads
-    itself: router leaves that to an operator)."""
+    itself: router leaves that to an operator); and, on any appeal with a lead, moving it to another (where router
+    transfers from; not while a transfer request waits, whose answer grants it to the department the office chooses)
+    and bringing in a co-handler (where router adds one)."""
     actions = []
     if row.get("extension_state") == "pending":
         actions.append("extension")
@@ -135,6 +144,10 @@ def office_actions(row: dict[str, Any], office: str) -> list[str]:
         actions.append("transfer")
     if row.get("status") in supervision.URGE_FROM and row.get("lead") and row["lead"] != office:
         actions.append("urge")
+    if row.get("lead") and row.get("status") in supervision.TRANSFER_FROM and not row.get("transfer_request"):
+        actions.append("move")
+    if row.get("lead") and row.get("status") in supervision.ADD_COHANDLER_FROM:
+        actions.append("add-cohandler")
     return actions
 
 
@@ -265,9 +278,9 @@ async def office(request: Request, runtime: WebRuntimeDep, done: str | None = No
 @router.post("/workbench/office/appeals/{appeal_id}/{form_name}")
 async def decide(appeal_id: str, form_name: str, request: Request, runtime: WebRuntimeDep):
     """One of the office's forms on a row (FORMS): approve or reject an extension, overrule or confirm a send-back,
-    grant a transfer (to the suggested department or another) or refuse it, urge the lead; a comment where the
-    decision needs one. Posted in the signed-in clerk's name; back to the same tab, filters, sort and page, or the
-    refusal beside the row's form with what was typed."""
+    grant a transfer (to the suggested department or another) or refuse it, urge the lead, move the appeal to
+    another lead, bring in a co-handler; a comment where the decision needs one. Posted in the signed-in clerk's
+    name; back to the same tab, filters, sort and page, or the refusal beside the row's form with what was typed."""
     clerk = _office_clerk(request, runtime)
     if not isinstance(clerk, Clerk):
         return clerk
@@ -297,7 +310,7 @@ async def decide(appeal_id: str, form_name: str, request: Request, runtime: WebR
         body["note"] = note
     if decision.names_department:
         if runtime.city.department(target) is None:
-            return await again(422, t(lang, "target_missing"))
+            return await again(422, t(lang, decision.department_missing))
         body["target_department"] = target
     idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
     response = await runtime.upstream.act(clerk.key, appeal_id, body, f"web-{idempotency}-{decision.action}")

@@ -14,6 +14,7 @@ DECLINE_FROM = ("routed",)
 TRANSFER_FROM = ("routed", "accepted", "reopened")
 REQUEST_TRANSFER_FROM = ("routed", "accepted", "info_requested", "reopened")
 URGE_FROM = ("routed", "accepted", "info_requested", "reopened")
+ADD_COHANDLER_FROM = ("routed", "accepted", "info_requested", "reopened")
 
 
 def moment(value: str) -> datetime:

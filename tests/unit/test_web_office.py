@@ -1,5 +1,6 @@
 """The workbench's supervision pages over a fake router: the coordinating office's page of the city queue (tabs,
-filters, sorting, pages, and its decisions in the clerk's name: extensions, send-backs, transfer requests, urging),
+filters, sorting, pages, and its decisions in the clerk's name: extensions, send-backs, transfer requests, urging,
+and as the city's dispatcher moving an appeal or bringing in a co-handler),
 and on the lead's appeal page the extension it asks for, the send-back window, its transfer requests and the
 office's urgings; and the pure reading of extensions, windows, urgings and queue rows behind them."""
 
@@ -664,20 +665,25 @@ def test_a_send_back_reads_as_declined_by_one_department_and_received_by_the_oth
 @pytest.mark.parametrize(
     ("fields", "actions"),
     [
-        ({}, ["extension", "urge"]),
-        ({"extension": None, "send_back": send_back()}, ["send-back", "urge"]),
-        ({"extension": None, "send_back": send_back("confirmed")}, ["urge"]),
-        ({"extension": None, "transfer_request": {"target_department": OTHER}}, ["transfer", "urge"]),
-        ({"extension": None, "status": "info_requested"}, ["urge"]),
-        # Nothing awaits the lead's work, or nobody leads it yet, or the office leads it (an operator urges then).
+        ({}, ["extension", "urge", "move", "add-cohandler"]),
+        ({"extension": None, "send_back": send_back()}, ["send-back", "urge", "move", "add-cohandler"]),
+        ({"extension": None, "send_back": send_back("confirmed")}, ["urge", "move", "add-cohandler"]),
+        # A transfer request's answer grants it where the office chooses: no second way to move it meanwhile.
+        ({"extension": None, "transfer_request": {"target_department": OTHER}}, ["transfer", "urge", "add-cohandler"]),
+        # Router adds a co-handler while the company is asked for information, but transfers only an open one.
+        ({"extension": None, "status": "info_requested"}, ["urge", "add-cohandler"]),
+        ({"extension": None, "status": "routed"}, ["urge", "move", "add-cohandler"]),
+        ({"extension": None, "status": "reopened"}, ["urge", "move", "add-cohandler"]),
+        # Nothing awaits the lead's work, or nobody leads it yet.
         ({"extension": None, "status": "resolved"}, []),
         ({"extension": None, "status": "submitted", "lead": None}, []),
-        ({"extension": None, "lead": OFFICE}, []),
+        # The office leads it (the city's fallback): an operator urges then, but the office dispatches it.
+        ({"extension": None, "lead": OFFICE}, ["move", "add-cohandler"]),
     ],
 )
 def test_a_row_offers_the_offices_forms_for_what_awaits_it(fields, actions):
     assert view(queue_row(**fields), NOW, OFFICE)["actions"] == actions
-    assert office_actions({"status": "accepted", "lead": LEAD}, OFFICE) == ["urge"]
+    assert office_actions({"status": "accepted", "lead": LEAD}, OFFICE) == ["urge", "move", "add-cohandler"]
 
 
 def test_an_urging_level_filters_the_overdue_tab(runtime):
@@ -824,12 +830,176 @@ async def test_urging_needs_a_comment_and_routers_refusal_opens_the_form_beside_
         assert urged.status_code == 303
         after = await client.get(urged.headers["location"])
         assert 'id="office-done">Done: Urge' in after.text
-        unknown = await client.post(f"/workbench/office/appeals/{APPEAL_ID}/add-cohandler", data=form)
+        unknown = await client.post(f"/workbench/office/appeals/{APPEAL_ID}/close", data=form)
         assert unknown.status_code == 404
     assert [body for body, _, _ in fake.actions] == [
         {"action": "urge", "clerk": "陈伟", "note": "Answer the company today."},
         {"action": "urge", "clerk": "陈伟", "note": "Answer the company today."},
     ]
+
+
+# The office as the city's dispatcher: moving an appeal, bringing in a co-handler.
+
+
+def dispatch_form(page: httpx.Response, form_id: str) -> str:
+    found = re.search(rf'<form [^>]*id="{form_id}".*?</form>', page.text, re.S)
+    assert found, f"the page has the form {form_id}"
+    return found.group(0)
+
+
+def options(form: str) -> list[str]:
+    return re.findall(r'<option value="([^"]*)"', form)
+
+
+async def test_the_office_moves_an_appeal_or_brings_in_a_cohandler_in_its_clerks_name():
+    fake = FakeRouter([queue_row(extension=None, states=["overdue"], cohandlers=["tax"])])
+    async with workbench(fake, OFFICE, name="陈伟") as client:
+        page = await client.get("/workbench/office", params={"state": "all", "district": "nanshan"})
+        row = re.search(rf'<tr [^>]*id="row-{APPEAL_ID}".*?</tr>', page.text, re.S).group(0)
+        assert re.search(r'<details class="dispatch move">\s*<summary>转办至其他部门</summary>', row)
+        assert re.search(r'<details class="dispatch cohandler">\s*<summary>增加协办部门</summary>', row)
+        move = dispatch_form(page, f"move-{APPEAL_ID}")
+        cohandler = dispatch_form(page, f"cohandler-{APPEAL_ID}")
+        assert f'action="/workbench/office/appeals/{APPEAL_ID}/move"' in move
+        assert f'action="/workbench/office/appeals/{APPEAL_ID}/add-cohandler"' in cohandler
+        # Nothing chosen until the clerk picks; the lead left out, and a co-handler only where it may lead.
+        assert options(move)[0] == "" and " selected" not in move and 'name="target_department" required' in move
+        assert LEAD not in options(move) and {"tax", OTHER, OFFICE} <= set(options(move))
+        assert LEAD not in options(cohandler) and "tax" not in options(cohandler) and OTHER in options(cohandler)
+        assert '<label for="move-to-' + APPEAL_ID + '">转办至</label>' in move
+        assert '<label for="move-note-' + APPEAL_ID + '">转办说明（选填）</label>' in move
+        assert '<label for="cohandler-note-' + APPEAL_ID + '">协办说明（选填）</label>' in cohandler
+        assert 'name="back" value="state=all&amp;district=nanshan"' in move and 'name="csrf"' in cohandler
+
+        back = "state=all&district=nanshan"
+        moved = await client.post(
+            f"/workbench/office/appeals/{APPEAL_ID}/move",
+            data={
+                "csrf": csrf_of(page),
+                "idempotency": idempotency_of(page, f"move-{APPEAL_ID}"),
+                "back": back,
+                "decision": "transfer",
+                "target_department": OTHER,
+                "note": " 外贸订单用工，由商务局牵头。 ",
+            },
+        )
+        assert moved.status_code == 303
+        location = urlsplit(moved.headers["location"])
+        assert location.path == "/workbench/office"
+        assert parse_qs(location.query) == {
+            "state": ["all"],
+            "district": ["nanshan"],
+            "done": ["transfer"],
+            "appeal": [APPEAL_ID],
+        }
+        after = await client.get(moved.headers["location"])
+        assert re.search(r'id="office-done">已处理: 转办 · <a href="/workbench/appeals/' + APPEAL_ID, after.text)
+
+        added = await client.post(
+            f"/workbench/office/appeals/{APPEAL_ID}/add-cohandler",
+            data={
+                "csrf": csrf_of(page),
+                "idempotency": idempotency_of(page, f"cohandler-{APPEAL_ID}"),
+                "back": back,
+                "decision": "add",
+                "target_department": "customs",
+                "note": "",
+            },
+        )
+        assert added.status_code == 303
+        assert parse_qs(urlsplit(added.headers["location"]).query)["done"] == ["add_cohandler"]
+        after = await client.get(added.headers["location"])
+        assert 'id="office-done">已处理: 增加协办部门 · ' in after.text
+    assert [(body, key) for body, key, _ in fake.actions] == [
+        (
+            {"action": "transfer", "clerk": "陈伟", "note": "外贸订单用工，由商务局牵头。", "target_department": OTHER},
+            KEYS[OFFICE],
+        ),
+        ({"action": "add_cohandler", "clerk": "陈伟", "target_department": "customs"}, KEYS[OFFICE]),
+    ]
+    assert fake.actions[0][2].startswith("web-") and fake.actions[0][2].endswith("-transfer")
+    assert fake.actions[1][2].endswith("-add_cohandler") and fake.actions[0][2] != fake.actions[1][2]
+
+
+async def test_a_dispatch_needs_a_known_department_and_routers_refusal_lands_beside_the_row_escaped():
+    fake = FakeRouter([queue_row(extension=None, status="routed")])
+    async with workbench(fake, OFFICE) as client:
+        page = await client.get("/workbench/office", params={"state": "all"})
+        form = {"csrf": csrf_of(page), "back": "state=all", "note": "<b>请牵头</b>"}
+        move = f"/workbench/office/appeals/{APPEAL_ID}/move"
+        add = f"/workbench/office/appeals/{APPEAL_ID}/add-cohandler"
+
+        bare = await client.post(move, data={**form, "decision": "transfer", "target_department": ""})
+        assert bare.status_code == 422
+        assert re.search(r'<details class="dispatch move" open>', bare.text)
+        assert re.search(
+            rf'<p class="error" role="alert" id="move-error-{APPEAL_ID}">请选择要转至的部门。</p>', bare.text
+        )
+        assert f'aria-describedby="move-error-{APPEAL_ID}"' in bare.text
+        assert "&lt;b&gt;请牵头&lt;/b&gt;</textarea>" in bare.text and "<b>请牵头" not in bare.text
+        nowhere = await client.post(add, data={**form, "decision": "add", "target_department": '"><script>x</script>'})
+        assert nowhere.status_code == 422 and "<script>x" not in nowhere.text
+        assert re.search(rf'id="cohandler-error-{APPEAL_ID}">请选择要增加的协办部门。<', nowhere.text)
+        wrong = await client.post(add, data={**form, "decision": "transfer", "target_department": OTHER})
+        assert wrong.status_code == 422, "a button of another form"
+        assert fake.actions == []
+
+        fake.refuse = (409, "<script>alert(1)</script> commerce already co-handles this appeal")
+        refused = await client.post(add, data={**form, "decision": "add", "target_department": OTHER})
+        assert refused.status_code == 409
+        assert re.search(r'<details class="dispatch cohandler" open>', refused.text)
+        assert not re.search(r'<details class="dispatch move" open>', refused.text), "only the form posted opens"
+        cohandler = dispatch_form(refused, f"cohandler-{APPEAL_ID}")
+        assert f'id="cohandler-error-{APPEAL_ID}">&lt;script&gt;alert(1)&lt;/script&gt; commerce already' in cohandler
+        assert "<script>alert(1)" not in refused.text
+        assert f'<option value="{OTHER}" selected>' in cohandler and "&lt;b&gt;请牵头&lt;/b&gt;</textarea>" in cohandler
+
+        fake.refuse = (409, "cannot transfer an appeal that is resolved")
+        fake.rows = []
+        gone = await client.post(move, data={**form, "decision": "transfer", "target_department": OTHER})
+        assert gone.status_code == 409
+        assert re.search(
+            r'<p class="notice" role="alert"><strong>无法执行:</strong> .*cannot transfer an appeal', gone.text
+        )
+    assert [body for body, _, _ in fake.actions] == [
+        {"action": "add_cohandler", "clerk": "陈伟", "note": "<b>请牵头</b>", "target_department": OTHER},
+        {"action": "transfer", "clerk": "陈伟", "note": "<b>请牵头</b>", "target_department": OTHER},
+    ]
+
+
+async def test_the_offices_dispatch_forms_read_in_english_and_need_the_office_key():
+    fake = FakeRouter([queue_row(extension=None)])
+    async with workbench(fake, OFFICE, lang="en") as client:
+        page = await client.get("/workbench/office", params={"state": "all"})
+        bare = await client.post(
+            f"/workbench/office/appeals/{APPEAL_ID}/add-cohandler",
+            data={"csrf": csrf_of(page), "back": "state=all", "decision": "add", "target_department": ""},
+        )
+    for said in (
+        "Move it to another department",
+        "Move it to",
+        "Note for the new lead (optional)",
+        "Add a co-handler",
+        "Department to bring in",
+        "Note for the co-handler (optional)",
+        "Choose a department",
+        ">Transfer</button>",
+    ):
+        assert said in page.text, said
+    assert "Choose the department to bring in as a co-handler." in bare.text
+    async with workbench(fake, LEAD) as client:
+        worklist = await client.get("/workbench")
+        posted = await client.post(
+            f"/workbench/office/appeals/{APPEAL_ID}/move",
+            data={"csrf": csrf_of(worklist), "decision": "transfer", "target_department": OTHER},
+        )
+        assert posted.status_code == 403
+    async with workbench(fake, OFFICE) as client:
+        forged = await client.post(
+            f"/workbench/office/appeals/{APPEAL_ID}/move", data={"decision": "transfer", "target_department": OTHER}
+        )
+        assert forged.status_code == 403
+    assert fake.actions == []
 
 
 # Supervision: the lead's appeal page and worklist.
