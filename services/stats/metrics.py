@@ -46,7 +46,7 @@ class BusinessMetrics(Collector):
         open_now = {d: 0 for d in self.departments}
         assigned = {d: 0 for d in self.departments}
         # Every department's figures from the first scrape, at 0 until an act: a panel or `increase()` over a quiet
-        # day reads 0, not "no data". Labels are the configured codes alone: 33 departments x 14 figures today.
+        # day reads 0, not "no data". Labels are the configured codes alone: 33 departments x 16 figures today.
         supervision = {(d, f): 0 for d in self.departments for f in FIGURES}
         histograms: dict[str, list[int]] = {}
         sums: dict[str, int] = {}
@@ -84,7 +84,8 @@ class BusinessMetrics(Collector):
         acts = CounterMetricFamily(
             "appeals_supervision",
             "The coordinating office's supervision acts, by the department they concern (the lead that asked, "
-            "declined, was urged or held to account by the urging ladder) and figure "
+            "declined, was urged or held to account by the urging ladder; the co-handler whose contribution clock "
+            "was met or breached, when it ended) and figure "
             f"({', '.join(FIGURES)})",
             labels=["department", "figure"],
         )

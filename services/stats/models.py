@@ -108,7 +108,8 @@ class Durations(BaseModel):
 
 class SupervisionFigures(BaseModel):
     """The coordinating office's supervision of one department (docs/domain.md, "Supervision"): each act counts in
-    the hour it was taken, so an extension asked in one period and decided in the next counts in both."""
+    the hour it was taken, so an extension asked in one period and decided in the next counts in both. The
+    contributions it owed as co-handler count as its `contribution` clocks do, in the hour each clock started."""
 
     department: str
     name: str
@@ -145,6 +146,21 @@ class SupervisionFigures(BaseModel):
     )
     urgings_level_2: int = Field(description="The urging ladder's level 2 (催办), once per breached clock.")
     urgings_level_3: int = Field(description="The urging ladder's level 3 (督办), once per breached clock.")
+    contributions_on_time: int = Field(
+        description="Contributions (协办意见) the department, as co-handler, gave in time: its contribution clocks "
+        "met, of those started in the period (`clocks.contribution.met`)."
+    )
+    contributions_late: int = Field(
+        description="Contributions the department, as co-handler, gave late or not at all: its contribution clocks "
+        "breached, or running past due with no breach seen yet, of those started in the period "
+        "(`clocks.contribution` breached + overdue). One cancelled (the appeal closed before it was due, or the "
+        "department became the lead) is neither."
+    )
+    contribution_rate: float | None = Field(
+        description="contributions_on_time / (contributions_on_time + contributions_late), null when both are 0: "
+        "1 - breach_rate.contribution.",
+        examples=[0.8],
+    )
 
 
 class DepartmentFigures(SupervisionFigures):
@@ -156,9 +172,13 @@ class DepartmentFigures(SupervisionFigures):
     resolution_rate: float | None = Field(description="resolved and not reopened / lead assignments.")
     satisfaction_rate: float | None = Field(description="feedback with satisfaction >= 4 / feedback.")
     breach_rate: dict[str, float | None] = Field(
-        description="Per clock: (breached + running past due) / (met + breached + running past due)."
+        description="Per clock: (breached + running past due) / (met + breached + running past due). `scope`, "
+        "`response` and `resolution` are the department's as lead; `contribution` its own as co-handler."
     )
-    clocks: dict[str, ClockCounts]
+    clocks: dict[str, ClockCounts] = Field(
+        description="Per kind of clock holding the department to account, started in the period: its lead clocks "
+        "(`scope`, `response`, `resolution`) and, as co-handler, a `contribution` clock each time it joined an appeal."
+    )
     first_response_seconds: Durations
     resolution_seconds: Durations
     rank: int | None = Field(description="By resolution rate, then response rate; only at or above min_volume.")

@@ -20,6 +20,11 @@ The coordinating office's supervision is counted by acts (`FIGURES`): each act
 is kept on its appeal's document (the urging ladder's levels on their clock's)
 and counts once, in its own hour, against the department it concerns, in the
 hour buckets and in the all-time totals behind `appeals_supervision_total`.
+A co-handler's contribution clock is a clock like the lead's, counted by its
+outcome in the hour it started; its end, met or breached, also adds to the
+all-time totals behind the contribution figures of `appeals_supervision_total`.
+An appeal has any number of clocks: each run of each kind is kept apart under
+its own id (`clock_key`), several contribution clocks (one per co-handler) too.
 """
 
 import math
@@ -31,7 +36,16 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from libs.events import AppealChanged, AppealFiled, AppealStatus, ClockState, CloudEvent, EventType, reports_of
+from libs.events import (
+    AppealChanged,
+    AppealFiled,
+    AppealStatus,
+    ClockKind,
+    ClockState,
+    CloudEvent,
+    EventType,
+    reports_of,
+)
 
 Counts = dict[str, dict[str, int]]
 
@@ -87,15 +101,21 @@ SUPERVISION: dict[str, Act] = {
 }
 # The urging ladder's levels (sla.urged.v1's urge_level; level 1 is the breach itself), once per clock and level.
 URGING_LEVELS = (1, 2, 3)
+# A co-handler's contribution clock (协办), by how it ended: met (its part came in time) or breached (late or
+# missing); a cancelled one is neither. The department figures read them from the clocks started in the period
+# (`clock|<co-handler>|contribution|<outcome>`); these names are their all-time totals, behind the metric.
+CONTRIBUTION = ClockKind.contribution.value
+CONTRIBUTION_FIGURES = {"met": "contributions_on_time", "breached": "contributions_late"}
 # Every supervision figure, by subject: the department figures, the daily report and the metric's `figure` label.
 # Besides `SUPERVISION`'s, a send-back or a chosen department's decline (appeal.declined.v1 by `chosen`), an
-# overruled send-back and a granted transfer are acts of events that also move the appeal (`_moving_acts`), and
-# the urging levels are kept on their clocks.
+# overruled send-back and a granted transfer are acts of events that also move the appeal (`_moving_acts`), the
+# urging levels are kept on their clocks, and the contributions are the outcomes of the co-handlers' clocks.
 FIGURE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("extensions", ("extensions_requested", "extensions_approved", "extensions_rejected")),
     ("send_backs", ("send_backs", "send_backs_overruled", "send_backs_confirmed", "chosen_declines")),
     ("transfers", ("transfers_requested", "transfers_granted", "transfers_refused")),
     ("urgings", ("urgings_by_hand", *(f"urgings_level_{level}" for level in URGING_LEVELS))),
+    ("contributions", tuple(CONTRIBUTION_FIGURES.values())),
 )
 FIGURES: tuple[str, ...] = tuple(figure for _, figures in FIGURE_GROUPS for figure in figures)
 
@@ -555,11 +575,17 @@ def clock_outcome(doc: dict[str, Any]) -> str:
 
 def clock_counts(doc: dict[str, Any]) -> Counts:
     """What one clock counts: its outcome, in the hour it started, against its department; and the urging levels it
-    reached, each in the hour it fired, against the department it held to account then."""
+    reached, each in the hour it fired, against the department it held to account then. A contribution clock met or
+    breached also adds to its co-handler's all-time contributions on time or late: neither outcome changes after
+    (a breach stands when the part comes late or the clock is cancelled; sla cancels no met clock), so those totals
+    never fall."""
     if "started_at" not in doc:
         return {}
     out: Counts = defaultdict(lambda: defaultdict(int))
-    out["h:" + hour_of(doc["started_at"])][counter("clock", doc["department"], doc["clock"], clock_outcome(doc))] += 1
+    outcome = clock_outcome(doc)
+    out["h:" + hour_of(doc["started_at"])][counter("clock", doc["department"], doc["clock"], outcome)] += 1
+    if doc["clock"] == CONTRIBUTION and outcome in CONTRIBUTION_FIGURES:
+        out[TOTALS][counter(CONTRIBUTION_FIGURES[outcome], doc["department"])] += 1
     # The urging ladder's levels are supervision acts: each in the hour it fired, and in the all-time totals.
     for level, urged in doc.get("urged", {}).items():
         name = counter(f"urgings_level_{level}", urged["d"])

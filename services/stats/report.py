@@ -4,15 +4,46 @@ import csv
 import io
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import FIGURE_GROUPS, FIGURES, NO_LIST, RESOLVED, counter, parts, sketch_value
+from services.stats.projection import (
+    CONTRIBUTION,
+    CONTRIBUTION_FIGURES,
+    FIGURE_GROUPS,
+    FIGURES,
+    NO_LIST,
+    RESOLVED,
+    counter,
+    parts,
+    sketch_value,
+)
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
+# Every kind of clock, each with its own figures: the lead's scope, response and resolution, and the co-handlers'
+# contribution (one clock per co-handler, held against the co-handler, never mixed into the lead's).
 CLOCKS = tuple(k.value for k in ClockKind)
+
+
+class Rate(NamedTuple):
+    """A rate shown beside the supervision figures of its subject: after the figure `after`; in the CSV with the
+    figure `counts` as its count, on the rows of departments with any of the figures `of`."""
+
+    name: str
+    after: str
+    counts: str
+    of: tuple[str, ...]
+
+
+RATES = {
+    "send_backs": Rate("send_back_rate", "send_backs", "send_backs", ("send_backs",)),
+    "contributions": Rate(
+        "contribution_rate", "contributions_late", "contributions_on_time", tuple(CONTRIBUTION_FIGURES.values())
+    ),
+}
+RATE_NAMES = {rate.name for rate in RATES.values()}
 # Headings of the supervision tables in the Markdown report, one per subject of `FIGURE_GROUPS`, and of their
 # columns; a figure without one is shown by its name.
 GROUP_TITLES = {
@@ -20,6 +51,7 @@ GROUP_TITLES = {
     "send_backs": "Send-backs",
     "transfers": "Transfers asked",
     "urgings": "Urgings",
+    "contributions": "Co-handlers' contributions",
 }
 FIGURE_LABELS = {
     "extensions_requested": "Extensions asked",
@@ -37,6 +69,9 @@ FIGURE_LABELS = {
     "urgings_level_1": "Level 1 (breach)",
     "urgings_level_2": "Level 2",
     "urgings_level_3": "Level 3",
+    "contributions_on_time": "On time",
+    "contributions_late": "Late or missing",
+    "contribution_rate": "Contribution rate",
 }
 
 
@@ -127,11 +162,14 @@ def department_rates(
     min_volume: int,
 ) -> list[dict[str, Any]]:
     """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank; the
-    office's supervision figures and the send-back rate (send-backs / lead assignments, null without any).
+    office's supervision figures, the send-back rate (send-backs / lead assignments, null without any) and, as a
+    co-handler, its contributions on time and late and the contribution rate.
 
     A clock past its due time with no breach seen yet counts as breached work: open
     overdue appeals are never hidden. Departments below `min_volume` assignments are
-    shown but not ranked.
+    shown but not ranked. Each kind of clock has its own figures: the contribution
+    clocks a department is held to as co-handler are its own `contribution` entry,
+    never part of the scope, response or resolution figures it has as lead.
     """
     late: dict[tuple[str, str], int] = defaultdict(int)
     for clock in overdue:
@@ -153,6 +191,7 @@ def department_rates(
             }
         assigned = counts.get(f"assigned|{d}", 0)
         supervision = {figure: counts.get(counter(figure, d), 0) for figure in FIGURES}
+        supervision.update(contributions(clocks[CONTRIBUTION]))
         feedback = counts.get(f"feedback|{d}", 0)
         scope = clocks["scope"]
         rows.append(
@@ -184,6 +223,10 @@ def department_rates(
                 # A send-back counts in the hour of the decline, an assignment in the hour it was made; a department
                 # declines only within its send-back window, so both fall in the same period but near its edges.
                 "send_back_rate": share(supervision["send_backs"], assigned),
+                "contribution_rate": share(
+                    supervision["contributions_on_time"],
+                    supervision["contributions_on_time"] + supervision["contributions_late"],
+                ),
             }
         )
     ranked = [r for r in rows if r["assigned"] >= min_volume]
@@ -191,6 +234,17 @@ def department_rates(
     for i, row in enumerate(ranked, start=1):
         row["rank"] = i
     return sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["assigned"], r["department"]))
+
+
+def contributions(clock: dict[str, int]) -> dict[str, int]:
+    """A co-handler's contribution figures from its contribution clocks started in the period, as `clocks` counts
+    them: on time, those met; late, those breached (the part came late or not at all) and those running past due
+    with no breach seen yet, as every breach rate counts them. Cancelled ones (the appeal closed before the part was
+    due, or the co-handler became the lead) and those still within their time are neither."""
+    return {
+        CONTRIBUTION_FIGURES["met"]: clock["met"],
+        CONTRIBUTION_FIGURES["breached"]: clock["breached"] + clock["overdue"],
+    }
 
 
 def _when(at: datetime, tz: ZoneInfo) -> str:
@@ -266,7 +320,7 @@ def daily_report(
 
 def supervised(departments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The supervision figures of the departments with any in the period, by each figure in turn, largest first."""
-    fields = ("department", "name", *FIGURES, "send_back_rate")
+    fields = ("department", "name", *FIGURES, *(rate.name for rate in RATES.values()))
     rows = [{field: r[field] for field in fields} for r in departments]
     return sorted(
         (r for r in rows if any(r[f] for f in FIGURES)), key=lambda r: (*(-r[f] for f in FIGURES), r["department"])
@@ -310,6 +364,12 @@ def _supervision_sentences(totals: dict[str, int]) -> list[str]:
         sentences.append(
             f"The coordinating office urged departments by hand {_times(by_hand)}; the urging ladder reached "
             f"level 1 (the breach) {_times(levels[0])}, level 2 {_times(levels[1])} and level 3 {_times(levels[2])}."
+        )
+    on_time, late = totals["contributions_on_time"], totals["contributions_late"]
+    if on_time or late:
+        sentences.append(
+            f"Co-handlers gave {on_time} contribution{'s' if on_time != 1 else ''} on time; {late} came late or "
+            f"not at all ({share(on_time, on_time + late):.0%} on time)."
         )
     return sentences
 
@@ -377,14 +437,16 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += [f"| {md_text(r['name'])} | {r['breached']} | {r['overdue']} |" for r in report["late_departments"]]
     lines += ["", "## Supervision"]
     for group, figures in FIGURE_GROUPS:
-        # The send-back rate beside the send-backs it divides.
-        columns = [*figures[:1], "send_back_rate", *figures[1:]] if group == "send_backs" else list(figures)
+        # A rate beside the figures it divides.
+        columns = list(figures)
+        if group in RATES:
+            columns.insert(columns.index(RATES[group].after) + 1, RATES[group].name)
         lines += ["", f"### {GROUP_TITLES.get(group, group)}", ""]
         lines.append("| Department | " + " | ".join(FIGURE_LABELS.get(c, c) for c in columns) + " |")
         lines.append("|---|" + "---:|" * len(columns))
         lines += [
             f"| {md_text(r['name'])} | "
-            + " | ".join(_percent(r[c]) if c == "send_back_rate" else str(r[c]) for c in columns)
+            + " | ".join(_percent(r[c]) if c in RATE_NAMES else str(r[c]) for c in columns)
             + " |"
             for r in report["supervision"]
             if any(r[f] for f in figures)
@@ -418,14 +480,15 @@ def to_csv(report: dict[str, Any]) -> str:
             writer.writerow([section, row["key"], row["count"], row["share"]])
     for row in report["late_departments"]:
         writer.writerow(["late_departments", row["department"], row["breached"] + row["overdue"], ""])
-    # One section per figure, so the rows keep the four columns every other section has; the send-back rate's
-    # rows carry the send-backs and, as their share, the rate.
+    # One section per figure, so the rows keep the four columns every other section has; a rate's rows carry what it
+    # counts (the send-backs, the contributions on time) and, as their share, the rate.
+    rates = {rate.after: rate for rate in RATES.values()}
     for figure in FIGURES:
         for row in report["supervision"]:
             if row[figure]:
                 writer.writerow([figure, row["department"], row[figure], ""])
-        if figure == "send_backs":
+        if rate := rates.get(figure):
             for row in report["supervision"]:
-                if row["send_backs"] and row["send_back_rate"] is not None:
-                    writer.writerow(["send_back_rate", row["department"], row["send_backs"], row["send_back_rate"]])
+                if row[rate.name] is not None and any(row[f] for f in rate.of):
+                    writer.writerow([rate.name, row["department"], row[rate.counts], row[rate.name]])
     return out.getvalue()

@@ -200,8 +200,10 @@ def test_the_dashboard_draws_its_charts_in_headless_chromium(stack, played, tmp_
     ]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert "<b>463</b>" in dom and "<b>100</b>" in dom, "the tiles show the received and resolved figures"
+    assert "Contributions late<b>" in dom, "a tile for the co-handlers' parts late or missing"
     charts = ("by-channel", "by-category", "size-bands", "open-work", "breach-rate", "three-rates", "extensions")
-    for chart in (*charts, "send-backs", "send-back-rate", "transfers", "urgings"):
+    supervision = ("send-backs", "send-back-rate", "transfers", "urgings", "contributions", "contribution-rate")
+    for chart in (*charts, *supervision):
         start = dom.index(f'id="{chart}"')
         assert 'class="main-svg"' in dom[start : start + 400], f"{chart} was not drawn"
     assert dom.count('class="point"') > 50, "the bar charts hold data points"

@@ -510,6 +510,7 @@ def test_department_figures_and_the_daily_report_show_extensions(city):
         "extensions_rejected": 1,
         **{figure: 0 for figure in projection.FIGURES[3:]},
         "send_back_rate": 0.0,
+        "contribution_rate": None,
     }
     assert "Departments asked the coordinating office for 4 extensions; it approved 1 and rejected 3." in data["text"]
     markdown = report.to_markdown(data)

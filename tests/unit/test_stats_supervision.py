@@ -257,10 +257,12 @@ def test_the_governance_events_replayed_or_republished_count_once():
 
 
 def test_every_act_has_a_figure_and_the_figures_are_grouped_by_subject():
-    assert len(set(projection.FIGURES)) == len(projection.FIGURES) == 14
+    assert len(set(projection.FIGURES)) == len(projection.FIGURES) == 16
     assert {act.figure for act in projection.SUPERVISION.values()} <= set(projection.FIGURES)
-    assert [group for group, _ in projection.FIGURE_GROUPS] == ["extensions", "send_backs", "transfers", "urgings"]
-    assert projection.FIGURES[-3:] == ("urgings_level_1", "urgings_level_2", "urgings_level_3")
+    groups = [group for group, _ in projection.FIGURE_GROUPS]
+    assert groups == ["extensions", "send_backs", "transfers", "urgings", "contributions"]
+    assert projection.FIGURES[-5:-2] == ("urgings_level_1", "urgings_level_2", "urgings_level_3")
+    assert projection.FIGURES[-2:] == ("contributions_on_time", "contributions_late")
 
 
 def test_the_send_back_rate_divides_send_backs_by_lead_assignments_below_min_volume_too(city):
@@ -339,7 +341,7 @@ def test_every_department_exports_its_assignments_and_every_figure_from_the_firs
     assert {s.name for s in families["appeals_assigned"].samples} == {"appeals_assigned_total"}
     values = {(s.labels["department"], s.labels["figure"]): s.value for s in families["appeals_supervision"].samples}
     assert values[(DEPT, "send_backs")] == 1 and values[(OTHER, "urgings_level_2")] == 1
-    assert values[(OTHER, "transfers_granted")] == 0 and len(values) == 2 * 14
+    assert values[(OTHER, "transfers_granted")] == 0 and len(values) == 2 * 16
 
 
 def test_an_urge_level_outside_the_ladder_counts_under_its_own_name_and_is_not_a_figure():
