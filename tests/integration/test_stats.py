@@ -579,6 +579,142 @@ async def test_send_backs_transfers_and_urgings_count_per_department_once_and_re
         await mongo.close()
 
 
+async def test_two_cohandlers_contributions_one_met_one_breached_count_against_each_and_rebuild_the_same(
+    stats, quiet_servers, demo_keys
+):
+    """Routed with two co-handlers, each with its contribution clock: one contributes in time, the other's clock
+    breaches and its part comes late. Each counts against its co-handler, apart from the lead's clocks, once though
+    republished, in /v1/stats/departments, the metric and the daily report; a rebuild gives the same."""
+    client, run, headers = stats
+    hour = (datetime.now(UTC) - timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
+    at = hour + timedelta(minutes=5)
+    window = {"from": hour.isoformat(), "to": (hour + timedelta(hours=1)).isoformat()}
+    # City departments of this test's own: /v1/stats/departments lists the city's, and the metric is all-time.
+    lead, prompt, late = "futian-finance", "futian-hrss", "futian-mii"
+    appeal_id = new_id()
+    due = at + timedelta(minutes=30)
+
+    def lifecycle(type_, status, seq, minutes, **extra):
+        event = changed(
+            type_,
+            status,
+            seq,
+            at + timedelta(minutes=minutes),
+            department=lead,
+            appeal_id=appeal_id,
+            submitted_at=at,
+            cohandlers=[prompt, late],
+            **extra,
+        )
+        return APPEALS_LIFECYCLE, event
+
+    def clock(type_, state, minutes, kind, department, generation=1):
+        event = clock_event(
+            type_, state, at + timedelta(minutes=minutes), kind, due, department, generation, appeal_id=appeal_id
+        )
+        event.data.started_at = at
+        if type_ == EventType.sla_breached:
+            event.data.fired_at, event.data.level = event.time, 100
+        return event
+
+    running, met = ClockState.running, ClockState.met
+    started = packed(
+        clock(EventType.sla_started, running, 0, "scope", lead),
+        clock(EventType.sla_started, running, 0, "contribution", prompt, 1),
+        clock(EventType.sla_started, running, 0, "contribution", late, 2),
+    )
+    in_time = packed(clock(EventType.sla_met, met, 10, "contribution", prompt, 1))
+    breach = clock(EventType.sla_breached, ClockState.breached, 30, "contribution", late, 2)
+    breached = packed(breach)
+    story = [
+        (APPEALS_SUBMITTED, submitted(at=at, appeal_id=appeal_id)),
+        lifecycle(EventType.appeal_routed, AppealStatus.routed, 1, 0),
+        (SLA_EVENTS_V2, started),
+        lifecycle(EventType.appeal_contributed, AppealStatus.routed, 2, 10, actor=prompt, note="Our part"),
+        (SLA_EVENTS_V2, in_time),
+        lifecycle(EventType.appeal_resolved, AppealStatus.resolved, 3, 20, resolution="Done"),
+        (SLA_EVENTS_V2, packed(clock(EventType.sla_met, met, 20, "scope", lead))),
+        (SLA_EVENTS_V2, breached),
+        # The late part only ends the breached clock: sla publishes nothing for it.
+        lifecycle(EventType.appeal_contributed, AppealStatus.resolved, 4, 40, actor=late, note="Late, sorry"),
+    ]
+    story += [(SLA_EVENTS_V2, in_time), (SLA_EVENTS_V2, breached), (SLA_EVENTS, breach)]
+    await publish(quiet_servers.bootstrap, story)
+
+    async def rows() -> dict | None:
+        body = (await client.get("/v1/stats/departments", params=window, headers=headers)).json()
+        found = {d["department"]: d for d in body["departments"] if d["department"] in (lead, prompt, late)}
+        done = found[prompt]["contributions_on_time"] and found[late]["contributions_late"]
+        return found if done and found[lead]["resolved"] and found[lead]["clocks"]["scope"]["met"] else None
+
+    assert await eventually(rows), "stats did not count the contributions"
+    await asyncio.sleep(1.0)  # a duplicate counted twice would show now
+    found = await rows()
+    assert found
+    figures = {
+        code: (row["contributions_on_time"], row["contributions_late"], row["contribution_rate"])
+        for code, row in found.items()
+    }
+    assert figures == {lead: (0, 0, None), prompt: (1, 0, 1.0), late: (0, 1, 0.0)}
+    assert found[late]["clocks"]["contribution"] == {
+        "met": 0,
+        "breached": 1,
+        "overdue": 0,
+        "running": 0,
+        "cancelled": 0,
+    }
+    assert found[late]["breach_rate"]["contribution"] == 1.0 and found[late]["urgings_level_1"] == 1
+    assert found[prompt]["breach_rate"]["contribution"] == 0.0 and found[prompt]["assigned"] == 0
+    # The lead's figures hold its own clocks alone: the missing part is not its breach.
+    assert found[lead]["breach_rate"] == {"scope": 0.0, "response": None, "resolution": None, "contribution": None}
+    assert found[lead]["response_rate"] == 1.0 and found[lead]["urgings_level_1"] == 0
+    assert (found[lead]["assigned"], found[lead]["resolved"]) == (1, 1), "a contribution is no assignment"
+
+    async def exported() -> str | None:
+        text = (await client.get("/metrics")).text
+        return text if metric(text, "appeals_supervision_total", department=late, figure="contributions_late") else None
+
+    text = await eventually(exported)
+    assert text, "the metric did not reach the contributions"
+    for department, figure, n in (
+        (prompt, "contributions_on_time", 1),
+        (prompt, "contributions_late", 0),
+        (late, "contributions_late", 1),
+        (late, "contributions_on_time", 0),
+        (lead, "contributions_on_time", 0),
+        (lead, "contributions_late", 0),
+    ):
+        assert metric(text, "appeals_supervision_total", department=department, figure=figure) == n, (
+            department,
+            figure,
+        )
+
+    daily = await client.get("/v1/reports/daily", params=window, headers={**headers, "Accept": "text/csv"})
+    lines = daily.text.splitlines()
+    assert f"contribution_rate,{prompt},1,1.0" in lines and f"contribution_rate,{late},0,0.0" in lines
+    report = (await client.get("/v1/reports/daily", params=window, headers=headers)).json()
+    assert "Co-handlers gave 1 contribution on time; 1 came late or not at all (50% on time)." in report["text"]
+
+    rebuilt = f"stats_{run}_contributions"
+    await rebuild(settings(quiet_servers, demo_keys, run), rebuilt)
+    mongo = AsyncMongoClient(quiet_servers.mongodb_uri, tz_aware=True)
+    try:
+        start, end = hour, hour + timedelta(hours=1)
+        live, again = mongo[f"stats_{run}"], mongo[rebuilt]
+        counts = [await service.window(db, "h:", start, end, SHANGHAI) for db in (live, again)]
+        assert counts[0] == counts[1]
+        assert counts[0][f"clock|{prompt}|contribution|met"] == counts[0][f"clock|{late}|contribution|breached"] == 1
+        totals = [await service.totals(db) for db in (live, again)]
+        ours = [{k: v for k, v in t.items() if any(code in k for code in (lead, prompt, late))} for t in totals]
+        assert ours[0] == ours[1]
+        assert ours[0][f"contributions_on_time|{prompt}"] == ours[0][f"contributions_late|{late}"] == 1
+        docs = [await db.appeals.find_one({"_id": appeal_id}) for db in (live, again)]
+        assert docs[0]["clocks"] == docs[1]["clocks"] and len(docs[0]["clocks"]) == 3
+    finally:
+        await mongo.drop_database(rebuilt)
+        await mongo.close()
+
+
 async def test_stats_refuses_periods_it_cannot_count(stats):
     client, _, headers = stats
     bad = await client.get("/v1/stats/summary", params={"from": "2021-05-05T10:30:00+00:00"}, headers=headers)
