@@ -2,9 +2,10 @@
 
 No Grafana server can run here, so the dashboards are checked as JSON and their
 queries are run as Grafana would run them: `$department` becomes a department
-with traffic. The SLA profile is test_fast (targets of seconds) and the urging
-ladder's levels come seconds after a breach, so warnings, breaches, urgings
-and fire lag have data within the test.
+with traffic. The SLA profile is test_fast (targets of seconds), the urging
+ladder's levels come seconds after a breach and a co-handler owes its part six
+seconds after it joins, so warnings, breaches, urgings, contributions and fire
+lag have data within the test.
 """
 
 import asyncio
@@ -25,18 +26,20 @@ DASHBOARDS = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
 pytestmark = pytest.mark.timeout(600)
 
 
-def fast_ladder(config) -> None:
-    """The urging ladder in seconds: level 2 three seconds after a breach, level 3 six."""
+def fast_supervision(config) -> None:
+    """The urging ladder in seconds: level 2 three seconds after a breach, level 3 six; a co-handler's contribution
+    due six seconds after it joins."""
     path = config / "supervision.yaml"
     supervision = yaml.safe_load(path.read_text())
     for rung, after in zip(supervision["urging"]["levels"], ("3s", "6s"), strict=True):
         rung["after_breach"] = after
+    supervision["cohandling"]["contribution"] = "6s"
     path.write_text(yaml.safe_dump(supervision, allow_unicode=True))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = fresh_stack(tmp_path_factory, "dash-stack", fast_sla=True, configure=fast_ladder)
+    s = fresh_stack(tmp_path_factory, "dash-stack", fast_sla=True, configure=fast_supervision)
     yield s
     s.stop()
 
@@ -87,7 +90,8 @@ def lead_of(stack, appeal_id, timeout=30.0):
 @pytest.fixture(scope="module")
 def traffic(stack, prometheus):
     """Appeals over every channel and three categories; some resolved, one sent back and the send-back overruled,
-    transfers asked of the office (one granted, one refused), one urged by hand; one unreadable message."""
+    transfers asked of the office (one granted, one refused), one urged by hand, one given two co-handlers (one
+    contributes in time, the other never: its contribution clock breaches); one unreadable message."""
     channels = ["wechat", "web", "app", "hotline_12345", "kiosk"]
     categories = [
         ("financing", "Loan falls due; we ask for deferred repayment."),
@@ -125,7 +129,7 @@ def traffic(stack, prometheus):
     r = act(stack, declined, office, action="overrule_decline", note="Within your remit")
     assert r.status_code == 200, r.text
     # Open appeals a department leads: the office neither urges nor is asked about one it leads itself.
-    granted, refused, urged = [appeal_id for appeal_id in ids[10:] if leads[appeal_id] != office][:3]
+    granted, refused, urged, cohandled = [appeal_id for appeal_id in ids[10:] if leads[appeal_id] != office][:4]
     for appeal_id, answer in ((granted, "grant_transfer"), (refused, "refuse_transfer")):
         lead = leads[appeal_id]
         target = "tax" if lead != "tax" else "finance"
@@ -134,6 +138,14 @@ def traffic(stack, prometheus):
         r = act(stack, appeal_id, office, action=answer, note="Reviewed")
         assert r.status_code == 200, r.text
     r = act(stack, urged, office, action="urge", note="Answer today")
+    assert r.status_code == 200, r.text
+    # Two co-handlers join (municipal departments no rule of this traffic's appeals brings): one gives its part at
+    # once, the other's clock breaches six seconds on.
+    prompt, missing = "insurance", "justice"
+    for cohandler in (prompt, missing):
+        r = act(stack, cohandled, leads[cohandled], action="add_cohandler", target_department=cohandler)
+        assert r.status_code == 200, r.text
+    r = act(stack, cohandled, prompt, action="contribute", note="The insurer's view")
     assert r.status_code == 200, r.text
 
     async def unreadable():
@@ -200,7 +212,8 @@ def test_the_alert_rules_load_in_the_live_prometheus(prometheus):
 
 
 def test_the_offices_governance_reaches_prometheus_from_every_service_that_records_it(stack, prometheus, traffic):
-    """Router's send-back, overrule, transfers and urging by hand, sla's urging ladder: through stats, each once."""
+    """Router's send-back, overrule, transfers and urging by hand, sla's urging ladder and contribution clocks:
+    through stats, each once."""
     wanted = {
         "send_backs": 1,
         "send_backs_overruled": 1,
@@ -208,6 +221,8 @@ def test_the_offices_governance_reaches_prometheus_from_every_service_that_recor
         "transfers_granted": 1,
         "transfers_refused": 1,
         "urgings_by_hand": 1,
+        "contributions_on_time": 1,
+        "contributions_late": 1,
     }
     deadline = time.monotonic() + 120
     figures: dict[str, float] = {}
