@@ -352,7 +352,7 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
     if act:
         _fold_act(doc, act, data, at)
         return
-    for figure, concerned in _moving_acts(type_, data):
+    for figure, concerned in _moving_acts(doc, type_, data):
         _add_act(doc, figure, concerned, at)
     if type_ == EventType.appeal_declined and not data.chosen and data.department:
         # What a later confirmation of this send-back counts against (its event names the lead it stood with).
@@ -399,16 +399,17 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
         )
 
 
-def _moving_acts(type_: str, data: AppealChanged) -> list[tuple[str, str | None]]:
+def _moving_acts(doc: dict[str, Any], type_: str, data: AppealChanged) -> list[tuple[str, str | None]]:
     """The supervision acts of a lifecycle event that also moves the appeal, as (figure, department counted against).
 
     A decline is a send-back (退单) of the department that declined (`department`; `target_department` is where
     the appeal went) unless the company had chosen that department (`chosen`): then it is routing's first step,
     counted apart. A decline without `chosen` was written before router marked a chosen department's decline on
     its event, and counts as a send-back. An overrule gives the appeal back to the department that declined
-    (`department`), whose send-back still counts. A transfer the lead did not make itself is the office granting
-    the lead's request (router lets only the lead transfer, and only the coordinating office grant): it counts
-    against the department that asked (`previous_department`), and is an assignment of the new lead like any.
+    (`department`), whose send-back still counts. A transfer the lead did not make itself, while its request to
+    the office was pending, is the office granting it (by grant_transfer, or moving the appeal as the city's
+    dispatcher): it counts against the department that asked (`previous_department`), and is an assignment of the
+    new lead like any. The office moving an appeal nobody asked it to move grants nothing.
     """
     if type_ == EventType.appeal_declined:
         return [("chosen_declines" if data.chosen else "send_backs", data.department)]
@@ -419,9 +420,28 @@ def _moving_acts(type_: str, data: AppealChanged) -> list[tuple[str, str | None]
         and data.actor
         and data.previous_department
         and data.actor != data.previous_department
+        and _transfer_pending(doc, data.previous_department)
     ):
         return [("transfers_granted", data.previous_department)]
     return []
+
+
+_TRANSFER_ANSWERS = ("transfers_requested", "transfers_refused", "transfers_granted")
+
+
+def _transfer_pending(doc: dict[str, Any], asker: str) -> bool:
+    """`asker` leads the appeal and asked the office for a transfer, neither refused nor granted yet: its latest
+    request is later than its latest answer, and the appeal has not moved since (the lead's assignment predates
+    the request). Read from the acts the document keeps, so a request folded by an earlier version counts too."""
+    last = next((a for a in reversed(doc.get("acts", [])) if a["d"] == asker and a["f"] in _TRANSFER_ANSWERS), None)
+    assignments = doc.get("assignments", [])
+    return (
+        last is not None
+        and last["f"] == "transfers_requested"
+        and bool(assignments)
+        and assignments[-1]["d"] == asker
+        and assignments[-1]["at"] <= last["at"]
+    )
 
 
 def _return(assignments: list[dict[str, Any]], back: str, since: datetime | None, at: datetime) -> None:

@@ -191,6 +191,45 @@ def test_transfers_asked_granted_and_refused_count_against_the_lead_that_asked()
     assert total["t"]["assigned|nanshan-hrss"] == 1 and doc["department"] == "nanshan-hrss"
 
 
+def test_the_office_moving_an_appeal_nobody_asked_it_to_move_grants_no_transfer():
+    def dispatched(seq, at, to, frm):
+        return changed(
+            EventType.appeal_transferred, S.routed, seq, at, department=to, previous_department=frm, actor=OFFICE
+        )
+
+    asked = {"reason": "Not ours", "target_department": OTHER, "actor": DEPT}
+    # The office, as the city's dispatcher, moves an appeal its lead never asked about.
+    doc, total = fold_all([submitted(), routed(), dispatched(2, minutes(10), OTHER, DEPT)])
+    assert not [name for name in total["t"] if name.startswith("transfers_")]
+    assert total["t"][f"assigned|{OTHER}"] == 1 and doc["department"] == OTHER, "an assignment like any"
+    # A refused request is answered: a later move by the office grants nothing.
+    refused = [
+        changed(EventType.appeal_transfer_requested, S.routed, 2, minutes(10), **asked),
+        changed(EventType.appeal_transfer_refused, S.routed, 3, minutes(20), actor=OFFICE, note="Keep it"),
+        dispatched(4, minutes(30), OTHER, DEPT),
+    ]
+    _, total = fold_all([submitted(), routed(), *refused])
+    assert acts(total, "h:2026-03-03T14") == {f"transfers_requested|{DEPT}": 1, f"transfers_refused|{DEPT}": 1}
+    # A pending request the office answers by moving the appeal as dispatcher is granted, once.
+    pending = [
+        changed(EventType.appeal_transfer_requested, S.routed, 2, minutes(10), **asked),
+        dispatched(3, minutes(20), "nanshan-hrss", DEPT),
+        dispatched(4, minutes(30), DEPT, "nanshan-hrss"),
+        dispatched(5, minutes(40), OTHER, DEPT),
+    ]
+    _, total = fold_all([submitted(), routed(), *pending])
+    assert acts(total, "h:2026-03-03T14") == {f"transfers_requested|{DEPT}": 1, f"transfers_granted|{DEPT}": 1}
+    # A request of a lead the appeal has since left and come back to is void.
+    left = [
+        changed(EventType.appeal_transfer_requested, S.routed, 2, minutes(10), **asked),
+        changed(EventType.appeal_transferred, S.routed, 3, minutes(20), department=OTHER, previous_department=DEPT),
+        changed(EventType.appeal_transferred, S.routed, 4, minutes(30), department=DEPT, previous_department=OTHER),
+        dispatched(5, minutes(40), "nanshan-hrss", DEPT),
+    ]
+    _, total = fold_all([submitted(), routed(), *left])
+    assert not [name for name in total["t"] if name.startswith("transfers_granted")]
+
+
 def test_urging_by_hand_counts_against_the_lead_and_moves_nothing():
     urged = changed(EventType.appeal_urged, S.routed, 2, minutes(40), actor=OFFICE, note="Answer by Friday")
     doc, total = fold_all([submitted(), routed(), urged])
