@@ -32,7 +32,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -335,7 +335,11 @@ async def busy(run: Run, mongo: Databases) -> dict[str, int]:
     ever = datetime(2000, 1, 1)
     left = {
         "router outboxes": await mongo.router.appeals.count_documents({"outbox_since": {"$gte": ever}}),
-        "sla appeals with clocks to fire": await mongo.sla.appeals.count_documents({"next_fire_at": {"$gte": ever}}),
+        # Within the run's reach: the urging ladder's levels (working days after a breach) and co-handlers'
+        # contributions (3wd) stay scheduled long after a run.
+        "sla appeals with clocks to fire": await mongo.sla.appeals.count_documents(
+            {"next_fire_at": {"$gte": ever, "$lte": datetime.now(UTC) + timedelta(minutes=10)}}
+        ),
         "sla outboxes": await mongo.sla.appeals.count_documents({"outbox_since": {"$gte": ever}}),
         "sla claims": await mongo.sla.appeals.count_documents({"claim_until": {"$gte": ever}}),
         # Held messages wait for office hours; anything else with a due time is still to be sent.
