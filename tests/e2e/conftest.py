@@ -1,6 +1,10 @@
-"""The stack the browser tests of the default configuration share (test_web*.py): one start for all of them."""
+"""What the browser tests share: one stack for those of the default configuration (test_web*.py) and one
+Chromium (Debian's: a browser download fails here)."""
+
+import shutil
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.helpers import fresh_stack
 
@@ -10,3 +14,13 @@ def web_stack(tmp_path_factory):
     s = fresh_stack(tmp_path_factory, "web-stack")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is installed by `make system-deps`"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -7,22 +7,18 @@ build/screenshots/.
 import asyncio
 import json
 import re
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from libs.phones import e164
-from libs.settings import PROJECT_ROOT
+from tests.e2e.browser import DESKTOP, PHONE, router_appeal, shot, sign_in, until
 from tests.helpers import read_topic, valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
-
-SHOTS = PROJECT_ROOT / "build" / "screenshots"
-DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +26,12 @@ def stack(web_stack):
     return web_stack
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is installed by `make system-deps`"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
 def web(stack) -> str:
     return stack.url("web")
 
 
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def operator(stack) -> dict[str, str]:
     return {"X-Api-Key": stack.keys["operator"]}
-
-
-def router_appeal(stack, appeal_id: str) -> dict:
-    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=operator(stack), timeout=30).json()
-
-
-def until(check, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.3)
 
 
 def sms_link(stack, appeal_id: str) -> str | None:
@@ -115,17 +82,6 @@ def fill_appeal(page: Page, uscc: str, title: str) -> None:
     page.get_by_label("标题").fill(title)
     page.get_by_label("具体情况").fill("节后员工无法返岗，订单交付困难，希望协助招工。")
     page.get_by_label("我已阅读并同意上述个人信息使用说明").check()
-
-
-def sign_in(browser: Browser, stack, department: str, name: str) -> Page:
-    page = browser.new_context(base_url=web(stack), viewport=DESKTOP).new_page()
-    page.goto("/workbench")
-    page.get_by_label("您的姓名").fill(name)
-    page.get_by_label("部门", exact=True).select_option(department)
-    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
-    page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
-    return page
 
 
 def test_a_company_and_a_clerk_take_an_appeal_from_submission_to_confirmation(stack, browser):

@@ -8,23 +8,18 @@ co-handler's (contribution-cohandler-zh-desktop) are kept in build/screenshots/.
 """
 
 import re
-import shutil
-import time
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import expect
 
-from libs.settings import PROJECT_ROOT
 from services.web.extensions import local_input
+from tests.e2e.browser import router_appeal, shot, sign_in, until
 from tests.helpers import appeal_body
 
 pytestmark = pytest.mark.timeout(600)
 
-SHOTS = PROJECT_ROOT / "build" / "screenshots"
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 COHANDLER = "commerce"
 LINK = "https://files.example.org/commerce/稳岗补贴申请指引.pdf?v=2&lang=zh"
 
@@ -32,36 +27,6 @@ LINK = "https://files.example.org/commerce/稳岗补贴申请指引.pdf?v=2&lang
 @pytest.fixture(scope="module")
 def stack(web_stack):
     return web_stack
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is installed by `make system-deps`"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def until(check, what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.3)
-
-
-def router_appeal(stack, appeal_id: str) -> dict:
-    headers = {"X-Api-Key": stack.keys["operator"]}
-    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=headers, timeout=30).json()
 
 
 def contribution_clock(stack, appeal_id: str) -> dict | None:
@@ -87,17 +52,6 @@ def submit(stack, title: str) -> str:
     )
     assert answer.status_code == 202, answer.text
     return answer.json()["appeal_id"]
-
-
-def sign_in(browser: Browser, stack, department: str, name: str) -> Page:
-    page = browser.new_context(base_url=stack.url("web"), viewport=DESKTOP).new_page()
-    page.goto("/workbench")
-    page.get_by_label("您的姓名").fill(name)
-    page.get_by_label("部门", exact=True).select_option(department)
-    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
-    page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
-    return page
 
 
 def test_the_lead_adds_a_co_handler_whose_clerk_contributes_with_a_link_and_the_lead_reads_it(stack, browser):

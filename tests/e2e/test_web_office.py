@@ -5,61 +5,26 @@ Screenshots of the office's page in Chinese and English, and of the appeal's pag
 build/screenshots/.
 """
 
-import re
-import shutil
 import time
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import expect
 
-from libs.settings import PROJECT_ROOT
 from services.web.extensions import local_input
+from tests.e2e.browser import DESKTOP, PHONE, router_appeal, shot, sign_in, until
 from tests.helpers import valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
-SHOTS = PROJECT_ROOT / "build" / "screenshots"
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
-PHONE: ViewportSize = {"width": 390, "height": 844}
 OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 
 
 @pytest.fixture(scope="module")
 def stack(web_stack):
     return web_stack
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is installed by `make system-deps`"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def router_appeal(stack, appeal_id: str) -> dict:
-    headers = {"X-Api-Key": stack.keys["operator"]}
-    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=headers, timeout=30).json()
-
-
-def until(check, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.3)
 
 
 def resolution_due(stack, appeal_id: str) -> datetime:
@@ -74,17 +39,6 @@ def resolution_due(stack, appeal_id: str) -> datetime:
         return datetime.fromisoformat(found[0]["due_at"]) if found else None
 
     return until(due, "router hearing of the resolution clock")
-
-
-def sign_in(browser: Browser, stack, department: str, name: str, viewport: ViewportSize = DESKTOP) -> Page:
-    page = browser.new_context(base_url=stack.url("web"), viewport=viewport).new_page()
-    page.goto("/workbench")
-    page.get_by_label("您的姓名").fill(name)
-    page.get_by_label("部门", exact=True).select_option(department)
-    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
-    page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
-    return page
 
 
 def test_the_lead_asks_for_an_extension_and_the_office_approves_it_on_its_page(stack, browser):

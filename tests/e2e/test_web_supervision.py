@@ -9,24 +9,19 @@ send-back window closed, within the test. Screenshots in Chinese and English are
 """
 
 import re
-import shutil
-import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from libs.settings import PROJECT_ROOT
+from tests.e2e.browser import router_appeal, shot, sign_in, until
 from tests.helpers import appeal_body, fresh_stack
 
 pytestmark = pytest.mark.timeout(600)
 
-SHOTS = PROJECT_ROOT / "build" / "screenshots"
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 # The scope clock (and with it the send-back window) runs out in seconds; the rest of the work has hours.
 SCOPE_SECONDS = 8
@@ -55,36 +50,6 @@ def stack(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is installed by `make system-deps`"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def until(check, what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
-
-
-def router_appeal(stack, appeal_id: str) -> dict:
-    headers = {"X-Api-Key": stack.keys["operator"]}
-    return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=headers, timeout=30).json()
-
-
 def submit(stack, title: str) -> str:
     body = appeal_body(
         category="labour",
@@ -98,17 +63,6 @@ def submit(stack, title: str) -> str:
     )
     assert answer.status_code == 202, answer.text
     return answer.json()["appeal_id"]
-
-
-def sign_in(browser: Browser, stack, department: str, name: str) -> Page:
-    page = browser.new_context(base_url=stack.url("web"), viewport=DESKTOP).new_page()
-    page.goto("/workbench")
-    page.get_by_label("您的姓名").fill(name)
-    page.get_by_label("部门", exact=True).select_option(department)
-    page.get_by_label("部门密钥").fill(stack.keys[f"department:{department}"])
-    page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", name=re.compile("待办诉求"))).to_be_visible()
-    return page
 
 
 def in_english(page: Page, path: str) -> None:
