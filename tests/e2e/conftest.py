@@ -1,5 +1,5 @@
-"""What the browser tests share: one stack for those of the default configuration (test_web*.py) and one
-Chromium (Debian's: a browser download fails here)."""
+"""What the browser tests share: one stack for those of the default configuration (test_web*.py), and Debian's
+Chromium (a browser download fails here)."""
 
 import shutil
 
@@ -16,7 +16,9 @@ def web_stack(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's synchronous API keeps an event loop running while it is open, and the tests after
+# the browser tests call asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is installed by `make system-deps`"

@@ -97,10 +97,17 @@ def resolution_due(stack, appeal_id: str) -> datetime:
     return eventually(due, f"the resolution clock of {appeal_id} at router")
 
 
-def sla_clock(stack, appeal_id: str, kind: str) -> dict:
+def sla_clocks(stack, appeal_id: str) -> list[dict]:
+    """The appeal's clocks at sla; none before sla has read the appeal's routing (404)."""
     r = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30)
-    assert r.status_code == 200, r.text
-    return next(c for c in r.json()["clocks"] if c["clock"] == kind)
+    return r.json()["clocks"] if r.status_code == 200 else []
+
+
+def sla_clock(stack, appeal_id: str, kind: str) -> dict:
+    clock = eventually(
+        lambda: next((c for c in sla_clocks(stack, appeal_id) if c["clock"] == kind), None), f"the {kind} clock"
+    )
+    return clock
 
 
 def queue(stack, scope: str = "department:coord", **params: Any) -> httpx.Response:
@@ -263,9 +270,7 @@ def test_a_late_decline_is_refused_and_the_office_grants_the_transfer_the_lead_a
     eventually(
         lambda: any(
             c["clock"] == "scope" and c["department"] == "customs" and c["state"] == "running"
-            for c in httpx.get(
-                stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30
-            ).json()["clocks"]
+            for c in sla_clocks(stack, appeal_id)
         ),
         "the new lead's scope clock",
     )
@@ -289,8 +294,7 @@ def test_the_office_overrules_a_send_back_and_the_declining_department_handles_i
     # sla: customs' clocks are cancelled, never counted against it; the lead's response clock runs again from
     # its first assignment, and its scope clock stays met.
     def clocks_after() -> list[dict] | None:
-        r = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30)
-        found = r.json()["clocks"]
+        found = sla_clocks(stack, appeal_id)
         customs = [c for c in found if c["department"] == "customs" and c["clock"] in ("scope", "response")]
         running = [c for c in found if c["department"] == lead and c["clock"] == "response" and c["state"] == "running"]
         return found if customs and all(c["state"] == "cancelled" for c in customs) and running else None
@@ -369,8 +373,7 @@ def test_a_cohandler_contributing_late_breaches_its_own_clock_never_the_leads(st
     assert act(stack, appeal_id, f"department:{lead}", action="accept", note="On it.").status_code == 200
 
     def contribution() -> dict | None:
-        r = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator"), timeout=30)
-        found = [c for c in r.json()["clocks"] if c["clock"] == "contribution"] if r.status_code == 200 else []
+        found = [c for c in sla_clocks(stack, appeal_id) if c["clock"] == "contribution"]
         return found[0] if found and found[0]["state"] == "breached" else None
 
     clock = eventually(contribution, "the co-handler's contribution clock breaching", timeout=CONTRIBUTION_SECONDS + 30)
@@ -380,8 +383,8 @@ def test_a_cohandler_contributing_late_breaches_its_own_clock_never_the_leads(st
     assert r.json()["contributions"][0]["department"] == helper
     # The lead can resolve; its own clocks were never the co-handler's.
     assert act(stack, appeal_id, f"department:{lead}", action="resolve", resolution="Deferred.").status_code == 200
-    clocks = httpx.get(stack.url("sla") + f"/v1/appeals/{appeal_id}/sla", headers=key(stack, "operator")).json()
-    assert all(not c["breached"] for c in clocks["clocks"] if c["department"] == lead and c["clock"] != "contribution")
+    clocks = sla_clocks(stack, appeal_id)
+    assert all(not c["breached"] for c in clocks if c["department"] == lead and c["clock"] != "contribution")
 
     # Stats counts the late contribution against the co-handler.
     # Periods are whole hours.
