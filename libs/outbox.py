@@ -235,6 +235,14 @@ async def flush_stale(
         async for doc in collection.find({"outbox_since": {"$lte": now - older_than}}).limit(limit)
         if doc["_id"] not in holding
     ]
+    # A mark with nothing behind it (its items were emptied by another path, or never came) owes nothing: left,
+    # the sweep would find it every pass and a stack would never look quiet. Cleared unless items came meanwhile.
+    idle = [doc["_id"] for doc in docs if not doc.get("outbox")]
+    if idle:
+        await collection.update_many(
+            {"_id": {"$in": idle}, "outbox.0": {"$exists": False}}, {"$unset": {"outbox_since": ""}}
+        )
+    docs = [doc for doc in docs if doc.get("outbox")]
     if docs:
         # A writer died between its write and its publish, or took longer than STALE_AFTER: in the second
         # case these events go out twice (same ids), so a steady count here asks for a longer STALE_AFTER.

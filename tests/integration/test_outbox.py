@@ -112,6 +112,23 @@ async def test_the_sweep_leaves_an_outbox_to_the_writer_holding_it_and_takes_it_
     assert sorted(await published(place.bootstrap, topic, 5, wait_ms=3000)) == [1, 2, 3, 4], "each item once"
 
 
+async def test_a_stale_mark_with_nothing_behind_it_is_cleared_and_not_swept_again(place):
+    topic, docs, broker = place.topic, place.docs, place.broker
+    now = datetime.now(UTC)
+    long_ago = now - 10 * outbox.STALE_AFTER
+    await docs.insert_many(
+        [
+            {"_id": "no outbox", "outbox_since": long_ago},
+            {"_id": "empty outbox", "outbox": [], "outbox_since": long_ago},
+            {"_id": "owes one", "outbox": [item(topic, 1)], "outbox_since": long_ago},
+        ]
+    )
+    assert await outbox.flush_stale(docs, broker, now) == 1, "only the document that owes an event is published"
+    assert await docs.count_documents({"outbox_since": {"$exists": True}}) == 0, "no mark is left to sweep"
+    assert await outbox.flush_stale(docs, broker, now) == 0
+    assert await published(place.bootstrap, topic, 1, wait_ms=3000) == [1]
+
+
 async def test_a_flush_of_a_document_read_before_an_earlier_flush_emptied_it_sends_only_new_items(place):
     topic, docs, broker = place.topic, place.docs, place.broker
     await docs.insert_one({"_id": "appeal", "outbox": [item(topic, 1)], "outbox_since": 1})
