@@ -568,7 +568,12 @@ async def test_send_backs_transfers_and_urgings_count_per_department_once_and_re
     try:
         start, end = hour, hour + timedelta(hours=1)
         live, again_db = mongo[f"stats_{run}"], mongo[rebuilt]
-        counts = [await service.window(db, "h:", start, end, SHANGHAI) for db in (live, again_db)]
+        # A counter that went up and back down (an appeal counted unassigned, then routed) is 0 live and absent
+        # once rebuilt from the whole story: the figures are the same.
+        counts = [
+            {k: v for k, v in (await service.window(db, "h:", start, end, SHANGHAI)).items() if v}
+            for db in (live, again_db)
+        ]
         assert counts[0] == counts[1] and counts[0][f"send_backs|{declining}"] == 2
         assert counts[0][f"assigned|{declining}"] == 3 and counts[0][f"urgings_level_2|{asking}"] == 1
         totals = [await service.totals(db) for db in (live, again_db)]
