@@ -125,10 +125,16 @@ def deadlines(record: dict[str, Any], now: datetime) -> list[Deadline]:
                 overdue=overdue,
                 original_due_at=aware(clock.get("original_due_at")),
                 clock_id=clock_id,
-                urge_level=clock.get("urge_level") or (1 if clock["state"] == "breached" else None),
+                urge_level=urge_level(clock) or None,
             )
         )
     return out
+
+
+def urge_level(clock: dict[str, Any]) -> int:
+    """The urging ladder's level a kept clock reached: sla's `urge_level`, 1 for a breach (the ladder's first
+    level), 0 before."""
+    return clock.get("urge_level") or (1 if clock["state"] == "breached" else 0)
 
 
 def next_due(record: dict[str, Any]) -> datetime | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from libs.deadlines import aware
+from libs.deadlines import aware, urge_level
 from libs.mongo import ID_CHUNK, by_ids
 
 QueueState = Literal["overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested"]
@@ -58,7 +58,7 @@ def summary(clocks: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str
     if any(c["state"] == "running" and (c.get("level") or 0) >= AT_RISK_LEVEL for c in clocks.values()):
         found["at_risk"] = True
     # The urging ladder's highest level on any clock (sla.urged.v1); the breach itself is level 1.
-    urged = max((c.get("urge_level") or (1 if c["state"] == "breached" else 0) for c in clocks.values()), default=0)
+    urged = max((urge_level(c) for c in clocks.values()), default=0)
     if urged:
         found["urge_level"] = urged
     gone = {k: "" for k in ("due.scope", "due.resolution", "overdue_from", "at_risk", "urge_level") if k not in found}

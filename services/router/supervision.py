@@ -142,25 +142,35 @@ def window_end(doc: dict[str, Any], book: RoutingBook) -> datetime | None:
     return calendar.add(target, aware(assigned), calendar.budget(target))
 
 
-def check_send_back(doc: dict[str, Any], book: RoutingBook, now: datetime, verb: str) -> None:
-    """Refuse (409) a decline or a transfer the lead may no longer make on its own. The office, the city's
-    fallback, is held to no window: it moves on what lands on it."""
-    lead = doc["lead"]
+def closes_at(doc: dict[str, Any], book: RoutingBook) -> datetime | None:
+    """When the lead stops declining or transferring on its own: its window's end, or the office's overrule
+    (closed since). None when no window holds it: the office, the city's fallback, moves on what lands on it,
+    and an appeal assigned before router kept the instant keeps the freedom it had."""
+    lead = doc.get("lead")
     if lead == book.city.coordinating_office:
+        return None
+    if lead and doc.get("overruled_for") == lead:
+        return aware((doc.get("send_back") or {}).get("decided_at") or doc["assigned_at"])
+    return window_end(doc, book)
+
+
+def check_send_back(doc: dict[str, Any], book: RoutingBook, now: datetime, verb: str) -> None:
+    """Refuse (409) a decline or a transfer the lead may no longer make on its own."""
+    end = closes_at(doc, book)
+    if end is None or now < end:
         return
+    lead = doc["lead"]
     if doc.get("overruled_for") == lead:
         raise SupervisionError(
             409, f"the coordinating office overruled {lead}'s decline: to move the appeal, ask it (request_transfer)"
         )
-    end = window_end(doc, book)
-    if end is not None and now >= end:
-        window = book.supervision.send_back.window
-        raise SupervisionError(
-            409,
-            f"the send-back window ({'while the scope clock runs' if window == 'scope' else window}) closed at "
-            f"{end.isoformat()}: past it a department can neither {verb} nor move the appeal on its own; "
-            "ask the coordinating office (request_transfer)",
-        )
+    window = book.supervision.send_back.window
+    raise SupervisionError(
+        409,
+        f"the send-back window ({'while the scope clock runs' if window == 'scope' else window}) closed at "
+        f"{end.isoformat()}: past it a department can neither {verb} nor move the appeal on its own; "
+        "ask the coordinating office (request_transfer)",
+    )
 
 
 def send_back(doc: dict[str, Any], new_lead: str, guidance: str, now: datetime) -> dict[str, Any]:

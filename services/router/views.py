@@ -62,11 +62,7 @@ _NOT_SHOWN = ("_id", "clocks")
 
 def _out(doc: dict, now: datetime, book: RoutingBook) -> AppealOut:
     fields = {k: v for k, v in doc.items() if k not in _NOT_SHOWN}
-    closes = supervision.window_end(doc, book)
-    if doc.get("overruled_for") == doc.get("lead"):
-        closes = (doc.get("send_back") or {}).get("decided_at")  # returned by the office: closed since
-    if doc.get("lead") == book.city.coordinating_office:
-        closes = None
+    closes = supervision.closes_at(doc, book)
     return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), send_back_closes_at=closes, **fields)
 
 
