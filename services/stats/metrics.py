@@ -6,7 +6,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.stats.projection import FIGURES, RESOLUTION_BUCKETS, parts
+from services.stats.appeals import RESOLUTION_BUCKETS
+from services.stats.buckets import parts
+from services.stats.supervision import FIGURES
 
 
 class BusinessMetrics(Collector):

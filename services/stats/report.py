@@ -9,17 +9,9 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.events import ClockKind
-from services.stats.projection import (
-    CONTRIBUTION,
-    CONTRIBUTION_FIGURES,
-    FIGURE_GROUPS,
-    FIGURES,
-    NO_LIST,
-    RESOLVED,
-    counter,
-    parts,
-    sketch_value,
-)
+from services.stats.appeals import NO_LIST, RESOLVED
+from services.stats.buckets import counter, parts, sketch_value
+from services.stats.supervision import CONTRIBUTION, CONTRIBUTION_FIGURES, FIGURE_GROUPS, FIGURES
 
 DIMENSIONS = ("category", "size_band", "channel", "department", "district", "status")
 # Every kind of clock, each with its own figures: the lead's scope, response and resolution, and the co-handlers'

@@ -40,8 +40,8 @@ from pymongo.errors import BulkWriteError
 from libs.events import CloudEvent
 from libs.kafka import Contention
 from libs.mongo import by_ids, only_duplicates
-from services.stats import projection
-from services.stats.projection import TOTALS, Counts, hour_of
+from services.stats import buckets, clocks, projection
+from services.stats.buckets import TOTALS, Counts, hour_of
 
 BUCKETS = "buckets"
 # The latency sketches are large; kept apart so that reading counts never loads them.
@@ -117,10 +117,10 @@ async def adopt_clock_documents(db: AsyncDatabase, batch: int = 500) -> int:
             appeal = appeals.setdefault(key, projection.new_document(clock["appeal_id"]))
             versions.setdefault(key, 0)
             kept = {k: v for k, v in clock.items() if k not in ("_id", "appeal_id", "version", "applied", "deltas")}
-            appeal.setdefault("clocks", {})[projection.clock_key(clock["appeal_id"], clock["_id"])] = kept
+            appeal.setdefault("clocks", {})[clocks.clock_key(clock["appeal_id"], clock["_id"])] = kept
             appeal["applied"] += [event_id for event_id in clock["applied"] if event_id not in appeal["applied"]]
             appeal["deltas"].update(clock["deltas"])
-            projection.set_live_due(appeal)
+            clocks.set_live_due(appeal)
         await _save(db, appeals, versions)
         await db.clocks.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
         moved += len(docs)
@@ -256,7 +256,7 @@ async def apply_changes(db: AsyncDatabase, changes: list[Counted], tz: ZoneInfo)
     """Add the changes to their hour and day buckets, each position at most once per bucket."""
     if not changes:
         return
-    deltas = [projection.with_days(change.delta, tz) for change in changes]
+    deltas = [buckets.with_days(change.delta, tz) for change in changes]
     names = sorted({bucket for delta in deltas for bucket in delta})
     marks: dict[str, dict[str, int]] = {}
     for collection in (BUCKETS, SKETCHES):
@@ -336,7 +336,7 @@ async def windows(
 ) -> list[dict[str, int]]:
     """`window` for each period, read in one go."""
     since = await days_since(db, tz)
-    plans = [projection.cover(start, end, tz, since) for start, end in periods]
+    plans = [buckets.cover(start, end, tz, since) for start, end in periods]
     day_prefix = DAY_PREFIX[prefix]
     names = [[day_prefix + day for day in days] + [prefix + hour for hour in hours] for days, hours in plans]
     found = await by_ids(db[collection_of(prefix)], sorted({name for wanted in names for name in wanted}), {"wm": 0})

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from libs.auth import Principal, require
 from libs.http import problem_responses
 from services.stats import report, service
+from services.stats.appeals import NO_LIST
+from services.stats.buckets import parts
 from services.stats.models import (
     Companies,
     DailyReport,
@@ -22,7 +24,6 @@ from services.stats.models import (
     SeriesPoint,
     Summary,
 )
-from services.stats.projection import NO_LIST, parts
 from services.stats.runtime import StatsRuntime, StatsRuntimeDep
 
 router = APIRouter(tags=["stats"])

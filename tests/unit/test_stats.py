@@ -21,8 +21,8 @@ from libs.events import (
 )
 from libs.kafka import make_event
 from services.stats import projection, report
+from services.stats.buckets import sketch_key
 from services.stats.metrics import BusinessMetrics
-from services.stats.projection import sketch_key
 from tests.helpers import packed
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
