@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.http import BodySizeLimit, Tracing, install_operational_routes
-from services.web import office, portal, workbench
+from services.web import office, portal, portal_follow, portal_submit, workbench
 from services.web.i18n import t
 from services.web.pages import lang_of, problem_page
 from services.web.runtime import WebRuntime
@@ -76,6 +76,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     install_operational_routes(app, runtime.registry, runtime.settings.service_name)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(portal.router)
+    # The submission's fixed paths (/appeals/new, /appeals/lost) before an appeal's own (/appeals/{appeal_id}).
+    app.include_router(portal_submit.router)
+    app.include_router(portal_follow.router)
     app.include_router(workbench.router)
     app.include_router(office.router)
     return app

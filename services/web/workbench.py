@@ -2,15 +2,18 @@
 acts on it."""
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData
 
 from services.web import contributions, extensions, supervision
 from services.web.answers import APPEAL_ID, detail, refusal, see_other
-from services.web.i18n import t
+from services.web.i18n import Lang, t
 from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
 from services.web.runtime import WebRuntime, WebRuntimeDep
 from services.web.session import SESSION_COOKIE, Clerk
@@ -203,48 +206,73 @@ async def act(appeal_id: str, request: Request, runtime: WebRuntimeDep):
     return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, error=message)
 
 
-@router.post("/workbench/appeals/{appeal_id}/extension")
-async def request_extension(appeal_id: str, request: Request, runtime: WebRuntimeDep):
-    """The lead asks the coordinating office for a later due time, typed in the city's time zone; router's refusal
-    is shown beside the form, with what was typed."""
+async def _clerk_form(
+    appeal_id: str,
+    request: Request,
+    runtime: WebRuntime,
+    *,
+    name: str,
+    fields: Callable[[FormData], dict[str, str]],
+    check: Callable[[Lang, dict[str, str]], dict[str, str]],
+    send: Callable[[Clerk, dict[str, str], str], Awaitable[httpx.Response]],
+    done: str,
+) -> Response:
+    """One of a clerk's forms on the appeal's page (the extension, the transfer request, the contribution): the
+    form's `fields` as typed, `check`ed (errors by field, in `lang`), then `send` to router with the clerk and an
+    idempotency key; then the appeal's page at `done` (its `?done=` and anchor), or the form again, the page
+    keys `<name>_values`, `<name>_errors` and `<name>_error` (a refusal) holding what was typed and what was
+    wrong. A key router no longer takes signs the clerk out."""
     clerk = clerk_of(request, runtime)
     if clerk is None:
         return signed_out(request, runtime)
     form = await request.form()
     lang = lang_of(request)
-    values = {"until": str(form.get("until", "")).strip(), "reason": str(form.get("reason", "")).strip()}
+    values = fields(form)
     if not csrf_ok(request, runtime, form):
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 403, extension_error=t(lang, "bad_form"), extension_values=values
-        )
-    until = extensions.until_of(values["until"])
-    errors = {"until": t(lang, "until_missing")} if until is None else {}
-    if not values["reason"]:
-        errors["reason"] = t(lang, "reason_missing")
-    if errors or until is None:
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 422, extension_errors=errors, extension_values=values
-        )
+        again = {f"{name}_error": t(lang, "bad_form"), f"{name}_values": values}
+        return await _detail_page(request, runtime, clerk, appeal_id, 403, **again)
+    errors = check(lang, values)
+    if errors:
+        again = {f"{name}_errors": errors, f"{name}_values": values}
+        return await _detail_page(request, runtime, clerk, appeal_id, 422, **again)
     idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
-    response = await runtime.upstream.request_extension(
-        clerk.key,
-        appeal_id,
-        until=until.isoformat(),
-        reason=values["reason"],
-        clerk=clerk.name,
-        idempotency_key=f"web-{idempotency}",
-    )
+    response = await send(clerk, values, f"web-{idempotency}")
     if response.status_code == 200:
-        done = see_other(f"/workbench/appeals/{appeal_id}?done=request_extension#extensions")
-        return keep_session(request, runtime, done, clerk)
-    return await _detail_page(
-        request,
-        runtime,
-        clerk,
-        appeal_id,
-        response.status_code,
-        extension_error=refusal(response.json()),
-        extension_values=values,
+        return keep_session(request, runtime, see_other(f"/workbench/appeals/{appeal_id}?done={done}"), clerk)
+    if response.status_code == 401:
+        return signed_out(request, runtime)
+    again = {f"{name}_error": refusal(response.json()), f"{name}_values": values}
+    return await _detail_page(request, runtime, clerk, appeal_id, response.status_code, **again)
+
+
+@router.post("/workbench/appeals/{appeal_id}/extension")
+async def request_extension(appeal_id: str, request: Request, runtime: WebRuntimeDep):
+    """The lead asks the coordinating office for a later due time, typed in the city's time zone; router's refusal
+    is shown beside the form, with what was typed."""
+
+    def fields(form: FormData) -> dict[str, str]:
+        return {"until": str(form.get("until", "")).strip(), "reason": str(form.get("reason", "")).strip()}
+
+    def check(lang: Lang, values: dict[str, str]) -> dict[str, str]:
+        errors = {"until": t(lang, "until_missing")} if extensions.until_of(values["until"]) is None else {}
+        if not values["reason"]:
+            errors["reason"] = t(lang, "reason_missing")
+        return errors
+
+    def send(clerk: Clerk, values: dict[str, str], idempotency_key: str) -> Awaitable[httpx.Response]:
+        until = extensions.until_of(values["until"])  # `check` refused a time it cannot read
+        return runtime.upstream.request_extension(
+            clerk.key,
+            appeal_id,
+            until=until.isoformat() if until else values["until"],
+            reason=values["reason"],
+            clerk=clerk.name,
+            idempotency_key=idempotency_key,
+        )
+
+    done = "request_extension#extensions"
+    return await _clerk_form(
+        appeal_id, request, runtime, name="extension", fields=fields, check=check, send=send, done=done
     )
 
 
@@ -252,50 +280,34 @@ async def request_extension(appeal_id: str, request: Request, runtime: WebRuntim
 async def request_transfer(appeal_id: str, request: Request, runtime: WebRuntimeDep):
     """Past its send-back window, the lead asks the coordinating office to transfer the appeal to the department it
     suggests, and says why; router's refusal is shown beside the form, with what was typed."""
-    clerk = clerk_of(request, runtime)
-    if clerk is None:
-        return signed_out(request, runtime)
-    form = await request.form()
-    lang = lang_of(request)
-    values = {
-        "target_department": str(form.get("target_department", "")).strip(),
-        "reason": str(form.get("reason", "")).strip(),
-    }
-    if not csrf_ok(request, runtime, form):
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 403, transfer_error=t(lang, "bad_form"), transfer_values=values
+
+    def fields(form: FormData) -> dict[str, str]:
+        return {
+            "target_department": str(form.get("target_department", "")).strip(),
+            "reason": str(form.get("reason", "")).strip(),
+        }
+
+    def check(lang: Lang, values: dict[str, str]) -> dict[str, str]:
+        errors = {}
+        if runtime.city.department(values["target_department"]) is None:
+            errors["target_department"] = t(lang, "transfer_department_missing")
+        if not values["reason"]:
+            errors["reason"] = t(lang, "transfer_reason_missing")
+        return errors
+
+    def send(clerk: Clerk, values: dict[str, str], idempotency_key: str) -> Awaitable[httpx.Response]:
+        return runtime.upstream.request_transfer(
+            clerk.key,
+            appeal_id,
+            target_department=values["target_department"],
+            reason=values["reason"],
+            clerk=clerk.name,
+            idempotency_key=idempotency_key,
         )
-    errors = {}
-    if runtime.city.department(values["target_department"]) is None:
-        errors["target_department"] = t(lang, "transfer_department_missing")
-    if not values["reason"]:
-        errors["reason"] = t(lang, "transfer_reason_missing")
-    if errors:
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 422, transfer_errors=errors, transfer_values=values
-        )
-    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
-    response = await runtime.upstream.request_transfer(
-        clerk.key,
-        appeal_id,
-        target_department=values["target_department"],
-        reason=values["reason"],
-        clerk=clerk.name,
-        idempotency_key=f"web-{idempotency}",
-    )
-    if response.status_code == 200:
-        done = see_other(f"/workbench/appeals/{appeal_id}?done=request_transfer#transfer-request")
-        return keep_session(request, runtime, done, clerk)
-    if response.status_code == 401:
-        return signed_out(request, runtime)
-    return await _detail_page(
-        request,
-        runtime,
-        clerk,
-        appeal_id,
-        response.status_code,
-        transfer_error=refusal(response.json()),
-        transfer_values=values,
+
+    done = "request_transfer#transfer-request"
+    return await _clerk_form(
+        appeal_id, request, runtime, name="transfer", fields=fields, check=check, send=send, done=done
     )
 
 
@@ -304,52 +316,37 @@ async def contribute(appeal_id: str, request: Request, runtime: WebRuntimeDep):
     """A co-handler's clerk sends the lead the department's part: a note and https links typed one per line. A link
     that is not https is named by its line before anything is sent; router's refusal (not a co-handler, a note
     missing) is shown beside the form, with what was typed."""
-    clerk = clerk_of(request, runtime)
-    if clerk is None:
-        return signed_out(request, runtime)
-    form = await request.form()
-    lang = lang_of(request)
-    values = {"note": str(form.get("note", "")).strip(), "links": str(form.get("links", ""))}
-    if not csrf_ok(request, runtime, form):
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 403, contribution_error=t(lang, "bad_form"), contribution_values=values
+
+    def fields(form: FormData) -> dict[str, str]:
+        return {"note": str(form.get("note", "")).strip(), "links": str(form.get("links", ""))}
+
+    def check(lang: Lang, values: dict[str, str]) -> dict[str, str]:
+        links, bad = contributions.links_of(values["links"])
+        errors: dict[str, str] = {}
+        if not values["note"]:
+            errors["note"] = t(lang, "contribution_missing")
+        elif len(values["note"]) > contributions.MAX_NOTE:
+            errors["note"] = t(lang, "contribution_too_long").replace("{n}", str(contributions.MAX_NOTE))
+        if bad:
+            errors["links"] = "; ".join(
+                t(lang, "link_bad").replace("{n}", str(number)).replace("{link}", link[:120]) for number, link in bad
+            )
+        elif len(links) > contributions.MAX_LINKS:
+            errors["links"] = t(lang, "links_too_many").replace("{n}", str(contributions.MAX_LINKS))
+        return errors
+
+    def send(clerk: Clerk, values: dict[str, str], idempotency_key: str) -> Awaitable[httpx.Response]:
+        links, _ = contributions.links_of(values["links"])
+        return runtime.upstream.contribute(
+            clerk.key,
+            appeal_id,
+            note=values["note"],
+            attachments=links,
+            clerk=clerk.name,
+            idempotency_key=idempotency_key,
         )
-    links, bad = contributions.links_of(values["links"])
-    errors: dict[str, str] = {}
-    if not values["note"]:
-        errors["note"] = t(lang, "contribution_missing")
-    elif len(values["note"]) > contributions.MAX_NOTE:
-        errors["note"] = t(lang, "contribution_too_long").replace("{n}", str(contributions.MAX_NOTE))
-    if bad:
-        errors["links"] = "; ".join(
-            t(lang, "link_bad").replace("{n}", str(number)).replace("{link}", link[:120]) for number, link in bad
-        )
-    elif len(links) > contributions.MAX_LINKS:
-        errors["links"] = t(lang, "links_too_many").replace("{n}", str(contributions.MAX_LINKS))
-    if errors:
-        return await _detail_page(
-            request, runtime, clerk, appeal_id, 422, contribution_errors=errors, contribution_values=values
-        )
-    idempotency = str(form.get("idempotency", ""))[:64] or secrets.token_urlsafe(16)
-    response = await runtime.upstream.contribute(
-        clerk.key,
-        appeal_id,
-        note=values["note"],
-        attachments=links,
-        clerk=clerk.name,
-        idempotency_key=f"web-{idempotency}",
-    )
-    if response.status_code == 200:
-        done = see_other(f"/workbench/appeals/{appeal_id}?done=contribute#contribution")
-        return keep_session(request, runtime, done, clerk)
-    if response.status_code == 401:
-        return signed_out(request, runtime)
-    return await _detail_page(
-        request,
-        runtime,
-        clerk,
-        appeal_id,
-        response.status_code,
-        contribution_error=refusal(response.json()),
-        contribution_values=values,
+
+    done = "contribute#contribution"
+    return await _clerk_form(
+        appeal_id, request, runtime, name="contribution", fields=fields, check=check, send=send, done=done
     )
