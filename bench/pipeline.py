@@ -38,7 +38,7 @@ from devstack.stack import Stack
 from libs.config import load_city
 from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
 from libs.contract import topic as contract_topic
-from libs.kafka import KafkaAccess
+from libs.kafka.access import KafkaAccess
 from libs.kafka_admin import partitions_of
 from libs.uscc import check_character
 

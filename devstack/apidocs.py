@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 from pydantic_settings import BaseSettings
 
-from libs import contract, kafka
+from libs import contract
 from libs.contract import SERVICE_NAMES, payload_of, topic
+from libs.kafka import consuming as kafka
 from libs.settings import PROJECT_ROOT, ServiceSettings
 
 SERVICES = SERVICE_NAMES

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import confluent_kafka
 
-from libs.kafka import KafkaAccess
+from libs.kafka.access import KafkaAccess
 
 # A folder holding only `librdkafka.so.1`, the wheel's library under the name kcat looks for.
 LIBRARY_DIR = Path(os.environ.get("KCAT_LIBRARY_DIR", Path(__file__).resolve().parent.parent / ".kafka" / "kcat-lib"))

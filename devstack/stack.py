@@ -19,7 +19,7 @@ from devstack import servers, supervisor
 from libs import contract
 from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
-from libs.kafka import KafkaAccess
+from libs.kafka.access import KafkaAccess
 from libs.kafka_admin import (
     ADMIN,
     department_principal,

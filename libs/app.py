@@ -24,7 +24,7 @@ from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
 from libs.http import BodySizeLimit, Tracing, install_operational_routes, install_problem_handlers, problem
-from libs.kafka import consumer_lag_gauge, declare_publishers, make_broker, record_consumer_lag
+from libs.kafka.broker import consumer_lag_gauge, declare_publishers, make_broker, record_consumer_lag
 from libs.logging import configure_logging
 from libs.mongo import Client, Database, make_client, service_database
 from libs.settings import ServiceSettings

@@ -39,7 +39,7 @@ from libs.contract import (
     topic_config,
     topics_of,
 )
-from libs.kafka import KafkaAccess, access_of
+from libs.kafka.access import KafkaAccess, access_of
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 from pymongo import UpdateOne
 
-from libs.kafka import encode, make_event
+from libs.kafka.publishing import encode, make_event
 from libs.mongo import ID_CHUNK, Collection
 
 log = logging.getLogger(__name__)

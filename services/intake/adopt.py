@@ -15,7 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from libs.contract import APPEALS_CONTACTS, APPEALS_SUBMITTED, APPEALS_SUBMITTED_V2, parse_event
 from libs.events import AppealContact, AppealFiled, AppealSubmitted, CloudEvent, EventType
-from libs.kafka import KafkaAccess, encode, envelope_of
+from libs.kafka.access import KafkaAccess
+from libs.kafka.publishing import encode, envelope_of
 from libs.kafka_admin import partitions_of
 
 log = logging.getLogger(__name__)

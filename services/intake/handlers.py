@@ -2,7 +2,7 @@
 
 from libs.contract import consumer
 from libs.events import AppealLifecycleEvent, SlaClockEvent, SlaReportedEvent, unpacked
-from libs.kafka import subscribe
+from libs.kafka.consuming import subscribe
 from services.intake import service
 from services.intake.runtime import IntakeRuntime
 

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from libs.contract import APPEALS_CONTACTS, parse_event
 from libs.events import AppealContact, AppealContactErased, AppealSubmitted, CloudEvent, Contact, EventType
 from libs.ids import new_id
-from libs.kafka import encode, make_event
+from libs.kafka.publishing import encode, make_event
 from services.intake import adopt
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from prometheus_client import Counter
 
 from libs.app import Runtime, get_runtime
 from libs.config import Catalogue, City, RegistryConfig
-from libs.kafka import KafkaAccess
+from libs.kafka.access import KafkaAccess
 from libs.mongo import GroupedInserts
 from services.intake import privacy, service
 from services.intake.settings import IntakeSettings

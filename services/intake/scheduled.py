@@ -6,7 +6,7 @@ import logging
 import time
 from datetime import timedelta
 
-from libs.kafka import KafkaAccess
+from libs.kafka.access import KafkaAccess
 from libs.kafka_admin import GroupLag
 from services.intake import codes, service
 from services.intake.runtime import IntakeRuntime

@@ -35,7 +35,7 @@ from libs.events import (
     SlaClockChanged,
 )
 from libs.ids import new_id
-from libs.kafka import encode, make_event, publish
+from libs.kafka.publishing import encode, make_event, publish
 from libs.mongo import GroupedInserts
 from services.intake import adopt, privacy
 from services.intake.models import AppealIn

@@ -11,7 +11,7 @@ from libs.contract import APPEALS_CONTACTS, COMPANY_MESSAGES
 from libs.deadlines import deadlines
 from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage, EventType
 from libs.http import problem, problem_responses
-from libs.kafka import make_event
+from libs.kafka.publishing import make_event
 from services.intake import codes, privacy, service
 from services.intake.codes import Limit
 from services.intake.models import (

@@ -17,7 +17,7 @@ from libs.events import (
     SlaReportedEvent,
     unpacked,
 )
-from libs.kafka import subscribe
+from libs.kafka.consuming import subscribe
 from services.notify.copies import remember_companies
 from services.notify.messages import send_messages
 from services.notify.planning import plan_events

@@ -19,7 +19,7 @@ from libs.calendars import parse_target
 from libs.config import City
 from libs.contract import parse_event
 from libs.events import CloudEvent, EventType
-from libs.kafka import encode
+from libs.kafka.publishing import encode
 from services.notify import adopt, copies, rules
 from services.notify.book import Memory, NotifyBook
 from services.notify.notices import Ready, new_notice

@@ -21,7 +21,7 @@ from libs.events import (
     SlaReportedEvent,
     unpacked,
 )
-from libs.kafka import Contention, subscribe
+from libs.kafka.consuming import Contention, subscribe
 from services.router import lifecycle, service
 from services.router.runtime import RouterRuntime
 from services.router.transitions import ActionError

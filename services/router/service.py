@@ -33,7 +33,7 @@ from libs.events import (
     SlaClockChanged,
 )
 from libs.ids import new_id
-from libs.kafka import make_event, publish
+from libs.kafka.publishing import make_event, publish
 from libs.mongo import by_ids, only_duplicates, update_guarded
 from libs.outbox import Emit, outbox_items
 from services.router import queue, registry, transitions

@@ -2,7 +2,7 @@
 
 from libs.contract import consumer
 from libs.events import AppealLifecycleEvent
-from libs.kafka import subscribe
+from libs.kafka.consuming import subscribe
 from services.sla import service
 from services.sla.runtime import SlaRuntime
 

@@ -53,7 +53,7 @@ from libs.events import (
     SlaClockType,
 )
 from libs.ids import new_id, stable_id
-from libs.kafka import Contention
+from libs.kafka.consuming import Contention
 from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by, only_duplicates
 from libs.outbox import Emit, outbox_items
 from services.sla import clocks, fold

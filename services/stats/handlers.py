@@ -13,7 +13,8 @@ from libs.events import (
     SlaClockEvent,
     SlaReportedEvent,
 )
-from libs.kafka import KafkaAccess, subscribe
+from libs.kafka.access import KafkaAccess
+from libs.kafka.consuming import subscribe
 from libs.kafka_admin import first_records
 from services.stats import service
 from services.stats.runtime import StatsRuntime

@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from libs.contract import parse_event
-from libs.kafka import KafkaAccess, failure_reason, is_outage
+from libs.kafka.access import KafkaAccess
+from libs.kafka.consuming import failure_reason, is_outage
 from libs.kafka_admin import first_records, partitions_of
 from libs.logging import configure_logging
 from libs.mongo import make_client

@@ -38,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from libs.events import CloudEvent
-from libs.kafka import Contention
+from libs.kafka.consuming import Contention
 from libs.mongo import by_ids, only_duplicates
 from services.stats import buckets, clocks, projection
 from services.stats.buckets import TOTALS, Counts, hour_of

@@ -41,7 +41,8 @@ from libs.contract import (
 )
 from libs.events import DepartmentAction, EventType
 from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
-from libs.kafka import KafkaAccess, encode, make_event
+from libs.kafka.access import KafkaAccess
+from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import department_principal, partitions_of
 from libs.settings import PROJECT_ROOT
 from tests.helpers import appeal_body, fresh_stack, read_topic, valid_uscc

@@ -26,7 +26,8 @@ from libs.contract import (
     topic_config,
 )
 from libs.events import DepartmentAction, EventType
-from libs.kafka import KafkaAccess, encode, make_event
+from libs.kafka.access import KafkaAccess
+from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import partitions_of
 from tests.helpers import (
     Databases,

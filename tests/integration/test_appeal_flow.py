@@ -32,7 +32,7 @@ from libs.events import (
     SlaClockChanged,
 )
 from libs.ids import new_id
-from libs.kafka import encode, make_event, publish
+from libs.kafka.publishing import encode, make_event, publish
 from libs.kafka_admin import ensure_topics
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake

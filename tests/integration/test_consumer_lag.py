@@ -6,7 +6,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from libs.ids import new_id
-from libs.kafka import consumer_lag_gauge, record_consumer_lag
+from libs.kafka.broker import consumer_lag_gauge, record_consumer_lag
 from libs.kafka_admin import ensure_topics
 
 

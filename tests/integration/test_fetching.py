@@ -5,7 +5,7 @@ import asyncio
 from faststream.kafka import KafkaBroker
 
 from libs.ids import new_id
-from libs.kafka import read_without_pause
+from libs.kafka.consuming import read_without_pause
 from libs.kafka_admin import ensure_topics
 
 

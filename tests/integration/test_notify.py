@@ -39,7 +39,7 @@ from libs.events import (
     SlaClockChanged,
 )
 from libs.ids import new_id
-from libs.kafka import make_event, publish
+from libs.kafka.publishing import make_event, publish
 from services.notify import adopt, dispatch, notices, planning
 from services.notify.app import create_app
 from services.notify.book import Memory

@@ -16,7 +16,7 @@ from libs.config import load_city
 from libs.contract import SLA_EVENTS_V2
 from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
 from libs.ids import new_id
-from libs.kafka import make_event, publish
+from libs.kafka.publishing import make_event, publish
 from libs.settings import PROJECT_ROOT
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings

@@ -18,7 +18,8 @@ from libs.events import (
     SlaAlertEvent,
 )
 from libs.ids import new_id
-from libs.kafka import encode, make_event, subscribe
+from libs.kafka.consuming import subscribe
+from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import ensure_topics
 from libs.settings import ServiceSettings
 

@@ -26,7 +26,7 @@ from libs.events import (
     SlaClockEvent,
     SlaReportedEvent,
 )
-from libs.kafka import subscribe
+from libs.kafka.consuming import subscribe
 from libs.settings import ServiceSettings
 
 

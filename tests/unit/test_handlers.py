@@ -29,7 +29,7 @@ from libs.events import (
     NotificationOutcome,
     unpacked,
 )
-from libs.kafka import encode, make_event
+from libs.kafka.publishing import encode, make_event
 from services.intake import service as intake
 from services.notify import handlers as notify
 from services.router import service as router

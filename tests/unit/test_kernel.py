@@ -17,7 +17,7 @@ from libs.config import load_city
 from libs.contract import parse_event
 from libs.events import AppealChanged, AppealStatus, Category, Channel, CloudEvent, EventType
 from libs.http import PROBLEM_JSON, BodySizeLimit, install_problem_handlers
-from libs.kafka import encode, make_event
+from libs.kafka.publishing import encode, make_event
 from libs.logging import configure_logging, redact
 from libs.settings import DEV_SECRET
 from services.intake.settings import IntakeSettings

@@ -8,7 +8,7 @@ import pytest
 from libs.calendars import load_calendars
 from libs.config import load_city, load_registry_config, load_sla_config, load_supervision
 from libs.events import AppealChanged, AppealStatus, ClockKind, ClockState, EventType, SlaClockChanged
-from libs.kafka import make_event
+from libs.kafka.publishing import make_event
 from libs.settings import PROJECT_ROOT
 from services.notify import rules
 from services.notify.book import NotifyBook

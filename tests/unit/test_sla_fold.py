@@ -15,7 +15,7 @@ import pytest
 
 from libs.contract import SLA_EVENTS, department_topic
 from libs.events import AppealChanged, AppealStatus, Category, Channel, CloudEvent, EventType, SlaClockChanged
-from libs.kafka import make_event
+from libs.kafka.publishing import make_event
 from libs.mongo import as_stored
 from libs.outbox import Emit
 from services.sla import clocks

@@ -19,7 +19,7 @@ from libs.events import (
     EventType,
     SlaClockChanged,
 )
-from libs.kafka import make_event
+from libs.kafka.publishing import make_event
 from services.stats import projection, report
 from services.stats.buckets import sketch_key
 from services.stats.metrics import BusinessMetrics

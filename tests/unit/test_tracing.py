@@ -6,7 +6,7 @@ import logging
 
 from libs import tracing
 from libs.events import CompanyFeedback
-from libs.kafka import make_event
+from libs.kafka.publishing import make_event
 from libs.logging import configure_logging
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -1,4 +1,6 @@
-"""Kafka wiring: broker factory, CloudEvent publishing, consumers that dead-letter bad input."""
+"""Consumers: a contract consumer's subscription, its records typed and dead-lettered when unreadable, a failing
+handler retried (without end while a dependency is away, `handler_attempts` times for a record's own fault) and
+its record then dead-lettered."""
 
 import asyncio
 import functools
@@ -10,44 +12,27 @@ import types
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.consumer import fetcher as aiokafka_fetcher
-from aiokafka.errors import IllegalStateError, KafkaError, MessageSizeTooLargeError, ProducerClosed
-from aiokafka.helpers import create_ssl_context
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerClosed
 from faststream import AckPolicy
 from faststream.exceptions import AckMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, ValidationError
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from libs import tracing
-from libs.contract import (
-    BY_APPEAL,
-    DEPARTMENT_ACTIONS,
-    DEPARTMENT_TOPIC,
-    TOPICS,
-    Consumer,
-    Topic,
-    dead_letter_topic,
-    department_actions_topic,
-    department_topic,
-    parse_event,
-    payload_of,
-    topics_of,
-)
+from libs.contract import BY_APPEAL, Consumer, Topic, dead_letter_topic, parse_event, topics_of
 from libs.contract import topic as contract_topic
 from libs.events import CloudEvent
 from libs.settings import ServiceSettings
 
-log = logging.getLogger(__name__)
+# The name from before the split into modules: the services' JSON log lines and the tests' caplog name it.
+log = logging.getLogger("libs.kafka")
 
 # After a failed effect (database down, broker hiccup) the message is rewound and
 # retried; this pause keeps a dead dependency from turning into a busy loop.
@@ -57,150 +42,6 @@ RETRY_PAUSE_SECONDS = 1.0
 # the CPU of an appeal from 89 to 69 ms (docs/benchmarks.md).
 GATHER_BYTES = 65_536
 GATHER_WAIT_MS = 500
-# aiokafka asks for a partition's next records only once the handler has taken those it holds, but after this
-# long (its default: 0.1 s) it asks for the consumer's other partitions alone. That request waits at the broker
-# up to fetch_max_wait_ms (0.5 s) while they are quiet, and the busy partition's next records wait behind it:
-# with two processes of every service at 10 appeals/s, 1 % of appeals were routed half a second late (p99
-# 511 ms; 149 ms with this, docs/benchmarks.md). A consumer handles one batch at a time, so reading ahead of it
-# gains nothing.
-# AIOKafkaConsumer does not pass the option on to its fetcher, hence its default here.
-PREFETCH_BACKOFF_SECONDS = 30.0
-aiokafka_fetcher.Fetcher.__init__.__kwdefaults__["prefetch_backoff"] = PREFETCH_BACKOFF_SECONDS
-
-
-@dataclass(frozen=True)
-class KafkaAccess:
-    """Where Kafka is and who a client is there: the bootstrap servers, the security protocol and, with SASL, the
-    principal's mechanism and credentials. Every client of the platform connects through one."""
-
-    bootstrap_servers: str
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "SCRAM-SHA-512"
-    username: str = ""
-    password: str = field(default="", repr=False)
-    ssl_cafile: str | None = None
-
-    @classmethod
-    def of(cls, settings: ServiceSettings) -> "KafkaAccess":
-        """The service's own access, from its settings."""
-        return cls(
-            settings.kafka_bootstrap_servers,
-            settings.kafka_security_protocol,
-            settings.kafka_sasl_mechanism,
-            settings.kafka_sasl_username,
-            settings.kafka_sasl_password.get_secret_value(),
-            str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
-        )
-
-    @property
-    def sasl(self) -> bool:
-        return self.security_protocol.startswith("SASL")
-
-    @property
-    def ssl(self) -> bool:
-        return self.security_protocol in ("SASL_SSL", "SSL")
-
-    def as_principal(self, username: str, password: str) -> "KafkaAccess":
-        """The same cluster, as another principal."""
-        return replace(self, username=username, password=password)
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments of aiokafka's clients (consumer, producer, admin)."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl:
-            options.update(
-                sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username, sasl_plain_password=self.password
-            )
-        if self.ssl:
-            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
-        return options
-
-    def security(self) -> BaseSecurity | None:
-        """FastStream's form of the same."""
-        ssl = create_ssl_context(cafile=self.ssl_cafile) if self.ssl else None
-        if not self.sasl:
-            return BaseSecurity(ssl_context=ssl) if ssl else None
-        kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
-        return kind[self.sasl_mechanism](username=self.username, password=self.password, ssl_context=ssl)
-
-    def librdkafka(self) -> dict[str, str]:
-        """The same for librdkafka (confluent-kafka's admin client, kcat's -X options)."""
-        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol.lower()}
-        if self.sasl:
-            config.update(
-                {"sasl.mechanisms": self.sasl_mechanism, "sasl.username": self.username, "sasl.password": self.password}
-            )
-        if self.ssl and self.ssl_cafile:
-            config["ssl.ca.location"] = self.ssl_cafile
-        return config
-
-
-def access_of(target: "KafkaAccess | str") -> KafkaAccess:
-    """`target` as an access: a bare bootstrap address is a PLAINTEXT broker (the integration tests')."""
-    return target if isinstance(target, KafkaAccess) else KafkaAccess(target)
-
-
-def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
-    """A broker whose publishes wait for every in-sync replica (acks=all), with Prometheus metrics."""
-    access = KafkaAccess.of(settings)
-    broker = KafkaBroker(
-        access.bootstrap_servers,
-        security=access.security(),
-        # The topics exist before any service starts (the stack, or `python -m libs.kafka`); no principal of a
-        # service may create one, and asking at every subscriber's start only logs a refusal.
-        allow_auto_create_topics=False,
-        acks="all",
-        client_id=f"appeals-{settings.service_name}",
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
-        graceful_timeout=10.0,
-        logger=logging.getLogger(f"faststream.{settings.service_name}"),
-    )
-    count_dead_letters(broker, registry)
-    return broker
-
-
-def encode(event: CloudEvent[Any]) -> bytes:
-    """The structured-mode JSON bytes of an event."""
-    return event.model_dump_json(exclude_none=True).encode()
-
-
-async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> None:
-    """Publish an event keyed by its subject (the appeal id), so one appeal's events stay in order."""
-    await broker.publish(
-        encode(event),
-        topic=topic,
-        key=event.subject.encode(),
-        headers={"content-type": "application/cloudevents+json", "ce_type": event.type},
-    )
-
-
-@functools.cache
-def envelope_of(model: type[BaseModel]) -> Any:
-    """`CloudEvent[model]`, held for good.
-
-    Pydantic keeps a parametrized class only weakly: once the last event of a kind was
-    collected, the next one built the class again, about a millisecond (4 % of router's CPU).
-    """
-    return CloudEvent[model]  # type: ignore[valid-type]
-
-
-def make_event(
-    source: str, type_: str, subject: str, data: BaseModel, traceparent: str | None = None, **kwargs: Any
-) -> CloudEvent[Any]:
-    """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
-    parent = traceparent or tracing.current.get()
-    event: CloudEvent[Any] = envelope_of(type(data))(
-        source=source,
-        type=type_,
-        subject=subject,
-        data=data,
-        traceparent=tracing.child_of(parent) if parent else None,
-        **kwargs,
-    )
-    return event
 
 
 class Contention(RuntimeError):
@@ -236,7 +77,8 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}{f' {code}' if isinstance(code, int) else ''}{fields}{where}"
 
 
-_SOURCE_ROOTS = tuple(str(Path(__file__).resolve().parent.parent / part) for part in ("libs", "services"))
+# The repository's own code, whose frames a failure reason names first (this file is libs/kafka/consuming.py).
+_SOURCE_ROOTS = tuple(str(Path(__file__).resolve().parents[2] / part) for part in ("libs", "services"))
 
 
 async def dead_letter(broker: KafkaBroker, record: Any, reason: str, group: str = "") -> None:
@@ -489,82 +331,3 @@ def _log_handled(event: CloudEvent[Any], group: str) -> None:
         log.info("event handled", extra={"event_type": event.type, "event_id": event.id, "group": group, **about})
     finally:
         tracing.current.reset(bound)
-
-
-def declare_publishers(broker: KafkaBroker, service: str, departments: Iterable[tuple[str, str]]) -> None:
-    """Declare on `broker` what `service` publishes (from the contract), so that its AsyncAPI document says so.
-
-    `departments` are (code, name) pairs, one `dept.<code>.v1` and one `dept.<code>.actions.v1` each.
-    """
-    for entry in TOPICS:
-        if service in entry.producers:
-            types = ", ".join(t for e in entry.producers[service] for t in e.TYPES)
-            broker.publisher(
-                entry.name,
-                title=f"{entry.name}:{service}",
-                description=f"{service} publishes {types}.",
-                schema=payload_of(entry.producers[service], entry.name),
-                include_in_schema=True,
-            )
-    per_department = (
-        (DEPARTMENT_TOPIC, department_topic, "DepartmentTopic", "For {department} ({code})'s own systems"),
-        (DEPARTMENT_ACTIONS, department_actions_topic, "DepartmentActions", "{department} ({code})'s actions"),
-    )
-    for entry, named, label, about in per_department:
-        if service not in entry.producers:
-            continue
-        envelopes = entry.producers[service]
-        types = ", ".join(t for e in envelopes for t in e.TYPES)
-        for code, department in departments:
-            name = named(code)
-            broker.publisher(
-                name,
-                title=f"{name}:{service}",
-                schema=payload_of(envelopes, label),
-                description=f"{about.format(department=department, code=code)}: {service} publishes {types}.",
-            )
-
-
-def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
-    """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
-    return Gauge(
-        "kafka_consumer_lag",
-        "Records not yet consumed, per consumer group and topic",
-        ["group", "topic"],
-        registry=registry,
-    )
-
-
-async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
-    """Set the lag gauge: for each subscriber's partitions, the broker's end offset minus what it committed."""
-    lags: dict[tuple[str, str], int] = {}
-    for subscriber in broker.subscribers:
-        consumer: Any = getattr(subscriber, "consumer", None)
-        assigned = consumer.assignment() if consumer is not None else set()
-        if not assigned:
-            continue
-        group = getattr(subscriber, "group_id", None) or ""
-        # Asked of the broker each time: the fetcher's highwater stops moving while a handler is stuck,
-        # which is exactly when lag matters.
-        try:
-            ends = await consumer.end_offsets(list(assigned))
-            behind = {tp: ends[tp] - await _reached(consumer, tp) for tp in assigned}
-        except IllegalStateError:
-            continue  # a rebalance took a partition away meanwhile: the next round measures the new assignment
-        for tp, lag in behind.items():
-            key = (group, tp.topic)
-            lags[key] = lags.get(key, 0) + max(0, lag)
-    for (group, topic), lag in lags.items():
-        gauge.labels(group, topic).set(lag)
-
-
-async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-    done = await consumer.committed(tp)
-    return int(await consumer.position(tp) if done is None else done)
-
-
-if __name__ == "__main__":
-    # The command line lives with the cluster's administration; `python -m libs.kafka` is its documented name.
-    from libs.kafka_admin import main
-
-    main()
