@@ -22,7 +22,8 @@ from libs.events import (
     unpacked,
 )
 from libs.kafka.consuming import Contention, subscribe
-from services.router import lifecycle, service
+from services.router import contacts as contact_store
+from services.router import lifecycle, service, transitions
 from services.router.runtime import RouterRuntime
 from services.router.transitions import ActionError
 
@@ -41,12 +42,12 @@ async def on_submitted(runtime: RouterRuntime, events: list[Submissions]) -> Non
     contacts = [e for e in events if isinstance(e, AppealContactEvent)]
     erased = [e.subject for e in events if isinstance(e, AppealContactErasedEvent)]
     filed = [e for e in events if isinstance(e, AppealSubmittedEvent | AppealFiledEvent)]
-    await service.keep_contacts(runtime.db, contacts)
-    await service.erase_contacts(runtime.db, erased)
+    await contact_store.keep_contacts(runtime.db, contacts)
+    await contact_store.erase_contacts(runtime.db, erased)
     if not filed:
         return
     now = runtime.clock.now()
-    known = await service.contacts_for(runtime.db, contacts, [e.subject for e in filed])
+    known = await contact_store.contacts_for(runtime.db, contacts, [e.subject for e in filed])
     missing = [e for e in filed if isinstance(e, AppealFiledEvent) and e.subject not in known]
     if any(now - e.data.submitted_at >= CONTACT_WAIT for e in missing):
         raise LookupError(f"no contact came for {len(missing)} appeals within {CONTACT_WAIT}")
@@ -57,7 +58,7 @@ async def on_submitted(runtime: RouterRuntime, events: list[Submissions]) -> Non
 
 async def on_action(runtime: RouterRuntime, event: DepartmentActionEvent) -> None:
     """Apply a department's action read on its actions topic, as that department's; refusals go to its topic."""
-    if event.source == service.SOURCE:
+    if event.source == transitions.SOURCE:
         return  # an action taken over HTTP, published once it was applied: nothing to do, not even a read
     topic = event.position[0] if event.position else ""
     action = event.data

@@ -9,41 +9,37 @@ written, so a republish is recognisably the same event.
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
-from libs.contract import ENTERPRISES
 from libs.deadlines import merged_clocks, next_due
 from libs.events import (
     ActionKind,
-    AppealContact,
     CloudEvent,
     Contact,
     DepartmentAction,
-    EnterpriseChanged,
     EventType,
-    ListMembership,
     SlaClockChanged,
 )
 from libs.ids import new_id
 from libs.kafka.publishing import make_event, publish
-from libs.mongo import by_ids, only_duplicates, update_guarded
-from libs.outbox import Emit, outbox_items
-from services.router import queue, registry, transitions
+from libs.mongo import by_ids, update_guarded
+from libs.outbox import outbox_items
+from services.router import queue, transitions
 from services.router.lifecycle import decide_admission, handlers, new_appeal, reject
+from services.router.registry_store import companies
 from services.router.rules import RoutingBook
-from services.router.transitions import ActionError, Transition
+from services.router.transitions import SOURCE, ActionError, Transition
 
 log = logging.getLogger(__name__)
 
-SOURCE = "appeals/router"
 SEEN_KEPT = 200
 MAX_ATTEMPTS = 20
 # How often a transition looks again while another replica publishes an appeal's earlier events: soon at
@@ -198,65 +194,6 @@ async def _store_rejection(
         if found is None:
             raise
         return found
-
-
-# --- Contacts (appeals.contacts.v1): kept for the departments until erased -------------------------------------------
-
-
-async def contacts_for(
-    db: AsyncDatabase, events: Sequence[CloudEvent[AppealContact]], appeal_ids: Sequence[str]
-) -> dict[str, Contact]:
-    """The contacts of `appeal_ids`: from this batch's contact events, else as kept; the latest of each."""
-    found = {
-        doc["_id"]: Contact.model_validate(doc["contact"])
-        for doc in (await by_ids(db.contacts, sorted(set(appeal_ids)))).values()
-    }
-    latest: dict[str, AppealContact] = {}
-    for event in events:
-        if event.subject not in latest or event.data.version >= latest[event.subject].version:
-            latest[event.subject] = event.data
-    return {**found, **{appeal_id: data.contact for appeal_id, data in latest.items()}}
-
-
-async def keep_contacts(db: AsyncDatabase, events: Sequence[CloudEvent[AppealContact]]) -> None:
-    """Keep each appeal's latest contact, in `contacts` and in the appeal; an older one changes nothing."""
-    latest: dict[str, AppealContact] = {}
-    for event in events:
-        if event.subject not in latest or event.data.version >= latest[event.subject].version:
-            latest[event.subject] = event.data
-    if not latest:
-        return
-    kept = [
-        UpdateOne(
-            {"_id": appeal_id, "version": {"$lte": data.version}},
-            {"$set": {"contact": data.contact.model_dump(), "version": data.version}},
-            upsert=True,
-        )
-        for appeal_id, data in latest.items()
-    ]
-    try:
-        await db.contacts.bulk_write(kept, ordered=False)
-    except BulkWriteError as exc:
-        if not only_duplicates(exc):  # a newer one kept already: its upsert found no match and clashed
-            raise
-    await db.appeals.bulk_write(
-        [
-            UpdateOne(
-                {"_id": appeal_id, "contact_erased": {"$ne": True}}, {"$set": {"contact": data.contact.model_dump()}}
-            )
-            for appeal_id, data in latest.items()
-        ],
-        ordered=False,
-    )
-
-
-async def erase_contacts(db: AsyncDatabase, appeal_ids: Sequence[str]) -> None:
-    """Drop the contacts of `appeal_ids` from router's database; the appeals say they were erased."""
-    ids = sorted(set(appeal_ids))
-    if not ids:
-        return
-    await db.contacts.delete_many({"_id": {"$in": ids}})
-    await db.appeals.update_many({"_id": {"$in": ids}}, {"$set": {"contact": None, "contact_erased": True}})
 
 
 async def transition(
@@ -432,82 +369,6 @@ async def publish_rejection(broker: KafkaBroker, topic: str, appeal_id: str, dat
     await publish(broker, topic, make_event(SOURCE, EventType.action_rejected, appeal_id, data))
 
 
-# --- The enterprise registry ---------------------------------------------------------------------------------------
-
-
-class RegistryConflict(RuntimeError):
-    """Another edit or import changed one of the companies first; nothing of this one was written."""
-
-
-async def companies(db: AsyncDatabase, usccs: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The registry's documents of these companies, by credit code (the unknown ones left out)."""
-    return await by_ids(db.enterprises, sorted(set(usccs)), {"outbox": 0})
-
-
-async def members(db: AsyncDatabase, list_id: str) -> dict[str, dict[str, Any]]:
-    """The companies on a list now (with no end to their membership), by credit code."""
-    found = db.enterprises.find({"memberships.list": list_id}, {"outbox": 0})
-    return {
-        doc["_id"]: doc
-        async for doc in found
-        if any(m["list"] == list_id and m.get("until") is None for m in doc.get("memberships", []))
-    }
-
-
-async def record_changes(
-    db: AsyncDatabase, broker: KafkaBroker, changes: list[registry.Change], actor: str, action: str, now: datetime
-) -> None:
-    """Write the changed companies, an audit entry for each, and their `enterprise.*.v1` events.
-
-    Each document is written only if no one changed it since it was read (its version);
-    otherwise RegistryConflict, and nothing is written.
-    """
-    if not changes:
-        return
-    writes, audits, after = [], [], []
-    for change in changes:
-        version = change.before["version"] if change.before else 0
-        doc = {**change.after, "version": version + 1, "updated_at": now}
-        doc.setdefault("registered_at", now)
-        kind = EventType.enterprise_updated if change.before else EventType.enterprise_registered
-        data = EnterpriseChanged(
-            uscc=change.uscc,
-            name=doc["name"],
-            district=doc.get("district"),
-            industry=doc.get("industry"),
-            liaison=doc.get("liaison"),
-            memberships=[ListMembership(**{k: m[k] for k in ("list", "since", "until")}) for m in doc["memberships"]],
-            changed=sorted(change.fields),
-            version=version + 1,
-        )
-        # Changes to the registry are made by people, not in any appeal's trace.
-        items = outbox_items(SOURCE, [Emit(ENTERPRISES, kind, data, subject=change.uscc)], None, now)
-        doc = outbox.stage({"$set": doc}, items, now)["$set"] | {
-            "outbox": [*(change.before or {}).get("outbox", []), *items]
-        }
-        writes.append(ReplaceOne({"_id": change.uscc, "version": version}, doc, upsert=change.before is None))
-        audits.append(
-            {
-                "_id": new_id(),
-                "uscc": change.uscc,
-                "at": now,
-                "actor": actor,
-                "action": action,
-                "changes": {k: {"from": old, "to": new} for k, (old, new) in change.fields.items()},
-            }
-        )
-        after.append(doc)
-    with outbox.held(db.enterprises, [c.uscc for c in changes]):
-        try:
-            result = await db.enterprises.bulk_write(writes, ordered=False)
-        except BulkWriteError as exc:
-            raise RegistryConflict(f"{len(exc.details.get('writeErrors', []))} companies changed meanwhile") from exc
-        if result.matched_count + result.upserted_count != len(writes):
-            raise RegistryConflict("a company changed meanwhile")
-        await db.registry_audit.insert_many(audits, ordered=False)
-        await outbox.flush_many(db.enterprises, broker, after)
-
-
 async def history(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:
     """A company's appeals, newest first."""
     fields = {
@@ -522,8 +383,3 @@ async def history(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[s
     }
     cursor = db.appeals.find({"enterprise.uscc": uscc}, fields).sort("submitted_at", -1).limit(limit)
     return await with_deadlines(db, [doc async for doc in cursor])
-
-
-async def audit_of(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:
-    """The changes made to a company, newest first."""
-    return [doc async for doc in db.registry_audit.find({"uscc": uscc}).sort("at", -1).limit(limit)]

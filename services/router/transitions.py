@@ -22,6 +22,8 @@ from libs.events import (
 from libs.outbox import Emit
 
 S = AppealStatus
+# Every event router publishes carries this source; router knows its own echoes by it.
+SOURCE = "appeals/router"
 
 
 class ActionError(Exception):

@@ -32,6 +32,7 @@ from libs.events import (
 from libs.kafka.publishing import encode, make_event
 from services.intake import service as intake
 from services.notify import handlers as notify
+from services.router import contacts as router_contacts
 from services.router import service as router
 from services.sla import service as sla
 from services.stats import service as stats
@@ -142,13 +143,13 @@ def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     monkeypatch.setattr(intake, "apply_lifecycle", recorder(seen["intake.lifecycle"]))
     monkeypatch.setattr(intake, "apply_clocks", recorder(seen["intake.clocks"]))
     monkeypatch.setattr(router, "admit", recorder(seen["router.submitted"]))
-    monkeypatch.setattr(router, "keep_contacts", recorder(seen["router.submitted"]))
-    monkeypatch.setattr(router, "erase_contacts", recorder(seen["router.erased"]))
+    monkeypatch.setattr(router_contacts, "keep_contacts", recorder(seen["router.submitted"]))
+    monkeypatch.setattr(router_contacts, "erase_contacts", recorder(seen["router.erased"]))
 
     async def contacts_for(_db: Any, _events: Any, appeal_ids: list[str]) -> dict[str, Any]:
         return {appeal_id: CONTACT.data.contact for appeal_id in appeal_ids}  # as router's store would have them
 
-    monkeypatch.setattr(router, "contacts_for", contacts_for)
+    monkeypatch.setattr(router_contacts, "contacts_for", contacts_for)
     monkeypatch.setattr(router, "transition", recorder(seen["router.transition"]))
     monkeypatch.setattr(router, "apply_clocks", recorder(seen["router.clocks"]))
     monkeypatch.setattr(sla, "apply_lifecycle", recorder(seen["sla.lifecycle"]))
