@@ -27,7 +27,7 @@ from bench.common import bench_servers, exit_on_sigterm, median, percentile, pri
 from devstack import servers
 from devstack.keys import provision
 from libs.config import load_city
-from libs.events import AppealStatus, ClockKind
+from libs.kinds import AppealStatus, ClockKind
 from libs.settings import PROJECT_ROOT
 from services.stats import projection, service
 from services.stats.service import collection_of

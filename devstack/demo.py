@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from libs.events import Category, Channel
+from libs.kinds import Category, Channel
 from libs.uscc import check_character
 
 CHANNELS = [Channel.wechat, Channel.web, Channel.app, Channel.hotline_12345, Channel.kiosk]

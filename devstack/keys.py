@@ -6,7 +6,7 @@ from pathlib import Path
 
 from libs.auth import hash_key, new_key
 from libs.config import City
-from libs.events import Channel
+from libs.kinds import Channel
 
 
 def provision(city: City, data_dir: Path, liaisons: Iterable[str] = ()) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from libs.events import Category
+from libs.kinds import Category
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

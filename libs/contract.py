@@ -20,8 +20,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, RootModel, TypeAdapter, ValidationError, create_model
 
-from libs.events import (
-    DATA_MODELS,
+from libs.envelopes import (
     ActionRejectedEvent,
     AppealContactErasedEvent,
     AppealContactEvent,
@@ -37,13 +36,14 @@ from libs.events import (
     DepartmentActionEvent,
     EnterpriseEvent,
     Envelope,
-    EventType,
     NotificationOutcomeEvent,
     RawEvent,
     SlaAlertEvent,
     SlaClockEvent,
     SlaReportedEvent,
 )
+from libs.events import DATA_MODELS
+from libs.kinds import EventType
 
 
 @dataclass(frozen=True)

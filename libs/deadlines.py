@@ -11,7 +11,8 @@ from typing import Any, overload
 from pydantic import BaseModel, Field
 from pymongo import UpdateOne
 
-from libs.events import CloudEvent, SlaClockChanged
+from libs.envelopes import CloudEvent
+from libs.events import SlaClockChanged
 from libs.mongo import not_after
 
 

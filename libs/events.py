@@ -1,151 +1,14 @@
-"""The event contract: CloudEvents 1.0 envelope and the versioned data of every event type.
-
-Event types are past tense and carry their version. Additive changes add optional
-fields; a breaking change makes a `.v2` type on a new topic.
+"""The event contract's data: the versioned payload of every event type (libs/kinds.py names the types,
+libs/envelopes.py wraps each payload in its CloudEvents envelope).
 """
 
-from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from datetime import date, datetime
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
-from libs.ids import new_id
+from libs.kinds import ActionKind, AppealStatus, Category, Channel, ClockKind, ClockState, EventType
 from libs.links import Attachment
-
-
-class Category(StrEnum):
-    financing = "financing"
-    labour = "labour"
-    tax = "tax"
-    sci_tech = "sci_tech"
-    social_security = "social_security"
-    export = "export"
-    tariffs = "tariffs"
-    customs = "customs"
-    operations = "operations"
-    trade = "trade"
-    legal = "legal"
-    insurance = "insurance"
-    materials = "materials"
-    approvals = "approvals"
-    other = "other"
-
-
-class Channel(StrEnum):
-    wechat = "wechat"
-    web = "web"
-    app = "app"
-    hotline_12345 = "hotline_12345"
-    kiosk = "kiosk"
-    staff_visit = "staff_visit"
-
-
-class AppealStatus(StrEnum):
-    submitted = "submitted"
-    routed = "routed"
-    accepted = "accepted"
-    declined = "declined"
-    rerouted = "rerouted"
-    transferred = "transferred"
-    info_requested = "info_requested"
-    resolved = "resolved"
-    confirmed = "confirmed"
-    reopened = "reopened"
-    closed = "closed"
-    rejected = "rejected"
-
-
-class ActionKind(StrEnum):
-    accept = "accept"
-    decline = "decline"
-    request_info = "request_info"
-    resolve = "resolve"
-    transfer = "transfer"
-    add_cohandler = "add_cohandler"
-    request_extension = "request_extension"
-    # The coordinating office's (docs/domain.md, "Supervision").
-    approve_extension = "approve_extension"
-    reject_extension = "reject_extension"
-    # Past the send-back window the lead asks the office to move the appeal (退单 after the window).
-    request_transfer = "request_transfer"
-    grant_transfer = "grant_transfer"
-    refuse_transfer = "refuse_transfer"
-    # The office reviews each send-back: it withdraws the new lead and returns the appeal, or lets it stand.
-    overrule_decline = "overrule_decline"
-    confirm_decline = "confirm_decline"
-    # 催办 by hand: the office presses the lead, with a comment.
-    urge = "urge"
-    # A co-handler's part of the answer, to the lead.
-    contribute = "contribute"
-
-
-class EventType(StrEnum):
-    appeal_submitted = "appeal.submitted.v1"
-    appeal_routed = "appeal.routed.v1"
-    appeal_accepted = "appeal.accepted.v1"
-    appeal_declined = "appeal.declined.v1"
-    appeal_rerouted = "appeal.rerouted.v1"
-    appeal_transferred = "appeal.transferred.v1"
-    appeal_cohandler_added = "appeal.cohandler_added.v1"
-    appeal_info_requested = "appeal.info_requested.v1"
-    appeal_info_provided = "appeal.info_provided.v1"
-    appeal_resolved = "appeal.resolved.v1"
-    appeal_confirmed = "appeal.confirmed.v1"
-    appeal_reopened = "appeal.reopened.v1"
-    appeal_closed = "appeal.closed.v1"
-    appeal_rejected = "appeal.rejected.v1"
-    appeal_extension_requested = "appeal.extension_requested.v1"
-    appeal_extension_approved = "appeal.extension_approved.v1"
-    appeal_extension_rejected = "appeal.extension_rejected.v1"
-    appeal_transfer_requested = "appeal.transfer_requested.v1"
-    appeal_transfer_refused = "appeal.transfer_refused.v1"
-    appeal_decline_overruled = "appeal.decline_overruled.v1"
-    appeal_decline_confirmed = "appeal.decline_confirmed.v1"
-    appeal_urged = "appeal.urged.v1"
-    appeal_contributed = "appeal.contributed.v1"
-    assignment_created = "assignment.created.v1"
-    assignment_withdrawn = "assignment.withdrawn.v1"
-    action_rejected = "department.action_rejected.v1"
-    department_action = "department.action.v1"
-    company_info_provided = "company.info_provided.v1"
-    company_feedback = "company.feedback.v1"
-    sla_started = "sla.started.v1"
-    sla_paused = "sla.paused.v1"
-    sla_resumed = "sla.resumed.v1"
-    sla_warning = "sla.warning.v1"
-    sla_breached = "sla.breached.v1"
-    sla_met = "sla.met.v1"
-    sla_cancelled = "sla.cancelled.v1"
-    sla_extended = "sla.extended.v1"
-    sla_urged = "sla.urged.v1"
-    sla_reported = "sla.reported.v2"
-    notification_delivered = "notification.delivered.v1"
-    notification_failed = "notification.failed.v1"
-    enterprise_registered = "enterprise.registered.v1"
-    enterprise_updated = "enterprise.updated.v1"
-    company_code_issued = "company.code_issued.v1"
-    company_link_requested = "company.link_requested.v1"
-    appeal_submitted_v2 = "appeal.submitted.v2"
-    appeal_contact = "appeal.contact.v1"
-    appeal_contact_erased = "appeal.contact_erased.v1"
-
-
-class ClockKind(StrEnum):
-    scope = "scope"
-    response = "response"
-    resolution = "resolution"
-    # Each co-handler's own: its part of the answer, to the lead (config/supervision.yaml, cohandling).
-    contribution = "contribution"
-
-
-class ClockState(StrEnum):
-    running = "running"
-    paused = "paused"
-    met = "met"
-    breached = "breached"
-    cancelled = "cancelled"
 
 
 class Enterprise(BaseModel):
@@ -471,6 +334,7 @@ SlaClockType = Literal[
     EventType.sla_extended,
     EventType.sla_urged,
 ]
+
 SLA_CLOCK_TYPES: tuple[EventType, ...] = get_args(SlaClockType)
 
 
@@ -528,42 +392,6 @@ class EnterpriseChanged(BaseModel):
     version: int = Field(description="Per-company change counter; readers keep the highest.")
 
 
-DataT = TypeVar("DataT", bound=BaseModel)
-
-
-class CloudEvent(BaseModel, Generic[DataT]):
-    """CloudEvents 1.0, structured JSON mode; `traceparent` is the distributed-tracing extension."""
-
-    specversion: str = "1.0"
-    id: str = Field(default_factory=new_id, description="ULID, unique per event.")
-    source: str = Field(examples=["appeals/router"])
-    type: str = Field(examples=["appeal.routed.v1"])
-    subject: str = Field(description="The appeal id; also the Kafka key.")
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    datacontenttype: str = "application/json"
-    traceparent: str | None = None
-    data: DataT
-    # Where a consumer read the event: (topic, partition, offset); not part of the event itself.
-    _position: tuple[str, int, int] | None = PrivateAttr(default=None)
-    # The record itself (its bytes, key and headers), for the .dlq should its handler keep failing.
-    _record: Any = PrivateAttr(default=None)
-
-    @property
-    def position(self) -> tuple[str, int, int] | None:
-        """(topic, partition, offset) of the record this event was read from, when read from Kafka."""
-        return self._position
-
-
-class RawEvent(CloudEvent[Any]):
-    """An envelope whose data is not yet validated against its type."""
-
-    data: dict[str, Any]
-
-
-# The envelopes: what a record on a topic holds, one class per kind of event. A consumer receives
-# them (libs.kafka), the AsyncAPI documents name them, and libs/contract.py says which travels where.
-
-
 class CompanyMessage(BaseModel):
     """A message intake asks notify to send a phone at once: a one-time code, or an appeal's follow link again.
 
@@ -578,157 +406,13 @@ class CompanyMessage(BaseModel):
     follow_url: str | None = Field(default=None, description="The appeal's page with its token.")
 
 
-class Envelope(CloudEvent[DataT], Generic[DataT]):
-    """CloudEvents 1.0 envelope of one kind of event; `TYPES` are the event types it may carry."""
-
-    TYPES: ClassVar[tuple[EventType, ...]] = ()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        if "type" in cls.__annotations__:
-            cls.TYPES = tuple(get_args(cls.model_fields["type"].annotation))
-            cls.__doc__ = f"CloudEvents 1.0 envelope. {cls.model_fields['data'].annotation.__doc__}"
-
-
-_TYPE = "Event type."
-
-
-class AppealSubmittedEvent(Envelope[AppealSubmitted]):
-    type: Literal[EventType.appeal_submitted] = Field(description=_TYPE, examples=["appeal.submitted.v1"])
-
-
-class AppealFiledEvent(Envelope[AppealFiled]):
-    type: Literal[EventType.appeal_submitted_v2] = Field(description=_TYPE, examples=["appeal.submitted.v2"])
-
-
-class AppealContactEvent(Envelope[AppealContact]):
-    type: Literal[EventType.appeal_contact] = Field(description=_TYPE, examples=["appeal.contact.v1"])
-
-
-class AppealContactErasedEvent(Envelope[AppealContactErased]):
-    type: Literal[EventType.appeal_contact_erased] = Field(description=_TYPE, examples=["appeal.contact_erased.v1"])
-
-
-class AppealLifecycleEvent(Envelope[AppealChanged]):
-    type: Literal[
-        EventType.appeal_routed,
-        EventType.appeal_accepted,
-        EventType.appeal_declined,
-        EventType.appeal_rerouted,
-        EventType.appeal_transferred,
-        EventType.appeal_cohandler_added,
-        EventType.appeal_info_requested,
-        EventType.appeal_info_provided,
-        EventType.appeal_resolved,
-        EventType.appeal_confirmed,
-        EventType.appeal_reopened,
-        EventType.appeal_closed,
-        EventType.appeal_rejected,
-        EventType.appeal_extension_requested,
-        EventType.appeal_extension_approved,
-        EventType.appeal_extension_rejected,
-        EventType.appeal_transfer_requested,
-        EventType.appeal_transfer_refused,
-        EventType.appeal_decline_overruled,
-        EventType.appeal_decline_confirmed,
-        EventType.appeal_urged,
-        EventType.appeal_contributed,
-    ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
-
-
-class DepartmentActionEvent(Envelope[DepartmentAction]):
-    type: Literal[EventType.department_action] = Field(description=_TYPE, examples=["department.action.v1"])
-
-
-class CompanyInfoProvidedEvent(Envelope[CompanyInfoProvided]):
-    type: Literal[EventType.company_info_provided] = Field(description=_TYPE, examples=["company.info_provided.v1"])
-
-
-class CompanyFeedbackEvent(Envelope[CompanyFeedback]):
-    type: Literal[EventType.company_feedback] = Field(description=_TYPE, examples=["company.feedback.v1"])
-
-
-class SlaClockEvent(Envelope[SlaClockChanged]):
-    type: SlaClockType = Field(description=_TYPE, examples=["sla.started.v1"])
-
-
-class SlaReportedEvent(Envelope[SlaClocksReported]):
-    type: Literal[EventType.sla_reported] = Field(description=_TYPE, examples=["sla.reported.v2"])
-
-
-def reports_of(event: CloudEvent[SlaClocksReported]) -> list[SlaClockEvent]:
-    """Each report of an `sla.reported.v2` as the `sla.*.v1` event it stands for (its id, type and data; the
-    packed event's time, trace and position)."""
-    events = []
-    for report in event.data.reports:
-        one = SlaClockEvent(
-            id=report.id,
-            source=event.source,
-            type=report.type,
-            subject=event.subject,
-            time=event.time,
-            traceparent=event.traceparent,
-            data=report.data,
-        )
-        one._position = event.position
-        events.append(one)
-    return events
-
-
-def unpacked(events: Iterable[CloudEvent[Any]]) -> list[CloudEvent[Any]]:
-    """The events with each `sla.reported.v2` replaced by the `sla.*.v1` events it packs."""
-    out: list[CloudEvent[Any]] = []
-    for event in events:
-        if event.type == EventType.sla_reported:
-            out += reports_of(event)
-        else:
-            out.append(event)
-    return out
-
-
-class SlaAlertEvent(Envelope[SlaClockChanged]):
-    type: Literal[EventType.sla_warning, EventType.sla_breached, EventType.sla_urged] = Field(
-        description=_TYPE, examples=["sla.warning.v1"]
-    )
-
-
-class AssignmentCreatedEvent(Envelope[AssignmentCreated]):
-    type: Literal[EventType.assignment_created] = Field(description=_TYPE, examples=["assignment.created.v1"])
-
-
-class AssignmentWithdrawnEvent(Envelope[AssignmentWithdrawn]):
-    type: Literal[EventType.assignment_withdrawn] = Field(description=_TYPE, examples=["assignment.withdrawn.v1"])
-
-
-class ActionRejectedEvent(Envelope[ActionRejected]):
-    type: Literal[EventType.action_rejected] = Field(description=_TYPE, examples=["department.action_rejected.v1"])
-
-
-class EnterpriseEvent(Envelope[EnterpriseChanged]):
-    type: Literal[EventType.enterprise_registered, EventType.enterprise_updated] = Field(
-        description=_TYPE, examples=["enterprise.updated.v1"]
-    )
-
-
-class CompanyMessageEvent(Envelope[CompanyMessage]):
-    type: Literal[EventType.company_code_issued, EventType.company_link_requested] = Field(
-        description=_TYPE, examples=["company.code_issued.v1"]
-    )
-
-
-class NotificationOutcomeEvent(Envelope[NotificationOutcome]):
-    type: Literal[EventType.notification_delivered, EventType.notification_failed] = Field(
-        description=_TYPE, examples=["notification.delivered.v1"]
-    )
-
-
 _NOT_LIFECYCLE = {
     EventType.appeal_submitted,
     EventType.appeal_submitted_v2,
     EventType.appeal_contact,
     EventType.appeal_contact_erased,
 }
+
 DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.appeal_submitted: AppealSubmitted,
     EventType.assignment_created: AssignmentCreated,
@@ -750,8 +434,3 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     EventType.appeal_contact_erased: AppealContactErased,
     **{t: AppealChanged for t in EventType if t.value.startswith("appeal.") and t not in _NOT_LIFECYCLE},
 }
-
-
-def lifecycle_type(status: AppealStatus) -> str:
-    """The lifecycle event type announcing `status`."""
-    return f"appeal.{status.value}.v1"

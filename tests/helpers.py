@@ -22,10 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import servers
 from devstack.stack import ALL_SERVICES, SERVICES, Stack
-from libs.events import CloudEvent, EventType, SlaClockChanged, SlaClockReport, SlaClocksReported, SlaClockType
+from libs.envelopes import CloudEvent
+from libs.events import SlaClockChanged, SlaClockReport, SlaClocksReported, SlaClockType
 from libs.kafka.access import KafkaAccess, access_of
 from libs.kafka.publishing import make_event
 from libs.kafka_admin import partitions_of
+from libs.kinds import EventType
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 

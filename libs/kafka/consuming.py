@@ -28,7 +28,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from libs import tracing
 from libs.contract import BY_APPEAL, Consumer, Topic, dead_letter_topic, parse_event, topics_of
 from libs.contract import topic as contract_topic
-from libs.events import CloudEvent
+from libs.envelopes import CloudEvent
 from libs.settings import ServiceSettings
 
 # The name from before the split into modules: the services' JSON log lines and the tests' caplog name it.

@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from libs import tracing
-from libs.events import CloudEvent
+from libs.envelopes import CloudEvent
 
 
 def encode(event: CloudEvent[Any]) -> bytes:

@@ -14,10 +14,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from libs.contract import APPEALS_CONTACTS, APPEALS_SUBMITTED, APPEALS_SUBMITTED_V2, parse_event
-from libs.events import AppealContact, AppealFiled, AppealSubmitted, CloudEvent, EventType
+from libs.envelopes import CloudEvent
+from libs.events import AppealContact, AppealFiled, AppealSubmitted
 from libs.kafka.access import KafkaAccess
 from libs.kafka.publishing import encode, envelope_of
 from libs.kafka_admin import partitions_of
+from libs.kinds import EventType
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Intake's consumers: the status read model follows the lifecycle and the SLA clocks."""
 
 from libs.contract import consumer
-from libs.events import AppealLifecycleEvent, SlaClockEvent, SlaReportedEvent, unpacked
+from libs.envelopes import AppealLifecycleEvent, SlaClockEvent, SlaReportedEvent, unpacked
 from libs.kafka.consuming import subscribe
 from services.intake import service
 from services.intake.runtime import IntakeRuntime

@@ -7,7 +7,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from libs import phones
 from libs.deadlines import Deadline
-from libs.events import Category, Contact, Enterprise, PolicyRef
+from libs.events import Contact, Enterprise, PolicyRef
+from libs.kinds import Category
 from libs.links import Attachment
 from libs.mailboxes import mailbox
 from libs.uscc import uscc_problem

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from libs.auth import Principal
 from libs.config import Catalogue, CategoryEntry, City
-from libs.events import AppealStatus
+from libs.kinds import AppealStatus
 from services.intake import service
 from services.intake.models import AppealIn
 from services.intake.runtime import IntakeRuntimeDep

@@ -19,9 +19,11 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from libs.contract import APPEALS_CONTACTS, parse_event
-from libs.events import AppealContact, AppealContactErased, AppealSubmitted, CloudEvent, Contact, EventType
+from libs.envelopes import CloudEvent
+from libs.events import AppealContact, AppealContactErased, AppealSubmitted, Contact
 from libs.ids import new_id
 from libs.kafka.publishing import encode, make_event
+from libs.kinds import EventType
 from services.intake import adopt
 
 log = logging.getLogger(__name__)

@@ -23,19 +23,11 @@ from libs.clock import Clock
 from libs.config import City, RegistryConfig
 from libs.contract import APPEALS_COMPANY, APPEALS_CONTACTS, APPEALS_SUBMITTED_V2, parse_event
 from libs.deadlines import aware, clock_writes
-from libs.events import (
-    AppealChanged,
-    AppealFiled,
-    AppealStatus,
-    Channel,
-    CloudEvent,
-    CompanyFeedback,
-    CompanyInfoProvided,
-    EventType,
-    SlaClockChanged,
-)
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged, AppealFiled, CompanyFeedback, CompanyInfoProvided, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka.publishing import encode, make_event, publish
+from libs.kinds import AppealStatus, Channel, EventType
 from libs.mongo import GroupedInserts
 from services.intake import adopt, privacy
 from services.intake.models import AppealIn

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from libs.auth import Principal, authenticate, require
 from libs.contract import APPEALS_CONTACTS, COMPANY_MESSAGES
 from libs.deadlines import deadlines
-from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage, EventType
+from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage
 from libs.http import problem, problem_responses
 from libs.kafka.publishing import make_event
+from libs.kinds import EventType
 from services.intake import codes, privacy, service
 from services.intake.codes import Limit
 from services.intake.models import (

@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from libs import outbox
 from libs.deadlines import aware
-from libs.events import CloudEvent
+from libs.envelopes import CloudEvent
 from services.notify.book import Memory
 from services.notify.notices import new_notice
 

@@ -13,7 +13,8 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from libs.events import AppealContact, AppealSubmitted, CloudEvent, EnterpriseChanged
+from libs.envelopes import CloudEvent
+from libs.events import AppealContact, AppealSubmitted, EnterpriseChanged
 from services.notify.book import Memory
 from services.notify.notices import schedule
 

@@ -26,8 +26,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from libs import claims, outbox, tracing
 from libs.contract import NOTIFY_DELIVERIES, dead_letter_topic
 from libs.deadlines import aware
-from libs.events import EventType, NotificationOutcome
+from libs.events import NotificationOutcome
 from libs.ids import stable_id
+from libs.kinds import EventType
 from libs.outbox import Emit, outbox_items
 from services.notify import channels
 from services.notify.notices import UNSETTLED, Ready, schedule

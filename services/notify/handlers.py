@@ -5,7 +5,7 @@ them up, whichever module of notify holds them.
 """
 
 from libs.contract import consumer
-from libs.events import (
+from libs.envelopes import (
     AppealContactErasedEvent,
     AppealContactEvent,
     AppealFiledEvent,

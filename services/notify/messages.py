@@ -7,7 +7,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from libs.events import CloudEvent, CompanyMessage, EventType
+from libs.envelopes import CloudEvent
+from libs.events import CompanyMessage
+from libs.kinds import EventType
 from services.notify import channels
 from services.notify.book import NotifyBook
 

@@ -18,8 +18,9 @@ from pymongo.errors import BulkWriteError
 from libs.calendars import parse_target
 from libs.config import City
 from libs.contract import parse_event
-from libs.events import CloudEvent, EventType
+from libs.envelopes import CloudEvent
 from libs.kafka.publishing import encode
+from libs.kinds import EventType
 from services.notify import adopt, copies, rules
 from services.notify.book import Memory, NotifyBook
 from services.notify.notices import Ready, new_notice

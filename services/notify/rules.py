@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import TypeAdapter, ValidationError
 
 from libs.config import City, Person
-from libs.events import EventType
+from libs.kinds import EventType
 from libs.links import Attachment
 
 E = EventType
@@ -114,7 +114,7 @@ URGE_AUDIENCES: dict[str, tuple[str, str]] = {
 }
 # Urging level -> the audiences it tells, from config/supervision.yaml (NotifyBook.ladder).
 Ladder = Mapping[int, Sequence[str]]
-# How the texts name each clock kind (libs/events.py's ClockKind), per language; every kind has a name in every
+# How the texts name each clock kind (libs/kinds.py's ClockKind), per language; every kind has a name in every
 # language. A subject says the name alone; a body says, where it helps, what the clock is (`clock_name`'s `own`).
 CLOCK_NAMES: dict[str, dict[str, str]] = {
     "zh": {"scope": "确认职责", "response": "首次答复", "resolution": "办结", "contribution": "协办意见"},

@@ -7,11 +7,8 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from libs.events import (
-    AppealContact,
-    CloudEvent,
-    Contact,
-)
+from libs.envelopes import CloudEvent
+from libs.events import AppealContact, Contact
 from libs.mongo import by_ids, only_duplicates
 
 log = logging.getLogger(__name__)

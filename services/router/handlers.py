@@ -8,8 +8,7 @@ import logging
 from datetime import timedelta
 
 from libs.contract import consumer, department_of, department_topic
-from libs.events import (
-    ActionRejected,
+from libs.envelopes import (
     AppealContactErasedEvent,
     AppealContactEvent,
     AppealFiledEvent,
@@ -21,6 +20,7 @@ from libs.events import (
     SlaReportedEvent,
     unpacked,
 )
+from libs.events import ActionRejected
 from libs.kafka.consuming import Contention, subscribe
 from services.router import contacts as contact_store
 from services.router import lifecycle, service, transitions

@@ -8,15 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from libs.contract import department_actions_topic, department_of
-from libs.events import (
-    ActionKind,
-    AppealFiled,
-    AppealStatus,
-    AppealSubmitted,
-    Contact,
-    DepartmentAction,
-    EventType,
-)
+from libs.events import AppealFiled, AppealSubmitted, Contact, DepartmentAction
+from libs.kinds import ActionKind, AppealStatus, EventType
 from libs.outbox import Emit
 from services.router import office, registry, supervision
 from services.router.rules import AppealFacts, RoutingBook, route

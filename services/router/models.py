@@ -6,7 +6,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.deadlines import Deadline
-from libs.events import ActionKind, Category, PolicyRef
+from libs.events import PolicyRef
+from libs.kinds import ActionKind, Category
 from libs.links import Attachment
 
 

@@ -6,7 +6,8 @@ transfer requests, the review of send-backs. Pure functions from the stored appe
 from datetime import datetime
 from typing import Any
 
-from libs.events import ActionKind, AppealStatus, DepartmentAction, EventType
+from libs.events import DepartmentAction
+from libs.kinds import ActionKind, AppealStatus, EventType
 from services.router import supervision
 from services.router.rules import RoutingBook
 from services.router.transitions import ActionError, Transition, announce, assign, common, move, withdraw

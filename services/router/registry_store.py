@@ -12,12 +12,9 @@ from pymongo.errors import BulkWriteError
 
 from libs import outbox
 from libs.contract import ENTERPRISES
-from libs.events import (
-    EnterpriseChanged,
-    EventType,
-    ListMembership,
-)
+from libs.events import EnterpriseChanged, ListMembership
 from libs.ids import new_id
+from libs.kinds import EventType
 from libs.mongo import by_ids
 from libs.outbox import Emit, outbox_items
 from services.router import registry

@@ -22,7 +22,8 @@ from libs.config import (
     load_supervision,
     load_yaml,
 )
-from libs.events import Category, PolicyRef
+from libs.events import PolicyRef
+from libs.kinds import Category
 
 
 class RuleMatch(StrictModel):

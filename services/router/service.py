@@ -20,16 +20,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import outbox
 from libs.deadlines import merged_clocks, next_due
-from libs.events import (
-    ActionKind,
-    CloudEvent,
-    Contact,
-    DepartmentAction,
-    EventType,
-    SlaClockChanged,
-)
+from libs.envelopes import CloudEvent
+from libs.events import Contact, DepartmentAction, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka.publishing import make_event, publish
+from libs.kinds import ActionKind, EventType
 from libs.mongo import by_ids, update_guarded
 from libs.outbox import outbox_items
 from services.router import queue, transitions

@@ -12,7 +12,8 @@ from typing import Any
 
 from libs.calendars import parse_target
 from libs.deadlines import aware
-from libs.events import AppealStatus, DepartmentAction, EventType
+from libs.events import DepartmentAction
+from libs.kinds import AppealStatus, EventType
 from libs.mongo import as_stored
 from services.router.rules import RoutingBook
 

@@ -10,15 +10,13 @@ from typing import Any
 from libs.contract import APPEALS_LIFECYCLE, department_topic
 from libs.events import (
     AppealChanged,
-    AppealStatus,
     AppealSummary,
     AssignmentCreated,
     AssignmentWithdrawn,
     DepartmentAction,
-    EventType,
     PolicyRef,
-    lifecycle_type,
 )
+from libs.kinds import AppealStatus, EventType, lifecycle_type
 from libs.outbox import Emit
 
 S = AppealStatus

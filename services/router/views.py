@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from libs.auth import Principal, require
 from libs.contract import department_topic
 from libs.deadlines import deadlines
-from libs.events import AppealStatus, Category, DepartmentAction
+from libs.events import DepartmentAction
 from libs.http import problem_responses
 from libs.ids import new_id
+from libs.kinds import AppealStatus, Category
 from services.router import lifecycle, queue, registry, registry_store, service, supervision
 from services.router.models import (
     ActionIn,

@@ -18,7 +18,8 @@ from typing import Any
 from libs.calendars import BusinessCalendar, parse_target
 from libs.config import UrgingLevel
 from libs.contract import SLA_EVENTS, department_topic
-from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import SlaClockChanged
+from libs.kinds import ClockKind, ClockState, EventType
 from libs.mongo import as_stored
 from libs.outbox import Emit
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from libs.calendars import BusinessCalendar, Calendars
 from libs.config import City, SlaConfig, SupervisionConfig
-from libs.events import AppealChanged, ClockKind, ClockState, CloudEvent
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged
+from libs.kinds import ClockKind, ClockState
 from libs.mongo import as_stored
 from libs.outbox import Emit
 from services.sla import clocks, rules

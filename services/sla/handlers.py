@@ -1,7 +1,7 @@
 """SLA's consumer: the lifecycle drives the clocks."""
 
 from libs.contract import consumer
-from libs.events import AppealLifecycleEvent
+from libs.envelopes import AppealLifecycleEvent
 from libs.kafka.consuming import subscribe
 from services.sla import service
 from services.sla.runtime import SlaRuntime

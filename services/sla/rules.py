@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from libs.events import AppealChanged, ClockKind, EventType
+from libs.events import AppealChanged
+from libs.kinds import ClockKind, EventType
 
 K = ClockKind
 E = EventType

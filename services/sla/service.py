@@ -41,19 +41,11 @@ from libs import claims, outbox
 from libs.claims import Claimed
 from libs.clock import Clock
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
-from libs.events import (
-    AppealChanged,
-    ClockKind,
-    ClockState,
-    CloudEvent,
-    EventType,
-    SlaClockChanged,
-    SlaClockReport,
-    SlaClocksReported,
-    SlaClockType,
-)
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged, SlaClockChanged, SlaClockReport, SlaClocksReported, SlaClockType
 from libs.ids import new_id, stable_id
 from libs.kafka.consuming import Contention
+from libs.kinds import ClockKind, ClockState, EventType
 from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by, only_duplicates
 from libs.outbox import Emit, outbox_items
 from services.sla import clocks, fold

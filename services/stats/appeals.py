@@ -9,7 +9,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from libs.events import AppealChanged, AppealFiled, AppealStatus, CloudEvent, EventType
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged, AppealFiled
+from libs.kinds import AppealStatus, EventType
 from services.stats.buckets import TOTALS, Counts, counter, hour_of, ms, sketch_key
 from services.stats.supervision import SUPERVISION, add_act, fold_act, moving_acts
 

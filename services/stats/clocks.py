@@ -9,7 +9,8 @@ outcome in the hour it started, against its department.
 from collections import defaultdict
 from typing import Any
 
-from libs.events import ClockState, CloudEvent, EventType
+from libs.envelopes import CloudEvent
+from libs.kinds import ClockState, EventType
 from services.stats.buckets import TOTALS, Counts, counter, encode, hour_of, ms
 from services.stats.supervision import CONTRIBUTION, CONTRIBUTION_FIGURES, urge
 

@@ -3,7 +3,7 @@
 from functools import partial
 
 from libs.contract import consumer
-from libs.events import (
+from libs.envelopes import (
     AppealFiledEvent,
     AppealLifecycleEvent,
     AppealSubmittedEvent,

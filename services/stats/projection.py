@@ -29,7 +29,8 @@ its own id (`clock_key`), several contribution clocks (one per co-handler) too.
 
 from typing import Any
 
-from libs.events import CloudEvent, EventType, reports_of
+from libs.envelopes import CloudEvent, reports_of
+from libs.kinds import EventType
 from services.stats.appeals import NO_LIST, RESOLUTION_BUCKETS, RESOLVED, appeal_counts, fold_appeal
 from services.stats.buckets import (
     TOTALS,

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from libs.config import City
-from libs.events import ClockKind
+from libs.kinds import ClockKind
 from services.stats.appeals import NO_LIST, RESOLVED
 from services.stats.buckets import counter, parts, sketch_value
 from services.stats.supervision import CONTRIBUTION, CONTRIBUTION_FIGURES, FIGURE_GROUPS, FIGURES

@@ -37,7 +37,7 @@ from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from libs.events import CloudEvent
+from libs.envelopes import CloudEvent
 from libs.kafka.consuming import Contention
 from libs.mongo import by_ids, only_duplicates
 from services.stats import buckets, clocks, projection

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from libs.events import AppealChanged, ClockKind, EventType
+from libs.events import AppealChanged
+from libs.kinds import ClockKind, EventType
 
 
 def _lead(doc: dict[str, Any], data: AppealChanged) -> str | None:

@@ -39,11 +39,12 @@ from libs.contract import (
     dead_letter_topic,
     department_actions_topic,
 )
-from libs.events import DepartmentAction, EventType
+from libs.events import DepartmentAction
 from libs.http import MAX_BODY_BYTES, PROBLEM_JSON
 from libs.kafka.access import KafkaAccess
 from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import department_principal, partitions_of
+from libs.kinds import EventType
 from libs.settings import PROJECT_ROOT
 from tests.helpers import appeal_body, fresh_stack, read_topic, valid_uscc
 

@@ -10,8 +10,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from libs.contract import APPEALS_COMPANY
-from libs.events import CompanyInfoProvided, EventType
+from libs.events import CompanyInfoProvided
 from libs.kafka.publishing import encode, make_event
+from libs.kinds import EventType
 from tests.helpers import appeal_body, fresh_stack, read_topic
 
 # test_fast: scope 4 s, response 8 s, resolution 12 s; warnings at 50 % and 80 %.

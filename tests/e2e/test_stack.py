@@ -25,10 +25,11 @@ from libs.contract import (
     department_topic,
     topic_config,
 )
-from libs.events import DepartmentAction, EventType
+from libs.events import DepartmentAction
 from libs.kafka.access import KafkaAccess
 from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import partitions_of
+from libs.kinds import EventType
 from tests.helpers import (
     Databases,
     answered_anonymously,

@@ -22,18 +22,11 @@ from libs.contract import (
     department_topic,
     parse_event,
 )
-from libs.events import (
-    ClockKind,
-    ClockState,
-    CompanyInfoProvided,
-    Contact,
-    DepartmentAction,
-    EventType,
-    SlaClockChanged,
-)
+from libs.events import CompanyInfoProvided, Contact, DepartmentAction, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka.publishing import encode, make_event, publish
 from libs.kafka_admin import ensure_topics
+from libs.kinds import ClockKind, ClockState, EventType
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake
 from services.intake.models import AppealIn

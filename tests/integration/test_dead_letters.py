@@ -10,19 +10,14 @@ from prometheus_client import CollectorRegistry
 from pymongo.errors import AutoReconnect
 
 from libs.contract import Consumer, dead_letter_topic
-from libs.events import (
-    ActionRejected,
-    ActionRejectedEvent,
-    AssignmentCreatedEvent,
-    AssignmentWithdrawnEvent,
-    EventType,
-    SlaAlertEvent,
-)
+from libs.envelopes import ActionRejectedEvent, AssignmentCreatedEvent, AssignmentWithdrawnEvent, SlaAlertEvent
+from libs.events import ActionRejected
 from libs.ids import new_id
 from libs.kafka.broker import make_broker
 from libs.kafka.consuming import subscribe
 from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import ensure_topics, redrive
+from libs.kinds import EventType
 from libs.settings import ServiceSettings
 
 OnDepartmentTopic = AssignmentCreatedEvent | AssignmentWithdrawnEvent | ActionRejectedEvent | SlaAlertEvent

@@ -10,8 +10,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from secantus.server import SecantusDBServer
 
 from devstack import servers
-from libs.events import EventType
 from libs.ids import new_id
+from libs.kinds import EventType
 from libs.mongo import GroupedInserts, apply_update, make_client, update_guarded
 from libs.settings import ServiceSettings
 from services.intake import service as intake

@@ -27,19 +27,16 @@ from libs.contract import (
 )
 from libs.events import (
     AppealChanged,
-    AppealStatus,
     AppealSubmitted,
-    ClockKind,
-    ClockState,
     CompanyMessage,
     Contact,
     Enterprise,
     EnterpriseChanged,
-    EventType,
     SlaClockChanged,
 )
 from libs.ids import new_id
 from libs.kafka.publishing import make_event, publish
+from libs.kinds import AppealStatus, ClockKind, ClockState, EventType
 from services.notify import adopt, dispatch, notices, planning
 from services.notify.app import create_app
 from services.notify.book import Memory

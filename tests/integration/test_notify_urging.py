@@ -14,9 +14,10 @@ from devstack import servers
 from devstack.sinks import Sinks
 from libs.config import load_city
 from libs.contract import SLA_EVENTS_V2
-from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import SlaClockChanged
 from libs.ids import new_id
 from libs.kafka.publishing import make_event, publish
+from libs.kinds import ClockKind, ClockState, EventType
 from libs.settings import PROJECT_ROOT
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings

@@ -12,8 +12,8 @@ from pymongo import AsyncMongoClient
 
 from libs.config import CohandlingRules, UrgingLevel, UrgingRules
 from libs.contract import SLA_EVENTS_V2, department_topic
-from libs.events import AppealStatus, EventType
 from libs.ids import new_id
+from libs.kinds import AppealStatus, EventType
 from libs.settings import PROJECT_ROOT
 from services.sla import service
 from services.sla.app import load_book

@@ -9,8 +9,8 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from libs.contract import SLA_EVENTS_V2, department_topic
-from libs.events import AppealStatus, EventType
 from libs.ids import new_id
+from libs.kinds import AppealStatus, EventType
 from libs.settings import PROJECT_ROOT
 from services.sla import service
 from services.sla.app import load_book

@@ -7,8 +7,8 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2
-from libs.events import AppealStatus, ClockKind, EventType
 from libs.ids import new_id
+from libs.kinds import AppealStatus, ClockKind, EventType
 from libs.mongo import as_stored
 from libs.settings import PROJECT_ROOT
 from services.sla import clocks, service

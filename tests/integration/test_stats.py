@@ -26,10 +26,10 @@ from libs.contract import (
     SLA_EVENTS_V2,
     dead_letter_topic,
 )
-from libs.events import AppealStatus, ClockState, EventType
 from libs.ids import new_id
 from libs.kafka.publishing import encode
 from libs.kafka_admin import ensure_topics
+from libs.kinds import AppealStatus, ClockState, EventType
 from services.stats import projection, service
 from services.stats.app import create_app
 from services.stats.handlers import PROJECTED

@@ -9,18 +9,13 @@ import pytest
 from faststream.kafka import KafkaBroker
 
 from libs.contract import Consumer
-from libs.events import (
-    ActionRejected,
-    ActionRejectedEvent,
-    AssignmentCreatedEvent,
-    AssignmentWithdrawnEvent,
-    EventType,
-    SlaAlertEvent,
-)
+from libs.envelopes import ActionRejectedEvent, AssignmentCreatedEvent, AssignmentWithdrawnEvent, SlaAlertEvent
+from libs.events import ActionRejected
 from libs.ids import new_id
 from libs.kafka.consuming import subscribe
 from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import ensure_topics
+from libs.kinds import EventType
 from libs.settings import ServiceSettings
 
 # What a department's topic carries: the handler here reads one, as a department's own system would.

@@ -5,8 +5,9 @@ from pydantic import ValidationError
 
 from libs.clock import SystemClock
 from libs.config import load_city
-from libs.events import AppealSubmitted, EventType
+from libs.events import AppealSubmitted
 from libs.kafka.publishing import make_event
+from libs.kinds import EventType
 from libs.settings import PROJECT_ROOT, ServiceSettings
 from services.intake import codes, service
 from services.intake.models import AppealIn

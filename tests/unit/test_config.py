@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from libs.config import ConfigError, load_city
-from libs.events import Category
+from libs.kinds import Category
 from services.router.rules import load_routing_book
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

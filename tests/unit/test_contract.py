@@ -16,17 +16,17 @@ from libs.contract import (
     topic,
     topic_config,
 )
-from libs.events import (
+from libs.envelopes import (
     AppealContactErasedEvent,
     AppealContactEvent,
     AppealFiledEvent,
     AppealLifecycleEvent,
     AppealSubmittedEvent,
-    EventType,
     SlaClockEvent,
     SlaReportedEvent,
 )
 from libs.kafka.consuming import subscribe
+from libs.kinds import EventType
 from libs.settings import ServiceSettings
 
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from libs.deadlines import merged_clocks, next_due
-from libs.events import EventType
+from libs.kinds import EventType
 from tests.unit.test_stats import T0, clock_event
 
 

@@ -14,22 +14,20 @@ from faststream.kafka.message import KafkaMessage
 
 from devstack.apidocs import build_app
 from libs.contract import CONSUMERS, consumers_of, dead_letter_topic, topics_of
+from libs.envelopes import unpacked
 from libs.events import (
-    ActionKind,
     AppealContact,
     AppealContactErased,
     AppealFiled,
-    AppealStatus,
     CompanyFeedback,
     CompanyInfoProvided,
     CompanyMessage,
     DepartmentAction,
     EnterpriseChanged,
-    EventType,
     NotificationOutcome,
-    unpacked,
 )
 from libs.kafka.publishing import encode, make_event
+from libs.kinds import ActionKind, AppealStatus, EventType
 from services.intake import service as intake
 from services.notify import handlers as notify
 from services.router import contacts as router_contacts

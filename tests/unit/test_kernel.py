@@ -15,9 +15,11 @@ from pydantic import BaseModel, ValidationError
 from libs.auth import KeyStore, Principal, hash_key, parse_scope
 from libs.config import load_city
 from libs.contract import parse_event
-from libs.events import AppealChanged, AppealStatus, Category, Channel, CloudEvent, EventType
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged
 from libs.http import PROBLEM_JSON, BodySizeLimit, install_problem_handlers
 from libs.kafka.publishing import encode, make_event
+from libs.kinds import AppealStatus, Category, Channel, EventType
 from libs.logging import configure_logging, redact
 from libs.settings import DEV_SECRET
 from services.intake.settings import IntakeSettings
@@ -234,7 +236,7 @@ def test_an_unknown_environment_is_refused(clean_env):
         IntakeSettings()
 
 
-# ================================================================ libs/events.py
+# ================================================================ libs/kinds.py, libs/events.py, libs/envelopes.py
 
 
 def changed() -> AppealChanged:

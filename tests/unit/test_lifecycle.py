@@ -13,17 +13,8 @@ from typing import Any
 import pytest
 
 from libs.contract import APPEALS_LIFECYCLE, department_topic
-from libs.events import (
-    ActionKind,
-    AppealStatus,
-    AppealSubmitted,
-    Category,
-    Channel,
-    Contact,
-    DepartmentAction,
-    Enterprise,
-    EventType,
-)
+from libs.events import AppealSubmitted, Contact, DepartmentAction, Enterprise
+from libs.kinds import ActionKind, AppealStatus, Category, Channel, EventType
 from services.router.lifecycle import (
     ALLOWED_FROM,
     ActionError,

@@ -7,8 +7,9 @@ import pytest
 
 from libs.calendars import load_calendars
 from libs.config import load_city, load_registry_config, load_sla_config, load_supervision
-from libs.events import AppealChanged, AppealStatus, ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import AppealChanged, SlaClockChanged
 from libs.kafka.publishing import make_event
+from libs.kinds import AppealStatus, ClockKind, ClockState, EventType
 from libs.settings import PROJECT_ROOT
 from services.notify import rules
 from services.notify.book import NotifyBook

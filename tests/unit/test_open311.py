@@ -7,7 +7,7 @@ import pytest
 
 from libs.config import ConfigError, load_catalogue, load_city
 from libs.deadlines import deadlines
-from libs.events import Category
+from libs.kinds import Category
 from services.intake import open311
 from tests.helpers import open311_form
 

@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from libs.config import load_city, load_registry_config
-from libs.events import AppealStatus, AppealSubmitted, Contact, Enterprise
+from libs.events import AppealSubmitted, Contact, Enterprise
+from libs.kinds import AppealStatus
 from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 from services.router import registry

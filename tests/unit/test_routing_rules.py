@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.events import Category
+from libs.kinds import Category
 from services.router.rules import (
     AppealFacts,
     Rule,

@@ -13,8 +13,9 @@ import pytest
 
 from libs.calendars import BusinessCalendar, load_calendars
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2, department_topic
-from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import SlaClockChanged
 from libs.ids import new_id
+from libs.kinds import ClockKind, ClockState, EventType
 from services.sla import clocks
 from services.sla.service import pack
 

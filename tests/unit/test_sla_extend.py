@@ -15,7 +15,8 @@ import pytest
 
 from libs.calendars import BusinessCalendar, load_calendars
 from libs.contract import SLA_EVENTS, department_topic
-from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import SlaClockChanged
+from libs.kinds import ClockKind, ClockState, EventType
 from services.sla import clocks, views
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

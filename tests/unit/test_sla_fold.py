@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.contract import SLA_EVENTS, department_topic
-from libs.events import AppealChanged, AppealStatus, Category, Channel, CloudEvent, EventType, SlaClockChanged
+from libs.envelopes import CloudEvent
+from libs.events import AppealChanged, SlaClockChanged
 from libs.kafka.publishing import make_event
+from libs.kinds import AppealStatus, Category, Channel, EventType
 from libs.mongo import as_stored
 from libs.outbox import Emit
 from services.sla import clocks

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from libs.events import DATA_MODELS, AppealChanged, AppealStatus, ClockKind, EventType
+from libs.events import DATA_MODELS, AppealChanged
+from libs.kinds import AppealStatus, ClockKind, EventType
 from services.sla.rules import Apply, Extend, Start, steps
 from tests.unit.test_stats import T0, changed
 

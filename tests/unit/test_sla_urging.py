@@ -17,7 +17,8 @@ import pytest
 from libs.calendars import BusinessCalendar, load_calendars
 from libs.config import ConfigError, UrgingLevel, load_city, load_supervision
 from libs.contract import SLA_EVENTS, SLA_EVENTS_V2, department_topic
-from libs.events import ClockKind, ClockState, EventType, SlaClockChanged
+from libs.events import SlaClockChanged
+from libs.kinds import ClockKind, ClockState, EventType
 from libs.mongo import as_stored
 from services.sla import clocks, views
 from services.sla.app import create_app, load_book

@@ -9,17 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.config import load_city
-from libs.events import (
-    AppealChanged,
-    AppealStatus,
-    AppealSubmitted,
-    ClockState,
-    Contact,
-    Enterprise,
-    EventType,
-    SlaClockChanged,
-)
+from libs.events import AppealChanged, AppealSubmitted, Contact, Enterprise, SlaClockChanged
 from libs.kafka.publishing import make_event
+from libs.kinds import AppealStatus, ClockState, EventType
 from services.stats import projection, report
 from services.stats.buckets import sketch_key
 from services.stats.metrics import BusinessMetrics

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.config import load_city
-from libs.events import AppealStatus, ClockState, EventType, reports_of
+from libs.envelopes import reports_of
+from libs.kinds import AppealStatus, ClockState, EventType
 from services.stats import projection, report
 from services.stats.metrics import BusinessMetrics
 from tests.helpers import packed

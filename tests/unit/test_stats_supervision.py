@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.config import load_city
-from libs.events import AppealStatus, ClockState, EventType
+from libs.kinds import AppealStatus, ClockState, EventType
 from services.stats import projection, report
 from services.stats.metrics import BusinessMetrics
 from tests.helpers import packed

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.contract import APPEALS_LIFECYCLE
-from libs.events import ActionKind, AppealStatus, EventType
+from libs.kinds import ActionKind, AppealStatus, EventType
 from services.router import queue, supervision
 from services.router.lifecycle import decide_action
 from services.router.rules import RoutingBook, load_routing_book
