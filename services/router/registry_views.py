@@ -4,13 +4,13 @@ import logging
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from libs.auth import Principal, require
 from libs.deadlines import deadlines
 from libs.http import problem_responses
 from libs.uscc import uscc_problem
 from services.router import registry, registry_store, service
+from services.router.callers import AdminCaller, OperatorCaller, RegistryReader
 from services.router.models import (
     AppealRecord,
     AuditEntry,
@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
-OperatorCaller = Annotated[Principal, Depends(require("operator", "admin"))]  # an operator's or an admin's key
-AdminCaller = Annotated[Principal, Depends(require("admin"))]  # an admin's key
-RegistryReader = Annotated[Principal, Depends(require("operator", "admin", "liaison"))]  # and a liaison's own
 REGISTRY_PROBLEMS = problem_responses(
     {
         401: "No valid API key",

@@ -4,9 +4,9 @@ import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Header, HTTPException, Query
 
-from libs.auth import Principal, require
+from libs.auth import Principal
 from libs.contract import department_topic
 from libs.deadlines import deadlines
 from libs.events import DepartmentAction
@@ -14,6 +14,7 @@ from libs.http import problem_responses
 from libs.ids import new_id
 from libs.kinds import AppealStatus, Category
 from services.router import lifecycle, queue, registry, registry_store, service, supervision
+from services.router.callers import AnyCaller, OperatorCaller, StaffOrOperator
 from services.router.models import (
     ActionIn,
     AppealOut,
@@ -29,15 +30,6 @@ from services.router.transitions import ActionError
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
-
-AnyCaller = Annotated[
-    Principal, Depends(require("department", "operator", "admin", "channel"))
-]  # any key but a liaison's
-DepartmentCaller = Annotated[Principal, Depends(require("department"))]  # a department's key
-OperatorCaller = Annotated[Principal, Depends(require("operator", "admin"))]  # an operator's or an admin's key
-StaffOrOperator = Annotated[
-    Principal, Depends(require("department", "operator", "admin"))
-]  # a department's, an operator's or an admin's key
 
 PROBLEMS = problem_responses(
     {
