@@ -365,3 +365,88 @@ def load_supervision(config_dir: Path, city: City) -> SupervisionConfig:
         if "city_supervisor" in level.audiences and city.city_supervisor is None:
             raise config_error(path, entry, "audiences", "city_supervisor is named but city.yaml has none")
     return supervision
+
+
+# --- Return visits and assessment (config/assessment.yaml) ----------------------------------------------------------
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+class VisitSelection(StrictModel):
+    """Which resolved appeals get a return visit: all by default."""
+
+    share: float = Field(default=1.0, ge=0, le=1, description="Share of the appeals, chosen by their id.")
+    lists: list[str] = Field(default_factory=list, description="Companies on these lists are always visited.")
+    size_bands: list[str] = Field(default_factory=list, description="Only these size bands (all when empty).")
+    categories: list[Category] = Field(default_factory=list, description="Only these categories (all when empty).")
+
+
+class ReturnVisitRules(StrictModel):
+    due_after: str = Field(pattern=DURATION, description="After the resolution: the survey link goes then.")
+    call_after: str = Field(pattern=DURATION, description="After the due time: the office calls those still silent.")
+    attempts: int = Field(ge=1, le=10, description="Failed attempts that end a visit as unreached.")
+    unreached_after: str = Field(pattern=DURATION, description="After the due time: a visit still open is unreached.")
+    select: VisitSelection = VisitSelection()
+
+
+class RedoRules(StrictModel):
+    resolution: str = Field(pattern=DURATION, description="The redo's new resolution clock.")
+    supervise_after: int = Field(ge=1, le=10, description="Redos after which the office supervises the appeal.")
+
+
+class Weights(StrictModel):
+    response_rate: float = Field(ge=0)
+    resolution_rate: float = Field(ge=0)
+    satisfaction_rate: float = Field(ge=0)
+
+
+class Deductions(StrictModel):
+    breach: float = Field(ge=0)
+    redo: float = Field(ge=0)
+    overruled_send_back: float = Field(ge=0)
+    urging_level_3: float = Field(ge=0)
+
+
+class Formula(StrictModel):
+    """The scorecard's formula from a month on: a published month keeps the formula it was published with."""
+
+    from_month: str = Field(alias="from", pattern=MONTH, description="The first month it applies to, YYYY-MM.")
+    weights: Weights
+    deductions: Deductions
+
+
+class ScorecardRules(StrictModel):
+    minimum_volume: int = Field(
+        ge=0, description="Appeals assigned in the month below which a department is not ranked."
+    )
+    red_list: int = Field(ge=0, description="The best N ranked departments.")
+    black_list: int = Field(ge=0, description="The worst N ranked departments, none of them on the red list.")
+    formulas: list[Formula] = Field(min_length=1)
+
+    def formula(self, month: str) -> Formula:
+        """The formula in effect in `month` (YYYY-MM): the latest to take effect on or before it; the first for a
+        month before any."""
+        due = [f for f in self.formulas if f.from_month <= month]
+        return due[-1] if due else self.formulas[0]
+
+
+class AssessmentConfig(StrictModel):
+    """`config/assessment.yaml`: return visits (回访), redos (重办) and the city's monthly scorecard."""
+
+    return_visits: ReturnVisitRules
+    redo: RedoRules
+    scorecard: ScorecardRules
+
+
+def load_assessment(config_dir: Path, city: City) -> AssessmentConfig:
+    """Load `assessment.yaml`: formulas in the order they take effect, size bands the city has."""
+    path = config_dir / "assessment.yaml"
+    assessment = load_yaml(path, AssessmentConfig)
+    months = [f.from_month for f in assessment.scorecard.formulas]
+    if months != sorted(set(months)):
+        raise config_error(path, "scorecard.formulas", "from", "months must be distinct and in order")
+    bands = {band.code for band in city.size_bands}
+    for band in assessment.return_visits.select.size_bands:
+        if band not in bands:
+            raise config_error(path, "return_visits.select", "size_bands", f"{band!r} is not a size band of city.yaml")
+    return assessment

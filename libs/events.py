@@ -7,7 +7,17 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.kinds import ActionKind, AppealStatus, Category, Channel, ClockKind, ClockState, EventType
+from libs.kinds import (
+    ActionKind,
+    AppealStatus,
+    Category,
+    Cause,
+    Channel,
+    ClockKind,
+    ClockState,
+    EventType,
+    VisitOutcome,
+)
 from libs.links import Attachment
 
 
@@ -190,6 +200,26 @@ class AppealChanged(BaseModel):
     attachments: list[str] = Field(
         default_factory=list, description="For a contribution: https links to the co-handler's documents."
     )
+    visit_round: int | None = Field(
+        default=None,
+        description="For a return visit, a company's answer, a redo or a close after a visit: the resolution round "
+        "(1 for the first resolution, 2 after one redo, ...).",
+    )
+    reached: bool | None = Field(default=None, description="For a return visit attempt: the company was reached.")
+    visit_outcome: VisitOutcome | None = Field(
+        default=None,
+        description="For a visit, a company's answer, or a close as unreached: satisfied, basically_satisfied, "
+        "unsatisfied or unreached.",
+    )
+    cause: Cause | None = Field(
+        default=None,
+        description="For an unsatisfied visit or answer: `department` (its redo) or `outside` (policy does not "
+        "allow it: reported apart, not in the department's satisfaction).",
+    )
+    redo: bool | None = Field(
+        default=None, description="For a reopen: it counts as a redo (重办) against the department."
+    )
+    redo_count: int | None = Field(default=None, description="For a redo: how many redos the appeal has had.")
 
 
 class AppealSummary(BaseModel):

@@ -97,6 +97,9 @@ class EventType(StrEnum):
     appeal_decline_confirmed = "appeal.decline_confirmed.v1"
     appeal_urged = "appeal.urged.v1"
     appeal_contributed = "appeal.contributed.v1"
+    # Return visits (回访, docs/domain.md "Return visits and assessment"): the survey link is due; an attempt.
+    appeal_visit_due = "appeal.visit_due.v1"
+    appeal_visited = "appeal.visited.v1"
     assignment_created = "assignment.created.v1"
     assignment_withdrawn = "assignment.withdrawn.v1"
     action_rejected = "department.action_rejected.v1"
@@ -122,6 +125,30 @@ class EventType(StrEnum):
     appeal_submitted_v2 = "appeal.submitted.v2"
     appeal_contact = "appeal.contact.v1"
     appeal_contact_erased = "appeal.contact_erased.v1"
+
+
+class VisitOutcome(StrEnum):
+    """How a return visit or the company's own answer ended; a score 5 is satisfied, 4 basically, 1-3 not."""
+
+    satisfied = "satisfied"
+    basically_satisfied = "basically_satisfied"
+    unsatisfied = "unsatisfied"
+    # Never reached: shown, never counted as satisfied.
+    unreached = "unreached"
+
+
+class Cause(StrEnum):
+    """Whose the reason for an unsatisfied answer is: the department's (a redo), or outside it (policy)."""
+
+    department = "department"
+    outside = "outside"
+
+
+def outcome_of(score: int) -> VisitOutcome:
+    """A company's score as an outcome: 5 satisfied, 4 basically satisfied, 1-3 unsatisfied."""
+    if score >= 5:
+        return VisitOutcome.satisfied
+    return VisitOutcome.basically_satisfied if score == 4 else VisitOutcome.unsatisfied
 
 
 class ClockKind(StrEnum):
