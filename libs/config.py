@@ -417,7 +417,7 @@ class Formula(StrictModel):
 
 class ScorecardRules(StrictModel):
     minimum_volume: int = Field(
-        ge=0, description="Appeals assigned in the month below which a department is not ranked."
+        ge=0, description="Fewer lead assignments in a month: listed, not ranked."
     )
     red_list: int = Field(ge=0, description="The best N ranked departments.")
     black_list: int = Field(ge=0, description="The worst N ranked departments, none of them on the red list.")
