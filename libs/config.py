@@ -416,9 +416,7 @@ class Formula(StrictModel):
 
 
 class ScorecardRules(StrictModel):
-    minimum_volume: int = Field(
-        ge=0, description="Fewer lead assignments in a month: listed, not ranked."
-    )
+    minimum_volume: int = Field(ge=0, description="Fewer lead assignments in a month: listed, not ranked.")
     red_list: int = Field(ge=0, description="The best N ranked departments.")
     black_list: int = Field(ge=0, description="The worst N ranked departments, none of them on the red list.")
     formulas: list[Formula] = Field(min_length=1)
@@ -445,6 +443,15 @@ def load_assessment(config_dir: Path, city: City) -> AssessmentConfig:
     months = [f.from_month for f in assessment.scorecard.formulas]
     if months != sorted(set(months)):
         raise config_error(path, "scorecard.formulas", "from", "months must be distinct and in order")
+    visits, redo = assessment.return_visits, assessment.redo
+    for entry, field, text in (
+        ("return_visits", "due_after", visits.due_after),
+        ("return_visits", "call_after", visits.call_after),
+        ("return_visits", "unreached_after", visits.unreached_after),
+        ("redo", "resolution", redo.resolution),
+    ):
+        if float(text.rstrip("wdhms")) <= 0:
+            raise config_error(path, entry, field, f"{text!r} must be positive")
     bands = {band.code for band in city.size_bands}
     for band in assessment.return_visits.select.size_bands:
         if band not in bands:

@@ -120,6 +120,8 @@ class AppealLifecycleEvent(Envelope[AppealChanged]):
         EventType.appeal_decline_confirmed,
         EventType.appeal_urged,
         EventType.appeal_contributed,
+        EventType.appeal_visit_due,
+        EventType.appeal_visited,
     ] = Field(description=_TYPE, examples=["appeal.routed.v1"])
 
 

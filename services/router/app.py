@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from libs.app import create_service_app
-from services.router import handlers, registry_views, scheduled, service, views
+from services.router import handlers, registry_views, scheduled, service, views, visits_views
 from services.router.rules import load_routing_book
 from services.router.runtime import RouterRuntime
 from services.router.settings import RouterSettings
@@ -24,8 +24,8 @@ def create_app(settings: RouterSettings | None = None, **runtime_options: Any) -
     return create_service_app(
         runtime,
         title="Appeals router",
-        description="Routing rules, the appeal lifecycle, department actions and the enterprise registry.",
-        routers=[views.router, registry_views.router],
+        description="Routing, the appeal lifecycle, department actions, return visits, the enterprise registry.",
+        routers=[views.router, visits_views.router, registry_views.router],
         on_startup=_startup,
         body_limits={"/v1/enterprises/import": registry_views.MAX_LIST_BYTES},
     )

@@ -104,12 +104,11 @@ async def on_company(runtime: RouterRuntime, event: CompanyInfoProvidedEvent | C
     else:
 
         def decide(doc):
-            return lifecycle.decide_feedback(doc, data.resolved, data.satisfaction, data.comment)
+            return lifecycle.decide_feedback(doc, data.resolved, data.satisfaction, data.comment, runtime.book, now)
 
+    now = runtime.clock.now()
     try:
-        await service.transition(
-            runtime.db, runtime.broker, data.appeal_id, decide, runtime.clock.now(), event_id=event.id
-        )
+        await service.transition(runtime.db, runtime.broker, data.appeal_id, decide, now, event_id=event.id)
     except ActionError as exc:
         log.info("ignored a company event", extra={"appeal_id": data.appeal_id, "detail": exc.detail})
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from libs.contract import department_actions_topic, department_of
 from libs.events import AppealFiled, AppealSubmitted, Contact, DepartmentAction
-from libs.kinds import ActionKind, AppealStatus, EventType
+from libs.kinds import ActionKind, AppealStatus, Cause, EventType, VisitOutcome, outcome_of
 from libs.outbox import Emit
-from services.router import office, registry, supervision
+from services.router import office, registry, supervision, visits
 from services.router.rules import AppealFacts, RoutingBook, route
 from services.router.transitions import ActionError, Transition, announce, assign, common, move, withdraw
 
@@ -339,15 +339,17 @@ def _request_info(doc, action, book, now) -> Transition:
 def _resolve(doc, action, book, now) -> Transition:
     if not action.resolution:
         raise ActionError(422, "resolution is required: say what was done")
+    visit = visits.plan(doc, book, now)
     out = Transition(
         set={
             "status": S.resolved.value,
             "resolved_at": now,
             "resolution": action.resolution,
             "policy_refs": action.policy_refs,
+            "visit": visit,
         }
     )
-    announce(doc, out, S.resolved, **common(action), resolution=action.resolution)
+    announce(doc, out, S.resolved, **common(action), resolution=action.resolution, visit_round=visit["round"])
     return out
 
 
@@ -406,26 +408,39 @@ def decide_info_provided(doc: dict[str, Any]) -> Transition:
     return out
 
 
-def decide_feedback(doc: dict[str, Any], resolved: bool, satisfaction: int, comment: str | None) -> Transition:
-    """Confirmed closes the appeal; not resolved reopens it to its lead department."""
+def decide_feedback(
+    doc: dict[str, Any], resolved: bool, satisfaction: int, comment: str | None, book: RoutingBook, now: datetime
+) -> Transition:
+    """The company's answer, which is also its round's return visit: confirmed closes the appeal; not resolved
+    reopens it to its lead as a redo, which the office may still find outside the department (visits.attempt)."""
     if doc["status"] != S.resolved:
         raise ActionError(409, f"feedback is taken on resolved appeals; this one is {doc['status']}")
-    extra: dict[str, Any] = {"actor": "company", "note": comment, "satisfaction": satisfaction}
-    if resolved:
-        out = Transition(set={"status": S.closed.value, "open": False})
-        announce(doc, out, S.confirmed, **extra)
-        announce(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
-        return out
-    out = Transition(set={"status": S.reopened.value, "resolved_at": None})
-    announce(doc, out, S.reopened, **extra)
-    assign(doc, out, doc["lead"], "lead", doc["lead"], doc.get("cohandlers", []))
+    visit = doc.get("visit") or {}
+    outcome = outcome_of(satisfaction) if resolved else VisitOutcome.unsatisfied
+    said: dict[str, Any] = {
+        "actor": "company",
+        "note": comment,
+        "satisfaction": satisfaction,
+        "visit_outcome": outcome,
+        "visit_round": visit.get("round"),
+        "cause": Cause.department if outcome == VisitOutcome.unsatisfied else None,
+    }
+    if not resolved:
+        return visits.redo(doc, book, now, said, visit=visits.ended(visit, visits.REVIEW, now), visited=False)
+    out = Transition(set={"status": S.closed.value, "open": False})
+    if visit:
+        out.set["visit"] = visits.ended(visit, visits.ANSWERED, now, outcome=outcome.value, score=satisfaction)
+    announce(doc, out, S.confirmed, **said)
+    announce(doc, out, S.closed, reason="the company confirmed the resolution", actor="company")
     return out
 
 
 def decide_auto_close(doc: dict[str, Any], days: int) -> Transition:
-    """Close a resolution the company left unanswered."""
+    """Close a resolution the company left unanswered; one selected for a return visit closes at its visit."""
     if doc["status"] != S.resolved:
         raise ActionError(409, f"only resolved appeals close automatically; this one is {doc['status']}")
+    if (doc.get("visit") or {}).get("state") in visits.OPEN:
+        raise ActionError(409, "a return visit is open: the appeal closes at its visit")
     out = Transition(set={"status": S.closed.value, "open": False})
     announce(
         doc, out, S.closed, reason=f"no answer from the company within {days} days of the resolution", actor="system"

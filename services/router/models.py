@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs.deadlines import Deadline
 from libs.events import PolicyRef
-from libs.kinds import ActionKind, Category
+from libs.kinds import ActionKind, Category, Cause, VisitOutcome
 from libs.links import Attachment
 
 
@@ -135,6 +135,72 @@ class SendBack(BaseModel):
     comment: str | None = None
 
 
+class VisitAttempt(BaseModel):
+    """One call of the coordinating office to the company."""
+
+    at: datetime
+    visitor: str
+    reached: bool
+    outcome: VisitOutcome | None = None
+    score: int | None = None
+    cause: Cause | None = None
+    note: str | None = None
+
+
+class Visit(BaseModel):
+    """The return visit (回访) of the appeal's latest resolution round."""
+
+    round: int = Field(description="1 for the first resolution, 2 after one redo, ...")
+    state: str = Field(
+        description="scheduled (the survey link is not due yet), surveyed (sent; an answer or a call is awaited), "
+        "review (the company said not resolved: the office may find the cause outside the department), visited, "
+        "answered (by the company itself), unreached, or unselected (no visit: closes after days of silence)."
+    )
+    due_at: datetime | None = Field(default=None, description="When the survey link goes.")
+    call_from: datetime | None = Field(default=None, description="When the office calls a company still silent.")
+    unreached_at: datetime | None = Field(default=None, description="When a visit still unanswered is unreached.")
+    attempts: list[VisitAttempt] = Field(default_factory=list)
+    outcome: VisitOutcome | None = None
+    score: int | None = None
+    cause: Cause | None = None
+    ended_at: datetime | None = None
+
+
+class AttemptIn(BaseModel):
+    """An attempt to reach the company (回访), or the office's review of its "not resolved"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visitor: str = Field(min_length=1, max_length=100, description="Who at the office called, by name.")
+    reached: bool
+    outcome: VisitOutcome | None = Field(
+        default=None, description="When reached: satisfied, basically_satisfied or unsatisfied (else from score)."
+    )
+    score: int | None = Field(default=None, ge=1, le=5, description="When reached: 5 satisfied, 4 basically, 1-3 not.")
+    cause: Cause | None = Field(
+        default=None,
+        description="When unsatisfied: department (a redo) or outside (policy does not allow it: the appeal closes).",
+    )
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReturnVisitRow(BaseModel):
+    """A return visit task, for the office: the contact only while the task is open."""
+
+    appeal_id: str
+    title: str
+    category: str
+    lead: str | None
+    status: str
+    enterprise_name: str | None = None
+    contact: dict | None = Field(default=None, description="Name and phone, on an open task only. Reading is logged.")
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+    redo_count: int = 0
+    visit: Visit
+    to_call: bool = Field(description="Open, past its call_from: the office calls now, in office hours.")
+
+
 class TransferRequest(BaseModel):
     """Past its send-back window, the lead asks the office to move the appeal."""
 
@@ -201,6 +267,9 @@ class AppealOut(BaseModel):
         "(request_transfer). None when no window holds it.",
     )
     urgings: list[Urging] = Field(default_factory=list, description="The office's urgings by hand, oldest first.")
+    visit: Visit | None = Field(default=None, description="The return visit of the latest resolution round.")
+    redo_count: int = Field(default=0, description="How often the appeal was sent back to be redone (重办).")
+    redo_due_at: datetime | None = Field(default=None, description="The latest redo's resolution due time.")
 
 
 class QueueRow(BaseModel):

@@ -10,12 +10,14 @@ from pydantic import Field
 
 from libs.calendars import Calendars, load_calendars
 from libs.config import (
+    AssessmentConfig,
     City,
     RegistryConfig,
     SlaConfig,
     StrictModel,
     SupervisionConfig,
     config_error,
+    load_assessment,
     load_city,
     load_registry_config,
     load_sla_config,
@@ -105,6 +107,7 @@ class RoutingBook:
     registry: RegistryConfig
     supervision: SupervisionConfig
     calendars: Calendars
+    assessment: AssessmentConfig
     # The city's time zone: list memberships run from and to local days.
     tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
@@ -217,6 +220,7 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
     registry = load_registry_config(config_dir, city)
     calendars = load_calendars(config_dir)
     supervision = load_supervision(config_dir, city)
+    assessment = load_assessment(config_dir, city)
     tz = ZoneInfo(calendars["default"].config.timezone)
     districts = {d.code for d in city.districts}
     bands = {b.code for b in city.size_bands}
@@ -247,7 +251,7 @@ def load_routing_book(config_dir: Path) -> RoutingBook:
             raise config_error(policies_path, f"policies[{i}] ({policy.id})", "id", "duplicate policy id")
         seen.add(policy.id)
     _check_flags(config_dir, routing, policies, sla, registry)
-    return RoutingBook(city, routing, policies, sla, registry, supervision, calendars, tz)
+    return RoutingBook(city, routing, policies, sla, registry, supervision, calendars, assessment, tz)
 
 
 def _check_flags(

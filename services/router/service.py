@@ -27,7 +27,7 @@ from libs.kafka.publishing import make_event, publish
 from libs.kinds import ActionKind, EventType
 from libs.mongo import by_ids, update_guarded
 from libs.outbox import outbox_items
-from services.router import queue, transitions
+from services.router import queue, transitions, visits
 from services.router.lifecycle import decide_admission, handlers, new_appeal, reject
 from services.router.registry_store import companies
 from services.router.rules import RoutingBook
@@ -51,6 +51,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     await db.appeals.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
     await db.appeals.create_index([("outbox_since", ASCENDING)], sparse=True)
+    # The visits sweep, and the office's list of visits by state.
+    await db.appeals.create_index([("visit.next_at", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("visit.state", ASCENDING), ("visit.due_at", ASCENDING)], sparse=True)
     # A company's history; the registry's list members and its sweep; a company's audit trail.
     await db.appeals.create_index([("enterprise.uscc", ASCENDING), ("submitted_at", ASCENDING)])
     await db.enterprises.create_index([("memberships.list", ASCENDING)])
@@ -275,11 +278,40 @@ async def flush_stale_outboxes(db: AsyncDatabase, broker: KafkaBroker, now: date
 
 
 async def due_for_auto_close(db: AsyncDatabase, now: datetime, days: int) -> list[str]:
-    """Ids of resolved appeals whose company has been silent for `days`."""
+    """Ids of resolved appeals whose company has been silent for `days`, and no return visit awaited."""
     cursor = db.appeals.find(
-        {"status": "resolved", "resolved_at": {"$lte": now - timedelta(days=days)}}, {"_id": 1}
+        {
+            "status": "resolved",
+            "resolved_at": {"$lte": now - timedelta(days=days)},
+            "visit.state": {"$nin": list(visits.OPEN)},
+        },
+        {"_id": 1},
     ).limit(500)
     return [doc["_id"] async for doc in cursor]
+
+
+async def due_visits(db: AsyncDatabase, now: datetime) -> list[dict[str, Any]]:
+    """Appeals whose return visit the sweep acts on now (its survey link, or its end as unreached): id and round."""
+    cursor = db.appeals.find({"visit.next_at": {"$lte": now}}, {"_id": 1, "visit.round": 1, "visit.state": 1})
+    return [doc async for doc in cursor.limit(500)]
+
+
+async def return_visits(
+    db: AsyncDatabase,
+    states: Sequence[str],
+    due_before: datetime | None,
+    call_from_before: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Appeals whose visit is in one of `states`, the earliest due first."""
+    query: dict[str, Any] = {"visit.state": {"$in": list(states)}}
+    if due_before is not None:
+        query["visit.due_at"] = {"$lt": due_before}
+    if call_from_before is not None:
+        query["visit.call_from"] = {"$lte": call_from_before}
+    cursor = db.appeals.find(query, {"outbox": 0, "seen": 0, "timeline": 0}).sort("visit.due_at", ASCENDING)
+    return [doc async for doc in cursor.skip(offset).limit(limit)]
 
 
 async def worklist(

@@ -45,7 +45,7 @@ PROBLEMS = problem_responses(
 _NOT_SHOWN = ("_id", "clocks")
 
 
-def _out(doc: dict, now: datetime, book: RoutingBook) -> AppealOut:
+def appeal_out(doc: dict, now: datetime, book: RoutingBook) -> AppealOut:
     fields = {k: v for k, v in doc.items() if k not in _NOT_SHOWN}
     closes = supervision.closes_at(doc, book)
     return AppealOut(appeal_id=doc["_id"], deadlines=deadlines(doc, now), send_back_closes_at=closes, **fields)
@@ -106,7 +106,7 @@ async def department_worklist(
         raise HTTPException(403, f"a key of {principal.name} cannot read the worklist of {code}")
     docs = await service.worklist(runtime.db, code, status.value if status else None, limit, offset, sort == "due")
     now = runtime.clock.now()
-    return [_out(d, now, runtime.book) for d in docs]
+    return [appeal_out(d, now, runtime.book) for d in docs]
 
 
 @router.get(
@@ -202,7 +202,7 @@ async def get_appeal(
         log.warning(
             "a contact was read", extra={"appeal_id": appeal_id, "by": principal.label, "scope": principal.kind}
         )
-    return _out(doc, runtime.clock.now(), runtime.book)
+    return appeal_out(doc, runtime.clock.now(), runtime.book)
 
 
 @router.post(
@@ -254,7 +254,7 @@ async def act(
         )
     except ActionError as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    return _out(doc, now, runtime.book)
+    return appeal_out(doc, now, runtime.book)
 
 
 @router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")

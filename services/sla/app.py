@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from libs.app import create_service_app
 from libs.calendars import load_calendars, parse_target
-from libs.config import config_error, load_city, load_sla_config, load_supervision
+from libs.config import config_error, load_assessment, load_city, load_sla_config, load_supervision
 from services.sla import handlers, scheduled, service, views
 from services.sla.runtime import SlaRuntime
 from services.sla.service import SlaBook
@@ -42,7 +42,8 @@ def load_book(config_dir: Path, publish_v1: bool = False) -> SlaBook:
             raise config_error(
                 config_dir / "supervision.yaml", f"urging.levels[{i}]", "after_breach", str(exc)
             ) from None
-    return SlaBook(city, sla, calendars, supervision, publish_v1=publish_v1)
+    redo = load_assessment(config_dir, city).redo.resolution
+    return SlaBook(city, sla, calendars, supervision, publish_v1=publish_v1, redo_target=redo)
 
 
 def create_app(settings: SlaSettings | None = None, **runtime_options: Any) -> FastAPI:

@@ -37,6 +37,8 @@ class SlaBook:
     supervision: SupervisionConfig
     # Also write each report to sla.events.v1, while some reader has not moved to v2 (docs/production.md).
     publish_v1: bool = False
+    # A redo's resolution clock (重办, `config/assessment.yaml`); the profile's resolution target without it.
+    redo_target: str | None = None
 
     @property
     def ladder(self) -> clocks.Ladder:
@@ -47,9 +49,11 @@ class SlaBook:
         """The calendar a department works by (the default one for an unknown department)."""
         return self.calendars.of_department(self.city, department)
 
-    def target(self, profile: str, kind: ClockKind, cohandlers: bool) -> str:
-        """A clock's target: the profile's, the co-handled response's, or a co-handler's contribution's (the
-        same for every profile, `config/supervision.yaml`)."""
+    def target(self, profile: str, kind: ClockKind, cohandlers: bool, redo: bool = False) -> str:
+        """A clock's target: the profile's, the co-handled response's, a co-handler's contribution's (the
+        same for every profile, `config/supervision.yaml`), or a redo's resolution (`config/assessment.yaml`)."""
+        if redo and kind == ClockKind.resolution and self.redo_target:
+            return self.redo_target
         if kind == ClockKind.contribution:
             return self.supervision.cohandling.contribution
         p = self.sla.profile(profile)
@@ -163,7 +167,7 @@ def _begin(
     if any(c["_id"] == clocks.clock_id(data.appeal_id, step.kind, generation) for c in kept):
         return []  # an earlier version wrote its clocks apart from the sequence: this run was started already
     calendar = book.calendar_for(step.department)
-    target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers))
+    target = book.target(data.sla_profile or "", step.kind, bool(data.cohandlers), step.redo)
     facts = {"category": data.category.value, "district": data.district}
     started_at = {"submission": data.submitted_at, "assignment": data.since or event.time}.get(step.origin, event.time)
     doc, emits = clocks.start(

@@ -43,6 +43,8 @@ class Start:
     origin: Origin = "event"
     only_if_none_alive: bool = False
     on_joining: bool = False
+    # A redo's resolution clock has the redo's target (重办), not the profile's.
+    redo: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,9 @@ def steps(event_type: str, data: AppealChanged) -> list[Step]:
         # contribution breaches against the co-handler, never the lead.
         return [Apply("stop", LEADS)]
     if event_type == E.appeal_reopened:
-        return [Start(K.resolution, dept)]
+        # A redo ordered by the office or by the company's "not resolved" runs the redo's target; a reopen from
+        # before redos were counted ran the profile's.
+        return [Start(K.resolution, dept, redo=bool(data.redo))]
     if event_type in (E.appeal_closed, E.appeal_rejected):
         # What is left no longer applies: a contribution not yet due is cancelled, not counted; a breach stands.
         return [Apply("cancel")]

@@ -423,19 +423,19 @@ def resolved(book: RoutingBook) -> dict[str, Any]:
 
 
 def test_feedback_resolved_emits_confirmed_then_closed(book):
-    outcome = decide_feedback(resolved(book), resolved=True, satisfaction=5, comment="Thanks")
+    outcome = decide_feedback(resolved(book), resolved=True, satisfaction=5, comment="Thanks", book=book, now=NOW)
     assert lifecycle_types(outcome) == [EventType.appeal_confirmed, EventType.appeal_closed]
     assert outcome.emits[0].data.satisfaction == 5
 
 
 def test_feedback_resolved_closes_the_appeal(book):
-    outcome = decide_feedback(resolved(book), resolved=True, satisfaction=5, comment=None)
+    outcome = decide_feedback(resolved(book), resolved=True, satisfaction=5, comment=None, book=book, now=NOW)
     assert outcome.set["status"] == S.closed
     assert outcome.set["open"] is False
 
 
 def test_feedback_not_resolved_reopens_the_appeal(book):
-    outcome = decide_feedback(resolved(book), resolved=False, satisfaction=2, comment="Still stuck")
+    outcome = decide_feedback(resolved(book), resolved=False, satisfaction=2, comment="Still stuck", book=book, now=NOW)
     assert outcome.set["status"] == S.reopened
     assert outcome.set["resolved_at"] is None
     assert "open" not in outcome.set
@@ -443,14 +443,14 @@ def test_feedback_not_resolved_reopens_the_appeal(book):
 
 
 def test_feedback_not_resolved_sends_the_assignment_to_the_lead_again(book):
-    outcome = decide_feedback(resolved(book), resolved=False, satisfaction=2, comment="Still stuck")
+    outcome = decide_feedback(resolved(book), resolved=False, satisfaction=2, comment="Still stuck", book=book, now=NOW)
     assert assignments(outcome) == [(department_topic(LEAD), LEAD, "lead")]
 
 
 @pytest.mark.parametrize("status", [s for s in AppealStatus if s != S.resolved])
 def test_feedback_on_an_unresolved_appeal_is_a_409(book, status):
     with pytest.raises(ActionError) as err:
-        decide_feedback({**admitted(book), "status": status.value}, resolved=True, satisfaction=5, comment=None)
+        decide_feedback({**admitted(book), "status": status.value}, resolved=True, satisfaction=5, comment=None, book=book, now=NOW)
     assert err.value.status == 409
 
 
@@ -484,10 +484,10 @@ def test_sequence_increases_by_one_per_lifecycle_event(book):
         lambda d: act(d, book, ActionKind.request_info, note="Send the contract."),
         lambda d: decide_info_provided(d),
         lambda d: act(d, book, ActionKind.resolve, resolution="Claim paid."),
-        lambda d: decide_feedback(d, resolved=False, satisfaction=2, comment=None),
+        lambda d: decide_feedback(d, resolved=False, satisfaction=2, comment=None, book=book, now=NOW),
         lambda d: act(d, book, ActionKind.accept),
         lambda d: act(d, book, ActionKind.resolve, resolution="Claim paid in full."),
-        lambda d: decide_feedback(d, resolved=True, satisfaction=5, comment=None),  # 2
+        lambda d: decide_feedback(d, resolved=True, satisfaction=5, comment=None, book=book, now=NOW),  # 2
     ]
     seen: list[int] = []
     for step in steps:

@@ -76,6 +76,8 @@ def event(type_: EventType, **extra):
         (E.appeal_info_provided, {}, [Apply("resume", (K.resolution,))]),
         (E.appeal_resolved, {}, [Apply("stop", (K.scope, K.response, K.resolution))]),
         (E.appeal_reopened, {}, [Start(K.resolution, "futian-tax")]),
+        # A redo (重办) runs the redo's target, config/assessment.yaml.
+        (E.appeal_reopened, {"redo": True}, [Start(K.resolution, "futian-tax", redo=True)]),
         (E.appeal_closed, {}, [Apply("cancel")]),
         (E.appeal_rejected, {}, [Apply("cancel")]),
         (E.appeal_cohandler_added, {}, [Apply("retarget", (K.response,))]),
@@ -150,4 +152,6 @@ def test_only_the_events_that_move_no_deadline_leave_the_clocks_alone():
         E.appeal_transfer_refused,
         E.appeal_decline_confirmed,  # the send-back stands: the reroute already moved the clocks
         E.appeal_urged,  # urging by hand is counted, and presses the lead's clocks without changing them
+        E.appeal_visit_due,  # a return visit follows a resolution: the lead's clocks stopped there
+        E.appeal_visited,  # an attempt; its redo or close is an event of its own
     ]
