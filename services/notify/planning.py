@@ -220,6 +220,9 @@ def template_context(
         "part_cut": part_cut,
         "links": rules.links(data.get("attachments")),
         "status": str(data.get("status") or ""),
+        # A redo (appeal.reopened.v1): how many the appeal has had, and who found the answer unsatisfied.
+        "redo_count": data.get("redo_count") or 0,
+        "by_company": data.get("actor") == "company",
     }
 
 

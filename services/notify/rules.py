@@ -30,6 +30,9 @@ COMPANY_TEMPLATES: dict[str, str] = {
     E.appeal_resolved: "resolved",
     # Only the approval: a request or a rejection leaves the date the company was told as it was.
     E.appeal_extension_approved: "extension_approved",
+    # The return visit's survey link (回访), and a redo (重办) with its new due date.
+    E.appeal_visit_due: "visit_due",
+    E.appeal_reopened: "redo",
 }
 
 
@@ -94,6 +97,8 @@ STAFF_NOTICES: dict[str, StaffNotice] = {
     E.appeal_urged: StaffNotice((Tell(LEAD, "handler", "lead_urged"), Tell(LEAD, "head", "lead_urged"))),
     # A co-handler's part of the answer (协办意见): the event's department is the lead, its actor the co-handler.
     E.appeal_contributed: StaffNotice((Tell(LEAD, "handler", "lead_contributed"),)),
+    # A redo (重办): the company or the office's return visit found the answer unsatisfied at the department.
+    E.appeal_reopened: StaffNotice((Tell(LEAD, "handler", "lead_redo"), Tell(LEAD, "head", "lead_redo"))),
 }
 # What a company's liaison hears of its appeals, and the template.
 LIAISON_TEMPLATES: dict[str, str] = {

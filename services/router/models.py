@@ -295,6 +295,7 @@ class QueueRow(BaseModel):
         default=None, description="The urging ladder's level its clocks reached: 1 breached, 2 催办, 3 督办."
     )
     urgings: int = Field(default=0, description="How often the office urged it by hand.")
+    redo_count: int = Field(default=0, description="How often it was sent back to be redone (重办).")
 
 
 class PreviewIn(BaseModel):

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from libs.deadlines import aware, urge_level
 from libs.mongo import ID_CHUNK, by_ids
 
-QueueState = Literal["overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested"]
+QueueState = Literal["overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested", "redo"]
 # Clocks the queue watches, and the statuses in which each still awaits its answer.
 WATCHED = {"scope": {"routed"}, "resolution": {"routed", "accepted", "reopened"}}
 # The warning after which a running clock is at risk (sla warns at 50 % and 80 %).
@@ -37,6 +37,8 @@ SHOWN = {
     "send_back": 1,
     "transfer_request": 1,
     "urgings": 1,
+    "redo_count": 1,
+    "redo_supervised_at": 1,
     "enterprise.name": 1,
 }
 
@@ -72,6 +74,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.appeals.create_index([("extension_pending_until", ASCENDING)], sparse=True)
     await db.appeals.create_index([("send_back.state", ASCENDING), ("send_back.at", ASCENDING)], sparse=True)
     await db.appeals.create_index([("transfer_request.at", ASCENDING)], sparse=True)
+    await db.appeals.create_index([("redo_supervised_at", ASCENDING)], sparse=True)
 
 
 def states_of(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -> list[str]:
@@ -91,6 +94,8 @@ def states_of(appeal: dict[str, Any], deadline: dict[str, Any], now: datetime) -
         states.append("sent_back")
     if appeal.get("transfer_request"):
         states.append("transfer_requested")
+    if appeal.get("redo_supervised_at"):
+        states.append("redo")
     return states
 
 
@@ -115,6 +120,8 @@ async def city_queue(
         "extension_pending": ({"extension_pending_until": {"$gt": now}}, "extension_pending_until"),
         "sent_back": ({"send_back.state": "pending"}, "send_back.at"),
         "transfer_requested": ({"transfer_request.at": {"$exists": True}}, "transfer_request.at"),
+        # Redone as often as assessment.yaml's supervise_after: the office supervises it until it closes.
+        "redo": ({"redo_supervised_at": {"$exists": True}}, "redo_supervised_at"),
     }
     if state in recorded:
         wanted, order = recorded[state]

@@ -124,7 +124,8 @@ async def city_queue(
         Query(
             description="overdue: a scope or resolution clock ran out while it awaits its answer; at_risk: a running "
             "clock passed its 80 % warning; extension_pending: an extension awaits the office; sent_back: a decline "
-            "awaits the office's review; transfer_requested: the lead asks the office to move it. None: every open "
+            "awaits the office's review; transfer_requested: the lead asks the office to move it; redo: redone as often as the office supervises "
+            "(config/assessment.yaml). None: every open "
             "appeal, oldest first."
         ),
     ] = None,
@@ -176,6 +177,7 @@ def _queue_row(row: dict, now: datetime) -> QueueRow:
         transfer_request=row.get("transfer_request"),
         urge_level=row.get("urge_level"),
         urgings=len(row.get("urgings", [])),
+        redo_count=row.get("redo_count", 0),
     )
 
 
