@@ -1,8 +1,9 @@
 """What an appeal counts apart from its clocks: its fold and its counts, as plain functions.
 
 A cohort is counted in the hour its work arrived: an appeal at submission, an
-assignment when it was made, feedback when it was given; a supervision act in its
-own hour (services/stats/supervision.py).
+assignment when it was made; an answer when it was given and a redo when it was
+ordered (services/stats/answers.py); a supervision act in its own hour
+(services/stats/supervision.py).
 """
 
 from collections import defaultdict
@@ -12,6 +13,7 @@ from typing import Any
 from libs.envelopes import CloudEvent
 from libs.events import AppealChanged, AppealFiled
 from libs.kinds import AppealStatus, EventType
+from services.stats.answers import answer_counts, fold_answers
 from services.stats.buckets import TOTALS, Counts, counter, hour_of, ms, sketch_key
 from services.stats.supervision import SUPERVISION, add_act, fold_act, moving_acts
 
@@ -21,7 +23,6 @@ RESOLVED = {S.resolved, S.confirmed, S.closed}
 # A department's substantive answer to the company: it asked for information, resolved, or declined with guidance.
 ANSWERS = {EventType.appeal_info_requested, EventType.appeal_resolved, EventType.appeal_declined}
 NO_LIST = "none"
-SATISFIED = 4
 # Prometheus buckets of appeal_resolution_seconds: 1 h, 6 h, 12 h, 1 d, 2 d, 3 d, 7 d, 14 d, 30 d.
 RESOLUTION_BUCKETS = (3600.0, 21600.0, 43200.0, 86400.0, 172800.0, 259200.0, 604800.0, 1209600.0, 2592000.0)
 
@@ -101,8 +102,7 @@ def _fold_lifecycle(doc: dict[str, Any], type_: str, data: AppealChanged, at: da
         doc.setdefault("resolution_times", []).append(seconds)
     if type_ == EventType.appeal_reopened and doc.get("resolution"):
         doc["resolution"]["kept"] = False
-    if type_ in (EventType.appeal_confirmed, EventType.appeal_reopened) and data.satisfaction is not None:
-        doc.setdefault("feedback", []).append({"at": at, "d": data.department, "s": data.satisfaction})
+    fold_answers(doc, type_, data, at)
     if data.sequence > doc.get("sequence", 0):
         doc.update(
             sequence=data.sequence,
@@ -166,11 +166,7 @@ def appeal_counts(doc: dict[str, Any]) -> Counts:
     if resolution and "submitted_at" in doc:
         key = sketch_key(resolution["seconds"])
         out["l:" + hour_of(doc["submitted_at"])][counter("resolution", resolution["d"], key)] += 1
-    for fb in doc.get("feedback", []):
-        bucket = out["h:" + hour_of(fb["at"])]
-        bucket[counter("feedback", fb["d"])] += 1
-        if fb["s"] >= SATISFIED:
-            bucket[counter("satisfied", fb["d"])] += 1
+    answer_counts(doc, out)
     for c in doc.get("company", []):
         out["h:" + hour_of(c["at"])][counter("company", c["kind"])] += 1
     for n in doc.get("notifications", []):

@@ -167,10 +167,35 @@ class DepartmentFigures(SupervisionFigures):
     assigned: int = Field(description="Lead assignments made in the period.")
     resolved: int = Field(description="Of those, resolved by this department and not reopened.")
     open: int = Field(description="Appeals this department leads that are open now.")
-    feedback: int
+    feedback: int = Field(
+        description="Answers counted in its satisfaction rate: satisfied + basically_satisfied + unsatisfied."
+    )
     response_rate: float | None = Field(description="scope met / (met + breached + running past due).")
     resolution_rate: float | None = Field(description="resolved and not reopened / lead assignments.")
-    satisfaction_rate: float | None = Field(description="feedback with satisfaction >= 4 / feedback.")
+    satisfaction_rate: float | None = Field(
+        description="(satisfied + basically_satisfied) / (satisfied + basically_satisfied + unsatisfied): the "
+        "appeals' last answers given in the period; outside and unreached left out."
+    )
+    satisfied: int = Field(
+        description="Appeals whose last answer, given in the period, was satisfied (a company's score 5, or the "
+        "return visit's outcome): one answer per resolution round, the company's or the visit's, whichever came "
+        "first, and only the last round's counts, in the hour it was given."
+    )
+    basically_satisfied: int = Field(description="As `satisfied`, basically satisfied (a company's score 4).")
+    unsatisfied: int = Field(description="As `satisfied`, unsatisfied (a score 1-3) for the department's reasons.")
+    outside: int = Field(
+        description="As `satisfied`, unsatisfied for reasons outside the department (the office's finding): shown "
+        "apart, not in the satisfaction rate."
+    )
+    unreached: int = Field(
+        description="Appeals whose last round's return visit ended unreached, in the hour it closed: shown apart, "
+        "never counted as satisfied."
+    )
+    redos: int = Field(
+        description="Redos (重办) ordered, in the hour of the reopen, unless the office found the cause of that "
+        "round's answer outside the department."
+    )
+    visit_attempts: int = Field(description="Attempts of the office's return visits, reached or not, of its appeals.")
     breach_rate: dict[str, float | None] = Field(
         description="Per clock: (breached + running past due) / (met + breached + running past due). `scope`, "
         "`response` and `resolution` are the department's as lead; `contribution` its own as co-handler."

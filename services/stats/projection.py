@@ -11,7 +11,7 @@ figures whatever the order of topics, and an event already folded changes nothin
 Buckets are hours in UTC (`h:2026-03-03T14`: counts, `l:...`: latency sketches)
 plus one all-time document `t` behind the Prometheus metrics. A cohort is
 counted in the hour its work arrived: an appeal at submission, an assignment
-when it was made, a clock when it started, feedback when it was given. Each
+when it was made, a clock when it started, an answer when it was given. Each
 hour also adds into the bucket of the local day its UTC start falls on
 (`hd:2026-03-04`, `ld:...`, in stats' time zone), so a report over whole days
 reads one bucket per day instead of 24 (`day_of`, `cover`).

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from libs.config import City
 from libs.kinds import ClockKind
+from services.stats.answers import answer_figures
 from services.stats.appeals import NO_LIST, RESOLVED
 from services.stats.buckets import counter, parts, sketch_value
 from services.stats.supervision import CONTRIBUTION, CONTRIBUTION_FIGURES, FIGURE_GROUPS, FIGURES
@@ -153,9 +154,10 @@ def department_rates(
     open_now: dict[str, int],
     min_volume: int,
 ) -> list[dict[str, Any]]:
-    """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank; the
-    office's supervision figures, the send-back rate (send-backs / lead assignments, null without any) and, as a
-    co-handler, its contributions on time and late and the contribution rate.
+    """Per department: volume, the three rates, breach rate per clock, response and resolution times, rank; its
+    answers by outcome, redos and visit attempts (`answer_figures`); the office's supervision figures, the
+    send-back rate (send-backs / lead assignments, null without any) and, as a co-handler, its contributions on time
+    and late and the contribution rate.
 
     A clock past its due time with no breach seen yet counts as breached work: open
     overdue appeals are never hidden. Departments below `min_volume` assignments are
@@ -184,7 +186,7 @@ def department_rates(
         assigned = counts.get(f"assigned|{d}", 0)
         supervision = {figure: counts.get(counter(figure, d), 0) for figure in FIGURES}
         supervision.update(contributions(clocks[CONTRIBUTION]))
-        feedback = counts.get(f"feedback|{d}", 0)
+        answers = answer_figures(counts, d)
         scope = clocks["scope"]
         rows.append(
             {
@@ -193,10 +195,8 @@ def department_rates(
                 "assigned": assigned,
                 "resolved": counts.get(f"resolved|{d}", 0),
                 "open": open_now.get(d, 0),
-                "feedback": feedback,
                 "response_rate": share(scope["met"], scope["met"] + scope["breached"] + scope["overdue"]),
                 "resolution_rate": share(counts.get(f"resolved|{d}", 0), assigned),
-                "satisfaction_rate": share(counts.get(f"satisfied|{d}", 0), feedback),
                 "breach_rate": {
                     k: share(c["breached"] + c["overdue"], c["met"] + c["breached"] + c["overdue"])
                     for k, c in clocks.items()
@@ -211,6 +211,7 @@ def department_rates(
                     "p90": quantile(sketches.get(("resolution", d), {}), 0.9),
                 },
                 "rank": None,
+                **answers,
                 **supervision,
                 # A send-back counts in the hour of the decline, an assignment in the hour it was made; a department
                 # declines only within its send-back window, so both fall in the same period but near its edges.

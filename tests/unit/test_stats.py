@@ -133,13 +133,14 @@ def test_topics_may_arrive_in_any_order_and_end_with_the_same_figures():
     assert lifecycle_first == in_order
 
 
-def test_a_reopened_resolution_no_longer_counts_and_feedback_feeds_satisfaction():
+def test_a_reopened_resolution_no_longer_counts_and_the_last_rounds_answer_feeds_satisfaction():
+    # A reopen as router wrote them before redos were marked: the company's "not resolved" with its score.
     story = resolved_story() + [
         changed(EventType.appeal_reopened, AppealStatus.reopened, 4, T0 + timedelta(days=1), satisfaction=2),
     ]
     _, total = fold_all(story)
-    feedback_hour = total["h:2026-03-04T14"]
-    assert feedback_hour[f"feedback|{DEPT}"] == 1 and f"satisfied|{DEPT}" not in feedback_hour
+    answer_hour = total["h:2026-03-04T14"]
+    assert answer_hour == {f"answers|{DEPT}|unsatisfied": 1, f"redos|{DEPT}": 1}
     assert f"resolved|{DEPT}" not in total["h:2026-03-03T14"]
     assert total["t"][f"open|{DEPT}"] == 1
     story.append(
@@ -148,7 +149,8 @@ def test_a_reopened_resolution_no_longer_counts_and_feedback_feeds_satisfaction(
     story.append(changed(EventType.appeal_confirmed, AppealStatus.confirmed, 6, T0 + timedelta(days=3), satisfaction=5))
     _, total = fold_all(story)
     assert total["h:2026-03-03T14"][f"resolved|{DEPT}"] == 1
-    assert total["h:2026-03-06T14"][f"satisfied|{DEPT}"] == 1
+    assert total["h:2026-03-06T14"] == {f"answers|{DEPT}|satisfied": 1}
+    assert total["h:2026-03-04T14"] == {f"redos|{DEPT}": 1}, "the first round's answer no longer counts; its redo does"
     assert total["t"][f"resolved|{DEPT}|financing"] == 2
 
 
@@ -233,8 +235,11 @@ def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
         f"clock|{DEPT}|resolution|live": 2,
         f"assigned|{DEPT}": 10,
         f"resolved|{DEPT}": 4,
-        f"feedback|{DEPT}": 4,
-        f"satisfied|{DEPT}": 3,
+        f"answers|{DEPT}|satisfied": 2,
+        f"answers|{DEPT}|basically_satisfied": 1,
+        f"answers|{DEPT}|unsatisfied": 1,
+        f"answers|{DEPT}|outside": 2,
+        f"answers|{DEPT}|unreached": 1,
         "assigned|finance": 9,
         "resolved|finance": 9,
     }
@@ -251,7 +256,9 @@ def test_rates_follow_the_formulas_and_open_overdue_work_counts_as_late(city):
     assert row["breach_rate"]["scope"] == 0.25
     # resolution: nothing breached yet, but both running clocks are past due -> 2 / (4 + 0 + 2).
     assert row["breach_rate"]["resolution"] == round(2 / 6, 4)
+    # (2 satisfied + 1 basically) / (those + 1 unsatisfied); outside and unreached shown apart.
     assert row["resolution_rate"] == 0.4 and row["satisfaction_rate"] == 0.75 and row["open"] == 6
+    assert (row["feedback"], row["outside"], row["unreached"]) == (4, 2, 1)
     assert row["rank"] == 1
     assert rows["finance"]["resolution_rate"] == 1.0 and rows["finance"]["rank"] is None, (
         "below the minimum volume a department is shown but not ranked"
@@ -593,7 +600,7 @@ def test_day_buckets_receive_the_changes_of_their_hours_and_nothing_else():
     assert {b: f for b, f in days.items() if not b.startswith(("hd:", "ld:"))} == total
     # 14:05 UTC is 22:05 in Shanghai, 17:05 UTC is 01:05 the next day.
     assert days["hd:2026-03-03"] == total["h:2026-03-03T14"]
-    assert days["hd:2026-03-04"] == total["h:2026-03-03T17"] == {f"feedback|{DEPT}": 1, f"satisfied|{DEPT}": 1}
+    assert days["hd:2026-03-04"] == total["h:2026-03-03T17"] == {f"answers|{DEPT}|satisfied": 1}
     assert days["ld:2026-03-03"] == total["l:2026-03-03T14"]
     assert set(days) - set(total) == {"hd:2026-03-03", "hd:2026-03-04", "ld:2026-03-03"}
 
