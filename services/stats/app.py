@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from libs.app import create_service_app
-from libs.config import load_city, load_registry_config
+from libs.config import load_assessment, load_city, load_registry_config
 from services.stats import handlers, scheduled, service, views
 from services.stats.runtime import StatsRuntime
 from services.stats.settings import StatsSettings
@@ -25,13 +25,15 @@ def create_app(settings: StatsSettings | None = None, **runtime_options: Any) ->
         settings=settings,
         city=city,
         registry_config=load_registry_config(settings.config_dir, city),
+        assessment=load_assessment(settings.config_dir, city),
         **runtime_options,
     )
     handlers.register(runtime)
     return create_service_app(
         runtime,
         title="Appeals stats",
-        description="Live counts, the department rates, the daily report and the operator dashboard.",
+        description="Live counts, the department rates, the city's monthly scorecard, the daily and monthly "
+        "reports and the operator dashboard.",
         routers=[views.router],
         on_startup=_startup,
     )

@@ -1,11 +1,13 @@
 """Business metrics of docs/domain.md read from the all-time counts, so a restart neither loses nor doubles them."""
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.stats.answers import OUTCOMES as ANSWERS
 from services.stats.appeals import RESOLUTION_BUCKETS
 from services.stats.buckets import parts
 from services.stats.supervision import FIGURES
@@ -104,3 +106,61 @@ class BusinessMetrics(Collector):
                 buckets.append((le, cumulative))
             histogram.add_metric([category], buckets, sums.get(category, 0))
         yield histogram
+
+
+class ScorecardMetrics(Collector):
+    """This month's scorecard, as `update` last gave it: each department's score, and its answers by outcome.
+
+    Gauges: an answer stops counting when a later round of its appeal is answered, and a redo when the office finds
+    its round's cause outside the department, so these figures can fall. Labels are the configured department codes
+    and the five outcomes: 33 departments x 5 today.
+    """
+
+    def __init__(self, departments: list[str]) -> None:
+        self.departments = departments
+        self.snapshot: dict[str, Any] | None = None
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry, departments: list[str]) -> "ScorecardMetrics":
+        collector = cls(departments)
+        registry.register(collector)
+        return collector
+
+    def update(self, card: dict[str, Any]) -> None:
+        self.snapshot = card
+
+    def describe(self) -> list[Metric]:
+        return list(self._families({"departments": []}))
+
+    def collect(self) -> Iterator[Metric]:
+        if self.snapshot is not None:
+            yield from self._families(self.snapshot)
+
+    def _families(self, card: dict[str, Any]) -> Iterator[Metric]:
+        score = GaugeMetricFamily(
+            "appeals_scorecard_score",
+            "This month's scorecard score (city time), by department; none for a department with nothing to score",
+            labels=["department"],
+        )
+        answers = GaugeMetricFamily(
+            "appeals_scorecard_answers",
+            "This month's answers counted for the scorecard (city time), by the department answered for and outcome "
+            f"({', '.join(ANSWERS)}): each appeal's last round's answer, in the month it was given",
+            labels=["department", "outcome"],
+        )
+        redos = GaugeMetricFamily(
+            "appeals_scorecard_redos",
+            "This month's redos (重办) ordered (city time), by department",
+            labels=["department"],
+        )
+        rows = {row["department"]: row for row in card["departments"]}
+        for dept in self.departments:
+            row = rows.get(dept)
+            if row is not None and row["score"] is not None:
+                score.add_metric([dept], row["score"])
+            for outcome in ANSWERS:
+                answers.add_metric([dept, outcome], row[outcome] if row else 0)
+            redos.add_metric([dept], row["redos"] if row else 0)
+        yield score
+        yield answers
+        yield redos

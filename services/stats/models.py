@@ -249,3 +249,81 @@ class DailyReport(BaseModel):
             "companies with 30 to 100 employees."
         ]
     )
+
+
+class ScorecardFormula(BaseModel):
+    """The formula a scorecard applied: weights over rates as fractions, deductions per count."""
+
+    from_month: str = Field(alias="from", description="The month it took effect, YYYY-MM.", examples=["2020-01"])
+    weights: dict[str, float] = Field(examples=[{"response_rate": 30, "resolution_rate": 35, "satisfaction_rate": 35}])
+    deductions: dict[str, float] = Field(
+        examples=[{"breach": 1, "redo": 1, "overruled_send_back": 0.5, "urging_level_3": 2}]
+    )
+
+
+class ScorecardDepartment(BaseModel):
+    """One department's month: each measure counted in the month of its own event, in the city's time."""
+
+    department: str
+    name: str
+    volume: int = Field(description="Lead assignments made in the month.")
+    response_rate: float | None = Field(description="As /v1/stats/departments defines it, over the month.")
+    resolution_rate: float | None = Field(description="As /v1/stats/departments defines it, over the month.")
+    satisfaction_rate: float | None = Field(description="As /v1/stats/departments defines it, over the month.")
+    breaches: int = Field(description="Breaches of clocks holding it to account, in the month they fired.")
+    redos: int = Field(description="Redos ordered in the month (not those whose round was found outside).")
+    overruled_send_backs: int = Field(description="Its send-backs the office overruled in the month.")
+    urgings_level_3: int = Field(description="The urging ladder's level 3 (督办) reached in the month.")
+    satisfied: int
+    basically_satisfied: int
+    unsatisfied: int
+    outside: int = Field(description="Unsatisfied for reasons outside the department: shown apart.")
+    unreached: int = Field(description="Return visits ended unreached: shown apart.")
+    score: float | None = Field(
+        description="Σ weight × rate over the rates with a denominator, scaled by Σ weights / Σ weights of those "
+        "rates, minus Σ deduction × count, to 2 decimals; null when no weighed rate has a denominator.",
+        examples=[92.5],
+    )
+    ranked: bool = Field(description="At least minimum_volume lead assignments and a score.")
+    rank: int | None = Field(description="By score, best first; equal scores share a rank (1, 2, 2, 4).")
+    list_name: str | None = Field(alias="list", description="`red`, `black` or null.", examples=["red"])
+
+
+class Scorecard(BaseModel):
+    """The city's scorecard of a month; the departments ranked first, by rank then code, then the others."""
+
+    month: str = Field(examples=["2026-11"])
+    period_from: datetime = Field(alias="from", description="The month's first local midnight.")
+    period_to: datetime = Field(alias="to", description="The next month's first local midnight.")
+    timezone: str = Field(examples=["Asia/Shanghai"])
+    preview: bool = Field(description="True when `formula` asked for another month's formula than the month's own.")
+    minimum_volume: int
+    formula: ScorecardFormula
+    departments: list[ScorecardDepartment]
+    red_list: list[str] = Field(description="The best ranked departments, in rank order; ties at the border in.")
+    black_list: list[str] = Field(description="The worst ranked departments not on the red list, worst first.")
+
+
+class CityAnswers(BaseModel):
+    """The city's answers of the month: the sums of its departments' scorecard figures."""
+
+    answers: int = Field(description="satisfied + basically_satisfied + unsatisfied + outside.")
+    satisfied: int
+    basically_satisfied: int
+    unsatisfied: int
+    outside: int
+    unreached: int
+    satisfaction_rate: float | None
+    redos: int
+
+
+class MonthlyReport(BaseModel):
+    """The month's report: every sentence's figure is also a field."""
+
+    month: str
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to")
+    timezone: str
+    answers: CityAnswers
+    scorecard: Scorecard
+    text: str

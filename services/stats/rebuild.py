@@ -16,11 +16,11 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from libs.config import load_city
 from libs.contract import parse_event
 from libs.kafka.access import KafkaAccess
 from libs.kafka.consuming import failure_reason, is_outage
@@ -29,6 +29,7 @@ from libs.logging import configure_logging
 from libs.mongo import make_client
 from services.stats import service
 from services.stats.handlers import PROJECTED
+from services.stats.runtime import city_zone
 from services.stats.settings import StatsSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ async def rebuild(settings: StatsSettings, database: str, batch_size: int = 2000
         client_id="appeals-stats-rebuild",
     )
     started = time.monotonic()
-    tz = ZoneInfo(settings.timezone)
+    tz = city_zone(settings, load_city(settings.config_dir))
     await consumer.start()
     try:
         await client.drop_database(database)

@@ -1,6 +1,6 @@
-"""Stats' periodic work: reread the all-time counts behind the business metrics."""
+"""Stats' periodic work: reread the all-time counts behind the business metrics, and this month's scorecard."""
 
-from services.stats import service
+from services.stats import flows, service
 from services.stats.runtime import StatsRuntime
 
 
@@ -10,4 +10,8 @@ def start(runtime: StatsRuntime) -> None:
     async def refresh() -> None:
         runtime.metrics.update(await service.totals(runtime.db))
 
+    async def score() -> None:
+        runtime.scorecard_metrics.update(await flows.scorecard(runtime, flows.this_month(runtime)))
+
     runtime.every(runtime.settings.metrics_refresh_seconds, refresh, "stats-metrics", run_first=True)
+    runtime.every(runtime.settings.scorecard_refresh_seconds, score, "stats-scorecard", run_first=True)

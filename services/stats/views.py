@@ -1,4 +1,5 @@
-"""Stats' HTTP surface: summaries, series, department rates, the daily report, the operator dashboard."""
+"""Stats' HTTP surface: summaries, series, department rates, the scorecard, the daily and monthly reports, the
+operator dashboard."""
 
 import asyncio
 from datetime import date, datetime, time, timedelta
@@ -10,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from libs.auth import Principal, require
+from libs.config import MONTH
 from libs.http import problem_responses
-from services.stats import report, service
+from services.stats import flows, monthly, report, service
 from services.stats.appeals import NO_LIST
 from services.stats.buckets import parts
 from services.stats.models import (
@@ -20,6 +22,8 @@ from services.stats.models import (
     Departments,
     Dimension,
     Interval,
+    MonthlyReport,
+    Scorecard,
     Series,
     SeriesPoint,
     Summary,
@@ -84,21 +88,14 @@ async def _period_of(
 Period = Annotated[tuple[datetime, datetime], Depends(_period_of)]
 
 
-async def _counts(runtime, frm: datetime, to: datetime) -> dict[str, int]:
-    return await service.window(runtime.db, "h:", frm, to, runtime.tz)
+async def _counts(runtime: StatsRuntime, frm: datetime, to: datetime) -> dict[str, int]:
+    return await flows.counts(runtime, frm, to)
 
 
 async def _departments(
     runtime: StatsRuntime, frm: datetime, to: datetime, counts: dict[str, int], latencies: bool = True
 ) -> list[dict[str, Any]]:
-    overdue, totals = await asyncio.gather(
-        service.overdue_clocks(runtime.db, runtime.clock.now(), frm, to), service.totals(runtime.db)
-    )
-    sketches = [await service.window(runtime.db, "l:", frm, to, runtime.tz)] if latencies else []
-    open_now = {parts(name)[1]: n for name, n in totals.items() if name.startswith("open|")}
-    return report.department_rates(
-        runtime.city, counts, sketches[0] if sketches else {}, overdue, open_now, runtime.settings.min_volume
-    )
+    return await flows.departments(runtime, frm, to, counts, latencies)
 
 
 async def _companies(runtime: StatsRuntime, frm: datetime, to: datetime) -> list[dict[str, Any]]:
@@ -232,6 +229,67 @@ async def daily(
     if "text/csv" in accept:
         return PlainTextResponse(report.to_csv(data), media_type="text/csv; charset=utf-8")
     return DailyReport.model_validate(data)
+
+
+Month = Annotated[
+    str | None,
+    Query(
+        pattern=MONTH, description="A month, YYYY-MM, in the city's time; this month by default.", examples=["2026-11"]
+    ),
+]
+
+
+@router.get(
+    "/v1/stats/scorecard",
+    response_model=Scorecard,
+    responses=PROBLEMS,
+    summary="The city's monthly scorecard of its departments: scores, ranks, red and black lists",
+)
+async def scorecard(
+    runtime: StatsRuntimeDep,
+    _: Operators,
+    month: Month = None,
+    formula: Annotated[
+        str | None,
+        Query(
+            pattern=MONTH,
+            description="Apply the formula in effect from this month (YYYY-MM) instead of the month's own: a preview "
+            "of a later formula on this month's figures. The month's own lists never change.",
+        ),
+    ] = None,
+):
+    """Per department of the city: volume, the three rates, breaches, redos, overruled send-backs, level-3 urgings,
+    answers (outside and unreached apart), score and rank; the red and black lists and the formula applied. Each
+    measure counts in the month of its own event, in the city's time zone."""
+    card = await flows.scorecard(runtime, month or flows.this_month(runtime), formula)
+    return Scorecard.model_validate(card)
+
+
+@router.get(
+    "/v1/reports/monthly",
+    response_model=MonthlyReport,
+    responses={
+        **PROBLEMS,
+        200: {
+            "content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
+            "description": "The report as JSON, Markdown or CSV (the scorecard, one row per department), by the "
+            "Accept header.",
+        },
+    },
+    summary="The monthly report: the city's answers, redos, and the scorecard with its lists",
+)
+async def monthly_report(request: Request, runtime: StatsRuntimeDep, _: Operators, month: Month = None):
+    """The month's answers by outcome and satisfaction rate, redos, the red and black lists and the formula, in
+    sentences, and the scorecard as a table; every figure from the month's scorecard."""
+    month = month or flows.this_month(runtime)
+    card = await flows.scorecard(runtime, month)
+    data = monthly.monthly_report(card)
+    accept = request.headers.get("accept", "")
+    if "text/markdown" in accept:
+        return PlainTextResponse(monthly.to_markdown(data), media_type="text/markdown; charset=utf-8")
+    if "text/csv" in accept:
+        return PlainTextResponse(monthly.to_csv(data), media_type="text/csv; charset=utf-8")
+    return MonthlyReport.model_validate(data)
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
