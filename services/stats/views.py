@@ -231,6 +231,19 @@ async def daily(
     return DailyReport.model_validate(data)
 
 
+# The months stats can count: a datetime reaches only year 9999, and nothing was submitted before 2000.
+YEARS = range(2000, 9999)
+
+
+def _month(runtime: StatsRuntime, value: str | None) -> str:
+    """The month asked for (checked to be one stats can count), or this month in the city."""
+    if value is None:
+        return flows.this_month(runtime)
+    if int(value[:4]) not in YEARS:
+        raise _invalid("month", f"a month from {YEARS.start}-01 to {YEARS.stop - 1}-12")
+    return value
+
+
 Month = Annotated[
     str | None,
     Query(
@@ -261,7 +274,7 @@ async def scorecard(
     """Per department of the city: volume, the three rates, breaches, redos, overruled send-backs, level-3 urgings,
     answers (outside and unreached apart), score and rank; the red and black lists and the formula applied. Each
     measure counts in the month of its own event, in the city's time zone."""
-    card = await flows.scorecard(runtime, month or flows.this_month(runtime), formula)
+    card = await flows.scorecard(runtime, _month(runtime, month), formula)
     return Scorecard.model_validate(card)
 
 
@@ -281,8 +294,7 @@ async def scorecard(
 async def monthly_report(request: Request, runtime: StatsRuntimeDep, _: Operators, month: Month = None):
     """The month's answers by outcome and satisfaction rate, redos, the red and black lists and the formula, in
     sentences, and the scorecard as a table; every figure from the month's scorecard."""
-    month = month or flows.this_month(runtime)
-    card = await flows.scorecard(runtime, month)
+    card = await flows.scorecard(runtime, _month(runtime, month))
     data = monthly.monthly_report(card)
     accept = request.headers.get("accept", "")
     if "text/markdown" in accept:

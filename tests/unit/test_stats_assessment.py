@@ -552,7 +552,8 @@ async def test_the_scorecard_and_the_monthly_report_over_http(city, demo_keys, m
         assert card["month"] == "2026-11" and card["minimum_volume"] == 10 and card["red_list"] == []
         assert {d["department"] for d in card["departments"]} == {d.code for d in city.departments}
         assert (await client.get("/v1/stats/scorecard", headers=operator)).json()["month"] == "2026-12"
-        for bad in ({"month": "2026-13"}, {"month": "Nov"}, {"month": "2026-11", "formula": "2026-1"}):
+        bad_ones = ({"month": "2026-13"}, {"month": "Nov"}, {"month": "0000-01"}, {"month": "9999-12"})
+        for bad in (*bad_ones, {"month": "2026-11", "formula": "2026-1"}):
             assert (await client.get("/v1/stats/scorecard", params=bad, headers=operator)).status_code == 422
         clerk = {"X-Api-Key": keys[f"department:{DEPT}"]}
         assert (await client.get("/v1/stats/scorecard", headers=clerk)).status_code == 403
