@@ -302,6 +302,7 @@ class Stack:
                 {
                     "INTAKE_URL": self.url("intake") if "intake" in self.service_ports else "http://127.0.0.1:8001",
                     "ROUTER_URL": self.url("router") if "router" in self.service_ports else "http://127.0.0.1:8002",
+                    "STATS_URL": self.url("stats") if "stats" in self.service_ports else "http://127.0.0.1:8005",
                     "CHANNEL_KEY": self.keys.get("channel:web", ""),
                 }
             )

@@ -8,9 +8,11 @@ from prometheus_client import CollectorRegistry
 
 from libs.auth import KeyStore
 from libs.config import (
+    AssessmentConfig,
     Catalogue,
     City,
     SupervisionConfig,
+    load_assessment,
     load_catalogue,
     load_city,
     load_supervision,
@@ -22,13 +24,14 @@ from services.web.upstream import Upstream
 
 @dataclass
 class WebRuntime:
-    """Web has no database and no broker: only the APIs of intake and router behind it, and the key file."""
+    """Web has no database and no broker: only the APIs of intake, router and stats behind it, and the key file."""
 
     settings: WebSettings
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     city: City = field(init=False)
     catalogue: Catalogue = field(init=False)
     supervision: SupervisionConfig = field(init=False)  # what the pages say of extensions' limits
+    assessment: AssessmentConfig = field(init=False)  # what the pages say of return visits and redos
     sealer: Sealer = field(init=False)
     upstream: Upstream = field(init=False)
     keys: KeyStore = field(init=False)  # the platform's key file: which keys are a department's
@@ -37,11 +40,13 @@ class WebRuntime:
         self.city = load_city(self.settings.config_dir)
         self.catalogue = load_catalogue(self.settings.config_dir)
         self.supervision = load_supervision(self.settings.config_dir, self.city)
+        self.assessment = load_assessment(self.settings.config_dir, self.city)
         self.sealer = Sealer(self.settings.session_secret)
         self.keys = KeyStore.from_file(self.settings.api_keys_file)
         self.upstream = Upstream(
             self.settings.intake_url,
             self.settings.router_url,
+            self.settings.stats_url,
             self.settings.channel_key.get_secret_value(),
             self.settings.upstream_timeout_seconds,
         )

@@ -15,6 +15,11 @@ class WebSettings(ServiceSettings):
     http_port: int = 8007
     intake_url: str = Field(default="http://127.0.0.1:8001", description="Intake's API, as web reaches it.")
     router_url: str = Field(default="http://127.0.0.1:8002", description="Router's API, as web reaches it.")
+    stats_url: str = Field(
+        default="http://127.0.0.1:8005",
+        description="Stats' API, as web reaches it: the workbench reads the month's scorecard there with the "
+        "clerk's department key.",
+    )
     channel_key: SecretStr = Field(
         default=SecretStr(""), description="The `channel:web` API key: the portal submits with it; never shown."
     )

@@ -1,4 +1,5 @@
-"""The public APIs web builds its pages on: intake for the company, router for the clerk.
+"""The public APIs web builds its pages on: intake for the company, router for the clerk, stats for the month's
+scorecard the clerk's department reads.
 
 Web holds no data of its own; whatever it shows, an integrator could show from the same calls.
 """
@@ -16,11 +17,12 @@ class Unavailable(Exception):
 
 
 class Upstream:
-    """Calls to intake and router; a transport failure or a 5xx raises `Unavailable`."""
+    """Calls to intake, router and stats; a transport failure or a 5xx raises `Unavailable`."""
 
-    def __init__(self, intake_url: str, router_url: str, channel_key: str, timeout: float) -> None:
+    def __init__(self, intake_url: str, router_url: str, stats_url: str, channel_key: str, timeout: float) -> None:
         self.intake_url = intake_url.rstrip("/")
         self.router_url = router_url.rstrip("/")
+        self.stats_url = stats_url.rstrip("/")
         self._channel = {"X-Api-Key": channel_key}
         self.http = httpx.AsyncClient(timeout=timeout)
 
@@ -156,3 +158,27 @@ class Upstream:
         if urge_level:
             params["urge_level"] = urge_level
         return await self._call("GET", f"{self.router_url}/v1/appeals", params=params, headers={"X-Api-Key": key})
+
+    # The office's return visits (回访), on router, with its department key.
+    async def return_visits(self, key: str, state: str, *, limit: int, offset: int) -> httpx.Response:
+        """Visit tasks in `state` (to_call, open, review, visited, answered, unreached), the earliest due first."""
+        params: dict[str, Any] = {"state": state, "limit": limit, "offset": offset}
+        return await self._call("GET", f"{self.router_url}/v1/return-visits", params=params, headers={"X-Api-Key": key})
+
+    async def record_attempt(
+        self, key: str, appeal_id: str, body: dict[str, Any], idempotency_key: str
+    ) -> httpx.Response:
+        """One attempt of a visit, or the office's review of a company's "not resolved"; a resent form records once."""
+        return await self._call(
+            "POST",
+            f"{self.router_url}/v1/return-visits/{appeal_id}/attempts",
+            json=body,
+            headers={"X-Api-Key": key, "Idempotency-Key": idempotency_key},
+        )
+
+    # The city's scorecard, on stats, with the clerk's department key (web holds no key of its own that reads it).
+    async def scorecard(self, key: str, month: str) -> httpx.Response:
+        """The scorecard of `month` (YYYY-MM)."""
+        return await self._call(
+            "GET", f"{self.stats_url}/v1/stats/scorecard", params={"month": month}, headers={"X-Api-Key": key}
+        )
