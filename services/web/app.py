@@ -1,4 +1,4 @@
-"""Web assembled: the portal and workbench pages over intake's and router's APIs."""
+"""Web assembled: the portal and workbench pages over intake's, router's and stats' APIs."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.http import BodySizeLimit, Tracing, install_operational_routes
-from services.web import office, portal, portal_follow, portal_submit, workbench
+from services.web import office, office_visits, portal, portal_follow, portal_submit, workbench
 from services.web.i18n import t
 from services.web.pages import lang_of, problem_page
 from services.web.runtime import WebRuntime
@@ -81,4 +81,5 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(portal_follow.router)
     app.include_router(workbench.router)
     app.include_router(office.router)
+    app.include_router(office_visits.router)
     return app

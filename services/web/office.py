@@ -32,7 +32,8 @@ PAGE_SIZE = 25
 SORTED_WINDOW = 500
 # Router takes offsets up to 100 000.
 LAST_PAGE = 100_000 // PAGE_SIZE
-TABS = ("overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested", "all")
+# `redo`: appeals redone as often as the office supervises (config/assessment.yaml, redo.supervise_after).
+TABS = ("overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested", "redo", "all")
 SORTS = ("queue", "due", "submitted", "lead")
 
 
@@ -181,7 +182,8 @@ def sort_rows(
     return sorted(having, key=value, reverse=descending) + [r for r in rows if value(r) is None]
 
 
-def _office_clerk(request: Request, runtime: WebRuntime) -> Clerk | Response:
+def office_clerk(request: Request, runtime: WebRuntime) -> Clerk | Response:
+    """The signed-in clerk of the coordinating office, or the page to show instead: the sign-in, or a refusal."""
     clerk = clerk_of(request, runtime)
     if clerk is None:
         return signed_out(request, runtime)
@@ -267,7 +269,7 @@ def _sort_headers(query: QueueQuery) -> dict[str, dict[str, str | None]]:
 async def office(request: Request, runtime: WebRuntimeDep, done: str | None = None, appeal: str | None = None):
     """The city queue for the coordinating office: a tab per state, filters, sortable columns, pages, and the
     office's decisions on each row."""
-    clerk = _office_clerk(request, runtime)
+    clerk = office_clerk(request, runtime)
     if not isinstance(clerk, Clerk):
         return clerk
     query = query_of(dict(request.query_params), runtime)
@@ -281,7 +283,7 @@ async def decide(appeal_id: str, form_name: str, request: Request, runtime: WebR
     grant a transfer (to the suggested department or another) or refuse it, urge the lead, move the appeal to
     another lead, bring in a co-handler; a comment where the decision needs one. Posted in the signed-in clerk's
     name; back to the same tab, filters, sort and page, or the refusal beside the row's form with what was typed."""
-    clerk = _office_clerk(request, runtime)
+    clerk = office_clerk(request, runtime)
     if not isinstance(clerk, Clerk):
         return clerk
     lang = lang_of(request)

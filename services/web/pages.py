@@ -64,6 +64,10 @@ def render(
             "extension_state_label": lambda key: i18n.label(i18n.EXTENSION_STATES, lang, key),
             "send_back_state_label": lambda key: i18n.label(i18n.SEND_BACK_STATES, lang, key),
             "urge_level_label": lambda level: i18n.urge_level(lang, level),
+            "visit_tab_label": lambda key: i18n.label(i18n.VISIT_TABS, lang, key),
+            "visit_state_label": lambda key: i18n.label(i18n.VISIT_STATES, lang, key),
+            "outcome_label": lambda key: i18n.label(i18n.OUTCOMES, lang, key),
+            "cause_label": lambda key: i18n.label(i18n.CAUSES, lang, key),
             "timeline_label": lambda entry, for_company=False: (
                 i18n.label(i18n.TIMELINE_TYPES, lang, entry["type"])
                 if entry.get("type") in i18n.TIMELINE_TYPES

@@ -14,23 +14,28 @@ from services.web.i18n.labels import (
 )
 from services.web.i18n.lang import LANGS, Lang, Texts
 from services.web.i18n.portal import PORTAL
+from services.web.i18n.visits import CAUSES, OUTCOMES, VISIT_STATES, VISIT_TABS, VISITS
 from services.web.i18n.workbench import EXTENSION_STATES, QUEUE_STATES, SEND_BACK_STATES, URGE_LEVELS, WORKBENCH
 
 __all__ = [
     "ACTED_BY",
     "ACTIONS",
     "AS_STATUS_FOR_COMPANY",
+    "CAUSES",
     "CLOCKS",
     "EXTENSION_STATES",
     "INTERNAL_TYPES",
     "LANGS",
     "MESSAGES",
+    "OUTCOMES",
     "QUEUE_STATES",
     "SEND_BACK_STATES",
     "STATES",
     "STATUS",
     "TIMELINE_TYPES",
     "URGE_LEVELS",
+    "VISIT_STATES",
+    "VISIT_TABS",
     "Lang",
     "duration",
     "label",
@@ -39,9 +44,9 @@ __all__ = [
     "urge_level",
 ]
 
-# The texts of both audiences under one key space; their keys are distinct (one in both would keep the workbench's
+# The texts of both audiences under one key space; their keys are distinct (one in two would keep the later table's
 # text).
-MESSAGES: Texts = {**PORTAL, **WORKBENCH}
+MESSAGES: Texts = {**PORTAL, **WORKBENCH, **VISITS}
 
 
 def t(lang: Lang, key: str) -> str:

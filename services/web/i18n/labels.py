@@ -13,11 +13,13 @@ TIMELINE_TYPES: Texts = {
     "appeal.decline_confirmed.v1": {"zh": "退单成立", "en": "Decline confirmed"},
     "appeal.urged.v1": {"zh": "协调办公室催办", "en": "Urged by the office"},
     "appeal.contributed.v1": {"zh": "协办部门提交意见", "en": "A co-handler contributed"},
+    "appeal.visit_due.v1": {"zh": "发送满意度回访问卷", "en": "Satisfaction survey sent"},
+    "appeal.visited.v1": {"zh": "协调办公室回访", "en": "Return visit by the office"},
 }
 
 # Entries the coordinating office acts in: the timeline names the acting department (the office, or the lead that
-# asked), not the lead after the step.
-ACTED_BY: frozenset[str] = frozenset(TIMELINE_TYPES)
+# asked), not the lead after the step. The survey goes by itself (its actor is `system`): it names the lead.
+ACTED_BY: frozenset[str] = frozenset(TIMELINE_TYPES) - {"appeal.visit_due.v1"}
 # What the company's page leaves out: the office's supervision of the departments is internal.
 INTERNAL_TYPES: frozenset[str] = frozenset(
     {

@@ -200,6 +200,7 @@ QUEUE_STATES: Texts = {
     "extension_pending": {"zh": "延期待审批", "en": "Extension pending"},
     "sent_back": {"zh": "退单待审核", "en": "Sent back"},
     "transfer_requested": {"zh": "申请转办", "en": "Transfer requested"},
+    "redo": {"zh": "重办督办", "en": "Redone, supervised"},
     "all": {"zh": "全部", "en": "All"},
 }
 
