@@ -1,6 +1,8 @@
 """The department workbench: a clerk signs in with the department's key, reads its worklist, opens an appeal and
 acts on it."""
 
+import asyncio
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,13 +13,24 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from services.web import contributions, extensions, supervision
+from services.web import contributions, extensions, supervision, visits
 from services.web.answers import APPEAL_ID, detail, refusal, see_other
 from services.web.i18n import Lang, t
-from services.web.pages import clerk_of, csrf_ok, department_key, keep_session, lang_of, problem_page, render
+from services.web.pages import (
+    LOCAL,
+    clerk_of,
+    csrf_ok,
+    department_key,
+    keep_session,
+    lang_of,
+    problem_page,
+    render,
+)
 from services.web.runtime import WebRuntime, WebRuntimeDep
 from services.web.session import SESSION_COOKIE, Clerk
+from services.web.upstream import Unavailable
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 STATUSES = (
@@ -39,29 +52,71 @@ def _signin_page(request: Request, runtime: WebRuntime, status_code: int = 200, 
 
 @router.get("/workbench")
 async def workbench(request: Request, runtime: WebRuntimeDep, status: str | None = None):
-    """The clerk's worklist, soonest due first; the sign-in form when nobody is signed in."""
+    """The clerk's worklist, its redos (重办) on top and then soonest due first, under the department's line of the
+    month's scorecard; the sign-in form when nobody is signed in."""
     clerk = clerk_of(request, runtime)
     if clerk is None:
         return _signin_page(request, runtime)
     chosen = status if status in STATUSES else None
-    response = await runtime.upstream.worklist(clerk.key, clerk.department, chosen)
-    if response.status_code in (401, 403):
+    # Redos are the reopened appeals: asked apart, for one may have no running clock yet (the soonest-due worklist
+    # lists only those with one), and the panel counts them whatever the filter.
+    calls = [runtime.upstream.worklist(clerk.key, clerk.department, chosen)]
+    if chosen != "reopened":
+        calls.append(runtime.upstream.worklist(clerk.key, clerk.department, "reopened"))
+    answers, assessment = await asyncio.gather(asyncio.gather(*calls), _assessment(runtime, clerk))
+    if any(a.status_code in (401, 403) for a in answers):
         return signed_out(request, runtime)
+    asked, reopened = answers[0].json(), answers[-1].json()
+    redos = [a for a in reopened if visits.is_redo(a)]
+    listed = visits.redos_first(redos, asked) if chosen in (None, "reopened") else asked
     now = datetime.now(UTC)
-    rows = []
-    for appeal in response.json():
-        due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
-        rows.append(
-            {
-                **appeal,
-                "left": (due - now).total_seconds() if due else None,
-                "urged": supervision.urged(appeal, clerk.department),
-                "contribution": contributions.due_for(appeal, clerk.department),
-                "transfer_pending": bool(appeal.get("transfer_request")) and appeal.get("lead") == clerk.department,
-            }
-        )
-    page = render(request, runtime, "worklist.html", clerk=clerk, rows=rows, statuses=STATUSES, status=chosen)
+    rows = [_worklist_row(appeal, clerk.department, now) for appeal in listed]
+    page = render(
+        request,
+        runtime,
+        "worklist.html",
+        clerk=clerk,
+        rows=rows,
+        statuses=STATUSES,
+        status=chosen,
+        redos_open=len(redos),
+        assessment=assessment,
+        month=_this_month(now),
+    )
     return keep_session(request, runtime, page, clerk)
+
+
+def _worklist_row(appeal: dict[str, Any], department: str, now: datetime) -> dict[str, Any]:
+    """A worklist row with the time left on its soonest clock, its urging, contribution, transfer and redo marks."""
+    due = datetime.fromisoformat(appeal["next_due"]) if appeal.get("next_due") else None
+    redo_due = supervision.moment(appeal["redo_due_at"]) if appeal.get("redo_due_at") else None
+    return {
+        **appeal,
+        "left": (due - now).total_seconds() if due else None,
+        "urged": supervision.urged(appeal, department),
+        "contribution": contributions.due_for(appeal, department),
+        "transfer_pending": bool(appeal.get("transfer_request")) and appeal.get("lead") == department,
+        "redo": visits.is_redo(appeal) and appeal.get("lead") == department,
+        "redo_left": (redo_due - now).total_seconds() if redo_due else None,
+    }
+
+
+def _this_month(now: datetime) -> str:
+    """The month it is in the city, YYYY-MM."""
+    return now.astimezone(LOCAL).strftime("%Y-%m")
+
+
+async def _assessment(runtime: WebRuntime, clerk: Clerk) -> dict[str, Any] | None:
+    """The department's line of this month's scorecard, read from stats with the clerk's own key; None when stats
+    does not answer it (down, or not open to the key), and the worklist shows without it."""
+    try:
+        response = await runtime.upstream.scorecard(clerk.key, _this_month(datetime.now(UTC)))
+    except Unavailable:
+        return None
+    if response.status_code != 200:
+        log.info("the scorecard was not read", extra={"status": response.status_code})
+        return None
+    return visits.standing(response.json(), clerk.department)
 
 
 def signed_out(request: Request, runtime: WebRuntime, status_code: int = 200, **extra: Any) -> Response:
@@ -166,6 +221,8 @@ async def _detail_page(
         contribution_errors=extra.pop("contribution_errors", {}),
         max_links=contributions.MAX_LINKS,
         max_note=contributions.MAX_NOTE,
+        redo=visits.is_redo(appeal),
+        redo_supervised_after=runtime.assessment.redo.supervise_after,
         **extra,
     )
     return keep_session(request, runtime, page, clerk)
