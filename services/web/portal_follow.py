@@ -95,6 +95,7 @@ async def _follow_page(
         link=link,
         kept=kept,
         values=values or {f"contact.{name}": contact.get(name) or "" for name in CONTACT_FIELDS},
+        visit_rules=runtime.assessment.return_visits,
         errors=errors or {},
         **extra,
     )

@@ -58,12 +58,14 @@ PORTAL: Texts = {
     # What docs/privacy.md says, briefly; the retention is intake's default (INTAKE_CONTACT_RETENTION, P180D).
     "privacy_text": {
         "zh": "您填写的联系人姓名、手机号码和邮箱仅用于办理本诉求和向您告知办理进展。"
-        "承办部门可以看到这些信息，平台运营人员每次查阅都会留下记录；企业服务协调办公室可能与您联系回访。"
+        "承办部门可以看到这些信息，平台运营人员每次查阅都会留下记录。诉求办结后，企业服务协调办公室会请您评价办理结果，"
+        "未评价的将致电联系人回访。"
         "您可以在本诉求的页面查看和更正联系人。诉求办结180天后，联系人信息即被删除；"
         "您也可以要求提前删除（诉求仍在办理的，办结时删除）。",
         "en": "The contact's name, phone and e-mail serve only to handle this appeal and to tell you how it goes. "
         "The departments handling it see them; each time a platform operator reads them, the reading is logged. "
-        "The enterprise service coordination office may call you back. "
+        "After the resolution the enterprise service coordination office asks you to rate it, and calls the "
+        "contact back (回访) if you have not answered. "
         "You can see and correct the contact on your appeal's page. "
         "It is erased 180 days after the appeal closes, or sooner if you ask "
         "(while the appeal is still being handled, when it closes).",
@@ -101,6 +103,15 @@ PORTAL: Texts = {
     "information": {"zh": "补充内容", "en": "Your answer"},
     "send": {"zh": "发送", "en": "Send"},
     "feedback": {"zh": "您对办理结果满意吗？", "en": "Are you satisfied with the resolution?"},
+    # The return visit (回访): the feedback form is the survey; the office calls those who leave it unanswered
+    # (config/assessment.yaml, return_visits.due_after and call_after).
+    "feedback_is_visit": {
+        "zh": "您在这里的评价就是本诉求的满意度回访。办结后{due}，我们会通过短信或微信把本页链接发给联系人；"
+        "此后{call}内仍未评价的，企业服务协调办公室将在工作时间致电联系人回访，请留意来电。",
+        "en": "Your answer here is this appeal's return visit (回访). {due} after the resolution we send this page's "
+        "link to the contact by SMS or WeChat; if there is no answer {call} later, the enterprise service "
+        "coordination office calls the contact in office hours: please expect the call.",
+    },
     "solved_yes": {"zh": "问题已解决", "en": "Yes, it is solved"},
     "solved_no": {"zh": "问题未解决，请重新办理", "en": "No, please look at it again"},
     "satisfaction": {"zh": "满意度（1-5分）", "en": "Satisfaction (1 to 5)"},
@@ -124,8 +135,9 @@ PORTAL: Texts = {
     "not_found": {"zh": "未找到", "en": "Not found"},
     "contact_kept": {"zh": "您的联系人", "en": "Your contact"},
     "contact_intro": {
-        "zh": "承办部门通过以下联系人与您联系，办理进展也发送到这里。",
-        "en": "The departments reach you through this contact, and news of the appeal goes to it.",
+        "zh": "承办部门通过以下联系人与您联系，办理进展也发送到这里；办结后的回访电话也打给这位联系人。",
+        "en": "The departments reach you through this contact, and news of the appeal goes to it; so does the "
+        "office's return visit call after the resolution.",
     },
     "email": {"zh": "电子邮箱", "en": "E-mail"},
     "none_given": {"zh": "未填写", "en": "none given"},
