@@ -119,8 +119,15 @@ def scorecard(rows: list[dict[str, Any]], rules: ScorecardRules, formula: Formul
     unranked = sorted((c for c in cards if not c["ranked"]), key=lambda c: (-c["volume"], c["department"]))
     return {
         "minimum_volume": rules.minimum_volume,
+        "ranked_count": len(ranked),
         "formula": formula_of(formula),
         "departments": ranked + unranked,
         "red_list": [c["department"] for c in red],
         "black_list": [c["department"] for c in black],
     }
+
+
+def own_line(card: dict[str, Any], department: str) -> dict[str, Any]:
+    """The scorecard as one department may read it: its own line alone (none when the city has no such department),
+    with the red and black lists, the formula and how many were ranked; never another department's figures."""
+    return {**card, "departments": [row for row in card["departments"] if row["department"] == department]}

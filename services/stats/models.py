@@ -298,8 +298,11 @@ class Scorecard(BaseModel):
     timezone: str = Field(examples=["Asia/Shanghai"])
     preview: bool = Field(description="True when `formula` asked for another month's formula than the month's own.")
     minimum_volume: int
+    ranked_count: int = Field(description="How many departments were ranked.")
     formula: ScorecardFormula
-    departments: list[ScorecardDepartment]
+    departments: list[ScorecardDepartment] = Field(
+        description="Every department of the city; for a department's key, its own line alone."
+    )
     red_list: list[str] = Field(description="The best ranked departments, in rank order; ties at the border in.")
     black_list: list[str] = Field(description="The worst ranked departments not on the red list, worst first.")
 

@@ -87,9 +87,9 @@ def sentences(card: dict[str, Any], city: dict[str, Any], month: str) -> list[st
         f"and {_n(city['unreached'], 'visit', 'visits')} ended with the company unreached.",
         f"{_n(city['redos'], 'redo was', 'redos were')} ordered.",
     ]
-    ranked = [d for d in card["departments"] if d["ranked"]]
+    ranked = card["ranked_count"]
     said.append(
-        f"{_n(len(ranked), 'department was', 'departments were')} ranked, of {len(card['departments'])} "
+        f"{_n(ranked, 'department was', 'departments were')} ranked, of {len(card['departments'])} "
         f"(those with at least {card['minimum_volume']} lead assignments in the month)."
     )
     if ranked:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from libs.auth import Principal, require
 from libs.config import MONTH
 from libs.http import problem_responses
-from services.stats import flows, monthly, report, service
+from services.stats import assessment, flows, monthly, report, service
 from services.stats.appeals import NO_LIST
 from services.stats.buckets import parts
 from services.stats.models import (
@@ -252,15 +252,22 @@ Month = Annotated[
 ]
 
 
+# A department reads its own line of the scorecard (the workbench shows it to its clerks); operators all of it.
+ScorecardReaders = Annotated[Principal, Depends(require("operator", "admin", "department"))]
+
+
 @router.get(
     "/v1/stats/scorecard",
     response_model=Scorecard,
-    responses=PROBLEMS,
+    responses={
+        **PROBLEMS,
+        403: {"description": "Not an operator, admin or department key"},
+    },
     summary="The city's monthly scorecard of its departments: scores, ranks, red and black lists",
 )
 async def scorecard(
     runtime: StatsRuntimeDep,
-    _: Operators,
+    caller: ScorecardReaders,
     month: Month = None,
     formula: Annotated[
         str | None,
@@ -273,8 +280,11 @@ async def scorecard(
 ):
     """Per department of the city: volume, the three rates, breaches, redos, overruled send-backs, level-3 urgings,
     answers (outside and unreached apart), score and rank; the red and black lists and the formula applied. Each
-    measure counts in the month of its own event, in the city's time zone."""
+    measure counts in the month of its own event, in the city's time zone. A department's key reads its own line
+    alone, with the lists, the formula and how many were ranked."""
     card = await flows.scorecard(runtime, _month(runtime, month), formula)
+    if caller.kind == "department":
+        card = assessment.own_line(card, caller.owner)
     return Scorecard.model_validate(card)
 
 

@@ -325,7 +325,7 @@ def test_ties_share_a_rank_and_departments_under_the_minimum_volume_are_listed_n
     ranks = {c["department"]: c["rank"] for c in card["departments"]}
     assert ranks == {"c": 1, "a": 2, "b": 2, "d": 4, "e": None, "f": None}
     assert [c["department"] for c in card["departments"]] == ["c", "a", "b", "d", "f", "e"], "unranked by volume"
-    assert card["red_list"] == ["c"] and card["black_list"] == ["d"]
+    assert card["red_list"] == ["c"] and card["black_list"] == ["d"] and card["ranked_count"] == 4
     assert {c["department"]: c["list"] for c in card["departments"]}["e"] is None
     # Two on the red list: the tie at its border is in; the black list keeps off the red list's departments.
     card = assessment.scorecard(rows, rules_of(ZHUNGEER, minimum_volume=10, red=2, black=3), Formula(**ZHUNGEER))
@@ -556,7 +556,12 @@ async def test_the_scorecard_and_the_monthly_report_over_http(city, demo_keys, m
         for bad in (*bad_ones, {"month": "2026-11", "formula": "2026-1"}):
             assert (await client.get("/v1/stats/scorecard", params=bad, headers=operator)).status_code == 422
         clerk = {"X-Api-Key": keys[f"department:{DEPT}"]}
-        assert (await client.get("/v1/stats/scorecard", headers=clerk)).status_code == 403
+        own = (await client.get("/v1/stats/scorecard", params={"month": "2026-11"}, headers=clerk)).json()
+        assert [d["department"] for d in own["departments"]] == [DEPT], "a department reads its own line alone"
+        assert own["ranked_count"] == card["ranked_count"] == 0 and own["formula"] == card["formula"]
+        assert (await client.get("/v1/reports/monthly", headers=clerk)).status_code == 403
+        channel = {"X-Api-Key": keys["channel:wechat"]}
+        assert (await client.get("/v1/stats/scorecard", headers=channel)).status_code == 403
         report_of = {"month": "2026-11"}
         body = (await client.get("/v1/reports/monthly", params=report_of, headers=operator)).json()
         assert body["answers"]["answers"] == 4 and body["text"].startswith("In November 2026 the city's departments")
