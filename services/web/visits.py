@@ -180,7 +180,8 @@ def standing(card: dict[str, Any] | None, department: str) -> dict[str, Any] | N
     return {
         "month": card.get("month"),
         "row": own,
-        "ranked_count": sum(1 for r in rows if r.get("ranked")),
+        # Stats gives a department's key its own line alone, and says how many were ranked.
+        "ranked_count": card.get("ranked_count", sum(1 for r in rows if r.get("ranked"))),
         "minimum_volume": card.get("minimum_volume"),
         "red_list": list(card.get("red_list") or []),
         "black_list": list(card.get("black_list") or []),

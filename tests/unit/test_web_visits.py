@@ -367,6 +367,9 @@ def test_a_department_reads_only_its_own_line_and_the_lists_of_the_scorecard():
     assert mine["list"] == "black" and mine["red_list"] == [TAX] and mine["black_list"] == [LEAD]
     assert "97.25" not in json.dumps(mine), "another department's score is not passed to the page"
     assert visits.standing(scorecard("2026-11"), "nobody") is None and visits.standing(None, LEAD) is None
+    # A department's key reads its own line alone from stats, which says how many departments were ranked.
+    trimmed = {**scorecard("2026-11"), "departments": [card_row(LEAD, 71.5, 2, "black")], "ranked_count": 5}
+    assert visits.standing(trimmed, LEAD)["ranked_count"] == 5
 
 
 def test_a_task_counts_its_failed_calls_and_says_whether_to_call_now():
