@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.e2e.test_whole_stack import assert_rebuild_equals_live
 from tests.helpers import appeal_body, fresh_stack
 
 pytestmark = pytest.mark.timeout(600)
@@ -244,3 +245,112 @@ def test_a_redo_goes_back_to_the_lead_with_the_redo_s_clock_the_company_told_and
         # With supervise_after 1 here, the office's queue has it at once.
         queue = httpx.get(stack.url("router") + "/v1/appeals", params={"state": "redo"}, headers=key(stack, "operator"))
         assert appeal_id in {row["appeal_id"] for row in queue.json()}
+
+
+# The hand count of the appeals above, this month. A: six assigned, five resolved and kept (A3 is redone), answers
+# basically satisfied (A1) and unsatisfied (A3, A6), outside (A2) and unreached (A4, A5) apart, one redo. B: three
+# assigned, two kept, satisfied twice (B1, B2), unsatisfied once (B3), one redo. Both accepted at once: every scope
+# clock met.
+HAND_COUNT = {
+    A: {
+        "volume": 6,
+        "response_rate": 1.0,
+        "resolution_rate": 5 / 6,
+        "satisfaction_rate": 1 / 3,
+        "redos": 1,
+        "satisfied": 0,
+        "basically_satisfied": 1,
+        "unsatisfied": 2,
+        "outside": 1,
+        "unreached": 2,
+        "breaches": 0,
+    },
+    B: {
+        "volume": 3,
+        "response_rate": 1.0,
+        "resolution_rate": 2 / 3,
+        "satisfaction_rate": 2 / 3,
+        "redos": 1,
+        "satisfied": 2,
+        "basically_satisfied": 0,
+        "unsatisfied": 1,
+        "outside": 0,
+        "unreached": 0,
+        "breaches": 0,
+    },
+}
+# 30 × response + 35 × resolution + 35 × satisfaction − 1 per redo; next month's formula weighs resolution alone.
+SCORES = {A: 30 + 35 * 5 / 6 + 35 / 3 - 1, B: 30 + 35 * 2 / 3 + 35 * 2 / 3 - 1}
+NEXT_SCORES = {A: 100 * 5 / 6, B: 100 * 2 / 3}
+
+
+def scorecard(stack, **params: str) -> dict:
+    r = httpx.get(stack.url("stats") + "/v1/stats/scorecard", params=params, headers=key(stack, "operator"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def counted(stack) -> dict | None:
+    """This month's scorecard once stats has counted every answer above."""
+    card = scorecard(stack, month=this_month())
+    rows = {row["department"]: row for row in card["departments"]}
+    done = all(rows[d]["unreached"] == HAND_COUNT[d]["unreached"] and rows[d]["redos"] == 1 for d in (A, B))
+    return card if done else None
+
+
+def test_the_figures_and_the_scorecard_are_the_hand_count_and_a_later_formula_leaves_this_month_as_it_was(
+    stack, appeals
+):
+    card = eventually(lambda: counted(stack), "stats counting every answer", timeout=90)
+    rows = {row["department"]: row for row in card["departments"]}
+    for department, expected in HAND_COUNT.items():
+        row = rows[department]
+        assert {k: row[k] for k in expected} == pytest.approx(expected, abs=1e-3), department
+        assert row["score"] == pytest.approx(SCORES[department], abs=0.01)
+        assert row["ranked"]
+    assert card["ranked_count"] == 2
+    assert (card["red_list"], card["black_list"]) == ([B], [A])
+    assert (rows[B]["rank"], rows[A]["rank"]) == (1, 2)
+    assert card["formula"]["from"] == "2020-01"
+
+    # The formula that takes effect next month swaps them there; this month keeps the lists it was published with.
+    preview = scorecard(stack, month=this_month(), formula=next_month())
+    assert preview["preview"] and preview["formula"]["weights"] == pytest.approx(NEXT_WEIGHTS)
+    previewed = {row["department"]: row["score"] for row in preview["departments"] if row["department"] in (A, B)}
+    assert previewed == pytest.approx(NEXT_SCORES, abs=0.01)
+    assert (preview["red_list"], preview["black_list"]) == ([A], [B])
+    assert scorecard(stack, month=this_month())["red_list"] == [B]
+
+    # The department figures carry the same satisfaction, answers apart.
+    r = httpx.get(
+        stack.url("stats") + "/v1/stats/departments",
+        params={"from": card["from"], "to": card["to"]},
+        headers=key(stack, "operator"),
+    )
+    figures = {row["department"]: row for row in r.json()["departments"]}
+    assert figures[A]["satisfaction_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert (figures[A]["outside"], figures[A]["unreached"], figures[B]["redos"]) == (1, 2, 1)
+
+    # The monthly report says them in sentences.
+    report = httpx.get(
+        stack.url("stats") + "/v1/reports/monthly",
+        params={"month": this_month()},
+        headers={**key(stack, "operator"), "Accept": "text/markdown"},
+    )
+    assert report.status_code == 200, report.text
+    text = " ".join(report.text.split())
+    names = {row["department"]: row["name"] for row in card["departments"]}
+    for said in (
+        "2 satisfied, 1 basically satisfied and 3 unsatisfied (satisfaction rate 50%)",
+        "1 more was unsatisfied for reasons outside the departments, and 2 visits ended with the company unreached.",
+        "2 redos were ordered.",
+        "2 departments were ranked",
+        f"Red list: {names[B]} ({round(SCORES[B], 2):g}); black list: {names[A]} ({round(SCORES[A], 2):g}).",
+    ):
+        assert said in text, said
+
+
+def test_a_rebuild_from_the_topics_gives_the_same_scorecard(stack, appeals):
+    eventually(lambda: counted(stack), "stats counting every answer", timeout=90)
+    # The scorecard is a function of the buckets and the configuration: equal buckets, equal scorecards.
+    assert_rebuild_equals_live(stack)
