@@ -124,9 +124,8 @@ async def city_queue(
         Query(
             description="overdue: a scope or resolution clock ran out while it awaits its answer; at_risk: a running "
             "clock passed its 80 % warning; extension_pending: an extension awaits the office; sent_back: a decline "
-            "awaits the office's review; transfer_requested: the lead asks the office to move it; redo: redone as often as the office supervises "
-            "(config/assessment.yaml). None: every open "
-            "appeal, oldest first."
+            "awaits the office's review; transfer_requested: the lead asks the office to move it; redo: redone as "
+            "often as the office supervises (config/assessment.yaml). None: every open appeal, oldest first."
         ),
     ] = None,
     department: Annotated[str | None, Query(max_length=64, description="A department handling it.")] = None,

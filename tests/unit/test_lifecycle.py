@@ -450,7 +450,9 @@ def test_feedback_not_resolved_sends_the_assignment_to_the_lead_again(book):
 @pytest.mark.parametrize("status", [s for s in AppealStatus if s != S.resolved])
 def test_feedback_on_an_unresolved_appeal_is_a_409(book, status):
     with pytest.raises(ActionError) as err:
-        decide_feedback({**admitted(book), "status": status.value}, resolved=True, satisfaction=5, comment=None, book=book, now=NOW)
+        decide_feedback(
+            {**admitted(book), "status": status.value}, resolved=True, satisfaction=5, comment=None, book=book, now=NOW
+        )
     assert err.value.status == 409
 
 
