@@ -41,6 +41,22 @@ def valid_uscc(n: int | None = None) -> str:
     return first17 + check_character(first17)
 
 
+def key(stack: Stack, scope: str) -> dict[str, str]:
+    """The header carrying the stack's API key of `scope` (`operator`, `department:coord`, ...)."""
+    return {"X-Api-Key": stack.keys[scope]}
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """`check()` once it gives something true; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
+        time.sleep(0.2)
+
+
 def appeal_body(**overrides: Any) -> dict[str, Any]:
     """A valid appeal body; pass nested overrides as enterprise={...} etc."""
     n = next(_counter)

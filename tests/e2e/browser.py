@@ -1,13 +1,12 @@
 """What the browser tests share: Debian's Chromium, screenshots, signing a clerk in, waiting for the stack."""
 
 import re
-import time
-from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from libs.settings import PROJECT_ROOT
+from tests.helpers import eventually as until  # noqa: F401  (the browser tests import it from here)
 
 SHOTS = PROJECT_ROOT / "build" / "screenshots"
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
@@ -18,17 +17,6 @@ def shot(page: Page, name: str) -> None:
     """A full-page screenshot in build/screenshots/<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def until(check, what: str, timeout: float = 45.0) -> Any:
-    """`check()` once it gives something true; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
 
 
 def router_appeal(stack, appeal_id: str) -> dict:

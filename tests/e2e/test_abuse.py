@@ -7,7 +7,6 @@ MongoDB-protocol server (SecantusDB); requests go over HTTP, messages over Kafka
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +45,7 @@ from libs.kafka.publishing import encode, make_event
 from libs.kafka_admin import department_principal, partitions_of
 from libs.kinds import EventType
 from libs.settings import PROJECT_ROOT
-from tests.helpers import appeal_body, fresh_stack, read_topic, valid_uscc
+from tests.helpers import appeal_body, eventually, fresh_stack, key, read_topic, valid_uscc
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -63,24 +62,9 @@ def stack(tmp_path_factory):
     s.stop()
 
 
-def key(stack, scope: str) -> dict[str, str]:
-    return {"X-Api-Key": stack.keys[scope]}
-
-
 def submit(stack, body: Any, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
     headers = key(stack, "channel:wechat") if headers is None else headers
     return httpx.post(stack.url("intake") + "/v1/appeals", json=body, headers=headers, timeout=30, **kwargs)
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` if it never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
 
 
 def router_appeal(stack, appeal_id: str) -> dict | None:

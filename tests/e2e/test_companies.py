@@ -4,15 +4,13 @@ The stack imports config/lists at start, as `make run` does: 91440300ML00090007 
 list with Zhou Min as its liaison; any other credit code is on no list.
 """
 
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import appeal_body, fresh_stack
+from tests.helpers import appeal_body, eventually, fresh_stack, key
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -32,20 +30,6 @@ def stack(tmp_path_factory):
     s = fresh_stack(tmp_path_factory, "companies-stack")
     yield s
     s.stop()
-
-
-def key(stack, scope: str) -> dict[str, str]:
-    return {"X-Api-Key": stack.keys[scope]}
-
-
-def eventually(check, what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.3)
 
 
 def submit(stack, body: dict) -> str:

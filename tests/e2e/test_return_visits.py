@@ -7,7 +7,6 @@ nobody answered ends unreached 20 s after it was due. Two departments resolve ap
 companies answer, are visited, or stay silent; the figures and the scorecard are then a hand count.
 """
 
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_whole_stack import assert_rebuild_equals_live
-from tests.helpers import appeal_body, fresh_stack
+from tests.helpers import appeal_body, eventually, fresh_stack, key
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -60,20 +59,6 @@ def stack(tmp_path_factory):
     s = fresh_stack(tmp_path_factory, "visits-stack", configure=assessment_config)
     yield s
     s.stop()
-
-
-def key(stack, scope: str) -> dict[str, str]:
-    return {"X-Api-Key": stack.keys[scope]}
-
-
-def eventually(check, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.3)
 
 
 def at_router(stack, appeal_id: str) -> dict:

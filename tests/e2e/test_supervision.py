@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import appeal_body, fresh_stack, read_topic
+from tests.helpers import appeal_body, eventually, fresh_stack, key, read_topic
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -52,20 +52,6 @@ def stack(tmp_path_factory):
     s = fresh_stack(tmp_path_factory, "supervision-stack", configure=supervision_config)
     yield s
     s.stop()
-
-
-def key(stack, scope: str) -> dict[str, str]:
-    return {"X-Api-Key": stack.keys[scope]}
-
-
-def eventually(check, what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
 
 
 def submit(stack, **overrides: Any) -> str:
