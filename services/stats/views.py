@@ -38,6 +38,9 @@ PROBLEMS = problem_responses(
     {401: "No valid API key", 403: "Not an operator or admin key", 422: "Invalid period or grouping"}
 )
 MAX_SPAN = timedelta(days=400)
+# The years stats can count: a datetime reaches only year 9999 (and year 1 in UTC+8 starts in year 0), and nothing
+# was submitted before 2000.
+YEARS = range(2000, 9999)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -53,6 +56,8 @@ def _moment(value: str, field: str, tz) -> datetime:
         )
     except ValueError:
         raise _invalid(field, "expected a date (2026-03-04) or a datetime (2026-03-04T17:00+08:00)") from None
+    if moment.year not in YEARS:
+        raise _invalid(field, f"a time from {YEARS.start} to {YEARS.stop - 1}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     if moment.minute or moment.second or moment.microsecond:
@@ -217,6 +222,8 @@ async def daily(
     if start or end:
         frm, to = period(runtime, start, end)
     else:
+        if day is not None and day.year not in YEARS:
+            raise _invalid("date", f"a day from {YEARS.start} to {YEARS.stop - 1}")
         day = day or runtime.clock.now().astimezone(runtime.tz).date()
         frm = datetime.combine(day, time(), tzinfo=runtime.tz)
         to = frm + timedelta(days=1)
@@ -229,10 +236,6 @@ async def daily(
     if "text/csv" in accept:
         return PlainTextResponse(report.to_csv(data), media_type="text/csv; charset=utf-8")
     return DailyReport.model_validate(data)
-
-
-# The months stats can count: a datetime reaches only year 9999, and nothing was submitted before 2000.
-YEARS = range(2000, 9999)
 
 
 def _month(runtime: StatsRuntime, value: str | None) -> str:

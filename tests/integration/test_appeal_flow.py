@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -381,19 +381,24 @@ async def test_unparseable_messages_go_to_the_dead_letter_topic(platform):
     await wait_status(platform, appeal_id, "routed")  # the consumer carried on
 
 
-async def test_resolved_appeal_closes_after_seven_silent_days(platform):
+async def test_a_resolution_nobody_answers_closes_as_its_return_visit_ends_unreached(platform):
+    """Every appeal is visited by default (config/assessment.yaml): silent, it closes when its visit ends unreached,
+    a working day and five more after the resolution, not after seven days as one not visited does."""
     appeal_id = (await submit(platform, appeal_body())).json()["appeal_id"]
     lead = (await wait_status(platform, appeal_id, "routed"))["lead"]
     await act(platform, appeal_id, lead, action="accept")
     await act(platform, appeal_id, lead, action="resolve", resolution="Loan extended")
     await asyncio.sleep(1)
-    assert (await wait_status(platform, appeal_id, "resolved"))["status"] == "resolved"
-    platform.clock.advance(timedelta(days=7, minutes=1))
+    resolved = await wait_status(platform, appeal_id, "resolved")
+    unreached_at = datetime.fromisoformat(resolved["visit"]["unreached_at"])
+    ahead = unreached_at - platform.clock.now() + timedelta(minutes=1)
+    platform.clock.advance(ahead)
     try:
         closed = await wait_status(platform, appeal_id, "closed")
     finally:
-        platform.clock.advance(-timedelta(days=7, minutes=1))
-    assert closed["status"] == "closed"
+        platform.clock.advance(-ahead)
+    assert (closed["status"], closed["visit"]["state"]) == ("closed", "unreached")
+    assert [e["type"] for e in closed["timeline"][-2:]] == ["appeal.visit_due.v1", "appeal.closed.v1"]
 
 
 async def test_routing_preview_explains_the_choice(platform):

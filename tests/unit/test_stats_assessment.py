@@ -555,6 +555,14 @@ async def test_the_scorecard_and_the_monthly_report_over_http(city, demo_keys, m
         bad_ones = ({"month": "2026-13"}, {"month": "Nov"}, {"month": "0000-01"}, {"month": "9999-12"})
         for bad in (*bad_ones, {"month": "2026-11", "formula": "2026-1"}):
             assert (await client.get("/v1/stats/scorecard", params=bad, headers=operator)).status_code == 422
+        # Days and times too: year 1 in the city's UTC+8 would start in year 0, which no datetime holds.
+        for path, bad in (
+            ("/v1/reports/daily", {"date": "0001-01-01"}),
+            ("/v1/reports/daily", {"from": "0001-01-01", "to": "0001-01-02"}),
+            ("/v1/stats/summary", {"to": "9999-12-31T23:00"}),
+        ):
+            refused = await client.get(path, params=bad, headers=operator)
+            assert refused.status_code == 422 and "from 2000 to 9998" in refused.text, (path, bad, refused.text)
         clerk = {"X-Api-Key": keys[f"department:{DEPT}"]}
         own = (await client.get("/v1/stats/scorecard", params={"month": "2026-11"}, headers=clerk)).json()
         assert [d["department"] for d in own["departments"]] == [DEPT], "a department reads its own line alone"
