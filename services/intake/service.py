@@ -375,14 +375,16 @@ async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | Non
 def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list[UpdateOne]]:
     """One write folding an in-order event in, and the guarded pair that takes what is new of any event."""
     data = event.data
+    # The office's return visit is on the company's timeline, not who called nor what the visitor noted.
+    internal = event.type == EventType.appeal_visited
     entry = {
         "event_id": event.id,
         "type": event.type,
         "status": data.status.value,
         "time": event.time,
         "department": data.department,
-        "clerk": data.clerk,
-        "note": data.note,
+        "clerk": None if internal else data.clerk,
+        "note": None if internal else data.note,
         "guidance": data.guidance,
         "resolution": data.resolution,
         "reason": data.reason,

@@ -250,7 +250,8 @@ def redo(
         out.set["redo_supervised_at"] = now
     if visited:
         announce(doc, out, S.resolved, EventType.appeal_visited, **said)
-    reopened = {k: v for k, v in said.items() if k not in ("reached",)}
+    # The visit's own event carries the visitor and the note; the redo is the office's, under the lead.
+    reopened = {k: v for k, v in said.items() if k not in (("reached", "clerk", "note") if visited else ("reached",))}
     announce(doc, out, S.reopened, **{**reopened, "redo": True, "redo_count": count, "due_at": due})
     assign(doc, out, lead, "lead", lead, doc.get("cohandlers", []))
     return out

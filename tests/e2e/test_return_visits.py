@@ -227,6 +227,12 @@ def test_a_redo_goes_back_to_the_lead_with_the_redo_s_clock_the_company_told_and
         assert datetime.fromisoformat(clock["due_at"]) == datetime.fromisoformat(doc["redo_due_at"])
         company = eventually(lambda i=appeal_id: told(stack, i, "appeal.reopened.v1"), "the redo told")
         assert {"company", f"{lead}:handler", f"{lead}:head"} <= {n["recipient"] for n in company}
+        # The company's page shows the visit, but neither who called nor what the visitor noted.
+        page = httpx.get(
+            stack.url("intake") + f"/v1/appeals/{appeal_id}", headers={"X-Status-Token": appeals[name][1]}, timeout=30
+        ).json()
+        visited = [e for e in page["timeline"] if e["type"] == "appeal.visited.v1"]
+        assert visited and all(e["clerk"] is None and e["note"] is None for e in visited)
         # With supervise_after 1 here, the office's queue has it at once.
         queue = httpx.get(stack.url("router") + "/v1/appeals", params={"state": "redo"}, headers=key(stack, "operator"))
         assert appeal_id in {row["appeal_id"] for row in queue.json()}

@@ -226,6 +226,8 @@ def test_a_reached_visit_closes_the_appeal_or_orders_a_redo(book, fields, types,
     visited = outcome.emits[0].data
     assert (visited.reached, visited.clerk, visited.actor) == (True, "Zhou Min", "coord")
     assert apply(doc, outcome)["status"] == status
+    # The visitor is named once, on the visit; the redo or the close that follows is the office's.
+    assert [e.data.clerk for e in outcome.emits if e.type != E.assignment_created][1:] == [None]
 
 
 @pytest.mark.parametrize(
