@@ -21,7 +21,7 @@ from tqdm import tqdm
 from bench.common import bench_servers, exit_on_sigterm, print_table, rss_mb, run_wrk, start_process
 from devstack import servers
 from libs.kafka.access import KafkaAccess, access_of
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 
 
 async def kafka_loop(kafka: KafkaAccess | str, n: int) -> float:

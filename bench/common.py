@@ -18,7 +18,7 @@ from tqdm import tqdm
 from devstack import servers
 from libs.config import load_city
 from libs.contract import all_topics
-from libs.kafka_admin import ensure_topics, partitions_setting
+from libs.kafka.topics import ensure_topics, partitions_setting
 from libs.settings import PROJECT_ROOT
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -31,7 +31,8 @@ from bench.common import (
 )
 from devstack import servers
 from libs.contract import SLA_EVENTS_V2
-from libs.kafka_admin import ensure_topics, partitions_of
+from libs.kafka.topics import ensure_topics
+from libs.kafka_admin import partitions_of
 from services.sla import service
 
 LEAD_SECONDS = 8.0  # between the last insert and the first due threshold

@@ -20,14 +20,8 @@ from libs import contract
 from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
 from libs.kafka.access import KafkaAccess
-from libs.kafka_admin import (
-    ADMIN,
-    department_principal,
-    ensure_principals,
-    ensure_topics,
-    partitions_setting,
-    principals,
-)
+from libs.kafka.topics import ensure_topics, partitions_setting
+from libs.kafka_admin import ADMIN, department_principal, ensure_principals, principals
 from libs.settings import PROJECT_ROOT
 from services.intake.adopt import adopt_submitted
 

@@ -1,6 +1,6 @@
-"""Kafka's administration for the platform: the topics as the contract has them, who may do what on them
-(SCRAM users and ACLs, from the contract too), reading a cluster's partitions and groups, dead letters sent
-back, and the command line `python -m libs.kafka`.
+"""Kafka's administration for the platform: who may do what on the topics (SCRAM users and ACLs, from the
+contract), reading a cluster's partitions and groups, dead letters sent back, and the command line
+`python -m libs.kafka`; the topics themselves are libs/kafka/topics.py's.
 
 Services never administer: their principals may only read and write their own topics. The embedded stack
 runs this as the admin principal at every start; a deployment runs the command line (docs/production.md).
@@ -21,25 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.contract import (
     CONSUMERS,
     DEPARTMENT_ACTIONS,
     DEPARTMENT_TOPIC,
-    PARTITIONS,
     SERVICE_NAMES,
     TOPICS,
     all_topics,
     dead_letter_topic,
     department_actions_topic,
     department_topic,
-    partitions_for,
-    topic_config,
     topics_of,
 )
 from libs.kafka.access import KafkaAccess, access_of
+from libs.kafka.topics import ensure_topics, partitions_setting
 
 log = logging.getLogger(__name__)
 
@@ -145,89 +142,6 @@ class GroupLag:
             partitions += self._partitions[topic]
         ends: dict[TopicPartition, int] = await self._ends.end_offsets(partitions)
         return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
-
-
-# --- Topics
-
-
-def partitions_setting() -> int:
-    """Partitions per topic for topics created now: KAFKA_PARTITIONS, else the contract's default."""
-    value = os.environ.get("KAFKA_PARTITIONS", "").strip() or str(PARTITIONS)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"KAFKA_PARTITIONS must be a whole number of at least 1, not {value!r}")
-    return int(value)
-
-
-async def ensure_topics(
-    kafka: KafkaAccess | str, topics: Iterable[str], partitions: int = PARTITIONS, replication: int = 1
-) -> None:
-    """Create the topics that do not exist yet; give every one the settings of its contract entry.
-
-    Existing topics keep their partitions (adding some would move keys to other
-    partitions and break the order of an appeal's events).
-    """
-    admin = AIOKafkaAdminClient(**access_of(kafka).client_options())
-    await admin.start()
-    try:
-        wanted = list(dict.fromkeys(topics))
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, partitions_for(name, partitions), replication, topic_configs=dict(topic_config(name)))
-            for name in wanted
-            if name not in existing
-        ]
-        if missing:
-            response = await admin.create_topics(missing)
-            failed = {
-                name: message or code for name, code, message in response.topic_errors if code not in (0, 36)
-            }  # 36: created meanwhile by another start
-            if failed:
-                raise RuntimeError(f"Kafka refused to create topics: {failed}")
-            await _until_led(admin, [topic.name for topic in missing])
-        present = [name for name in wanted if name in existing]
-        if present:
-            await _align_config(admin, present)
-            counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
-            if other := {name: n for name, n in counts.items() if n != partitions_for(name, partitions)}:
-                log.warning(
-                    "these topics keep the partitions they were created with; docs/scaling.md says how to move",
-                    extra={"topics": other, "asked": partitions},
-                )
-    finally:
-        await admin.close()
-
-
-async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
-    """Wait until every partition of the new `topics` has a leader, so the first client to use them finds them."""
-    async with asyncio.timeout(timeout):
-        while True:
-            described = await admin.describe_topics(topics)
-            if all(
-                t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-
-
-async def _align_config(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
-    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t, None) for t in topics])
-    differing = []
-    for response in described:
-        for code, message, _type, name, entries in response.resources:
-            if code:
-                raise RuntimeError(f"Kafka refused to describe topic {name}'s settings: {message or code}")
-            current = {entry[0]: entry[1] for entry in entries}
-            if any(current.get(key) != value for key, value in topic_config(name).items()):
-                differing.append(name)
-    if differing:
-        # AlterConfigs sets a topic's whole configuration: the contract's is all of it that differs from the broker's.
-        altered = await admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t, dict(topic_config(t))) for t in differing]
-        )
-        refused = {name: message or code for r in altered for code, message, _, name in r.resources if code}
-        if refused:
-            raise RuntimeError(f"Kafka refused to set topics' settings: {refused}")
 
 
 # --- Principals: who may do what
@@ -396,7 +310,7 @@ async def redrive(kafka: KafkaAccess | str, dlq: str, timeout: float = 30.0) -> 
         auto_offset_reset="earliest",
         client_id=REDRIVE_GROUP,
     )
-    producer = AIOKafkaProducer(**access.client_options(), acks="all", client_id=REDRIVE_GROUP)
+    producer = AIOKafkaProducer(**access.producer_options(REDRIVE_GROUP))
     await consumer.start()
     await producer.start()
     sent = 0

@@ -11,7 +11,7 @@ from devstack import servers
 from devstack.keys import provision
 from libs.config import load_city, load_registry_config
 from libs.contract import all_topics
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 from libs.settings import PROJECT_ROOT
 
 

@@ -8,6 +8,11 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from libs.settings import ServiceSettings
 
+# How every producer of the platform writes: each record acknowledged by every in-sync replica, and idempotent, so a
+# batch resent after a lost answer is written once (the broker knows it by the producer's id and sequence number).
+# Kafka 3.0 and later grant idempotence to any principal that may write the topic (KIP-679): no cluster ACL needed.
+DURABLE_WRITES: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+
 
 @dataclass(frozen=True)
 class KafkaAccess:
@@ -58,6 +63,10 @@ class KafkaAccess:
         if self.ssl:
             options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
         return options
+
+    def producer_options(self, client_id: str) -> dict[str, Any]:
+        """Keyword arguments of an aiokafka producer that writes as the platform does (`DURABLE_WRITES`)."""
+        return {**self.client_options(), **DURABLE_WRITES, "client_id": client_id}
 
     def security(self) -> BaseSecurity | None:
         """FastStream's form of the same."""

@@ -19,13 +19,14 @@ from libs.contract import (
     department_topic,
     payload_of,
 )
-from libs.kafka.access import KafkaAccess
+from libs.kafka.access import DURABLE_WRITES, KafkaAccess
 from libs.kafka.consuming import count_dead_letters
 from libs.settings import ServiceSettings
 
 
 def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
-    """A broker whose publishes wait for every in-sync replica (acks=all), with Prometheus metrics."""
+    """A broker whose publishes wait for every in-sync replica and are idempotent (`DURABLE_WRITES`), with Prometheus
+    metrics."""
     access = KafkaAccess.of(settings)
     broker = KafkaBroker(
         access.bootstrap_servers,
@@ -33,7 +34,7 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
         # The topics exist before any service starts (the stack, or `python -m libs.kafka`); no principal of a
         # service may create one, and asking at every subscriber's start only logs a refusal.
         allow_auto_create_topics=False,
-        acks="all",
+        **DURABLE_WRITES,
         client_id=f"appeals-{settings.service_name}",
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
         graceful_timeout=10.0,

@@ -53,7 +53,7 @@ async def adopt_submitted(admin: KafkaAccess) -> int:
     came with the move.)"""
     partitions = await partitions_of(admin, [APPEALS_SUBMITTED])
     consumer = AIOKafkaConsumer(**admin.client_options(), enable_auto_commit=False, client_id="appeals-adopt")
-    producer = AIOKafkaProducer(**admin.client_options(), acks="all", client_id="appeals-adopt")
+    producer = AIOKafkaProducer(**admin.producer_options("appeals-adopt"))
     await consumer.start()
     await producer.start()
     moved = 0

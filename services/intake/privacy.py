@@ -22,6 +22,7 @@ from libs.contract import APPEALS_CONTACTS, parse_event
 from libs.envelopes import CloudEvent
 from libs.events import AppealContact, AppealContactErased, AppealSubmitted, Contact
 from libs.ids import new_id
+from libs.kafka.access import DURABLE_WRITES
 from libs.kafka.publishing import encode, make_event
 from libs.kinds import EventType
 from services.intake import adopt
@@ -102,7 +103,7 @@ class Eraser:
         if not appeal_ids:
             return 0
         if self._producer is None:
-            self._producer = AIOKafkaProducer(**self._options, acks="all", client_id="appeals-intake-erasure")
+            self._producer = AIOKafkaProducer(**self._options, **DURABLE_WRITES, client_id="appeals-intake-erasure")
             await self._producer.start()
         for appeal_id in appeal_ids:
             erased = make_event(

@@ -25,7 +25,7 @@ from libs.contract import (
 from libs.events import CompanyInfoProvided, Contact, DepartmentAction, SlaClockChanged
 from libs.ids import new_id
 from libs.kafka.publishing import encode, make_event, publish
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 from libs.kinds import ClockKind, ClockState, EventType
 from services.intake import service as intake_service
 from services.intake.app import create_app as create_intake

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.ids import new_id
 from libs.kafka.broker import consumer_lag_gauge, record_consumer_lag
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 
 
 async def test_lag_counts_what_a_group_has_not_consumed_and_falls_to_zero(real_servers):

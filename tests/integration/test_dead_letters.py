@@ -16,7 +16,8 @@ from libs.ids import new_id
 from libs.kafka.broker import make_broker
 from libs.kafka.consuming import subscribe
 from libs.kafka.publishing import encode, make_event
-from libs.kafka_admin import ensure_topics, redrive
+from libs.kafka.topics import ensure_topics
+from libs.kafka_admin import redrive
 from libs.kinds import EventType
 from libs.settings import ServiceSettings
 

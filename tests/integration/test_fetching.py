@@ -6,7 +6,7 @@ from faststream.kafka import KafkaBroker
 
 from libs.ids import new_id
 from libs.kafka.consuming import read_without_pause
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 
 
 async def test_a_busy_partitions_next_record_does_not_wait_behind_a_read_of_a_quiet_one(real_servers):

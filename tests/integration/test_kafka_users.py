@@ -8,7 +8,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from devstack import servers
 from devstack.stack import Stack
 from libs.contract import department_actions_topic
-from libs.kafka_admin import department_principal, ensure_principals, ensure_topics
+from libs.kafka.topics import ensure_topics
+from libs.kafka_admin import department_principal, ensure_principals
 from tests.helpers import answered_anonymously
 
 

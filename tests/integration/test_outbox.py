@@ -14,7 +14,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from libs import outbox
 from libs.ids import new_id
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 from libs.mongo import CommandCounter
 
 

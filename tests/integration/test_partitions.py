@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from libs.ids import new_id
-from libs.kafka_admin import ensure_topics, partitions_of, partitions_setting
+from libs.kafka.topics import ensure_topics, partitions_setting
+from libs.kafka_admin import partitions_of
 
 
 def test_the_setting_comes_from_kafka_partitions(monkeypatch):

@@ -28,7 +28,7 @@ from libs.contract import (
 )
 from libs.ids import new_id
 from libs.kafka.publishing import encode
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 from libs.kinds import AppealStatus, ClockState, EventType
 from services.stats import projection, service
 from services.stats.app import create_app

@@ -14,7 +14,7 @@ from libs.events import ActionRejected
 from libs.ids import new_id
 from libs.kafka.consuming import subscribe
 from libs.kafka.publishing import encode, make_event
-from libs.kafka_admin import ensure_topics
+from libs.kafka.topics import ensure_topics
 from libs.kinds import EventType
 from libs.settings import ServiceSettings
 
