@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
@@ -163,7 +164,13 @@ def create_service_app(
             await runtime.broker.stop()
             await runtime.mongo.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.runtime = runtime
     app.state.keys = runtime.keys
     app.state.readiness_checks = {
@@ -183,6 +190,12 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI document: its handler's name (`submit_appeal`), which client generators
+    turn into a method name, rather than FastAPI's default made of the name, the path and the method."""
+    return route.name
 
 
 def _broker_ping(runtime: Runtime[Any]) -> Callable[[], Awaitable[None]]:

@@ -11,10 +11,22 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 
 SCOPE_KINDS = ("channel", "department", "liaison", "operator", "admin")
+
+# Every protected operation declares the key, so the OpenAPI documents say how to authenticate and Swagger's
+# Authorize sends it; `authenticate` reads the same header and answers 401 or 403 itself (auto_error off).
+API_KEY = APIKeyHeader(
+    name="X-Api-Key",
+    scheme_name="ApiKey",
+    description="A key of one scope (`channel:<name>`, `department:<code>`, `liaison:<id>`, `operator`, `admin`).",
+    auto_error=False,
+)
+ApiKey = Annotated[str | None, Security(API_KEY)]
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,7 @@ def authenticate(request: Request, *kinds: str) -> Principal:
 def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
     """FastAPI dependency: the caller, authenticated before the body is validated."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: Request, _: ApiKey = None) -> Principal:
         return authenticate(request, *kinds)
 
     return dependency

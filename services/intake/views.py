@@ -2,11 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 
-from libs.auth import Principal, authenticate, require
+from libs.auth import ApiKey, Principal, authenticate, require
 from libs.contract import APPEALS_CONTACTS, COMPANY_MESSAGES
 from libs.deadlines import deadlines
 from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage
@@ -57,7 +58,14 @@ PROBLEMS = problem_responses(
 
 REUSED_REF = problem_responses({409: "channel_ref was used before with another body; nothing was accepted"})
 
-TokenHeader = Annotated[str | None, Header(description="The status_token returned at submission.")]
+# The company's own way in, beside a key: the token given at submission (its follow link carries it too).
+STATUS_TOKEN = APIKeyHeader(
+    name="X-Status-Token",
+    scheme_name="StatusToken",
+    description="The status_token returned at submission.",
+    auto_error=False,
+)
+TokenHeader = Annotated[str | None, Security(STATUS_TOKEN)]
 
 
 def _base_url(settings: Any, request: Request) -> str:
@@ -99,6 +107,7 @@ async def opened_appeal(
     request: Request,
     runtime: IntakeRuntimeDep,
     x_status_token: TokenHeader = None,
+    _: ApiKey = None,
     token: str | None = None,
 ) -> dict[str, Any]:
     """The appeal, for its status token, the submitting channel's key, or an operator."""
@@ -110,6 +119,7 @@ async def answerable_appeal(
     request: Request,
     runtime: IntakeRuntimeDep,
     x_status_token: TokenHeader = None,
+    _: ApiKey = None,
     token: str | None = None,
 ) -> dict[str, Any]:
     """The appeal, for the company itself: its status token, or the channel it came through."""

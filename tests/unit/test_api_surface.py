@@ -1,0 +1,68 @@
+"""What an integrator reads in the OpenAPI documents before the first call: how to authenticate on every protected
+operation, and operation ids a client generator turns into readable, stable method names."""
+
+import re
+
+import httpx
+import pytest
+
+from devstack.apidocs import SERVICES, build_app
+from services.router.app import create_app as create_router
+from services.router.settings import RouterSettings
+
+# Open to anyone: probes, the business calendars, and the Open311 facade, whose spec has its own `api_key` field.
+PUBLIC = {"/healthz", "/readyz", "/v1/calendars"}
+
+
+def operations(document: dict) -> list[tuple[str, str, dict]]:
+    return [(method.upper(), path, op) for path, item in document["paths"].items() for method, op in item.items()]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_protected_operation_declares_the_api_key_as_swagger_s_authorize_sends_it(service):
+    document = build_app(service).openapi()
+    assert document["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": document["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
+    undeclared = [
+        f"{method} {path}"
+        for method, path, op in operations(document)
+        if path not in PUBLIC and not path.startswith("/open311/") and {"ApiKey": []} not in op.get("security", [])
+    ]
+    assert not undeclared
+
+
+def test_the_company_s_own_reads_declare_its_status_token_beside_a_key():
+    document = build_app("intake").openapi()
+    read = document["paths"]["/v1/appeals/{appeal_id}"]["get"]
+    assert {"StatusToken": []} in read["security"] and {"ApiKey": []} in read["security"]
+    assert document["components"]["securitySchemes"]["StatusToken"]["name"] == "X-Status-Token"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_operation_ids_are_the_handlers_names_once_each(service):
+    ids = [op["operationId"] for _, _, op in operations(build_app(service).openapi())]
+    assert len(ids) == len(set(ids))
+    # FastAPI's default joins the name, the path and the method: submit_appeal_v1_appeals_post.
+    assert not [i for i in ids if re.search(r"_(get|post|put|patch|delete)$", i) or "_v1_" in i]
+
+
+def test_an_operation_s_id_is_what_its_handler_is_called():
+    ids = {(method, path): op["operationId"] for method, path, op in operations(build_app("intake").openapi())}
+    assert ids["POST", "/v1/appeals"] == "submit_appeal"
+    ids = {(method, path): op["operationId"] for method, path, op in operations(build_app("router").openapi())}
+    assert ids["POST", "/v1/return-visits/{appeal_id}/attempts"] == "record_attempt"
+
+
+async def test_a_call_authorized_as_the_document_says_is_let_in(demo_keys):
+    """What Swagger's Authorize does with the scheme: the key in the header the document names."""
+    keys, keys_file = demo_keys
+    app = create_router(RouterSettings(api_keys_file=keys_file, environment="test"))
+    scheme = app.openapi()["components"]["securitySchemes"]["ApiKey"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://router") as client:
+        assert (await client.get("/v1/departments")).status_code == 401
+        authorized = await client.get("/v1/departments", headers={scheme["name"]: keys["operator"]})
+        assert authorized.status_code == 200 and authorized.json()
