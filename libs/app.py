@@ -182,7 +182,12 @@ def create_service_app(
     @app.exception_handler(PyMongoError)
     async def _database_down(_: Request, exc: PyMongoError) -> JSONResponse:
         log.warning("database unavailable", extra={"error": type(exc).__name__})
-        return problem(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+        return problem(
+            503,
+            "the database is unavailable; try again shortly",
+            kind="database-unavailable",
+            headers={"Retry-After": "5"},
+        )
 
     app.add_middleware(BodySizeLimit, larger=body_limits)
     app.add_middleware(Tracing)

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -23,32 +24,86 @@ MAX_BODY_BYTES = 1024 * 1024
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Content",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
+# Every problem names its kind in `type`, a URI that stays the same from release to release (docs/api/problems.md),
+# so a client tells "the platform is behind" from "the database is down" without reading the prose of `detail`.
+PROBLEM_TYPE = "urn:appeals:problem:"
+
+
+@dataclass(frozen=True)
+class ProblemKind:
+    status: int
+    title: str
+    about: str
+
+
+PROBLEM_KINDS: dict[str, ProblemKind] = {
+    "bad-request": ProblemKind(400, "Bad Request", "The request could not be read."),
+    "unauthenticated": ProblemKind(401, "Unauthorized", "No valid key (X-Api-Key) or status token was given."),
+    "forbidden": ProblemKind(403, "Forbidden", "The key is valid but its scope does not reach this."),
+    "not-found": ProblemKind(404, "Not Found", "No such resource (appeal, department, company, ...)."),
+    "method-not-allowed": ProblemKind(405, "Method Not Allowed", "The path does not take this method."),
+    "conflict": ProblemKind(
+        409, "Conflict", "The state forbids it: a transition the lifecycle does not allow, a used channel_ref, ..."
+    ),
+    "too-large": ProblemKind(413, "Content Too Large", "The body is over the limit (1 MB; a list import more)."),
+    "unsupported-media-type": ProblemKind(415, "Unsupported Media Type", "The body is not in a type taken here."),
+    "invalid-fields": ProblemKind(422, "Unprocessable Content", "Fields are missing or wrong; `errors` names each."),
+    "rate-limited": ProblemKind(429, "Too Many Requests", "Too many requests from this phone or address."),
+    "internal": ProblemKind(500, "Internal Server Error", "A fault of the service; the request was not completed."),
+    "unavailable": ProblemKind(503, "Service Unavailable", "The service cannot answer now; retry after Retry-After."),
+    "database-unavailable": ProblemKind(503, "Service Unavailable", "The service's database does not answer."),
+    "broker-unavailable": ProblemKind(
+        503, "Service Unavailable", "Kafka did not acknowledge the write; nothing was accepted."
+    ),
+    "platform-behind": ProblemKind(
+        503, "Service Unavailable", "The platform is far behind (shedding); nothing was stored, retry later."
+    ),
+    "not-ready": ProblemKind(
+        503, "Service Unavailable", "A dependency of the service (Kafka, MongoDB) does not answer."
+    ),
+}
+# The kind of a status no call site names otherwise.
+_BY_STATUS = {kind.status: name for name, kind in reversed(PROBLEM_KINDS.items())}
+
+# The body of every problem response, as the OpenAPI documents declare it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri", "description": "The kind of problem: docs/api/problems.md."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What is wrong, in a sentence."},
+        "errors": {
+            "type": "array",
+            "description": "For invalid fields: each field and what is wrong with it.",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
 }
 
 
-def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem details response."""
-    body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status, "detail": detail}
+def problem(
+    status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """An RFC 9457 problem details response of `kind` (the status's own kind unless named)."""
+    name = kind or _BY_STATUS.get(status, "internal" if status >= 500 else "bad-request")
+    title = PROBLEM_KINDS[name].title if PROBLEM_KINDS[name].status == status else "Error"
+    body = {"type": PROBLEM_TYPE + name, "title": title, "status": status, "detail": detail}
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` declaring that these statuses answer with problem details."""
-    return {code: {"description": text, "content": {PROBLEM_JSON: {}}} for code, text in descriptions.items()}
+    return {
+        code: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for code, text in descriptions.items()
+    }
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -177,7 +232,7 @@ def install_operational_routes(app: FastAPI, registry: CollectorRegistry, servic
             except Exception as exc:  # readiness reports any failure, whatever its kind
                 failed[name] = type(exc).__name__
         if failed:
-            return problem(503, "not ready: " + ", ".join(sorted(failed)), checks=failed)
+            return problem(503, "not ready: " + ", ".join(sorted(failed)), kind="not-ready", checks=failed)
         return JSONResponse({"status": "ready", "service": service, "checks": sorted(checks)})
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

@@ -73,13 +73,14 @@ def _base_url(settings: Any, request: Request) -> str:
 
 
 def _busy(wait: int, detail: str) -> JSONResponse:
-    return problem(503, detail, headers={"Retry-After": str(wait)})
+    return problem(503, detail, kind="platform-behind", headers={"Retry-After": str(wait)})
 
 
 def _broker_down(settings: Any) -> JSONResponse:
     return problem(
         503,
         "the message broker did not acknowledge the write; nothing was accepted, retry",
+        kind="broker-unavailable",
         headers={"Retry-After": str(settings.retry_after_seconds)},
     )
 

@@ -7,6 +7,8 @@ import httpx
 import pytest
 
 from devstack.apidocs import SERVICES, build_app
+from libs.http import PROBLEM_KINDS, PROBLEM_TYPE
+from libs.settings import PROJECT_ROOT
 from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
 
@@ -66,3 +68,39 @@ async def test_a_call_authorized_as_the_document_says_is_let_in(demo_keys):
         assert (await client.get("/v1/departments")).status_code == 401
         authorized = await client.get("/v1/departments", headers={scheme["name"]: keys["operator"]})
         assert authorized.status_code == 200 and authorized.json()
+
+
+def test_every_kind_of_problem_is_listed_for_integrators():
+    listed = (PROJECT_ROOT / "docs" / "api" / "problems.md").read_text()
+    assert [name for name in PROBLEM_KINDS if f"`{PROBLEM_TYPE}{name}`" not in listed] == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_declared_problem_answer_has_the_problem_schema(service):
+    document = build_app(service).openapi()
+    bare = [
+        f"{method} {path} {code}"
+        for method, path, op in operations(document)
+        for code, answer in op.get("responses", {}).items()
+        if "application/problem+json" in answer.get("content", {})
+        and answer["content"]["application/problem+json"].get("schema", {}).get("title") != "Problem"
+    ]
+    assert not bare
+
+
+async def test_a_client_tells_the_kinds_of_problem_apart_by_their_type(demo_keys):
+    keys, keys_file = demo_keys
+    app = create_router(RouterSettings(api_keys_file=keys_file, environment="test"))
+    operator = {"X-Api-Key": keys["operator"]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://router") as client:
+        answers = {
+            "unauthenticated": await client.get("/v1/departments"),
+            "forbidden": await client.get("/v1/routing/rules", headers={"X-Api-Key": keys["channel:wechat"]}),
+            "not-found": await client.get("/v1/departments/nowhere/appeals", headers=operator),
+            "invalid-fields": await client.post("/v1/routing/preview", json={"category": "weather"}, headers=operator),
+        }
+    for kind, answer in answers.items():
+        assert answer.headers["content-type"] == "application/problem+json"
+        body = answer.json()
+        assert (body["type"], body["status"]) == (f"urn:appeals:problem:{kind}", PROBLEM_KINDS[kind].status), kind
+    assert {e["field"] for e in answers["invalid-fields"].json()["errors"]} >= {"category"}
