@@ -5,10 +5,12 @@
 FROM python:3.11.7-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements/service.lock ./
+# Every dependency, transitive ones too, at the version and with the hashes of the lock: the same at every build.
+RUN python -m venv /venv && /venv/bin/pip install --no-compile --require-hashes -r service.lock
 COPY libs libs
 COPY services services
-RUN python -m venv /venv && /venv/bin/pip install --no-compile .
+RUN /venv/bin/pip install --no-compile --no-deps .
 
 FROM python:3.11.7-slim-bookworm
 ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

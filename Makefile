@@ -11,13 +11,24 @@ KAFKA_STAMP := $(KAFKA_LIBS)/.copied
 APT_INSTALL := apt-get install -y -qq --no-install-recommends
 
 .PHONY: run stop demo test test-unit test-slow bench-baseline bench-intake bench-pipeline bench-sla bench-stats lint \
-	system-deps java kafka clean apidocs
+	system-deps java kafka clean apidocs lock
 
-$(STAMP): pyproject.toml
+# Every package at the version and with the hashes of requirements/dev.lock (transitive ones too); the project
+# itself after, without resolving anything again. `make lock` refreshes the locks after pyproject.toml changes.
+$(STAMP): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+LOCK_VENV := build/lock-venv
+LOCK := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools==7.7.0)
+	$(LOCK) --output-file requirements/service.lock pyproject.toml
+	$(LOCK) --extra embedded --extra dev --output-file requirements/dev.lock pyproject.toml
 
 # Apache Kafka 4.x runs on Java 17 or newer; Maven fetches its jars.
 java:
