@@ -16,6 +16,7 @@ APT_INSTALL := apt-get install -y -qq --no-install-recommends
 # Every package at the version and with the hashes of requirements/dev.lock (transitive ones too); the project
 # itself after, without resolving anything again. `make lock` refreshes the locks after pyproject.toml changes.
 $(STAMP): pyproject.toml requirements/dev.lock
+	@echo "==> Python environment in $(VENV) from requirements/dev.lock (the first time takes a minute or two)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
@@ -42,6 +43,7 @@ java:
 
 # The broker's jars, copied once from Maven's repository (fetched there from Maven Central the first time).
 $(KAFKA_STAMP): $(KAFKA_POM)
+	@echo "==> Apache Kafka's jars from Maven Central into $(KAFKA_LIBS) (the first time takes a minute)"
 	$(MAKE) --no-print-directory java
 	rm -rf $(KAFKA_LIBS)
 	mvn --batch-mode --quiet -Dstyle.color=never -f $(KAFKA_POM) dependency:copy-dependencies -DincludeScope=runtime \

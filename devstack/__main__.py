@@ -1,11 +1,14 @@
 """`python -m devstack run`: the whole platform on one machine."""
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from devstack import supervisor
 from devstack.servers import port_in_use
@@ -89,6 +92,9 @@ def clear_the_way(stack: Stack) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if sys.stdout.isatty():
+        # A person reads the services' lines here: readable ones, unless asked otherwise (JSON stays in files).
+        os.environ.setdefault("LOG_FORMAT", "console")
     stack = Stack(
         data_dir=Path(args.data_dir),
         config_dir=Path(args.config_dir),
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> None:
         smtp_port=int(os.environ.get("SMTP_PORT", "8025")),
         outbox_port=int(os.environ.get("OUTBOX_PORT", "8006")),
         log_stream=sys.stdout,
+        say=lambda line: print(f"==> {line}", flush=True),
     )
     stopping = False
 
@@ -151,6 +158,41 @@ def stop(args: argparse.Namespace) -> None:
         supervisor.stop_processes(rest)
     supervisor.write(data_dir, [])
     print("stopped")
+
+
+def status(args: argparse.Namespace) -> None:
+    """What runs from the data folder, and where: each process the stack recorded, and whether each service
+    answers its readiness probe. Exits 1 when no stack runs or a service does not answer."""
+    data_dir = Path(args.data_dir)
+    alive = {r.name: r for r in supervisor.still_running(data_dir)}
+    manifest_path = data_dir / "stack.json"
+    if not alive or not manifest_path.exists():
+        print(f"no stack is running from {data_dir} (start one with `make run`)")
+        sys.exit(1)
+    manifest = json.loads(manifest_path.read_text())
+    boss = alive.get(supervisor.SUPERVISOR)
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(boss.started)) if boss else "?"
+    print(f"stack in {data_dir}, started {since}" + (f" (pid {boss.pid})" if boss else ", its supervisor gone"))
+    kafka = manifest["kafka"]
+    print(f"  kafka     {kafka['bootstrap_servers']}  {_state(alive.get('kafka'), embedded=kafka['embedded'])}")
+    failing = False
+    for name, service in manifest["services"].items():
+        try:
+            ready = httpx.get(service["url"] + "/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ready = False
+        failing |= not ready
+        state = "ready" if ready else "NOT READY" if name in alive else "NOT RUNNING"
+        pid = f"pid {alive[name].pid}" if name in alive else ""
+        print(f"  {name:<9} {service['url']:<24} {state:<11} {pid}")
+    print(f"  outbox    {manifest['outbox']['url']}")
+    sys.exit(1 if failing else 0)
+
+
+def _state(record: supervisor.Recorded | None, *, embedded: bool) -> str:
+    if not embedded:
+        return "(external)"
+    return f"running, pid {record.pid}" if record else "NOT RUNNING"
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -238,6 +280,9 @@ def main() -> None:
     sub.add_parser("stop", help="stop a stack started in the background from the same data folder").set_defaults(
         func=stop
     )
+    sub.add_parser(
+        "status", help="what the stack of the data folder runs, and where; exit 1 if anything is down"
+    ).set_defaults(func=status)
     play = sub.add_parser("demo", help="play the Shenzhen seed against the running stack; print the daily report")
     for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
         play.add_argument(f"--{name}", type=int, default=default)

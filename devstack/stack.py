@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -70,6 +71,12 @@ class Stack:
     keys: dict[str, str] = field(default_factory=dict)
     # The processes this stack started, as recorded in `stack.pids.json` (see devstack/supervisor.py).
     recorded: dict[str, supervisor.Recorded] = field(default_factory=dict)
+    # Told each step of `start` as it begins or ends (`make run` prints them); silent when None.
+    say: Callable[[str], None] | None = None
+
+    def _step(self, line: str) -> None:
+        if self.say is not None:
+            self.say(line)
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, **options) -> "Stack":
@@ -168,10 +175,19 @@ class Stack:
         codes = [d.code for d in city.departments]
         had_users = self.load_kafka_passwords(codes) if self.sasl else True
         if self.kafka_bootstrap is None:
+            fresh = not (self.data_dir / "kafka" / "meta.properties").exists()
+            self._step(
+                f"Apache Kafka {servers.kafka_version()}: "
+                + ("formatting its log and starting" if fresh else "starting")
+                + f" on 127.0.0.1:{self.kafka_port}"
+            )
             self.start_kafka(formatted_without_users=not had_users)
+            self._step("Apache Kafka ready")
         if self.mongodb_uri is None:
+            self._step("MongoDB: one SecantusDB server per service database")
             self.start_databases()
         topics = all_topics(codes)
+        self._step(f"Kafka: {len(topics)} topics" + (", users and ACLs" if self.sasl else ""))
         asyncio.run(ensure_topics(self.kafka_access(), topics, self.partitions))
         if self.sasl:
             users = {user: password for user, password in self.kafka_passwords.items() if user != "controller"}
@@ -186,7 +202,9 @@ class Stack:
             self.start_service(name)
         for name in self.processes:
             self.wait_ready(name)
+            self._step(f"{name} ready on {self.url(name)}")
         if "router" in self.processes:
+            self._step("router: importing the government lists of config/lists/")
             self.import_lists()
         self.write_manifest()
 

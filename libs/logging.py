@@ -1,8 +1,11 @@
-"""Structured JSON logs on stdout that never carry personal data."""
+"""Structured JSON logs on stdout that never carry personal data; readable lines for a person at a terminal
+(`LOG_FORMAT=console`, which `make run` sets when it writes to one)."""
 
 import logging
+import os
 import re
 import sys
+import time
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -35,16 +38,38 @@ class _RedactingFormatter(JsonFormatter):
         return redact(super().format(record))
 
 
+# What every LogRecord has; anything else on a record came in `extra` and is shown after the message.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """`10:42:07 WARNING router.views  a contact was read  appeal_id=01J... by=coord`: one line a person reads."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = time.strftime("%H:%M:%S", time.localtime(record.created))
+        extras = "  ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        line = f"{at} {record.levelname:<7} {record.name.removeprefix('services.')}  {record.getMessage()}"
+        if extras:
+            line += "  " + extras
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every log record to stdout as one JSON object tagged with the service name."""
+    """Send every log record to stdout: one JSON object tagged with the service name, or with `LOG_FORMAT=console`
+    one readable line."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        _RedactingFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service},
+    if os.environ.get("LOG_FORMAT", "json").lower() == "console":
+        handler.setFormatter(_ConsoleFormatter())
+    else:
+        handler.setFormatter(
+            _RedactingFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                static_fields={"service": service},
+            )
         )
-    )
     handler.addFilter(_TraceFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

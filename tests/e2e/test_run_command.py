@@ -34,6 +34,18 @@ def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
         assert (stack.data_dir / "kafka" / "meta.properties").exists(), "the log directory was formatted"
         for svc in manifest["services"].values():
             assert httpx.get(svc["url"] + "/readyz").status_code == 200
+        # It said each step as it went, before the banner.
+        steps = [line for line in text.splitlines() if line.startswith("==> ")]
+        assert steps[0].startswith("==> Apache Kafka 4.4.0: formatting its log and starting")
+        assert (
+            "==> Apache Kafka ready" in steps and "==> router: importing the government lists of config/lists/" in steps
+        )
+        assert {f"==> {name} ready on {stack.url(name)}" for name in ("intake", "router", "web")} <= set(steps)
+        # `status` says what runs and where.
+        status = run_command(stack, tmp_path / "status.log", "status")
+        assert status.wait(60) == 0, (tmp_path / "status.log").read_text()
+        said = (tmp_path / "status.log").read_text()
+        assert f"intake    {stack.url('intake')}" in said and said.count(" ready ") == len(manifest["services"])
         recorded = supervisor.still_running(stack.data_dir)
         assert {r.name for r in recorded} == {
             "supervisor",
@@ -54,6 +66,8 @@ def test_run_prints_where_everything_is_and_ctrl_c_stops_everything(tmp_path):
     assert wait_until_gone(recorded, 10) == []
     for what, port in stack.ports().items():
         assert not port_in_use(port), f"something still listens on {port} ({what})"
+    after = run_command(stack, tmp_path / "status-after.log", "status")
+    assert after.wait(60) == 1 and "no stack is running" in (tmp_path / "status-after.log").read_text()
 
 
 def test_a_killed_supervisor_leaves_nothing_behind_and_the_next_start_clears_what_it_could_not(tmp_path):
