@@ -91,7 +91,9 @@ def appeal_bodies(scenario: Scenario, run: str) -> list[tuple[Channel, dict[str,
                     },
                     "contact": {"name": "Demo Contact", "phone": f"1380013{i:04d}"},
                     "category": category.value,
-                    "title": f"{TITLES[category]} ({i})",
+                    # The run in the title: a company's appeal of an earlier run, still open, is not this one's
+                    # duplicate (same company, category and title), so a second run is admitted like the first.
+                    "title": f"{TITLES[category]} (#{i}, run {run})",
                     "description": f"{TITLES[category]}. The epidemic stopped our business; we ask for support.",
                 },
             )
@@ -130,12 +132,18 @@ async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str]
             lead = None
             while time.monotonic() < deadline:
                 response = await client.get(f"{router}/v1/appeals/{appeal_id}", headers=operator)
-                if response.status_code == 200 and response.json()["status"] == "routed":
-                    lead = response.json()["lead"]
+                appeal = response.json() if response.status_code == 200 else {}
+                if appeal.get("status") == "routed":
+                    lead = appeal["lead"]
                     break
+                if appeal.get("status") == "rejected":
+                    raise DemoStopped(f"appeal {appeal_id} was rejected: {appeal.get('reason')}")
                 await asyncio.sleep(0.2)
             if lead is None:
-                raise RuntimeError(f"appeal {appeal_id} was not routed within {timeout:.0f} s")
+                raise DemoStopped(
+                    f"appeal {appeal_id} was not routed within {timeout:.0f} s: is router running "
+                    "(`python -m devstack status`)?"
+                )
             key = {"X-Api-Key": stack["keys"][f"department:{lead}"]}
             for action in (
                 {"action": "accept", "note": "We are on it."},
@@ -183,8 +191,38 @@ async def play(stack: dict, scenario: Scenario = Scenario(), timeout: float = 30
         return await _report(client, stack, start, end, scenario, timeout)
 
 
+class DemoStopped(Exception):
+    """What keeps the demo from finishing, in a sentence."""
+
+
+def _answering(stack: dict) -> None:
+    """Stop at once, saying which, when a service of the stack does not answer."""
+    down = []
+    for name, service in stack["services"].items():
+        try:
+            if httpx.get(service["url"] + "/readyz", timeout=3).status_code != 200:
+                down.append(name)
+        except httpx.HTTPError:
+            down.append(name)
+    if down:
+        raise DemoStopped(
+            f"{', '.join(down)} of the stack in stack.json {'does' if len(down) == 1 else 'do'} not answer: "
+            "start the stack with `make run` (`python -m devstack status` says what runs)"
+        )
+
+
 def main(manifest: Path, scenario: Scenario) -> None:
     """Play against the stack described by `manifest` (written by `python -m devstack run`)."""
     if not manifest.exists():
         raise SystemExit(f"{manifest} not found: start the stack first with `make run`")
-    print(asyncio.run(play(json.loads(manifest.read_text()), scenario)))
+    stack = json.loads(manifest.read_text())
+    try:
+        _answering(stack)
+        print(asyncio.run(play(stack, scenario)))
+    except DemoStopped as stopped:
+        raise SystemExit(f"the demo stopped: {stopped}") from None
+    except httpx.HTTPStatusError as refused:
+        raise SystemExit(
+            f"the demo stopped: {refused.request.method} {refused.request.url.path} answered "
+            f"{refused.response.status_code}: {refused.response.text[:300]}"
+        ) from None

@@ -211,3 +211,17 @@ def test_the_dashboard_draws_its_charts_in_headless_chromium(stack, played, tmp_
     subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000, "a screenshot with charts in it"
+
+
+def test_the_demo_plays_again_on_the_same_stack_and_finishes(stack, played):
+    """A second run's appeals are its own (not duplicates of the first run's still open), so it finishes too."""
+    again = subprocess.run(
+        [sys.executable, "-m", "devstack", "--data-dir", str(stack.data_dir), "demo"]
+        + ["--appeals", "20", "--financing", "5", "--micro", "10", "--small", "5", "--resolved", "5"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "appeals" in again.stdout and "Traceback" not in again.stderr
