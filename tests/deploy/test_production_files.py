@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import yaml
 
 from devstack.servers import KAFKA_POM
-from libs.contract import SERVICE_NAMES
+from libs.contract import CONSUMERS, SERVICE_NAMES
 from libs.settings import PROJECT_ROOT
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
@@ -119,3 +119,26 @@ def test_every_alert_has_a_promtool_unit_test_and_they_pass():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_names_its_runbook_section_and_the_section_is_there():
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
+    runbook = (PROJECT_ROOT / "docs" / "runbook.md").read_text()
+    # GitHub's anchors: the heading lowercased, spaces made hyphens, other punctuation dropped.
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^## (.+)$", runbook, re.MULTILINE)
+    }
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            url = rule["annotations"].get("runbook_url", "")
+            assert url.startswith("docs/runbook.md#"), rule["alert"]
+            assert url.split("#", 1)[1] in anchors, f"{rule['alert']}: no section {url} in docs/runbook.md"
+    for needed in ("sending-dead-letters-back", "backup-and-restore", "rotating-keys-and-secrets"):
+        assert needed in anchors
+
+
+def test_the_alert_tests_name_consumer_groups_the_platform_has():
+    text = (PROMETHEUS / "tests" / "alerts.test.yml").read_text()
+    named = set(re.findall(r'group="([^"]+)"', text))
+    assert named and named <= {consumer.group for consumer in CONSUMERS}, named - {c.group for c in CONSUMERS}
