@@ -174,10 +174,23 @@ def test_the_dashboards_are_provisionable_json():
     for path in DASHBOARDS.glob("*.json"):
         board = json.loads(path.read_text())
         assert board["uid"] and board["title"] and panels(board), path.name
+        # The data source is the dashboard's first variable: the compose stack's Prometheus by default, any other
+        # one (the Prometheus Operator's) by choice, never a uid only compose provisions.
+        assert board["templating"]["list"][0] | {"current": {}} == {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+            "options": [],
+        }, path.name
         for panel in board["panels"]:
-            assert panel["datasource"]["uid"] == "prometheus", (path.name, panel["title"])
+            assert panel["datasource"]["uid"] == "${datasource}", (path.name, panel["title"])
     department = json.loads((DASHBOARDS / "department.json").read_text())
-    assert [v["name"] for v in department["templating"]["list"]] == ["department"]
+    assert [v["name"] for v in department["templating"]["list"]] == ["datasource", "department"]
     assert all("$department" in t["expr"] for p in panels(department) for t in p["targets"])
 
 
