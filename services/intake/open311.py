@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from libs.auth import Principal
 from libs.config import Catalogue, CategoryEntry, City
 from libs.kinds import AppealStatus
-from services.intake import service
+from services.intake import read_model, service
 from services.intake.models import AppealIn
 from services.intake.runtime import IntakeRuntimeDep
 
@@ -504,7 +504,7 @@ async def get_request(
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
     principal = _caller(request, api_key)
-    record = await service.find_appeal(runtime.db, request_id)
+    record = await read_model.find_appeal(runtime.db, request_id)
     if record is None:
         raise Open311Error(404, f"service_request_id {request_id!r} not found")
     return [request_view(record, runtime.city, runtime.catalogue, _sees_all(principal, record))]

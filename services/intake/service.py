@@ -1,4 +1,5 @@
-"""Intake's rules: durable, idempotent submission; status tokens; the status read model."""
+"""Intake's rules: durable, idempotent submission; status tokens; the company's answers. What companies and
+channels read of an appeal is `read_model.py`'s."""
 
 import asyncio
 import base64
@@ -7,7 +8,7 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,27 +16,28 @@ from typing import Any
 from fastapi import HTTPException
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from libs.clock import Clock
 from libs.config import City, RegistryConfig
 from libs.contract import APPEALS_COMPANY, APPEALS_CONTACTS, APPEALS_SUBMITTED_V2, parse_event
-from libs.deadlines import aware, clock_writes
+from libs.deadlines import aware
 from libs.envelopes import CloudEvent
-from libs.events import AppealChanged, AppealFiled, CompanyFeedback, CompanyInfoProvided, SlaClockChanged
+from libs.events import AppealFiled, CompanyFeedback, CompanyInfoProvided
 from libs.ids import new_id
 from libs.kafka.publishing import encode, make_event, publish
 from libs.kinds import AppealStatus, Channel, EventType
 from libs.mongo import GroupedInserts
-from services.intake import adopt, privacy
+from services.intake import adopt, privacy, read_model
 from services.intake.models import AppealIn
+from services.intake.read_model import ACCEPTED
 
 log = logging.getLogger(__name__)
 
 SOURCE = "appeals/intake"
-PENDING, ACCEPTED, SENT = "pending", "accepted", "sent"
+PENDING, SENT = "pending", "sent"
 # An appeal record whose publish was not acknowledged: its caller got a 503, so nobody has its id yet.
 UNSENT = "unsent"
 
@@ -362,87 +364,6 @@ async def publish_stranded(
     return published
 
 
-async def find_appeal(db: AsyncDatabase, appeal_id: str) -> dict[str, Any] | None:
-    """The read-model record of an appeal.
-
-    Pending and unsent records count too: their id is only ever given out with a 202,
-    which comes after Kafka acknowledged the event, and the `accepted` mark trails it
-    until the appeal is routed. An appeal that got a 503 was never named to anyone.
-    """
-    return await db.appeals.find_one({"_id": appeal_id}, {"event": 0, "contact_event": 0})
-
-
-def _lifecycle_writes(event: CloudEvent[AppealChanged]) -> tuple[UpdateOne, list[UpdateOne]]:
-    """One write folding an in-order event in, and the guarded pair that takes what is new of any event."""
-    data = event.data
-    # The office's return visit is on the company's timeline, not who called nor what the visitor noted.
-    internal = event.type == EventType.appeal_visited
-    entry = {
-        "event_id": event.id,
-        "type": event.type,
-        "status": data.status.value,
-        "time": event.time,
-        "department": data.department,
-        "clerk": None if internal else data.clerk,
-        "note": None if internal else data.note,
-        "guidance": data.guidance,
-        "resolution": data.resolution,
-        "reason": data.reason,
-    }
-    timeline: dict[str, dict[str, Any]] = {
-        "$push": {"timeline": {"$each": [entry], "$sort": {"time": 1}}},
-        # A lifecycle event proves the submission reached Kafka, even if intake answered 503.
-        "$set": {"state": ACCEPTED},
-    }
-    current: dict[str, Any] = {
-        "status": data.status.value,
-        "sequence": data.sequence,
-        "department": data.department,
-        "cohandlers": data.cohandlers,
-        "updated_at": event.time,
-    }
-    if data.policies:
-        current["policies"] = [p.model_dump() for p in data.policies]
-    for field in ("resolution", "guidance", "reason"):
-        if getattr(data, field):
-            current[field] = getattr(data, field)
-    if data.status in (AppealStatus.closed, AppealStatus.rejected):
-        current["closed_at"] = event.time  # the contact's retention runs from here (privacy.erasure_due)
-    if data.policy_refs:
-        current["policy_refs"] = data.policy_refs
-    new: dict[str, Any] = {"timeline.event_id": {"$ne": event.id}}
-    later: dict[str, Any] = {"sequence": {"$lt": data.sequence}}
-    combined = UpdateOne({"_id": data.appeal_id, **later, **new}, {**timeline, "$set": {**timeline["$set"], **current}})
-    return combined, [
-        UpdateOne({"_id": data.appeal_id, **new}, timeline),
-        UpdateOne({"_id": data.appeal_id, **later}, {"$set": current}),
-    ]
-
-
-async def apply_lifecycle(db: AsyncDatabase, events: Sequence[CloudEvent[AppealChanged]]) -> None:
-    """Fold lifecycle events into the status read model, in order; replays change nothing."""
-    writes = [_lifecycle_writes(event) for event in events]
-    # In order (the usual case) each event is new on both counts and one write folds it in.
-    folded = await db.appeals.bulk_write([combined for combined, _ in writes], ordered=True)
-    if folded.matched_count < len(writes):
-        # A replay or an event out of order: the guarded pairs take what is still new, and are no-ops for the rest.
-        await db.appeals.bulk_write([op for _, pair in writes for op in pair], ordered=True)
-
-
-async def apply_clocks(db: AsyncDatabase, events: Sequence[CloudEvent[SlaClockChanged]]) -> None:
-    """Keep the last reported state of each SLA clock; an older event never overwrites a newer one.
-
-    Usually one write per appeal of the batch: sla reports an appeal's clocks together
-    (the three started on routing, two met on resolution).
-    """
-    writes = clock_writes(events)
-    merged = await db.appeals.bulk_write(writes, ordered=False)
-    if merged.matched_count < len(writes):
-        # Some clock holds a newer report (a replay, or another replica during a rebalance): each report on
-        # its own then, so the others still land and the stale ones match nothing.
-        await db.appeals.bulk_write(clock_writes(events, each=True), ordered=True)
-
-
 # What each company answer needs the appeal to be waiting for, and the event it becomes.
 _ANSWERS = {
     "info": (
@@ -522,7 +443,7 @@ async def answer(
         },
     )
     if claimed.matched_count == 0:  # another answer took the slot, or the appeal moved on meanwhile
-        latest = await find_appeal(db, appeal_id) or record
+        latest = await read_model.find_appeal(db, appeal_id) or record
         raise AnswerRefused(wrong_status.format(status=latest["status"]) if latest["status"] != expected else already)
     await _send(db, broker, path, event, publish_timeout)
     return event.id

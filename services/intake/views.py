@@ -14,7 +14,7 @@ from libs.events import CompanyFeedback, CompanyInfoProvided, CompanyMessage
 from libs.http import problem, problem_responses
 from libs.kafka.publishing import make_event
 from libs.kinds import EventType
-from services.intake import codes, privacy, service
+from services.intake import codes, privacy, read_model, service
 from services.intake.codes import Limit
 from services.intake.models import (
     AnswerAccepted,
@@ -91,11 +91,11 @@ async def _open(appeal_id: str, request: Request, runtime: Any, token: str | Non
     # A token opens the appeal at the record's token version: one from a link sent before the company asked for
     # its link again is refused like a wrong one (401 without a key), and a token for no appeal also gets 401, so a
     # token tells nobody which appeals exist.
-    record = await service.find_appeal(runtime.db, appeal_id) if token else None
+    record = await read_model.find_appeal(runtime.db, appeal_id) if token else None
     if record is not None and service.token_opens(runtime.settings.status_token_secret, record, token):
         return record
     principal = authenticate(request, *kinds)
-    record = record or await service.find_appeal(runtime.db, appeal_id)
+    record = record or await read_model.find_appeal(runtime.db, appeal_id)
     if record is None:
         raise HTTPException(404, f"no appeal {appeal_id}")
     if principal.kind == "channel" and record["channel"] != principal.name:

@@ -172,17 +172,17 @@ class _DownBroker:
 
 async def test_an_unacknowledged_answer_is_finished_once_and_never_swapped(platform):
     from libs.events import CompanyFeedback
-    from services.intake import service
+    from services.intake import read_model, service
 
     appeal_id, token, lead = await new_appeal(platform)
     assert (await act(platform, appeal_id, lead, action="resolve", resolution="Done")).status_code == 200
     await intake_status(platform, appeal_id, token, "resolved")
     runtime = platform.intake_runtime
-    record = await service.find_appeal(runtime.db, appeal_id)
+    record = await read_model.find_appeal(runtime.db, appeal_id)
     first = CompanyFeedback(appeal_id=appeal_id, resolved=False, satisfaction=2, comment="Not yet")
     with pytest.raises(service.BrokerUnavailable):
         await service.answer(runtime.db, _DownBroker(), runtime.clock, record, "feedback", first, publish_timeout=1)
-    record = await service.find_appeal(runtime.db, appeal_id)
+    record = await read_model.find_appeal(runtime.db, appeal_id)
     with_other_words = CompanyFeedback(appeal_id=appeal_id, resolved=True, satisfaction=5)
     # Right after, the first answer may still be in flight; later, different words are refused.
     for pause, refusal in ((0, "being sent right now"), (2.1, "already given")):

@@ -14,7 +14,7 @@ from libs.ids import new_id
 from libs.kinds import EventType
 from libs.mongo import GroupedInserts, apply_update, make_client, update_guarded
 from libs.settings import ServiceSettings
-from services.intake import service as intake
+from services.intake import read_model as intake
 from tests.unit.test_stats import APPEAL, T0, clock_event
 
 SHANGHAI = timezone(timedelta(hours=8))

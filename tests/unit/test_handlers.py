@@ -28,7 +28,7 @@ from libs.events import (
 )
 from libs.kafka.publishing import encode, make_event
 from libs.kinds import ActionKind, AppealStatus, EventType
-from services.intake import service as intake
+from services.intake import read_model as intake_read_model
 from services.notify import handlers as notify
 from services.router import contacts as router_contacts
 from services.router import service as router
@@ -138,8 +138,8 @@ def recorder(calls: list[tuple[Any, ...]]):
 def calls(monkeypatch) -> dict[str, list[tuple[Any, ...]]]:
     """What reached each service function the handlers call, by consumer group."""
     seen: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    monkeypatch.setattr(intake, "apply_lifecycle", recorder(seen["intake.lifecycle"]))
-    monkeypatch.setattr(intake, "apply_clocks", recorder(seen["intake.clocks"]))
+    monkeypatch.setattr(intake_read_model, "apply_lifecycle", recorder(seen["intake.lifecycle"]))
+    monkeypatch.setattr(intake_read_model, "apply_clocks", recorder(seen["intake.clocks"]))
     monkeypatch.setattr(router, "admit", recorder(seen["router.submitted"]))
     monkeypatch.setattr(router_contacts, "keep_contacts", recorder(seen["router.submitted"]))
     monkeypatch.setattr(router_contacts, "erase_contacts", recorder(seen["router.erased"]))
