@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, HTTPException
 
 from libs.auth import Principal, require
 
@@ -11,3 +11,9 @@ OperatorCaller = Annotated[Principal, Depends(require("operator", "admin"))]  # 
 StaffOrOperator = Annotated[Principal, Depends(require("department", "operator", "admin"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]  # an admin's key
 RegistryReader = Annotated[Principal, Depends(require("operator", "admin", "liaison"))]  # and a liaison's own
+
+
+def office_or_operator(principal: Principal, office: str, what: str) -> None:
+    """Refuse (403) a department's key other than the coordinating office's: `what` is the office's and operators'."""
+    if principal.kind == "department" and principal.name != office:
+        raise HTTPException(403, f"{what} the coordinating office's and the operators'")

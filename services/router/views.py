@@ -14,7 +14,7 @@ from libs.http import problem_responses
 from libs.ids import new_id
 from libs.kinds import AppealStatus, Category
 from services.router import lifecycle, queue, registry, registry_store, service, supervision
-from services.router.callers import AnyCaller, OperatorCaller, StaffOrOperator
+from services.router.callers import AnyCaller, OperatorCaller, StaffOrOperator, office_or_operator
 from services.router.models import (
     ActionIn,
     AppealOut,
@@ -139,8 +139,7 @@ async def city_queue(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ):
     """Open appeals across the city in a queue state, the longest overdue or the soonest lapsing first."""
-    if principal.kind == "department" and principal.name != runtime.book.city.coordinating_office:
-        raise HTTPException(403, "the city queue is the coordinating office's and the operators'")
+    office_or_operator(principal, runtime.book.city.coordinating_office, "the city queue is")
     if department and runtime.book.city.department(department) is None:
         raise HTTPException(422, f"department {department!r} is not a department of the city")
     if district and runtime.book.city.unknown_district(district):

@@ -6,14 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query
 
-from libs.auth import Principal
 from libs.deadlines import aware
 from libs.http import problem_responses
 from libs.ids import new_id
 from services.router import service, visits
-from services.router.callers import StaffOrOperator
+from services.router.callers import StaffOrOperator, office_or_operator
 from services.router.models import AppealOut, AttemptIn, ReturnVisitRow
-from services.router.rules import RoutingBook
 from services.router.runtime import RouterRuntimeDep
 from services.router.transitions import ActionError
 from services.router.views import appeal_out
@@ -46,11 +44,6 @@ STATES: dict[str, tuple[str, ...]] = {
 WITH_CONTACT = {*visits.OPEN, visits.REVIEW}
 
 
-def _office_only(principal: Principal, book: RoutingBook) -> None:
-    if principal.kind == "department" and principal.name != book.city.coordinating_office:
-        raise HTTPException(403, "return visits are the coordinating office's and the operators'")
-
-
 @router.get(
     "/return-visits",
     response_model=list[ReturnVisitRow],
@@ -73,7 +66,7 @@ async def list_visits(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ):
     """Visit tasks in `state`, the earliest due first; the contact's name and phone only on tasks not ended."""
-    _office_only(principal, runtime.book)
+    office_or_operator(principal, runtime.book.city.coordinating_office, "return visits are")
     if due_before is not None and due_before.tzinfo is None:
         raise HTTPException(422, "due_before needs a time zone, e.g. 2026-12-10T18:00:00+08:00")
     now = runtime.clock.now()
@@ -130,7 +123,7 @@ async def record_attempt(
     satisfied or basically satisfied closes the appeal; unsatisfied at the department sends it back to the lead as a
     redo with a new resolution clock; unsatisfied for reasons outside the department closes it, reported apart. On
     a task in review (the company said not resolved) the cause alone decides: outside closes the appeal."""
-    _office_only(principal, runtime.book)
+    office_or_operator(principal, runtime.book.city.coordinating_office, "return visits are")
     tried = visits.Attempt(
         visitor=body.visitor,
         reached=body.reached,
