@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 
-from libs import outbox
+from libs import outbox, telemetry
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
@@ -170,6 +170,7 @@ def create_service_app(
         version="1.0.0",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        telemetry=telemetry.TELEMETRY,
     )
     app.state.runtime = runtime
     app.state.keys = runtime.keys
@@ -238,6 +239,10 @@ def run_service(settings_class: type[SettingsT], create_app: Callable[[SettingsT
     """Entry point of every service: settings from the environment, JSON logs, then serve."""
     settings = settings_class()
     configure_logging(settings.service_name, settings.log_level)
+    try:
+        telemetry.setup(settings.service_name)
+    except ValueError as exc:
+        raise SystemExit(f"{settings.service_name}: {exc}") from None
     try:
         app = create_app(settings)
     except ConfigError as exc:

@@ -134,8 +134,11 @@ class Tracing:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"traceparent"), None)
-        traceparent = header if header is not None and tracing.valid(header) else tracing.new_traceparent()
+        # With the SDK, FastAPI's server span (around this middleware) took the caller's context already.
+        traceparent = tracing.active() if tracing.sdk_in_use() else None
+        if traceparent is None:
+            header = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"traceparent"), None)
+            traceparent = header if header is not None and tracing.valid(header) else tracing.new_traceparent()
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -27,9 +27,10 @@ class _TraceFilter(logging.Filter):
     """Name the trace a line belongs to, so one appeal's lines can be found across the services."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        trace = tracing.trace_id(tracing.current.get())
-        if trace is not None:
-            record.trace_id = trace
+        traceparent = tracing.active()
+        if traceparent is not None and tracing.valid(traceparent):
+            record.trace_id = tracing.trace_id(traceparent)
+            record.span_id = tracing.span_id(traceparent)
         return True
 
 

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 from pymongo import UpdateOne
 
+from libs import tracing
 from libs.kafka.publishing import encode, make_event
 from libs.mongo import ID_CHUNK, Collection
 
@@ -71,7 +72,10 @@ def outbox_items(
         fixed = {"id": ids[n]} if ids else {"id": emit.id} if emit.id else {}
         subject: str = emit.subject or getattr(emit.data, "appeal_id")  # noqa: B009
         event = make_event(source, emit.type, subject, emit.data, traceparent=traceparent, time=now, **fixed)
-        items.append({"id": event.id, "topic": emit.topic, "key": event.subject, "payload": encode(event).decode()})
+        item = {"id": event.id, "topic": emit.topic, "key": event.subject, "payload": encode(event).decode()}
+        if tracing.sdk_in_use() and event.traceparent:
+            item["traceparent"] = event.traceparent  # its publish span's parent, without parsing the payload
+        items.append(item)
     return items
 
 
@@ -95,12 +99,13 @@ async def publish_items(broker: KafkaBroker, items: list[dict[str, Any]]) -> Non
     for item in items:
         if (item["topic"], item["id"]) in _sent:
             continue
-        await broker.publish(
-            item["payload"].encode(),
-            topic=item["topic"],
-            key=item["key"].encode(),
-            headers={"content-type": "application/cloudevents+json"},
-        )
+        with tracing.within(item.get("traceparent")):
+            await broker.publish(
+                item["payload"].encode(),
+                topic=item["topic"],
+                key=item["key"].encode(),
+                headers={"content-type": "application/cloudevents+json"},
+            )
         _sent[item["topic"], item["id"]] = True
 
 

@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Gauge
 
+from libs import telemetry
 from libs.contract import (
     DEPARTMENT_ACTIONS,
     DEPARTMENT_TOPIC,
@@ -36,7 +37,10 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
         allow_auto_create_topics=False,
         **DURABLE_WRITES,
         client_id=f"appeals-{settings.service_name}",
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+        middlewares=[
+            *telemetry.broker_middlewares(),
+            KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name),
+        ],
         graceful_timeout=10.0,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
     )

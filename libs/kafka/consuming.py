@@ -29,6 +29,7 @@ from libs import tracing
 from libs.contract import BY_APPEAL, Consumer, Topic, dead_letter_topic, parse_event, topics_of
 from libs.contract import topic as contract_topic
 from libs.envelopes import CloudEvent
+from libs.kafka import spans
 from libs.settings import ServiceSettings
 
 # The name from before the split into modules: the services' JSON log lines and the tests' caplog name it.
@@ -191,7 +192,8 @@ def subscribe(
         else:
             kwargs = {**kwargs, next(iter(kwargs)): received}
         async with asyncio.timeout(settings.handler_timeout_seconds):
-            await handler(*args, **kwargs)
+            with spans.handling(events, group):
+                await handler(*args, **kwargs)
 
     async def settle(failing: list[tuple[CloudEvent[Any], BaseException]]) -> None:
         """Count one more failure of each record; dead-letter those out of attempts, rewind for the others."""

@@ -17,12 +17,13 @@ def encode(event: CloudEvent[Any]) -> bytes:
 
 async def publish(broker: KafkaBroker, topic: str, event: CloudEvent[Any]) -> None:
     """Publish an event keyed by its subject (the appeal id), so one appeal's events stay in order."""
-    await broker.publish(
-        encode(event),
-        topic=topic,
-        key=event.subject.encode(),
-        headers={"content-type": "application/cloudevents+json", "ce_type": event.type},
-    )
+    with tracing.within(event.traceparent):
+        await broker.publish(
+            encode(event),
+            topic=topic,
+            key=event.subject.encode(),
+            headers={"content-type": "application/cloudevents+json", "ce_type": event.type},
+        )
 
 
 @functools.cache
@@ -39,13 +40,12 @@ def make_event(
     source: str, type_: str, subject: str, data: BaseModel, traceparent: str | None = None, **kwargs: Any
 ) -> CloudEvent[Any]:
     """Wrap `data` in a CloudEvent from `source` (e.g. "appeals/router"), in the given or the bound trace."""
-    parent = traceparent or tracing.current.get()
     event: CloudEvent[Any] = envelope_of(type(data))(
         source=source,
         type=type_,
         subject=subject,
         data=data,
-        traceparent=tracing.child_of(parent) if parent else None,
+        traceparent=tracing.for_event(traceparent),
         **kwargs,
     )
     return event

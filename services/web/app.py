@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs import telemetry
 from libs.http import BodySizeLimit, Tracing, install_operational_routes
 from services.web import office, office_visits, portal, portal_follow, portal_submit, workbench
 from services.web.i18n import t
@@ -54,7 +55,14 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         yield
         await runtime.upstream.close()
 
-    app = FastAPI(title="Appeals web", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Appeals web",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        telemetry=telemetry.TELEMETRY,
+    )
     app.state.runtime = runtime
 
     @app.exception_handler(Unavailable)

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from libs import tracing
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,8 @@ class Upstream:
         await self.http.aclose()
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # The page's trace goes on to intake and router: one trace from the portal to the departments.
+        kwargs["headers"] = {**tracing.outgoing(), **kwargs.get("headers", {})}
         try:
             response = await self.http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
