@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
+from bench.otlp_sink import SpanSink
 from devstack.stack import Stack
 from libs.config import load_city
 from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
@@ -397,11 +398,19 @@ def main() -> None:
         action="store_true",
         help="run Kafka without authentication and ACLs, to measure what SASL costs (never how to run it)",
     )
+    parser.add_argument(
+        "--trace-ratio",
+        type=float,
+        default=None,
+        help="export traces (OTLP/HTTP, to a receiver in this process) with this share of appeals sampled",
+    )
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
-    stack = Stack.on_free_ports(
-        data, env={f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES}, kafka_sasl=not args.plaintext
-    )
+    env = {f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES}
+    sink = SpanSink() if args.trace_ratio is not None else None
+    if sink is not None:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, OTEL_TRACES_SAMPLER_ARG=str(args.trace_ratio))
+    stack = Stack.on_free_ports(data, env=env, kafka_sasl=not args.plaintext)
     stack.start()
     try:
         for replica in range(2, args.replicas + 1):
@@ -413,6 +422,8 @@ def main() -> None:
         result = asyncio.run(run(stack, args.rate, args.seconds))
     finally:
         stack.stop()
+        if sink is not None:
+            sink.stop()
     sustained = result["sustained"]
     print_table(
         f"pipeline: {args.rate:.0f} appeals/s offered for {args.seconds:.0f} s, departments accept and resolve, "
@@ -444,6 +455,11 @@ def main() -> None:
             ]
         ],
     )
+    if sink is not None:
+        print(
+            f"traces: {args.trace_ratio:.0%} of appeals sampled; {sink.spans:,} spans exported, "
+            f"{sink.spans / max(result['accepted'], 1):.1f} per appeal"
+        )
     if result["failures"]:
         print("not accepted, by why:", ", ".join(f"{why} {n}" for why, n in result["failures"].most_common()))
     print_table("baseline in the same run", ["FastStream consume -> publish (acks=all) msg/s"], [[f"{loop_rate:,.0f}"]])
