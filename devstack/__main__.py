@@ -283,7 +283,9 @@ def main() -> None:
     sub.add_parser(
         "status", help="what the stack of the data folder runs, and where; exit 1 if anything is down"
     ).set_defaults(func=status)
-    play = sub.add_parser("demo", help="play the Shenzhen seed against the running stack; print the daily report")
+    play = sub.add_parser(
+        "demo", help="play the Shenzhen seed against the running stack; print the report of its own appeals"
+    )
     for name, default in (("appeals", 463), ("financing", 172), ("micro", 330), ("small", 96), ("resolved", 100)):
         play.add_argument(f"--{name}", type=int, default=default)
     play.set_defaults(func=demo)

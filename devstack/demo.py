@@ -2,7 +2,9 @@
 
 The figures are the seed's (Shenzhen, 3 to 4 March 2020): 463 appeals, 172 about
 financing, 330 from companies under 30 employees and 96 from 30 to 100; 100 are
-resolved by their departments. It ends by printing stats' daily report.
+resolved by their departments. It ends by printing the daily report's sentences and tables of this run's appeals
+alone, as router shows them at the end (devstack/run_report.py): a second run on the same stack prints the same
+figures as the first.
 """
 
 import asyncio
@@ -10,14 +12,18 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tqdm import tqdm
 
+from devstack import run_report
+from libs.calendars import load_calendars
+from libs.config import load_city
 from libs.kinds import Category, Channel
+from libs.settings import PROJECT_ROOT
 from libs.uscc import check_character
 
 CHANNELS = [Channel.wechat, Channel.web, Channel.app, Channel.hotline_12345, Channel.kiosk]
@@ -121,74 +127,98 @@ async def _submit(client: httpx.AsyncClient, stack: dict, bodies, bar: tqdm) -> 
     return list(await asyncio.gather(*(one(c, b) for c, b in bodies)))
 
 
-async def _resolve(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm, timeout: float) -> None:
-    router = stack["services"]["router"]["url"]
-    deadline = time.monotonic() + timeout
-    operator = {"X-Api-Key": stack["keys"]["operator"]}
+async def _read(client: httpx.AsyncClient, stack: dict, appeal_id: str) -> dict[str, Any] | None:
+    """The appeal as router shows it, or None while router does not know it yet."""
+    response = await client.get(
+        f"{stack['services']['router']['url']}/v1/appeals/{appeal_id}", headers={"X-Api-Key": stack["keys"]["operator"]}
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()
+
+
+async def _routed(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str], bar: tqdm, stall: float) -> dict:
+    """Each appeal of the run once router has routed it; stops, saying why, as soon as one is rejected or when
+    router has routed none of them for `stall` seconds."""
     gate = asyncio.Semaphore(8)
+    routed: dict[str, dict[str, Any]] = {}
+    last = time.monotonic()
 
     async def one(appeal_id: str) -> None:
+        nonlocal last
         async with gate:
-            lead = None
-            while time.monotonic() < deadline:
-                response = await client.get(f"{router}/v1/appeals/{appeal_id}", headers=operator)
-                appeal = response.json() if response.status_code == 200 else {}
-                if appeal.get("status") == "routed":
-                    lead = appeal["lead"]
-                    break
-                if appeal.get("status") == "rejected":
-                    raise DemoStopped(f"appeal {appeal_id} was rejected: {appeal.get('reason')}")
+            while (appeal := await _read(client, stack, appeal_id)) is None or appeal["status"] == "submitted":
+                if time.monotonic() - last > stall:
+                    _answering(stack)
+                    raise DemoStopped(
+                        f"router has routed none of the run's {len(appeal_ids) - len(routed)} waiting appeals for "
+                        f"{stall:.0f} s (appeal {appeal_id} among them): is it consuming? "
+                        "(`python -m devstack status` says what runs)"
+                    )
                 await asyncio.sleep(0.2)
-            if lead is None:
-                raise DemoStopped(
-                    f"appeal {appeal_id} was not routed within {timeout:.0f} s: is router running "
-                    "(`python -m devstack status`)?"
-                )
-            key = {"X-Api-Key": stack["keys"][f"department:{lead}"]}
+            if appeal["status"] == "rejected":
+                raise DemoStopped(f"appeal {appeal_id} was rejected: {appeal.get('reason')}")
+            routed[appeal_id] = appeal
+            last = time.monotonic()
+            bar.update()
+
+    await asyncio.gather(*(one(a) for a in appeal_ids))
+    return routed
+
+
+async def _resolve(client: httpx.AsyncClient, stack: dict, appeals: list[dict[str, Any]], bar: tqdm) -> None:
+    """The lead of each appeal accepts it, then resolves it."""
+    router = stack["services"]["router"]["url"]
+    gate = asyncio.Semaphore(8)
+
+    async def one(appeal: dict[str, Any]) -> None:
+        async with gate:
+            key = {"X-Api-Key": stack["keys"][f"department:{appeal['lead']}"]}
             for action in (
                 {"action": "accept", "note": "We are on it."},
                 {"action": "resolve", "resolution": "Support granted under the relief measures."},
             ):
-                response = await client.post(f"{router}/v1/appeals/{appeal_id}/actions", json=action, headers=key)
+                response = await client.post(
+                    f"{router}/v1/appeals/{appeal['appeal_id']}/actions", json=action, headers=key
+                )
                 response.raise_for_status()
             bar.update()
 
-    await asyncio.gather(*(one(a) for a in appeal_ids))
+    await asyncio.gather(*(one(a) for a in appeals))
 
 
-async def _report(
-    client: httpx.AsyncClient, stack: dict, start: datetime, end: datetime, scenario: Scenario, timeout: float
-) -> str:
-    """Wait until stats has counted the run, then fetch the Markdown report of the window."""
-    stats = stack["services"]["stats"]["url"]
-    headers = {"X-Api-Key": stack["keys"]["operator"]}
-    params = {"from": start.isoformat(), "to": end.isoformat()}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        summary = (await client.get(f"{stats}/v1/stats/summary", params=params, headers=headers)).json()
-        waiting = sum(g["count"] for g in summary["groups"]["status"] if g["key"] == "submitted")
-        if summary["total"] >= scenario.appeals and summary["resolved"] >= scenario.resolved and not waiting:
-            break
-        await asyncio.sleep(0.5)
-    response = await client.get(
-        f"{stats}/v1/reports/daily", params=params, headers={**headers, "Accept": "text/markdown"}
-    )
-    response.raise_for_status()
-    return response.text
+async def _read_all(client: httpx.AsyncClient, stack: dict, appeal_ids: list[str]) -> list[dict[str, Any]]:
+    """The run's appeals as router shows them now (each one known: `_routed` saw it)."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(appeal_id: str) -> dict[str, Any]:
+        async with gate:
+            appeal = await _read(client, stack, appeal_id)
+            if appeal is None:
+                raise DemoStopped(f"router no longer knows appeal {appeal_id}, which it had routed")
+            return appeal
+
+    return list(await asyncio.gather(*(one(a) for a in appeal_ids)))
 
 
-async def play(stack: dict, scenario: Scenario = Scenario(), timeout: float = 300.0) -> str:
-    """Submit the scenario's appeals, resolve some of them, and return the daily report of the run."""
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+async def play(stack: dict, scenario: Scenario = Scenario(), stall: float = 30.0) -> str:
+    """Submit the scenario's appeals, resolve some of them, and return the report of this run's appeals alone."""
+    start = datetime.now(UTC)
     run = f"{int(time.time())}"
     async with httpx.AsyncClient(timeout=30) as client:
         with tqdm(total=scenario.appeals, desc="channels submit", unit="appeal") as bar:
             ids = await _submit(client, stack, appeal_bodies(scenario, run), bar)
+        with tqdm(total=len(ids), desc="router routes", unit="appeal") as bar:
+            routed = await _routed(client, stack, ids, bar, stall)
+        # The same positions each run, whatever the ids: every run resolves the same appeals of the scenario.
         chosen = random.Random(scenario.seed).sample(ids, scenario.resolved)
         with tqdm(total=len(chosen), desc="departments resolve", unit="appeal") as bar:
-            await _resolve(client, stack, chosen, bar, timeout)
-        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        return await _report(client, stack, start, end, scenario, timeout)
+            await _resolve(client, stack, [routed[a] for a in chosen], bar)
+        appeals = await _read_all(client, stack, ids)
+    city = load_city(PROJECT_ROOT / "config")
+    tz = load_calendars(PROJECT_ROOT / "config").of_department(city, city.coordinating_office).zone
+    return run_report.to_markdown(run_report.run_report(city, appeals, start, datetime.now(UTC), tz), run)
 
 
 class DemoStopped(Exception):
@@ -225,4 +255,9 @@ def main(manifest: Path, scenario: Scenario) -> None:
         raise SystemExit(
             f"the demo stopped: {refused.request.method} {refused.request.url.path} answered "
             f"{refused.response.status_code}: {refused.response.text[:300]}"
+        ) from None
+    except httpx.TransportError as lost:
+        raise SystemExit(
+            f"the demo stopped: {lost.request.method} {lost.request.url} did not answer ({type(lost).__name__}): "
+            "is the stack still running (`python -m devstack status`)?"
         ) from None

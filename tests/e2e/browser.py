@@ -1,4 +1,5 @@
-"""What the browser tests share: Debian's Chromium, screenshots, signing a clerk in, waiting for the stack."""
+"""What the browser tests share: Debian's Chromium, screenshots, signing a clerk in, submitting an appeal and acting
+on it through the stack's APIs, waiting for the stack."""
 
 import re
 
@@ -9,6 +10,7 @@ from libs.settings import PROJECT_ROOT
 from tests.helpers import eventually as until  # noqa: F401  (the browser tests import it from here)
 
 SHOTS = PROJECT_ROOT / "build" / "screenshots"
+OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -23,6 +25,27 @@ def router_appeal(stack, appeal_id: str) -> dict:
     """The appeal as router holds it, read with the operator's key."""
     headers = {"X-Api-Key": stack.keys["operator"]}
     return httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=headers, timeout=30).json()
+
+
+def submit(stack, body: dict) -> dict:
+    """`body` posted to intake as the web channel posts an appeal: intake's 202 answer (appeal id, status token)."""
+    answer = httpx.post(
+        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
+    )
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def act(stack, department: str, appeal_id: str, body: dict) -> dict:
+    """A department's action on router, as its clerk (王芳 unless named) would take it: the appeal it leaves."""
+    answer = httpx.post(
+        stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
+        json={"clerk": "王芳", **body},
+        headers={"X-Api-Key": stack.keys[f"department:{department}"]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def sign_in(browser: Browser, stack, department: str, name: str, viewport: ViewportSize = DESKTOP) -> Page:

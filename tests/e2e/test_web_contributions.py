@@ -10,13 +10,12 @@ co-handler's (contribution-cohandler-zh-desktop) are kept in build/screenshots/.
 import re
 from urllib.parse import quote
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
 from services.web.extensions import local_input
-from tests.e2e.browser import router_appeal, shot, sign_in, until
-from tests.helpers import appeal_body
+from tests.e2e.browser import router_appeal, shot, sign_in, submit, until
+from tests.factories import lanhai_appeal
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -39,23 +38,13 @@ def contribution_clock(stack, appeal_id: str) -> dict | None:
     return found[-1] if found else None
 
 
-def submit(stack, title: str) -> str:
-    body = appeal_body(
-        category="labour",
-        title=title,
-        description="外贸订单增加，节后员工无法返岗，希望协助招工并了解稳岗补贴。",
-        enterprise={"name": "深圳市蓝海网络科技有限公司", "industry": "互联网服务", "district": "nanshan"},
-        contact={"name": "李伟", "phone": "13800138000", "email": "liwei@example.com"},
-    )
-    answer = httpx.post(
-        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return answer.json()["appeal_id"]
-
-
 def test_the_lead_adds_a_co_handler_whose_clerk_contributes_with_a_link_and_the_lead_reads_it(stack, browser):
-    appeal_id = submit(stack, "外贸订单用工短缺")
+    appeal_id = submit(
+        stack,
+        lanhai_appeal(
+            title="外贸订单用工短缺", description="外贸订单增加，节后员工无法返岗，希望协助招工并了解稳岗补贴。"
+        ),
+    )["appeal_id"]
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
     assert lead != COHANDLER
 

@@ -5,21 +5,17 @@ Screenshots of the office's page in Chinese and English, and of the appeal's pag
 build/screenshots/.
 """
 
-import time
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
 from services.web.extensions import local_input
-from tests.e2e.browser import DESKTOP, PHONE, router_appeal, shot, sign_in, until
-from tests.helpers import valid_uscc
+from tests.e2e.browser import DESKTOP, OFFICE_NAME_ZH, PHONE, router_appeal, shot, sign_in, submit, until
+from tests.factories import lanhai_appeal
 
 pytestmark = pytest.mark.timeout(600)
-
-OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +38,7 @@ def resolution_due(stack, appeal_id: str) -> datetime:
 
 
 def test_the_lead_asks_for_an_extension_and_the_office_approves_it_on_its_page(stack, browser):
-    body = {
-        "channel_ref": f"web-office-{time.time_ns()}",
-        "enterprise": {
-            "uscc": valid_uscc(),
-            "name": "深圳市蓝海网络科技有限公司",
-            "employees": 25,
-            "industry": "互联网服务",
-            "district": "nanshan",
-        },
-        "contact": {"name": "李伟", "phone": "13800138000"},
-        "category": "labour",
-        "title": "节后员工无法返岗",
-        "description": "节后员工无法返岗，订单交付困难，希望协助招工。",
-    }
-    accepted = httpx.post(
-        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
-    )
-    appeal_id = accepted.json()["appeal_id"]
+    appeal_id = submit(stack, lanhai_appeal())["appeal_id"]
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
     due = resolution_due(stack, appeal_id)
     asked = local_input((due + timedelta(days=1)).isoformat())

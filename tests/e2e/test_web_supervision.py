@@ -12,17 +12,16 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import router_appeal, shot, sign_in, until
-from tests.helpers import appeal_body, fresh_stack
+from tests.e2e.browser import OFFICE_NAME_ZH, act, router_appeal, shot, sign_in, submit, until
+from tests.factories import lanhai_appeal
+from tests.helpers import fresh_stack
 
 pytestmark = pytest.mark.timeout(600)
 
-OFFICE_NAME_ZH = "深圳市企业服务协调办公室（12345热线）"
 # The scope clock (and with it the send-back window) runs out in seconds; the rest of the work has hours.
 SCOPE_SECONDS = 8
 PROFILE = {
@@ -50,21 +49,6 @@ def stack(tmp_path_factory):
     s.stop()
 
 
-def submit(stack, title: str) -> str:
-    body = appeal_body(
-        category="labour",
-        title=title,
-        description="节后员工无法返岗，订单交付困难，希望协助招工。",
-        enterprise={"name": "深圳市蓝海网络科技有限公司", "industry": "互联网服务", "district": "nanshan"},
-        contact={"name": "李伟", "phone": "13800138000", "email": "liwei@example.com"},
-    )
-    answer = httpx.post(
-        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return answer.json()["appeal_id"]
-
-
 def in_english(page: Page, path: str) -> None:
     page.goto("/lang/en?next=" + quote(path))
 
@@ -74,21 +58,20 @@ def in_chinese(page: Page, path: str) -> None:
 
 
 def test_the_office_urges_an_overdue_appeal_and_answers_a_transfer_request_and_a_send_back(stack, browser):
-    urged_id = submit(stack, "节后员工无法返岗")
+    urged_id = submit(stack, lanhai_appeal())["appeal_id"]
     lead = until(lambda: router_appeal(stack, urged_id).get("lead"), "routing")
 
     # A second appeal, declined by the same lead as soon as it is routed (inside its window of seconds): a
     # send-back (退单) the office reviews.
-    declined_id = submit(stack, "招工补贴申请无人答复")
+    declined_id = submit(stack, lanhai_appeal(title="招工补贴申请无人答复"))["appeal_id"]
     assert until(lambda: router_appeal(stack, declined_id).get("lead"), "routing") == lead
-    declined = httpx.post(
-        stack.url("router") + f"/v1/appeals/{declined_id}/actions",
-        json={"action": "decline", "guidance": "招工补贴请找市人社局。", "target_department": "hrss", "clerk": "王芳"},
-        headers={"X-Api-Key": stack.keys[f"department:{lead}"]},
-        timeout=30,
+    declined = act(
+        stack,
+        lead,
+        declined_id,
+        {"action": "decline", "guidance": "招工补贴请找市人社局。", "target_department": "hrss"},
     )
-    assert declined.status_code == 200, declined.text
-    assert declined.json()["send_back"]["state"] == "pending"
+    assert declined["send_back"]["state"] == "pending"
 
     def overdue() -> bool:
         return any(d["clock"] == "scope" and d["overdue"] for d in router_appeal(stack, urged_id)["deadlines"])

@@ -7,15 +7,13 @@ Screenshots of the office's visits page (Chinese, English, a phone) and of the c
 kept in build/screenshots/.
 """
 
-import time
 from urllib.parse import quote
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import DESKTOP, PHONE, router_appeal, shot, sign_in, until
-from tests.helpers import valid_uscc
+from tests.e2e.browser import DESKTOP, PHONE, act, router_appeal, shot, sign_in, submit, until
+from tests.factories import lanhai_appeal
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -27,39 +25,9 @@ def stack(web_stack):
     return web_stack
 
 
-def act(stack, department: str, appeal_id: str, body: dict) -> dict:
-    """A department's action on router, as its clerk would take it."""
-    answer = httpx.post(
-        stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
-        json={**body, "clerk": "王芳"},
-        headers={"X-Api-Key": stack.keys[f"department:{department}"]},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
 def resolved_appeal(stack) -> tuple[str, str]:
     """An appeal submitted on the web channel, accepted and resolved by its lead: its id and its lead."""
-    body = {
-        "channel_ref": f"web-visits-{time.time_ns()}",
-        "enterprise": {
-            "uscc": valid_uscc(),
-            "name": "深圳市蓝海网络科技有限公司",
-            "employees": 25,
-            "industry": "互联网服务",
-            "district": "nanshan",
-        },
-        "contact": {"name": "李伟", "phone": "13800138000"},
-        "category": "labour",
-        "title": "节后员工无法返岗",
-        "description": "节后员工无法返岗，订单交付困难，希望协助招工。",
-    }
-    accepted = httpx.post(
-        stack.url("intake") + "/v1/appeals", json=body, headers={"X-Api-Key": stack.keys["channel:web"]}, timeout=30
-    )
-    assert accepted.status_code == 202, accepted.text
-    appeal_id = accepted.json()["appeal_id"]
+    appeal_id = submit(stack, lanhai_appeal())["appeal_id"]
     lead = until(lambda: router_appeal(stack, appeal_id).get("lead"), "routing")
     assert lead != "coord", "the office's own appeal would be an operator's to visit"
     act(stack, lead, appeal_id, {"action": "accept", "note": "本周内联系用工单位。"})

@@ -1,8 +1,6 @@
 """Web's own rules: sealed sessions and their two clocks, CSRF tokens, time left in words, a service that is down,
 the contact on the company's page, the privacy notice, and what the company's timeline leaves out."""
 
-import contextlib
-import json
 import re
 import time
 
@@ -11,11 +9,11 @@ import pytest
 from markupsafe import escape
 
 from devstack import servers
-from libs.phones import e164
 from services.web.app import create_app
 from services.web.i18n import t, time_left
 from services.web.session import Clerk, Sealer
 from services.web.settings import WebSettings
+from tests.factories import APPEAL_ID, FakeIntake, csrf_of, portal
 
 CLERK = Clerk(name="王芳", department="nanshan-hrss", key="secret-department-key", signed_in=time.time())
 
@@ -75,75 +73,6 @@ async def test_a_service_that_is_down_gives_a_plain_page_to_try_again():
 
 
 # The contact on the company's page, over a fake intake that answers as intake's contact calls do.
-
-APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
-TOKEN = "the-status-token"
-
-
-class FakeIntake:
-    """GET /v1/appeals/{id}, GET and PUT /v1/appeals/{id}/contact, for one appeal and one token."""
-
-    def __init__(
-        self,
-        contact: dict | None,
-        erased_at: str | None = None,
-        timeline: list[dict] | None = None,
-        status: str = "routed",
-    ) -> None:
-        self.contact, self.erased_at, self.status = contact, erased_at, status
-        self.timeline = timeline or [{"time": "2026-03-04T09:00:00+00:00", "status": "submitted"}]
-        self.puts: list[dict] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.headers.get("x-status-token") != TOKEN:
-            return httpx.Response(401, json={"detail": "wrong token"})
-        path = request.url.path
-        if path == f"/v1/appeals/{APPEAL_ID}":
-            appeal = {
-                "appeal_id": APPEAL_ID,
-                "title": "节后员工无法返岗",
-                "status": self.status,
-                "timeline": self.timeline,
-            }
-            return httpx.Response(200, json={**appeal, "submitted_at": "2026-03-04T09:00:00+00:00", "deadlines": []})
-        if path == f"/v1/appeals/{APPEAL_ID}/contact" and request.method == "GET":
-            return httpx.Response(
-                200, json={"appeal_id": APPEAL_ID, "contact": self.contact, "erased_at": self.erased_at}
-            )
-        if path == f"/v1/appeals/{APPEAL_ID}/contact" and request.method == "PUT":
-            body = json.loads(request.content)
-            self.puts.append(dict(body))
-            if self.erased_at:
-                return httpx.Response(409, json={"detail": "this appeal's contact was erased"})
-            try:
-                body["phone"] = e164(body["phone"])
-            except ValueError as exc:
-                errors = [{"field": "phone", "message": f"Value error, {exc}"}]
-                return httpx.Response(422, json={"detail": "invalid request", "errors": errors})
-            self.contact = {"email": None, "wechat_openid": None, **body}
-            return httpx.Response(202, json={"appeal_id": APPEAL_ID, "event_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N4P6"})
-        return httpx.Response(404, json={"detail": "not found"})
-
-
-@contextlib.asynccontextmanager
-async def portal(intake: FakeIntake, lang: str = "zh"):
-    """A browser on web, holding the appeal's token cookie, with `intake` behind web."""
-    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router"))
-    upstream = app.state.runtime.upstream
-    await upstream.http.aclose()
-    upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(intake))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
-        client.cookies.set(f"appeal_{APPEAL_ID}", TOKEN)
-        client.cookies.set("lang", lang)
-        yield client
-    await upstream.http.aclose()
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, "the page has a form with its CSRF token"
-    return found.group(1)
-
 
 LI_WEI = {"name": "李伟", "phone": "+8613800138000", "email": "liwei@example.com", "wechat_openid": "oX3f0t1example"}
 

@@ -4,52 +4,33 @@ router's refusal beside the form); the lead's clerk reads every part (who, when,
 and each co-handler's clock; a co-handler's worklist row says when its part is due. And the pure reading behind
 them."""
 
-import contextlib
-import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from libs.auth import KeyStore, hash_key
 from services.web import contributions
-from services.web.app import create_app
 from services.web.extensions import local_input
-from services.web.settings import WebSettings
+from tests.factories import (
+    APPEAL_ID,
+    KEYS,
+    LEAD,
+    OFFICE,
+    FakeRouter,
+    appeal_view,
+    at,
+    csrf_of,
+    deadline,
+    section,
+    workbench,
+)
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
-LEAD, COHANDLER, SECOND, OFFICE = "nanshan-hrss", "commerce", "tax", "coord"
-KEYS = {LEAD: "lead-key", COHANDLER: "commerce-key", SECOND: "tax-key", OFFICE: "office-key"}
-
-
-def at(hours: float) -> str:
-    return (NOW + timedelta(hours=hours)).isoformat()
+COHANDLER, SECOND = "commerce", "tax"
 
 
 def local(hours: float) -> str:
     return local_input(at(hours)).replace("T", " ")
-
-
-def deadline(clock: str, department: str, state: str, due_hours: float | None, **extra: Any) -> dict[str, Any]:
-    """A deadline as router shows it."""
-    overdue = state == "breached" or (state == "running" and due_hours is not None and due_hours < 0)
-    return {
-        "clock": clock,
-        "department": department,
-        "state": state,
-        "target": "3wd",
-        "started_at": at(-24),
-        "due_at": at(due_hours) if due_hours is not None else None,
-        "remaining_seconds": due_hours * 3600 if state == "running" and due_hours is not None else None,
-        "overdue": overdue,
-        "original_due_at": None,
-        "clock_id": f"{APPEAL_ID}:{clock}:{department}",
-        "urge_level": 1 if state == "breached" else None,
-        **extra,
-    }
 
 
 def part(department: str = COHANDLER, **extra: Any) -> dict[str, Any]:
@@ -64,102 +45,19 @@ def part(department: str = COHANDLER, **extra: Any) -> dict[str, Any]:
 
 
 def appeal(**extra: Any) -> dict[str, Any]:
-    return {
-        "appeal_id": APPEAL_ID,
-        "status": "accepted",
-        "lead": LEAD,
+    """Accepted by the lead, with two co-handlers whose parts are due in 20 hours."""
+    shown = {
         "cohandlers": [COHANDLER, SECOND],
-        "category": "labour",
-        "district": "nanshan",
-        "size_band": "small",
-        "channel": "web",
-        "flags": [],
-        "lists": [],
-        "declared_flags": [],
-        "policies": [],
-        "title": "节后员工无法返岗",
-        "description": "订单交付困难。",
-        "enterprise": {"uscc": "91440300MA5FXT4K8Y", "name": "蓝海科技", "employees": 25, "industry": "互联网"},
-        "contact": {"name": "李伟", "phone": "+8613800138000"},
-        "submitted_at": at(-30),
         "sequence": 5,
         "assigned_at": at(-29),
         "send_back_closes_at": at(-23),
         "deadlines": [
-            deadline("resolution", LEAD, "running", 40),
-            deadline("contribution", COHANDLER, "running", 20),
-            deadline("contribution", SECOND, "running", 20),
+            deadline("resolution", "running", 40),
+            deadline("contribution", "running", 20, department=COHANDLER),
+            deadline("contribution", "running", 20, department=SECOND),
         ],
-        "timeline": [{"type": "appeal.accepted.v1", "status": "accepted", "time": at(-20), "department": LEAD}],
-        "extensions": [],
-        "contributions": [],
-        "urgings": [],
-        **extra,
     }
-
-
-class FakeRouter:
-    """Router's answers: the worklist, the appeal, and actions (a contribution is kept as router keeps it).
-
-    `refuse` answers the next action with (status, detail) instead."""
-
-    def __init__(self, one: dict | None = None) -> None:
-        self.appeal = one or appeal()
-        self.worklist: list[dict] = []
-        self.actions: list[tuple[dict, str | None, str | None]] = []
-        self.refuse: tuple[int, str] | None = None
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers.get("x-api-key")
-        path = request.url.path
-        if path.startswith("/v1/departments/"):
-            return httpx.Response(200, json=self.worklist)
-        if path == f"/v1/appeals/{APPEAL_ID}" and request.method == "GET":
-            return httpx.Response(200, json=self.appeal)
-        if path == f"/v1/appeals/{APPEAL_ID}/actions":
-            body = json.loads(request.content)
-            self.actions.append((body, key, request.headers.get("idempotency-key")))
-            if self.refuse:
-                status, detail = self.refuse
-                return httpx.Response(status, json={"detail": detail})
-            if body["action"] == "contribute":
-                department = next(d for d, k in KEYS.items() if k == key)
-                sent = part(department, at=at(0), **{k: body[k] for k in ("clerk", "note", "attachments")})
-                self.appeal["contributions"] = [*self.appeal["contributions"], sent]
-            return httpx.Response(200, json=self.appeal)
-        return httpx.Response(404, json={"detail": "not found"})
-
-
-@contextlib.asynccontextmanager
-async def workbench(fake: FakeRouter, department: str, lang: str = "zh", name: str = "刘洋"):
-    """A browser signed in to the workbench as `name` of `department`, with `fake` as router."""
-    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router"))
-    runtime = app.state.runtime
-    runtime.keys = KeyStore([{"scope": f"department:{d}", "sha256": hash_key(k)} for d, k in KEYS.items()])
-    await runtime.upstream.http.aclose()
-    runtime.upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
-        client.cookies.set("lang", lang)
-        form = await client.get("/workbench")
-        signed = await client.post(
-            "/workbench/sign-in",
-            data={"csrf": csrf_of(form), "name": name, "department": department, "key": KEYS[department]},
-        )
-        assert signed.status_code == 303, signed.text
-        yield client
-    await runtime.upstream.http.aclose()
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, "the page has a form with its CSRF token"
-    return found.group(1)
-
-
-def section(page: httpx.Response, pattern: str) -> str:
-    found = re.search(pattern, page.text, re.S)
-    assert found, pattern
-    return found.group(0)
+    return appeal_view(**{**shown, **extra})
 
 
 def contribute_form(page: httpx.Response) -> str:
@@ -208,8 +106,8 @@ def test_links_are_typed_one_per_line_blank_lines_left_out_and_bad_ones_named_by
 def test_each_reader_sees_its_own_share_of_the_contributions():
     one = appeal(
         deadlines=[
-            deadline("contribution", COHANDLER, "met", 20),
-            deadline("contribution", SECOND, "breached", -3, urge_level=2),
+            deadline("contribution", "met", 20, department=COHANDLER),
+            deadline("contribution", "breached", -3, department=SECOND, urge_level=2),
         ],
         contributions=[part()],
     )
@@ -232,17 +130,20 @@ def test_each_reader_sees_its_own_share_of_the_contributions():
     # A lead alone has nothing to show; a reopening's new clock is the one that counts.
     assert contributions.view(appeal(cohandlers=[]), LEAD) is None
     runs = [
-        deadline("contribution", COHANDLER, "met", -30, started_at=at(-40)),
-        deadline("contribution", COHANDLER, "running", 10, started_at=at(-1)),
+        deadline("contribution", "met", -30, department=COHANDLER, started_at=at(-40)),
+        deadline("contribution", "running", 10, department=COHANDLER, started_at=at(-1)),
     ]
     assert contributions.clock_of(appeal(deadlines=runs), COHANDLER)["state"] == "running"
 
 
 def test_a_co_handlers_row_says_when_its_part_is_due_until_it_is_sent():
     assert contributions.due_for(appeal(), COHANDLER) == {"due_at": at(20), "late": False, "state": "running"}
-    late = appeal(deadlines=[deadline("contribution", COHANDLER, "breached", -3)])
+    late = appeal(deadlines=[deadline("contribution", "breached", -3, department=COHANDLER)])
     assert contributions.due_for(late, COHANDLER) == {"due_at": at(-3), "late": True, "state": "breached"}
-    assert contributions.due_for(appeal(deadlines=[deadline("contribution", COHANDLER, "met", 3)]), COHANDLER) is None
+    assert (
+        contributions.due_for(appeal(deadlines=[deadline("contribution", "met", 3, department=COHANDLER)]), COHANDLER)
+        is None
+    )
     assert contributions.due_for(appeal(), LEAD) is None, "the lead's row keeps its own clocks"
     assert contributions.due_for(appeal(cohandlers=[]), COHANDLER) is None
 
@@ -251,7 +152,7 @@ def test_a_co_handlers_row_says_when_its_part_is_due_until_it_is_sent():
 
 
 async def test_a_co_handler_reads_its_deadline_and_sends_its_part_with_links():
-    fake = FakeRouter()
+    fake = FakeRouter(one=appeal())
     async with workbench(fake, COHANDLER, name="刘洋") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         assert page.status_code == 200
@@ -287,8 +188,8 @@ async def test_a_co_handler_reads_its_deadline_and_sends_its_part_with_links():
 
 
 async def test_the_form_checks_the_note_and_the_links_before_sending_and_keeps_what_was_typed():
-    fake = FakeRouter()
-    async with workbench(fake, COHANDLER) as client:
+    fake = FakeRouter(one=appeal())
+    async with workbench(fake, COHANDLER, name="刘洋") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         links = "https://ok.example.org/a.pdf\nhttp://plain.example.org/b.pdf\n\njavascript:alert('x')"
         bad = await client.post(URL, data=form_of(page, note="", links=links))
@@ -318,9 +219,9 @@ async def test_the_form_checks_the_note_and_the_links_before_sending_and_keeps_w
 
 
 async def test_routers_refusal_shows_beside_the_form_with_what_was_typed():
-    fake = FakeRouter()
+    fake = FakeRouter(one=appeal())
     fake.refuse = (403, "only a co-handler contributes; commerce does not co-handle this appeal")
-    async with workbench(fake, COHANDLER, lang="en") as client:
+    async with workbench(fake, COHANDLER, lang="en", name="刘洋") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         refused = await client.post(
             URL, data=form_of(page, note="Export orders: <i>see</i>", links="https://files.example.org/a.pdf")
@@ -346,9 +247,9 @@ async def test_the_lead_reads_every_part_and_each_co_handlers_deadline_in_both_l
     )
     one = appeal(
         deadlines=[
-            deadline("resolution", LEAD, "running", 40),
-            deadline("contribution", COHANDLER, "met", 20),
-            deadline("contribution", SECOND, "breached", -3, urge_level=2),
+            deadline("resolution", "running", 40, department=LEAD),
+            deadline("contribution", "met", 20, department=COHANDLER),
+            deadline("contribution", "breached", -3, department=SECOND, urge_level=2),
         ],
         contributions=[part(), hostile],
         timeline=[
@@ -365,7 +266,7 @@ async def test_the_lead_reads_every_part_and_each_co_handlers_deadline_in_both_l
             },
         ],
     )
-    fake = FakeRouter(one)
+    fake = FakeRouter(one=one)
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         client.cookies.set("lang", "en")
@@ -401,15 +302,15 @@ async def test_the_lead_reads_every_part_and_each_co_handlers_deadline_in_both_l
 
 
 async def test_a_co_handlers_worklist_row_says_when_its_part_is_due():
-    fake = FakeRouter()
+    fake = FakeRouter(one=appeal())
     late_id = "01JB8X4R5ZJ6Q8V2Y7K9M3N999"
     late = {
-        **appeal(deadlines=[deadline("contribution", COHANDLER, "breached", -3)]),
+        **appeal(deadlines=[deadline("contribution", "breached", -3, department=COHANDLER)]),
         "appeal_id": late_id,
         "next_due": None,
     }
     fake.worklist = [{**appeal(), "next_due": at(20)}, late]
-    async with workbench(fake, COHANDLER) as client:
+    async with workbench(fake, COHANDLER, name="刘洋") as client:
         rows = await client.get("/workbench")
         client.cookies.set("lang", "en")
         english = await client.get("/workbench")

@@ -4,8 +4,6 @@ and as the city's dispatcher moving an appeal or bringing in a co-handler),
 and on the lead's appeal page the extension it asks for, the send-back window, its transfer requests and the
 office's urgings; and the pure reading of extensions, windows, urgings and queue rows behind them."""
 
-import contextlib
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,182 +12,25 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from libs.auth import KeyStore, hash_key
 from services.web import extensions, supervision
 from services.web.app import create_app
 from services.web.office import QueueQuery, office_actions, query_of, sort_rows, view
 from services.web.settings import WebSettings
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
-LEAD, OFFICE = "nanshan-hrss", "coord"
-KEYS = {
-    LEAD: "lead-department-key",
-    OFFICE: "coordinating-office-key",
-    "commerce": "commerce-department-key",
-    "operator": "an-operator-key",
-}
-
-
-def at(hours: float) -> str:
-    return (NOW + timedelta(hours=hours)).isoformat()
-
-
-def deadline(clock: str, state: str, due_hours: float | None, **extra: Any) -> dict[str, Any]:
-    due = at(due_hours) if due_hours is not None else None
-    overdue = state == "breached" or (state == "running" and due_hours is not None and due_hours < 0)
-    return {
-        "clock": clock,
-        "department": LEAD,
-        "state": state,
-        "target": "72h",
-        "started_at": at(-24),
-        "due_at": due,
-        "remaining_seconds": due_hours * 3600 if due_hours is not None else None,
-        "overdue": overdue,
-        "original_due_at": None,
-        "clock_id": f"{APPEAL_ID}:{clock}:0",
-        "urge_level": 1 if state == "breached" else None,
-        **extra,
-    }
-
-
-def pending_extension(**extra: Any) -> dict[str, Any]:
-    return {
-        "state": "pending",
-        "clock_id": f"{APPEAL_ID}:resolution:0",
-        "department": LEAD,
-        "clerk": "王芳",
-        "until": at(96),
-        "reason": "银行授信委员会下周开会",
-        "previous_due_at": at(48),
-        "asked_at": at(-1),
-        "decided_at": None,
-        "decided_by": None,
-        "comment": None,
-        **extra,
-    }
-
-
-def queue_row(n: int = 0, **extra: Any) -> dict[str, Any]:
-    return {
-        "appeal_id": APPEAL_ID if n == 0 else f"01JB8X4R5ZJ6Q8V2Y7K9M3N{n:03d}",
-        "title": f"节后员工无法返岗 {n}",
-        "category": "labour",
-        "district": "nanshan",
-        "enterprise_name": "深圳市蓝海网络科技有限公司",
-        "lead": LEAD,
-        "cohandlers": [],
-        "status": "accepted",
-        "submitted_at": at(-30 - n),
-        "states": ["extension_pending"],
-        "deadlines": [deadline("resolution", "running", 48 - n)],
-        "extension": pending_extension(),
-        **extra,
-    }
-
-
-def appeal(**extra: Any) -> dict[str, Any]:
-    return {
-        "appeal_id": APPEAL_ID,
-        "status": "accepted",
-        "lead": LEAD,
-        "cohandlers": [],
-        "category": "labour",
-        "district": "nanshan",
-        "size_band": "small",
-        "channel": "web",
-        "flags": [],
-        "lists": [],
-        "declared_flags": [],
-        "policies": [],
-        "title": "节后员工无法返岗",
-        "description": "订单交付困难。",
-        "enterprise": {"uscc": "91440300MA5FXT4K8Y", "name": "蓝海科技", "employees": 25, "industry": "互联网"},
-        "contact": {"name": "李伟", "phone": "+8613800138000"},
-        "submitted_at": at(-30),
-        "sequence": 3,
-        "deadlines": [deadline("resolution", "running", 48)],
-        "timeline": [{"type": "appeal.accepted.v1", "status": "accepted", "time": at(-20), "department": LEAD}],
-        "extensions": [],
-        **extra,
-    }
-
-
-class FakeRouter:
-    """Router's answers to web: a department's worklist (the sign-in's check), the city queue, an appeal, actions.
-
-    `refuse` answers the next action with (status, detail) instead of applying it."""
-
-    def __init__(self, rows: list[dict] | None = None, one: dict | None = None) -> None:
-        self.rows = rows if rows is not None else [queue_row()]
-        self.appeal = one or appeal()
-        self.worklist: list[dict] = []
-        self.queue_params: list[dict[str, str]] = []
-        self.actions: list[tuple[dict, str | None, str | None]] = []
-        self.refuse: tuple[int, str] | None = None
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers.get("x-api-key")
-        path = request.url.path
-        if path.startswith("/v1/departments/"):
-            return httpx.Response(200, json=self.worklist)
-        if path == "/v1/appeals":
-            if key != KEYS[OFFICE]:
-                return httpx.Response(403, json={"detail": "the city queue is the coordinating office's"})
-            params = dict(request.url.params)
-            self.queue_params.append(params)
-            offset, limit = int(params["offset"]), int(params["limit"])
-            return httpx.Response(200, json=self.rows[offset : offset + limit])
-        if path == f"/v1/appeals/{APPEAL_ID}" and request.method == "GET":
-            return httpx.Response(200, json=self.appeal)
-        if path == f"/v1/appeals/{APPEAL_ID}/actions":
-            body = json.loads(request.content)
-            self.actions.append((body, key, request.headers.get("idempotency-key")))
-            if self.refuse:
-                status, detail = self.refuse
-                return httpx.Response(status, json={"detail": detail})
-            if body["action"] == "request_extension":
-                asked = pending_extension(until=body["until"], reason=body["reason"], clerk=body["clerk"])
-                self.appeal["extensions"] = [*self.appeal["extensions"], asked]
-            if body["action"] == "request_transfer":
-                self.appeal["transfer_request"] = {
-                    "department": self.appeal["lead"],
-                    "clerk": body["clerk"],
-                    "target_department": body["target_department"],
-                    "reason": body["reason"],
-                    "at": at(0),
-                }
-            return httpx.Response(200, json=self.appeal)
-        return httpx.Response(404, json={"detail": "not found"})
-
-
-@contextlib.asynccontextmanager
-async def workbench(fake: FakeRouter, department: str, lang: str = "zh", name: str = "陈伟"):
-    """A browser signed in to the workbench as `name` of `department`, with `fake` as router."""
-    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router"))
-    runtime = app.state.runtime
-    runtime.keys = KeyStore(
-        [{"scope": f"department:{d}", "sha256": hash_key(k)} for d, k in KEYS.items() if d != "operator"]
-    )
-    await runtime.upstream.http.aclose()
-    runtime.upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
-        client.cookies.set("lang", lang)
-        form = await client.get("/workbench")
-        signed = await client.post(
-            "/workbench/sign-in",
-            data={"csrf": csrf_of(form), "name": name, "department": department, "key": KEYS[department]},
-        )
-        assert signed.status_code == 303, signed.text
-        yield client
-    await runtime.upstream.http.aclose()
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, "the page has a form with its CSRF token"
-    return found.group(1)
+from tests.factories import (
+    APPEAL_ID,
+    KEYS,
+    LEAD,
+    NOW,
+    OFFICE,
+    FakeRouter,
+    appeal_view,
+    at,
+    csrf_of,
+    deadline,
+    pending_extension,
+    queue_row,
+    workbench,
+)
 
 
 def idempotency_of(page: httpx.Response, form_id: str) -> str:
@@ -221,17 +62,17 @@ def test_an_unanswered_extension_lapses_at_the_due_time_it_was_asked_against():
 
 def test_the_current_resolution_clock_is_extended_already_by_an_approval_naming_it():
     approved = pending_extension(state="approved", asked_at=at(-1))
-    running = appeal(extensions=[approved])
+    running = appeal_view(extensions=[approved])
     assert extensions.extended_already(running, per_clock=1)
     assert not extensions.extended_already(running, per_clock=2)
-    assert not extensions.extended_already(appeal(extensions=[{**approved, "state": "rejected"}]), per_clock=1)
+    assert not extensions.extended_already(appeal_view(extensions=[{**approved, "state": "rejected"}]), per_clock=1)
     # A rejection asked later names the same clock: the approval still counts.
     rejected_later = {**approved, "state": "rejected", "asked_at": at(-0.5)}
-    assert extensions.extended_already(appeal(extensions=[approved, rejected_later]), per_clock=1)
+    assert extensions.extended_already(appeal_view(extensions=[approved, rejected_later]), per_clock=1)
     # A reopening's new run is the current clock, named anew: it may be extended again, from its own due time.
     first = deadline("resolution", "met", None, started_at=at(-30))
     again = deadline("resolution", "running", 70, started_at=at(0), clock_id=f"{APPEAL_ID}:resolution:1")
-    redo = appeal(extensions=[approved], deadlines=[again, first])
+    redo = appeal_view(extensions=[approved], deadlines=[again, first])
     assert extensions.current_resolution(redo["deadlines"]) is again
     assert extensions.resolution_due(redo["deadlines"]) == at(70)
     assert not extensions.extended_already(redo, per_clock=1)
@@ -245,7 +86,7 @@ def test_the_current_resolution_clock_is_extended_already_by_an_approval_naming_
     assert extensions.resolution_due([deadline("resolution", "running", 48), paused]) is None
     # A clock router does not name counts no approval: router refuses a request past the limit.
     unnamed = deadline("resolution", "running", 48, clock_id=None)
-    assert not extensions.extended_already(appeal(extensions=[approved], deadlines=[unnamed]), per_clock=1)
+    assert not extensions.extended_already(appeal_view(extensions=[approved], deadlines=[unnamed]), per_clock=1)
 
 
 @pytest.mark.parametrize(
@@ -507,7 +348,7 @@ async def test_extensions_extended_deadlines_and_the_timeline_read_in_both_langu
         },
     ]
     extended = deadline("resolution", "running", 96, original_due_at=at(48))
-    fake = FakeRouter(one=appeal(extensions=[decided], timeline=timeline, deadlines=[extended]))
+    fake = FakeRouter(one=appeal_view(extensions=[decided], timeline=timeline, deadlines=[extended]))
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         client.cookies.set("lang", "en")
@@ -593,7 +434,7 @@ def runtime():
 
 def test_the_send_back_window_is_the_one_router_reckons():
     def window(**fields: Any) -> supervision.Window:
-        return supervision.send_back_window(appeal(**fields), NOW)
+        return supervision.send_back_window(appeal_view(**fields), NOW)
 
     fresh = window(assigned_at=at(-1), send_back_closes_at=at(5))
     assert fresh == supervision.Window(open=True, closes_at=NOW + timedelta(hours=5))
@@ -616,7 +457,9 @@ def test_the_send_back_window_is_the_one_router_reckons():
 def test_urgings_press_the_lead_since_it_was_assigned_and_the_level_comes_from_its_own_clocks():
     breached = deadline("scope", "breached", -5)
     pressed = [urging(hours=-30), urging(hours=-3), urging(hours=-1, note="最后一次催办")]
-    mine = appeal(assigned_at=at(-20), urgings=pressed, deadlines=[breached, deadline("resolution", "running", 40)])
+    mine = appeal_view(
+        assigned_at=at(-20), urgings=pressed, deadlines=[breached, deadline("resolution", "running", 40)]
+    )
     urged = supervision.urged(mine, LEAD)
     assert urged["count"] == 2, "the urging before its assignment pressed an earlier lead"
     assert urged["latest"]["note"] == "最后一次催办" and urged["latest"]["by"] == "陈伟"
@@ -627,39 +470,41 @@ def test_urgings_press_the_lead_since_it_was_assigned_and_the_level_comes_from_i
     late_part = deadline("contribution", "breached", -2, department=OTHER, urge_level=2)
     assert supervision.urged({**cohandled, "deadlines": [late_part]}, OTHER)["level"] == 2
     # Returned by the office: what pressed the department the appeal went to meanwhile is not the returned lead's.
-    returned = appeal(
+    returned = appeal_view(
         assigned_at=at(-30),
         send_back=send_back("overruled"),
         urgings=[urging(hours=-5), urging(hours=-2, note="别的部门"), urging(hours=-0.2)],
     )
     assert [u["at"] for u in supervision.urgings(returned, LEAD)] == [at(-5), at(-0.2)]
     # From before router kept the assignment's time: every urging is the lead's.
-    assert supervision.urged(appeal(urgings=pressed), LEAD)["count"] == 3
+    assert supervision.urged(appeal_view(urgings=pressed), LEAD)["count"] == 3
     # The breach alone is the ladder's first step, not the office's urging; router's level counts, and a clock
     # past due that sla has not reported yet is the breach.
-    quiet = appeal(deadlines=[breached])
+    quiet = appeal_view(deadlines=[breached])
     assert supervision.urged(quiet, LEAD) == {"count": 0, "latest": None, "level": 1, "marked": False}
-    laddered = appeal(deadlines=[{**breached, "urge_level": 3}, deadline("scope", "breached", -9, department=OTHER)])
+    laddered = appeal_view(
+        deadlines=[{**breached, "urge_level": 3}, deadline("scope", "breached", -9, department=OTHER)]
+    )
     assert supervision.urged(laddered, LEAD)["level"] == 3 and supervision.urged(laddered, LEAD)["marked"]
-    assert supervision.urged(appeal(deadlines=[deadline("scope", "running", -0.1)]), LEAD)["level"] == 1
-    assert supervision.urged(appeal(), LEAD)["level"] is None
+    assert supervision.urged(appeal_view(deadlines=[deadline("scope", "running", -0.1)]), LEAD)["level"] == 1
+    assert supervision.urged(appeal_view(), LEAD)["level"] is None
 
 
 def test_the_lead_reads_the_offices_refusal_until_it_asks_again():
-    assert supervision.transfer_refused(appeal(timeline=[asked_transfer(), refused_transfer()]), LEAD)["note"] == (
+    assert supervision.transfer_refused(appeal_view(timeline=[asked_transfer(), refused_transfer()]), LEAD)["note"] == (
         "请先与企业核实用工情况。"
     )
-    again = appeal(timeline=[asked_transfer(-3), refused_transfer(-2), asked_transfer(-1)])
+    again = appeal_view(timeline=[asked_transfer(-3), refused_transfer(-2), asked_transfer(-1)])
     assert supervision.transfer_refused(again, LEAD) is None
-    assert supervision.transfer_refused(appeal(timeline=[asked_transfer()]), LEAD) is None
-    assert supervision.transfer_refused(appeal(timeline=[refused_transfer()]), OTHER) is None
+    assert supervision.transfer_refused(appeal_view(timeline=[asked_transfer()]), LEAD) is None
+    assert supervision.transfer_refused(appeal_view(timeline=[refused_transfer()]), OTHER) is None
 
 
 def test_a_send_back_reads_as_declined_by_one_department_and_received_by_the_other():
-    sent = appeal(send_back=send_back("overruled"))
+    sent = appeal_view(send_back=send_back("overruled"))
     assert supervision.send_back_for(sent, LEAD)["role"] == "declined"
     assert supervision.send_back_for(sent, OTHER)["role"] == "received"
-    assert supervision.send_back_for(sent, "tax") is None and supervision.send_back_for(appeal(), LEAD) is None
+    assert supervision.send_back_for(sent, "tax") is None and supervision.send_back_for(appeal_view(), LEAD) is None
 
 
 @pytest.mark.parametrize(
@@ -1006,7 +851,7 @@ async def test_the_offices_dispatch_forms_read_in_english_and_need_the_office_ke
 
 
 async def test_inside_its_window_the_lead_may_decline_or_transfer_and_is_told_until_when():
-    fake = FakeRouter(one=appeal(status="routed", assigned_at=at(-1), send_back_closes_at=at(5)))
+    fake = FakeRouter(one=appeal_view(status="routed", assigned_at=at(-1), send_back_closes_at=at(5)))
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
     local = extensions.local_input(at(5)).replace("T", " ")
@@ -1016,7 +861,7 @@ async def test_inside_its_window_the_lead_may_decline_or_transfer_and_is_told_un
 
 
 async def test_past_its_window_the_lead_asks_the_office_to_transfer_it_and_then_waits():
-    fake = FakeRouter(one=appeal(assigned_at=at(-7), send_back_closes_at=at(-1)))
+    fake = FakeRouter(one=appeal_view(assigned_at=at(-7), send_back_closes_at=at(-1)))
     async with workbench(fake, LEAD, name="王芳") as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         assert 'id="act-decline"' not in page.text and 'id="act-transfer"' not in page.text
@@ -1054,11 +899,15 @@ async def test_past_its_window_the_lead_asks_the_office_to_transfer_it_and_then_
 
 
 async def test_the_lead_reads_the_offices_answers_to_its_transfer_request_and_its_decline():
-    refused = appeal(assigned_at=at(-7), send_back_closes_at=at(-1), timeline=[asked_transfer(), refused_transfer()])
-    overruled = appeal(
+    refused = appeal_view(
+        assigned_at=at(-7), send_back_closes_at=at(-1), timeline=[asked_transfer(), refused_transfer()]
+    )
+    overruled = appeal_view(
         status="routed", assigned_at=at(-30), send_back=send_back("overruled"), send_back_closes_at=at(-0.5)
     )
-    received = appeal(lead=OTHER, status="routed", assigned_at=at(-1), send_back=send_back(), send_back_closes_at=at(5))
+    received = appeal_view(
+        lead=OTHER, status="routed", assigned_at=at(-1), send_back=send_back(), send_back_closes_at=at(5)
+    )
     async with workbench(FakeRouter(one=refused), LEAD) as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
         assert re.search(
@@ -1086,14 +935,18 @@ async def test_the_clerk_sees_the_offices_urgings_on_its_worklist_and_the_appeal
         urged_entry(hours=-3),
         urged_entry(hours=-1, note="最后一次催办"),
     ]
-    urged = appeal(
+    urged = appeal_view(
         assigned_at=at(-3.5),
         urgings=[urging(hours=-4, note="别的部门"), urging(hours=-3), urging(hours=-1, note="最后一次催办")],
         timeline=timeline,
         deadlines=[deadline("scope", "breached", -5), deadline("resolution", "running", 40)],
     )
     fake = FakeRouter(one=urged)
-    asking = {**appeal(), "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N999", "transfer_request": {"target_department": OTHER}}
+    asking = {
+        **appeal_view(),
+        "appeal_id": "01JB8X4R5ZJ6Q8V2Y7K9M3N999",
+        "transfer_request": {"target_department": OTHER},
+    }
     fake.worklist = [{**urged, "next_due": at(40)}, asking]
     async with workbench(fake, LEAD, name="王芳") as client:
         worklist = await client.get("/workbench")

@@ -4,10 +4,9 @@ the clerk's name (its own checks beside the fields, router's refusal above them,
 redirect), the queue's `redo` tab; a department's redos on top of its worklist, its line of the month's scorecard and
 the visit on the appeal's page; the company's page saying the office calls back. And the pure reading behind them."""
 
-import contextlib
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -15,26 +14,29 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from libs.auth import KeyStore, hash_key
 from services.web import visits
-from services.web.app import create_app
 from services.web.i18n.portal import PORTAL
 from services.web.i18n.visits import CAUSES, OUTCOMES, VISIT_STATES, VISIT_TABS, VISITS
 from services.web.i18n.workbench import WORKBENCH
 from services.web.office_visits import VisitQuery
-from services.web.settings import WebSettings
 from services.web.visits import AttemptForm, attempt_body
+from tests.factories import (
+    APPEAL_ID,
+    KEYS,
+    LEAD,
+    NOW,
+    OFFICE,
+    FakeIntake,
+    appeal_view,
+    at,
+    csrf_of,
+    portal,
+    section,
+    workbench,
+)
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
 OTHER_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N999"
-LEAD, OFFICE, TAX = "nanshan-hrss", "coord", "tax"
-KEYS = {LEAD: "lead-department-key", OFFICE: "coordinating-office-key", TAX: "tax-department-key"}
-TOKEN = "a-status-token"
-
-
-def at(hours: float) -> str:
-    return (NOW + timedelta(hours=hours)).isoformat()
+TAX = "tax"
 
 
 def visit(state: str = "surveyed", **extra: Any) -> dict[str, Any]:
@@ -73,34 +75,8 @@ def task(appeal_id: str = APPEAL_ID, **extra: Any) -> dict[str, Any]:
 
 
 def appeal(**extra: Any) -> dict[str, Any]:
-    """An appeal as router shows it to a department (AppealOut)."""
-    return {
-        "appeal_id": APPEAL_ID,
-        "status": "accepted",
-        "lead": LEAD,
-        "cohandlers": [],
-        "category": "labour",
-        "district": "nanshan",
-        "size_band": "small",
-        "channel": "web",
-        "flags": [],
-        "lists": [],
-        "declared_flags": [],
-        "policies": [],
-        "title": "节后员工无法返岗",
-        "description": "订单交付困难。",
-        "enterprise": {"uscc": "91440300MA5FXT4K8Y", "name": "蓝海科技", "employees": 25, "industry": "互联网"},
-        "contact": {"name": "李伟", "phone": "+8613800138000"},
-        "submitted_at": at(-30),
-        "sequence": 3,
-        "deadlines": [],
-        "timeline": [],
-        "extensions": [],
-        "redo_count": 0,
-        "redo_due_at": None,
-        "visit": None,
-        **extra,
-    }
+    """An appeal as router shows it to a department, before any clock or step."""
+    return appeal_view(**{"deadlines": [], "timeline": [], **extra})
 
 
 def redo(appeal_id: str = APPEAL_ID, count: int = 1, due_hours: float | None = 70, **extra: Any) -> dict[str, Any]:
@@ -210,50 +186,14 @@ class Fakes:
         return httpx.Response(404, json={"detail": "not found"})
 
 
-def web_app(fakes: Fakes):
-    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router", stats_url="http://stats"))
-    runtime = app.state.runtime
-    runtime.keys = KeyStore([{"scope": f"department:{d}", "sha256": hash_key(k)} for d, k in KEYS.items()])
-    runtime.upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(fakes))
-    return app
-
-
-@contextlib.asynccontextmanager
-async def workbench(fakes: Fakes, department: str, lang: str = "zh", name: str = "陈伟"):
-    """A browser signed in to the workbench as `name` of `department`, with the fakes behind web."""
-    app = web_app(fakes)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
-        client.cookies.set("lang", lang)
-        form = await client.get("/workbench")
-        signed = await client.post(
-            "/workbench/sign-in",
-            data={"csrf": csrf_of(form), "name": name, "department": department, "key": KEYS[department]},
-        )
-        assert signed.status_code == 303, signed.text
-        yield client
-    await app.state.runtime.upstream.http.aclose()
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, "the page has a form with its CSRF token"
-    return found.group(1)
-
-
-def part(page: httpx.Response, pattern: str) -> str:
-    found = re.search(pattern, page.text, re.S)
-    assert found, pattern
-    return found.group(0)
-
-
 def row_of(page: httpx.Response, appeal_id: str = APPEAL_ID) -> str:
-    return part(page, rf'<tr id="visit-row-{appeal_id}".*?</tr>')
+    return section(page, rf'<tr id="visit-row-{appeal_id}".*?</tr>')
 
 
 def form_fields(page: httpx.Response, appeal_id: str = APPEAL_ID, **typed: str) -> dict[str, str]:
     """What the task's form sends as the page gives it (its hidden fields, the visitor's name filled in), with what
     the clerk types."""
-    form = part(page, rf'<form [^>]*id="visit-{appeal_id}".*?</form>')
+    form = section(page, rf'<form [^>]*id="visit-{appeal_id}".*?</form>')
     given = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
     visitor = re.search(r'<input id="visitor-[^"]+" name="visitor"[^>]* value="([^"]*)"', form)
     assert visitor, "the form names the visitor"
@@ -425,7 +365,7 @@ async def test_the_tasks_to_call_show_the_resolution_beside_the_contact_and_a_fo
     assert re.search(r'id="visit-tab-to_call" aria-current="page">待电话回访<', page.text)
     assert "&lt;b&gt;员工&lt;/b&gt;返岗" in page.text and "<b>员工" not in page.text
     row = row_of(page)
-    contact = part(page, r'<td class="resolution-contact">.*?</td>')
+    contact = section(page, r'<td class="resolution-contact">.*?</td>')
     for shown in (
         "已协调三家用工单位联合招聘",
         '<strong class="contact-name">李伟</strong>',
@@ -443,7 +383,7 @@ async def test_the_tasks_to_call_show_the_resolution_beside_the_contact_and_a_fo
         "还可尝试2次",
     ):
         assert shown in row, shown
-    form = part(page, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
+    form = section(page, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
     assert f'action="{URL}"' in form and 'name="kind" value="visit"' in form
     assert 'id="visitor-' + APPEAL_ID + '" name="visitor" maxlength="100" required value="陈伟"' in form
     for said in (
@@ -455,7 +395,7 @@ async def test_the_tasks_to_call_show_the_resolution_beside_the_contact_and_a_fo
         "部门以外（如政策不允许）",
     ):
         assert said in form, said
-    intro = part(page, r'<p class="hint" id="visits-intro">.*?</p>')
+    intro = section(page, r'<p class="hint" id="visits-intro">.*?</p>')
     assert "办结后1个工作日" in intro and "3次未联系上" in intro and "问卷发出5个工作日后" in intro
 
     async with workbench(Fakes(), OFFICE, lang="en") as client:
@@ -476,7 +416,7 @@ async def test_reached_unsatisfied_at_the_department_posts_the_attempt_and_says_
         assert location.path == "/workbench/office/visits"
         assert parse_qs(location.query) == {"state": ["open"], "done": ["redo"], "appeal": [APPEAL_ID]}
         after = await client.get(done.headers["location"])
-        notice = part(after, r'<p class="notice success" role="status" id="visit-done">.*?</p>')
+        notice = section(after, r'<p class="notice success" role="status" id="visit-done">.*?</p>')
         assert "诉求已退回承办部门重办" in notice and f'href="/workbench/appeals/{APPEAL_ID}"' in notice
     [(body, key, idempotency)] = fakes.attempts
     assert body == {
@@ -498,7 +438,7 @@ async def test_the_forms_own_checks_and_routers_refusal_land_beside_the_form_wit
         assert bare.status_code == 422 and fakes.attempts == []
         assert re.search(rf'<p class="error" id="reached-error-{APPEAL_ID}">请选择是否联系上企业</p>', bare.text)
         assert f'aria-describedby="reached-error-{APPEAL_ID}"' in bare.text
-        form = part(bare, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
+        form = section(bare, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
         assert 'value="李娜"' in form and 'value="3" checked' in form and ">企业说还没解决</textarea>" in form
 
         no_cause = await client.post(URL, data=form_fields(page, reached="yes", score="3"))
@@ -531,7 +471,7 @@ async def test_a_company_said_not_resolved_is_reviewed_by_its_cause_alone():
     fakes.after = appeal(status="closed", visit=visit("visited", cause="outside", ended_at=at(0)))
     async with workbench(fakes, OFFICE) as client:
         page = await client.get("/workbench/office/visits", params={"state": "review"})
-        form = part(page, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
+        form = section(page, rf'<form [^>]*id="visit-{APPEAL_ID}".*?</form>')
         assert 'name="kind" value="review"' in form and 'name="score"' not in form and "认定原因" in form
         assert "企业称未解决，待认定原因" in row_of(page) and "李伟" in row_of(page)
         done = await client.post(URL, data=form_fields(page, reached="yes", cause="outside", note="政策不允许"))
@@ -588,12 +528,12 @@ async def test_redos_are_on_top_of_the_worklist_with_their_count_and_due_time_un
         page = await client.get("/workbench")
     rows = re.findall(r'<tr class="[^"]*" data-appeal="([0-9A-Z]+)"', page.text)
     assert rows == [APPEAL_ID, OTHER_ID]
-    top = part(page, rf'<tr class="[^"]*redo" data-appeal="{APPEAL_ID}" data-redo="2">.*?</tr>')
+    top = section(page, rf'<tr class="[^"]*redo" data-appeal="{APPEAL_ID}" data-redo="2">.*?</tr>')
     assert "<strong>重办</strong> · 第2次重办" in top and "重办时限" in top
     [(key, params)] = fakes.stats_calls
     assert key == KEYS[LEAD], "stats is read with the clerk's own key"
     assert params == {"month": datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")}, "this month, in the city"
-    panel = part(page, r'<section class="assessment".*?</section>')
+    panel = section(page, r'<section class="assessment".*?</section>')
     for shown in ('id="assessment-score">71.5<', "排名 2/2", "本部门上黑榜", "满意率 75.0%", "超时 2", "重办 1"):
         assert shown in panel, shown
     assert "红榜:</strong> 国家税务总局深圳市税务局" in panel and "黑榜:</strong> 南山区人力资源局" in panel
@@ -624,7 +564,7 @@ async def test_a_department_under_the_minimum_volume_is_listed_not_ranked():
     fakes.card["departments"][1] = card_row(LEAD, 60.0, None, volume=4)
     async with workbench(fakes, LEAD) as client:
         page = await client.get("/workbench")
-    panel = part(page, r'<section class="assessment".*?</section>')
+    panel = section(page, r'<section class="assessment".*?</section>')
     assert "本月承办不足10件，列示不排名" in panel and 'id="on-list"' not in panel and ">60.0<" in panel
 
 
@@ -646,9 +586,9 @@ async def test_the_appeal_page_shows_the_redo_and_its_visit():
     )
     async with workbench(fakes, LEAD) as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
-    marker = part(page, r'<p class="notice redo" role="status" id="redo-marker">.*?</p>')
+    marker = section(page, r'<p class="notice redo" role="status" id="redo-marker">.*?</p>')
     assert "本诉求已退回本部门重办（第2次）" in marker and "重办次数已达2次，协调办公室督办" in marker
-    section = part(page, r'<section aria-labelledby="visit-title" id="visit">.*?</section>')
+    visit_part = section(page, r'<section aria-labelledby="visit-title" id="visit">.*?</section>')
     for shown in (
         "已回访 · 第1轮回访",
         "不满意 · 2分 · 原因在部门（重办）",
@@ -656,7 +596,7 @@ async def test_the_appeal_page_shows_the_redo_and_its_visit():
         "岗位仍未到位",
         "陈伟",
     ):
-        assert shown in section, shown
+        assert shown in visit_part, shown
 
 
 async def test_a_redos_reopening_in_the_timeline_says_its_due_time_not_an_extension():
@@ -682,31 +622,11 @@ async def test_a_redos_reopening_in_the_timeline_says_its_due_time_not_an_extens
     fakes.appeal = redo(timeline=[visited, entry])
     async with workbench(fakes, LEAD) as client:
         page = await client.get(f"/workbench/appeals/{APPEAL_ID}")
-    timeline = part(page, r'<ol class="timeline">.*?</ol>')
+    timeline = section(page, r'<ol class="timeline">.*?</ol>')
     assert "协调办公室回访" in timeline and "重办时限" in timeline and "延期至" not in timeline
 
 
 # The company's page.
-
-
-class FakeIntake:
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == f"/v1/appeals/{APPEAL_ID}":
-            body = {
-                "appeal_id": APPEAL_ID,
-                "title": "节后员工无法返岗",
-                "status": "resolved",
-                "resolution": "已协调招工。",
-                "timeline": [],
-                "deadlines": [],
-                "submitted_at": at(-30),
-            }
-            return httpx.Response(200, json=body)
-        if path == f"/v1/appeals/{APPEAL_ID}/contact":
-            contact = {"name": "李伟", "phone": "+8613800138000", "email": None, "wechat_openid": None}
-            return httpx.Response(200, json={"appeal_id": APPEAL_ID, "contact": contact, "erased_at": None})
-        return httpx.Response(404, json={"detail": "not found"})
 
 
 @pytest.mark.parametrize(
@@ -727,16 +647,13 @@ class FakeIntake:
 async def test_the_company_is_told_by_its_feedback_form_and_data_notice_that_the_office_calls_back(
     lang, feedback, elsewhere
 ):
-    app = create_app(WebSettings(intake_url="http://intake", router_url="http://router"))
-    app.state.runtime.upstream.http = httpx.AsyncClient(transport=httpx.MockTransport(FakeIntake()))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web") as client:
-        client.cookies.set(f"appeal_{APPEAL_ID}", TOKEN)
-        client.cookies.set("lang", lang)
+    contact = {"name": "李伟", "phone": "+8613800138000", "email": None, "wechat_openid": None}
+    intake = FakeIntake(contact, timeline=[], status="resolved", resolution="已协调招工。")
+    async with portal(intake, lang) as client:
         page = await client.get(f"/appeals/{APPEAL_ID}")
         new = await client.get("/appeals/new")
-    await app.state.runtime.upstream.http.aclose()
     assert page.status_code == 200
-    form = part(page, r'<section class="task" aria-labelledby="feedback-title">.*?</section>')
+    form = section(page, r'<section class="task" aria-labelledby="feedback-title">.*?</section>')
     for words in feedback:
         assert words in form, words
     for words in elsewhere:
