@@ -24,7 +24,14 @@ from libs import outbox, telemetry
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
-from libs.http import BodySizeLimit, Tracing, install_operational_routes, install_problem_handlers, problem
+from libs.http import (
+    AccessLog,
+    BodySizeLimit,
+    Tracing,
+    install_operational_routes,
+    install_problem_handlers,
+    problem,
+)
 from libs.kafka.broker import consumer_lag_gauge, declare_publishers, make_broker, record_consumer_lag
 from libs.logging import configure_logging
 from libs.mongo import Client, Database, make_client, service_database
@@ -191,6 +198,7 @@ def create_service_app(
         )
 
     app.add_middleware(BodySizeLimit, larger=body_limits)
+    app.add_middleware(AccessLog)
     app.add_middleware(Tracing)
     install_operational_routes(app, runtime.registry, settings.service_name)
     for router in routers:

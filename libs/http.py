@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from libs import tracing
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("access")
 
 PROBLEM_JSON = "application/problem+json"
 MAX_BODY_BYTES = 1024 * 1024
@@ -118,6 +121,47 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "header")]
         errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
     return errors
+
+
+class AccessLog:
+    """One line per request answered 4xx or 5xx, and a sample of the others (`sample`, 1 %): method, path (never the
+    query, where a token may travel), status and milliseconds, with the trace id the logs add. Probes and scrapes are
+    never sampled, only their failures logged. Inside `Tracing`, so the line carries the request's trace."""
+
+    QUIET = ("/metrics", "/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, sample: float = 0.01) -> None:
+        self.app = app
+        self.sample = sample
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            path = scope.get("path", "")
+            if status >= 400 or (path not in self.QUIET and random.random() < self.sample):
+                access.log(
+                    logging.WARNING if status >= 500 else logging.INFO,
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "ms": round((time.perf_counter() - began) * 1000, 1),
+                    },
+                )
 
 
 class Tracing:

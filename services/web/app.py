@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs import telemetry
-from libs.http import BodySizeLimit, Tracing, install_operational_routes
+from libs.http import AccessLog, BodySizeLimit, Tracing, install_operational_routes
 from services.web import office, office_visits, portal, portal_follow, portal_submit, workbench
 from services.web.i18n import t
 from services.web.pages import lang_of, problem_page
@@ -80,6 +80,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
     app.add_middleware(Tracing)
     install_operational_routes(app, runtime.registry, runtime.settings.service_name)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
