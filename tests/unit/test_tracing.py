@@ -63,3 +63,4 @@ def test_log_lines_name_the_bound_trace(monkeypatch):
     outside, inside = (json.loads(line) for line in out.getvalue().splitlines())
     assert "trace_id" not in outside
     assert inside["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and inside["appeal_id"] == "01J"
+    assert inside["span_id"] == "00f067aa0ba902b7"
