@@ -43,8 +43,10 @@ def _probe(scope: MutableMapping[str, Any]) -> bool:
 TELEMETRY: TelemetryConfig = {"metrics": False, "operation_spans": False, "logs": False, "exclude": _probe}
 
 # Values never exported: a follow link's token, codes, contacts and keys, wherever they appear in a query.
-_SECRET_PARAMETERS = frozenset({"token", "code", "phone", "email", "credit_code", "key", "api_key"})
+# A query parameter whose name says it holds one (`token`, `access_token`, `sig`, `phone`, ...), and e-mail addresses.
+_SECRET_PARAMETER = re.compile(r"token|key|secret|sig|code|pass|phone|mobile|mail|uscc", re.IGNORECASE)
 _SECRET_HEADERS = re.compile(r"x-api-key|x-status-token|authorization|cookie", re.IGNORECASE)
+_EMAIL = re.compile(r"[^\s@/?&=:]+@[^\s@/?&=:]+\.[A-Za-z]{2,}")
 
 
 class Redacting(SpanProcessor):
@@ -74,16 +76,16 @@ def _clean(name: str, value: Any) -> Any:
         value = _without_secret_parameters(value)
     if _SECRET_HEADERS.search(name):
         return "REDACTED"
-    masked = redact(value)
+    masked = _EMAIL.sub("[email]", redact(value))
     return masked if masked != value else value
 
 
 def _without_secret_parameters(text: str) -> str:
     base, mark, query = text.rpartition("?") if "?" in text else ("", "", text)
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(key.lower() in _SECRET_PARAMETERS for key, _ in pairs):
+    if not any(_SECRET_PARAMETER.search(key) for key, _ in pairs):
         return text
-    cleaned = urlencode([(k, "REDACTED" if k.lower() in _SECRET_PARAMETERS else v) for k, v in pairs])
+    cleaned = urlencode([(k, "REDACTED" if _SECRET_PARAMETER.search(k) else v) for k, v in pairs])
     return f"{base}{mark}{cleaned}"
 
 

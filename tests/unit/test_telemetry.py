@@ -72,6 +72,21 @@ def test_without_an_endpoint_nothing_is_installed_and_ids_are_minted_as_before()
         tracing.current.reset(bound)
 
 
+def test_secrets_and_personal_data_never_reach_an_exported_attribute():
+    clean = telemetry._clean
+    assert clean("url.query", "token=s3cret&lang=zh") == "token=REDACTED&lang=zh"
+    assert (
+        clean("url.full", "https://hooks.example/x?access_token=abc&sig=def&page=2")
+        == "https://hooks.example/x?access_token=REDACTED&sig=REDACTED&page=2"
+    )
+    assert clean("http.request.header.x-api-key", "k") == "REDACTED"
+    assert clean("messaging.kafka.message.key", b"91440300MA5FXT4K8N") == "[uscc]"
+    assert clean("db.statement", "find liwei@example.com") == "find [email]"
+    assert clean("note", "call 13800138000") == "call [phone]"
+    same = "appeals.submitted.v2 handle"
+    assert clean("name", same) is same and clean("messaging.kafka.offset", 7) == 7
+
+
 def test_the_standard_variables_choose_the_exporter_and_the_sampler():
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
