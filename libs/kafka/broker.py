@@ -20,7 +20,7 @@ from libs.contract import (
     payload_of,
 )
 from libs.kafka.access import DURABLE_WRITES, KafkaAccess
-from libs.kafka.consuming import count_dead_letters
+from libs.kafka.consuming import measure_consumers
 from libs.settings import ServiceSettings
 
 
@@ -40,7 +40,7 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
         graceful_timeout=10.0,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
     )
-    count_dead_letters(broker, registry)
+    measure_consumers(broker, registry)
     return broker
 
 
@@ -79,9 +79,9 @@ def declare_publishers(broker: KafkaBroker, service: str, departments: Iterable[
 
 
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
-    """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
+    """`appeals_kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
     return Gauge(
-        "kafka_consumer_lag",
+        "appeals_kafka_consumer_lag",
         "Records not yet consumed, per consumer group and topic",
         ["group", "topic"],
         registry=registry,
