@@ -107,6 +107,9 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
         for tp, lag in behind.items():
             key = (group, tp.topic)
             lags[key] = lags.get(key, 0) + max(0, lag)
+    # Only what this process consumes now: a topic a rebalance gave another replica would otherwise keep its last
+    # figure here, and the group's lag summed over replicas would count it twice.
+    gauge.clear()
     for (group, topic), lag in lags.items():
         gauge.labels(group, topic).set(lag)
 

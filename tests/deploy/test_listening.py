@@ -99,16 +99,37 @@ def compose_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in environment.items()}
 
 
+def relabelled(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str]:
+    """`labels` after Prometheus' `replace` relabelling rules (the only action the scrape configs here use)."""
+    labels = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        value = rule.get("separator", ";").join(labels.get(name, "") for name in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            labels[rule["target_label"]] = match.expand(rule.get("replacement", "$1").replace("$", "\\"))
+    return labels
+
+
 @functools.cache
 def scrape_targets() -> dict[str, list[tuple[str, str]]]:
-    """Prometheus' targets by `service` label: (host:port, metrics path)."""
+    """Prometheus' targets by the `service` label its relabelling gives them: (host:port, metrics path). A DNS name
+    stands for every replica its A records list."""
     config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets: dict[str, list[tuple[str, str]]] = {}
     for job in config["scrape_configs"]:
-        for group in job.get("static_configs", []):
-            service = group.get("labels", {}).get("service", "")
-            for target in group["targets"]:
-                targets.setdefault(service, []).append((target, job.get("metrics_path", "/metrics")))
+        found = [
+            ({"__address__": target, **group.get("labels", {})}, target)
+            for group in job.get("static_configs", [])
+            for target in group["targets"]
+        ] + [
+            ({"__address__": f"{name}:{sd['port']}", "__meta_dns_name": name}, f"{name}:{sd['port']}")
+            for sd in job.get("dns_sd_configs", [])
+            for name in sd["names"]
+        ]
+        for labels, target in found:
+            service = relabelled(labels, job.get("relabel_configs", [])).get("service", "")
+            targets.setdefault(service, []).append((target, job.get("metrics_path", "/metrics")))
     return targets
 
 

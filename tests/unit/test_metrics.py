@@ -16,6 +16,7 @@ from devstack.apidocs import build_app
 from devstack.stack import ALL_SERVICES
 from libs import tracing
 from libs.contract import APPEALS_COMPANY
+from libs.kafka.broker import consumer_lag_gauge, record_consumer_lag
 from libs.kafka.consuming import ConsumerMetrics
 from libs.kafka.publishing import encode
 from libs.settings import PROJECT_ROOT
@@ -137,3 +138,20 @@ async def test_a_failing_handler_is_timed_counted_and_dead_lettered_with_its_eve
         if s.name.endswith("_bucket") and s.exemplar
     ]
     assert [s.exemplar.labels for s in buckets] == [{"trace_id": TRACE_ID}], "the event's trace is the exemplar"
+
+
+async def test_the_lag_gauge_keeps_only_what_the_process_consumes_now():
+    """After a rebalance took a topic to another replica, this one stops reporting its last figure for it."""
+    registry = CollectorRegistry()
+    gauge = consumer_lag_gauge(registry)
+    gauge.labels("router.submitted", "appeals.submitted.v2").set(120)
+
+    class Unassigned:
+        consumer = None
+
+    class Broker:
+        subscribers = [Unassigned()]
+
+    await record_consumer_lag(Broker(), gauge)  # type: ignore[arg-type]
+    labels = {"group": "router.submitted", "topic": "appeals.submitted.v2"}
+    assert registry.get_sample_value("appeals_kafka_consumer_lag", labels) is None
