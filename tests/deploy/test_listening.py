@@ -237,3 +237,38 @@ def test_kubernetes_services_call_each_other_through_the_services(overlay):
                     ports = [p["port"] for p in services[target.hostname]["spec"]["ports"]]
                     assert (target.port or 80) in ports, f"{url}: the Service {target.hostname} has {ports}"
     assert called >= 2, "web calls intake and router"
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+def test_the_pod_monitor_scrapes_every_service_on_its_metrics_port_with_the_composes_labels(overlay, monkeypatch):
+    """The Operator's PodMonitor selects each service's pods, on the container port the service listens on, at a
+    path it serves, and labels them `service` as compose's Prometheus does (the rules and panels read that)."""
+    (monitor,) = of_kind(render("monitoring"), "PodMonitor").values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    rules = [
+        {
+            "source_labels": r["sourceLabels"],
+            "target_label": r["targetLabel"],
+            **({"regex": r["regex"]} if "regex" in r else {}),
+        }
+        for r in endpoint["relabelings"]
+    ]
+    compose = {service: [t for t, _ in targets] for service, targets in scrape_targets().items()}
+    for name in SETTINGS:
+        template = of_kind(render(overlay), "Deployment")[name]["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        assert selector.items() <= labels.items(), f"the PodMonitor does not select {name}'s pods"
+        (container,) = template["spec"]["containers"]
+        env = {
+            v["name"]: v["value"] for v in container.get("env", []) if v["name"].endswith(("_HTTP_HOST", "_HTTP_PORT"))
+        }
+        _, port = listening(name, env, monkeypatch)
+        assert container_port(container, endpoint["port"]) == port, f"{name} is scraped off its port"
+        assert endpoint["path"] in served_paths(name)
+        meta = {
+            f"__meta_kubernetes_pod_label_{k.replace('.', '_').replace('/', '_').replace('-', '_')}": v
+            for k, v in labels.items()
+        }
+        assert relabelled({**meta, "__meta_kubernetes_pod_name": f"{name}-0"}, rules)["service"] == name
+        assert compose[name], f"compose's Prometheus gives {name} the same service label"
