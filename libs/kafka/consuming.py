@@ -107,8 +107,8 @@ async def dead_letter(broker: KafkaBroker, record: Any, reason: str, group: str 
 
 
 UNREADABLE = "unreadable: "
-# Seconds a handler call took, from a few milliseconds to the handler timeout (30 s by default).
-HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Seconds a handler call took, from a few milliseconds to the handler timeout (60 s by default).
+HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class ConsumerMetrics:
