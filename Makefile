@@ -1,6 +1,6 @@
 # Everything the project needs is installed from here: a virtual environment from PyPI, Apache Kafka's
 # jars from Maven Central (Java 17 and Maven from Debian when missing and we are root), and the Debian
-# tools the tests use (kcat, chromium, promtool, docker-compose, kubectl, wrk).
+# tools the tests use (kcat, chromium, promtool, amtool, docker-compose, kubectl, wrk).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -54,7 +54,8 @@ kafka: $(KAFKA_STAMP)
 
 # kcat reads department topics in the tests; chromium loads the stats dashboard headless and the web
 # pages under Playwright (fonts-wqy-microhei lets it draw their Chinese);
-# promtool (package prometheus) checks the alert rules; docker-compose validates the compose file;
+# promtool (package prometheus) checks the alert rules, amtool (prometheus-alertmanager) Alertmanager's configuration;
+# docker-compose validates the compose file;
 # kubectl (kubernetes-client) renders the kustomize manifests; wrk is the benchmarks' HTTP load.
 system-deps:
 	@missing=""; \
@@ -62,6 +63,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

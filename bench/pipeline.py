@@ -14,7 +14,7 @@ each service's RSS sampled every 5 s (once warm, peak, at the end: a 10-minute r
 first in the same run, is FastStream's own consume -> publish loop.
 
 What one appeal costs, over the same span as the CPU: CPU ms of every process,
-database statements each service sent (its `mongodb_commands_total`, counted by
+database statements each service sent (its `appeals_mongodb_commands_total`, counted by
 the driver's command monitoring), and Kafka records produced to and consumed from
 each topic (end offsets, and the consumer groups' committed offsets).
 """
@@ -262,11 +262,12 @@ async def costs(stack: Stack) -> dict[str, dict[str, float]]:
             text = (await client.get(stack.url(key) + "/metrics")).text
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
-                    if family.name in ("mongodb_commands", "mongodb_documents_written") and sample.name.endswith(
-                        "_total"
-                    ):
+                    if family.name in (
+                        "appeals_mongodb_commands",
+                        "appeals_mongodb_documents_written",
+                    ) and sample.name.endswith("_total"):
                         what = f"{service_of(key)} {sample.labels['command']} {sample.labels['collection']}".rstrip()
-                        into = statements if family.name == "mongodb_commands" else written
+                        into = statements if family.name == "appeals_mongodb_commands" else written
                         into[what] = into.get(what, 0) + sample.value
     topics = [t for t in all_topics(_department_codes(stack)) if not t.endswith(".dlq")]
     partitions = await partitions_of(stack.kafka_access(), topics)
@@ -352,7 +353,7 @@ def copy_rows(seen: Counter[tuple[str, str]]) -> list[list]:
 
 
 async def consumer_lag(stack: Stack) -> dict[str, int]:
-    """Per service, the records its consumer groups had not reached yet (its `kafka_consumer_lag` gauges)."""
+    """Per service, the records its consumer groups had not reached yet (its `appeals_kafka_consumer_lag` gauges)."""
     out: dict[str, int] = Counter()
     async with httpx.AsyncClient(timeout=10) as client:
         for key in instances(stack):
@@ -361,7 +362,7 @@ async def consumer_lag(stack: Stack) -> dict[str, int]:
                 sum(
                     sample.value
                     for family in text_string_to_metric_families(text)
-                    if family.name == "kafka_consumer_lag"
+                    if family.name == "appeals_kafka_consumer_lag"
                     for sample in family.samples
                 )
             )

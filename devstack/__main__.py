@@ -266,6 +266,16 @@ def apidocs(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def prometheus_rule(args: argparse.Namespace) -> None:
+    from devstack import monitoring
+
+    current = monitoring.write(check=args.check)
+    if args.check and not current:
+        print(f"out of date: {monitoring.PROMETHEUS_RULE} (run `python -m devstack prometheus-rule`)", file=sys.stderr)
+        sys.exit(1)
+    print(f"{monitoring.PROMETHEUS_RULE} is {'up to date' if current else 'written'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data"))
@@ -304,6 +314,9 @@ def main() -> None:
     docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "api"))
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every stale document")
     docs.set_defaults(func=apidocs)
+    rule = sub.add_parser("prometheus-rule", help="write deploy/k8s/monitoring's PrometheusRule from the rule files")
+    rule.add_argument("--check", action="store_true", help="write nothing; exit 1 if the committed one is stale")
+    rule.set_defaults(func=prometheus_rule)
     args = parser.parse_args()
     args.func(args)
 

@@ -388,13 +388,15 @@ def embedded_mongo_uri(port: int) -> str:
 
 
 def start_prometheus(port: int, config: Path, storage: Path, log: Path) -> subprocess.Popen:
-    """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage`."""
+    """Start Debian's Prometheus on 127.0.0.1:`port` with `config`, keeping its data under `storage` and the
+    exemplars (trace ids) of what it scrapes in OpenMetrics."""
     proc = spawn(
         [
             "prometheus",
             f"--config.file={config}",
             f"--storage.tsdb.path={storage}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
             "--log.level=warn",
         ],
         log,

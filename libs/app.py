@@ -64,6 +64,7 @@ class Runtime(Generic[SettingsT]):
 
     def __post_init__(self) -> None:
         self.broker = make_broker(self.settings, self.registry)
+        outbox.measure_outboxes(self.broker, self.registry)
         self.keys = KeyStore.from_file(self.settings.api_keys_file)
         # What the service publishes, declared from the contract so that its AsyncAPI document shows it.
         departments = [(d.code, d.name) for d in load_city(self.settings.config_dir).departments]
@@ -199,8 +200,9 @@ def create_service_app(
 
     app.add_middleware(BodySizeLimit, larger=body_limits)
     app.add_middleware(AccessLog)
-    app.add_middleware(Tracing)
+    # Routes and HTTP metrics inside the trace: the latency's exemplars name the request's trace.
     install_operational_routes(app, runtime.registry, settings.service_name)
+    app.add_middleware(Tracing)
     for router in routers:
         app.include_router(router)
     return app

@@ -29,7 +29,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -47,21 +47,35 @@ Collection = AsyncCollection[Document]
 _WRITES = ("insert", "update", "delete", "findAndModify")
 
 
+# Seconds a command took, as the driver measures it (sent to answered): from an indexed read's millisecond to past
+# the client's 3 s server selection timeout.
+COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class CommandCounter(monitoring.CommandListener):
-    """Counts the database statements a service sends, by command: what an appeal costs the database."""
+    """Counts the database statements a service sends, by command: what an appeal costs the database, and how long
+    each took."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.total = Counter(
-            "mongodb_commands",
+            "appeals_mongodb_commands",
             "Commands this service sent to MongoDB, by command (find, insert, update, getMore, ...) and collection.",
             ["command", "collection"],
             registry=registry,
         )
         self.written = Counter(
-            "mongodb_documents_written",
+            "appeals_mongodb_documents_written",
             "Documents this service's write commands inserted, matched (updates) or deleted, by command and"
             " collection: the database's work grows with them, not only with the commands.",
             ["command", "collection"],
+            registry=registry,
+        )
+        # By command only: by collection too, each pair would cost 14 series (12 buckets, sum, count).
+        self.duration = Histogram(
+            "appeals_mongodb_command_duration_seconds",
+            "Time from sending a command to MongoDB to its answer (failed ones included), by command.",
+            ["command"],
+            buckets=COMMAND_BUCKETS,
             registry=registry,
         )
         # The labels of each write in flight, by request: the reply names no collection.
@@ -79,7 +93,8 @@ class CommandCounter(monitoring.CommandListener):
             self._writes[(event.connection_id, event.request_id)] = labels
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Count the documents a write reports it wrote."""
+        """Time the command; count the documents a write reports it wrote."""
+        self.duration.labels(event.command_name).observe(event.duration_micros / 1e6)
         labels = self._writes.pop((event.connection_id, event.request_id), None)
         if labels is None:
             return
@@ -87,7 +102,8 @@ class CommandCounter(monitoring.CommandListener):
         self.written.labels(*labels).inc(reply.get("n", 0))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Forget a write that failed: it wrote nothing it can tell."""
+        """Time the command; forget a write that failed: it wrote nothing it can tell."""
+        self.duration.labels(event.command_name).observe(event.duration_micros / 1e6)
         self._writes.pop((event.connection_id, event.request_id), None)
 
 

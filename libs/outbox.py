@@ -9,15 +9,17 @@ deduplicate on.
 
 import asyncio
 import logging
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cachetools import TTLCache
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel
 from pymongo import UpdateOne
 
@@ -230,6 +232,32 @@ async def _empty(collection: Collection, pending: list[dict[str, Any]]) -> None:
     )
 
 
+# Per broker (one per service process): the age of the oldest outbox the sweep found, on the service's registry.
+_AGES: "weakref.WeakKeyDictionary[KafkaBroker, Gauge]" = weakref.WeakKeyDictionary()
+
+
+def measure_outboxes(broker: KafkaBroker, registry: CollectorRegistry) -> None:
+    """Have `flush_stale` set `appeals_outbox_oldest_seconds{collection}` at each pass (the stale outbox alert's)."""
+    _AGES[broker] = Gauge(
+        "appeals_outbox_oldest_seconds",
+        "Age of the oldest outbox the last sweep found left behind (older than 10 s) and owing events, by collection;"
+        " 0 when it found none. It grows while the sweep cannot publish them.",
+        ["collection"],
+        registry=registry,
+    )
+
+
+def _record_oldest(broker: KafkaBroker, collection: Collection, docs: list[dict[str, Any]], now: datetime) -> None:
+    gauge = _AGES.get(broker)
+    if gauge is None:
+        return
+    since = [d["outbox_since"] for d in docs if isinstance(d.get("outbox_since"), datetime)]
+    # The client hands back aware datetimes; a naive one is UTC.
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    ages = [(now - (s if s.tzinfo else s.replace(tzinfo=UTC))).total_seconds() for s in since]
+    gauge.labels(collection.name).set(max(ages, default=0.0))
+
+
 async def flush_stale(
     collection: Collection, broker: KafkaBroker, now: datetime, older_than: timedelta = STALE_AFTER, limit: int = 500
 ) -> int:
@@ -248,6 +276,7 @@ async def flush_stale(
             {"_id": {"$in": idle}, "outbox.0": {"$exists": False}}, {"$unset": {"outbox_since": ""}}
         )
     docs = [doc for doc in docs if doc.get("outbox")]
+    _record_oldest(broker, collection, docs, now)
     if docs:
         # A writer died between its write and its publish, or took longer than STALE_AFTER: in the second
         # case these events go out twice (same ids), so a steady count here asks for a longer STALE_AFTER.

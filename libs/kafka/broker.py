@@ -21,7 +21,7 @@ from libs.contract import (
     payload_of,
 )
 from libs.kafka.access import DURABLE_WRITES, KafkaAccess
-from libs.kafka.consuming import count_dead_letters
+from libs.kafka.consuming import measure_consumers
 from libs.settings import ServiceSettings
 
 
@@ -44,7 +44,7 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
         graceful_timeout=10.0,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
     )
-    count_dead_letters(broker, registry)
+    measure_consumers(broker, registry)
     return broker
 
 
@@ -83,9 +83,9 @@ def declare_publishers(broker: KafkaBroker, service: str, departments: Iterable[
 
 
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
-    """`kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
+    """`appeals_kafka_consumer_lag{group,topic}`: records on the broker this service's groups have not reached yet."""
     return Gauge(
-        "kafka_consumer_lag",
+        "appeals_kafka_consumer_lag",
         "Records not yet consumed, per consumer group and topic",
         ["group", "topic"],
         registry=registry,
@@ -111,6 +111,9 @@ async def record_consumer_lag(broker: KafkaBroker, gauge: Gauge) -> None:
         for tp, lag in behind.items():
             key = (group, tp.topic)
             lags[key] = lags.get(key, 0) + max(0, lag)
+    # Only what this process consumes now: a topic a rebalance gave another replica would otherwise keep its last
+    # figure here, and the group's lag summed over replicas would count it twice.
+    gauge.clear()
     for (group, topic), lag in lags.items():
         gauge.labels(group, topic).set(lag)
 

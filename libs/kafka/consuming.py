@@ -7,6 +7,7 @@ import functools
 import inspect
 import itertools
 import logging
+import time
 import traceback
 import types
 import typing
@@ -21,7 +22,7 @@ from faststream import AckPolicy
 from faststream.exceptions import AckMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 
@@ -100,24 +101,58 @@ async def dead_letter(broker: KafkaBroker, record: Any, reason: str, group: str 
             "dlq-group": group,
         },
     )
-    counter = _DEAD_LETTERS.get(broker)
-    if counter is not None:
-        counter.labels(group or "-", record.topic, "unreadable" if reason.startswith(UNREADABLE) else "failing").inc()
+    metrics = _METRICS.get(broker)
+    if metrics is not None:
+        kind = "unreadable" if reason.startswith(UNREADABLE) else "failing"
+        metrics.dead_letters.labels(group or "-", record.topic, kind).inc()
 
 
 UNREADABLE = "unreadable: "
-# Per broker (one per service process): `consumer_dead_letters_total` on the service's registry.
-_DEAD_LETTERS: "weakref.WeakKeyDictionary[KafkaBroker, Counter]" = weakref.WeakKeyDictionary()
+# Seconds a handler call took, from a few milliseconds to the handler timeout (60 s by default).
+HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-def count_dead_letters(broker: KafkaBroker, registry: CollectorRegistry) -> None:
-    """Count what `broker`'s consumers dead-letter in `consumer_dead_letters_total{group,topic,kind}`."""
-    _DEAD_LETTERS[broker] = Counter(
-        "consumer_dead_letters",
-        "Records a consumer put on its topic's .dlq: unreadable, or failing its handler every attempt",
-        ["group", "topic", "kind"],
-        registry=registry,
-    )
+class ConsumerMetrics:
+    """What a service process's consumers do, by consumer group, on the service's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.dead_letters = Counter(
+            "appeals_consumer_dead_letters",
+            "Records a consumer put on its topic's .dlq: unreadable, or failing its handler every attempt",
+            ["group", "topic", "kind"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "appeals_handler_duration_seconds",
+            "Time a consumer's handler took on a record or a batch, failed calls included",
+            ["group"],
+            buckets=HANDLER_BUCKETS,
+            registry=registry,
+        )
+        self.exceptions = Counter(
+            "appeals_handler_exceptions",
+            "Exceptions a consumer's handler raised: `outage` when a dependency was away (waited for), `failing`"
+            " when the record's own handling failed (retried, then dead-lettered)",
+            ["group", "exception_type", "kind"],
+            registry=registry,
+        )
+
+    def observe(self, group: str, seconds: float, exc: BaseException | None) -> None:
+        """One handler call of `group`, with the trace id of the event it ran in as the exemplar."""
+        trace = tracing.trace_id(tracing.current.get())
+        self.duration.labels(group).observe(seconds, {"trace_id": trace} if trace else None)
+        if exc is not None:
+            self.exceptions.labels(group, type(exc).__name__, "outage" if is_outage(exc) else "failing").inc()
+
+
+# Per broker (one per service process).
+_METRICS: "weakref.WeakKeyDictionary[KafkaBroker, ConsumerMetrics]" = weakref.WeakKeyDictionary()
+
+
+def measure_consumers(broker: KafkaBroker, registry: CollectorRegistry) -> None:
+    """Count what `broker`'s consumers handle, raise and dead-letter on `registry` (`appeals_handler_*`,
+    `appeals_consumer_dead_letters_total{group,topic,kind}`)."""
+    _METRICS[broker] = ConsumerMetrics(registry)
 
 
 def group_of(settings: ServiceSettings, consumer: Consumer) -> str:
@@ -191,9 +226,17 @@ def subscribe(
             args = (received, *args[1:])
         else:
             kwargs = {**kwargs, next(iter(kwargs)): received}
-        async with asyncio.timeout(settings.handler_timeout_seconds):
-            with spans.handling(events, group):
-                await handler(*args, **kwargs)
+        started, failed = time.perf_counter(), None
+        try:
+            async with asyncio.timeout(settings.handler_timeout_seconds):
+                with spans.handling(events, group):
+                    await handler(*args, **kwargs)
+        except Exception as exc:
+            failed = exc
+            raise
+        finally:
+            if (metrics := _METRICS.get(broker)) is not None:
+                metrics.observe(group, time.perf_counter() - started, failed)
 
     async def settle(failing: list[tuple[CloudEvent[Any], BaseException]]) -> None:
         """Count one more failure of each record; dead-letter those out of attempts, rewind for the others."""

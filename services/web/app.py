@@ -81,8 +81,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
-    app.add_middleware(Tracing)
+    # Routes and HTTP metrics inside the trace: the latency's exemplars name the request's trace.
     install_operational_routes(app, runtime.registry, runtime.settings.service_name)
+    app.add_middleware(Tracing)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(portal.router)
     # The submission's fixed paths (/appeals/new, /appeals/lost) before an appeal's own (/appeals/{appeal_id}).

@@ -1,6 +1,7 @@
 """The Kubernetes manifests render with `kubectl kustomize`, match the Kubernetes schemas and keep their promises."""
 
 import functools
+import re
 import shutil
 import subprocess
 
@@ -113,3 +114,54 @@ def test_production_scales_within_the_partitions_and_survives_a_drain():
         assert pdb["spec"]["minAvailable"] == 1
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_the_monitoring_renders_and_names_the_operators_kinds_in_the_namespace():
+    docs = render("monitoring")
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
+        ("PodMonitor", "appeals"),
+        ("PrometheusRule", "appeals"),
+        ("ServiceMonitor", "kafka-exporter"),
+        ("ServiceMonitor", "mongodb-exporter"),
+    }
+    assert all(d["apiVersion"] == "monitoring.coreos.com/v1" and d["metadata"]["namespace"] == "appeals" for d in docs)
+    for monitor in of_kind(docs, "ServiceMonitor").values():
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+        assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": monitor["metadata"]["name"]}
+
+
+def test_the_prometheus_rule_is_the_compose_stacks_rules_and_passes_promtool(tmp_path):
+    from devstack import monitoring
+
+    assert monitoring.write(check=True), "stale: run `python -m devstack prometheus-rule`"
+    (rule,) = of_kind(render("monitoring"), "PrometheusRule").values()
+    assert rule["spec"]["groups"] == monitoring.rule_groups()
+    assert {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]} >= {"AppealsServiceDown", "KafkaDown"}
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_collector_shown_for_kubernetes_is_valid_and_receives_what_the_services_send():
+    """docs/production.md's OpenTelemetry Collector: objects valid for Kubernetes, OTLP on 4317 and 4318, batched,
+    every pipeline component defined; the services' variables the ones compose sets."""
+    text = (PROJECT_ROOT / "docs" / "production.md").read_text().split("## Monitoring and tracing under Kubernetes")[1]
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    objects = [doc for doc in yaml.safe_load_all(blocks[0]) if doc]
+    assert {d["kind"] for d in objects} == {"ConfigMap", "Deployment", "Service"}
+    for doc in objects:
+        for version in SCHEMA_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+    collector = yaml.safe_load(of_kind(objects, "ConfigMap")["otel-collector"]["data"]["config.yaml"])
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    assert (protocols["grpc"]["endpoint"], protocols["http"]["endpoint"]) == ("0.0.0.0:4317", "0.0.0.0:4318")
+    (traces,) = collector["service"]["pipelines"].values()
+    assert "batch" in traces["processors"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(traces[kind]) <= set(collector[kind])
+    service_ports = {p["port"] for p in of_kind(objects, "Service")["otel-collector"]["spec"]["ports"]}
+    assert service_ports == {4317, 4318}
+    env = {v["name"]: v["value"] for v in yaml.safe_load(blocks[1])["env"]}
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["x-otel"]
+    assert env.keys() == compose.keys() and env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4318")

@@ -99,16 +99,37 @@ def compose_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in environment.items()}
 
 
+def relabelled(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str]:
+    """`labels` after Prometheus' `replace` relabelling rules (the only action the scrape configs here use)."""
+    labels = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        value = rule.get("separator", ";").join(labels.get(name, "") for name in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            labels[rule["target_label"]] = match.expand(rule.get("replacement", "$1").replace("$", "\\"))
+    return labels
+
+
 @functools.cache
 def scrape_targets() -> dict[str, list[tuple[str, str]]]:
-    """Prometheus' targets by `service` label: (host:port, metrics path)."""
+    """Prometheus' targets by the `service` label its relabelling gives them: (host:port, metrics path). A DNS name
+    stands for every replica its A records list."""
     config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets: dict[str, list[tuple[str, str]]] = {}
     for job in config["scrape_configs"]:
-        for group in job.get("static_configs", []):
-            service = group.get("labels", {}).get("service", "")
-            for target in group["targets"]:
-                targets.setdefault(service, []).append((target, job.get("metrics_path", "/metrics")))
+        found = [
+            ({"__address__": target, **group.get("labels", {})}, target)
+            for group in job.get("static_configs", [])
+            for target in group["targets"]
+        ] + [
+            ({"__address__": f"{name}:{sd['port']}", "__meta_dns_name": name}, f"{name}:{sd['port']}")
+            for sd in job.get("dns_sd_configs", [])
+            for name in sd["names"]
+        ]
+        for labels, target in found:
+            service = relabelled(labels, job.get("relabel_configs", [])).get("service", "")
+            targets.setdefault(service, []).append((target, job.get("metrics_path", "/metrics")))
     return targets
 
 
@@ -216,3 +237,38 @@ def test_kubernetes_services_call_each_other_through_the_services(overlay):
                     ports = [p["port"] for p in services[target.hostname]["spec"]["ports"]]
                     assert (target.port or 80) in ports, f"{url}: the Service {target.hostname} has {ports}"
     assert called >= 2, "web calls intake and router"
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+def test_the_pod_monitor_scrapes_every_service_on_its_metrics_port_with_the_composes_labels(overlay, monkeypatch):
+    """The Operator's PodMonitor selects each service's pods, on the container port the service listens on, at a
+    path it serves, and labels them `service` as compose's Prometheus does (the rules and panels read that)."""
+    (monitor,) = of_kind(render("monitoring"), "PodMonitor").values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    rules = [
+        {
+            "source_labels": r["sourceLabels"],
+            "target_label": r["targetLabel"],
+            **({"regex": r["regex"]} if "regex" in r else {}),
+        }
+        for r in endpoint["relabelings"]
+    ]
+    compose = {service: [t for t, _ in targets] for service, targets in scrape_targets().items()}
+    for name in SETTINGS:
+        template = of_kind(render(overlay), "Deployment")[name]["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        assert selector.items() <= labels.items(), f"the PodMonitor does not select {name}'s pods"
+        (container,) = template["spec"]["containers"]
+        env = {
+            v["name"]: v["value"] for v in container.get("env", []) if v["name"].endswith(("_HTTP_HOST", "_HTTP_PORT"))
+        }
+        _, port = listening(name, env, monkeypatch)
+        assert container_port(container, endpoint["port"]) == port, f"{name} is scraped off its port"
+        assert endpoint["path"] in served_paths(name)
+        meta = {
+            f"__meta_kubernetes_pod_label_{k.replace('.', '_').replace('/', '_').replace('-', '_')}": v
+            for k, v in labels.items()
+        }
+        assert relabelled({**meta, "__meta_kubernetes_pod_name": f"{name}-0"}, rules)["service"] == name
+        assert compose[name], f"compose's Prometheus gives {name} the same service label"

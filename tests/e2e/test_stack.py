@@ -231,7 +231,9 @@ def test_logs_and_metrics_hold_no_personal_data(stack):
         if name in ("intake", "router"):
             # What an appeal costs the database, counted by the driver: the appeal was stored here.
             inserts = re.search(
-                r'^mongodb_commands_total\{collection="appeals",command="insert"\} ([0-9.]+)$', metrics, re.MULTILINE
+                r'^appeals_mongodb_commands_total\{collection="appeals",command="insert"\} ([0-9.]+)$',
+                metrics,
+                re.MULTILINE,
             )
             assert inserts and float(inserts.group(1)) >= 1, name
         for secret in secrets:

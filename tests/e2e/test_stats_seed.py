@@ -127,7 +127,7 @@ def _wait_until_idle(stack, quiet_seconds: float = 15, timeout: float = 1200) ->
         lag = sum(
             float(line.rsplit(" ", 1)[1])
             for line in httpx.get(stack.url("stats") + "/metrics").text.splitlines()
-            if line.startswith("kafka_consumer_lag{")
+            if line.startswith("appeals_kafka_consumer_lag{")
         )
         if now != last or lag:
             last, since = now, time.monotonic()

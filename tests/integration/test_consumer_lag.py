@@ -29,12 +29,12 @@ async def test_lag_counts_what_a_group_has_not_consumed_and_falls_to_zero(real_s
             await broker.publish(f"record {i}".encode(), topic=topic)
         await asyncio.wait_for(first.wait(), 60)
         await record_consumer_lag(broker, gauge)
-        behind = registry.get_sample_value("kafka_consumer_lag", {"group": group, "topic": topic})
+        behind = registry.get_sample_value("appeals_kafka_consumer_lag", {"group": group, "topic": topic})
         assert behind is not None and behind >= 45, "the group holds one message of fifty"
         release.set()
         for _ in range(100):
             await record_consumer_lag(broker, gauge)
-            if registry.get_sample_value("kafka_consumer_lag", {"group": group, "topic": topic}) == 0:
+            if registry.get_sample_value("appeals_kafka_consumer_lag", {"group": group, "topic": topic}) == 0:
                 break
             await asyncio.sleep(0.2)
-        assert registry.get_sample_value("kafka_consumer_lag", {"group": group, "topic": topic}) == 0
+        assert registry.get_sample_value("appeals_kafka_consumer_lag", {"group": group, "topic": topic}) == 0

@@ -114,7 +114,7 @@ async def test_a_record_failing_every_attempt_is_dead_lettered_and_the_next_ones
     assert headers["dlq-reason"].startswith("KeyError") and "after 3 attempts" in headers["dlq-reason"]
     assert "13800138000" not in headers["dlq-reason"], "the reason names what failed, never a value"
     counted = registry.get_sample_value(
-        "consumer_dead_letters_total", {"group": headers["dlq-group"], "topic": topic, "kind": "failing"}
+        "appeals_consumer_dead_letters_total", {"group": headers["dlq-group"], "topic": topic, "kind": "failing"}
     )
     assert counted == 1
 

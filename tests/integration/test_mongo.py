@@ -122,12 +122,17 @@ async def test_the_driver_counts_each_statement_and_the_documents_it_writes(real
     def value(name: str, command: str) -> float | None:
         return registry.get_sample_value(name, {"command": command, "collection": "counted"})
 
-    assert value("mongodb_commands_total", "insert") == 2
-    assert value("mongodb_documents_written_total", "insert") == 4, "the duplicate was not written"
-    assert value("mongodb_commands_total", "update") == 2
-    assert value("mongodb_documents_written_total", "update") == 5, "two updates, then one of three documents"
-    assert value("mongodb_documents_written_total", "findAndModify") == 1
-    assert value("mongodb_documents_written_total", "find") is None, "a read writes nothing"
+    assert value("appeals_mongodb_commands_total", "insert") == 2
+    assert value("appeals_mongodb_documents_written_total", "insert") == 4, "the duplicate was not written"
+    assert value("appeals_mongodb_commands_total", "update") == 2
+    assert value("appeals_mongodb_documents_written_total", "update") == 5, "two updates, then one of three documents"
+    assert value("appeals_mongodb_documents_written_total", "findAndModify") == 1
+    assert value("appeals_mongodb_documents_written_total", "find") is None, "a read writes nothing"
+    timed = {
+        c: registry.get_sample_value("appeals_mongodb_command_duration_seconds_count", {"command": c})
+        for c in ("insert", "update", "findAndModify", "aggregate")
+    }
+    assert timed == {"insert": 2, "update": 2, "findAndModify": 1, "aggregate": 1}, "each command timed, failed too"
     await client.close()
 
 
@@ -144,7 +149,7 @@ async def test_intake_keeps_the_latest_report_of_each_clock_in_one_write_per_app
     met = clock_event(EventType.sla_met, "met", later, clock="scope")
     await intake.apply_clocks(db, [scope, met, resolution])
     labels = {"command": "update", "collection": "appeals"}
-    written = registry.get_sample_value("mongodb_documents_written_total", labels)
+    written = registry.get_sample_value("appeals_mongodb_documents_written_total", labels)
     assert written == 1, "three reports of one appeal, one document written"
 
     async def states() -> dict[str, str]:

@@ -3,7 +3,7 @@
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -173,3 +173,35 @@ async def test_flush_soon_publishes_at_once_and_empties_the_outboxes_of_a_moment
             assert left["appeal 5"]["outbox_since"] == 1, "and the sweep still finds it"
     finally:
         await client.close()
+
+
+async def test_the_sweep_reports_the_age_of_the_oldest_outbox_it_owes_growing_while_it_cannot_publish(
+    place, monkeypatch
+):
+    topic, docs, broker = place.topic, place.docs, place.broker
+    registry = CollectorRegistry()
+    outbox.measure_outboxes(broker, registry)
+
+    def oldest() -> float | None:
+        return registry.get_sample_value("appeals_outbox_oldest_seconds", {"collection": docs.name})
+
+    now = datetime.now(UTC)
+    await docs.insert_many(
+        [
+            {"_id": "left", "outbox": [item(topic, 1)], "outbox_since": now - timedelta(seconds=100)},
+            {"_id": "newer", "outbox": [item(topic, 2)], "outbox_since": now - timedelta(seconds=30)},
+        ]
+    )
+
+    async def broker_away(*_: object) -> None:
+        raise ConnectionError("the broker does not answer")
+
+    monkeypatch.setattr(outbox, "publish_items", broker_away)
+    for later in (0, 60):
+        with pytest.raises(ConnectionError):
+            await outbox.flush_stale(docs, broker, now + timedelta(seconds=later))
+        assert oldest() == pytest.approx(100 + later, abs=0.01), "the oldest owed outbox, older at each pass"
+    monkeypatch.undo()
+    assert await outbox.flush_stale(docs, broker, now + timedelta(seconds=60)) == 2
+    assert await outbox.flush_stale(docs, broker, now + timedelta(seconds=61)) == 0
+    assert oldest() == 0, "nothing left behind"
