@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from bench.baseline import kafka_loop
 from bench.common import cpu_seconds, exit_on_sigterm, percentile, print_table, rss_mb
-from bench.otlp_sink import SpanSink
+from devstack.otlp import OtlpReceiver, span_count
 from devstack.stack import Stack
 from libs.config import load_city
 from libs.contract import CONSUMERS, SERVICE_NAMES, all_topics
@@ -408,8 +408,10 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(f"/tmp/appeals-bench-pipeline-{time.time_ns()}")
     env = {f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES}
-    sink = SpanSink() if args.trace_ratio is not None else None
-    if sink is not None:
+    spans = Counter[str]()
+    sink = None
+    if args.trace_ratio is not None:
+        sink = OtlpReceiver(lambda request: spans.update(exported=span_count(request)))
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, OTEL_TRACES_SAMPLER_ARG=str(args.trace_ratio))
     stack = Stack.on_free_ports(data, env=env, kafka_sasl=not args.plaintext)
     stack.start()
@@ -458,8 +460,8 @@ def main() -> None:
     )
     if sink is not None:
         print(
-            f"traces: {args.trace_ratio:.0%} of appeals sampled; {sink.spans:,} spans exported, "
-            f"{sink.spans / max(result['accepted'], 1):.1f} per appeal"
+            f"traces: {args.trace_ratio:.0%} of appeals sampled; {spans['exported']:,} spans exported, "
+            f"{spans['exported'] / max(result['accepted'], 1):.1f} per appeal"
         )
     if result["failures"]:
         print("not accepted, by why:", ", ".join(f"{why} {n}" for why, n in result["failures"].most_common()))

@@ -7,8 +7,6 @@ topic), sla and notify in one trace; the company's follow page on web is a trace
 call to intake; no exported value holds the token, the phone, the contact's name or the credit code.
 """
 
-import gzip
-import http.server
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from devstack.otlp import OtlpReceiver
 from tests.helpers import appeal_body, eventually, fresh_stack
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -29,36 +25,15 @@ PAGE_TRACE = "1af7651916cd43dd8448eb211c80319c"
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver on loopback: each span as (service, name, trace id, attributes)."""
+    """The spans an OTLP/HTTP receiver on loopback got: each as its service, name, ids and attributes."""
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        receiver = self
+        self.receiver = OtlpReceiver(self.keep)
+        self.url = self.receiver.url
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportTraceServiceRequest.FromString(body)
-                receiver.keep(request, self.path)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *_: Any) -> None:
-                return None
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def keep(self, request: ExportTraceServiceRequest, path: str) -> None:
-        assert path == "/v1/traces"
+    def keep(self, request: ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:
             resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
@@ -81,7 +56,7 @@ class Receiver:
             return [s for s in self.spans if s["trace_id"] == trace_id]
 
     def stop(self) -> None:
-        self.server.shutdown()
+        self.receiver.stop()
 
 
 def _value(value: Any) -> Any:
