@@ -14,17 +14,17 @@ nothing, and `libs.tracing` carries W3C ids through events and logs by itself.
 
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Status
 
 from libs import tracing
 from libs.logging import redact
@@ -42,29 +42,69 @@ def _probe(scope: MutableMapping[str, Any]) -> bool:
 
 TELEMETRY: TelemetryConfig = {"metrics": False, "operation_spans": False, "logs": False, "exclude": _probe}
 
-# Values never exported: a follow link's token, codes, contacts and keys, wherever they appear in a query.
-# A query parameter whose name says it holds one (`token`, `access_token`, `sig`, `phone`, ...), and e-mail addresses.
+# Values never exported: a query parameter whose name says it holds a secret or a contact (`token`,
+# `access_token`, `sig`, `phone`, ...), secret headers, and e-mail addresses anywhere.
 _SECRET_PARAMETER = re.compile(r"token|key|secret|sig|code|pass|phone|mobile|mail|uscc", re.IGNORECASE)
 _SECRET_HEADERS = re.compile(r"x-api-key|x-status-token|authorization|cookie", re.IGNORECASE)
 _EMAIL = re.compile(r"[^\s@/?&=:]+@[^\s@/?&=:]+\.[A-Za-z]{2,}")
+# An exception event keeps its type: its message and traceback may quote a record's values (a contact, a code).
+_EXCEPTION_KEPT = ("exception.type", "exception.escaped")
 
 
-class Redacting(SpanProcessor):
-    """Takes secrets and personal data out of a span's attributes as it starts, before any exporter sees it.
+class Redacting(SpanExporter):
+    """Hands `exporter` each span with secrets and personal data taken out, whichever library recorded it.
 
-    The libraries set what they know (a URL's query, a Kafka key) when they start a span: a query's
-    `token` and the like become REDACTED, and a phone number or credit code in any string attribute
-    is masked as the logs mask it.
+    A query's `token` and the like become REDACTED; a phone number, credit code or e-mail address in
+    any string attribute is masked as the logs mask it; an exception event keeps its type alone, and a
+    status its description up to the first colon (a database's error message quotes the duplicate key).
     """
 
-    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        for name, value in list((span.attributes or {}).items()):
-            clean = _clean(name, value)
-            if clean is not value:
-                span.set_attribute(name, clean)
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
 
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([scrubbed(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def scrubbed(span: ReadableSpan) -> ReadableSpan:
+    """A copy of `span` fit to leave the process."""
+    events = [
+        Event(
+            event.name,
+            {k: v for k, v in (event.attributes or {}).items() if k in _EXCEPTION_KEPT}
+            if event.name == "exception"
+            else _cleaned(event.attributes),
+            event.timestamp,
+        )
+        for event in span.events
+    ]
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redact(status.description.split(":")[0])[:120])
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_cleaned(span.attributes),
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _cleaned(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {name: _clean(name, value) for name, value in (attributes or {}).items()}
 
 
 def _clean(name: str, value: Any) -> Any:
@@ -128,8 +168,7 @@ def setup(service: str, exporter: SpanExporter | None = None, environ: Mapping[s
     if exporter is None and endpoint(environ) is None:
         return False
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=_sampler(environ))
-    provider.add_span_processor(Redacting())
-    provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(environ)))
+    provider.add_span_processor(BatchSpanProcessor(Redacting(exporter or _exporter(environ))))
     trace.set_tracer_provider(provider)
     _instrument_clients()
     tracing.use_sdk(True)

@@ -87,6 +87,22 @@ def test_secrets_and_personal_data_never_reach_an_exported_attribute():
     assert clean("name", same) is same and clean("messaging.kafka.offset", 7) == 7
 
 
+def test_an_exception_keeps_its_type_and_a_status_its_kind_when_exported(exported):
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("insert") as span:
+        span.record_exception(ValueError("contact Li Wei, 13800138000"))
+        span.set_status(
+            trace.Status(
+                trace.StatusCode.ERROR,
+                'E11000 duplicate key error collection: intake.appeals dup key: { uscc: "91440300MA5FXT4K8N" }',
+            )
+        )
+    [done] = exported()
+    [event] = done.events
+    assert dict(event.attributes) == {"exception.type": "ValueError", "exception.escaped": "False"}
+    assert done.status.description == "E11000 duplicate key error collection"
+
+
 def test_the_standard_variables_choose_the_exporter_and_the_sampler():
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
