@@ -1,5 +1,6 @@
 """Notify's HTTP surface: staff subscriptions and the delivery log."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -8,6 +9,7 @@ from yarl import URL
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
+from libs.paging import Pager, paged_responses, pager
 from services.notify import channels, notices
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
 from services.notify.rules import CITY_SUPERVISOR
@@ -139,20 +141,35 @@ async def get_subscription(
     )
 
 
+def _shown_to(principal: Principal) -> Callable[[dict], bool] | None:
+    """Which deliveries a key reads: a department's its own staff's, a liaison's its own, the others' every one."""
+    if principal.kind == "department":
+        own = f"{principal.name}:"
+        return lambda d: d["recipient"].startswith(own)
+    if principal.kind == "liaison":
+        liaison = f"liaison:{principal.name}"
+        return lambda d: d["recipient"] == liaison
+    return None
+
+
 @router.get(
-    "/notifications", response_model=list[DeliveryView], responses=PROBLEMS, summary="Delivery log of an appeal"
+    "/notifications",
+    response_model=list[DeliveryView],
+    responses={**PROBLEMS, **paged_responses("A page of the delivery log")},
+    summary="Delivery log of an appeal",
 )
 async def notifications(
     appeal_id: Annotated[str, Query(min_length=1, max_length=64)],
     runtime: NotifyRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=500, maximum=1000)],
 ):
-    """Every notification about the appeal: who, which channel, status, attempts, last error."""
-    docs = await notices.delivery_log(runtime.db, appeal_id)
-    if principal.kind == "department":
-        docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
-    elif principal.kind == "liaison":
-        docs = [d for d in docs if d["recipient"] == f"liaison:{principal.name}"]
+    """Every notification about the appeal, oldest first: who, which channel, status, attempts, last error. A `Link`
+    header leads to the next page while there is one."""
+    docs, more = await notices.delivery_log(
+        runtime.db, appeal_id, limit=page.limit, after=page.after("deliveries", 2), shown=_shown_to(principal)
+    )
+    docs = page.link("deliveries", docs, more, notices.delivery_key)
     return [
         DeliveryView(
             notification_id=d["_id"],

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from libs.deadlines import deadlines
 from libs.http import problem_responses
+from libs.paging import Key, Pager, page_of, paged_responses, pager
 from libs.uscc import uscc_problem
 from services.router import registry, registry_store, service
 from services.router.callers import AdminCaller, OperatorCaller, RegistryReader
@@ -51,16 +52,25 @@ def uscc_of(uscc: str) -> str:
     "/lists",
     tags=["registry"],
     response_model=list[ListOut],
-    responses=REGISTRY_PROBLEMS,
+    responses={**REGISTRY_PROBLEMS, **paged_responses("A page of the lists")},
     summary="The government lists the registry keeps",
 )
-async def government_lists(runtime: RouterRuntimeDep, _: OperatorCaller) -> list[ListOut]:
-    """Each list with the flag its companies get and how many are on it today."""
+async def government_lists(
+    runtime: RouterRuntimeDep, _: OperatorCaller, page: Annotated[Pager, pager(default=100, maximum=500)]
+) -> list[ListOut]:
+    """Each list with the flag its companies get and how many are on it today, in the order of
+    config/registry.yaml; a `Link` header leads to the next page while there is one."""
+    listed = list(enumerate(runtime.book.registry.lists))
+    chosen, more = page_of(listed, _position_key, page.after("lists", 2), page.limit)
     out = []
-    for entry in runtime.book.registry.lists:
+    for _position, entry in page.link("lists", chosen, more, _position_key):
         on = await registry_store.members(runtime.db, entry.id)
         out.append(ListOut(**entry.model_dump(exclude={"name_zh"}), name_zh=entry.name_zh, members=len(on)))
     return out
+
+
+def _position_key(item: tuple[int, Any]) -> Key:
+    return (item[0], item[1].id)
 
 
 @router.post(
@@ -179,12 +189,21 @@ async def get_enterprise(uscc: str, runtime: RouterRuntimeDep, principal: Regist
     "/enterprises/{uscc}/audit",
     tags=["registry"],
     response_model=list[AuditEntry],
-    responses=REGISTRY_PROBLEMS,
+    responses={**REGISTRY_PROBLEMS, **paged_responses("A page of the audit trail")},
     summary="Who changed a company, when, and what",
 )
-async def enterprise_audit(uscc: str, runtime: RouterRuntimeDep, _: OperatorCaller) -> list[AuditEntry]:
-    """Every edit and import that changed the company, newest first."""
-    return [AuditEntry(**entry) for entry in await registry_store.audit_of(runtime.db, uscc_of(uscc))]
+async def enterprise_audit(
+    uscc: str,
+    runtime: RouterRuntimeDep,
+    _: OperatorCaller,
+    page: Annotated[Pager, pager(default=200, maximum=1000)],
+) -> list[AuditEntry]:
+    """Every edit and import that changed the company, newest first; a `Link` header leads to the next page (the
+    older changes) while there is one."""
+    found, more = await registry_store.audit_of(
+        runtime.db, uscc_of(uscc), limit=page.limit, after=page.after("audit", 2)
+    )
+    return [AuditEntry(**entry) for entry in page.link("audit", found, more, registry_store.audit_key)]
 
 
 async def _enterprise(runtime: RouterRuntime, code: str) -> EnterpriseOut:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
+from libs.paging import Pager, page_of, paged_responses, pager
 from services.sla import clocks, service
 from services.sla.models import AppealClocks, CalendarView, ClockView
 from services.sla.runtime import SlaRuntimeDep
@@ -82,16 +83,21 @@ async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep, principal: Staff
 
 
 @router.get(
-    "/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS, summary="Running clocks due soon or overdue"
+    "/sla/at-risk",
+    response_model=list[ClockView],
+    responses={**PROBLEMS, **paged_responses("A page of the clocks")},
+    summary="Running clocks due soon or overdue",
 )
 async def clocks_at_risk(
     runtime: SlaRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=200, maximum=1000)],
     department: str | None = None,
     within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ):
-    """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first."""
+    """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first, then by clock id; a
+    `Link` header leads to the next page while there is one. A due time moves when a clock pauses or its deadline
+    is extended, so a clock may move between pages."""
     if principal.kind == "department":
         if department not in (None, principal.name):
             raise HTTPException(403, f"a key of {principal.name} cannot see the clocks of {department}")
@@ -106,16 +112,27 @@ async def clocks_at_risk(
             [{"loc": ("query", "within"), "type": "value_error", "msg": f"at most {MAX_WITHIN.days}d ahead"}]
         )
     span = timedelta(seconds=seconds)
-    docs = await service.at_risk(runtime.db, department, runtime.clock.now() + span, limit)
-    return [_view(d, runtime) for d in docs]
+    found, more = await service.at_risk(
+        runtime.db, department, runtime.clock.now() + span, limit=page.limit, after=page.after("at-risk", 2)
+    )
+    return [_view(d, runtime) for d in page.link("at-risk", found, more, service.clock_key)]
 
 
-@router.get("/calendars", response_model=list[CalendarView], summary="Business calendars in use")
-async def calendars(runtime: SlaRuntimeDep):
-    """Office hours, holidays and make-up working days of every calendar for the coming year."""
+@router.get(
+    "/calendars",
+    response_model=list[CalendarView],
+    responses=paged_responses("A page of the calendars"),
+    summary="Business calendars in use",
+)
+async def calendars(runtime: SlaRuntimeDep, page: Annotated[Pager, pager(default=100, maximum=500)]):
+    """Office hours, holidays and make-up working days of every calendar for the coming year, in the order of
+    config/calendars.yaml; a `Link` header leads to the next page while there is one."""
     today = runtime.clock.now().date()
+    listed = [(n, name) for n, name in enumerate(runtime.book.calendars)]
+    chosen, more = page_of(listed, _positioned, page.after("calendars", 2), page.limit)
     views = []
-    for name, cal in runtime.book.calendars.items():
+    for _, name in page.link("calendars", chosen, more, _positioned):
+        cal = runtime.book.calendars[name]
         views.append(
             CalendarView(
                 name=name,
@@ -128,3 +145,8 @@ async def calendars(runtime: SlaRuntimeDep):
             )
         )
     return views
+
+
+def _positioned(item: tuple[int, str]) -> tuple[int, str]:
+    """Where a calendar stands: its place in the configuration, then its name."""
+    return item

@@ -434,8 +434,8 @@ async def test_appeals_stored_before_handlers_existed_are_in_worklists_after_an_
     await router_service.ensure_indexes(db)
     await router_service.ensure_indexes(db)  # a restart: the migration ran once
 
-    assert [d["_id"] for d in await router_service.worklist(db, "hrss", None, 10, 0)] == ["led"]
-    assert [d["_id"] for d in await router_service.worklist(db, "tax", "routed", 10, 0)] == ["led"]
+    assert [d["_id"] for d in (await router_service.worklist(db, "hrss", None, limit=10))[0]] == ["led"]
+    assert [d["_id"] for d in (await router_service.worklist(db, "tax", "routed", limit=10))[0]] == ["led"]
     names = {index["name"] async for index in await db.appeals.list_indexes()}
     assert not names & {"lead_1_status_1_submitted_at_1", "cohandlers_1_status_1"}, "each index costs every write"
     assert (await db.migrations.find_one({"_id": "handlers"}))["appeals"] == 2
