@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 
-from libs import outbox
+from libs import openapi, outbox
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
@@ -194,6 +194,7 @@ def create_service_app(
     install_operational_routes(app, runtime.registry, settings.service_name)
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

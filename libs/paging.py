@@ -36,7 +36,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class BadCursor(ValueError):
-    """A cursor the services did not issue for this list and order."""
+    """A cursor the services did not issue for this list."""
 
 
 def _checksum(payload: bytes) -> bytes:
@@ -69,14 +69,19 @@ def _restored(value: Any) -> Any:
     raise BadCursor("the cursor holds an unknown value")
 
 
-def encode_cursor(order: str, key: Key) -> str:
-    """An opaque cursor resuming `order` (a list and its sort, e.g. `worklist:submitted`) after `key`."""
-    payload = json.dumps([order, *[_plain(v) for v in key]], separators=(",", ":")).encode()
+def encode_cursor(name: str, key: Key) -> str:
+    """An opaque cursor resuming the list `name` (e.g. `worklist`) after `key`."""
+    payload = json.dumps([name, *[_plain(v) for v in key]], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(_checksum(payload) + payload).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str, order: str, size: int) -> Key:
-    """The key a cursor of `order` resumes after; `BadCursor` for anything else (another list, edited, cut)."""
+def decode_cursor(cursor: str, name: str, kinds: tuple[type, ...]) -> Key:
+    """The key a cursor of the list `name` resumes after, its parts of `kinds` (all but the id may be None);
+    `BadCursor` for anything else (another list's, edited, cut short).
+
+    A cursor continues its list in whatever order the list is asked for next (a worklist by due time, the city
+    queue in another state): a position in one order is a position in the other, and grants nothing either way.
+    """
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise BadCursor("the cursor is too long")
     try:
@@ -90,11 +95,17 @@ def decode_cursor(cursor: str, order: str, size: int) -> Key:
         decoded = json.loads(payload)
     except ValueError:
         raise BadCursor("the cursor is not one this service issued") from None
-    if not isinstance(decoded, list) or len(decoded) != size + 1:
+    if not isinstance(decoded, list) or not decoded:
         raise BadCursor("the cursor is not one this service issued")
-    if decoded[0] != order:
-        raise BadCursor(f"the cursor belongs to another list or order than {order}")
-    return tuple(_restored(v) for v in decoded[1:])
+    if decoded[0] != name:
+        raise BadCursor(f"the cursor belongs to another list than {name}")
+    key = tuple(_restored(v) for v in decoded[1:])
+    if len(key) != len(kinds) or not all(
+        isinstance(v, kind) and not (kind is int and isinstance(v, bool)) or (v is None and n < len(kinds) - 1)
+        for n, (v, kind) in enumerate(zip(key, kinds, strict=True))
+    ):
+        raise BadCursor(f"the cursor does not hold a place in {name}")
+    return key
 
 
 def _ordered(a: Key, b: Key) -> int:
@@ -239,21 +250,22 @@ class Pager:
     request: Request
     response: Response
 
-    def after(self, order: str, size: int) -> Key | None:
-        """The key the cursor resumes after, if one was given; a 422 naming `cursor` if it is not one of `order`."""
+    def after(self, name: str, *kinds: type) -> Key | None:
+        """The key the cursor resumes after, if one was given; a 422 naming `cursor` if it holds no place of the
+        list `name` (parts of `kinds`)."""
         if self.cursor is None:
             return None
         try:
-            return decode_cursor(self.cursor, order, size)
+            return decode_cursor(self.cursor, name, kinds)
         except BadCursor as exc:
             raise RequestValidationError(
                 [{"loc": ("query", "cursor"), "type": "value_error", "msg": f"{exc}; start again without a cursor"}]
             ) from None
 
-    def link(self, order: str, page: Sequence[T], more: bool, key_of: Callable[[T], Key]) -> list[T]:
-        """The page, with the `Link` to the next one set when `more` items follow."""
+    def link(self, name: str, page: Sequence[T], more: bool, key_of: Callable[[T], Key]) -> list[T]:
+        """The page of the list `name`, with the `Link` to the next one set when `more` items follow."""
         if more and page:
-            self.response.headers["Link"] = next_link(str(self.request.url), encode_cursor(order, key_of(page[-1])))
+            self.response.headers["Link"] = next_link(str(self.request.url), encode_cursor(name, key_of(page[-1])))
         return list(page)
 
 

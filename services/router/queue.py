@@ -120,11 +120,6 @@ ORDERS: dict[str | None, str] = {
 }
 
 
-def order_of(state: QueueState | None) -> str:
-    """The name of the queue's order in `state`, which a cursor carries."""
-    return f"queue:{state or 'open'}"
-
-
 def key_of(state: QueueState | None) -> Callable[[dict[str, Any]], Key]:
     """Where a row stands in the queue of `state`: its order's field, then its appeal's id."""
     field = ORDERS[state]
@@ -163,10 +158,23 @@ async def city_queue(
         if after is not None and after[0] is not None:
             wanted[field] = {**wanted.get(field, {}), "$gte": after[0]}
         found = db.appeals.find(wanted, SHOWN).sort(field, ASCENDING)
-        async with found.batch_size(limit + 2) as cursor:
-            appeals, more = await read_page(cursor, key_of(state), after, limit, skip=skip)
-        kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
-        return [_row(a, kept.get(a["_id"], {}), now) for a in appeals], more
+        if not urge_level:
+            async with found.batch_size(limit + 2) as cursor:
+                appeals, more = await read_page(cursor, key_of(state), after, limit, skip=skip)
+            kept = await by_ids(db.deadlines, [a["_id"] for a in appeals])
+            return [_row(a, kept.get(a["_id"], {}), now) for a in appeals], more
+
+        async def urged() -> AsyncGenerator[dict[str, Any]]:
+            """The appeals in the state whose urging reached `urge_level`, as rows, in the state's order."""
+            async with found as cursor:
+                async for chunk in _chunks(cursor, ID_CHUNK):
+                    kept = await by_ids(db.deadlines, list(chunk))
+                    for appeal_id, appeal in chunk.items():
+                        if (kept.get(appeal_id, {}).get("urge_level") or 0) >= (urge_level or 0):
+                            yield _row(appeal, kept[appeal_id], now)
+
+        async with aclosing(urged()) as stream:
+            return await read_page(stream, key_of(state), after, limit, skip=skip)
     watched: dict[str, Any] = {"overdue_from": {"$lte": now}} if state == "overdue" else {"at_risk": True}
     if after is not None and after[0] is not None:
         watched["overdue_from"] = {**watched.get("overdue_from", {}), "$gte": after[0]}

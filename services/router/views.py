@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
 from libs.auth import Principal
 from libs.contract import department_topic
@@ -75,7 +76,7 @@ async def list_departments(
     """Departments with their level, district and Kafka topic, in the order of config/city.yaml; a `Link` header
     leads to the next page while there is one."""
     listed = [(n, d.code) for n, d in enumerate(runtime.book.city.departments)]
-    chosen, more = page_of(listed, _positioned, page.after("departments", 2), page.limit)
+    chosen, more = page_of(listed, _positioned, page.after("departments", int, str), page.limit)
     departments = runtime.book.city.departments
     return [
         {
@@ -128,18 +129,18 @@ async def department_worklist(
         raise HTTPException(404, f"no department {code}")
     if principal.kind == "department" and principal.name != code:
         raise HTTPException(403, f"a key of {principal.name} cannot read the worklist of {code}")
-    order, key_of = ("worklist:due", service.due_key) if sort == "due" else ("worklist:submitted", service.worklist_key)
+    key_of = service.due_key if sort == "due" else service.worklist_key
     docs, more = await service.worklist(
         runtime.db,
         code,
         status.value if status else None,
         limit=page.limit,
-        after=page.after(order, 2),
+        after=page.after("worklist", datetime, str),
         skip=offset,
         by_due=sort == "due",
     )
     now = runtime.clock.now()
-    return [appeal_out(d, now, runtime.book) for d in page.link(order, docs, more, key_of)]
+    return [appeal_out(d, now, runtime.book) for d in page.link("worklist", docs, more, key_of)]
 
 
 @router.get(
@@ -171,7 +172,12 @@ async def city_queue(
     category: Category | None = None,
     urge_level: Annotated[
         int | None,
-        Query(ge=1, le=9, description="Overdue appeals whose urging reached this level or higher (1: the breach)."),
+        Query(
+            ge=1,
+            le=9,
+            description="Appeals whose urging reached this level or higher (1: the breach): without a state, the "
+            "overdue ones; with one, those of the state.",
+        ),
     ] = None,
     offset: Annotated[
         int, Query(ge=0, le=100_000, deprecated=True, description="Items to leave out; follow `Link` instead.")
@@ -180,28 +186,25 @@ async def city_queue(
     """Open appeals across the city in a queue state, the longest overdue or the soonest lapsing first; a `Link`
     header leads to the next page while there is one."""
     office_or_operator(principal, runtime.book.city.coordinating_office, "the city queue is")
-    if department and runtime.book.city.department(department) is None:
+    if department is not None and runtime.book.city.department(department) is None:
         raise HTTPException(422, f"department {department!r} is not a department of the city")
-    if district and runtime.book.city.unknown_district(district):
+    if district is not None and runtime.book.city.unknown_district(district):
         raise HTTPException(422, f"district {district!r} is not a district of the city")
-    if urge_level and state not in (None, "overdue"):
-        raise HTTPException(422, f"urge_level filters the overdue appeals, not those {state}")
-    if urge_level:
+    if urge_level and state is None:
         state = "overdue"
     filters = {"department": department, "district": district, "category": category.value if category else None}
     now = runtime.clock.now()
-    order = queue.order_of(state)
     rows, more = await queue.city_queue(
         runtime.db,
         now,
         state,
         {k: v for k, v in filters.items() if v},
         limit=page.limit,
-        after=page.after(order, 2),
+        after=page.after("queue", datetime, str),
         skip=offset,
         urge_level=urge_level,
     )
-    return [_queue_row(row, now) for row in page.link(order, rows, more, queue.key_of(state))]
+    return [_queue_row(row, now) for row in page.link("queue", rows, more, queue.key_of(state))]
 
 
 def _queue_row(row: dict, now: datetime) -> QueueRow:
@@ -279,6 +282,10 @@ async def act(
     operator = principal.kind != "department"
     if operator and body.action not in lifecycle.OFFICE_ACTIONS:
         raise HTTPException(403, f"an operator takes only the coordinating office's actions, not {body.action.value}")
+    if missing := body.missing():
+        raise RequestValidationError(
+            [{"loc": ("body", f), "msg": f"is required to {body.action.value}", "type": "missing"} for f in missing]
+        )
     acting = runtime.book.city.coordinating_office if operator else principal.owner
     fields = body.model_dump()
     if operator and not fields.get("clerk"):
@@ -318,7 +325,7 @@ async def routing_rules(
     is one."""
     rules = runtime.book.routing.rules
     listed = [(n, rule.id) for n, rule in enumerate(rules)]
-    chosen, more = page_of(listed, _positioned, page.after("rules", 2), page.limit)
+    chosen, more = page_of(listed, _positioned, page.after("rules", int, str), page.limit)
     return [rules[n].model_dump() for n, _ in page.link("rules", chosen, more, _positioned)]
 
 
@@ -337,18 +344,19 @@ async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep, _: Operato
     """
     book = runtime.book
     city = book.city
+    uscc = uscc_of(body.uscc) if body.uscc is not None else None
     size_band = city.size_band(body.employees)
     if body.lists is not None:
         unknown = [list_id for list_id in body.lists if book.registry.find_list(list_id) is None]
         if unknown:
             raise HTTPException(422, f"lists: no list {', '.join(unknown)}")
         lists = sorted(set(body.lists))
-    elif body.uscc:
-        company = (await registry_store.companies(runtime.db, [uscc_of(body.uscc)])).get(uscc_of(body.uscc))
+    elif uscc is not None:
+        company = (await registry_store.companies(runtime.db, [uscc])).get(uscc)
         lists = registry.lists_on(company, runtime.clock.now().astimezone(book.tz).date())
     else:
         lists = []
-    if body.department and city.cannot_choose(body.department):
+    if body.department is not None and city.cannot_choose(body.department):
         raise HTTPException(422, f"department: {city.cannot_choose(body.department)}")
     flags = registry.flags_of(lists, book.registry)
     facts = AppealFacts(

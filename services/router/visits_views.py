@@ -10,6 +10,7 @@ from libs.deadlines import aware
 from libs.http import problem_responses
 from libs.ids import new_id
 from libs.paging import Pager, paged_responses, pager
+from libs.wire import Instant
 from services.router import service, visits
 from services.router.callers import StaffOrOperator, office_or_operator
 from services.router.models import AppealOut, AttemptIn, ReturnVisitRow
@@ -63,7 +64,7 @@ async def list_visits(
             "department; visited, answered (by the company), unreached."
         ),
     ] = "to_call",
-    due_before: Annotated[datetime | None, Query(description="Visits due before this instant.")] = None,
+    due_before: Annotated[Instant | None, Query(description="Visits due before this instant, with its offset.")] = None,
     offset: Annotated[
         int, Query(ge=0, le=100_000, deprecated=True, description="Items to leave out; follow `Link` instead.")
     ] = 0,
@@ -72,20 +73,17 @@ async def list_visits(
     not ended. A `Link` header leads to the next page while there is one. A visit's due time is set when its round
     begins, and a reopened appeal's next resolution begins another round: its task may then move between pages."""
     office_or_operator(principal, runtime.book.city.coordinating_office, "return visits are")
-    if due_before is not None and due_before.tzinfo is None:
-        raise HTTPException(422, "due_before needs a time zone, e.g. 2026-12-10T18:00:00+08:00")
     now = runtime.clock.now()
-    order = f"visits:{state}"
     docs, more = await service.return_visits(
         runtime.db,
         STATES[state],
         due_before,
         now if state == "to_call" else None,
         limit=page.limit,
-        after=page.after(order, 2),
+        after=page.after("visits", datetime, str),
         skip=offset,
     )
-    rows = [_row(doc, now) for doc in page.link(order, docs, more, service.visit_key)]
+    rows = [_row(doc, now) for doc in page.link("visits", docs, more, service.visit_key)]
     if any(row.contact for row in rows):
         log.warning(
             "contacts were read for return visits",
