@@ -68,13 +68,14 @@ class UsccSegment(Convertor[str]):
 register_url_convertor("uscc", UsccSegment())
 
 # The list file as the OpenAPI document states it: UTF-8 text whose first line names the two columns every file
-# needs. Any order and case and more columns (district, industry, phone, liaison) are read as well; a byte NUL never.
+# needs. Any order and case and more columns (district, industry, phone, liaison) are read as well.
 LIST_FILE = {
     "type": "string",
     "minLength": 1,
-    "pattern": "^\\ufeff?(?:uscc|统一社会信用代码),(?:name|企业名称)(?:,[^\\r\\n\\x00]*)?(?:\\r?\\n[^\\x00]*)?$",
+    "pattern": "^\\ufeff?(?:uscc|统一社会信用代码),(?:name|企业名称)(?:,[^\\r\\n]*)?(?:[\\r\\n][\\s\\S]*)?$",
     "description": "A UTF-8 CSV file (a BOM is allowed) whose header row names the columns uscc (统一社会信用代码) and "
-    "name (企业名称), in any order and case, with district, industry, phone and liaison if wanted.",
+    "name (企业名称), in any order and case, with district, industry, phone and liaison if wanted; a field of more "
+    "than 131,072 characters makes it unreadable (422).",
 }
 
 
