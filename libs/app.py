@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 
-from libs import outbox, telemetry
+from libs import openapi, outbox, telemetry
 from libs.auth import KeyStore
 from libs.clock import Clock, SystemClock
 from libs.config import ConfigError, load_city
@@ -205,6 +205,7 @@ def create_service_app(
     app.add_middleware(Tracing)
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

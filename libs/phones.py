@@ -5,10 +5,19 @@ one number, and each limit, comparison and message must see it once: `+861380013
 """
 
 import phonenumbers
+from pydantic.json_schema import JsonDict
 
 DEFAULT_REGION = "CN"
 # Longer than any number written with spaces, dashes and a prefix; the parser is never handed a megabyte.
 MAX_LENGTH = 32
+# What the OpenAPI documents state of a phone a client sends: `format: phone`, a number libphonenumber takes as valid
+# (no pattern says that).
+PHONE_SCHEMA: JsonDict = {
+    "format": "phone",
+    "description": "A phone number in any usual form (13800138000, +86 138 0013 8000, 0086 13800138000), read as "
+    "a Chinese number unless it starts with + or 00 and another country code, valid by libphonenumber's numbering "
+    "plans (`format: phone`), without an extension.",
+}
 
 
 def e164(raw: str, region: str = DEFAULT_REGION) -> str:

@@ -18,7 +18,7 @@ from libs.auth import KeyStore, hash_key
 from libs.phones import e164
 from services.web.app import create_app
 from services.web.settings import WebSettings
-from tests.helpers import appeal_body
+from tests.helpers import appeal_body, fake_page
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 APPEAL_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N4P5"
@@ -189,8 +189,7 @@ class FakeRouter:
                 return httpx.Response(403, json={"detail": "the city queue is the coordinating office's"})
             params = dict(request.url.params)
             self.queue_params.append(params)
-            offset, limit = int(params["offset"]), int(params["limit"])
-            return httpx.Response(200, json=self.rows[offset : offset + limit])
+            return fake_page(request, self.rows)
         if path == f"/v1/appeals/{APPEAL_ID}" and request.method == "GET":
             return httpx.Response(200, json=self.appeal)
         if path == f"/v1/appeals/{APPEAL_ID}/actions":

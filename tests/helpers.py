@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient, MongoClient
@@ -335,3 +336,14 @@ def answered_anonymously(port: int, request: str, timeout: float = 5.0) -> bool:
                 remaining -= len(chunk)
             answers += 1
         return answers == 2
+
+
+def fake_page(request: httpx.Request, rows: list[Any]) -> httpx.Response:
+    """A fake router's answer to a paged list request: `limit` rows from the `cursor` (an index here, opaque to the
+    caller), and a `Link` header to the next page while there is one, as router answers (libs/paging.py)."""
+    start, limit = int(request.url.params.get("cursor", "0")), int(request.url.params["limit"])
+    page = rows[start : start + limit]
+    headers = {}
+    if start + limit < len(rows):
+        headers["Link"] = f'<{request.url.copy_merge_params({"cursor": str(start + limit)})}>; rel="next"'
+    return httpx.Response(200, json=page, headers=headers)

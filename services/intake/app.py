@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from libs import openapi
 from libs.app import create_service_app
 from libs.config import load_catalogue, load_city, load_registry_config
 from libs.mongo import GroupedInserts
@@ -39,4 +40,13 @@ def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -
         on_startup=_startup,
     )
     app.add_exception_handler(open311.Open311Error, open311.on_open311_error)
+    registry = runtime.registry_config
+    openapi.edit(
+        app,
+        openapi.field_of("EnterpriseIn", "district", [d.code for d in city.districts]),
+        openapi.field_of(
+            "AppealIn", "department", [d.code for d in city.departments if not city.cannot_choose(d.code)]
+        ),
+        openapi.field_of("AppealIn", "taken_by", [liaison.id for liaison in registry.liaisons]),
+    )
     return app

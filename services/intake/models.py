@@ -10,28 +10,32 @@ from libs.deadlines import Deadline
 from libs.events import Contact, Enterprise, PolicyRef
 from libs.kinds import Category
 from libs.links import Attachment
-from libs.mailboxes import mailbox
-from libs.uscc import uscc_problem
+from libs.mailboxes import MAILBOX_SCHEMA, mailbox
+from libs.uscc import USCC_SCHEMA, normalized_uscc
+from libs.wire import Boolean, Integer
 
 MAX_ATTACHMENTS = 20
 
 
 class EnterpriseIn(Enterprise):
+    uscc: str = Field(json_schema_extra=USCC_SCHEMA, examples=["91440300MA5FXT4K8N"])
+    employees: Integer = Field(ge=0, le=10_000_000, description="Number of employees.", examples=[25])
+
     @field_validator("uscc")
     @classmethod
     def _valid_uscc(cls, value: str) -> str:
-        value = value.strip().upper()
-        problem = uscc_problem(value)
-        if problem:
-            raise ValueError(f"unified social credit code {problem}")
-        return value
+        return normalized_uscc(value)
 
 
 # A phone in any usual form (`13800138000`, `+86 138 0013 8000`, `0086 13800138000`), kept and passed on in
 # E.164 (`+8613800138000`): one phone, one limit, one comparison.
 Phone = Annotated[
     str,
-    Field(max_length=phones.MAX_LENGTH, examples=["13800138000", "+86 138 0013 8000"]),
+    Field(
+        max_length=phones.MAX_LENGTH,
+        examples=["13800138000", "+86 138 0013 8000"],
+        json_schema_extra=phones.PHONE_SCHEMA,
+    ),
     AfterValidator(phones.e164),
 ]
 
@@ -42,7 +46,11 @@ class ContactIn(Contact):
     phone: Phone = Field(description="Mobile phone, in any usual form; kept and sent on in E.164.")
 
     email: Annotated[str | None, AfterValidator(mailbox)] = Field(
-        default=None, max_length=254, description="E-mail address: one mailbox.", examples=["liwei@example.com"]
+        default=None,
+        max_length=254,
+        description="E-mail address: one mailbox.",
+        examples=["liwei@example.com"],
+        json_schema_extra=MAILBOX_SCHEMA,
     )
 
 
@@ -230,8 +238,10 @@ class FeedbackIn(BaseModel):
         },
     )
 
-    resolved: bool = Field(description="True confirms and closes; false reopens the appeal to its lead department.")
-    satisfaction: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy); 4 and 5 count as satisfied.")
+    resolved: Boolean = Field(description="True confirms and closes; false reopens the appeal to its lead department.")
+    satisfaction: Integer = Field(
+        ge=1, le=5, description="1 (very unhappy) to 5 (very happy); 4 and 5 count as satisfied."
+    )
     comment: str | None = Field(default=None, max_length=4000)
 
 

@@ -15,10 +15,10 @@ anonymous caller learns which appeals exist and where they stand.
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -63,6 +63,97 @@ class Open311Error(Exception):
     def __init__(self, status: int, description: str) -> None:
         super().__init__(description)
         self.status, self.description = status, description
+
+
+# What the OpenAPI document says of the facade: GeoReport's own refusals (a list of `{code, description}`), the one
+# format served, and the form a request is posted as.
+ERRORS_SCHEMA = {
+    "title": "GeoReportErrors",
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["code", "description"],
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+    },
+}
+
+
+def geo_errors(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring that these statuses answer with GeoReport's error list."""
+    return {
+        code: {"description": text, "content": {"application/json": {"schema": ERRORS_SCHEMA}}}
+        for code, text in descriptions.items()
+    }
+
+
+READ_ERRORS = geo_errors(
+    {
+        400: "GeoReport's refusal of a request it cannot answer: a format other than json, a malformed date, a span "
+        "over 90 days, a status other than open and closed",
+        403: "An api_key that is not valid, or none where a list needs one",
+        404: "No such jurisdiction, service or request",
+    }
+)
+POST_ERRORS = geo_errors(
+    {
+        400: "GeoReport's refusal of a request it cannot take: a format other than json, a field missing or invalid "
+        "(named as the form names it)",
+        403: "No api_key, or one that is not a channel's, or a field the channel may not give",
+        404: "No such jurisdiction or service",
+        409: "attribute[channel_ref] was used before with another request",
+        503: "Nothing was accepted; post it again after Retry-After",
+    }
+)
+Format = Annotated[
+    str, Path(description="The format of the answer: json (xml is not served).", json_schema_extra={"enum": ["json"]})
+]
+_FORM_FIELD = {"type": "string"}
+REQUEST_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": [
+                        "service_code",
+                        "attribute[uscc]",
+                        "attribute[enterprise_name]",
+                        "attribute[employees]",
+                        "attribute[industry]",
+                        "attribute[district]",
+                        "phone",
+                        "description",
+                    ],
+                    "properties": {
+                        name: _FORM_FIELD
+                        for name in (
+                            "service_code",
+                            "api_key",
+                            "jurisdiction_id",
+                            "attribute[uscc]",
+                            "attribute[enterprise_name]",
+                            "attribute[employees]",
+                            "attribute[industry]",
+                            "attribute[district]",
+                            "attribute[title]",
+                            "attribute[flags]",
+                            "attribute[department]",
+                            "attribute[channel_ref]",
+                            "first_name",
+                            "last_name",
+                            "phone",
+                            "email",
+                            "description",
+                            "media_url",
+                        )
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def errors_response(status: int, *descriptions: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -156,7 +247,8 @@ def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn
         "enterprise": {
             "uscc": attribute.get("uscc"),
             "name": attribute.get("enterprise_name"),
-            "employees": attribute.get("employees"),
+            # A form carries text: the count as a number for AppealIn, which takes JSON's integers only.
+            "employees": _whole(attribute.get("employees")),
             "industry": attribute.get("industry"),
             "district": attribute.get("district"),
         },
@@ -178,6 +270,11 @@ def appeal_from_form(form: list[tuple[str, str]], service_code: str) -> AppealIn
     if unknown:
         raise Open311Error(400, f"attribute[flags]: unknown values {', '.join(unknown)}; known: {', '.join(FLAGS)}")
     return appeal
+
+
+def _whole(value: str | None) -> int | str | None:
+    """A form's count as an integer when it is written in digits; anything else as it came, to be refused."""
+    return int(value) if value is not None and value.isascii() and value.isdigit() else value
 
 
 def _describe(err: Mapping[str, Any]) -> str:
@@ -332,8 +429,8 @@ async def on_open311_error(_: Request, exc: Exception) -> JSONResponse:
     return errors_response(exc.status, exc.description)
 
 
-@router.get("/discovery.{fmt}", summary="Open311 discovery")
-async def discovery(fmt: str, request: Request, runtime: IntakeRuntimeDep):
+@router.get("/discovery.{fmt}", summary="Open311 discovery", responses=READ_ERRORS)
+async def discovery(fmt: Format, request: Request, runtime: IntakeRuntimeDep):
     """Where the GeoReport v2 endpoint is and what it speaks."""
     _json_only(fmt)
     base = (runtime.settings.public_base_url or str(request.base_url).rstrip("/")) + "/open311/v2"
@@ -353,16 +450,20 @@ async def discovery(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     }
 
 
-@router.get("/services.{fmt}", summary="Open311 service list: the appeal categories")
-async def services(fmt: str, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None):
+@router.get("/services.{fmt}", summary="Open311 service list: the appeal categories", responses=READ_ERRORS)
+async def services(fmt: Format, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None):
     """Every category as a service, with its group and keywords."""
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
     return service_list(runtime.catalogue)
 
 
-@router.get("/services/{code}.{fmt}", summary="Open311 service definition: the enterprise attributes")
-async def service_definition_view(code: str, fmt: str, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None):
+@router.get(
+    "/services/{code}.{fmt}", summary="Open311 service definition: the enterprise attributes", responses=READ_ERRORS
+)
+async def service_definition_view(
+    code: str, fmt: Format, runtime: IntakeRuntimeDep, jurisdiction_id: str | None = None
+):
     """The attributes a request for this service carries."""
     _json_only(fmt)
     _check_jurisdiction(runtime, jurisdiction_id)
@@ -372,8 +473,14 @@ async def service_definition_view(code: str, fmt: str, runtime: IntakeRuntimeDep
     return service_definition(entry, runtime.city)
 
 
-@router.post("/requests.{fmt}", status_code=201, summary="Open311: create a service request (an appeal)")
-async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
+@router.post(
+    "/requests.{fmt}",
+    status_code=201,
+    summary="Open311: create a service request (an appeal)",
+    responses=POST_ERRORS,
+    openapi_extra=REQUEST_FORM,
+)
+async def create_request(fmt: Format, request: Request, runtime: IntakeRuntimeDep):
     """Form-encoded as the spec says; `api_key` is the channel key. 201 once the appeal is durable."""
     _json_only(fmt)
     if "multipart/" in request.headers.get("content-type", ""):
@@ -392,7 +499,10 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     if runtime.catalogue.entry(code) is None:
         raise Open311Error(404, f"service_code {code!r} not found")
     appeal = appeal_from_form(form, code)
-    refused = service.refusals(appeal, principal.owner, runtime.city, runtime.registry_config)
+    beyond = service.beyond_scope(appeal, principal.owner)
+    if beyond:
+        raise Open311Error(403, beyond)
+    refused = service.refusals(appeal, runtime.city, runtime.registry_config)
     if refused:
         raise Open311Error(400, "; ".join(f"{_FIELD_NAMES.get(k, k)}: {v}" for k, v in refused.items()))
     settings = runtime.settings
@@ -436,9 +546,11 @@ async def create_request(fmt: str, request: Request, runtime: IntakeRuntimeDep):
     )
 
 
-@router.get("/requests.{fmt}", summary="Open311: service requests by id, service, date and status")
+@router.get(
+    "/requests.{fmt}", summary="Open311: service requests by id, service, date and status", responses=READ_ERRORS
+)
 async def list_requests(
-    fmt: str,
+    fmt: Format,
     request: Request,
     runtime: IntakeRuntimeDep,
     service_request_id: str | None = None,
@@ -491,10 +603,10 @@ async def list_requests(
     return [request_view(r, runtime.city, runtime.catalogue, _sees_all(principal, r)) for r in records]
 
 
-@router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
+@router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request", responses=READ_ERRORS)
 async def get_request(
     request_id: str,
-    fmt: str,
+    fmt: Format,
     request: Request,
     runtime: IntakeRuntimeDep,
     jurisdiction_id: str | None = None,

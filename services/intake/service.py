@@ -161,20 +161,25 @@ async def bump_token(db: AsyncDatabase, appeal_id: str) -> int:
     return token_version(record or {})
 
 
-def refusals(body: AppealIn, channel: str, city: City, registry: RegistryConfig) -> dict[str, str]:
+def refusals(body: AppealIn, city: City, registry: RegistryConfig) -> dict[str, str]:
     """What the city's configuration refuses in an appeal, by field (dotted path): a district, department or liaison
-    it does not have. The district becomes a label and a counter's name downstream, so free text stops here."""
+    it does not have (the OpenAPI document lists those it has). The district becomes a label and a counter's name
+    downstream, so free text stops here."""
     out = {}
     if problem := city.unknown_district(body.enterprise.district):
         out["enterprise.district"] = problem
     if body.department and city.cannot_choose(body.department):
         out["department"] = city.cannot_choose(body.department) or ""
-    if body.taken_by is not None:
-        if channel != Channel.staff_visit.value:
-            out["taken_by"] = f"only a staff visit names the liaison who took it, not a {channel} appeal"
-        elif registry.find_liaison(body.taken_by) is None:
-            out["taken_by"] = f"{body.taken_by!r} is not a liaison of config/registry.yaml"
+    if body.taken_by is not None and registry.find_liaison(body.taken_by) is None:
+        out["taken_by"] = f"{body.taken_by!r} is not a liaison of config/registry.yaml"
     return out
+
+
+def beyond_scope(body: AppealIn, channel: str) -> str | None:
+    """What in an appeal the channel's key may not say (a 403: another channel's key could), or None."""
+    if body.taken_by is not None and channel != Channel.staff_visit.value:
+        return f"only a staff visit names the liaison who took it (taken_by), not a {channel} appeal"
+    return None
 
 
 def follow_link(template: str, secret: str, appeal_id: str, *, version: int = 0) -> str | None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from libs.auth import ApiKey, Principal, authenticate, require
 from libs.contract import APPEALS_CONTACTS, COMPANY_MESSAGES
@@ -41,7 +41,11 @@ TOO_MANY = problem_responses({429: "A public form asked too often for this phone
 # Without it the limits count the peer that called intake (again through a trusted proxy only).
 ClientAddress = Annotated[
     str | None,
-    Header(max_length=64, description="The IP address of the person using a public form, as the form's server saw it."),
+    Header(
+        max_length=64,
+        description="The IP address (v4 or v6) of the person using a public form, as the form's server saw it.",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]},
+    ),
 ]
 
 PROBLEMS = problem_responses(
@@ -66,6 +70,14 @@ STATUS_TOKEN = APIKeyHeader(
     auto_error=False,
 )
 TokenHeader = Annotated[str | None, Security(STATUS_TOKEN)]
+# The same token in the follow link's query (`?token=`), which a company's browser opens as it is.
+STATUS_TOKEN_QUERY = APIKeyQuery(
+    name="token",
+    scheme_name="StatusTokenQuery",
+    description="The status_token in the query, as the follow link carries it.",
+    auto_error=False,
+)
+TokenQuery = Annotated[str | None, Security(STATUS_TOKEN_QUERY)]
 
 
 def _base_url(settings: Any, request: Request) -> str:
@@ -107,9 +119,10 @@ async def opened_appeal(
     appeal_id: str,
     request: Request,
     runtime: IntakeRuntimeDep,
-    x_status_token: TokenHeader = None,
+    # The key first: the order the document lists the ways in, and tools try them.
     _: ApiKey = None,
-    token: str | None = None,
+    x_status_token: TokenHeader = None,
+    token: TokenQuery = None,
 ) -> dict[str, Any]:
     """The appeal, for its status token, the submitting channel's key, or an operator."""
     return await _open(appeal_id, request, runtime, x_status_token or token, "channel", "operator", "admin")
@@ -119,9 +132,10 @@ async def answerable_appeal(
     appeal_id: str,
     request: Request,
     runtime: IntakeRuntimeDep,
-    x_status_token: TokenHeader = None,
+    # The key first: the order the document lists the ways in, and tools try them.
     _: ApiKey = None,
-    token: str | None = None,
+    x_status_token: TokenHeader = None,
+    token: TokenQuery = None,
 ) -> dict[str, Any]:
     """The appeal, for the company itself: its status token, or the channel it came through."""
     return await _open(appeal_id, request, runtime, x_status_token or token, "channel")
@@ -148,14 +162,17 @@ async def submit_appeal(
     phone and per address (429 with Retry-After).
     """
     settings = runtime.settings
-    refused = service.refusals(body, principal.owner, runtime.city, runtime.registry_config)
+    beyond = service.beyond_scope(body, principal.owner)
+    if beyond:
+        raise HTTPException(403, beyond)
+    refused = service.refusals(body, runtime.city, runtime.registry_config)
     if refused:
         raise RequestValidationError(
             [{"loc": ("body", *name.split(".")), "msg": text, "type": "value_error"} for name, text in refused.items()]
         )
     if shed := runtime.shed_wait():
         return _busy(*shed)
-    if x_client_address:
+    if x_client_address is not None:
         phone, address = _subjects(runtime, body.contact.phone, _address(request, x_client_address))
         limits = [
             (Limit("submit-phone", settings.submissions_per_phone_per_hour, 3600), phone),
@@ -203,9 +220,9 @@ def _subjects(runtime: Any, phone: str, address: str) -> tuple[str, str]:
 def _address(request: Request, given: str | None) -> str:
     """The subject of per-address limits: the address a public form names, else the peer intake's server saw."""
     try:
-        return codes.client_subject(given or (request.client.host if request.client else ""))
+        return codes.client_subject(given if given is not None else (request.client.host if request.client else ""))
     except ValueError:
-        if given:
+        if given is not None:
             raise RequestValidationError(
                 [{"loc": ("header", "x-client-address"), "msg": "must be an IP address", "type": "value_error"}]
             ) from None

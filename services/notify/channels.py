@@ -41,6 +41,9 @@ WEBHOOK_REFUSED = "webhook refused"
 # webhook's target is anyone's server, and a sender holding a long answer in memory is its to fill.
 ANSWER_BYTES = 64 * 1024
 
+# Why a webhook URL cannot be judged yet: its name does not resolve (now).
+UNRESOLVED = "has a host that does not resolve"
+
 
 class DeliveryError(Exception):
     """An attempt failed; `permanent` ones are not retried. `reason` is what callers see: no status code."""
@@ -175,7 +178,7 @@ class Webhooks:
         except targets.TargetRefused as refused:
             return refused.reason
         except OSError:  # no such name, or no answer in time (TimeoutError is one)
-            return "has a host that does not resolve"
+            return UNRESOLVED
         return None
 
     async def close(self) -> None:

@@ -8,6 +8,8 @@ planned, and mostly sent, together. The planner (planning.py) writes notices and
 the dispatcher (dispatch.py) sends them; this module is what both read of one.
 """
 
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from libs import claims
 from libs.ids import new_id
+from libs.paging import Key, bound, keyed, read_page
 
 # A delivery still to be sent: held for office hours, due now, or to be tried again.
 UNSETTLED = ("held", "pending", "retrying")
@@ -95,13 +98,31 @@ class Ready:
         return claims.Claimed(self.token, taken) if taken else None
 
 
-async def delivery_log(db: AsyncDatabase, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    """The deliveries of an appeal, oldest first, each with its event's type and time, without secrets."""
+async def delivery_log(
+    db: AsyncDatabase,
+    appeal_id: str,
+    *,
+    limit: int,
+    after: Key | None = None,
+    shown: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the deliveries of an appeal (those `shown` lets through), oldest first (`delivery_key`), after the key
+    `after`, and whether more follow; each with its event's type and time, without secrets."""
     projection = {"event": 0, "claim": 0, "deliveries.secret": 0}
-    found = db.notices.find({"appeal_id": appeal_id}, projection).sort("created_at", ASCENDING).limit(limit)
-    log_ = [
-        {**d, "_id": d["id"], "event_type": n["event_type"], "created_at": n["created_at"]}
-        async for n in found
-        for d in n["deliveries"]
-    ]
-    return log_[:limit]
+    query = {"appeal_id": appeal_id, **bound("created_at", after)}
+
+    async def deliveries() -> AsyncGenerator[dict[str, Any]]:
+        async with db.notices.find(query, projection).sort("created_at", ASCENDING).batch_size(limit + 2) as found:
+            async for n in found:
+                for d in n["deliveries"]:
+                    entry = {**d, "_id": d["id"], "event_type": n["event_type"], "created_at": n["created_at"]}
+                    if shown is None or shown(entry):
+                        yield entry
+
+    async with aclosing(deliveries()) as stream:
+        return await read_page(stream, delivery_key, after, limit)
+
+
+def delivery_key(entry: dict[str, Any]) -> Key:
+    """Where a delivery stands in an appeal's log: when its event's notice was made, then its id (neither changes)."""
+    return keyed(entry, "created_at")

@@ -27,6 +27,18 @@ Network = IPv4Network | IPv6Network
 AllowedNetworks = Callable[[], Sequence[Network]]
 
 SCHEMES = ("https", "http")
+
+# A webhook URL as the OpenAPI document states it, and as the subscription takes it: http or https, a host name
+# (its last label not a number) or an IPv4 address, a port from 0 to 65535 if any, no user name or password, no
+# whitespace or control character. Whether its host may be posted to is a matter of the network (a 403), not of form.
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_BLANK = "\\x00-\\x20\\x7f-\\x9f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+WEBHOOK_URL = (
+    f"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_OCTET}(?:\\.{_OCTET}){{3}}|(?:{_LABEL}\\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}"
+    f"[A-Za-z0-9])?)(?::{_PORT})?(?:[/?#][^{_BLANK}]*)?$"
+)
 SHARED = ip_network("100.64.0.0/10")  # carrier-grade NAT: neither private nor global to `ipaddress`
 NAT64 = ip_network("64:ff9b::/96")  # the well-known NAT64 prefix: the last 32 bits are an IPv4 address
 NEVER_ALLOWED = ("unspecified", "multicast")  # not a host to post to, whatever the operators allow

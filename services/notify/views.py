@@ -1,13 +1,15 @@
 """Notify's HTTP surface: staff subscriptions and the delivery log."""
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from fastapi.exceptions import RequestValidationError
 from yarl import URL
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
+from libs.paging import Pager, paged_responses, pager
 from services.notify import channels, notices
 from services.notify.models import DeliveryView, Subscription, SubscriptionView
 from services.notify.rules import CITY_SUPERVISOR
@@ -25,7 +27,8 @@ StaffOrOperator = Annotated[
 PROBLEMS = problem_responses(
     {
         401: "No valid API key",
-        403: "Outside the key's department",
+        403: "Outside the key's department, or a webhook the platform may not post to (a private, loopback or "
+        "link-local address; plain http outside the allowed networks)",
         404: "Unknown recipient",
         422: "Invalid fields",
     }
@@ -62,14 +65,15 @@ def _origin(address: str) -> str:
 
 
 async def _check_webhook(body: Subscription, runtime) -> None:
-    """A 422 naming `webhook_url` and what is wrong: its scheme, or the class of the address it resolves to."""
+    """A 403 naming `webhook_url` and why the platform may not post there: the class of the address it resolves to,
+    or plain http outside the allowed networks. Its form is the model's (422); a name that does not resolve now is
+    taken, for every delivery resolves it again and is refused then if need be."""
     if body.webhook_url is None:
         return
     reason = await runtime.senders.webhooks.refusal(body.webhook_url)
-    if reason is not None:
-        raise RequestValidationError(
-            [{"loc": ("body", "webhook_url"), "msg": f"webhook_url {reason}", "type": "value_error"}]
-        )
+    if reason is None or reason == channels.UNRESOLVED:
+        return
+    raise HTTPException(403, f"webhook_url {reason}")
 
 
 def _check_recipient(recipient: str, principal: Principal, runtime) -> None:
@@ -139,20 +143,39 @@ async def get_subscription(
     )
 
 
+def _shown_to(principal: Principal) -> Callable[[dict], bool] | None:
+    """Which deliveries a key reads: a department's its own staff's, a liaison's its own, the others' every one."""
+    if principal.kind == "department":
+        own = f"{principal.name}:"
+        return lambda d: d["recipient"].startswith(own)
+    if principal.kind == "liaison":
+        liaison = f"liaison:{principal.name}"
+        return lambda d: d["recipient"] == liaison
+    return None
+
+
 @router.get(
-    "/notifications", response_model=list[DeliveryView], responses=PROBLEMS, summary="Delivery log of an appeal"
+    "/notifications",
+    response_model=list[DeliveryView],
+    responses={**PROBLEMS, **paged_responses("A page of the delivery log")},
+    summary="Delivery log of an appeal",
 )
 async def notifications(
     appeal_id: Annotated[str, Query(min_length=1, max_length=64)],
     runtime: NotifyRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=500, maximum=1000)],
 ):
-    """Every notification about the appeal: who, which channel, status, attempts, last error."""
-    docs = await notices.delivery_log(runtime.db, appeal_id)
-    if principal.kind == "department":
-        docs = [d for d in docs if d["recipient"].startswith(f"{principal.name}:")]
-    elif principal.kind == "liaison":
-        docs = [d for d in docs if d["recipient"] == f"liaison:{principal.name}"]
+    """Every notification about the appeal, oldest first: who, which channel, status, attempts, last error. A `Link`
+    header leads to the next page while there is one."""
+    docs, more = await notices.delivery_log(
+        runtime.db,
+        appeal_id,
+        limit=page.limit,
+        after=page.after("deliveries", datetime, str),
+        shown=_shown_to(principal),
+    )
+    docs = page.link("deliveries", docs, more, notices.delivery_key)
     return [
         DeliveryView(
             notification_id=d["_id"],

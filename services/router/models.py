@@ -1,14 +1,47 @@
 """Router's request and response bodies."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from libs.deadlines import Deadline
 from libs.events import PolicyRef
 from libs.kinds import ActionKind, Category, Cause, VisitOutcome
 from libs.links import Attachment
+from libs.uscc import USCC_SCHEMA
+from libs.wire import Boolean, Day, Instant, Integer, integral
+
+# What each action needs besides `action`: a field present and not empty. The OpenAPI document says it (an `if`/`then`
+# per action) and the model checks it, in one table; the state of the appeal decides the rest (403, 409).
+REQUIRED_FOR: dict[ActionKind, tuple[str, ...]] = {
+    ActionKind.decline: ("guidance",),
+    ActionKind.request_info: ("note",),
+    ActionKind.resolve: ("resolution",),
+    ActionKind.transfer: ("target_department",),
+    ActionKind.add_cohandler: ("target_department",),
+    ActionKind.contribute: ("note",),
+    ActionKind.request_extension: ("until", "reason"),
+    ActionKind.reject_extension: ("note",),
+    ActionKind.request_transfer: ("reason", "target_department"),
+    ActionKind.refuse_transfer: ("note",),
+    ActionKind.urge: ("note",),
+}
+
+
+def _required_for_each_action() -> Any:
+    rules = []
+    for kind, fields in REQUIRED_FOR.items():
+        present: dict[str, Any] = {f: {"not": {"type": "null"}} for f in fields}
+        present.update({f: {"type": "string", "minLength": 1} for f in fields if f != "until"})
+        rules.append(
+            {
+                "if": {"properties": {"action": {"const": kind.value}}, "required": ["action"]},
+                "then": {"required": list(fields), "properties": present},
+            }
+        )
+    return rules
 
 
 class ActionIn(BaseModel):
@@ -17,6 +50,7 @@ class ActionIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            "allOf": _required_for_each_action(),
             "examples": [
                 {"action": "accept", "note": "We will contact the bank today."},
                 {
@@ -29,7 +63,7 @@ class ActionIn(BaseModel):
                     "resolution": "Repayment deferred by 6 months.",
                     "policy_refs": ["deferred-repayment"],
                 },
-            ]
+            ],
         },
     )
 
@@ -51,7 +85,7 @@ class ActionIn(BaseModel):
         description="Who at the department acts, by name: the timeline shows it beside the department.",
         examples=["Wang Fang"],
     )
-    until: datetime | None = Field(
+    until: Instant | None = Field(
         default=None,
         description="For request_extension: the new resolution due time asked for, with its zone; at most the "
         "configured working days (config/supervision.yaml) past the current due time.",
@@ -66,6 +100,10 @@ class ActionIn(BaseModel):
         description="For request_extension (why the department needs the time) and request_transfer (why the "
         "appeal is another department's).",
     )
+
+    def missing(self) -> list[str]:
+        """The fields its action needs that are absent or empty (`REQUIRED_FOR`)."""
+        return [f for f in REQUIRED_FOR.get(self.action, ()) if getattr(self, f) in (None, "")]
 
 
 class TimelineEntry(BaseModel):
@@ -172,11 +210,13 @@ class AttemptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     visitor: str = Field(min_length=1, max_length=100, description="Who at the office called, by name.")
-    reached: bool
+    reached: Boolean
     outcome: VisitOutcome | None = Field(
         default=None, description="When reached: satisfied, basically_satisfied or unsatisfied (else from score)."
     )
-    score: int | None = Field(default=None, ge=1, le=5, description="When reached: 5 satisfied, 4 basically, 1-3 not.")
+    score: Annotated[int, Strict(), Ge(1), Le(5), BeforeValidator(integral)] | None = Field(
+        default=None, description="When reached: 5 satisfied, 4 basically, 1-3 not."
+    )
     cause: Cause | None = Field(
         default=None,
         description="When unsatisfied: department (a redo) or outside (policy does not allow it: the appeal closes).",
@@ -303,10 +343,14 @@ class PreviewIn(BaseModel):
 
     category: Category
     district: str = Field(examples=["nanshan"])
-    employees: int = Field(ge=0, examples=[25])
+    employees: Integer = Field(ge=0, examples=[25])
     title: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=20_000)
-    uscc: str | None = Field(default=None, description="A company of the registry: its lists today give the flags.")
+    uscc: str | None = Field(
+        default=None,
+        description="A company of the registry: its lists today give the flags.",
+        json_schema_extra=USCC_SCHEMA,
+    )
     lists: list[str] | None = Field(default=None, description="Lists to assume instead of the registry's.")
     flags: list[str] = Field(default_factory=list, description="What a channel would declare: shown, never used.")
     department: str | None = Field(default=None, description="The department the company would choose.")
@@ -333,8 +377,8 @@ class MembershipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     list: str = Field(description="List id (GET /v1/lists).", examples=["key_sme"])
-    since: date = Field(description="First local day on the list.")
-    until: date | None = Field(default=None, description="First local day off it; none while on it.")
+    since: Day = Field(description="First local day on the list.")
+    until: Day | None = Field(default=None, description="First local day off it; none while on it.")
 
 
 class EnterpriseIn(BaseModel):

@@ -63,7 +63,17 @@ def read_list(data: bytes, city: City, registry: RegistryConfig) -> tuple[list[L
             f"the file is not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start}); "
             "save it as UTF-8 (a GBK or GB2312 export is not read)"
         ) from None
-    reader = csv.DictReader(io.StringIO(text))
+    # Universal newlines: a lone CR ends a line as in files of old Macs' tools; the csv module refused it (a 500).
+    reader = csv.DictReader(io.StringIO(text, newline=None))
+    try:
+        return _read_rows(reader, city, registry)
+    except csv.Error as exc:
+        raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
+
+
+def _read_rows(
+    reader: "csv.DictReader[str]", city: City, registry: RegistryConfig
+) -> tuple[list[ListedCompany], list[Refused]]:
     header = [h.strip() for h in reader.fieldnames or []]
     if not header:
         raise UnreadableFile("the file is empty: it needs a header row naming the columns")

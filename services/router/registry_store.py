@@ -17,6 +17,7 @@ from libs.ids import new_id
 from libs.kinds import EventType
 from libs.mongo import by_ids
 from libs.outbox import Emit, outbox_items
+from libs.paging import Key, bound, keyed, read_page
 from services.router import registry
 from services.router.transitions import SOURCE
 
@@ -96,6 +97,16 @@ async def record_changes(
         await outbox.flush_many(db.enterprises, broker, after)
 
 
-async def audit_of(db: AsyncDatabase, uscc: str, limit: int = 200) -> list[dict[str, Any]]:
-    """The changes made to a company, newest first."""
-    return [doc async for doc in db.registry_audit.find({"uscc": uscc}).sort("at", -1).limit(limit)]
+async def audit_of(
+    db: AsyncDatabase, uscc: str, *, limit: int, after: Key | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the changes made to a company, newest first (`audit_key`), after the key `after`, and whether
+    more follow."""
+    query = {"uscc": uscc, **bound("at", after, descending=True)}
+    async with db.registry_audit.find(query).sort("at", -1).batch_size(limit + 2) as cursor:
+        return await read_page(cursor, audit_key, after, limit, descending=True)
+
+
+def audit_key(doc: dict[str, Any]) -> Key:
+    """Where a change stands in a company's audit trail: when it was made, then its id (neither ever changes)."""
+    return keyed(doc, "at")

@@ -27,6 +27,7 @@ from libs.kafka.publishing import make_event, publish
 from libs.kinds import ActionKind, EventType
 from libs.mongo import by_ids, update_guarded
 from libs.outbox import outbox_items
+from libs.paging import Key, bound, keyed, page_of, read_page
 from services.router import queue, transitions, visits
 from services.router.lifecycle import decide_admission, handlers, new_appeal, reject
 from services.router.registry_store import companies
@@ -45,7 +46,9 @@ OTHERS_FIRST_PAUSE, OTHERS_LONGEST_PAUSE = 0.05, 0.4
 async def ensure_indexes(db: AsyncDatabase) -> None:
     """Indexes for every query the router makes, and no more: each one costs every write of an appeal."""
     await _index_handlers(db)
+    # A department's worklist, oldest first, of one status or of all (pages start at a submission time).
     await db.appeals.create_index([("handlers", ASCENDING), ("status", ASCENDING), ("submitted_at", ASCENDING)])
+    await db.appeals.create_index([("handlers", ASCENDING), ("submitted_at", ASCENDING)])
     await db.appeals.create_index(
         [("dup_key", ASCENDING)], unique=True, name="open_duplicate", partialFilterExpression={"open": True}
     )
@@ -301,36 +304,68 @@ async def return_visits(
     states: Sequence[str],
     due_before: datetime | None,
     call_from_before: datetime | None,
+    *,
     limit: int,
-    offset: int,
-) -> list[dict[str, Any]]:
-    """Appeals whose visit is in one of `states`, the earliest due first."""
+    after: Key | None = None,
+    skip: int = 0,
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the appeals whose visit is in one of `states`, the earliest due first (`visit_key`), after the key
+    `after`, and whether more follow."""
     query: dict[str, Any] = {"visit.state": {"$in": list(states)}}
     if due_before is not None:
         query["visit.due_at"] = {"$lt": due_before}
+    if after is not None and after[0] is not None:
+        query["visit.due_at"] = {**query.get("visit.due_at", {}), "$gte": after[0]}
     if call_from_before is not None:
         query["visit.call_from"] = {"$lte": call_from_before}
-    cursor = db.appeals.find(query, {"outbox": 0, "seen": 0, "timeline": 0}).sort("visit.due_at", ASCENDING)
-    return [doc async for doc in cursor.skip(offset).limit(limit)]
+    found = db.appeals.find(query, {"outbox": 0, "seen": 0, "timeline": 0}).sort("visit.due_at", ASCENDING)
+    async with found.batch_size(limit + 2) as cursor:
+        return await read_page(cursor, visit_key, after, limit, skip=skip)
+
+
+def visit_key(doc: dict[str, Any]) -> Key:
+    """Where a visit task stands in the office's list: its due time, then its appeal's id."""
+    return keyed(doc, "visit.due_at")
 
 
 async def worklist(
-    db: AsyncDatabase, department: str, status: str | None, limit: int, skip: int, by_due: bool = False
-) -> list[dict]:
-    """Appeals a department leads or co-handles, oldest first; or those with a running clock, soonest due first."""
+    db: AsyncDatabase,
+    department: str,
+    status: str | None,
+    *,
+    limit: int,
+    after: Key | None = None,
+    skip: int = 0,
+    by_due: bool = False,
+) -> tuple[list[dict], bool]:
+    """A page of the appeals a department leads or co-handles after the key `after`, and whether more follow:
+    oldest first (`worklist_key`), or those with a running clock, soonest due first (`due_key`)."""
     query: dict[str, Any] = {"handlers": department}
     if status:
         query["status"] = status
     shown = {"outbox": 0, "seen": 0, "handlers": 0}
     if not by_due:
-        cursor = db.appeals.find(query, shown).sort("submitted_at", ASCENDING).skip(skip).limit(limit)
-        return await with_deadlines(db, [doc async for doc in cursor])
+        found = db.appeals.find({**query, **bound("submitted_at", after)}, shown).sort("submitted_at", ASCENDING)
+        async with found.batch_size(limit + 2) as cursor:
+            docs, more = await read_page(cursor, worklist_key, after, limit, skip=skip)
+        return await with_deadlines(db, docs), more
     # Only open appeals have running clocks; closed ones would make every read of the list longer.
     ids = [doc["_id"] async for doc in db.appeals.find({**query, "open": True}, {"_id": 1})]
     due = {k: d["next_due"] for k, d in (await by_ids(db.deadlines, ids, {"next_due": 1})).items() if d.get("next_due")}
-    page = sorted(due, key=lambda appeal_id: (due[appeal_id], appeal_id))[skip : skip + limit]
-    docs = await by_ids(db.appeals, page, shown)
-    return await with_deadlines(db, [docs[appeal_id] for appeal_id in page if appeal_id in docs])
+    ordered = sorted((due[appeal_id], appeal_id) for appeal_id in due)
+    keys, more = page_of(ordered, lambda key: key, after, limit, skip=skip)
+    chosen = await by_ids(db.appeals, [appeal_id for _, appeal_id in keys], shown)
+    return await with_deadlines(db, [chosen[appeal_id] for _, appeal_id in keys if appeal_id in chosen]), more
+
+
+def worklist_key(doc: dict[str, Any]) -> Key:
+    """Where an appeal stands in a worklist oldest first: its submission, then its id (neither ever changes)."""
+    return keyed(doc, "submitted_at")
+
+
+def due_key(doc: dict[str, Any]) -> Key:
+    """Where an appeal stands in a worklist soonest due first: its first running clock's due time, then its id."""
+    return (doc.get("next_due"), doc["_id"])
 
 
 async def with_deadlines(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

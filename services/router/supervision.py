@@ -68,7 +68,8 @@ def ask(
     if now >= due:
         raise SupervisionError(409, f"an extension is asked before the resolution clock is due ({due.isoformat()})")
     if action.until <= due:
-        raise SupervisionError(422, f"until must be after the current due time {due.isoformat()}")
+        # The appeal's clock, not the request, decides: 409, as past the latest limit below.
+        raise SupervisionError(409, f"until must be after the current due time {due.isoformat()}")
     limit = latest_limit(book, clock["department"], due)
     if action.until > limit:
         most = book.supervision.extension.max_past_due

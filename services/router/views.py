@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
 from libs.auth import Principal
 from libs.contract import department_topic
@@ -13,6 +14,7 @@ from libs.events import DepartmentAction
 from libs.http import problem_responses
 from libs.ids import new_id
 from libs.kinds import AppealStatus, Category
+from libs.paging import Pager, page_of, paged_responses, pager
 from services.router import lifecycle, queue, registry, registry_store, service, supervision
 from services.router.callers import AnyCaller, OperatorCaller, StaffOrOperator, office_or_operator
 from services.router.models import (
@@ -62,9 +64,20 @@ def _handles(principal: Principal, doc: dict) -> bool:
     return principal.name == doc.get("lead") or principal.name in doc.get("cohandlers", [])
 
 
-@router.get("/departments", tags=["departments"], responses=PROBLEMS, summary="All departments")
-async def list_departments(runtime: RouterRuntimeDep, _: AnyCaller) -> list[dict]:
-    """Departments with their level, district and Kafka topic."""
+@router.get(
+    "/departments",
+    tags=["departments"],
+    responses={**PROBLEMS, **paged_responses("A page of the departments")},
+    summary="All departments",
+)
+async def list_departments(
+    runtime: RouterRuntimeDep, _: AnyCaller, page: Annotated[Pager, pager(default=100, maximum=500)]
+) -> list[dict]:
+    """Departments with their level, district and Kafka topic, in the order of config/city.yaml; a `Link` header
+    leads to the next page while there is one."""
+    listed = [(n, d.code) for n, d in enumerate(runtime.book.city.departments)]
+    chosen, more = page_of(listed, _positioned, page.after("departments", int, str), page.limit)
+    departments = runtime.book.city.departments
     return [
         {
             "code": d.code,
@@ -75,57 +88,83 @@ async def list_departments(runtime: RouterRuntimeDep, _: AnyCaller) -> list[dict
             "counterpart_of": d.counterpart_of,
             "topic": department_topic(d.code),
         }
-        for d in runtime.book.city.departments
+        for d in (departments[n] for n, _ in page.link("departments", chosen, more, _positioned))
     ]
+
+
+def _positioned(item: tuple[int, str]) -> tuple[int, str]:
+    """Where an entry of a configured list stands: its place in the configuration, then its name."""
+    return item
 
 
 @router.get(
     "/departments/{code}/appeals",
     tags=["departments"],
     response_model=list[AppealOut],
-    responses=PROBLEMS,
+    responses={**PROBLEMS, **paged_responses("A page of the worklist")},
     summary="A department's worklist",
 )
 async def department_worklist(
     code: str,
     runtime: RouterRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=100, maximum=1000)],
     status: AppealStatus | None = None,
     sort: Annotated[
         Literal["submitted", "due"],
-        Query(description="`submitted`: oldest first; `due`: appeals with a running clock, soonest due first."),
+        Query(
+            description="`submitted`: oldest first; `due`: appeals with a running clock, soonest due first. A due "
+            "time changes (an extension, a clock paused or restarted), so with `due` an appeal may move between "
+            "pages: shown twice, or not at all, while it does."
+        ),
     ] = "submitted",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     # Bounded: MongoDB's skip is a 64-bit int, and no worklist is this deep.
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, deprecated=True, description="Items to leave out; follow `Link` instead.")
+    ] = 0,
 ):
-    """Appeals the department leads or co-handles, optionally of one status, oldest first or soonest due first."""
+    """Appeals the department leads or co-handles, optionally of one status, oldest first or soonest due first;
+    a `Link` header leads to the next page while there is one."""
     if runtime.book.city.department(code) is None:
         raise HTTPException(404, f"no department {code}")
     if principal.kind == "department" and principal.name != code:
         raise HTTPException(403, f"a key of {principal.name} cannot read the worklist of {code}")
-    docs = await service.worklist(runtime.db, code, status.value if status else None, limit, offset, sort == "due")
+    key_of = service.due_key if sort == "due" else service.worklist_key
+    docs, more = await service.worklist(
+        runtime.db,
+        code,
+        status.value if status else None,
+        limit=page.limit,
+        after=page.after("worklist", datetime, str),
+        skip=offset,
+        by_due=sort == "due",
+    )
     now = runtime.clock.now()
-    return [appeal_out(d, now, runtime.book) for d in docs]
+    return [appeal_out(d, now, runtime.book) for d in page.link("worklist", docs, more, key_of)]
 
 
 @router.get(
     "/appeals",
     tags=["supervision"],
     response_model=list[QueueRow],
-    responses=PROBLEMS,
+    responses={**PROBLEMS, **paged_responses("A page of the queue")},
     summary="The city queue (the coordinating office's key or an operator's)",
 )
 async def city_queue(
     runtime: RouterRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=100, maximum=500)],
     state: Annotated[
         queue.QueueState | None,
         Query(
             description="overdue: a scope or resolution clock ran out while it awaits its answer; at_risk: a running "
             "clock passed its 80 % warning; extension_pending: an extension awaits the office; sent_back: a decline "
             "awaits the office's review; transfer_requested: the lead asks the office to move it; redo: redone as "
-            "often as the office supervises (config/assessment.yaml). None: every open appeal, oldest first."
+            "often as the office supervises (config/assessment.yaml). None: every open appeal, oldest first.\n\n"
+            "Each state's order is by a time, then the appeal's id: the submission (none: it never changes), the "
+            "first due time (overdue, at_risk), the extension's end, the send-back's, the transfer request's or the "
+            "supervision's time. All but the submission can change while the appeal is in the state (an extension "
+            "granted, a request made again), so in those states an appeal may move between pages."
         ),
     ] = None,
     department: Annotated[str | None, Query(max_length=64, description="A department handling it.")] = None,
@@ -133,27 +172,39 @@ async def city_queue(
     category: Category | None = None,
     urge_level: Annotated[
         int | None,
-        Query(ge=1, le=9, description="Overdue appeals whose urging reached this level or higher (1: the breach)."),
+        Query(
+            ge=1,
+            le=9,
+            description="Appeals whose urging reached this level or higher (1: the breach): without a state, the "
+            "overdue ones; with one, those of the state.",
+        ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=100_000, deprecated=True, description="Items to leave out; follow `Link` instead.")
+    ] = 0,
 ):
-    """Open appeals across the city in a queue state, the longest overdue or the soonest lapsing first."""
+    """Open appeals across the city in a queue state, the longest overdue or the soonest lapsing first; a `Link`
+    header leads to the next page while there is one."""
     office_or_operator(principal, runtime.book.city.coordinating_office, "the city queue is")
-    if department and runtime.book.city.department(department) is None:
+    if department is not None and runtime.book.city.department(department) is None:
         raise HTTPException(422, f"department {department!r} is not a department of the city")
-    if district and runtime.book.city.unknown_district(district):
+    if district is not None and runtime.book.city.unknown_district(district):
         raise HTTPException(422, f"district {district!r} is not a district of the city")
-    if urge_level and state not in (None, "overdue"):
-        raise HTTPException(422, f"urge_level filters the overdue appeals, not those {state}")
-    if urge_level:
+    if urge_level and state is None:
         state = "overdue"
     filters = {"department": department, "district": district, "category": category.value if category else None}
     now = runtime.clock.now()
-    rows = await queue.city_queue(
-        runtime.db, now, state, {k: v for k, v in filters.items() if v}, limit, offset, urge_level
+    rows, more = await queue.city_queue(
+        runtime.db,
+        now,
+        state,
+        {k: v for k, v in filters.items() if v},
+        limit=page.limit,
+        after=page.after("queue", datetime, str),
+        skip=offset,
+        urge_level=urge_level,
     )
-    return [_queue_row(row, now) for row in rows]
+    return [_queue_row(row, now) for row in page.link("queue", rows, more, queue.key_of(state))]
 
 
 def _queue_row(row: dict, now: datetime) -> QueueRow:
@@ -231,6 +282,10 @@ async def act(
     operator = principal.kind != "department"
     if operator and body.action not in lifecycle.OFFICE_ACTIONS:
         raise HTTPException(403, f"an operator takes only the coordinating office's actions, not {body.action.value}")
+    if missing := body.missing():
+        raise RequestValidationError(
+            [{"loc": ("body", f), "msg": f"is required to {body.action.value}", "type": "missing"} for f in missing]
+        )
     acting = runtime.book.city.coordinating_office if operator else principal.owner
     fields = body.model_dump()
     if operator and not fields.get("clerk"):
@@ -257,10 +312,21 @@ async def act(
     return appeal_out(doc, now, runtime.book)
 
 
-@router.get("/routing/rules", tags=["routing"], responses=PROBLEMS, summary="The ordered routing rules")
-async def routing_rules(runtime: RouterRuntimeDep, _: OperatorCaller) -> list[dict]:
-    """Rules in the order they are tried; the first match wins."""
-    return [rule.model_dump() for rule in runtime.book.routing.rules]
+@router.get(
+    "/routing/rules",
+    tags=["routing"],
+    responses={**PROBLEMS, **paged_responses("A page of the rules")},
+    summary="The ordered routing rules",
+)
+async def routing_rules(
+    runtime: RouterRuntimeDep, _: OperatorCaller, page: Annotated[Pager, pager(default=100, maximum=500)]
+) -> list[dict]:
+    """Rules in the order they are tried; the first match wins. A `Link` header leads to the next page while there
+    is one."""
+    rules = runtime.book.routing.rules
+    listed = [(n, rule.id) for n, rule in enumerate(rules)]
+    chosen, more = page_of(listed, _positioned, page.after("rules", int, str), page.limit)
+    return [rules[n].model_dump() for n, _ in page.link("rules", chosen, more, _positioned)]
 
 
 @router.post(
@@ -278,18 +344,19 @@ async def routing_preview(body: PreviewIn, runtime: RouterRuntimeDep, _: Operato
     """
     book = runtime.book
     city = book.city
+    uscc = uscc_of(body.uscc) if body.uscc is not None else None
     size_band = city.size_band(body.employees)
     if body.lists is not None:
         unknown = [list_id for list_id in body.lists if book.registry.find_list(list_id) is None]
         if unknown:
             raise HTTPException(422, f"lists: no list {', '.join(unknown)}")
         lists = sorted(set(body.lists))
-    elif body.uscc:
-        company = (await registry_store.companies(runtime.db, [uscc_of(body.uscc)])).get(uscc_of(body.uscc))
+    elif uscc is not None:
+        company = (await registry_store.companies(runtime.db, [uscc])).get(uscc)
         lists = registry.lists_on(company, runtime.clock.now().astimezone(book.tz).date())
     else:
         lists = []
-    if body.department and city.cannot_choose(body.department):
+    if body.department is not None and city.cannot_choose(body.department):
         raise HTTPException(422, f"department: {city.cannot_choose(body.department)}")
     flags = registry.flags_of(lists, book.registry)
     facts = AppealFacts(

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from libs.deadlines import aware
 from libs.http import problem_responses
 from libs.ids import new_id
+from libs.paging import Pager, paged_responses, pager
+from libs.wire import Instant
 from services.router import service, visits
 from services.router.callers import StaffOrOperator, office_or_operator
 from services.router.models import AppealOut, AttemptIn, ReturnVisitRow
@@ -47,12 +49,13 @@ WITH_CONTACT = {*visits.OPEN, visits.REVIEW}
 @router.get(
     "/return-visits",
     response_model=list[ReturnVisitRow],
-    responses=PROBLEMS,
+    responses={**PROBLEMS, **paged_responses("A page of the visit tasks")},
     summary="Return visit tasks (the coordinating office's key or an operator's)",
 )
 async def list_visits(
     runtime: RouterRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=100, maximum=500)],
     state: Annotated[
         VisitState,
         Query(
@@ -61,19 +64,26 @@ async def list_visits(
             "department; visited, answered (by the company), unreached."
         ),
     ] = "to_call",
-    due_before: Annotated[datetime | None, Query(description="Visits due before this instant.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    due_before: Annotated[Instant | None, Query(description="Visits due before this instant, with its offset.")] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=100_000, deprecated=True, description="Items to leave out; follow `Link` instead.")
+    ] = 0,
 ):
-    """Visit tasks in `state`, the earliest due first; the contact's name and phone only on tasks not ended."""
+    """Visit tasks in `state`, the earliest due first, then by appeal; the contact's name and phone only on tasks
+    not ended. A `Link` header leads to the next page while there is one. A visit's due time is set when its round
+    begins, and a reopened appeal's next resolution begins another round: its task may then move between pages."""
     office_or_operator(principal, runtime.book.city.coordinating_office, "return visits are")
-    if due_before is not None and due_before.tzinfo is None:
-        raise HTTPException(422, "due_before needs a time zone, e.g. 2026-12-10T18:00:00+08:00")
     now = runtime.clock.now()
-    docs = await service.return_visits(
-        runtime.db, STATES[state], due_before, now if state == "to_call" else None, limit, offset
+    docs, more = await service.return_visits(
+        runtime.db,
+        STATES[state],
+        due_before,
+        now if state == "to_call" else None,
+        limit=page.limit,
+        after=page.after("visits", datetime, str),
+        skip=offset,
     )
-    rows = [_row(doc, now) for doc in docs]
+    rows = [_row(doc, now) for doc in page.link("visits", docs, more, service.visit_key)]
     if any(row.contact for row in rows):
         log.warning(
             "contacts were read for return visits",

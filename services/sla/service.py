@@ -48,6 +48,7 @@ from libs.kafka.consuming import Contention
 from libs.kinds import ClockKind, ClockState, EventType
 from libs.mongo import ID_CHUNK, apply_update, as_stored, due_by, only_duplicates
 from libs.outbox import Emit, outbox_items
+from libs.paging import Key
 from services.sla import clocks, fold
 from services.sla.fold import SlaBook
 
@@ -342,13 +343,18 @@ async def clocks_of(db: AsyncDatabase, appeal_id: str) -> list[dict[str, Any]]:
     return by_start((doc or {}).get("clocks", []))
 
 
-async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, limit: int) -> list[dict[str, Any]]:
-    """Running clocks due before `until` (overdue included), soonest first."""
+async def at_risk(
+    db: AsyncDatabase, department: str | None, until: datetime, *, limit: int, after: Key | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the running clocks due before `until` (overdue included), soonest first (`clock_key`), after the key
+    `after`, and whether more follow."""
     found: list[dict[str, Any]] = []
-    # Appeals come by their earliest running due time, so once `limit` clocks are due before the next
-    # appeal's earliest, no later appeal can add one.
+    # Appeals come by their earliest running due time, so once more than `limit` clocks after the cursor are due
+    # before the next appeal's earliest, no later appeal can add one to the page (nor come before its last, even
+    # at the same instant). An appeal's clocks may run out at any time after its earliest: every appeal before the
+    # cursor's due time is read again for each page.
     async for doc in db.appeals.find({"live_due": due_by(until)}, {"clocks": 1, "live_due": 1}).sort("live_due"):
-        if len(found) >= limit and found[limit - 1]["due_at"] <= doc["live_due"]:
+        if len(found) > limit and found[limit]["due_at"] < doc["live_due"]:
             break
         found += [
             c
@@ -357,9 +363,15 @@ async def at_risk(db: AsyncDatabase, department: str | None, until: datetime, li
             and c.get("due_at")
             and c["due_at"] <= until
             and (department is None or c["department"] == department)
+            and (after is None or clock_key(c) > after)
         ]
-        found.sort(key=lambda c: c["due_at"])
-    return found[:limit]
+        found.sort(key=clock_key)
+    return found[:limit], len(found) > limit
+
+
+def clock_key(clock: dict[str, Any]) -> Key:
+    """Where a clock stands among those at risk: its due time, then its id."""
+    return (clock["due_at"], clock["_id"])
 
 
 async def _count_running(db: AsyncDatabase, deltas: dict[str, int]) -> None:

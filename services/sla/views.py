@@ -1,14 +1,14 @@
 """SLA's HTTP surface: an appeal's clocks, the work at risk, the calendars."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.exceptions import RequestValidationError
 
 from libs.auth import Principal, require
 from libs.http import problem_responses
+from libs.paging import Pager, page_of, paged_responses, pager
 from services.sla import clocks, service
 from services.sla.models import AppealClocks, CalendarView, ClockView
 from services.sla.runtime import SlaRuntimeDep
@@ -27,10 +27,10 @@ PROBLEMS = problem_responses(
         422: "Invalid parameters",
     }
 )
-_WITHIN = re.compile(r"^(\d+)(s|m|h|d)$")
+# At most some three years ahead in any unit (99,999,999 s, 999,999 m, 9,999 h, 999 d): far beyond any SLA target,
+# and bounded in the pattern itself, so the document says it (an unbounded `within` overflowed timedelta, a 500).
+_WITHIN = re.compile(r"^([0-9]{1,8})(s)$|^([0-9]{1,6})(m)$|^([0-9]{1,4})(h)$|^([0-9]{1,3})(d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# Far beyond any SLA target; an unbounded `within` overflows timedelta and datetime (a 500, not a 422).
-MAX_WITHIN = timedelta(days=400)
 
 
 def human(seconds: float) -> str:
@@ -82,16 +82,21 @@ async def appeal_clocks(appeal_id: str, runtime: SlaRuntimeDep, principal: Staff
 
 
 @router.get(
-    "/sla/at-risk", response_model=list[ClockView], responses=PROBLEMS, summary="Running clocks due soon or overdue"
+    "/sla/at-risk",
+    response_model=list[ClockView],
+    responses={**PROBLEMS, **paged_responses("A page of the clocks")},
+    summary="Running clocks due soon or overdue",
 )
 async def clocks_at_risk(
     runtime: SlaRuntimeDep,
     principal: StaffOrOperator,
+    page: Annotated[Pager, pager(default=200, maximum=1000)],
     department: str | None = None,
     within: Annotated[str, Query(pattern=_WITHIN.pattern, examples=["4h"])] = "24h",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ):
-    """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first."""
+    """Clocks whose due time falls within `within` (30m, 4h, 2d) from now, overdue ones first, then by clock id; a
+    `Link` header leads to the next page while there is one. A due time moves when a clock pauses or its deadline
+    is extended, so a clock may move between pages."""
     if principal.kind == "department":
         if department not in (None, principal.name):
             raise HTTPException(403, f"a key of {principal.name} cannot see the clocks of {department}")
@@ -99,23 +104,29 @@ async def clocks_at_risk(
     match = _WITHIN.match(within)
     if match is None:  # the query pattern refuses it first
         raise HTTPException(422, f"within {within!r} is not like 30m, 4h or 2d")
-    amount, unit = match.groups()
-    seconds = int(amount) * _UNIT_SECONDS[unit]
-    if seconds > MAX_WITHIN.total_seconds():
-        raise RequestValidationError(
-            [{"loc": ("query", "within"), "type": "value_error", "msg": f"at most {MAX_WITHIN.days}d ahead"}]
-        )
-    span = timedelta(seconds=seconds)
-    docs = await service.at_risk(runtime.db, department, runtime.clock.now() + span, limit)
-    return [_view(d, runtime) for d in docs]
+    amount, unit = [part for part in match.groups() if part is not None]
+    span = timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+    found, more = await service.at_risk(
+        runtime.db, department, runtime.clock.now() + span, limit=page.limit, after=page.after("at-risk", datetime, str)
+    )
+    return [_view(d, runtime) for d in page.link("at-risk", found, more, service.clock_key)]
 
 
-@router.get("/calendars", response_model=list[CalendarView], summary="Business calendars in use")
-async def calendars(runtime: SlaRuntimeDep):
-    """Office hours, holidays and make-up working days of every calendar for the coming year."""
+@router.get(
+    "/calendars",
+    response_model=list[CalendarView],
+    responses=paged_responses("A page of the calendars"),
+    summary="Business calendars in use",
+)
+async def calendars(runtime: SlaRuntimeDep, page: Annotated[Pager, pager(default=100, maximum=500)]):
+    """Office hours, holidays and make-up working days of every calendar for the coming year, in the order of
+    config/calendars.yaml; a `Link` header leads to the next page while there is one."""
     today = runtime.clock.now().date()
+    listed = [(n, name) for n, name in enumerate(runtime.book.calendars)]
+    chosen, more = page_of(listed, _positioned, page.after("calendars", int, str), page.limit)
     views = []
-    for name, cal in runtime.book.calendars.items():
+    for _, name in page.link("calendars", chosen, more, _positioned):
+        cal = runtime.book.calendars[name]
         views.append(
             CalendarView(
                 name=name,
@@ -128,3 +139,8 @@ async def calendars(runtime: SlaRuntimeDep):
             )
         )
     return views
+
+
+def _positioned(item: tuple[int, str]) -> tuple[int, str]:
+    """Where a calendar stands: its place in the configuration, then its name."""
+    return item

@@ -4,9 +4,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from libs import openapi
 from libs.app import create_service_app
 from libs.config import load_assessment, load_city, load_registry_config
 from services.stats import handlers, scheduled, service, views
+from services.stats.appeals import NO_LIST
 from services.stats.runtime import StatsRuntime
 from services.stats.settings import StatsSettings
 
@@ -29,7 +31,7 @@ def create_app(settings: StatsSettings | None = None, **runtime_options: Any) ->
         **runtime_options,
     )
     handlers.register(runtime)
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Appeals stats",
         description="Live counts, the department rates, the city's monthly scorecard, the daily and monthly "
@@ -37,3 +39,6 @@ def create_app(settings: StatsSettings | None = None, **runtime_options: Any) ->
         routers=[views.router],
         on_startup=_startup,
     )
+    lists = [entry.id for entry in runtime.registry_config.lists] + [NO_LIST]
+    openapi.edit(app, openapi.parameter_of("/v1/stats/companies", "get", "list", lists))
+    return app

@@ -2,6 +2,7 @@
 operator dashboard."""
 
 import asyncio
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from libs.auth import Principal, require
-from libs.config import MONTH
 from libs.http import problem_responses
 from services.stats import assessment, flows, monthly, report, service
 from services.stats.appeals import NO_LIST
@@ -41,6 +41,17 @@ MAX_SPAN = timedelta(days=400)
 # The years stats can count: a datetime reaches only year 9999 (and year 1 in UTC+8 starts in year 0), and nothing
 # was submitted before 2000.
 YEARS = range(2000, 9999)
+# What `from`, `to`, `date` and `month` take, as the OpenAPI document states it: a day of those years (29 February
+# aside, which a leap year takes too), and for a moment an hour of it on the hour, with or without its offset.
+_YEAR = "(?:2[0-9]{3}|[3-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_MONTH = "(?:0[1-9]|1[0-2])"
+_MONTH_DAY = "(?:{m}-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31{leap})"
+_HOUR = "(?:T(?:[01][0-9]|2[0-3]):00(?::00(?:\\.0{1,6})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?"
+DAY = f"^{_YEAR}-{_MONTH_DAY.format(m=_MONTH, leap='')}$"
+MOMENT = f"^{_YEAR}-{_MONTH_DAY.format(m=_MONTH, leap='')}{_HOUR}$"
+STATS_MONTH = f"^{_YEAR}-{_MONTH}$"
+_TAKEN_DAY = re.compile(f"^{_YEAR}-{_MONTH_DAY.format(m=_MONTH, leap='|02-29')}$")
+_TAKEN_MOMENT = re.compile(f"^{_YEAR}-{_MONTH_DAY.format(m=_MONTH, leap='|02-29')}{_HOUR}$")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -49,20 +60,31 @@ def _invalid(field: str, message: str) -> RequestValidationError:
 
 
 def _moment(value: str, field: str, tz) -> datetime:
-    """A date (its local midnight) or an ISO datetime (local time when no offset is given), on the hour."""
+    """A date (its local midnight) or an ISO datetime on the hour (local time when no offset is given) of the years
+    stats counts (`MOMENT`)."""
     try:
+        if not _TAKEN_MOMENT.fullmatch(value):
+            raise ValueError(value)
         moment = (
             datetime.combine(date.fromisoformat(value), time()) if len(value) == 10 else datetime.fromisoformat(value)
         )
     except ValueError:
-        raise _invalid(field, "expected a date (2026-03-04) or a datetime (2026-03-04T17:00+08:00)") from None
-    if moment.year not in YEARS:
-        raise _invalid(field, f"a time from {YEARS.start} to {YEARS.stop - 1}")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    if moment.minute or moment.second or moment.microsecond:
-        raise _invalid(field, "periods are counted by the hour: give a time on the hour")
-    return moment
+        raise _invalid(
+            field,
+            f"expected a date (2026-03-04) or a time on the hour (2026-03-04T17:00+08:00) from {YEARS.start} to "
+            f"{YEARS.stop - 1}",
+        ) from None
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+
+
+_FROM = (
+    "Where the period starts: a day (its local midnight) or an hour (local without an offset), 2000 to 9998; a day "
+    "ago by default. 29 February of a leap year is taken too."
+)
+_TO = (
+    "Where the period ends (not counted): as `from`; the coming hour by default. Not after `from`: the empty period; "
+    f"over {MAX_SPAN.days} days after it: its last {MAX_SPAN.days} days. The answer's `from` and `to` say which."
+)
 
 
 def _hour_ceiling(at: datetime) -> datetime:
@@ -71,21 +93,26 @@ def _hour_ceiling(at: datetime) -> datetime:
 
 
 def period(runtime, start: str | None, end: str | None) -> tuple[datetime, datetime]:
-    """[from, to) from the query; by default the last 24 hours up to the coming hour."""
+    """[from, to) from the query; by default the last 24 hours up to the coming hour. A `to` not after `from` is the
+    empty period at `from`; a longer one than `MAX_SPAN` is its last `MAX_SPAN` (the answer says which it counted)."""
     tz = runtime.tz
-    to = _moment(end, "to", tz) if end else _hour_ceiling(runtime.clock.now().astimezone(tz))
-    frm = _moment(start, "from", tz) if start else to - timedelta(days=1)
+    to = _moment(end, "to", tz) if end is not None else _hour_ceiling(runtime.clock.now().astimezone(tz))
+    frm = _moment(start, "from", tz) if start is not None else to - timedelta(days=1)
     if to <= frm:
-        raise _invalid("to", "must be after from")
-    if to - frm > MAX_SPAN:
-        raise _invalid("to", f"a period spans at most {MAX_SPAN.days} days")
-    return frm, to
+        return frm, frm
+    return max(frm, to - MAX_SPAN), to
 
 
 async def _period_of(
     request: Request,
-    start: Annotated[str | None, Query(alias="from", examples=["2026-03-03T22:00"])] = None,
-    end: Annotated[str | None, Query(alias="to", examples=["2026-03-04T17:00"])] = None,
+    start: Annotated[
+        str | None,
+        Query(alias="from", examples=["2026-03-03T22:00"], description=_FROM, json_schema_extra={"pattern": MOMENT}),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(alias="to", examples=["2026-03-04T17:00"], description=_TO, json_schema_extra={"pattern": MOMENT}),
+    ] = None,
 ):
     return period(request.app.state.runtime, start, end)
 
@@ -214,18 +241,31 @@ async def daily(
     request: Request,
     runtime: StatsRuntimeDep,
     _: Operators,
-    day: Annotated[date | None, Query(alias="date", description="Local day; today by default.")] = None,
-    start: Annotated[str | None, Query(alias="from", description="Instead of date: any window.")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    day: Annotated[
+        str | None,
+        Query(
+            alias="date",
+            description="Local day, 2000 to 9998; today by default.",
+            json_schema_extra={"format": "date", "pattern": DAY},
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        Query(alias="from", description="Instead of date: any window. " + _FROM, json_schema_extra={"pattern": MOMENT}),
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description=_TO, json_schema_extra={"pattern": MOMENT})] = None,
 ):
     """Totals, resolved, top categories with shares, size bands, channels, districts and late departments."""
-    if start or end:
+    if day is not None and not _TAKEN_DAY.fullmatch(day):
+        raise _invalid("date", f"a day from {YEARS.start} to {YEARS.stop - 1}, e.g. 2026-03-04")
+    if start is not None or end is not None:
         frm, to = period(runtime, start, end)
     else:
-        if day is not None and day.year not in YEARS:
-            raise _invalid("date", f"a day from {YEARS.start} to {YEARS.stop - 1}")
-        day = day or runtime.clock.now().astimezone(runtime.tz).date()
-        frm = datetime.combine(day, time(), tzinfo=runtime.tz)
+        try:
+            local = date.fromisoformat(day) if day else runtime.clock.now().astimezone(runtime.tz).date()
+        except ValueError:
+            raise _invalid("date", "29 February is a day of leap years only") from None
+        frm = datetime.combine(local, time(), tzinfo=runtime.tz)
         to = frm + timedelta(days=1)
     counts, appeals = await asyncio.gather(_counts(runtime, frm, to), _companies(runtime, frm, to))
     rows = await _departments(runtime, frm, to, counts, latencies=False)
@@ -242,15 +282,15 @@ def _month(runtime: StatsRuntime, value: str | None) -> str:
     """The month asked for (checked to be one stats can count), or this month in the city."""
     if value is None:
         return flows.this_month(runtime)
-    if int(value[:4]) not in YEARS:
-        raise _invalid("month", f"a month from {YEARS.start}-01 to {YEARS.stop - 1}-12")
     return value
 
 
 Month = Annotated[
     str | None,
     Query(
-        pattern=MONTH, description="A month, YYYY-MM, in the city's time; this month by default.", examples=["2026-11"]
+        pattern=STATS_MONTH,
+        description="A month, YYYY-MM, 2000 to 9998, in the city's time; this month by default.",
+        examples=["2026-11"],
     ),
 ]
 
@@ -275,7 +315,7 @@ async def scorecard(
     formula: Annotated[
         str | None,
         Query(
-            pattern=MONTH,
+            pattern=STATS_MONTH,
             description="Apply the formula in effect from this month (YYYY-MM) instead of the month's own: a preview "
             "of a later formula on this month's figures. The month's own lists never change.",
         ),

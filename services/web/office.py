@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from services.web import extensions, supervision
 from services.web.answers import APPEAL_ID, refusal, see_other
+from services.web.cursors import backward, cursor_of, forward, next_cursor, trail_of
 from services.web.i18n import t
 from services.web.pages import clerk_of, csrf_ok, keep_session, lang_of, problem_page, render
 from services.web.runtime import WebRuntime, WebRuntimeDep
@@ -28,10 +29,12 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
 # Router answers at most 500 rows a call and sorts the queue its own way (the longest overdue, the soonest lapsing,
-# or the oldest first); a column's sort is web's, over this many rows of that order.
+# or the oldest first), page after page by its `Link` header; a column's sort is web's, over this many rows of that
+# order, paged here.
 SORTED_WINDOW = 500
-# Router takes offsets up to 100 000.
-LAST_PAGE = 100_000 // PAGE_SIZE
+LAST_PAGE = SORTED_WINDOW // PAGE_SIZE
+# The number a page of router's order shows; router's cursor, not this, says where it starts.
+MAX_PAGE = 100_000
 # `redo`: appeals redone as often as the office supervises (config/assessment.yaml, redo.supervise_after).
 TABS = ("overdue", "at_risk", "extension_pending", "sent_back", "transfer_requested", "redo", "all")
 SORTS = ("queue", "due", "submitted", "lead")
@@ -81,6 +84,9 @@ class QueueQuery:
     sort: str = "queue"
     order: str = "asc"
     page: int = 1
+    # In router's own order, where the page starts and where those before it did (services/web/cursors.py).
+    after: str = ""
+    trail: str = ""
 
     def filters(self) -> dict[str, str]:
         """Router's filters of the city queue."""
@@ -88,7 +94,9 @@ class QueueQuery:
         return {k: v for k, v in chosen.items() if v}
 
     def query(self, **changes: Any) -> str:
-        """This query (with `changes`) as the page's query string, defaults left out."""
+        """This query (with `changes`) as the page's query string, defaults left out; the first page has no cursor."""
+        if changes.get("page") == 1:
+            changes = {**changes, "after": "", "trail": ""}
         chosen = asdict(replace(self, **changes))
         defaults = asdict(QueueQuery())
         return urlencode({k: v for k, v in chosen.items() if v != defaults[k]})
@@ -103,7 +111,7 @@ def query_of(params: dict[str, str], runtime: WebRuntime) -> QueueQuery:
     """The page's query from its parameters; anything the city does not know is left out, not refused."""
     city = runtime.city
     try:
-        page = min(max(int(params.get("page", "1")), 1), LAST_PAGE)
+        page = min(max(int(params.get("page", "1")), 1), MAX_PAGE)
     except ValueError:
         page = 1
     department = params.get("department", "")
@@ -112,6 +120,13 @@ def query_of(params: dict[str, str], runtime: WebRuntime) -> QueueQuery:
     level = params.get("urge_level", "")
     urge_level = int(level) if level.isdigit() and int(level) in urge_levels(runtime) else 0
     state = params.get("state", "") if params.get("state") in TABS else TABS[0]
+    sort = params.get("sort", "") if params.get("sort") in SORTS else "queue"
+    # Router's order pages at router, from the cursor the page starts at: a later page without one is the first.
+    after = cursor_of(params.get("after")) if sort == "queue" else ""
+    if sort == "queue" and not after:
+        page = 1
+    elif sort != "queue":
+        page = min(page, LAST_PAGE)
     return QueueQuery(
         # Router filters the overdue appeals by their urging level, no others.
         state="overdue" if urge_level else state,
@@ -119,9 +134,11 @@ def query_of(params: dict[str, str], runtime: WebRuntime) -> QueueQuery:
         district=district if district and not city.unknown_district(district) else "",
         category=category if category in {c.code.value for c in runtime.catalogue.categories} else "",
         urge_level=urge_level,
-        sort=params.get("sort", "") if params.get("sort") in SORTS else "queue",
+        sort=sort,
         order="desc" if params.get("order") == "desc" else "asc",
         page=page,
+        after=after,
+        trail=trail_of(params.get("trail")) if after else "",
     )
 
 
@@ -201,14 +218,13 @@ async def _office_page(
     now = datetime.now(UTC)
     names = {d.code: (d.name_zh or d.name) if lang == "zh" else d.name for d in runtime.city.departments}
     if query.sort == "queue":
-        offset = (query.page - 1) * PAGE_SIZE
         response = await runtime.upstream.city_queue(
-            clerk.key, state, query.filters(), limit=PAGE_SIZE + 1, offset=offset, urge_level=query.urge_level
+            clerk.key, state, query.filters(), limit=PAGE_SIZE, cursor=query.after or None, urge_level=query.urge_level
         )
         start = 0
     else:
         response = await runtime.upstream.city_queue(
-            clerk.key, state, query.filters(), limit=SORTED_WINDOW, offset=0, urge_level=query.urge_level
+            clerk.key, state, query.filters(), limit=SORTED_WINDOW, urge_level=query.urge_level
         )
         start = (query.page - 1) * PAGE_SIZE
     if response.status_code == 401:
@@ -220,6 +236,13 @@ async def _office_page(
     viewed = [view(r, now, office) for r in answered]
     rows = sort_rows(viewed, query.sort, query.order == "desc", lambda c: names.get(c, c))
     shown = rows[start : start + PAGE_SIZE]
+    if query.sort == "queue":
+        following = next_cursor(response)
+        next_url = query.url(**forward(query.page, query.after, query.trail, following)) if following else None
+        prev_url = query.url(**backward(query.page, query.trail))
+    else:
+        next_url = query.url(page=query.page + 1) if len(rows) > start + PAGE_SIZE else None
+        prev_url = query.url(page=query.page - 1)
     shown_ids = {r["appeal_id"] for r in shown}
     errors: dict[str, str] = extra.pop("errors", {})
     page = render(
@@ -231,8 +254,10 @@ async def _office_page(
         query=query,
         rows=shown,
         tabs=TABS,
-        has_next=len(rows) > start + PAGE_SIZE,
-        capped=query.sort != "queue" and len(answered) >= SORTED_WINDOW,
+        has_next=next_url is not None,
+        next_url=next_url,
+        prev_url=prev_url,
+        capped=query.sort != "queue" and next_cursor(response) is not None,
         sorted_within=SORTED_WINDOW,
         headers=_sort_headers(query),
         departments=sorted(names.items(), key=lambda item: item[1]),

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from services.web import visits
 from services.web.answers import APPEAL_ID, refusal, see_other
+from services.web.cursors import backward, cursor_of, forward, next_cursor, trail_of
 from services.web.i18n import t
 from services.web.office import office_clerk
 from services.web.pages import csrf_ok, keep_session, lang_of, problem_page, render
@@ -23,8 +24,8 @@ from services.web.workbench import signed_out
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
-# Router takes offsets up to 100 000.
-LAST_PAGE = 100_000 // PAGE_SIZE
+# The number a page shows; router's cursor, not this, says where it starts (services/web/cursors.py).
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,27 @@ class VisitQuery:
 
     state: str = visits.TABS[0]
     page: int = 1
+    # Where the page starts in router's list, and where those before it did.
+    after: str = ""
+    trail: str = ""
 
     @classmethod
     def of(cls, params: dict[str, str]) -> "VisitQuery":
-        """The query from the page's parameters; anything else is the first tab's first page."""
+        """The query from the page's parameters; anything else is the first tab's first page (a later page without
+        its cursor too)."""
         page = params.get("page", "1")
+        after = cursor_of(params.get("after"))
         return cls(
             state=params["state"] if params.get("state") in visits.TABS else visits.TABS[0],
-            page=min(max(int(page), 1), LAST_PAGE) if page.isdigit() else 1,
+            page=min(max(int(page), 1), MAX_PAGE) if page.isdigit() and after else 1,
+            after=after,
+            trail=trail_of(params.get("trail")) if after else "",
         )
 
     def query(self, **changes: Any) -> str:
-        """This query (with `changes`) as a query string, defaults left out."""
+        """This query (with `changes`) as a query string, defaults left out; the first page has no cursor."""
+        if changes.get("page") == 1:
+            changes = {**changes, "after": "", "trail": ""}
         chosen = replace(self, **changes)
         return urlencode({k: v for k, v in vars(chosen).items() if v != getattr(VisitQuery(), k)})
 
@@ -58,8 +68,7 @@ async def _visits_page(
     request: Request, runtime: WebRuntime, clerk: Clerk, query: VisitQuery, status_code: int = 200, **extra: Any
 ) -> Response:
     lang = lang_of(request)
-    offset = (query.page - 1) * PAGE_SIZE
-    response = await runtime.upstream.return_visits(clerk.key, query.state, limit=PAGE_SIZE + 1, offset=offset)
+    response = await runtime.upstream.return_visits(clerk.key, query.state, limit=PAGE_SIZE, cursor=query.after or None)
     if response.status_code == 401:
         return signed_out(request, runtime)
     if response.status_code != 200:
@@ -68,6 +77,7 @@ async def _visits_page(
     rules = runtime.assessment.return_visits
     rows = [visits.task(r, now, rules.attempts) for r in response.json()]
     shown = rows[:PAGE_SIZE]
+    following = next_cursor(response)
     shown_ids = {r["appeal_id"] for r in shown}
     errors: dict[str, dict[str, str]] = extra.pop("errors", {})
     page = render(
@@ -79,7 +89,9 @@ async def _visits_page(
         query=query,
         rows=shown,
         tabs=visits.TABS,
-        has_next=len(rows) > PAGE_SIZE,
+        has_next=following is not None,
+        next_url=query.url(**forward(query.page, query.after, query.trail, following)) if following else None,
+        prev_url=query.url(**backward(query.page, query.trail)),
         rules=rules,
         scores=visits.SCORES,
         outcomes=visits.OUTCOMES,

@@ -151,12 +151,15 @@ class Upstream:
         filters: dict[str, str],
         *,
         limit: int,
-        offset: int,
+        cursor: str | None = None,
         urge_level: int | None = None,
     ) -> httpx.Response:
-        """Open appeals across the city in a queue `state` (overdue, at risk, extension pending, sent back, transfer
-        requested), or all of them; `urge_level`: overdue ones whose urging reached it."""
-        params: dict[str, Any] = {**filters, "limit": limit, "offset": offset}
+        """A page of the open appeals across the city in a queue `state` (overdue, at risk, extension pending, sent
+        back, transfer requested), or all of them; `urge_level`: overdue ones whose urging reached it. `cursor`: where
+        the page starts, from the `Link` header of the page before (services/web/cursors.py)."""
+        params: dict[str, Any] = {**filters, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
         if state:
             params["state"] = state
         if urge_level:
@@ -164,9 +167,12 @@ class Upstream:
         return await self._call("GET", f"{self.router_url}/v1/appeals", params=params, headers={"X-Api-Key": key})
 
     # The office's return visits (回访), on router, with its department key.
-    async def return_visits(self, key: str, state: str, *, limit: int, offset: int) -> httpx.Response:
-        """Visit tasks in `state` (to_call, open, review, visited, answered, unreached), the earliest due first."""
-        params: dict[str, Any] = {"state": state, "limit": limit, "offset": offset}
+    async def return_visits(self, key: str, state: str, *, limit: int, cursor: str | None = None) -> httpx.Response:
+        """A page of the visit tasks in `state` (to_call, open, review, visited, answered, unreached), the earliest due
+        first; `cursor` as for `city_queue`."""
+        params: dict[str, Any] = {"state": state, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
         return await self._call("GET", f"{self.router_url}/v1/return-visits", params=params, headers={"X-Api-Key": key})
 
     async def record_attempt(

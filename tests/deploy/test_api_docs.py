@@ -6,6 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from devstack.apidocs import DEFAULT_OUT, SERVICES, stale_documents
+from devstack.compat import breaks, openapi_breaks
 from libs.config import load_city
 from libs.contract import TOPICS, consumers_of, topics_of
 from libs.contract import topic as contract_topic
@@ -120,50 +121,14 @@ def test_every_event_type_is_documented_and_each_topic_with_what_the_contract_pu
             assert sent[entry.name] == set(entry.carries), entry.name
 
 
-def schema_of(doc: dict, node: dict) -> dict:
-    """A schema with its `$ref`s followed, its properties and each property's own type, recursively."""
-    node = resolve(doc, node)
-    if "anyOf" in node:
-        return {"anyOf": sorted(json.dumps(schema_of(doc, m), sort_keys=True) for m in node["anyOf"])}
-    out = {k: node[k] for k in ("type", "required", "enum", "const") if k in node}
-    if "properties" in node:
-        out["properties"] = {k: schema_of(doc, v) for k, v in node["properties"].items()}
-    if "items" in node:
-        out["items"] = schema_of(doc, node["items"])
-    return out
-
-
 def envelopes_by_type(doc: dict, action: str) -> dict[tuple[str, str], dict]:
-    """(channel address, event type) -> the schema of the envelope that carries it there."""
+    """(channel address, event type) -> the envelope that carries it there."""
     found = {}
     for address, envelopes in operations(doc, action).items():
         for envelope in envelopes:
             for event_type in event_types(envelope):
-                found[(address, event_type)] = schema_of(doc, envelope)
+                found[(address, event_type)] = envelope
     return found
-
-
-def not_wider(old: dict, new: dict, path: str, reading: bool) -> list[str]:
-    """What in `new` breaks someone who relied on `old`.
-
-    Whoever reads what we send relies on every old field still being there with its
-    type; whoever sends what we receive relies on no new field being required of them.
-    """
-    problems = []
-    if old.get("type") != new.get("type"):
-        problems.append(f"{path}: type {old.get('type')} became {new.get('type')}")
-    if "enum" in old and "enum" in new and not set(old["enum"]) <= set(new["enum"]) and reading:
-        problems.append(f"{path}: values {set(old['enum']) - set(new['enum'])} are gone")
-    for name, old_field in old.get("properties", {}).items():
-        if name not in new.get("properties", {}):
-            problems.append(f"{path}.{name} is gone")
-        else:
-            problems += not_wider(old_field, new["properties"][name], f"{path}.{name}", reading)
-    if not reading:
-        added = set(new.get("required", [])) - set(old.get("required", []))
-        if added:
-            problems.append(f"{path}: {sorted(added)} are required now")
-    return problems
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -174,23 +139,49 @@ def test_the_kafka_documents_only_add_to_what_was_released(service):
     """
     released, current = load(f"{service}.asyncapi.json", RELEASED), load(f"{service}.asyncapi.json")
     problems = []
-    for action, reading in (("send", True), ("receive", False)):
+    for action in ("send", "receive"):
         before, now = envelopes_by_type(released, action), envelopes_by_type(current, action)
         for key, old in before.items():
+            where = f"{action} {key[1]} on {key[0]}"
             if key not in now:
-                problems.append(f"{action} {key[1]} on {key[0]} is gone")
+                problems.append(f"{where} is gone")
             else:
-                problems += not_wider(old, now[key], f"{action} {key[1]} on {key[0]}", reading)
+                problems += breaks(released, old, current, now[key], where, receiving=action == "receive")
     assert problems == []
+
+
+# What the released documents left unsaid and the services refused all along (a 400 or 422 answered these values
+# before the documents said so): no client could rely on them being taken.
+_FORMATS = ("discovery", "requests", "requests/{request_id}", "services", "services/{code}")
+DOCUMENTED_NOW = {
+    "intake": (
+        *(f"{m} /open311/v2/{p}.{{fmt}} path fmt: takes only 'json' now" for p in _FORMATS for m in ("GET", "POST")),
+        "POST /open311/v2/requests.{fmt} requires a body now",
+        "POST /v1/appeals body.enterprise.district: takes only",
+    ),
+    "router": ("POST /v1/appeals/{appeal_id}/actions body.target_department: takes only",),
+}
+# Breaks made on purpose since the release, each with its reason; the next release of the documents clears them.
+ACCEPTED = {
+    # PIPL: a contact is erased when its retention ends or at an admin's request (docs/privacy.md), and an erased
+    # contact cannot be sent.
+    "router": tuple(
+        f"{label} 200 application/json{each}{what}"
+        for label, each in (
+            ("GET /v1/appeals/{appeal_id}", ""),
+            ("POST /v1/appeals/{appeal_id}/actions", ""),
+            ("GET /v1/departments/{code}/appeals", "[]"),
+        )
+        for what in (": contact may be missing now", ".contact: may now be null")
+    ),
+}
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_http_documents_only_add_to_what_was_released(service):
+    """Integrators build on the released OpenAPI documents: no operation gone, nothing they send refused that was
+    taken (a parameter or field gone, an enum narrowed, a type gone from an `anyOf`, something required now), and
+    nothing they read changed under them (devstack/compat.py)."""
     released, current = load(f"{service}.openapi.json", RELEASED), load(f"{service}.openapi.json")
-    gone = [
-        f"{method.upper()} {path}"
-        for path, methods in released["paths"].items()
-        for method in methods
-        if method not in current["paths"].get(path, {})
-    ]
-    assert gone == []
+    known = (*DOCUMENTED_NOW.get(service, ()), *ACCEPTED.get(service, ()))
+    assert [p for p in openapi_breaks(released, current) if not p.startswith(known)] == []

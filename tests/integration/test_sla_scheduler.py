@@ -129,9 +129,15 @@ async def test_a_batch_of_lifecycle_events_writes_each_appeal_once_with_its_cloc
             [(True, "sla.started.v1")] * 3 + [(True, "sla.met.v1")] * 2 + [(False, "sla.started.v1")] * 3
         )
 
-        at_risk = await service.at_risk(db, None, at + timedelta(days=30), 10)
+        at_risk, more = await service.at_risk(db, None, at + timedelta(days=30), limit=10)
         assert [c["due_at"] for c in at_risk] == sorted(c["due_at"] for c in at_risk) and len(at_risk) == 4
-        assert len(await service.at_risk(db, None, at + timedelta(days=30), 2)) == 2
+        assert not more
+        first, more = await service.at_risk(db, None, at + timedelta(days=30), limit=2)
+        assert len(first) == 2 and more
+        rest, more = await service.at_risk(
+            db, None, at + timedelta(days=30), limit=2, after=service.clock_key(first[-1])
+        )
+        assert first + rest == at_risk and not more, "the second page starts after the first's last clock"
 
         # Redelivered, the batch changes nothing: the documents remember the sequence applied.
         await service.apply_lifecycle(db, broker, book, batch, at)

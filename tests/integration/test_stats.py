@@ -720,14 +720,21 @@ async def test_two_cohandlers_contributions_one_met_one_breached_count_against_e
         await mongo.close()
 
 
-async def test_stats_refuses_periods_it_cannot_count(stats):
+async def test_stats_refuses_periods_it_cannot_count_and_says_which_period_it_counted(stats):
     client, _, headers = stats
     bad = await client.get("/v1/stats/summary", params={"from": "2021-05-05T10:30:00+00:00"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "from"
+    before = await client.get("/v1/stats/summary", params={"from": "1999-12-31"}, headers=headers)
+    assert before.status_code == 422 and before.json()["errors"][0]["field"] == "from"
+    # What the document's pattern takes is counted: a backwards period is the empty one, a long one its last 400 days.
     backwards = await client.get(
         "/v1/stats/departments", params={"from": "2021-05-06", "to": "2021-05-05"}, headers=headers
     )
-    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to"
+    assert backwards.status_code == 200 and backwards.json()["from"] == backwards.json()["to"]
+    assert backwards.json()["from"].startswith("2021-05-06T00:00:00")
+    long = await client.get("/v1/stats/summary", params={"from": "2020-01-01", "to": "2026-01-01"}, headers=headers)
+    assert long.status_code == 200, long.text
+    assert (long.json()["from"][:10], long.json()["to"][:10]) == ("2024-11-27", "2026-01-01")
     assert (await client.get("/v1/stats/summary", params={"group_by": "colour"}, headers=headers)).status_code == 422
     assert (await client.get("/v1/stats/summary")).status_code == 401
 

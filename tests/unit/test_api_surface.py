@@ -104,3 +104,30 @@ async def test_a_client_tells_the_kinds_of_problem_apart_by_their_type(demo_keys
         body = answer.json()
         assert (body["type"], body["status"]) == (f"urn:appeals:problem:{kind}", PROBLEM_KINDS[kind].status), kind
     assert {e["field"] for e in answers["invalid-fields"].json()["errors"]} >= {"category"}
+
+
+async def test_a_405_names_every_method_the_path_takes_in_allow(demo_keys):
+    """Starlette's own 405 named the methods of the first route whose path matched (`Allow: POST` on Open311's
+    requests, served by a GET and a POST route)."""
+    _, keys_file = demo_keys
+    app = build_app("intake")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://intake") as client:
+        answer = await client.request("OPTIONS", "/open311/v2/requests.json")
+    assert answer.status_code == 405 and answer.headers["content-type"] == "application/problem+json"
+    assert set(answer.headers["allow"].split(", ")) >= {"GET", "POST"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_declares_the_answers_of_the_shared_plumbing(service):
+    """A body that is not UTF-8 is a 400 and one over the limit a 413, before any field is read; a 422 is a problem,
+    never the validation error body FastAPI declares by default."""
+    document = build_app(service).openapi()
+    undeclared = [
+        f"{method} {path} {status}"
+        for method, path, op in operations(document)
+        if "requestBody" in op
+        for status in ("400", "413")
+        if status not in op["responses"]
+    ]
+    assert not undeclared
+    assert "HTTPValidationError" not in str(document["paths"])

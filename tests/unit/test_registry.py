@@ -74,6 +74,14 @@ def test_a_file_that_cannot_be_read_imports_nothing_and_says_why():
         registry.read_list(csv_file(f"{code(1)}", header="uscc"), CITY, REGISTRY)
     with pytest.raises(registry.UnreadableFile, match="empty"):
         registry.read_list(b"", CITY, REGISTRY)
+    with pytest.raises(registry.UnreadableFile, match="field larger than field limit"):
+        registry.read_list(csv_file(f"{code(1)},{'x' * 200_000},,,,"), CITY, REGISTRY)
+
+
+def test_a_lone_carriage_return_ends_a_line_as_a_newline_does():
+    """Found by schemathesis: the csv module refused a CR inside an unquoted field, a 500."""
+    rows, refused = registry.read_list(csv_file(f"{code(1)},One,,,,\r{code(2)},Two,,,,"), CITY, REGISTRY)
+    assert [r.uscc for r in rows] == [code(1), code(2)] and refused == []
 
 
 def test_an_import_is_the_list_as_of_its_day_and_importing_it_again_changes_nothing():

@@ -85,7 +85,7 @@ def test_the_lead_asks_and_the_appeal_records_a_pending_request_against_the_curr
         ({"until": None}, 422, "until"),
         ({"reason": None}, 422, "reason"),
         ({"until": datetime(2026, 3, 5, 10, 0)}, 422, "time zone"),
-        ({"until": DUE}, 422, "after the current due time"),
+        ({"until": DUE}, 409, "after the current due time"),
     ],
     ids=["no until", "no reason", "naive until", "until not later"],
 )

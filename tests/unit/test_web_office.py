@@ -133,10 +133,17 @@ def test_the_pages_query_keeps_only_what_the_city_knows_and_its_links_leave_defa
     query = query_of({**params, "sort": "lead", "order": "desc"}, runtime)
     assert query == QueueQuery(state="overdue", district="nanshan", category="labour", sort="lead", order="desc")
     assert query.filters() == {"district": "nanshan", "category": "labour"}
-    assert query_of({"page": "x"}, runtime).page == 1 and query_of({"page": "99999999"}, runtime).page == 4000
+    assert (
+        query_of({"page": "x"}, runtime).page == 1 and query_of({"page": "99999999", "sort": "due"}, runtime).page == 20
+    )
+    assert query_of({"page": "3"}, runtime).page == 1, "in router's order a later page needs its cursor"
+    later = query_of({"page": "3", "after": "QUJD", "trail": "WFla.<b>.Wlpa"}, runtime)
+    assert (later.page, later.after, later.trail) == (3, "QUJD", "WFla"), "what is not a cursor ends the trail"
+    assert query_of({"page": "3", "after": "<b>"}, runtime).after == ""
     assert QueueQuery().url() == "/workbench/office"
-    url = QueueQuery(state="extension_pending").url({"done": "approve_extension"}, page=2)
-    assert url == "/workbench/office?state=extension_pending&page=2&done=approve_extension"
+    url = QueueQuery(state="extension_pending", after="QUJD").url({"done": "approve_extension"}, page=2)
+    assert url == "/workbench/office?state=extension_pending&page=2&after=QUJD&done=approve_extension"
+    assert QueueQuery(state="overdue", page=4, after="QUJD", trail="WFla").url(page=1) == "/workbench/office"
 
 
 # The office's page.
@@ -166,7 +173,7 @@ async def test_a_tab_and_its_filters_ask_router_and_the_row_shows_the_pending_ex
         )
     assert page.status_code == 200
     assert fake.queue_params == [
-        {"state": "extension_pending", "district": "nanshan", "category": "labour", "limit": "26", "offset": "0"}
+        {"state": "extension_pending", "district": "nanshan", "category": "labour", "limit": "25"}
     ]
     assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt; 员工返岗" in page.text
     assert re.search(r'id="tab-extension_pending" aria-current="page">延期待审批<', page.text)
@@ -255,14 +262,34 @@ async def test_a_columns_sort_pages_through_routers_window_and_says_its_order():
         first = await client.get("/workbench/office", params={"state": "all", "sort": "due"})
         second = await client.get("/workbench/office", params={"state": "all", "sort": "due", "page": "2"})
         queue_page = await client.get("/workbench/office", params={"state": "all", "page": "2"})
-    assert fake.queue_params[0] == {"limit": "500", "offset": "0"}, "state=all asks for every open appeal"
+    assert fake.queue_params[0] == {"limit": "500"}, "state=all asks for every open appeal"
     first_rows = re.findall(r'<tr [^>]*data-appeal="([0-9A-Z]+)"', first.text)
     assert len(first_rows) == 25 and first_rows[0] == rows[-1]["appeal_id"], "the soonest due first"
     assert 'aria-sort="ascending"><a href="/workbench/office?state=all&amp;sort=due&amp;order=desc"' in first.text
     assert 'id="page-next"' in first.text and 'id="page-prev"' not in first.text
     assert len(re.findall(r"<tr [^>]*data-appeal=", second.text)) == 5 and 'id="page-next"' not in second.text
-    assert fake.queue_params[2] == {"limit": "26", "offset": "25"}, "router's own order pages at router"
-    assert len(re.findall(r"<tr [^>]*data-appeal=", queue_page.text)) == 5
+    assert fake.queue_params[2] == {"limit": "25"}, "a later page of router's order without its cursor is the first"
+    assert len(re.findall(r"<tr [^>]*data-appeal=", queue_page.text)) == 25
+
+
+async def test_routers_order_pages_by_its_link_header_forward_and_back():
+    rows = [queue_row(n) for n in range(1, 61)]
+    fake = FakeRouter(rows)
+    async with workbench(fake, OFFICE) as client:
+        pages, url = [], "/workbench/office?state=all"
+        while url:
+            page = await client.get(url)
+            pages.append(page)
+            found = re.search(r'<a href="([^"]+)" rel="next" id="page-next">', page.text)
+            url = found.group(1).replace("&amp;", "&") if found else None
+        back = re.search(r'<a href="([^"]+)" rel="prev" id="page-prev">', pages[-1].text).group(1).replace("&amp;", "&")
+        again = await client.get(back)
+    shown = [re.findall(r'<tr [^>]*data-appeal="([0-9A-Z]+)"', p.text) for p in pages]
+    assert [len(s) for s in shown] == [25, 25, 10]
+    assert [a for s in shown for a in s] == [r["appeal_id"] for r in rows], "every row once, in router's order"
+    assert [q.get("cursor") for q in fake.queue_params[:3]] == [None, "25", "50"], "each cursor from router's Link"
+    assert re.findall(r'<tr [^>]*data-appeal="([0-9A-Z]+)"', again.text) == shown[1]
+    assert '<span aria-current="page">第 3 页</span>' in pages[-1].text
 
 
 # The lead's request on the appeal's page.

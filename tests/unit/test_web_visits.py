@@ -34,6 +34,7 @@ from tests.factories import (
     section,
     workbench,
 )
+from tests.helpers import fake_page
 
 OTHER_ID = "01JB8X4R5ZJ6Q8V2Y7K9M3N999"
 TAX = "tax"
@@ -170,8 +171,7 @@ class Fakes:
             if key != KEYS[OFFICE]:
                 return httpx.Response(403, json={"detail": "return visits are the coordinating office's"})
             self.visit_params.append(params)
-            offset, limit = int(params["offset"]), int(params["limit"])
-            return httpx.Response(200, json=self.tasks[offset : offset + limit])
+            return fake_page(request, self.tasks)
         if path.startswith("/v1/return-visits/") and path.endswith("/attempts"):
             self.attempts.append((json.loads(request.content), key, request.headers.get("idempotency-key")))
             if self.refuse:
@@ -331,10 +331,13 @@ def test_the_visits_texts_share_no_key_with_the_other_tables_and_name_every_tab_
 
 def test_the_visits_query_keeps_only_known_tabs_and_leaves_defaults_out_of_its_links():
     assert VisitQuery.of({"state": "nope", "page": "-2"}) == VisitQuery()
-    assert VisitQuery.of({"state": "review", "page": "3"}) == VisitQuery("review", 3)
-    assert VisitQuery.of({"page": "99999999"}).page == 4000
+    assert VisitQuery.of({"state": "review", "page": "3", "after": "QUJD"}) == VisitQuery("review", 3, "QUJD")
+    assert VisitQuery.of({"state": "review", "page": "3"}) == VisitQuery("review"), "a later page needs its cursor"
+    assert VisitQuery.of({"page": "99999999", "after": "QUJD"}).page == 100_000
     assert VisitQuery().url() == "/workbench/office/visits"
-    assert VisitQuery("open").url({"done": "redo"}, page=2) == "/workbench/office/visits?state=open&page=2&done=redo"
+    url = VisitQuery("open", after="QUJD").url({"done": "redo"}, page=2)
+    assert url == "/workbench/office/visits?state=open&page=2&after=QUJD&done=redo"
+    assert VisitQuery("open", 5, "QUJD", "WFla").url(page=1) == "/workbench/office/visits?state=open"
 
 
 # The office's page of visit tasks.
@@ -361,7 +364,7 @@ async def test_the_tasks_to_call_show_the_resolution_beside_the_contact_and_a_fo
     async with workbench(fakes, OFFICE, name="陈伟") as client:
         page = await client.get("/workbench/office/visits")
     assert page.status_code == 200
-    assert fakes.visit_params == [{"state": "to_call", "limit": "26", "offset": "0"}]
+    assert fakes.visit_params == [{"state": "to_call", "limit": "25"}]
     assert re.search(r'id="visit-tab-to_call" aria-current="page">待电话回访<', page.text)
     assert "&lt;b&gt;员工&lt;/b&gt;返岗" in page.text and "<b>员工" not in page.text
     row = row_of(page)
