@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from devstack import servers
 from libs.settings import PROJECT_ROOT
-from tests.helpers import appeal_body, fresh_stack
+from tests.helpers import appeal_body, eventually, fresh_stack
 
 DASHBOARDS = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
 pytestmark = pytest.mark.timeout(600)
@@ -67,7 +67,15 @@ def prometheus(stack, tmp_path_factory):
     )
     port = servers.free_port()
     proc = servers.start_prometheus(port, work / "prometheus.yml", work / "data", work / "prometheus.log")
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # Every service scraped, stats' counters at 0 included, before any traffic: a counter Prometheus first sees at 1
+    # has no increase(), and a slow start (a loaded machine) left the send-back rate without the assignments it
+    # divides by.
+    eventually(
+        lambda: len(query(url, "up == 1")) == 6 and query(url, "appeals_assigned_total"),
+        "Prometheus's first scrape of every service",
+    )
+    yield url
     servers.stop(proc)
 
 

@@ -67,6 +67,13 @@ def at_router(stack, appeal_id: str) -> dict:
     return r.json()
 
 
+def lead_of(stack, appeal_id: str) -> str | None:
+    """The appeal's lead once router has routed it; None before (404 until router has stored it)."""
+    r = httpx.get(stack.url("router") + f"/v1/appeals/{appeal_id}", headers=key(stack, "operator"), timeout=30)
+    assert r.status_code in (200, 404), r.text
+    return r.json().get("lead") if r.status_code == 200 else None
+
+
 def resolved_appeal(stack, category: str) -> tuple[str, str]:
     """An appeal of `category` in Nanshan, accepted and resolved by its lead: (appeal id, status token)."""
     r = httpx.post(
@@ -77,7 +84,7 @@ def resolved_appeal(stack, category: str) -> tuple[str, str]:
     )
     assert r.status_code == 202, r.text
     appeal_id, token = r.json()["appeal_id"], r.json()["status_token"]
-    lead = eventually(lambda: at_router(stack, appeal_id).get("lead"), "routing")
+    lead = eventually(lambda: lead_of(stack, appeal_id), "routing")
     for body in ({"action": "accept"}, {"action": "resolve", "resolution": "Repayment deferred by six months."}):
         r = httpx.post(
             stack.url("router") + f"/v1/appeals/{appeal_id}/actions",
