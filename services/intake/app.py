@@ -8,7 +8,7 @@ from libs import openapi
 from libs.app import create_service_app
 from libs.config import load_catalogue, load_city, load_registry_config
 from libs.mongo import GroupedInserts
-from services.intake import contacts, handlers, open311, scheduled, service, views
+from services.intake import contacts, handlers, open311, open311_translation, scheduled, service, views
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 
@@ -39,7 +39,7 @@ def create_app(settings: IntakeSettings | None = None, **runtime_options: Any) -
         routers=[views.router, contacts.router, open311.router],
         on_startup=_startup,
     )
-    app.add_exception_handler(open311.Open311Error, open311.on_open311_error)
+    app.add_exception_handler(open311_translation.Open311Error, open311.on_open311_error)
     registry = runtime.registry_config
     openapi.edit(
         app,

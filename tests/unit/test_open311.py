@@ -1,4 +1,4 @@
-"""The Open311 translation rules (services/intake/open311.py) and the company's deadlines, as plain functions."""
+"""The Open311 translation (services/intake/open311_translation.py) and the company's deadlines, as plain functions."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from libs.config import ConfigError, load_catalogue, load_city
 from libs.deadlines import deadlines
 from libs.kinds import Category
-from services.intake import open311
+from services.intake import open311_translation as translation
 from tests.helpers import open311_form
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -31,7 +31,7 @@ def form(**overrides: str) -> list[tuple[str, str]]:
 
 
 def test_every_category_is_a_service_with_its_group_and_keywords(catalogue):
-    services = open311.service_list(catalogue)
+    services = translation.service_list(catalogue)
     assert {s["service_code"] for s in services} == {c.value for c in Category}
     financing = next(s for s in services if s["service_code"] == "financing")
     assert financing["group"] == "Money and tax" and "loan" in financing["keywords"]
@@ -46,7 +46,7 @@ def test_a_missing_category_in_the_catalogue_stops_the_service(tmp_path):
 
 
 def test_the_service_definition_carries_the_enterprise_fields(catalogue, city):
-    definition = open311.service_definition(catalogue.entry("tax"), city)
+    definition = translation.service_definition(catalogue.entry("tax"), city)
     attributes = {a["code"]: a for a in definition["attributes"]}
     assert [a["order"] for a in definition["attributes"]] == list(range(1, len(attributes) + 1))
     assert {code for code, a in attributes.items() if a["required"]} == {
@@ -61,7 +61,7 @@ def test_the_service_definition_carries_the_enterprise_fields(catalogue, city):
 
 
 def test_a_form_post_becomes_an_appeal():
-    appeal = open311.appeal_from_form(
+    appeal = translation.appeal_from_form(
         form(
             **{
                 "attribute[flags][]": "key_enterprise",
@@ -78,18 +78,18 @@ def test_a_form_post_becomes_an_appeal():
 
 
 def test_the_same_post_gets_the_same_idempotency_key_and_a_channel_ref_wins():
-    first = open311.appeal_from_form(form(), "financing").channel_ref
-    assert open311.appeal_from_form(form(api_key="another"), "financing").channel_ref == first
-    assert open311.appeal_from_form(form(description="Something else."), "financing").channel_ref != first
+    first = translation.appeal_from_form(form(), "financing").channel_ref
+    assert translation.appeal_from_form(form(api_key="another"), "financing").channel_ref == first
+    assert translation.appeal_from_form(form(description="Something else."), "financing").channel_ref != first
     assert (
-        open311.appeal_from_form(form(**{"attribute[channel_ref]": "hotline-0042"}), "financing").channel_ref
+        translation.appeal_from_form(form(**{"attribute[channel_ref]": "hotline-0042"}), "financing").channel_ref
         == "hotline-0042"
     )
 
 
 def test_bad_fields_are_named_the_way_a_311_client_sent_them():
-    with pytest.raises(open311.Open311Error) as caught:
-        open311.appeal_from_form(
+    with pytest.raises(translation.Open311Error) as caught:
+        translation.appeal_from_form(
             form(**{"attribute[uscc]": "91440300MA5FXT4K8X", "phone": None, "attribute[employees]": "many"}),
             "financing",
         )
@@ -97,13 +97,13 @@ def test_bad_fields_are_named_the_way_a_311_client_sent_them():
     text = caught.value.description
     assert "attribute[uscc]: " in text and "check character" in text
     assert "phone: is required" in text and "attribute[employees]" in text
-    with pytest.raises(open311.Open311Error, match="attribute\\[flags\\]: unknown values vip"):
-        open311.appeal_from_form(form(**{"attribute[flags]": "vip"}), "financing")
+    with pytest.raises(translation.Open311Error, match="attribute\\[flags\\]: unknown values vip"):
+        translation.appeal_from_form(form(**{"attribute[flags]": "vip"}), "financing")
 
 
 def test_resolved_and_closed_appeals_are_closed_for_open311():
-    assert [open311.status_of(s) for s in ("routed", "info_requested", "reopened")] == ["open"] * 3
-    assert [open311.status_of(s) for s in ("resolved", "confirmed", "closed", "rejected")] == ["closed"] * 4
+    assert [translation.status_of(s) for s in ("routed", "info_requested", "reopened")] == ["open"] * 3
+    assert [translation.status_of(s) for s in ("resolved", "confirmed", "closed", "rejected")] == ["closed"] * 4
 
 
 def test_without_the_channels_key_a_request_shows_no_company_data(city, catalogue):
@@ -120,19 +120,19 @@ def test_without_the_channels_key_a_request_shows_no_company_data(city, catalogu
         "updated_at": datetime(2026, 3, 4, 9),
         "clocks": {"c1": {"clock": "resolution", "state": "running", "due_at": due, "at": due}},
     }
-    public = open311.request_view(record, city, catalogue, full=False)
+    public = translation.request_view(record, city, catalogue, full=False)
     assert public["description"] is None and "Deferred" not in public["status_notes"]
     assert public["status"] == "closed" and public["agency_responsible"] == city.department("nanshan-finance").name
     assert public["requested_datetime"] == "2026-03-03T09:00:00+00:00"
     assert public["expected_datetime"] == "2026-03-06T09:00:00+00:00"
-    full = open311.request_view(record, city, catalogue, full=True)
+    full = translation.request_view(record, city, catalogue, full=True)
     assert full["description"] == "Loan due for Lanhai" and "Deferred 6 months" in full["status_notes"]
 
 
 def test_w3c_dates_are_parsed_or_refused_by_name():
-    assert open311.parse_w3c("2026-03-03T00:00:00Z", "start_date") == datetime(2026, 3, 3, tzinfo=UTC)
-    with pytest.raises(open311.Open311Error, match="end_date: '03/03/2026' is not a W3C datetime"):
-        open311.parse_w3c("03/03/2026", "end_date")
+    assert translation.parse_w3c("2026-03-03T00:00:00Z", "start_date") == datetime(2026, 3, 3, tzinfo=UTC)
+    with pytest.raises(translation.Open311Error, match="end_date: '03/03/2026' is not a W3C datetime"):
+        translation.parse_w3c("03/03/2026", "end_date")
 
 
 def test_deadlines_show_time_left_pauses_and_overdue_work():
